@@ -1,1 +1,29 @@
-//! placeholder
+//! The QEMU driver of a NovaCron node agent: QMP client, command line, process supervision that survives agent
+//! restarts, accelerator choice, disk images through qemu-img, the built-in tiny guest and cloud-init seeds.
+//!
+//! QEMU 7.2 (Debian 12) is the minimum version.
+
+// Tests may unwrap; product code may not (workspace lint).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod accel;
+pub mod cmdline;
+pub mod console;
+pub mod cpio;
+mod error;
+pub mod img;
+pub mod process;
+pub mod qmp;
+pub mod spec;
+pub mod tiny;
+
+pub use accel::{Accel, AccelChoice, resolve_accel};
+pub use cmdline::build_command_line;
+pub use error::QemuError;
+pub use img::{
+    DiskFormat, ImageInfo, create_blank, create_overlay, inspect, inspect_as, inspect_for_import,
+};
+pub use process::{ExitInfo, RunningVm, adopt, launch};
+pub use qmp::{LatencyObserver, Qmp, QmpEvent, RunStatus, set_latency_observer};
+pub use spec::{Boot, DiskSpec, NicSpec, PortForward, RunDir, VmSpec};
+pub use tiny::{GUEST_READY_MARKER, GuestFile, TinyImage, TinyOptions, build_tiny};

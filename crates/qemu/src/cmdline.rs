@@ -1,0 +1,326 @@
+//! Derives the QEMU command line from a [`VmSpec`]; pure, so every choice here is unit-tested.
+
+use std::path::Path;
+
+use crate::{Accel, Boot, DiskFormat, NicSpec, RunDir, VmSpec};
+
+/// Escapes a value for QEMU's `key=value,key=value` option syntax (a comma is written twice).
+pub fn escape_opt(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
+fn path_opt(path: &Path) -> String {
+    escape_opt(&path.to_string_lossy())
+}
+
+/// The arguments after the QEMU binary for `spec`, with all runtime files in `run_dir`.
+///
+/// Fixed choices, and why:
+/// - `-nodefaults -no-user-config -display none`: no surprise devices or host config; no display (serial console only).
+/// - QMP on a unix socket server (`wait=off`), serial console on a unix socket server with QEMU's own `logfile`
+///   (append): the log and the attachable console keep working without the agent.
+/// - `-action panic=shutdown` with an ISA `pvpanic` device: a guest kernel panic (with the pvpanic driver) ends QEMU
+///   with a GUEST_PANICKED event instead of hanging; reboots stay resets, so `system_reset` keeps the VM.
+/// - Disks as `-blockdev` nodes `disk{i}` (format) over `disk{i}-file` (protocol) on virtio-blk-pci: stable node
+///   names for NBD export and block mirroring during migration.
+/// - A virtio RNG fed from /dev/urandom, so guests generating keys at first boot do not stall.
+pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
+
+    push(&[
+        "-name",
+        &format!("guest={},debug-threads=on", escape_opt(&spec.name)),
+    ]);
+    push(&["-uuid", &spec.uuid]);
+    push(&["-machine", spec.machine_type()]);
+    push(&["-accel", &spec.accel.to_string()]);
+    match (&spec.cpu_model, spec.accel) {
+        (Some(model), _) => push(&["-cpu", model]),
+        (None, Accel::Kvm) => push(&["-cpu", "host"]),
+        (None, Accel::Tcg) => {}
+    }
+    push(&["-smp", &spec.cpus.to_string()]);
+    let memory = if spec.memory_bytes.is_multiple_of(1 << 20) {
+        format!("{}M", spec.memory_bytes >> 20)
+    } else {
+        format!("{}B", spec.memory_bytes)
+    };
+    push(&["-m", &memory]);
+    push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+    push(&["-msg", "timestamp=on"]);
+    push(&["-action", "reboot=reset,shutdown=poweroff,panic=shutdown"]);
+
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=qmp,path={},server=on,wait=off",
+            path_opt(&run_dir.qmp_socket())
+        ),
+    ]);
+    push(&["-mon", "chardev=qmp,mode=control"]);
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=console,path={},server=on,wait=off,logfile={},logappend=on",
+            path_opt(&run_dir.console_socket()),
+            path_opt(&run_dir.console_log())
+        ),
+    ]);
+    push(&["-serial", "chardev:console"]);
+    push(&["-pidfile", &run_dir.pidfile().to_string_lossy()]);
+
+    push(&["-device", "pvpanic"]);
+    push(&["-object", "rng-random,id=rng0,filename=/dev/urandom"]);
+    push(&["-device", "virtio-rng-pci,rng=rng0"]);
+
+    if let Boot::Kernel {
+        kernel,
+        initrd,
+        cmdline,
+    } = &spec.boot
+    {
+        push(&["-kernel", &kernel.to_string_lossy()]);
+        if let Some(initrd) = initrd {
+            push(&["-initrd", &initrd.to_string_lossy()]);
+        }
+        push(&["-append", cmdline]);
+    }
+
+    for (i, disk) in spec.disks.iter().enumerate() {
+        let read_only = if disk.read_only { "on" } else { "off" };
+        let discard = if disk.read_only { "" } else { ",discard=unmap" };
+        push(&[
+            "-blockdev",
+            &format!(
+                "driver=file,node-name=disk{i}-file,filename={},read-only={read_only}{discard}",
+                path_opt(&disk.path)
+            ),
+        ]);
+        let driver = match disk.format {
+            DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Raw => "raw",
+        };
+        push(&[
+            "-blockdev",
+            &format!(
+                "driver={driver},node-name=disk{i},file=disk{i}-file,read-only={read_only}{discard}"
+            ),
+        ]);
+        let boot = if matches!(spec.boot, Boot::Disk) {
+            format!(",bootindex={i}")
+        } else {
+            String::new()
+        };
+        push(&[
+            "-device",
+            &format!("virtio-blk-pci,drive=disk{i},id=virtio-disk{i}{boot}"),
+        ]);
+    }
+
+    if let Some(seed) = &spec.seed_iso {
+        push(&[
+            "-blockdev",
+            &format!(
+                "driver=file,node-name=seed-file,filename={},read-only=on",
+                path_opt(seed)
+            ),
+        ]);
+        push(&[
+            "-blockdev",
+            "driver=raw,node-name=seed,file=seed-file,read-only=on",
+        ]);
+        push(&["-device", "ide-cd,drive=seed,id=seed-cd"]);
+    }
+
+    for (i, nic) in spec.nics.iter().enumerate() {
+        match nic {
+            NicSpec::User { forwards } => {
+                let mut netdev = format!("user,id=net{i}");
+                for f in forwards {
+                    netdev.push_str(&format!(
+                        ",hostfwd=tcp:127.0.0.1:{}-:{}",
+                        f.host_port, f.guest_port
+                    ));
+                }
+                push(&["-netdev", &netdev]);
+                push(&[
+                    "-device",
+                    &format!("virtio-net-pci,netdev=net{i},id=nic{i}"),
+                ]);
+            }
+            NicSpec::Bridge { bridge, mac } => {
+                push(&[
+                    "-netdev",
+                    &format!("bridge,id=net{i},br={}", escape_opt(bridge)),
+                ]);
+                push(&[
+                    "-device",
+                    &format!("virtio-net-pci,netdev=net{i},id=nic{i},mac={mac}"),
+                ]);
+            }
+        }
+    }
+
+    if spec.start_paused {
+        push(&["-S"]);
+    }
+    if let Some(incoming) = &spec.incoming {
+        push(&["-incoming", incoming]);
+    }
+    args.extend(spec.extra_args.iter().cloned());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DiskSpec, PortForward};
+    use std::path::PathBuf;
+
+    fn base() -> VmSpec {
+        VmSpec {
+            name: "web,1".into(),
+            uuid: "6f0c1f1e-8a8e-4f0e-9c55-2d2b8f3f0a01".into(),
+            cpus: 2,
+            memory_bytes: 128 << 20,
+            accel: Accel::Tcg,
+            boot: Boot::Kernel {
+                kernel: "/k/vmlinuz".into(),
+                initrd: Some("/k/initrd".into()),
+                cmdline: "console=ttyS0 quiet".into(),
+            },
+            ..Default::default()
+        }
+    }
+
+    /// The value following the n-th occurrence of `flag`.
+    fn values<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn basics() {
+        let rd = RunDir::new("/run/nc/vm1");
+        let args = build_command_line(&base(), &rd);
+        assert_eq!(values(&args, "-name"), ["guest=web,,1,debug-threads=on"]);
+        assert_eq!(values(&args, "-machine"), ["q35"]);
+        assert_eq!(values(&args, "-accel"), ["tcg"]);
+        assert!(
+            values(&args, "-cpu").is_empty(),
+            "TCG keeps QEMU's default CPU"
+        );
+        assert_eq!(values(&args, "-smp"), ["2"]);
+        assert_eq!(values(&args, "-m"), ["128M"]);
+        assert!(args.contains(&"-nodefaults".to_string()));
+        assert_eq!(values(&args, "-display"), ["none"]);
+        assert_eq!(
+            values(&args, "-chardev"),
+            [
+                "socket,id=qmp,path=/run/nc/vm1/qmp.sock,server=on,wait=off",
+                "socket,id=console,path=/run/nc/vm1/console.sock,server=on,wait=off,logfile=/run/nc/vm1/console.log,logappend=on"
+            ]
+        );
+        assert_eq!(values(&args, "-mon"), ["chardev=qmp,mode=control"]);
+        assert_eq!(values(&args, "-serial"), ["chardev:console"]);
+        assert_eq!(values(&args, "-pidfile"), ["/run/nc/vm1/qemu.pid"]);
+        assert_eq!(values(&args, "-kernel"), ["/k/vmlinuz"]);
+        assert_eq!(values(&args, "-initrd"), ["/k/initrd"]);
+        assert_eq!(values(&args, "-append"), ["console=ttyS0 quiet"]);
+        assert!(!args.contains(&"-S".to_string()));
+        assert!(values(&args, "-incoming").is_empty());
+    }
+
+    #[test]
+    fn kvm_uses_host_cpu_unless_told() {
+        let rd = RunDir::new("/r");
+        let mut s = VmSpec {
+            accel: Accel::Kvm,
+            ..base()
+        };
+        assert_eq!(values(&build_command_line(&s, &rd), "-cpu"), ["host"]);
+        assert_eq!(values(&build_command_line(&s, &rd), "-accel"), ["kvm"]);
+        s.cpu_model = Some("Skylake-Server".into());
+        assert_eq!(
+            values(&build_command_line(&s, &rd), "-cpu"),
+            ["Skylake-Server"]
+        );
+    }
+
+    #[test]
+    fn disks_seed_nics_and_incoming() {
+        let rd = RunDir::new("/r");
+        let s = VmSpec {
+            boot: Boot::Disk,
+            machine: Some("pc-q35-7.2".into()),
+            disks: vec![
+                DiskSpec {
+                    path: PathBuf::from("/img/a,b.qcow2"),
+                    format: DiskFormat::Qcow2,
+                    read_only: false,
+                },
+                DiskSpec {
+                    path: PathBuf::from("/img/data.raw"),
+                    format: DiskFormat::Raw,
+                    read_only: true,
+                },
+            ],
+            seed_iso: Some("/r/seed.iso".into()),
+            nics: vec![
+                NicSpec::User {
+                    forwards: vec![
+                        PortForward {
+                            host_port: 2222,
+                            guest_port: 22,
+                        },
+                        PortForward {
+                            host_port: 8080,
+                            guest_port: 80,
+                        },
+                    ],
+                },
+                NicSpec::Bridge {
+                    bridge: "br0".into(),
+                    mac: "52:54:00:aa:bb:cc".into(),
+                },
+            ],
+            incoming: Some("defer".into()),
+            start_paused: true,
+            extra_args: vec!["-trace".into(), "migration_*".into()],
+            ..base()
+        };
+        let args = build_command_line(&s, &rd);
+        assert_eq!(values(&args, "-machine"), ["pc-q35-7.2"]);
+        assert_eq!(
+            values(&args, "-blockdev"),
+            [
+                "driver=file,node-name=disk0-file,filename=/img/a,,b.qcow2,read-only=off,discard=unmap",
+                "driver=qcow2,node-name=disk0,file=disk0-file,read-only=off,discard=unmap",
+                "driver=file,node-name=disk1-file,filename=/img/data.raw,read-only=on",
+                "driver=raw,node-name=disk1,file=disk1-file,read-only=on",
+                "driver=file,node-name=seed-file,filename=/r/seed.iso,read-only=on",
+                "driver=raw,node-name=seed,file=seed-file,read-only=on",
+            ]
+        );
+        let devices = values(&args, "-device");
+        assert!(devices.contains(&"virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=0"));
+        assert!(devices.contains(&"virtio-blk-pci,drive=disk1,id=virtio-disk1,bootindex=1"));
+        assert!(devices.contains(&"ide-cd,drive=seed,id=seed-cd"));
+        assert!(devices.contains(&"virtio-net-pci,netdev=net0,id=nic0"));
+        assert!(devices.contains(&"virtio-net-pci,netdev=net1,id=nic1,mac=52:54:00:aa:bb:cc"));
+        assert_eq!(
+            values(&args, "-netdev"),
+            [
+                "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:127.0.0.1:8080-:80",
+                "bridge,id=net1,br=br0"
+            ]
+        );
+        assert!(values(&args, "-kernel").is_empty());
+        assert_eq!(values(&args, "-incoming"), ["defer"]);
+        assert!(args.contains(&"-S".to_string()));
+        assert_eq!(&args[args.len() - 2..], ["-trace", "migration_*"]);
+    }
+}

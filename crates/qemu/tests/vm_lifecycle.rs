@@ -1,0 +1,213 @@
+//! End-to-end tests with real QEMU (TCG, 128 MiB) booting the built-in tiny image.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use novacron_qemu::console::{console_log_len, send_console_line, wait_for_text};
+use novacron_qemu::process::wait_pid_gone;
+use novacron_qemu::{
+    Accel, Boot, GUEST_READY_MARKER, QmpEvent, RunDir, RunningVm, TinyOptions, VmSpec, adopt,
+    build_tiny, launch,
+};
+use tokio::sync::broadcast;
+
+const BOOT_TIMEOUT: Duration = Duration::from_secs(40);
+
+async fn tiny_spec(dir: &Path, name: &str, opts: &TinyOptions) -> VmSpec {
+    let image = build_tiny(&dir.join("image"), opts).await.unwrap();
+    VmSpec {
+        name: name.into(),
+        uuid: "6f0c1f1e-8a8e-4f0e-9c55-2d2b8f3f0a01".into(),
+        cpus: 1,
+        memory_bytes: 128 << 20,
+        accel: Accel::Tcg,
+        boot: Boot::Kernel {
+            kernel: image.kernel,
+            initrd: Some(image.initrd),
+            cmdline: image.cmdline,
+        },
+        ..Default::default()
+    }
+}
+
+async fn next_event(rx: &mut broadcast::Receiver<QmpEvent>, name: &str) -> QmpEvent {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let ev = rx.recv().await.unwrap();
+            if ev.event == name {
+                return ev;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {name} event within 20 s"))
+}
+
+async fn wait_ready(vm: &RunningVm, from: u64) -> u64 {
+    wait_for_text(
+        &vm.run_dir().console_log(),
+        GUEST_READY_MARKER,
+        from,
+        BOOT_TIMEOUT,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boots_pauses_resumes_console_reset_and_shuts_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tiny_spec(dir.path(), "lifecycle", &TinyOptions::default()).await;
+    let run_dir = RunDir::new(dir.path().join("run"));
+    let started = Instant::now();
+    let vm = launch(&spec, &run_dir).await.unwrap();
+    let pid = vm.pid();
+    let mut events = vm.qmp().subscribe();
+    let after_ready = wait_ready(&vm, 0).await;
+    println!("boot to marker: {} ms", started.elapsed().as_millis());
+
+    // Pause.
+    vm.qmp().stop().await.unwrap();
+    next_event(&mut events, "STOP").await;
+    let status = vm.qmp().query_status().await.unwrap();
+    assert!(!status.running);
+    assert_eq!(status.status, "paused");
+    // Resume.
+    vm.qmp().cont().await.unwrap();
+    next_event(&mut events, "RESUME").await;
+    assert!(vm.qmp().query_status().await.unwrap().running);
+
+    // Console: type a command whose output differs from its echo.
+    let from = console_log_len(vm.run_dir());
+    send_console_line(vm.run_dir(), "echo console-$((6*7))")
+        .await
+        .unwrap();
+    wait_for_text(
+        &vm.run_dir().console_log(),
+        "console-42",
+        from,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert!(after_ready <= from);
+
+    // Reset: the guest boots again.
+    let from = console_log_len(vm.run_dir());
+    vm.qmp().system_reset().await.unwrap();
+    next_event(&mut events, "RESET").await;
+    wait_ready(&vm, from).await;
+
+    // Graceful shutdown through the ACPI power button.
+    let t = Instant::now();
+    let info = vm.shutdown(Duration::from_secs(20)).await.unwrap();
+    println!("graceful shutdown: {} ms", t.elapsed().as_millis());
+    let shutdown = next_event(&mut events, "SHUTDOWN").await;
+    assert_eq!(shutdown.data["reason"], "guest-shutdown", "{shutdown:?}");
+    assert!(info.clean, "{info:?}");
+    assert!(info.reason.contains("guest powered off"), "{info:?}");
+    assert!(
+        wait_pid_gone(pid, Duration::from_secs(5)).await,
+        "QEMU pid {pid} still there"
+    );
+    assert!(!run_dir.qmp_socket().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_kill_is_reported_as_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tiny_spec(dir.path(), "crash", &TinyOptions::default()).await;
+    let run_dir = RunDir::new(dir.path().join("run"));
+    let vm = launch(&spec, &run_dir).await.unwrap();
+    let pid = vm.pid();
+    wait_ready(&vm, 0).await;
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let info = tokio::time::timeout(Duration::from_secs(10), vm.wait_exit())
+        .await
+        .unwrap();
+    assert!(!info.clean, "{info:?}");
+    assert!(!info.requested, "{info:?}");
+    assert!(info.is_crash());
+    assert_eq!(info.signal, Some(9));
+    assert!(info.reason.contains("killed by signal 9"), "{info:?}");
+    assert!(wait_pid_gone(pid, Duration::from_secs(5)).await);
+    assert!(vm.qmp().is_closed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_after_agent_death_then_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tiny_spec(dir.path(), "adopt", &TinyOptions::default()).await;
+    let run_dir = RunDir::new(dir.path().join("run"));
+    let vm = launch(&spec, &run_dir).await.unwrap();
+    let pid = vm.pid();
+    wait_ready(&vm, 0).await;
+    // Simulate the agent dying: drop every handle; QEMU must keep running.
+    drop(vm);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !wait_pid_gone(pid, Duration::from_millis(100)).await,
+        "QEMU died with the handle"
+    );
+
+    let adopted = adopt(&run_dir)
+        .await
+        .unwrap()
+        .expect("QEMU should be adoptable");
+    assert_eq!(adopted.pid(), pid);
+    assert!(adopted.is_adopted());
+    assert_eq!(adopted.spec().unwrap().uuid, spec.uuid);
+    assert!(adopted.qmp().query_status().await.unwrap().running);
+    // The guest still answers on its console.
+    let from = console_log_len(adopted.run_dir());
+    send_console_line(adopted.run_dir(), "echo adopted-$((40+2))")
+        .await
+        .unwrap();
+    wait_for_text(
+        &run_dir.console_log(),
+        "adopted-42",
+        from,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+
+    let info = adopted.shutdown(Duration::from_secs(20)).await.unwrap();
+    assert!(info.clean, "{info:?}");
+    assert!(info.requested);
+    assert!(wait_pid_gone(pid, Duration::from_secs(5)).await);
+    // Nothing left to adopt, and stale files are gone.
+    assert!(adopt(&run_dir).await.unwrap().is_none());
+    assert!(!run_dir.pidfile().exists());
+    assert!(!run_dir.qmp_socket().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_launch_reports_log_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = tiny_spec(dir.path(), "broken", &TinyOptions::default()).await;
+    spec.extra_args = vec!["-device".into(), "no-such-device-xyz".into()];
+    let run_dir = RunDir::new(dir.path().join("run"));
+    let err = launch(&spec, &run_dir).await.unwrap_err().to_string();
+    assert!(err.contains("failed to start"), "{err}");
+    assert!(
+        err.contains("no-such-device-xyz"),
+        "log tail should name the bad device: {err}"
+    );
+    assert!(adopt(&run_dir).await.unwrap().is_none());
+    // A second launch with a good spec in the same run dir works.
+    spec.extra_args.clear();
+    let vm = launch(&spec, &run_dir).await.unwrap();
+    let pid = vm.pid();
+    let info = vm.kill().await.unwrap();
+    assert!(
+        info.requested && !info.clean && !info.is_crash(),
+        "{info:?}"
+    );
+    assert!(wait_pid_gone(pid, Duration::from_secs(5)).await);
+}
