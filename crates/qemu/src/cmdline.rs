@@ -23,6 +23,9 @@ fn path_opt(path: &Path) -> String {
 ///   with a GUEST_PANICKED event instead of hanging; reboots stay resets, so `system_reset` keeps the VM.
 /// - Disks as `-blockdev` nodes `disk{i}` (format) over `disk{i}-file` (protocol) on virtio-blk-pci: stable node
 ///   names for NBD export and block mirroring during migration.
+/// - The cloud-init seed as a read-only virtio disk, not a CD-ROM: cloud-init finds NoCloud by the label "cidata"
+///   on any block device, and Debian's cloud kernel (linux-image-cloud-amd64) has no AHCI driver, so a q35 CD-ROM
+///   would be invisible to it.
 /// - A virtio RNG fed from /dev/urandom, so guests generating keys at first boot do not stall.
 pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
@@ -130,7 +133,7 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir) -> Vec<String> {
             "-blockdev",
             "driver=raw,node-name=seed,file=seed-file,read-only=on",
         ]);
-        push(&["-device", "ide-cd,drive=seed,id=seed-cd"]);
+        push(&["-device", "virtio-blk-pci,drive=seed,id=seed-disk"]);
     }
 
     for (i, nic) in spec.nics.iter().enumerate() {
@@ -308,7 +311,7 @@ mod tests {
         let devices = values(&args, "-device");
         assert!(devices.contains(&"virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=0"));
         assert!(devices.contains(&"virtio-blk-pci,drive=disk1,id=virtio-disk1,bootindex=1"));
-        assert!(devices.contains(&"ide-cd,drive=seed,id=seed-cd"));
+        assert!(devices.contains(&"virtio-blk-pci,drive=seed,id=seed-disk"));
         assert!(devices.contains(&"virtio-net-pci,netdev=net0,id=nic0"));
         assert!(devices.contains(&"virtio-net-pci,netdev=net1,id=nic1,mac=52:54:00:aa:bb:cc"));
         assert_eq!(

@@ -315,12 +315,6 @@ pub async fn inspect_for_import(path: &Path) -> Result<ImageInfo, QemuError> {
                     "it is a {other} image: convert it with `qemu-img convert -O qcow2` first"
                 )));
             }
-            if meta.len() % 512 != 0 {
-                return Err(invalid(format!(
-                    "raw size {} bytes is not a multiple of 512 (truncated?)",
-                    meta.len()
-                )));
-            }
             let Some(kind) = raw_disk_signature(&head) else {
                 return Err(invalid(
                     "neither qcow2 nor a raw disk: no partition table (MBR/GPT) or known filesystem signature \
@@ -328,6 +322,12 @@ pub async fn inspect_for_import(path: &Path) -> Result<ImageInfo, QemuError> {
                         .into(),
                 ));
             };
+            if !meta.len().is_multiple_of(512) {
+                return Err(invalid(format!(
+                    "looks like a {kind} but its size {} bytes is not a multiple of 512 (truncated?)",
+                    meta.len()
+                )));
+            }
             tracing::debug!(path = %path.display(), kind, "raw image accepted");
             inspect_as(path, DiskFormat::Raw).await
         }

@@ -14,6 +14,7 @@ mod error;
 pub mod img;
 pub mod process;
 pub mod qmp;
+pub mod seed;
 pub mod spec;
 pub mod tiny;
 
@@ -25,5 +26,6 @@ pub use img::{
 };
 pub use process::{ExitInfo, RunningVm, adopt, launch};
 pub use qmp::{LatencyObserver, Qmp, QmpEvent, RunStatus, set_latency_observer};
+pub use seed::{NoCloudSeed, write_nocloud_seed};
 pub use spec::{Boot, DiskSpec, NicSpec, PortForward, RunDir, VmSpec};
 pub use tiny::{GUEST_READY_MARKER, GuestFile, TinyImage, TinyOptions, build_tiny};

@@ -36,7 +36,7 @@ pub struct VmSpec {
     pub disks: Vec<DiskSpec>,
     /// Virtio NICs, netdevs `net0`, `net1`, ...
     pub nics: Vec<NicSpec>,
-    /// cloud-init NoCloud seed, attached read-only as a CD-ROM.
+    /// cloud-init NoCloud seed, attached read-only as a virtio disk after `disks` (see [`crate::build_command_line`]).
     pub seed_iso: Option<PathBuf>,
     /// `-incoming` value, e.g. "defer" for a live-migration destination. Such a VM starts paused in state "inmigrate".
     pub incoming: Option<String>,

@@ -48,6 +48,8 @@ pub struct TinyOptions {
     pub kernel: Option<PathBuf>,
     /// busybox to use instead of /bin/busybox (must be static).
     pub busybox: Option<PathBuf>,
+    /// More kernel modules to load at boot (with their dependencies), e.g. "isofs" or "vfat".
+    pub extra_modules: Vec<String>,
 }
 
 /// A bootable tiny guest.
@@ -103,7 +105,9 @@ fn build_tiny_blocking(out_dir: &Path, opts: &TinyOptions) -> Result<TinyImage, 
     })?;
     let applets = busybox_applets(&busybox_path)?;
 
-    let modules = resolve_modules(&modules_dir, TINY_MODULES)?;
+    let mut wanted: Vec<&str> = TINY_MODULES.to_vec();
+    wanted.extend(opts.extra_modules.iter().map(String::as_str));
+    let modules = resolve_modules(&modules_dir, &wanted)?;
 
     let mut cpio = CpioWriter::new();
     let err = |e: String| QemuError::TinyImage(e);

@@ -1,0 +1,335 @@
+//! qemu-img integration and import vetting on real files, plus the cloud-init seed as the OS sees it.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use novacron_qemu::{
+    DiskFormat, NoCloudSeed, QemuError, create_blank, create_overlay, inspect, inspect_for_import,
+    write_nocloud_seed,
+};
+
+fn qemu_img(args: &[&str]) {
+    let out = Command::new("qemu-img").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn import_error(path: &Path) -> String {
+    match futures_lite_block(inspect_for_import(path)) {
+        Err(e @ QemuError::InvalidImage { .. }) => e.to_string(),
+        other => panic!("{} should be refused, got {other:?}", path.display()),
+    }
+}
+
+fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn import_refuses_text_random_truncated_and_backed_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    let text = d.join("notes.txt");
+    std::fs::write(&text, "this is not a disk\n".repeat(100)).unwrap();
+    let e = import_error(&text);
+    assert!(e.contains("neither qcow2 nor a raw disk"), "{e}");
+
+    // Random bytes, sector-sized, with no signature anywhere it is looked for.
+    let random = d.join("random.bin");
+    let mut bytes = vec![0u8; 1 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for b in bytes.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    bytes[510] = 0;
+    std::fs::write(&random, &bytes).unwrap();
+    let e = import_error(&random);
+    assert!(e.contains("neither qcow2 nor a raw disk"), "{e}");
+
+    let empty = d.join("empty.img");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(import_error(&empty).contains("empty"));
+
+    // A qcow2 with data, cut in half.
+    let good = d.join("good.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", good.to_str().unwrap(), "64M"]);
+    qemu_img(&[
+        "convert",
+        "-q",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        random.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    let full = std::fs::read(&good).unwrap();
+    let truncated = d.join("truncated.qcow2");
+    std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
+    let e = import_error(&truncated);
+    assert!(e.contains("qcow2"), "{e}");
+    // Header only.
+    let header_only = d.join("header.qcow2");
+    std::fs::write(&header_only, &full[..100]).unwrap();
+    assert!(import_error(&header_only).contains("qcow2"));
+
+    // A qcow2 whose L1 table points past the end: corrupt.
+    let corrupt = d.join("corrupt.qcow2");
+    let mut c = full.clone();
+    // l1_table_offset is the big-endian u64 at byte 40 of the header.
+    c[40..48].copy_from_slice(&(1u64 << 40).to_be_bytes());
+    std::fs::write(&corrupt, &c).unwrap();
+    let e = import_error(&corrupt);
+    assert!(e.contains("qcow2"), "{e}");
+
+    // An overlay is refused for its backing file.
+    let overlay = d.join("overlay.qcow2");
+    futures_lite_block(create_overlay(&good, DiskFormat::Qcow2, &overlay, None)).unwrap();
+    let e = import_error(&overlay);
+    assert!(e.contains("backing file"), "{e}");
+
+    // A VMDK is named as such.
+    let vmdk = d.join("disk.vmdk");
+    qemu_img(&["create", "-q", "-f", "vmdk", vmdk.to_str().unwrap(), "1M"]);
+    assert!(import_error(&vmdk).contains("VMDK"));
+}
+
+#[tokio::test]
+async fn accepts_good_images_and_creates_disks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    let blank = d.join("blank.qcow2");
+    create_blank(&blank, DiskFormat::Qcow2, 64 << 20)
+        .await
+        .unwrap();
+    let info = inspect_for_import(&blank).await.unwrap();
+    assert_eq!(info.format, DiskFormat::Qcow2);
+    assert_eq!(info.virtual_size_bytes, 64 << 20);
+    assert_eq!(info.backing_file, None);
+    assert!(
+        create_blank(&blank, DiskFormat::Qcow2, 1 << 20)
+            .await
+            .is_err(),
+        "must not overwrite"
+    );
+
+    let overlay = d.join("overlay.qcow2");
+    create_overlay(&blank, DiskFormat::Qcow2, &overlay, Some(128 << 20))
+        .await
+        .unwrap();
+    let info = inspect(&overlay).await.unwrap();
+    assert_eq!(info.format, DiskFormat::Qcow2);
+    assert_eq!(info.virtual_size_bytes, 128 << 20);
+    assert_eq!(
+        info.backing_file.as_deref(),
+        Some(std::fs::canonicalize(&blank).unwrap().as_path())
+    );
+
+    // A raw disk with an MBR is accepted; a blank raw file is not (no signature).
+    let raw = d.join("disk.raw");
+    create_blank(&raw, DiskFormat::Raw, 8 << 20).await.unwrap();
+    assert!(inspect_for_import(&raw).await.is_err());
+    let mut mbr = std::fs::read(&raw).unwrap();
+    mbr[510] = 0x55;
+    mbr[511] = 0xAA;
+    std::fs::write(&raw, &mbr).unwrap();
+    let info = inspect_for_import(&raw).await.unwrap();
+    assert_eq!(info.format, DiskFormat::Raw);
+    assert_eq!(info.virtual_size_bytes, 8 << 20);
+
+    // An ext4 filesystem image, if mkfs.ext4 is present.
+    let ext4 = d.join("fs.ext4");
+    create_blank(&ext4, DiskFormat::Raw, 8 << 20).await.unwrap();
+    if Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&ext4)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert_eq!(
+            inspect_for_import(&ext4).await.unwrap().format,
+            DiskFormat::Raw
+        );
+    } else {
+        println!("mkfs.ext4 unavailable; skipping the ext4 import check");
+    }
+
+    // Our own seed ISO passes as a raw disk (iso9660 signature).
+    let seed = d.join("seed.iso");
+    write_nocloud_seed(&seed, "i-1", "vm1", &[]).unwrap();
+    assert_eq!(
+        inspect_for_import(&seed).await.unwrap().format,
+        DiskFormat::Raw
+    );
+}
+
+#[test]
+fn seed_iso_is_seen_by_blkid_and_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_path = dir.path().join("seed.iso");
+    let keys = vec![
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7x alice@example".to_string(),
+        "ssh-rsa AAAAB3NzaC1yc2E bob@example".to_string(),
+    ];
+    let seed = NoCloudSeed {
+        instance_id: "i-0abc".into(),
+        hostname: "web-1".into(),
+        ssh_authorized_keys: keys.clone(),
+        network_config: Some("version: 2\nethernets:\n  eth0:\n    dhcp4: true\n".into()),
+    };
+    seed.write(&seed_path).unwrap();
+    let expected = seed.files().unwrap();
+
+    match Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(&seed_path)
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.lines().any(|l| l == "LABEL=cidata"), "{text}");
+            assert!(text.lines().any(|l| l == "TYPE=iso9660"), "{text}");
+        }
+        other => println!("blkid unusable ({other:?}); skipping the blkid check"),
+    }
+
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-o", "loop,ro", "-t", "iso9660"])
+        .arg(&seed_path)
+        .arg(&mnt)
+        .output();
+    match mounted {
+        Ok(out) if out.status.success() => {
+            let mut names: Vec<String> = std::fs::read_dir(&mnt)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into())
+                .collect();
+            names.sort();
+            let read: Vec<(String, Vec<u8>)> = names
+                .iter()
+                .map(|n| (n.clone(), std::fs::read(mnt.join(n)).unwrap()))
+                .collect();
+            let status = Command::new("umount").arg(&mnt).status().unwrap();
+            assert!(status.success());
+            let want: Vec<(String, Vec<u8>)> = expected
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.clone()))
+                .collect();
+            assert_eq!(read, want);
+            let user_data = String::from_utf8(read[2].1.clone()).unwrap();
+            assert!(user_data.contains(&keys[0]) && user_data.contains("hostname: \"web-1\""));
+        }
+        Ok(out) => println!(
+            "loop mount unavailable here ({}); skipping the mount check",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => println!("mount not runnable ({e}); skipping the mount check"),
+    }
+}
+
+/// The seed as a Linux guest sees it: attached as a virtio disk, mounted as iso9660, Joliet names (lowercase with
+/// '-', which plain ISO 9660 cannot hold) and bytes intact. (busybox's findfs has no iso9660 label support, so the
+/// label is checked with util-linux blkid on the host in `seed_iso_is_seen_by_blkid_and_mount`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_iso_is_read_by_a_linux_guest() {
+    use novacron_qemu::console::wait_for_text;
+    use novacron_qemu::{Accel, Boot, GuestFile, RunDir, TinyOptions, VmSpec, build_tiny, launch};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let seed = NoCloudSeed {
+        instance_id: "i-guest".into(),
+        hostname: "seeded".into(),
+        ssh_authorized_keys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7x carol@example".into()],
+        network_config: Some("version: 2\n".into()),
+    };
+    let seed_path = dir.path().join("seed.iso");
+    seed.write(&seed_path).unwrap();
+
+    let script = "#!/bin/sh\n\
+        dev=/dev/vda\n\
+        mount -t iso9660 -o ro \"$dev\" /mnt || echo SEED-MOUNT-FAILED\n\
+        cd /mnt && for f in *; do echo \"SEED-FILE=$f $(md5sum < \"$f\" | cut -d' ' -f1)\"; done\n\
+        echo SEED-DONE\n";
+    let opts = TinyOptions {
+        extra_files: vec![GuestFile {
+            path_in_guest: "/etc/novacron/init.d/10-seed".into(),
+            contents: script.as_bytes().to_vec(),
+            mode: 0o755,
+        }],
+        extra_modules: vec!["isofs".into()],
+        ..Default::default()
+    };
+    let image = build_tiny(&dir.path().join("image"), &opts).await.unwrap();
+    let spec = VmSpec {
+        name: "seed-reader".into(),
+        uuid: "0b6c7d8e-1111-4222-8333-944455556666".into(),
+        memory_bytes: 128 << 20,
+        accel: Accel::Tcg,
+        boot: Boot::Kernel {
+            kernel: image.kernel,
+            initrd: Some(image.initrd),
+            cmdline: image.cmdline,
+        },
+        seed_iso: Some(seed_path),
+        ..Default::default()
+    };
+    let run_dir = RunDir::new(dir.path().join("run"));
+    let vm = launch(&spec, &run_dir).await.unwrap();
+    let pid = vm.pid();
+    let waited = wait_for_text(
+        &run_dir.console_log(),
+        "SEED-DONE",
+        0,
+        Duration::from_secs(40),
+    )
+    .await;
+    let log = std::fs::read_to_string(run_dir.console_log()).unwrap();
+    vm.kill().await.unwrap();
+    assert!(novacron_qemu::process::wait_pid_gone(pid, Duration::from_secs(5)).await);
+    waited.unwrap();
+
+    for line in log.lines().filter(|l| l.contains("SEED-")) {
+        println!("guest: {}", line.trim_end());
+    }
+    assert!(!log.contains("SEED-MOUNT-FAILED"), "{log}");
+    let mut seen: Vec<(String, String)> = log
+        .lines()
+        // The shell prompt may share a line with the script's output.
+        .filter_map(|l| l.trim_end_matches('\r').split("SEED-FILE=").nth(1))
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(n, h)| (n.to_string(), h.to_string()))
+        })
+        .collect();
+    seen.sort();
+    let mut want = Vec::new();
+    for (name, data) in seed.files().unwrap() {
+        let host = dir.path().join(format!("expected-{name}"));
+        std::fs::write(&host, &data).unwrap();
+        let out = Command::new("md5sum").arg(&host).output().unwrap();
+        let hash = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        want.push((name.to_string(), hash));
+    }
+    want.sort();
+    assert_eq!(seen, want, "guest saw different files:\n{log}");
+}
