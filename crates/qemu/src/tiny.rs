@@ -452,6 +452,17 @@ done < /etc/novacron/modules
 hostname -F /etc/hostname
 ip link set lo up
 acpid -c /etc/acpi -l /run/acpid.log -p /run/acpid.pid
+# A power-button press is lost unless acpid already holds the input device open: wait for that (at most ~2 s)
+# before announcing readiness, so system_powerdown right after the marker always works.
+if ls /dev/input/event* >/dev/null 2>&1; then
+  n=0
+  while [ $n -lt 200 ]; do
+    pid=$(pidof acpid)
+    [ -n "$pid" ] && ls -l /proc/$pid/fd 2>/dev/null | grep -q /dev/input/event && break
+    usleep 10000
+    n=$((n + 1))
+  done
+fi
 for dev in /sys/class/net/eth*; do
   [ -e "$dev" ] || continue
   nic="${{dev##*/}}"

@@ -211,3 +211,55 @@ async fn failed_launch_reports_log_and_leaves_nothing() {
     );
     assert!(wait_pid_gone(pid, Duration::from_secs(5)).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_panic_ends_qemu_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TinyOptions {
+        extra_files: vec![novacron_qemu::GuestFile {
+            path_in_guest: "/etc/novacron/init.d/90-panic".into(),
+            contents: b"#!/bin/sh\necho PANICKING-NOW\necho c > /proc/sysrq-trigger\n".to_vec(),
+            mode: 0o755,
+        }],
+        ..Default::default()
+    };
+    let spec = tiny_spec(dir.path(), "panic", &opts).await;
+    let run_dir = RunDir::new(dir.path().join("run"));
+    let vm = launch(&spec, &run_dir).await.unwrap();
+    let pid = vm.pid();
+    let mut events = vm.qmp().subscribe();
+    let info = tokio::time::timeout(BOOT_TIMEOUT, vm.wait_exit())
+        .await
+        .expect("QEMU should end on a guest panic");
+    let panicked = next_event(&mut events, "GUEST_PANICKED").await;
+    assert_eq!(panicked.data["action"], "poweroff", "{panicked:?}");
+    assert!(
+        !info.clean && !info.requested && info.is_crash(),
+        "{info:?}"
+    );
+    assert!(info.reason.contains("guest kernel panicked"), "{info:?}");
+    assert!(wait_pid_gone(pid, Duration::from_secs(5)).await);
+    let console = std::fs::read_to_string(run_dir.console_log()).unwrap();
+    assert!(console.contains("PANICKING-NOW"), "{console}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_vm_shuts_down_by_quit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = tiny_spec(dir.path(), "paused", &TinyOptions::default()).await;
+    spec.start_paused = true;
+    let run_dir = RunDir::new(dir.path().join("run"));
+    let vm = launch(&spec, &run_dir).await.unwrap();
+    let status = vm.qmp().query_status().await.unwrap();
+    assert!(!status.running);
+    assert_eq!(status.status, "prelaunch");
+    let t = Instant::now();
+    let info = vm.shutdown(Duration::from_secs(30)).await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "a paused guest must not wait for the power button"
+    );
+    assert!(info.clean && info.requested, "{info:?}");
+    assert!(info.reason.contains("quit"), "{info:?}");
+    assert!(wait_pid_gone(vm.pid(), Duration::from_secs(5)).await);
+}
