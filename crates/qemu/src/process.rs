@@ -337,7 +337,12 @@ impl RunningVm {
             return Ok(self.wait_exit().await);
         }
         self.request("shutdown");
-        let running = matches!(self.qmp().query_status().await, Ok(s) if s.running);
+        let status = self
+            .qmp()
+            .execute_with_timeout("query-status", None, Duration::from_secs(5))
+            .await;
+        let running =
+            matches!(status, Ok(ref s) if s.get("running").and_then(|r| r.as_bool()) == Some(true));
         if running {
             match self.qmp().system_powerdown().await {
                 Ok(()) => {

@@ -58,7 +58,11 @@ async fn tiny_boot_time_by_machine_type() {
     let variants = [
         ("q35", novacron_qemu::tiny::TINY_CMDLINE.to_string()),
         ("pc", novacron_qemu::tiny::TINY_CMDLINE.to_string()),
-        ("q35", "console=ttyS0 quiet panic=-1".to_string()),
+        (
+            "q35",
+            "console=ttyS0 quiet panic=-1 oops=panic i8042.noaux i8042.nokbd i8042.nopnp"
+                .to_string(),
+        ),
     ];
     for (variant, (machine, cmdline)) in variants.iter().enumerate() {
         let mut boots = Vec::new();

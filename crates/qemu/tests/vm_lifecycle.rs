@@ -163,6 +163,11 @@ async fn adopt_after_agent_death_then_shutdown() {
     assert!(adopted.is_adopted());
     assert_eq!(adopted.spec().unwrap().uuid, spec.uuid);
     assert!(adopted.qmp().query_status().await.unwrap().running);
+    // A second launch into the same run directory is refused while QEMU runs there.
+    match launch(&spec, &run_dir).await {
+        Err(novacron_qemu::QemuError::AlreadyRunning { pid: p, .. }) => assert_eq!(p, pid),
+        other => panic!("expected AlreadyRunning, got {other:?}"),
+    }
     // The guest still answers on its console.
     let from = console_log_len(adopted.run_dir());
     send_console_line(adopted.run_dir(), "echo adopted-$((40+2))")
