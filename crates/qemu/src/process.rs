@@ -432,7 +432,10 @@ impl RunningVm {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.inner.qmp.closed()).await;
         self.drain_events();
         let info = self.exit_info_for(end.unwrap_or(ProcessEnd::Vanished));
-        remove_runtime_files(&self.inner.run_dir);
+        // Only clean up when no newer QEMU has been launched into the same directory meanwhile.
+        if live_qemu_pid(&self.inner.run_dir).is_none() {
+            remove_runtime_files(&self.inner.run_dir);
+        }
         tracing::info!(pid = self.pid(), clean = info.clean, requested = info.requested, reason = %info.reason, "QEMU exited");
         let _ = self.inner.exit_info.set(info.clone());
         info
@@ -510,6 +513,11 @@ impl RunningVm {
             } else {
                 (false, with_log(format!("{what}, then exit {exit_code:?}")))
             }
+        } else if signal.is_none() && exit_code.is_none() && t.requested == Some("kill") {
+            (
+                false,
+                "killed by SIGKILL as requested (adopted process: exit status unknown)".to_string(),
+            )
         } else if let Some(sig) = signal {
             (false, with_log(format!("killed by signal {sig}")))
         } else if let Some(code) = exit_code {

@@ -268,3 +268,96 @@ async fn paused_vm_shuts_down_by_quit() {
     assert!(info.reason.contains("quit"), "{info:?}");
     assert!(wait_pid_gone(vm.pid(), Duration::from_secs(5)).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_network_dhcp_and_port_forward() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TinyOptions {
+        extra_files: vec![novacron_qemu::GuestFile {
+            path_in_guest: "/etc/novacron/init.d/20-net".into(),
+            contents: b"#!/bin/sh\n\
+                echo \"NET-ADDR $(ip -4 -o addr show eth0)\"\n\
+                (while true; do echo guest-says-hello | nc -l -p 7777; done) &\n\
+                echo NET-LISTENING\n"
+                .to_vec(),
+            mode: 0o755,
+        }],
+        ..Default::default()
+    };
+    let mut spec = tiny_spec(dir.path(), "net", &opts).await;
+    let host_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    spec.nics = vec![novacron_qemu::NicSpec::User {
+        forwards: vec![novacron_qemu::PortForward {
+            host_port,
+            guest_port: 7777,
+        }],
+    }];
+    let run_dir = RunDir::new(dir.path().join("run"));
+    let vm = launch(&spec, &run_dir).await.unwrap();
+    let pid = vm.pid();
+    wait_for_text(&run_dir.console_log(), "NET-LISTENING", 0, BOOT_TIMEOUT)
+        .await
+        .unwrap();
+    let console = std::fs::read_to_string(run_dir.console_log()).unwrap();
+    assert!(
+        console.contains("inet 10.0.2.15/24"),
+        "guest got no DHCP lease from slirp:\n{console}"
+    );
+
+    let mut got = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !got.contains("guest-says-hello") && Instant::now() < deadline {
+        got.clear();
+        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", host_port)).await {
+            let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_string(&mut got)).await;
+        }
+        if !got.contains("guest-says-hello") {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    vm.kill().await.unwrap();
+    assert!(wait_pid_gone(pid, Duration::from_secs(5)).await);
+    assert!(
+        got.contains("guest-says-hello"),
+        "read {got:?} through the port forward"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_qmp_callers_share_one_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = tiny_spec(dir.path(), "qmp-load", &TinyOptions::default()).await;
+    spec.start_paused = true;
+    let run_dir = RunDir::new(dir.path().join("run"));
+    let vm = launch(&spec, &run_dir).await.unwrap();
+    let observed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let o2 = observed.clone();
+    vm.qmp()
+        .set_latency_observer(std::sync::Arc::new(move |cmd, _| {
+            if cmd == "query-name" {
+                o2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let qmp = vm.qmp().clone();
+        tasks.push(tokio::spawn(async move {
+            qmp.execute("query-name", None).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap()["name"], "qmp-load");
+    }
+    assert_eq!(observed.load(std::sync::atomic::Ordering::Relaxed), 50);
+    let err = vm.qmp().execute("no-such-command", None).await.unwrap_err();
+    assert!(
+        matches!(&err, novacron_qemu::QemuError::Qmp { class, .. } if class == "CommandNotFound"),
+        "{err}"
+    );
+    let info = vm.shutdown(Duration::from_secs(5)).await.unwrap();
+    assert!(info.clean, "{info:?}");
+}
