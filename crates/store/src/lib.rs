@@ -1,14 +1,32 @@
 //! The state store: an etcd-shaped key-value interface (get, put, compare-and-swap on a
-//! revision, prefix list, prefix watch) with an embedded backend for one machine and an
-//! etcd backend for an HA control plane. Callers only ever see [`Store`].
+//! revision, prefix list, prefix watch, leases) with an embedded backend for one machine
+//! ([`SqliteStore`]) and an etcd backend for an HA control plane (`EtcdStore`, feature
+//! `etcd`). Callers only ever see [`Store`]; [`open_store`] picks the backend from a URL.
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures_core::Stream;
 
+mod migrate;
+mod sqlite;
+mod txn_rules;
+mod url;
+mod watch_stream;
+
+#[cfg(feature = "etcd")]
+mod etcd;
+
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdOptions, EtcdStore};
+pub use migrate::{CopyOptions, copy_all, copy_with_options};
+pub use sqlite::{SqliteOptions, SqliteStats, SqliteStore};
+pub use txn_rules::{MAX_TXN_BYTES, MAX_TXN_OPS, prefix_range_end};
+pub use url::{StoreUrl, open_store, parse_store_url};
+
 /// A store-wide, monotonically increasing revision number (etcd semantics: every
-/// committed write transaction gets the next revision; a key that does not exist has
-/// `mod_revision == 0` in comparisons).
+/// committed write transaction that changes something gets the next revision; a key
+/// that does not exist has `mod_revision == 0` in comparisons).
 pub type Revision = i64;
 
 /// A boxed future, so that [`Store`] can be used as `dyn Store`.
@@ -16,6 +34,17 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send +
 
 /// A stream of watch events, in revision order.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, StoreError>> + Send>>;
+
+/// Identifies a lease: a time-to-live that keys can be attached to (etcd semantics). When the
+/// lease expires or is revoked, every key attached to it is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LeaseId(pub i64);
+
+impl std::fmt::Display for LeaseId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:x}", self.0)
+    }
+}
 
 /// One key with its value and revisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +55,8 @@ pub struct KeyValue {
     pub create_revision: Revision,
     /// Revision of the last write to this key.
     pub mod_revision: Revision,
+    /// The lease the key is attached to (written with [`Op::PutWithLease`]), if any.
+    pub lease: Option<LeaseId>,
 }
 
 /// A condition checked atomically at the start of a transaction.
@@ -35,13 +66,30 @@ pub enum Compare {
     ModRevision { key: String, equals: Revision },
 }
 
-/// One write inside a transaction.
+/// One write inside a transaction. A transaction may not write the same key twice when
+/// one of the writes is a put (etcd rejects that; so does every backend here).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Put { key: String, value: Vec<u8> },
-    Delete { key: String },
+    /// Write the key; detaches it from any lease it had.
+    Put {
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
     /// Delete every key that starts with the prefix.
-    DeletePrefix { prefix: String },
+    DeletePrefix {
+        prefix: String,
+    },
+    /// Write the key attached to `lease`: it is deleted (with a Delete watch event) when the
+    /// lease expires or is revoked. Fails the whole transaction with
+    /// [`StoreError::LeaseNotFound`] if the lease does not exist.
+    PutWithLease {
+        key: String,
+        value: Vec<u8>,
+        lease: LeaseId,
+    },
 }
 
 /// The outcome of a transaction.
@@ -58,7 +106,10 @@ pub struct TxnOutcome {
 pub enum WatchEvent {
     Put(KeyValue),
     /// The key was deleted at `revision`.
-    Delete { key: String, revision: Revision },
+    Delete {
+        key: String,
+        revision: Revision,
+    },
 }
 
 impl WatchEvent {
@@ -79,18 +130,26 @@ impl WatchEvent {
 /// Errors every backend maps its failures into.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The backend cannot be reached or failed (I/O, database, network).
+    /// The backend cannot be reached or failed (I/O, database, network). For a write, the
+    /// outcome is unknown: re-read and retry (compare-and-swap makes retries safe).
     #[error("store unavailable: {0}")]
     Unavailable(String),
     /// The data in the store is not what this version of NovaCron expects.
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
-    /// A watch asked for history the store no longer keeps.
+    /// A watch asked for history the store no longer keeps: list again and watch from the
+    /// revision the list returned.
     #[error("revision {requested} has been compacted (oldest kept: {oldest})")]
-    Compacted { requested: Revision, oldest: Revision },
+    Compacted {
+        requested: Revision,
+        oldest: Revision,
+    },
     /// The caller passed something invalid (empty key, bad URL...).
     #[error("invalid store request: {0}")]
     Invalid(String),
+    /// The lease expired, was revoked, or never existed: grant a new one.
+    #[error("lease {0} not found (expired or revoked)")]
+    LeaseNotFound(LeaseId),
 }
 
 /// The store interface. Every write is durable when the returned future resolves
@@ -105,7 +164,9 @@ pub trait Store: Send + Sync + 'static {
         prefix: &'a str,
     ) -> BoxFuture<'a, Result<(Vec<KeyValue>, Revision), StoreError>>;
 
-    /// Atomically: if every compare holds, apply every op. One revision for the whole transaction.
+    /// Atomically: if every compare holds, apply every op. One revision for the whole
+    /// transaction (none when it changed nothing). At most [`MAX_TXN_OPS`] compares and ops
+    /// and [`MAX_TXN_BYTES`] of keys and values, so that what works on one backend works on all.
     fn txn<'a>(
         &'a self,
         compares: Vec<Compare>,
@@ -114,6 +175,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events for keys starting with `prefix` with revision > `after_revision`, first the
     /// history still kept, then live changes, in revision order, until the stream is dropped.
+    /// If that history was compacted, [`StoreError::Compacted`] is returned, either here or
+    /// as the first item of the stream; any error ends the stream (list and watch again).
     fn watch<'a>(
         &'a self,
         prefix: &'a str,
@@ -122,6 +185,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// The current store revision.
     fn revision(&self) -> BoxFuture<'_, Result<Revision, StoreError>>;
+
+    /// Create a lease that lives `ttl` unless kept alive. etcd rounds the TTL up to whole
+    /// seconds and to its minimum (about 2 s with default settings).
+    fn grant_lease(&self, ttl: Duration) -> BoxFuture<'_, Result<LeaseId, StoreError>>;
+
+    /// Restart the lease's full TTL. [`StoreError::LeaseNotFound`] once it has expired.
+    fn keep_alive(&self, lease: LeaseId) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// End the lease now, deleting every key attached to it (one revision).
+    /// [`StoreError::LeaseNotFound`] if it does not exist.
+    fn revoke_lease(&self, lease: LeaseId) -> BoxFuture<'_, Result<(), StoreError>>;
 
     // ---- conveniences built on the primitives; backends need not override them ----
 
@@ -138,6 +212,28 @@ pub trait Store: Send + Sync + 'static {
                     vec![Op::Put {
                         key: key.to_string(),
                         value,
+                    }],
+                )
+                .await?;
+            Ok(out.revision)
+        })
+    }
+
+    /// Unconditional put attached to a lease; returns the new revision.
+    fn put_with_lease<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        lease: LeaseId,
+    ) -> BoxFuture<'a, Result<Revision, StoreError>> {
+        Box::pin(async move {
+            let out = self
+                .txn(
+                    vec![],
+                    vec![Op::PutWithLease {
+                        key: key.to_string(),
+                        value,
+                        lease,
                     }],
                 )
                 .await?;
