@@ -1,1 +1,6 @@
-//! placeholder
+//! NovaCron benchmark scenarios. Each module is one `novacron bench <name>` subcommand's engine:
+//! it sets up what it measures, runs the system and its baselines side by side, and returns a
+//! serialisable report.
+
+pub mod corpus;
+pub mod transport;

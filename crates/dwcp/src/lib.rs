@@ -25,5 +25,7 @@ pub use blocks::{BlockReceiver, BlockSender};
 pub use error::{DwcpError, FrameError, HdeError, TlsError};
 pub use mode::{Mode, ModeSetting};
 pub use pba::{Forecast, PathEstimate};
-pub use session::{Channel, CongestionControl, Listener, Session, SessionOptions, connect};
+pub use session::{
+    Channel, CongestionControl, Listener, Session, SessionOptions, SessionStats, connect,
+};
 pub use tls::{KeyExchange, TlsIdentity, TlsInfo};

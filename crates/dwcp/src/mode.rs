@@ -38,7 +38,7 @@ impl Mode {
         match (self, loss_based_cc) {
             (Mode::Datacenter, _) => 2,
             (Mode::Wan, false) => 4,
-            (Mode::Wan, true) => 8,
+            (Mode::Wan, true) => 12,
         }
     }
 

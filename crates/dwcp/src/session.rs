@@ -154,6 +154,9 @@ struct StreamEntry {
     goodbye_received: bool,
     prev_segs_out: u32,
     prev_retrans: u32,
+    prev_bytes_acked: u64,
+    /// Last time TCP reported new acknowledged bytes on this stream (or it had nothing in flight).
+    last_tcp_progress: Instant,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -188,8 +191,26 @@ struct State {
     // Outcome.
     failed: Option<String>,
     closed: bool,
+    counters: SessionStats,
     estimator: Estimator,
     adapt: Adapter,
+}
+
+/// Counters of a session's sending side.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Data frames written for the first time.
+    pub frames_sent: u64,
+    /// Data frames written again (after a stream died, or copied off a stalled stream).
+    pub frames_resent: u64,
+    /// Frames copied off a stalled stream.
+    pub frames_hedged: u64,
+    /// Payload bytes acknowledged by the peer.
+    pub payload_bytes_acked: u64,
+    /// Streams opened over the session's life (including replacements).
+    pub streams_opened: u64,
+    /// Streams lost without a goodbye.
+    pub streams_lost: u64,
 }
 
 /// Hill climbing on the stream count.
@@ -205,6 +226,7 @@ struct Adapter {
     growing: bool,
     last_step: usize,
     hold_epochs: u32,
+    warmup_epochs: u32,
 }
 
 struct Inner {
@@ -539,6 +561,7 @@ fn attach_stream(inner: &Arc<Inner>, io: Box<dyn Io>, fd: OwnedFd) {
     let sid = st.next_stream_id;
     st.next_stream_id += 1;
     st.no_stream_since = None;
+    st.counters.streams_opened += 1;
     let reader = tokio::spawn(reader_task(inner.clone(), sid, rd));
     let writer = tokio::spawn(writer_task(inner.clone(), sid, wr, ctrl_rx));
     let now = Instant::now();
@@ -553,6 +576,8 @@ fn attach_stream(inner: &Arc<Inner>, io: Box<dyn Io>, fd: OwnedFd) {
             goodbye_received: false,
             prev_segs_out: 0,
             prev_retrans: 0,
+            prev_bytes_acked: 0,
+            last_tcp_progress: now,
             tasks: vec![reader, writer],
         },
     );
@@ -683,6 +708,7 @@ impl Inner {
                 mode: Mode::Wan,
                 failed: None,
                 closed: false,
+                counters: SessionStats::default(),
                 estimator: Estimator::default(),
                 adapt: Adapter {
                     epoch_start: now,
@@ -695,6 +721,7 @@ impl Inner {
                     growing: true,
                     last_step: 0,
                     hold_epochs: 0,
+                    warmup_epochs: 2,
                 },
             }),
             opts,
@@ -815,10 +842,13 @@ impl Inner {
             if let Some(f) = st.unacked.get_mut(&seq) {
                 f.stream = Some(sid);
                 f.sent_at = now;
-                return Some(f.frame.clone());
+                let frame = f.frame.clone();
+                st.counters.frames_resent += 1;
+                return Some(frame);
             }
         }
         let f = st.queue.pop_front()?;
+        st.counters.frames_sent += 1;
         let seq = u64::from_le_bytes(f.header[6..14].try_into().unwrap_or_default());
         st.unacked.insert(
             seq,
@@ -1035,23 +1065,37 @@ impl Inner {
         if st.ack_dirty {
             self.send_ack(&mut st);
         }
-        // A frame the peer still misses, while it has seen later ones, for much longer than a
-        // round trip: its stream is stalled. Send a copy on another stream.
+        // A frame the peer still misses while it has seen later ones, on a stream whose TCP
+        // has acknowledged nothing for a while (retransmission-timeout backoff, a dead path):
+        // that stream is stalled, so send a copy on another. Ordinary loss recovery keeps
+        // TCP acknowledgements flowing and does not trigger this.
         let rtt = st.estimator.estimate(0, st.mode).rtt_ms;
-        let wait = Duration::from_millis((2.0 * rtt) as u64 + 200);
+        let wait = Duration::from_millis((3.0 * rtt) as u64 + 500);
         let now = Instant::now();
         let peer_highest = st.peer_highest;
+        let stalled: Vec<u32> = st
+            .streams
+            .iter()
+            .filter(|(_, e)| now.duration_since(e.last_tcp_progress) > wait)
+            .map(|(k, _)| *k)
+            .collect();
         let mut hedge = Vec::new();
-        for (seq, f) in st.unacked.iter_mut().take(64) {
-            if *seq >= peer_highest {
-                break;
-            }
-            if !f.hedged && f.stream.is_some() && now.duration_since(f.sent_at) > wait {
-                f.hedged = true;
-                hedge.push(*seq);
+        if !stalled.is_empty() {
+            for (seq, f) in st.unacked.iter_mut().take(256) {
+                if *seq >= peer_highest {
+                    break;
+                }
+                if !f.hedged
+                    && f.stream.is_some_and(|s| stalled.contains(&s))
+                    && now.duration_since(f.sent_at) > wait
+                {
+                    f.hedged = true;
+                    hedge.push(*seq);
+                }
             }
         }
         if !hedge.is_empty() && st.streams.len() > 1 {
+            st.counters.frames_hedged += hedge.len() as u64;
             tracing::debug!(
                 frames = hedge.len(),
                 "dwcp resending frames held by a stalled stream"
@@ -1086,6 +1130,15 @@ impl Inner {
                 if !i.delivery_rate_app_limited {
                     s.delivery_rate_bytes_per_s += i.delivery_rate as f64;
                 }
+                if i.bytes_acked > e.prev_bytes_acked
+                    || i.notsent_bytes == 0
+                        && i.snd_cwnd > 0
+                        && i.bytes_acked == e.prev_bytes_acked
+                        && i.segs_out == e.prev_segs_out
+                {
+                    e.last_tcp_progress = Instant::now();
+                }
+                e.prev_bytes_acked = i.bytes_acked;
                 s.segs_out += u64::from(i.segs_out.wrapping_sub(e.prev_segs_out));
                 s.retrans += u64::from(i.total_retrans.wrapping_sub(e.prev_retrans));
                 e.prev_segs_out = i.segs_out;
@@ -1175,10 +1228,14 @@ impl Inner {
     }
 
     /// Grow while aggregate goodput rises; step back when it does not.
+    ///
+    /// Epochs last 1.5 s or 16 RTTs. An epoch counts only when the sender was backlogged
+    /// throughout and the stream count did not change during it (new streams first ramp up);
+    /// the first two epochs of a session (slow start overshoot) are ignored.
     fn adapt_streams(&self) {
         let mut st = lock(self);
         let rtt_ms = st.estimator.estimate(0, st.mode).rtt_ms;
-        let epoch = Duration::from_millis(((8.0 * rtt_ms) as u64).max(1000));
+        let epoch = Duration::from_millis(((16.0 * rtt_ms) as u64).max(1500));
         let now = Instant::now();
         if now.duration_since(st.adapt.epoch_start) < epoch {
             return;
@@ -1194,9 +1251,12 @@ impl Inner {
         let settled = st.adapt.settled && live == st.target_streams;
         let acked_now = st.acked_payload_bytes;
         st.adapt.reset_epoch(now, acked_now);
-        // The first epoch after a change only lets new streams ramp up.
         st.adapt.settled = live == st.target_streams;
-        if !self.opts.adaptive_streams || !backlogged || !settled {
+        let warmup = st.adapt.warmup_epochs > 0;
+        if backlogged && warmup {
+            st.adapt.warmup_epochs -= 1;
+        }
+        if !self.opts.adaptive_streams || !backlogged || !settled || warmup {
             if backlogged && self.role == Role::Server {
                 self.send_hint(&st);
             }
@@ -1207,15 +1267,15 @@ impl Inner {
         let n = st.target_streams;
         let a = &mut st.adapt;
         let new_n = if a.growing {
-            if a.prev_goodput == 0.0 || goodput > a.prev_goodput * 1.08 {
+            if a.prev_goodput == 0.0 || goodput > a.prev_goodput * 1.05 {
                 a.prev_goodput = goodput;
-                let step = (n / 2).max(1);
+                let step = (n / 2).max(2);
                 a.last_step = step;
                 (n + step).min(max)
             } else {
                 // The last increase did not pay: return to the previous count and hold.
                 a.growing = false;
-                a.hold_epochs = 8;
+                a.hold_epochs = 10;
                 let back = n.saturating_sub(a.last_step).max(min);
                 a.prev_goodput = a.prev_goodput.max(goodput);
                 a.last_step = 0;
@@ -1236,6 +1296,7 @@ impl Inner {
             a.last_step = step;
             (n + step).min(max)
         };
+        let new_n = new_n.clamp(min, max);
         if new_n != n {
             tracing::debug!(
                 from = n,
@@ -1243,8 +1304,9 @@ impl Inner {
                 goodput_mbps = goodput / 1e6,
                 "dwcp stream count"
             );
+            st.adapt.settled = false;
         }
-        st.target_streams = new_n.clamp(min, max);
+        st.target_streams = new_n;
         if self.role == Role::Server {
             self.send_hint(&st);
         }
@@ -1420,6 +1482,15 @@ impl Session {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Counters of the sending side.
+    pub fn stats(&self) -> SessionStats {
+        let st = lock(&self.inner);
+        SessionStats {
+            payload_bytes_acked: st.acked_payload_bytes,
+            ..st.counters.clone()
+        }
     }
 
     /// Number of TCP streams open now.
