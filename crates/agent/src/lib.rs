@@ -1,1 +1,275 @@
-//! placeholder
+//! The NovaCron node agent: registers the host with the control plane, heartbeats, and
+//! reconciles the VMs placed on this node into QEMU processes, reporting what it observes.
+//! QEMU processes outlive the agent; a restarted agent adopts them again.
+
+mod api;
+mod host;
+mod images;
+mod state;
+mod worker;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use novacron_api_types::agent::{HeartbeatRequest, RegisterRequest};
+use novacron_client::{Client, ClientError, Config as ClientConfig, JoinToken};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+pub use host::HostFacts;
+
+use crate::state::Credentials;
+
+/// Errors that stop the agent from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Tls(#[from] novacron_tls::TlsError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// How to run an agent.
+pub struct AgentConfig {
+    /// Control-plane URLs (tried in order).
+    pub servers: Vec<String>,
+    /// Needed the first time only; afterwards the node's own credentials in `data_dir` are used.
+    pub join_token: Option<String>,
+    pub name: String,
+    pub data_dir: PathBuf,
+    /// Where the agent's own HTTPS endpoint listens (console access for the control plane).
+    pub listen: SocketAddr,
+    /// Host name or IP the control plane uses to reach `listen` (default: the listen IP, or
+    /// 127.0.0.1 when it listens on all addresses).
+    pub advertise: Option<String>,
+    pub heartbeat_interval: Duration,
+    /// How long a guest gets to power off after the ACPI button before it is killed.
+    pub stop_timeout: Duration,
+    pub registry: Arc<std::sync::Mutex<Registry>>,
+}
+
+/// A running agent.
+pub struct Agent {
+    pub name: String,
+    pub agent_url: String,
+    stop_tx: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    serve: novacron_tls::ServeHandle,
+}
+
+impl Agent {
+    /// Registers (first with the join token, later with the stored node credentials), then
+    /// starts the reconcile loop, heartbeats and the agent endpoint.
+    pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
+        novacron_tls::install_crypto_provider();
+        novacron_api_types::validate_name("node", &config.name)
+            .map_err(|e| AgentError::Config(e.to_string()))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| AgentError::Io {
+            what: format!("cannot create {}", config.data_dir.display()),
+            source,
+        })?;
+        let facts = HostFacts::probe(&config.data_dir).await;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| AgentError::Io {
+                what: format!("cannot listen on {}", config.listen),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| AgentError::Io {
+            what: "listener address".into(),
+            source,
+        })?;
+        let host = match &config.advertise {
+            Some(h) => h.clone(),
+            None if local.ip().is_unspecified() => "127.0.0.1".into(),
+            None => local.ip().to_string(),
+        };
+        let host_in_url = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        let agent_url = format!("https://{host_in_url}:{}", local.port());
+
+        let creds = register(&config, &facts, &agent_url).await?;
+        let client = Client::new(ClientConfig {
+            servers: config.servers.clone(),
+            token: creds.node_token.clone(),
+            ca_cert_pem: creds.ca_cert_pem.clone(),
+        })?;
+
+        state::register_metrics(&config.registry);
+        let shared = Arc::new(state::Shared {
+            data_dir: config.data_dir.clone(),
+            client: client.clone(),
+            server_token: creds.server_token.clone(),
+            stop_timeout: config.stop_timeout,
+            images: images::ImageCache::new(config.data_dir.join("images"), client.clone()),
+            workers: Default::default(),
+            registry: config.registry.clone(),
+        });
+
+        let identity = novacron_tls::Identity {
+            cert_pem: creds.cert_pem.clone(),
+            key_pem: creds.key_pem.clone(),
+        };
+        let tls = novacron_tls::server_config(&identity, None)?;
+        let serve = novacron_tls::serve_https(listener, tls, api::router(shared.clone())).map_err(
+            |source| AgentError::Io {
+                what: "serving the agent endpoint".into(),
+                source,
+            },
+        )?;
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(heartbeat_loop(
+                shared.clone(),
+                config.heartbeat_interval,
+                stop_rx.clone(),
+            )),
+            tokio::spawn(worker::reconcile_loop(shared.clone(), stop_rx.clone())),
+        ];
+        tracing::info!(node = %config.name, url = %agent_url, "agent running");
+        Ok(Agent {
+            name: config.name,
+            agent_url,
+            stop_tx,
+            tasks,
+            serve,
+        })
+    }
+
+    /// Stops the agent. VMs keep running; the next agent start adopts them.
+    pub async fn stop(self) {
+        let _ = self.stop_tx.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        self.serve.stop().await;
+    }
+}
+
+async fn register(
+    config: &AgentConfig,
+    facts: &HostFacts,
+    agent_url: &str,
+) -> Result<Credentials, AgentError> {
+    let req = RegisterRequest {
+        name: config.name.clone(),
+        capacity: facts.capacity,
+        agent_url: agent_url.to_string(),
+        kvm_usable: facts.kvm_usable,
+        qemu_version: facts.qemu_version.clone(),
+        bridges: facts.bridges.clone(),
+    };
+    let saved = Credentials::load(&config.data_dir)?;
+    if let Some(saved) = saved.filter(|c| c.name == config.name) {
+        let client = Client::new(ClientConfig {
+            servers: config.servers.clone(),
+            token: saved.node_token.clone(),
+            ca_cert_pem: saved.ca_cert_pem.clone(),
+        })?;
+        match retry_register(&client, &req).await {
+            Ok(resp) => {
+                let creds = Credentials::from_response(&config.name, resp);
+                creds.save(&config.data_dir)?;
+                return Ok(creds);
+            }
+            Err(ClientError::Api(e))
+                if e.code == novacron_api_types::ErrorCode::Unauthenticated
+                    && config.join_token.is_some() =>
+            {
+                tracing::warn!(node = %config.name, "stored node credentials were refused; joining again with the join token");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some(token) = &config.join_token else {
+        return Err(AgentError::Config(format!(
+            "node {} has no credentials in {} yet: pass --join-token (printed by `novacron up` / `novacron server`)",
+            config.name,
+            config.data_dir.display()
+        )));
+    };
+    let join = JoinToken::parse(token)?;
+    let mut last = None;
+    let mut ca = None;
+    for server in &config.servers {
+        match novacron_client::fetch_pinned_ca(server, &join.ca_fingerprint).await {
+            Ok(pem) => {
+                ca = Some(pem);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let ca = match (ca, last) {
+        (Some(ca), _) => ca,
+        (None, Some(e)) => return Err(e.into()),
+        (None, None) => return Err(AgentError::Config("no --server given".into())),
+    };
+    let client = Client::new(ClientConfig {
+        servers: config.servers.clone(),
+        token: join.secret.clone(),
+        ca_cert_pem: ca,
+    })?;
+    let resp = retry_register(&client, &req).await?;
+    let creds = Credentials::from_response(&config.name, resp);
+    creds.save(&config.data_dir)?;
+    Ok(creds)
+}
+
+/// Registration retries while the control plane is unreachable (it may be starting too).
+async fn retry_register(
+    client: &Client,
+    req: &RegisterRequest,
+) -> Result<novacron_api_types::agent::RegisterResponse, ClientError> {
+    let mut delay = Duration::from_millis(200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.agent_register(req).await {
+            Err(ClientError::Unreachable { url, why })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tracing::info!(%url, %why, "control plane unreachable; retrying registration");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn heartbeat_loop(
+    shared: Arc<state::Shared>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let running = shared.running_count();
+        if let Err(e) = shared
+            .client
+            .agent_heartbeat(&HeartbeatRequest {
+                running_vms: running,
+            })
+            .await
+        {
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,1 +1,392 @@
-//! placeholder
+//! Resource types shared by the control plane, the node agent and the client SDK: one
+//! definition of a VM, a node, an image and an operation, so CLI, API and OpenAPI
+//! document cannot drift apart.
+
+pub mod agent;
+pub mod error;
+pub mod names;
+pub mod size;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use error::{ApiError, ErrorCode};
+pub use names::{NameError, validate_name};
+pub use size::{SizeError, format_size, parse_size};
+
+/// Every resource belongs to a project; this one always exists.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// Seconds since the Unix epoch.
+pub type UnixSeconds = u64;
+
+/// What a VM is doing, as last observed (or being changed to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VmState {
+    Creating,
+    Stopped,
+    Starting,
+    Running,
+    Paused,
+    Stopping,
+    Migrating,
+    Crashed,
+}
+
+impl VmState {
+    pub const ALL: [VmState; 8] = [
+        VmState::Creating,
+        VmState::Stopped,
+        VmState::Starting,
+        VmState::Running,
+        VmState::Paused,
+        VmState::Stopping,
+        VmState::Migrating,
+        VmState::Crashed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmState::Creating => "creating",
+            VmState::Stopped => "stopped",
+            VmState::Starting => "starting",
+            VmState::Running => "running",
+            VmState::Paused => "paused",
+            VmState::Stopping => "stopping",
+            VmState::Migrating => "migrating",
+            VmState::Crashed => "crashed",
+        }
+    }
+
+    /// True when a QEMU process exists for the VM in this state.
+    pub fn has_process(self) -> bool {
+        matches!(
+            self,
+            VmState::Starting
+                | VmState::Running
+                | VmState::Paused
+                | VmState::Stopping
+                | VmState::Migrating
+        )
+    }
+}
+
+impl std::fmt::Display for VmState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The power state an operator asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerState {
+    Running,
+    Paused,
+    Stopped,
+}
+
+/// Which accelerator to use; `auto` picks KVM only where it really works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccelChoice {
+    #[default]
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+impl std::str::FromStr for AccelChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(AccelChoice::Auto),
+            "kvm" => Ok(AccelChoice::Kvm),
+            "tcg" => Ok(AccelChoice::Tcg),
+            other => Err(format!(
+                "unknown accelerator {other:?}: use auto, kvm or tcg"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for AccelChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AccelChoice::Auto => "auto",
+            AccelChoice::Kvm => "kvm",
+            AccelChoice::Tcg => "tcg",
+        })
+    }
+}
+
+/// A host port forwarded to a guest port through user-mode NAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PortForward {
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+impl std::str::FromStr for PortForward {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("invalid forward {s:?}: expected HOSTPORT:GUESTPORT, e.g. 2222:22");
+        let (h, g) = s.split_once(':').ok_or_else(bad)?;
+        let host_port: u16 = h.parse().map_err(|_| bad())?;
+        let guest_port: u16 = g.parse().map_err(|_| bad())?;
+        if host_port == 0 || guest_port == 0 {
+            return Err(bad());
+        }
+        Ok(PortForward {
+            host_port,
+            guest_port,
+        })
+    }
+}
+
+/// How a VM is connected to the network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum Network {
+    /// User-mode NAT, optionally with host port forwards.
+    User {
+        #[serde(default)]
+        forwards: Vec<PortForward>,
+    },
+    /// A tap device attached to an existing Linux bridge on the node.
+    Bridge { bridge: String },
+    /// No network device.
+    None,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network::User { forwards: vec![] }
+    }
+}
+
+/// Body of `POST /api/v1/vms`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VmCreateRequest {
+    pub name: String,
+    pub image: String,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    /// Size of the VM's disk; defaults to the image's size for disk images, none for kernel images.
+    #[serde(default)]
+    pub disk_bytes: Option<u64>,
+    /// Place on this node; otherwise the scheduler chooses.
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub accel: AccelChoice,
+    #[serde(default)]
+    pub network: Network,
+    /// SSH public keys put into the cloud-init seed (disk images only).
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
+    /// Start the VM after creating it (default true).
+    #[serde(default = "default_true")]
+    pub start: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A virtual machine: what was asked for and what is observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Vm {
+    pub name: String,
+    pub project: String,
+    pub uuid: String,
+    /// Observed state.
+    pub state: VmState,
+    /// Why the VM is in this state when it is not the one asked for (e.g. a crash reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    /// Power state asked for.
+    pub desired: PowerState,
+    pub node: Option<String>,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    #[serde(default)]
+    pub disk_bytes: Option<u64>,
+    pub image: String,
+    pub accel: AccelChoice,
+    /// The accelerator the running QEMU actually uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel_in_use: Option<String>,
+    pub network: Network,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    pub created_at: UnixSeconds,
+    /// Bumped on every change of what is asked for.
+    pub generation: u64,
+}
+
+/// What a node is allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    Ready,
+    Cordoned,
+    Draining,
+    Down,
+}
+
+impl std::fmt::Display for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeState::Ready => "ready",
+            NodeState::Cordoned => "cordoned",
+            NodeState::Draining => "draining",
+            NodeState::Down => "down",
+        })
+    }
+}
+
+/// Resources of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct Resources {
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    pub disk_bytes: u64,
+}
+
+/// A host that runs VMs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Node {
+    pub name: String,
+    pub state: NodeState,
+    pub capacity: Resources,
+    /// Sum of what the VMs placed on this node asked for.
+    pub allocated: Resources,
+    pub vms: u32,
+    pub kvm_usable: bool,
+    pub qemu_version: String,
+    pub agent_url: String,
+    pub registered_at: UnixSeconds,
+    pub last_heartbeat: UnixSeconds,
+}
+
+/// What an image boots from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ImageKind {
+    /// Direct kernel boot: kernel + initrd + command line.
+    Kernel { cmdline: String },
+    /// A bootable disk (cloud image), qcow2 or raw.
+    Disk { format: DiskFormat },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskFormat {
+    Qcow2,
+    Raw,
+}
+
+impl std::fmt::Display for DiskFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Raw => "raw",
+        })
+    }
+}
+
+/// A bootable image held by the control plane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Image {
+    pub name: String,
+    pub project: String,
+    #[serde(flatten)]
+    pub kind: ImageKind,
+    /// Bytes stored (all files of the image).
+    pub size_bytes: u64,
+    /// For disk images: the guest-visible size.
+    #[serde(default)]
+    pub virtual_size_bytes: Option<u64>,
+    /// Files of the image, e.g. `kernel`, `initrd` or `disk`, with their BLAKE3 checksums.
+    pub files: Vec<ImageFile>,
+    pub created_at: UnixSeconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImageFile {
+    pub role: String,
+    pub size_bytes: u64,
+    pub blake3: String,
+}
+
+/// Body of `POST /api/v1/images/build-tiny`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BuildTinyRequest {
+    pub name: String,
+}
+
+/// Where a long operation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// A long operation (start, stop, create, later migrate) the CLI can wait on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Operation {
+    pub id: String,
+    pub project: String,
+    /// e.g. `vm.create`, `vm.start`.
+    pub kind: String,
+    /// The resource it acts on, e.g. `vm/web1`.
+    pub target: String,
+    pub state: OperationState,
+    /// A short description of the current step, or the error when failed.
+    pub message: String,
+    /// 0.0 ..= 1.0 when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
+    pub created_at: UnixSeconds,
+    pub updated_at: UnixSeconds,
+}
+
+impl Operation {
+    pub fn is_done(&self) -> bool {
+        self.state != OperationState::Running
+    }
+}
+
+/// Answer of calls that start a long operation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OperationRef {
+    pub operation: Operation,
+}
+
+/// Body of `POST /api/v1/vms/{name}/stop`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct StopRequest {
+    /// Kill QEMU instead of asking the guest to power off.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Answer of `GET /api/v1/vms/{name}/console`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsoleLog {
+    /// What the guest wrote on its serial console (the last `tail_bytes` of it).
+    pub text: String,
+    pub truncated: bool,
+}
+
+/// Liveness and version of the control plane.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub store: String,
+}

@@ -1,1 +1,621 @@
-//! placeholder
+//! The NovaCron SDK: a typed client for the REST API under `/api/v1`, used by the CLI and by
+//! node agents. It trusts only the cluster CA, authenticates with a bearer token and fails
+//! over between several control-plane URLs.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), novacron_client::ClientError> {
+//! let client = novacron_client::Client::new(novacron_client::Config::load()?)?;
+//! for vm in client.vm_list().await? {
+//!     println!("{} {}", vm.name, vm.state);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod bootstrap;
+mod config;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use novacron_api_types::agent::{
+    DesiredVms, HeartbeatRequest, RegisterRequest, RegisterResponse, VmStatusReport,
+};
+use novacron_api_types::{
+    ApiError, BuildTinyRequest, ConsoleLog, ErrorCode, Health, Image, Node, Operation,
+    OperationRef, StopRequest, Vm, VmCreateRequest,
+};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use bootstrap::{JoinToken, fetch_pinned_ca};
+pub use config::{Config, default_config_path};
+
+/// What can go wrong talking to the control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    /// No server could be reached.
+    #[error("cannot reach the NovaCron API at {url}: {why}")]
+    Unreachable { url: String, why: String },
+    /// The answer was not what this client understands.
+    #[error("unexpected answer from {url}: {why}")]
+    Protocol { url: String, why: String },
+    /// Local configuration problem (missing config file, bad CA...).
+    #[error("{0}")]
+    Config(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ClientError {
+    /// The API error code, when the server answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api(e) => Some(e.code),
+            _ => None,
+        }
+    }
+}
+
+/// A connection to the control plane (cheap to clone).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    servers: Vec<String>,
+    token: String,
+    /// Index of the server that answered last; tried first.
+    preferred: AtomicUsize,
+}
+
+/// The `(segment)` of a URL path, percent-free because names are validated DNS labels;
+/// anything else is rejected by the server with a clear error.
+fn seg(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c.to_string()
+            } else {
+                format!("%{:02X}", c as u32 & 0xff)
+            }
+        })
+        .collect()
+}
+
+impl Client {
+    /// A client for `config`. Requests time out after `config.timeout`.
+    pub fn new(config: Config) -> Result<Client, ClientError> {
+        novacron_tls::install_crypto_provider();
+        if config.servers.is_empty() {
+            return Err(ClientError::Config(
+                "no server URL configured: set NOVACRON_URL or run `novacron up`".into(),
+            ));
+        }
+        let tls = novacron_tls::client_config(&config.ca_cert_pem, None)
+            .map_err(|e| ClientError::Config(format!("cluster CA in the client config: {e}")))?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ClientError::Config(format!("HTTP client: {e}")))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                servers: config
+                    .servers
+                    .iter()
+                    .map(|s| s.trim_end_matches('/').to_string())
+                    .collect(),
+                token: config.token,
+                preferred: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// The server URLs, in the order they are tried.
+    pub fn servers(&self) -> &[String] {
+        &self.inner.servers
+    }
+
+    /// Sends a request, trying each server in turn when one cannot be reached. Only
+    /// connection failures move on to the next server; an answer (even an error) is final.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, ClientError> {
+        let n = self.inner.servers.len();
+        let first = self.inner.preferred.load(Ordering::Relaxed) % n;
+        let mut last_err = None;
+        for i in 0..n {
+            let idx = (first + i) % n;
+            let url = format!("{}/api/v1{}", self.inner.servers[idx], path);
+            let req = self
+                .inner
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&self.inner.token)
+                .timeout(timeout);
+            match build(req).send().await {
+                Ok(resp) => {
+                    self.inner.preferred.store(idx, Ordering::Relaxed);
+                    return Ok(resp);
+                }
+                Err(e) => {
+                    tracing::debug!(url, error = %e, "server unreachable, trying the next one");
+                    last_err = Some(ClientError::Unreachable {
+                        url: self.inner.servers[idx].clone(),
+                        why: error_chain(&e),
+                    });
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| ClientError::Config("no servers".into())))
+    }
+
+    async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
+        let url = resp.url().to_string();
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            why: error_chain(&e),
+        })?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+                url,
+                why: e.to_string(),
+            })
+        } else {
+            Err(api_error(status, &bytes))
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<T, ClientError> {
+        self.call_with_timeout(method, path, body, Duration::from_secs(60))
+            .await
+    }
+
+    async fn call_with_timeout<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + Sync)>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let resp = self
+            .send(
+                method,
+                path,
+                |r| match body {
+                    Some(b) => r.json(b),
+                    None => r,
+                },
+                timeout,
+            )
+            .await?;
+        Self::decode(resp).await
+    }
+
+    // ---- health -------------------------------------------------------------------------
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(Method::GET, "/health", None::<&()>).await
+    }
+
+    // ---- VMs ----------------------------------------------------------------------------
+
+    pub async fn vm_create(&self, req: &VmCreateRequest) -> Result<OperationRef, ClientError> {
+        self.call(Method::POST, "/vms", Some(req)).await
+    }
+
+    pub async fn vm_list(&self) -> Result<Vec<Vm>, ClientError> {
+        self.call(Method::GET, "/vms", None::<&()>).await
+    }
+
+    pub async fn vm_get(&self, name: &str) -> Result<Vm, ClientError> {
+        self.call(Method::GET, &format!("/vms/{}", seg(name)), None::<&()>)
+            .await
+    }
+
+    /// Starts a power action: `start`, `reboot`, `pause` or `resume`.
+    pub async fn vm_action(&self, name: &str, action: &str) -> Result<OperationRef, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/{}", seg(name), seg(action)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn vm_stop(&self, name: &str, force: bool) -> Result<OperationRef, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/stop", seg(name)),
+            Some(&StopRequest { force }),
+        )
+        .await
+    }
+
+    pub async fn vm_delete(&self, name: &str) -> Result<OperationRef, ClientError> {
+        self.call(Method::DELETE, &format!("/vms/{}", seg(name)), None::<&()>)
+            .await
+    }
+
+    /// The last `tail_bytes` of what the guest wrote on its serial console.
+    pub async fn vm_console_log(
+        &self,
+        name: &str,
+        tail_bytes: u64,
+    ) -> Result<ConsoleLog, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/vms/{}/console?tail_bytes={tail_bytes}", seg(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Attaches to the serial console: a raw bidirectional byte stream.
+    pub async fn vm_console_attach(&self, name: &str) -> Result<reqwest::Upgraded, ClientError> {
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/vms/{}/console/attach", seg(name)),
+                |r| {
+                    r.header(reqwest::header::CONNECTION, "upgrade")
+                        .header(reqwest::header::UPGRADE, CONSOLE_PROTOCOL)
+                },
+                Duration::from_secs(30),
+            )
+            .await?;
+        upgrade(resp).await
+    }
+
+    // ---- operations ----------------------------------------------------------------------
+
+    pub async fn operation_get(&self, id: &str) -> Result<Operation, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/operations/{}", seg(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Waits until the operation is done, calling `on_change` whenever its message or
+    /// progress changes. Gives up after `timeout`.
+    pub async fn operation_wait(
+        &self,
+        id: &str,
+        timeout: Duration,
+        mut on_change: impl FnMut(&Operation),
+    ) -> Result<Operation, ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last: Option<(String, Option<f64>)> = None;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let wait = left.min(Duration::from_secs(20)).as_secs().max(1);
+            let op: Operation = self
+                .call_with_timeout(
+                    Method::GET,
+                    &format!("/operations/{}?wait_seconds={wait}", seg(id)),
+                    None::<&()>,
+                    Duration::from_secs(wait + 30),
+                )
+                .await?;
+            let now = (op.message.clone(), op.progress);
+            if last.as_ref() != Some(&now) {
+                on_change(&op);
+                last = Some(now);
+            }
+            if op.is_done() {
+                return Ok(op);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClientError::Api(ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "operation {id} still running after {}s: {} (check again with `novacron operation show {id}`)",
+                        timeout.as_secs(),
+                        op.message
+                    ),
+                )));
+            }
+        }
+    }
+
+    pub async fn operation_list(&self) -> Result<Vec<Operation>, ClientError> {
+        self.call(Method::GET, "/operations", None::<&()>).await
+    }
+
+    // ---- nodes ---------------------------------------------------------------------------
+
+    pub async fn node_delete(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/nodes/{}", seg(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn node_list(&self) -> Result<Vec<Node>, ClientError> {
+        self.call(Method::GET, "/nodes", None::<&()>).await
+    }
+
+    pub async fn node_get(&self, name: &str) -> Result<Node, ClientError> {
+        self.call(Method::GET, &format!("/nodes/{}", seg(name)), None::<&()>)
+            .await
+    }
+
+    /// `cordon`, `uncordon` or `drain`.
+    pub async fn node_action(&self, name: &str, action: &str) -> Result<Node, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/nodes/{}/{}", seg(name), seg(action)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    // ---- images --------------------------------------------------------------------------
+
+    pub async fn image_list(&self) -> Result<Vec<Image>, ClientError> {
+        self.call(Method::GET, "/images", None::<&()>).await
+    }
+
+    pub async fn image_get(&self, name: &str) -> Result<Image, ClientError> {
+        self.call(Method::GET, &format!("/images/{}", seg(name)), None::<&()>)
+            .await
+    }
+
+    pub async fn image_build_tiny(&self, name: &str) -> Result<Image, ClientError> {
+        self.call_with_timeout(
+            Method::POST,
+            "/images/build-tiny",
+            Some(&BuildTinyRequest { name: name.into() }),
+            Duration::from_secs(300),
+        )
+        .await
+    }
+
+    pub async fn image_delete(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/images/{}", seg(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Uploads a qcow2 or raw disk image; the server detects and checks the format.
+    pub async fn image_import(&self, name: &str, file: &Path) -> Result<Image, ClientError> {
+        let meta = tokio::fs::metadata(file)
+            .await
+            .map_err(|source| ClientError::Io {
+                what: format!("cannot read {}", file.display()),
+                source,
+            })?;
+        if !meta.is_file() {
+            return Err(ClientError::Config(format!(
+                "{} is not a regular file",
+                file.display()
+            )));
+        }
+        let path = file.to_path_buf();
+        let resp = self
+            .send(
+                Method::PUT,
+                &format!("/images/{}/import", seg(name)),
+                move |r| {
+                    let path = path.clone();
+                    let stream =
+                        futures_util::stream::once(
+                            async move { tokio::fs::File::open(path).await },
+                        );
+                    let body = futures_util::StreamExt::flat_map(stream, |f| match f {
+                        Ok(f) => futures_util::future::Either::Left(
+                            tokio_util::io::ReaderStream::with_capacity(f, 1 << 20),
+                        ),
+                        Err(e) => futures_util::future::Either::Right(futures_util::stream::once(
+                            async move { Err(e) },
+                        )),
+                    });
+                    r.header(reqwest::header::CONTENT_LENGTH, meta.len())
+                        .body(reqwest::Body::wrap_stream(body))
+                },
+                Duration::from_secs(3600),
+            )
+            .await?;
+        Self::decode(resp).await
+    }
+
+    /// Downloads one file of an image (`kernel`, `initrd` or `disk`) to `dest`.
+    pub async fn image_download(
+        &self,
+        name: &str,
+        project: &str,
+        role: &str,
+        dest: &Path,
+    ) -> Result<u64, ClientError> {
+        let resp = self
+            .send(
+                Method::GET,
+                &format!(
+                    "/images/{}/files/{}?project={}",
+                    seg(name),
+                    seg(role),
+                    seg(project)
+                ),
+                |r| r,
+                Duration::from_secs(3600),
+            )
+            .await?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            return Err(api_error(status, &bytes));
+        }
+        let url = resp.url().to_string();
+        let mut file = tokio::fs::File::create(dest)
+            .await
+            .map_err(|source| ClientError::Io {
+                what: format!("cannot create {}", dest.display()),
+                source,
+            })?;
+        let mut stream = resp.bytes_stream();
+        let mut written = 0u64;
+        use tokio::io::AsyncWriteExt;
+        while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+            let chunk = chunk.map_err(|e| ClientError::Unreachable {
+                url: url.clone(),
+                why: error_chain(&e),
+            })?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|source| ClientError::Io {
+                    what: format!("cannot write {}", dest.display()),
+                    source,
+                })?;
+            written += chunk.len() as u64;
+        }
+        file.sync_all().await.map_err(|source| ClientError::Io {
+            what: format!("cannot sync {}", dest.display()),
+            source,
+        })?;
+        Ok(written)
+    }
+
+    // ---- agent protocol ------------------------------------------------------------------
+
+    pub async fn agent_register(
+        &self,
+        req: &RegisterRequest,
+    ) -> Result<RegisterResponse, ClientError> {
+        self.call(Method::POST, "/agent/register", Some(req)).await
+    }
+
+    pub async fn agent_heartbeat(&self, req: &HeartbeatRequest) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .call_with_timeout(
+                Method::POST,
+                "/agent/heartbeat",
+                Some(req),
+                Duration::from_secs(10),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The VMs placed on the calling node. With `after`, waits (up to `wait`) until something
+    /// changed after that store revision.
+    pub async fn agent_desired_vms(
+        &self,
+        after: Option<i64>,
+        wait: Duration,
+    ) -> Result<DesiredVms, ClientError> {
+        let path = match after {
+            Some(rev) => format!("/agent/vms?after={rev}&wait_seconds={}", wait.as_secs()),
+            None => "/agent/vms".to_string(),
+        };
+        self.call_with_timeout(
+            Method::GET,
+            &path,
+            None::<&()>,
+            wait + Duration::from_secs(30),
+        )
+        .await
+    }
+
+    pub async fn agent_report_status(
+        &self,
+        project: &str,
+        name: &str,
+        report: &VmStatusReport,
+    ) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .call(
+                Method::PUT,
+                &format!("/agent/vms/{}/{}/status", seg(project), seg(name)),
+                Some(report),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// The HTTP upgrade protocol name used for console attach.
+pub const CONSOLE_PROTOCOL: &str = "novacron-console";
+
+async fn upgrade(resp: reqwest::Response) -> Result<reqwest::Upgraded, ClientError> {
+    let url = resp.url().to_string();
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        return Err(api_error(status, &bytes));
+    }
+    resp.upgrade().await.map_err(|e| ClientError::Protocol {
+        url,
+        why: format!("console upgrade failed: {}", error_chain(&e)),
+    })
+}
+
+/// Turns an error answer into an [`ApiError`], keeping the server's message when the body is
+/// the standard `{"code","message"}`.
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ApiError>(body) {
+        Ok(e) => ClientError::Api(e),
+        Err(_) => {
+            let code = match status.as_u16() {
+                400 => ErrorCode::InvalidArgument,
+                401 => ErrorCode::Unauthenticated,
+                403 => ErrorCode::PermissionDenied,
+                404 => ErrorCode::NotFound,
+                409 => ErrorCode::Conflict,
+                503 => ErrorCode::Unavailable,
+                _ => ErrorCode::Internal,
+            };
+            let text = String::from_utf8_lossy(body);
+            ClientError::Api(ApiError::new(
+                code,
+                format!("HTTP {status}: {}", text.trim()),
+            ))
+        }
+    }
+}
+
+/// The error and its causes on one line (reqwest hides the interesting part in `source`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,1 +1,294 @@
-//! placeholder
+//! The NovaCron control plane: the REST API, authentication, placement, and the bookkeeping
+//! that turns agents' status reports into finished operations. State lives in a [`Store`]
+//! (embedded SQLite by default, etcd for HA); the server itself holds only mirrors of it.
+
+pub mod api;
+pub mod auth;
+pub mod cache;
+pub mod metrics;
+pub mod placement;
+pub mod records;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use novacron_api_types::{DEFAULT_PROJECT, Image};
+use novacron_store::{Store, StoreError};
+use novacron_tls::{Ca, ServeHandle};
+use prometheus_client::registry::Registry;
+
+use crate::cache::Cache;
+use crate::metrics::ServerMetrics;
+use crate::records::{CaRecord, ClusterRecord, TokenRecord, now};
+use crate::state::AppState;
+
+/// Errors that stop the control plane from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] novacron_tls::TlsError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the store holds a damaged {what}: {why}")]
+    Corrupt { what: &'static str, why: String },
+}
+
+/// How to run the control plane.
+pub struct ServerConfig {
+    pub store: Arc<dyn Store>,
+    /// Images and other files of the control plane.
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Extra DNS names / IPs for the API certificate.
+    pub extra_sans: Vec<String>,
+    /// A node without a heartbeat for this long is `down`.
+    pub node_down_after: Duration,
+    /// Where metrics are registered (shared with the agent in `novacron up`).
+    pub registry: Arc<std::sync::Mutex<Registry>>,
+}
+
+/// Which kind of token to mint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Admin,
+    Join,
+}
+
+/// A running control plane.
+pub struct Server {
+    pub url: String,
+    pub local_addr: SocketAddr,
+    state: Arc<AppState>,
+    serve: ServeHandle,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn ensure_cluster(store: &dyn Store) -> Result<Ca, ServerError> {
+    for _ in 0..5 {
+        if let Some(kv) = store.get(records::CA_KEY).await? {
+            let rec: CaRecord =
+                serde_json::from_slice(&kv.value).map_err(|e| ServerError::Corrupt {
+                    what: "cluster CA",
+                    why: e.to_string(),
+                })?;
+            return Ok(Ca::from_pem(&rec.cert_pem, &rec.key_pem)?);
+        }
+        let ca = Ca::generate()?;
+        let rec = CaRecord {
+            cert_pem: ca.identity.cert_pem.clone(),
+            key_pem: ca.identity.key_pem.clone(),
+        };
+        let cluster = ClusterRecord {
+            cluster_id: api::operations::new_id().replace("op-", "nc-"),
+            created_at: now(),
+        };
+        let out = store
+            .txn(
+                vec![novacron_store::Compare::ModRevision {
+                    key: records::CA_KEY.into(),
+                    equals: 0,
+                }],
+                vec![
+                    novacron_store::Op::Put {
+                        key: records::CA_KEY.into(),
+                        value: serde_json::to_vec(&rec).unwrap_or_default(),
+                    },
+                    novacron_store::Op::Put {
+                        key: records::CLUSTER_KEY.into(),
+                        value: serde_json::to_vec(&cluster).unwrap_or_default(),
+                    },
+                    novacron_store::Op::Put {
+                        key: records::project_key(DEFAULT_PROJECT),
+                        value: br#"{"name":"default"}"#.to_vec(),
+                    },
+                ],
+            )
+            .await?;
+        if out.succeeded {
+            tracing::info!(cluster = %cluster.cluster_id, "initialised a new cluster");
+            return Ok(ca);
+        }
+    }
+    Err(ServerError::Corrupt {
+        what: "cluster CA",
+        why: "it kept changing while starting".into(),
+    })
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+impl Server {
+    /// Initialises the cluster on first start (CA, default project), then serves the API.
+    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        novacron_tls::install_crypto_provider();
+        let store = config.store.clone();
+        let ca = ensure_cluster(store.as_ref()).await?;
+
+        let images_dir = config.data_dir.join("images");
+        std::fs::create_dir_all(&images_dir).map_err(|source| ServerError::Io {
+            what: format!("cannot create {}", images_dir.display()),
+            source,
+        })?;
+        // Scratch left by a crash mid-import is never referenced: drop it.
+        let _ = std::fs::remove_dir_all(images_dir.join(".incoming"));
+
+        let agent_tls = novacron_tls::client_config(&ca.identity.cert_pem, None)?;
+        let agent_http = reqwest::Client::builder()
+            .use_preconfigured_tls(agent_tls)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ServerError::Io {
+                what: "HTTP client".into(),
+                source: std::io::Error::other(e),
+            })?;
+
+        let state = Arc::new(AppState {
+            vms: Cache::start_indexed(
+                store.clone(),
+                records::vm_prefix(),
+                Some(|v: &records::VmRecord| v.node.clone()),
+            )
+            .await?,
+            statuses: Cache::start(store.clone(), records::vm_status_prefix()).await?,
+            nodes: Cache::start(store.clone(), records::node_prefix()).await?,
+            heartbeats: Cache::start(store.clone(), records::heartbeat_prefix()).await?,
+            images: Cache::<Image>::start(store.clone(), records::image_prefix()).await?,
+            tokens: Cache::start(store.clone(), format!("{}tokens/", records::ROOT)).await?,
+            store: store.clone(),
+            ca: ca.clone(),
+            images_dir,
+            node_down_after: config.node_down_after,
+            metrics: ServerMetrics::register(config.registry.clone()),
+            placement: tokio::sync::Mutex::new(()),
+            agent_http,
+        });
+
+        let mut sans = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ];
+        if let Some(h) = hostname() {
+            sans.push(h);
+        }
+        if !config.listen.ip().is_unspecified() {
+            sans.push(config.listen.ip().to_string());
+        }
+        sans.extend(config.extra_sans.iter().cloned());
+        sans.sort();
+        sans.dedup();
+        let identity = ca.issue("novacron control plane", &sans)?;
+        let tls = novacron_tls::server_config(&identity, None)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Io {
+                what: format!("cannot listen on {}", config.listen),
+                source,
+            })?;
+        let serve = novacron_tls::serve_https(listener, tls, api::router(state.clone())).map_err(
+            |source| ServerError::Io {
+                what: "serving the API".into(),
+                source,
+            },
+        )?;
+        let local_addr = serve.local_addr;
+        let host = if config.listen.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            match local_addr {
+                SocketAddr::V4(a) => a.ip().to_string(),
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            }
+        };
+        let url = format!("https://{host}:{}", local_addr.port());
+
+        let background = vec![tokio::spawn(expire_operations(store.clone()))];
+        tracing::info!(%url, "API serving");
+        Ok(Server {
+            url,
+            local_addr,
+            state,
+            serve,
+            background,
+        })
+    }
+
+    /// The cluster CA certificate (PEM) that clients must trust.
+    pub fn ca_cert_pem(&self) -> &str {
+        &self.state.ca.identity.cert_pem
+    }
+
+    /// The join token string agents need, for a join secret.
+    pub fn join_token_string(&self, secret: &str) -> Result<String, ServerError> {
+        Ok(format!(
+            "NVC1.{}.{}",
+            novacron_tls::ca_fingerprint(self.ca_cert_pem())?,
+            secret
+        ))
+    }
+
+    /// Mints a new token of `kind` (only its hash is stored).
+    pub async fn issue_token(&self, kind: TokenKind) -> Result<String, ServerError> {
+        let token = auth::new_token();
+        let rec = match kind {
+            TokenKind::Admin => TokenRecord::Admin,
+            TokenKind::Join => TokenRecord::Join,
+        };
+        let rev = self
+            .state
+            .store
+            .put(
+                &records::token_key(&auth::token_hash(&token)),
+                serde_json::to_vec(&rec).unwrap_or_default(),
+            )
+            .await?;
+        self.state.tokens.wait_for(rev, AppState::CATCH_UP).await;
+        Ok(token)
+    }
+
+    /// Whether `token` is currently valid and of `kind`.
+    pub fn token_is(&self, token: &str, kind: TokenKind) -> bool {
+        let rec = self
+            .state
+            .tokens
+            .get(&records::token_key(&auth::token_hash(token)));
+        matches!(
+            (rec.as_deref(), kind),
+            (Some(TokenRecord::Admin), TokenKind::Admin)
+                | (Some(TokenRecord::Join), TokenKind::Join)
+        )
+    }
+
+    /// Stops serving (VMs keep running on their nodes).
+    pub async fn stop(self) {
+        for t in &self.background {
+            t.abort();
+        }
+        self.serve.stop().await;
+    }
+}
+
+async fn expire_operations(store: Arc<dyn Store>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        match api::operations::expire(store.as_ref(), 86_400).await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "expired finished operations"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "expiring operations failed"),
+        }
+    }
+}

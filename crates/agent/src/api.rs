@@ -1,0 +1,168 @@
+//! The agent's own HTTPS endpoint, called by the control plane (authenticated with the
+//! secret it was given at registration): serial console log and attach, and metrics.
+
+use std::io::SeekFrom;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::TokioIo;
+use novacron_api_types::{ApiError, ConsoleLog, ErrorCode, validate_name};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::state::Shared;
+
+struct Failure(ApiError);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self.0)).into_response()
+    }
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/agent/v1/vms/{project}/{name}/console", get(console_log))
+        .route(
+            "/agent/v1/vms/{project}/{name}/console/attach",
+            get(console_attach),
+        )
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            authenticate,
+        ))
+        .with_state(shared)
+}
+
+/// Only the control plane (holder of the server token) may call the agent.
+async fn authenticate(
+    State(shared): State<Arc<Shared>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let expected = shared.server_token.as_bytes();
+    let ok = presented.len() == expected.len()
+        && presented
+            .as_bytes()
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !ok {
+        return Failure(ApiError::new(
+            ErrorCode::Unauthenticated,
+            "invalid agent token",
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+fn run_dir(shared: &Shared, project: &str, name: &str) -> Result<novacron_qemu::RunDir, Failure> {
+    validate_name("project", project).map_err(|e| Failure(ApiError::invalid(e.to_string())))?;
+    validate_name("vm", name).map_err(|e| Failure(ApiError::invalid(e.to_string())))?;
+    Ok(novacron_qemu::RunDir::new(
+        shared.vm_dir(project, name).join("run"),
+    ))
+}
+
+#[derive(Deserialize)]
+struct TailQuery {
+    tail_bytes: Option<u64>,
+}
+
+async fn console_log(
+    State(shared): State<Arc<Shared>>,
+    Path((project, name)): Path<(String, String)>,
+    Query(q): Query<TailQuery>,
+) -> Result<axum::Json<ConsoleLog>, Failure> {
+    let rd = run_dir(&shared, &project, &name)?;
+    let tail = q.tail_bytes.unwrap_or(64 << 10).min(16 << 20);
+    let mut f = match tokio::fs::File::open(rd.console_log()).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(axum::Json(ConsoleLog {
+                text: String::new(),
+                truncated: false,
+            }));
+        }
+        Err(e) => {
+            return Err(Failure(ApiError::internal(format!(
+                "reading the console log: {e}"
+            ))));
+        }
+    };
+    let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(tail);
+    f.seek(SeekFrom::Start(start))
+        .await
+        .map_err(|e| Failure(ApiError::internal(e.to_string())))?;
+    let mut buf = Vec::with_capacity((len - start) as usize);
+    f.read_to_end(&mut buf)
+        .await
+        .map_err(|e| Failure(ApiError::internal(e.to_string())))?;
+    Ok(axum::Json(ConsoleLog {
+        text: String::from_utf8_lossy(&buf).into_owned(),
+        truncated: start > 0,
+    }))
+}
+
+async fn console_attach(
+    State(shared): State<Arc<Shared>>,
+    Path((project, name)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, Failure> {
+    let rd = run_dir(&shared, &project, &name)?;
+    let mut console = tokio::net::UnixStream::connect(rd.console_socket())
+        .await
+        .map_err(|e| {
+            Failure(ApiError::new(
+                ErrorCode::Conflict,
+                format!("the console of VM {name} is not available (is it running?): {e}"),
+            ))
+        })?;
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(up) => {
+                let mut io = TokioIo::new(up);
+                let _ = tokio::io::copy_bidirectional(&mut io, &mut console).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "console upgrade failed"),
+        }
+    });
+    Ok((
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, "upgrade"),
+            (header::UPGRADE, novacron_client::CONSOLE_PROTOCOL),
+        ],
+    )
+        .into_response())
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let mut out = String::new();
+    let registry = shared.registry.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+}

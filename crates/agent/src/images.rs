@@ -1,0 +1,83 @@
+//! The node's image cache: files downloaded from the control plane, verified by BLAKE3,
+//! and kept by checksum so a re-imported image of the same name is fetched again.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use novacron_api_types::Image;
+use novacron_client::Client;
+
+/// Local copies of images.
+pub struct ImageCache {
+    dir: PathBuf,
+    client: Client,
+    /// One download at a time per file.
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl ImageCache {
+    pub fn new(dir: PathBuf, client: Client) -> ImageCache {
+        ImageCache {
+            dir,
+            client,
+            locks: Default::default(),
+        }
+    }
+
+    /// The local path of `role` of `image`, downloading and verifying it when missing.
+    pub async fn ensure(&self, image: &Image, role: &str) -> Result<PathBuf, String> {
+        let entry = image
+            .files
+            .iter()
+            .find(|f| f.role == role)
+            .ok_or_else(|| format!("image {} has no {role} file", image.name))?;
+        let path = self.dir.join(&entry.blake3);
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(entry.blake3.clone())
+            .or_default()
+            .clone();
+        let _guard = lock.lock().await;
+        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Ok(path);
+        }
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+        let tmp = self.dir.join(format!("{}.part", entry.blake3));
+        let result = async {
+            self.client
+                .image_download(&image.name, &image.project, role, &tmp)
+                .await
+                .map_err(|e| format!("downloading image {} ({role}): {e}", image.name))?;
+            let tmp2 = tmp.clone();
+            let hash = tokio::task::spawn_blocking(move || {
+                let mut h = blake3::Hasher::new();
+                std::fs::File::open(&tmp2)
+                    .and_then(|mut f| std::io::copy(&mut f, &mut h))
+                    .map(|_| h.finalize().to_hex().to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("hashing the downloaded image: {e}"))?;
+            if hash != entry.blake3 {
+                return Err(format!(
+                    "image {} ({role}) arrived damaged: checksum {hash}, expected {}",
+                    image.name, entry.blake3
+                ));
+            }
+            tokio::fs::rename(&tmp, &path)
+                .await
+                .map_err(|e| format!("placing the image: {e}"))?;
+            Ok(path.clone())
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+}

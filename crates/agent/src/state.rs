@@ -1,0 +1,127 @@
+//! What the agent keeps: its credentials on disk, and the state shared by its tasks.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use novacron_api_types::agent::RegisterResponse;
+use novacron_client::Client;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+
+use crate::AgentError;
+use crate::images::ImageCache;
+use crate::worker::WorkerHandle;
+
+/// The node's credentials, saved in `<data dir>/node.json` (mode 0600).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Credentials {
+    pub name: String,
+    pub node_token: String,
+    pub server_token: String,
+    pub ca_cert_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Credentials {
+    pub fn from_response(name: &str, r: RegisterResponse) -> Credentials {
+        Credentials {
+            name: name.into(),
+            node_token: r.node_token,
+            server_token: r.server_token,
+            ca_cert_pem: r.ca_cert_pem,
+            cert_pem: r.cert_pem,
+            key_pem: r.key_pem,
+        }
+    }
+
+    fn path(dir: &Path) -> std::path::PathBuf {
+        dir.join("node.json")
+    }
+
+    pub fn load(dir: &Path) -> Result<Option<Credentials>, AgentError> {
+        match std::fs::read(Self::path(dir)) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                AgentError::Config(format!(
+                    "{} is damaged ({e}); remove it and join again with --join-token",
+                    Self::path(dir).display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(AgentError::Io {
+                what: format!("cannot read {}", Self::path(dir).display()),
+                source,
+            }),
+        }
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), AgentError> {
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| AgentError::Config(format!("encoding credentials: {e}")))?;
+        crate::host::write_atomic(&Self::path(dir), &bytes, 0o600).map_err(|source| {
+            AgentError::Io {
+                what: format!("cannot write {}", Self::path(dir).display()),
+                source,
+            }
+        })
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabels {
+    pub command: String,
+}
+
+/// Registers the agent's metrics (QMP command latency) and feeds them from every QMP client.
+pub fn register_metrics(registry: &Arc<Mutex<Registry>>) {
+    {
+        let qmp_latency = Family::<CommandLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+        });
+        registry.lock().unwrap_or_else(|p| p.into_inner()).register(
+            "novacron_qmp_command_duration_seconds",
+            "QMP command round-trip time by command",
+            qmp_latency.clone(),
+        );
+        let family = qmp_latency.clone();
+        novacron_qemu::set_latency_observer(Arc::new(move |command, took| {
+            family
+                .get_or_create(&CommandLabels {
+                    command: command.to_string(),
+                })
+                .observe(took.as_secs_f64());
+        }));
+    }
+}
+
+/// Shared by the reconcile loop, the VM workers and the agent endpoint.
+pub struct Shared {
+    pub data_dir: std::path::PathBuf,
+    pub client: Client,
+    pub server_token: String,
+    pub stop_timeout: std::time::Duration,
+    pub images: ImageCache,
+    /// One worker per VM, keyed by `project/name`.
+    pub workers: Mutex<HashMap<String, WorkerHandle>>,
+    pub registry: Arc<Mutex<Registry>>,
+}
+
+impl Shared {
+    pub fn running_count(&self) -> u32 {
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|w| w.is_running())
+            .count() as u32
+    }
+
+    /// `<data dir>/vms/<project>/<name>`
+    pub fn vm_dir(&self, project: &str, name: &str) -> std::path::PathBuf {
+        self.data_dir.join("vms").join(project).join(name)
+    }
+}

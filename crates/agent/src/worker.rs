@@ -1,0 +1,706 @@
+//! Reconciliation: the loop that follows the control plane's list of VMs for this node, and
+//! one worker per VM that turns each new generation of desired state into QEMU actions and
+//! reports what it observes (QMP events, process exits) back.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use novacron_api_types::agent::{DesiredVm, VmAction, VmStatusReport};
+use novacron_api_types::{AccelChoice, ErrorCode, ImageKind, Network, PowerState, VmState};
+use novacron_client::ClientError;
+use novacron_qemu::{Boot, DiskSpec, NicSpec, RunDir, RunningVm, VmSpec};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+
+use crate::state::Shared;
+
+/// The reconcile loop's handle on one VM worker.
+pub struct WorkerHandle {
+    uuid: String,
+    desired: watch::Sender<DesiredVm>,
+    orphaned: watch::Sender<bool>,
+    running: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+}
+
+/// Follows the desired VMs of this node until `stop`.
+pub async fn reconcile_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut after: Option<i64> = None;
+    let mut first = true;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let fetch = shared
+            .client
+            .agent_desired_vms(after, Duration::from_secs(25));
+        let result = tokio::select! {
+            r = fetch => r,
+            _ = stop.changed() => break,
+        };
+        match result {
+            Ok(desired) => {
+                backoff = Duration::from_millis(200);
+                apply(&shared, desired.vms, first);
+                first = false;
+                after = Some(desired.revision);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch desired VMs; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    // The agent is stopping: workers end, QEMU processes keep running for the next agent.
+    for (_, w) in shared
+        .workers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain()
+    {
+        w.task.abort();
+    }
+}
+
+fn key(project: &str, name: &str) -> String {
+    format!("{project}/{name}")
+}
+
+/// Hands each desired VM to its worker, starts workers for new VMs, and retires workers (and
+/// local leftovers) of VMs no longer placed here.
+fn apply(shared: &Arc<Shared>, vms: Vec<DesiredVm>, first: bool) {
+    let mut workers = shared.workers.lock().unwrap_or_else(|p| p.into_inner());
+    workers.retain(|_, w| !w.task.is_finished());
+    let wanted: HashSet<String> = vms.iter().map(|v| key(&v.project, &v.name)).collect();
+    for vm in vms {
+        let k = key(&vm.project, &vm.name);
+        match workers.get(&k) {
+            Some(w) if w.uuid == vm.uuid => {
+                w.desired.send_replace(vm);
+            }
+            Some(w) => {
+                // Same name, another VM: the old worker cleans up first; the new one starts
+                // with a later list, once the old one is done.
+                w.orphaned.send_replace(true);
+            }
+            None => {
+                workers.insert(k, spawn_worker(shared.clone(), vm));
+            }
+        }
+    }
+    for (k, w) in workers.iter() {
+        if !wanted.contains(k) {
+            w.orphaned.send_replace(true);
+        }
+    }
+    if first {
+        // VM directories nobody asks for any more (deleted or moved while the agent was down).
+        for (project, name) in local_vm_dirs(shared) {
+            if !wanted.contains(&key(&project, &name)) {
+                let shared = shared.clone();
+                tokio::spawn(async move { remove_orphan(&shared, &project, &name).await });
+            }
+        }
+    }
+}
+
+fn local_vm_dirs(shared: &Shared) -> Vec<(String, String)> {
+    let mut out = vec![];
+    let root = shared.data_dir.join("vms");
+    for p in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        let Ok(project) = p.file_name().into_string() else {
+            continue;
+        };
+        for v in std::fs::read_dir(p.path()).into_iter().flatten().flatten() {
+            if let Ok(name) = v.file_name().into_string() {
+                out.push((project.clone(), name));
+            }
+        }
+    }
+    out
+}
+
+async fn remove_orphan(shared: &Shared, project: &str, name: &str) {
+    let dir = shared.vm_dir(project, name);
+    let run_dir = RunDir::new(dir.join("run"));
+    if let Ok(Some(vm)) = novacron_qemu::adopt(&run_dir).await {
+        tracing::warn!(
+            vm = name,
+            pid = vm.pid(),
+            "stopping a VM that is no longer placed on this node"
+        );
+        let _ = vm.kill().await;
+    }
+    match tokio::fs::remove_dir_all(&dir).await {
+        Ok(()) => tracing::info!(vm = name, "removed the files of a VM no longer placed here"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(vm = name, error = %e, "cannot remove leftover VM files"),
+    }
+}
+
+fn spawn_worker(shared: Arc<Shared>, vm: DesiredVm) -> WorkerHandle {
+    let (desired_tx, desired_rx) = watch::channel(vm.clone());
+    let (orphaned_tx, orphaned_rx) = watch::channel(false);
+    let running = Arc::new(AtomicBool::new(false));
+    let (report_tx, report_rx) = watch::channel(None);
+    tokio::spawn(report_loop(
+        shared.clone(),
+        vm.project.clone(),
+        vm.name.clone(),
+        report_rx,
+    ));
+    let dir = shared.vm_dir(&vm.project, &vm.name);
+    let worker = Worker {
+        run_dir: RunDir::new(dir.join("run")),
+        dir,
+        local: LocalState::default(),
+        vm: None,
+        last_crash: None,
+        desired: desired_rx,
+        orphaned: orphaned_rx,
+        report_tx,
+        running: running.clone(),
+        shared,
+        name: vm.name.clone(),
+    };
+    WorkerHandle {
+        uuid: vm.uuid,
+        desired: desired_tx,
+        orphaned: orphaned_tx,
+        running,
+        task: tokio::spawn(worker.run()),
+    }
+}
+
+/// Sends the latest report of one VM, retrying until the control plane takes it. A newer
+/// report supersedes one not sent yet; the last one is delivered even after the worker ended.
+async fn report_loop(
+    shared: Arc<Shared>,
+    project: String,
+    name: String,
+    mut rx: watch::Receiver<Option<VmStatusReport>>,
+) {
+    loop {
+        let Some(report) = rx.borrow_and_update().clone() else {
+            if rx.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match shared
+                .client
+                .agent_report_status(&project, &name, &report)
+                .await
+            {
+                Ok(()) => break,
+                Err(ClientError::Api(e))
+                    if matches!(e.code, ErrorCode::NotFound | ErrorCode::Conflict) =>
+                {
+                    // The VM is gone or lives elsewhere now; nothing to tell.
+                    tracing::debug!(vm = %name, error = %e, "status report not needed any more");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(vm = %name, error = %e, "status report failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    if rx.has_changed().unwrap_or(false) {
+                        break; // a newer report replaces this one
+                    }
+                }
+            }
+        }
+        if report.deleted {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What the worker remembers across agent restarts (`<vm dir>/state.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct LocalState {
+    uuid: String,
+    /// The last generation of desired state acted on.
+    acted_generation: u64,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    name: String,
+    dir: PathBuf,
+    run_dir: RunDir,
+    local: LocalState,
+    vm: Option<Arc<RunningVm>>,
+    last_crash: Option<String>,
+    desired: watch::Receiver<DesiredVm>,
+    orphaned: watch::Receiver<bool>,
+    report_tx: watch::Sender<Option<VmStatusReport>>,
+    running: Arc<AtomicBool>,
+}
+
+/// How a worker's loop ends.
+enum Done {
+    Continue,
+    Finished,
+}
+
+async fn next_event(
+    rx: &mut Option<broadcast::Receiver<novacron_qemu::QmpEvent>>,
+) -> Option<novacron_qemu::QmpEvent> {
+    match rx {
+        Some(r) => loop {
+            match r.recv().await {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => {
+                    std::future::pending::<()>().await;
+                }
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_exit(vm: &Option<Arc<RunningVm>>) -> novacron_qemu::ExitInfo {
+    match vm {
+        Some(v) => v.wait_exit().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Worker {
+    fn state_file(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    fn load_local(&mut self, uuid: &str) {
+        if let Ok(b) = std::fs::read(self.state_file())
+            && let Ok(s) = serde_json::from_slice::<LocalState>(&b)
+            && s.uuid == uuid
+        {
+            self.local = s;
+            return;
+        }
+        self.local = LocalState {
+            uuid: uuid.to_string(),
+            acted_generation: 0,
+        };
+    }
+
+    fn save_local(&self) {
+        let Ok(bytes) = serde_json::to_vec(&self.local) else {
+            return;
+        };
+        if let Err(e) = std::fs::create_dir_all(&self.dir)
+            .and_then(|_| crate::host::write_atomic(&self.state_file(), &bytes, 0o644))
+        {
+            tracing::warn!(vm = %self.name, error = %e, "cannot record the VM's local state");
+        }
+    }
+
+    fn set_vm(&mut self, vm: Option<RunningVm>) {
+        self.vm = vm.map(Arc::new);
+        self.running.store(self.vm.is_some(), Ordering::Relaxed);
+    }
+
+    async fn run(mut self) {
+        let first = self.desired.borrow().clone();
+        self.load_local(&first.uuid);
+        match novacron_qemu::adopt(&self.run_dir).await {
+            Ok(Some(vm)) => {
+                tracing::info!(vm = %self.name, pid = vm.pid(), "adopted a running QEMU");
+                self.set_vm(Some(vm));
+            }
+            Ok(None) => {
+                if self.local.acted_generation > 0
+                    && first.power != PowerState::Stopped
+                    && !first.deleting
+                {
+                    // It should be running but its QEMU is gone: it died while no agent watched.
+                    let tail = self.run_dir.qemu_log_tail(4);
+                    self.last_crash = Some(if tail.trim().is_empty() {
+                        "QEMU exited while the agent was not running".to_string()
+                    } else {
+                        format!(
+                            "QEMU exited while the agent was not running: {}",
+                            tail.trim()
+                        )
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(vm = %self.name, error = %e, "cannot check for a running QEMU")
+            }
+        }
+        if self.local.acted_generation > 0 {
+            self.report_observed(None).await;
+        }
+        let mut events = self.vm.as_ref().map(|v| v.qmp().subscribe());
+        loop {
+            let d = self.desired.borrow_and_update().clone();
+            if d.generation > self.local.acted_generation {
+                match self.act(&d).await {
+                    Done::Finished => return,
+                    Done::Continue => {}
+                }
+                events = self.vm.as_ref().map(|v| v.qmp().subscribe());
+                continue;
+            }
+            let vm = self.vm.clone();
+            tokio::select! {
+                r = self.desired.changed() => {
+                    if r.is_err() { return; }
+                }
+                r = self.orphaned.changed() => {
+                    if r.is_err() || *self.orphaned.borrow() {
+                        self.remove_everything().await;
+                        return;
+                    }
+                }
+                Some(ev) = next_event(&mut events) => {
+                    self.on_event(&ev).await;
+                }
+                exit = wait_exit(&vm) => {
+                    self.on_exit(exit).await;
+                    events = None;
+                }
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: &novacron_qemu::QmpEvent) {
+        tracing::debug!(vm = %self.name, event = %ev.event, "QMP event");
+        match ev.event.as_str() {
+            "STOP" | "RESUME" | "RESET" => self.report_observed(None).await,
+            "SHUTDOWN" => {
+                // The process exit that follows decides between stopped and crashed.
+                self.report(VmState::Stopping, None, None, false);
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_exit(&mut self, exit: novacron_qemu::ExitInfo) {
+        self.set_vm(None);
+        if exit.is_crash() {
+            tracing::warn!(vm = %self.name, reason = %exit.reason, "VM crashed");
+            self.last_crash = Some(exit.reason.clone());
+            self.report(VmState::Crashed, Some(exit.reason), None, false);
+        } else {
+            tracing::info!(vm = %self.name, reason = %exit.reason, "VM powered off");
+            self.last_crash = None;
+            self.report(VmState::Stopped, Some(exit.reason), None, !exit.requested);
+        }
+    }
+
+    /// Reports what QEMU says now (or stopped/crashed when there is no process).
+    async fn report_observed(&mut self, error: Option<String>) {
+        let state = self.observe().await;
+        let reason = if state == VmState::Crashed {
+            self.last_crash.clone()
+        } else {
+            None
+        };
+        self.report(state, reason, error, false);
+    }
+
+    async fn observe(&self) -> VmState {
+        match &self.vm {
+            Some(vm) => match vm.qmp().query_status().await {
+                Ok(s) if s.running => VmState::Running,
+                Ok(s) if s.status == "inmigrate" || s.status == "postmigrate" => VmState::Migrating,
+                Ok(_) => VmState::Paused,
+                Err(_) => VmState::Stopping,
+            },
+            None if self.last_crash.is_some() => VmState::Crashed,
+            None => VmState::Stopped,
+        }
+    }
+
+    fn report(
+        &self,
+        state: VmState,
+        reason: Option<String>,
+        error: Option<String>,
+        guest_stop: bool,
+    ) {
+        let pid = self.vm.as_ref().map(|v| v.pid());
+        self.report_tx.send_replace(Some(VmStatusReport {
+            observed_generation: self.local.acted_generation,
+            state,
+            reason,
+            pid,
+            accel_in_use: self
+                .vm
+                .as_ref()
+                .and_then(|v| v.spec().map(|s| s.accel.to_string())),
+            error,
+            guest_initiated_stop: guest_stop,
+            deleted: false,
+        }));
+    }
+
+    /// Acts on a new generation of desired state.
+    async fn act(&mut self, d: &DesiredVm) -> Done {
+        tracing::info!(vm = %self.name, generation = d.generation, power = ?d.power, deleting = d.deleting, "acting on desired state");
+        if d.deleting {
+            self.remove_everything().await;
+            return Done::Finished;
+        }
+        let transitional = match (d.power, self.vm.is_some()) {
+            (PowerState::Running, false) => Some(VmState::Starting),
+            (PowerState::Stopped, true) => Some(VmState::Stopping),
+            _ => None,
+        };
+        if let Some(t) = transitional {
+            self.report(t, None, None, false);
+        }
+        let result = self.apply_power(d).await;
+        self.local.acted_generation = d.generation;
+        self.save_local();
+        match result {
+            Ok(()) => self.report_observed(None).await,
+            Err(e) => {
+                tracing::warn!(vm = %self.name, error = %e, "acting on desired state failed");
+                self.report_observed(Some(e)).await;
+            }
+        }
+        Done::Continue
+    }
+
+    async fn apply_power(&mut self, d: &DesiredVm) -> Result<(), String> {
+        match d.power {
+            PowerState::Stopped => {
+                self.prepare(d).await?;
+                if let Some(vm) = self.vm.clone() {
+                    let exit = if d.force {
+                        vm.kill().await
+                    } else {
+                        vm.shutdown(self.shared.stop_timeout).await
+                    }
+                    .map_err(|e| format!("stopping QEMU: {e}"))?;
+                    tracing::info!(vm = %self.name, reason = %exit.reason, "VM stopped");
+                    self.set_vm(None);
+                }
+                self.last_crash = None;
+                Ok(())
+            }
+            PowerState::Running => {
+                match self.vm.clone() {
+                    None => {
+                        let spec = self.prepare(d).await?;
+                        self.last_crash = None;
+                        let vm = novacron_qemu::launch(&spec, &self.run_dir)
+                            .await
+                            .map_err(|e| format!("starting QEMU: {e}"))?;
+                        tracing::info!(vm = %self.name, pid = vm.pid(), accel = %spec.accel, "VM started");
+                        self.set_vm(Some(vm));
+                    }
+                    Some(vm) => {
+                        let st = vm.qmp().query_status().await.map_err(|e| e.to_string())?;
+                        if d.action == Some(VmAction::Reboot) {
+                            vm.qmp()
+                                .system_reset()
+                                .await
+                                .map_err(|e| format!("reset: {e}"))?;
+                        }
+                        if !st.running {
+                            vm.qmp().cont().await.map_err(|e| format!("resume: {e}"))?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            PowerState::Paused => match self.vm.clone() {
+                Some(vm) => vm.qmp().stop().await.map_err(|e| format!("pause: {e}")),
+                None => Err("the VM is not running; start it first".into()),
+            },
+        }
+    }
+
+    /// Makes sure the VM's disk (and cloud-init seed) exist, and returns its QEMU spec.
+    async fn prepare(&self, d: &DesiredVm) -> Result<VmSpec, String> {
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+        let accel = novacron_qemu::resolve_accel(match d.accel {
+            AccelChoice::Auto => novacron_qemu::AccelChoice::Auto,
+            AccelChoice::Kvm => novacron_qemu::AccelChoice::Kvm,
+            AccelChoice::Tcg => novacron_qemu::AccelChoice::Tcg,
+        })
+        .map_err(|e| e.to_string())?;
+        let disk = self.dir.join("disk0.qcow2");
+        let disk_exists = tokio::fs::try_exists(&disk).await.unwrap_or(false);
+        let mut seed_iso = None;
+        let image = d
+            .image
+            .as_ref()
+            .ok_or_else(|| "the VM's image no longer exists in the cluster".to_string())?;
+        let boot = match &image.kind {
+            ImageKind::Kernel { cmdline } => {
+                let kernel = self.shared.images.ensure(image, "kernel").await?;
+                let initrd = self.shared.images.ensure(image, "initrd").await?;
+                if let Some(size) = d.disk_bytes
+                    && !disk_exists
+                {
+                    create_then_rename(&disk, |tmp| async move {
+                        novacron_qemu::create_blank(&tmp, novacron_qemu::DiskFormat::Qcow2, size)
+                            .await
+                    })
+                    .await?;
+                }
+                Boot::Kernel {
+                    kernel,
+                    initrd: Some(initrd),
+                    cmdline: cmdline.clone(),
+                }
+            }
+            ImageKind::Disk { format } => {
+                let base = self.shared.images.ensure(image, "disk").await?;
+                let base_format = match format {
+                    novacron_api_types::DiskFormat::Qcow2 => novacron_qemu::DiskFormat::Qcow2,
+                    novacron_api_types::DiskFormat::Raw => novacron_qemu::DiskFormat::Raw,
+                };
+                if !disk_exists {
+                    let size = d.disk_bytes;
+                    create_then_rename(&disk, |tmp| async move {
+                        novacron_qemu::create_overlay(&base, base_format, &tmp, size).await
+                    })
+                    .await?;
+                }
+                let seed = self.dir.join("seed.iso");
+                novacron_qemu::seed::write_nocloud_seed(&seed, &d.uuid, &d.name, &d.ssh_keys)
+                    .map_err(|e| format!("cloud-init seed: {e}"))?;
+                seed_iso = Some(seed);
+                Boot::Disk
+            }
+        };
+        let has_disk = tokio::fs::try_exists(&disk).await.unwrap_or(false);
+        let nics = match &d.network {
+            Network::User { forwards } => vec![NicSpec::User {
+                forwards: forwards
+                    .iter()
+                    .map(|f| novacron_qemu::PortForward {
+                        host_port: f.host_port,
+                        guest_port: f.guest_port,
+                    })
+                    .collect(),
+            }],
+            Network::Bridge { bridge } => vec![NicSpec::Bridge {
+                bridge: bridge.clone(),
+                mac: mac_from_uuid(&d.uuid),
+            }],
+            Network::None => vec![],
+        };
+        Ok(VmSpec {
+            name: d.name.clone(),
+            uuid: d.uuid.clone(),
+            cpus: d.cpus,
+            memory_bytes: d.memory_bytes,
+            accel,
+            boot,
+            disks: if has_disk {
+                vec![DiskSpec {
+                    path: disk,
+                    format: novacron_qemu::DiskFormat::Qcow2,
+                    read_only: false,
+                }]
+            } else {
+                vec![]
+            },
+            nics,
+            seed_iso,
+            ..VmSpec::default()
+        })
+    }
+
+    /// Stops the VM if it runs and removes its files; reports `deleted`.
+    async fn remove_everything(&mut self) {
+        if let Some(vm) = self.vm.clone() {
+            if let Err(e) = vm.kill().await {
+                tracing::warn!(vm = %self.name, error = %e, "killing QEMU failed");
+            }
+            self.set_vm(None);
+        } else if let Ok(Some(vm)) = novacron_qemu::adopt(&self.run_dir).await {
+            let _ = vm.kill().await;
+        }
+        match tokio::fs::remove_dir_all(&self.dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(vm = %self.name, error = %e, "cannot remove the VM's files");
+                self.report(
+                    VmState::Stopped,
+                    None,
+                    Some(format!("cannot remove {}: {e}", self.dir.display())),
+                    false,
+                );
+                return;
+            }
+        }
+        tracing::info!(vm = %self.name, "VM removed from this node");
+        let d = self.desired.borrow().clone();
+        self.report_tx.send_replace(Some(VmStatusReport {
+            observed_generation: d.generation,
+            state: VmState::Stopped,
+            reason: None,
+            pid: None,
+            accel_in_use: None,
+            error: None,
+            guest_initiated_stop: false,
+            deleted: true,
+        }));
+    }
+}
+
+/// Creates a file through a temporary name, so a crash never leaves a half-made disk in place.
+async fn create_then_rename<F, Fut>(dest: &std::path::Path, make: F) -> Result<(), String>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<(), novacron_qemu::QemuError>>,
+{
+    let tmp = dest.with_extension("creating");
+    let _ = tokio::fs::remove_file(&tmp).await;
+    if let Err(e) = make(tmp.clone()).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(format!("creating the disk: {e}"));
+    }
+    tokio::fs::rename(&tmp, dest)
+        .await
+        .map_err(|e| format!("placing the disk: {e}"))
+}
+
+/// A stable locally administered MAC from the VM's UUID (52:54:00 is QEMU's prefix).
+fn mac_from_uuid(uuid: &str) -> String {
+    let h = blake3::hash(uuid.as_bytes());
+    let b = h.as_bytes();
+    format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_are_stable_and_distinct() {
+        assert_eq!(mac_from_uuid("a"), mac_from_uuid("a"));
+        assert_ne!(mac_from_uuid("a"), mac_from_uuid("b"));
+        assert!(mac_from_uuid("a").starts_with("52:54:00:"));
+    }
+}

@@ -1,0 +1,107 @@
+//! The agent protocol: what a node agent and the control plane tell each other
+//! (registration, heartbeats, desired VMs for a node, observed VM status).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{AccelChoice, Image, Network, PowerState, Resources, VmState};
+
+/// Body of `POST /api/v1/agent/register` (authenticated with the join token, or with the
+/// node's own token when it registers again).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    pub name: String,
+    pub capacity: Resources,
+    /// Where the control plane reaches this agent (console, later migration control).
+    pub agent_url: String,
+    pub kvm_usable: bool,
+    pub qemu_version: String,
+    /// Linux bridges present on the node, so `--bridge` can be checked before placement.
+    #[serde(default)]
+    pub bridges: Vec<String>,
+}
+
+/// Answer of a registration: the node's credentials. The token authenticates the agent to
+/// the control plane; the certificate (signed by the cluster CA) serves the agent's own
+/// HTTPS endpoint and node-to-node DWCP.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegisterResponse {
+    pub node_token: String,
+    /// Secret the control plane presents when it calls the agent.
+    pub server_token: String,
+    pub ca_cert_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// Body of `POST /api/v1/agent/heartbeat`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct HeartbeatRequest {
+    pub running_vms: u32,
+}
+
+/// A one-shot action attached to a generation of a VM's desired state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VmAction {
+    Reboot,
+}
+
+/// A VM as the agent of its node must make it be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DesiredVm {
+    pub project: String,
+    pub name: String,
+    pub uuid: String,
+    /// Bumped on every change; the agent acts once per generation.
+    pub generation: u64,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    pub disk_bytes: Option<u64>,
+    /// `None` when the image record is gone (the VM keeps running; it cannot be prepared anew).
+    pub image: Option<Image>,
+    pub accel: AccelChoice,
+    pub network: Network,
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
+    pub power: PowerState,
+    /// With `power: stopped`: kill instead of a graceful ACPI shutdown.
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default)]
+    pub action: Option<VmAction>,
+    /// The VM is being deleted: stop it and remove its files.
+    #[serde(default)]
+    pub deleting: bool,
+}
+
+/// Answer of `GET /api/v1/agent/vms`: every VM placed on the calling node.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DesiredVms {
+    /// Store revision the list was read at; pass it back as `after` to wait for changes.
+    pub revision: i64,
+    pub vms: Vec<DesiredVm>,
+}
+
+/// Body of `PUT /api/v1/agent/vms/{project}/{name}/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VmStatusReport {
+    /// The generation of desired state this report answers.
+    pub observed_generation: u64,
+    pub state: VmState,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub accel_in_use: Option<String>,
+    /// Acting on `observed_generation` failed with this error.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The guest powered itself off (the VM should stay off).
+    #[serde(default)]
+    pub guest_initiated_stop: bool,
+    /// Files and process are gone after a delete.
+    #[serde(default)]
+    pub deleted: bool,
+}

@@ -1,0 +1,581 @@
+//! The command line: `novacron <noun> <verb>`, every command with `-o json`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use novacron_api_types::{
+    AccelChoice, Image, ImageKind, Network, Node, Operation, OperationState, PortForward, Vm,
+    VmCreateRequest, format_size, parse_size,
+};
+use novacron_client::{Client, Config};
+
+use crate::output::{self, Format, ago};
+use crate::roles;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "novacron",
+    version,
+    about = "NovaCron distributed hypervisor",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// Long-running roles log at info level by default; CLI commands stay quiet.
+    pub fn is_daemon(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Up(_) | Command::Server(_) | Command::Agent(_)
+        )
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a whole cluster on this machine: control plane, a node agent, embedded store, demo VM.
+    Up(roles::UpArgs),
+    /// Run the control plane.
+    Server(roles::ServerArgs),
+    /// Run a node agent that joins a control plane.
+    Agent(roles::AgentArgs),
+    /// Virtual machines.
+    #[command(subcommand)]
+    Vm(VmCommand),
+    /// Nodes (hosts running an agent).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Bootable images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Long operations (create, start, stop...).
+    #[command(subcommand)]
+    Operation(OperationCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VmCommand {
+    /// Create a VM (and start it, unless --no-start).
+    Create(VmCreateArgs),
+    /// List VMs.
+    List,
+    /// Show one VM.
+    Show { name: String },
+    /// Start a stopped or crashed VM.
+    Start(VmActionArgs),
+    /// Stop a VM (ACPI power-off, then force after a timeout).
+    Stop {
+        #[command(flatten)]
+        common: VmActionArgs,
+        /// Kill QEMU at once instead of asking the guest.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Reset a running VM.
+    Reboot(VmActionArgs),
+    /// Pause a running VM.
+    Pause(VmActionArgs),
+    /// Resume a paused VM.
+    Resume(VmActionArgs),
+    /// Delete a VM and its disk.
+    Delete(VmActionArgs),
+    /// The serial console: attach interactively (Ctrl-] detaches), or print what the guest wrote.
+    Console {
+        name: String,
+        /// Print the console log and exit.
+        #[arg(long)]
+        tail: bool,
+        /// With --tail: how much of the end of the log to print.
+        #[arg(long, default_value = "64K")]
+        bytes: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct VmActionArgs {
+    pub name: String,
+    /// Return at once with the operation instead of waiting for it.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct VmCreateArgs {
+    pub name: String,
+    #[arg(long)]
+    pub image: String,
+    #[arg(long, default_value_t = 1)]
+    pub cpus: u32,
+    /// Memory, e.g. 256M or 2G.
+    #[arg(long, default_value = "256M")]
+    pub memory: String,
+    /// Disk size, e.g. 2G (cloud images: at least the image size; default the image size).
+    #[arg(long)]
+    pub disk: Option<String>,
+    /// Place on this node instead of letting the scheduler choose.
+    #[arg(long)]
+    pub node: Option<String>,
+    #[arg(long, default_value = "auto")]
+    pub accel: AccelChoice,
+    /// Forward a host port to a guest port (user-mode NAT), e.g. 2222:22. Repeatable.
+    #[arg(long = "forward", value_name = "HOSTPORT:GUESTPORT")]
+    pub forwards: Vec<PortForward>,
+    /// Attach to this existing Linux bridge instead of user-mode NAT.
+    #[arg(long, conflicts_with = "forwards")]
+    pub bridge: Option<String>,
+    /// No network device at all.
+    #[arg(long, conflicts_with_all = ["forwards", "bridge"])]
+    pub no_network: bool,
+    /// An SSH public key file for cloud-init (cloud images). Repeatable.
+    #[arg(long = "ssh-key", value_name = "FILE")]
+    pub ssh_keys: Vec<PathBuf>,
+    /// Create it stopped.
+    #[arg(long)]
+    pub no_start: bool,
+    #[arg(long)]
+    pub no_wait: bool,
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// List nodes.
+    List,
+    /// Show one node.
+    Show { name: String },
+    /// Stop placing new VMs on a node.
+    Cordon { name: String },
+    /// Allow placement on a node again.
+    Uncordon { name: String },
+    /// Cordon a node and mark it for its VMs to move away.
+    Drain { name: String },
+    /// Forget a node that has no VMs.
+    Delete { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Build the tiny bootable image (host kernel + busybox initramfs), no download.
+    BuildTiny { name: String },
+    /// Import a qcow2 or raw disk image (format detected).
+    Import { name: String, file: PathBuf },
+    /// List images.
+    List,
+    /// Show one image.
+    Show { name: String },
+    /// Delete an image no VM uses.
+    Delete { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperationCommand {
+    /// Recent operations.
+    List,
+    /// Show one operation.
+    Show { id: String },
+    /// Wait for an operation to finish.
+    Wait {
+        id: String,
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = cli.output;
+    match cli.command {
+        Command::Up(a) => roles::up(a, out).await,
+        Command::Server(a) => roles::server(a, out).await,
+        Command::Agent(a) => roles::agent(a).await,
+        Command::Vm(c) => vm(c, out).await,
+        Command::Node(c) => node(c, out).await,
+        Command::Image(c) => image(c, out).await,
+        Command::Operation(c) => operation(c, out).await,
+    }
+}
+
+pub fn client() -> anyhow::Result<Client> {
+    Ok(Client::new(Config::load()?)?)
+}
+
+/// Waits for an operation, showing its progress on stderr; fails when it failed.
+pub async fn wait_op(
+    client: &Client,
+    op: Operation,
+    timeout: Duration,
+) -> anyhow::Result<Operation> {
+    let tty = is_tty(2);
+    let mut shown = String::new();
+    let done = client
+        .operation_wait(&op.id, timeout, |o| {
+            if tty && !o.is_done() && o.message != shown {
+                eprint!("\r\x1b[2K{}: {}", o.kind, o.message);
+                let _ = std::io::stderr().flush();
+                shown = o.message.clone();
+            }
+        })
+        .await?;
+    if tty && !shown.is_empty() {
+        eprint!("\r\x1b[2K");
+    }
+    if done.state == OperationState::Failed {
+        bail!("{} failed: {}", done.kind, done.message);
+    }
+    Ok(done)
+}
+
+pub fn is_tty(fd: i32) -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+fn vm_rows(vms: &[Vm]) -> Vec<Vec<String>> {
+    vms.iter()
+        .map(|v| {
+            vec![
+                v.name.clone(),
+                v.state.to_string(),
+                v.node.clone().unwrap_or_default(),
+                v.cpus.to_string(),
+                format_size(v.memory_bytes),
+                v.image.clone(),
+                v.state_reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect()
+}
+
+fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
+    output::print_details(out, vm, || {
+        let mut p = vec![
+            ("name", vm.name.clone()),
+            ("state", vm.state.to_string()),
+            ("desired", format!("{:?}", vm.desired).to_lowercase()),
+            ("node", vm.node.clone().unwrap_or_default()),
+            ("cpus", vm.cpus.to_string()),
+            ("memory", format_size(vm.memory_bytes)),
+            (
+                "disk",
+                vm.disk_bytes.map(format_size).unwrap_or_else(|| "-".into()),
+            ),
+            ("image", vm.image.clone()),
+            (
+                "accel",
+                match &vm.accel_in_use {
+                    Some(a) => format!("{} ({})", vm.accel, a),
+                    None => vm.accel.to_string(),
+                },
+            ),
+            (
+                "network",
+                match &vm.network {
+                    Network::User { forwards } if forwards.is_empty() => "user NAT".into(),
+                    Network::User { forwards } => format!(
+                        "user NAT, forwards {}",
+                        forwards
+                            .iter()
+                            .map(|f| format!("{}:{}", f.host_port, f.guest_port))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                    Network::Bridge { bridge } => format!("bridge {bridge}"),
+                    Network::None => "none".into(),
+                },
+            ),
+            ("uuid", vm.uuid.clone()),
+            ("project", vm.project.clone()),
+        ];
+        if let Some(pid) = vm.pid {
+            p.push(("pid", pid.to_string()));
+        }
+        if let Some(r) = &vm.state_reason {
+            p.push(("reason", r.clone()));
+        }
+        p
+    })
+}
+
+async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
+    let c = client()?;
+    // Runs an action, waits unless asked not to, then prints the VM (or the operation).
+    async fn act(c: &Client, out: Format, a: &VmActionArgs, op: Operation) -> anyhow::Result<()> {
+        if a.no_wait {
+            return output::print_details(out, &op, || {
+                vec![
+                    ("operation", op.id.clone()),
+                    ("message", op.message.clone()),
+                ]
+            });
+        }
+        let done = wait_op(c, op, Duration::from_secs(a.timeout)).await?;
+        if done.kind == "vm.delete" {
+            return output::print_details(out, &done, || vec![("deleted", a.name.clone())]);
+        }
+        print_vm(out, &c.vm_get(&a.name).await?)
+    }
+    match cmd {
+        VmCommand::Create(a) => {
+            let memory_bytes = parse_size(&a.memory).context("--memory")?;
+            let disk_bytes = a
+                .disk
+                .as_deref()
+                .map(parse_size)
+                .transpose()
+                .context("--disk")?;
+            let mut ssh_keys = vec![];
+            for f in &a.ssh_keys {
+                let k = std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read --ssh-key {}", f.display()))?;
+                ssh_keys.extend(
+                    k.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(String::from),
+                );
+            }
+            let network = if a.no_network {
+                Network::None
+            } else if let Some(b) = a.bridge.clone() {
+                Network::Bridge { bridge: b }
+            } else {
+                Network::User {
+                    forwards: a.forwards.clone(),
+                }
+            };
+            let op = c
+                .vm_create(&VmCreateRequest {
+                    name: a.name.clone(),
+                    image: a.image.clone(),
+                    cpus: a.cpus,
+                    memory_bytes,
+                    disk_bytes,
+                    node: a.node.clone(),
+                    accel: a.accel,
+                    network,
+                    ssh_keys,
+                    start: !a.no_start,
+                })
+                .await?
+                .operation;
+            act(
+                &c,
+                out,
+                &VmActionArgs {
+                    name: a.name,
+                    no_wait: a.no_wait,
+                    timeout: a.timeout,
+                },
+                op,
+            )
+            .await
+        }
+        VmCommand::List => {
+            let vms = c.vm_list().await?;
+            output::print(
+                out,
+                &vms,
+                &["NAME", "STATE", "NODE", "CPUS", "MEMORY", "IMAGE", "REASON"],
+                || vm_rows(&vms),
+            )
+        }
+        VmCommand::Show { name } => print_vm(out, &c.vm_get(&name).await?),
+        VmCommand::Start(a) => {
+            let op = c.vm_action(&a.name, "start").await?.operation;
+            act(&c, out, &a, op).await
+        }
+        VmCommand::Stop { common, force } => {
+            let op = c.vm_stop(&common.name, force).await?.operation;
+            act(&c, out, &common, op).await
+        }
+        VmCommand::Reboot(a) => {
+            let op = c.vm_action(&a.name, "reboot").await?.operation;
+            act(&c, out, &a, op).await
+        }
+        VmCommand::Pause(a) => {
+            let op = c.vm_action(&a.name, "pause").await?.operation;
+            act(&c, out, &a, op).await
+        }
+        VmCommand::Resume(a) => {
+            let op = c.vm_action(&a.name, "resume").await?.operation;
+            act(&c, out, &a, op).await
+        }
+        VmCommand::Delete(a) => {
+            let op = c.vm_delete(&a.name).await?.operation;
+            act(&c, out, &a, op).await
+        }
+        VmCommand::Console { name, tail, bytes } => {
+            if tail {
+                let n = parse_size(&bytes).context("--bytes")?;
+                let log = c.vm_console_log(&name, n).await?;
+                match out {
+                    Format::Json => println!("{}", serde_json::to_string_pretty(&log)?),
+                    Format::Table => {
+                        print!("{}", log.text);
+                        std::io::stdout().flush()?;
+                    }
+                }
+                Ok(())
+            } else {
+                crate::roles::console_attach(&c, &name).await
+            }
+        }
+    }
+}
+
+fn node_rows(nodes: &[Node]) -> Vec<Vec<String>> {
+    nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                n.state.to_string(),
+                n.vms.to_string(),
+                format!("{}/{}", n.allocated.cpus, n.capacity.cpus),
+                format!(
+                    "{}/{}",
+                    format_size(n.allocated.memory_bytes),
+                    format_size(n.capacity.memory_bytes)
+                ),
+                if n.kvm_usable {
+                    "kvm".into()
+                } else {
+                    "tcg".into()
+                },
+                ago(n.last_heartbeat),
+            ]
+        })
+        .collect()
+}
+
+const NODE_HEADERS: [&str; 7] = [
+    "NAME",
+    "STATE",
+    "VMS",
+    "CPUS",
+    "MEMORY",
+    "ACCEL",
+    "HEARTBEAT",
+];
+
+async fn node(cmd: NodeCommand, out: Format) -> anyhow::Result<()> {
+    let c = client()?;
+    let one = |n: Node| {
+        output::print(out, &n, &NODE_HEADERS, || {
+            node_rows(std::slice::from_ref(&n))
+        })
+    };
+    match cmd {
+        NodeCommand::List => {
+            let nodes = c.node_list().await?;
+            output::print(out, &nodes, &NODE_HEADERS, || node_rows(&nodes))
+        }
+        NodeCommand::Show { name } => one(c.node_get(&name).await?),
+        NodeCommand::Cordon { name } => one(c.node_action(&name, "cordon").await?),
+        NodeCommand::Uncordon { name } => one(c.node_action(&name, "uncordon").await?),
+        NodeCommand::Drain { name } => one(c.node_action(&name, "drain").await?),
+        NodeCommand::Delete { name } => {
+            let v = c.node_delete(&name).await?;
+            output::print_details(out, &v, || vec![("deleted", name.clone())])
+        }
+    }
+}
+
+fn image_rows(images: &[Image]) -> Vec<Vec<String>> {
+    images
+        .iter()
+        .map(|i| {
+            let (kind, format) = match &i.kind {
+                ImageKind::Kernel { .. } => ("kernel", "-".to_string()),
+                ImageKind::Disk { format } => ("disk", format.to_string()),
+            };
+            vec![
+                i.name.clone(),
+                kind.into(),
+                format,
+                format_size(i.size_bytes),
+                i.virtual_size_bytes
+                    .map(format_size)
+                    .unwrap_or_else(|| "-".into()),
+                ago(i.created_at),
+            ]
+        })
+        .collect()
+}
+
+const IMAGE_HEADERS: [&str; 6] = ["NAME", "KIND", "FORMAT", "SIZE", "VIRTUAL", "CREATED"];
+
+async fn image(cmd: ImageCommand, out: Format) -> anyhow::Result<()> {
+    let c = client()?;
+    let one = |i: Image| {
+        output::print(out, &i, &IMAGE_HEADERS, || {
+            image_rows(std::slice::from_ref(&i))
+        })
+    };
+    match cmd {
+        ImageCommand::BuildTiny { name } => one(c.image_build_tiny(&name).await?),
+        ImageCommand::Import { name, file } => {
+            if is_tty(2) {
+                eprintln!("uploading {} ...", file.display());
+            }
+            one(c.image_import(&name, &file).await?)
+        }
+        ImageCommand::List => {
+            let images = c.image_list().await?;
+            output::print(out, &images, &IMAGE_HEADERS, || image_rows(&images))
+        }
+        ImageCommand::Show { name } => one(c.image_get(&name).await?),
+        ImageCommand::Delete { name } => {
+            let v = c.image_delete(&name).await?;
+            output::print_details(out, &v, || vec![("deleted", name.clone())])
+        }
+    }
+}
+
+fn op_rows(ops: &[Operation]) -> Vec<Vec<String>> {
+    ops.iter()
+        .map(|o| {
+            vec![
+                o.id.clone(),
+                o.kind.clone(),
+                o.target.clone(),
+                format!("{:?}", o.state).to_lowercase(),
+                ago(o.created_at),
+                o.message.clone(),
+            ]
+        })
+        .collect()
+}
+
+const OP_HEADERS: [&str; 6] = ["ID", "KIND", "TARGET", "STATE", "CREATED", "MESSAGE"];
+
+async fn operation(cmd: OperationCommand, out: Format) -> anyhow::Result<()> {
+    let c = client()?;
+    match cmd {
+        OperationCommand::List => {
+            let ops = c.operation_list().await?;
+            output::print(out, &ops, &OP_HEADERS, || op_rows(&ops))
+        }
+        OperationCommand::Show { id } => {
+            let o = c.operation_get(&id).await?;
+            output::print(out, &o, &OP_HEADERS, || op_rows(std::slice::from_ref(&o)))
+        }
+        OperationCommand::Wait { id, timeout } => {
+            let o = c.operation_get(&id).await?;
+            let o = wait_op(&c, o, Duration::from_secs(timeout)).await?;
+            output::print(out, &o, &OP_HEADERS, || op_rows(std::slice::from_ref(&o)))
+        }
+    }
+}

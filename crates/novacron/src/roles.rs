@@ -1,0 +1,469 @@
+//! The long-running roles (`up`, `server`, `agent`) and the interactive console.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use novacron_agent::{Agent, AgentConfig};
+use novacron_api_types::{AccelChoice, ErrorCode, Network, VmCreateRequest, VmState};
+use novacron_client::{Client, ClientError, Config, default_config_path};
+use novacron_server::{Server, ServerConfig, TokenKind};
+use novacron_store::StoreUrl;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::output::Format;
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Where the store, images and VM disks live.
+    #[arg(long, env = "NOVACRON_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// API address.
+    #[arg(long, default_value = "127.0.0.1:9440")]
+    pub listen: SocketAddr,
+    /// Accelerator of the demo VM.
+    #[arg(long, default_value = "auto")]
+    pub accel: AccelChoice,
+    /// Do not create the demo VM.
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Name of this machine's node (default: derived from the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    #[arg(long, env = "NOVACRON_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:9440")]
+    pub listen: SocketAddr,
+    /// State store: a SQLite file path (`sqlite:///path`), or `etcd://host:2379,host:2379`.
+    /// Default: the embedded store in the data dir.
+    #[arg(long)]
+    pub store: Option<String>,
+    /// A node without a heartbeat for this long counts as down.
+    #[arg(long, default_value_t = 15)]
+    pub node_down_after_secs: u64,
+    /// Extra names or IPs for the API certificate.
+    #[arg(long = "san")]
+    pub sans: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// Control-plane URL(s), comma-separated or repeated.
+    #[arg(long = "server", required = true, value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// Join token printed by `novacron up` / `novacron server` (needed the first time).
+    #[arg(long, env = "NOVACRON_JOIN_TOKEN")]
+    pub join_token: Option<String>,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Address of the agent's own endpoint (port 0: any free port).
+    #[arg(long, default_value = "0.0.0.0:0")]
+    pub listen: SocketAddr,
+    /// Host or IP the control plane uses to reach this agent (default: the address this host
+    /// uses to reach the control plane).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Seconds a guest gets to power off before it is killed.
+    #[arg(long, default_value_t = 30)]
+    pub stop_timeout_secs: u64,
+}
+
+fn default_data_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/novacron");
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("novacron")
+}
+
+fn host_node_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mut name: String = raw
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    name = name.trim_matches('-').chars().take(63).collect();
+    if novacron_api_types::validate_name("node", &name).is_err() {
+        name = "node-1".into();
+    }
+    name
+}
+
+fn registry() -> Arc<Mutex<Registry>> {
+    Arc::new(Mutex::new(Registry::default()))
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(secret.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Keeps the admin token of the CLI config when it is still valid, otherwise mints one;
+/// writes the config so the CLI on this machine works at once. Returns the config path.
+async fn ensure_cli_config(server: &Server) -> anyhow::Result<(PathBuf, Config)> {
+    let path = default_config_path();
+    let existing: Option<Config> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let token = match existing {
+        Some(c) if server.token_is(&c.token, TokenKind::Admin) => c.token,
+        _ => server.issue_token(TokenKind::Admin).await?,
+    };
+    let config = Config {
+        servers: vec![server.url.clone()],
+        token,
+        ca_cert_pem: server.ca_cert_pem().to_string(),
+    };
+    config.save(&path)?;
+    Ok((path, config))
+}
+
+/// The join secret kept in `<data dir>/join-token`, reused while valid.
+async fn ensure_join_token(server: &Server, data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("join-token");
+    if let Ok(s) = std::fs::read_to_string(&path)
+        && server.token_is(s.trim(), TokenKind::Join)
+    {
+        return Ok(server.join_token_string(s.trim())?);
+    }
+    let secret = server.issue_token(TokenKind::Join).await?;
+    write_secret(&path, &secret)?;
+    Ok(server.join_token_string(&secret)?)
+}
+
+async fn open_embedded(data_dir: &Path) -> anyhow::Result<Arc<dyn novacron_store::Store>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    let url = StoreUrl::Sqlite(data_dir.join("state.db"));
+    Ok(novacron_store::open_store(&url).await?)
+}
+
+/// `novacron up`: control plane + local agent + embedded store (+ demo VM).
+pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let store = open_embedded(&data_dir).await?;
+    let metrics = registry();
+    let server = Server::start(ServerConfig {
+        store,
+        data_dir: data_dir.join("control-plane"),
+        listen: args.listen,
+        extra_sans: vec![],
+        node_down_after: Duration::from_secs(15),
+        registry: metrics.clone(),
+    })
+    .await?;
+    let (config_path, config) = ensure_cli_config(&server).await?;
+    let join_token = ensure_join_token(&server, &data_dir).await?;
+    let node_name = args.node_name.unwrap_or_else(host_node_name);
+    let agent = Agent::start(AgentConfig {
+        servers: vec![server.url.clone()],
+        join_token: Some(join_token.clone()),
+        name: node_name.clone(),
+        data_dir: data_dir.join("agent"),
+        listen: "127.0.0.1:0".parse()?,
+        advertise: None,
+        heartbeat_interval: Duration::from_secs(5),
+        stop_timeout: Duration::from_secs(30),
+        registry: metrics,
+    })
+    .await?;
+
+    let summary = serde_json::json!({
+        "api_url": server.url,
+        "config_path": config_path,
+        "node": node_name,
+        "data_dir": data_dir,
+        "join_token": join_token,
+    });
+    match out {
+        Format::Json => println!("{summary}"),
+        Format::Table => {
+            println!("NovaCron is up.");
+            println!("  API:         {}", server.url);
+            println!(
+                "  CLI config:  {} (token and CA for `novacron` commands)",
+                config_path.display()
+            );
+            println!("  Node:        {node_name}");
+            println!("  Data dir:    {}", data_dir.display());
+            println!(
+                "  Join a node: novacron agent --server {} --join-token {join_token} --name node-b --data-dir DIR",
+                server.url
+            );
+        }
+    }
+    let client = Client::new(config)?;
+    if !args.no_demo {
+        match demo(&client, args.accel, out).await {
+            Ok(()) => {}
+            Err(e) => eprintln!("warning: the demo VM could not be started: {e:#}"),
+        }
+    }
+    if out == Format::Table {
+        println!(
+            "Press Ctrl-C to stop NovaCron (VMs keep running and are adopted again by the next `novacron up`)."
+        );
+    }
+    wait_for_signal().await;
+    eprintln!("stopping NovaCron...");
+    agent.stop().await;
+    server.stop().await;
+    Ok(())
+}
+
+/// Builds the tiny image and boots the demo VM (or starts it again).
+async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Result<()> {
+    let say = |m: &str| {
+        if out == Format::Table {
+            println!("{m}");
+        }
+    };
+    match client.image_get("tiny").await {
+        Ok(_) => {}
+        Err(ClientError::Api(e)) if e.code == ErrorCode::NotFound => {
+            say("Building the tiny image from the host kernel and busybox...");
+            client.image_build_tiny("tiny").await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let op = match client.vm_get("demo").await {
+        Ok(vm) if vm.state == VmState::Running => None,
+        Ok(_) => Some(client.vm_action("demo", "start").await?.operation),
+        Err(ClientError::Api(e)) if e.code == ErrorCode::NotFound => {
+            say("Booting the demo VM...");
+            Some(
+                client
+                    .vm_create(&VmCreateRequest {
+                        name: "demo".into(),
+                        image: "tiny".into(),
+                        cpus: 1,
+                        memory_bytes: 128 << 20,
+                        disk_bytes: None,
+                        node: None,
+                        accel,
+                        network: Network::default(),
+                        ssh_keys: vec![],
+                        start: true,
+                    })
+                    .await?
+                    .operation,
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(op) = op {
+        crate::cli::wait_op(client, op, Duration::from_secs(120)).await?;
+    }
+    say("Demo VM `demo` is running. Try: novacron vm list; novacron vm console demo --tail");
+    Ok(())
+}
+
+/// `novacron server`: the control plane alone.
+pub async fn server(args: ServerArgs, out: Format) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let store = match &args.store {
+        Some(url) => {
+            std::fs::create_dir_all(&data_dir)?;
+            novacron_store::open_store(&novacron_store::parse_store_url(url)?).await?
+        }
+        None => open_embedded(&data_dir).await?,
+    };
+    let server = Server::start(ServerConfig {
+        store,
+        data_dir: data_dir.join("control-plane"),
+        listen: args.listen,
+        extra_sans: args.sans,
+        node_down_after: Duration::from_secs(args.node_down_after_secs),
+        registry: registry(),
+    })
+    .await?;
+    let (config_path, _) = ensure_cli_config(&server).await?;
+    let join_token = ensure_join_token(&server, &data_dir).await?;
+    match out {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({"api_url": server.url, "config_path": config_path, "join_token": join_token})
+        ),
+        Format::Table => {
+            println!("NovaCron control plane serving at {}", server.url);
+            println!("  CLI config:  {}", config_path.display());
+            println!("  Join token:  {join_token}");
+        }
+    }
+    wait_for_signal().await;
+    server.stop().await;
+    Ok(())
+}
+
+/// The local address this host uses to reach `url`'s host (what the control plane will see).
+fn route_source(url: &str) -> Option<String> {
+    let rest = url.split("://").nth(1)?;
+    let hostport = rest.split('/').next()?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .ok()?
+        .next()?;
+    let bind = if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let sock = std::net::UdpSocket::bind(bind).ok()?;
+    sock.connect(addr).ok()?;
+    Some(sock.local_addr().ok()?.ip().to_string())
+}
+
+/// `novacron agent`: a node agent.
+pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let advertise = args
+        .advertise
+        .or_else(|| args.servers.first().and_then(|s| route_source(s)));
+    let agent = Agent::start(AgentConfig {
+        servers: args.servers,
+        join_token: args.join_token,
+        name: args.name,
+        data_dir: args.data_dir,
+        listen: args.listen,
+        advertise,
+        heartbeat_interval: Duration::from_secs(5),
+        stop_timeout: Duration::from_secs(args.stop_timeout_secs),
+        registry: registry(),
+    })
+    .await?;
+    eprintln!(
+        "node {} joined; agent endpoint {}",
+        agent.name, agent.agent_url
+    );
+    wait_for_signal().await;
+    agent.stop().await;
+    Ok(())
+}
+
+/// Restores the terminal mode when dropped.
+struct RawMode(Option<libc::termios>);
+
+impl RawMode {
+    fn enable() -> RawMode {
+        // SAFETY: termios is plain data; tcgetattr fills it for fd 0 or fails.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return RawMode(None);
+            }
+            let saved = t;
+            libc::cfmakeraw(&mut t);
+            if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
+                return RawMode(None);
+            }
+            RawMode(Some(saved))
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = self.0 {
+            // SAFETY: restores the attributes read in `enable`.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
+}
+
+/// Ctrl-] ends an interactive session.
+const DETACH: u8 = 0x1d;
+
+/// Interactive serial console. With a terminal: raw mode, Ctrl-] detaches. Without one:
+/// stdin is sent to the guest, and the command ends one second after stdin ends and the
+/// guest fell quiet (handy in scripts: `echo uname -a | novacron vm console web1`).
+pub async fn console_attach(client: &Client, name: &str) -> anyhow::Result<()> {
+    let upgraded = client.vm_console_attach(name).await?;
+    let (mut rd, mut wr) = tokio::io::split(upgraded);
+    let interactive = crate::cli::is_tty(0);
+    let _raw = if interactive {
+        eprintln!("Connected to the console of {name} (Ctrl-] to detach).\r");
+        Some(RawMode::enable())
+    } else {
+        None
+    };
+    let mut stdin = tokio::io::stdin();
+    let mut stdout = tokio::io::stdout();
+    let mut inbuf = [0u8; 4096];
+    let mut outbuf = [0u8; 16384];
+    let mut stdin_open = true;
+    loop {
+        let quiet = tokio::time::sleep(Duration::from_secs(1));
+        tokio::select! {
+            n = stdin.read(&mut inbuf), if stdin_open => {
+                let n = n?;
+                if n == 0 {
+                    stdin_open = false;
+                    continue;
+                }
+                let data = &inbuf[..n];
+                if interactive && let Some(pos) = data.iter().position(|&b| b == DETACH) {
+                    wr.write_all(&data[..pos]).await?;
+                    break;
+                }
+                wr.write_all(data).await?;
+            }
+            n = rd.read(&mut outbuf) => {
+                let n = n?;
+                if n == 0 {
+                    if interactive { eprintln!("\r\nconsole closed (the VM stopped?)\r"); }
+                    break;
+                }
+                stdout.write_all(&outbuf[..n]).await?;
+                stdout.flush().await?;
+            }
+            _ = quiet, if !stdin_open => break,
+        }
+    }
+    if interactive {
+        eprintln!("\r\ndetached\r");
+    }
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! The agent side of the API: registration with the join token, heartbeats, the list of
+//! VMs a node must run (long-polled), and status reports that finish operations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json as AxumJson};
+use novacron_api_types::agent::{
+    DesiredVm, DesiredVms, HeartbeatRequest, RegisterRequest, RegisterResponse, VmStatusReport,
+};
+use novacron_api_types::{
+    ApiError, ErrorCode, NodeState, OperationState, PowerState, VmState, validate_name,
+};
+use novacron_store::{Compare, Op};
+use serde::Deserialize;
+
+use super::{ApiFailure, ApiResult, Json, json_bytes};
+use crate::auth::{Caller, new_token, token_hash};
+use crate::records::{
+    self, HeartbeatRecord, NodeRecord, TokenRecord, VmRecord, VmStatusRecord, now,
+};
+use crate::state::AppState;
+
+/// Register a node (join token), or re-register it (its node token).
+#[utoipa::path(post, path = "/api/v1/agent/register", request_body = RegisterRequest,
+    responses((status = 200, body = RegisterResponse), (status = 409, body = ApiError)))]
+pub async fn register(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<RegisterRequest>,
+) -> ApiResult<AxumJson<RegisterResponse>> {
+    validate_name("node", &req.name)?;
+    let url = reqwest::Url::parse(&req.agent_url)
+        .map_err(|e| ApiError::invalid(format!("agent_url {:?}: {e}", req.agent_url)))?;
+    if url.scheme() != "https" {
+        return Err(ApiError::invalid("agent_url must be https").into());
+    }
+    let host = url
+        .host_str()
+        .unwrap_or("localhost")
+        .trim_matches(['[', ']'])
+        .to_string();
+    let key = records::node_key(&req.name);
+    let existing = state.store.get(&key).await?;
+    match (&caller, &existing) {
+        (Caller::Join, Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!("a node named {} is already registered; restart that agent with its own data dir, or pick another --name", req.name),
+            )
+            .into());
+        }
+        (Caller::Join, None) | (Caller::Admin, _) => {}
+        (Caller::Node(n), _) if n == &req.name => {}
+        (Caller::Node(n), _) => {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                format!("this token belongs to node {n}, not {}", req.name),
+            )
+            .into());
+        }
+    }
+    let old: Option<NodeRecord> = existing
+        .as_ref()
+        .and_then(|kv| serde_json::from_slice(&kv.value).ok());
+    let node_token = new_token();
+    let server_token = new_token();
+    let mut sans = vec![
+        host.clone(),
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        req.name.clone(),
+    ];
+    sans.dedup();
+    let identity = state
+        .ca
+        .issue(&format!("node {}", req.name), &sans)
+        .map_err(|e| ApiError::internal(format!("issuing the node certificate: {e}")))?;
+    let rec = NodeRecord {
+        name: req.name.clone(),
+        capacity: req.capacity,
+        agent_url: req.agent_url.clone(),
+        kvm_usable: req.kvm_usable,
+        qemu_version: req.qemu_version.clone(),
+        bridges: req.bridges.clone(),
+        registered_at: old.as_ref().map(|o| o.registered_at).unwrap_or_else(now),
+        admin_state: old
+            .as_ref()
+            .map(|o| o.admin_state)
+            .unwrap_or(NodeState::Ready),
+        server_token: server_token.clone(),
+    };
+    let mut ops = vec![
+        Op::Put {
+            key: key.clone(),
+            value: json_bytes(&rec)?,
+        },
+        Op::Put {
+            key: records::token_key(&token_hash(&node_token)),
+            value: json_bytes(&TokenRecord::Node {
+                node: req.name.clone(),
+            })?,
+        },
+        Op::Put {
+            key: records::heartbeat_key(&req.name),
+            value: json_bytes(&HeartbeatRecord {
+                at: now(),
+                running_vms: 0,
+            })?,
+        },
+    ];
+    // The node's previous tokens stop working: only the newest registration is valid.
+    let stale: Vec<String> = state.tokens.with(|t| {
+        t.iter()
+            .filter(|(_, v)| matches!(v.as_ref(), TokenRecord::Node { node } if node == &req.name))
+            .map(|(k, _)| k.clone())
+            .collect()
+    });
+    for k in stale {
+        ops.push(Op::Delete { key: k });
+    }
+    let out = state
+        .store
+        .txn(
+            vec![Compare::ModRevision {
+                key: key.clone(),
+                equals: existing.map(|kv| kv.mod_revision).unwrap_or(0),
+            }],
+            ops,
+        )
+        .await?;
+    if !out.succeeded {
+        return Err(ApiError::conflict(format!(
+            "node {} registered concurrently; try again",
+            req.name
+        ))
+        .into());
+    }
+    state
+        .tokens
+        .wait_for(out.revision, AppState::CATCH_UP)
+        .await;
+    state.nodes.wait_for(out.revision, AppState::CATCH_UP).await;
+    tracing::info!(node = %req.name, url = %req.agent_url, "node registered");
+    Ok(AxumJson(RegisterResponse {
+        node_token,
+        server_token,
+        ca_cert_pem: state.ca.identity.cert_pem.clone(),
+        cert_pem: identity.cert_pem,
+        key_pem: identity.key_pem,
+    }))
+}
+
+/// A node is alive.
+#[utoipa::path(post, path = "/api/v1/agent/heartbeat", request_body = HeartbeatRequest, responses((status = 200)))]
+pub async fn heartbeat(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<HeartbeatRequest>,
+) -> ApiResult<AxumJson<serde_json::Value>> {
+    let node = caller.require_node()?;
+    state
+        .store
+        .put(
+            &records::heartbeat_key(node),
+            json_bytes(&HeartbeatRecord {
+                at: now(),
+                running_vms: req.running_vms,
+            })?,
+        )
+        .await?;
+    Ok(AxumJson(serde_json::json!({})))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DesiredQuery {
+    /// Answer only after something changed after this revision (long poll).
+    pub after: Option<i64>,
+    /// How long to wait for a change (max 60 s).
+    pub wait_seconds: Option<u64>,
+}
+
+fn desired_for_node(state: &AppState, node: &str) -> Vec<DesiredVm> {
+    state.vms.with(|vms| {
+        vms.values()
+            .filter(|v| v.node == node)
+            .map(|v| {
+                let image = state.images.get(&records::image_key(&v.project, &v.image));
+                DesiredVm {
+                    project: v.project.clone(),
+                    name: v.name.clone(),
+                    uuid: v.uuid.clone(),
+                    generation: v.generation,
+                    cpus: v.cpus,
+                    memory_bytes: v.memory_bytes,
+                    disk_bytes: v.disk_bytes,
+                    image: image.map(|i| (*i).clone()),
+                    accel: v.accel,
+                    network: v.network.clone(),
+                    ssh_keys: v.ssh_keys.clone(),
+                    power: v.power,
+                    force: v.force,
+                    action: v.action,
+                    deleting: v.deleting,
+                }
+            })
+            .collect()
+    })
+}
+
+/// The VMs placed on the calling node.
+#[utoipa::path(get, path = "/api/v1/agent/vms", params(DesiredQuery), responses((status = 200, body = DesiredVms)))]
+pub async fn desired_vms(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<DesiredQuery>,
+) -> ApiResult<AxumJson<DesiredVms>> {
+    let node = caller.require_node()?.to_string();
+    if let Some(after) = q.after {
+        let mut changes = state.vms.subscribe_changes();
+        let wait = Duration::from_secs(q.wait_seconds.unwrap_or(30).min(60));
+        let concerns_me = |c: &crate::cache::Change<VmRecord>| {
+            c.new.as_ref().is_some_and(|v| v.node == node)
+                || c.old.as_ref().is_some_and(|v| v.node == node)
+        };
+        // Subscribed first, so a change after this check is seen by the loop below.
+        if state.vms.index_revision(&node) <= after {
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                match tokio::time::timeout_at(deadline, changes.recv()).await {
+                    Ok(Ok(c)) if c.revision > after && concerns_me(&c) => break,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) | Err(_) => break, // lagged, closed or timed out: answer now
+                }
+            }
+        }
+    }
+    let revision = state.vms.revision();
+    Ok(AxumJson(DesiredVms {
+        revision,
+        vms: desired_for_node(&state, &node),
+    }))
+}
+
+/// What a node observed about one of its VMs.
+#[utoipa::path(put, path = "/api/v1/agent/vms/{project}/{name}/status", request_body = VmStatusReport,
+    params(("project" = String, Path), ("name" = String, Path)), responses((status = 200), (status = 409, body = ApiError)))]
+pub async fn report_status(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((project, name)): Path<(String, String)>,
+    Json(report): Json<VmStatusReport>,
+) -> ApiResult<AxumJson<serde_json::Value>> {
+    let node = caller.require_node()?.to_string();
+    validate_name("project", &project)?;
+    validate_name("vm", &name)?;
+    let key = records::vm_key(&project, &name);
+    let status_key = records::vm_status_key(&project, &name);
+    for _ in 0..20 {
+        let Some(kv) = state.store.get(&key).await? else {
+            // The VM is gone (deleted, or never was): nothing to record.
+            return Err(ApiError::not_found(format!("no VM {project}/{name}")).into());
+        };
+        let mut rec: VmRecord = serde_json::from_slice(&kv.value)
+            .map_err(|e| ApiFailure(ApiError::internal(format!("VM record: {e}"))))?;
+        if rec.node != node {
+            return Err(ApiError::conflict(format!(
+                "VM {name} is placed on {}, not on {node}",
+                rec.node
+            ))
+            .into());
+        }
+        let compares = vec![Compare::ModRevision {
+            key: key.clone(),
+            equals: kv.mod_revision,
+        }];
+        let mut ops = vec![];
+        let mut finish: Option<(String, OperationState, String)> = None;
+        let current = report.observed_generation == rec.generation;
+
+        if report.deleted && rec.deleting {
+            ops.push(Op::Delete { key: key.clone() });
+            ops.push(Op::Delete {
+                key: status_key.clone(),
+            });
+            if let Some(id) = rec.operation.clone() {
+                finish = Some(if rec.creating {
+                    (
+                        id,
+                        OperationState::Failed,
+                        "creation failed; everything it made was removed".into(),
+                    )
+                } else {
+                    (id, OperationState::Succeeded, format!("VM {name} deleted"))
+                });
+            }
+        } else {
+            let status = VmStatusRecord {
+                observed_generation: report.observed_generation,
+                state: report.state,
+                reason: report.reason.clone().or_else(|| report.error.clone()),
+                pid: report.pid,
+                accel_in_use: report.accel_in_use.clone(),
+                updated_at: now(),
+            };
+            ops.push(Op::Put {
+                key: status_key.clone(),
+                value: json_bytes(&status)?,
+            });
+            let mut rec_changed = false;
+            if current && let Some(id) = rec.operation.clone() {
+                if let Some(err) = &report.error {
+                    if rec.creating && !rec.deleting {
+                        // Roll the creation back: the agent removes what it made, then the
+                        // delete report fails the operation with this message.
+                        rec.deleting = true;
+                        rec.power = PowerState::Stopped;
+                        rec.force = true;
+                        rec.generation += 1;
+                        rec_changed = true;
+                        let msg = format!("creation failed: {err}; rolling back");
+                        ops.push(Op::Put {
+                            key: records::op_key(&id),
+                            value: json_bytes(&progress_op(&state, &id, &msg).await?)?,
+                        });
+                    } else {
+                        rec.operation = None;
+                        rec_changed = true;
+                        finish = Some((id, OperationState::Failed, err.clone()));
+                    }
+                } else if !rec.deleting && crate::api::vms::satisfied(&rec, &status) {
+                    rec.operation = None;
+                    rec.creating = false;
+                    rec.action = None;
+                    rec_changed = true;
+                    finish = Some((
+                        id,
+                        OperationState::Succeeded,
+                        format!("VM {name} is {}", status.state),
+                    ));
+                } else if status.state == VmState::Crashed && !rec.deleting {
+                    rec.operation = None;
+                    rec.creating = false;
+                    rec_changed = true;
+                    finish = Some((
+                        id,
+                        OperationState::Failed,
+                        format!(
+                            "VM {name} crashed: {}",
+                            status.reason.clone().unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+            if report.guest_initiated_stop && rec.power != PowerState::Stopped && !rec.deleting {
+                // Powered off from inside: it stays off, like a physical machine.
+                rec.power = PowerState::Stopped;
+                rec.generation += 1;
+                rec.creating = false;
+                rec_changed = true;
+            }
+            if rec_changed {
+                ops.push(Op::Put {
+                    key: key.clone(),
+                    value: json_bytes(&rec)?,
+                });
+            }
+        }
+        if let Some((id, st, msg)) = &finish {
+            let mut op = progress_op(&state, id, msg).await?;
+            op.state = *st;
+            if *st == OperationState::Succeeded {
+                op.progress = Some(1.0);
+            }
+            ops.push(Op::Put {
+                key: records::op_key(id),
+                value: json_bytes(&op)?,
+            });
+        }
+        let out = state.store.txn(compares, ops).await?;
+        if out.succeeded {
+            state
+                .statuses
+                .wait_for(out.revision, AppState::CATCH_UP)
+                .await;
+            return Ok(AxumJson(serde_json::json!({"revision": out.revision})));
+        }
+    }
+    Err(ApiError::unavailable(format!("VM {name} kept changing; report again")).into())
+}
+
+/// The operation `id` with a new message (not yet written).
+async fn progress_op(
+    state: &AppState,
+    id: &str,
+    message: &str,
+) -> ApiResult<novacron_api_types::Operation> {
+    let kv = state
+        .store
+        .get(&records::op_key(id))
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("operation {id} vanished")))?;
+    let mut op: novacron_api_types::Operation = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiFailure(ApiError::internal(format!("operation record: {e}"))))?;
+    op.message = message.into();
+    op.updated_at = now();
+    Ok(op)
+}

@@ -1,0 +1,148 @@
+//! Node endpoints: list, show, cordon / uncordon / drain, and removing a node.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json as AxumJson;
+use axum::extract::{Path, State};
+use novacron_api_types::{ApiError, Node, NodeState, validate_name};
+use novacron_store::{Compare, Op};
+
+use super::{ApiFailure, ApiResult, json_bytes};
+use crate::auth::Caller;
+use crate::records::{self, NodeRecord, TokenRecord};
+use crate::state::AppState;
+
+/// Every registered node with its capacity and allocation.
+#[utoipa::path(get, path = "/api/v1/nodes", responses((status = 200, body = Vec<Node>)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<AxumJson<Vec<Node>>> {
+    caller.require_admin()?;
+    let alloc = state.allocations();
+    Ok(AxumJson(
+        state
+            .nodes
+            .values()
+            .iter()
+            .map(|n| state.node_view(n, &alloc))
+            .collect(),
+    ))
+}
+
+fn find(state: &AppState, name: &str) -> ApiResult<Arc<NodeRecord>> {
+    state.nodes.get(&records::node_key(name)).ok_or_else(|| {
+        ApiFailure(ApiError::not_found(format!(
+            "no node named {name:?}: see `novacron node list`"
+        )))
+    })
+}
+
+/// One node.
+#[utoipa::path(get, path = "/api/v1/nodes/{name}", params(("name" = String, Path)), responses((status = 200, body = Node), (status = 404, body = ApiError)))]
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<AxumJson<Node>> {
+    caller.require_admin()?;
+    let rec = find(&state, &name)?;
+    Ok(AxumJson(state.node_view(&rec, &state.allocations())))
+}
+
+/// `cordon` (no new VMs), `uncordon` (ready again) or `drain` (no new VMs; its VMs are to
+/// be moved away).
+#[utoipa::path(post, path = "/api/v1/nodes/{name}/{action}", params(("name" = String, Path), ("action" = String, Path, description = "cordon, uncordon or drain")),
+    responses((status = 200, body = Node), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn action(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((name, action)): Path<(String, String)>,
+) -> ApiResult<AxumJson<Node>> {
+    caller.require_admin()?;
+    validate_name("node", &name)?;
+    let target = match action.as_str() {
+        "cordon" => NodeState::Cordoned,
+        "uncordon" => NodeState::Ready,
+        "drain" => NodeState::Draining,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "unknown node action {other:?}: use cordon, uncordon or drain"
+            ))
+            .into());
+        }
+    };
+    let key = records::node_key(&name);
+    for _ in 0..10 {
+        let kv = state.store.get(&key).await?.ok_or_else(|| {
+            ApiError::not_found(format!("no node named {name:?}: see `novacron node list`"))
+        })?;
+        let mut rec: NodeRecord = serde_json::from_slice(&kv.value)
+            .map_err(|e| ApiError::internal(format!("node record: {e}")))?;
+        rec.admin_state = target;
+        if let Some(rev) = state
+            .store
+            .compare_and_swap(&key, kv.mod_revision, json_bytes(&rec)?)
+            .await?
+        {
+            state.nodes.wait_for(rev, AppState::CATCH_UP).await;
+            tracing::info!(node = %name, state = %target, "node state set");
+            return Ok(AxumJson(state.node_view(&rec, &state.allocations())));
+        }
+    }
+    Err(ApiError::unavailable("node kept changing; try again").into())
+}
+
+/// Forget a node that has no VMs (its tokens stop working).
+#[utoipa::path(delete, path = "/api/v1/nodes/{name}", params(("name" = String, Path)), responses((status = 200), (status = 409, body = ApiError)))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<AxumJson<serde_json::Value>> {
+    caller.require_admin()?;
+    let rec = find(&state, &name)?;
+    let vms = state.allocations().get(&rec.name).map(|a| a.1).unwrap_or(0);
+    if vms > 0 {
+        return Err(ApiError::conflict(format!(
+            "node {name} still has {vms} VMs; delete or move them first"
+        ))
+        .into());
+    }
+    let kv = state
+        .store
+        .get(&records::node_key(&name))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no node {name}")))?;
+    let mut ops = vec![
+        Op::Delete {
+            key: kv.key.clone(),
+        },
+        Op::Delete {
+            key: records::heartbeat_key(&name),
+        },
+    ];
+    state.tokens.with(|t| {
+        for (k, v) in t {
+            if matches!(v.as_ref(), TokenRecord::Node { node } if node == &name) {
+                ops.push(Op::Delete { key: k.clone() });
+            }
+        }
+    });
+    let out = state
+        .store
+        .txn(
+            vec![Compare::ModRevision {
+                key: kv.key,
+                equals: kv.mod_revision,
+            }],
+            ops,
+        )
+        .await?;
+    if !out.succeeded {
+        return Err(ApiError::conflict("node changed meanwhile; try again").into());
+    }
+    state.nodes.wait_for(out.revision, AppState::CATCH_UP).await;
+    Ok(AxumJson(serde_json::json!({"deleted": name})))
+}

@@ -1,0 +1,44 @@
+//! The OpenAPI document, generated from the handlers and types themselves.
+
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::{agent, console, images, nodes, operations, vms};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "NovaCron API", description = "Control plane of the NovaCron distributed hypervisor. Every call except health, cluster/ca and this document needs `Authorization: Bearer <token>`."),
+    paths(
+        super::health, super::cluster_ca,
+        vms::create, vms::list, vms::show, vms::start, vms::stop, vms::reboot, vms::pause, vms::resume, vms::delete,
+        console::log, console::attach,
+        operations::show, operations::list,
+        nodes::list, nodes::show, nodes::action, nodes::delete,
+        images::list, images::show, images::build_tiny, images::import, images::download, images::delete,
+        agent::register, agent::heartbeat, agent::desired_vms, agent::report_status,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// `GET /api/v1/openapi.json`
+pub async fn document() -> impl IntoResponse {
+    axum::Json(ApiDoc::openapi())
+}

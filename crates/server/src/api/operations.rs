@@ -1,0 +1,191 @@
+//! Long operations: records with an id, a message and progress, that the CLI waits on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use futures_util::StreamExt;
+use novacron_api_types::{ApiError, Operation, OperationState, UnixSeconds};
+use novacron_store::{Op, Store};
+use serde::Deserialize;
+
+use super::{ApiFailure, ApiResult, json_bytes};
+use crate::records::{self, now};
+use crate::state::AppState;
+
+/// A new running operation.
+pub fn new_operation(kind: &str, project: &str, target: &str, message: &str) -> Operation {
+    let t = now();
+    Operation {
+        id: new_id(),
+        project: project.into(),
+        kind: kind.into(),
+        target: target.into(),
+        state: OperationState::Running,
+        message: message.into(),
+        progress: None,
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+/// 16 random hex digits, prefixed so ids are recognisable in logs.
+pub fn new_id() -> String {
+    let mut b = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut b).expect("the system random generator failed");
+    format!(
+        "op-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
+/// The store write that records `op`.
+pub fn put_op(op: &Operation) -> ApiResult<Op> {
+    Ok(Op::Put {
+        key: records::op_key(&op.id),
+        value: json_bytes(op)?,
+    })
+}
+
+/// Marks an operation finished (unless it already is).
+pub async fn finish(
+    store: &dyn Store,
+    id: &str,
+    state: OperationState,
+    message: String,
+) -> ApiResult<()> {
+    for _ in 0..10 {
+        let Some(kv) = store.get(&records::op_key(id)).await? else {
+            return Ok(());
+        };
+        let mut op: Operation = serde_json::from_slice(&kv.value)
+            .map_err(|e| ApiFailure(ApiError::internal(format!("operation record: {e}"))))?;
+        if op.is_done() {
+            return Ok(());
+        }
+        op.state = state;
+        op.message = message.clone();
+        op.updated_at = now();
+        if state == OperationState::Succeeded {
+            op.progress = Some(1.0);
+        }
+        if store
+            .compare_and_swap(&kv.key, kv.mod_revision, json_bytes(&op)?)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+    }
+    Err(ApiFailure(ApiError::unavailable(format!(
+        "operation {id} kept changing; try again"
+    ))))
+}
+
+/// Updates the message of a running operation (best effort).
+pub async fn progress(store: &dyn Store, id: &str, message: &str) -> ApiResult<()> {
+    let Some(kv) = store.get(&records::op_key(id)).await? else {
+        return Ok(());
+    };
+    let Ok(mut op) = serde_json::from_slice::<Operation>(&kv.value) else {
+        return Ok(());
+    };
+    if op.is_done() || op.message == message {
+        return Ok(());
+    }
+    op.message = message.into();
+    op.updated_at = now();
+    store
+        .compare_and_swap(&kv.key, kv.mod_revision, json_bytes(&op)?)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct WaitQuery {
+    /// Wait up to this many seconds (max 60) for the operation to finish.
+    pub wait_seconds: Option<u64>,
+}
+
+/// One operation; with `wait_seconds`, answers when it finishes or the wait ends.
+#[utoipa::path(get, path = "/api/v1/operations/{id}", params(("id" = String, Path), WaitQuery),
+    responses((status = 200, body = Operation), (status = 404, body = ApiError)))]
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<axum::Json<Operation>> {
+    let key = records::op_key(&id);
+    let read = |kv: &novacron_store::KeyValue| -> ApiResult<Operation> {
+        serde_json::from_slice(&kv.value)
+            .map_err(|e| ApiFailure(ApiError::internal(format!("operation record: {e}"))))
+    };
+    let kv = state
+        .store
+        .get(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no operation {id}")))?;
+    let op = read(&kv)?;
+    let wait = Duration::from_secs(q.wait_seconds.unwrap_or(0).min(60));
+    if op.is_done() || wait.is_zero() {
+        return Ok(axum::Json(op));
+    }
+    let mut watch = state.store.watch(&key, kv.mod_revision).await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut latest = op;
+    loop {
+        match tokio::time::timeout_at(deadline, watch.next()).await {
+            Ok(Some(Ok(novacron_store::WatchEvent::Put(kv)))) if kv.key == key => {
+                latest = read(&kv)?;
+                if latest.is_done() {
+                    break;
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(axum::Json(latest))
+}
+
+/// Recent operations, newest first.
+#[utoipa::path(get, path = "/api/v1/operations", responses((status = 200, body = Vec<Operation>)))]
+pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<axum::Json<Vec<Operation>>> {
+    let (kvs, _) = state.store.list(&records::op_prefix()).await?;
+    let mut ops: Vec<Operation> = kvs
+        .iter()
+        .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+        .collect();
+    ops.sort_by_key(|o: &Operation| std::cmp::Reverse((o.created_at, o.id.clone())));
+    ops.truncate(200);
+    Ok(axum::Json(ops))
+}
+
+/// Deletes finished operations older than `age` (run periodically).
+pub async fn expire(
+    store: &dyn Store,
+    age: UnixSeconds,
+) -> Result<usize, novacron_store::StoreError> {
+    let (kvs, _) = store.list(&records::op_prefix()).await?;
+    let cutoff = now().saturating_sub(age);
+    let mut n = 0;
+    for kv in kvs {
+        if let Ok(op) = serde_json::from_slice::<Operation>(&kv.value)
+            && op.is_done()
+            && op.updated_at < cutoff
+        {
+            store
+                .txn(
+                    vec![novacron_store::Compare::ModRevision {
+                        key: kv.key.clone(),
+                        equals: kv.mod_revision,
+                    }],
+                    vec![Op::Delete { key: kv.key }],
+                )
+                .await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

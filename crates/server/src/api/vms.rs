@@ -1,0 +1,547 @@
+//! VM endpoints: create, list, show, power actions, delete. Every change writes the desired
+//! state with a new generation and an operation record in one transaction; the node agent
+//! acts on it and its status report finishes the operation.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json as AxumJson};
+use novacron_api_types::agent::VmAction;
+use novacron_api_types::{
+    AccelChoice, ApiError, DEFAULT_PROJECT, ErrorCode, ImageKind, Network, Operation, OperationRef,
+    PowerState, StopRequest, Vm, VmCreateRequest, VmState, format_size, validate_name,
+};
+use novacron_store::{Compare, Op};
+
+use super::operations::{new_operation, put_op};
+use super::{ApiFailure, ApiResult, Json, json_bytes};
+use crate::auth::Caller;
+use crate::placement::{self, Demand};
+use crate::records::{self, VmRecord, VmStatusRecord, now};
+use crate::state::AppState;
+
+const MIN_MEMORY: u64 = 16 << 20;
+const MAX_CPUS: u32 = 256;
+
+/// What the VM is observed doing (`creating` until its agent reported).
+pub fn observed_state(state: &AppState, vm: &VmRecord) -> VmState {
+    state
+        .statuses
+        .get(&records::vm_status_key(&vm.project, &vm.name))
+        .map(|s| s.state)
+        .unwrap_or(VmState::Creating)
+}
+
+pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
+    let status = state
+        .statuses
+        .get(&records::vm_status_key(&vm.project, &vm.name));
+    Vm {
+        name: vm.name.clone(),
+        project: vm.project.clone(),
+        uuid: vm.uuid.clone(),
+        state: status
+            .as_ref()
+            .map(|s| s.state)
+            .unwrap_or(VmState::Creating),
+        state_reason: status.as_ref().and_then(|s| s.reason.clone()),
+        desired: vm.power,
+        node: Some(vm.node.clone()),
+        cpus: vm.cpus,
+        memory_bytes: vm.memory_bytes,
+        disk_bytes: vm.disk_bytes,
+        image: vm.image.clone(),
+        accel: vm.accel,
+        accel_in_use: status.as_ref().and_then(|s| s.accel_in_use.clone()),
+        network: vm.network.clone(),
+        pid: status.as_ref().and_then(|s| s.pid),
+        created_at: vm.created_at,
+        generation: vm.generation,
+    }
+}
+
+fn find(state: &AppState, name: &str) -> ApiResult<Arc<VmRecord>> {
+    state
+        .vms
+        .get(&records::vm_key(DEFAULT_PROJECT, name))
+        .ok_or_else(|| {
+            ApiFailure(ApiError::not_found(format!(
+                "no VM named {name:?}: see `novacron vm list`"
+            )))
+        })
+}
+
+fn new_uuid() -> String {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut b).expect("the system random generator failed");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn validate_create(req: &VmCreateRequest) -> ApiResult<()> {
+    validate_name("vm", &req.name)?;
+    if req.cpus == 0 || req.cpus > MAX_CPUS {
+        return Err(ApiError::invalid(format!(
+            "--cpus must be between 1 and {MAX_CPUS}, got {}",
+            req.cpus
+        ))
+        .into());
+    }
+    if req.memory_bytes < MIN_MEMORY {
+        return Err(ApiError::invalid(format!(
+            "--memory must be at least {}, got {}",
+            format_size(MIN_MEMORY),
+            format_size(req.memory_bytes)
+        ))
+        .into());
+    }
+    if req.memory_bytes % (1 << 20) != 0 {
+        return Err(ApiError::invalid("--memory must be a whole number of MiB (e.g. 256M)").into());
+    }
+    if let Some(d) = req.disk_bytes
+        && (d < (1 << 20) || d % 512 != 0)
+    {
+        return Err(
+            ApiError::invalid("--disk must be at least 1M and a multiple of 512 bytes").into(),
+        );
+    }
+    if let Network::Bridge { bridge } = &req.network
+        && (bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ', '\0']))
+    {
+        return Err(ApiError::invalid(format!("invalid bridge name {bridge:?}")).into());
+    }
+    if let Network::User { forwards } = &req.network {
+        let mut seen = std::collections::HashSet::new();
+        for f in forwards {
+            if !seen.insert(f.host_port) {
+                return Err(ApiError::invalid(format!(
+                    "host port {} is forwarded twice",
+                    f.host_port
+                ))
+                .into());
+            }
+        }
+    }
+    for key in &req.ssh_keys {
+        let kind = key.split_whitespace().next().unwrap_or("");
+        if !(kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
+            || key.contains('\n')
+        {
+            return Err(ApiError::invalid("an --ssh-key file does not hold an OpenSSH public key (one line, e.g. ssh-ed25519 AAAA...)").into());
+        }
+    }
+    Ok(())
+}
+
+/// Create a VM (and start it unless `start` is false).
+#[utoipa::path(post, path = "/api/v1/vms", request_body = VmCreateRequest,
+    responses((status = 202, body = OperationRef), (status = 400, body = ApiError), (status = 404, body = ApiError),
+              (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<VmCreateRequest>,
+) -> ApiResult<(StatusCode, AxumJson<OperationRef>)> {
+    caller.require_admin()?;
+    validate_create(&req)?;
+    let project = DEFAULT_PROJECT;
+    let key = records::vm_key(project, &req.name);
+    if state.vms.get(&key).is_some() {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!("a VM named {:?} already exists", req.name),
+        )
+        .into());
+    }
+    let image = state
+        .images
+        .get(&records::image_key(project, &req.image))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no image named {:?}: see `novacron image list`, or `novacron image build-tiny {}`",
+                req.image, req.image
+            ))
+        })?;
+    let disk_bytes = match &image.kind {
+        ImageKind::Disk { .. } => {
+            let base = image.virtual_size_bytes.unwrap_or(0);
+            match req.disk_bytes {
+                Some(d) if d < base => {
+                    return Err(ApiError::invalid(format!(
+                        "--disk {} is smaller than image {} ({}); it can only grow",
+                        format_size(d),
+                        image.name,
+                        format_size(base)
+                    ))
+                    .into());
+                }
+                Some(d) => Some(d),
+                None => Some(base),
+            }
+        }
+        ImageKind::Kernel { .. } => req.disk_bytes,
+    };
+    if !req.ssh_keys.is_empty() && matches!(image.kind, ImageKind::Kernel { .. }) {
+        return Err(ApiError::invalid(
+            "--ssh-key needs a cloud (disk) image; kernel images have no cloud-init",
+        )
+        .into());
+    }
+    let demand = Demand {
+        cpus: req.cpus,
+        memory_bytes: req.memory_bytes,
+        disk_bytes: disk_bytes.unwrap_or(0),
+        needs_kvm: req.accel == AccelChoice::Kvm,
+        bridge: match &req.network {
+            Network::Bridge { bridge } => Some(bridge.clone()),
+            _ => None,
+        },
+    };
+    // Decide and write under the placement lock, so capacity is not handed out twice.
+    let _guard = state.placement.lock().await;
+    let node = match &req.node {
+        Some(n) => {
+            validate_name("node", n)?;
+            placement::check_node(&state, n, &demand)?;
+            n.clone()
+        }
+        None => placement::choose_node(&state, &demand)?,
+    };
+    let power = if req.start {
+        PowerState::Running
+    } else {
+        PowerState::Stopped
+    };
+    let op = new_operation(
+        "vm.create",
+        project,
+        &format!("vm/{}", req.name),
+        &format!("placing on {node}"),
+    );
+    let rec = VmRecord {
+        name: req.name.clone(),
+        project: project.into(),
+        uuid: new_uuid(),
+        cpus: req.cpus,
+        memory_bytes: req.memory_bytes,
+        disk_bytes,
+        image: req.image.clone(),
+        accel: req.accel,
+        network: req.network.clone(),
+        ssh_keys: req.ssh_keys.clone(),
+        node: node.clone(),
+        power,
+        force: false,
+        action: None,
+        deleting: false,
+        generation: 1,
+        created_at: now(),
+        operation: Some(op.id.clone()),
+        creating: true,
+    };
+    let out = state
+        .store
+        .txn(
+            vec![Compare::ModRevision {
+                key: key.clone(),
+                equals: 0,
+            }],
+            vec![
+                Op::Put {
+                    key: key.clone(),
+                    value: json_bytes(&rec)?,
+                },
+                put_op(&op)?,
+            ],
+        )
+        .await?;
+    if !out.succeeded {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!("a VM named {:?} already exists", req.name),
+        )
+        .into());
+    }
+    drop(_guard);
+    state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
+    tracing::info!(vm = %req.name, node = %node, operation = %op.id, "VM created");
+    Ok((
+        StatusCode::ACCEPTED,
+        AxumJson(OperationRef { operation: op }),
+    ))
+}
+
+/// Every VM of the project.
+#[utoipa::path(get, path = "/api/v1/vms", responses((status = 200, body = Vec<Vm>)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<AxumJson<Vec<Vm>>> {
+    caller.require_admin()?;
+    let vms = state
+        .vms
+        .values_under(&records::vm_key(DEFAULT_PROJECT, ""))
+        .iter()
+        .map(|v| view(&state, v))
+        .collect();
+    Ok(AxumJson(vms))
+}
+
+/// One VM.
+#[utoipa::path(get, path = "/api/v1/vms/{name}", params(("name" = String, Path)),
+    responses((status = 200, body = Vm), (status = 404, body = ApiError)))]
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<AxumJson<Vm>> {
+    caller.require_admin()?;
+    let vm = find(&state, &name)?;
+    Ok(AxumJson(view(&state, &vm)))
+}
+
+/// Applies `mutate` to the VM's desired state as a new generation with a new operation,
+/// retrying on concurrent changes. An operation still waiting on an older generation is
+/// finished as superseded in the same transaction.
+pub async fn change(
+    state: &AppState,
+    name: &str,
+    kind: &str,
+    message: &str,
+    mutate: impl Fn(&mut VmRecord, VmState) -> ApiResult<()>,
+) -> ApiResult<Operation> {
+    validate_name("vm", name)?;
+    let key = records::vm_key(DEFAULT_PROJECT, name);
+    for _ in 0..20 {
+        let Some(kv) = state.store.get(&key).await? else {
+            return Err(ApiError::not_found(format!(
+                "no VM named {name:?}: see `novacron vm list`"
+            ))
+            .into());
+        };
+        let mut rec: VmRecord = serde_json::from_slice(&kv.value)
+            .map_err(|e| ApiFailure(ApiError::internal(format!("VM record: {e}"))))?;
+        if rec.deleting {
+            return Err(ApiError::conflict(format!("VM {name} is being deleted")).into());
+        }
+        let observed = observed_state(state, &rec);
+        mutate(&mut rec, observed)?;
+        let op = new_operation(kind, &rec.project, &format!("vm/{name}"), message);
+        let mut ops = vec![];
+        if let Some(old) = rec.operation.take()
+            && let Some(old_kv) = state.store.get(&records::op_key(&old)).await?
+            && let Ok(mut old_op) = serde_json::from_slice::<Operation>(&old_kv.value)
+            && !old_op.is_done()
+        {
+            old_op.state = novacron_api_types::OperationState::Failed;
+            old_op.message = format!("superseded by {} ({kind})", op.id);
+            old_op.updated_at = now();
+            ops.push(put_op(&old_op)?);
+        }
+        rec.generation += 1;
+        rec.operation = Some(op.id.clone());
+        ops.push(Op::Put {
+            key: key.clone(),
+            value: json_bytes(&rec)?,
+        });
+        ops.push(put_op(&op)?);
+        let out = state
+            .store
+            .txn(
+                vec![Compare::ModRevision {
+                    key: key.clone(),
+                    equals: kv.mod_revision,
+                }],
+                ops,
+            )
+            .await?;
+        if out.succeeded {
+            state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
+            tracing::info!(vm = name, operation = %op.id, kind, generation = rec.generation, "VM change recorded");
+            return Ok(op);
+        }
+    }
+    Err(ApiError::unavailable(format!("VM {name} kept changing; try again")).into())
+}
+
+fn accepted(op: Operation) -> (StatusCode, AxumJson<OperationRef>) {
+    (
+        StatusCode::ACCEPTED,
+        AxumJson(OperationRef { operation: op }),
+    )
+}
+
+type OpResponse = ApiResult<(StatusCode, AxumJson<OperationRef>)>;
+
+/// Start a stopped or crashed VM.
+#[utoipa::path(post, path = "/api/v1/vms/{name}/start", params(("name" = String, Path)),
+    responses((status = 202, body = OperationRef), (status = 404, body = ApiError)))]
+pub async fn start(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> OpResponse {
+    caller.require_admin()?;
+    let op = change(&state, &name, "vm.start", "starting", |rec, _| {
+        rec.power = PowerState::Running;
+        rec.force = false;
+        rec.action = None;
+        Ok(())
+    })
+    .await?;
+    Ok(accepted(op))
+}
+
+/// Stop a VM: ACPI power-off with a timeout, then force; `force` kills at once.
+#[utoipa::path(post, path = "/api/v1/vms/{name}/stop", params(("name" = String, Path)), request_body = StopRequest,
+    responses((status = 202, body = OperationRef), (status = 404, body = ApiError)))]
+pub async fn stop(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> OpResponse {
+    caller.require_admin()?;
+    let force = if body.is_empty() {
+        false
+    } else {
+        serde_json::from_slice::<StopRequest>(&body)
+            .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))?
+            .force
+    };
+    let op = change(
+        &state,
+        &name,
+        "vm.stop",
+        if force {
+            "killing"
+        } else {
+            "asking the guest to power off"
+        },
+        |rec, _| {
+            rec.power = PowerState::Stopped;
+            rec.force = force;
+            rec.action = None;
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(accepted(op))
+}
+
+/// Reset a running VM.
+#[utoipa::path(post, path = "/api/v1/vms/{name}/reboot", params(("name" = String, Path)),
+    responses((status = 202, body = OperationRef), (status = 409, body = ApiError)))]
+pub async fn reboot(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> OpResponse {
+    caller.require_admin()?;
+    let op = change(&state, &name, "vm.reboot", "rebooting", |rec, observed| {
+        if observed != VmState::Running {
+            return Err(ApiError::conflict(format!(
+                "VM {} is {observed}; only a running VM can be rebooted",
+                rec.name
+            ))
+            .into());
+        }
+        rec.power = PowerState::Running;
+        rec.action = Some(VmAction::Reboot);
+        Ok(())
+    })
+    .await?;
+    Ok(accepted(op))
+}
+
+/// Pause a running VM (its vCPUs stop; memory stays).
+#[utoipa::path(post, path = "/api/v1/vms/{name}/pause", params(("name" = String, Path)),
+    responses((status = 202, body = OperationRef), (status = 409, body = ApiError)))]
+pub async fn pause(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> OpResponse {
+    caller.require_admin()?;
+    let op = change(&state, &name, "vm.pause", "pausing", |rec, observed| {
+        if !matches!(observed, VmState::Running | VmState::Paused) {
+            return Err(ApiError::conflict(format!(
+                "VM {} is {observed}; only a running VM can be paused",
+                rec.name
+            ))
+            .into());
+        }
+        rec.power = PowerState::Paused;
+        rec.action = None;
+        Ok(())
+    })
+    .await?;
+    Ok(accepted(op))
+}
+
+/// Resume a paused VM.
+#[utoipa::path(post, path = "/api/v1/vms/{name}/resume", params(("name" = String, Path)),
+    responses((status = 202, body = OperationRef), (status = 409, body = ApiError)))]
+pub async fn resume(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> OpResponse {
+    caller.require_admin()?;
+    let op = change(&state, &name, "vm.resume", "resuming", |rec, observed| {
+        if !matches!(observed, VmState::Running | VmState::Paused) {
+            return Err(ApiError::conflict(format!(
+                "VM {} is {observed}; only a paused VM can be resumed",
+                rec.name
+            ))
+            .into());
+        }
+        rec.power = PowerState::Running;
+        rec.action = None;
+        Ok(())
+    })
+    .await?;
+    Ok(accepted(op))
+}
+
+/// Delete a VM: stop it, remove its disk, then its records.
+#[utoipa::path(delete, path = "/api/v1/vms/{name}", params(("name" = String, Path)),
+    responses((status = 202, body = OperationRef), (status = 404, body = ApiError)))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> OpResponse {
+    caller.require_admin()?;
+    let op = change(&state, &name, "vm.delete", "deleting", |rec, _| {
+        rec.deleting = true;
+        rec.power = PowerState::Stopped;
+        rec.force = true;
+        rec.action = None;
+        Ok(())
+    })
+    .await?;
+    Ok(accepted(op))
+}
+
+/// Whether the observed state satisfies what the record asks for.
+pub fn satisfied(rec: &VmRecord, status: &VmStatusRecord) -> bool {
+    if status.observed_generation < rec.generation {
+        return false;
+    }
+    match rec.power {
+        PowerState::Running => status.state == VmState::Running,
+        PowerState::Paused => status.state == VmState::Paused,
+        PowerState::Stopped => status.state == VmState::Stopped,
+    }
+}

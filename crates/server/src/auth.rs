@@ -1,0 +1,132 @@
+//! Bearer tokens: random 256-bit secrets, stored only as their BLAKE3 hash, each with a kind
+//! (admin, join, node) that decides which routes it may call.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use novacron_api_types::{ApiError, ErrorCode};
+
+use crate::api::{ApiFailure, ApiResult};
+use crate::records::TokenRecord;
+use crate::state::AppState;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+    Join,
+    Node(String),
+}
+
+/// A new random token (URL-safe, 43 characters).
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator failed");
+    base64url(&bytes)
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 2);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// What the store keeps instead of the token.
+pub fn token_hash(token: &str) -> String {
+    blake3::hash(token.as_bytes()).to_hex().to_string()
+}
+
+/// Resolves the bearer token into a [`Caller`]; requests without a valid token get 401.
+pub async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let token = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return ApiFailure(ApiError::new(
+            ErrorCode::Unauthenticated,
+            "missing bearer token: set NOVACRON_TOKEN or use the config written by `novacron up`",
+        ))
+        .into_response();
+    };
+    let caller = match state
+        .tokens
+        .get(&crate::records::token_key(&token_hash(token)))
+    {
+        Some(rec) => match rec.as_ref() {
+            TokenRecord::Admin => Caller::Admin,
+            TokenRecord::Join => Caller::Join,
+            TokenRecord::Node { node } => Caller::Node(node.clone()),
+        },
+        None => {
+            return ApiFailure(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "invalid or revoked token",
+            ))
+            .into_response();
+        }
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+impl Caller {
+    pub fn require_admin(&self) -> ApiResult<()> {
+        match self {
+            Caller::Admin => Ok(()),
+            _ => Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                "this call needs an admin token",
+            )
+            .into()),
+        }
+    }
+
+    /// The node a node token belongs to.
+    pub fn require_node(&self) -> ApiResult<&str> {
+        match self {
+            Caller::Node(n) => Ok(n),
+            _ => Err(
+                ApiError::new(ErrorCode::PermissionDenied, "this call needs a node token").into(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_url_safe() {
+        let a = new_token();
+        let b = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_ne!(token_hash(&a), token_hash(&b));
+    }
+}

@@ -1,0 +1,250 @@
+//! An in-memory mirror of one store prefix (an "informer"): listed once, then kept current
+//! by a watch. API reads and placement come from here instead of the store, and handlers
+//! wait until the mirror has caught up with their own writes before answering.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use novacron_store::{Revision, Store, StoreError, WatchEvent};
+use serde::de::DeserializeOwned;
+use tokio::sync::{broadcast, watch};
+
+/// One change seen by the mirror.
+#[derive(Debug)]
+pub struct Change<T> {
+    pub key: String,
+    pub old: Option<Arc<T>>,
+    pub new: Option<Arc<T>>,
+    pub revision: Revision,
+}
+
+impl<T> Clone for Change<T> {
+    fn clone(&self) -> Self {
+        Change {
+            key: self.key.clone(),
+            old: self.old.clone(),
+            new: self.new.clone(),
+            revision: self.revision,
+        }
+    }
+}
+
+struct State<T> {
+    items: BTreeMap<String, Arc<T>>,
+    revision: Revision,
+    /// Optional secondary key (e.g. a VM's node) and the revision of the last change under
+    /// each value of it, so waiters can tell whether a change concerned them.
+    index: Option<fn(&T) -> String>,
+    index_revisions: std::collections::HashMap<String, Revision>,
+}
+
+/// The mirror of one prefix, decoded as `T` (JSON). Cheap to clone.
+pub struct Cache<T> {
+    state: Arc<RwLock<State<T>>>,
+    revision_tx: Arc<watch::Sender<Revision>>,
+    changes_tx: broadcast::Sender<Change<T>>,
+    task: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl<T> Clone for Cache<T> {
+    fn clone(&self) -> Self {
+        Cache {
+            state: self.state.clone(),
+            revision_tx: self.revision_tx.clone(),
+            changes_tx: self.changes_tx.clone(),
+            task: self.task.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Cache<T> {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.task) == 1 {
+            self.task.abort();
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Option<T> {
+    match serde_json::from_slice(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(key, error = %e, "skipping a store record this version cannot read");
+            None
+        }
+    }
+}
+
+impl<T: DeserializeOwned + Send + Sync + 'static> Cache<T> {
+    /// Lists `prefix` and starts following it.
+    pub async fn start(store: Arc<dyn Store>, prefix: String) -> Result<Cache<T>, StoreError> {
+        Self::start_indexed(store, prefix, None).await
+    }
+
+    /// Like [`Cache::start`], also tracking the last change revision per `index(value)`.
+    pub async fn start_indexed(
+        store: Arc<dyn Store>,
+        prefix: String,
+        index: Option<fn(&T) -> String>,
+    ) -> Result<Cache<T>, StoreError> {
+        let (kvs, revision) = store.list(&prefix).await?;
+        let items = kvs
+            .into_iter()
+            .filter_map(|kv| decode::<T>(&kv.key, &kv.value).map(|v| (kv.key, Arc::new(v))))
+            .collect();
+        let state = Arc::new(RwLock::new(State {
+            items,
+            revision,
+            index,
+            index_revisions: Default::default(),
+        }));
+        let (revision_tx, _) = watch::channel(revision);
+        let revision_tx = Arc::new(revision_tx);
+        let (changes_tx, _) = broadcast::channel(4096);
+        let task = tokio::spawn(follow(
+            store,
+            prefix,
+            state.clone(),
+            revision_tx.clone(),
+            changes_tx.clone(),
+        ));
+        Ok(Cache {
+            state,
+            revision_tx,
+            changes_tx,
+            task: Arc::new(task),
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<T>> {
+        self.read().items.get(key).cloned()
+    }
+
+    /// Every value under `sub` (a longer prefix inside the mirrored one).
+    pub fn values_under(&self, sub: &str) -> Vec<Arc<T>> {
+        self.read()
+            .items
+            .range(sub.to_string()..)
+            .take_while(|(k, _)| k.starts_with(sub))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn values(&self) -> Vec<Arc<T>> {
+        self.read().items.values().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().items.len()
+    }
+
+    /// Runs `f` over the whole map under one read lock.
+    pub fn with<R>(&self, f: impl FnOnce(&BTreeMap<String, Arc<T>>) -> R) -> R {
+        f(&self.read().items)
+    }
+
+    /// The revision of the last change that touched a value whose index is `value`
+    /// (0 when none was seen since start).
+    pub fn index_revision(&self, value: &str) -> Revision {
+        self.read().index_revisions.get(value).copied().unwrap_or(0)
+    }
+
+    /// The revision of the last change applied.
+    pub fn revision(&self) -> Revision {
+        self.read().revision
+    }
+
+    /// Waits until the mirror has applied `revision` (e.g. the caller's own write).
+    pub async fn wait_for(&self, revision: Revision, timeout: Duration) -> bool {
+        let mut rx = self.revision_tx.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    pub fn subscribe_revision(&self) -> watch::Receiver<Revision> {
+        self.revision_tx.subscribe()
+    }
+
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<Change<T>> {
+        self.changes_tx.subscribe()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State<T>> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+async fn follow<T: DeserializeOwned + Send + Sync + 'static>(
+    store: Arc<dyn Store>,
+    prefix: String,
+    state: Arc<RwLock<State<T>>>,
+    revision_tx: Arc<watch::Sender<Revision>>,
+    changes_tx: broadcast::Sender<Change<T>>,
+) {
+    loop {
+        let after = state.read().unwrap_or_else(|p| p.into_inner()).revision;
+        let result = async {
+            let mut stream = store.watch(&prefix, after).await?;
+            while let Some(event) = stream.next().await {
+                let event = event?;
+                let revision = event.revision();
+                let key = event.key().to_string();
+                let new = match &event {
+                    WatchEvent::Put(kv) => decode::<T>(&kv.key, &kv.value).map(Arc::new),
+                    WatchEvent::Delete { .. } => None,
+                };
+                let old = {
+                    let mut st = state.write().unwrap_or_else(|p| p.into_inner());
+                    let old = match &new {
+                        Some(v) => st.items.insert(key.clone(), v.clone()),
+                        None => st.items.remove(&key),
+                    };
+                    st.revision = st.revision.max(revision);
+                    if let Some(index) = st.index {
+                        for v in old.iter().chain(new.iter()) {
+                            st.index_revisions.insert(index(v), revision);
+                        }
+                    }
+                    old
+                };
+                let _ = changes_tx.send(Change {
+                    key,
+                    old,
+                    new,
+                    revision,
+                });
+                revision_tx.send_replace(revision);
+            }
+            Ok::<(), StoreError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => tracing::debug!(prefix, "store watch ended; resuming"),
+            Err(StoreError::Compacted { .. }) => {
+                tracing::warn!(prefix, "watch fell behind compaction; re-listing");
+                if let Ok((kvs, revision)) = store.list(&prefix).await {
+                    let mut st = state.write().unwrap_or_else(|p| p.into_inner());
+                    st.items = kvs
+                        .into_iter()
+                        .filter_map(|kv| {
+                            decode::<T>(&kv.key, &kv.value).map(|v| (kv.key, Arc::new(v)))
+                        })
+                        .collect();
+                    st.revision = revision;
+                    // Everyone may have missed something: mark every index value changed.
+                    let keys: Vec<String> = st.index_revisions.keys().cloned().collect();
+                    for k in keys {
+                        st.index_revisions.insert(k, revision);
+                    }
+                    drop(st);
+                    revision_tx.send_replace(revision);
+                }
+            }
+            Err(e) => tracing::warn!(prefix, error = %e, "store watch failed; retrying"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,26 @@
+//! TLS for every NovaCron endpoint: the cluster CA and the certificates it issues to control
+//! plane servers and node agents, rustls configurations built from PEM, and serving an axum
+//! router over HTTPS (with HTTP upgrades, which console attach uses).
+
+mod pki;
+mod serve;
+
+pub use pki::{Ca, Identity, ca_fingerprint, client_config, server_config};
+pub use serve::{ServeHandle, serve_https};
+
+/// Errors from certificate handling and TLS setup.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("certificate generation failed: {0}")]
+    Generate(String),
+    #[error("invalid PEM ({what}): {why}")]
+    Pem { what: &'static str, why: String },
+    #[error("TLS configuration rejected: {0}")]
+    Config(String),
+}
+
+/// Installs aws-lc-rs as the process-wide rustls provider (X25519MLKEM768 preferred, X25519
+/// as the classical fallback). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
