@@ -9,6 +9,7 @@ use std::pin::Pin;
 use crate::error::Result;
 
 pub mod local;
+pub mod s3;
 
 /// A boxed future, so `Backend` stays object-safe (`Arc<dyn Backend>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
