@@ -1,9 +1,16 @@
 //! The etcd backend: the store trait mapped natively onto the etcd v3 API (txn with
-//! mod-revision compares, prefix ranges, watches from a revision, leases). The client
-//! balances across every endpoint given; reads are retried on another member when one
-//! fails, watches reconnect from the last delivered revision, writes are never retried
-//! (their outcome is unknown after a failure; the caller re-reads).
+//! mod-revision compares, prefix ranges, watches from a revision, leases).
+//!
+//! Failover: one client per endpoint and a preferred member; a failure that points at the
+//! member (connection refused, no leader, timeout) moves the preference to the next one.
+//! Requests that certainly did not reach a member are retried there; reads, watches and
+//! lease keep-alives are retried after any such failure; a write whose outcome is unknown
+//! is reported as [`StoreError::Unavailable`] (the caller re-reads; CAS makes retries safe).
+//! (etcd-client's own balancer keeps sending a share of requests to a dead member, so it
+//! is not used for failover.)
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use etcd_client::{
@@ -21,8 +28,6 @@ use crate::{
 
 /// Keys fetched per range request while listing (one consistent revision across pages).
 const LIST_PAGE_KEYS: i64 = 1000;
-/// Attempts for a read before giving up (each on whichever member the balancer picks).
-const READ_ATTEMPTS: u32 = 4;
 
 /// How the etcd client connects and how long it keeps trying.
 #[derive(Debug, Clone)]
@@ -53,16 +58,68 @@ impl Default for EtcdOptions {
 /// A store backed by an etcd v3 cluster. Cheap to clone.
 #[derive(Clone)]
 pub struct EtcdStore {
-    client: Client,
-    endpoints: Vec<String>,
+    inner: Arc<EtcdInner>,
+}
+
+struct EtcdInner {
+    /// One client per endpoint, in the order given.
+    members: Vec<Member>,
+    /// Index of the member requests go to first.
+    preferred: AtomicUsize,
     options: EtcdOptions,
+}
+
+struct Member {
+    endpoint: String,
+    client: Client,
 }
 
 impl std::fmt::Debug for EtcdStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EtcdStore")
-            .field("endpoints", &self.endpoints)
+            .field("endpoints", &self.endpoints())
             .finish_non_exhaustive()
+    }
+}
+
+/// What a failed request tells about retrying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The request never reached a member able to apply it: safe to send elsewhere.
+    NotApplied,
+    /// The member failed while the request was in flight: it may or may not have applied.
+    Unknown,
+    /// An answer about the request itself (invalid, not found...): retrying won't help.
+    Final,
+}
+
+fn classify(e: &EtcdError) -> Failure {
+    if is_lease_not_found(e) || is_compacted(e) {
+        return Failure::Final;
+    }
+    match e {
+        EtcdError::GRpcStatus(status) => {
+            let message = status.message();
+            match status.code() {
+                Code::Unavailable
+                    if message.contains("tcp connect error")
+                        || message.contains("no leader")
+                        || message.contains("not capable") =>
+                {
+                    Failure::NotApplied
+                }
+                Code::Unavailable
+                | Code::Cancelled
+                | Code::DeadlineExceeded
+                | Code::Unknown
+                | Code::Internal => Failure::Unknown,
+                _ => Failure::Final,
+            }
+        }
+        // Failing to create a connection or stream: nothing was sent.
+        EtcdError::TransportError(_) | EtcdError::IoError(_) => Failure::NotApplied,
+        EtcdError::WatchError(_) | EtcdError::LeaseKeepAliveError(_) => Failure::Unknown,
+        _ => Failure::Final,
     }
 }
 
@@ -167,21 +224,31 @@ impl EtcdStore {
             .with_keep_alive(options.keep_alive_interval, options.request_timeout)
             .with_keep_alive_while_idle(true)
             // A member cut off from the quorum refuses requests instead of serving stale
-            // reads or hanging; the client then tries another member.
+            // reads or hanging; the store then tries another member.
             .with_require_leader(true);
-        let client = Client::connect(endpoints, Some(connect_options))
-            .await
-            .map_err(map_err)?;
+        let mut members = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            // Connections are made lazily: a member that is down now is not an error.
+            let client = Client::connect([endpoint], Some(connect_options.clone()))
+                .await
+                .map_err(map_err)?;
+            members.push(Member {
+                endpoint: endpoint.clone(),
+                client,
+            });
+        }
         let store = EtcdStore {
-            client,
-            endpoints: endpoints.to_vec(),
-            options,
+            inner: Arc::new(EtcdInner {
+                members,
+                preferred: AtomicUsize::new(0),
+                options,
+            }),
         };
-        let deadline = Instant::now() + store.options.connect_timeout;
+        let deadline = Instant::now() + store.inner.options.connect_timeout;
         loop {
             match store.revision_once().await {
                 Ok(revision) => {
-                    tracing::info!(endpoints = ?store.endpoints, revision, "connected to etcd");
+                    tracing::info!(endpoints = ?store.endpoints(), revision, "connected to etcd");
                     return Ok(store);
                 }
                 Err(e) if Instant::now() < deadline => {
@@ -191,7 +258,7 @@ impl EtcdStore {
                 Err(e) => {
                     return Err(StoreError::Unavailable(format!(
                         "no etcd member answered at {}: {e}",
-                        store.endpoints.join(",")
+                        store.endpoints().join(",")
                     )));
                 }
             }
@@ -199,19 +266,27 @@ impl EtcdStore {
     }
 
     /// The endpoints this store was connected with.
-    pub fn endpoints(&self) -> &[String] {
-        &self.endpoints
+    pub fn endpoints(&self) -> Vec<String> {
+        self.inner
+            .members
+            .iter()
+            .map(|m| m.endpoint.clone())
+            .collect()
     }
 
     /// Drop the history of revisions before `before` (etcd compaction, physical). Watches
     /// from earlier revisions then get [`StoreError::Compacted`]. Production clusters
     /// should rather run etcd with `--auto-compaction-retention`.
     pub async fn compact(&self, before: Revision) -> Result<(), StoreError> {
-        let mut kv = self.client.kv_client();
-        match kv
-            .compact(before, Some(CompactionOptions::new().with_physical()))
-            .await
-        {
+        let result = self
+            .call(true, |client| async move {
+                client
+                    .kv_client()
+                    .compact(before, Some(CompactionOptions::new().with_physical()))
+                    .await
+            })
+            .await;
+        match result {
             Ok(_) => Ok(()),
             // Already compacted at or past it: nothing to do.
             Err(e) if is_compacted(&e) => Ok(()),
@@ -219,43 +294,105 @@ impl EtcdStore {
         }
     }
 
-    /// Run a read, retrying on failures (the balancer moves to another member).
-    async fn read<T, F, Fut>(&self, mut f: F) -> Result<T, StoreError>
+    /// Send a request to the preferred member, failing over to the others. `retry_unknown`
+    /// says whether the request may be repeated when its outcome is unknown (reads, watches,
+    /// keep-alives: yes; writes: no).
+    async fn call<T, F, Fut>(&self, retry_unknown: bool, mut f: F) -> Result<T, EtcdError>
     where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, StoreError>>,
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, EtcdError>>,
     {
-        let mut attempt = 0;
+        let members = &self.inner.members;
+        let started = Instant::now();
+        let budget = self.inner.options.request_timeout;
+        let mut attempt = 0usize;
         loop {
+            let index = self.inner.preferred.load(Ordering::Acquire) % members.len();
+            let member = &members[index];
+            let error = match f(member.client.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            let failure = classify(&error);
+            if failure == Failure::Final {
+                return Err(error);
+            }
             attempt += 1;
-            match f().await {
-                Err(StoreError::Unavailable(m)) if attempt < READ_ATTEMPTS => {
-                    tracing::debug!(attempt, error = %m, "etcd read failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            if members.len() > 1 {
+                let next = (index + 1) % members.len();
+                // Only the first caller to see this member fail moves the preference.
+                if self
+                    .inner
+                    .preferred
+                    .compare_exchange(index, next, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    tracing::warn!(
+                        failed = member.endpoint,
+                        next = members[next].endpoint,
+                        error = %error,
+                        "etcd member failed; switching"
+                    );
                 }
-                other => return other,
+            }
+            let retry = failure == Failure::NotApplied || retry_unknown;
+            if !retry || started.elapsed() >= budget {
+                return Err(error);
+            }
+            // Try every member once right away, then back off between rounds.
+            if attempt.is_multiple_of(members.len()) {
+                let round = (attempt / members.len()) as u64;
+                tokio::time::sleep(Duration::from_millis(100 * round.min(10))).await;
             }
         }
     }
 
     async fn revision_once(&self) -> Result<Revision, StoreError> {
-        let mut kv = self.client.kv_client();
-        let resp = kv
-            .get(vec![0u8], Some(GetOptions::new().with_count_only()))
+        let resp = self
+            .call(true, |client| async move {
+                client
+                    .kv_client()
+                    .get(vec![0u8], Some(GetOptions::new().with_count_only()))
+                    .await
+            })
             .await
             .map_err(map_err)?;
         header_revision(resp.header())
     }
 
-    async fn get_once(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let mut kv = self.client.kv_client();
-        let resp = kv.get(key, None).await.map_err(map_err)?;
+    async fn get_impl(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        if key.is_empty() {
+            return Err(StoreError::Invalid("empty key".to_string()));
+        }
+        let resp = self
+            .call(true, |client| async move {
+                client.kv_client().get(key, None).await
+            })
+            .await
+            .map_err(map_err)?;
         resp.kvs().first().map(kv_from).transpose()
     }
 
-    async fn list_once(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), StoreError> {
+    async fn list_impl(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), StoreError> {
+        // A compaction between two pages invalidates the snapshot: list again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.list_once(prefix).await {
+                Err(ListError::CompactedMidway) if attempts < 3 => continue,
+                Err(ListError::CompactedMidway) => {
+                    return Err(StoreError::Unavailable(
+                        "etcd kept compacting while listing; try again".to_string(),
+                    ));
+                }
+                Err(ListError::Store(e)) => return Err(e),
+                Ok(listed) => return Ok(listed),
+            }
+        }
+    }
+
+    async fn list_once(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), ListError> {
         let (mut start, end) = prefix_range(prefix);
-        let mut kv = self.client.kv_client();
         let mut out = Vec::new();
         let mut at_revision: Option<Revision> = None;
         loop {
@@ -265,18 +402,25 @@ impl EtcdStore {
             if let Some(rev) = at_revision {
                 options = options.with_revision(rev);
             }
-            let resp = kv.get(start.clone(), Some(options)).await.map_err(|e| {
-                if is_compacted(&e) {
-                    // Compacted between two pages: the caller's retry lists again.
-                    StoreError::Unavailable(format!("etcd compacted during a list: {e}"))
-                } else {
-                    map_err(e)
-                }
-            })?;
-            let revision = header_revision(resp.header())?;
+            let page_start = start.clone();
+            let resp = self
+                .call(true, |client| {
+                    let key = page_start.clone();
+                    let options = options.clone();
+                    async move { client.kv_client().get(key, Some(options)).await }
+                })
+                .await
+                .map_err(|e| {
+                    if is_compacted(&e) {
+                        ListError::CompactedMidway
+                    } else {
+                        ListError::Store(map_err(e))
+                    }
+                })?;
+            let revision = header_revision(resp.header()).map_err(ListError::Store)?;
             let rev = *at_revision.get_or_insert(revision);
             for item in resp.kvs() {
-                out.push(kv_from(item)?);
+                out.push(kv_from(item).map_err(ListError::Store)?);
             }
             match resp.kvs().last() {
                 Some(last) if resp.more() => {
@@ -318,9 +462,12 @@ impl EtcdStore {
                 }
             })
             .collect();
-        let mut kv = self.client.kv_client();
-        let resp = kv
-            .txn(Txn::new().when(etcd_compares).and_then(etcd_ops))
+        let txn = Txn::new().when(etcd_compares).and_then(etcd_ops);
+        let resp = self
+            .call(false, |client| {
+                let txn = txn.clone();
+                async move { client.kv_client().txn(txn).await }
+            })
             .await
             .map_err(|e| match first_lease {
                 Some(lease) if is_lease_not_found(&e) => StoreError::LeaseNotFound(lease),
@@ -332,24 +479,165 @@ impl EtcdStore {
         })
     }
 
+    /// Open an etcd watch for events after `after_revision` on a working member, and wait
+    /// until etcd confirms it.
+    async fn open_watch(
+        &self,
+        prefix: &str,
+        after_revision: Revision,
+    ) -> Result<etcd_client::WatchStream, StoreError> {
+        let (start, end) = prefix_range(prefix);
+        let timeout = self.inner.options.request_timeout;
+        let opened = self
+            .call(true, |client| {
+                let start = start.clone();
+                let watch_options = WatchOptions::new()
+                    .with_range(end.clone())
+                    .with_start_revision(after_revision + 1);
+                async move {
+                    let mut stream = client
+                        .watch_client()
+                        .watch(start, Some(watch_options))
+                        .await?;
+                    let first = tokio::time::timeout(timeout, stream.message())
+                        .await
+                        .map_err(|_| {
+                            EtcdError::WatchError("etcd did not confirm the watch in time".into())
+                        })??;
+                    Ok((stream, first))
+                }
+            })
+            .await
+            .map_err(map_err)?;
+        match opened {
+            (stream, Some(resp)) => {
+                check_watch_response(&resp, after_revision)?;
+                if !resp.created() {
+                    return Err(StoreError::Unavailable(
+                        "etcd answered a watch request without creating it".to_string(),
+                    ));
+                }
+                Ok(stream)
+            }
+            (_, None) => Err(StoreError::Unavailable(
+                "etcd closed the watch before creating it".to_string(),
+            )),
+        }
+    }
+
     async fn watch_impl(
         &self,
         prefix: &str,
         after_revision: Revision,
     ) -> Result<WatchStream, StoreError> {
         // The first watch is opened here so that an unreachable cluster is reported now.
-        let first = open_watch(&self.client, prefix, after_revision, &self.options).await?;
+        let first = self.open_watch(prefix, after_revision).await?;
         let (tx, stream) = watch_channel();
-        let client = self.client.clone();
+        let store = self.clone();
         let prefix = prefix.to_string();
-        let options = self.options.clone();
         tokio::spawn(async move {
-            let result = follow(client, prefix, after_revision, first, &tx, options).await;
+            let result = store.follow(prefix, after_revision, first, &tx).await;
             if let Err(e) = result {
                 let _ = tx.send(Err(e)).await;
             }
         });
         Ok(stream)
+    }
+
+    /// Forward events to the consumer; when the stream to etcd breaks (member down, leader
+    /// lost), reopen it from the last delivered revision on any member.
+    async fn follow(
+        &self,
+        prefix: String,
+        mut delivered: Revision,
+        first: etcd_client::WatchStream,
+        tx: &WatchSender,
+    ) -> Result<(), StoreError> {
+        let retry_for = self.inner.options.watch_retry_for;
+        let mut current = Some(first);
+        let mut failing_since: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut stream = match current.take() {
+                Some(stream) => stream,
+                None => match self.open_watch(&prefix, delivered).await {
+                    Ok(stream) => {
+                        tracing::info!(prefix, delivered, "etcd watch re-established");
+                        failing_since = None;
+                        backoff = Duration::from_millis(100);
+                        stream
+                    }
+                    Err(e @ StoreError::Compacted { .. }) => return Err(e),
+                    Err(e) => {
+                        let since = *failing_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= retry_for {
+                            return Err(e);
+                        }
+                        tracing::debug!(prefix, error = %e, "reopening etcd watch failed; retrying");
+                        tokio::select! {
+                            () = tx.closed() => return Ok(()),
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                        continue;
+                    }
+                },
+            };
+            loop {
+                let message = tokio::select! {
+                    () = tx.closed() => return Ok(()),
+                    message = stream.message() => message,
+                };
+                match message {
+                    Ok(Some(resp)) => {
+                        match check_watch_response(&resp, delivered) {
+                            Ok(()) => {}
+                            Err(e @ StoreError::Compacted { .. }) => return Err(e),
+                            Err(e) => {
+                                tracing::warn!(prefix, error = %e, "etcd watch ended; reopening");
+                                break;
+                            }
+                        }
+                        let mut last = delivered;
+                        for event in resp.events() {
+                            let event = event_from(event)?;
+                            let revision = event.revision();
+                            if revision <= delivered {
+                                continue;
+                            }
+                            if tx.send(Ok(event)).await.is_err() {
+                                return Ok(());
+                            }
+                            last = last.max(revision);
+                        }
+                        // etcd never splits one revision across responses (no fragmenting).
+                        delivered = last;
+                    }
+                    Ok(None) => {
+                        tracing::warn!(
+                            prefix,
+                            delivered,
+                            "etcd closed the watch stream; reopening"
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(prefix, delivered, error = %e, "etcd watch stream failed; reopening");
+                        break;
+                    }
+                }
+            }
+            // The member behind the broken stream is probably gone: prefer the next one.
+            let members = self.inner.members.len();
+            let index = self.inner.preferred.load(Ordering::Acquire);
+            let _ = self.inner.preferred.compare_exchange(
+                index,
+                (index + 1) % members,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            failing_since.get_or_insert_with(Instant::now);
+        }
     }
 
     async fn grant_impl(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
@@ -361,8 +649,14 @@ impl EtcdStore {
         // etcd leases are in whole seconds; round up so a lease never lives less than asked.
         let ttl_secs = i64::try_from(ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0))
             .map_err(|_| StoreError::Invalid(format!("lease TTL {ttl:?} is too large")))?;
-        let mut lease = self.client.lease_client();
-        let resp = lease.grant(ttl_secs, None).await.map_err(map_err)?;
+        // Repeating a grant whose outcome is unknown at worst leaves an unused lease that
+        // expires by itself.
+        let resp = self
+            .call(true, |client| async move {
+                client.lease_client().grant(ttl_secs, None).await
+            })
+            .await
+            .map_err(map_err)?;
         if !resp.error().is_empty() {
             return Err(StoreError::Unavailable(format!(
                 "etcd refused the lease: {}",
@@ -373,60 +667,37 @@ impl EtcdStore {
     }
 
     async fn keep_alive_impl(&self, lease: LeaseId) -> Result<(), StoreError> {
-        let mut client = self.client.lease_client();
         // etcd-client sends one keep-alive and waits for its answer; a TTL of 0 in the
         // answer means the lease is gone.
-        match client.keep_alive(lease.0).await {
-            Ok((_keeper, _responses)) => Ok(()),
+        let result = self
+            .call(true, |client| async move {
+                client.lease_client().keep_alive(lease.0).await.map(|_| ())
+            })
+            .await;
+        match result {
+            Ok(()) => Ok(()),
             Err(e) if is_lease_not_found(&e) => Err(StoreError::LeaseNotFound(lease)),
             Err(e) => Err(map_err(e)),
         }
     }
 
     async fn revoke_impl(&self, lease: LeaseId) -> Result<(), StoreError> {
-        let mut client = self.client.lease_client();
-        match client.revoke(lease.0).await {
-            Ok(_) => Ok(()),
+        let result = self
+            .call(false, |client| async move {
+                client.lease_client().revoke(lease.0).await.map(|_| ())
+            })
+            .await;
+        match result {
+            Ok(()) => Ok(()),
             Err(e) if is_lease_not_found(&e) => Err(StoreError::LeaseNotFound(lease)),
             Err(e) => Err(map_err(e)),
         }
     }
 }
 
-/// Open an etcd watch for events after `after_revision`, and wait until etcd confirms it.
-async fn open_watch(
-    client: &Client,
-    prefix: &str,
-    after_revision: Revision,
-    options: &EtcdOptions,
-) -> Result<etcd_client::WatchStream, StoreError> {
-    let (start, end) = prefix_range(prefix);
-    let watch_options = WatchOptions::new()
-        .with_range(end)
-        .with_start_revision(after_revision + 1);
-    let mut watch_client = client.watch_client();
-    let mut stream = watch_client
-        .watch(start, Some(watch_options))
-        .await
-        .map_err(map_err)?;
-    let first = tokio::time::timeout(options.request_timeout, stream.message())
-        .await
-        .map_err(|_| StoreError::Unavailable("etcd did not confirm the watch in time".to_string()))?
-        .map_err(map_err)?;
-    match first {
-        Some(resp) => {
-            check_watch_response(&resp, after_revision)?;
-            if !resp.created() {
-                return Err(StoreError::Unavailable(
-                    "etcd answered a watch request without creating it".to_string(),
-                ));
-            }
-            Ok(stream)
-        }
-        None => Err(StoreError::Unavailable(
-            "etcd closed the watch before creating it".to_string(),
-        )),
-    }
+enum ListError {
+    CompactedMidway,
+    Store(StoreError),
 }
 
 /// Errors carried inside a watch response.
@@ -449,104 +720,16 @@ fn check_watch_response(
     Ok(())
 }
 
-/// Forward events to the consumer; when the stream to etcd breaks (member down, leader
-/// lost), reopen it from the last delivered revision on any member.
-async fn follow(
-    client: Client,
-    prefix: String,
-    mut delivered: Revision,
-    first: etcd_client::WatchStream,
-    tx: &WatchSender,
-    options: EtcdOptions,
-) -> Result<(), StoreError> {
-    let mut current = Some(first);
-    let mut failing_since: Option<Instant> = None;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let mut stream = match current.take() {
-            Some(stream) => stream,
-            None => match open_watch(&client, &prefix, delivered, &options).await {
-                Ok(stream) => {
-                    tracing::info!(prefix, delivered, "etcd watch re-established");
-                    failing_since = None;
-                    backoff = Duration::from_millis(100);
-                    stream
-                }
-                Err(e @ StoreError::Compacted { .. }) => return Err(e),
-                Err(e) => {
-                    let since = *failing_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= options.watch_retry_for {
-                        return Err(e);
-                    }
-                    tracing::debug!(prefix, error = %e, "reopening etcd watch failed; retrying");
-                    tokio::select! {
-                        () = tx.closed() => return Ok(()),
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            },
-        };
-        loop {
-            let message = tokio::select! {
-                () = tx.closed() => return Ok(()),
-                message = stream.message() => message,
-            };
-            match message {
-                Ok(Some(resp)) => {
-                    match check_watch_response(&resp, delivered) {
-                        Ok(()) => {}
-                        Err(e @ StoreError::Compacted { .. }) => return Err(e),
-                        Err(e) => {
-                            tracing::warn!(prefix, error = %e, "etcd watch ended; reopening");
-                            break;
-                        }
-                    }
-                    let mut last = delivered;
-                    for event in resp.events() {
-                        let event = event_from(event)?;
-                        let revision = event.revision();
-                        if revision <= delivered {
-                            continue;
-                        }
-                        if tx.send(Ok(event)).await.is_err() {
-                            return Ok(());
-                        }
-                        last = last.max(revision);
-                    }
-                    // etcd never splits one revision across responses (no fragmenting).
-                    delivered = last;
-                }
-                Ok(None) => {
-                    tracing::warn!(prefix, delivered, "etcd closed the watch stream; reopening");
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(prefix, delivered, error = %e, "etcd watch stream failed; reopening");
-                    break;
-                }
-            }
-        }
-        failing_since.get_or_insert_with(Instant::now);
-    }
-}
-
 impl Store for EtcdStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<KeyValue>, StoreError>> {
-        Box::pin(async move {
-            if key.is_empty() {
-                return Err(StoreError::Invalid("empty key".to_string()));
-            }
-            self.read(|| self.get_once(key)).await
-        })
+        Box::pin(self.get_impl(key))
     }
 
     fn list<'a>(
         &'a self,
         prefix: &'a str,
     ) -> BoxFuture<'a, Result<(Vec<KeyValue>, Revision), StoreError>> {
-        Box::pin(self.read(move || self.list_once(prefix)))
+        Box::pin(self.list_impl(prefix))
     }
 
     fn txn<'a>(
@@ -566,7 +749,7 @@ impl Store for EtcdStore {
     }
 
     fn revision(&self) -> BoxFuture<'_, Result<Revision, StoreError>> {
-        Box::pin(self.read(move || self.revision_once()))
+        Box::pin(self.revision_once())
     }
 
     fn grant_lease(&self, ttl: Duration) -> BoxFuture<'_, Result<LeaseId, StoreError>> {

@@ -43,7 +43,7 @@ impl Default for SqliteOptions {
             history_revisions: 100_000,
             max_batch_txns: 1024,
             reader_connections: 4,
-            watch_buffer_commits: 256,
+            watch_buffer_commits: 64,
         }
     }
 }
@@ -67,7 +67,8 @@ struct Inner {
     path: PathBuf,
     requests: mpsc::Sender<Request>,
     shared: Arc<Shared>,
-    events: broadcast::Sender<EventBatch>,
+    /// Weak, so that watches end when the writer (holding the only strong sender) stops.
+    events: broadcast::WeakSender<EventBatch>,
     readers: Arc<ReaderPool>,
 }
 
@@ -206,7 +207,7 @@ impl SqliteStore {
                 path: path.to_path_buf(),
                 requests,
                 shared,
-                events,
+                events: events.downgrade(),
                 readers: Arc::new(ReaderPool {
                     path: path.to_path_buf(),
                     idle: Mutex::new(Vec::new()),
@@ -327,7 +328,7 @@ impl SqliteStore {
         after_revision: Revision,
     ) -> Result<WatchStream, StoreError> {
         // Subscribe before reading history, so that nothing committed in between is missed.
-        let live = self.inner.events.subscribe();
+        let live = self.inner.events.upgrade().ok_or_else(closed)?.subscribe();
         let oldest = self.inner.shared.compacted_before.load(Ordering::Acquire);
         if after_revision + 1 < oldest {
             return Err(StoreError::Compacted {

@@ -196,10 +196,19 @@ impl Writer {
             }
         }
         tracing::debug!(revision = self.revision, "embedded store writer stopped");
-        let Writer { conn, .. } = self;
+        let Writer {
+            conn,
+            events,
+            _lock_file: lock_file,
+            ..
+        } = self;
         if let Err((_, e)) = conn.close() {
             tracing::warn!(error = %e, "closing the embedded store database failed");
         }
+        // Watches end (their channel closes), then the database is free to reopen; only
+        // then is the closer told.
+        drop(events);
+        drop(lock_file);
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(());
         }
