@@ -8,7 +8,20 @@ mod roles;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) if e.use_stderr() => {
+            // Usage errors are one line too, like every other error.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{first} (see --help)");
+            return std::process::ExitCode::from(2);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return std::process::ExitCode::SUCCESS;
+        }
+    };
     if !args.is_daemon() {
         // A CLI whose output is piped into `head` should end quietly, like other tools.
         // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.

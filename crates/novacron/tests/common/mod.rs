@@ -1,0 +1,319 @@
+//! Test harness: a real `novacron up` (control plane + agent + embedded store) in a temp
+//! dir on a free port, driven through the real CLI binary. Everything it started (the up
+//! process, extra agents, QEMU processes under its dirs) is killed on drop.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_novacron");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+    pub port: u16,
+    pub url: String,
+    pub join_token: String,
+    up: Option<Child>,
+    agents: Vec<Child>,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("nc-e2e-")
+            .tempdir_in(scratch())
+            .unwrap();
+        let data_dir = dir.path().join("data");
+        let config = dir.path().join("cli.json");
+        let mut c = Cluster {
+            data_dir,
+            config,
+            port: free_port(),
+            url: String::new(),
+            join_token: String::new(),
+            up: None,
+            agents: vec![],
+            dir,
+        };
+        c.launch_up();
+        c
+    }
+
+    /// Starts `novacron up` and waits for its JSON summary line.
+    pub fn launch_up(&mut self) {
+        let mut child = Command::new(BIN)
+            .args([
+                "up",
+                "--no-demo",
+                "--node-name",
+                "node-a",
+                "-o",
+                "json",
+                "--listen",
+            ])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("NOVACRON_CONFIG", &self.config)
+            .env("NOVACRON_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(self.dir.path().join("up.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(l)) = lines.next() {
+                let _ = tx.send(l);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("novacron up did not start; log:\n{}", self.log()));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        self.url = v["api_url"].as_str().unwrap().to_string();
+        self.join_token = v["join_token"].as_str().unwrap().to_string();
+        self.up = Some(child);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default()
+    }
+
+    /// kill -9 of the whole control plane + agent process.
+    pub fn kill9_up(&mut self) {
+        if let Some(mut c) = self.up.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("NOVACRON_CONFIG", &self.config)
+            .env_remove("NOVACRON_URL")
+            .env_remove("NOVACRON_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a CLI command that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "`novacron {}` failed: {}\n--- up log tail ---\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 40)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a CLI command that must fail; returns its error line.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            !out.status.success(),
+            "`novacron {}` unexpectedly succeeded",
+            args.join(" ")
+        );
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.starts_with("error: "),
+            "error output is not one clear line: {err:?}"
+        );
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "error output is not one line: {err:?}"
+        );
+        err
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    pub fn vm(&self, name: &str) -> Value {
+        self.json(&["vm", "show", name])
+    }
+
+    pub fn console(&self, name: &str) -> String {
+        self.ok(&["vm", "console", name, "--tail", "--bytes", "1M"])
+    }
+
+    /// Waits until the guest's console log contains `needle` at least `count` times.
+    pub fn wait_console(&self, name: &str, needle: &str, count: usize, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let log = self.console(name);
+            if log.matches(needle).count() >= count {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{needle:?} x{count} not on the console of {name} after {timeout:?}; console:\n{}",
+                tail(&log, 30)
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Sends `input` to the interactive console (stdin not a terminal).
+    pub fn console_send(&self, name: &str, input: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(BIN)
+            .args(["vm", "console", name])
+            .env("NOVACRON_CONFIG", &self.config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "console: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until `vm show` reports `state`.
+    pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let v = self.vm(name);
+            if v["state"] == state {
+                return v;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "VM {name} not {state} after {timeout:?}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Starts a second agent process that joins this cluster.
+    pub fn start_agent(&mut self, name: &str) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        let child = Command::new(BIN)
+            .args([
+                "agent",
+                "--server",
+                &self.url,
+                "--join-token",
+                &self.join_token,
+                "--name",
+                name,
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(&dir)
+            .env("NOVACRON_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        self.agents.push(child);
+        dir
+    }
+
+    /// PIDs of QEMU processes whose command line mentions this cluster's directory.
+    pub fn qemu_pids(&self) -> Vec<u32> {
+        qemu_pids_under(self.dir.path())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for mut a in self.agents.drain(..) {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+        self.kill9_up();
+        for pid in self.qemu_pids() {
+            // SAFETY: plain kill(2) of a process this test started.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.qemu_pids().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub fn qemu_pids_under(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.starts_with("qemu-system") && cmd.contains(&needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+pub fn pid_alive(pid: u64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+pub fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Tests keep their files on /work-sized disks rather than a small /tmp.
+fn scratch() -> PathBuf {
+    let p = std::env::var_os("NOVACRON_TEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
