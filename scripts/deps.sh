@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs the Debian packages NovaCron needs, only those that are missing.
+#   scripts/deps.sh run    what `novacron up` needs (QEMU, qemu-img, busybox, a guest kernel)
+#   scripts/deps.sh test   plus what the test suite needs (etcd, restic, borg, iperf3, ...)
+set -euo pipefail
+
+want=()
+need_cmd() { command -v "$1" >/dev/null 2>&1 || want+=("$2"); }
+
+run_deps() {
+  need_cmd qemu-system-x86_64 qemu-system-x86
+  # busybox-static: the tiny guest needs a static busybox, not Debian's dynamic one.
+  installed busybox-static || want+=(busybox-static)
+  # A kernel for the tiny guest when the host has none in /boot (containers, some VMs).
+  compgen -G '/boot/vmlinuz-*' >/dev/null || want+=(linux-image-cloud-amd64)
+}
+
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+test_deps() {
+  run_deps
+  need_cmd etcd etcd-server
+  need_cmd restic restic
+  need_cmd borg borgbackup
+  need_cmd iperf3 iperf3
+  need_cmd ip iproute2
+  need_cmd nft nftables
+  need_cmd blkid util-linux
+  need_cmd python3 python3
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "error: installing $* needs root; run as root or install sudo" >&2; exit 1; fi
+}
+
+apt_install() {
+  [ $# -gt 0 ] || return 0
+  echo "installing: $*" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2
+}
+
+case "${1:-run}" in
+  run) run_deps ;;
+  test) test_deps ;;
+  *) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+
+if [ ${#want[@]} -gt 0 ] || ! command -v qemu-img >/dev/null 2>&1; then
+  if [ -z "${NOVACRON_APT_UPDATED:-}" ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+    export NOVACRON_APT_UPDATED=1
+  fi
+  # Deduplicate.
+  mapfile -t want < <(printf '%s\n' "${want[@]}" | sort -u | sed '/^$/d')
+  apt_install "${want[@]}"
+  # qemu-utils separately and after qemu-system-x86: a newer qemu-utils from backports
+  # conflicts with Debian 12's QEMU, and installing QEMU removes it.
+  command -v qemu-img >/dev/null 2>&1 || apt_install qemu-utils
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo (Rust 1.90 or newer) is needed to build NovaCron; install it with rustup" >&2
+  exit 1
+fi
