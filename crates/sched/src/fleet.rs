@@ -216,6 +216,12 @@ impl Fleet {
             vms: Vec::with_capacity(vms),
             hot: Vec::with_capacity(hosts),
             cold: Vec::with_capacity(hosts),
+            // Room for a group per 16 VMs up front: growing these tables mid-run would stall
+            // one decision for the copy.
+            group_names: NameTable::with_capacity(vms / 16, 12),
+            groups: Vec::with_capacity(vms / 16),
+            profiles: Vec::with_capacity(vms / 16),
+            profile_ids: HashMap::with_capacity(vms / 16),
             ..Default::default()
         };
         // Profile 0: no constraints, shared by every unconstrained VM.

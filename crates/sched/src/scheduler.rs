@@ -1029,7 +1029,10 @@ impl Search<'_, '_> {
                 }
             }
         }
-        let any = self.scored > 0 || self.scarce_best.is_some();
+        // Scarce hosts do not end the walk: at scale the tight cells fill with partly used
+        // scarce hosts, and stopping there would open a new host instead of using a
+        // non-scarce one a little further on.
+        let any = self.scored > 0;
         !(self.scored >= self.max_scored || (self.walk_examined >= self.max_examined && any))
     }
 }
