@@ -45,7 +45,9 @@ pub struct TransportBenchConfig {
     pub dwcp_cc: Option<String>,
     /// Streams of the `tcp-parallel-N` baseline.
     pub parallel_streams: usize,
-    /// Systems to run (default all): dwcp, tcp-cubic, tcp-bbr, tcp-parallel, zstd-tcp.
+    /// Systems to run (default: tcp-cubic, tcp-bbr, tcp-parallel, dwcp, and zstd-tcp for the
+    /// memory corpus). `tcp-bbr-parallel` (N plain BBR streams) measures what the machine can
+    /// push through the emulator with the cheapest endpoints (the forwarding ceiling).
     pub systems: Vec<String>,
     /// A baseline still running after this long is stopped; its goodput covers what it moved.
     pub baseline_limit: Duration,
@@ -162,7 +164,9 @@ pub enum BenchError {
     Integrity { system: String },
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
-    #[error("unknown system {0:?}: use dwcp, tcp-cubic, tcp-bbr, tcp-parallel, zstd-tcp")]
+    #[error(
+        "unknown system {0:?}: use dwcp, tcp-cubic, tcp-bbr, tcp-parallel, tcp-bbr-parallel, zstd-tcp"
+    )]
     UnknownSystem(String),
 }
 
@@ -201,7 +205,16 @@ pub fn run(cfg: &TransportBenchConfig) -> Result<TransportReport, BenchError> {
         cfg.systems.clone()
     };
     for s in &wanted {
-        if !["dwcp", "tcp-cubic", "tcp-bbr", "tcp-parallel", "zstd-tcp"].contains(&s.as_str()) {
+        if ![
+            "dwcp",
+            "tcp-cubic",
+            "tcp-bbr",
+            "tcp-parallel",
+            "tcp-bbr-parallel",
+            "zstd-tcp",
+        ]
+        .contains(&s.as_str())
+        {
             return Err(BenchError::UnknownSystem(s.clone()));
         }
     }
@@ -229,6 +242,19 @@ pub fn run(cfg: &TransportBenchConfig) -> Result<TransportReport, BenchError> {
                     &data,
                     &name,
                     "cubic",
+                    cfg.parallel_streams,
+                    false,
+                    port,
+                )?
+            }
+            "tcp-bbr-parallel" => {
+                let name = format!("tcp-bbr-parallel-{}", cfg.parallel_streams);
+                tcp_run(
+                    &wan,
+                    cfg,
+                    &data,
+                    &name,
+                    "bbr",
                     cfg.parallel_streams,
                     false,
                     port,
@@ -467,7 +493,10 @@ fn tcp_run(
 }
 
 /// A tokio runtime whose threads live in `site`'s namespace and add their CPU time to `cpu`.
-fn site_runtime(site: &Site, cpu: Arc<AtomicU64>) -> Result<tokio::runtime::Runtime, BenchError> {
+pub fn site_runtime(
+    site: &Site,
+    cpu: Arc<AtomicU64>,
+) -> Result<tokio::runtime::Runtime, BenchError> {
     let s = site.clone();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -517,7 +546,8 @@ fn dwcp_run(
         }))
         .map_err(|e| run_err(system, e))?
         .map_err(|e| run_err(system, e))?;
-    let block = if cfg.corpus == CorpusKind::Memory {
+    let memory = cfg.corpus == CorpusKind::Memory;
+    let block = if memory {
         4096
     } else {
         cfg.block_bytes.max(512)
@@ -556,10 +586,23 @@ fn dwcp_run(
     let send_data = data.clone();
     let timeout = cfg.dwcp_timeout;
     let sender = rt_a.spawn(async move {
+        let t0 = Instant::now();
         let session = novacron_dwcp::connect(addr, &id_a, opts).await?;
+        tracing::info!(ms = t0.elapsed().as_millis() as u64, "dwcp connected");
         let ch = session.open_channel(1)?;
-        let mut tx = BlockSender::new(ch, EncoderConfig::default()).auto_level(&session);
-        tx.receive_announcement().await?;
+        // Block ids of file-like corpora are never sent twice: keeping delta history for them
+        // would only cost a copy. Guest memory keeps it (pages are re-sent as they change).
+        let enc = EncoderConfig {
+            delta: memory,
+            ..EncoderConfig::default()
+        };
+        let mut tx = BlockSender::new(ch, enc).auto_level(&session);
+        let announced = tx.receive_announcement().await?;
+        tracing::info!(
+            ms = t0.elapsed().as_millis() as u64,
+            announced,
+            "dwcp announcement received"
+        );
         let mut off = 0usize;
         while off < send_data.len() {
             let end = (off + block).min(send_data.len());

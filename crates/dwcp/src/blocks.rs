@@ -17,6 +17,7 @@ use crate::session::{Channel, Session};
 
 /// Default size of one batch message, bytes of encoded records before compression.
 pub const DEFAULT_BATCH_BYTES: usize = 256 << 10;
+// Sessions default to 512 KiB frames, so a batch normally travels as one frame.
 
 /// Sends blocks through HDE on one channel.
 pub struct BlockSender {
@@ -136,7 +137,7 @@ impl BlockReceiver {
     /// Next batch of decoded, verified blocks; `None` when the sender finished.
     pub async fn recv_batch(&mut self) -> Result<Option<Vec<DecodedBlock>>, DwcpError> {
         match self.channel.recv().await? {
-            Some(msg) => Ok(Some(self.decoder.decode_batch(&msg)?)),
+            Some(msg) => Ok(Some(self.decoder.decode_batch_bytes(msg)?)),
             None => Ok(None),
         }
     }

@@ -93,7 +93,7 @@ impl Default for SessionOptions {
             congestion: CongestionControl::PreferBbr,
             key_exchange: KeyExchange::PreferHybrid,
             window_bytes: 96 << 20,
-            frame_bytes: 64 << 10,
+            frame_bytes: 512 << 10,
             max_message_bytes: 256 << 20,
             channel_buffer_bytes: 32 << 20,
             connect_timeout: Duration::from_secs(10),
@@ -872,6 +872,7 @@ impl Inner {
                 let seq = f.header.seq;
                 st.highest_seen = st.highest_seen.max(seq);
                 st.last_ack_stream = Some(sid);
+                let fin = f.header.flags & FLAG_FIN != 0;
                 if seq >= st.next_expected && !st.reorder.contains_key(&seq) {
                     st.reorder.insert(seq, f);
                     if st.reorder.len()
@@ -884,7 +885,11 @@ impl Inner {
                     self.deliver(&mut st)?;
                 }
                 st.ack_dirty = true;
-                if st.unacked_rx_bytes >= (self.opts.window_bytes / 16).clamp(64 << 10, 1 << 20) {
+                // The end of a channel is acknowledged at once: the peer may be waiting in
+                // `flush` while this side is about to drop the session.
+                if fin
+                    || st.unacked_rx_bytes >= (self.opts.window_bytes / 16).clamp(64 << 10, 1 << 20)
+                {
                     self.send_ack(&mut st);
                 }
             }
@@ -1027,6 +1032,9 @@ impl Inner {
         let Some(entry) = st.streams.remove(&sid) else {
             return;
         };
+        if !entry.goodbye_received && entry.draining_since.is_none() && !st.closed {
+            st.counters.streams_lost += 1;
+        }
         for t in &entry.tasks {
             t.abort();
         }
@@ -1267,7 +1275,10 @@ impl Inner {
         let n = st.target_streams;
         let a = &mut st.adapt;
         let new_n = if a.growing {
-            if a.prev_goodput == 0.0 || goodput > a.prev_goodput * 1.05 {
+            if goodput <= 0.0 {
+                // Nothing got through (a blackholed path): more streams would not help.
+                n
+            } else if a.prev_goodput == 0.0 || goodput > a.prev_goodput * 1.05 {
                 a.prev_goodput = goodput;
                 let step = (n / 2).max(2);
                 a.last_step = step;
@@ -1382,13 +1393,41 @@ impl Inner {
         }
         let mut st = lock(self);
         st.closed = true;
+        // Last words on every stream: a final acknowledgement and a goodbye. Dropping the
+        // entries closes the control queues, so writers exit once those are written; readers
+        // stop now. Writers stuck on a dead socket are stopped after a grace period.
+        let ack = frame::encode(
+            Kind::Ack,
+            0,
+            0,
+            st.next_expected,
+            &st.highest_seen.to_le_bytes(),
+        );
+        let bye = frame::encode(Kind::Goodbye, 0, 0, 0, &[]);
+        let mut writers = Vec::new();
         for (_, e) in st.streams.drain() {
-            for t in e.tasks {
-                t.abort();
+            let _ = e.ctrl.send(ack.clone());
+            let _ = e.ctrl.send(bye.clone());
+            let mut tasks = e.tasks.into_iter();
+            if let Some(reader) = tasks.next() {
+                reader.abort();
             }
+            writers.extend(tasks);
         }
         self.wake_all(&st);
         drop(st);
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            h.spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                for w in writers {
+                    w.abort();
+                }
+            });
+        } else {
+            for w in writers {
+                w.abort();
+            }
+        }
         for t in self
             .background
             .lock()

@@ -50,7 +50,8 @@ const TAG_RAW: u8 = 1;
 const TAG_REF: u8 = 2;
 const TAG_DELTA: u8 = 3;
 const TAG_ZERO: u8 = 4;
-// Batch: magic, version, flags, varint body length, varint block count, body (zstd or raw), crc32 (LE) of all before it.
+// Batch: magic, version, flags, u32 LE body length, u32 LE block count, body (zstd or raw), crc32 (LE) of all before it.
+const BATCH_HEADER_BYTES: usize = 11;
 
 /// Content fingerprint of a block: the first 16 bytes of its BLAKE3 hash.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -164,7 +165,7 @@ impl Encoder {
             known: HashSet::new(),
             prev: HashMap::new(),
             remembered_bytes: 0,
-            body: Vec::new(),
+            body: vec![0u8; BATCH_HEADER_BYTES],
             body_blocks: 0,
             compressor: None,
             skip_compression: 0,
@@ -195,7 +196,7 @@ impl Encoder {
 
     /// Bytes of encoded records waiting in the current batch (before compression).
     pub fn pending_bytes(&self) -> usize {
-        self.body.len()
+        self.body.len() - BATCH_HEADER_BYTES
     }
 
     /// Encodes one block into the current batch and says how it was encoded.
@@ -276,25 +277,28 @@ impl Encoder {
         if self.body_blocks == 0 {
             return None;
         }
-        let body = std::mem::take(&mut self.body);
+        // `body` starts with room for the header, so an uncompressed batch is sent in place.
+        let mut body = std::mem::replace(&mut self.body, vec![0u8; BATCH_HEADER_BYTES]);
         let blocks = std::mem::take(&mut self.body_blocks);
-        let mut out = Vec::with_capacity(body.len() + 24);
-        out.push(BATCH_MAGIC);
-        out.push(BATCH_VERSION);
-        let flags_at = out.len();
-        out.push(0);
-        varint::put(&mut out, body.len() as u64);
-        varint::put(&mut out, blocks);
-        let mut compressed = false;
+        let body_len = body.len() - BATCH_HEADER_BYTES;
+        let mut header = [0u8; BATCH_HEADER_BYTES];
+        header[0] = BATCH_MAGIC;
+        header[1] = BATCH_VERSION;
+        header[3..7].copy_from_slice(&(body_len as u32).to_le_bytes());
+        header[7..11].copy_from_slice(&(blocks as u32).to_le_bytes());
+        let mut out = None;
         if let Some(level) = self.cfg.zstd_level {
             if self.skip_compression > 0 {
                 self.skip_compression -= 1;
             } else {
                 let started = Instant::now();
-                let ok = self.compress_into(level, &body, &mut out);
+                let mut z = Vec::with_capacity(body_len / 2 + 64);
+                z.extend_from_slice(&header);
+                let ok = self.compress_into(level, &body[BATCH_HEADER_BYTES..], &mut z);
                 self.stats.compress_nanos += started.elapsed().as_nanos() as u64;
                 if ok {
-                    compressed = true;
+                    z[2] |= FLAG_ZSTD;
+                    out = Some(z);
                     self.skip_backoff = 1;
                 } else {
                     // Incompressible: skip a growing number of batches before probing again.
@@ -303,13 +307,17 @@ impl Encoder {
                 }
             }
         }
-        if compressed {
-            out[flags_at] |= FLAG_ZSTD;
-            self.stats.compressed_batches += 1;
-        } else {
-            out.extend_from_slice(&body);
-            self.stats.stored_batches += 1;
-        }
+        let mut out = match out {
+            Some(z) => {
+                self.stats.compressed_batches += 1;
+                z
+            }
+            None => {
+                body[..BATCH_HEADER_BYTES].copy_from_slice(&header);
+                self.stats.stored_batches += 1;
+                body
+            }
+        };
         // Batch checksum: block ids and framing are covered too, not only block contents.
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -392,6 +400,12 @@ impl Decoder {
     /// Decodes one batch into its blocks, in order. On any error the decoder refuses all
     /// further batches (its history may no longer match the encoder's).
     pub fn decode_batch(&mut self, batch: &[u8]) -> Result<Vec<DecodedBlock>, HdeError> {
+        self.decode_batch_bytes(Bytes::copy_from_slice(batch))
+    }
+
+    /// Like [`Decoder::decode_batch`], without copying an uncompressed batch: decoded blocks
+    /// share its buffer.
+    pub fn decode_batch_bytes(&mut self, batch: Bytes) -> Result<Vec<DecodedBlock>, HdeError> {
         if self.poisoned {
             return Err(HdeError::Poisoned);
         }
@@ -402,14 +416,16 @@ impl Decoder {
         result
     }
 
-    fn decode_inner(&mut self, batch: &[u8]) -> Result<Vec<DecodedBlock>, HdeError> {
-        if batch.len() < 7 {
+    fn decode_inner(&mut self, whole: Bytes) -> Result<Vec<DecodedBlock>, HdeError> {
+        if whole.len() < BATCH_HEADER_BYTES + 4 {
             return Err(HdeError::Truncated);
         }
-        if batch[0] != BATCH_MAGIC || batch[1] != BATCH_VERSION {
+        if whole[0] != BATCH_MAGIC || whole[1] != BATCH_VERSION {
             return Err(HdeError::Corrupt("not an HDE batch"));
         }
-        let (batch, crc) = batch.split_at(batch.len() - 4);
+        let batch_bytes = whole.slice(..whole.len() - 4);
+        let batch = &batch_bytes[..];
+        let crc = &whole[whole.len() - 4..];
         let mut crc_bytes = [0u8; 4];
         crc_bytes.copy_from_slice(crc);
         if crc32fast::hash(batch) != u32::from_le_bytes(crc_bytes) {
@@ -419,9 +435,11 @@ impl Decoder {
         if flags & !FLAG_ZSTD != 0 {
             return Err(HdeError::Corrupt("unknown batch flags"));
         }
-        let mut rd = 3;
-        let body_len = varint::get(batch, &mut rd)?;
-        let blocks = varint::get(batch, &mut rd)?;
+        let body_len = u64::from(u32::from_le_bytes([batch[3], batch[4], batch[5], batch[6]]));
+        let blocks = u64::from(u32::from_le_bytes([
+            batch[7], batch[8], batch[9], batch[10],
+        ]));
+        let rd = BATCH_HEADER_BYTES;
         if body_len > self.cfg.max_batch_bytes as u64 {
             return Err(HdeError::TooLarge);
         }
@@ -450,7 +468,7 @@ impl Decoder {
                     HdeError::Corrupt("batch body length mismatch")
                 });
             }
-            Bytes::copy_from_slice(&batch[rd..])
+            batch_bytes.slice(rd..)
         };
         // Every record takes at least 3 bytes: refuse counts that cannot be true before allocating.
         if blocks > (body.len() / 3) as u64 {
