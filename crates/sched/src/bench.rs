@@ -114,6 +114,8 @@ pub struct BenchReport {
     pub steady_placements_per_sec: f64,
     /// p99 latency in the steady phase, µs.
     pub steady_p99_us: f64,
+    /// Steady-phase placements per on-CPU second of the scheduling thread.
+    pub steady_placements_per_cpu_sec: f64,
     /// Mean hosts examined per decision in the steady phase.
     pub steady_mean_hosts_examined: f64,
     /// On-CPU seconds of the scheduling thread in the event loop (from
@@ -808,6 +810,7 @@ pub fn run_with(cfg: &BenchConfig, opts: &BenchOptions) -> Result<BenchReport, B
     let mut churn_done = 0u64;
     let mut steady_started: Option<Instant> = None;
     let mut steady_placements = 0u64;
+    let mut steady_cpu_started: Option<u64> = None;
     let loop_started = Instant::now();
     let cpu_started = thread_cpu_ns();
     let mut steady_examined = 0u64;
@@ -825,6 +828,7 @@ pub fn run_with(cfg: &BenchConfig, opts: &BenchOptions) -> Result<BenchReport, B
                 } else {
                     if steady_started.is_none() {
                         steady_started = Some(Instant::now());
+                        steady_cpu_started = thread_cpu_ns();
                     }
                     churn_done += 1;
                     true
@@ -977,6 +981,10 @@ pub fn run_with(cfg: &BenchConfig, opts: &BenchOptions) -> Result<BenchReport, B
         _ => 0.0,
     };
     let steady_secs = steady_started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    let steady_cpu_secs = match (steady_cpu_started, thread_cpu_ns()) {
+        (Some(a), Some(b)) => b.saturating_sub(a) as f64 / 1e9,
+        _ => 0.0,
+    };
     let hosts_used = sched.stats().hosts_used;
     let rss_after_placement_bytes = peak_rss_bytes();
     // The scheduler's state is not needed any more: FFD and the validator use the bench's own
@@ -1044,6 +1052,11 @@ pub fn run_with(cfg: &BenchConfig, opts: &BenchOptions) -> Result<BenchReport, B
             0.0
         },
         steady_p99_us: steady_hist.quantile_us(0.99),
+        steady_placements_per_cpu_sec: if steady_cpu_secs > 0.0 {
+            steady_placements as f64 / steady_cpu_secs
+        } else {
+            0.0
+        },
         rss_after_placement_bytes,
         steady_mean_hosts_examined: steady_examined as f64 / steady_placements.max(1) as f64,
         cpu_seconds_placement,
