@@ -2,6 +2,9 @@
 //! definition of a VM, a node, an image and an operation, so CLI, API and OpenAPI
 //! document cannot drift apart.
 
+// Tests may unwrap; product code may not (workspace lint).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod agent;
 pub mod error;
 pub mod names;

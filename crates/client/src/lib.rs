@@ -11,6 +11,9 @@
 //! # Ok(()) }
 //! ```
 
+// Tests may unwrap; product code may not (workspace lint).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod bootstrap;
 mod config;
 

@@ -1,6 +1,9 @@
 //! `novacron`: one binary for every role. `up` runs a whole single-machine cluster, `server`
 //! the control plane, `agent` a node agent; every other command is the CLI.
 
+// Tests may unwrap; product code may not (workspace lint).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod cli;
 mod output;
 mod roles;

@@ -136,10 +136,6 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Cache<T> {
         self.read().items.values().cloned().collect()
     }
 
-    pub fn len(&self) -> usize {
-        self.read().items.len()
-    }
-
     /// Runs `f` over the whole map under one read lock.
     pub fn with<R>(&self, f: impl FnOnce(&BTreeMap<String, Arc<T>>) -> R) -> R {
         f(&self.read().items)

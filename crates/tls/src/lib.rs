@@ -2,6 +2,9 @@
 //! plane servers and node agents, rustls configurations built from PEM, and serving an axum
 //! router over HTTPS (with HTTP upgrades, which console attach uses).
 
+// Tests may unwrap; product code may not (workspace lint).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod pki;
 mod serve;
 

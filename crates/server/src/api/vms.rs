@@ -105,11 +105,11 @@ fn validate_create(req: &VmCreateRequest) -> ApiResult<()> {
         ))
         .into());
     }
-    if req.memory_bytes % (1 << 20) != 0 {
+    if !req.memory_bytes.is_multiple_of(1 << 20) {
         return Err(ApiError::invalid("--memory must be a whole number of MiB (e.g. 256M)").into());
     }
     if let Some(d) = req.disk_bytes
-        && (d < (1 << 20) || d % 512 != 0)
+        && (d < (1 << 20) || !d.is_multiple_of(512))
     {
         return Err(
             ApiError::invalid("--disk must be at least 1M and a multiple of 512 bytes").into(),
