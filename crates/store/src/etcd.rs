@@ -19,7 +19,7 @@ use etcd_client::{
 };
 use tonic::Code;
 
-use crate::txn_rules::validate_txn;
+use crate::txn_rules::{validate_lease_ttl, validate_txn, validate_watch_start};
 use crate::watch_stream::{WatchSender, watch_channel};
 use crate::{
     BoxFuture, Compare, KeyValue, LeaseId, Op, Revision, Store, StoreError, TxnOutcome, WatchEvent,
@@ -530,6 +530,7 @@ impl EtcdStore {
         prefix: &str,
         after_revision: Revision,
     ) -> Result<WatchStream, StoreError> {
+        validate_watch_start(after_revision)?;
         // The first watch is opened here so that an unreachable cluster is reported now.
         let first = self.open_watch(prefix, after_revision).await?;
         let (tx, stream) = watch_channel();
@@ -641,11 +642,7 @@ impl EtcdStore {
     }
 
     async fn grant_impl(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
-        if ttl.is_zero() {
-            return Err(StoreError::Invalid(
-                "lease TTL must be positive".to_string(),
-            ));
-        }
+        validate_lease_ttl(ttl)?;
         // etcd leases are in whole seconds; round up so a lease never lives less than asked.
         let ttl_secs = i64::try_from(ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0))
             .map_err(|_| StoreError::Invalid(format!("lease TTL {ttl:?} is too large")))?;

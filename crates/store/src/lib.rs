@@ -21,7 +21,7 @@ mod etcd;
 pub use etcd::{EtcdOptions, EtcdStore};
 pub use migrate::{CopyOptions, copy_all, copy_with_options};
 pub use sqlite::{SqliteOptions, SqliteStats, SqliteStore};
-pub use txn_rules::{MAX_TXN_BYTES, MAX_TXN_OPS, prefix_range_end};
+pub use txn_rules::{MAX_LEASE_TTL, MAX_TXN_BYTES, MAX_TXN_OPS, prefix_range_end};
 pub use url::{StoreUrl, open_store, parse_store_url};
 
 /// A store-wide, monotonically increasing revision number (etcd semantics: every
@@ -186,8 +186,9 @@ pub trait Store: Send + Sync + 'static {
     /// The current store revision.
     fn revision(&self) -> BoxFuture<'_, Result<Revision, StoreError>>;
 
-    /// Create a lease that lives `ttl` unless kept alive. etcd rounds the TTL up to whole
-    /// seconds and to its minimum (about 2 s with default settings).
+    /// Create a lease that lives `ttl` (positive, at most [`MAX_LEASE_TTL`]) unless kept
+    /// alive. etcd rounds the TTL up to whole seconds and to its minimum (about 2 s with
+    /// default settings).
     fn grant_lease(&self, ttl: Duration) -> BoxFuture<'_, Result<LeaseId, StoreError>>;
 
     /// Restart the lease's full TTL. [`StoreError::LeaseNotFound`] once it has expired.

@@ -2,8 +2,12 @@
 //! that works on the embedded store also works on etcd), and key-range helpers.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
-use crate::{Compare, Op, StoreError};
+use crate::{Compare, Op, Revision, StoreError};
+
+/// Longest lease TTL accepted (ten years; leases are for liveness, not storage).
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// Most compares, and most ops, one transaction may carry (etcd's default `--max-txn-ops`).
 pub const MAX_TXN_OPS: usize = 128;
@@ -23,6 +27,31 @@ pub fn prefix_range_end(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// Check a lease TTL against the rules shared by all backends.
+pub(crate) fn validate_lease_ttl(ttl: Duration) -> Result<(), StoreError> {
+    if ttl.is_zero() {
+        return Err(StoreError::Invalid(
+            "lease TTL must be positive".to_string(),
+        ));
+    }
+    if ttl > MAX_LEASE_TTL {
+        return Err(StoreError::Invalid(format!(
+            "lease TTL {ttl:?} is longer than the maximum {MAX_LEASE_TTL:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Check a watch start against the rules shared by all backends.
+pub(crate) fn validate_watch_start(after_revision: Revision) -> Result<(), StoreError> {
+    if after_revision < 0 {
+        return Err(StoreError::Invalid(format!(
+            "cannot watch after revision {after_revision}: revisions start at 0"
+        )));
+    }
+    Ok(())
 }
 
 /// Check a transaction against the rules shared by all backends.

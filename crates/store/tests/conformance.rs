@@ -46,6 +46,7 @@ async fn sqlite_backend() -> Backend {
     }
 }
 
+#[cfg(feature = "etcd")]
 async fn etcd_backend() -> Backend {
     let cluster = common::EtcdCluster::start(1).await;
     let store = novacron_store::EtcdStore::connect(
@@ -263,6 +264,14 @@ mod suite {
             ),
             "{with_missing_lease:?}"
         );
+        assert!(matches!(
+            s.grant_lease(Duration::ZERO).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            s.watch("/x/", -1).await,
+            Err(StoreError::Invalid(_))
+        ));
         assert_eq!(
             s.revision().await.unwrap(),
             before,
@@ -544,6 +553,7 @@ macro_rules! conformance {
                 }
             )*
         }
+        #[cfg(feature = "etcd")]
         mod etcd {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! The etcd backend against a real 3-member cluster on loopback: kill the leader with
 //! SIGKILL while writing; every acknowledged write must survive, writes must continue on
 //! the remaining quorum, and a watch must carry on without gaps.
+#![cfg(feature = "etcd")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -6,10 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use novacron_store::{
-    CopyOptions, EtcdOptions, EtcdStore, SqliteStore, Store, StoreError, copy_all,
-    copy_with_options,
-};
+use novacron_store::{CopyOptions, SqliteStore, Store, StoreError, copy_all, copy_with_options};
 
 async fn fill(store: &dyn Store) -> usize {
     let mut n = 0;
@@ -50,8 +47,10 @@ async fn assert_same_durable_keys(from: &dyn Store, to: &dyn Store) {
     assert_eq!(durable, copied);
 }
 
+#[cfg(feature = "etcd")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_sqlite_to_etcd_and_refuses_a_second_time() {
+    use novacron_store::{EtcdOptions, EtcdStore};
     let dir = tempfile::tempdir().unwrap();
     let source = SqliteStore::open(&dir.path().join("s.db")).unwrap();
     let durable = fill(&source).await;
@@ -110,4 +109,19 @@ async fn copies_only_the_given_prefixes() {
     assert_eq!(copied, 301);
     assert_eq!(target.get("/other/app").await.unwrap(), None);
     assert!(target.get("/elsewhere/k").await.unwrap().is_some());
+    // copy_all (every prefix) now refuses: the target has keys.
+    assert!(matches!(
+        copy_all(&source, &target).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_between_embedded_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+    let target = SqliteStore::open(&dir.path().join("b.db")).unwrap();
+    let durable = fill(&source).await;
+    assert_eq!(copy_all(&source, &target).await.unwrap(), durable as u64);
+    assert_same_durable_keys(&source, &target).await;
 }

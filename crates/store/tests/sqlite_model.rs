@@ -287,7 +287,12 @@ async fn run_case(steps: Vec<Step>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        // Failing cases are printed (shrunk) in the test output; nothing is written to the tree.
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn sqlite_store_matches_the_model(steps in proptest::collection::vec(step(), 1..30)) {

@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use self::schema::{META_REVISION, db_err, kv_from_row, open_reader, open_writer, require_meta};
 use self::writer::{EventBatch, LeaseTimer, PersistedState, Request, Shared, Writer, load_state};
-use crate::txn_rules::validate_txn;
+use crate::txn_rules::{validate_lease_ttl, validate_txn, validate_watch_start};
 use crate::{
     BoxFuture, Compare, KeyValue, LeaseId, Op, Revision, Store, StoreError, TxnOutcome,
     WatchStream, prefix_range_end,
@@ -327,6 +327,7 @@ impl SqliteStore {
         prefix: &str,
         after_revision: Revision,
     ) -> Result<WatchStream, StoreError> {
+        validate_watch_start(after_revision)?;
         // Subscribe before reading history, so that nothing committed in between is missed.
         let live = self.inner.events.upgrade().ok_or_else(closed)?.subscribe();
         let oldest = self.inner.shared.compacted_before.load(Ordering::Acquire);
@@ -345,17 +346,17 @@ impl SqliteStore {
     }
 
     async fn grant_impl(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
-        if ttl.is_zero() {
-            return Err(StoreError::Invalid(
-                "lease TTL must be positive".to_string(),
-            ));
-        }
+        validate_lease_ttl(ttl)?;
         let (reply, rx) = oneshot::channel();
         self.send(Request::Grant { ttl, reply })?;
         rx.await.map_err(|_| closed())?
     }
 
     fn keep_alive_now(&self, lease: LeaseId) -> Result<(), StoreError> {
+        // The writer holds the only strong sender: once it stopped, the store is closed.
+        if self.inner.events.upgrade().is_none() {
+            return Err(closed());
+        }
         if self.inner.shared.failed.load(Ordering::Acquire) {
             return Err(StoreError::Unavailable(
                 "the embedded store failed to commit earlier; restart the process".to_string(),

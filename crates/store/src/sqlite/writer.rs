@@ -705,7 +705,10 @@ pub(super) fn load_state(conn: &Connection) -> Result<PersistedState, StoreError
         })
         .map_err(db_err)?
         .into_iter()
-        .map(|(id, ttl_ms)| (id, Duration::from_millis(ttl_ms.max(0) as u64)))
+        .map(|(id, ttl_ms)| {
+            let ttl = Duration::from_millis(ttl_ms.max(1) as u64).min(crate::MAX_LEASE_TTL);
+            (id, ttl)
+        })
         .collect();
     Ok(PersistedState {
         revision,

@@ -3,227 +3,235 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::poll_fn;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use novacron_store::{StoreError, WatchEvent, WatchStream};
 
-/// The etcd binary; CI installs Debian's etcd-server. Override with NOVACRON_ETCD_BIN.
-pub fn etcd_binary() -> PathBuf {
-    let path = std::env::var_os("NOVACRON_ETCD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/etcd"));
-    assert!(
-        path.exists(),
-        "etcd not found at {}: install it (`apt-get install etcd-server`, as CI does) \
-         or set NOVACRON_ETCD_BIN; the etcd backend tests cannot run without it",
-        path.display()
-    );
-    path
-}
+#[cfg(feature = "etcd")]
+mod etcd_cluster {
+    use std::net::TcpListener;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
 
-/// Pick free loopback ports (bound, then released just before etcd binds them).
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
+    /// The etcd binary; CI installs Debian's etcd-server. Override with NOVACRON_ETCD_BIN.
+    pub fn etcd_binary() -> PathBuf {
+        let path = std::env::var_os("NOVACRON_ETCD_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/etcd"));
+        assert!(
+            path.exists(),
+            "etcd not found at {}: install it (`apt-get install etcd-server`, as CI does) \
+             or set NOVACRON_ETCD_BIN; the etcd backend tests cannot run without it",
+            path.display()
+        );
+        path
+    }
 
-pub struct EtcdMember {
-    pub name: String,
-    pub client_url: String,
-    pub peer_url: String,
-    pub data_dir: PathBuf,
-    pub log_path: PathBuf,
-    child: Option<Child>,
-}
-
-/// A real etcd cluster on loopback. Dropping it kills every member and removes the data.
-pub struct EtcdCluster {
-    pub members: Vec<EtcdMember>,
-    dir: tempfile::TempDir,
-}
-
-impl EtcdCluster {
-    /// Start `n` members and wait until the cluster has a leader.
-    pub async fn start(n: usize) -> EtcdCluster {
-        let binary = etcd_binary();
-        let dir = tempfile::Builder::new()
-            .prefix("novacron-etcd-")
-            .tempdir()
-            .unwrap();
-        let ports = free_ports(2 * n);
-        let mut members: Vec<EtcdMember> = (0..n)
-            .map(|i| EtcdMember {
-                name: format!("m{i}"),
-                client_url: format!("http://127.0.0.1:{}", ports[2 * i]),
-                peer_url: format!("http://127.0.0.1:{}", ports[2 * i + 1]),
-                data_dir: dir.path().join(format!("m{i}.etcd")),
-                log_path: dir.path().join(format!("m{i}.log")),
-                child: None,
-            })
+    /// Pick free loopback ports (bound, then released just before etcd binds them).
+    fn free_ports(n: usize) -> Vec<u16> {
+        let listeners: Vec<TcpListener> = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
-        let initial_cluster = members
+        listeners
             .iter()
-            .map(|m| format!("{}={}", m.name, m.peer_url))
-            .collect::<Vec<_>>()
-            .join(",");
-        let token = format!("novacron-test-{}-{}", std::process::id(), ports[0]);
-        for m in &mut members {
-            let log = std::fs::File::create(&m.log_path).unwrap();
-            let mut cmd = Command::new(&binary);
-            cmd.arg("--name")
-                .arg(&m.name)
-                .arg("--data-dir")
-                .arg(&m.data_dir)
-                .arg("--listen-client-urls")
-                .arg(&m.client_url)
-                .arg("--advertise-client-urls")
-                .arg(&m.client_url)
-                .arg("--listen-peer-urls")
-                .arg(&m.peer_url)
-                .arg("--initial-advertise-peer-urls")
-                .arg(&m.peer_url)
-                .arg("--initial-cluster")
-                .arg(&initial_cluster)
-                .arg("--initial-cluster-state")
-                .arg("new")
-                .arg("--initial-cluster-token")
-                .arg(&token)
-                .arg("--logger")
-                .arg("zap")
-                .arg("--log-outputs")
-                .arg("stderr")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(log));
-            kill_with_parent(&mut cmd);
-            m.child = Some(cmd.spawn().unwrap());
-        }
-        let cluster = EtcdCluster { members, dir };
-        cluster.wait_for_leader(Duration::from_secs(40)).await;
-        cluster
+            .map(|l| l.local_addr().unwrap().port())
+            .collect()
     }
 
-    pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| m.client_url.clone()).collect()
+    pub struct EtcdMember {
+        pub name: String,
+        pub client_url: String,
+        pub peer_url: String,
+        pub data_dir: PathBuf,
+        pub log_path: PathBuf,
+        child: Option<Child>,
     }
 
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+    /// A real etcd cluster on loopback. Dropping it kills every member and removes the data.
+    pub struct EtcdCluster {
+        pub members: Vec<EtcdMember>,
+        dir: tempfile::TempDir,
     }
 
-    /// Kill one member with SIGKILL and reap it.
-    pub fn kill(&mut self, index: usize) {
-        if let Some(mut child) = self.members[index].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Index of the current leader, as the live members report it.
-    pub async fn leader_index(&self) -> Option<usize> {
-        let mut ids = Vec::new();
-        let mut leader = 0;
-        for (i, m) in self.members.iter().enumerate() {
-            if m.child.is_none() {
-                continue;
+    impl EtcdCluster {
+        /// Start `n` members and wait until the cluster has a leader.
+        pub async fn start(n: usize) -> EtcdCluster {
+            let binary = etcd_binary();
+            let dir = tempfile::Builder::new()
+                .prefix("novacron-etcd-")
+                .tempdir()
+                .unwrap();
+            let ports = free_ports(2 * n);
+            let mut members: Vec<EtcdMember> = (0..n)
+                .map(|i| EtcdMember {
+                    name: format!("m{i}"),
+                    client_url: format!("http://127.0.0.1:{}", ports[2 * i]),
+                    peer_url: format!("http://127.0.0.1:{}", ports[2 * i + 1]),
+                    data_dir: dir.path().join(format!("m{i}.etcd")),
+                    log_path: dir.path().join(format!("m{i}.log")),
+                    child: None,
+                })
+                .collect();
+            let initial_cluster = members
+                .iter()
+                .map(|m| format!("{}={}", m.name, m.peer_url))
+                .collect::<Vec<_>>()
+                .join(",");
+            let token = format!("novacron-test-{}-{}", std::process::id(), ports[0]);
+            for m in &mut members {
+                let log = std::fs::File::create(&m.log_path).unwrap();
+                let mut cmd = Command::new(&binary);
+                cmd.arg("--name")
+                    .arg(&m.name)
+                    .arg("--data-dir")
+                    .arg(&m.data_dir)
+                    .arg("--listen-client-urls")
+                    .arg(&m.client_url)
+                    .arg("--advertise-client-urls")
+                    .arg(&m.client_url)
+                    .arg("--listen-peer-urls")
+                    .arg(&m.peer_url)
+                    .arg("--initial-advertise-peer-urls")
+                    .arg(&m.peer_url)
+                    .arg("--initial-cluster")
+                    .arg(&initial_cluster)
+                    .arg("--initial-cluster-state")
+                    .arg("new")
+                    .arg("--initial-cluster-token")
+                    .arg(&token)
+                    .arg("--logger")
+                    .arg("zap")
+                    .arg("--log-outputs")
+                    .arg("stderr")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::from(log));
+                kill_with_parent(&mut cmd);
+                m.child = Some(cmd.spawn().unwrap());
             }
-            let Ok(Ok(mut client)) = tokio::time::timeout(
-                Duration::from_secs(2),
-                etcd_client::Client::connect([&m.client_url], None),
-            )
-            .await
-            else {
-                continue;
-            };
-            if let Ok(Ok(status)) =
-                tokio::time::timeout(Duration::from_secs(2), client.status()).await
-            {
-                if let Some(h) = status.header() {
-                    ids.push((i, h.member_id()));
-                }
-                if status.leader() != 0 {
-                    leader = status.leader();
-                }
+            let cluster = EtcdCluster { members, dir };
+            cluster.wait_for_leader(Duration::from_secs(40)).await;
+            cluster
+        }
+
+        pub fn endpoints(&self) -> Vec<String> {
+            self.members.iter().map(|m| m.client_url.clone()).collect()
+        }
+
+        pub fn dir(&self) -> &Path {
+            self.dir.path()
+        }
+
+        /// Kill one member with SIGKILL and reap it.
+        pub fn kill(&mut self, index: usize) {
+            if let Some(mut child) = self.members[index].child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
             }
         }
-        ids.into_iter()
-            .find(|(_, id)| *id == leader)
-            .map(|(i, _)| i)
-    }
 
-    async fn wait_for_leader(&self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let mut ready = 0;
-            for m in &self.members {
-                let connected = tokio::time::timeout(
+        /// Index of the current leader, as the live members report it.
+        pub async fn leader_index(&self) -> Option<usize> {
+            let mut ids = Vec::new();
+            let mut leader = 0;
+            for (i, m) in self.members.iter().enumerate() {
+                if m.child.is_none() {
+                    continue;
+                }
+                let Ok(Ok(mut client)) = tokio::time::timeout(
                     Duration::from_secs(2),
                     etcd_client::Client::connect([&m.client_url], None),
                 )
-                .await;
-                if let Ok(Ok(mut client)) = connected
-                    && let Ok(Ok(status)) =
-                        tokio::time::timeout(Duration::from_secs(2), client.status()).await
-                    && status.leader() != 0
+                .await
+                else {
+                    continue;
+                };
+                if let Ok(Ok(status)) =
+                    tokio::time::timeout(Duration::from_secs(2), client.status()).await
                 {
-                    ready += 1;
+                    if let Some(h) = status.header() {
+                        ids.push((i, h.member_id()));
+                    }
+                    if status.leader() != 0 {
+                        leader = status.leader();
+                    }
                 }
             }
-            if ready == self.members.len() {
-                return;
+            ids.into_iter()
+                .find(|(_, id)| *id == leader)
+                .map(|(i, _)| i)
+        }
+
+        async fn wait_for_leader(&self, limit: Duration) {
+            let deadline = Instant::now() + limit;
+            loop {
+                let mut ready = 0;
+                for m in &self.members {
+                    let connected = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        etcd_client::Client::connect([&m.client_url], None),
+                    )
+                    .await;
+                    if let Ok(Ok(mut client)) = connected
+                        && let Ok(Ok(status)) =
+                            tokio::time::timeout(Duration::from_secs(2), client.status()).await
+                        && status.leader() != 0
+                    {
+                        ready += 1;
+                    }
+                }
+                if ready == self.members.len() {
+                    return;
+                }
+                if Instant::now() > deadline {
+                    let logs: String = self
+                        .members
+                        .iter()
+                        .map(|m| {
+                            let log = std::fs::read_to_string(&m.log_path).unwrap_or_default();
+                            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                            format!(
+                                "--- {} ---\n{}\n",
+                                m.name,
+                                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                            )
+                        })
+                        .collect();
+                    panic!("etcd cluster did not elect a leader in {limit:?}\n{logs}");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            if Instant::now() > deadline {
-                let logs: String = self
-                    .members
-                    .iter()
-                    .map(|m| {
-                        let log = std::fs::read_to_string(&m.log_path).unwrap_or_default();
-                        let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                        format!(
-                            "--- {} ---\n{}\n",
-                            m.name,
-                            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                        )
-                    })
-                    .collect();
-                panic!("etcd cluster did not elect a leader in {limit:?}\n{logs}");
+        }
+    }
+
+    impl Drop for EtcdCluster {
+        fn drop(&mut self) {
+            for i in 0..self.members.len() {
+                self.kill(i);
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // `dir` (a TempDir) removes the data directories after this.
+        }
+    }
+
+    /// Make the child die with us even if the test process is killed before Drop runs.
+    fn kill_with_parent(cmd: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of
+        // the parent; it only sets a flag on the about-to-exec child.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
     }
 }
-
-impl Drop for EtcdCluster {
-    fn drop(&mut self) {
-        for i in 0..self.members.len() {
-            self.kill(i);
-        }
-        // `dir` (a TempDir) removes the data directories after this.
-    }
-}
-
-/// Make the child die with us even if the test process is killed before Drop runs.
-fn kill_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of
-    // the parent; it only sets a flag on the about-to-exec child.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
+#[cfg(feature = "etcd")]
+#[allow(unused_imports)]
+pub use etcd_cluster::*;
 
 /// The next item of a watch stream, or a panic after `limit`.
 pub async fn next_item(
