@@ -76,6 +76,10 @@ pub enum BenchError {
     /// Reading the trace source failed.
     #[error("reading trace: {0}")]
     Read(#[from] std::io::Error),
+    /// The trace does something impossible when replayed (deletes a VM it never added, adds
+    /// one twice).
+    #[error("trace replay: {0}")]
+    Replay(String),
     /// Nonsensical configuration.
     #[error("invalid bench configuration: {0}")]
     Config(String),
@@ -854,10 +858,9 @@ pub fn run_with(cfg: &BenchConfig, opts: &BenchOptions) -> Result<BenchReport, B
                 None => break,
                 Some(TraceOp::Del { vm, .. }) => {
                     let Some(p) = by_name.remove(&vm) else {
-                        return Err(BenchError::Trace {
-                            line: 0,
-                            reason: format!("del of unknown vm {vm}"),
-                        });
+                        return Err(BenchError::Replay(format!(
+                            "del of vm {vm}, which was never added"
+                        )));
                     };
                     if p == u32::MAX {
                         continue; // its add found no host
@@ -879,10 +882,9 @@ pub fn run_with(cfg: &BenchConfig, opts: &BenchOptions) -> Result<BenchReport, B
                     ..
                 }) => {
                     if by_name.contains_key(&vm) {
-                        return Err(BenchError::Trace {
-                            line: 0,
-                            reason: format!("add of resident vm {vm}"),
-                        });
+                        return Err(BenchError::Replay(format!(
+                            "add of vm {vm}, which is already resident"
+                        )));
                     }
                     let id = names.len() as u32;
                     names.push(vm);

@@ -650,9 +650,9 @@ impl Fleet {
         }
     }
 
-    /// New VM record (not yet on a host).
+    /// New VM record (not yet on a host); the caller has checked that `name` is not resident.
     pub(crate) fn new_vm(&mut self, name: &str, demand: [u32; 3], profile: u32) -> Option<u32> {
-        let (v, _) = self.vm_names.intern(name)?;
+        let v = self.vm_names.insert_absent(name)?;
         let vi = v as usize;
         if vi >= self.vms.len() {
             self.vms.resize(vi + 1, FREE_VM);

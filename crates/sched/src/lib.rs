@@ -25,7 +25,7 @@
 
 pub mod bench;
 mod error;
-mod ffd;
+pub mod ffd;
 mod fleet;
 mod index;
 mod model;

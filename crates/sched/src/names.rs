@@ -138,6 +138,15 @@ impl NameTable {
         }
     }
 
+    /// Insert `name`, which the caller knows is absent (saves the lookup `intern` does).
+    pub fn insert_absent(&mut self, name: &str) -> Option<u32> {
+        if name.len() > MAX_NAME_BYTES {
+            return None;
+        }
+        debug_assert!(self.get(name).is_none());
+        Some(self.insert_new(name))
+    }
+
     /// Index of `name`, interning it if new. Returns `(index, newly_inserted)`.
     /// Names longer than [`MAX_NAME_BYTES`] are refused with `None`.
     pub fn intern(&mut self, name: &str) -> Option<(u32, bool)> {
@@ -147,6 +156,10 @@ impl NameTable {
         if let Some(i) = self.get(name) {
             return Some((i, false));
         }
+        Some((self.insert_new(name), true))
+    }
+
+    fn insert_new(&mut self, name: &str) -> u32 {
         if (self.live + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
@@ -168,7 +181,7 @@ impl NameTable {
         }
         self.slots[i] = (u64::from(h) << 32) | u64::from(idx);
         self.live += 1;
-        Some((idx, true))
+        idx
     }
 
     fn place_bytes(&mut self, bytes: &[u8]) -> Span {

@@ -502,14 +502,6 @@ impl Scheduler {
         ];
         let key = self.intern_profile(req)?;
         let f = &mut self.fleet;
-        for g in &req.groups {
-            if let Some(gi) = f.group_names.get(&g.name) {
-                let rec = &mut f.groups[gi as usize];
-                if rec.rules.is_none() {
-                    rec.rules = Some(g.rules.clone().into_boxed_slice());
-                }
-            }
-        }
         let profile = f.acquire_profile(key);
         let Some(v) = f.new_vm(vm, demand, profile) else {
             f.release_profile(profile);
@@ -569,6 +561,11 @@ impl Scheduler {
                     name: truncate(&g.name),
                     reason: "group name too long",
                 })?;
+            // The first member fixes the group's rules.
+            let rec = &mut f.groups[gi as usize];
+            if rec.rules.is_none() {
+                rec.rules = Some(g.rules.clone().into_boxed_slice());
+            }
             if !member_of.contains(&gi) {
                 member_of.push(gi);
             }
