@@ -118,3 +118,24 @@ fn trace_errors_name_the_line() {
     .to_string();
     assert_eq!(e, "trace replay: del of vm ghost, which was never added");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+    /// Whatever bytes a trace file holds, parsing returns a trace or an error naming a line,
+    /// never a panic.
+    #[test]
+    fn trace_parser_never_panics(text in "(?s)[0-9a-z,;=.#\\-\\n ]{0,400}") {
+        match Trace::from_reader(Cursor::new(text)) {
+            Ok(_) => {}
+            Err(e) => proptest::prop_assert!(e.to_string().starts_with("trace line ")),
+        }
+    }
+
+    #[test]
+    fn trace_parser_survives_mangled_valid_rows(cut in 0usize..60, junk in "[^\\n]{0,8}") {
+        let row = "0,add,web-1,2,4096,40,web,spread,rack,2,hard,disk=ssd;zone=b";
+        let mangled = format!("{}{}{}", &row[..cut.min(row.len())], junk, &row[cut.min(row.len())..]);
+        let _ = Trace::from_reader(Cursor::new(mangled));
+    }
+}
