@@ -62,6 +62,15 @@ fn real_main() -> Result<(), Box<dyn std::error::Error>> {
             r.used_host_utilisation
         );
         println!(
+            "rebalance: {} moves, gain {:.5} of imbalance {:.5}, {:.1} ms; evacuation plan for {} VMs: {:.2} ms",
+            r.rebalance_moves,
+            r.rebalance_gain,
+            r.imbalance_before,
+            r.rebalance_ms,
+            r.evacuation_vms,
+            r.evacuation_ms
+        );
+        println!(
             "on-CPU: {:.1} s, {:.0} placements per CPU-second; mean examined {:.1} (steady {:.1})",
             r.cpu_seconds_placement,
             r.placements_per_cpu_sec,

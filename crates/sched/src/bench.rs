@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 pub const FILL_DEPARTURE_SHARE: f64 = 0.10;
 /// Steady-state churn after the fill: this share of `vms` departure+arrival pairs.
 pub const CHURN_SHARE: f64 = 0.10;
+/// Migrations asked of `propose_rebalance` after the placement phase.
+pub const REBALANCE_MOVES: usize = 100;
 /// Hosts per rack in the generated fleet.
 pub const HOSTS_PER_RACK: usize = 40;
 /// Every this-many-th generated host is cordoned before the run (must receive nothing).
@@ -128,6 +130,18 @@ pub struct BenchReport {
     pub cpu_seconds_placement: f64,
     /// Placements per on-CPU second of the scheduling thread.
     pub placements_per_cpu_sec: f64,
+    /// Imbalance (std dev of host load) at the end of the placement phase.
+    pub imbalance_before: f64,
+    /// Moves `propose_rebalance(REBALANCE_MOVES)` proposed, and their summed gain.
+    pub rebalance_moves: usize,
+    /// Summed gain of those moves.
+    pub rebalance_gain: f64,
+    /// Time `propose_rebalance` took, ms.
+    pub rebalance_ms: f64,
+    /// VMs on the host `plan_evacuation` was asked about (the fullest host by VM count).
+    pub evacuation_vms: usize,
+    /// Time `plan_evacuation` took, ms (0 VMs and 0 ms if it found no fit).
+    pub evacuation_ms: f64,
     /// Peak RSS right after the placement phase (before FFD and validation), bytes.
     pub rss_after_placement_bytes: u64,
     /// Hosts in the fleet.
@@ -988,6 +1002,25 @@ pub fn run_with(cfg: &BenchConfig, opts: &BenchOptions) -> Result<BenchReport, B
         _ => 0.0,
     };
     let hosts_used = sched.stats().hosts_used;
+    // Rebalancing and evacuation planning on the full fleet (proposals only: the fleet is
+    // unchanged, so the measurements below see the placement phase's result).
+    let imbalance_before = sched.imbalance();
+    let t = Instant::now();
+    let moves = sched.propose_rebalance(REBALANCE_MOVES);
+    let rebalance_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let rebalance_gain: f64 = moves.iter().map(|m| m.gain).sum();
+    let mut per_host = vec![0usize; hosts.len()];
+    for v in &resident {
+        per_host[v.host as usize] += 1;
+    }
+    let fullest = (0..hosts.len())
+        .max_by_key(|&h| (per_host[h], std::cmp::Reverse(h)))
+        .unwrap_or(0);
+    let t = Instant::now();
+    let (evacuation_vms, evacuation_ms) = match sched.plan_evacuation(&hosts[fullest].name) {
+        Ok(plan) => (plan.len(), t.elapsed().as_secs_f64() * 1000.0),
+        Err(_) => (0, 0.0),
+    };
     let rss_after_placement_bytes = peak_rss_bytes();
     // The scheduler's state is not needed any more: FFD and the validator use the bench's own
     // records only.
@@ -1060,6 +1093,12 @@ pub fn run_with(cfg: &BenchConfig, opts: &BenchOptions) -> Result<BenchReport, B
             0.0
         },
         rss_after_placement_bytes,
+        imbalance_before,
+        rebalance_moves: moves.len(),
+        rebalance_gain,
+        rebalance_ms,
+        evacuation_vms,
+        evacuation_ms,
         steady_mean_hosts_examined: steady_examined as f64 / steady_placements.max(1) as f64,
         cpu_seconds_placement,
         placements_per_cpu_sec: if cpu_seconds_placement > 0.0 {
