@@ -281,7 +281,8 @@ struct GuestData {
 
 fn guest_data() -> GuestData {
     let mut files = Vec::new();
-    let groups: [(&str, Vec<PathBuf>, fn(&Path) -> bool); 3] = [
+    type Group = (&'static str, Vec<PathBuf>, fn(&Path) -> bool);
+    let groups: [Group; 3] = [
         ("text", text_roots(), is_text),
         (
             "bin",

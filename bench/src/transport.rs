@@ -212,6 +212,7 @@ pub fn run(cfg: &TransportBenchConfig) -> Result<TransportReport, BenchError> {
             "tcp-parallel",
             "tcp-bbr-parallel",
             "zstd-tcp",
+            "dwcp-cubic",
         ]
         .contains(&s.as_str())
         {
@@ -279,7 +280,8 @@ pub fn run(cfg: &TransportBenchConfig) -> Result<TransportReport, BenchError> {
                     port,
                 )?
             }
-            "dwcp" => dwcp_run(&wan, cfg, &corpus, &data, port)?,
+            "dwcp" => dwcp_run(&wan, cfg, &corpus, &data, port, cfg.dwcp_cc.clone())?,
+            "dwcp-cubic" => dwcp_run(&wan, cfg, &corpus, &data, port, Some("cubic".into()))?,
             other => return Err(BenchError::UnknownSystem(other.to_string())),
         };
         tracing::info!(system = %r.system, goodput_mbps = r.goodput_bps / 1e6, seconds = r.seconds, "transport run");
@@ -298,6 +300,7 @@ pub fn run(cfg: &TransportBenchConfig) -> Result<TransportReport, BenchError> {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish_result(
     system: &str,
     cfg: &TransportBenchConfig,
@@ -519,13 +522,18 @@ fn dwcp_run(
     corpus: &Corpus,
     data: &Bytes,
     port: u16,
+    cc_name: Option<String>,
 ) -> Result<SystemResult, BenchError> {
-    let system = "dwcp";
+    let system = if cc_name.as_deref() == Some("cubic") && cfg.dwcp_cc.is_none() {
+        "dwcp-cubic"
+    } else {
+        "dwcp"
+    };
     let ca =
         novacron_dwcp::testing::TestCa::new("bench cluster").map_err(|e| run_err(system, e))?;
     let id_a = ca.issue("site-a").map_err(|e| run_err(system, e))?;
     let id_b = ca.issue("site-b").map_err(|e| run_err(system, e))?;
-    let cc = match &cfg.dwcp_cc {
+    let cc = match &cc_name {
         None => CongestionControl::PreferBbr,
         Some(n) => CongestionControl::Named(n.clone()),
     };
@@ -669,7 +677,7 @@ fn dwcp_run(
     } else {
         0.0
     };
-    let congestion = cfg.dwcp_cc.clone().unwrap_or_else(|| "bbr".into());
+    let congestion = cc_name.unwrap_or_else(|| "bbr".into());
     r.dwcp = Some(DwcpDetail {
         streams,
         congestion,

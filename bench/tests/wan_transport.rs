@@ -1,5 +1,6 @@
 //! DWCP over the emulated WAN: recovery from a blackholed link and a killed connection, and a
 //! short end-to-end run of the transport benchmark. Needs root (namespaces, TUN).
+#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

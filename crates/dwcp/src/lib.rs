@@ -8,6 +8,7 @@
 //! - [`Session::path_estimate`] exposes PBA's bandwidth/RTT estimate and forecast.
 //!
 //! See docs/dwcp.md in the repository for a runnable example.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod blocks;
 pub mod error;

@@ -946,10 +946,7 @@ impl Inner {
 
     /// Moves in-order frames from the reorder buffer into channel queues.
     fn deliver(&self, st: &mut State) -> Result<(), DwcpError> {
-        loop {
-            let Some(entry) = st.reorder.first_entry() else {
-                break;
-            };
+        while let Some(entry) = st.reorder.first_entry() {
             if *entry.key() != st.next_expected {
                 break;
             }
@@ -1193,8 +1190,8 @@ impl Inner {
         } else {
             st.last_progress = now;
         }
-        if let Some(since) = st.no_stream_since {
-            if now.duration_since(since) > self.opts.reconnect_timeout {
+        if let Some(since) = st.no_stream_since
+            && now.duration_since(since) > self.opts.reconnect_timeout {
                 let why = format!(
                     "no stream to the peer for {:?}",
                     self.opts.reconnect_timeout
@@ -1202,7 +1199,6 @@ impl Inner {
                 self.fail(&mut st, why);
                 return;
             }
-        }
         let idle = self.opts.stream_idle_timeout;
         let mut dead = Vec::new();
         for (sid, e) in st.streams.iter_mut() {
@@ -1212,11 +1208,10 @@ impl Inner {
                 e.last_ping = now;
                 let _ = e.ctrl.send(frame::encode(Kind::Ping, 0, 0, 0, &[]));
             }
-            if let Some(d) = e.draining_since {
-                if now.duration_since(d) > Duration::from_secs(2) {
+            if let Some(d) = e.draining_since
+                && now.duration_since(d) > Duration::from_secs(2) {
                     dead.push(*sid);
                 }
-            }
         }
         drop(st);
         for sid in dead {

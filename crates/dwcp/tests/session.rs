@@ -1,4 +1,5 @@
 //! End-to-end tests of DWCP sessions over real loopback sockets with real TLS.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -150,17 +150,14 @@ impl Forwarder {
                     spare.push(buf);
                     continue;
                 }
-                let departs = if d.rate_bps > 0 {
+                let departs = if let Some(ns) = (n as u64 * 8).saturating_mul(1_000_000_000).checked_div(d.rate_bps) {
                     let start = link_free_at.max(now);
                     if start.saturating_duration_since(now) > d.queue {
                         c.dropped_queue.fetch_add(1, Ordering::Relaxed);
                         spare.push(buf);
                         continue;
                     }
-                    let tx = Duration::from_nanos(
-                        (n as u64 * 8).saturating_mul(1_000_000_000) / d.rate_bps,
-                    );
-                    link_free_at = start + tx;
+                    link_free_at = start + Duration::from_nanos(ns);
                     link_free_at
                 } else {
                     now

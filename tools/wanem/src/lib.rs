@@ -14,6 +14,7 @@
 //! wan.site_b().enter_current_thread().unwrap();
 //! println!("{:?}", wan.stats());
 //! ```
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod forward;
 mod netns;
@@ -150,7 +151,7 @@ impl WanemConfig {
         WanemConfig {
             prefix: prefix.to_string(),
             link,
-            seed: 0x5EED_0F_3A11,
+            seed: 0x005E_ED0F_3A11,
         }
     }
 }
@@ -332,10 +333,10 @@ impl Wanem {
         // The forwarder threads held the TUN fds; they are closed now, which removes the devices.
         let mut first_err = None;
         for ns in [&self.site_a.netns, &self.site_b.netns] {
-            if netns::exists(ns) {
-                if let Err(e) = netns::del(ns) {
-                    first_err.get_or_insert(e);
-                }
+            if netns::exists(ns)
+                && let Err(e) = netns::del(ns)
+            {
+                first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), Err)

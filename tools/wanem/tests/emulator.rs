@@ -1,4 +1,5 @@
 //! The emulator against physics and its own promises. Needs root (network namespaces, TUN).
+#![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

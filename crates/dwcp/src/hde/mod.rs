@@ -220,9 +220,9 @@ impl Encoder {
             BlockKind::Ref
         } else {
             let mut kind = BlockKind::Raw;
-            if self.cfg.delta {
-                if let Some((old_fp, old)) = self.prev.get(&block_id) {
-                    if old.len() == data.len() && self.known.contains(old_fp) {
+            if self.cfg.delta
+                && let Some((old_fp, old)) = self.prev.get(&block_id)
+                    && old.len() == data.len() && self.known.contains(old_fp) {
                         let mark = self.body.len();
                         self.body.push(TAG_DELTA);
                         varint::put(&mut self.body, block_id);
@@ -237,8 +237,6 @@ impl Encoder {
                             self.body.truncate(mark);
                         }
                     }
-                }
-            }
             if kind == BlockKind::Raw {
                 self.body.push(TAG_RAW);
                 varint::put(&mut self.body, block_id);
