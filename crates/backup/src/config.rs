@@ -10,6 +10,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const CONFIG_KEY: &str = "config.json";
 /// Default chunk size (see docs/backup.md for the measurements behind it).
 pub const DEFAULT_CHUNK_SIZE_BYTES: u64 = 1 << 20;
+/// Default zstd level.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 /// Chunk sizes accepted: powers of two from 64 KiB to 16 MiB.
 pub const MIN_CHUNK_SIZE_BYTES: u64 = 64 << 10;
 pub const MAX_CHUNK_SIZE_BYTES: u64 = 16 << 20;

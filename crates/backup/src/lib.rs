@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod backend;
+pub mod bench;
 pub mod blob;
 pub mod config;
 pub mod crypto;
