@@ -60,6 +60,9 @@ pub enum Command {
     /// Long operations (create, start, stop...).
     #[command(subcommand)]
     Operation(OperationCommand),
+    /// Benchmarks, measured side by side with their baselines.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,6 +207,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(c) => node(c, out).await,
         Command::Image(c) => image(c, out).await,
         Command::Operation(c) => operation(c, out).await,
+        Command::Bench(c) => crate::bench::run(c, out).await,
     }
 }
 

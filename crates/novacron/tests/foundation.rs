@@ -113,7 +113,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         ),
         (
             &["vm", "create", "web1", "--image", "tiny", "--memory", "64T"],
-            "no node can run this VM",
+            "no host has 65536 GiB free memory; largest free",
         ),
         (
             &["vm", "create", "web1", "--image", "tiny", "--cpus", "0"],

@@ -176,7 +176,7 @@ impl Server {
             images_dir,
             node_down_after: config.node_down_after,
             metrics: ServerMetrics::register(config.registry.clone()),
-            placement: tokio::sync::Mutex::new(()),
+            placement: crate::placement::Placement::new(),
             agent_http,
         });
 
@@ -219,7 +219,10 @@ impl Server {
         };
         let url = format!("https://{host}:{}", local_addr.port());
 
-        let background = vec![tokio::spawn(expire_operations(store.clone()))];
+        let background = vec![
+            tokio::spawn(expire_operations(store.clone())),
+            tokio::spawn(placement::follow(state.clone())),
+        ];
         tracing::info!(%url, "API serving");
         Ok(Server {
             url,

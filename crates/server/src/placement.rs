@@ -1,12 +1,23 @@
-//! Choosing a node for a VM. For now: the first ready node with enough free capacity,
-//! checked in name order; memory is never overcommitted, vCPUs up to [`CPU_OVERCOMMIT`]×.
+//! Choosing a node for a VM, through the scheduler (`novacron-sched`). The control plane
+//! keeps one in-memory fleet, fed from the store mirrors: nodes become hosts (vCPUs
+//! overcommitted up to [`CPU_OVERCOMMIT`]×, memory never), every VM a resident. A placement
+//! decision commits at once, so it doubles as a reservation while the VM record is written.
 
-use novacron_api_types::{ApiError, ErrorCode, NodeState, format_size};
+use std::sync::Arc;
+use std::time::Duration;
 
+use novacron_api_types::{ApiError, ErrorCode, NodeState};
+use novacron_sched::{
+    FailureDomain, HostSpec, HostState, LabelSelector, Overcommit, Request, Resources, SchedError,
+    Scheduler, SchedulerConfig, SelectorOp,
+};
+
+use crate::cache::Change;
+use crate::records::{self, NodeRecord, VmRecord};
 use crate::state::AppState;
 
 /// vCPUs per physical CPU a node may hand out.
-pub const CPU_OVERCOMMIT: u32 = 4;
+pub const CPU_OVERCOMMIT: f64 = 4.0;
 
 /// What a VM needs from a node.
 #[derive(Debug, Clone)]
@@ -18,104 +29,234 @@ pub struct Demand {
     pub bridge: Option<String>,
 }
 
-/// Why `node` cannot take `demand`, or `None` when it can.
-fn refusal(
-    state: &AppState,
-    node: &str,
-    demand: &Demand,
-    allocations: &std::collections::HashMap<String, (novacron_api_types::Resources, u32)>,
-) -> Option<String> {
-    let Some(rec) = state.nodes.get(&crate::records::node_key(node)) else {
-        return Some(format!("node {node} does not exist"));
+/// The fleet as the scheduler sees it.
+pub struct Placement {
+    sched: std::sync::Mutex<Scheduler>,
+}
+
+/// The scheduler's id of a VM.
+pub fn vm_id(project: &str, name: &str) -> String {
+    format!("{project}/{name}")
+}
+
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20)
+}
+
+fn gib(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 30)
+}
+
+fn host_spec(rec: &NodeRecord, state: NodeState) -> HostSpec {
+    let mut spec = HostSpec::new(
+        rec.name.clone(),
+        Resources {
+            cpu_millis: u64::from(rec.capacity.cpus) * 1000,
+            memory_mib: rec.capacity.memory_bytes >> 20,
+            disk_gib: rec.capacity.disk_bytes >> 30,
+        },
+        FailureDomain {
+            region: "default".into(),
+            zone: "default".into(),
+            rack: rec.name.clone(),
+        },
+    );
+    spec.overcommit = Overcommit {
+        cpu: CPU_OVERCOMMIT,
+        ..Overcommit::default()
     };
-    let st = state.node_state(&rec);
-    if st != NodeState::Ready {
-        return Some(format!("node {node} is {st}"));
+    spec.labels.insert("kvm".into(), rec.kvm_usable.to_string());
+    for b in &rec.bridges {
+        spec.labels.insert(format!("bridge.{b}"), "present".into());
     }
-    let (used, _) = allocations.get(node).copied().unwrap_or_default();
-    let free_mem = rec.capacity.memory_bytes.saturating_sub(used.memory_bytes);
-    if demand.memory_bytes > free_mem {
-        return Some(format!(
-            "node {node} has {} free memory, the VM needs {}",
-            format_size(free_mem),
-            format_size(demand.memory_bytes)
-        ));
-    }
-    let cpu_limit = rec.capacity.cpus * CPU_OVERCOMMIT;
-    if used.cpus + demand.cpus > cpu_limit {
-        return Some(format!(
-            "node {node} has {} of {cpu_limit} vCPUs allocated, the VM needs {}",
-            used.cpus, demand.cpus
-        ));
-    }
-    let free_disk = rec.capacity.disk_bytes.saturating_sub(used.disk_bytes);
-    if demand.disk_bytes > free_disk {
-        return Some(format!(
-            "node {node} has {} free disk, the VM needs {}",
-            format_size(free_disk),
-            format_size(demand.disk_bytes)
-        ));
-    }
-    if demand.needs_kvm && !rec.kvm_usable {
-        return Some(format!(
-            "node {node} cannot run KVM guests (no usable /dev/kvm with vmx/svm); use --accel tcg or auto"
-        ));
-    }
-    if let Some(b) = &demand.bridge
-        && !rec.bridges.contains(b)
-    {
-        return Some(format!("node {node} has no bridge {b}"));
-    }
-    None
+    spec.state = host_state(state);
+    spec
 }
 
-/// Checks that `node` can take the VM.
-pub fn check_node(state: &AppState, node: &str, demand: &Demand) -> Result<(), ApiError> {
-    let allocations = state.allocations();
-    match refusal(state, node, demand, &allocations) {
-        None => Ok(()),
-        Some(why) if why.ends_with("does not exist") => Err(ApiError::not_found(format!(
-            "{why}: see `novacron node list`"
-        ))),
-        Some(why) => Err(ApiError::new(ErrorCode::NoCapacity, why)),
+fn host_state(s: NodeState) -> HostState {
+    match s {
+        NodeState::Ready => HostState::Ready,
+        NodeState::Cordoned => HostState::Cordoned,
+        NodeState::Draining => HostState::Draining,
+        NodeState::Down => HostState::Down,
     }
 }
 
-/// The first node that can take the VM; the error names the closest miss.
-pub fn choose_node(state: &AppState, demand: &Demand) -> Result<String, ApiError> {
-    let allocations = state.allocations();
-    let mut names: Vec<String> = state
-        .nodes
-        .with(|n| n.values().map(|r| r.name.clone()).collect());
-    names.sort();
-    if names.is_empty() {
-        return Err(ApiError::new(
+fn request(d: &Demand) -> Request {
+    let mut r = Request::new(Resources {
+        cpu_millis: u64::from(d.cpus) * 1000,
+        memory_mib: mib(d.memory_bytes),
+        disk_gib: gib(d.disk_bytes),
+    });
+    if d.needs_kvm {
+        r.selectors.push(LabelSelector::eq("kvm", "true"));
+    }
+    if let Some(b) = &d.bridge {
+        r.selectors.push(LabelSelector {
+            key: format!("bridge.{b}"),
+            op: SelectorOp::Exists,
+        });
+    }
+    r
+}
+
+pub fn demand_of(vm: &VmRecord) -> Demand {
+    Demand {
+        cpus: vm.cpus,
+        memory_bytes: vm.memory_bytes,
+        disk_bytes: vm.disk_bytes.unwrap_or(0),
+        needs_kvm: vm.accel == novacron_api_types::AccelChoice::Kvm,
+        bridge: match &vm.network {
+            novacron_api_types::Network::Bridge { bridge } => Some(bridge.clone()),
+            _ => None,
+        },
+    }
+}
+
+fn refused(e: SchedError, node: Option<&str>) -> ApiError {
+    match e {
+        SchedError::UnknownHost(h) => {
+            ApiError::not_found(format!("node {h} does not exist: see `novacron node list`"))
+        }
+        SchedError::NoFit(nf) => ApiError::new(ErrorCode::NoCapacity, nf.to_string()),
+        other => ApiError::new(
             ErrorCode::NoCapacity,
-            "no node has registered yet: start `novacron agent` or use `novacron up`",
-        ));
+            match node {
+                Some(n) => format!("node {n} cannot run this VM: {other}"),
+                None => other.to_string(),
+            },
+        ),
     }
-    let mut reasons = Vec::new();
-    for n in &names {
-        match refusal(state, n, demand, &allocations) {
-            None => return Ok(n.clone()),
-            Some(why) => reasons.push(why),
+}
+
+impl Placement {
+    pub fn new() -> Placement {
+        Placement {
+            sched: std::sync::Mutex::new(Scheduler::new(SchedulerConfig::default())),
         }
     }
-    // The largest free memory anywhere tells the operator how far off the request is.
-    let best = names
-        .iter()
-        .filter_map(|n| {
-            let rec = state.nodes.get(&crate::records::node_key(n))?;
-            let used = allocations.get(n).map(|a| a.0.memory_bytes).unwrap_or(0);
-            Some((rec.capacity.memory_bytes.saturating_sub(used), n.clone()))
-        })
-        .max();
-    let mut msg = format!("no node can run this VM: {}", reasons.join("; "));
-    if let Some((free, n)) = best {
-        msg.push_str(&format!(
-            " (largest free memory: {} on {n})",
-            format_size(free)
-        ));
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Scheduler> {
+        self.sched.lock().unwrap_or_else(|p| p.into_inner())
     }
-    Err(ApiError::new(ErrorCode::NoCapacity, msg))
+
+    /// Chooses a node (or checks `node`) and reserves the capacity for VM `id`.
+    pub fn reserve(&self, id: &str, demand: &Demand, node: Option<&str>) -> Result<String, ApiError> {
+        let req = request(demand);
+        let mut s = self.lock();
+        match node {
+            Some(n) => s.commit(id, n, &req).map(|()| n.to_string()).map_err(|e| refused(e, Some(n))),
+            None => s
+                .place_and_commit(id, &req)
+                .map(|p| p.host)
+                .map_err(|e| refused(e, None)),
+        }
+    }
+
+    /// Forgets VM `id` (deleted, or its creation was not written).
+    pub fn release(&self, id: &str) {
+        let _ = self.lock().release(id);
+    }
+
+    fn sync_node(s: &mut Scheduler, rec: &NodeRecord, state: NodeState) {
+        if let Err(e) = s.upsert_host(host_spec(rec, state)) {
+            tracing::warn!(node = %rec.name, error = %e, "scheduler refused a node");
+        }
+    }
+
+    fn sync_vm(s: &mut Scheduler, id: &str, vm: Option<&VmRecord>) {
+        match vm {
+            None => {
+                let _ = s.release(id);
+            }
+            Some(v) => match s.vm_host(id) {
+                Some(h) if h == v.node => {}
+                Some(_) => {
+                    let _ = s.release(id);
+                    let _ = s.restore(id, &v.node, &request(&demand_of(v)));
+                }
+                None => {
+                    if let Err(e) = s.restore(id, &v.node, &request(&demand_of(v))) {
+                        tracing::debug!(vm = id, error = %e, "VM not in the scheduler yet");
+                    }
+                }
+            },
+        }
+    }
+
+    /// Rebuilds the fleet from the mirrors.
+    fn resync(&self, state: &AppState) {
+        let mut fresh = Scheduler::new(SchedulerConfig::default());
+        for n in state.nodes.values() {
+            Self::sync_node(&mut fresh, &n, state.node_state(&n));
+        }
+        state.vms.with(|vms| {
+            for v in vms.values() {
+                Self::sync_vm(&mut fresh, &vm_id(&v.project, &v.name), Some(v));
+            }
+        });
+        *self.lock() = fresh;
+    }
+
+    /// Node states that changed because heartbeats stopped (or resumed).
+    fn refresh_states(&self, state: &AppState) {
+        let nodes = state.nodes.values();
+        let mut s = self.lock();
+        for n in nodes {
+            let want = host_state(state.node_state(&n));
+            if s.host(&n.name).is_some_and(|h| h.state != want) {
+                let _ = s.set_host_state(&n.name, want);
+            }
+        }
+    }
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Keeps the scheduler's fleet in step with the store until the server stops.
+pub async fn follow(state: Arc<AppState>) {
+    let mut vm_changes = state.vms.subscribe_changes();
+    let mut node_changes = state.nodes.subscribe_changes();
+    let mut heartbeats = state.heartbeats.subscribe_revision();
+    state.placement.resync(&state);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            c = vm_changes.recv() => match c {
+                Ok(Change { key, new, .. }) => {
+                    let id = key
+                        .strip_prefix(&records::vm_prefix())
+                        .map(str::to_string)
+                        .unwrap_or(key);
+                    let mut s = state.placement.lock();
+                    Placement::sync_vm(&mut s, &id, new.as_deref());
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => state.placement.resync(&state),
+                Err(_) => return,
+            },
+            c = node_changes.recv() => match c {
+                Ok(Change { new: Some(rec), .. }) => {
+                    let st = state.node_state(&rec);
+                    let mut s = state.placement.lock();
+                    Placement::sync_node(&mut s, &rec, st);
+                }
+                Ok(Change { old: Some(rec), new: None, .. }) => {
+                    let _ = state.placement.lock().remove_host(&rec.name);
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => state.placement.resync(&state),
+                Err(_) => return,
+            },
+            // A node's first heartbeat (or one after a gap) can make it ready at once.
+            r = heartbeats.changed() => {
+                if r.is_err() { return; }
+                state.placement.refresh_states(&state);
+            }
+            _ = tick.tick() => state.placement.refresh_states(&state),
+        }
+    }
 }

@@ -25,8 +25,8 @@ pub struct AppState {
     pub images_dir: PathBuf,
     pub node_down_after: Duration,
     pub metrics: ServerMetrics,
-    /// Serialises placement decisions so two creations cannot both take the last slot.
-    pub placement: tokio::sync::Mutex<()>,
+    /// The scheduler's fleet; a decision reserves capacity at once.
+    pub placement: crate::placement::Placement,
     /// HTTPS client trusting the cluster CA, for calls to agents.
     pub agent_http: reqwest::Client,
 }

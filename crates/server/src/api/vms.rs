@@ -207,16 +207,13 @@ pub async fn create(
             _ => None,
         },
     };
-    // Decide and write under the placement lock, so capacity is not handed out twice.
-    let _guard = state.placement.lock().await;
-    let node = match &req.node {
-        Some(n) => {
-            validate_name("node", n)?;
-            placement::check_node(&state, n, &demand)?;
-            n.clone()
-        }
-        None => placement::choose_node(&state, &demand)?,
-    };
+    // The decision reserves the capacity in the scheduler; it is released again if the
+    // record cannot be written.
+    if let Some(n) = &req.node {
+        validate_name("node", n)?;
+    }
+    let vm_id = placement::vm_id(project, &req.name);
+    let node = state.placement.reserve(&vm_id, &demand, req.node.as_deref())?;
     let power = if req.start {
         PowerState::Running
     } else {
@@ -272,7 +269,6 @@ pub async fn create(
         )
         .into());
     }
-    drop(_guard);
     state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
     tracing::info!(vm = %req.name, node = %node, operation = %op.id, "VM created");
     Ok((
