@@ -15,13 +15,15 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod index;
+pub mod live;
 pub mod locks;
+pub mod nbd;
 pub mod repo;
 pub mod retention;
 pub mod source;
 pub mod util;
 
-pub use backend::local::LocalBackend;
+pub use backend::local::{LocalBackend, SyncLevel};
 pub use backend::{Backend, ObjectInfo};
 pub use crypto::{ChunkId, KeyFile};
 pub use error::{BackupError, Result};

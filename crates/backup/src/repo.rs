@@ -477,16 +477,30 @@ impl Repository {
         Ok(out)
     }
 
-    /// The newest readable backup of `vm`, if any.
+    /// The newest readable backup of `vm` by point in time (ids sort by second only), if any.
     pub async fn latest_backup(&self, vm: &str) -> Result<Option<BackupIndex>> {
+        let mut best: Option<BackupIndex> = None;
         for id in self.backup_ids().await?.into_iter().rev() {
+            if let Some(b) = &best
+                && id.0.get(..16) < b.id.0.get(..16)
+            {
+                break; // older second than the best found: nothing newer can follow
+            }
             match self.load_index(&id).await {
-                Ok(idx) if idx.vm == vm => return Ok(Some(idx)),
+                Ok(idx) if idx.vm == vm => {
+                    let newer = best.as_ref().is_none_or(|b| {
+                        (idx.created_unix_ms, idx.finished_unix_ms)
+                            > (b.created_unix_ms, b.finished_unix_ms)
+                    });
+                    if newer {
+                        best = Some(idx);
+                    }
+                }
                 Ok(_) | Err(BackupError::UnknownBackup(_)) => {}
                 Err(e) => warn!(backup = %id, error = %e, "skipping unreadable index"),
             }
         }
-        Ok(None)
+        Ok(best)
     }
 
     /// Backs up `disks` into a new backup of `meta.vm` and publishes it atomically: chunks
