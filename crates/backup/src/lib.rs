@@ -18,6 +18,7 @@ pub mod index;
 pub mod live;
 pub mod locks;
 pub mod nbd;
+pub mod replicate;
 pub mod repo;
 pub mod retention;
 pub mod source;

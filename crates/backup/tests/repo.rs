@@ -482,3 +482,49 @@ async fn gc_defers_while_a_backup_runs_and_backup_waits_for_sweep() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_to_a_second_site_and_restore_there() {
+    use novacron_backup::replicate::sync_repository;
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("disk.raw");
+    let data = make_disk(&img, 12 * CS as usize, 11);
+    let repo = new_repo(dir.path(), true).await;
+    let b1 = repo
+        .backup(
+            meta("web1"),
+            vec![disk(&img, full())],
+            &BackupOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    let site_b: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("site-b")).unwrap());
+    let r = sync_repository(repo.backend().clone(), site_b.clone(), false, 4)
+        .await
+        .unwrap();
+    assert!(r.chunks_copied > 0 && r.indexes_copied == 1);
+    // Second sync copies nothing new.
+    let r2 = sync_repository(repo.backend().clone(), site_b.clone(), false, 4)
+        .await
+        .unwrap();
+    assert_eq!((r2.chunks_copied, r2.indexes_copied), (0, 0));
+    // The copy opens with the same key file alone, verifies and restores.
+    let remote = Repository::open(site_b.clone(), Some(&KeyFile::from_bytes([42; 32])))
+        .await
+        .unwrap();
+    assert!(remote.verify(&VerifyOptions::default()).await.unwrap().ok);
+    assert_eq!(restore_bytes(&remote, &b1.id, dir.path()).await, data);
+    // Pruning propagates with prune_target; a foreign repository is refused.
+    repo.forget(&b1.id).await.unwrap();
+    let r3 = sync_repository(repo.backend().clone(), site_b.clone(), true, 4)
+        .await
+        .unwrap();
+    assert_eq!(r3.indexes_removed, 1);
+    let other = new_repo(&dir.path().join("other"), true).await;
+    assert!(
+        sync_repository(other.backend().clone(), site_b, false, 4)
+            .await
+            .is_err()
+    );
+}
