@@ -14,6 +14,20 @@ pub struct HostFacts {
 }
 
 impl HostFacts {
+    /// What a hollow node (scale tests) reports: a plausible host, no QEMU.
+    pub fn hollow() -> HostFacts {
+        HostFacts {
+            capacity: Resources {
+                cpus: 64,
+                memory_bytes: 512 << 30,
+                disk_bytes: 8 << 40,
+            },
+            kvm_usable: false,
+            qemu_version: "hollow".into(),
+            bridges: vec![],
+        }
+    }
+
     pub async fn probe(data_dir: &Path) -> HostFacts {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get() as u32)

@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod api;
+pub mod fence;
 mod host;
 mod images;
 mod state;
@@ -59,6 +60,12 @@ pub struct AgentConfig {
     /// How long a guest gets to power off after the ACPI button before it is killed.
     pub stop_timeout: Duration,
     pub registry: Arc<std::sync::Mutex<Registry>>,
+    /// How to start the fence watchdog (program and leading arguments; `--dir` and
+    /// `--timeout-ms` are appended), e.g. `[novacron, fence-watchdog]`. `None`: HA VMs of
+    /// this node are not fenced if the agent dies.
+    pub watchdog_command: Option<Vec<String>>,
+    /// Scale tests only: register, heartbeat and report VMs without running QEMU.
+    pub hollow: bool,
 }
 
 /// A running agent.
@@ -81,7 +88,11 @@ impl Agent {
             what: format!("cannot create {}", config.data_dir.display()),
             source,
         })?;
-        let facts = HostFacts::probe(&config.data_dir).await;
+        let facts = if config.hollow {
+            HostFacts::hollow()
+        } else {
+            HostFacts::probe(&config.data_dir).await
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| AgentError::Io {
@@ -112,6 +123,22 @@ impl Agent {
         })?;
 
         state::register_metrics(&config.registry);
+        let lease_ttl = Duration::from_millis(creds.lease_ttl_ms.max(1000));
+        let fence = if config.hollow {
+            None
+        } else {
+            let f = fence::Fence::new(config.data_dir.join("fence")).map_err(|source| {
+                AgentError::Io {
+                    what: "cannot create the fence directory".into(),
+                    source,
+                }
+            })?;
+            f.alive();
+            if let Some(cmd) = &config.watchdog_command {
+                f.ensure_watchdog(cmd, lease_ttl);
+            }
+            Some(f)
+        };
         let shared = Arc::new(state::Shared {
             data_dir: config.data_dir.clone(),
             client: client.clone(),
@@ -120,6 +147,10 @@ impl Agent {
             images: images::ImageCache::new(config.data_dir.join("images"), client.clone()),
             workers: Default::default(),
             registry: config.registry.clone(),
+            fence,
+            watchdog_command: config.watchdog_command.clone(),
+            lease_ttl,
+            hollow: config.hollow,
         });
 
         let identity = novacron_tls::Identity {
@@ -138,7 +169,10 @@ impl Agent {
         let tasks = vec![
             tokio::spawn(heartbeat_loop(
                 shared.clone(),
-                config.heartbeat_interval,
+                config
+                    .heartbeat_interval
+                    .min(lease_ttl / 5)
+                    .max(Duration::from_millis(200)),
                 stop_rx.clone(),
             )),
             tokio::spawn(worker::reconcile_loop(shared.clone(), stop_rx.clone())),
@@ -259,16 +293,29 @@ async fn heartbeat_loop(
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut beats: u64 = 0;
     loop {
         let running = shared.running_count();
-        if let Err(e) = shared
+        match shared
             .client
             .agent_heartbeat(&HeartbeatRequest {
                 running_vms: running,
             })
             .await
         {
-            tracing::warn!(error = %e, "heartbeat failed");
+            Ok(()) => {
+                if let Some(f) = &shared.fence {
+                    f.alive();
+                    // The watchdog itself may have died: check now and then.
+                    beats += 1;
+                    if beats % 20 == 0
+                        && let Some(cmd) = &shared.watchdog_command
+                    {
+                        f.ensure_watchdog(cmd, shared.lease_ttl);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

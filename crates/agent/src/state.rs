@@ -25,6 +25,8 @@ pub struct Credentials {
     pub ca_cert_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    #[serde(default)]
+    pub lease_ttl_ms: u64,
 }
 
 impl Credentials {
@@ -36,6 +38,7 @@ impl Credentials {
             ca_cert_pem: r.ca_cert_pem,
             cert_pem: r.cert_pem,
             key_pem: r.key_pem,
+            lease_ttl_ms: r.lease_ttl_ms,
         }
     }
 
@@ -108,6 +111,11 @@ pub struct Shared {
     /// One worker per VM, keyed by `project/name`.
     pub workers: Mutex<HashMap<String, WorkerHandle>>,
     pub registry: Arc<Mutex<Registry>>,
+    /// `None` for hollow agents.
+    pub fence: Option<crate::fence::Fence>,
+    pub watchdog_command: Option<Vec<String>>,
+    pub lease_ttl: std::time::Duration,
+    pub hollow: bool,
 }
 
 impl Shared {

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use novacron_api_types::agent::{DesiredVm, VmAction, VmStatusReport};
-use novacron_api_types::{AccelChoice, ErrorCode, ImageKind, Network, PowerState, VmState};
+use novacron_api_types::{
+    AccelChoice, ErrorCode, HaPolicy, ImageKind, Network, PowerState, VmState,
+};
 use novacron_client::ClientError;
 use novacron_qemu::{Boot, DiskSpec, NicSpec, RunDir, RunningVm, VmSpec};
 use serde::{Deserialize, Serialize};
@@ -132,6 +134,9 @@ fn local_vm_dirs(shared: &Shared) -> Vec<(String, String)> {
 }
 
 async fn remove_orphan(shared: &Shared, project: &str, name: &str) {
+    if let Some(f) = &shared.fence {
+        f.release(&key(project, name));
+    }
     let dir = shared.vm_dir(project, name);
     let run_dir = RunDir::new(dir.join("run"));
     if let Ok(Some(vm)) = novacron_qemu::adopt(&run_dir).await {
@@ -314,12 +319,73 @@ impl Worker {
         }
     }
 
+    fn key(&self) -> String {
+        let d = self.desired.borrow();
+        key(&d.project, &d.name)
+    }
+
     fn set_vm(&mut self, vm: Option<RunningVm>) {
         self.vm = vm.map(Arc::new);
         self.running.store(self.vm.is_some(), Ordering::Relaxed);
+        let ha = self.desired.borrow().ha == HaPolicy::Restart;
+        if let Some(f) = &self.shared.fence {
+            match &self.vm {
+                Some(v) if ha => f.guard(&self.key(), v.pid(), self.run_dir.path()),
+                _ => f.release(&self.key()),
+            }
+        }
+    }
+
+    /// Where the VM's disk lives: its storage pool, or the node's own VM directory.
+    fn disk_dir(&self, d: &DesiredVm) -> PathBuf {
+        match &d.storage {
+            Some(pool) => PathBuf::from(&pool.path)
+                .join("vms")
+                .join(&d.project)
+                .join(&d.name),
+            None => self.dir.clone(),
+        }
+    }
+
+    /// A hollow node (scale tests): desired state becomes observed state at once.
+    async fn run_hollow(mut self) {
+        loop {
+            let d = self.desired.borrow_and_update().clone();
+            if d.generation > self.local.acted_generation {
+                self.local.acted_generation = d.generation;
+                if d.deleting {
+                    self.report_tx.send_replace(Some(VmStatusReport {
+                        observed_generation: d.generation,
+                        state: VmState::Stopped,
+                        reason: None,
+                        pid: None,
+                        accel_in_use: None,
+                        error: None,
+                        guest_initiated_stop: false,
+                        deleted: true,
+                    }));
+                    return;
+                }
+                let state = match d.power {
+                    PowerState::Running => VmState::Running,
+                    PowerState::Paused => VmState::Paused,
+                    PowerState::Stopped => VmState::Stopped,
+                };
+                self.running
+                    .store(state == VmState::Running, Ordering::Relaxed);
+                self.report(state, Some("hollow node: no QEMU".into()), None, false);
+            }
+            tokio::select! {
+                r = self.desired.changed() => if r.is_err() { return },
+                r = self.orphaned.changed() => if r.is_err() || *self.orphaned.borrow() { return },
+            }
+        }
     }
 
     async fn run(mut self) {
+        if self.shared.hollow {
+            return self.run_hollow().await;
+        }
         let first = self.desired.borrow().clone();
         self.load_local(&first.uuid);
         match novacron_qemu::adopt(&self.run_dir).await {
@@ -369,7 +435,9 @@ impl Worker {
                 }
                 r = self.orphaned.changed() => {
                     if r.is_err() || *self.orphaned.borrow() {
-                        self.remove_everything().await;
+                        // Deleted while we were away, or moved to another node: stop it here
+                        // and drop the local files, never a disk on shared storage.
+                        let _ = self.remove_local().await;
                         return;
                     }
                 }
@@ -545,7 +613,11 @@ impl Worker {
             AccelChoice::Tcg => novacron_qemu::AccelChoice::Tcg,
         })
         .map_err(|e| e.to_string())?;
-        let disk = self.dir.join("disk0.qcow2");
+        let disk_dir = self.disk_dir(d);
+        tokio::fs::create_dir_all(&disk_dir)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", disk_dir.display()))?;
+        let disk = disk_dir.join("disk0.qcow2");
         let disk_exists = tokio::fs::try_exists(&disk).await.unwrap_or(false);
         let mut seed_iso = None;
         let image = d
@@ -572,7 +644,11 @@ impl Worker {
                 }
             }
             ImageKind::Disk { format } => {
-                let base = self.shared.images.ensure(image, "disk").await?;
+                let mut base = self.shared.images.ensure(image, "disk").await?;
+                if let Some(pool) = &d.storage {
+                    // Every node must reach the overlay's backing file: keep a copy in the pool.
+                    base = shared_base_copy(&base, &PathBuf::from(&pool.path)).await?;
+                }
                 let base_format = match format {
                     novacron_api_types::DiskFormat::Qcow2 => novacron_qemu::DiskFormat::Qcow2,
                     novacron_api_types::DiskFormat::Raw => novacron_qemu::DiskFormat::Raw,
@@ -630,8 +706,9 @@ impl Worker {
         })
     }
 
-    /// Stops the VM if it runs and removes its files; reports `deleted`.
-    async fn remove_everything(&mut self) {
+    /// Stops the VM if it runs here and removes its files on this node (not a disk in a
+    /// storage pool).
+    async fn remove_local(&mut self) -> Result<(), String> {
         if let Some(vm) = self.vm.clone() {
             if let Err(e) = vm.kill().await {
                 tracing::warn!(vm = %self.name, error = %e, "killing QEMU failed");
@@ -640,22 +717,37 @@ impl Worker {
         } else if let Ok(Some(vm)) = novacron_qemu::adopt(&self.run_dir).await {
             let _ = vm.kill().await;
         }
+        if let Some(f) = &self.shared.fence {
+            f.release(&self.key());
+        }
         match tokio::fs::remove_dir_all(&self.dir).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => {
                 tracing::warn!(vm = %self.name, error = %e, "cannot remove the VM's files");
-                self.report(
-                    VmState::Stopped,
-                    None,
-                    Some(format!("cannot remove {}: {e}", self.dir.display())),
-                    false,
-                );
-                return;
+                Err(format!("cannot remove {}: {e}", self.dir.display()))
             }
         }
-        tracing::info!(vm = %self.name, "VM removed from this node");
+    }
+
+    /// Deletes the VM: stops it, removes its files here and its disk in a storage pool,
+    /// and reports `deleted`.
+    async fn remove_everything(&mut self) {
         let d = self.desired.borrow().clone();
+        let mut result = self.remove_local().await;
+        if result.is_ok() && d.storage.is_some() {
+            let shared = self.disk_dir(&d);
+            if let Err(e) = tokio::fs::remove_dir_all(&shared).await
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                result = Err(format!("cannot remove {}: {e}", shared.display()));
+            }
+        }
+        if let Err(e) = result {
+            self.report(VmState::Stopped, None, Some(e), false);
+            return;
+        }
+        tracing::info!(vm = %self.name, "VM removed from this node");
         self.report_tx.send_replace(Some(VmStatusReport {
             observed_generation: d.generation,
             state: VmState::Stopped,
@@ -667,6 +759,36 @@ impl Worker {
             deleted: true,
         }));
     }
+}
+
+/// The copy of a base image inside a storage pool (`<pool>/images/<file name>`), made once.
+async fn shared_base_copy(
+    local: &std::path::Path,
+    pool: &std::path::Path,
+) -> Result<PathBuf, String> {
+    let name = local
+        .file_name()
+        .ok_or_else(|| "base image has no file name".to_string())?;
+    let dir = pool.join("images");
+    let dest = dir.join(name);
+    if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
+        return Ok(dest);
+    }
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    tokio::fs::copy(local, &tmp)
+        .await
+        .map_err(|e| format!("copying the base image into the storage pool: {e}"))?;
+    tokio::fs::rename(&tmp, &dest)
+        .await
+        .map_err(|e| format!("placing the base image in the storage pool: {e}"))?;
+    Ok(dest)
 }
 
 /// Creates a file through a temporary name, so a crash never leaves a half-made disk in place.

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{AccelChoice, Image, Network, PowerState, Resources, VmState};
+use crate::{AccelChoice, HaPolicy, Image, Network, PowerState, Resources, StoragePool, VmState};
 
 /// Body of `POST /api/v1/agent/register` (authenticated with the join token, or with the
 /// node's own token when it registers again).
@@ -32,6 +32,9 @@ pub struct RegisterResponse {
     pub ca_cert_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    /// The node's liveness lease: without a heartbeat for this long the node counts as lost,
+    /// and the agent fences its HA VMs itself.
+    pub lease_ttl_ms: u64,
 }
 
 /// Body of `POST /api/v1/agent/heartbeat`.
@@ -73,6 +76,11 @@ pub struct DesiredVm {
     /// The VM is being deleted: stop it and remove its files.
     #[serde(default)]
     pub deleting: bool,
+    /// Where the disk lives when not on the node's local disk.
+    #[serde(default)]
+    pub storage: Option<StoragePool>,
+    #[serde(default)]
+    pub ha: HaPolicy,
 }
 
 /// Answer of `GET /api/v1/agent/vms`: every VM placed on the calling node.

@@ -192,6 +192,96 @@ pub struct VmCreateRequest {
     /// Start the VM after creating it (default true).
     #[serde(default = "default_true")]
     pub start: bool,
+    /// Keep the VM's disk in this storage pool (shared by every node) instead of the node's
+    /// local disk.
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// What to do when the VM's node is lost.
+    #[serde(default)]
+    pub ha: HaPolicy,
+    /// Higher restarts first when several VMs must move.
+    #[serde(default)]
+    pub ha_priority: i32,
+}
+
+/// What happens to a VM when its node is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HaPolicy {
+    /// Nothing: it comes back with its node.
+    #[default]
+    None,
+    /// Restart it on a healthy node (needs shared storage).
+    Restart,
+}
+
+impl std::str::FromStr for HaPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(HaPolicy::None),
+            "restart" => Ok(HaPolicy::Restart),
+            other => Err(format!("unknown HA policy {other:?}: use restart or none")),
+        }
+    }
+}
+
+/// Kinds of storage pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageKind {
+    /// A directory every node mounts at the same path (NFS, CephFS, ...).
+    SharedDir,
+}
+
+/// A place for VM disks that every node can reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StoragePool {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: StorageKind,
+    pub path: String,
+    #[serde(default)]
+    pub created_at: UnixSeconds,
+}
+
+/// A control-plane replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Member {
+    pub id: String,
+    pub url: String,
+    pub version: String,
+    pub started_at: UnixSeconds,
+}
+
+/// A node's liveness lease as the control plane sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeLease {
+    pub node: String,
+    pub alive: bool,
+    pub ttl_seconds: u64,
+}
+
+/// Answer of `GET /api/v1/cluster/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterStatus {
+    pub cluster_id: String,
+    /// Which replica answered.
+    pub answered_by: String,
+    pub members: Vec<Member>,
+    /// `sqlite` or `etcd`, and its health.
+    pub store: StoreHealth,
+    /// Controller name → member id of the replica running it.
+    pub controllers: std::collections::BTreeMap<String, String>,
+    pub node_leases: Vec<NodeLease>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StoreHealth {
+    pub backend: String,
+    pub healthy: bool,
+    pub revision: i64,
+    pub detail: String,
 }
 
 fn default_true() -> bool {
@@ -222,6 +312,12 @@ pub struct Vm {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accel_in_use: Option<String>,
     pub network: Network,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    #[serde(default)]
+    pub ha: HaPolicy,
+    #[serde(default)]
+    pub ha_priority: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
     pub created_at: UnixSeconds,
@@ -315,6 +411,9 @@ pub struct Image {
     /// Files of the image, e.g. `kernel`, `initrd` or `disk`, with their BLAKE3 checksums.
     pub files: Vec<ImageFile>,
     pub created_at: UnixSeconds,
+    /// The control-plane replica that holds the files (others fetch them from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -510,6 +510,32 @@ impl Client {
         Ok(written)
     }
 
+    // ---- cluster and storage ---------------------------------------------------------------
+
+    pub async fn cluster_status(&self) -> Result<novacron_api_types::ClusterStatus, ClientError> {
+        self.call(Method::GET, "/cluster/status", None::<&()>).await
+    }
+
+    pub async fn storage_list(&self) -> Result<Vec<novacron_api_types::StoragePool>, ClientError> {
+        self.call(Method::GET, "/storage", None::<&()>).await
+    }
+
+    pub async fn storage_add(
+        &self,
+        pool: &novacron_api_types::StoragePool,
+    ) -> Result<novacron_api_types::StoragePool, ClientError> {
+        self.call(Method::POST, "/storage", Some(pool)).await
+    }
+
+    pub async fn storage_delete(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/storage/{}", seg(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
     // ---- agent protocol ------------------------------------------------------------------
 
     pub async fn agent_register(

@@ -39,30 +39,63 @@ async fn scheduler(a: SchedulerArgs, out: Format) -> anyhow::Result<()> {
     use novacron_sched::bench::{BenchConfig, Trace, run};
     let trace = match &a.trace {
         Some(p) => {
-            let f = std::fs::File::open(p).with_context(|| format!("cannot open --trace {}", p.display()))?;
-            Some(Trace::from_reader(std::io::BufReader::new(f)).with_context(|| format!("--trace {}", p.display()))?)
+            let f = std::fs::File::open(p)
+                .with_context(|| format!("cannot open --trace {}", p.display()))?;
+            Some(
+                Trace::from_reader(std::io::BufReader::new(f))
+                    .with_context(|| format!("--trace {}", p.display()))?,
+            )
         }
         None => None,
     };
-    let cfg = BenchConfig { hosts: a.hosts, vms: a.vms, seed: a.seed, trace };
+    let cfg = BenchConfig {
+        hosts: a.hosts,
+        vms: a.vms,
+        seed: a.seed,
+        trace,
+    };
     // The scheduler is single-threaded by design: one scheduling thread, off the runtime.
     let r = tokio::task::spawn_blocking(move || run(&cfg)).await??;
     match out {
         Format::Json => println!("{}", serde_json::to_string(&r)?),
         Format::Table => {
-            println!("scheduler bench: {} hosts, {} resident VMs ({} workload, seed {})", r.hosts, r.vms, r.workload, r.seed);
-            println!("  placements/s      {:.0}  (steady phase {:.0})", r.placements_per_sec, r.steady_placements_per_sec);
-            println!("  latency           p50 {:.2} µs, p99 {:.2} µs, max {:.0} µs", r.p50_us, r.p99_us, r.max_us);
-            println!("  hosts used        {}  vs first-fit-decreasing {}  (ratio {:.4})", r.hosts_used, r.ffd_hosts, r.ffd_ratio);
-            println!("  peak memory       {:.0} MiB", r.peak_rss_bytes as f64 / 1048576.0);
-            println!("  violations        {}  (independent validator)", r.violations);
+            println!(
+                "scheduler bench: {} hosts, {} resident VMs ({} workload, seed {})",
+                r.hosts, r.vms, r.workload, r.seed
+            );
+            println!(
+                "  placements/s      {:.0}  (steady phase {:.0})",
+                r.placements_per_sec, r.steady_placements_per_sec
+            );
+            println!(
+                "  latency           p50 {:.2} µs, p99 {:.2} µs, max {:.0} µs",
+                r.p50_us, r.p99_us, r.max_us
+            );
+            println!(
+                "  hosts used        {}  vs first-fit-decreasing {}  (ratio {:.4})",
+                r.hosts_used, r.ffd_hosts, r.ffd_ratio
+            );
+            println!(
+                "  peak memory       {:.0} MiB",
+                r.peak_rss_bytes as f64 / 1048576.0
+            );
+            println!(
+                "  violations        {}  (independent validator)",
+                r.violations
+            );
             println!("  no fit            {}", r.no_fit);
-            println!("  rebalance         {} moves proposed, {:.1} ms", r.rebalance_moves, r.rebalance_ms);
+            println!(
+                "  rebalance         {} moves proposed, {:.1} ms",
+                r.rebalance_moves, r.rebalance_ms
+            );
             println!("  took              {:.1} s", r.seconds_total);
         }
     }
     if r.violations > 0 {
-        anyhow::bail!("the validator found {} hard-constraint violations", r.violations);
+        anyhow::bail!(
+            "the validator found {} hard-constraint violations",
+            r.violations
+        );
     }
     Ok(())
 }

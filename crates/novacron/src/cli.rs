@@ -60,9 +60,59 @@ pub enum Command {
     /// Long operations (create, start, stop...).
     #[command(subcommand)]
     Operation(OperationCommand),
+    /// Storage pools shared by every node.
+    #[command(subcommand)]
+    Storage(StorageCommand),
+    /// The control plane itself.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// The state store.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Benchmarks, measured side by side with their baselines.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+    /// The fence watchdog an agent starts for itself.
+    #[command(hide = true)]
+    FenceWatchdog(roles::WatchdogArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StorageCommand {
+    /// Add a pool: a directory every node mounts at the same path (NFS, CephFS...).
+    Add {
+        name: String,
+        #[arg(long = "type", default_value = "shared-dir")]
+        kind: String,
+        #[arg(long)]
+        path: String,
+    },
+    /// List pools.
+    List,
+    /// Remove a pool no VM uses.
+    Delete { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Control-plane members, store health, controller leader, node leases.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Copy a single-node (embedded) store into etcd. Stop `novacron up`/`server` first.
+    Migrate {
+        /// Target, e.g. etcd://10.0.0.1:2379,10.0.0.2:2379
+        #[arg(long)]
+        to: String,
+        /// Data dir of the single-node install (default as for `novacron up`).
+        #[arg(long, env = "NOVACRON_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Overwrite NovaCron keys already in the target.
+        #[arg(long)]
+        overwrite: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -147,6 +197,15 @@ pub struct VmCreateArgs {
     /// Create it stopped.
     #[arg(long)]
     pub no_start: bool,
+    /// Keep the disk in this storage pool (see `novacron storage add`).
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// `restart`: when its node is lost, restart the VM on another node (needs --storage).
+    #[arg(long, default_value = "none")]
+    pub ha: novacron_api_types::HaPolicy,
+    /// Higher restarts first.
+    #[arg(long, default_value_t = 0)]
+    pub ha_priority: i32,
     #[arg(long)]
     pub no_wait: bool,
     #[arg(long, default_value_t = 300)]
@@ -208,6 +267,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(c) => image(c, out).await,
         Command::Operation(c) => operation(c, out).await,
         Command::Bench(c) => crate::bench::run(c, out).await,
+        Command::Storage(c) => storage(c, out).await,
+        Command::Cluster(ClusterCommand::Status) => cluster_status(out).await,
+        Command::Store(StoreCommand::Migrate {
+            to,
+            data_dir,
+            overwrite,
+        }) => roles::store_migrate(&to, data_dir, overwrite, out).await,
+        Command::FenceWatchdog(a) => {
+            tokio::task::spawn_blocking(move || roles::fence_watchdog(a)).await?
+        }
     }
 }
 
@@ -371,6 +440,9 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                     network,
                     ssh_keys,
                     start: !a.no_start,
+                    storage: a.storage.clone(),
+                    ha: a.ha,
+                    ha_priority: a.ha_priority,
                 })
                 .await?
                 .operation;
@@ -582,4 +654,115 @@ async fn operation(cmd: OperationCommand, out: Format) -> anyhow::Result<()> {
             output::print(out, &o, &OP_HEADERS, || op_rows(std::slice::from_ref(&o)))
         }
     }
+}
+
+async fn storage(cmd: StorageCommand, out: Format) -> anyhow::Result<()> {
+    use novacron_api_types::{StorageKind, StoragePool};
+    let c = client()?;
+    let rows = |pools: &[StoragePool]| -> Vec<Vec<String>> {
+        pools
+            .iter()
+            .map(|p| vec![p.name.clone(), "shared-dir".into(), p.path.clone()])
+            .collect()
+    };
+    match cmd {
+        StorageCommand::Add { name, kind, path } => {
+            let kind = match kind.as_str() {
+                "shared-dir" => StorageKind::SharedDir,
+                other => bail!("unknown storage type {other:?}: use shared-dir"),
+            };
+            let p = c
+                .storage_add(&StoragePool {
+                    name,
+                    kind,
+                    path,
+                    created_at: 0,
+                })
+                .await?;
+            output::print(out, &p, &["NAME", "TYPE", "PATH"], || {
+                rows(std::slice::from_ref(&p))
+            })
+        }
+        StorageCommand::List => {
+            let pools = c.storage_list().await?;
+            output::print(out, &pools, &["NAME", "TYPE", "PATH"], || rows(&pools))
+        }
+        StorageCommand::Delete { name } => {
+            let v = c.storage_delete(&name).await?;
+            output::print_details(out, &v, || vec![("deleted", name.clone())])
+        }
+    }
+}
+
+async fn cluster_status(out: Format) -> anyhow::Result<()> {
+    let c = client()?;
+    let st = c.cluster_status().await?;
+    match out {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&st)?),
+        Format::Table => {
+            println!("cluster {} (answered by {})", st.cluster_id, st.answered_by);
+            println!(
+                "store: {} {} (revision {}){}",
+                st.store.backend,
+                if st.store.healthy {
+                    "healthy"
+                } else {
+                    "UNHEALTHY"
+                },
+                st.store.revision,
+                if st.store.healthy {
+                    String::new()
+                } else {
+                    format!(": {}", st.store.detail)
+                }
+            );
+            println!();
+            print!(
+                "{}",
+                output::table(
+                    &["MEMBER", "URL", "VERSION", "STARTED"],
+                    &st.members
+                        .iter()
+                        .map(|m| vec![
+                            m.id.clone(),
+                            m.url.clone(),
+                            m.version.clone(),
+                            ago(m.started_at)
+                        ])
+                        .collect::<Vec<_>>()
+                )
+            );
+            println!();
+            print!(
+                "{}",
+                output::table(
+                    &["CONTROLLER", "LEADER"],
+                    &st.controllers
+                        .iter()
+                        .map(|(k, v)| vec![k.clone(), v.clone()])
+                        .collect::<Vec<_>>()
+                )
+            );
+            println!();
+            print!(
+                "{}",
+                output::table(
+                    &["NODE", "LEASE", "TTL"],
+                    &st.node_leases
+                        .iter()
+                        .map(|l| vec![
+                            l.node.clone(),
+                            if l.alive {
+                                "alive".into()
+                            } else {
+                                "expired".into()
+                            },
+                            format!("{}s", l.ttl_seconds)
+                        ])
+                        .collect::<Vec<_>>()
+                )
+            );
+        }
+    }
+    Ok(())
 }

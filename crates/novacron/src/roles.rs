@@ -46,9 +46,19 @@ pub struct ServerArgs {
     /// Default: the embedded store in the data dir.
     #[arg(long)]
     pub store: Option<String>,
-    /// A node without a heartbeat for this long counts as down.
-    #[arg(long, default_value_t = 15)]
-    pub node_down_after_secs: u64,
+    /// A node without a heartbeat for this long is lost: its agent fences its HA VMs, and
+    /// they restart elsewhere shortly after.
+    #[arg(long, default_value_t = 5)]
+    pub node_lease_secs: u64,
+    /// Extra wait after a node's lease expired before its HA VMs restart elsewhere.
+    #[arg(long, default_value_t = 2)]
+    pub fence_margin_secs: u64,
+    /// URL agents and other replicas use for this replica (default: from --listen).
+    #[arg(long)]
+    pub advertise_url: Option<String>,
+    /// This replica's name in `cluster status`.
+    #[arg(long)]
+    pub member_id: Option<String>,
     /// Extra names or IPs for the API certificate.
     #[arg(long = "san")]
     pub sans: Vec<String>,
@@ -76,6 +86,32 @@ pub struct AgentArgs {
     /// Seconds a guest gets to power off before it is killed.
     #[arg(long, default_value_t = 30)]
     pub stop_timeout_secs: u64,
+    /// Scale tests only: register, heartbeat and report VMs without running QEMU.
+    #[arg(long, hide = true)]
+    pub hollow: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchdogArgs {
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub timeout_ms: u64,
+}
+
+/// How the agent starts its fence watchdog: this very binary.
+fn watchdog_command() -> Option<Vec<String>> {
+    let exe = std::env::current_exe().ok()?;
+    Some(vec![
+        exe.to_string_lossy().into_owned(),
+        "fence-watchdog".into(),
+    ])
+}
+
+/// `novacron fence-watchdog` (started by the agent, not by hand).
+pub fn fence_watchdog(args: WatchdogArgs) -> anyhow::Result<()> {
+    novacron_agent::fence::run_watchdog(&args.dir, Duration::from_millis(args.timeout_ms))
+        .with_context(|| format!("fence watchdog in {}", args.dir.display()))
 }
 
 fn default_data_dir() -> PathBuf {
@@ -191,8 +227,12 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
         data_dir: data_dir.join("control-plane"),
         listen: args.listen,
         extra_sans: vec![],
-        node_down_after: Duration::from_secs(15),
+        node_lease_ttl: Duration::from_secs(10),
+        fence_margin: Duration::from_secs(2),
+        advertise_url: None,
         registry: metrics.clone(),
+        member_id: None,
+        store_backend: "sqlite".into(),
     })
     .await?;
     let (config_path, config) = ensure_cli_config(&server).await?;
@@ -205,9 +245,11 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
         data_dir: data_dir.join("agent"),
         listen: "127.0.0.1:0".parse()?,
         advertise: None,
-        heartbeat_interval: Duration::from_secs(5),
+        heartbeat_interval: Duration::from_secs(2),
         stop_timeout: Duration::from_secs(30),
         registry: metrics,
+        watchdog_command: watchdog_command(),
+        hollow: false,
     })
     .await?;
 
@@ -287,6 +329,9 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
                         network: Network::default(),
                         ssh_keys: vec![],
                         start: true,
+                        storage: None,
+                        ha: Default::default(),
+                        ha_priority: 0,
                     })
                     .await?
                     .operation,
@@ -304,20 +349,29 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
 /// `novacron server`: the control plane alone.
 pub async fn server(args: ServerArgs, out: Format) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
-    let store = match &args.store {
+    let (store, backend) = match &args.store {
         Some(url) => {
             std::fs::create_dir_all(&data_dir)?;
-            novacron_store::open_store(&novacron_store::parse_store_url(url)?).await?
+            let parsed = novacron_store::parse_store_url(url)?;
+            let backend = match parsed {
+                StoreUrl::Etcd(_) => "etcd",
+                StoreUrl::Sqlite(_) => "sqlite",
+            };
+            (novacron_store::open_store(&parsed).await?, backend)
         }
-        None => open_embedded(&data_dir).await?,
+        None => (open_embedded(&data_dir).await?, "sqlite"),
     };
     let server = Server::start(ServerConfig {
         store,
         data_dir: data_dir.join("control-plane"),
         listen: args.listen,
         extra_sans: args.sans,
-        node_down_after: Duration::from_secs(args.node_down_after_secs),
+        node_lease_ttl: Duration::from_secs(args.node_lease_secs.max(2)),
+        fence_margin: Duration::from_secs(args.fence_margin_secs),
+        advertise_url: args.advertise_url,
         registry: registry(),
+        member_id: args.member_id,
+        store_backend: backend.into(),
     })
     .await?;
     let (config_path, _) = ensure_cli_config(&server).await?;
@@ -367,9 +421,15 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         listen: args.listen,
         advertise,
-        heartbeat_interval: Duration::from_secs(5),
+        heartbeat_interval: Duration::from_secs(2),
         stop_timeout: Duration::from_secs(args.stop_timeout_secs),
         registry: registry(),
+        watchdog_command: if args.hollow {
+            None
+        } else {
+            watchdog_command()
+        },
+        hollow: args.hollow,
     })
     .await?;
     eprintln!(
@@ -464,6 +524,52 @@ pub async fn console_attach(client: &Client, name: &str) -> anyhow::Result<()> {
     }
     if interactive {
         eprintln!("\r\ndetached\r");
+    }
+    Ok(())
+}
+
+/// `novacron store migrate --to etcd://...`: copies the embedded store into etcd.
+pub async fn store_migrate(
+    to: &str,
+    data_dir: Option<PathBuf>,
+    overwrite: bool,
+    out: Format,
+) -> anyhow::Result<()> {
+    let data_dir = data_dir.unwrap_or_else(default_data_dir);
+    let db = data_dir.join("state.db");
+    if !db.exists() {
+        anyhow::bail!(
+            "no embedded store at {}: pass --data-dir of the single-node install",
+            db.display()
+        );
+    }
+    let target = novacron_store::parse_store_url(to)?;
+    if !matches!(target, StoreUrl::Etcd(_)) {
+        anyhow::bail!("--to must be an etcd URL such as etcd://10.0.0.1:2379,10.0.0.2:2379");
+    }
+    let from = novacron_store::open_store(&StoreUrl::Sqlite(db.clone()))
+        .await
+        .with_context(|| {
+            format!(
+                "opening {} (stop `novacron up`/`server` first)",
+                db.display()
+            )
+        })?;
+    let to_store = novacron_store::open_store(&target).await?;
+    let opts = novacron_store::CopyOptions {
+        prefixes: vec!["/novacron/".into()],
+        overwrite,
+    };
+    let n = novacron_store::copy_with_options(from.as_ref(), to_store.as_ref(), &opts).await?;
+    match out {
+        Format::Json => println!("{}", serde_json::json!({"keys_copied": n, "to": to})),
+        Format::Table => {
+            println!("copied {n} keys from {} to {to}", db.display());
+            println!(
+                "start the control plane with: novacron server --store {to} --data-dir {}",
+                data_dir.display()
+            );
+        }
     }
     Ok(())
 }

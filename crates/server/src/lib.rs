@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod cache;
+pub mod ha;
 pub mod metrics;
 pub mod placement;
 pub mod records;
@@ -53,10 +54,18 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Extra DNS names / IPs for the API certificate.
     pub extra_sans: Vec<String>,
-    /// A node without a heartbeat for this long is `down`.
-    pub node_down_after: Duration,
+    /// A node without a heartbeat for this long is lost (`down`); its agent fences its HA
+    /// VMs after the same time, and they restart elsewhere [`ServerConfig::fence_margin`] later.
+    pub node_lease_ttl: Duration,
+    pub fence_margin: Duration,
+    /// The URL other replicas and agents use for this replica (default: derived from `listen`).
+    pub advertise_url: Option<String>,
     /// Where metrics are registered (shared with the agent in `novacron up`).
     pub registry: Arc<std::sync::Mutex<Registry>>,
+    /// This replica's name in `cluster status` (default: host name and port).
+    pub member_id: Option<String>,
+    /// `sqlite` or `etcd`, for status pages.
+    pub store_backend: String,
 }
 
 /// Which kind of token to mint.
@@ -140,6 +149,13 @@ impl Server {
         novacron_tls::install_crypto_provider();
         let store = config.store.clone();
         let ca = ensure_cluster(store.as_ref()).await?;
+        let member_id = config.member_id.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                hostname().unwrap_or_else(|| "cp".into()),
+                config.listen.port()
+            )
+        });
 
         let images_dir = config.data_dir.join("images");
         std::fs::create_dir_all(&images_dir).map_err(|source| ServerError::Io {
@@ -168,13 +184,20 @@ impl Server {
             .await?,
             statuses: Cache::start(store.clone(), records::vm_status_prefix()).await?,
             nodes: Cache::start(store.clone(), records::node_prefix()).await?,
-            heartbeats: Cache::start(store.clone(), records::heartbeat_prefix()).await?,
+            node_leases: Cache::start(store.clone(), records::node_lease_prefix()).await?,
             images: Cache::<Image>::start(store.clone(), records::image_prefix()).await?,
             tokens: Cache::start(store.clone(), format!("{}tokens/", records::ROOT)).await?,
+            members: Cache::start(store.clone(), records::member_prefix()).await?,
+            leader: Cache::start(store.clone(), records::leader_prefix()).await?,
+            storage: Cache::start(store.clone(), records::storage_prefix()).await?,
+            member_id: member_id.clone(),
+            last_seen: Default::default(),
+            node_lease_ttl: config.node_lease_ttl,
+            fence_margin: config.fence_margin,
+            store_backend: config.store_backend.clone(),
             store: store.clone(),
             ca: ca.clone(),
             images_dir,
-            node_down_after: config.node_down_after,
             metrics: ServerMetrics::register(config.registry.clone()),
             placement: crate::placement::Placement::new(),
             agent_http,
@@ -219,9 +242,25 @@ impl Server {
         };
         let url = format!("https://{host}:{}", local_addr.port());
 
+        let url = config.advertise_url.clone().unwrap_or(url);
+        let internal_token = auth::new_token();
+        store
+            .put(
+                &records::token_key(&auth::token_hash(&internal_token)),
+                serde_json::to_vec(&TokenRecord::Admin).unwrap_or_default(),
+            )
+            .await?;
+        let member = records::MemberRecord {
+            id: member_id,
+            url: url.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at: now(),
+            internal_token,
+        };
         let background = vec![
-            tokio::spawn(expire_operations(store.clone())),
             tokio::spawn(placement::follow(state.clone())),
+            tokio::spawn(ha::announce(state.clone(), member)),
+            tokio::spawn(ha::elect_and_run(state.clone())),
         ];
         tracing::info!(%url, "API serving");
         Ok(Server {
@@ -288,7 +327,8 @@ impl Server {
     }
 }
 
-async fn expire_operations(store: Arc<dyn Store>) {
+/// Deletes finished operations a day old (a leader-only controller).
+pub(crate) async fn expire_operations(store: Arc<dyn Store>) {
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         match api::operations::expire(store.as_ref(), 86_400).await {

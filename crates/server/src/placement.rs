@@ -141,15 +141,47 @@ impl Placement {
     }
 
     /// Chooses a node (or checks `node`) and reserves the capacity for VM `id`.
-    pub fn reserve(&self, id: &str, demand: &Demand, node: Option<&str>) -> Result<String, ApiError> {
+    pub fn reserve(
+        &self,
+        id: &str,
+        demand: &Demand,
+        node: Option<&str>,
+    ) -> Result<String, ApiError> {
         let req = request(demand);
         let mut s = self.lock();
         match node {
-            Some(n) => s.commit(id, n, &req).map(|()| n.to_string()).map_err(|e| refused(e, Some(n))),
+            Some(n) => s
+                .commit(id, n, &req)
+                .map(|()| n.to_string())
+                .map_err(|e| refused(e, Some(n))),
             None => s
                 .place_and_commit(id, &req)
                 .map(|p| p.host)
                 .map_err(|e| refused(e, None)),
+        }
+    }
+
+    /// Chooses a node for VM `id` away from `exclude` (HA restart, evacuation), moving its
+    /// reservation there; on failure it stays where it was.
+    pub fn relocate(
+        &self,
+        id: &str,
+        demand: &Demand,
+        exclude: &[String],
+    ) -> Result<String, ApiError> {
+        let mut req = request(demand);
+        req.exclude_hosts = exclude.to_vec();
+        let mut s = self.lock();
+        let old = s.vm_host(id).map(str::to_string);
+        let _ = s.release(id);
+        match s.place_and_commit(id, &req) {
+            Ok(p) => Ok(p.host),
+            Err(e) => {
+                if let Some(h) = old {
+                    let _ = s.restore(id, &h, &request(demand));
+                }
+                Err(refused(e, None))
+            }
         }
     }
 
@@ -221,7 +253,7 @@ impl Default for Placement {
 pub async fn follow(state: Arc<AppState>) {
     let mut vm_changes = state.vms.subscribe_changes();
     let mut node_changes = state.nodes.subscribe_changes();
-    let mut heartbeats = state.heartbeats.subscribe_revision();
+    let mut leases = state.node_leases.subscribe_revision();
     state.placement.resync(&state);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -251,8 +283,8 @@ pub async fn follow(state: Arc<AppState>) {
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => state.placement.resync(&state),
                 Err(_) => return,
             },
-            // A node's first heartbeat (or one after a gap) can make it ready at once.
-            r = heartbeats.changed() => {
+            // A node's lease appearing or expiring changes its state at once.
+            r = leases.changed() => {
                 if r.is_err() { return; }
                 state.placement.refresh_states(&state);
             }

@@ -4,7 +4,7 @@
 
 use novacron_api_types::agent::VmAction;
 use novacron_api_types::{
-    AccelChoice, Network, NodeState, PowerState, Resources, UnixSeconds, VmState,
+    AccelChoice, HaPolicy, Network, NodeState, PowerState, Resources, UnixSeconds, VmState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -29,12 +29,6 @@ pub fn node_prefix() -> String {
 pub fn node_key(name: &str) -> String {
     format!("{ROOT}nodes/{name}")
 }
-pub fn heartbeat_prefix() -> String {
-    format!("{ROOT}heartbeats/")
-}
-pub fn heartbeat_key(name: &str) -> String {
-    format!("{ROOT}heartbeats/{name}")
-}
 pub fn image_prefix() -> String {
     format!("{ROOT}images/")
 }
@@ -52,6 +46,32 @@ pub fn token_key(hash: &str) -> String {
 }
 pub fn project_key(name: &str) -> String {
     format!("{ROOT}projects/{name}")
+}
+pub fn node_lease_prefix() -> String {
+    format!("{ROOT}nodeleases/")
+}
+pub fn node_lease_key(name: &str) -> String {
+    format!("{ROOT}nodeleases/{name}")
+}
+pub fn member_prefix() -> String {
+    format!("{ROOT}members/")
+}
+pub fn member_key(id: &str) -> String {
+    format!("{ROOT}members/{id}")
+}
+pub fn leader_prefix() -> String {
+    format!("{ROOT}leader/")
+}
+/// One election for every background controller (placement follows every replica; HA,
+/// operation expiry and later automation run on the leader only).
+pub fn leader_key() -> String {
+    format!("{ROOT}leader/controllers")
+}
+pub fn storage_prefix() -> String {
+    format!("{ROOT}storage/")
+}
+pub fn storage_key(name: &str) -> String {
+    format!("{ROOT}storage/{name}")
 }
 pub const CA_KEY: &str = "/novacron/cluster/ca";
 pub const CLUSTER_KEY: &str = "/novacron/cluster/info";
@@ -87,6 +107,13 @@ pub struct VmRecord {
     /// then rolls the whole creation back.
     #[serde(default)]
     pub creating: bool,
+    /// Storage pool holding the disk (`None`: the node's local disk).
+    #[serde(default)]
+    pub storage: Option<String>,
+    #[serde(default)]
+    pub ha: HaPolicy,
+    #[serde(default)]
+    pub ha_priority: i32,
 }
 
 /// Observed state of a VM (written on behalf of its agent).
@@ -120,11 +147,30 @@ pub struct NodeRecord {
     pub server_token: String,
 }
 
-/// The last heartbeat of a node.
+/// A node's liveness: the key lives as long as the store lease the node's heartbeats renew.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HeartbeatRecord {
-    pub at: UnixSeconds,
-    pub running_vms: u32,
+pub struct NodeLeaseRecord {
+    pub lease: i64,
+    pub ttl_ms: u64,
+    pub since: UnixSeconds,
+}
+
+/// A control-plane replica, alive while its lease is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub id: String,
+    pub url: String,
+    pub version: String,
+    pub started_at: UnixSeconds,
+    /// Admin token other replicas use to fetch image files from this one.
+    pub internal_token: String,
+}
+
+/// Who runs the background controllers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderRecord {
+    pub member: String,
+    pub since: UnixSeconds,
 }
 
 /// What a bearer token may do. Only the BLAKE3 hash of a token is stored.

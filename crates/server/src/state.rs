@@ -11,19 +11,35 @@ use novacron_tls::Ca;
 
 use crate::cache::Cache;
 use crate::metrics::ServerMetrics;
-use crate::records::{self, HeartbeatRecord, NodeRecord, TokenRecord, VmRecord, VmStatusRecord};
+use crate::records::{
+    self, LeaderRecord, MemberRecord, NodeLeaseRecord, NodeRecord, TokenRecord, VmRecord,
+    VmStatusRecord,
+};
 
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub vms: Cache<VmRecord>,
     pub statuses: Cache<VmStatusRecord>,
     pub nodes: Cache<NodeRecord>,
-    pub heartbeats: Cache<HeartbeatRecord>,
+    pub node_leases: Cache<NodeLeaseRecord>,
     pub images: Cache<Image>,
     pub tokens: Cache<TokenRecord>,
+    pub members: Cache<MemberRecord>,
+    pub leader: Cache<LeaderRecord>,
+    pub storage: Cache<novacron_api_types::StoragePool>,
+    /// This replica's id.
+    pub member_id: String,
+    /// When this replica last heard from each node (unix seconds).
+    pub last_seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// How long a node may go without a heartbeat before it counts as lost.
+    pub node_lease_ttl: Duration,
+    /// How long after a node's lease expired its HA VMs are restarted elsewhere (the node's
+    /// agent has fenced them by then).
+    pub fence_margin: Duration,
+    /// "sqlite" or "etcd".
+    pub store_backend: String,
     pub ca: Ca,
     pub images_dir: PathBuf,
-    pub node_down_after: Duration,
     pub metrics: ServerMetrics,
     /// The scheduler's fleet; a decision reserves capacity at once.
     pub placement: crate::placement::Placement,
@@ -35,18 +51,24 @@ impl AppState {
     /// How long handlers wait for the mirrors to show their own writes.
     pub const CATCH_UP: Duration = Duration::from_secs(10);
 
+    /// `down` while the node's liveness lease is gone, else what the operator set.
     pub fn node_state(&self, node: &NodeRecord) -> NodeState {
-        let alive = self
-            .heartbeats
-            .get(&records::heartbeat_key(&node.name))
-            .is_some_and(|hb| {
-                records::now().saturating_sub(hb.at) <= self.node_down_after.as_secs()
-            });
-        if alive {
+        if self
+            .node_leases
+            .get(&records::node_lease_key(&node.name))
+            .is_some()
+        {
             node.admin_state
         } else {
             NodeState::Down
         }
+    }
+
+    pub fn saw_node(&self, node: &str) {
+        self.last_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node.to_string(), records::now());
     }
 
     /// Resources asked for by the VMs placed on each node (deleted VMs excluded).
@@ -81,9 +103,11 @@ impl AppState {
             agent_url: rec.agent_url.clone(),
             registered_at: rec.registered_at,
             last_heartbeat: self
-                .heartbeats
-                .get(&records::heartbeat_key(&rec.name))
-                .map(|h| h.at)
+                .last_seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&rec.name)
+                .copied()
                 .unwrap_or(0),
         }
     }

@@ -12,13 +12,13 @@ use novacron_api_types::agent::{
 use novacron_api_types::{
     ApiError, ErrorCode, NodeState, OperationState, PowerState, VmState, validate_name,
 };
-use novacron_store::{Compare, Op};
+use novacron_store::{Compare, LeaseId, Op, StoreError};
 use serde::Deserialize;
 
 use super::{ApiFailure, ApiResult, Json, json_bytes};
 use crate::auth::{Caller, new_token, token_hash};
 use crate::records::{
-    self, HeartbeatRecord, NodeRecord, TokenRecord, VmRecord, VmStatusRecord, now,
+    self, NodeLeaseRecord, NodeRecord, TokenRecord, VmRecord, VmStatusRecord, now,
 };
 use crate::state::AppState;
 
@@ -28,6 +28,7 @@ use crate::state::AppState;
 pub async fn register(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    headers: axum::http::HeaderMap,
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<AxumJson<RegisterResponse>> {
     validate_name("node", &req.name)?;
@@ -64,8 +65,24 @@ pub async fn register(
     let old: Option<NodeRecord> = existing
         .as_ref()
         .and_then(|kv| serde_json::from_slice(&kv.value).ok());
-    let node_token = new_token();
-    let server_token = new_token();
+    // A node registering again with its own token keeps its credentials (a crash between
+    // our answer and the agent saving it must not lock the node out); a join mints new ones.
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    let rejoin = matches!(caller, Caller::Node(_));
+    let node_token = match (&caller, presented) {
+        (Caller::Node(_), Some(t)) => t,
+        _ => new_token(),
+    };
+    let server_token = match (&old, rejoin) {
+        (Some(o), true) => o.server_token.clone(),
+        _ => new_token(),
+    };
+    let ttl = state.node_lease_ttl;
+    let lease = state.store.grant_lease(ttl).await?;
     let mut sans = vec![
         host.clone(),
         "localhost".to_string(),
@@ -96,29 +113,35 @@ pub async fn register(
             key: key.clone(),
             value: json_bytes(&rec)?,
         },
-        Op::Put {
+        Op::PutWithLease {
+            key: records::node_lease_key(&req.name),
+            value: json_bytes(&NodeLeaseRecord {
+                lease: lease.0,
+                ttl_ms: ttl.as_millis() as u64,
+                since: now(),
+            })?,
+            lease,
+        },
+    ];
+    if !rejoin {
+        // A join replaces the node's credentials: its earlier tokens stop working.
+        let stale: Vec<String> = state.tokens.with(|t| {
+            t.iter()
+                .filter(
+                    |(_, v)| matches!(v.as_ref(), TokenRecord::Node { node } if node == &req.name),
+                )
+                .map(|(k, _)| k.clone())
+                .collect()
+        });
+        for k in stale {
+            ops.push(Op::Delete { key: k });
+        }
+        ops.push(Op::Put {
             key: records::token_key(&token_hash(&node_token)),
             value: json_bytes(&TokenRecord::Node {
                 node: req.name.clone(),
             })?,
-        },
-        Op::Put {
-            key: records::heartbeat_key(&req.name),
-            value: json_bytes(&HeartbeatRecord {
-                at: now(),
-                running_vms: 0,
-            })?,
-        },
-    ];
-    // The node's previous tokens stop working: only the newest registration is valid.
-    let stale: Vec<String> = state.tokens.with(|t| {
-        t.iter()
-            .filter(|(_, v)| matches!(v.as_ref(), TokenRecord::Node { node } if node == &req.name))
-            .map(|(k, _)| k.clone())
-            .collect()
-    });
-    for k in stale {
-        ops.push(Op::Delete { key: k });
+        });
     }
     let out = state
         .store
@@ -142,6 +165,11 @@ pub async fn register(
         .wait_for(out.revision, AppState::CATCH_UP)
         .await;
     state.nodes.wait_for(out.revision, AppState::CATCH_UP).await;
+    state
+        .node_leases
+        .wait_for(out.revision, AppState::CATCH_UP)
+        .await;
+    state.saw_node(&req.name);
     tracing::info!(node = %req.name, url = %req.agent_url, "node registered");
     Ok(AxumJson(RegisterResponse {
         node_token,
@@ -149,27 +177,44 @@ pub async fn register(
         ca_cert_pem: state.ca.identity.cert_pem.clone(),
         cert_pem: identity.cert_pem,
         key_pem: identity.key_pem,
+        lease_ttl_ms: ttl.as_millis() as u64,
     }))
 }
 
-/// A node is alive.
+/// A node is alive: renews its liveness lease (or takes a new one when it had expired).
 #[utoipa::path(post, path = "/api/v1/agent/heartbeat", request_body = HeartbeatRequest, responses((status = 200)))]
 pub async fn heartbeat(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Json(req): Json<HeartbeatRequest>,
+    Json(_req): Json<HeartbeatRequest>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
-    let node = caller.require_node()?;
-    state
+    let node = caller.require_node()?.to_string();
+    state.saw_node(&node);
+    let key = records::node_lease_key(&node);
+    if let Some(rec) = state.node_leases.get(&key) {
+        match state.store.keep_alive(LeaseId(rec.lease)).await {
+            Ok(()) => return Ok(AxumJson(serde_json::json!({}))),
+            Err(StoreError::LeaseNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The lease expired (the node was lost and is back), or this replica has not seen it yet.
+    let ttl = state.node_lease_ttl;
+    let lease = state.store.grant_lease(ttl).await?;
+    let rev = state
         .store
-        .put(
-            &records::heartbeat_key(node),
-            json_bytes(&HeartbeatRecord {
-                at: now(),
-                running_vms: req.running_vms,
+        .put_with_lease(
+            &key,
+            json_bytes(&NodeLeaseRecord {
+                lease: lease.0,
+                ttl_ms: ttl.as_millis() as u64,
+                since: now(),
             })?,
+            lease,
         )
         .await?;
+    state.node_leases.wait_for(rev, AppState::CATCH_UP).await;
+    tracing::info!(node = %node, "node lease taken again");
     Ok(AxumJson(serde_json::json!({})))
 }
 
@@ -203,6 +248,12 @@ fn desired_for_node(state: &AppState, node: &str) -> Vec<DesiredVm> {
                     force: v.force,
                     action: v.action,
                     deleting: v.deleting,
+                    storage: v
+                        .storage
+                        .as_ref()
+                        .and_then(|p| state.storage.get(&records::storage_key(p)))
+                        .map(|p| (*p).clone()),
+                    ha: v.ha,
                 }
             })
             .collect()

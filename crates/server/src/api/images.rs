@@ -227,6 +227,7 @@ pub async fn build_tiny(
         virtual_size_bytes: None,
         files,
         created_at: now(),
+        origin: Some(state.member_id.clone()),
     };
     Ok(AxumJson(publish(&state, incoming, image).await?))
 }
@@ -282,6 +283,7 @@ pub async fn import(
         virtual_size_bytes: Some(info.virtual_size_bytes),
         files,
         created_at: now(),
+        origin: Some(state.member_id.clone()),
     };
     Ok(AxumJson(publish(&state, incoming, image).await?))
 }
@@ -320,6 +322,9 @@ pub async fn download(
         .find(|f| f.role == role)
         .ok_or_else(|| ApiError::not_found(format!("image {name} has no {role:?} file")))?;
     let path = image_dir(&state.images_dir, &project, &name).join(&entry.role);
+    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        fetch_from_origin(&state, &image, entry, &path).await?;
+    }
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| io_err(&format!("opening {}", path.display()), e))?;
@@ -380,4 +385,95 @@ pub async fn delete(
         .await;
     let _ = tokio::fs::remove_dir_all(image_dir(&state.images_dir, DEFAULT_PROJECT, &name)).await;
     Ok(AxumJson(serde_json::json!({"deleted": name})))
+}
+
+/// Copies an image file this replica does not hold from the replica that stored it (an HA
+/// control plane keeps image files on the replica that imported them), verifying its
+/// checksum before it is served.
+async fn fetch_from_origin(
+    state: &AppState,
+    image: &Image,
+    entry: &ImageFile,
+    dest: &FsPath,
+) -> ApiResult<()> {
+    let origin = image
+        .origin
+        .as_ref()
+        .filter(|o| **o != state.member_id)
+        .and_then(|o| state.members.get(&records::member_key(o)))
+        .ok_or_else(|| {
+            ApiError::unavailable(format!(
+                "image {} is stored on control-plane replica {}, which is not reachable now",
+                image.name,
+                image.origin.as_deref().unwrap_or("?")
+            ))
+        })?;
+    let url = format!(
+        "{}/api/v1/images/{}/files/{}?project={}",
+        origin.url.trim_end_matches('/'),
+        image.name,
+        entry.role,
+        image.project
+    );
+    let resp = state
+        .agent_http
+        .get(&url)
+        .bearer_auth(&origin.internal_token)
+        .send()
+        .await
+        .map_err(|e| {
+            ApiError::unavailable(format!(
+                "fetching image {} from {}: {e}",
+                image.name, origin.id
+            ))
+        })?;
+    if !resp.status().is_success() {
+        return Err(ApiError::unavailable(format!(
+            "replica {} answered {} for image {}",
+            origin.id,
+            resp.status(),
+            image.name
+        ))
+        .into());
+    }
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| io_err("creating the image directory", e))?;
+    }
+    let tmp = dest.with_extension("part");
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| io_err("creating the image copy", e))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut stream = resp.bytes_stream();
+    let copied = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::unavailable(format!("fetching image {}: {e}", image.name))
+            })?;
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| io_err("writing the image copy", e))?;
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| io_err("syncing the image copy", e))?;
+        if hasher.finalize().to_hex().as_str() != entry.blake3 {
+            return Err(ApiFailure(ApiError::unavailable(format!(
+                "image {} arrived damaged from {}",
+                image.name, origin.id
+            ))));
+        }
+        tokio::fs::rename(&tmp, dest)
+            .await
+            .map_err(|e| io_err("placing the image copy", e))?;
+        Ok(())
+    }
+    .await;
+    if copied.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    copied
 }

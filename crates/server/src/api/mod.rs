@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: routes, the error body, and the OpenAPI document.
 
 pub mod agent;
+pub mod cluster;
 pub mod console;
 pub mod images;
 pub mod nodes;
@@ -117,6 +118,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/agent/vms/{project}/{name}/status",
             put(agent::report_status),
+        )
+        .route("/api/v1/cluster/status", get(cluster::status))
+        .route(
+            "/api/v1/storage",
+            get(cluster::storage_list).post(cluster::storage_add),
+        )
+        .route(
+            "/api/v1/storage/{name}",
+            axum::routing::delete(cluster::storage_delete),
         )
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(

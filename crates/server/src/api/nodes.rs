@@ -120,7 +120,7 @@ pub async fn delete(
             key: kv.key.clone(),
         },
         Op::Delete {
-            key: records::heartbeat_key(&name),
+            key: records::node_lease_key(&name),
         },
     ];
     state.tokens.with(|t| {

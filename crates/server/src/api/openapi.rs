@@ -4,7 +4,7 @@ use axum::response::IntoResponse;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{agent, console, images, nodes, operations, vms};
+use super::{agent, cluster, console, images, nodes, operations, vms};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use super::{agent, console, images, nodes, operations, vms};
         nodes::list, nodes::show, nodes::action, nodes::delete,
         images::list, images::show, images::build_tiny, images::import, images::download, images::delete,
         agent::register, agent::heartbeat, agent::desired_vms, agent::report_status,
+        cluster::status, cluster::storage_list, cluster::storage_add, cluster::storage_delete,
     ),
     modifiers(&BearerAuth),
 )]

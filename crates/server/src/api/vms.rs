@@ -55,6 +55,9 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
         accel: vm.accel,
         accel_in_use: status.as_ref().and_then(|s| s.accel_in_use.clone()),
         network: vm.network.clone(),
+        storage: vm.storage.clone(),
+        ha: vm.ha,
+        ha_priority: vm.ha_priority,
         pid: status.as_ref().and_then(|s| s.pid),
         created_at: vm.created_at,
         generation: vm.generation,
@@ -191,6 +194,18 @@ pub async fn create(
         }
         ImageKind::Kernel { .. } => req.disk_bytes,
     };
+    if let Some(pool) = &req.storage {
+        validate_name("storage pool", pool)?;
+        if state.storage.get(&records::storage_key(pool)).is_none() {
+            return Err(ApiError::not_found(format!(
+                "no storage pool named {pool:?}: see `novacron storage list`"
+            ))
+            .into());
+        }
+    }
+    if req.ha == novacron_api_types::HaPolicy::Restart && req.storage.is_none() {
+        return Err(ApiError::invalid("--ha restart needs the disk on shared storage: add --storage POOL (see `novacron storage add`)").into());
+    }
     if !req.ssh_keys.is_empty() && matches!(image.kind, ImageKind::Kernel { .. }) {
         return Err(ApiError::invalid(
             "--ssh-key needs a cloud (disk) image; kernel images have no cloud-init",
@@ -213,7 +228,9 @@ pub async fn create(
         validate_name("node", n)?;
     }
     let vm_id = placement::vm_id(project, &req.name);
-    let node = state.placement.reserve(&vm_id, &demand, req.node.as_deref())?;
+    let node = state
+        .placement
+        .reserve(&vm_id, &demand, req.node.as_deref())?;
     let power = if req.start {
         PowerState::Running
     } else {
@@ -245,6 +262,9 @@ pub async fn create(
         created_at: now(),
         operation: Some(op.id.clone()),
         creating: true,
+        storage: req.storage.clone(),
+        ha: req.ha,
+        ha_priority: req.ha_priority,
     };
     let out = state
         .store

@@ -1,0 +1,236 @@
+//! High availability of the control plane and of VMs: replicas announce themselves under a
+//! lease, one of them is elected (through a store lease) to run the background controllers,
+//! and the HA controller restarts `--ha restart` VMs of a lost node elsewhere, after the
+//! node's agent has fenced them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use novacron_api_types::{HaPolicy, PowerState, VmState};
+use novacron_store::{Compare, LeaseId, Op, StoreError};
+
+use crate::placement::{demand_of, vm_id};
+use crate::records::{self, LeaderRecord, MemberRecord, VmRecord, VmStatusRecord, now};
+use crate::state::AppState;
+
+const MEMBER_TTL: Duration = Duration::from_secs(10);
+const LEADER_TTL: Duration = Duration::from_secs(4);
+
+/// Keeps this replica's member record alive.
+pub async fn announce(state: Arc<AppState>, record: MemberRecord) {
+    let key = records::member_key(&record.id);
+    let value = serde_json::to_vec(&record).unwrap_or_default();
+    loop {
+        let lease = match state.store.grant_lease(MEMBER_TTL).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot announce this replica; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = state.store.put_with_lease(&key, value.clone(), lease).await {
+            tracing::warn!(error = %e, "cannot announce this replica; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            tokio::time::sleep(MEMBER_TTL / 4).await;
+            match state.store.keep_alive(lease).await {
+                Ok(()) => {}
+                Err(StoreError::LeaseNotFound(_)) => break,
+                Err(e) => tracing::warn!(error = %e, "member lease renewal failed"),
+            }
+        }
+    }
+}
+
+/// Campaigns for leadership forever; while leader, runs the controllers.
+pub async fn elect_and_run(state: Arc<AppState>) {
+    let key = records::leader_key();
+    loop {
+        match campaign(&state, &key).await {
+            Ok(Some(lease)) => {
+                tracing::info!(member = %state.member_id, "this replica leads the controllers");
+                let controllers = vec![
+                    tokio::spawn(ha_controller(state.clone())),
+                    tokio::spawn(crate::expire_operations(state.store.clone())),
+                ];
+                // Renew until the lease is lost; then stop leading at once.
+                loop {
+                    tokio::time::sleep(LEADER_TTL / 4).await;
+                    match state.store.keep_alive(lease).await {
+                        Ok(()) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "lost the controller lease; stepping down");
+                            break;
+                        }
+                    }
+                }
+                for c in controllers {
+                    c.abort();
+                }
+            }
+            Ok(None) => {
+                // Someone else leads: wait for their key to go away.
+                let mut changes = state.leader.subscribe_changes();
+                let deadline = tokio::time::sleep(LEADER_TTL);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        c = changes.recv() => match c {
+                            Ok(c) if c.new.is_none() => break,
+                            Ok(_) => {}
+                            Err(_) => break,
+                        },
+                        _ = &mut deadline => break,
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "leader election failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn campaign(state: &AppState, key: &str) -> Result<Option<LeaseId>, StoreError> {
+    if state.store.get(key).await?.is_some() {
+        return Ok(None);
+    }
+    let lease = state.store.grant_lease(LEADER_TTL).await?;
+    let rec = LeaderRecord {
+        member: state.member_id.clone(),
+        since: now(),
+    };
+    let out = state
+        .store
+        .txn(
+            vec![Compare::ModRevision {
+                key: key.to_string(),
+                equals: 0,
+            }],
+            vec![Op::PutWithLease {
+                key: key.to_string(),
+                value: serde_json::to_vec(&rec).unwrap_or_default(),
+                lease,
+            }],
+        )
+        .await?;
+    if out.succeeded {
+        Ok(Some(lease))
+    } else {
+        let _ = state.store.revoke_lease(lease).await;
+        Ok(None)
+    }
+}
+
+/// Restarts HA VMs of lost nodes on healthy ones, highest priority first.
+async fn ha_controller(state: Arc<AppState>) {
+    // When each node was first seen without its lease (by this leader).
+    let mut lost_since: HashMap<String, Instant> = HashMap::new();
+    let mut leases = state.node_leases.subscribe_revision();
+    loop {
+        let nodes = state.nodes.values();
+        for n in &nodes {
+            let alive = state
+                .node_leases
+                .get(&records::node_lease_key(&n.name))
+                .is_some();
+            if alive {
+                lost_since.remove(&n.name);
+                continue;
+            }
+            let since = *lost_since.entry(n.name.clone()).or_insert_with(|| {
+                tracing::warn!(node = %n.name, "node lost its lease");
+                Instant::now()
+            });
+            if since.elapsed() >= state.fence_margin
+                && let Err(e) = restart_vms_of(&state, &n.name).await
+            {
+                tracing::warn!(node = %n.name, error = %e, "HA restart pass failed; retrying");
+            }
+        }
+        lost_since.retain(|n, _| nodes.iter().any(|r| &r.name == n));
+        tokio::select! {
+            _ = leases.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+}
+
+async fn restart_vms_of(state: &AppState, node: &str) -> Result<(), StoreError> {
+    let mut vms: Vec<Arc<VmRecord>> = state.vms.with(|vms| {
+        vms.values()
+            .filter(|v| {
+                v.node == node
+                    && v.ha == HaPolicy::Restart
+                    && v.power != PowerState::Stopped
+                    && !v.deleting
+            })
+            .cloned()
+            .collect()
+    });
+    vms.sort_by(|a, b| b.ha_priority.cmp(&a.ha_priority).then(a.name.cmp(&b.name)));
+    for vm in vms {
+        let id = vm_id(&vm.project, &vm.name);
+        let target = match state
+            .placement
+            .relocate(&id, &demand_of(&vm), &[node.to_string()])
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(vm = %vm.name, node, error = %e.message, "no healthy node can take this HA VM; it waits");
+                continue;
+            }
+        };
+        let key = records::vm_key(&vm.project, &vm.name);
+        let Some(kv) = state.store.get(&key).await? else {
+            continue;
+        };
+        let Ok(mut rec) = serde_json::from_slice::<VmRecord>(&kv.value) else {
+            continue;
+        };
+        if rec.node != node {
+            continue; // moved meanwhile
+        }
+        rec.node = target.clone();
+        rec.generation += 1;
+        rec.power = PowerState::Running;
+        rec.action = None;
+        rec.creating = false;
+        let status = VmStatusRecord {
+            observed_generation: 0,
+            state: VmState::Starting,
+            reason: Some(format!("node {node} was lost; restarting on {target}")),
+            pid: None,
+            accel_in_use: None,
+            updated_at: now(),
+        };
+        let out = state
+            .store
+            .txn(
+                vec![Compare::ModRevision {
+                    key: key.clone(),
+                    equals: kv.mod_revision,
+                }],
+                vec![
+                    Op::Put {
+                        key: key.clone(),
+                        value: serde_json::to_vec(&rec).unwrap_or_default(),
+                    },
+                    Op::Put {
+                        key: records::vm_status_key(&vm.project, &vm.name),
+                        value: serde_json::to_vec(&status).unwrap_or_default(),
+                    },
+                ],
+            )
+            .await?;
+        if out.succeeded {
+            tracing::warn!(vm = %vm.name, from = node, to = %target, "HA restart");
+        }
+    }
+    Ok(())
+}
