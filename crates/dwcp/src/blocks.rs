@@ -74,14 +74,15 @@ impl BlockSender {
     /// Sends the pending batch, if any.
     pub async fn flush(&mut self) -> Result<(), DwcpError> {
         if let Some(s) = &self.session
-            && self.last_level_check.elapsed() >= Duration::from_millis(500) {
-                self.last_level_check = Instant::now();
-                let level = pba::zstd_level_for(s.path_estimate().bandwidth_bps);
-                if level != self.encoder.zstd_level() {
-                    tracing::debug!(?level, "hde zstd level");
-                    self.encoder.set_zstd_level(level);
-                }
+            && self.last_level_check.elapsed() >= Duration::from_millis(500)
+        {
+            self.last_level_check = Instant::now();
+            let level = pba::zstd_level_for(s.path_estimate().bandwidth_bps);
+            if level != self.encoder.zstd_level() {
+                tracing::debug!(?level, "hde zstd level");
+                self.encoder.set_zstd_level(level);
             }
+        }
         if let Some(batch) = self.encoder.finish_batch() {
             self.channel.send(batch).await?;
         }

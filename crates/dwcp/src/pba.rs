@@ -67,6 +67,9 @@ pub struct Sample {
     /// Segments sent / retransmitted in the interval, summed over streams.
     pub segs_out: u64,
     pub retrans: u64,
+    /// The sender had data waiting for the network throughout the interval: goodput is then
+    /// the path's available bandwidth.
+    pub backlogged: bool,
 }
 
 /// The estimator. Not thread-safe on its own; the session keeps it under its lock.
@@ -105,9 +108,14 @@ impl Estimator {
         } else {
             0.7 * self.delivery_bps + 0.3 * delivery
         };
-        // Available bandwidth: what is being delivered, or what the streams measure when the
-        // sender is not using all of it.
-        let x = goodput.max(delivery);
+        // Available bandwidth: what is delivered while the sender has a backlog. When it has
+        // not, the streams' delivery-rate samples say what the path could carry (summed
+        // snapshots over-count, so they never raise a backlogged estimate).
+        let x = if s.backlogged {
+            goodput
+        } else {
+            goodput.max(delivery)
+        };
         if self.samples == 0 {
             self.level_bps = x;
             self.trend_bps_per_step = 0.0;

@@ -1152,9 +1152,10 @@ impl Inner {
         }
         s.rtt_us = if rtt == u32::MAX { 0 } else { rtt };
         s.min_rtt_us = if min_rtt == u32::MAX { 0 } else { min_rtt };
-        st.estimator.update(&s);
         let backlogged = !st.queue.is_empty()
             || st.unacked_bytes + self.opts.frame_bytes > self.opts.window_bytes;
+        s.backlogged = backlogged;
+        st.estimator.update(&s);
         st.adapt.samples += 1;
         if backlogged {
             st.adapt.backlogged += 1;
@@ -1191,14 +1192,15 @@ impl Inner {
             st.last_progress = now;
         }
         if let Some(since) = st.no_stream_since
-            && now.duration_since(since) > self.opts.reconnect_timeout {
-                let why = format!(
-                    "no stream to the peer for {:?}",
-                    self.opts.reconnect_timeout
-                );
-                self.fail(&mut st, why);
-                return;
-            }
+            && now.duration_since(since) > self.opts.reconnect_timeout
+        {
+            let why = format!(
+                "no stream to the peer for {:?}",
+                self.opts.reconnect_timeout
+            );
+            self.fail(&mut st, why);
+            return;
+        }
         let idle = self.opts.stream_idle_timeout;
         let mut dead = Vec::new();
         for (sid, e) in st.streams.iter_mut() {
@@ -1209,9 +1211,10 @@ impl Inner {
                 let _ = e.ctrl.send(frame::encode(Kind::Ping, 0, 0, 0, &[]));
             }
             if let Some(d) = e.draining_since
-                && now.duration_since(d) > Duration::from_secs(2) {
-                    dead.push(*sid);
-                }
+                && now.duration_since(d) > Duration::from_secs(2)
+            {
+                dead.push(*sid);
+            }
         }
         drop(st);
         for sid in dead {

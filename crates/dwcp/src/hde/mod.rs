@@ -222,21 +222,23 @@ impl Encoder {
             let mut kind = BlockKind::Raw;
             if self.cfg.delta
                 && let Some((old_fp, old)) = self.prev.get(&block_id)
-                    && old.len() == data.len() && self.known.contains(old_fp) {
-                        let mark = self.body.len();
-                        self.body.push(TAG_DELTA);
-                        varint::put(&mut self.body, block_id);
-                        varint::put(&mut self.body, data.len() as u64);
-                        self.body.extend_from_slice(&fp.0);
-                        let mut d = Vec::with_capacity(data.len() / 4);
-                        if delta::encode(old, data, data.len() / 2, &mut d) {
-                            varint::put(&mut self.body, d.len() as u64);
-                            self.body.extend_from_slice(&d);
-                            kind = BlockKind::Delta;
-                        } else {
-                            self.body.truncate(mark);
-                        }
-                    }
+                && old.len() == data.len()
+                && self.known.contains(old_fp)
+            {
+                let mark = self.body.len();
+                self.body.push(TAG_DELTA);
+                varint::put(&mut self.body, block_id);
+                varint::put(&mut self.body, data.len() as u64);
+                self.body.extend_from_slice(&fp.0);
+                let mut d = Vec::with_capacity(data.len() / 4);
+                if delta::encode(old, data, data.len() / 2, &mut d) {
+                    varint::put(&mut self.body, d.len() as u64);
+                    self.body.extend_from_slice(&d);
+                    kind = BlockKind::Delta;
+                } else {
+                    self.body.truncate(mark);
+                }
+            }
             if kind == BlockKind::Raw {
                 self.body.push(TAG_RAW);
                 varint::put(&mut self.body, block_id);

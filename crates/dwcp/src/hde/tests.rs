@@ -12,9 +12,10 @@ fn roundtrip(blocks: &[(u64, Vec<u8>)], cfg: EncoderConfig, batch_every: usize) 
     for (i, (id, data)) in blocks.iter().enumerate() {
         enc.encode_block(*id, data);
         if (i + 1) % batch_every == 0
-            && let Some(b) = enc.finish_batch() {
-                got.extend(dec.decode_batch(&b).unwrap());
-            }
+            && let Some(b) = enc.finish_batch()
+        {
+            got.extend(dec.decode_batch(&b).unwrap());
+        }
     }
     if let Some(b) = enc.finish_batch() {
         got.extend(dec.decode_batch(&b).unwrap());
