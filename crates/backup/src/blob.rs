@@ -170,6 +170,23 @@ pub fn chunk_id(keys: Option<&DataKeys>, data: &[u8]) -> ChunkId {
     }
 }
 
+/// Decodes a chunk blob for a restore. Encrypted blobs are authenticated by their AES-GCM tag,
+/// which binds the ciphertext to the chunk id (associated data) — only a holder of the keys can
+/// produce a blob that opens under that id — so re-hashing adds nothing there; plain blobs are
+/// re-hashed. `verify` re-hashes always ([`decode_chunk`]).
+pub fn decode_chunk_for_restore(
+    keys: Option<&DataKeys>,
+    id: &ChunkId,
+    blob: Vec<u8>,
+    max_len: usize,
+) -> Result<Vec<u8>, BlobError> {
+    if keys.is_some() {
+        decode(BlobKind::Chunk, keys, &id.0, blob, max_len)
+    } else {
+        decode_chunk(None, id, blob, max_len)
+    }
+}
+
 /// Decodes a chunk blob and checks that its content hashes to `id`.
 pub fn decode_chunk(
     keys: Option<&DataKeys>,
