@@ -1,0 +1,437 @@
+//! The destination side of a live migration: exports the VM's disks for the source's mirror,
+//! announces the base images it holds, rebuilds QEMU's exact stream from the source's messages
+//! and feeds it to the destination QEMU (started with `-incoming defer -S`), then waits for the
+//! source's decision.
+
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use novacron_dwcp::hde::DecoderConfig;
+use novacron_dwcp::{Channel, Session};
+use novacron_qemu::Qmp;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::base;
+use crate::control::{self, Channels, Control, PROTOCOL_VERSION};
+use crate::error::MigrateError;
+use crate::nbd::NbdProxy;
+use crate::qapi;
+use crate::util::send_all_blocking;
+use crate::wire::{Decoded, WireDecoder};
+
+const SIDE: &str = "destination";
+
+/// What the destination agent prepared.
+#[derive(Clone, Debug)]
+pub struct DestinationParams {
+    /// Directory for the sockets of this migration (keep the path short: unix sockets).
+    pub work_dir: PathBuf,
+    /// Block nodes of the destination VM that may receive a disk mirror (`disk0`, ...), each a
+    /// disk of the same size as the source's, over the same base image for `sync=top`.
+    pub disks: Vec<String>,
+    /// Raw base images this node holds; pages equal to one of their 4 KiB blocks are not sent.
+    pub base_images: Vec<PathBuf>,
+    /// Channel id offset in the session; must equal the source's.
+    pub channel_base: u32,
+    /// How long to wait for the source during set-up and for its decision.
+    pub peer_timeout: Duration,
+}
+
+impl Default for DestinationParams {
+    fn default() -> Self {
+        DestinationParams {
+            work_dir: std::env::temp_dir(),
+            disks: Vec::new(),
+            base_images: Vec::new(),
+            channel_base: 0,
+            peer_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The source's verdict after the destination loaded the state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Committed: resume the VM here.
+    Go,
+    /// Aborted: the VM stays on the source; kill this QEMU and remove its disks.
+    Abort(String),
+    /// The source went silent (crashed, link cut): ask the store whether the switch-over was
+    /// committed, and resume here only if it was.
+    Unknown(String),
+}
+
+/// The destination holds the complete state, paused, ready for `cont`.
+pub struct DestinationReady {
+    qmp: Qmp,
+    control: Channel,
+    /// Stream bytes the destination QEMU loaded.
+    pub stream_bytes: u64,
+    /// From the start of [`destination`] to Loaded.
+    pub elapsed_ms: u64,
+}
+
+impl std::fmt::Debug for DestinationReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DestinationReady")
+            .field("stream_bytes", &self.stream_bytes)
+            .finish()
+    }
+}
+
+impl DestinationReady {
+    /// Waits for the source's decision (sent after its commit), at most `timeout`.
+    pub async fn wait_decision(&self, timeout: Duration) -> Decision {
+        match tokio::time::timeout(timeout, control::recv(&self.control)).await {
+            Ok(Ok(Some(Control::Go))) => Decision::Go,
+            Ok(Ok(Some(Control::Abort { reason }))) => Decision::Abort(reason),
+            Ok(Ok(Some(other))) => Decision::Unknown(format!("unexpected message {other:?}")),
+            Ok(Ok(None)) => Decision::Unknown("the source closed the control channel".into()),
+            Ok(Err(e)) => Decision::Unknown(e.to_string()),
+            Err(_) => Decision::Unknown(format!(
+                "no decision from the source within {} s",
+                timeout.as_secs()
+            )),
+        }
+    }
+
+    /// Resumes the VM here (`cont`; QEMU activates the disks now, see late-block-activate).
+    pub async fn resume(&self) -> Result<(), MigrateError> {
+        self.qmp
+            .cont()
+            .await
+            .map_err(|e| MigrateError::qemu(SIDE, "cont", e))
+    }
+}
+
+/// Receives a migration from the peer of `session` (which runs [`crate::source`]) into the
+/// QEMU of `qmp`, launched with `incoming: Some("defer")` and `start_paused: true`.
+///
+/// Returns when that QEMU holds the complete state, paused. On error the destination QEMU
+/// must be killed and its disks removed by the caller; the source is told to give up.
+pub async fn destination(
+    qmp: &Qmp,
+    session: &Session,
+    params: &DestinationParams,
+    cancel: &CancellationToken,
+) -> Result<DestinationReady, MigrateError> {
+    let ch = Channels {
+        base: params.channel_base,
+    };
+    let control = session.open_channel(ch.control())?;
+    let started = Instant::now();
+    let mut nbd_started = false;
+    let r = tokio::select! {
+        r = run(qmp, session, params, &control, &mut nbd_started, started) => r,
+        _ = cancel.cancelled() => Err(MigrateError::Cancelled),
+    };
+    if let Err(e) = &r {
+        tracing::warn!(error = %e, "incoming migration failed");
+        if !matches!(e, MigrateError::Aborted(_)) {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                control::send(
+                    &control,
+                    &Control::Failed {
+                        reason: e.to_string(),
+                    },
+                ),
+            )
+            .await;
+        }
+        if nbd_started && !qmp.is_closed() {
+            let _ = qapi::exec(qmp, SIDE, "nbd-server-stop", json!({})).await;
+        }
+    }
+    r
+}
+
+async fn local_disk_size(qmp: &Qmp, node: &str) -> Result<u64, MigrateError> {
+    let v = qapi::exec(qmp, SIDE, "query-named-block-nodes", json!({"flat": true})).await?;
+    v.as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|n| n.get("node-name").and_then(Value::as_str) == Some(node))
+        })
+        .and_then(|n| n.pointer("/image/virtual-size").and_then(Value::as_u64))
+        .ok_or_else(|| {
+            MigrateError::Refused(format!("the destination VM has no block node {node:?}"))
+        })
+}
+
+async fn run(
+    qmp: &Qmp,
+    session: &Session,
+    p: &DestinationParams,
+    control: &Channel,
+    nbd_started: &mut bool,
+    started: Instant,
+) -> Result<DestinationReady, MigrateError> {
+    let ch = Channels {
+        base: p.channel_base,
+    };
+    let stream = session.open_channel(ch.stream())?;
+    let announce = session.open_channel(ch.announce())?;
+    qapi::check_version(qmp, SIDE)?;
+    let st = qmp
+        .query_status()
+        .await
+        .map_err(|e| MigrateError::qemu(SIDE, "query-status", e))?;
+    if st.status != "inmigrate" {
+        return Err(MigrateError::Refused(format!(
+            "the destination QEMU is {}; it must be started with -incoming defer",
+            st.status
+        )));
+    }
+    std::fs::create_dir_all(&p.work_dir)
+        .map_err(|e| MigrateError::io(format!("creating {}", p.work_dir.display()), e))?;
+    let images = p.base_images.clone();
+    let indexing = tokio::task::spawn_blocking(move || base::index_files(&images));
+    let hello = control::recv_timeout(control, p.peer_timeout, "the source's hello").await?;
+    let Some(Control::Hello {
+        protocol,
+        memory_bytes,
+        disks,
+        history_bytes,
+    }) = hello
+    else {
+        return Err(MigrateError::Protocol(format!(
+            "expected Hello from the source, got {hello:?}"
+        )));
+    };
+    if protocol != PROTOCOL_VERSION {
+        return Err(MigrateError::Refused(format!(
+            "source speaks migration protocol {protocol}, this node {PROTOCOL_VERSION}"
+        )));
+    }
+    let local_mem = qapi::memory_bytes(qmp, SIDE).await?;
+    if local_mem != memory_bytes {
+        return Err(MigrateError::Refused(format!(
+            "the source VM has {memory_bytes} bytes of RAM, the destination QEMU {local_mem}"
+        )));
+    }
+    for d in &disks {
+        if !p.disks.contains(&d.node) {
+            return Err(MigrateError::Refused(format!(
+                "the source mirrors disk {} but the destination did not prepare it",
+                d.node
+            )));
+        }
+        let size = local_disk_size(qmp, &d.node).await?;
+        if size != d.size_bytes {
+            return Err(MigrateError::Refused(format!(
+                "disk {} is {} bytes on the source and {size} here",
+                d.node, d.size_bytes
+            )));
+        }
+    }
+    let mut proxies = Vec::new();
+    if !disks.is_empty() {
+        let sock = p.work_dir.join("nbd.sock");
+        let _ = std::fs::remove_file(&sock);
+        qapi::exec(
+            qmp,
+            SIDE,
+            "nbd-server-start",
+            // 7.2 takes the legacy socket address form here.
+            json!({"addr": {"type": "unix", "data": {"path": sock.to_string_lossy()}}}),
+        )
+        .await?;
+        *nbd_started = true;
+        for (i, d) in disks.iter().enumerate() {
+            qapi::exec(
+                qmp,
+                SIDE,
+                "block-export-add",
+                json!({"type": "nbd", "id": format!("mig-exp-{}", d.node), "node-name": d.node,
+                       "name": d.node, "writable": true}),
+            )
+            .await?;
+            proxies.push(NbdProxy::destination(session, ch.nbd(i), &sock)?);
+        }
+    }
+    qapi::set_capabilities(
+        qmp,
+        SIDE,
+        &[("late-block-activate", true), ("events", true)],
+    )
+    .await?;
+    let in_sock = p.work_dir.join("incoming.sock");
+    let _ = std::fs::remove_file(&in_sock);
+    qapi::exec(
+        qmp,
+        SIDE,
+        "migrate-incoming",
+        json!({"uri": format!("unix:{}", in_sock.display())}),
+    )
+    .await?;
+    let conn = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match StdUnixStream::connect(&in_sock) {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::trace!(error = %e, "incoming socket not there yet");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => {
+                    return Err(MigrateError::io(
+                        format!("connecting to QEMU's incoming socket {}", in_sock.display()),
+                        e,
+                    ));
+                }
+            }
+        }
+    };
+    let _ = std::fs::remove_file(&in_sock);
+    let (index, files) = indexing
+        .await
+        .map_err(|e| MigrateError::Protocol(format!("base image indexing: {e}")))?
+        .map_err(|e| MigrateError::io("reading base images", e))?;
+    for m in index.announcement() {
+        announce.send(m).await?;
+    }
+    announce.finish().await?;
+    control::send(
+        control,
+        &Control::Ready {
+            base_blocks: index.blocks() as u64,
+        },
+    )
+    .await?;
+    tracing::info!(
+        base_blocks = index.blocks(),
+        disks = disks.len(),
+        "ready for the incoming migration"
+    );
+
+    // Rebuild the stream into QEMU.
+    let stop = Arc::new(AtomicBool::new(false));
+    let pipeline = {
+        let rt = tokio::runtime::Handle::current();
+        let control = control.clone();
+        let stop = stop.clone();
+        let dec = WireDecoder::new(
+            DecoderConfig {
+                history_bytes,
+                ..DecoderConfig::default()
+            },
+            Some(files),
+        );
+        tokio::task::spawn_blocking(move || feed_qemu(conn, stream, control, rt, dec, stop))
+    };
+    struct Stop(Arc<AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let _stop = Stop(stop);
+    let mut pipeline = pipeline;
+    let total = {
+        tokio::select! {
+            r = &mut pipeline => {
+                r.map_err(|e| MigrateError::Protocol(format!("stream pipeline: {e}")))??
+            }
+            m = control::recv(control) => match m? {
+                Some(Control::Abort { reason }) => return Err(MigrateError::Aborted(reason)),
+                Some(Control::Failed { reason }) => return Err(MigrateError::Aborted(reason)),
+                Some(other) => return Err(MigrateError::Protocol(format!("unexpected {other:?} during the transfer"))),
+                None => return Err(MigrateError::Aborted("the source closed the control channel".into())),
+            },
+            _ = qmp.closed() => return Err(MigrateError::DestinationFailed("the destination QEMU exited".into())),
+        }
+    };
+    // QEMU has every byte; wait until it loaded them.
+    let info = qapi::wait_status(qmp, SIDE, Duration::from_millis(5), p.peer_timeout, |s| {
+        matches!(s, "completed" | "failed" | "cancelled")
+    })
+    .await?;
+    if info.status() != "completed" {
+        return Err(MigrateError::DestinationFailed(format!(
+            "destination QEMU could not load the state: {}",
+            info.error_desc
+                .clone()
+                .unwrap_or_else(|| info.status().to_string())
+        )));
+    }
+    let st = qmp
+        .query_status()
+        .await
+        .map_err(|e| MigrateError::qemu(SIDE, "query-status", e))?;
+    if st.running {
+        let _ = qmp.stop().await;
+        return Err(MigrateError::Refused(
+            "the destination QEMU resumed on its own: launch it with start_paused (-S)".into(),
+        ));
+    }
+    for px in proxies {
+        // The source removed its NBD client before completing: the connection is closed.
+        if let Err(e) = px.join(Duration::from_secs(10)).await {
+            tracing::warn!(error = %e, "NBD proxy did not end cleanly");
+        }
+    }
+    if *nbd_started {
+        qapi::exec(qmp, SIDE, "nbd-server-stop", json!({})).await?;
+        *nbd_started = false;
+    }
+    control::send(
+        control,
+        &Control::Loaded {
+            stream_bytes: total,
+        },
+    )
+    .await?;
+    tracing::info!(stream_bytes = total, "destination loaded the whole state");
+    Ok(DestinationReady {
+        qmp: qmp.clone(),
+        control: control.clone(),
+        stream_bytes: total,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Decodes messages and writes the rebuilt stream into QEMU; returns the stream length once the
+/// end message verified it.
+fn feed_qemu(
+    conn: StdUnixStream,
+    stream: Channel,
+    control: Channel,
+    rt: tokio::runtime::Handle,
+    mut dec: WireDecoder,
+    stop: Arc<AtomicBool>,
+) -> Result<u64, MigrateError> {
+    let mut out = Vec::with_capacity(2 << 20);
+    let mut consumed = 0u64;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(MigrateError::Cancelled);
+        }
+        let Some(msg) = rt.block_on(stream.recv())? else {
+            return Err(MigrateError::Aborted(
+                "the source ended the stream before its end".into(),
+            ));
+        };
+        let len = msg.len() as u64;
+        out.clear();
+        match dec.decode(msg, &mut out)? {
+            Decoded::Data => {
+                send_all_blocking(&conn, &out)
+                    .map_err(|e| MigrateError::io("writing to the destination QEMU", e))?;
+                consumed += len;
+                // Every message: the source's window must never wait for an ack held back here.
+                rt.block_on(control::send(
+                    &control,
+                    &Control::Ack {
+                        consumed_wire_bytes: consumed,
+                    },
+                ))?;
+            }
+            Decoded::End { total_bytes } => return Ok(total_bytes),
+        }
+    }
+}

@@ -1,0 +1,1280 @@
+//! The source side of a live migration: mirrors disks, streams memory through HDE, applies the
+//! convergence policy, and either hands over (destination loaded, source paused) or puts
+//! everything back as it was (VM running on the source).
+
+use std::io::Read;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use novacron_dwcp::hde::EncoderConfig;
+use novacron_dwcp::{Channel, Session};
+use novacron_qemu::{Qmp, QmpEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::base::BaseIndex;
+use crate::control::{self, Channels, Control, DiskPlan, PROTOCOL_VERSION};
+use crate::error::MigrateError;
+use crate::flow::{RateLimit, Window};
+use crate::nbd::NbdProxy;
+use crate::policy::{self, PolicyInput};
+use crate::progress::{MigrationPhase, MigrationProgress};
+use crate::qapi::{self, MigrateInfo};
+use crate::qevm::{PAGE_BYTES, Parser};
+use crate::wire::{WireEncoder, WireStats};
+
+const SIDE: &str = "source";
+/// Raw stream bytes gathered into one message at most.
+const BATCH_BYTES: usize = 256 << 10;
+/// A read that waits this long flushes what is pending (QEMU paused between writes).
+const IDLE_FLUSH: Duration = Duration::from_millis(2);
+const TICK: Duration = Duration::from_millis(100);
+/// Largest raw-rate cap QEMU accepts comfortably; the link, not QEMU, must be the limit.
+pub const UNLIMITED_QEMU_BANDWIDTH: u64 = 1 << 40;
+
+/// How a disk is copied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MirrorSync {
+    /// Only the overlay's allocated clusters (the destination has the same backing base).
+    #[default]
+    Top,
+    /// Every allocated block (a disk without a backing file, or a destination without the base).
+    Full,
+}
+
+/// A local disk to mirror to the destination. Disks on shared storage are simply not listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskMirror {
+    /// Block node name on both sides (`disk0`, ...).
+    pub node: String,
+    pub sync: MirrorSync,
+}
+
+/// What the caller asks of a migration (source side).
+#[derive(Clone, Debug)]
+pub struct SourceParams {
+    /// Directory for the sockets of this migration (keep the path short: unix sockets).
+    pub work_dir: PathBuf,
+    /// Longest acceptable downtime.
+    pub max_downtime: Duration,
+    /// Cap on the wire rate of this migration (stream and disks), bits/s.
+    pub bandwidth_limit_bps: Option<u64>,
+    /// Fail (VM stays on the source) when not completed within this time.
+    pub deadline: Option<Duration>,
+    /// Stop the VM first and copy it stopped (no convergence needed; downtime = whole copy).
+    pub offline: bool,
+    /// Local disks to mirror.
+    pub disks: Vec<DiskMirror>,
+    /// Let QEMU throttle the guest when its dirty rate outruns the link.
+    pub auto_converge: bool,
+    /// Channel id offset in the session (distinct per concurrent migration on one session).
+    pub channel_base: u32,
+    /// HDE history (both sides hold up to this much distinct page content). Default: guest RAM + 64 MiB.
+    pub history_bytes: Option<u64>,
+    /// Time the caller's commit takes between [`source`] returning and [`SourceHandover::release_destination`];
+    /// counted in the downtime budget.
+    pub commit_allowance: Duration,
+    /// How long to wait for the peer's answers during set-up and switch-over.
+    pub peer_timeout: Duration,
+}
+
+impl Default for SourceParams {
+    fn default() -> Self {
+        SourceParams {
+            work_dir: std::env::temp_dir(),
+            max_downtime: Duration::from_millis(300),
+            bandwidth_limit_bps: None,
+            deadline: None,
+            offline: false,
+            disks: Vec::new(),
+            auto_converge: true,
+            channel_base: 0,
+            history_bytes: None,
+            commit_allowance: Duration::ZERO,
+            peer_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a finished (handed-over) migration measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MigrationSummary {
+    /// From the call to [`source`] to the destination's Loaded.
+    pub total_ms: u64,
+    /// QEMU's own downtime figure on the source (stop to last byte written).
+    pub qemu_downtime_ms: Option<u64>,
+    /// Bytes of QEMU's migration stream, and message bytes sent for them.
+    pub stream_bytes: u64,
+    pub stream_wire_bytes: u64,
+    /// Disk (NBD) bytes carried, and message bytes sent for them.
+    pub disk_payload_bytes: u64,
+    pub disk_wire_bytes: u64,
+    /// Memory passes (dirty-bitmap syncs).
+    pub passes: u64,
+    /// Highest auto-converge throttle applied, percent.
+    pub max_throttle_percent: u64,
+    /// Stream encoder counters.
+    #[serde(skip)]
+    pub wire: WireStats,
+    /// Time from the stop (pre-switchover) to the destination's Loaded, ms.
+    pub stop_to_loaded_ms: Option<u64>,
+}
+
+/// The source after a successful transfer: the destination holds the whole state (paused), the
+/// source QEMU is stopped (`postmigrate`). Commit the switch-over, then call
+/// [`SourceHandover::release_destination`]; if the commit fails, [`SourceHandover::roll_back`].
+pub struct SourceHandover {
+    qmp: Qmp,
+    control: Channel,
+    was_running: bool,
+    /// What the migration measured.
+    pub summary: MigrationSummary,
+}
+
+impl std::fmt::Debug for SourceHandover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceHandover")
+            .field("summary", &self.summary)
+            .finish()
+    }
+}
+
+impl SourceHandover {
+    /// True when the VM was running before the migration (the destination should resume it).
+    pub fn was_running(&self) -> bool {
+        self.was_running
+    }
+
+    /// Tells the destination the switch-over is committed: it resumes the VM. Call only after
+    /// the commit is durable. The source QEMU stays stopped; quit it afterwards.
+    pub async fn release_destination(self) -> Result<MigrationSummary, MigrateError> {
+        control::send(&self.control, &Control::Go).await?;
+        let _ = self.control.finish().await;
+        Ok(self.summary)
+    }
+
+    /// The commit failed: resumes the VM on the source and tells the destination to drop its copy.
+    pub async fn roll_back(self, reason: &str) -> Result<(), MigrateError> {
+        let _ = control::send(
+            &self.control,
+            &Control::Abort {
+                reason: reason.to_string(),
+            },
+        )
+        .await;
+        if self.was_running {
+            resume_if_stopped(&self.qmp).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`source`] changed, so a failure can put it back.
+#[derive(Default)]
+struct Undo {
+    was_running: bool,
+    stopped_for_offline: bool,
+    migrate_started: bool,
+    jobs: Vec<String>,
+    nbd_nodes: Vec<String>,
+    control: Option<Channel>,
+    sockets: Vec<PathBuf>,
+    pipeline_stop: Option<Arc<Window>>,
+}
+
+/// Migrates the VM of `qmp` to the peer of `session`, which runs [`crate::destination`].
+///
+/// Returns when the destination holds the complete state, paused; the source QEMU is then
+/// stopped. On any error or cancel before that, the source is put back (mirror jobs cancelled,
+/// migration cancelled, the VM resumed if it was running) and the destination told to give up.
+pub async fn source(
+    qmp: &Qmp,
+    session: &Session,
+    params: &SourceParams,
+    progress: &watch::Sender<MigrationProgress>,
+    cancel: &CancellationToken,
+) -> Result<SourceHandover, MigrateError> {
+    let started = Instant::now();
+    let mut undo = Undo::default();
+    let result = run(qmp, session, params, progress, cancel, &mut undo, started).await;
+    match result {
+        Ok(h) => {
+            progress.send_modify(|p| {
+                p.phase = MigrationPhase::SwitchOver;
+                p.message = "destination holds the whole state; waiting for the commit".into();
+            });
+            Ok(h)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "migration failed on the source side; rolling back");
+            let rb = roll_back(qmp, &undo, &e.to_string()).await;
+            let (final_err, where_vm) = match rb {
+                Ok(()) => (e, "the VM runs on the source"),
+                Err(r) => (
+                    MigrateError::RollbackFailed {
+                        cause: e.to_string(),
+                        rollback: r.to_string(),
+                    },
+                    "the VM may be stopped on the source",
+                ),
+            };
+            progress.send_modify(|p| {
+                p.phase = MigrationPhase::Failed;
+                p.elapsed_ms = started.elapsed().as_millis() as u64;
+                p.message = format!("{final_err}; {where_vm}");
+            });
+            Err(final_err)
+        }
+    }
+}
+
+async fn cancellable<T>(
+    cancel: &CancellationToken,
+    deadline: Option<(Instant, Duration)>,
+    fut: impl std::future::Future<Output = Result<T, MigrateError>>,
+) -> Result<T, MigrateError> {
+    let sleep = async {
+        match deadline {
+            Some((at, _)) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = fut => r,
+        _ = cancel.cancelled() => Err(MigrateError::Cancelled),
+        _ = sleep => Err(MigrateError::DeadlineExceeded {
+            deadline_s: deadline.map(|d| d.1.as_secs()).unwrap_or(0),
+            reason: "still preparing".into(),
+        }),
+    }
+}
+
+async fn disk_size(qmp: &Qmp, node: &str) -> Result<u64, MigrateError> {
+    let v = qapi::exec(qmp, SIDE, "query-named-block-nodes", json!({"flat": true})).await?;
+    v.as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|n| n.get("node-name").and_then(Value::as_str) == Some(node))
+        })
+        .and_then(|n| n.pointer("/image/virtual-size").and_then(Value::as_u64))
+        .ok_or_else(|| {
+            MigrateError::Refused(format!(
+                "the source VM has no block node {node:?} to mirror"
+            ))
+        })
+}
+
+fn job_id(node: &str) -> String {
+    format!("mig-{node}")
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    qmp: &Qmp,
+    session: &Session,
+    p: &SourceParams,
+    progress: &watch::Sender<MigrationProgress>,
+    cancel: &CancellationToken,
+    undo: &mut Undo,
+    started: Instant,
+) -> Result<SourceHandover, MigrateError> {
+    let deadline = p.deadline.map(|d| (started + d, d));
+    let ch = Channels {
+        base: p.channel_base,
+    };
+    let mut events = qmp.subscribe();
+    qapi::check_version(qmp, SIDE)?;
+    let status = qmp
+        .query_status()
+        .await
+        .map_err(|e| MigrateError::qemu(SIDE, "query-status", e))?;
+    match status.status.as_str() {
+        "running" | "paused" => {}
+        other => {
+            return Err(MigrateError::Refused(format!(
+                "the VM is {other}; only a running or paused VM can be migrated"
+            )));
+        }
+    }
+    undo.was_running = status.running;
+    if qapi::query_migrate(qmp, SIDE).await?.is_active() {
+        return Err(MigrateError::Refused(
+            "a migration of this VM is already in progress".into(),
+        ));
+    }
+    if p.max_downtime.is_zero() {
+        return Err(MigrateError::Refused(
+            "max downtime must be above 0 ms".into(),
+        ));
+    }
+    let memory_bytes = qapi::memory_bytes(qmp, SIDE).await?;
+    let mut disks = Vec::new();
+    for d in &p.disks {
+        disks.push(DiskPlan {
+            node: d.node.clone(),
+            size_bytes: disk_size(qmp, &d.node).await?,
+        });
+    }
+    std::fs::create_dir_all(&p.work_dir)
+        .map_err(|e| MigrateError::io(format!("creating {}", p.work_dir.display()), e))?;
+    let history_bytes = p
+        .history_bytes
+        .unwrap_or(memory_bytes + (64 << 20))
+        .min(16 << 30);
+    let limit = p.bandwidth_limit_bps.map(|b| Arc::new(RateLimit::new(b)));
+
+    // Handshake.
+    let control = session.open_channel(ch.control())?;
+    undo.control = Some(control.clone());
+    let announce = session.open_channel(ch.announce())?;
+    control::send(
+        &control,
+        &Control::Hello {
+            protocol: PROTOCOL_VERSION,
+            memory_bytes,
+            disks: disks.clone(),
+            history_bytes,
+        },
+    )
+    .await?;
+    // The announcement arrives before Ready (one delivery order for the whole session); a
+    // destination that fails says so on the control channel instead.
+    let announcement = async {
+        let mut index = BaseIndex::new();
+        while let Some(m) = announce.recv().await? {
+            index.add_announcement(&m)?;
+        }
+        Ok::<_, MigrateError>(index)
+    };
+    tokio::pin!(announcement);
+    let mut base = None;
+    let ready = cancellable(cancel, deadline, async {
+        loop {
+            tokio::select! {
+                r = &mut announcement, if base.is_none() => base = Some(r?),
+                m = control::recv_timeout(&control, p.peer_timeout, "the destination to get ready") => return m,
+            }
+        }
+    })
+    .await?;
+    match ready {
+        Some(Control::Ready { base_blocks }) => {
+            tracing::info!(base_blocks, "destination ready");
+        }
+        Some(Control::Failed { reason }) => return Err(MigrateError::DestinationFailed(reason)),
+        other => {
+            return Err(MigrateError::Protocol(format!(
+                "expected Ready from the destination, got {other:?}"
+            )));
+        }
+    }
+    let base = match base {
+        Some(b) => b,
+        None => tokio::time::timeout(p.peer_timeout, &mut announcement)
+            .await
+            .map_err(|_| MigrateError::Protocol("base image announcement incomplete".into()))??,
+    };
+
+    // Control messages from the destination from now on.
+    let window = Arc::new(Window::new(4 << 20));
+    undo.pipeline_stop = Some(window.clone());
+    let (peer_tx, mut peer_rx) = mpsc::unbounded_channel::<Control>();
+    let reader = {
+        let control = control.clone();
+        let window = window.clone();
+        tokio::spawn(async move {
+            loop {
+                match control::recv(&control).await {
+                    Ok(Some(Control::Ack {
+                        consumed_wire_bytes,
+                    })) => window.acked(consumed_wire_bytes),
+                    Ok(Some(m)) => {
+                        if peer_tx.send(m).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = peer_tx.send(Control::Failed {
+                            reason: "destination closed the control channel".into(),
+                        });
+                        break;
+                    }
+                    Err(e) => {
+                        let _ = peer_tx.send(Control::Failed {
+                            reason: format!("control channel: {e}"),
+                        });
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    let _reader_guard = AbortOnDrop(reader);
+
+    // Disks.
+    let mut proxies = Vec::new();
+    if !p.disks.is_empty() {
+        progress.send_modify(|x| {
+            x.phase = MigrationPhase::DiskSync;
+            x.message = format!("mirroring {} disk(s)", p.disks.len());
+        });
+        for (i, d) in p.disks.iter().enumerate() {
+            let sock = p.work_dir.join(format!("nbd{i}.sock"));
+            undo.sockets.push(sock.clone());
+            proxies.push(NbdProxy::source(session, ch.nbd(i), &sock, limit.clone())?);
+            let node = format!("mig-nbd{i}");
+            cancellable(
+                cancel,
+                deadline,
+                qapi::exec(
+                    qmp,
+                    SIDE,
+                    "blockdev-add",
+                    json!({"driver": "nbd", "node-name": node,
+                           "server": {"type": "unix", "path": sock.to_string_lossy()},
+                           "export": d.node}),
+                ),
+            )
+            .await?;
+            undo.nbd_nodes.push(node.clone());
+            let sync = match d.sync {
+                MirrorSync::Top => "top",
+                MirrorSync::Full => "full",
+            };
+            qapi::exec(
+                qmp,
+                SIDE,
+                "blockdev-mirror",
+                json!({"job-id": job_id(&d.node), "device": d.node, "target": node, "sync": sync}),
+            )
+            .await?;
+            undo.jobs.push(job_id(&d.node));
+        }
+        wait_mirrors_ready(
+            qmp,
+            p,
+            &mut events,
+            progress,
+            cancel,
+            deadline,
+            &proxies,
+            started,
+        )
+        .await?;
+    }
+
+    // Memory.
+    let caps: Vec<(&str, bool)> = vec![
+        ("xbzrle", false),
+        ("compress", false),
+        ("multifd", false),
+        ("postcopy-ram", false),
+        ("x-ignore-shared", false),
+        ("block", false),
+        ("return-path", false),
+        ("release-ram", false),
+        ("events", true),
+        ("pause-before-switchover", true),
+        ("auto-converge", p.auto_converge && !p.offline),
+    ];
+    qapi::set_capabilities(qmp, SIDE, &caps).await?;
+    let max_downtime_ms = p.max_downtime.as_millis() as u64;
+    qapi::set_parameters(
+        qmp,
+        SIDE,
+        json!({
+            "downtime-limit": if p.offline { 2_000_000 } else { policy::hold_limit_ms(max_downtime_ms as f64) },
+            "max-bandwidth": UNLIMITED_QEMU_BANDWIDTH,
+            "cpu-throttle-initial": 20,
+            "cpu-throttle-increment": 10,
+        }),
+    )
+    .await?;
+    if p.offline && undo.was_running {
+        qmp.stop()
+            .await
+            .map_err(|e| MigrateError::qemu(SIDE, "stop (offline migration)", e))?;
+        undo.stopped_for_offline = true;
+    }
+    let sock_path = p.work_dir.join("migrate.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let listener = tokio::net::UnixListener::bind(&sock_path)
+        .map_err(|e| MigrateError::io(format!("binding {}", sock_path.display()), e))?;
+    undo.sockets.push(sock_path.clone());
+    let stream_ch = session.open_channel(ch.stream())?;
+    qapi::exec(
+        qmp,
+        SIDE,
+        "migrate",
+        json!({"uri": format!("unix:{}", sock_path.display())}),
+    )
+    .await?;
+    undo.migrate_started = true;
+    let conn = cancellable(cancel, deadline, async {
+        tokio::time::timeout(Duration::from_secs(30), listener.accept())
+            .await
+            .map_err(|_| {
+                MigrateError::SourceFailed("QEMU did not connect to the migration socket".into())
+            })?
+            .map(|(c, _)| c)
+            .map_err(|e| MigrateError::io("accepting QEMU's migration connection", e))
+    })
+    .await?;
+    drop(listener);
+    let _ = std::fs::remove_file(&sock_path);
+    let conn = conn
+        .into_std()
+        .map_err(|e| MigrateError::io("migration socket", e))?;
+    conn.set_nonblocking(false)
+        .and_then(|_| conn.set_read_timeout(Some(IDLE_FLUSH)))
+        .map_err(|e| MigrateError::io("migration socket", e))?;
+    let enc_cfg = EncoderConfig {
+        history_bytes,
+        zstd_level: session.suggested_zstd_level(),
+        delta: true,
+        dedup: true,
+    };
+    let shared = Arc::new(Mutex::new(WireStats::default()));
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let pipeline = {
+        let rt = tokio::runtime::Handle::current();
+        let window = window.clone();
+        let shared = shared.clone();
+        let stop_flag = stop_flag.clone();
+        let session = session.clone();
+        let limit = limit.clone();
+        let base = Arc::new(base);
+        tokio::task::spawn_blocking(move || {
+            let enc = WireEncoder::new(enc_cfg, Some(base));
+            stream_pipeline(
+                conn, stream_ch, rt, window, limit, enc, shared, stop_flag, session,
+            )
+        })
+    };
+    let stop_guard = StopOnDrop(stop_flag.clone(), window.clone());
+    let mut pipeline = Some(pipeline);
+    let mut end_message: Option<(Vec<u8>, Channel)> = None;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut mon = Monitor::new(p, started, disks.is_empty());
+    let mut stopped_at: Option<Instant> = None;
+    let mut completed = false;
+    let mut info = MigrateInfo::default();
+    progress.send_modify(|x| {
+        x.phase = MigrationPhase::MemoryPrecopy { pass: 1 };
+        x.message = "copying memory".into();
+    });
+    loop {
+        if completed && end_message.is_some() {
+            break;
+        }
+        let mut poll_now = false;
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(MigrateError::Cancelled),
+            _ = tick.tick() => poll_now = true,
+            ev = events.recv() => match ev {
+                Ok(QmpEvent { event, data, .. }) => match event.as_str() {
+                    "MIGRATION" | "MIGRATION_PASS" => poll_now = true,
+                    "BLOCK_JOB_ERROR" => {
+                        return Err(MigrateError::Mirror {
+                            disk: data.get("device").and_then(Value::as_str).unwrap_or("?").into(),
+                            reason: format!("{data}"),
+                        });
+                    }
+                    _ => {}
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => poll_now = true,
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err(MigrateError::SourceFailed("source QEMU went away".into()));
+                }
+            },
+            m = peer_rx.recv() => match m {
+                Some(Control::Failed { reason }) => return Err(MigrateError::DestinationFailed(reason)),
+                Some(other) => return Err(MigrateError::Protocol(format!("unexpected {other:?} during the transfer"))),
+                None => return Err(MigrateError::DestinationFailed("control channel ended".into())),
+            },
+            r = async {
+                match pipeline.as_mut() {
+                    Some(h) => h.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                pipeline = None;
+                match r {
+                    Ok(Ok(end)) => {
+                        end_message = Some(end);
+                        poll_now = true;
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) => return Err(MigrateError::Protocol(format!("stream pipeline: {e}"))),
+                }
+            }
+        }
+        if !poll_now {
+            continue;
+        }
+        info = qapi::query_migrate(qmp, SIDE).await?;
+        let wire = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match info.status() {
+            "failed" => {
+                return Err(MigrateError::SourceFailed(
+                    info.error_desc
+                        .clone()
+                        .unwrap_or_else(|| "no reason given".into()),
+                ));
+            }
+            "cancelled" | "cancelling" => {
+                return Err(MigrateError::SourceFailed(
+                    "migration was cancelled in QEMU".into(),
+                ));
+            }
+            "pre-switchover" => {
+                stopped_at.get_or_insert_with(Instant::now);
+                progress.send_modify(|x| {
+                    x.phase = MigrationPhase::StopAndCopy;
+                    x.message = "VM stopped on the source; completing disks and memory".into();
+                });
+                let t = Instant::now();
+                complete_mirrors(qmp, p, undo, &mut events).await?;
+                qapi::exec(
+                    qmp,
+                    SIDE,
+                    "migrate-continue",
+                    json!({"state": "pre-switchover"}),
+                )
+                .await?;
+                tracing::debug!(
+                    mirrors_ms = t.elapsed().as_millis() as u64,
+                    remaining = info.ram.as_ref().map_or(0, |r| r.remaining),
+                    "source stopped; disks completed; continuing"
+                );
+                continue;
+            }
+            "device" => {
+                stopped_at.get_or_insert_with(Instant::now);
+            }
+            "completed" => {
+                stopped_at.get_or_insert_with(Instant::now);
+                completed = true;
+                tracing::debug!(
+                    since_stop_ms = stopped_at.map_or(0, |s| s.elapsed().as_millis() as u64),
+                    qemu_downtime_ms = info.downtime,
+                    "source QEMU completed"
+                );
+                progress.send_modify(|x| {
+                    x.phase = MigrationPhase::StopAndCopy;
+                    x.downtime_ms = info.downtime;
+                    x.message =
+                        "source QEMU wrote its last byte; waiting for the destination".into();
+                });
+                continue;
+            }
+            _ => {}
+        }
+        if stopped_at.is_none() {
+            if let Some((at, d)) = deadline
+                && Instant::now() >= at
+            {
+                return Err(MigrateError::DeadlineExceeded {
+                    deadline_s: d.as_secs(),
+                    reason: format!(
+                        "memory did not converge ({} passes, predicted downtime {} ms)",
+                        info.ram.as_ref().map_or(0, |r| r.dirty_sync_count),
+                        mon.last_predicted_ms
+                            .map_or("unknown".into(), |v| v.to_string())
+                    ),
+                });
+            }
+            mon.apply(qmp, session, &info, &wire, &window, progress, &proxies)
+                .await?;
+        }
+    }
+    drop(stop_guard);
+    // The source wrote everything: finish the stream and wait for the destination's verdict.
+    let Some((end, stream_ch)) = end_message else {
+        return Err(MigrateError::Protocol(
+            "stream ended without its end message".into(),
+        ));
+    };
+    stream_ch.send(end).await?;
+    let _ = stream_ch.finish().await;
+    tracing::debug!(
+        since_stop_ms = stopped_at.map_or(0, |s| s.elapsed().as_millis() as u64),
+        "stream end sent"
+    );
+    let loaded = cancellable(cancel, None, async {
+        match tokio::time::timeout(p.peer_timeout, peer_rx.recv()).await {
+            Err(_) => Err(MigrateError::DestinationFailed(
+                "the destination did not confirm the state in time".into(),
+            )),
+            Ok(Some(Control::Loaded { stream_bytes })) => Ok(stream_bytes),
+            Ok(Some(Control::Failed { reason })) => Err(MigrateError::DestinationFailed(reason)),
+            Ok(Some(other)) => Err(MigrateError::Protocol(format!(
+                "expected Loaded, got {other:?}"
+            ))),
+            Ok(None) => Err(MigrateError::DestinationFailed(
+                "control channel ended".into(),
+            )),
+        }
+    })
+    .await?;
+    let wire = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if loaded != wire.raw_bytes {
+        return Err(MigrateError::Protocol(format!(
+            "destination loaded {loaded} stream bytes, the source sent {}",
+            wire.raw_bytes
+        )));
+    }
+    let (disk_payload, disk_wire) = proxies.iter().fold((0, 0), |(a, b), x| {
+        let c = x.counters();
+        (
+            a + c.payload_out.load(Ordering::Relaxed),
+            b + c.wire_out.load(Ordering::Relaxed),
+        )
+    });
+    let summary = MigrationSummary {
+        total_ms: started.elapsed().as_millis() as u64,
+        qemu_downtime_ms: info.downtime,
+        stream_bytes: wire.raw_bytes,
+        stream_wire_bytes: wire.wire_bytes,
+        disk_payload_bytes: disk_payload,
+        disk_wire_bytes: disk_wire,
+        passes: info.ram.as_ref().map_or(0, |r| r.dirty_sync_count),
+        max_throttle_percent: mon.max_throttle,
+        stop_to_loaded_ms: stopped_at.map(|s| s.elapsed().as_millis() as u64),
+        wire,
+    };
+    progress.send_modify(|x| {
+        x.elapsed_ms = summary.total_ms;
+        x.bytes_on_wire = summary.stream_wire_bytes + summary.disk_wire_bytes;
+        x.payload_bytes = summary.stream_bytes + summary.disk_payload_bytes;
+        x.disk_payload_bytes = summary.disk_payload_bytes;
+        x.downtime_ms = summary.qemu_downtime_ms;
+        x.remaining_ram_bytes = 0;
+    });
+    tracing::info!(
+        total_ms = summary.total_ms,
+        stream_bytes = summary.stream_bytes,
+        wire_bytes = summary.stream_wire_bytes,
+        passes = summary.passes,
+        "migration transferred; destination loaded"
+    );
+    Ok(SourceHandover {
+        qmp: qmp.clone(),
+        control,
+        was_running: undo.was_running,
+        summary,
+    })
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct StopOnDrop(Arc<AtomicBool>, Arc<Window>);
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        self.1.close();
+    }
+}
+
+/// Reads QEMU's stream, encodes it, sends it within the window. Returns the end message and
+/// the channel (sent by the caller once QEMU reports completion) when QEMU closed the socket.
+#[allow(clippy::too_many_arguments)]
+fn stream_pipeline(
+    mut conn: StdUnixStream,
+    ch: Channel,
+    rt: tokio::runtime::Handle,
+    window: Arc<Window>,
+    limit: Option<Arc<RateLimit>>,
+    mut enc: WireEncoder,
+    shared: Arc<Mutex<WireStats>>,
+    stop: Arc<AtomicBool>,
+    session: Session,
+) -> Result<(Vec<u8>, Channel), MigrateError> {
+    let mut parser = Parser::new();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut last_level = Instant::now();
+    let send = |enc: &mut WireEncoder| -> Result<(), MigrateError> {
+        let Some(msg) = enc.take_message() else {
+            return Ok(());
+        };
+        if !window.acquire_blocking(msg.len() as u64) {
+            return Err(MigrateError::Cancelled);
+        }
+        if let Some(l) = &limit {
+            let wait = l.reserve(msg.len());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+        rt.block_on(ch.send(Bytes::from(msg)))?;
+        *shared.lock().unwrap_or_else(|p| p.into_inner()) = enc.stats().clone();
+        Ok(())
+    };
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(MigrateError::Cancelled);
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                enc.feed(&mut parser, &buf[..n]);
+                if enc.pending_bytes() >= BATCH_BYTES {
+                    send(&mut enc)?;
+                }
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                if !enc.is_empty() {
+                    send(&mut enc)?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(MigrateError::io("reading QEMU's migration stream", e)),
+        }
+        if last_level.elapsed() >= Duration::from_millis(500) {
+            last_level = Instant::now();
+            enc.set_zstd_level(session.suggested_zstd_level());
+        }
+    }
+    enc.finish_stream(&mut parser);
+    send(&mut enc)?;
+    if let Some(r) = parser.pass_through_reason() {
+        tracing::debug!(reason = ?r, "stream parser ended in pass-through");
+    }
+    *shared.lock().unwrap_or_else(|p| p.into_inner()) = enc.stats().clone();
+    Ok((enc.end_message(), ch))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn wait_mirrors_ready(
+    qmp: &Qmp,
+    p: &SourceParams,
+    events: &mut broadcast::Receiver<QmpEvent>,
+    progress: &watch::Sender<MigrationProgress>,
+    cancel: &CancellationToken,
+    deadline: Option<(Instant, Duration)>,
+    proxies: &[NbdProxy],
+    started: Instant,
+) -> Result<(), MigrateError> {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(MigrateError::Cancelled),
+            _ = tick.tick() => {}
+            ev = events.recv() => {
+                if let Ok(QmpEvent { event, data, .. }) = ev
+                    && (event == "BLOCK_JOB_ERROR"
+                        || (event == "BLOCK_JOB_COMPLETED" && data.get("error").is_some()))
+                {
+                    return Err(MigrateError::Mirror {
+                        disk: data.get("device").and_then(Value::as_str).unwrap_or("?").into(),
+                        reason: data.get("error").and_then(Value::as_str).unwrap_or("I/O error").into(),
+                    });
+                }
+                continue;
+            }
+        }
+        if let Some((at, d)) = deadline
+            && Instant::now() >= at
+        {
+            return Err(MigrateError::DeadlineExceeded {
+                deadline_s: d.as_secs(),
+                reason: "disks were still being mirrored".into(),
+            });
+        }
+        let jobs = qapi::block_jobs(qmp, SIDE).await?;
+        let mut all_ready = true;
+        let (mut done, mut total) = (0u64, 0u64);
+        for d in &p.disks {
+            let id = job_id(&d.node);
+            let Some(j) = jobs.iter().find(|j| j.device == id) else {
+                return Err(MigrateError::Mirror {
+                    disk: d.node.clone(),
+                    reason: "the mirror job ended before it was in sync".into(),
+                });
+            };
+            if let Some(e) = &j.error {
+                return Err(MigrateError::Mirror {
+                    disk: d.node.clone(),
+                    reason: e.clone(),
+                });
+            }
+            all_ready &= j.ready;
+            done += j.offset;
+            total += j.len;
+        }
+        let (payload, wire) = proxies.iter().fold((0, 0), |(a, b), x| {
+            let c = x.counters();
+            (
+                a + c.payload_out.load(Ordering::Relaxed),
+                b + c.wire_out.load(Ordering::Relaxed),
+            )
+        });
+        progress.send_modify(|x| {
+            x.phase = MigrationPhase::DiskSync;
+            x.elapsed_ms = started.elapsed().as_millis() as u64;
+            x.disk_remaining_bytes = total.saturating_sub(done);
+            x.disk_payload_bytes = payload;
+            x.payload_bytes = payload;
+            x.bytes_on_wire = wire;
+            x.message = format!("mirroring disks: {} of {} MiB", done >> 20, total >> 20);
+        });
+        if all_ready {
+            tracing::info!(disks = p.disks.len(), "disk mirrors in sync");
+            return Ok(());
+        }
+    }
+}
+
+/// With the VM stopped: completes every mirror (a READY mirror cancelled without force ends with
+/// the target a consistent copy) and removes the NBD client nodes.
+async fn complete_mirrors(
+    qmp: &Qmp,
+    p: &SourceParams,
+    undo: &mut Undo,
+    events: &mut broadcast::Receiver<QmpEvent>,
+) -> Result<(), MigrateError> {
+    if undo.jobs.is_empty() {
+        return Ok(());
+    }
+    for id in &undo.jobs {
+        qapi::exec(qmp, SIDE, "block-job-cancel", json!({"device": id})).await?;
+    }
+    let deadline = Instant::now() + p.peer_timeout;
+    let mut pending: Vec<String> = undo.jobs.clone();
+    while !pending.is_empty() {
+        if Instant::now() >= deadline {
+            return Err(MigrateError::Mirror {
+                disk: pending.join(","),
+                reason: "the mirror did not finish its last writes in time".into(),
+            });
+        }
+        match tokio::time::timeout(Duration::from_millis(50), events.recv()).await {
+            Ok(Ok(QmpEvent { event, data, .. }))
+                if event == "BLOCK_JOB_COMPLETED" || event == "BLOCK_JOB_CANCELLED" =>
+            {
+                let dev = data.get("device").and_then(Value::as_str).unwrap_or("");
+                if let Some(e) = data.get("error").and_then(Value::as_str) {
+                    return Err(MigrateError::Mirror {
+                        disk: dev.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+                if event == "BLOCK_JOB_CANCELLED" {
+                    // Cancelled before READY would leave the target incomplete.
+                    tracing::debug!(device = dev, "mirror reported cancelled at switch-over");
+                }
+                pending.retain(|j| j != dev);
+            }
+            _ => {
+                let jobs = qapi::block_jobs(qmp, SIDE).await?;
+                pending.retain(|j| jobs.iter().any(|x| &x.device == j));
+            }
+        }
+    }
+    undo.jobs.clear();
+    for node in std::mem::take(&mut undo.nbd_nodes) {
+        qapi::exec(qmp, SIDE, "blockdev-del", json!({"node-name": node})).await?;
+    }
+    Ok(())
+}
+
+/// Per-tick policy application and progress.
+struct Monitor {
+    max_downtime_ms: f64,
+    bandwidth_cap_bps: Option<f64>,
+    commit_ms: f64,
+    no_disks: bool,
+    offline: bool,
+    started: Instant,
+    released: bool,
+    qemu_rates: std::collections::VecDeque<(Instant, f64)>,
+    last_pass: u64,
+    dirty_set: Option<u64>,
+    max_throttle: u64,
+    last_predicted_ms: Option<u64>,
+    rate_samples: std::collections::VecDeque<(Instant, u64)>,
+}
+
+impl Monitor {
+    fn new(p: &SourceParams, started: Instant, no_disks: bool) -> Monitor {
+        Monitor {
+            max_downtime_ms: p.max_downtime.as_secs_f64() * 1000.0,
+            bandwidth_cap_bps: p.bandwidth_limit_bps.map(|b| b as f64),
+            commit_ms: p.commit_allowance.as_secs_f64() * 1000.0,
+            no_disks,
+            offline: p.offline,
+            started,
+            released: false,
+            qemu_rates: Default::default(),
+            last_pass: 0,
+            dirty_set: None,
+            max_throttle: 0,
+            last_predicted_ms: None,
+            rate_samples: Default::default(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply(
+        &mut self,
+        qmp: &Qmp,
+        session: &Session,
+        info: &MigrateInfo,
+        wire: &WireStats,
+        window: &Window,
+        progress: &watch::Sender<MigrationProgress>,
+        proxies: &[NbdProxy],
+    ) -> Result<(), MigrateError> {
+        let ram = info.ram.clone().unwrap_or_default();
+        if ram.dirty_sync_count > self.last_pass {
+            if self.last_pass >= 1 {
+                self.dirty_set = Some(ram.remaining);
+            }
+            self.last_pass = ram.dirty_sync_count;
+        }
+        let est = session.path_estimate();
+        let mut bw = if est.forecast.bandwidth_low_bps > 0.0 {
+            est.forecast.bandwidth_low_bps.max(0.5 * est.bandwidth_bps)
+        } else {
+            est.bandwidth_bps
+        };
+        if let Some(cap) = self.bandwidth_cap_bps {
+            bw = bw.min(cap);
+        }
+        let now = Instant::now();
+        if ram.mbps > 0.0 {
+            self.qemu_rates.push_back((now, ram.mbps));
+        }
+        while self
+            .qemu_rates
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(5))
+        {
+            self.qemu_rates.pop_front();
+        }
+        let max_qemu_mbps = self.qemu_rates.iter().map(|r| r.1).fold(0.0, f64::max);
+        let input = PolicyInput {
+            max_downtime_ms: self.max_downtime_ms,
+            rtt_ms: if est.min_rtt_ms > 0.0 {
+                est.rtt_ms.max(est.min_rtt_ms)
+            } else {
+                est.rtt_ms
+            },
+            bandwidth_bps: bw,
+            resend_ratio: wire.resend_ratio(),
+            overall_ratio: wire.ratio(),
+            qemu_mbps: max_qemu_mbps,
+            dirty_set_bytes: self.dirty_set,
+            remaining_bytes: ram.remaining,
+            disks: !self.no_disks,
+            commit_ms: self.commit_ms,
+        };
+        let d = policy::decide(&input);
+        window.set_limit(if d.converge || self.released {
+            d.tail_window_bytes
+        } else {
+            d.bulk_window_bytes
+        });
+        // Release once the pipe drained to the tail window: what is in flight at the stop must
+        // still cross the link during the downtime.
+        if d.converge
+            && !self.released
+            && !self.offline
+            && window.in_flight() <= d.tail_window_bytes
+        {
+            qapi::set_parameters(qmp, SIDE, json!({"downtime-limit": d.downtime_limit_ms})).await?;
+            tracing::debug!(
+                limit_ms = d.downtime_limit_ms,
+                budget_bytes = d.budget_raw_bytes,
+                dirty_set = self.dirty_set,
+                bw_mbps = bw / 1e6,
+                max_qemu_mbps,
+                predicted_ms = d.predicted_downtime_ms,
+                "dirty set fits the downtime budget: releasing QEMU into stop-and-copy"
+            );
+            self.released = true;
+        }
+        let throttle = info.cpu_throttle_percentage.unwrap_or(0);
+        self.max_throttle = self.max_throttle.max(throttle);
+        self.last_predicted_ms = d.predicted_downtime_ms.map(|v| v as u64);
+        let (disk_payload, disk_wire) = proxies.iter().fold((0, 0), |(a, b), x| {
+            let c = x.counters();
+            (
+                a + c.payload_out.load(Ordering::Relaxed),
+                b + c.wire_out.load(Ordering::Relaxed),
+            )
+        });
+        let on_wire = window.sent() + disk_wire;
+        self.rate_samples.push_back((now, on_wire));
+        while self
+            .rate_samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(1))
+        {
+            self.rate_samples.pop_front();
+        }
+        let rate = match (self.rate_samples.front(), self.rate_samples.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                (b.1 - a.1) as f64 * 8.0 / b.0.duration_since(a.0).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        let pass = ram.dirty_sync_count.max(1);
+        let message = if throttle > 0 {
+            format!(
+                "pass {pass}: the guest dirties memory faster than the link carries it; auto-converge throttles its CPU by {throttle}%"
+            )
+        } else {
+            match d.predicted_downtime_ms {
+                Some(p) if p <= self.max_downtime_ms => {
+                    format!("pass {pass}: converging, predicted downtime {p:.0} ms")
+                }
+                Some(p) => format!(
+                    "pass {pass}: predicted downtime {p:.0} ms is above the {:.0} ms limit; copying again",
+                    self.max_downtime_ms
+                ),
+                None => format!("pass {pass}: copying memory"),
+            }
+        };
+        progress.send_modify(|x| {
+            x.phase = MigrationPhase::MemoryPrecopy { pass };
+            x.elapsed_ms = self.started.elapsed().as_millis() as u64;
+            x.bytes_on_wire = on_wire;
+            x.payload_bytes = wire.raw_bytes + disk_payload;
+            x.disk_payload_bytes = disk_payload;
+            x.rate_bps = rate;
+            x.dirty_rate_pages_per_sec = ram.dirty_pages_rate;
+            x.dirty_rate_bytes_per_sec = ram.dirty_pages_rate * PAGE_BYTES as u64;
+            x.remaining_ram_bytes = ram.remaining;
+            x.predicted_downtime_ms = d.predicted_downtime_ms.map(|v| v as u64);
+            x.eta_seconds = d.eta_seconds;
+            x.throttle_percent = throttle;
+            x.resend_wire_ratio = wire.resend_ratio();
+            x.message = message;
+        });
+        Ok(())
+    }
+}
+
+/// Resumes the guest unless it runs already.
+async fn resume_if_stopped(qmp: &Qmp) -> Result<(), MigrateError> {
+    let st = qmp
+        .query_status()
+        .await
+        .map_err(|e| MigrateError::qemu(SIDE, "query-status", e))?;
+    if !st.running {
+        qmp.cont()
+            .await
+            .map_err(|e| MigrateError::qemu(SIDE, format!("cont (VM was {})", st.status), e))?;
+    }
+    Ok(())
+}
+
+async fn roll_back(qmp: &Qmp, undo: &Undo, reason: &str) -> Result<(), MigrateError> {
+    if let Some(w) = &undo.pipeline_stop {
+        w.close();
+    }
+    if let Some(c) = &undo.control {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            control::send(
+                c,
+                &Control::Abort {
+                    reason: reason.to_string(),
+                },
+            ),
+        )
+        .await;
+    }
+    if qmp.is_closed() {
+        return Err(MigrateError::SourceFailed("the source QEMU is gone".into()));
+    }
+    let mut first_err: Option<MigrateError> = None;
+    if undo.migrate_started {
+        let info = qapi::query_migrate(qmp, SIDE).await;
+        if info.as_ref().is_ok_and(|i| i.is_active()) {
+            if let Err(e) = qapi::exec(qmp, SIDE, "migrate_cancel", json!({})).await {
+                first_err.get_or_insert(e);
+            }
+            if let Err(e) = qapi::wait_status(
+                qmp,
+                SIDE,
+                Duration::from_millis(20),
+                Duration::from_secs(30),
+                |s| matches!(s, "cancelled" | "failed" | "completed"),
+            )
+            .await
+            {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    for id in &undo.jobs {
+        let _ = qapi::exec(
+            qmp,
+            SIDE,
+            "block-job-cancel",
+            json!({"device": id, "force": true}),
+        )
+        .await;
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while !undo.jobs.is_empty() && Instant::now() < until {
+        match qapi::block_jobs(qmp, SIDE).await {
+            Ok(jobs) if !jobs.iter().any(|j| undo.jobs.contains(&j.device)) => break,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => {
+                first_err.get_or_insert(e);
+                break;
+            }
+        }
+    }
+    for node in &undo.nbd_nodes {
+        if let Err(e) = qapi::exec(qmp, SIDE, "blockdev-del", json!({"node-name": node})).await {
+            tracing::warn!(node, error = %e, "removing the NBD client node");
+        }
+    }
+    if undo.was_running
+        && let Err(e) = resume_if_stopped(qmp).await
+    {
+        first_err.get_or_insert(e);
+    }
+    for s in &undo.sockets {
+        let _ = std::fs::remove_file(s);
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("source rolled back; the VM runs on the source");
+            Ok(())
+        }
+    }
+}
+
+/// Socket path helper for callers choosing a work dir: fails early when too long.
+pub fn check_work_dir(dir: &Path) -> Result<(), MigrateError> {
+    let longest = dir.join("migrate.sock");
+    if longest.as_os_str().len() > novacron_qemu::spec::MAX_SOCKET_PATH_BYTES - 4 {
+        return Err(MigrateError::Refused(format!(
+            "work dir {} is too long for unix sockets",
+            dir.display()
+        )));
+    }
+    Ok(())
+}

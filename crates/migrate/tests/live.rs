@@ -1,0 +1,188 @@
+//! Live migration end to end with real QEMU (TCG) guests over a DWCP session on loopback.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use novacron_migrate::{
+    CancellationToken, Decision, DestinationParams, MigrationProgress, SourceParams,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_only_guest_moves_and_keeps_running() {
+    init_tracing();
+    let reaper = Reaper::default();
+    let root = short_dir("mem");
+    let tiny = novacron_qemu::build_tiny(&root.join("img"), &Default::default())
+        .await
+        .unwrap();
+    let src_spec = spec("mig-mem", &tiny, 128, vec![]);
+    let src = reaper.launch(&src_spec, &root.join("a")).await;
+    wait_ready(&src).await;
+    // Some memory content for HDE to work on.
+    console_roundtrip(&src, "dd if=/dev/urandom of=/tmp/r bs=1M count=8 2>/dev/null; cp /tmp/r /tmp/r2; echo FILLED-$((40+2))", "FILLED-42").await;
+    let dst = reaper
+        .launch(&incoming(&src_spec, vec![]), &root.join("b"))
+        .await;
+    let (s_src, s_dst) = session_pair().await;
+    let cancel = CancellationToken::new();
+    let (ptx, prx) = tokio::sync::watch::channel(MigrationProgress::default());
+    let dparams = DestinationParams {
+        work_dir: root.join("wd-b"),
+        ..Default::default()
+    };
+    let dqmp = dst.qmp().clone();
+    let dcancel = cancel.clone();
+    let dtask = tokio::spawn(async move {
+        novacron_migrate::destination(&dqmp, &s_dst, &dparams, &dcancel).await
+    });
+    let sparams = SourceParams {
+        work_dir: root.join("wd-a"),
+        max_downtime: Duration::from_millis(300),
+        deadline: Some(Duration::from_secs(120)),
+        ..Default::default()
+    };
+    let handover = novacron_migrate::source(src.qmp(), &s_src, &sparams, &ptx, &cancel)
+        .await
+        .unwrap();
+    let ready = dtask.await.unwrap().unwrap();
+    assert_eq!(ready.stream_bytes, handover.summary.stream_bytes);
+    let p = prx.borrow().clone();
+    eprintln!("summary {:?}\nprogress {:?}", handover.summary, p);
+    assert!(handover.summary.stream_wire_bytes < handover.summary.stream_bytes);
+    assert_eq!(
+        src.qmp().query_status().await.unwrap().status,
+        "postmigrate"
+    );
+    let summary = handover.release_destination().await.unwrap();
+    assert_eq!(
+        ready.wait_decision(Duration::from_secs(10)).await,
+        Decision::Go
+    );
+    ready.resume().await.unwrap();
+    assert!(dst.qmp().query_status().await.unwrap().running);
+    // The guest carries on at the destination: its files survived.
+    console_roundtrip(&dst, "cmp /tmp/r /tmp/r2 && echo SAME-$((5*5))", "SAME-25").await;
+    eprintln!("wire {:?}", summary.wire);
+    src.shutdown(Duration::from_secs(1)).await.unwrap();
+    dst.shutdown(Duration::from_secs(1)).await.unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A disk overlay mirrored while the guest keeps writing to it; at the switch-over both
+/// overlays hold the same guest-visible disk, and the destination's overlay got only the top
+/// layer (the base image is not copied). The guest's page cache of the base image travels as
+/// references to the destination's copy of the base.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_mirror_with_concurrent_writes_is_consistent_at_switch_over() {
+    use novacron_migrate::{DiskMirror, MirrorSync};
+    use novacron_qemu::{DiskFormat, DiskSpec};
+    init_tracing();
+    let reaper = Reaper::default();
+    let root = short_dir("disk");
+    let tiny = novacron_qemu::build_tiny(&root.join("img"), &Default::default())
+        .await
+        .unwrap();
+    let base = root.join("base.raw");
+    let mut data = vec![0u8; 32 << 20];
+    novacron_migrate::util::fill_pseudo_random(&mut data[..24 << 20], 77);
+    std::fs::write(&base, &data).unwrap();
+    drop(data);
+    let (a_disk, b_disk) = (root.join("a.qcow2"), root.join("b.qcow2"));
+    novacron_qemu::create_overlay(&base, DiskFormat::Raw, &a_disk, None)
+        .await
+        .unwrap();
+    novacron_qemu::create_overlay(&base, DiskFormat::Raw, &b_disk, None)
+        .await
+        .unwrap();
+    let disk = |p: &std::path::Path| DiskSpec {
+        path: p.to_path_buf(),
+        format: DiskFormat::Qcow2,
+        read_only: false,
+    };
+    let src_spec = spec("mig-disk", &tiny, 128, vec![disk(&a_disk)]);
+    let src = reaper.launch(&src_spec, &root.join("a")).await;
+    wait_ready(&src).await;
+    // Page cache of the base, 4 MiB of new data on the disk, then a writer that keeps going.
+    console_roundtrip(
+        &src,
+        "dd if=/dev/vda of=/dev/null bs=1M count=16 2>/dev/null; dd if=/dev/urandom of=/dev/vda bs=64k count=64 seek=400 conv=fsync 2>/dev/null; echo WROTE-$((6*7))",
+        "WROTE-42",
+    )
+    .await;
+    console_roundtrip(
+        &src,
+        "(i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo $i | dd of=/dev/vda bs=512 seek=$((i % 500 + 60000)) conv=fsync 2>/dev/null; done) & echo WRITER-$((2+2))",
+        "WRITER-4",
+    )
+    .await;
+    let dst = reaper
+        .launch(&incoming(&src_spec, vec![disk(&b_disk)]), &root.join("b"))
+        .await;
+    let (s_src, s_dst) = session_pair().await;
+    let cancel = CancellationToken::new();
+    let (ptx, _prx) = tokio::sync::watch::channel(MigrationProgress::default());
+    let dparams = DestinationParams {
+        work_dir: root.join("wd-b"),
+        disks: vec!["disk0".into()],
+        base_images: vec![base.clone()],
+        ..Default::default()
+    };
+    let dqmp = dst.qmp().clone();
+    let dcancel = cancel.clone();
+    let dtask = tokio::spawn(async move {
+        novacron_migrate::destination(&dqmp, &s_dst, &dparams, &dcancel).await
+    });
+    let sparams = SourceParams {
+        work_dir: root.join("wd-a"),
+        disks: vec![DiskMirror {
+            node: "disk0".into(),
+            sync: MirrorSync::Top,
+        }],
+        deadline: Some(Duration::from_secs(180)),
+        ..Default::default()
+    };
+    let handover = novacron_migrate::source(src.qmp(), &s_src, &sparams, &ptx, &cancel)
+        .await
+        .unwrap();
+    let ready = dtask.await.unwrap().unwrap();
+    let s = &handover.summary;
+    eprintln!("summary {s:?}");
+    assert!(
+        s.disk_payload_bytes >= 4 << 20,
+        "the new data crossed: {s:?}"
+    );
+    assert!(
+        s.wire.base_pages >= 1000,
+        "page cache of the base travelled as references: {s:?}"
+    );
+    // Both QEMUs end here, the source stopped and the destination not resumed: the overlays
+    // must hold the same disk, as of the stop.
+    handover.release_destination().await.unwrap();
+    assert_eq!(
+        ready.wait_decision(Duration::from_secs(10)).await,
+        Decision::Go
+    );
+    src.shutdown(Duration::from_secs(1)).await.unwrap();
+    dst.shutdown(Duration::from_secs(1)).await.unwrap();
+    let out = std::process::Command::new("qemu-img")
+        .args(["compare", "-f", "qcow2", "-F", "qcow2"])
+        .arg(&a_disk)
+        .arg(&b_disk)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("identical"),
+        "qemu-img compare: {text}"
+    );
+    let b_info = novacron_qemu::inspect(&b_disk).await.unwrap();
+    assert!(
+        b_info.actual_size_bytes < 16 << 20,
+        "only the top layer moved: {b_info:?}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
