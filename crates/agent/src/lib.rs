@@ -151,6 +151,7 @@ impl Agent {
             watchdog_command: config.watchdog_command.clone(),
             lease_ttl,
             hollow: config.hollow,
+            report_slots: tokio::sync::Semaphore::new(4),
         });
 
         let identity = novacron_tls::Identity {
@@ -308,7 +309,7 @@ async fn heartbeat_loop(
                     f.alive();
                     // The watchdog itself may have died: check now and then.
                     beats += 1;
-                    if beats % 20 == 0
+                    if beats.is_multiple_of(20)
                         && let Some(cmd) = &shared.watchdog_command
                     {
                         f.ensure_watchdog(cmd, shared.lease_ttl);

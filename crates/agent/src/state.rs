@@ -116,6 +116,8 @@ pub struct Shared {
     pub watchdog_command: Option<Vec<String>>,
     pub lease_ttl: std::time::Duration,
     pub hollow: bool,
+    /// Bounds concurrent status reports (each one is an HTTP request and maybe a connection).
+    pub report_slots: tokio::sync::Semaphore,
 }
 
 impl Shared {

@@ -50,7 +50,7 @@ pub async fn reconcile_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>
         match result {
             Ok(desired) => {
                 backoff = Duration::from_millis(200);
-                apply(&shared, desired.vms, first);
+                apply(&shared, desired.vms, desired.full, &desired.removed, first);
                 first = false;
                 after = Some(desired.revision);
             }
@@ -80,8 +80,9 @@ fn key(project: &str, name: &str) -> String {
 }
 
 /// Hands each desired VM to its worker, starts workers for new VMs, and retires workers (and
-/// local leftovers) of VMs no longer placed here.
-fn apply(shared: &Arc<Shared>, vms: Vec<DesiredVm>, first: bool) {
+/// local leftovers) of VMs no longer placed here. `full`: `vms` is everything placed here;
+/// otherwise only what changed, with `removed` gone from this node.
+fn apply(shared: &Arc<Shared>, vms: Vec<DesiredVm>, full: bool, removed: &[String], first: bool) {
     let mut workers = shared.workers.lock().unwrap_or_else(|p| p.into_inner());
     workers.retain(|_, w| !w.task.is_finished());
     let wanted: HashSet<String> = vms.iter().map(|v| key(&v.project, &v.name)).collect();
@@ -102,11 +103,16 @@ fn apply(shared: &Arc<Shared>, vms: Vec<DesiredVm>, first: bool) {
         }
     }
     for (k, w) in workers.iter() {
-        if !wanted.contains(k) {
+        let gone = if full {
+            !wanted.contains(k)
+        } else {
+            removed.contains(k)
+        };
+        if gone {
             w.orphaned.send_replace(true);
         }
     }
-    if first {
+    if first && full {
         // VM directories nobody asks for any more (deleted or moved while the agent was down).
         for (project, name) in local_vm_dirs(shared) {
             if !wanted.contains(&key(&project, &name)) {
@@ -205,11 +211,14 @@ async fn report_loop(
         };
         let mut delay = Duration::from_millis(100);
         loop {
-            match shared
-                .client
-                .agent_report_status(&project, &name, &report)
-                .await
-            {
+            let sent = {
+                let _slot = shared.report_slots.acquire().await;
+                shared
+                    .client
+                    .agent_report_status(&project, &name, &report)
+                    .await
+            };
+            match sent {
                 Ok(()) => break,
                 Err(ClientError::Api(e))
                     if matches!(e.code, ErrorCode::NotFound | ErrorCode::Conflict) =>

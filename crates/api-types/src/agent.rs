@@ -83,12 +83,24 @@ pub struct DesiredVm {
     pub ha: HaPolicy,
 }
 
-/// Answer of `GET /api/v1/agent/vms`: every VM placed on the calling node.
+/// Answer of `GET /api/v1/agent/vms`: the VMs placed on the calling node — all of them
+/// (`full`), or only those that changed since the revision the agent passed as `after`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DesiredVms {
     /// Store revision the list was read at; pass it back as `after` to wait for changes.
     pub revision: i64,
+    /// True: `vms` is every VM of the node (anything else the agent runs is not placed
+    /// here any more). False: `vms` changed, `removed` are no longer placed here.
+    #[serde(default = "default_true")]
+    pub full: bool,
     pub vms: Vec<DesiredVm>,
+    /// `project/name` of VMs that left the node (deleted or moved).
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Body of `PUT /api/v1/agent/vms/{project}/{name}/status`.

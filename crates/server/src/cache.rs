@@ -38,6 +38,28 @@ struct State<T> {
     /// each value of it, so waiters can tell whether a change concerned them.
     index: Option<fn(&T) -> String>,
     index_revisions: std::collections::HashMap<String, Revision>,
+    /// Index value → keys holding it.
+    index_keys: std::collections::HashMap<String, std::collections::BTreeSet<String>>,
+    /// Index value → the most recent changes under it (revision, key), oldest first, so a
+    /// follower can ask for what changed since a revision instead of everything.
+    index_log: std::collections::HashMap<String, std::collections::VecDeque<(Revision, String)>>,
+    /// Changes older than this are not in the logs (start, re-list, or trimmed).
+    index_log_floor: std::collections::HashMap<String, Revision>,
+    log_start: Revision,
+    /// Per index value, the revision of its last change, for waiters on that value only
+    /// (a thousand nodes long-polling must not all wake for every change).
+    index_watchers: std::collections::HashMap<String, watch::Sender<Revision>>,
+}
+
+/// How many recent changes are kept per index value.
+const INDEX_LOG_LEN: usize = 1024;
+
+/// What changed under an index value since a revision.
+pub enum ChangedSince {
+    /// These keys changed (their current values, or their absence, are what to send).
+    Keys(Vec<String>),
+    /// The log does not reach back that far: send everything.
+    Everything,
 }
 
 /// The mirror of one prefix, decoded as `T` (JSON). Cheap to clone.
@@ -90,16 +112,23 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Cache<T> {
         index: Option<fn(&T) -> String>,
     ) -> Result<Cache<T>, StoreError> {
         let (kvs, revision) = store.list(&prefix).await?;
-        let items = kvs
+        let items: BTreeMap<String, Arc<T>> = kvs
             .into_iter()
             .filter_map(|kv| decode::<T>(&kv.key, &kv.value).map(|v| (kv.key, Arc::new(v))))
             .collect();
-        let state = Arc::new(RwLock::new(State {
+        let mut st = State {
             items,
             revision,
             index,
             index_revisions: Default::default(),
-        }));
+            index_keys: Default::default(),
+            index_log: Default::default(),
+            index_log_floor: Default::default(),
+            log_start: revision,
+            index_watchers: Default::default(),
+        };
+        st.rebuild_index();
+        let state = Arc::new(RwLock::new(st));
         let (revision_tx, _) = watch::channel(revision);
         let revision_tx = Arc::new(revision_tx);
         let (changes_tx, _) = broadcast::channel(4096);
@@ -141,6 +170,55 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Cache<T> {
         f(&self.read().items)
     }
 
+    /// Every value whose index is `value` (see [`Cache::start_indexed`]).
+    pub fn values_by_index(&self, value: &str) -> Vec<Arc<T>> {
+        let st = self.read();
+        st.index_keys
+            .get(value)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| st.items.get(k).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A receiver of the revision of the last change under index `value`.
+    pub fn subscribe_index(&self, value: &str) -> watch::Receiver<Revision> {
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let current = st.index_revisions.get(value).copied().unwrap_or(0);
+        st.index_watchers
+            .entry(value.to_string())
+            .or_insert_with(|| watch::channel(current).0)
+            .subscribe()
+    }
+
+    /// The keys under index `value` that changed after `after`.
+    pub fn changed_since(&self, value: &str, after: Revision) -> ChangedSince {
+        let st = self.read();
+        let floor = st
+            .index_log_floor
+            .get(value)
+            .copied()
+            .unwrap_or(st.log_start);
+        if after < floor {
+            return ChangedSince::Everything;
+        }
+        let mut keys: Vec<String> = st
+            .index_log
+            .get(value)
+            .map(|log| {
+                log.iter()
+                    .filter(|(r, _)| *r > after)
+                    .map(|(_, k)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        keys.sort();
+        keys.dedup();
+        ChangedSince::Keys(keys)
+    }
+
     /// The revision of the last change that touched a value whose index is `value`
     /// (0 when none was seen since start).
     pub fn index_revision(&self, value: &str) -> Revision {
@@ -173,6 +251,20 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Cache<T> {
     }
 }
 
+impl<T> State<T> {
+    fn rebuild_index(&mut self) {
+        self.index_keys.clear();
+        if let Some(index) = self.index {
+            for (k, v) in &self.items {
+                self.index_keys
+                    .entry(index(v))
+                    .or_default()
+                    .insert(k.clone());
+            }
+        }
+    }
+}
+
 async fn follow<T: DeserializeOwned + Send + Sync + 'static>(
     store: Arc<dyn Store>,
     prefix: String,
@@ -200,8 +292,35 @@ async fn follow<T: DeserializeOwned + Send + Sync + 'static>(
                     };
                     st.revision = st.revision.max(revision);
                     if let Some(index) = st.index {
-                        for v in old.iter().chain(new.iter()) {
-                            st.index_revisions.insert(index(v), revision);
+                        let mut touched = Vec::with_capacity(2);
+                        if let Some(v) = &old {
+                            let i = index(v);
+                            if let Some(keys) = st.index_keys.get_mut(&i) {
+                                keys.remove(&key);
+                            }
+                            touched.push(i);
+                        }
+                        if let Some(v) = &new {
+                            let i = index(v);
+                            st.index_keys
+                                .entry(i.clone())
+                                .or_default()
+                                .insert(key.clone());
+                            touched.push(i);
+                        }
+                        touched.dedup();
+                        for i in touched {
+                            if let Some(tx) = st.index_watchers.get(&i) {
+                                tx.send_replace(revision);
+                            }
+                            st.index_revisions.insert(i.clone(), revision);
+                            let log = st.index_log.entry(i.clone()).or_default();
+                            log.push_back((revision, key.clone()));
+                            if log.len() > INDEX_LOG_LEN
+                                && let Some((r, _)) = log.pop_front()
+                            {
+                                st.index_log_floor.insert(i, r);
+                            }
                         }
                     }
                     old
@@ -230,10 +349,17 @@ async fn follow<T: DeserializeOwned + Send + Sync + 'static>(
                         })
                         .collect();
                     st.revision = revision;
+                    st.rebuild_index();
+                    st.index_log.clear();
+                    st.index_log_floor.clear();
+                    st.log_start = revision;
                     // Everyone may have missed something: mark every index value changed.
                     let keys: Vec<String> = st.index_revisions.keys().cloned().collect();
                     for k in keys {
                         st.index_revisions.insert(k, revision);
+                    }
+                    for tx in st.index_watchers.values() {
+                        tx.send_replace(revision);
                     }
                     drop(st);
                     revision_tx.send_replace(revision);

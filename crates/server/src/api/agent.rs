@@ -226,38 +226,31 @@ pub struct DesiredQuery {
     pub wait_seconds: Option<u64>,
 }
 
-fn desired_for_node(state: &AppState, node: &str) -> Vec<DesiredVm> {
-    state.vms.with(|vms| {
-        vms.values()
-            .filter(|v| v.node == node)
-            .map(|v| {
-                let image = state.images.get(&records::image_key(&v.project, &v.image));
-                DesiredVm {
-                    project: v.project.clone(),
-                    name: v.name.clone(),
-                    uuid: v.uuid.clone(),
-                    generation: v.generation,
-                    cpus: v.cpus,
-                    memory_bytes: v.memory_bytes,
-                    disk_bytes: v.disk_bytes,
-                    image: image.map(|i| (*i).clone()),
-                    accel: v.accel,
-                    network: v.network.clone(),
-                    ssh_keys: v.ssh_keys.clone(),
-                    power: v.power,
-                    force: v.force,
-                    action: v.action,
-                    deleting: v.deleting,
-                    storage: v
-                        .storage
-                        .as_ref()
-                        .and_then(|p| state.storage.get(&records::storage_key(p)))
-                        .map(|p| (*p).clone()),
-                    ha: v.ha,
-                }
-            })
-            .collect()
-    })
+fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
+    let image = state.images.get(&records::image_key(&v.project, &v.image));
+    DesiredVm {
+        project: v.project.clone(),
+        name: v.name.clone(),
+        uuid: v.uuid.clone(),
+        generation: v.generation,
+        cpus: v.cpus,
+        memory_bytes: v.memory_bytes,
+        disk_bytes: v.disk_bytes,
+        image: image.map(|i| (*i).clone()),
+        accel: v.accel,
+        network: v.network.clone(),
+        ssh_keys: v.ssh_keys.clone(),
+        power: v.power,
+        force: v.force,
+        action: v.action,
+        deleting: v.deleting,
+        storage: v
+            .storage
+            .as_ref()
+            .and_then(|p| state.storage.get(&records::storage_key(p)))
+            .map(|p| (*p).clone()),
+        ha: v.ha,
+    }
 }
 
 /// The VMs placed on the calling node.
@@ -269,28 +262,45 @@ pub async fn desired_vms(
 ) -> ApiResult<AxumJson<DesiredVms>> {
     let node = caller.require_node()?.to_string();
     if let Some(after) = q.after {
-        let mut changes = state.vms.subscribe_changes();
         let wait = Duration::from_secs(q.wait_seconds.unwrap_or(30).min(60));
-        let concerns_me = |c: &crate::cache::Change<VmRecord>| {
-            c.new.as_ref().is_some_and(|v| v.node == node)
-                || c.old.as_ref().is_some_and(|v| v.node == node)
-        };
-        // Subscribed first, so a change after this check is seen by the loop below.
-        if state.vms.index_revision(&node) <= after {
-            let deadline = tokio::time::Instant::now() + wait;
-            loop {
-                match tokio::time::timeout_at(deadline, changes.recv()).await {
-                    Ok(Ok(c)) if c.revision > after && concerns_me(&c) => break,
-                    Ok(Ok(_)) => {}
-                    Ok(Err(_)) | Err(_) => break, // lagged, closed or timed out: answer now
+        let mut changed = state.vms.subscribe_index(&node);
+        let _ = tokio::time::timeout(wait, changed.wait_for(|r| *r > after)).await;
+    }
+    // Read the revision first: anything newer is sent again next time, never skipped.
+    let revision = state.vms.revision();
+    let delta = q.after.map(|after| state.vms.changed_since(&node, after));
+    Ok(AxumJson(match delta {
+        Some(crate::cache::ChangedSince::Keys(keys)) => {
+            let mut vms = vec![];
+            let mut removed = vec![];
+            for k in keys {
+                match state.vms.get(&k) {
+                    Some(v) if v.node == node => vms.push(desired_vm(&state, &v)),
+                    _ => removed.push(
+                        k.strip_prefix(&records::vm_prefix())
+                            .unwrap_or(&k)
+                            .to_string(),
+                    ),
                 }
             }
+            DesiredVms {
+                revision,
+                full: false,
+                vms,
+                removed,
+            }
         }
-    }
-    let revision = state.vms.revision();
-    Ok(AxumJson(DesiredVms {
-        revision,
-        vms: desired_for_node(&state, &node),
+        _ => DesiredVms {
+            revision,
+            full: true,
+            vms: state
+                .vms
+                .values_by_index(&node)
+                .iter()
+                .map(|v| desired_vm(&state, v))
+                .collect(),
+            removed: vec![],
+        },
     }))
 }
 

@@ -8,10 +8,18 @@ use clap::{Args, Subcommand};
 
 use crate::output::Format;
 
+mod control_plane;
+mod failover;
+mod infra;
+
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Placement throughput, latency and packing quality on a simulated fleet (no I/O).
     Scheduler(SchedulerArgs),
+    /// Node loss end to end: HA restart time of a VM, and no VM ever running twice.
+    Failover(failover::FailoverArgs),
+    /// Control-plane throughput with many hollow nodes: creates/s, API and watch latency, memory.
+    ControlPlane(control_plane::ControlPlaneArgs),
 }
 
 #[derive(Args, Debug)]
@@ -32,6 +40,8 @@ pub struct SchedulerArgs {
 pub async fn run(cmd: BenchCommand, out: Format) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Scheduler(a) => scheduler(a, out).await,
+        BenchCommand::Failover(a) => failover::run(a, out).await,
+        BenchCommand::ControlPlane(a) => control_plane::run(a, out).await,
     }
 }
 

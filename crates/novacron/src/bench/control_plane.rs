@@ -1,0 +1,336 @@
+//! `novacron bench control-plane`: a control plane (its own process, so its memory is its
+//! own) with many hollow nodes (agents that register, heartbeat, follow their desired VMs
+//! and report them running, without QEMU), loaded with VM creations through the API.
+//! Measures creates/s, API latency, how long a node takes to see a change, and the
+//! server's memory.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use novacron_agent::{Agent, AgentConfig};
+use novacron_api_types::{AccelChoice, Network, VmCreateRequest};
+use novacron_client::{Client, Config};
+use serde::Serialize;
+
+use super::infra::{Etcd, Scratch, rss_bytes};
+use crate::output::Format;
+
+#[derive(Args, Debug)]
+pub struct ControlPlaneArgs {
+    /// Hollow nodes.
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    /// VMs to create.
+    #[arg(long, default_value_t = 100_000)]
+    pub vms: usize,
+    /// `sqlite` (embedded) or `etcd` (a real 3-member etcd on loopback).
+    #[arg(long, default_value = "sqlite")]
+    pub store: String,
+    /// Concurrent API clients creating VMs.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Nodes whose view is timed (spread over the fleet; every VM the scheduler places on
+    /// one of them is a sample).
+    #[arg(long, default_value_t = 16)]
+    pub watched: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ControlPlaneReport {
+    pub store: String,
+    pub nodes: usize,
+    pub vms: usize,
+    /// VM-create requests per second through the API (202 answers).
+    pub creates_per_sec: f64,
+    /// p99 latency of the create requests, ms.
+    pub api_p99_ms: f64,
+    pub api_p50_ms: f64,
+    /// Time from a create request to the placed node seeing the VM in its desired state, p99, ms.
+    pub watch_p99_ms: f64,
+    pub watch_p50_ms: f64,
+    /// Peak resident memory of the control-plane process, bytes.
+    pub server_rss_bytes: u64,
+    pub seconds: f64,
+    pub errors: u64,
+    /// VMs the hollow nodes reported running when the run ended.
+    pub vms_running: usize,
+    pub concurrency: usize,
+    /// CPU seconds the control-plane process used during the load, and this (load
+    /// generator + hollow nodes) process: both share the machine's cores.
+    pub server_cpu_seconds: f64,
+    pub load_cpu_seconds: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub async fn run(a: ControlPlaneArgs, out: Format) -> anyhow::Result<()> {
+    let r = scenario(&a).await?;
+    match out {
+        Format::Json => println!("{}", serde_json::to_string(&r)?),
+        Format::Table => {
+            println!(
+                "control plane ({} store): {} hollow nodes, {} VMs created by {} clients",
+                r.store, r.nodes, r.vms, r.concurrency
+            );
+            println!("  creates/s        {:.0}", r.creates_per_sec);
+            println!(
+                "  API latency      p50 {:.1} ms, p99 {:.1} ms",
+                r.api_p50_ms, r.api_p99_ms
+            );
+            println!(
+                "  watch latency    p50 {:.1} ms, p99 {:.1} ms  (create request → node sees the VM)",
+                r.watch_p50_ms, r.watch_p99_ms
+            );
+            println!(
+                "  server memory    {:.0} MiB peak",
+                r.server_rss_bytes as f64 / 1048576.0
+            );
+            println!(
+                "  running          {} of {} VMs reported running; {} errors; {:.1} s",
+                r.vms_running, r.vms, r.errors, r.seconds
+            );
+            println!(
+                "  CPU              server {:.1} s, load generator + hollow nodes {:.1} s",
+                r.server_cpu_seconds, r.load_cpu_seconds
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
+    if a.nodes == 0 || a.vms == 0 || a.concurrency == 0 {
+        bail!("--nodes, --vms and --concurrency must be at least 1");
+    }
+    let exe = std::env::current_exe()?;
+    let mut scratch = Scratch::new("cpbench")?;
+    let store_url = match a.store.as_str() {
+        "sqlite" => None,
+        "etcd" => Some(Etcd::start(&mut scratch, 3)?.store_url()),
+        other => bail!("unknown --store {other}: use sqlite or etcd"),
+    };
+    let port = super::infra::free_port()?;
+    let cfg_path = scratch.path("cli.json");
+    let mut cmd = Command::new(&exe);
+    cmd.args([
+        "server",
+        "-o",
+        "json",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--node-lease-secs",
+        "30",
+    ])
+    .arg("--data-dir")
+    .arg(scratch.path("cp"))
+    .env("NOVACRON_CONFIG", &cfg_path)
+    .env("NOVACRON_LOG", "warn");
+    if let Some(u) = &store_url {
+        cmd.args(["--store", u]);
+    }
+    let (server_pid, line) =
+        scratch.spawn_first_line("server", &mut cmd, Duration::from_secs(60))?;
+    let summary: serde_json::Value = serde_json::from_str(&line)?;
+    let url = summary["api_url"].as_str().unwrap_or_default().to_string();
+    let join = summary["join_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let config: Config = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
+    let admin = Client::new(config.clone())?;
+    admin.image_build_tiny("tiny").await?;
+
+    // Hollow nodes, registered a few at a time.
+    let registry = Arc::new(std::sync::Mutex::new(
+        prometheus_client::registry::Registry::default(),
+    ));
+    let mut agents = Vec::with_capacity(a.nodes);
+    let names: Vec<String> = (0..a.nodes).map(|i| format!("hollow-{i:05}")).collect();
+    for chunk in names.chunks(32) {
+        let starts: Vec<_> = chunk
+            .iter()
+            .map(|name| {
+                tokio::spawn(Agent::start(AgentConfig {
+                    servers: vec![url.clone()],
+                    join_token: Some(join.clone()),
+                    name: name.clone(),
+                    data_dir: scratch.path(&format!("hollow/{name}")),
+                    listen: "127.0.0.1:0".parse().expect("static address"),
+                    advertise: None,
+                    heartbeat_interval: Duration::from_secs(5),
+                    stop_timeout: Duration::from_secs(1),
+                    registry: registry.clone(),
+                    watchdog_command: None,
+                    hollow: true,
+                }))
+            })
+            .collect();
+        for h in starts {
+            agents.push(h.await?.context("starting a hollow node")?);
+        }
+    }
+
+    // Watchers: the view of a few nodes, read with their own credentials.
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
+    let k = a.watched.clamp(1, a.nodes);
+    let watched: Vec<String> = (0..k).map(|i| names[i * a.nodes / k].clone()).collect();
+    let mut watchers = vec![];
+    for w in &watched {
+        let creds: serde_json::Value = serde_json::from_slice(&std::fs::read(
+            scratch.path(&format!("hollow/{w}/node.json")),
+        )?)?;
+        let client = Client::new(Config {
+            servers: vec![url.clone()],
+            token: creds["node_token"].as_str().unwrap_or_default().into(),
+            ca_cert_pem: config.ca_cert_pem.clone(),
+        })?;
+        let seen = seen.clone();
+        watchers.push(tokio::spawn(async move {
+            let mut after = None;
+            loop {
+                if let Ok(d) = client
+                    .agent_desired_vms(after, Duration::from_secs(20))
+                    .await
+                {
+                    let now = Instant::now();
+                    let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+                    for vm in d.vms {
+                        s.entry(vm.name).or_insert(now);
+                    }
+                    after = Some(d.revision);
+                } else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }));
+    }
+
+    // The load: `concurrency` clients creating VMs as fast as the API answers.
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let latencies: Arc<Mutex<Vec<f64>>> = Default::default();
+    let t0 = Instant::now();
+    let (server_cpu0, load_cpu0) = (
+        super::infra::cpu_seconds(server_pid),
+        super::infra::cpu_seconds(std::process::id()),
+    );
+    let mut workers = vec![];
+    for _ in 0..a.concurrency {
+        let (next, errors, latencies, sent) = (
+            next.clone(),
+            errors.clone(),
+            latencies.clone(),
+            sent.clone(),
+        );
+        let client = Client::new(config.clone())?;
+        let total = a.vms as u64;
+        workers.push(tokio::spawn(async move {
+            let mut local = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let name = format!("vm-{i:07}");
+                let req = VmCreateRequest {
+                    name: name.clone(),
+                    image: "tiny".into(),
+                    cpus: 1,
+                    memory_bytes: 256 << 20,
+                    disk_bytes: None,
+                    node: None,
+                    accel: AccelChoice::Tcg,
+                    network: Network::None,
+                    ssh_keys: vec![],
+                    start: true,
+                    storage: None,
+                    ha: Default::default(),
+                    ha_priority: 0,
+                };
+                let start = Instant::now();
+                sent.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.clone(), start);
+                match client.vm_create(&req).await {
+                    Ok(_) => local.push(start.elapsed().as_secs_f64() * 1000.0),
+                    Err(e) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                            tracing::warn!(error = %e, "create failed");
+                        }
+                    }
+                }
+            }
+            latencies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(local);
+        }));
+    }
+    for w in workers {
+        w.await?;
+    }
+    let elapsed = t0.elapsed();
+    let server_cpu_seconds = super::infra::cpu_seconds(server_pid) - server_cpu0;
+    let load_cpu_seconds = super::infra::cpu_seconds(std::process::id()) - load_cpu0;
+    // Give the watched nodes a moment to see the last changes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (server_rss_bytes, _) = rss_bytes(server_pid);
+
+    let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+    lat.sort_by(|x, y| x.total_cmp(y));
+    let mut watch: Vec<f64> = {
+        let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+        sent.iter()
+            .filter_map(|(n, t)| {
+                seen.get(n)
+                    .map(|s| s.saturating_duration_since(*t).as_secs_f64() * 1000.0)
+            })
+            .collect()
+    };
+    watch.sort_by(|x, y| x.total_cmp(y));
+    for w in watchers {
+        w.abort();
+    }
+    let vms_running = admin
+        .vm_list()
+        .await
+        .map(|v| {
+            v.iter()
+                .filter(|x| x.state == novacron_api_types::VmState::Running)
+                .count()
+        })
+        .unwrap_or(0);
+    for ag in agents {
+        ag.stop().await;
+    }
+    Ok(ControlPlaneReport {
+        store: a.store.clone(),
+        nodes: a.nodes,
+        vms: a.vms,
+        creates_per_sec: lat.len() as f64 / elapsed.as_secs_f64(),
+        api_p99_ms: percentile(&lat, 0.99),
+        api_p50_ms: percentile(&lat, 0.50),
+        watch_p99_ms: percentile(&watch, 0.99),
+        watch_p50_ms: percentile(&watch, 0.50),
+        server_rss_bytes,
+        seconds: elapsed.as_secs_f64(),
+        errors: errors.load(Ordering::Relaxed),
+        vms_running,
+        concurrency: a.concurrency,
+        server_cpu_seconds,
+        load_cpu_seconds,
+    })
+}
