@@ -20,6 +20,54 @@ pub enum BenchCommand {
     Failover(failover::FailoverArgs),
     /// Control-plane throughput with many hollow nodes: creates/s, API and watch latency, memory.
     ControlPlane(control_plane::ControlPlaneArgs),
+    /// DWCP against TCP baselines on an emulated WAN (novacron-wanem), one run side by side.
+    Transport(TransportArgs),
+    /// Backup first/incremental/restore against restic and borg on the same disk image.
+    Backup(BackupArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TransportArgs {
+    /// Link rate, e.g. 100mbit, 1gbit.
+    #[arg(long, default_value = "100mbit")]
+    pub rate: String,
+    /// Round-trip time, e.g. 50ms.
+    #[arg(long, default_value = "50ms")]
+    pub rtt: String,
+    /// Random loss per direction, e.g. 0.1%.
+    #[arg(long, default_value = "0.1%")]
+    pub loss: String,
+    /// Bytes to send (the memory corpus is a whole guest RAM image of this size).
+    #[arg(long, default_value = "512M")]
+    pub size: String,
+    /// memory, text, random or mixed.
+    #[arg(long, default_value = "random")]
+    pub corpus: String,
+    /// Congestion control of DWCP's own streams: bbr (where available) or cubic.
+    #[arg(long, default_value = "bbr")]
+    pub dwcp_cc: String,
+    /// Comma-separated systems (default: all baselines and DWCP).
+    #[arg(long)]
+    pub systems: Option<String>,
+    /// Jitter per direction, e.g. 2ms.
+    #[arg(long)]
+    pub jitter: Option<String>,
+    /// Bottleneck queue in milliseconds at the link rate.
+    #[arg(long)]
+    pub queue_ms: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Size of the VM disk image, e.g. 4G.
+    #[arg(long, default_value = "4G")]
+    pub size: String,
+    /// Runs (figures are medians with the spread).
+    #[arg(long, default_value_t = 1)]
+    pub runs: u32,
+    /// Scratch directory (everything the bench makes is removed afterwards).
+    #[arg(long, default_value = "/var/tmp/novacron-bench-backup")]
+    pub work_dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -42,6 +90,8 @@ pub async fn run(cmd: BenchCommand, out: Format) -> anyhow::Result<()> {
         BenchCommand::Scheduler(a) => scheduler(a, out).await,
         BenchCommand::Failover(a) => failover::run(a, out).await,
         BenchCommand::ControlPlane(a) => control_plane::run(a, out).await,
+        BenchCommand::Transport(a) => transport(a, out).await,
+        BenchCommand::Backup(a) => backup(a, out).await,
     }
 }
 
@@ -106,6 +156,78 @@ async fn scheduler(a: SchedulerArgs, out: Format) -> anyhow::Result<()> {
             "the validator found {} hard-constraint violations",
             r.violations
         );
+    }
+    Ok(())
+}
+
+async fn transport(a: TransportArgs, out: Format) -> anyhow::Result<()> {
+    use novacron_bench::transport::{self, TransportBenchConfig};
+    use novacron_wanem::parse;
+    let mut cfg = TransportBenchConfig {
+        rate_bps: parse::rate_bps(&a.rate)?,
+        rtt: parse::duration(&a.rtt)?,
+        loss: parse::loss(&a.loss)?,
+        size_bytes: novacron_api_types::parse_size(&a.size).context("--size")?,
+        corpus: a.corpus.parse().map_err(|e: novacron_bench::corpus::CorpusError| anyhow::anyhow!("--corpus: {e}"))?,
+        dwcp_cc: match a.dwcp_cc.as_str() {
+            "bbr" => None,
+            other => Some(other.to_string()),
+        },
+        ..TransportBenchConfig::default()
+    };
+    if let Some(s) = &a.systems {
+        cfg.systems = s.split(',').map(|x| x.trim().to_string()).collect();
+    }
+    if let Some(j) = &a.jitter {
+        cfg.jitter = parse::duration(j)?;
+    }
+    if let Some(q) = a.queue_ms {
+        cfg.queue = std::time::Duration::from_millis(q);
+    }
+    // The bench builds its own runtimes inside the emulated sites: run it on a plain thread.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(transport::run(&cfg));
+    });
+    let report = rx.await.context("transport bench thread")??;
+    match out {
+        Format::Json => println!("{}", serde_json::to_string(&report)?),
+        Format::Table => print!("{}", transport::render_table(&report)),
+    }
+    Ok(())
+}
+
+async fn backup(a: BackupArgs, out: Format) -> anyhow::Result<()> {
+    use novacron_backup::bench::{BackupBenchConfig, run};
+    let mut cfg = BackupBenchConfig::new(novacron_api_types::parse_size(&a.size).context("--size")?, a.work_dir);
+    cfg.runs = a.runs.max(1);
+    let r = run(&cfg).await?;
+    match out {
+        Format::Json => println!("{}", serde_json::to_string(&r)?),
+        Format::Table => {
+            println!("backup bench: {} disk image, {} run(s), TCG not involved (files only)", novacron_api_types::format_size(r.size_bytes), r.runs);
+            print!(
+                "{}",
+                crate::output::table(
+                    &["SYSTEM", "FIRST s", "INCREMENTAL s", "RESTORE s", "REPO BYTES", "RESTORE MATCHES"],
+                    &r.results
+                        .iter()
+                        .map(|x| vec![
+                            x.system.to_string(),
+                            format!("{:.2}", x.first_seconds),
+                            format!("{:.2}", x.incremental_seconds),
+                            format!("{:.2}", x.restore_seconds),
+                            x.repo_bytes.to_string(),
+                            x.restore_matches.to_string(),
+                        ])
+                        .collect::<Vec<_>>()
+                )
+            );
+            println!("disk write limit here: {:.2} GB/s buffered+fsync, {:.2} GB/s direct", r.disk_write_bytes_per_s / 1e9, r.disk_write_direct_bytes_per_s / 1e9);
+        }
+    }
+    if r.results.iter().any(|x| !x.restore_matches) {
+        anyhow::bail!("a restored image did not match its source");
     }
     Ok(())
 }
