@@ -63,6 +63,13 @@ if [ ${#want[@]} -gt 0 ] || ! command -v qemu-img >/dev/null 2>&1; then
   command -v qemu-img >/dev/null 2>&1 || apt_install qemu-utils
 fi
 
+# moto_server: an S3-compatible object store on loopback for the backup repository's S3 tests.
+if [ "${1:-run}" = test ] && ! command -v moto_server >/dev/null 2>&1; then
+  echo "installing: moto[server] (pip)" >&2
+  python3 -m pip install -q 'moto[server]' >&2 || python3 -m pip install -q --break-system-packages 'moto[server]' >&2
+  hash -r
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo (Rust 1.90 or newer) is needed to build NovaCron; install it with rustup" >&2
   exit 1
