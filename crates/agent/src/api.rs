@@ -33,6 +33,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/agent/v1/vms/{project}/{name}/console/attach",
             get(console_attach),
         )
+        .route(
+            "/agent/v1/vms/{project}/{name}/backup",
+            axum::routing::post(backup),
+        )
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -152,6 +156,28 @@ async fn console_attach(
         ],
     )
         .into_response())
+}
+
+/// Starts a backup of one of this node's VMs (the control plane follows the operation).
+async fn backup(
+    State(shared): State<Arc<Shared>>,
+    Path((project, name)): Path<(String, String)>,
+    axum::Json(job): axum::Json<novacron_api_types::backup::BackupJob>,
+) -> Result<(StatusCode, axum::Json<serde_json::Value>), Failure> {
+    run_dir(&shared, &project, &name)?;
+    let access = {
+        let workers = shared.workers.lock().unwrap_or_else(|p| p.into_inner());
+        workers
+            .get(&format!("{project}/{name}"))
+            .map(|w| w.access(&shared))
+    };
+    let access = access.ok_or_else(|| {
+        Failure(ApiError::not_found(format!(
+            "VM {name} is not (yet) on this node"
+        )))
+    })?;
+    crate::backup::start(shared.clone(), access, job).map_err(Failure)?;
+    Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod api;
+pub mod backup;
 pub mod fence;
 mod host;
 mod images;
@@ -140,6 +141,7 @@ impl Agent {
             Some(f)
         };
         let shared = Arc::new(state::Shared {
+            node_name: creds.name.clone(),
             data_dir: config.data_dir.clone(),
             client: client.clone(),
             server_token: creds.server_token.clone(),

@@ -103,6 +103,7 @@ pub fn register_metrics(registry: &Arc<Mutex<Registry>>) {
 
 /// Shared by the reconcile loop, the VM workers and the agent endpoint.
 pub struct Shared {
+    pub node_name: String,
     pub data_dir: std::path::PathBuf,
     pub client: Client,
     pub server_token: String,

@@ -25,12 +25,39 @@ pub struct WorkerHandle {
     desired: watch::Sender<DesiredVm>,
     orphaned: watch::Sender<bool>,
     running: Arc<AtomicBool>,
+    live: LiveVm,
+    disk_lock: Arc<tokio::sync::Mutex<()>>,
     task: tokio::task::JoinHandle<()>,
 }
+
+/// The worker's running QEMU, readable by the agent endpoint (backups).
+type LiveVm = Arc<std::sync::Mutex<Option<Arc<RunningVm>>>>;
 
 impl WorkerHandle {
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// What a backup of this VM needs: its definition, disk, and QEMU if it runs.
+    pub fn access(&self, shared: &Shared) -> crate::backup::VmAccess {
+        let desired = self.desired.borrow().clone();
+        crate::backup::VmAccess {
+            disk: disk_dir(shared, &desired).join("disk0.qcow2"),
+            running: self.live.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            disk_lock: self.disk_lock.clone(),
+            desired,
+        }
+    }
+}
+
+/// Where the VM's disk lives: its storage pool, or the node's own VM directory.
+fn disk_dir(shared: &Shared, d: &DesiredVm) -> PathBuf {
+    match &d.storage {
+        Some(pool) => PathBuf::from(&pool.path)
+            .join("vms")
+            .join(&d.project)
+            .join(&d.name),
+        None => shared.vm_dir(&d.project, &d.name),
     }
 }
 
@@ -164,6 +191,8 @@ fn spawn_worker(shared: Arc<Shared>, vm: DesiredVm) -> WorkerHandle {
     let (desired_tx, desired_rx) = watch::channel(vm.clone());
     let (orphaned_tx, orphaned_rx) = watch::channel(false);
     let running = Arc::new(AtomicBool::new(false));
+    let live: LiveVm = Default::default();
+    let disk_lock = Arc::new(tokio::sync::Mutex::new(()));
     let (report_tx, report_rx) = watch::channel(None);
     tokio::spawn(report_loop(
         shared.clone(),
@@ -182,6 +211,8 @@ fn spawn_worker(shared: Arc<Shared>, vm: DesiredVm) -> WorkerHandle {
         orphaned: orphaned_rx,
         report_tx,
         running: running.clone(),
+        live: live.clone(),
+        disk_lock: disk_lock.clone(),
         shared,
         name: vm.name.clone(),
     };
@@ -190,6 +221,8 @@ fn spawn_worker(shared: Arc<Shared>, vm: DesiredVm) -> WorkerHandle {
         desired: desired_tx,
         orphaned: orphaned_tx,
         running,
+        live,
+        disk_lock,
         task: tokio::spawn(worker.run()),
     }
 }
@@ -252,6 +285,9 @@ struct LocalState {
     uuid: String,
     /// The last generation of desired state acted on.
     acted_generation: u64,
+    /// The generation of the last restore applied to the disk.
+    #[serde(default)]
+    restored_generation: u64,
 }
 
 struct Worker {
@@ -266,6 +302,8 @@ struct Worker {
     orphaned: watch::Receiver<bool>,
     report_tx: watch::Sender<Option<VmStatusReport>>,
     running: Arc<AtomicBool>,
+    live: LiveVm,
+    disk_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How a worker's loop ends.
@@ -313,7 +351,7 @@ impl Worker {
         }
         self.local = LocalState {
             uuid: uuid.to_string(),
-            acted_generation: 0,
+            ..LocalState::default()
         };
     }
 
@@ -336,6 +374,7 @@ impl Worker {
     fn set_vm(&mut self, vm: Option<RunningVm>) {
         self.vm = vm.map(Arc::new);
         self.running.store(self.vm.is_some(), Ordering::Relaxed);
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = self.vm.clone();
         let ha = self.desired.borrow().ha == HaPolicy::Restart;
         if let Some(f) = &self.shared.fence {
             match &self.vm {
@@ -345,15 +384,8 @@ impl Worker {
         }
     }
 
-    /// Where the VM's disk lives: its storage pool, or the node's own VM directory.
     fn disk_dir(&self, d: &DesiredVm) -> PathBuf {
-        match &d.storage {
-            Some(pool) => PathBuf::from(&pool.path)
-                .join("vms")
-                .join(&d.project)
-                .join(&d.name),
-            None => self.dir.clone(),
-        }
+        disk_dir(&self.shared, d)
     }
 
     /// A hollow node (scale tests): desired state becomes observed state at once.
@@ -536,6 +568,9 @@ impl Worker {
     /// Acts on a new generation of desired state.
     async fn act(&mut self, d: &DesiredVm) -> Done {
         tracing::info!(vm = %self.name, generation = d.generation, power = ?d.power, deleting = d.deleting, "acting on desired state");
+        // Wait for a backup of this VM to finish before changing its power state or files.
+        let disk_lock = self.disk_lock.clone();
+        let _busy = disk_lock.lock().await;
         if d.deleting {
             self.remove_everything().await;
             return Done::Finished;
@@ -548,7 +583,10 @@ impl Worker {
         if let Some(t) = transitional {
             self.report(t, None, None, false);
         }
-        let result = self.apply_power(d).await;
+        let result = match self.restore_if_asked(d).await {
+            Ok(()) => self.apply_power(d).await,
+            Err(e) => Err(e),
+        };
         self.local.acted_generation = d.generation;
         self.save_local();
         match result {
@@ -559,6 +597,23 @@ impl Worker {
             }
         }
         Done::Continue
+    }
+
+    /// Fills the disk from a backup when the desired state asks for a restore not yet done.
+    async fn restore_if_asked(&mut self, d: &DesiredVm) -> Result<(), String> {
+        let Some(r) = &d.restore else { return Ok(()) };
+        if r.generation <= self.local.restored_generation {
+            return Ok(());
+        }
+        if self.vm.is_some() {
+            return Err("the VM is running; stop it before restoring over its disk".into());
+        }
+        let disk = self.disk_dir(d).join("disk0.qcow2");
+        tracing::info!(vm = %self.name, backup = %r.backup, repo = %r.repo.name, "restoring the disk from a backup");
+        crate::backup::restore_disk(&r.repo, &r.backup, &disk).await?;
+        self.local.restored_generation = r.generation;
+        self.save_local();
+        Ok(())
     }
 
     async fn apply_power(&mut self, d: &DesiredVm) -> Result<(), String> {

@@ -81,6 +81,9 @@ pub struct DesiredVm {
     pub storage: Option<StoragePool>,
     #[serde(default)]
     pub ha: HaPolicy,
+    /// Fill the disk from this backup (a restored VM, or a restore over this one).
+    #[serde(default)]
+    pub restore: Option<crate::backup::RestoreSource>,
 }
 
 /// Answer of `GET /api/v1/agent/vms`: the VMs placed on the calling node — all of them

@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod agent;
+pub mod backup;
 pub mod error;
 pub mod names;
 pub mod size;

@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod error;
 pub mod index;
 pub mod live;
+pub mod location;
 pub mod locks;
 pub mod nbd;
 pub mod replicate;

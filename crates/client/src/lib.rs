@@ -25,11 +25,18 @@ use std::time::Duration;
 use novacron_api_types::agent::{
     DesiredVms, HeartbeatRequest, RegisterRequest, RegisterResponse, VmStatusReport,
 };
+use novacron_api_types::backup::{
+    Backup, BackupCreateRequest, BackupRepo, BackupRepoAddRequest, BackupRestoreRequest,
+    BackupSchedule, OperationUpdate, PruneRequest,
+};
 use novacron_api_types::{
     ApiError, BuildTinyRequest, ConsoleLog, ErrorCode, Health, Image, Node, Operation,
     OperationRef, StopRequest, Vm, VmCreateRequest,
 };
 use reqwest::{Method, StatusCode};
+
+/// Timeout of calls that read a whole repository (verify, gc, listings of many backups).
+const LONG: Duration = Duration::from_secs(6 * 3600);
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -536,7 +543,152 @@ impl Client {
         .await
     }
 
+    // ---- backups -------------------------------------------------------------------------
+
+    pub async fn backup_repo_add(
+        &self,
+        req: &BackupRepoAddRequest,
+    ) -> Result<BackupRepo, ClientError> {
+        self.call(Method::POST, "/backup/repos", Some(req)).await
+    }
+
+    pub async fn backup_repo_list(&self) -> Result<Vec<BackupRepo>, ClientError> {
+        self.call(Method::GET, "/backup/repos", None::<&()>).await
+    }
+
+    /// Backups of every repository (or `repo`), of every VM (or `vm`), oldest first.
+    pub async fn backup_list(
+        &self,
+        vm: Option<&str>,
+        repo: Option<&str>,
+    ) -> Result<Vec<Backup>, ClientError> {
+        let mut q = vec![];
+        if let Some(v) = vm {
+            q.push(format!("vm={}", seg(v)));
+        }
+        if let Some(r) = repo {
+            q.push(format!("repo={}", seg(r)));
+        }
+        let path = if q.is_empty() {
+            "/backups".to_string()
+        } else {
+            format!("/backups?{}", q.join("&"))
+        };
+        self.call_with_timeout(Method::GET, &path, None::<&()>, LONG)
+            .await
+    }
+
+    /// One backup with its whole index (disks, chunk counts, how each disk was read).
+    pub async fn backup_show(&self, id: &str) -> Result<serde_json::Value, ClientError> {
+        self.call_with_timeout(
+            Method::GET,
+            &format!("/backups/{}", seg(id)),
+            None::<&()>,
+            LONG,
+        )
+        .await
+    }
+
+    /// Starts a backup of a VM; the answer carries the operation to follow.
+    pub async fn backup_create(
+        &self,
+        vm: &str,
+        req: &BackupCreateRequest,
+    ) -> Result<OperationRef, ClientError> {
+        self.call(Method::POST, &format!("/vms/{}/backup", seg(vm)), Some(req))
+            .await
+    }
+
+    pub async fn backup_restore(
+        &self,
+        id: &str,
+        req: &BackupRestoreRequest,
+    ) -> Result<OperationRef, ClientError> {
+        self.call_with_timeout(
+            Method::POST,
+            &format!("/backups/{}/restore", seg(id)),
+            Some(req),
+            LONG,
+        )
+        .await
+    }
+
+    pub async fn backup_verify(
+        &self,
+        repo: &str,
+        all: bool,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call_with_timeout(
+            Method::POST,
+            &format!("/backup/repos/{}/verify?all={all}", seg(repo)),
+            None::<&()>,
+            LONG,
+        )
+        .await
+    }
+
+    pub async fn backup_prune(
+        &self,
+        repo: &str,
+        req: &PruneRequest,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call_with_timeout(
+            Method::POST,
+            &format!("/backup/repos/{}/prune", seg(repo)),
+            Some(req),
+            LONG,
+        )
+        .await
+    }
+
+    pub async fn backup_gc(&self, repo: &str) -> Result<serde_json::Value, ClientError> {
+        self.call_with_timeout(
+            Method::POST,
+            &format!("/backup/repos/{}/gc", seg(repo)),
+            None::<&()>,
+            LONG,
+        )
+        .await
+    }
+
+    pub async fn backup_schedule_set(
+        &self,
+        s: &BackupSchedule,
+    ) -> Result<BackupSchedule, ClientError> {
+        self.call(Method::POST, "/backup/schedules", Some(s)).await
+    }
+
+    pub async fn backup_schedule_list(&self) -> Result<Vec<BackupSchedule>, ClientError> {
+        self.call(Method::GET, "/backup/schedules", None::<&()>)
+            .await
+    }
+
+    pub async fn backup_schedule_delete(&self, vm: &str) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/backup/schedules/{}", seg(vm)),
+            None::<&()>,
+        )
+        .await
+    }
+
     // ---- agent protocol ------------------------------------------------------------------
+
+    /// An agent's progress on an operation it runs (a backup).
+    pub async fn agent_update_operation(
+        &self,
+        id: &str,
+        u: &OperationUpdate,
+    ) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .call(
+                Method::PUT,
+                &format!("/agent/operations/{}", seg(id)),
+                Some(u),
+            )
+            .await?;
+        Ok(())
+    }
 
     pub async fn agent_register(
         &self,

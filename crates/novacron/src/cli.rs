@@ -63,6 +63,9 @@ pub enum Command {
     /// Storage pools shared by every node.
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Backups: repositories, backups of VMs, restores, verify, prune, gc, schedules.
+    #[command(subcommand)]
+    Backup(crate::backups::BackupCommand),
     /// The control plane itself.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -268,6 +271,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Operation(c) => operation(c, out).await,
         Command::Bench(c) => crate::bench::run(c, out).await,
         Command::Storage(c) => storage(c, out).await,
+        Command::Backup(c) => crate::backups::run(c, out).await,
         Command::Cluster(ClusterCommand::Status) => cluster_status(out).await,
         Command::Store(StoreCommand::Migrate {
             to,

@@ -190,6 +190,9 @@ impl Server {
             members: Cache::start(store.clone(), records::member_prefix()).await?,
             leader: Cache::start(store.clone(), records::leader_prefix()).await?,
             storage: Cache::start(store.clone(), records::storage_prefix()).await?,
+            backup_repos: Cache::start(store.clone(), records::backup_repo_prefix()).await?,
+            backup_schedules: Cache::start(store.clone(), records::backup_schedule_prefix())
+                .await?,
             member_id: member_id.clone(),
             last_seen: Default::default(),
             node_lease_ttl: config.node_lease_ttl,

@@ -73,6 +73,18 @@ pub fn storage_prefix() -> String {
 pub fn storage_key(name: &str) -> String {
     format!("{ROOT}storage/{name}")
 }
+pub fn backup_repo_prefix() -> String {
+    format!("{ROOT}backup/repos/")
+}
+pub fn backup_repo_key(name: &str) -> String {
+    format!("{ROOT}backup/repos/{name}")
+}
+pub fn backup_schedule_prefix() -> String {
+    format!("{ROOT}backup/schedules/")
+}
+pub fn backup_schedule_key(vm: &str) -> String {
+    format!("{ROOT}backup/schedules/{vm}")
+}
 pub const CA_KEY: &str = "/novacron/cluster/ca";
 pub const CLUSTER_KEY: &str = "/novacron/cluster/info";
 
@@ -114,6 +126,9 @@ pub struct VmRecord {
     pub ha: HaPolicy,
     #[serde(default)]
     pub ha_priority: i32,
+    /// Fill the disk from a backup (applied once, at `restore.generation`).
+    #[serde(default)]
+    pub restore: Option<novacron_api_types::backup::RestoreSource>,
 }
 
 /// Observed state of a VM (written on behalf of its agent).

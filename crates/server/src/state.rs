@@ -27,6 +27,8 @@ pub struct AppState {
     pub members: Cache<MemberRecord>,
     pub leader: Cache<LeaderRecord>,
     pub storage: Cache<novacron_api_types::StoragePool>,
+    pub backup_repos: Cache<novacron_api_types::backup::BackupRepo>,
+    pub backup_schedules: Cache<novacron_api_types::backup::BackupSchedule>,
     /// This replica's id.
     pub member_id: String,
     /// When this replica last heard from each node (unix seconds).

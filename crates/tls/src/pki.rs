@@ -163,6 +163,13 @@ fn roots(ca_pem: &str) -> Result<RootCertStore, TlsError> {
 /// SHA-256 of the CA certificate (DER), hex: what a join token pins.
 pub fn ca_fingerprint(ca_pem: &str) -> Result<String, TlsError> {
     let certs = parse_certs(ca_pem, "CA certificate")?;
+    // Well-formed PEM is not enough: the certificate itself must parse.
+    rustls::RootCertStore::empty()
+        .add(certs[0].clone())
+        .map_err(|e| TlsError::Pem {
+            what: "CA certificate",
+            why: e.to_string(),
+        })?;
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, certs[0].as_ref());
     Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -150,7 +150,10 @@ impl Forwarder {
                     spare.push(buf);
                     continue;
                 }
-                let departs = if let Some(ns) = (n as u64 * 8).saturating_mul(1_000_000_000).checked_div(d.rate_bps) {
+                let departs = if let Some(ns) = (n as u64 * 8)
+                    .saturating_mul(1_000_000_000)
+                    .checked_div(d.rate_bps)
+                {
                     let start = link_free_at.max(now);
                     if start.saturating_duration_since(now) > d.queue {
                         c.dropped_queue.fetch_add(1, Ordering::Relaxed);

@@ -291,10 +291,11 @@ fn run(cli: Cli) -> Result<(), String> {
             Err(e) => {
                 // No daemon answering: remove leftovers of one that died.
                 if let Ok(pid) = std::fs::read_to_string(pid_path(prefix))
-                    && let Ok(pid) = pid.trim().parse::<i32>() {
-                        // SAFETY: plain kill(2) on a pid we recorded.
-                        unsafe { libc::kill(pid, libc::SIGTERM) };
-                    }
+                    && let Ok(pid) = pid.trim().parse::<i32>()
+                {
+                    // SAFETY: plain kill(2) on a pid we recorded.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                }
                 let _ = std::fs::remove_file(sock_path(prefix));
                 let _ = std::fs::remove_file(pid_path(prefix));
                 novacron_wanem::delete_sites(prefix).map_err(|x| format!("{e}; cleanup: {x}"))

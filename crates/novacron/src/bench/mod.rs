@@ -168,7 +168,10 @@ async fn transport(a: TransportArgs, out: Format) -> anyhow::Result<()> {
         rtt: parse::duration(&a.rtt)?,
         loss: parse::loss(&a.loss)?,
         size_bytes: novacron_api_types::parse_size(&a.size).context("--size")?,
-        corpus: a.corpus.parse().map_err(|e: novacron_bench::corpus::CorpusError| anyhow::anyhow!("--corpus: {e}"))?,
+        corpus: a
+            .corpus
+            .parse()
+            .map_err(|e: novacron_bench::corpus::CorpusError| anyhow::anyhow!("--corpus: {e}"))?,
         dwcp_cc: match a.dwcp_cc.as_str() {
             "bbr" => None,
             other => Some(other.to_string()),
@@ -199,17 +202,31 @@ async fn transport(a: TransportArgs, out: Format) -> anyhow::Result<()> {
 
 async fn backup(a: BackupArgs, out: Format) -> anyhow::Result<()> {
     use novacron_backup::bench::{BackupBenchConfig, run};
-    let mut cfg = BackupBenchConfig::new(novacron_api_types::parse_size(&a.size).context("--size")?, a.work_dir);
+    let mut cfg = BackupBenchConfig::new(
+        novacron_api_types::parse_size(&a.size).context("--size")?,
+        a.work_dir,
+    );
     cfg.runs = a.runs.max(1);
     let r = run(&cfg).await?;
     match out {
         Format::Json => println!("{}", serde_json::to_string(&r)?),
         Format::Table => {
-            println!("backup bench: {} disk image, {} run(s), TCG not involved (files only)", novacron_api_types::format_size(r.size_bytes), r.runs);
+            println!(
+                "backup bench: {} disk image, {} run(s), TCG not involved (files only)",
+                novacron_api_types::format_size(r.size_bytes),
+                r.runs
+            );
             print!(
                 "{}",
                 crate::output::table(
-                    &["SYSTEM", "FIRST s", "INCREMENTAL s", "RESTORE s", "REPO BYTES", "RESTORE MATCHES"],
+                    &[
+                        "SYSTEM",
+                        "FIRST s",
+                        "INCREMENTAL s",
+                        "RESTORE s",
+                        "REPO BYTES",
+                        "RESTORE MATCHES"
+                    ],
                     &r.results
                         .iter()
                         .map(|x| vec![
@@ -223,7 +240,11 @@ async fn backup(a: BackupArgs, out: Format) -> anyhow::Result<()> {
                         .collect::<Vec<_>>()
                 )
             );
-            println!("disk write limit here: {:.2} GB/s buffered+fsync, {:.2} GB/s direct", r.disk_write_bytes_per_s / 1e9, r.disk_write_direct_bytes_per_s / 1e9);
+            println!(
+                "disk write limit here: {:.2} GB/s buffered+fsync, {:.2} GB/s direct",
+                r.disk_write_bytes_per_s / 1e9,
+                r.disk_write_direct_bytes_per_s / 1e9
+            );
         }
     }
     if r.results.iter().any(|x| !x.restore_matches) {

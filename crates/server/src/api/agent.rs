@@ -250,6 +250,7 @@ fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
             .and_then(|p| state.storage.get(&records::storage_key(p)))
             .map(|p| (*p).clone()),
         ha: v.ha,
+        restore: v.restore.clone(),
     }
 }
 
@@ -430,6 +431,14 @@ pub async fn report_status(
         }
         if let Some((id, st, msg)) = &finish {
             let mut op = progress_op(&state, id, msg).await?;
+            if rec.creating
+                && let Ok(Some(kv)) = state.store.get(&records::op_key(id)).await
+                && let Ok(old) = serde_json::from_slice::<novacron_api_types::Operation>(&kv.value)
+                && let Some(cause) = old.message.strip_suffix("; rolling back")
+            {
+                // Keep the reason the creation failed.
+                op.message = format!("{cause}; everything it made was removed");
+            }
             op.state = *st;
             if *st == OperationState::Succeeded {
                 op.progress = Some(1.0);

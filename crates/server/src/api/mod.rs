@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: routes, the error body, and the OpenAPI document.
 
 pub mod agent;
+pub mod backups;
 pub mod cluster;
 pub mod console;
 pub mod images;
@@ -118,6 +119,29 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/agent/vms/{project}/{name}/status",
             put(agent::report_status),
+        )
+        .route(
+            "/api/v1/backup/repos",
+            get(backups::repo_list).post(backups::repo_add),
+        )
+        .route("/api/v1/backup/repos/{name}/verify", post(backups::verify))
+        .route("/api/v1/backup/repos/{name}/prune", post(backups::prune))
+        .route("/api/v1/backup/repos/{name}/gc", post(backups::gc))
+        .route("/api/v1/backups", get(backups::list))
+        .route("/api/v1/backups/{id}", get(backups::show))
+        .route("/api/v1/backups/{id}/restore", post(backups::restore))
+        .route("/api/v1/vms/{name}/backup", post(backups::create))
+        .route(
+            "/api/v1/backup/schedules",
+            get(backups::schedule_list).post(backups::schedule_set),
+        )
+        .route(
+            "/api/v1/backup/schedules/{vm}",
+            axum::routing::delete(backups::schedule_delete),
+        )
+        .route(
+            "/api/v1/agent/operations/{id}",
+            put(backups::agent_update_operation),
         )
         .route("/api/v1/cluster/status", get(cluster::status))
         .route(

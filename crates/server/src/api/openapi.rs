@@ -4,7 +4,7 @@ use axum::response::IntoResponse;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{agent, cluster, console, images, nodes, operations, vms};
+use super::{agent, backups, cluster, console, images, nodes, operations, vms};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,9 @@ use super::{agent, cluster, console, images, nodes, operations, vms};
         images::list, images::show, images::build_tiny, images::import, images::download, images::delete,
         agent::register, agent::heartbeat, agent::desired_vms, agent::report_status,
         cluster::status, cluster::storage_list, cluster::storage_add, cluster::storage_delete,
+        backups::repo_add, backups::repo_list, backups::list, backups::show, backups::create, backups::restore,
+        backups::verify, backups::prune, backups::gc, backups::schedule_set, backups::schedule_list,
+        backups::schedule_delete, backups::agent_update_operation,
     ),
     modifiers(&BearerAuth),
 )]

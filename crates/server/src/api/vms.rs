@@ -156,6 +156,22 @@ pub async fn create(
     Json(req): Json<VmCreateRequest>,
 ) -> ApiResult<(StatusCode, AxumJson<OperationRef>)> {
     caller.require_admin()?;
+    let op = create_vm(&state, req, None).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        AxumJson(OperationRef { operation: op }),
+    ))
+}
+
+/// Creates a VM: checks the request, places it, and writes its record and operation in one
+/// transaction. With `restore`, the disk is filled from a backup instead of made from the
+/// image, and the image may be missing (disaster recovery from a repository alone: the
+/// restored disk is complete and boots by itself).
+pub async fn create_vm(
+    state: &AppState,
+    req: VmCreateRequest,
+    restore: Option<novacron_api_types::backup::RestoreSource>,
+) -> ApiResult<Operation> {
     validate_create(&req)?;
     let project = DEFAULT_PROJECT;
     let key = records::vm_key(project, &req.name);
@@ -166,24 +182,29 @@ pub async fn create(
         )
         .into());
     }
-    let image = state
-        .images
-        .get(&records::image_key(project, &req.image))
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
+    let image = match state.images.get(&records::image_key(project, &req.image)) {
+        Some(i) => Some(i),
+        None if restore.is_some() => None,
+        None => {
+            return Err(ApiError::not_found(format!(
                 "no image named {:?}: see `novacron image list`, or `novacron image build-tiny {}`",
                 req.image, req.image
             ))
-        })?;
-    let disk_bytes = match &image.kind {
-        ImageKind::Disk { .. } => {
-            let base = image.virtual_size_bytes.unwrap_or(0);
+            .into());
+        }
+    };
+    let disk_bytes = match image.as_ref().map(|i| &i.kind) {
+        Some(ImageKind::Disk { .. }) => {
+            let base = image
+                .as_ref()
+                .and_then(|i| i.virtual_size_bytes)
+                .unwrap_or(0);
             match req.disk_bytes {
                 Some(d) if d < base => {
                     return Err(ApiError::invalid(format!(
                         "--disk {} is smaller than image {} ({}); it can only grow",
                         format_size(d),
-                        image.name,
+                        req.image,
                         format_size(base)
                     ))
                     .into());
@@ -192,7 +213,7 @@ pub async fn create(
                 None => Some(base),
             }
         }
-        ImageKind::Kernel { .. } => req.disk_bytes,
+        Some(ImageKind::Kernel { .. }) | None => req.disk_bytes,
     };
     if let Some(pool) = &req.storage {
         validate_name("storage pool", pool)?;
@@ -206,7 +227,12 @@ pub async fn create(
     if req.ha == novacron_api_types::HaPolicy::Restart && req.storage.is_none() {
         return Err(ApiError::invalid("--ha restart needs the disk on shared storage: add --storage POOL (see `novacron storage add`)").into());
     }
-    if !req.ssh_keys.is_empty() && matches!(image.kind, ImageKind::Kernel { .. }) {
+    if !req.ssh_keys.is_empty()
+        && matches!(
+            image.as_ref().map(|i| &i.kind),
+            Some(ImageKind::Kernel { .. })
+        )
+    {
         return Err(ApiError::invalid(
             "--ssh-key needs a cloud (disk) image; kernel images have no cloud-init",
         )
@@ -222,11 +248,11 @@ pub async fn create(
             _ => None,
         },
     };
-    // The decision reserves the capacity in the scheduler; it is released again if the
-    // record cannot be written.
     if let Some(n) = &req.node {
         validate_name("node", n)?;
     }
+    // The decision reserves the capacity in the scheduler; it is released again if the
+    // record cannot be written.
     let vm_id = placement::vm_id(project, &req.name);
     let node = state
         .placement
@@ -236,8 +262,13 @@ pub async fn create(
     } else {
         PowerState::Stopped
     };
+    let kind = if restore.is_some() {
+        "vm.restore"
+    } else {
+        "vm.create"
+    };
     let op = new_operation(
-        "vm.create",
+        kind,
         project,
         &format!("vm/{}", req.name),
         &format!("placing on {node}"),
@@ -265,36 +296,44 @@ pub async fn create(
         storage: req.storage.clone(),
         ha: req.ha,
         ha_priority: req.ha_priority,
+        restore,
     };
-    let out = state
-        .store
-        .txn(
-            vec![Compare::ModRevision {
-                key: key.clone(),
-                equals: 0,
-            }],
-            vec![
-                Op::Put {
+    let written = async {
+        let out = state
+            .store
+            .txn(
+                vec![Compare::ModRevision {
                     key: key.clone(),
-                    value: json_bytes(&rec)?,
-                },
-                put_op(&op)?,
-            ],
-        )
-        .await?;
-    if !out.succeeded {
-        return Err(ApiError::new(
-            ErrorCode::AlreadyExists,
-            format!("a VM named {:?} already exists", req.name),
-        )
-        .into());
+                    equals: 0,
+                }],
+                vec![
+                    Op::Put {
+                        key: key.clone(),
+                        value: json_bytes(&rec)?,
+                    },
+                    put_op(&op)?,
+                ],
+            )
+            .await?;
+        if !out.succeeded {
+            return Err(ApiFailure(ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!("a VM named {:?} already exists", req.name),
+            )));
+        }
+        Ok(out)
     }
+    .await;
+    let out = match written {
+        Ok(out) => out,
+        Err(e) => {
+            state.placement.release(&vm_id);
+            return Err(e);
+        }
+    };
     state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
-    tracing::info!(vm = %req.name, node = %node, operation = %op.id, "VM created");
-    Ok((
-        StatusCode::ACCEPTED,
-        AxumJson(OperationRef { operation: op }),
-    ))
+    tracing::info!(vm = %req.name, node = %node, operation = %op.id, kind, "VM created");
+    Ok(op)
 }
 
 /// Every VM of the project.

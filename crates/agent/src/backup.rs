@@ -1,0 +1,250 @@
+//! Backups and restores of this node's VMs. The control plane asks for a backup; the agent
+//! runs it here, where QEMU's QMP socket and the disk are, and reports progress on the
+//! operation. A restore is part of the desired state (`DesiredVm::restore`): the worker fills
+//! the disk from the repository before it starts the VM.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use novacron_api_types::agent::DesiredVm;
+use novacron_api_types::backup::{BackupJob, BackupRepo, OperationUpdate, RepoLocation};
+use novacron_api_types::{ApiError, OperationState};
+use novacron_backup::live::{self, LiveBackupOptions, LiveDisk};
+use novacron_backup::location::{self, Location};
+use novacron_backup::repo::{BackupMeta, Progress, Repository};
+use novacron_backup::{BackupId, RetentionPolicy};
+use novacron_qemu::{DiskFormat, RunningVm};
+use tokio::sync::watch;
+
+use crate::state::Shared;
+
+/// The disk NovaCron gives every VM: `disk0.qcow2`, QEMU block node `disk0`.
+pub const DISK_NAME: &str = "disk0";
+
+/// What a backup needs from the VM's worker.
+pub struct VmAccess {
+    pub desired: DesiredVm,
+    pub disk: PathBuf,
+    pub running: Option<Arc<RunningVm>>,
+    /// Held by a backup for its whole run, and by the worker while it changes the VM's power
+    /// state: a VM is not started over a disk being read offline, nor stopped mid-backup.
+    pub disk_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+pub async fn open_repo(repo: &BackupRepo) -> Result<Repository, String> {
+    let loc = match &repo.location {
+        RepoLocation::Dir { path } => Location::Dir(path.clone()),
+        RepoLocation::S3 { url } => Location::S3(url.clone()),
+    };
+    location::open(&loc, repo.key_file.as_deref().map(Path::new))
+        .await
+        .map_err(|e| format!("backup repository {}: {e}", repo.name))
+}
+
+/// Starts a backup job in the background; errors that make it impossible are returned at once.
+pub fn start(shared: Arc<Shared>, vm: VmAccess, job: BackupJob) -> Result<(), ApiError> {
+    if !vm.disk.exists() {
+        return Err(ApiError::invalid(format!(
+            "VM {} has no disk on this node to back up ({})",
+            vm.desired.name,
+            vm.disk.display()
+        )));
+    }
+    let Ok(guard) = vm.disk_lock.clone().try_lock_owned() else {
+        return Err(ApiError::conflict(format!(
+            "VM {} is busy (another backup, or a start or stop in progress); try again when it is done",
+            vm.desired.name
+        )));
+    };
+    tokio::spawn(async move {
+        let op = job.operation.clone();
+        let name = vm.desired.name.clone();
+        let (tx, rx) = watch::channel(None::<Progress>);
+        let reporter = tokio::spawn(report_progress(shared.clone(), op.clone(), rx));
+        let result = run(&shared, &vm, &job, tx).await;
+        drop(guard);
+        reporter.abort();
+        let update = match result {
+            Ok(msg) => {
+                tracing::info!(vm = %name, %msg, "backup done");
+                OperationUpdate {
+                    state: OperationState::Succeeded,
+                    message: msg,
+                    progress: Some(1.0),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(vm = %name, error = %e, "backup failed");
+                OperationUpdate {
+                    state: OperationState::Failed,
+                    message: e,
+                    progress: None,
+                }
+            }
+        };
+        // The final word must arrive: retry for a while (the control plane may be failing over).
+        for attempt in 0..60 {
+            match shared.client.agent_update_operation(&op, &update).await {
+                Ok(()) => break,
+                Err(e) if attempt == 59 => {
+                    tracing::warn!(operation = %op, error = %e, "cannot report the backup's outcome")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn report_progress(
+    shared: Arc<Shared>,
+    op: String,
+    mut rx: watch::Receiver<Option<Progress>>,
+) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if rx.changed().await.is_err() {
+            return;
+        }
+        let Some(p) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let fraction = if p.bytes_total > 0 {
+            Some(p.bytes_done as f64 / p.bytes_total as f64)
+        } else {
+            None
+        };
+        let u = OperationUpdate {
+            state: OperationState::Running,
+            message: format!(
+                "{}: {} of {} MiB read",
+                p.disk,
+                p.bytes_done >> 20,
+                p.bytes_total >> 20
+            ),
+            progress: fraction,
+        };
+        if let Err(e) = shared.client.agent_update_operation(&op, &u).await {
+            tracing::debug!(operation = %op, error = %e, "progress report not delivered");
+        }
+    }
+}
+
+async fn run(
+    shared: &Shared,
+    vm: &VmAccess,
+    job: &BackupJob,
+    progress: watch::Sender<Option<Progress>>,
+) -> Result<String, String> {
+    let repo = open_repo(&job.repo).await?;
+    let mut spec = vm.desired.clone();
+    spec.restore = None;
+    let meta = BackupMeta {
+        vm: vm.desired.name.clone(),
+        vm_spec: serde_json::to_value(&spec).map_err(|e| e.to_string())?,
+        labels: BTreeMap::from([("node".to_string(), node_name(shared))]),
+        created_unix_ms: None,
+    };
+    let work = shared
+        .vm_dir(&vm.desired.project, &vm.desired.name)
+        .join("backup");
+    let opts = LiveBackupOptions::new(&work);
+    let report = move |p: Progress| {
+        let _ = progress.send(Some(p));
+    };
+    let idx = match &vm.running {
+        Some(q) => {
+            let disks = [LiveDisk {
+                name: DISK_NAME.into(),
+                node: DISK_NAME.into(),
+                format: DiskFormat::Qcow2,
+            }];
+            live::backup_running_vm(q.qmp(), &disks, &repo, meta, &opts, &report).await
+        }
+        None => {
+            live::backup_stopped_disk(
+                &repo,
+                DISK_NAME,
+                &vm.disk,
+                DiskFormat::Qcow2,
+                meta,
+                &opts,
+                &report,
+            )
+            .await
+        }
+    }
+    .map_err(|e| format!("backup of {}: {e}", vm.desired.name))?;
+    let _ = std::fs::remove_dir_all(&work);
+    let read: Vec<String> = idx
+        .disks
+        .iter()
+        .map(|d| format!("{} {}", d.name, read_mode(&d.read_mode)))
+        .collect();
+    let mut msg = format!(
+        "backup {} in {}: {} MiB stored of {} MiB read ({})",
+        idx.id.0,
+        job.repo.name,
+        idx.stats.bytes_stored >> 20,
+        idx.stats.bytes_read >> 20,
+        read.join(", ")
+    );
+    if let Some(r) = &job.retention {
+        let policy = RetentionPolicy {
+            keep_last: r.keep_last,
+            keep_hourly: r.keep_hourly,
+            keep_daily: r.keep_daily,
+            keep_weekly: r.keep_weekly,
+            keep_monthly: r.keep_monthly,
+            keep_yearly: r.keep_yearly,
+        };
+        match repo.prune(&policy, Some(&vm.desired.name), false).await {
+            Ok(p) => msg.push_str(&format!("; pruned {} old backup(s)", p.removed.len())),
+            Err(e) => msg.push_str(&format!("; prune failed: {e}")),
+        }
+    }
+    Ok(msg)
+}
+
+fn read_mode(m: &novacron_backup::ReadMode) -> String {
+    match m {
+        novacron_backup::ReadMode::Full { reason } if reason.is_empty() => "full read".into(),
+        novacron_backup::ReadMode::Full { reason } => format!("full read: {reason}"),
+        novacron_backup::ReadMode::Incremental { parent } => {
+            format!("incremental after {}", parent.0)
+        }
+    }
+}
+
+fn node_name(shared: &Shared) -> String {
+    shared.node_name.clone()
+}
+
+/// Fills `disk` (qcow2) from the backup's disk `disk0`; the old file, if any, is replaced only
+/// once the restore has succeeded.
+pub async fn restore_disk(repo: &BackupRepo, backup: &str, disk: &Path) -> Result<(), String> {
+    let r = open_repo(repo).await?;
+    let id = BackupId(backup.to_string());
+    let idx = r
+        .load_index(&id)
+        .await
+        .map_err(|e| format!("backup {backup}: {e}"))?;
+    let d = idx
+        .disks
+        .iter()
+        .find(|d| d.name == DISK_NAME)
+        .or_else(|| idx.disks.first())
+        .ok_or_else(|| format!("backup {backup} holds no disk"))?;
+    if let Some(dir) = disk.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let rep = live::restore_over_original(&r, &id, d, disk, DiskFormat::Qcow2)
+        .await
+        .map_err(|e| format!("restore of backup {backup}: {e}"))?;
+    tracing::info!(backup, disk = %disk.display(), report = ?rep, "disk restored");
+    Ok(())
+}

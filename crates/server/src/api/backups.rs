@@ -1,0 +1,703 @@
+//! Backup endpoints: repositories, backups of VMs (run by the agent of the VM's node, which
+//! holds QEMU's QMP socket and the disks), restores (a new VM whose disk is filled from a
+//! backup, or a restore over a stopped VM), verify / prune / gc, and schedules.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json as AxumJson};
+use novacron_api_types::backup::{
+    Backup, BackupCreateRequest, BackupJob, BackupRepo, BackupRepoAddRequest, BackupRestoreRequest,
+    BackupSchedule, PruneRequest, RepoLocation, RestoreSource, Retention,
+};
+use novacron_api_types::{
+    ApiError, DEFAULT_PROJECT, ErrorCode, Network, Operation, OperationRef, PowerState,
+    VmCreateRequest, VmState, validate_name,
+};
+use novacron_backup::location::{self, Location};
+use novacron_store::{Compare, Op};
+use serde::Deserialize;
+
+use super::operations::{finish, new_operation, put_op};
+use super::{ApiFailure, ApiResult, Json, json_bytes};
+use crate::auth::Caller;
+use crate::records::{self, VmRecord, now};
+use crate::state::AppState;
+
+fn backup_err(e: novacron_backup::BackupError) -> ApiFailure {
+    use novacron_backup::BackupError as E;
+    let msg = e.to_string();
+    ApiFailure(match e {
+        E::UnknownBackup(_) => ApiError::not_found(msg),
+        E::InvalidArgument(_) | E::NotARepository { .. } | E::BadConfig(_) => {
+            ApiError::invalid(msg)
+        }
+        _ => ApiError::unavailable(msg),
+    })
+}
+
+pub fn location_of(repo: &BackupRepo) -> Location {
+    match &repo.location {
+        RepoLocation::Dir { path } => Location::Dir(path.clone()),
+        RepoLocation::S3 { url } => Location::S3(url.clone()),
+    }
+}
+
+async fn open(repo: &BackupRepo) -> ApiResult<novacron_backup::repo::Repository> {
+    location::open(
+        &location_of(repo),
+        repo.key_file.as_deref().map(FsPath::new),
+    )
+    .await
+    .map_err(backup_err)
+}
+
+fn find_repo(state: &AppState, name: &str) -> ApiResult<Arc<BackupRepo>> {
+    validate_name("repository", name)?;
+    state
+        .backup_repos
+        .get(&records::backup_repo_key(name))
+        .ok_or_else(|| {
+            ApiFailure(ApiError::not_found(format!(
+                "no backup repository named {name:?}: see `novacron backup repo list`"
+            )))
+        })
+}
+
+/// Add a repository: created where there is none, adopted where one exists (a repository
+/// describes itself, so a fresh install can restore from it).
+#[utoipa::path(post, path = "/api/v1/backup/repos", request_body = BackupRepoAddRequest,
+    responses((status = 201, body = BackupRepo), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+pub async fn repo_add(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<BackupRepoAddRequest>,
+) -> ApiResult<(StatusCode, AxumJson<BackupRepo>)> {
+    caller.require_admin()?;
+    validate_name("repository", &req.name)?;
+    let location = match (&req.path, &req.s3) {
+        (Some(p), None) if p.starts_with('/') => RepoLocation::Dir {
+            path: p.trim_end_matches('/').to_string(),
+        },
+        (Some(p), None) => {
+            return Err(ApiError::invalid(format!("--path must be absolute, got {p:?}")).into());
+        }
+        (None, Some(u)) if u.starts_with("s3://") => RepoLocation::S3 { url: u.clone() },
+        (None, Some(u)) => {
+            return Err(ApiError::invalid(format!("--s3 must be an s3:// URL, got {u:?}")).into());
+        }
+        _ => return Err(ApiError::invalid("give exactly one of --path or --s3").into()),
+    };
+    let key_file = match (req.encrypt, &req.key_file) {
+        (true, Some(k)) if k.starts_with('/') => Some(k.clone()),
+        (true, Some(k)) => {
+            return Err(
+                ApiError::invalid(format!("--key-file must be absolute, got {k:?}")).into(),
+            );
+        }
+        (true, None) => {
+            return Err(ApiError::invalid(
+                "--encrypt needs --key-file (created with a new random key when missing)",
+            )
+            .into());
+        }
+        (false, Some(_)) => return Err(ApiError::invalid("--key-file goes with --encrypt").into()),
+        (false, None) => None,
+    };
+    let repo = BackupRepo {
+        name: req.name.clone(),
+        location,
+        key_file,
+        created_at: now(),
+    };
+    let key = records::backup_repo_key(&repo.name);
+    if state.backup_repos.get(&key).is_some() {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!("a backup repository named {} already exists", repo.name),
+        )
+        .into());
+    }
+    let (_, created) = location::open_or_create(
+        &location_of(&repo),
+        repo.key_file.as_deref().map(FsPath::new),
+    )
+    .await
+    .map_err(backup_err)?;
+    let out = state
+        .store
+        .txn(
+            vec![Compare::ModRevision {
+                key: key.clone(),
+                equals: 0,
+            }],
+            vec![Op::Put {
+                key,
+                value: json_bytes(&repo)?,
+            }],
+        )
+        .await?;
+    if !out.succeeded {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!("a backup repository named {} already exists", repo.name),
+        )
+        .into());
+    }
+    state
+        .backup_repos
+        .wait_for(out.revision, AppState::CATCH_UP)
+        .await;
+    tracing::info!(repo = %repo.name, created, "backup repository added");
+    Ok((StatusCode::CREATED, AxumJson(repo)))
+}
+
+/// Repositories.
+#[utoipa::path(get, path = "/api/v1/backup/repos", responses((status = 200, body = Vec<BackupRepo>)))]
+pub async fn repo_list(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<AxumJson<Vec<BackupRepo>>> {
+    caller.require_admin()?;
+    Ok(AxumJson(
+        state
+            .backup_repos
+            .values()
+            .iter()
+            .map(|r| (**r).clone())
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    pub vm: Option<String>,
+    pub repo: Option<String>,
+}
+
+/// Backups in every repository (or one), oldest first.
+#[utoipa::path(get, path = "/api/v1/backups", params(ListQuery), responses((status = 200, body = Vec<Backup>)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<AxumJson<Vec<Backup>>> {
+    caller.require_admin()?;
+    let repos: Vec<Arc<BackupRepo>> = match &q.repo {
+        Some(r) => vec![find_repo(&state, r)?],
+        None => state.backup_repos.values(),
+    };
+    let mut out = vec![];
+    for r in repos {
+        let repo = open(&r).await?;
+        for b in repo
+            .list_backups(q.vm.as_deref())
+            .await
+            .map_err(backup_err)?
+        {
+            out.push(Backup {
+                id: b.id.0.clone(),
+                repo: r.name.clone(),
+                vm: b.vm,
+                created_unix_ms: b.created_unix_ms,
+                size_bytes: b.size_bytes,
+                disks: b.disks,
+                error: b.error,
+            });
+        }
+    }
+    out.sort_by_key(|b| b.created_unix_ms.unwrap_or(0));
+    Ok(AxumJson(out))
+}
+
+async fn locate(
+    state: &AppState,
+    id: &str,
+    repo: Option<&str>,
+) -> ApiResult<(Arc<BackupRepo>, novacron_backup::BackupIndex)> {
+    let repos: Vec<Arc<BackupRepo>> = match repo {
+        Some(r) => vec![find_repo(state, r)?],
+        None => state.backup_repos.values(),
+    };
+    for r in repos {
+        let repo = open(&r).await?;
+        match repo
+            .load_index(&novacron_backup::BackupId(id.to_string()))
+            .await
+        {
+            Ok(idx) => return Ok((r, idx)),
+            Err(novacron_backup::BackupError::UnknownBackup(_)) => continue,
+            Err(e) => return Err(backup_err(e)),
+        }
+    }
+    Err(ApiError::not_found(format!(
+        "no backup {id} in any repository: see `novacron backup list`"
+    ))
+    .into())
+}
+
+/// One backup, with its index (disks, chunks, how it was read).
+#[utoipa::path(get, path = "/api/v1/backups/{id}", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = ApiError)))]
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<AxumJson<serde_json::Value>> {
+    caller.require_admin()?;
+    let (repo, idx) = locate(&state, &id, None).await?;
+    let mut v = serde_json::to_value(&idx).map_err(|e| ApiError::internal(e.to_string()))?;
+    v["repo"] = serde_json::Value::String(repo.name.clone());
+    Ok(AxumJson(v))
+}
+
+/// Starts a backup of `vm` on its node's agent; returns the operation.
+pub async fn start_backup(
+    state: &AppState,
+    vm: &str,
+    repo: &BackupRepo,
+    retention: Option<Retention>,
+) -> ApiResult<Operation> {
+    validate_name("vm", vm)?;
+    let rec = state
+        .vms
+        .get(&records::vm_key(DEFAULT_PROJECT, vm))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no VM named {vm:?}: see `novacron vm list`"))
+        })?;
+    if rec.disk_bytes.is_none() {
+        return Err(ApiError::invalid(format!(
+            "VM {vm} has no disk to back up (create it with --disk)"
+        ))
+        .into());
+    }
+    let node = state
+        .nodes
+        .get(&records::node_key(&rec.node))
+        .ok_or_else(|| {
+            ApiError::unavailable(format!("node {} of VM {vm} is not registered", rec.node))
+        })?;
+    let op = new_operation(
+        "vm.backup",
+        &rec.project,
+        &format!("vm/{vm}"),
+        &format!("backing up to {}", repo.name),
+    );
+    let rev = state.store.txn(vec![], vec![put_op(&op)?]).await?.revision;
+    let _ = rev;
+    let job = BackupJob {
+        operation: op.id.clone(),
+        repo: repo.clone(),
+        retention,
+    };
+    let url = format!(
+        "{}/agent/v1/vms/{}/{}/backup",
+        node.agent_url.trim_end_matches('/'),
+        rec.project,
+        rec.name
+    );
+    let sent = state
+        .agent_http
+        .post(&url)
+        .bearer_auth(&node.server_token)
+        .json(&job)
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => Ok(op),
+        Ok(r) => {
+            let status = r.status();
+            let body = r.bytes().await.unwrap_or_default();
+            let err = serde_json::from_slice::<ApiError>(&body).unwrap_or_else(|_| {
+                ApiError::unavailable(format!("agent of {} answered {status}", node.name))
+            });
+            finish(
+                state.store.as_ref(),
+                &op.id,
+                novacron_api_types::OperationState::Failed,
+                err.message.clone(),
+            )
+            .await?;
+            Err(err.into())
+        }
+        Err(e) => {
+            let msg = format!(
+                "cannot reach the agent of node {}: {}",
+                node.name,
+                novacron_client::error_chain(&e)
+            );
+            finish(
+                state.store.as_ref(),
+                &op.id,
+                novacron_api_types::OperationState::Failed,
+                msg.clone(),
+            )
+            .await?;
+            Err(ApiError::unavailable(msg).into())
+        }
+    }
+}
+
+/// Back up a VM (live when it runs; incremental after the first).
+#[utoipa::path(post, path = "/api/v1/vms/{name}/backup", params(("name" = String, Path)), request_body = BackupCreateRequest,
+    responses((status = 202, body = OperationRef), (status = 404, body = ApiError)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Json(req): Json<BackupCreateRequest>,
+) -> ApiResult<(StatusCode, AxumJson<OperationRef>)> {
+    caller.require_admin()?;
+    let repo = find_repo(&state, &req.repo)?;
+    let op = start_backup(&state, &name, &repo, None).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        AxumJson(OperationRef { operation: op }),
+    ))
+}
+
+/// Restore a backup into a new VM (`as`), or over its original VM (stopped).
+#[utoipa::path(post, path = "/api/v1/backups/{id}/restore", params(("id" = String, Path)), request_body = BackupRestoreRequest,
+    responses((status = 202, body = OperationRef), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub async fn restore(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(req): Json<BackupRestoreRequest>,
+) -> ApiResult<(StatusCode, AxumJson<OperationRef>)> {
+    caller.require_admin()?;
+    let (repo, idx) = locate(&state, &id, req.repo.as_deref()).await?;
+    if req.over_original {
+        if req.r#as.is_some() {
+            return Err(ApiError::invalid("give either --as NAME or --over, not both").into());
+        }
+        let vm = idx.vm.clone();
+        let repo = (*repo).clone();
+        let id2 = id.clone();
+        let op = super::vms::change(
+            &state,
+            &vm,
+            "vm.restore",
+            "restoring the disk",
+            move |rec, observed| {
+                if !matches!(observed, VmState::Stopped | VmState::Crashed)
+                    || rec.power != PowerState::Stopped
+                {
+                    return Err(ApiError::conflict(format!(
+                        "VM {} is {observed}; stop it before restoring over it",
+                        rec.name
+                    ))
+                    .into());
+                }
+                rec.restore = Some(RestoreSource {
+                    repo: repo.clone(),
+                    backup: id2.clone(),
+                    generation: rec.generation + 1,
+                });
+                Ok(())
+            },
+        )
+        .await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            AxumJson(OperationRef { operation: op }),
+        ));
+    }
+    let name = req.r#as.clone().ok_or_else(|| {
+        ApiError::invalid(
+            "say where to restore: --as NEW-NAME, or --over to replace the original (stopped) VM",
+        )
+    })?;
+    // The VM's definition travels inside the backup.
+    let spec: novacron_api_types::agent::DesiredVm = serde_json::from_value(idx.vm_spec.clone())
+        .map_err(|e| {
+            ApiError::invalid(format!(
+                "backup {id} has no usable VM definition ({e}); it cannot be restored as a VM"
+            ))
+        })?;
+    let create = VmCreateRequest {
+        name,
+        image: spec
+            .image
+            .as_ref()
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|| "restored".into()),
+        cpus: spec.cpus,
+        memory_bytes: spec.memory_bytes,
+        disk_bytes: spec.disk_bytes,
+        node: req.node.clone(),
+        accel: spec.accel,
+        network: match spec.network {
+            // Port forwards belong to the original VM; a copy must not fight over them.
+            Network::User { .. } => Network::User { forwards: vec![] },
+            other => other,
+        },
+        ssh_keys: spec.ssh_keys.clone(),
+        start: true,
+        storage: spec.storage.as_ref().map(|p| p.name.clone()),
+        ha: Default::default(),
+        ha_priority: 0,
+    };
+    let source = RestoreSource {
+        repo: (*repo).clone(),
+        backup: id.clone(),
+        generation: 1,
+    };
+    let op = super::vms::create_vm(&state, create, Some(source)).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        AxumJson(OperationRef { operation: op }),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct VerifyQuery {
+    /// Also re-hash chunks no backup references.
+    pub all: Option<bool>,
+}
+
+/// Re-hash every chunk and decode every index; names the backups a damaged chunk affects.
+#[utoipa::path(post, path = "/api/v1/backup/repos/{name}/verify", params(("name" = String, Path), VerifyQuery), responses((status = 200, body = Object)))]
+pub async fn verify(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<VerifyQuery>,
+) -> ApiResult<AxumJson<serde_json::Value>> {
+    caller.require_admin()?;
+    let r = find_repo(&state, &name)?;
+    let repo = open(&r).await?;
+    let report = repo
+        .verify(&novacron_backup::repo::VerifyOptions {
+            include_unreferenced: q.all.unwrap_or(false),
+            concurrency: None,
+        })
+        .await
+        .map_err(backup_err)?;
+    Ok(AxumJson(
+        serde_json::to_value(&report).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}
+
+pub fn policy(r: &Retention) -> novacron_backup::retention::RetentionPolicy {
+    novacron_backup::retention::RetentionPolicy {
+        keep_last: r.keep_last,
+        keep_hourly: r.keep_hourly,
+        keep_daily: r.keep_daily,
+        keep_weekly: r.keep_weekly,
+        keep_monthly: r.keep_monthly,
+        keep_yearly: r.keep_yearly,
+    }
+}
+
+/// Forget backups the retention rules do not keep (chunks go at the next gc).
+#[utoipa::path(post, path = "/api/v1/backup/repos/{name}/prune", params(("name" = String, Path)), request_body = PruneRequest, responses((status = 200, body = Object), (status = 400, body = ApiError)))]
+pub async fn prune(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Json(req): Json<PruneRequest>,
+) -> ApiResult<AxumJson<serde_json::Value>> {
+    caller.require_admin()?;
+    if req.retention.is_empty() {
+        return Err(ApiError::invalid(
+            "give at least one --keep-* rule (pruning with none would remove every backup)",
+        )
+        .into());
+    }
+    let r = find_repo(&state, &name)?;
+    let repo = open(&r).await?;
+    let report = repo
+        .prune(&policy(&req.retention), req.vm.as_deref(), req.dry_run)
+        .await
+        .map_err(backup_err)?;
+    Ok(AxumJson(
+        serde_json::to_value(&report).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}
+
+/// Delete chunks no backup references (never one a running backup still needs).
+#[utoipa::path(post, path = "/api/v1/backup/repos/{name}/gc", params(("name" = String, Path)), responses((status = 200, body = Object)))]
+pub async fn gc(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<AxumJson<serde_json::Value>> {
+    caller.require_admin()?;
+    let r = find_repo(&state, &name)?;
+    let repo = open(&r).await?;
+    let report = repo
+        .gc(&novacron_backup::repo::GcOptions::default())
+        .await
+        .map_err(backup_err)?;
+    Ok(AxumJson(
+        serde_json::to_value(&report).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}
+
+/// Back up a VM periodically (and prune its backups with the rules after each).
+#[utoipa::path(post, path = "/api/v1/backup/schedules", request_body = BackupSchedule, responses((status = 200, body = BackupSchedule), (status = 400, body = ApiError)))]
+pub async fn schedule_set(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Json(mut s): Json<BackupSchedule>,
+) -> ApiResult<AxumJson<BackupSchedule>> {
+    caller.require_admin()?;
+    validate_name("vm", &s.vm)?;
+    find_repo(&state, &s.repo)?;
+    if state
+        .vms
+        .get(&records::vm_key(DEFAULT_PROJECT, &s.vm))
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!("no VM named {:?}", s.vm)).into());
+    }
+    if s.every_seconds < 60 {
+        return Err(ApiError::invalid("--every must be at least 1m").into());
+    }
+    s.last_run = 0;
+    s.last_operation = None;
+    let rev = state
+        .store
+        .put(&records::backup_schedule_key(&s.vm), json_bytes(&s)?)
+        .await?;
+    state
+        .backup_schedules
+        .wait_for(rev, AppState::CATCH_UP)
+        .await;
+    Ok(AxumJson(s))
+}
+
+/// Schedules.
+#[utoipa::path(get, path = "/api/v1/backup/schedules", responses((status = 200, body = Vec<BackupSchedule>)))]
+pub async fn schedule_list(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<AxumJson<Vec<BackupSchedule>>> {
+    caller.require_admin()?;
+    Ok(AxumJson(
+        state
+            .backup_schedules
+            .values()
+            .iter()
+            .map(|s| (**s).clone())
+            .collect(),
+    ))
+}
+
+/// Remove a VM's schedule.
+#[utoipa::path(delete, path = "/api/v1/backup/schedules/{vm}", params(("vm" = String, Path)), responses((status = 200), (status = 404, body = ApiError)))]
+pub async fn schedule_delete(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(vm): Path<String>,
+) -> ApiResult<AxumJson<serde_json::Value>> {
+    caller.require_admin()?;
+    validate_name("vm", &vm)?;
+    let key = records::backup_schedule_key(&vm);
+    if state.store.get(&key).await?.is_none() {
+        return Err(ApiError::not_found(format!("VM {vm} has no backup schedule")).into());
+    }
+    let rev = state.store.delete(&key).await?;
+    state
+        .backup_schedules
+        .wait_for(rev, AppState::CATCH_UP)
+        .await;
+    Ok(AxumJson(serde_json::json!({"deleted": vm})))
+}
+
+/// Runs due schedules (a leader-only controller).
+pub async fn schedule_controller(state: Arc<AppState>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        for s in state.backup_schedules.values() {
+            if now() < s.last_run + s.every_seconds {
+                continue;
+            }
+            // One at a time per VM: skip while the previous run is still going.
+            if let Some(id) = &s.last_operation
+                && let Ok(Some(kv)) = state.store.get(&records::op_key(id)).await
+                && serde_json::from_slice::<Operation>(&kv.value).is_ok_and(|o| !o.is_done())
+            {
+                continue;
+            }
+            let Some(repo) = state.backup_repos.get(&records::backup_repo_key(&s.repo)) else {
+                continue;
+            };
+            let retention = (!s.retention.is_empty()).then_some(s.retention);
+            let result = start_backup(&state, &s.vm, &repo, retention).await;
+            let mut next = (*s).clone();
+            next.last_run = now();
+            next.last_operation = result.as_ref().ok().map(|o| o.id.clone());
+            if let Err(e) = &result {
+                tracing::warn!(vm = %s.vm, error = %e.0.message, "scheduled backup could not start");
+            }
+            let _ = state
+                .store
+                .put(
+                    &records::backup_schedule_key(&s.vm),
+                    serde_json::to_vec(&next).unwrap_or_default(),
+                )
+                .await;
+        }
+    }
+}
+
+/// An agent's progress on an operation it runs (backups).
+#[utoipa::path(put, path = "/api/v1/agent/operations/{id}", params(("id" = String, Path)), request_body = novacron_api_types::backup::OperationUpdate, responses((status = 200)))]
+pub async fn agent_update_operation(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(u): Json<novacron_api_types::backup::OperationUpdate>,
+) -> ApiResult<AxumJson<serde_json::Value>> {
+    let node = caller.require_node()?.to_string();
+    let key = records::op_key(&id);
+    for _ in 0..10 {
+        let kv = state
+            .store
+            .get(&key)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no operation {id}")))?;
+        let mut op: Operation =
+            serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+        // Only the node that runs the VM may report on its operations.
+        let vm = op.target.strip_prefix("vm/").unwrap_or("");
+        let on_node = state
+            .vms
+            .get(&records::vm_key(&op.project, vm))
+            .is_some_and(|v: Arc<VmRecord>| v.node == node);
+        if !on_node {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                format!("operation {id} is not about a VM of node {node}"),
+            )
+            .into());
+        }
+        if op.is_done() {
+            return Ok(AxumJson(serde_json::json!({})));
+        }
+        op.state = u.state;
+        op.message = u.message.clone();
+        op.progress = u.progress;
+        op.updated_at = now();
+        let out = state
+            .store
+            .txn(
+                vec![Compare::ModRevision {
+                    key: key.clone(),
+                    equals: kv.mod_revision,
+                }],
+                vec![Op::Put {
+                    key: key.clone(),
+                    value: json_bytes(&op)?,
+                }],
+            )
+            .await?;
+        if out.succeeded {
+            return Ok(AxumJson(serde_json::json!({})));
+        }
+    }
+    Err(ApiError::unavailable("operation kept changing").into())
+}
