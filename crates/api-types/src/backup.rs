@@ -101,6 +101,22 @@ pub struct BackupRestoreRequest {
     pub repo: Option<String>,
 }
 
+/// Body of `POST /api/v1/backup/repos/{name}/sync`: replicate to another location (another
+/// site), blob for blob; the copy opens with the same key file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct RepoSyncRequest {
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub s3: Option<String>,
+    /// Register the copy as a repository of this name (when it is not one yet).
+    #[serde(default)]
+    pub r#as: Option<String>,
+    /// Also remove from the copy the backups the source no longer has.
+    #[serde(default)]
+    pub prune_target: bool,
+}
+
 /// Body of `POST /api/v1/backup/repos/{name}/prune`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct PruneRequest {

@@ -16,7 +16,8 @@ pub enum Location {
     S3(String),
 }
 
-fn backend(location: &Location) -> Result<Arc<dyn Backend>> {
+/// The storage backend at `location`.
+pub fn backend(location: &Location) -> Result<Arc<dyn Backend>> {
     Ok(match location {
         Location::Dir(p) => Arc::new(LocalBackend::new(p)?),
         Location::S3(url) => Arc::new(S3Backend::new(&S3Config::from_url(url)?)?),

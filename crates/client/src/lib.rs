@@ -27,7 +27,7 @@ use novacron_api_types::agent::{
 };
 use novacron_api_types::backup::{
     Backup, BackupCreateRequest, BackupRepo, BackupRepoAddRequest, BackupRestoreRequest,
-    BackupSchedule, OperationUpdate, PruneRequest,
+    BackupSchedule, OperationUpdate, PruneRequest, RepoSyncRequest,
 };
 use novacron_api_types::{
     ApiError, BuildTinyRequest, ConsoleLog, ErrorCode, Health, Image, Node, Operation,
@@ -635,6 +635,20 @@ impl Client {
         self.call_with_timeout(
             Method::POST,
             &format!("/backup/repos/{}/prune", seg(repo)),
+            Some(req),
+            LONG,
+        )
+        .await
+    }
+
+    pub async fn backup_sync(
+        &self,
+        repo: &str,
+        req: &RepoSyncRequest,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call_with_timeout(
+            Method::POST,
+            &format!("/backup/repos/{}/sync", seg(repo)),
             Some(req),
             LONG,
         )

@@ -113,6 +113,23 @@ pub enum RepoCommand {
     },
     /// List repositories.
     List,
+    /// Replicate a repository to another location (another site), blob for blob; an
+    /// interrupted sync resumes. The copy opens with the same key file.
+    Sync {
+        name: String,
+        /// Directory of the copy.
+        #[arg(long, conflicts_with = "s3")]
+        path: Option<PathBuf>,
+        /// S3 location of the copy.
+        #[arg(long)]
+        s3: Option<String>,
+        /// Register the copy as a repository of this name.
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+        /// Also remove from the copy the backups the source no longer has.
+        #[arg(long)]
+        prune_target: bool,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -251,6 +268,36 @@ pub async fn run(cmd: BackupCommand, out: Format) -> anyhow::Result<()> {
                 &["NAME", "TYPE", "LOCATION", "ENCRYPTED"],
                 || repo_rows(&repos),
             )
+        }
+        BackupCommand::Repo(RepoCommand::Sync {
+            name,
+            path,
+            s3,
+            as_name,
+            prune_target,
+        }) => {
+            if path.is_none() && s3.is_none() {
+                bail!("say where the copy goes: --path DIR or --s3 URL");
+            }
+            let req = novacron_api_types::backup::RepoSyncRequest {
+                path: path.as_deref().map(absolute).transpose()?,
+                s3,
+                r#as: as_name,
+                prune_target,
+            };
+            let r = c.backup_sync(&name, &req).await?;
+            output::print_details(out, &r, || {
+                [
+                    ("chunks copied", "chunks_copied"),
+                    ("chunks already there", "chunks_already_there"),
+                    ("indexes copied", "indexes_copied"),
+                    ("bytes copied", "bytes_copied"),
+                    ("indexes removed", "indexes_removed"),
+                ]
+                .into_iter()
+                .map(|(label, k)| (label, r[k].to_string()))
+                .collect()
+            })
         }
         BackupCommand::Create { vm, repo, no_wait } => {
             let op = c

@@ -103,6 +103,41 @@ fn live_backup_incremental_restore_verify_and_damage() {
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["backups_checked"], 2);
 
+    // Replicate to a second site and register the copy: it verifies and lists the same backups.
+    let site2 = c.dir.path().join("site2");
+    let synced = c.json(&[
+        "backup",
+        "repo",
+        "sync",
+        "r1",
+        "--path",
+        site2.to_str().unwrap(),
+        "--as",
+        "r2",
+    ]);
+    assert!(synced["chunks_copied"].as_u64().unwrap() > 0, "{synced}");
+    assert_eq!(synced["indexes_copied"], 2, "{synced}");
+    assert_eq!(c.json(&["backup", "verify", "r2"])["ok"], true);
+    assert_eq!(
+        c.json(&["backup", "list", "--repo", "r2"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let again = c.json(&[
+        "backup",
+        "repo",
+        "sync",
+        "r1",
+        "--path",
+        site2.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        again["chunks_copied"], 0,
+        "a second sync copies nothing new: {again}"
+    );
+
     // Restore the first backup as a new VM: it boots and holds the first version.
     let op = c.json(&["backup", "restore", &id1, "--as", "web1-old"]);
     assert_eq!(op["state"], "succeeded", "{op}");
@@ -183,7 +218,7 @@ fn live_backup_incremental_restore_verify_and_damage() {
     let pruned = c.json(&["backup", "prune", "r1", "--keep-last", "1"]);
     assert_eq!(pruned["removed"].as_array().unwrap().len(), 1, "{pruned}");
     assert_eq!(
-        c.json(&["backup", "list", "web1"])
+        c.json(&["backup", "list", "web1", "--repo", "r1"])
             .as_array()
             .unwrap()
             .len(),

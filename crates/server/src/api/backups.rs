@@ -77,19 +77,7 @@ pub async fn repo_add(
 ) -> ApiResult<(StatusCode, AxumJson<BackupRepo>)> {
     caller.require_admin()?;
     validate_name("repository", &req.name)?;
-    let location = match (&req.path, &req.s3) {
-        (Some(p), None) if p.starts_with('/') => RepoLocation::Dir {
-            path: p.trim_end_matches('/').to_string(),
-        },
-        (Some(p), None) => {
-            return Err(ApiError::invalid(format!("--path must be absolute, got {p:?}")).into());
-        }
-        (None, Some(u)) if u.starts_with("s3://") => RepoLocation::S3 { url: u.clone() },
-        (None, Some(u)) => {
-            return Err(ApiError::invalid(format!("--s3 must be an s3:// URL, got {u:?}")).into());
-        }
-        _ => return Err(ApiError::invalid("give exactly one of --path or --s3").into()),
-    };
+    let location = parse_location(&req.path, &req.s3)?;
     let key_file = match (req.encrypt, &req.key_file) {
         (true, Some(k)) if k.starts_with('/') => Some(k.clone()),
         (true, Some(k)) => {
@@ -152,6 +140,90 @@ pub async fn repo_add(
         .await;
     tracing::info!(repo = %repo.name, created, "backup repository added");
     Ok((StatusCode::CREATED, AxumJson(repo)))
+}
+
+fn parse_location(path: &Option<String>, s3: &Option<String>) -> ApiResult<RepoLocation> {
+    Ok(match (path, s3) {
+        (Some(p), None) if p.starts_with('/') => RepoLocation::Dir {
+            path: p.trim_end_matches('/').to_string(),
+        },
+        (Some(p), None) => {
+            return Err(ApiError::invalid(format!("--path must be absolute, got {p:?}")).into());
+        }
+        (None, Some(u)) if u.starts_with("s3://") => RepoLocation::S3 { url: u.clone() },
+        (None, Some(u)) => {
+            return Err(ApiError::invalid(format!("--s3 must be an s3:// URL, got {u:?}")).into());
+        }
+        _ => return Err(ApiError::invalid("give exactly one of --path or --s3").into()),
+    })
+}
+
+/// Replicate a repository to another location (another site): chunks before the indexes that
+/// name them, so the copy is a valid repository at every moment and an interrupted sync
+/// resumes. With `as`, the copy is registered as a repository (same key file).
+#[utoipa::path(post, path = "/api/v1/backup/repos/{name}/sync", params(("name" = String, Path)),
+    request_body = novacron_api_types::backup::RepoSyncRequest,
+    responses((status = 200, body = Object), (status = 400, body = ApiError)))]
+pub async fn sync(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Json(req): Json<novacron_api_types::backup::RepoSyncRequest>,
+) -> ApiResult<AxumJson<serde_json::Value>> {
+    caller.require_admin()?;
+    let src = find_repo(&state, &name)?;
+    let target = BackupRepo {
+        name: req.r#as.clone().unwrap_or_default(),
+        location: parse_location(&req.path, &req.s3)?,
+        key_file: src.key_file.clone(),
+        created_at: now(),
+    };
+    if target.location == src.location {
+        return Err(ApiError::invalid("the copy must live somewhere else than the source").into());
+    }
+    if let Some(n) = &req.r#as {
+        validate_name("repository", n)?;
+        if state
+            .backup_repos
+            .get(&records::backup_repo_key(n))
+            .is_some()
+        {
+            return Err(ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!("a backup repository named {n} already exists; sync without --as to update its copy"),
+            )
+            .into());
+        }
+    }
+    let from = location::backend(&location_of(&src)).map_err(backup_err)?;
+    let to = location::backend(&location_of(&target)).map_err(backup_err)?;
+    let report = novacron_backup::replicate::sync_repository(from, to, req.prune_target, 8)
+        .await
+        .map_err(backup_err)?;
+    if let Some(n) = &req.r#as {
+        let key = records::backup_repo_key(n);
+        let out = state
+            .store
+            .txn(
+                vec![Compare::ModRevision {
+                    key: key.clone(),
+                    equals: 0,
+                }],
+                vec![Op::Put {
+                    key,
+                    value: json_bytes(&target)?,
+                }],
+            )
+            .await?;
+        state
+            .backup_repos
+            .wait_for(out.revision, AppState::CATCH_UP)
+            .await;
+    }
+    tracing::info!(repo = %name, to = ?target.location, ?report, "repository synced");
+    Ok(AxumJson(
+        serde_json::to_value(&report).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
 }
 
 /// Repositories.

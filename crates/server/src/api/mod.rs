@@ -127,6 +127,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/backup/repos/{name}/verify", post(backups::verify))
         .route("/api/v1/backup/repos/{name}/prune", post(backups::prune))
         .route("/api/v1/backup/repos/{name}/gc", post(backups::gc))
+        .route("/api/v1/backup/repos/{name}/sync", post(backups::sync))
         .route("/api/v1/backups", get(backups::list))
         .route("/api/v1/backups/{id}", get(backups::show))
         .route("/api/v1/backups/{id}/restore", post(backups::restore))

@@ -19,7 +19,7 @@ use super::{agent, backups, cluster, console, images, nodes, operations, vms};
         agent::register, agent::heartbeat, agent::desired_vms, agent::report_status,
         cluster::status, cluster::storage_list, cluster::storage_add, cluster::storage_delete,
         backups::repo_add, backups::repo_list, backups::list, backups::show, backups::create, backups::restore,
-        backups::verify, backups::prune, backups::gc, backups::schedule_set, backups::schedule_list,
+        backups::verify, backups::prune, backups::gc, backups::sync, backups::schedule_set, backups::schedule_list,
         backups::schedule_delete, backups::agent_update_operation,
     ),
     modifiers(&BearerAuth),
