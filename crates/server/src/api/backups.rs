@@ -114,6 +114,14 @@ pub async fn repo_add(
     )
     .await
     .map_err(backup_err)?;
+    register(&state, &repo).await?;
+    tracing::info!(repo = %repo.name, created, "backup repository added");
+    Ok((StatusCode::CREATED, AxumJson(repo)))
+}
+
+/// Records `repo` in the store unless a repository of that name exists.
+async fn register(state: &AppState, repo: &BackupRepo) -> ApiResult<()> {
+    let key = records::backup_repo_key(&repo.name);
     let out = state
         .store
         .txn(
@@ -123,7 +131,7 @@ pub async fn repo_add(
             }],
             vec![Op::Put {
                 key,
-                value: json_bytes(&repo)?,
+                value: json_bytes(repo)?,
             }],
         )
         .await?;
@@ -138,8 +146,15 @@ pub async fn repo_add(
         .backup_repos
         .wait_for(out.revision, AppState::CATCH_UP)
         .await;
-    tracing::info!(repo = %repo.name, created, "backup repository added");
-    Ok((StatusCode::CREATED, AxumJson(repo)))
+    Ok(())
+}
+
+/// The repository named `name`, or every repository.
+fn repos_named(state: &AppState, name: Option<&str>) -> ApiResult<Vec<Arc<BackupRepo>>> {
+    Ok(match name {
+        Some(r) => vec![find_repo(state, r)?],
+        None => state.backup_repos.values(),
+    })
 }
 
 fn parse_location(path: &Option<String>, s3: &Option<String>) -> ApiResult<RepoLocation> {
@@ -200,25 +215,8 @@ pub async fn sync(
     let report = novacron_backup::replicate::sync_repository(from, to, req.prune_target, 8)
         .await
         .map_err(backup_err)?;
-    if let Some(n) = &req.r#as {
-        let key = records::backup_repo_key(n);
-        let out = state
-            .store
-            .txn(
-                vec![Compare::ModRevision {
-                    key: key.clone(),
-                    equals: 0,
-                }],
-                vec![Op::Put {
-                    key,
-                    value: json_bytes(&target)?,
-                }],
-            )
-            .await?;
-        state
-            .backup_repos
-            .wait_for(out.revision, AppState::CATCH_UP)
-            .await;
+    if req.r#as.is_some() {
+        register(&state, &target).await?;
     }
     tracing::info!(repo = %name, to = ?target.location, ?report, "repository synced");
     Ok(AxumJson(
@@ -257,10 +255,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<AxumJson<Vec<Backup>>> {
     caller.require_admin()?;
-    let repos: Vec<Arc<BackupRepo>> = match &q.repo {
-        Some(r) => vec![find_repo(&state, r)?],
-        None => state.backup_repos.values(),
-    };
+    let repos = repos_named(&state, q.repo.as_deref())?;
     let mut out = vec![];
     for r in repos {
         let repo = open(&r).await?;
@@ -289,11 +284,7 @@ async fn locate(
     id: &str,
     repo: Option<&str>,
 ) -> ApiResult<(Arc<BackupRepo>, novacron_backup::BackupIndex)> {
-    let repos: Vec<Arc<BackupRepo>> = match repo {
-        Some(r) => vec![find_repo(state, r)?],
-        None => state.backup_repos.values(),
-    };
-    for r in repos {
+    for r in repos_named(state, repo)? {
         let repo = open(&r).await?;
         match repo
             .load_index(&novacron_backup::BackupId(id.to_string()))
