@@ -4,4 +4,5 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod corpus;
+pub mod migration;
 pub mod transport;

@@ -37,6 +37,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/agent/v1/vms/{project}/{name}/backup",
             axum::routing::post(backup),
         )
+        .route(
+            "/agent/v1/migrations/incoming",
+            axum::routing::post(migration_incoming),
+        )
+        .route(
+            "/agent/v1/migrations/outgoing",
+            axum::routing::post(migration_outgoing),
+        )
+        .route(
+            "/agent/v1/migrations/{id}/cancel",
+            axum::routing::post(migration_cancel),
+        )
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -178,6 +190,35 @@ async fn backup(
     })?;
     crate::backup::start(shared.clone(), access, job).map_err(Failure)?;
     Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
+}
+
+/// Prepares this node to receive a VM (destination QEMU, DWCP listener).
+async fn migration_incoming(
+    State(shared): State<Arc<Shared>>,
+    axum::Json(req): axum::Json<novacron_api_types::migration::IncomingMigration>,
+) -> Result<axum::Json<novacron_api_types::migration::IncomingReady>, Failure> {
+    crate::migration::incoming(shared, req)
+        .await
+        .map(axum::Json)
+        .map_err(Failure)
+}
+
+/// Starts sending one of this node's VMs.
+async fn migration_outgoing(
+    State(shared): State<Arc<Shared>>,
+    axum::Json(req): axum::Json<novacron_api_types::migration::OutgoingMigration>,
+) -> Result<(StatusCode, axum::Json<serde_json::Value>), Failure> {
+    crate::migration::outgoing(shared, req).map_err(Failure)?;
+    Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
+}
+
+/// Stops this node's side of a migration (the control plane recorded the abort first).
+async fn migration_cancel(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> axum::Json<serde_json::Value> {
+    let found = crate::migration::cancel(&shared, &id);
+    axum::Json(serde_json::json!({ "running_here": found }))
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

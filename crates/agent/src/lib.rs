@@ -10,6 +10,7 @@ pub mod backup;
 pub mod fence;
 mod host;
 mod images;
+pub mod migration;
 mod state;
 mod worker;
 
@@ -154,6 +155,14 @@ impl Agent {
             lease_ttl,
             hollow: config.hollow,
             report_slots: tokio::sync::Semaphore::new(4),
+            dwcp_identity: novacron_dwcp::TlsIdentity {
+                ca_cert_pem: creds.ca_cert_pem.clone(),
+                cert_pem: creds.cert_pem.clone(),
+                key_pem: creds.key_pem.clone(),
+            },
+            migration_ip: local.ip(),
+            advertise_host: host.clone(),
+            migrations: Default::default(),
         });
 
         let identity = novacron_tls::Identity {

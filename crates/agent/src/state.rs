@@ -119,6 +119,13 @@ pub struct Shared {
     pub hollow: bool,
     /// Bounds concurrent status reports (each one is an HTTP request and maybe a connection).
     pub report_slots: tokio::sync::Semaphore,
+    /// The node's certificate for node-to-node DWCP (migrations).
+    pub dwcp_identity: novacron_dwcp::TlsIdentity,
+    /// Address migration listeners bind to, and the host name peers reach it by.
+    pub migration_ip: std::net::IpAddr,
+    pub advertise_host: String,
+    /// Migrations running on this node (either side), by id.
+    pub migrations: Mutex<HashMap<String, novacron_migrate::CancellationToken>>,
 }
 
 impl Shared {

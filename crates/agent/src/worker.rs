@@ -38,6 +38,11 @@ impl WorkerHandle {
         self.running.load(Ordering::Relaxed)
     }
 
+    /// False once the worker ended (the VM left this node or was deleted).
+    pub fn is_live(&self) -> bool {
+        !self.task.is_finished()
+    }
+
     /// What a backup of this VM needs: its definition, disk, and QEMU if it runs.
     pub fn access(&self, shared: &Shared) -> crate::backup::VmAccess {
         let desired = self.desired.borrow().clone();
@@ -455,6 +460,15 @@ impl Worker {
                 tracing::warn!(vm = %self.name, error = %e, "cannot check for a running QEMU")
             }
         }
+        if !self.shared.hollow {
+            crate::migration::recover_outgoing(
+                &self.shared,
+                &self.dir,
+                self.vm.as_deref(),
+                first.power == PowerState::Running,
+            )
+            .await;
+        }
         if self.local.acted_generation > 0 {
             self.report_observed(None).await;
         }
@@ -666,108 +680,8 @@ impl Worker {
         }
     }
 
-    /// Makes sure the VM's disk (and cloud-init seed) exist, and returns its QEMU spec.
     async fn prepare(&self, d: &DesiredVm) -> Result<VmSpec, String> {
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
-        let accel = novacron_qemu::resolve_accel(match d.accel {
-            AccelChoice::Auto => novacron_qemu::AccelChoice::Auto,
-            AccelChoice::Kvm => novacron_qemu::AccelChoice::Kvm,
-            AccelChoice::Tcg => novacron_qemu::AccelChoice::Tcg,
-        })
-        .map_err(|e| e.to_string())?;
-        let disk_dir = self.disk_dir(d);
-        tokio::fs::create_dir_all(&disk_dir)
-            .await
-            .map_err(|e| format!("cannot create {}: {e}", disk_dir.display()))?;
-        let disk = disk_dir.join("disk0.qcow2");
-        let disk_exists = tokio::fs::try_exists(&disk).await.unwrap_or(false);
-        let mut seed_iso = None;
-        let image = d
-            .image
-            .as_ref()
-            .ok_or_else(|| "the VM's image no longer exists in the cluster".to_string())?;
-        let boot = match &image.kind {
-            ImageKind::Kernel { cmdline } => {
-                let kernel = self.shared.images.ensure(image, "kernel").await?;
-                let initrd = self.shared.images.ensure(image, "initrd").await?;
-                if let Some(size) = d.disk_bytes
-                    && !disk_exists
-                {
-                    create_then_rename(&disk, |tmp| async move {
-                        novacron_qemu::create_blank(&tmp, novacron_qemu::DiskFormat::Qcow2, size)
-                            .await
-                    })
-                    .await?;
-                }
-                Boot::Kernel {
-                    kernel,
-                    initrd: Some(initrd),
-                    cmdline: cmdline.clone(),
-                }
-            }
-            ImageKind::Disk { format } => {
-                let mut base = self.shared.images.ensure(image, "disk").await?;
-                if let Some(pool) = &d.storage {
-                    // Every node must reach the overlay's backing file: keep a copy in the pool.
-                    base = shared_base_copy(&base, &PathBuf::from(&pool.path)).await?;
-                }
-                let base_format = match format {
-                    novacron_api_types::DiskFormat::Qcow2 => novacron_qemu::DiskFormat::Qcow2,
-                    novacron_api_types::DiskFormat::Raw => novacron_qemu::DiskFormat::Raw,
-                };
-                if !disk_exists {
-                    let size = d.disk_bytes;
-                    create_then_rename(&disk, |tmp| async move {
-                        novacron_qemu::create_overlay(&base, base_format, &tmp, size).await
-                    })
-                    .await?;
-                }
-                let seed = self.dir.join("seed.iso");
-                novacron_qemu::seed::write_nocloud_seed(&seed, &d.uuid, &d.name, &d.ssh_keys)
-                    .map_err(|e| format!("cloud-init seed: {e}"))?;
-                seed_iso = Some(seed);
-                Boot::Disk
-            }
-        };
-        let has_disk = tokio::fs::try_exists(&disk).await.unwrap_or(false);
-        let nics = match &d.network {
-            Network::User { forwards } => vec![NicSpec::User {
-                forwards: forwards
-                    .iter()
-                    .map(|f| novacron_qemu::PortForward {
-                        host_port: f.host_port,
-                        guest_port: f.guest_port,
-                    })
-                    .collect(),
-            }],
-            Network::Bridge { bridge } => vec![NicSpec::Bridge {
-                bridge: bridge.clone(),
-                mac: mac_from_uuid(&d.uuid),
-            }],
-            Network::None => vec![],
-        };
-        Ok(VmSpec {
-            name: d.name.clone(),
-            uuid: d.uuid.clone(),
-            cpus: d.cpus,
-            memory_bytes: d.memory_bytes,
-            accel,
-            boot,
-            disks: if has_disk {
-                vec![DiskSpec {
-                    path: disk,
-                    format: novacron_qemu::DiskFormat::Qcow2,
-                    read_only: false,
-                }]
-            } else {
-                vec![]
-            },
-            nics,
-            seed_iso,
-            ..VmSpec::default()
-        })
+        prepare_spec(&self.shared, &self.dir, d).await
     }
 
     /// Stops the VM if it runs here and removes its files on this node (not a disk in a
@@ -822,6 +736,138 @@ impl Worker {
             guest_initiated_stop: false,
             deleted: true,
         }));
+    }
+}
+
+/// Makes sure the VM's disk (and cloud-init seed) exist in `dir`, and returns its QEMU spec
+/// (also used to prepare the destination of a migration, which must match the source).
+///
+/// TCG guests get 8 KiB more RAM than asked: QEMU before 9.0 loses guest writes during live
+/// migration when a TCG guest's RAM is a multiple of 256 KiB (see `novacron_migrate::compat`).
+pub(crate) async fn prepare_spec(
+    shared: &Shared,
+    dir: &std::path::Path,
+    d: &DesiredVm,
+) -> Result<VmSpec, String> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+
+    let accel = novacron_qemu::resolve_accel(match d.accel {
+        AccelChoice::Auto => novacron_qemu::AccelChoice::Auto,
+        AccelChoice::Kvm => novacron_qemu::AccelChoice::Kvm,
+        AccelChoice::Tcg => novacron_qemu::AccelChoice::Tcg,
+    })
+    .map_err(|e| e.to_string())?;
+    let disk_dir = disk_dir(shared, d);
+    tokio::fs::create_dir_all(&disk_dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", disk_dir.display()))?;
+    let disk = disk_dir.join("disk0.qcow2");
+    let disk_exists = tokio::fs::try_exists(&disk).await.unwrap_or(false);
+    let mut seed_iso = None;
+    let image = d
+        .image
+        .as_ref()
+        .ok_or_else(|| "the VM's image no longer exists in the cluster".to_string())?;
+    let boot = match &image.kind {
+        ImageKind::Kernel { cmdline } => {
+            let kernel = shared.images.ensure(image, "kernel").await?;
+            let initrd = shared.images.ensure(image, "initrd").await?;
+            if let Some(size) = d.disk_bytes
+                && !disk_exists
+            {
+                create_then_rename(&disk, |tmp| async move {
+                    novacron_qemu::create_blank(&tmp, novacron_qemu::DiskFormat::Qcow2, size).await
+                })
+                .await?;
+            }
+            Boot::Kernel {
+                kernel,
+                initrd: Some(initrd),
+                cmdline: cmdline.clone(),
+            }
+        }
+        ImageKind::Disk { format } => {
+            let mut base = shared.images.ensure(image, "disk").await?;
+            if let Some(pool) = &d.storage {
+                // Every node must reach the overlay's backing file: keep a copy in the pool.
+                base = shared_base_copy(&base, &PathBuf::from(&pool.path)).await?;
+            }
+            let base_format = match format {
+                novacron_api_types::DiskFormat::Qcow2 => novacron_qemu::DiskFormat::Qcow2,
+                novacron_api_types::DiskFormat::Raw => novacron_qemu::DiskFormat::Raw,
+            };
+            if !disk_exists {
+                let size = d.disk_bytes;
+                create_then_rename(&disk, |tmp| async move {
+                    novacron_qemu::create_overlay(&base, base_format, &tmp, size).await
+                })
+                .await?;
+            }
+            let seed = dir.join("seed.iso");
+            novacron_qemu::seed::write_nocloud_seed(&seed, &d.uuid, &d.name, &d.ssh_keys)
+                .map_err(|e| format!("cloud-init seed: {e}"))?;
+            seed_iso = Some(seed);
+            Boot::Disk
+        }
+    };
+    let has_disk = tokio::fs::try_exists(&disk).await.unwrap_or(false);
+    let nics = match &d.network {
+        Network::User { forwards } => vec![NicSpec::User {
+            forwards: forwards
+                .iter()
+                .map(|f| novacron_qemu::PortForward {
+                    host_port: f.host_port,
+                    guest_port: f.guest_port,
+                })
+                .collect(),
+        }],
+        Network::Bridge { bridge } => vec![NicSpec::Bridge {
+            bridge: bridge.clone(),
+            mac: mac_from_uuid(&d.uuid),
+        }],
+        Network::None => vec![],
+    };
+    Ok(VmSpec {
+        name: d.name.clone(),
+        uuid: d.uuid.clone(),
+        cpus: d.cpus,
+        memory_bytes: if accel == novacron_qemu::Accel::Tcg {
+            novacron_migrate::compat::tcg_safe_ram_bytes(d.memory_bytes >> 20)
+        } else {
+            d.memory_bytes
+        },
+        accel,
+        boot,
+        disks: if has_disk {
+            vec![DiskSpec {
+                path: disk,
+                format: novacron_qemu::DiskFormat::Qcow2,
+                read_only: false,
+            }]
+        } else {
+            vec![]
+        },
+        nics,
+        seed_iso,
+        ..VmSpec::default()
+    })
+}
+
+/// Records, for the worker that will adopt an incoming VM's QEMU, that it was prepared at
+/// `d.generation`: the worker then acts on the commit's generation (resuming the VM).
+pub(crate) fn seed_local_state(shared: &Shared, d: &DesiredVm) {
+    let state = LocalState {
+        uuid: d.uuid.clone(),
+        acted_generation: d.generation,
+        restored_generation: d.restore.as_ref().map(|r| r.generation).unwrap_or(0),
+    };
+    let dir = shared.vm_dir(&d.project, &d.name);
+    if let Ok(bytes) = serde_json::to_vec(&state)
+        && let Err(e) = crate::host::write_atomic(&dir.join("state.json"), &bytes, 0o644)
+    {
+        tracing::warn!(vm = %d.name, error = %e, "cannot record the incoming VM's local state");
     }
 }
 

@@ -389,6 +389,61 @@ impl Client {
         .await
     }
 
+    // ---- migrations ----------------------------------------------------------------------
+
+    pub async fn vm_migrate(
+        &self,
+        name: &str,
+        req: &novacron_api_types::migration::MigrateRequest,
+    ) -> Result<novacron_api_types::migration::Migration, ClientError> {
+        let r: novacron_api_types::migration::MigrationRef = self
+            .call(
+                Method::POST,
+                &format!("/vms/{}/migrate", seg(name)),
+                Some(req),
+            )
+            .await?;
+        Ok(r.migration)
+    }
+
+    pub async fn migration_list(
+        &self,
+    ) -> Result<Vec<novacron_api_types::migration::Migration>, ClientError> {
+        self.call(Method::GET, "/migrations", None::<&()>).await
+    }
+
+    pub async fn migration_get(
+        &self,
+        id: &str,
+    ) -> Result<novacron_api_types::migration::Migration, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/migrations/{}", seg(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn migration_cancel(
+        &self,
+        id: &str,
+    ) -> Result<novacron_api_types::migration::Migration, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/migrations/{}/cancel", seg(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn evacuation_plan(
+        &self,
+        req: &novacron_api_types::migration::EvacuateRequest,
+    ) -> Result<novacron_api_types::migration::EvacuationPlan, ClientError> {
+        self.call(Method::POST, "/evacuations/plan", Some(req))
+            .await
+    }
+
     // ---- images --------------------------------------------------------------------------
 
     pub async fn image_list(&self) -> Result<Vec<Image>, ClientError> {
@@ -739,6 +794,48 @@ impl Client {
             &path,
             None::<&()>,
             wait + Duration::from_secs(30),
+        )
+        .await
+    }
+
+    pub async fn agent_migration_report(
+        &self,
+        id: &str,
+        report: &novacron_api_types::migration::MigrationReport,
+    ) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .call(
+                Method::PUT,
+                &format!("/agent/migrations/{}", seg(id)),
+                Some(report),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Source only: records the switch-over. The answer is what holds (committed, or aborted
+    /// by someone else first).
+    pub async fn agent_migration_commit(
+        &self,
+        id: &str,
+    ) -> Result<novacron_api_types::migration::MigrationOutcome, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/agent/migrations/{}/commit", seg(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Gives up a migration unless it already committed; answers what holds.
+    pub async fn agent_migration_abort(
+        &self,
+        id: &str,
+    ) -> Result<novacron_api_types::migration::MigrationOutcome, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/agent/migrations/{}/abort", seg(id)),
+            None::<&()>,
         )
         .await
     }

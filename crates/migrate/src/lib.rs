@@ -13,6 +13,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod base;
+pub mod compat;
 pub mod control;
 mod destination;
 mod error;
@@ -23,6 +24,8 @@ pub mod progress;
 pub mod qapi;
 pub mod qevm;
 mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod util;
 pub mod wire;
 
@@ -30,6 +33,7 @@ pub use destination::{Decision, DestinationParams, DestinationReady, destination
 pub use error::{MigrateError, WireError};
 pub use progress::{MigrationPhase, MigrationProgress};
 pub use source::{
-    DiskMirror, MigrationSummary, MirrorSync, SourceHandover, SourceParams, check_work_dir, source,
+    DiskMirror, MigrationSummary, MirrorSync, SourceHandover, SourceParams, check_work_dir,
+    clear_leftovers, source,
 };
 pub use tokio_util::sync::CancellationToken;

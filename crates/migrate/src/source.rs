@@ -309,6 +309,7 @@ async fn run(
             "a migration of this VM is already in progress".into(),
         ));
     }
+    clear_leftovers(qmp).await?;
     if p.max_downtime.is_zero() {
         return Err(MigrateError::Refused(
             "max downtime must be above 0 ms".into(),
@@ -1265,6 +1266,51 @@ async fn roll_back(qmp: &Qmp, undo: &Undo, reason: &str) -> Result<(), MigrateEr
             Ok(())
         }
     }
+}
+
+/// Removes what an earlier migration of this QEMU left behind when its driver died (an agent
+/// killed mid-way): disk mirror jobs named `mig-*` and NBD client nodes `mig-nbd*`.
+pub async fn clear_leftovers(qmp: &Qmp) -> Result<(), MigrateError> {
+    let jobs: Vec<String> = qapi::block_jobs(qmp, SIDE)
+        .await?
+        .into_iter()
+        .map(|j| j.device)
+        .filter(|d| d.starts_with("mig-"))
+        .collect();
+    for id in &jobs {
+        tracing::info!(job = %id, "cancelling a mirror job left by an earlier migration");
+        let _ = qapi::exec(
+            qmp,
+            SIDE,
+            "block-job-cancel",
+            json!({"device": id, "force": true}),
+        )
+        .await;
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while !jobs.is_empty() && Instant::now() < until {
+        let left = qapi::block_jobs(qmp, SIDE).await?;
+        if !left.iter().any(|j| jobs.contains(&j.device)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let nodes = qapi::exec(qmp, SIDE, "query-named-block-nodes", json!({"flat": true})).await?;
+    for n in nodes.as_array().into_iter().flatten() {
+        if let Some(name) = n.get("node-name").and_then(Value::as_str)
+            && name.starts_with("mig-nbd")
+        {
+            tracing::info!(
+                node = name,
+                "removing an NBD client node left by an earlier migration"
+            );
+            if let Err(e) = qapi::exec(qmp, SIDE, "blockdev-del", json!({"node-name": name})).await
+            {
+                tracing::warn!(node = name, error = %e, "cannot remove a leftover NBD client node");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Socket path helper for callers choosing a work dir: fails early when too long.

@@ -60,6 +60,9 @@ pub enum Command {
     /// Long operations (create, start, stop...).
     #[command(subcommand)]
     Operation(OperationCommand),
+    /// Live migrations: list, show, cancel.
+    #[command(subcommand)]
+    Migration(crate::migrations::MigrationCommand),
     /// Storage pools shared by every node.
     #[command(subcommand)]
     Storage(StorageCommand),
@@ -144,6 +147,8 @@ pub enum VmCommand {
     Resume(VmActionArgs),
     /// Delete a VM and its disk.
     Delete(VmActionArgs),
+    /// Move a running VM to another node while it runs (live migration over DWCP).
+    Migrate(crate::migrations::MigrateArgs),
     /// The serial console: attach interactively (Ctrl-] detaches), or print what the guest wrote.
     Console {
         name: String,
@@ -229,6 +234,8 @@ pub enum NodeCommand {
     Drain { name: String },
     /// Forget a node that has no VMs.
     Delete { name: String },
+    /// Cordon a node and live-migrate every VM off it, in a planned order.
+    Evacuate(crate::migrations::EvacuateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -271,6 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Operation(c) => operation(c, out).await,
         Command::Bench(c) => crate::bench::run(c, out).await,
         Command::Storage(c) => storage(c, out).await,
+        Command::Migration(c) => crate::migrations::migration(c, out).await,
         Command::Backup(c) => crate::backups::run(c, out).await,
         Command::Cluster(ClusterCommand::Status) => cluster_status(out).await,
         Command::Store(StoreCommand::Migrate {
@@ -496,6 +504,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
             let op = c.vm_delete(&a.name).await?.operation;
             act(&c, out, &a, op).await
         }
+        VmCommand::Migrate(a) => crate::migrations::vm_migrate(a, out).await,
         VmCommand::Console { name, tail, bytes } => {
             if tail {
                 let n = parse_size(&bytes).context("--bytes")?;
@@ -566,6 +575,7 @@ async fn node(cmd: NodeCommand, out: Format) -> anyhow::Result<()> {
         NodeCommand::Cordon { name } => one(c.node_action(&name, "cordon").await?),
         NodeCommand::Uncordon { name } => one(c.node_action(&name, "uncordon").await?),
         NodeCommand::Drain { name } => one(c.node_action(&name, "drain").await?),
+        NodeCommand::Evacuate(a) => crate::migrations::evacuate(a, out).await,
         NodeCommand::Delete { name } => {
             let v = c.node_delete(&name).await?;
             output::print_details(out, &v, || vec![("deleted", name.clone())])

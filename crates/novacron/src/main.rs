@@ -7,6 +7,7 @@
 mod backups;
 mod bench;
 mod cli;
+mod migrations;
 mod output;
 mod roles;
 

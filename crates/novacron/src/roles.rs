@@ -494,13 +494,18 @@ pub async fn console_attach(client: &Client, name: &str) -> anyhow::Result<()> {
     let mut inbuf = [0u8; 4096];
     let mut outbuf = [0u8; 16384];
     let mut stdin_open = true;
+    // After stdin ends: leave once the guest is quiet for 1 s, or after 10 s for a guest
+    // that never stops printing.
+    let mut until = tokio::time::Instant::now() + Duration::from_secs(3600);
     loop {
         let quiet = tokio::time::sleep(Duration::from_secs(1));
+        let cap = tokio::time::sleep_until(until);
         tokio::select! {
             n = stdin.read(&mut inbuf), if stdin_open => {
                 let n = n?;
                 if n == 0 {
                     stdin_open = false;
+                    until = tokio::time::Instant::now() + Duration::from_secs(10);
                     continue;
                 }
                 let data = &inbuf[..n];
@@ -520,6 +525,7 @@ pub async fn console_attach(client: &Client, name: &str) -> anyhow::Result<()> {
                 stdout.flush().await?;
             }
             _ = quiet, if !stdin_open => break,
+            _ = cap, if !stdin_open => break,
         }
     }
     if interactive {

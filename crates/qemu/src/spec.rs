@@ -21,7 +21,7 @@ pub struct VmSpec {
     /// SMBIOS UUID of the machine, e.g. "6f0c1f1e-8a8e-4f0e-9c55-2d2b8f3f0a01".
     pub uuid: String,
     pub cpus: u32,
-    /// Guest RAM; must be a whole number of MiB.
+    /// Guest RAM; a whole number of 4 KiB pages (the agent gives TCG guests 8 KiB more than asked, see novacron-migrate compat).
     pub memory_bytes: u64,
     pub accel: Accel,
     /// QEMU machine type; `None` means [`DEFAULT_MACHINE`] ("q35"). Under TCG q35 and "pc" boot the tiny guest
@@ -131,9 +131,9 @@ impl VmSpec {
         if self.cpus == 0 || self.cpus > 255 {
             return bad(format!("cpus must be 1..=255, got {}", self.cpus));
         }
-        if self.memory_bytes < (16 << 20) || !self.memory_bytes.is_multiple_of(1 << 20) {
+        if self.memory_bytes < (16 << 20) || !self.memory_bytes.is_multiple_of(4 << 10) {
             return bad(format!(
-                "memory_bytes must be a whole number of MiB and at least 16 MiB, got {}",
+                "memory_bytes must be a whole number of 4 KiB pages and at least 16 MiB, got {}",
                 self.memory_bytes
             ));
         }

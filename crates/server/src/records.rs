@@ -85,6 +85,12 @@ pub fn backup_schedule_prefix() -> String {
 pub fn backup_schedule_key(vm: &str) -> String {
     format!("{ROOT}backup/schedules/{vm}")
 }
+pub fn migration_prefix() -> String {
+    format!("{ROOT}migrations/")
+}
+pub fn migration_key(id: &str) -> String {
+    format!("{ROOT}migrations/{id}")
+}
 pub const CA_KEY: &str = "/novacron/cluster/ca";
 pub const CLUSTER_KEY: &str = "/novacron/cluster/info";
 
@@ -129,6 +135,9 @@ pub struct VmRecord {
     /// Fill the disk from a backup (applied once, at `restore.generation`).
     #[serde(default)]
     pub restore: Option<novacron_api_types::backup::RestoreSource>,
+    /// The migration moving this VM (its id); other changes wait until it ends.
+    #[serde(default)]
+    pub migration: Option<String>,
 }
 
 /// Observed state of a VM (written on behalf of its agent).

@@ -24,6 +24,42 @@ pub enum BenchCommand {
     Transport(TransportArgs),
     /// Backup first/incremental/restore against restic and borg on the same disk image.
     Backup(BackupArgs),
+    /// Live migration of a TCG guest against QEMU's migration baselines on an emulated WAN.
+    Migration(MigrationArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MigrationArgs {
+    /// Link rate, e.g. 100mbit, 1gbit.
+    #[arg(long, default_value = "100mbit")]
+    pub rate: String,
+    /// Round-trip time, e.g. 50ms.
+    #[arg(long, default_value = "50ms")]
+    pub rtt: String,
+    /// Random loss per direction, e.g. 0.1%.
+    #[arg(long, default_value = "0.1%")]
+    pub loss: String,
+    /// Guest RAM, e.g. 1G (QEMU gets 8 KiB more: TCG dirty tracking of QEMU 7.2).
+    #[arg(long, default_value = "1G")]
+    pub memory: String,
+    /// idle, hotset or dirty:RATE (pages/s, or e.g. dirty:20MiB).
+    #[arg(long, default_value = "hotset")]
+    pub workload: String,
+    /// Comma-separated: novacron, qemu-default, qemu-multifd-zstd, qemu-xbzrle.
+    #[arg(
+        long,
+        default_value = "novacron,qemu-default,qemu-multifd-zstd,qemu-xbzrle"
+    )]
+    pub systems: String,
+    /// Congestion control of the QEMU baselines' sockets (the site namespaces' default).
+    #[arg(long, default_value = "cubic")]
+    pub cc: String,
+    /// A migration not finished after this long is cancelled and reported as not completed.
+    #[arg(long, default_value = "600s")]
+    pub limit: String,
+    /// Scratch directory (removed afterwards, also on error and Ctrl-C).
+    #[arg(long, default_value = "/var/tmp/novacron-bench-mig")]
+    pub work_dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -92,6 +128,7 @@ pub async fn run(cmd: BenchCommand, out: Format) -> anyhow::Result<()> {
         BenchCommand::ControlPlane(a) => control_plane::run(a, out).await,
         BenchCommand::Transport(a) => transport(a, out).await,
         BenchCommand::Backup(a) => backup(a, out).await,
+        BenchCommand::Migration(a) => migration(a, out).await,
     }
 }
 
@@ -196,6 +233,55 @@ async fn transport(a: TransportArgs, out: Format) -> anyhow::Result<()> {
     match out {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Table => print!("{}", transport::render_table(&report)),
+    }
+    Ok(())
+}
+
+async fn migration(a: MigrationArgs, out: Format) -> anyhow::Result<()> {
+    use novacron_bench::migration::{self, MigrationBenchConfig};
+    use novacron_wanem::parse;
+    let memory = novacron_api_types::parse_size(&a.memory).context("--memory")?;
+    let cfg = MigrationBenchConfig {
+        rate_bps: parse::rate_bps(&a.rate)?,
+        rtt: parse::duration(&a.rtt)?,
+        loss: parse::loss(&a.loss)?,
+        memory_mib: memory >> 20,
+        workload: a.workload,
+        systems: a.systems.split(',').map(|x| x.trim().to_string()).collect(),
+        cc: a.cc,
+        limit: parse::duration(&a.limit).context("--limit")?,
+        work_dir: a.work_dir,
+        ..MigrationBenchConfig::default()
+    };
+    if memory % (1 << 20) != 0 {
+        anyhow::bail!("--memory must be a whole number of MiB");
+    }
+    // The bench builds its own runtimes inside the emulated sites: run it on a plain thread.
+    // Ctrl-C asks it to stop; it kills its QEMUs and removes its files before returning.
+    let stop = cfg.stop.clone();
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(migration::run(&cfg));
+    });
+    let report = tokio::select! {
+        r = &mut rx => r.context("migration bench thread")??,
+        _ = tokio::signal::ctrl_c() => {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            eprintln!("interrupted: stopping the guests and removing scratch files");
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), rx).await;
+            anyhow::bail!("interrupted");
+        }
+    };
+    match out {
+        Format::Json => println!("{}", serde_json::to_string(&report)?),
+        Format::Table => print!("{}", migration::render_table(&report)),
+    }
+    if let Some(r) = report.results.iter().find(|r| r.integrity != "ok") {
+        anyhow::bail!(
+            "{}: the guest's integrity check failed: {}",
+            r.system,
+            r.note.as_deref().unwrap_or("")
+        );
     }
     Ok(())
 }

@@ -29,7 +29,7 @@ pub struct Cluster {
     pub url: String,
     pub join_token: String,
     up: Option<Child>,
-    agents: Vec<Child>,
+    agents: Vec<(String, Child)>,
 }
 
 impl Cluster {
@@ -123,10 +123,14 @@ impl Cluster {
         let out = self.cli(args);
         assert!(
             out.status.success(),
-            "`novacron {}` failed: {}\n--- up log tail ---\n{}",
+            "`novacron {}` failed: {}\n--- up log tail ---\n{}{}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr),
-            tail(&self.log(), 40)
+            tail(&self.log(), 40),
+            self.agents
+                .iter()
+                .map(|(n, _)| format!("\n--- {n} log tail ---\n{}", tail(&self.agent_log(n), 25)))
+                .collect::<String>()
         );
         String::from_utf8(out.stdout).unwrap()
     }
@@ -245,12 +249,44 @@ impl Cluster {
             .env("NOVACRON_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::from(
-                std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap(),
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.path().join(format!("{name}.log")))
+                    .unwrap(),
             ))
             .spawn()
             .unwrap();
-        self.agents.push(child);
+        self.agents.push((name.to_string(), child));
         dir
+    }
+
+    /// kill -9 of the agent process `name` started by [`Cluster::start_agent`] (its QEMUs live on).
+    pub fn kill9_agent(&mut self, name: &str) {
+        if let Some(i) = self.agents.iter().position(|(n, _)| n == name) {
+            let (_, mut child) = self.agents.remove(i);
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts agent `name` again (after [`Cluster::kill9_agent`]) and waits until it serves.
+    pub fn restart_agent(&mut self, name: &str) {
+        let before = self.agent_log(name).matches("agent running").count();
+        self.start_agent(name);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.agent_log(name).matches("agent running").count() <= before {
+            assert!(
+                Instant::now() < deadline,
+                "agent {name} did not come back; its log:\n{}",
+                tail(&self.agent_log(name), 30)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn agent_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
     /// PIDs of QEMU processes whose command line mentions this cluster's directory.
@@ -261,7 +297,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for mut a in self.agents.drain(..) {
+        for (_, mut a) in self.agents.drain(..) {
             let _ = a.kill();
             let _ = a.wait();
         }

@@ -226,7 +226,7 @@ pub struct DesiredQuery {
     pub wait_seconds: Option<u64>,
 }
 
-fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
+pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
     let image = state.images.get(&records::image_key(&v.project, &v.image));
     DesiredVm {
         project: v.project.clone(),

@@ -5,6 +5,7 @@ pub mod backups;
 pub mod cluster;
 pub mod console;
 pub mod images;
+pub mod migrations;
 pub mod nodes;
 pub mod openapi;
 pub mod operations;
@@ -143,6 +144,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/agent/operations/{id}",
             put(backups::agent_update_operation),
+        )
+        .route("/api/v1/vms/{name}/migrate", post(migrations::start))
+        .route("/api/v1/migrations", get(migrations::list))
+        .route("/api/v1/migrations/{id}", get(migrations::show))
+        .route("/api/v1/migrations/{id}/cancel", post(migrations::cancel))
+        .route(
+            "/api/v1/evacuations/plan",
+            post(migrations::evacuation_plan),
+        )
+        .route(
+            "/api/v1/agent/migrations/{id}",
+            put(migrations::agent_report),
+        )
+        .route(
+            "/api/v1/agent/migrations/{id}/commit",
+            post(migrations::agent_commit),
+        )
+        .route(
+            "/api/v1/agent/migrations/{id}/abort",
+            post(migrations::agent_abort),
         )
         .route("/api/v1/cluster/status", get(cluster::status))
         .route(

@@ -4,7 +4,7 @@ use axum::response::IntoResponse;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{agent, backups, cluster, console, images, nodes, operations, vms};
+use super::{agent, backups, cluster, console, images, migrations, nodes, operations, vms};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,8 @@ use super::{agent, backups, cluster, console, images, nodes, operations, vms};
         backups::repo_add, backups::repo_list, backups::list, backups::show, backups::create, backups::restore,
         backups::verify, backups::prune, backups::gc, backups::sync, backups::schedule_set, backups::schedule_list,
         backups::schedule_delete, backups::agent_update_operation,
+        migrations::start, migrations::list, migrations::show, migrations::cancel, migrations::evacuation_plan,
+        migrations::agent_report, migrations::agent_commit, migrations::agent_abort,
     ),
     modifiers(&BearerAuth),
 )]

@@ -297,6 +297,7 @@ pub async fn create_vm(
         ha: req.ha,
         ha_priority: req.ha_priority,
         restore,
+        migration: None,
     };
     let written = async {
         let out = state
@@ -388,6 +389,12 @@ pub async fn change(
             .map_err(|e| ApiFailure(ApiError::internal(format!("VM record: {e}"))))?;
         if rec.deleting {
             return Err(ApiError::conflict(format!("VM {name} is being deleted")).into());
+        }
+        if let Some(m) = &rec.migration {
+            return Err(ApiError::conflict(format!(
+                "VM {name} is migrating ({m}): wait for it, or `novacron migration cancel {m}`"
+            ))
+            .into());
         }
         let observed = observed_state(state, &rec);
         mutate(&mut rec, observed)?;

@@ -1,0 +1,1032 @@
+//! `novacron bench migration`: NovaCron live migration against QEMU's own migration on an
+//! emulated WAN, one system after the other in one run.
+//!
+//! Every system gets a freshly booted TCG guest from the same image with the same memory
+//! contents (page cache of its disk, text, incompressible data, duplicated pages; see
+//! tools/guest-workload) running the same workload, and moves it from a QEMU in site-a to a
+//! QEMU in site-b of `novacron-wanem`. Both QEMUs open the same qcow2 overlay (shared storage,
+//! the same for every system), so only memory and device state cross the link. Reported per
+//! system: total time, QEMU's downtime figure, the longest gap in the guest's 1 ms heartbeat
+//! (read from both QEMUs' serial ports), bytes on the emulated link (the emulator's counters,
+//! both directions), CPU seconds of both QEMUs and the migration endpoints, and the guest's own
+//! integrity verdict (memory, page cache and disk checksums before and after).
+//!
+//! Baselines: QEMU's TCP migration (`qemu-default`), multifd with 8 channels and zstd plus
+//! auto-converge (`qemu-multifd-zstd`), XBZRLE plus auto-converge (`qemu-xbzrle`). Their QEMUs
+//! run inside the site namespaces, whose default TCP congestion control (a per-namespace sysctl)
+//! is set to `cc`. `novacron` is crates/migrate over a DWCP session between the sites, with the
+//! guest's base image held by the destination.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use novacron_dwcp::{Listener, SessionOptions};
+use novacron_migrate::compat::tcg_safe_ram_bytes;
+use novacron_migrate::testing::{self, Heartbeat, WorkloadConfig};
+use novacron_migrate::{
+    CancellationToken, Decision, DestinationParams, MigrationProgress, SourceParams,
+};
+use novacron_qemu::{Accel, Boot, DiskFormat, DiskSpec, RunDir, RunningVm, TinyImage, VmSpec};
+use novacron_wanem::{LinkParams, Site, Wanem, WanemConfig};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::transport::site_runtime;
+
+/// Systems this benchmark knows, in the order they run by default.
+pub const SYSTEMS: &[&str] = &[
+    "novacron",
+    "qemu-default",
+    "qemu-multifd-zstd",
+    "qemu-xbzrle",
+];
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct MigrationBenchConfig {
+    /// Link rate, bits/s.
+    pub rate_bps: u64,
+    /// Round-trip time added by the emulator.
+    pub rtt: Duration,
+    /// Random loss per direction, 0..1.
+    pub loss: f64,
+    /// Bottleneck queue (time at the link rate).
+    pub queue: Duration,
+    /// Guest RAM in MiB (QEMU gets 8 KiB more, see [`tcg_safe_ram_bytes`]).
+    pub memory_mib: u64,
+    /// `idle`, `hotset` or `dirty:RATE` (pages/s, or e.g. `20MiB`).
+    pub workload: String,
+    /// Systems to run, in order (default: [`SYSTEMS`]).
+    pub systems: Vec<String>,
+    /// Congestion control of the QEMU baselines' sockets (`cubic`, `bbr`).
+    pub cc: String,
+    /// Longest acceptable downtime, for every system (QEMU's `downtime-limit`).
+    pub max_downtime: Duration,
+    /// A migration not finished after this long is cancelled and reported as not completed.
+    pub limit: Duration,
+    /// How long the workload runs on the source before the migration starts.
+    pub warm_up: Duration,
+    /// Scratch directory (removed at the end, also on error).
+    pub work_dir: PathBuf,
+    /// Where the guest workload program is built (kept: cargo rebuilds only on change).
+    pub build_dir: PathBuf,
+    /// Namespace prefix for the emulator.
+    pub netns_prefix: String,
+    /// Set to stop the run early (Ctrl-C): it ends with an error after cleaning up.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Default for MigrationBenchConfig {
+    fn default() -> Self {
+        MigrationBenchConfig {
+            rate_bps: 100_000_000,
+            rtt: Duration::from_millis(50),
+            loss: 0.001,
+            queue: Duration::from_millis(50),
+            memory_mib: 1024,
+            workload: "hotset".into(),
+            systems: Vec::new(),
+            cc: "cubic".into(),
+            max_downtime: Duration::from_millis(300),
+            limit: Duration::from_secs(600),
+            warm_up: Duration::from_secs(3),
+            work_dir: PathBuf::from("/var/tmp/novacron-bench-mig"),
+            build_dir: PathBuf::from("/var/tmp/novacron-bench/guest-workload"),
+            netns_prefix: "nbm-".into(),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// The emulated link.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkReport {
+    pub rate_bps: u64,
+    pub rtt_ms: f64,
+    pub loss: f64,
+    /// Congestion control of the QEMU baselines' sockets.
+    pub baseline_cc: String,
+}
+
+/// The guest every system migrates.
+#[derive(Clone, Debug, Serialize)]
+pub struct GuestReport {
+    pub accel: String,
+    pub qemu_version: String,
+    pub memory_mib: u64,
+    /// What QEMU's `-m` got.
+    pub ram_bytes: u64,
+    pub ram_note: String,
+    pub workload: String,
+    /// Raw base image under the guest's qcow2 overlay.
+    pub disk_mib: u64,
+    pub disk: String,
+    pub heartbeat_interval_us: u64,
+    pub max_downtime_ms: u64,
+    /// The guest's memory contents and workload parameters.
+    pub contents: WorkloadConfig,
+}
+
+/// One system's measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct MigrationResult {
+    pub system: String,
+    /// From the start of the migration (connect included) to the guest running at the
+    /// destination.
+    pub total_seconds: f64,
+    /// QEMU's downtime figure on the source (`query-migrate`); `null` when not completed.
+    pub downtime_ms: Option<f64>,
+    /// Longest gap in the guest's 1 ms heartbeat, over both QEMUs' ports, from the start of
+    /// the migration to 2 s after the guest resumed.
+    pub guest_gap_ms: f64,
+    /// Bytes on the emulated link, both directions (the emulator's count of IP packets).
+    pub wire_bytes: u64,
+    /// CPU seconds of both QEMU processes and the migration endpoints during the migration.
+    pub cpu_seconds: f64,
+    /// `ok` or `mismatch`: the guest's checksums of its memory, page cache and disk.
+    pub integrity: String,
+    /// False when the migration failed or did not finish within the limit (the guest then
+    /// stays on the source, which verifies itself).
+    pub completed: bool,
+    /// [`Self::cpu_seconds`] without the guest's vCPU threads (what migrating cost).
+    pub migration_cpu_seconds: f64,
+    pub wire_bytes_a_to_b: u64,
+    pub wire_bytes_b_to_a: u64,
+    /// Congestion control the system's sockets used.
+    pub congestion: String,
+    /// Failure, or what the guest reported when integrity is a mismatch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct MigrationReport {
+    pub link: LinkReport,
+    pub guest: GuestReport,
+    pub results: Vec<MigrationResult>,
+}
+
+/// Errors of the migration benchmark.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationBenchError {
+    #[error("emulator: {0}")]
+    Wanem(#[from] novacron_wanem::WanemError),
+    #[error("guest: {0}")]
+    Guest(#[from] testing::TestingError),
+    #[error("QEMU: {0}")]
+    Qemu(#[from] novacron_qemu::QemuError),
+    #[error("{system}: {message}")]
+    Run { system: String, message: String },
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+type Result<T, E = MigrationBenchError> = std::result::Result<T, E>;
+
+fn run_err(system: &str, m: impl std::fmt::Display) -> MigrationBenchError {
+    MigrationBenchError::Run {
+        system: system.to_string(),
+        message: m.to_string(),
+    }
+}
+
+/// Kills every QEMU it launched and removes the scratch directory when dropped: on success,
+/// on error, on panic and on Ctrl-C (the CLI sets [`MigrationBenchConfig::stop`] and waits).
+struct Cleanup {
+    pids: std::sync::Mutex<Vec<u32>>,
+    dir: PathBuf,
+}
+
+impl Cleanup {
+    fn add(&self, pid: u32) {
+        self.pids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(pid);
+    }
+
+    fn kill_all(&self) {
+        let pids = std::mem::take(&mut *self.pids.lock().unwrap_or_else(|p| p.into_inner()));
+        for pid in pids {
+            kill(pid);
+        }
+    }
+}
+
+fn kill(pid: u32) {
+    // SAFETY: kill(2) with plain integers.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    // Wait until it is gone so its files can be removed (bounded).
+    let t = Instant::now();
+    while Path::new(&format!("/proc/{pid}/stat")).exists()
+        && proc_state(pid) != Some('Z')
+        && t.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn proc_state(pid: u32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.kill_all();
+        if let Err(e) = std::fs::remove_dir_all(&self.dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "removing the scratch directory");
+        }
+    }
+}
+
+/// CPU seconds a process used so far (all its threads, also exited ones), and those of its
+/// threads whose name starts with "CPU " (QEMU's vCPU threads with `debug-threads=on`).
+fn process_cpu(pid: u32) -> (f64, f64) {
+    let tick = {
+        // SAFETY: sysconf(3) with a valid name.
+        let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        if t > 0 { t as f64 } else { 100.0 }
+    };
+    let ticks = |stat: &str| -> f64 {
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return 0.0;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After the name: state is field 3; utime and stime are fields 14 and 15.
+        let get = |i: usize| {
+            f.get(i - 3)
+                .and_then(|x| x.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (get(14) + get(15)) / tick
+    };
+    let total = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| ticks(&s))
+        .unwrap_or(0.0);
+    let mut vcpu = 0.0;
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in rd.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.starts_with("CPU ") {
+                vcpu += std::fs::read_to_string(t.path().join("stat"))
+                    .map(|s| ticks(&s))
+                    .unwrap_or(0.0);
+            }
+        }
+    }
+    (total, vcpu)
+}
+
+const ALLOWED_CC: &str = "/proc/sys/net/ipv4/tcp_allowed_congestion_control";
+
+/// A namespace other than the host's may only default to an algorithm the host allows
+/// (`net.ipv4.tcp_allowed_congestion_control`, e.g. "reno bbr" on these machines). Adds `cc` to
+/// that list for the run and puts the host's list back when dropped.
+struct AllowedCc {
+    original: Option<String>,
+}
+
+impl AllowedCc {
+    fn ensure(cc: &str) -> Result<AllowedCc> {
+        let now = std::fs::read_to_string(ALLOWED_CC)?;
+        let now = now.trim().to_string();
+        if now.split_whitespace().any(|x| x == cc) {
+            return Ok(AllowedCc { original: None });
+        }
+        std::fs::write(ALLOWED_CC, format!("{now} {cc}"))?;
+        tracing::info!(cc, host_list = %now, "allowing the baselines' congestion control in the sites for this run");
+        Ok(AllowedCc {
+            original: Some(now),
+        })
+    }
+}
+
+impl Drop for AllowedCc {
+    fn drop(&mut self) {
+        if let Some(o) = &self.original
+            && let Err(e) = std::fs::write(ALLOWED_CC, o)
+        {
+            tracing::warn!(error = %e, "restoring {ALLOWED_CC}");
+        }
+    }
+}
+
+/// Sets the default TCP congestion control of a site's namespace.
+fn set_site_cc(site: &Site, cc: &str) -> Result<()> {
+    let out = site
+        .command("sysctl")
+        .args(["-q", "-w", &format!("net.ipv4.tcp_congestion_control={cc}")])
+        .output()?;
+    if !out.status.success() {
+        return Err(MigrationBenchError::Config(format!(
+            "cannot set congestion control {cc} in {}: {}",
+            site.netns,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// A raw base image: 3/8 incompressible, 3/8 text-like, 1/4 zeros (like an OS image with
+/// binaries, text files and free space).
+fn write_base_image(path: &Path, mib: u64) -> Result<()> {
+    let len = (mib << 20) as usize;
+    let mut data = vec![0u8; len];
+    let third = len * 3 / 8;
+    novacron_migrate::util::fill_pseudo_random(&mut data[..third], 77);
+    let words: &[&[u8]] = &[
+        b"the ",
+        b"server ",
+        b"request ",
+        b"config ",
+        b"value=",
+        b"1024 ",
+        b"error ",
+        b"\n",
+        b"usr/lib/",
+        b"debian ",
+        b"package ",
+        b"version ",
+        b"2.36-9 ",
+        b"kernel ",
+        b"module ",
+        b"# comment ",
+        b"return ",
+        b"function ",
+        b"{ ",
+        b"} ",
+    ];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut i = third;
+    while i < 2 * third {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let w = words[(x % words.len() as u64) as usize];
+        let n = w.len().min(2 * third - i);
+        data[i..i + n].copy_from_slice(&w[..n]);
+        i += n;
+    }
+    std::fs::write(path, &data)?;
+    Ok(())
+}
+
+/// Runs the benchmark: builds the guest, sets up the link, migrates a fresh guest with each
+/// system in turn, tears everything down.
+pub fn run(cfg: &MigrationBenchConfig) -> Result<MigrationReport> {
+    let systems: Vec<String> = if cfg.systems.is_empty() {
+        SYSTEMS.iter().map(|s| s.to_string()).collect()
+    } else {
+        cfg.systems.clone()
+    };
+    for s in &systems {
+        if !SYSTEMS.contains(&s.as_str()) {
+            return Err(MigrationBenchError::Config(format!(
+                "unknown system {s:?}: use {}",
+                SYSTEMS.join(", ")
+            )));
+        }
+    }
+    if !["cubic", "bbr"].contains(&cfg.cc.as_str()) {
+        return Err(MigrationBenchError::Config(format!(
+            "--cc {:?}: use cubic or bbr",
+            cfg.cc
+        )));
+    }
+    let kind = cfg.workload.split(':').next().unwrap_or_default();
+    if !["idle", "hotset", "dirty"].contains(&kind)
+        || (kind == "dirty"
+            && testing::parse_rate(cfg.workload.split_once(':').map_or("", |x| x.1)) == 0)
+    {
+        return Err(MigrationBenchError::Config(format!(
+            "--workload {:?}: use idle, hotset or dirty:RATE (pages/s, or e.g. 20MiB)",
+            cfg.workload
+        )));
+    }
+    if cfg.memory_mib < 64 {
+        return Err(MigrationBenchError::Config(
+            "--memory: at least 64 MiB".into(),
+        ));
+    }
+    // SAFETY: geteuid(2) has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(MigrationBenchError::Config(
+            "needs root (network namespaces, TUN devices)".into(),
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&cfg.work_dir);
+    std::fs::create_dir_all(&cfg.work_dir)?;
+    let cleanup = Cleanup {
+        pids: Default::default(),
+        dir: cfg.work_dir.clone(),
+    };
+    let ctl = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+
+    // The guest: same image, contents and workload for every system.
+    let disk_mib = (cfg.memory_mib / 2).max(64);
+    let contents = WorkloadConfig::scaled(cfg.memory_mib, disk_mib, &cfg.workload);
+    let build_dir = cfg.build_dir.clone();
+    let bin = testing::build_workload_binary(&build_dir)?;
+    let tiny = ctl.block_on(testing::build_guest(
+        &cfg.work_dir.join("img"),
+        &bin,
+        &contents,
+    ))?;
+    let base = cfg.work_dir.join("base.raw");
+    write_base_image(&base, disk_mib)?;
+
+    let _allowed_cc = AllowedCc::ensure(&cfg.cc)?;
+    let _ = novacron_wanem::delete_sites(&cfg.netns_prefix);
+    let link = LinkParams::symmetric(cfg.rate_bps, cfg.rtt, cfg.loss).with_queue(cfg.queue);
+    let wan = Wanem::up(WanemConfig::new(&cfg.netns_prefix, link))?;
+    let mut qemu_version = String::new();
+    let mut results = Vec::new();
+    for (i, system) in systems.iter().enumerate() {
+        if cfg.stop.load(Ordering::Relaxed) {
+            return Err(MigrationBenchError::Interrupted);
+        }
+        let run = SystemRun {
+            cfg,
+            system,
+            wan: &wan,
+            ctl: &ctl,
+            cleanup: &cleanup,
+            tiny: &tiny,
+            base: &base,
+            dir: cfg.work_dir.join(format!("s{i}")),
+            port: 4400 + i as u16,
+        };
+        let (r, version) = run.run()?;
+        tracing::info!(
+            system = %r.system,
+            total_seconds = r.total_seconds,
+            downtime_ms = ?r.downtime_ms,
+            guest_gap_ms = r.guest_gap_ms,
+            wire_bytes = r.wire_bytes,
+            integrity = %r.integrity,
+            "migration run"
+        );
+        qemu_version = version;
+        results.push(r);
+    }
+    wan.down()?;
+    drop(ctl);
+    Ok(MigrationReport {
+        link: LinkReport {
+            rate_bps: cfg.rate_bps,
+            rtt_ms: cfg.rtt.as_secs_f64() * 1000.0,
+            loss: cfg.loss,
+            baseline_cc: cfg.cc.clone(),
+        },
+        guest: GuestReport {
+            accel: "tcg (the machine's /dev/kvm is nested and unusable)".into(),
+            qemu_version,
+            memory_mib: cfg.memory_mib,
+            ram_bytes: tcg_safe_ram_bytes(cfg.memory_mib),
+            ram_note: "RAM is 8 KiB more than --memory: QEMU before 9.0 loses guest writes during \
+                       TCG live migration when RAM is a multiple of 256 KiB (fixed by QEMU commit \
+                       03bfc2188f)"
+                .into(),
+            workload: cfg.workload.clone(),
+            disk_mib,
+            disk: "qcow2 overlay on a raw base image, shared: both QEMUs open the same overlay \
+                   (no disk bytes cross the link for any system); the novacron destination holds \
+                   the raw base image"
+                .into(),
+            heartbeat_interval_us: 1000,
+            max_downtime_ms: cfg.max_downtime.as_millis() as u64,
+            contents,
+        },
+        results,
+    })
+}
+
+/// One system's migration of one fresh guest.
+struct SystemRun<'a> {
+    cfg: &'a MigrationBenchConfig,
+    system: &'a str,
+    wan: &'a Wanem,
+    ctl: &'a tokio::runtime::Runtime,
+    cleanup: &'a Cleanup,
+    tiny: &'a TinyImage,
+    base: &'a Path,
+    dir: PathBuf,
+    port: u16,
+}
+
+/// What a migration itself measured (before verification).
+struct Moved {
+    completed: bool,
+    downtime_ms: Option<f64>,
+    started: Instant,
+    /// Guest running at the destination (or the migration given up).
+    ended: Instant,
+    endpoint_cpu: f64,
+    congestion: String,
+    note: Option<String>,
+}
+
+impl SystemRun<'_> {
+    fn spec(&self, overlay: &Path, hb: &Path, incoming: bool) -> VmSpec {
+        let extra_args = testing::heartbeat_args(hb);
+        VmSpec {
+            name: format!("bench-{}", self.system),
+            uuid: "6f0c1f1e-8a8e-4f0e-9c55-2d2b8f3f0a02".into(),
+            cpus: 1,
+            memory_bytes: tcg_safe_ram_bytes(self.cfg.memory_mib),
+            accel: Accel::Tcg,
+            machine: Some("pc-q35-7.2".into()),
+            boot: Boot::Kernel {
+                kernel: self.tiny.kernel.clone(),
+                initrd: Some(self.tiny.initrd.clone()),
+                cmdline: self.tiny.cmdline.clone(),
+            },
+            disks: vec![DiskSpec {
+                path: overlay.to_path_buf(),
+                format: DiskFormat::Qcow2,
+                read_only: false,
+            }],
+            incoming: incoming.then(|| "defer".into()),
+            // NovaCron resumes the destination itself; QEMU's baselines start it on completion.
+            start_paused: incoming && self.system == "novacron",
+            extra_args,
+            ..Default::default()
+        }
+    }
+
+    /// Launches QEMU inside `site`'s namespace (the child inherits the launching thread's).
+    fn launch_in(&self, site: &Site, spec: &VmSpec, dir: &Path) -> Result<RunningVm> {
+        let ctl = self.ctl;
+        let vm = std::thread::scope(|s| {
+            s.spawn(|| -> Result<RunningVm> {
+                site.enter_current_thread()?;
+                Ok(ctl.block_on(novacron_qemu::launch(spec, &RunDir::new(dir)))?)
+            })
+            .join()
+            .map_err(|_| run_err(self.system, "QEMU launcher thread panicked"))?
+        })?;
+        self.cleanup.add(vm.pid());
+        Ok(vm)
+    }
+
+    fn run(&self) -> Result<(MigrationResult, String)> {
+        let (cfg, system) = (self.cfg, self.system);
+        std::fs::create_dir_all(&self.dir)?;
+        let overlay = self.dir.join("disk.qcow2");
+        self.ctl.block_on(novacron_qemu::create_overlay(
+            self.base,
+            DiskFormat::Raw,
+            &overlay,
+            None,
+        ))?;
+        let (a_dir, b_dir) = (self.dir.join("a"), self.dir.join("b"));
+        let (a_hb, b_hb) = (self.dir.join("a.hb"), self.dir.join("b.hb"));
+        let src = self.launch_in(
+            self.wan.site_a(),
+            &self.spec(&overlay, &a_hb, false),
+            &a_dir,
+        )?;
+        let version = src
+            .qmp()
+            .qemu_version()
+            .map(|(a, b, c)| format!("{a}.{b}.{c}"))
+            .unwrap_or_default();
+        let hb = Heartbeat::new();
+        hb.attach("a", &a_hb)?;
+        let t0 = Instant::now();
+        let boot_limit = Duration::from_secs(120 + cfg.memory_mib / 2);
+        let ready = hb.wait_line_unless("#READY", t0, boot_limit, &cfg.stop)?;
+        tracing::info!(system, guest = %ready, secs = t0.elapsed().as_secs_f64(), "guest ready");
+        let dst = self.launch_in(self.wan.site_b(), &self.spec(&overlay, &b_hb, true), &b_dir)?;
+        hb.attach("b", &b_hb)?;
+        std::thread::sleep(cfg.warm_up);
+
+        let pids = [src.pid(), dst.pid()];
+        let cpu_before: Vec<(f64, f64)> = pids.iter().map(|p| process_cpu(*p)).collect();
+        let before = self.wan.stats();
+        let moved = if system == "novacron" {
+            self.novacron(&src, &dst)
+        } else {
+            self.qemu(&src, &dst)
+        };
+        let moved = match moved {
+            Ok(m) => m,
+            Err(MigrationBenchError::Interrupted) => return Err(MigrationBenchError::Interrupted),
+            Err(e) => Moved {
+                completed: false,
+                downtime_ms: None,
+                started: Instant::now(),
+                ended: Instant::now(),
+                endpoint_cpu: 0.0,
+                congestion: String::new(),
+                note: Some(e.to_string()),
+            },
+        };
+        let link = self.wan.stats().since(&before);
+        let cpu_after: Vec<(f64, f64)> = pids.iter().map(|p| process_cpu(*p)).collect();
+        let (mut cpu, mut vcpu) = (moved.endpoint_cpu, 0.0);
+        for (b, a) in cpu_before.iter().zip(&cpu_after) {
+            cpu += a.0 - b.0;
+            vcpu += a.1 - b.1;
+        }
+        // Let the guest run at its new home, then look at the whole window.
+        std::thread::sleep(Duration::from_secs(2));
+        let (gap, beats) = hb.max_gap(moved.started, Instant::now());
+        tracing::info!(system, beats, gap_ms = gap.as_millis() as u64, "heartbeat");
+        // The guest verifies itself where it runs now.
+        let side = if moved.completed { "b" } else { "a" };
+        let t1 = Instant::now();
+        hb.send(side, b"V")?;
+        let verify_limit = Duration::from_secs(120 + cfg.memory_mib / 2);
+        let (integrity, mut note) = match hb.wait_line_unless("#AFTER", t1, verify_limit, &cfg.stop)
+        {
+            Ok(after) => match testing::integrity(&ready, &after) {
+                Ok(()) => ("ok".to_string(), None),
+                Err(e) => ("mismatch".to_string(), Some(format!("{e} ({after})"))),
+            },
+            Err(e) if cfg.stop.load(Ordering::Relaxed) => {
+                tracing::warn!(error = %e, "interrupted");
+                return Err(MigrationBenchError::Interrupted);
+            }
+            Err(e) => ("mismatch".to_string(), Some(e.to_string())),
+        };
+        if let Some(n) = moved.note {
+            note = Some(match note {
+                Some(m) => format!("{n}; {m}"),
+                None => n,
+            });
+        }
+        for vm in [&src, &dst] {
+            let _ = self.ctl.block_on(vm.kill());
+        }
+        self.cleanup.kill_all();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok((
+            MigrationResult {
+                system: system.to_string(),
+                total_seconds: moved.ended.duration_since(moved.started).as_secs_f64(),
+                downtime_ms: moved.downtime_ms,
+                guest_gap_ms: gap.as_secs_f64() * 1000.0,
+                wire_bytes: link.a_to_b.bytes + link.b_to_a.bytes,
+                cpu_seconds: cpu,
+                integrity,
+                completed: moved.completed,
+                migration_cpu_seconds: cpu - vcpu,
+                wire_bytes_a_to_b: link.a_to_b.bytes,
+                wire_bytes_b_to_a: link.b_to_a.bytes,
+                congestion: moved.congestion,
+                note,
+            },
+            version,
+        ))
+    }
+
+    /// A QEMU baseline: QEMU's own TCP migration between the sites.
+    fn qemu(&self, src: &RunningVm, dst: &RunningVm) -> Result<Moved> {
+        let (cfg, system) = (self.cfg, self.system);
+        for site in [self.wan.site_a(), self.wan.site_b()] {
+            set_site_cc(site, &cfg.cc)?;
+        }
+        let (caps, mut params): (Vec<&str>, Value) = match system {
+            "qemu-default" => (vec![], json!({})),
+            "qemu-multifd-zstd" => (
+                vec!["multifd", "auto-converge"],
+                json!({"multifd-channels": 8, "multifd-compression": "zstd"}),
+            ),
+            "qemu-xbzrle" => (
+                vec!["xbzrle", "auto-converge"],
+                json!({"xbzrle-cache-size": (cfg.memory_mib << 20) / 4}),
+            ),
+            other => return Err(run_err(other, "not a QEMU baseline")),
+        };
+        let src_params = {
+            let mut p = params.clone();
+            if let Some(m) = p.as_object_mut() {
+                m.insert(
+                    "downtime-limit".into(),
+                    json!(cfg.max_downtime.as_millis() as u64),
+                );
+                // Never the bottleneck: the link is.
+                m.insert(
+                    "max-bandwidth".into(),
+                    json!((cfg.rate_bps / 8 * 4).max(32 << 20)),
+                );
+            }
+            p
+        };
+        if let Some(m) = params.as_object_mut() {
+            // Only multifd's settings matter on the destination.
+            m.retain(|k, _| k.starts_with("multifd"));
+        }
+        let uri = format!("tcp:{}:{}", self.wan.site_b().addr, self.port);
+        let q = |e: novacron_qemu::QemuError| run_err(system, e);
+        let caps_arg = |side_caps: &[&str]| json!({"capabilities": side_caps.iter().map(|c| json!({"capability": c, "state": true})).collect::<Vec<_>>()});
+        let dst_caps: Vec<&str> = caps
+            .iter()
+            .copied()
+            .filter(|c| *c != "auto-converge")
+            .collect();
+        let mut events = dst.qmp().subscribe();
+        self.ctl.block_on(async {
+            if !dst_caps.is_empty() {
+                dst.qmp()
+                    .execute("migrate-set-capabilities", Some(caps_arg(&dst_caps)))
+                    .await
+                    .map_err(q)?;
+            }
+            if params.as_object().is_some_and(|m| !m.is_empty()) {
+                dst.qmp()
+                    .execute("migrate-set-parameters", Some(params.clone()))
+                    .await
+                    .map_err(q)?;
+            }
+            dst.qmp()
+                .execute("migrate-incoming", Some(json!({"uri": uri})))
+                .await
+                .map_err(q)?;
+            if !caps.is_empty() {
+                src.qmp()
+                    .execute("migrate-set-capabilities", Some(caps_arg(&caps)))
+                    .await
+                    .map_err(q)?;
+            }
+            src.qmp()
+                .execute("migrate-set-parameters", Some(src_params))
+                .await
+                .map_err(q)?;
+            Ok::<_, MigrationBenchError>(())
+        })?;
+        let started = Instant::now();
+        let limit = started + cfg.limit;
+        self.ctl.block_on(async {
+            src.qmp()
+                .execute("migrate", Some(json!({"uri": uri})))
+                .await
+                .map_err(q)?;
+            let mut downtime = None;
+            let mut failure = None;
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let info = src.qmp().execute("query-migrate", None).await.map_err(q)?;
+                let status = info.get("status").and_then(Value::as_str).unwrap_or("");
+                match status {
+                    "completed" => {
+                        downtime = info.get("downtime").and_then(Value::as_f64);
+                        break;
+                    }
+                    "failed" | "cancelled" => {
+                        failure = Some(format!(
+                            "QEMU migration {status}: {}",
+                            info.get("error-desc").and_then(Value::as_str).unwrap_or("")
+                        ));
+                        break;
+                    }
+                    _ => {}
+                }
+                if cfg.stop.load(Ordering::Relaxed) || Instant::now() > limit {
+                    let _ = src.qmp().execute("migrate_cancel", None).await;
+                    if cfg.stop.load(Ordering::Relaxed) {
+                        return Err(MigrationBenchError::Interrupted);
+                    }
+                    failure = Some(format!(
+                        "not converged within {} s (QEMU status {status}, throttle {} %)",
+                        cfg.limit.as_secs(),
+                        info.get("cpu-throttle-percentage")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0)
+                    ));
+                    // Let the cancel take effect so the source keeps the guest.
+                    for _ in 0..100 {
+                        let s = src.qmp().query_status().await.map_err(q)?;
+                        if s.running {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    break;
+                }
+            }
+            if let Some(f) = failure {
+                return Ok(Moved {
+                    completed: false,
+                    downtime_ms: None,
+                    started,
+                    ended: Instant::now(),
+                    endpoint_cpu: 0.0,
+                    congestion: cfg.cc.clone(),
+                    note: Some(f),
+                });
+            }
+            // The destination starts by itself once it has loaded everything.
+            let resumed = tokio::time::timeout(Duration::from_secs(60), async {
+                loop {
+                    match events.recv().await {
+                        Ok(e) if e.event == "RESUME" => return Ok(Instant::now()),
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(e) => return Err(run_err(system, e)),
+                    }
+                }
+            })
+            .await
+            .map_err(|_| run_err(system, "destination did not resume within 60 s"))??;
+            Ok(Moved {
+                completed: true,
+                downtime_ms: downtime,
+                started,
+                ended: resumed,
+                endpoint_cpu: 0.0,
+                congestion: cfg.cc.clone(),
+                note: None,
+            })
+        })
+    }
+
+    /// NovaCron: crates/migrate over a DWCP session whose ends live in site-a and site-b.
+    fn novacron(&self, src: &RunningVm, dst: &RunningVm) -> Result<Moved> {
+        let (cfg, system) = (self.cfg, self.system);
+        let ca = novacron_dwcp::testing::TestCa::new("bench migration")
+            .map_err(|e| run_err(system, e))?;
+        let id_a = ca.issue("site-a").map_err(|e| run_err(system, e))?;
+        let id_b = ca.issue("site-b").map_err(|e| run_err(system, e))?;
+        let opts = SessionOptions {
+            server_name: "site-b".into(),
+            ..SessionOptions::default()
+        };
+        let cpu = Arc::new(AtomicU64::new(0));
+        let rt_a = site_runtime(self.wan.site_a(), cpu.clone()).map_err(|e| run_err(system, e))?;
+        let rt_b = site_runtime(self.wan.site_b(), cpu.clone()).map_err(|e| run_err(system, e))?;
+        let addr = std::net::SocketAddr::from((self.wan.site_b().addr, self.port));
+        let listener = rt_b
+            .block_on(rt_b.spawn({
+                let (id_b, opts) = (id_b.clone(), opts.clone());
+                async move { Listener::bind(addr, &id_b, opts).await }
+            }))
+            .map_err(|e| run_err(system, e))?
+            .map_err(|e| run_err(system, e))?;
+        let cancel = CancellationToken::new();
+        let dparams = DestinationParams {
+            work_dir: self.dir.join("wd-b"),
+            base_images: vec![self.base.to_path_buf()],
+            ..Default::default()
+        };
+        let sparams = SourceParams {
+            work_dir: self.dir.join("wd-a"),
+            max_downtime: cfg.max_downtime,
+            deadline: Some(cfg.limit),
+            auto_converge: true,
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let (dqmp, dcancel) = (dst.qmp().clone(), cancel.clone());
+        let dtask = rt_b.spawn(async move {
+            let session = listener.accept().await.map_err(|e| e.to_string())?;
+            let r = novacron_migrate::destination(&dqmp, &session, &dparams, &dcancel)
+                .await
+                .map_err(|e| e.to_string());
+            Ok::<_, String>((session, r))
+        });
+        let (sqmp, scancel) = (src.qmp().clone(), cancel.clone());
+        let stask = rt_a.spawn(async move {
+            let session = novacron_dwcp::connect(addr, &id_a, opts)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (ptx, _prx) = tokio::sync::watch::channel(MigrationProgress::default());
+            let r = novacron_migrate::source(&sqmp, &session, &sparams, &ptx, &scancel)
+                .await
+                .map_err(|e| e.to_string());
+            Ok::<_, String>((session, r))
+        });
+        // Ctrl-C cancels the migration (the source keeps the guest).
+        let stop = cfg.stop.clone();
+        let watcher_cancel = cancel.clone();
+        let watcher = rt_a.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            watcher_cancel.cancel();
+        });
+        let outcome = rt_a.block_on(async {
+            let (s_session, handover) = stask
+                .await
+                .map_err(|e| run_err(system, e))?
+                .map_err(|e| run_err(system, e))?;
+            let handover = match handover {
+                Ok(h) => h,
+                Err(e) => {
+                    cancel.cancel();
+                    let _ = dtask.await;
+                    return Ok((None, s_session, Some(e)));
+                }
+            };
+            let (d_session, ready) = dtask
+                .await
+                .map_err(|e| run_err(system, e))?
+                .map_err(|e| run_err(system, e))?;
+            let ready = ready.map_err(|e| run_err(system, format!("destination: {e}")))?;
+            let summary = handover
+                .release_destination()
+                .await
+                .map_err(|e| run_err(system, e))?;
+            if ready.wait_decision(Duration::from_secs(10)).await != Decision::Go {
+                return Err(run_err(system, "destination did not get the go"));
+            }
+            ready.resume().await.map_err(|e| run_err(system, e))?;
+            let resumed = Instant::now();
+            tracing::info!(system, ?summary, "novacron migration summary");
+            let _ = s_session.close().await;
+            drop(d_session);
+            Ok::<_, MigrationBenchError>((Some((summary, resumed)), s_session, None))
+        });
+        watcher.abort();
+        let ended = Instant::now();
+        let result = match outcome {
+            Ok((Some((summary, resumed)), session, _)) => {
+                drop(session);
+                Ok(Moved {
+                    completed: true,
+                    downtime_ms: summary.qemu_downtime_ms.map(|d| d as f64),
+                    started,
+                    ended: resumed,
+                    endpoint_cpu: 0.0,
+                    congestion: "bbr (DWCP's own choice)".into(),
+                    note: None,
+                })
+            }
+            Ok((None, session, Some(e))) => {
+                drop(session);
+                if cfg.stop.load(Ordering::Relaxed) {
+                    Err(MigrationBenchError::Interrupted)
+                } else {
+                    Ok(Moved {
+                        completed: false,
+                        downtime_ms: None,
+                        started,
+                        ended,
+                        endpoint_cpu: 0.0,
+                        congestion: "bbr (DWCP's own choice)".into(),
+                        note: Some(e),
+                    })
+                }
+            }
+            Ok(_) => Err(run_err(system, "no outcome")),
+            Err(e) => Err(e),
+        };
+        rt_a.shutdown_timeout(Duration::from_secs(5));
+        rt_b.shutdown_timeout(Duration::from_secs(5));
+        let endpoint_cpu = Duration::from_nanos(cpu.load(Ordering::Relaxed)).as_secs_f64();
+        result.map(|m| Moved { endpoint_cpu, ..m })
+    }
+}
+
+/// Renders the report as the table printed by `novacron bench migration`.
+pub fn render_table(r: &MigrationReport) -> String {
+    let mut s = format!(
+        "link {:.0} Mbit/s, RTT {:.0} ms, loss {:.3} %, baselines' congestion control {}\n\
+         guest {} MiB (QEMU {} TCG, -m {} bytes), workload {}, shared disk\n",
+        r.link.rate_bps as f64 / 1e6,
+        r.link.rtt_ms,
+        r.link.loss * 100.0,
+        r.link.baseline_cc,
+        r.guest.memory_mib,
+        r.guest.qemu_version,
+        r.guest.ram_bytes,
+        r.guest.workload,
+    );
+    s.push_str(&format!(
+        "{:<18} {:>9} {:>11} {:>12} {:>14} {:>8} {:>9}  {}\n",
+        "system", "total s", "downtime ms", "guest gap ms", "wire bytes", "cpu s", "integrity", ""
+    ));
+    for x in &r.results {
+        s.push_str(&format!(
+            "{:<18} {:>9.1} {:>11} {:>12.0} {:>14} {:>8.1} {:>9}  {}\n",
+            x.system,
+            x.total_seconds,
+            x.downtime_ms
+                .map(|d| format!("{d:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            x.guest_gap_ms,
+            x.wire_bytes,
+            x.cpu_seconds,
+            x.integrity,
+            match (&x.note, x.completed) {
+                (Some(n), _) => n.clone(),
+                (None, false) => "not completed".into(),
+                _ => String::new(),
+            }
+        ));
+    }
+    s
+}

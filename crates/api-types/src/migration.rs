@@ -1,0 +1,235 @@
+//! Live migration: what a user asks (`vm migrate`, `node evacuate`), what the control plane
+//! keeps about each migration, and what it tells the two agents.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::UnixSeconds;
+use crate::agent::DesiredVm;
+
+/// Body of `POST /api/v1/vms/{name}/migrate`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct MigrateRequest {
+    /// Destination node (omitted: the node with the most free memory that can take the VM).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Longest acceptable pause of the guest, ms (default 300).
+    #[serde(default)]
+    pub max_downtime_ms: Option<u64>,
+    /// Cap on the wire rate of this migration, bits/s.
+    #[serde(default)]
+    pub bandwidth_bps: Option<u64>,
+    /// Stop the VM first and copy it stopped.
+    #[serde(default)]
+    pub offline: bool,
+    /// Give up (VM stays on the source) when not switched over within this many seconds.
+    #[serde(default)]
+    pub deadline_seconds: Option<u64>,
+}
+
+/// Where a migration is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationState {
+    /// The destination is being prepared.
+    Preparing,
+    /// Data is moving.
+    Running,
+    /// The switch-over is recorded: the VM belongs to the destination.
+    Committed,
+    /// The VM runs on the destination; the source is cleaned up.
+    Succeeded,
+    /// The VM stays on the source; `message` says why.
+    Failed,
+    /// Cancelled by a user; the VM stays on the source.
+    Cancelled,
+}
+
+impl MigrationState {
+    /// No more changes will come.
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            MigrationState::Succeeded | MigrationState::Failed | MigrationState::Cancelled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationState::Preparing => "preparing",
+            MigrationState::Running => "running",
+            MigrationState::Committed => "committed",
+            MigrationState::Succeeded => "succeeded",
+            MigrationState::Failed => "failed",
+            MigrationState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for MigrationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Live figures of a running migration (reported by the source agent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MigrationProgress {
+    /// `preparing`, `disk sync`, `memory pre-copy pass N`, `stop-and-copy`, `switch-over`,
+    /// `completed`, `failed`.
+    pub phase: String,
+    pub elapsed_ms: u64,
+    /// Bytes put on the link (after dedup, deltas and compression).
+    pub bytes_sent: u64,
+    /// Bytes carried for the VM: QEMU's migration stream plus disk blocks.
+    pub payload_bytes: u64,
+    /// Of `payload_bytes`, disk blocks.
+    pub disk_payload_bytes: u64,
+    /// Wire rate over the last second, bits/s.
+    pub rate_bps: f64,
+    /// Bytes the guest dirties per second.
+    pub dirty_rate_bytes_per_sec: u64,
+    /// RAM still to send in this pass.
+    pub remaining_ram_bytes: u64,
+    /// Disk bytes still to mirror.
+    pub disk_remaining_bytes: u64,
+    /// Pause expected if the VM stopped now.
+    #[serde(default)]
+    pub predicted_downtime_ms: Option<u64>,
+    #[serde(default)]
+    pub eta_seconds: Option<f64>,
+    /// Guest CPU throttle applied by auto-converge, percent (0: none).
+    pub throttle_percent: u64,
+    /// QEMU's measured pause, once known.
+    #[serde(default)]
+    pub downtime_ms: Option<u64>,
+}
+
+/// One migration, as `migration show` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Migration {
+    pub id: String,
+    pub project: String,
+    pub vm: String,
+    pub source: String,
+    pub destination: String,
+    pub state: MigrationState,
+    /// What is happening, or why it failed.
+    pub message: String,
+    pub max_downtime_ms: u64,
+    #[serde(default)]
+    pub bandwidth_bps: Option<u64>,
+    pub offline: bool,
+    #[serde(default)]
+    pub deadline_seconds: Option<u64>,
+    pub progress: MigrationProgress,
+    /// The operation a CLI can wait on.
+    pub operation: String,
+    pub created_at: UnixSeconds,
+    pub updated_at: UnixSeconds,
+}
+
+/// Answer of `POST /api/v1/vms/{name}/migrate`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MigrationRef {
+    pub migration: Migration,
+}
+
+/// Body of `POST /api/v1/evacuations/plan`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct EvacuateRequest {
+    /// The node to empty.
+    pub node: String,
+    /// Move every VM to this node (omitted: each to the node with the most free memory).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Migrations at once (omitted: planned from the VMs and the link).
+    #[serde(default)]
+    pub parallel: Option<u32>,
+    #[serde(default)]
+    pub max_downtime_ms: Option<u64>,
+    #[serde(default)]
+    pub bandwidth_bps: Option<u64>,
+}
+
+/// One VM of an evacuation plan, in the order it moves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EvacuationStep {
+    pub vm: String,
+    pub destination: String,
+    /// Why it is at this position (e.g. `stopped: moves first, no memory to copy`).
+    pub reason: String,
+}
+
+/// The plan of `node evacuate`: order and concurrency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EvacuationPlan {
+    pub node: String,
+    pub parallel: u32,
+    pub steps: Vec<EvacuationStep>,
+}
+
+/// Control plane → destination agent: prepare to receive a VM
+/// (`POST /agent/v1/migrations/incoming`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IncomingMigration {
+    pub id: String,
+    pub source: String,
+    /// The VM as it must run here (same devices as on the source).
+    pub vm: DesiredVm,
+    /// Block nodes to receive a disk mirror (empty: the disk is on shared storage).
+    pub disks: Vec<String>,
+}
+
+/// Destination agent's answer: where the source's DWCP session must connect.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IncomingReady {
+    /// `host:port` of the DWCP listener for this migration.
+    pub dwcp_addr: String,
+}
+
+/// Control plane → source agent: send the VM (`POST /agent/v1/migrations/outgoing`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutgoingMigration {
+    pub id: String,
+    pub project: String,
+    pub vm: String,
+    pub destination: String,
+    /// The destination's DWCP listener.
+    pub dwcp_addr: String,
+    /// Block nodes to mirror (empty: shared storage).
+    pub disks: Vec<String>,
+    /// Mirror the whole disk (no base image shared by both sides).
+    #[serde(default)]
+    pub full_disk: bool,
+    pub max_downtime_ms: u64,
+    #[serde(default)]
+    pub bandwidth_bps: Option<u64>,
+    #[serde(default)]
+    pub offline: bool,
+    #[serde(default)]
+    pub deadline_seconds: Option<u64>,
+}
+
+/// Agent → control plane: progress or failure of a migration
+/// (`PUT /api/v1/agent/migrations/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MigrationReport {
+    pub progress: MigrationProgress,
+    /// Set when this side failed (the VM stays on the source).
+    #[serde(default)]
+    pub failed: Option<String>,
+    /// Source only, after the switch-over: the source is released.
+    #[serde(default)]
+    pub finished: bool,
+}
+
+/// Answer of `POST /api/v1/agent/migrations/{id}/commit` and `.../abort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationOutcome {
+    /// The VM belongs to the destination.
+    Committed,
+    /// The VM stays on the source.
+    Aborted,
+}
