@@ -1235,16 +1235,8 @@ async fn roll_back(qmp: &Qmp, undo: &Undo, reason: &str) -> Result<(), MigrateEr
         )
         .await;
     }
-    let until = Instant::now() + Duration::from_secs(30);
-    while !undo.jobs.is_empty() && Instant::now() < until {
-        match qapi::block_jobs(qmp, SIDE).await {
-            Ok(jobs) if !jobs.iter().any(|j| undo.jobs.contains(&j.device)) => break,
-            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            Err(e) => {
-                first_err.get_or_insert(e);
-                break;
-            }
-        }
+    if let Err(e) = wait_jobs_gone(qmp, &undo.jobs).await {
+        first_err.get_or_insert(e);
     }
     for node in &undo.nbd_nodes {
         if let Err(e) = qapi::exec(qmp, SIDE, "blockdev-del", json!({"node-name": node})).await {
@@ -1268,6 +1260,19 @@ async fn roll_back(qmp: &Qmp, undo: &Undo, reason: &str) -> Result<(), MigrateEr
     }
 }
 
+/// Waits (at most 30 s) until none of the block jobs `ids` exists any more.
+async fn wait_jobs_gone(qmp: &Qmp, ids: &[String]) -> Result<(), MigrateError> {
+    let until = Instant::now() + Duration::from_secs(30);
+    while !ids.is_empty() && Instant::now() < until {
+        let left = qapi::block_jobs(qmp, SIDE).await?;
+        if !left.iter().any(|j| ids.contains(&j.device)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 /// Removes what an earlier migration of this QEMU left behind when its driver died (an agent
 /// killed mid-way): disk mirror jobs named `mig-*` and NBD client nodes `mig-nbd*`.
 pub async fn clear_leftovers(qmp: &Qmp) -> Result<(), MigrateError> {
@@ -1287,14 +1292,7 @@ pub async fn clear_leftovers(qmp: &Qmp) -> Result<(), MigrateError> {
         )
         .await;
     }
-    let until = Instant::now() + Duration::from_secs(30);
-    while !jobs.is_empty() && Instant::now() < until {
-        let left = qapi::block_jobs(qmp, SIDE).await?;
-        if !left.iter().any(|j| jobs.contains(&j.device)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_jobs_gone(qmp, &jobs).await?;
     let nodes = qapi::exec(qmp, SIDE, "query-named-block-nodes", json!({"flat": true})).await?;
     for n in nodes.as_array().into_iter().flatten() {
         if let Some(name) = n.get("node-name").and_then(Value::as_str)

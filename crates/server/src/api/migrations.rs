@@ -628,6 +628,20 @@ async fn commit(state: &AppState, id: &str, caller_node: &str) -> ApiResult<Migr
     Err(ApiError::unavailable(format!("migration {id} kept changing; try again")).into())
 }
 
+/// The calling node and the migration, which must be about that node (source or destination).
+async fn party(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(String, Migration)> {
+    let node = caller.require_node()?.to_string();
+    let (m, _) = get_migration(state, id).await?;
+    if m.source != node && m.destination != node {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            format!("migration {id} is not about node {node}"),
+        )
+        .into());
+    }
+    Ok((node, m))
+}
+
 /// The source agent asks to switch over (after the destination loaded the whole state).
 #[utoipa::path(post, path = "/api/v1/agent/migrations/{id}/commit", params(("id" = String, Path)),
     responses((status = 200, body = MigrationOutcome)))]
@@ -648,15 +662,7 @@ pub async fn agent_abort(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<AxumJson<MigrationOutcome>> {
-    let node = caller.require_node()?.to_string();
-    let (m, _) = get_migration(&state, &id).await?;
-    if m.source != node && m.destination != node {
-        return Err(ApiError::new(
-            ErrorCode::PermissionDenied,
-            format!("migration {id} is not about node {node}"),
-        )
-        .into());
-    }
+    let (node, _) = party(&state, &caller, &id).await?;
     let reason = format!("node {node} gave up (lost its peer or failed)");
     Ok(AxumJson(
         abort(&state, &id, MigrationState::Failed, &reason).await?,
@@ -672,15 +678,7 @@ pub async fn agent_report(
     Path(id): Path<String>,
     Json(r): Json<MigrationReport>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
-    let node = caller.require_node()?.to_string();
-    let (m, _) = get_migration(&state, &id).await?;
-    if m.source != node && m.destination != node {
-        return Err(ApiError::new(
-            ErrorCode::PermissionDenied,
-            format!("migration {id} is not about node {node}"),
-        )
-        .into());
-    }
+    let (node, m) = party(&state, &caller, &id).await?;
     if let Some(why) = &r.failed {
         let outcome = abort(&state, &id, MigrationState::Failed, why).await?;
         if outcome == MigrationOutcome::Committed {
