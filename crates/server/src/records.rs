@@ -138,6 +138,9 @@ pub struct VmRecord {
     /// The migration moving this VM (its id); other changes wait until it ends.
     #[serde(default)]
     pub migration: Option<String>,
+    /// The destination of that migration (its memory and disk count there too meanwhile).
+    #[serde(default)]
+    pub migrating_to: Option<String>,
 }
 
 /// Observed state of a VM (written on behalf of its agent).

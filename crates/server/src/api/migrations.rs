@@ -58,12 +58,37 @@ fn major_minor(v: &str) -> Option<(u64, u64)> {
     Some((major, minor))
 }
 
+/// Memory and disk bytes promised to each node beyond the VMs placed on it: VMs migrating there
+/// now (and, while an evacuation is planned, VMs the plan already sends there).
+type Promised = std::collections::HashMap<String, (u64, u64)>;
+
+fn incoming(state: &AppState) -> Promised {
+    let mut out = Promised::new();
+    state.vms.with(|vms| {
+        for v in vms.values() {
+            if let Some(to) = &v.migrating_to {
+                add_promise(&mut out, to, v);
+            }
+        }
+    });
+    out
+}
+
+fn add_promise(p: &mut Promised, node: &str, vm: &VmRecord) {
+    let e = p.entry(node.to_string()).or_default();
+    e.0 += vm.memory_bytes;
+    if vm.storage.is_none() {
+        e.1 += vm.disk_bytes.unwrap_or(0);
+    }
+}
+
 /// Why `dest` cannot take `vm` now (`None`: it can).
 fn refusal(
     state: &AppState,
     vm: &VmRecord,
     source: &NodeRecord,
     dest: &NodeRecord,
+    promised: &Promised,
 ) -> Option<String> {
     if dest.name == vm.node {
         return Some(format!("VM {} already runs on {}", vm.name, dest.name));
@@ -122,7 +147,8 @@ fn refusal(
         ));
     }
     let alloc = state.allocations();
-    let used = alloc.get(&dest.name).map(|a| a.0.memory_bytes).unwrap_or(0);
+    let extra = promised.get(&dest.name).copied().unwrap_or_default();
+    let used = alloc.get(&dest.name).map(|a| a.0.memory_bytes).unwrap_or(0) + extra.0;
     if used + vm.memory_bytes > dest.capacity.memory_bytes {
         return Some(format!(
             "node {} has {} MiB of memory free and VM {} needs {} MiB",
@@ -133,7 +159,7 @@ fn refusal(
         ));
     }
     if vm.storage.is_none() {
-        let disk_used = alloc.get(&dest.name).map(|a| a.0.disk_bytes).unwrap_or(0);
+        let disk_used = alloc.get(&dest.name).map(|a| a.0.disk_bytes).unwrap_or(0) + extra.1;
         if disk_used + vm.disk_bytes.unwrap_or(0) > dest.capacity.disk_bytes {
             return Some(format!(
                 "node {} has not enough disk for VM {} ({} GiB)",
@@ -152,6 +178,7 @@ fn choose_destination(
     state: &AppState,
     vm: &VmRecord,
     to: Option<&str>,
+    promised: &Promised,
 ) -> ApiResult<Arc<NodeRecord>> {
     let source = state
         .nodes
@@ -174,7 +201,7 @@ fn choose_destination(
         let dest = state.nodes.get(&records::node_key(to)).ok_or_else(|| {
             ApiError::not_found(format!("no node named {to:?}: see `novacron node list`"))
         })?;
-        if let Some(why) = refusal(state, vm, &source, &dest) {
+        if let Some(why) = refusal(state, vm, &source, &dest, promised) {
             return Err(ApiError::new(ErrorCode::NoCapacity, why).into());
         }
         return Ok(dest);
@@ -186,13 +213,14 @@ fn choose_destination(
         if n.name == vm.node {
             continue;
         }
-        match refusal(state, vm, &source, &n) {
+        match refusal(state, vm, &source, &n, promised) {
             Some(why) => reasons.push(why),
             None => {
                 let free = n
                     .capacity
                     .memory_bytes
-                    .saturating_sub(alloc.get(&n.name).map(|a| a.0.memory_bytes).unwrap_or(0));
+                    .saturating_sub(alloc.get(&n.name).map(|a| a.0.memory_bytes).unwrap_or(0))
+                    .saturating_sub(promised.get(&n.name).map(|p| p.0).unwrap_or(0));
                 if best.as_ref().is_none_or(|(f, _)| free > *f) {
                     best = Some((free, n));
                 }
@@ -313,7 +341,7 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         ))
         .into());
     }
-    let dest = choose_destination(state, &rec, req.to.as_deref())?;
+    let dest = choose_destination(state, &rec, req.to.as_deref(), &incoming(state))?;
     let source = state
         .nodes
         .get(&records::node_key(&rec.node))
@@ -348,6 +376,7 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         updated_at: t,
     };
     rec.migration = Some(id.clone());
+    rec.migrating_to = Some(dest.name.clone());
     let out = state
         .store
         .txn(
@@ -516,6 +545,7 @@ async fn abort(
             let mut rec: VmRecord = decode("VM record", &kv.value)?;
             if rec.migration.as_deref() == Some(id) {
                 rec.migration = None;
+                rec.migrating_to = None;
                 compares.push(Compare::ModRevision {
                     key: vm_key.clone(),
                     equals: kv.mod_revision,
@@ -586,6 +616,7 @@ async fn commit(state: &AppState, id: &str, caller_node: &str) -> ApiResult<Migr
             return Ok(MigrationOutcome::Aborted);
         }
         rec.migration = None;
+        rec.migrating_to = None;
         rec.node = m.destination.clone();
         rec.generation += 1;
         rec.operation = Some(m.operation.clone());
@@ -839,21 +870,25 @@ pub async fn evacuation_plan(
     });
     let mut steps = vec![];
     let mut problems = vec![];
+    let mut promised = incoming(&state);
     for v in vms {
         let st = observed(&v);
         if !matches!(st, VmState::Running | VmState::Paused) {
             continue;
         }
-        match choose_destination(&state, &v, req.to.as_deref()) {
-            Ok(dest) => steps.push(EvacuationStep {
-                vm: v.name.clone(),
-                destination: dest.name.clone(),
-                reason: if st == VmState::Paused {
-                    "paused: no dirty memory, moves first".into()
-                } else {
-                    format!("running, {} MiB: smaller VMs first", v.memory_bytes >> 20)
-                },
-            }),
+        match choose_destination(&state, &v, req.to.as_deref(), &promised) {
+            Ok(dest) => {
+                add_promise(&mut promised, &dest.name, &v);
+                steps.push(EvacuationStep {
+                    vm: v.name.clone(),
+                    destination: dest.name.clone(),
+                    reason: if st == VmState::Paused {
+                        "paused: no dirty memory, moves first".into()
+                    } else {
+                        format!("running, {} MiB: smaller VMs first", v.memory_bytes >> 20)
+                    },
+                })
+            }
             Err(e) => problems.push(e.0.message),
         }
     }

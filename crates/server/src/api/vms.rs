@@ -298,6 +298,7 @@ pub async fn create_vm(
         ha_priority: req.ha_priority,
         restore,
         migration: None,
+        migrating_to: None,
     };
     let written = async {
         let out = state
