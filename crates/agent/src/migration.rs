@@ -335,10 +335,11 @@ async fn receive(
     if !go {
         return Err("the switch-over was not committed".into());
     }
-    ready
-        .resume()
-        .await
-        .map_err(|e| format!("resuming the VM after the commit: {e}"))?;
+    // Committed: the VM is this node's now, whatever happens next. Never tear it down here; a
+    // failed resume is retried by the VM's worker, which acts on the commit's generation.
+    if let Err(e) = ready.resume().await {
+        tracing::warn!(migration = %req.id, error = %e, "resuming after the commit failed; the VM's worker retries");
+    }
     let _ = session.close().await;
     Ok(())
 }
