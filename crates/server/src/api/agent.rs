@@ -477,3 +477,42 @@ async fn progress_op(
     op.updated_at = now();
     Ok(op)
 }
+
+/// Calls an agent endpoint as the control plane (POST, JSON both ways). An error answer comes
+/// back as the agent's own error; an unreachable agent as `unavailable`, naming the node.
+pub async fn call_agent<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+    state: &AppState,
+    node: &NodeRecord,
+    path: &str,
+    body: &B,
+) -> Result<R, ApiError> {
+    let url = format!("{}{path}", node.agent_url.trim_end_matches('/'));
+    let r = state
+        .agent_http
+        .post(&url)
+        .bearer_auth(&node.server_token)
+        .timeout(Duration::from_secs(300))
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| {
+            ApiError::unavailable(format!(
+                "cannot reach the agent of node {}: {}",
+                node.name,
+                novacron_client::error_chain(&e)
+            ))
+        })?;
+    let status = r.status();
+    let bytes = r.bytes().await.map_err(|e| {
+        ApiError::unavailable(format!("reading the answer of node {}: {e}", node.name))
+    })?;
+    if !status.is_success() {
+        return Err(
+            serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
+                ApiError::unavailable(format!("agent of {} answered {status}", node.name))
+            }),
+        );
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::internal(format!("answer of node {}: {e}", node.name)))
+}

@@ -347,34 +347,16 @@ pub async fn start_backup(
         &format!("vm/{vm}"),
         &format!("backing up to {}", repo.name),
     );
-    let rev = state.store.txn(vec![], vec![put_op(&op)?]).await?.revision;
-    let _ = rev;
+    state.store.txn(vec![], vec![put_op(&op)?]).await?;
     let job = BackupJob {
         operation: op.id.clone(),
         repo: repo.clone(),
         retention,
     };
-    let url = format!(
-        "{}/agent/v1/vms/{}/{}/backup",
-        node.agent_url.trim_end_matches('/'),
-        rec.project,
-        rec.name
-    );
-    let sent = state
-        .agent_http
-        .post(&url)
-        .bearer_auth(&node.server_token)
-        .json(&job)
-        .send()
-        .await;
-    match sent {
-        Ok(r) if r.status().is_success() => Ok(op),
-        Ok(r) => {
-            let status = r.status();
-            let body = r.bytes().await.unwrap_or_default();
-            let err = serde_json::from_slice::<ApiError>(&body).unwrap_or_else(|_| {
-                ApiError::unavailable(format!("agent of {} answered {status}", node.name))
-            });
+    let path = format!("/agent/v1/vms/{}/{}/backup", rec.project, rec.name);
+    match super::agent::call_agent::<_, serde_json::Value>(state, &node, &path, &job).await {
+        Ok(_) => Ok(op),
+        Err(err) => {
             finish(
                 state.store.as_ref(),
                 &op.id,
@@ -383,21 +365,6 @@ pub async fn start_backup(
             )
             .await?;
             Err(err.into())
-        }
-        Err(e) => {
-            let msg = format!(
-                "cannot reach the agent of node {}: {}",
-                node.name,
-                novacron_client::error_chain(&e)
-            );
-            finish(
-                state.store.as_ref(),
-                &op.id,
-                novacron_api_types::OperationState::Failed,
-                msg.clone(),
-            )
-            .await?;
-            Err(ApiError::unavailable(msg).into())
         }
     }
 }

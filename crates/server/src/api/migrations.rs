@@ -62,6 +62,19 @@ fn major_minor(v: &str) -> Option<(u64, u64)> {
 /// now (and, while an evacuation is planned, VMs the plan already sends there).
 type Promised = std::collections::HashMap<String, (u64, u64)>;
 
+/// What each node holds and is promised, read once per request.
+struct Load {
+    placed: std::collections::HashMap<String, (novacron_api_types::Resources, u32)>,
+    promised: Promised,
+}
+
+fn load(state: &AppState) -> Load {
+    Load {
+        placed: state.allocations(),
+        promised: incoming(state),
+    }
+}
+
 fn incoming(state: &AppState) -> Promised {
     let mut out = Promised::new();
     state.vms.with(|vms| {
@@ -88,7 +101,7 @@ fn refusal(
     vm: &VmRecord,
     source: &NodeRecord,
     dest: &NodeRecord,
-    promised: &Promised,
+    load: &Load,
 ) -> Option<String> {
     if dest.name == vm.node {
         return Some(format!("VM {} already runs on {}", vm.name, dest.name));
@@ -146,8 +159,8 @@ fn refusal(
             dest.name, vm.name
         ));
     }
-    let alloc = state.allocations();
-    let extra = promised.get(&dest.name).copied().unwrap_or_default();
+    let alloc = &load.placed;
+    let extra = load.promised.get(&dest.name).copied().unwrap_or_default();
     let used = alloc.get(&dest.name).map(|a| a.0.memory_bytes).unwrap_or(0) + extra.0;
     if used + vm.memory_bytes > dest.capacity.memory_bytes {
         return Some(format!(
@@ -178,7 +191,7 @@ fn choose_destination(
     state: &AppState,
     vm: &VmRecord,
     to: Option<&str>,
-    promised: &Promised,
+    load: &Load,
 ) -> ApiResult<Arc<NodeRecord>> {
     let source = state
         .nodes
@@ -201,26 +214,26 @@ fn choose_destination(
         let dest = state.nodes.get(&records::node_key(to)).ok_or_else(|| {
             ApiError::not_found(format!("no node named {to:?}: see `novacron node list`"))
         })?;
-        if let Some(why) = refusal(state, vm, &source, &dest, promised) {
+        if let Some(why) = refusal(state, vm, &source, &dest, load) {
             return Err(ApiError::new(ErrorCode::NoCapacity, why).into());
         }
         return Ok(dest);
     }
-    let alloc = state.allocations();
+    let alloc = &load.placed;
     let mut best: Option<(u64, Arc<NodeRecord>)> = None;
     let mut reasons = vec![];
     for n in state.nodes.values() {
         if n.name == vm.node {
             continue;
         }
-        match refusal(state, vm, &source, &n, promised) {
+        match refusal(state, vm, &source, &n, load) {
             Some(why) => reasons.push(why),
             None => {
                 let free = n
                     .capacity
                     .memory_bytes
                     .saturating_sub(alloc.get(&n.name).map(|a| a.0.memory_bytes).unwrap_or(0))
-                    .saturating_sub(promised.get(&n.name).map(|p| p.0).unwrap_or(0));
+                    .saturating_sub(load.promised.get(&n.name).map(|p| p.0).unwrap_or(0));
                 if best.as_ref().is_none_or(|(f, _)| free > *f) {
                     best = Some((free, n));
                 }
@@ -237,44 +250,6 @@ fn choose_destination(
             },
         ))
     })
-}
-
-/// Calls an agent endpoint; an error answer comes back as the agent's own error.
-async fn call_agent<B: serde::Serialize, R: serde::de::DeserializeOwned>(
-    state: &AppState,
-    node: &NodeRecord,
-    path: &str,
-    body: &B,
-) -> Result<R, ApiError> {
-    let url = format!("{}{path}", node.agent_url.trim_end_matches('/'));
-    let r = state
-        .agent_http
-        .post(&url)
-        .bearer_auth(&node.server_token)
-        .timeout(std::time::Duration::from_secs(300))
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| {
-            ApiError::unavailable(format!(
-                "cannot reach the agent of node {}: {}",
-                node.name,
-                novacron_client::error_chain(&e)
-            ))
-        })?;
-    let status = r.status();
-    let bytes = r.bytes().await.map_err(|e| {
-        ApiError::unavailable(format!("reading the answer of node {}: {e}", node.name))
-    })?;
-    if !status.is_success() {
-        let mut err = serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
-            ApiError::unavailable(format!("agent of {} answered {status}", node.name))
-        });
-        err.message = format!("node {}: {}", node.name, err.message);
-        return Err(err);
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::internal(format!("answer of node {}: {e}", node.name)))
 }
 
 /// Move a running VM to another node while it runs.
@@ -341,7 +316,7 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         ))
         .into());
     }
-    let dest = choose_destination(state, &rec, req.to.as_deref(), &incoming(state))?;
+    let dest = choose_destination(state, &rec, req.to.as_deref(), &load(state))?;
     let source = state
         .nodes
         .get(&records::node_key(&rec.node))
@@ -416,7 +391,9 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         disks: disks.clone(),
     };
     let ready: IncomingReady =
-        match call_agent(state, &dest, "/agent/v1/migrations/incoming", &incoming).await {
+        match super::agent::call_agent(state, &dest, "/agent/v1/migrations/incoming", &incoming)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 let msg = format!("the destination could not prepare: {}", e.message);
@@ -437,7 +414,7 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         offline: req.offline,
         deadline_seconds: req.deadline_seconds,
     };
-    if let Err(e) = call_agent::<_, serde_json::Value>(
+    if let Err(e) = super::agent::call_agent::<_, serde_json::Value>(
         state,
         &source,
         "/agent/v1/migrations/outgoing",
@@ -447,7 +424,7 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
     {
         let msg = format!("the source could not start: {}", e.message);
         abort(state, &id, MigrationState::Failed, &msg).await?;
-        let _ = call_agent::<_, serde_json::Value>(
+        let _ = super::agent::call_agent::<_, serde_json::Value>(
             state,
             &dest,
             &format!("/agent/v1/migrations/{id}/cancel"),
@@ -816,7 +793,7 @@ pub async fn cancel(
     // cannot be reached finds out when it asks to commit, or cleans up when it restarts).
     for node in [&m.source, &m.destination] {
         if let Some(n) = state.nodes.get(&records::node_key(node))
-            && let Err(e) = call_agent::<_, serde_json::Value>(
+            && let Err(e) = super::agent::call_agent::<_, serde_json::Value>(
                 &state,
                 &n,
                 &format!("/agent/v1/migrations/{id}/cancel"),
@@ -870,15 +847,15 @@ pub async fn evacuation_plan(
     });
     let mut steps = vec![];
     let mut problems = vec![];
-    let mut promised = incoming(&state);
+    let mut load = load(&state);
     for v in vms {
         let st = observed(&v);
         if !matches!(st, VmState::Running | VmState::Paused) {
             continue;
         }
-        match choose_destination(&state, &v, req.to.as_deref(), &promised) {
+        match choose_destination(&state, &v, req.to.as_deref(), &load) {
             Ok(dest) => {
-                add_promise(&mut promised, &dest.name, &v);
+                add_promise(&mut load.promised, &dest.name, &v);
                 steps.push(EvacuationStep {
                     vm: v.name.clone(),
                     destination: dest.name.clone(),
