@@ -117,20 +117,18 @@ fn qemu_img_binary() -> String {
 /// Runs qemu-img; returns (exit code, stdout, stderr).
 async fn run_qemu_img(operation: &str, args: &[&str]) -> Result<(i32, String, String), QemuError> {
     let binary = qemu_img_binary();
-    let output = tokio::process::Command::new(&binary)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                QemuError::QemuImgNotFound {
-                    binary: binary.clone(),
-                }
-            } else {
-                QemuError::io(format!("running {binary} {operation}"), e)
+    let mut command = tokio::process::Command::new(&binary);
+    command.args(args).stdin(std::process::Stdio::null());
+    crate::process::inherit_only_stdio(command.as_std_mut(), &[]);
+    let output = command.output().await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            QemuError::QemuImgNotFound {
+                binary: binary.clone(),
             }
-        })?;
+        } else {
+            QemuError::io(format!("running {binary} {operation}"), e)
+        }
+    })?;
     tracing::debug!(operation, args = ?args, status = ?output.status.code(), "qemu-img");
     Ok((
         output.status.code().unwrap_or(-1),

@@ -1,5 +1,6 @@
 //! QEMU process supervision: launch in its own session so it outlives the agent, adopt it again after an agent restart, stop it and tell a requested stop from a crash.
 
+use std::os::fd::RawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::Stdio;
@@ -111,6 +112,89 @@ pub fn qemu_binary() -> String {
     std::env::var(QEMU_BINARY_ENV).unwrap_or_else(|_| DEFAULT_QEMU_BINARY.to_string())
 }
 
+/// Makes the program `cmd` starts inherit only stdin, stdout, stderr and the descriptors in `keep`.
+///
+/// Rust opens its own files close-on-exec, but descriptors opened by C libraries, inherited from
+/// our parent or opened with plain `open(2)` are not, and a child would hold them for its whole
+/// life (an orphaned QEMU kept unrelated lock files held). Every QEMU and helper process
+/// (qemu-img, qemu-nbd, ...) is started through this. The descriptors in `keep` must themselves be
+/// open without `FD_CLOEXEC` to reach the child.
+///
+/// Descriptors are marked close-on-exec rather than closed: the standard library reports a
+/// failed `exec` (binary not found) to the parent through a close-on-exec pipe the child holds,
+/// and closing it would turn that error into a silent success.
+pub fn inherit_only_stdio(cmd: &mut std::process::Command, keep: &[RawFd]) {
+    use std::os::unix::process::CommandExt;
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd > 2).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    // SAFETY: the closure runs in the forked child before exec; it reads `keep` (allocated before the fork, not
+    // modified) and makes only close_range(2), getrlimit(2) and fcntl(2) calls, which are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut first: RawFd = 3;
+            for &fd in &keep {
+                if fd > first {
+                    mark_cloexec(first, (fd - 1) as libc::c_uint)?;
+                }
+                first = fd.saturating_add(1);
+            }
+            mark_cloexec(first, libc::c_uint::MAX)
+        });
+    }
+}
+
+/// Sets `FD_CLOEXEC` on every open descriptor from `first` to `last` (inclusive). Runs between
+/// fork and exec: async-signal-safe calls only, no allocation.
+fn mark_cloexec(first: RawFd, last: libc::c_uint) -> std::io::Result<()> {
+    let Ok(first_u) = libc::c_uint::try_from(first) else {
+        return Ok(());
+    };
+    if first_u > last {
+        return Ok(());
+    }
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only changes descriptor flags of this process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first_u,
+            last,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    // ENOSYS: kernel before 5.9; EINVAL: CLOSE_RANGE_CLOEXEC unknown (before 5.11). Walk the descriptors instead.
+    if !matches!(err.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) {
+        return Err(err);
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes into the rlimit struct we own.
+    let max_open = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(1 << 20) as libc::c_uint
+    } else {
+        1 << 16
+    };
+    let end = last.min(max_open.saturating_sub(1));
+    let mut fd = first_u;
+    while fd <= end {
+        let raw = fd as RawFd;
+        // SAFETY: fcntl(2) on a descriptor number; a closed one only yields EBADF.
+        let flags = unsafe { libc::fcntl(raw, libc::F_GETFD) };
+        if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+            // SAFETY: as above.
+            unsafe { libc::fcntl(raw, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+        }
+        fd += 1;
+    }
+    Ok(())
+}
+
 /// Starts QEMU for `spec` with its runtime files in `run_dir` and waits until QMP answers.
 ///
 /// QEMU runs in its own session (setsid) with stdout/stderr appended to `qemu_log`, so it survives the agent being
@@ -171,6 +255,9 @@ pub async fn launch(spec: &VmSpec, run_dir: &RunDir) -> Result<RunningVm, QemuEr
             Ok(())
         });
     }
+    // QEMU outlives the agent: any agent descriptor it inherited (lock files, sockets, the store) would stay open
+    // with it. Nothing is passed to QEMU beyond stdio today; tap or vhost descriptors would go in `keep`.
+    inherit_only_stdio(command.as_std_mut(), &[]);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -664,6 +751,66 @@ fn last_launch_offset(path: &Path) -> u64 {
         .rposition(|w| w == needle)
         .map(|p| p as u64)
         .unwrap_or(0)
+}
+
+/// Kills every process of `pids` with SIGKILL and reaps those that are our children, waiting at most `timeout`
+/// in all; true when every one is gone.
+///
+/// For cleanup guards (`Drop`), which may run while a test panics or on a runtime thread: it never waits
+/// longer than `timeout`, unlike `Child::wait`. A QEMU started by [`launch`] is reaped by a runtime task; if that
+/// runtime is shutting down the task is gone and only this reaps the zombie. When the task reaps first, this sees
+/// `ECHILD` and goes by /proc; when this reaps first, the task notices the process vanished.
+pub fn kill_and_reap(pids: &[u32], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut left: Vec<libc::pid_t> = pids
+        .iter()
+        .filter_map(|&p| libc::pid_t::try_from(p).ok())
+        .filter(|&p| p > 0)
+        .collect();
+    for &pid in &left {
+        // SAFETY: kill(2) takes plain integers and has no memory effects in this process.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    loop {
+        left.retain(|&pid| {
+            let mut status = 0;
+            // SAFETY: waitpid(2) with WNOHANG never blocks; it writes only into `status`.
+            let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if rc == pid {
+                return false;
+            }
+            // Not our child (or reaped elsewhere): gone once /proc shows no live process.
+            rc != -1 || process_alive(pid as u32)
+        });
+        if left.is_empty() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(pids = ?left, "processes still present after SIGKILL; giving up waiting");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kills a child started with `std::process::Command` and reaps it, waiting at most `timeout`
+/// (`Child::wait` in a `Drop` can block for good on a process stuck in the kernel). True when reaped.
+pub fn stop_child(child: &mut std::process::Child, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let _ = child.kill();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return true,
+            Ok(None) if Instant::now() >= deadline => {
+                tracing::warn!(
+                    pid = child.id(),
+                    "child still present after SIGKILL; giving up waiting"
+                );
+                return false;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
 }
 
 /// Waits until `pid` is gone (for tests and callers that only have a pid), up to `timeout`; true when gone.
