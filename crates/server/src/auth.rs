@@ -1,5 +1,6 @@
 //! Bearer tokens: random 256-bit secrets, stored only as their BLAKE3 hash, each with a kind
-//! (admin, join, node) that decides which routes it may call.
+//! (admin, join, node) that decides which routes it may call. This module resolves a token
+//! into a [`Caller`]; the role routers' gates (`api::roles`) decide what the caller may do.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use novacron_api_types::{ApiError, ErrorCode};
 
-use crate::api::{ApiFailure, ApiResult};
+use crate::api::ApiFailure;
 use crate::records::TokenRecord;
 use crate::state::AppState;
 
@@ -88,29 +89,6 @@ pub async fn authenticate(
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
-}
-
-impl Caller {
-    pub fn require_admin(&self) -> ApiResult<()> {
-        match self {
-            Caller::Admin => Ok(()),
-            _ => Err(ApiError::new(
-                ErrorCode::PermissionDenied,
-                "this call needs an admin token",
-            )
-            .into()),
-        }
-    }
-
-    /// The node a node token belongs to.
-    pub fn require_node(&self) -> ApiResult<&str> {
-        match self {
-            Caller::Node(n) => Ok(n),
-            _ => Err(
-                ApiError::new(ErrorCode::PermissionDenied, "this call needs a node token").into(),
-            ),
-        }
-    }
 }
 
 #[cfg(test)]

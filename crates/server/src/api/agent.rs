@@ -15,6 +15,7 @@ use novacron_api_types::{
 use novacron_store::{Compare, LeaseId, Op, StoreError};
 use serde::Deserialize;
 
+use super::roles::NodeCaller;
 use super::{ApiFailure, ApiResult, Json, json_bytes};
 use crate::auth::{Caller, new_token, token_hash};
 use crate::records::{
@@ -185,10 +186,9 @@ pub async fn register(
 #[utoipa::path(post, path = "/api/v1/agent/heartbeat", request_body = HeartbeatRequest, responses((status = 200)))]
 pub async fn heartbeat(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
+    NodeCaller(node): NodeCaller,
     Json(_req): Json<HeartbeatRequest>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
-    let node = caller.require_node()?.to_string();
     state.saw_node(&node);
     let key = records::node_lease_key(&node);
     if let Some(rec) = state.node_leases.get(&key) {
@@ -258,10 +258,9 @@ pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
 #[utoipa::path(get, path = "/api/v1/agent/vms", params(DesiredQuery), responses((status = 200, body = DesiredVms)))]
 pub async fn desired_vms(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
+    NodeCaller(node): NodeCaller,
     Query(q): Query<DesiredQuery>,
 ) -> ApiResult<AxumJson<DesiredVms>> {
-    let node = caller.require_node()?.to_string();
     if let Some(after) = q.after {
         let wait = Duration::from_secs(q.wait_seconds.unwrap_or(30).min(60));
         let mut changed = state.vms.subscribe_index(&node);
@@ -310,11 +309,10 @@ pub async fn desired_vms(
     params(("project" = String, Path), ("name" = String, Path)), responses((status = 200), (status = 409, body = ApiError)))]
 pub async fn report_status(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
+    NodeCaller(node): NodeCaller,
     Path((project, name)): Path<(String, String)>,
     Json(report): Json<VmStatusReport>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
-    let node = caller.require_node()?.to_string();
     validate_name("project", &project)?;
     validate_name("vm", &name)?;
     let key = records::vm_key(&project, &name);

@@ -5,9 +5,9 @@
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
+use axum::Json as AxumJson;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json as AxumJson};
 use novacron_api_types::backup::{
     Backup, BackupCreateRequest, BackupJob, BackupRepo, BackupRepoAddRequest, BackupRestoreRequest,
     BackupSchedule, PruneRequest, RepoLocation, RestoreSource, Retention,
@@ -21,8 +21,8 @@ use novacron_store::{Compare, Op};
 use serde::Deserialize;
 
 use super::operations::{finish, new_operation, put_op};
+use super::roles::NodeCaller;
 use super::{ApiFailure, ApiResult, Json, json_bytes};
-use crate::auth::Caller;
 use crate::records::{self, VmRecord, now};
 use crate::state::AppState;
 
@@ -72,10 +72,8 @@ fn find_repo(state: &AppState, name: &str) -> ApiResult<Arc<BackupRepo>> {
     responses((status = 201, body = BackupRepo), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn repo_add(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Json(req): Json<BackupRepoAddRequest>,
 ) -> ApiResult<(StatusCode, AxumJson<BackupRepo>)> {
-    caller.require_admin()?;
     validate_name("repository", &req.name)?;
     let location = parse_location(&req.path, &req.s3)?;
     let key_file = match (req.encrypt, &req.key_file) {
@@ -181,11 +179,9 @@ fn parse_location(path: &Option<String>, s3: &Option<String>) -> ApiResult<RepoL
     responses((status = 200, body = Object), (status = 400, body = ApiError)))]
 pub async fn sync(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Json(req): Json<novacron_api_types::backup::RepoSyncRequest>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
-    caller.require_admin()?;
     let src = find_repo(&state, &name)?;
     let target = BackupRepo {
         name: req.r#as.clone().unwrap_or_default(),
@@ -226,11 +222,7 @@ pub async fn sync(
 
 /// Repositories.
 #[utoipa::path(get, path = "/api/v1/backup/repos", responses((status = 200, body = Vec<BackupRepo>)))]
-pub async fn repo_list(
-    State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-) -> ApiResult<AxumJson<Vec<BackupRepo>>> {
-    caller.require_admin()?;
+pub async fn repo_list(State(state): State<Arc<AppState>>) -> ApiResult<AxumJson<Vec<BackupRepo>>> {
     Ok(AxumJson(
         state
             .backup_repos
@@ -251,10 +243,8 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/backups", params(ListQuery), responses((status = 200, body = Vec<Backup>)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<AxumJson<Vec<Backup>>> {
-    caller.require_admin()?;
     let repos = repos_named(&state, q.repo.as_deref())?;
     let mut out = vec![];
     for r in repos {
@@ -305,10 +295,8 @@ async fn locate(
 #[utoipa::path(get, path = "/api/v1/backups/{id}", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = ApiError)))]
 pub async fn show(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
-    caller.require_admin()?;
     let (repo, idx) = locate(&state, &id, None).await?;
     let mut v = serde_json::to_value(&idx).map_err(|e| ApiError::internal(e.to_string()))?;
     v["repo"] = serde_json::Value::String(repo.name.clone());
@@ -374,11 +362,9 @@ pub async fn start_backup(
     responses((status = 202, body = OperationRef), (status = 404, body = ApiError)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Json(req): Json<BackupCreateRequest>,
 ) -> ApiResult<(StatusCode, AxumJson<OperationRef>)> {
-    caller.require_admin()?;
     let repo = find_repo(&state, &req.repo)?;
     let op = start_backup(&state, &name, &repo, None).await?;
     Ok((
@@ -392,11 +378,9 @@ pub async fn create(
     responses((status = 202, body = OperationRef), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn restore(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Json(req): Json<BackupRestoreRequest>,
 ) -> ApiResult<(StatusCode, AxumJson<OperationRef>)> {
-    caller.require_admin()?;
     let (repo, idx) = locate(&state, &id, req.repo.as_deref()).await?;
     if req.over_original {
         if req.r#as.is_some() {
@@ -491,11 +475,9 @@ pub struct VerifyQuery {
 #[utoipa::path(post, path = "/api/v1/backup/repos/{name}/verify", params(("name" = String, Path), VerifyQuery), responses((status = 200, body = Object)))]
 pub async fn verify(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Query(q): Query<VerifyQuery>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
-    caller.require_admin()?;
     let r = find_repo(&state, &name)?;
     let repo = open(&r).await?;
     let report = repo
@@ -525,11 +507,9 @@ pub fn policy(r: &Retention) -> novacron_backup::retention::RetentionPolicy {
 #[utoipa::path(post, path = "/api/v1/backup/repos/{name}/prune", params(("name" = String, Path)), request_body = PruneRequest, responses((status = 200, body = Object), (status = 400, body = ApiError)))]
 pub async fn prune(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Json(req): Json<PruneRequest>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
-    caller.require_admin()?;
     if req.retention.is_empty() {
         return Err(ApiError::invalid(
             "give at least one --keep-* rule (pruning with none would remove every backup)",
@@ -551,10 +531,8 @@ pub async fn prune(
 #[utoipa::path(post, path = "/api/v1/backup/repos/{name}/gc", params(("name" = String, Path)), responses((status = 200, body = Object)))]
 pub async fn gc(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
-    caller.require_admin()?;
     let r = find_repo(&state, &name)?;
     let repo = open(&r).await?;
     let report = repo
@@ -570,10 +548,8 @@ pub async fn gc(
 #[utoipa::path(post, path = "/api/v1/backup/schedules", request_body = BackupSchedule, responses((status = 200, body = BackupSchedule), (status = 400, body = ApiError)))]
 pub async fn schedule_set(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Json(mut s): Json<BackupSchedule>,
 ) -> ApiResult<AxumJson<BackupSchedule>> {
-    caller.require_admin()?;
     validate_name("vm", &s.vm)?;
     find_repo(&state, &s.repo)?;
     if state
@@ -603,9 +579,7 @@ pub async fn schedule_set(
 #[utoipa::path(get, path = "/api/v1/backup/schedules", responses((status = 200, body = Vec<BackupSchedule>)))]
 pub async fn schedule_list(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
 ) -> ApiResult<AxumJson<Vec<BackupSchedule>>> {
-    caller.require_admin()?;
     Ok(AxumJson(
         state
             .backup_schedules
@@ -620,10 +594,8 @@ pub async fn schedule_list(
 #[utoipa::path(delete, path = "/api/v1/backup/schedules/{vm}", params(("vm" = String, Path)), responses((status = 200), (status = 404, body = ApiError)))]
 pub async fn schedule_delete(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(vm): Path<String>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
-    caller.require_admin()?;
     validate_name("vm", &vm)?;
     let key = records::backup_schedule_key(&vm);
     if state.store.get(&key).await?.is_none() {
@@ -678,11 +650,10 @@ pub async fn schedule_controller(state: Arc<AppState>) {
 #[utoipa::path(put, path = "/api/v1/agent/operations/{id}", params(("id" = String, Path)), request_body = novacron_api_types::backup::OperationUpdate, responses((status = 200)))]
 pub async fn agent_update_operation(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
+    NodeCaller(node): NodeCaller,
     Path(id): Path<String>,
     Json(u): Json<novacron_api_types::backup::OperationUpdate>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
-    let node = caller.require_node()?.to_string();
     let key = records::op_key(&id);
     for _ in 0..10 {
         let kv = state

@@ -151,11 +151,7 @@ fn check_new_name(state: &AppState, name: &str) -> ApiResult<()> {
 
 /// Every image.
 #[utoipa::path(get, path = "/api/v1/images", responses((status = 200, body = Vec<Image>)))]
-pub async fn list(
-    State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-) -> ApiResult<AxumJson<Vec<Image>>> {
-    caller.require_admin()?;
+pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<AxumJson<Vec<Image>>> {
     Ok(AxumJson(
         state
             .images
@@ -170,10 +166,8 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/images/{name}", params(("name" = String, Path)), responses((status = 200, body = Image), (status = 404, body = ApiError)))]
 pub async fn show(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<AxumJson<Image>> {
-    caller.require_admin()?;
     let img = state
         .images
         .get(&records::image_key(DEFAULT_PROJECT, &name))
@@ -190,10 +184,8 @@ pub async fn show(
     responses((status = 200, body = Image), (status = 409, body = ApiError), (status = 500, body = ApiError)))]
 pub async fn build_tiny(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Json(req): Json<BuildTinyRequest>,
 ) -> ApiResult<AxumJson<Image>> {
-    caller.require_admin()?;
     check_new_name(&state, &req.name)?;
     let incoming = Incoming::new(&state.images_dir).await?;
     let built_dir = incoming.dir.join("build");
@@ -239,11 +231,9 @@ pub async fn build_tiny(
     responses((status = 200, body = Image), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn import(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     req: Request,
 ) -> ApiResult<AxumJson<Image>> {
-    caller.require_admin()?;
     check_new_name(&state, &name)?;
     let incoming = Incoming::new(&state.images_dir).await?;
     let disk = incoming.dir.join("disk");
@@ -302,12 +292,9 @@ pub async fn download(
     Path((name, role)): Path<(String, String)>,
     Query(q): Query<ProjectQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    if caller == Caller::Join {
-        return Err(ApiError::new(
-            ErrorCode::PermissionDenied,
-            "a join token cannot download images",
-        )
-        .into());
+    if let Caller::Node(node) = &caller {
+        let project = q.project.as_deref().unwrap_or(DEFAULT_PROJECT);
+        super::roles::require_image_party(&state, node, project, &name).await?;
     }
     let project = q.project.unwrap_or_else(|| DEFAULT_PROJECT.into());
     validate_name("project", &project)?;
@@ -342,10 +329,8 @@ pub async fn download(
 #[utoipa::path(delete, path = "/api/v1/images/{name}", params(("name" = String, Path)), responses((status = 200), (status = 409, body = ApiError)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
-    caller.require_admin()?;
     validate_name("image", &name)?;
     let users: Vec<String> = state.vms.with(|vms| {
         vms.values()

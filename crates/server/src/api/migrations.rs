@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
+use axum::Json as AxumJson;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json as AxumJson};
 use novacron_api_types::agent::DesiredVm;
 use novacron_api_types::migration::{
     EvacuateRequest, EvacuationPlan, EvacuationStep, IncomingMigration, IncomingReady,
@@ -22,8 +22,8 @@ use novacron_api_types::{
 use novacron_store::{Compare, Op};
 
 use super::operations::{finish, new_operation, put_op};
+use super::roles::NodeCaller;
 use super::{ApiFailure, ApiResult, Json, json_bytes};
-use crate::auth::Caller;
 use crate::records::{self, NodeRecord, VmRecord, now};
 use crate::state::AppState;
 
@@ -257,11 +257,9 @@ fn choose_destination(
     responses((status = 202, body = MigrationRef), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
 pub async fn start(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Json(req): Json<MigrateRequest>,
 ) -> ApiResult<(StatusCode, AxumJson<MigrationRef>)> {
-    caller.require_admin()?;
     validate_name("vm", &name)?;
     let m = begin(&state, &name, &req).await?;
     Ok((
@@ -637,8 +635,8 @@ async fn commit(state: &AppState, id: &str, caller_node: &str) -> ApiResult<Migr
 }
 
 /// The calling node and the migration, which must be about that node (source or destination).
-async fn party(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(String, Migration)> {
-    let node = caller.require_node()?.to_string();
+async fn party(state: &AppState, node: &str, id: &str) -> ApiResult<(String, Migration)> {
+    let node = node.to_string();
     let (m, _) = get_migration(state, id).await?;
     if m.source != node && m.destination != node {
         return Err(ApiError::new(
@@ -655,10 +653,9 @@ async fn party(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(String
     responses((status = 200, body = MigrationOutcome)))]
 pub async fn agent_commit(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
+    NodeCaller(node): NodeCaller,
     Path(id): Path<String>,
 ) -> ApiResult<AxumJson<MigrationOutcome>> {
-    let node = caller.require_node()?.to_string();
     Ok(AxumJson(commit(&state, &id, &node).await?))
 }
 
@@ -667,7 +664,7 @@ pub async fn agent_commit(
     responses((status = 200, body = MigrationOutcome)))]
 pub async fn agent_abort(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
+    NodeCaller(caller): NodeCaller,
     Path(id): Path<String>,
 ) -> ApiResult<AxumJson<MigrationOutcome>> {
     let (node, _) = party(&state, &caller, &id).await?;
@@ -682,7 +679,7 @@ pub async fn agent_abort(
     responses((status = 200)))]
 pub async fn agent_report(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
+    NodeCaller(caller): NodeCaller,
     Path(id): Path<String>,
     Json(r): Json<MigrationReport>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
@@ -766,10 +763,8 @@ pub async fn show(
     responses((status = 200, body = Migration), (status = 409, body = ApiError)))]
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<AxumJson<Migration>> {
-    caller.require_admin()?;
     let (m, _) = get_migration(&state, &id).await?;
     if m.state.is_done() {
         return Ok(AxumJson(m));
@@ -818,10 +813,8 @@ const DEFAULT_PARALLEL: u32 = 2;
     responses((status = 200, body = EvacuationPlan), (status = 422, body = ApiError)))]
 pub async fn evacuation_plan(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Json(req): Json<EvacuateRequest>,
 ) -> ApiResult<AxumJson<EvacuationPlan>> {
-    caller.require_admin()?;
     validate_name("node", &req.node)?;
     if state.nodes.get(&records::node_key(&req.node)).is_none() {
         return Err(ApiError::not_found(format!(

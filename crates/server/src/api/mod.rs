@@ -1,4 +1,5 @@
-//! The REST API under `/api/v1`: routes, the error body, and the OpenAPI document.
+//! The REST API under `/api/v1`: the role routers (every route on exactly one, see
+//! [`roles`]), the error body, and the OpenAPI document.
 
 pub mod agent;
 pub mod backups;
@@ -9,19 +10,22 @@ pub mod migrations;
 pub mod nodes;
 pub mod openapi;
 pub mod operations;
+pub mod roles;
 pub mod vms;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use novacron_api_types::{ApiError, ErrorCode, Health};
 use novacron_store::StoreError;
 
 use crate::state::AppState;
+pub use roles::Access;
 
 /// An [`ApiError`] on its way to becoming an HTTP answer.
 #[derive(Debug)]
@@ -83,108 +87,187 @@ pub fn json_bytes<T: serde::Serialize>(v: &T) -> ApiResult<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| ApiFailure(ApiError::internal(format!("encoding: {e}"))))
 }
 
-/// The whole API router (authenticated routes behind the token check).
-pub fn router(state: Arc<AppState>) -> Router {
-    let authed = Router::new()
-        .route("/api/v1/vms", post(vms::create).get(vms::list))
-        .route("/api/v1/vms/{name}", get(vms::show).delete(vms::delete))
-        .route("/api/v1/vms/{name}/start", post(vms::start))
-        .route("/api/v1/vms/{name}/stop", post(vms::stop))
-        .route("/api/v1/vms/{name}/reboot", post(vms::reboot))
-        .route("/api/v1/vms/{name}/pause", post(vms::pause))
-        .route("/api/v1/vms/{name}/resume", post(vms::resume))
-        .route("/api/v1/vms/{name}/console", get(console::log))
-        .route("/api/v1/vms/{name}/console/attach", get(console::attach))
-        .route("/api/v1/operations", get(operations::list))
-        .route("/api/v1/operations/{id}", get(operations::show))
-        .route("/api/v1/nodes", get(nodes::list))
-        .route(
-            "/api/v1/nodes/{name}",
-            get(nodes::show).delete(nodes::delete),
-        )
-        .route("/api/v1/nodes/{name}/{action}", post(nodes::action))
-        .route("/api/v1/images", get(images::list))
-        .route("/api/v1/images/build-tiny", post(images::build_tiny))
-        .route(
-            "/api/v1/images/{name}",
-            get(images::show).delete(images::delete),
-        )
-        .route(
+/// One route: its method, its path template, and the role router it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// The routes of one role: each route added is recorded in the route table and goes behind
+/// that role's gate (nothing else adds routes to the API router).
+struct RoleRouter {
+    access: Access,
+    router: Router<Arc<AppState>>,
+    routes: Vec<RouteInfo>,
+}
+
+impl RoleRouter {
+    fn new(access: Access) -> Self {
+        RoleRouter {
+            access,
+            router: Router::new(),
+            routes: vec![],
+        }
+    }
+
+    /// Adds `method path`; `endpoint` must answer exactly `method` (see the helpers below).
+    fn on(
+        mut self,
+        method: Method,
+        path: &'static str,
+        endpoint: MethodRouter<Arc<AppState>>,
+    ) -> Self {
+        self.routes.push(RouteInfo {
+            method,
+            path,
+            access: self.access,
+        });
+        self.router = self.router.route(path, endpoint);
+        self
+    }
+
+    fn get<H: Handler<T, Arc<AppState>>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.on(Method::GET, path, get(h))
+    }
+
+    fn post<H: Handler<T, Arc<AppState>>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.on(Method::POST, path, post(h))
+    }
+
+    fn put<H: Handler<T, Arc<AppState>>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.on(Method::PUT, path, put(h))
+    }
+
+    fn delete<H: Handler<T, Arc<AppState>>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.on(Method::DELETE, path, delete(h))
+    }
+
+    /// The router with its gate (public routes have none), and its routes.
+    fn finish(self) -> (Router<Arc<AppState>>, Vec<RouteInfo>) {
+        let router = match self.access {
+            Access::Public => self.router,
+            access => self
+                .router
+                .route_layer(axum::middleware::from_fn_with_state(access, roles::gate)),
+        };
+        (router, self.routes)
+    }
+}
+
+/// The role routers, unassembled: (public, token-checked) routers and every route.
+fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInfo>) {
+    let public = RoleRouter::new(Access::Public)
+        .get("/api/v1/health", health)
+        .get("/api/v1/cluster/ca", cluster_ca)
+        .get("/api/v1/openapi.json", openapi::document);
+
+    let admin = RoleRouter::new(Access::Admin)
+        .post("/api/v1/vms", vms::create)
+        .get("/api/v1/vms", vms::list)
+        .get("/api/v1/vms/{name}", vms::show)
+        .delete("/api/v1/vms/{name}", vms::delete)
+        .post("/api/v1/vms/{name}/start", vms::start)
+        .post("/api/v1/vms/{name}/stop", vms::stop)
+        .post("/api/v1/vms/{name}/reboot", vms::reboot)
+        .post("/api/v1/vms/{name}/pause", vms::pause)
+        .post("/api/v1/vms/{name}/resume", vms::resume)
+        .get("/api/v1/vms/{name}/console", console::log)
+        .get("/api/v1/vms/{name}/console/attach", console::attach)
+        .post("/api/v1/vms/{name}/backup", backups::create)
+        .post("/api/v1/vms/{name}/migrate", migrations::start)
+        .get("/api/v1/operations", operations::list)
+        .get("/api/v1/operations/{id}", operations::show)
+        .get("/api/v1/nodes", nodes::list)
+        .get("/api/v1/nodes/{name}", nodes::show)
+        .delete("/api/v1/nodes/{name}", nodes::delete)
+        .post("/api/v1/nodes/{name}/{action}", nodes::action)
+        .get("/api/v1/images", images::list)
+        .post("/api/v1/images/build-tiny", images::build_tiny)
+        .get("/api/v1/images/{name}", images::show)
+        .delete("/api/v1/images/{name}", images::delete)
+        .on(
+            Method::PUT,
             "/api/v1/images/{name}/import",
             put(images::import).layer(axum::extract::DefaultBodyLimit::disable()),
         )
-        .route("/api/v1/images/{name}/files/{role}", get(images::download))
-        .route("/api/v1/agent/register", post(agent::register))
-        .route("/api/v1/agent/heartbeat", post(agent::heartbeat))
-        .route("/api/v1/agent/vms", get(agent::desired_vms))
-        .route(
+        .get("/api/v1/backup/repos", backups::repo_list)
+        .post("/api/v1/backup/repos", backups::repo_add)
+        .post("/api/v1/backup/repos/{name}/verify", backups::verify)
+        .post("/api/v1/backup/repos/{name}/prune", backups::prune)
+        .post("/api/v1/backup/repos/{name}/gc", backups::gc)
+        .post("/api/v1/backup/repos/{name}/sync", backups::sync)
+        .get("/api/v1/backups", backups::list)
+        .get("/api/v1/backups/{id}", backups::show)
+        .post("/api/v1/backups/{id}/restore", backups::restore)
+        .get("/api/v1/backup/schedules", backups::schedule_list)
+        .post("/api/v1/backup/schedules", backups::schedule_set)
+        .delete("/api/v1/backup/schedules/{vm}", backups::schedule_delete)
+        .get("/api/v1/migrations", migrations::list)
+        .get("/api/v1/migrations/{id}", migrations::show)
+        .post("/api/v1/migrations/{id}/cancel", migrations::cancel)
+        .post("/api/v1/evacuations/plan", migrations::evacuation_plan)
+        .get("/api/v1/cluster/status", cluster::status)
+        .get("/api/v1/storage", cluster::storage_list)
+        .post("/api/v1/storage", cluster::storage_add)
+        .delete("/api/v1/storage/{name}", cluster::storage_delete)
+        .get("/metrics", metrics);
+
+    // What agents call. Operations, migrations and images have no node-readable list or show:
+    // a node reports on (and learns the outcome of) its own migrations and operations
+    // through these routes, with a party check in each handler.
+    let node = RoleRouter::new(Access::Node)
+        .post("/api/v1/agent/heartbeat", agent::heartbeat)
+        .get("/api/v1/agent/vms", agent::desired_vms)
+        .put(
             "/api/v1/agent/vms/{project}/{name}/status",
-            put(agent::report_status),
+            agent::report_status,
         )
-        .route(
-            "/api/v1/backup/repos",
-            get(backups::repo_list).post(backups::repo_add),
-        )
-        .route("/api/v1/backup/repos/{name}/verify", post(backups::verify))
-        .route("/api/v1/backup/repos/{name}/prune", post(backups::prune))
-        .route("/api/v1/backup/repos/{name}/gc", post(backups::gc))
-        .route("/api/v1/backup/repos/{name}/sync", post(backups::sync))
-        .route("/api/v1/backups", get(backups::list))
-        .route("/api/v1/backups/{id}", get(backups::show))
-        .route("/api/v1/backups/{id}/restore", post(backups::restore))
-        .route("/api/v1/vms/{name}/backup", post(backups::create))
-        .route(
-            "/api/v1/backup/schedules",
-            get(backups::schedule_list).post(backups::schedule_set),
-        )
-        .route(
-            "/api/v1/backup/schedules/{vm}",
-            axum::routing::delete(backups::schedule_delete),
-        )
-        .route(
+        .put(
             "/api/v1/agent/operations/{id}",
-            put(backups::agent_update_operation),
+            backups::agent_update_operation,
         )
-        .route("/api/v1/vms/{name}/migrate", post(migrations::start))
-        .route("/api/v1/migrations", get(migrations::list))
-        .route("/api/v1/migrations/{id}", get(migrations::show))
-        .route("/api/v1/migrations/{id}/cancel", post(migrations::cancel))
-        .route(
-            "/api/v1/evacuations/plan",
-            post(migrations::evacuation_plan),
-        )
-        .route(
-            "/api/v1/agent/migrations/{id}",
-            put(migrations::agent_report),
-        )
-        .route(
+        .put("/api/v1/agent/migrations/{id}", migrations::agent_report)
+        .post(
             "/api/v1/agent/migrations/{id}/commit",
-            post(migrations::agent_commit),
+            migrations::agent_commit,
         )
-        .route(
+        .post(
             "/api/v1/agent/migrations/{id}/abort",
-            post(migrations::agent_abort),
-        )
-        .route("/api/v1/cluster/status", get(cluster::status))
-        .route(
-            "/api/v1/storage",
-            get(cluster::storage_list).post(cluster::storage_add),
-        )
-        .route(
-            "/api/v1/storage/{name}",
-            axum::routing::delete(cluster::storage_delete),
-        )
-        .route("/metrics", get(metrics))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::authenticate,
-        ));
-    let open = Router::new()
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/cluster/ca", get(cluster_ca))
-        .route("/api/v1/openapi.json", get(openapi::document));
+            migrations::agent_abort,
+        );
+
+    let register =
+        RoleRouter::new(Access::Register).post("/api/v1/agent/register", agent::register);
+
+    let image_files = RoleRouter::new(Access::NodeOrAdmin)
+        .get("/api/v1/images/{name}/files/{role}", images::download);
+
+    let (public, mut routes) = public.finish();
+    let mut authed = Router::new();
+    for r in [admin, node, register, image_files] {
+        let (router, more) = r.finish();
+        authed = authed.merge(router);
+        routes.extend(more);
+    }
+    (public, authed, routes)
+}
+
+/// Every route of the API with its role router (the OpenAPI document lists the same ones).
+pub fn route_table() -> Vec<RouteInfo> {
+    role_routers().2
+}
+
+/// The whole API: the public router, and the role routers behind the token check.
+pub fn router(state: Arc<AppState>) -> Router {
+    let (public, authed, _) = role_routers();
+    let authed = authed.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::authenticate,
+    ));
     authed
-        .merge(open)
+        .merge(public)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -223,11 +306,9 @@ pub async fn cluster_ca(State(state): State<Arc<AppState>>) -> impl IntoResponse
     )
 }
 
-async fn metrics(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
-) -> ApiResult<impl IntoResponse> {
-    caller.require_admin()?;
+/// Control-plane metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<impl IntoResponse> {
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
+use axum::Json as AxumJson;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json as AxumJson};
 use novacron_api_types::agent::VmAction;
 use novacron_api_types::{
     AccelChoice, ApiError, DEFAULT_PROJECT, ErrorCode, ImageKind, Network, Operation, OperationRef,
@@ -16,7 +16,6 @@ use novacron_store::{Compare, Op};
 
 use super::operations::{new_operation, put_op};
 use super::{ApiFailure, ApiResult, Json, json_bytes};
-use crate::auth::Caller;
 use crate::placement::{self, Demand};
 use crate::records::{self, VmRecord, VmStatusRecord, now};
 use crate::state::AppState;
@@ -152,10 +151,8 @@ fn validate_create(req: &VmCreateRequest) -> ApiResult<()> {
               (status = 409, body = ApiError), (status = 422, body = ApiError)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Json(req): Json<VmCreateRequest>,
 ) -> ApiResult<(StatusCode, AxumJson<OperationRef>)> {
-    caller.require_admin()?;
     let op = create_vm(&state, req, None).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -340,11 +337,7 @@ pub async fn create_vm(
 
 /// Every VM of the project.
 #[utoipa::path(get, path = "/api/v1/vms", responses((status = 200, body = Vec<Vm>)))]
-pub async fn list(
-    State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-) -> ApiResult<AxumJson<Vec<Vm>>> {
-    caller.require_admin()?;
+pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<AxumJson<Vec<Vm>>> {
     let vms = state
         .vms
         .values_under(&records::vm_key(DEFAULT_PROJECT, ""))
@@ -359,10 +352,8 @@ pub async fn list(
     responses((status = 200, body = Vm), (status = 404, body = ApiError)))]
 pub async fn show(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<AxumJson<Vm>> {
-    caller.require_admin()?;
     let vm = find(&state, &name)?;
     Ok(AxumJson(view(&state, &vm)))
 }
@@ -449,12 +440,7 @@ type OpResponse = ApiResult<(StatusCode, AxumJson<OperationRef>)>;
 /// Start a stopped or crashed VM.
 #[utoipa::path(post, path = "/api/v1/vms/{name}/start", params(("name" = String, Path)),
     responses((status = 202, body = OperationRef), (status = 404, body = ApiError)))]
-pub async fn start(
-    State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-) -> OpResponse {
-    caller.require_admin()?;
+pub async fn start(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> OpResponse {
     let op = change(&state, &name, "vm.start", "starting", |rec, _| {
         rec.power = PowerState::Running;
         rec.force = false;
@@ -470,11 +456,9 @@ pub async fn start(
     responses((status = 202, body = OperationRef), (status = 404, body = ApiError)))]
 pub async fn stop(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> OpResponse {
-    caller.require_admin()?;
     let force = if body.is_empty() {
         false
     } else {
@@ -505,12 +489,7 @@ pub async fn stop(
 /// Reset a running VM.
 #[utoipa::path(post, path = "/api/v1/vms/{name}/reboot", params(("name" = String, Path)),
     responses((status = 202, body = OperationRef), (status = 409, body = ApiError)))]
-pub async fn reboot(
-    State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-) -> OpResponse {
-    caller.require_admin()?;
+pub async fn reboot(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> OpResponse {
     let op = change(&state, &name, "vm.reboot", "rebooting", |rec, observed| {
         if observed != VmState::Running {
             return Err(ApiError::conflict(format!(
@@ -530,12 +509,7 @@ pub async fn reboot(
 /// Pause a running VM (its vCPUs stop; memory stays).
 #[utoipa::path(post, path = "/api/v1/vms/{name}/pause", params(("name" = String, Path)),
     responses((status = 202, body = OperationRef), (status = 409, body = ApiError)))]
-pub async fn pause(
-    State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-) -> OpResponse {
-    caller.require_admin()?;
+pub async fn pause(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> OpResponse {
     let op = change(&state, &name, "vm.pause", "pausing", |rec, observed| {
         if !matches!(observed, VmState::Running | VmState::Paused) {
             return Err(ApiError::conflict(format!(
@@ -555,12 +529,7 @@ pub async fn pause(
 /// Resume a paused VM.
 #[utoipa::path(post, path = "/api/v1/vms/{name}/resume", params(("name" = String, Path)),
     responses((status = 202, body = OperationRef), (status = 409, body = ApiError)))]
-pub async fn resume(
-    State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-) -> OpResponse {
-    caller.require_admin()?;
+pub async fn resume(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> OpResponse {
     let op = change(&state, &name, "vm.resume", "resuming", |rec, observed| {
         if !matches!(observed, VmState::Running | VmState::Paused) {
             return Err(ApiError::conflict(format!(
@@ -580,12 +549,7 @@ pub async fn resume(
 /// Delete a VM: stop it, remove its disk, then its records.
 #[utoipa::path(delete, path = "/api/v1/vms/{name}", params(("name" = String, Path)),
     responses((status = 202, body = OperationRef), (status = 404, body = ApiError)))]
-pub async fn delete(
-    State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-) -> OpResponse {
-    caller.require_admin()?;
+pub async fn delete(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> OpResponse {
     let op = change(&state, &name, "vm.delete", "deleting", |rec, _| {
         rec.deleting = true;
         rec.power = PowerState::Stopped;
