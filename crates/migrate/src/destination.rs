@@ -5,8 +5,6 @@
 
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use novacron_dwcp::hde::DecoderConfig;
@@ -20,10 +18,12 @@ use crate::control::{self, Channels, Control, PROTOCOL_VERSION};
 use crate::error::MigrateError;
 use crate::nbd::NbdProxy;
 use crate::qapi;
-use crate::util::send_all_blocking;
+use crate::util::{block_on_until, send_all_blocking};
 use crate::wire::{Decoded, WireDecoder};
 
 const SIDE: &str = "destination";
+/// Longest a blocked write into QEMU goes without checking whether the migration stopped.
+const PIPELINE_STOP_CHECK: Duration = Duration::from_millis(200);
 
 /// What the destination agent prepared.
 #[derive(Clone, Debug)]
@@ -288,6 +288,9 @@ async fn run(
         }
     };
     let _ = std::fs::remove_file(&in_sock);
+    // Writes into QEMU time out now and then so the pipeline notices a stop (see feed_qemu).
+    conn.set_write_timeout(Some(PIPELINE_STOP_CHECK))
+        .map_err(|e| MigrateError::io("incoming migration socket", e))?;
     let (index, files) = indexing
         .await
         .map_err(|e| MigrateError::Protocol(format!("base image indexing: {e}")))?
@@ -310,7 +313,7 @@ async fn run(
     );
 
     // Rebuild the stream into QEMU.
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
     let pipeline = {
         let rt = tokio::runtime::Handle::current();
         let control = control.clone();
@@ -324,10 +327,11 @@ async fn run(
         );
         tokio::task::spawn_blocking(move || feed_qemu(conn, stream, control, rt, dec, stop))
     };
-    struct Stop(Arc<AtomicBool>);
+    /// Ends the pipeline's blocking thread wherever it waits (never blocks itself).
+    struct Stop(CancellationToken);
     impl Drop for Stop {
         fn drop(&mut self) {
-            self.0.store(true, Ordering::Relaxed);
+            self.0.cancel();
         }
     }
     let _stop = Stop(stop);
@@ -403,15 +407,12 @@ fn feed_qemu(
     control: Channel,
     rt: tokio::runtime::Handle,
     mut dec: WireDecoder,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> Result<u64, MigrateError> {
     let mut out = Vec::with_capacity(2 << 20);
     let mut consumed = 0u64;
     loop {
-        if stop.load(Ordering::Relaxed) {
-            return Err(MigrateError::Cancelled);
-        }
-        let Some(msg) = rt.block_on(stream.recv())? else {
+        let Some(msg) = block_on_until(&rt, &stop, stream.recv())? else {
             return Err(MigrateError::Aborted(
                 "the source ended the stream before its end".into(),
             ));
@@ -420,16 +421,25 @@ fn feed_qemu(
         out.clear();
         match dec.decode(msg, &mut out)? {
             Decoded::Data => {
-                send_all_blocking(&conn, &out)
-                    .map_err(|e| MigrateError::io("writing to the destination QEMU", e))?;
+                send_all_blocking(&conn, &out, &stop).map_err(|e| {
+                    if stop.is_cancelled() {
+                        MigrateError::Cancelled
+                    } else {
+                        MigrateError::io("writing to the destination QEMU", e)
+                    }
+                })?;
                 consumed += len;
                 // Every message: the source's window must never wait for an ack held back here.
-                rt.block_on(control::send(
-                    &control,
-                    &Control::Ack {
-                        consumed_wire_bytes: consumed,
-                    },
-                ))?;
+                block_on_until(
+                    &rt,
+                    &stop,
+                    control::send(
+                        &control,
+                        &Control::Ack {
+                            consumed_wire_bytes: consumed,
+                        },
+                    ),
+                )?;
             }
             Decoded::End { total_bytes } => return Ok(total_bytes),
         }

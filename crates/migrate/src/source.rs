@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use crate::policy::{self, PolicyInput};
 use crate::progress::{MigrationPhase, MigrationProgress};
 use crate::qapi::{self, MigrateInfo};
 use crate::qevm::{PAGE_BYTES, Parser};
+use crate::util::block_on_until;
 use crate::wire::{WireEncoder, WireStats};
 
 const SIDE: &str = "source";
@@ -543,7 +544,7 @@ async fn run(
         dedup: true,
     };
     let shared = Arc::new(Mutex::new(WireStats::default()));
-    let stop_flag = Arc::new(AtomicBool::new(false));
+    let stop_flag = CancellationToken::new();
     let pipeline = {
         let rt = tokio::runtime::Handle::current();
         let window = window.clone();
@@ -567,6 +568,8 @@ async fn run(
     let mut mon = Monitor::new(p, started, disks.is_empty());
     let mut stopped_at: Option<Instant> = None;
     let mut completed = false;
+    // Set once `migrate-continue` went to QEMU: it is sent exactly once per migration.
+    let mut continued = false;
     let mut info = MigrateInfo::default();
     progress.send_modify(|x| {
         x.phase = MigrationPhase::MemoryPrecopy { pass: 1 };
@@ -636,6 +639,14 @@ async fn run(
                     "migration was cancelled in QEMU".into(),
                 ));
             }
+            "pre-switchover" if continued => {
+                // `migrate-continue` only wakes QEMU's migration thread; the state moves on to
+                // `device` a moment later, so a poll in between still reads pre-switchover.
+                // A second `migrate-continue` then races that move and fails with "not in
+                // expected state: device". Sent once, wait for QEMU to move on.
+                tracing::debug!("still pre-switchover after migrate-continue; waiting for QEMU");
+                continue;
+            }
             "pre-switchover" => {
                 stopped_at.get_or_insert_with(Instant::now);
                 progress.send_modify(|x| {
@@ -644,13 +655,8 @@ async fn run(
                 });
                 let t = Instant::now();
                 complete_mirrors(qmp, p, undo, &mut events).await?;
-                qapi::exec(
-                    qmp,
-                    SIDE,
-                    "migrate-continue",
-                    json!({"state": "pre-switchover"}),
-                )
-                .await?;
+                continued = true;
+                continue_switchover(qmp).await?;
                 tracing::debug!(
                     mirrors_ms = t.elapsed().as_millis() as u64,
                     remaining = info.ram.as_ref().map_or(0, |r| r.remaining),
@@ -775,6 +781,31 @@ async fn run(
     })
 }
 
+/// Lets QEMU leave `pre-switchover` (the disks are complete). Called once per migration; if
+/// QEMU refuses because it already left that state, the refusal stands unless QEMU did move on
+/// to the switch-over (`device`, `completed`), which only this call can have caused.
+async fn continue_switchover(qmp: &Qmp) -> Result<(), MigrateError> {
+    let Err(e) = qapi::exec(
+        qmp,
+        SIDE,
+        "migrate-continue",
+        json!({"state": "pre-switchover"}),
+    )
+    .await
+    else {
+        return Ok(());
+    };
+    // An answer lost to a QMP timeout while QEMU acted on the command looks like a failure
+    // here; QEMU's state tells.
+    match qapi::query_migrate(qmp, SIDE).await {
+        Ok(info) if matches!(info.status(), "device" | "completed") => {
+            tracing::debug!(status = info.status(), error = %e, "migrate-continue answered with an error, but QEMU continued");
+            Ok(())
+        }
+        _ => Err(e),
+    }
+}
+
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -782,10 +813,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
-struct StopOnDrop(Arc<AtomicBool>, Arc<Window>);
+/// Ends the stream pipeline's blocking thread, wherever it waits (never blocks itself).
+struct StopOnDrop(CancellationToken, Arc<Window>);
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.cancel();
         self.1.close();
     }
 }
@@ -801,7 +833,7 @@ fn stream_pipeline(
     limit: Option<Arc<RateLimit>>,
     mut enc: WireEncoder,
     shared: Arc<Mutex<WireStats>>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
     session: Session,
 ) -> Result<(Vec<u8>, Channel), MigrateError> {
     let mut parser = Parser::new();
@@ -820,12 +852,12 @@ fn stream_pipeline(
                 std::thread::sleep(wait);
             }
         }
-        rt.block_on(ch.send(Bytes::from(msg)))?;
+        block_on_until(&rt, &stop, ch.send(Bytes::from(msg)))?;
         *shared.lock().unwrap_or_else(|p| p.into_inner()) = enc.stats().clone();
         Ok(())
     };
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.is_cancelled() {
             return Err(MigrateError::Cancelled);
         }
         match conn.read(&mut buf) {

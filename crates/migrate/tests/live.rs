@@ -179,7 +179,9 @@ async fn disk_mirror_with_concurrent_writes_is_consistent_at_switch_over() {
         out.status.success() && text.contains("identical"),
         "qemu-img compare: {text}"
     );
-    let b_info = novacron_qemu::inspect(&b_disk).await.unwrap();
+    let b_info = novacron_qemu::inspect_as(&b_disk, DiskFormat::Qcow2)
+        .await
+        .unwrap();
     assert!(
         b_info.actual_size_bytes < 16 << 20,
         "only the top layer moved: {b_info:?}"

@@ -48,26 +48,39 @@ pub fn incoming(spec: &VmSpec, disks: Vec<DiskSpec>) -> VmSpec {
 
 /// Launches QEMUs and kills every one of them when dropped (also when the test panics): QEMU
 /// runs in its own session and would outlive the test otherwise.
+///
+/// The drop never blocks for long: SIGKILL, then a reap bounded in time. It runs on the test's
+/// runtime thread while the runtime may be shutting down, when the runtime task that normally
+/// reaps QEMU is gone; without the reap the killed QEMUs stay zombies.
 #[derive(Default)]
-pub struct Reaper(std::sync::Mutex<Vec<u32>>);
+pub struct Reaper(std::sync::Mutex<Vec<RunningVm>>);
+
+/// Longest the reaper waits for killed QEMUs to be gone.
+const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Reaper {
     pub async fn launch(&self, spec: &VmSpec, dir: &Path) -> RunningVm {
         let vm = novacron_qemu::launch(spec, &RunDir::new(dir))
             .await
             .unwrap();
-        self.0.lock().unwrap().push(vm.pid());
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(vm.clone());
         vm
     }
 }
 
 impl Drop for Reaper {
     fn drop(&mut self) {
-        let pids = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
-        for pid in pids {
-            // SAFETY: kill(2) with plain integers.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        }
+        let vms = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        // A VM that has exited was reaped by its runtime task: its pid may be reused by now.
+        let pids: Vec<u32> = vms
+            .iter()
+            .filter(|vm| !vm.has_exited())
+            .map(RunningVm::pid)
+            .collect();
+        novacron_qemu::process::kill_and_reap(&pids, REAP_TIMEOUT);
     }
 }
 
