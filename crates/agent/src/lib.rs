@@ -8,6 +8,7 @@
 mod api;
 pub mod backup;
 pub mod fence;
+pub mod heartbeat;
 mod host;
 mod images;
 pub mod migration;
@@ -19,12 +20,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use novacron_api_types::agent::{HeartbeatRequest, RegisterRequest};
+use novacron_api_types::agent::RegisterRequest;
 use novacron_client::{Client, ClientError, Config as ClientConfig, JoinToken};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 pub use host::HostFacts;
+/// For the binary's start-up (every role), so it need not depend on the TLS crate itself.
+pub use novacron_tls::raise_open_file_limit;
 
 use crate::state::Credentials;
 
@@ -77,6 +80,8 @@ pub struct Agent {
     stop_tx: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     serve: novacron_tls::ServeHandle,
+    heartbeat: heartbeat::Heartbeat,
+    fence: Option<Arc<fence::Fence>>,
 }
 
 impl Agent {
@@ -129,17 +134,20 @@ impl Agent {
         let fence = if config.hollow {
             None
         } else {
-            let f = fence::Fence::new(config.data_dir.join("fence")).map_err(|source| {
+            let mut f = fence::Fence::new(config.data_dir.join("fence")).map_err(|source| {
                 AgentError::Io {
                     what: "cannot create the fence directory".into(),
                     source,
                 }
             })?;
-            f.alive();
             if let Some(cmd) = &config.watchdog_command {
-                f.ensure_watchdog(cmd, lease_ttl);
+                f = f.with_watchdog(cmd.clone(), lease_ttl);
             }
-            Some(f)
+            // Registration was just acknowledged; VMs adopted from an earlier run are
+            // guarded again at once.
+            f.alive();
+            f.ensure_watchdog();
+            Some(Arc::new(f))
         };
         let shared = Arc::new(state::Shared {
             node_name: creds.name.clone(),
@@ -150,8 +158,7 @@ impl Agent {
             images: images::ImageCache::new(config.data_dir.join("images"), client.clone()),
             workers: Default::default(),
             registry: config.registry.clone(),
-            fence,
-            watchdog_command: config.watchdog_command.clone(),
+            fence: fence.clone(),
             lease_ttl,
             hollow: config.hollow,
             report_slots: tokio::sync::Semaphore::new(4),
@@ -177,18 +184,32 @@ impl Agent {
             },
         )?;
 
+        let heartbeat = heartbeat::Heartbeat::start(heartbeat::HeartbeatConfig {
+            // Its own client: one connection of its own, kept alive by the beats.
+            client: Client::new(ClientConfig {
+                servers: config.servers.clone(),
+                token: creds.node_token.clone(),
+                ca_cert_pem: creds.ca_cert_pem.clone(),
+            })?,
+            interval: config
+                .heartbeat_interval
+                .min(lease_ttl / 5)
+                .max(Duration::from_millis(200)),
+            fence: fence.clone(),
+            running_vms: {
+                let shared = shared.clone();
+                Arc::new(move || shared.running_count())
+            },
+        })
+        .map_err(|source| AgentError::Io {
+            what: "cannot start the heartbeat thread".into(),
+            source,
+        })?;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tasks = vec![
-            tokio::spawn(heartbeat_loop(
-                shared.clone(),
-                config
-                    .heartbeat_interval
-                    .min(lease_ttl / 5)
-                    .max(Duration::from_millis(200)),
-                stop_rx.clone(),
-            )),
-            tokio::spawn(worker::reconcile_loop(shared.clone(), stop_rx.clone())),
-        ];
+        let tasks = vec![tokio::spawn(worker::reconcile_loop(
+            shared.clone(),
+            stop_rx.clone(),
+        ))];
         tracing::info!(node = %config.name, url = %agent_url, "agent running");
         Ok(Agent {
             name: config.name,
@@ -196,16 +217,38 @@ impl Agent {
             stop_tx,
             tasks,
             serve,
+            heartbeat,
+            fence,
         })
     }
 
-    /// Stops the agent. VMs keep running; the next agent start adopts them.
+    /// Stops the agent. VMs keep running; the next agent start adopts them. The fence
+    /// watchdog keeps guarding HA VMs (the control plane restarts them elsewhere once the
+    /// lease runs out, so they must be fenced), and ends by itself when it guards none.
     pub async fn stop(self) {
         let _ = self.stop_tx.send(true);
+        self.heartbeat.stop().await;
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         self.serve.stop().await;
+    }
+
+    /// Stops the agent and its fence watchdog, leaving HA VMs running unguarded. Only for
+    /// an agent whose control plane stops with it (`novacron up`): with no control plane
+    /// left, nobody restarts the VMs elsewhere, so fencing them would only kill them.
+    pub async fn stop_and_end_fencing(self) {
+        let fence = self.fence.clone();
+        self.stop().await;
+        if let Some(f) = fence {
+            let stopped =
+                tokio::task::spawn_blocking(move || f.stop_watchdog(Duration::from_secs(3)))
+                    .await
+                    .unwrap_or(false);
+            if !stopped {
+                tracing::warn!("the fence watchdog did not stop within 3 s");
+            }
+        }
     }
 }
 
@@ -296,42 +339,6 @@ async fn retry_register(
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             other => return other,
-        }
-    }
-}
-
-async fn heartbeat_loop(
-    shared: Arc<state::Shared>,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut beats: u64 = 0;
-    loop {
-        let running = shared.running_count();
-        match shared
-            .client
-            .agent_heartbeat(&HeartbeatRequest {
-                running_vms: running,
-            })
-            .await
-        {
-            Ok(()) => {
-                if let Some(f) = &shared.fence {
-                    f.alive();
-                    // The watchdog itself may have died: check now and then.
-                    beats += 1;
-                    if beats.is_multiple_of(20)
-                        && let Some(cmd) = &shared.watchdog_command
-                    {
-                        f.ensure_watchdog(cmd, shared.lease_ttl);
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
         }
     }
 }

@@ -113,8 +113,7 @@ pub struct Shared {
     pub workers: Mutex<HashMap<String, WorkerHandle>>,
     pub registry: Arc<Mutex<Registry>>,
     /// `None` for hollow agents.
-    pub fence: Option<crate::fence::Fence>,
-    pub watchdog_command: Option<Vec<String>>,
+    pub fence: Option<Arc<crate::fence::Fence>>,
     pub lease_ttl: std::time::Duration,
     pub hollow: bool,
     /// Bounds concurrent status reports (each one is an HTTP request and maybe a connection).

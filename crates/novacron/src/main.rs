@@ -44,7 +44,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    raise_open_file_limit();
+    novacron_agent::raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -69,22 +69,6 @@ fn main() -> std::process::ExitCode {
             }
             eprintln!("error: {msg}");
             std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-/// A control plane or agent holds a socket per peer: allow as many open files as the hard
-/// limit permits (the default soft limit of 1024 is far too low for a thousand nodes).
-fn raise_open_file_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid, writable struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }

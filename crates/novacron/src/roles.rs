@@ -291,7 +291,7 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
     }
     wait_for_signal().await;
     eprintln!("stopping NovaCron...");
-    agent.stop().await;
+    agent.stop_and_end_fencing().await;
     server.stop().await;
     Ok(())
 }

@@ -1,15 +1,18 @@
 //! TLS for every NovaCron endpoint: the cluster CA and the certificates it issues to control
 //! plane servers and node agents, rustls configurations built from PEM, and serving an axum
-//! router over HTTPS (with HTTP upgrades, which console attach uses).
+//! router over HTTPS (with HTTP upgrades, which console attach uses) under connection limits
+//! that keep the process's file descriptors for its own work.
 
 // Tests may unwrap; product code may not (workspace lint).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod limits;
 mod pki;
 mod serve;
 
 pub use pki::{Ca, Identity, ca_fingerprint, client_config, server_config};
-pub use serve::{ServeHandle, serve_https};
+pub use limits::{ServeLimits, open_file_limit, raise_open_file_limit};
+pub use serve::{ServeHandle, serve_https, serve_https_with};
 
 /// Errors from certificate handling and TLS setup.
 #[derive(Debug, thiserror::Error)]
