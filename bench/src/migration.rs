@@ -212,30 +212,17 @@ impl Cleanup {
             .push(pid);
     }
 
+    /// SIGKILL to every QEMU, then one reap bounded to 5 s in all (so its files can be removed):
+    /// this runs in `Drop`, also while a panic unwinds, and must not wait without a bound.
     fn kill_all(&self) {
         let pids = std::mem::take(&mut *self.pids.lock().unwrap_or_else(|p| p.into_inner()));
-        for pid in pids {
-            kill(pid);
-        }
+        // Pids without a process (stopped and reaped through their handle) are skipped.
+        let pids: Vec<u32> = pids
+            .into_iter()
+            .filter(|&p| Path::new(&format!("/proc/{p}")).exists())
+            .collect();
+        novacron_qemu::process::kill_and_reap(&pids, Duration::from_secs(5));
     }
-}
-
-fn kill(pid: u32) {
-    // SAFETY: kill(2) with plain integers.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    // Wait until it is gone so its files can be removed (bounded).
-    let t = Instant::now();
-    while Path::new(&format!("/proc/{pid}/stat")).exists()
-        && proc_state(pid) != Some('Z')
-        && t.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn proc_state(pid: u32) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 impl Drop for Cleanup {

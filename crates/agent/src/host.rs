@@ -70,10 +70,10 @@ fn free_disk_bytes(path: &Path) -> Option<u64> {
 }
 
 async fn qemu_version() -> String {
-    let out = tokio::process::Command::new(novacron_qemu::process::qemu_binary())
-        .arg("--version")
-        .output()
-        .await;
+    let mut cmd = tokio::process::Command::new(novacron_qemu::process::qemu_binary());
+    cmd.arg("--version");
+    novacron_qemu::process::inherit_only_stdio(cmd.as_std_mut(), &[]);
+    let out = cmd.output().await;
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
             .lines()

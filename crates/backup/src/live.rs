@@ -565,6 +565,7 @@ pub async fn backup_stopped_disk(
     if let Some((_, b)) = &old {
         cmd.arg(format!("--bitmap={}", b.name));
     }
+    novacron_qemu::process::inherit_only_stdio(cmd.as_std_mut(), &[]);
     cmd.arg(path)
         .kill_on_drop(true)
         .stdout(std::process::Stdio::null())
@@ -670,15 +671,14 @@ pub async fn backup_stopped_disk(
 }
 
 async fn qemu_img_info(path: &Path) -> Result<Value> {
-    let out = tokio::process::Command::new("qemu-img")
-        .args(["info", "--force-share", "--output=json"])
-        .arg(path)
-        .output()
-        .await
-        .map_err(|e| BackupError::Command {
-            command: "qemu-img info".into(),
-            message: e.to_string(),
-        })?;
+    let mut cmd = tokio::process::Command::new("qemu-img");
+    cmd.args(["info", "--force-share", "--output=json"])
+        .arg(path);
+    novacron_qemu::process::inherit_only_stdio(cmd.as_std_mut(), &[]);
+    let out = cmd.output().await.map_err(|e| BackupError::Command {
+        command: "qemu-img info".into(),
+        message: e.to_string(),
+    })?;
     if !out.status.success() {
         return Err(BackupError::Command {
             command: "qemu-img info".into(),
@@ -697,6 +697,7 @@ async fn qemu_img(args: &[&str], path: &Path, bitmap: Option<&str>) -> Result<()
     if let Some(b) = bitmap {
         c.arg(b);
     }
+    novacron_qemu::process::inherit_only_stdio(c.as_std_mut(), &[]);
     let out = c.output().await.map_err(|e| BackupError::Command {
         command: "qemu-img".into(),
         message: e.to_string(),

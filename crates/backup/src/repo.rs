@@ -962,16 +962,15 @@ impl Repository {
                 RestoreFormat::Qcow2 => {
                     let tmp_q =
                         target.with_file_name(format!(".{file_name}.novacron-partial.qcow2"));
-                    let out = tokio::process::Command::new("qemu-img")
-                        .args(["convert", "-f", "raw", "-O", "qcow2"])
+                    let mut cmd = tokio::process::Command::new("qemu-img");
+                    cmd.args(["convert", "-f", "raw", "-O", "qcow2"])
                         .arg(&partial)
-                        .arg(&tmp_q)
-                        .output()
-                        .await
-                        .map_err(|e| BackupError::Command {
-                            command: "qemu-img convert".into(),
-                            message: e.to_string(),
-                        });
+                        .arg(&tmp_q);
+                    novacron_qemu::process::inherit_only_stdio(cmd.as_std_mut(), &[]);
+                    let out = cmd.output().await.map_err(|e| BackupError::Command {
+                        command: "qemu-img convert".into(),
+                        message: e.to_string(),
+                    });
                     let _ = std::fs::remove_file(&partial);
                     let out = out?;
                     if !out.status.success() {

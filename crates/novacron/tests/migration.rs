@@ -177,10 +177,19 @@ impl LinkCut {
 }
 
 impl Drop for LinkCut {
+    // Bounded: a hung nft must not keep a panicking test from ending.
     fn drop(&mut self) {
-        let _ = std::process::Command::new("nft")
+        if let Ok(mut nft) = std::process::Command::new("nft")
             .args(["delete", "table", "inet", &self.0])
-            .status();
+            .stdin(std::process::Stdio::null())
+            .spawn()
+        {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(nft.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            common::stop_child(&mut nft, Duration::from_secs(1));
+        }
     }
 }
 

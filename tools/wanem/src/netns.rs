@@ -85,9 +85,52 @@ pub struct Cleanup {
 }
 
 impl Drop for Cleanup {
+    // Runs while a set-up error (or a panic) unwinds, possibly on a runtime thread: every
+    // `ip` call is bounded in time, and a stuck one is killed and reaped.
     fn drop(&mut self) {
         for ns in &self.namespaces {
-            let _ = del(ns);
+            del_bounded(ns, std::time::Duration::from_secs(5));
+        }
+    }
+}
+
+/// `ip netns del ns`, waiting at most `timeout`; errors are only logged.
+fn del_bounded(ns: &str, timeout: std::time::Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut child = match Command::new("ip")
+        .args(["netns", "del", ns])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(netns = ns, error = %e, "cannot run ip netns del");
+            return;
+        }
+    };
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                if !status.success() {
+                    tracing::warn!(netns = ns, %status, "ip netns del failed");
+                }
+                return;
+            }
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Ok(None) | Err(_) => {
+                tracing::warn!(netns = ns, "ip netns del did not finish in time; killed");
+                let _ = child.kill();
+                let reap_until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+                while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < reap_until
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                return;
+            }
         }
     }
 }

@@ -295,13 +295,32 @@ impl Cluster {
     }
 }
 
+/// Longest a cleanup waits for one killed child to be reaped.
+const REAP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SIGKILL, then reap within `timeout`: `Child::wait` in a `Drop` blocks for good on a process
+/// stuck in the kernel, and a panicking test must end. True when reaped.
+pub fn stop_child(child: &mut Child, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let _ = child.kill();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return true,
+            Ok(None) if Instant::now() >= deadline => return false,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
 impl Drop for Cluster {
+    // Never panics and never waits without a bound: it also runs while a test panics.
     fn drop(&mut self) {
         for (_, mut a) in self.agents.drain(..) {
-            let _ = a.kill();
-            let _ = a.wait();
+            stop_child(&mut a, REAP_TIMEOUT);
         }
-        self.kill9_up();
+        if let Some(mut up) = self.up.take() {
+            stop_child(&mut up, REAP_TIMEOUT);
+        }
         for pid in self.qemu_pids() {
             // SAFETY: plain kill(2) of a process this test started.
             unsafe {

@@ -123,11 +123,16 @@ mod etcd_cluster {
             self.dir.path()
         }
 
-        /// Kill one member with SIGKILL and reap it.
+        /// Kill one member with SIGKILL and reap it, waiting at most 5 s: this also runs in
+        /// `Drop` on the test's runtime thread, where an unbounded `Child::wait` on a process
+        /// stuck in the kernel would hang a failing test for good.
         pub fn kill(&mut self, index: usize) {
             if let Some(mut child) = self.members[index].child.take() {
                 let _ = child.kill();
-                let _ = child.wait();
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             }
         }
 
