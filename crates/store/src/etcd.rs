@@ -6,18 +6,26 @@
 //! Requests that certainly did not reach a member are retried there; reads, watches and
 //! lease keep-alives are retried after any such failure; a write whose outcome is unknown
 //! is reported as [`StoreError::Unavailable`] (the caller re-reads; CAS makes retries safe).
-//! (etcd-client's own balancer keeps sending a share of requests to a dead member, so it
-//! is not used for failover.)
+//!
+//! The gRPC client underneath is our own ([`client`], on the generated stubs of [`proto`]):
+//! a plain channel per member, so that failover stays here, and no `protoc` at build time.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use etcd_client::{
-    Client, CompactionOptions, Compare as EtcdCompare, CompareOp, ConnectOptions, DeleteOptions,
-    Error as EtcdError, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
-};
 use tonic::Code;
+
+mod client;
+mod proto;
+
+use client::{ChannelSettings, MemberClient, RpcError, WatchStream as EtcdWatchStream};
+use proto::etcdserverpb::{
+    CompactionRequest, Compare as EtcdCompare, DeleteRangeRequest, LeaseGrantRequest,
+    LeaseRevokeRequest, PutRequest, RangeRequest, RequestOp, ResponseHeader, TxnRequest,
+    WatchCreateRequest, WatchResponse, compare, request_op,
+};
+use proto::mvccpb;
 
 use crate::txn_rules::{validate_lease_ttl, validate_txn, validate_watch_start};
 use crate::watch_stream::{WatchSender, watch_channel};
@@ -71,7 +79,16 @@ struct EtcdInner {
 
 struct Member {
     endpoint: String,
-    client: Client,
+    client: MemberClient,
+}
+
+/// What one etcd member says about itself and its cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EtcdMemberStatus {
+    /// The member's own ID.
+    pub member_id: u64,
+    /// The member it follows as leader; `None` while it knows of no leader.
+    pub leader: Option<u64>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -93,14 +110,16 @@ enum Failure {
     Final,
 }
 
-fn classify(e: &EtcdError) -> Failure {
+fn classify(e: &RpcError) -> Failure {
     if is_lease_not_found(e) || is_compacted(e) {
         return Failure::Final;
     }
     match e {
-        EtcdError::GRpcStatus(status) => {
+        RpcError::Status(status) => {
             let message = status.message();
             match status.code() {
+                // Connection refused (the transport's message) or refused by a member that
+                // has no leader: nothing was applied.
                 Code::Unavailable
                     if message.contains("tcp connect error")
                         || message.contains("no leader")
@@ -116,17 +135,15 @@ fn classify(e: &EtcdError) -> Failure {
                 _ => Failure::Final,
             }
         }
-        // Failing to create a connection or stream: nothing was sent.
-        EtcdError::TransportError(_) | EtcdError::IoError(_) => Failure::NotApplied,
-        EtcdError::WatchError(_) | EtcdError::LeaseKeepAliveError(_) => Failure::Unknown,
-        _ => Failure::Final,
+        RpcError::Stream(_) => Failure::Unknown,
+        RpcError::InvalidArgs(_) | RpcError::LeaseNotFound => Failure::Final,
     }
 }
 
-/// Map an etcd client error to a store error.
-fn map_err(e: EtcdError) -> StoreError {
+/// Map a client error to a store error.
+fn map_err(e: RpcError) -> StoreError {
     match e {
-        EtcdError::GRpcStatus(status) => {
+        RpcError::Status(status) => {
             let message = status.message();
             match status.code() {
                 Code::InvalidArgument => StoreError::Invalid(format!("etcd: {message}")),
@@ -136,23 +153,23 @@ fn map_err(e: EtcdError) -> StoreError {
                 _ => StoreError::Unavailable(format!("etcd: {status}")),
             }
         }
-        EtcdError::InvalidArgs(m) => StoreError::Invalid(format!("etcd: {m}")),
+        RpcError::InvalidArgs(m) => StoreError::Invalid(format!("etcd: {m}")),
         other => StoreError::Unavailable(format!("etcd: {other}")),
     }
 }
 
-fn is_lease_not_found(e: &EtcdError) -> bool {
+fn is_lease_not_found(e: &RpcError) -> bool {
     match e {
-        EtcdError::GRpcStatus(status) => {
+        RpcError::Status(status) => {
             status.code() == Code::NotFound && status.message().contains("lease not found")
         }
-        EtcdError::LeaseKeepAliveError(m) => m.contains("not found"),
+        RpcError::LeaseNotFound => true,
         _ => false,
     }
 }
 
-fn is_compacted(e: &EtcdError) -> bool {
-    matches!(e, EtcdError::GRpcStatus(s) if s.code() == Code::OutOfRange && s.message().contains("compacted"))
+fn is_compacted(e: &RpcError) -> bool {
+    matches!(e, RpcError::Status(s) if s.code() == Code::OutOfRange && s.message().contains("compacted"))
 }
 
 fn key_string(bytes: &[u8]) -> Result<String, StoreError> {
@@ -164,35 +181,35 @@ fn key_string(bytes: &[u8]) -> Result<String, StoreError> {
     })
 }
 
-fn kv_from(kv: &etcd_client::KeyValue) -> Result<KeyValue, StoreError> {
+fn kv_from(kv: mvccpb::KeyValue) -> Result<KeyValue, StoreError> {
     Ok(KeyValue {
-        key: key_string(kv.key())?,
-        value: kv.value().to_vec(),
-        create_revision: kv.create_revision(),
-        mod_revision: kv.mod_revision(),
-        lease: (kv.lease() != 0).then_some(LeaseId(kv.lease())),
+        key: key_string(&kv.key)?,
+        value: kv.value,
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        lease: (kv.lease != 0).then_some(LeaseId(kv.lease)),
     })
 }
 
-fn event_from(event: &etcd_client::Event) -> Result<WatchEvent, StoreError> {
+fn event_from(event: mvccpb::Event) -> Result<WatchEvent, StoreError> {
+    let kind = mvccpb::event::EventType::try_from(event.r#type).map_err(|_| {
+        StoreError::Corrupt(format!("etcd watch event of unknown type {}", event.r#type))
+    })?;
     let kv = event
-        .kv()
+        .kv
         .ok_or_else(|| StoreError::Corrupt("etcd watch event without a key".to_string()))?;
-    // A delete event carries a tombstone (version 0); a put always has version >= 1.
-    // Reading it this way also avoids `Event::event_type`, which panics on unknown types.
-    if kv.version() == 0 {
-        Ok(WatchEvent::Delete {
-            key: key_string(kv.key())?,
-            revision: kv.mod_revision(),
-        })
-    } else {
-        Ok(WatchEvent::Put(kv_from(kv)?))
+    match kind {
+        mvccpb::event::EventType::Put => Ok(WatchEvent::Put(kv_from(kv)?)),
+        mvccpb::event::EventType::Delete => Ok(WatchEvent::Delete {
+            key: key_string(&kv.key)?,
+            revision: kv.mod_revision,
+        }),
     }
 }
 
-fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> Result<Revision, StoreError> {
+fn header_revision(header: Option<&ResponseHeader>) -> Result<Revision, StoreError> {
     header
-        .map(|h| h.revision())
+        .map(|h| h.revision)
         .ok_or_else(|| StoreError::Corrupt("etcd response without a header".to_string()))
 }
 
@@ -218,20 +235,18 @@ impl EtcdStore {
         if endpoints.is_empty() {
             return Err(StoreError::Invalid("no etcd endpoints given".to_string()));
         }
-        let connect_options = ConnectOptions::new()
-            .with_connect_timeout(options.connect_timeout)
-            .with_timeout(options.request_timeout)
-            .with_keep_alive(options.keep_alive_interval, options.request_timeout)
-            .with_keep_alive_while_idle(true)
+        let settings = ChannelSettings {
+            connect_timeout: Some(options.connect_timeout),
+            request_timeout: Some(options.request_timeout),
+            keep_alive: Some((options.keep_alive_interval, options.request_timeout)),
             // A member cut off from the quorum refuses requests instead of serving stale
             // reads or hanging; the store then tries another member.
-            .with_require_leader(true);
+            require_leader: true,
+        };
         let mut members = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
             // Connections are made lazily: a member that is down now is not an error.
-            let client = Client::connect([endpoint], Some(connect_options.clone()))
-                .await
-                .map_err(map_err)?;
+            let client = MemberClient::connect_lazy(endpoint, &settings).map_err(map_err)?;
             members.push(Member {
                 endpoint: endpoint.clone(),
                 client,
@@ -274,6 +289,35 @@ impl EtcdStore {
             .collect()
     }
 
+    /// Ask the one member at `endpoint` for its status, without failover and without
+    /// requiring a leader (so it also answers during an election). For tools and tests
+    /// that watch a cluster form or fail over; `timeout` bounds connecting and the request.
+    pub async fn member_status(
+        endpoint: &str,
+        timeout: Duration,
+    ) -> Result<EtcdMemberStatus, StoreError> {
+        let settings = ChannelSettings {
+            connect_timeout: Some(timeout),
+            request_timeout: Some(timeout),
+            keep_alive: None,
+            require_leader: false,
+        };
+        let client = MemberClient::connect_lazy(endpoint, &settings).map_err(map_err)?;
+        let status = tokio::time::timeout(timeout, client.status())
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!("etcd member {endpoint} did not answer in time"))
+            })?
+            .map_err(map_err)?;
+        let header = status
+            .header
+            .ok_or_else(|| StoreError::Corrupt("etcd response without a header".to_string()))?;
+        Ok(EtcdMemberStatus {
+            member_id: header.member_id,
+            leader: (status.leader != 0).then_some(status.leader),
+        })
+    }
+
     /// Drop the history of revisions before `before` (etcd compaction, physical). Watches
     /// from earlier revisions then get [`StoreError::Compacted`]. Production clusters
     /// should rather run etcd with `--auto-compaction-retention`.
@@ -281,8 +325,10 @@ impl EtcdStore {
         let result = self
             .call(true, |client| async move {
                 client
-                    .kv_client()
-                    .compact(before, Some(CompactionOptions::new().with_physical()))
+                    .compact(CompactionRequest {
+                        revision: before,
+                        physical: true,
+                    })
                     .await
             })
             .await;
@@ -297,10 +343,10 @@ impl EtcdStore {
     /// Send a request to the preferred member, failing over to the others. `retry_unknown`
     /// says whether the request may be repeated when its outcome is unknown (reads, watches,
     /// keep-alives: yes; writes: no).
-    async fn call<T, F, Fut>(&self, retry_unknown: bool, mut f: F) -> Result<T, EtcdError>
+    async fn call<T, F, Fut>(&self, retry_unknown: bool, mut f: F) -> Result<T, RpcError>
     where
-        F: FnMut(Client) -> Fut,
-        Fut: std::future::Future<Output = Result<T, EtcdError>>,
+        F: FnMut(MemberClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RpcError>>,
     {
         let members = &self.inner.members;
         let started = Instant::now();
@@ -351,13 +397,17 @@ impl EtcdStore {
         let resp = self
             .call(true, |client| async move {
                 client
-                    .kv_client()
-                    .get(vec![0u8], Some(GetOptions::new().with_count_only()))
+                    .range(RangeRequest {
+                        // One key that never exists: only the header's revision is wanted.
+                        key: vec![0],
+                        count_only: true,
+                        ..RangeRequest::default()
+                    })
                     .await
             })
             .await
             .map_err(map_err)?;
-        header_revision(resp.header())
+        header_revision(resp.header.as_ref())
     }
 
     async fn get_impl(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
@@ -366,11 +416,16 @@ impl EtcdStore {
         }
         let resp = self
             .call(true, |client| async move {
-                client.kv_client().get(key, None).await
+                client
+                    .range(RangeRequest {
+                        key: key.as_bytes().to_vec(),
+                        ..RangeRequest::default()
+                    })
+                    .await
             })
             .await
             .map_err(map_err)?;
-        resp.kvs().first().map(kv_from).transpose()
+        resp.kvs.into_iter().next().map(kv_from).transpose()
     }
 
     async fn list_impl(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), StoreError> {
@@ -396,18 +451,18 @@ impl EtcdStore {
         let mut out = Vec::new();
         let mut at_revision: Option<Revision> = None;
         loop {
-            let mut options = GetOptions::new()
-                .with_range(end.clone())
-                .with_limit(LIST_PAGE_KEYS);
-            if let Some(rev) = at_revision {
-                options = options.with_revision(rev);
-            }
-            let page_start = start.clone();
+            let request = RangeRequest {
+                key: start.clone(),
+                range_end: end.clone(),
+                limit: LIST_PAGE_KEYS,
+                // 0 (the first page): the latest revision.
+                revision: at_revision.unwrap_or(0),
+                ..RangeRequest::default()
+            };
             let resp = self
                 .call(true, |client| {
-                    let key = page_start.clone();
-                    let options = options.clone();
-                    async move { client.kv_client().get(key, Some(options)).await }
+                    let request = request.clone();
+                    async move { client.range(request).await }
                 })
                 .await
                 .map_err(|e| {
@@ -417,17 +472,22 @@ impl EtcdStore {
                         ListError::Store(map_err(e))
                     }
                 })?;
-            let revision = header_revision(resp.header()).map_err(ListError::Store)?;
+            let revision = header_revision(resp.header.as_ref()).map_err(ListError::Store)?;
             let rev = *at_revision.get_or_insert(revision);
-            for item in resp.kvs() {
+            let next_start = match resp.kvs.last() {
+                Some(last) if resp.more => {
+                    let mut next = last.key.clone();
+                    next.push(0);
+                    Some(next)
+                }
+                _ => None,
+            };
+            for item in resp.kvs {
                 out.push(kv_from(item).map_err(ListError::Store)?);
             }
-            match resp.kvs().last() {
-                Some(last) if resp.more() => {
-                    start = last.key().to_vec();
-                    start.push(0);
-                }
-                _ => return Ok((out, rev)),
+            match next_start {
+                Some(next) => start = next,
+                None => return Ok((out, rev)),
             }
         }
     }
@@ -442,31 +502,11 @@ impl EtcdStore {
             Op::PutWithLease { lease, .. } => Some(*lease),
             _ => None,
         });
-        let etcd_compares: Vec<EtcdCompare> = compares
-            .into_iter()
-            .map(|Compare::ModRevision { key, equals }| {
-                EtcdCompare::mod_revision(key, CompareOp::Equal, equals)
-            })
-            .collect();
-        let etcd_ops: Vec<TxnOp> = ops
-            .into_iter()
-            .map(|op| match op {
-                Op::Put { key, value } => TxnOp::put(key, value, None),
-                Op::PutWithLease { key, value, lease } => {
-                    TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease.0)))
-                }
-                Op::Delete { key } => TxnOp::delete(key, None),
-                Op::DeletePrefix { prefix } => {
-                    let (start, end) = prefix_range(&prefix);
-                    TxnOp::delete(start, Some(DeleteOptions::new().with_range(end)))
-                }
-            })
-            .collect();
-        let txn = Txn::new().when(etcd_compares).and_then(etcd_ops);
+        let txn = txn_request(compares, ops);
         let resp = self
             .call(false, |client| {
                 let txn = txn.clone();
-                async move { client.kv_client().txn(txn).await }
+                async move { client.txn(txn).await }
             })
             .await
             .map_err(|e| match first_lease {
@@ -474,8 +514,8 @@ impl EtcdStore {
                 _ => map_err(e),
             })?;
         Ok(TxnOutcome {
-            succeeded: resp.succeeded(),
-            revision: header_revision(resp.header())?,
+            succeeded: resp.succeeded,
+            revision: header_revision(resp.header.as_ref())?,
         })
     }
 
@@ -485,24 +525,22 @@ impl EtcdStore {
         &self,
         prefix: &str,
         after_revision: Revision,
-    ) -> Result<etcd_client::WatchStream, StoreError> {
+    ) -> Result<EtcdWatchStream, StoreError> {
         let (start, end) = prefix_range(prefix);
         let timeout = self.inner.options.request_timeout;
         let opened = self
             .call(true, |client| {
-                let start = start.clone();
-                let watch_options = WatchOptions::new()
-                    .with_range(end.clone())
-                    .with_start_revision(after_revision + 1);
+                let create = WatchCreateRequest {
+                    key: start.clone(),
+                    range_end: end.clone(),
+                    start_revision: after_revision + 1,
+                };
                 async move {
-                    let mut stream = client
-                        .watch_client()
-                        .watch(start, Some(watch_options))
-                        .await?;
+                    let mut stream = client.watch(create).await?;
                     let first = tokio::time::timeout(timeout, stream.message())
                         .await
                         .map_err(|_| {
-                            EtcdError::WatchError("etcd did not confirm the watch in time".into())
+                            RpcError::Stream("etcd did not confirm the watch in time".into())
                         })??;
                     Ok((stream, first))
                 }
@@ -512,7 +550,7 @@ impl EtcdStore {
         match opened {
             (stream, Some(resp)) => {
                 check_watch_response(&resp, after_revision)?;
-                if !resp.created() {
+                if !resp.created {
                     return Err(StoreError::Unavailable(
                         "etcd answered a watch request without creating it".to_string(),
                     ));
@@ -551,7 +589,7 @@ impl EtcdStore {
         &self,
         prefix: String,
         mut delivered: Revision,
-        first: etcd_client::WatchStream,
+        first: EtcdWatchStream,
         tx: &WatchSender,
     ) -> Result<(), StoreError> {
         let retry_for = self.inner.options.watch_retry_for;
@@ -600,7 +638,7 @@ impl EtcdStore {
                             }
                         }
                         let mut last = delivered;
-                        for event in resp.events() {
+                        for event in resp.events {
                             let event = event_from(event)?;
                             let revision = event.revision();
                             if revision <= delivered {
@@ -650,25 +688,35 @@ impl EtcdStore {
         // expires by itself.
         let resp = self
             .call(true, |client| async move {
-                client.lease_client().grant(ttl_secs, None).await
+                client
+                    .lease_grant(LeaseGrantRequest {
+                        ttl: ttl_secs,
+                        // 0: etcd picks the ID.
+                        id: 0,
+                    })
+                    .await
             })
             .await
             .map_err(map_err)?;
-        if !resp.error().is_empty() {
+        if !resp.error.is_empty() {
             return Err(StoreError::Unavailable(format!(
                 "etcd refused the lease: {}",
-                resp.error()
+                resp.error
             )));
         }
-        Ok(LeaseId(resp.id()))
+        Ok(LeaseId(resp.id))
     }
 
     async fn keep_alive_impl(&self, lease: LeaseId) -> Result<(), StoreError> {
-        // etcd-client sends one keep-alive and waits for its answer; a TTL of 0 in the
-        // answer means the lease is gone.
+        // One keep-alive on a fresh stream and its answer; a TTL of 0 in the answer means
+        // the lease is gone.
+        let timeout = self.inner.options.request_timeout;
         let result = self
             .call(true, |client| async move {
-                client.lease_client().keep_alive(lease.0).await.map(|_| ())
+                client
+                    .lease_keep_alive_once(lease.0, timeout)
+                    .await
+                    .map(|_| ())
             })
             .await;
         match result {
@@ -681,7 +729,10 @@ impl EtcdStore {
     async fn revoke_impl(&self, lease: LeaseId) -> Result<(), StoreError> {
         let result = self
             .call(false, |client| async move {
-                client.lease_client().revoke(lease.0).await.map(|_| ())
+                client
+                    .lease_revoke(LeaseRevokeRequest { id: lease.0 })
+                    .await
+                    .map(|_| ())
             })
             .await;
         match result {
@@ -698,23 +749,61 @@ enum ListError {
 }
 
 /// Errors carried inside a watch response.
-fn check_watch_response(
-    resp: &etcd_client::WatchResponse,
-    delivered: Revision,
-) -> Result<(), StoreError> {
-    if resp.compact_revision() > 0 {
+fn check_watch_response(resp: &WatchResponse, delivered: Revision) -> Result<(), StoreError> {
+    if resp.compact_revision > 0 {
         return Err(StoreError::Compacted {
             requested: delivered + 1,
-            oldest: resp.compact_revision(),
+            oldest: resp.compact_revision,
         });
     }
-    if resp.canceled() {
+    if resp.canceled {
         return Err(StoreError::Unavailable(format!(
             "etcd canceled the watch: {}",
-            resp.cancel_reason()
+            resp.cancel_reason
         )));
     }
     Ok(())
+}
+
+/// The etcd transaction for a validated store transaction: every compare must hold, then
+/// every op is applied (no ops on failure).
+fn txn_request(compares: Vec<Compare>, ops: Vec<Op>) -> TxnRequest {
+    let compare = compares
+        .into_iter()
+        .map(|Compare::ModRevision { key, equals }| EtcdCompare {
+            result: compare::CompareResult::Equal.into(),
+            target: compare::CompareTarget::Mod.into(),
+            key: key.into_bytes(),
+            target_union: Some(compare::TargetUnion::ModRevision(equals)),
+        })
+        .collect();
+    let put = |key: String, value: Vec<u8>, lease: i64| RequestOp {
+        request: Some(request_op::Request::RequestPut(PutRequest {
+            key: key.into_bytes(),
+            value,
+            lease,
+        })),
+    };
+    let delete = |key: Vec<u8>, range_end: Vec<u8>| RequestOp {
+        request: Some(request_op::Request::RequestDeleteRange(
+            DeleteRangeRequest { key, range_end },
+        )),
+    };
+    let success = ops
+        .into_iter()
+        .map(|op| match op {
+            // Lease 0: no lease (a plain put also detaches the key from any lease).
+            Op::Put { key, value } => put(key, value, 0),
+            Op::PutWithLease { key, value, lease } => put(key, value, lease.0),
+            // No range end: just this key.
+            Op::Delete { key } => delete(key.into_bytes(), Vec::new()),
+            Op::DeletePrefix { prefix } => {
+                let (start, end) = prefix_range(&prefix);
+                delete(start, end)
+            }
+        })
+        .collect();
+    TxnRequest { compare, success }
 }
 
 impl Store for EtcdStore {

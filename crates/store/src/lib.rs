@@ -18,7 +18,7 @@ mod watch_stream;
 mod etcd;
 
 #[cfg(feature = "etcd")]
-pub use etcd::{EtcdOptions, EtcdStore};
+pub use etcd::{EtcdMemberStatus, EtcdOptions, EtcdStore};
 pub use migrate::{CopyOptions, copy_all, copy_with_options};
 pub use sqlite::{SqliteOptions, SqliteStats, SqliteStore};
 pub use txn_rules::{MAX_LEASE_TTL, MAX_TXN_BYTES, MAX_TXN_OPS, prefix_range_end};

@@ -14,6 +14,8 @@ mod etcd_cluster {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
+    use novacron_store::EtcdStore;
+
     /// The etcd binary; CI installs Debian's etcd-server. Override with NOVACRON_ETCD_BIN.
     pub fn etcd_binary() -> PathBuf {
         let path = std::env::var_os("NOVACRON_ETCD_BIN")
@@ -144,22 +146,12 @@ mod etcd_cluster {
                 if m.child.is_none() {
                     continue;
                 }
-                let Ok(Ok(mut client)) = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    etcd_client::Client::connect([&m.client_url], None),
-                )
-                .await
-                else {
-                    continue;
-                };
-                if let Ok(Ok(status)) =
-                    tokio::time::timeout(Duration::from_secs(2), client.status()).await
+                if let Ok(status) =
+                    EtcdStore::member_status(&m.client_url, Duration::from_secs(2)).await
                 {
-                    if let Some(h) = status.header() {
-                        ids.push((i, h.member_id()));
-                    }
-                    if status.leader() != 0 {
-                        leader = status.leader();
+                    ids.push((i, status.member_id));
+                    if let Some(id) = status.leader {
+                        leader = id;
                     }
                 }
             }
@@ -173,15 +165,9 @@ mod etcd_cluster {
             loop {
                 let mut ready = 0;
                 for m in &self.members {
-                    let connected = tokio::time::timeout(
-                        Duration::from_secs(2),
-                        etcd_client::Client::connect([&m.client_url], None),
-                    )
-                    .await;
-                    if let Ok(Ok(mut client)) = connected
-                        && let Ok(Ok(status)) =
-                            tokio::time::timeout(Duration::from_secs(2), client.status()).await
-                        && status.leader() != 0
+                    if let Ok(status) =
+                        EtcdStore::member_status(&m.client_url, Duration::from_secs(2)).await
+                        && status.leader.is_some()
                     {
                         ready += 1;
                     }
