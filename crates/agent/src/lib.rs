@@ -82,6 +82,7 @@ pub struct Agent {
     serve: novacron_tls::ServeHandle,
     heartbeat: heartbeat::Heartbeat,
     fence: Option<Arc<fence::Fence>>,
+    revoked: watch::Receiver<Option<String>>,
 }
 
 impl Agent {
@@ -162,11 +163,12 @@ impl Agent {
             lease_ttl,
             hollow: config.hollow,
             report_slots: tokio::sync::Semaphore::new(4),
-            dwcp_identity: novacron_dwcp::TlsIdentity {
+            dwcp_identity: std::sync::RwLock::new(novacron_dwcp::TlsIdentity {
                 ca_cert_pem: creds.ca_cert_pem.clone(),
                 cert_pem: creds.cert_pem.clone(),
                 key_pem: creds.key_pem.clone(),
-            },
+            }),
+            revoked: watch::channel(None).0,
             migration_ip: local.ip(),
             advertise_host: host.clone(),
             migrations: Default::default(),
@@ -176,7 +178,8 @@ impl Agent {
             cert_pem: creds.cert_pem.clone(),
             key_pem: creds.key_pem.clone(),
         };
-        let tls = novacron_tls::server_config(&identity, None)?;
+        let cert = novacron_tls::ReloadableCert::new(&identity)?;
+        let tls = novacron_tls::reloadable_server_config(cert.clone())?;
         let serve = novacron_tls::serve_https(listener, tls, api::router(shared.clone())).map_err(
             |source| AgentError::Io {
                 what: "serving the agent endpoint".into(),
@@ -206,10 +209,16 @@ impl Agent {
             source,
         })?;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tasks = vec![tokio::spawn(worker::reconcile_loop(
-            shared.clone(),
-            stop_rx.clone(),
-        ))];
+        let tasks = vec![
+            tokio::spawn(worker::reconcile_loop(shared.clone(), stop_rx.clone())),
+            tokio::spawn(renew_loop(
+                shared.clone(),
+                cert,
+                creds,
+                register_request(&config, &facts, &agent_url),
+                stop_rx.clone(),
+            )),
+        ];
         tracing::info!(node = %config.name, url = %agent_url, "agent running");
         Ok(Agent {
             name: config.name,
@@ -219,7 +228,19 @@ impl Agent {
             serve,
             heartbeat,
             fence,
+            revoked: shared.revoked.subscribe(),
         })
+    }
+
+    /// Resolves, with the reason, once the control plane refuses this node's credentials
+    /// (the node was deleted): the agent can do nothing more, and its owner should stop it.
+    pub async fn revoked(&self) -> String {
+        let mut rx = self.revoked.clone();
+        match rx.wait_for(Option::is_some).await {
+            Ok(r) => r.clone().unwrap_or_default(),
+            // The agent's state is gone: it is stopping anyway, so never resolve.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     /// Stops the agent. VMs keep running; the next agent start adopts them. The fence
@@ -252,19 +273,23 @@ impl Agent {
     }
 }
 
-async fn register(
-    config: &AgentConfig,
-    facts: &HostFacts,
-    agent_url: &str,
-) -> Result<Credentials, AgentError> {
-    let req = RegisterRequest {
+fn register_request(config: &AgentConfig, facts: &HostFacts, agent_url: &str) -> RegisterRequest {
+    RegisterRequest {
         name: config.name.clone(),
         capacity: facts.capacity,
         agent_url: agent_url.to_string(),
         kvm_usable: facts.kvm_usable,
         qemu_version: facts.qemu_version.clone(),
         bridges: facts.bridges.clone(),
-    };
+    }
+}
+
+async fn register(
+    config: &AgentConfig,
+    facts: &HostFacts,
+    agent_url: &str,
+) -> Result<Credentials, AgentError> {
+    let req = register_request(config, facts, agent_url);
     let saved = Credentials::load(&config.data_dir)?;
     if let Some(saved) = saved.filter(|c| c.name == config.name) {
         let client = Client::new(ClientConfig {
@@ -283,6 +308,15 @@ async fn register(
                     && config.join_token.is_some() =>
             {
                 tracing::warn!(node = %config.name, "stored node credentials were refused; joining again with the join token");
+            }
+            Err(ClientError::Api(e))
+                if e.code == novacron_api_types::ErrorCode::Unauthenticated =>
+            {
+                return Err(AgentError::Config(format!(
+                    "the control plane refused the credentials of node {} in {} (the node was deleted, or its token revoked): join again with a new --join-token",
+                    config.name,
+                    config.data_dir.display()
+                )));
             }
             Err(e) => return Err(e.into()),
         }
@@ -339,6 +373,69 @@ async fn retry_register(
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             other => return other,
+        }
+    }
+}
+
+/// Renews the node certificate two thirds into its life by registering again with the node
+/// token (which issues a new certificate for the same names), then serves the new one on the
+/// agent endpoint and for DWCP without a restart. Retries every minute while the control
+/// plane is unreachable; stops for good if it refuses the node's credentials.
+async fn renew_loop(
+    shared: Arc<state::Shared>,
+    cert: Arc<novacron_tls::ReloadableCert>,
+    mut creds: Credentials,
+    req: RegisterRequest,
+    mut stop: watch::Receiver<bool>,
+) {
+    const RETRY: Duration = Duration::from_secs(60);
+    let mut wait = creds.renew_in();
+    loop {
+        let Some(delay) = wait else {
+            tracing::info!(node = %shared.node_name, "the control plane did not say when the node certificate expires; it is not renewed");
+            return;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => return,
+        }
+        match shared.client.agent_register(&req).await {
+            Ok(resp) => {
+                let fresh = Credentials::from_response(&creds.name, resp);
+                let identity = novacron_tls::Identity {
+                    cert_pem: fresh.cert_pem.clone(),
+                    key_pem: fresh.key_pem.clone(),
+                };
+                if let Err(e) = fresh.save(&shared.data_dir) {
+                    tracing::warn!(node = %shared.node_name, error = %e, "saving the renewed certificate failed");
+                }
+                if let Err(e) = cert.replace(&identity) {
+                    tracing::warn!(node = %shared.node_name, error = %e, "the renewed certificate cannot be served; retrying");
+                    wait = Some(RETRY);
+                    continue;
+                }
+                *shared
+                    .dwcp_identity
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner()) = novacron_dwcp::TlsIdentity {
+                    ca_cert_pem: fresh.ca_cert_pem.clone(),
+                    cert_pem: fresh.cert_pem.clone(),
+                    key_pem: fresh.key_pem.clone(),
+                };
+                tracing::info!(node = %shared.node_name, not_after = ?fresh.cert_not_after, "node certificate renewed");
+                creds = fresh;
+                wait = creds.renew_in();
+            }
+            Err(ClientError::Api(e))
+                if e.code == novacron_api_types::ErrorCode::Unauthenticated =>
+            {
+                shared.mark_revoked(&e.message);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(node = %shared.node_name, error = %e, "renewing the node certificate failed; retrying in a minute");
+                wait = Some(RETRY);
+            }
         }
     }
 }

@@ -198,7 +198,7 @@ pub async fn incoming(
     };
     let opts = novacron_dwcp::SessionOptions::default();
     let bind = SocketAddr::new(shared.migration_ip, 0);
-    let listener = match novacron_dwcp::Listener::bind(bind, &shared.dwcp_identity, opts).await {
+    let listener = match novacron_dwcp::Listener::bind(bind, &shared.dwcp_identity(), opts).await {
         Ok(l) => l,
         Err(e) => {
             let _ = vm.kill().await;
@@ -411,8 +411,9 @@ async fn send(
         server_name: req.destination.clone(),
         ..Default::default()
     };
+    let identity = shared.dwcp_identity();
     let session = tokio::select! {
-        s = novacron_dwcp::connect(addr, &shared.dwcp_identity, opts) => s.map_err(|e| format!("connecting to {} at {addr}: {e}", req.destination))?,
+        s = novacron_dwcp::connect(addr, &identity, opts) => s.map_err(|e| format!("connecting to {} at {addr}: {e}", req.destination))?,
         _ = cancel.cancelled() => return Err("cancelled by a user".into()),
     };
     let params = SourceParams {

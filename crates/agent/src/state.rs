@@ -27,6 +27,12 @@ pub struct Credentials {
     pub key_pem: String,
     #[serde(default)]
     pub lease_ttl_ms: u64,
+    /// When the certificate expires, and when this agent received it (Unix seconds; `None`
+    /// from control planes that did not say): renewal starts two thirds of the way.
+    #[serde(default)]
+    pub cert_not_after: Option<u64>,
+    #[serde(default)]
+    pub cert_received_at: Option<u64>,
 }
 
 impl Credentials {
@@ -39,7 +45,20 @@ impl Credentials {
             cert_pem: r.cert_pem,
             key_pem: r.key_pem,
             lease_ttl_ms: r.lease_ttl_ms,
+            cert_not_after: r.cert_not_after,
+            cert_received_at: Some(unix_now()),
         }
+    }
+
+    /// How long until the certificate should be renewed (two thirds into its life), or
+    /// `None` when its expiry is unknown.
+    pub fn renew_in(&self) -> Option<std::time::Duration> {
+        let end = self.cert_not_after?;
+        let start = self.cert_received_at.unwrap_or_else(unix_now).min(end);
+        let at = start + (end - start) * 2 / 3;
+        Some(std::time::Duration::from_secs(
+            at.saturating_sub(unix_now()),
+        ))
     }
 
     fn path(dir: &Path) -> std::path::PathBuf {
@@ -72,6 +91,13 @@ impl Credentials {
             }
         })
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -118,8 +144,11 @@ pub struct Shared {
     pub hollow: bool,
     /// Bounds concurrent status reports (each one is an HTTP request and maybe a connection).
     pub report_slots: tokio::sync::Semaphore,
-    /// The node's certificate for node-to-node DWCP (migrations).
-    pub dwcp_identity: novacron_dwcp::TlsIdentity,
+    /// The node's certificate for node-to-node DWCP (migrations); replaced on renewal.
+    pub dwcp_identity: std::sync::RwLock<novacron_dwcp::TlsIdentity>,
+    /// Set (with the reason) once the control plane refused this node's credentials: the
+    /// node was deleted, and the agent has nothing left to do.
+    pub revoked: tokio::sync::watch::Sender<Option<String>>,
     /// Address migration listeners bind to, and the host name peers reach it by.
     pub migration_ip: std::net::IpAddr,
     pub advertise_host: String,
@@ -135,6 +164,26 @@ impl Shared {
             .values()
             .filter(|w| w.is_running())
             .count() as u32
+    }
+
+    /// The current DWCP identity (a clone: renewal may replace it at any time).
+    pub fn dwcp_identity(&self) -> novacron_dwcp::TlsIdentity {
+        self.dwcp_identity
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records that the control plane refused this node's credentials (once).
+    pub fn mark_revoked(&self, why: &str) {
+        self.revoked.send_if_modified(|r| {
+            if r.is_some() {
+                return false;
+            }
+            tracing::error!(node = %self.node_name, reason = %why, "the control plane refused this node's credentials: the node was deleted or its token revoked; the agent stops. Join again with a new join token and an empty --data-dir");
+            *r = Some(why.to_string());
+            true
+        });
     }
 
     /// `<data dir>/vms/<project>/<name>`

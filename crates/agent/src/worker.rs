@@ -86,6 +86,13 @@ pub async fn reconcile_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                 first = false;
                 after = Some(desired.revision);
             }
+            Err(novacron_client::ClientError::Api(e))
+                if e.code == novacron_api_types::ErrorCode::Unauthenticated =>
+            {
+                // The node was deleted: say so once and stop, instead of retrying forever.
+                shared.mark_revoked(&e.message);
+                break;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot fetch desired VMs; retrying");
                 tokio::select! {

@@ -35,6 +35,10 @@ pub struct RegisterResponse {
     /// The node's liveness lease: without a heartbeat for this long the node counts as lost,
     /// and the agent fences its HA VMs itself.
     pub lease_ttl_ms: u64,
+    /// When the certificate expires (Unix seconds); the agent registers again with its node
+    /// token well before, which issues a new one.
+    #[serde(default)]
+    pub cert_not_after: Option<u64>,
 }
 
 /// Body of `POST /api/v1/agent/heartbeat`.

@@ -62,6 +62,9 @@ pub struct ServerArgs {
     /// Extra names or IPs for the API certificate.
     #[arg(long = "san")]
     pub sans: Vec<String>,
+    /// Days node certificates last; agents renew theirs after two thirds of that.
+    #[arg(long, default_value_t = 30)]
+    pub node_cert_days: u64,
 }
 
 #[derive(Args, Debug)]
@@ -229,6 +232,7 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
         extra_sans: vec![],
         node_lease_ttl: Duration::from_secs(10),
         fence_margin: Duration::from_secs(2),
+        node_cert_ttl: novacron_server::DEFAULT_NODE_CERT_TTL,
         advertise_url: None,
         registry: metrics.clone(),
         member_id: None,
@@ -368,6 +372,7 @@ pub async fn server(args: ServerArgs, out: Format) -> anyhow::Result<()> {
         extra_sans: args.sans,
         node_lease_ttl: Duration::from_secs(args.node_lease_secs.max(2)),
         fence_margin: Duration::from_secs(args.fence_margin_secs),
+        node_cert_ttl: Duration::from_secs(args.node_cert_days.max(1) * 86400),
         advertise_url: args.advertise_url,
         registry: registry(),
         member_id: args.member_id,
@@ -436,9 +441,18 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         "node {} joined; agent endpoint {}",
         agent.name, agent.agent_url
     );
-    wait_for_signal().await;
+    // A deleted node's agent stops with one clear error instead of retrying forever.
+    let revoked = tokio::select! {
+        _ = wait_for_signal() => None,
+        why = agent.revoked() => Some(why),
+    };
     agent.stop().await;
-    Ok(())
+    match revoked {
+        Some(why) => anyhow::bail!(
+            "the control plane refused this node's credentials ({why}): the node was deleted or its token revoked; join again with a new --join-token and an empty --data-dir"
+        ),
+        None => Ok(()),
+    }
 }
 
 /// Restores the terminal mode when dropped.

@@ -58,6 +58,9 @@ pub struct ServerConfig {
     /// VMs after the same time, and they restart elsewhere [`ServerConfig::fence_margin`] later.
     pub node_lease_ttl: Duration,
     pub fence_margin: Duration,
+    /// How long node certificates last ([`DEFAULT_NODE_CERT_TTL`]); agents renew them after
+    /// two thirds of that.
+    pub node_cert_ttl: Duration,
     /// The URL other replicas and agents use for this replica (default: derived from `listen`).
     pub advertise_url: Option<String>,
     /// Where metrics are registered (shared with the agent in `novacron up`).
@@ -67,6 +70,9 @@ pub struct ServerConfig {
     /// `sqlite` or `etcd`, for status pages.
     pub store_backend: String,
 }
+
+/// Node certificates last 30 days unless configured otherwise.
+pub const DEFAULT_NODE_CERT_TTL: Duration = Duration::from_secs(30 * 86400);
 
 /// Which kind of token to mint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +171,8 @@ impl Server {
         // Scratch left by a crash mid-import is never referenced: drop it.
         let _ = std::fs::remove_dir_all(images_dir.join(".incoming"));
 
-        let agent_tls = novacron_tls::client_config(&ca.identity.cert_pem, None)?;
+        // Agents must present node certificates: a control-plane certificate is not an agent.
+        let agent_tls = novacron_tls::node_client_config(&ca.identity.cert_pem)?;
         let agent_http = reqwest::Client::builder()
             .use_preconfigured_tls(agent_tls)
             .connect_timeout(Duration::from_secs(5))
@@ -196,6 +203,7 @@ impl Server {
             member_id: member_id.clone(),
             last_seen: Default::default(),
             node_lease_ttl: config.node_lease_ttl,
+            node_cert_ttl: config.node_cert_ttl,
             fence_margin: config.fence_margin,
             store_backend: config.store_backend.clone(),
             store: store.clone(),
@@ -220,7 +228,7 @@ impl Server {
         sans.extend(config.extra_sans.iter().cloned());
         sans.sort();
         sans.dedup();
-        let identity = ca.issue("novacron control plane", &sans)?;
+        let identity = ca.issue_control_plane(&sans)?;
         let tls = novacron_tls::server_config(&identity, None)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

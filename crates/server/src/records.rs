@@ -172,6 +172,9 @@ pub struct NodeRecord {
     pub admin_state: NodeState,
     /// The secret the control plane presents when it calls this agent.
     pub server_token: String,
+    /// Serial (hex) of the node certificate issued last; revoked when the node is deleted.
+    #[serde(default)]
+    pub cert_serial: Option<String>,
 }
 
 /// A node's liveness: the key lives as long as the store lease the node's heartbeats renew.

@@ -35,6 +35,8 @@ pub struct AppState {
     pub last_seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// How long a node may go without a heartbeat before it counts as lost.
     pub node_lease_ttl: Duration,
+    /// Lifetime of the node certificates registration issues.
+    pub node_cert_ttl: Duration,
     /// How long after a node's lease expired its HA VMs are restarted elsewhere (the node's
     /// agent has fenced them by then).
     pub fence_margin: Duration,

@@ -1,7 +1,8 @@
 //! TLS for every NovaCron endpoint: the cluster CA and the certificates it issues to control
-//! plane servers and node agents, rustls configurations built from PEM, and serving an axum
-//! router over HTTPS (with HTTP upgrades, which console attach uses) under connection limits
-//! that keep the process's file descriptors for its own work.
+//! plane servers and node agents (told apart by a marker that clients check, see the `pki`
+//! module), rustls configurations built from PEM, and serving an axum router over HTTPS (with
+//! HTTP upgrades, which console attach uses) under connection limits that keep the process's
+//! file descriptors for its own work.
 
 // Tests may unwrap; product code may not (workspace lint).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -10,8 +11,11 @@ pub mod limits;
 mod pki;
 mod serve;
 
-pub use pki::{Ca, Identity, ca_fingerprint, client_config, server_config};
 pub use limits::{ServeLimits, open_file_limit, raise_open_file_limit};
+pub use pki::{
+    CONTROL_PLANE_EKU, Ca, Identity, IssuedCert, NODE_EKU, ReloadableCert, ca_fingerprint,
+    client_config, is_node_dns_name, node_client_config, reloadable_server_config, server_config,
+};
 pub use serve::{ServeHandle, serve_https, serve_https_with};
 
 /// Errors from certificate handling and TLS setup.

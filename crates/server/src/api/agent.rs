@@ -23,26 +23,73 @@ use crate::records::{
 };
 use crate::state::AppState;
 
-/// Register a node (join token), or re-register it (its node token).
+/// The names a node's certificate may carry, chosen by the control plane (never copied from
+/// what the agent asks): the node's registered name, and the IP address the registration
+/// came from. The host in `agent_url` must be one of those, or a DNS name that resolves (here)
+/// to that address, so the control plane can reach the agent and check its certificate.
+/// Anything else (a wildcard, `localhost`, another machine's name or address) is refused
+/// with an error saying what to advertise instead.
+pub async fn node_cert_names(
+    node: &str,
+    agent_url: &str,
+    peer: std::net::IpAddr,
+) -> ApiResult<(Vec<String>, Vec<std::net::IpAddr>)> {
+    if !novacron_tls::is_node_dns_name(node) {
+        return Err(ApiError::invalid(format!(
+            "{node:?} cannot name a node: it must be a DNS label other than localhost"
+        ))
+        .into());
+    }
+    let url = reqwest::Url::parse(agent_url)
+        .map_err(|e| ApiError::invalid(format!("agent_url {agent_url:?}: {e}")))?;
+    if url.scheme() != "https" {
+        return Err(ApiError::invalid("agent_url must be https").into());
+    }
+    let peer = peer.to_canonical();
+    let Some(host) = url.host_str().map(|h| h.trim_matches(['[', ']'])) else {
+        return Err(ApiError::invalid("agent_url has no host").into());
+    };
+    let mut dns = vec![];
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.to_canonical() == peer => {}
+        Err(_) if host.eq_ignore_ascii_case(node) => {}
+        Err(_) if novacron_tls::is_node_dns_name(host) => {
+            let port = url.port_or_known_default().unwrap_or(443);
+            let resolved: Vec<std::net::IpAddr> = tokio::net::lookup_host((host, port))
+                .await
+                .map(|addrs| addrs.map(|a| a.ip().to_canonical()).collect())
+                .unwrap_or_default();
+            if !resolved.contains(&peer) {
+                return Err(ApiError::invalid(format!(
+                    "agent_url host {host} does not resolve to {peer}, the address this registration came from; advertise {peer} or a name that resolves to it"
+                ))
+                .into());
+            }
+            dns.push(host.to_ascii_lowercase());
+        }
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "agent_url host {host} is neither the node's name, nor {peer} (the address this registration came from), nor a name resolving to it; start the agent with --advertise {peer}"
+            ))
+            .into());
+        }
+    }
+    Ok((dns, vec![peer]))
+}
+
+/// Register a node (join token), or re-register it (its node token), which also renews its
+/// certificate.
 #[utoipa::path(post, path = "/api/v1/agent/register", request_body = RegisterRequest,
     responses((status = 200, body = RegisterResponse), (status = 409, body = ApiError)))]
 pub async fn register(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<AxumJson<RegisterResponse>> {
     validate_name("node", &req.name)?;
-    let url = reqwest::Url::parse(&req.agent_url)
-        .map_err(|e| ApiError::invalid(format!("agent_url {:?}: {e}", req.agent_url)))?;
-    if url.scheme() != "https" {
-        return Err(ApiError::invalid("agent_url must be https").into());
-    }
-    let host = url
-        .host_str()
-        .unwrap_or("localhost")
-        .trim_matches(['[', ']'])
-        .to_string();
+    let (cert_dns, cert_ips) = node_cert_names(&req.name, &req.agent_url, peer.ip()).await?;
     let key = records::node_key(&req.name);
     let existing = state.store.get(&key).await?;
     match (&caller, &existing) {
@@ -84,16 +131,9 @@ pub async fn register(
     };
     let ttl = state.node_lease_ttl;
     let lease = state.store.grant_lease(ttl).await?;
-    let mut sans = vec![
-        host.clone(),
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        req.name.clone(),
-    ];
-    sans.dedup();
-    let identity = state
+    let issued = state
         .ca
-        .issue(&format!("node {}", req.name), &sans)
+        .issue_node(&req.name, &cert_dns, &cert_ips, state.node_cert_ttl)
         .map_err(|e| ApiError::internal(format!("issuing the node certificate: {e}")))?;
     let rec = NodeRecord {
         name: req.name.clone(),
@@ -108,6 +148,7 @@ pub async fn register(
             .map(|o| o.admin_state)
             .unwrap_or(NodeState::Ready),
         server_token: server_token.clone(),
+        cert_serial: Some(issued.serial.clone()),
     };
     let mut ops = vec![
         Op::Put {
@@ -171,14 +212,15 @@ pub async fn register(
         .wait_for(out.revision, AppState::CATCH_UP)
         .await;
     state.saw_node(&req.name);
-    tracing::info!(node = %req.name, url = %req.agent_url, "node registered");
+    tracing::info!(node = %req.name, url = %req.agent_url, %peer, cert_serial = %issued.serial, "node registered");
     Ok(AxumJson(RegisterResponse {
         node_token,
         server_token,
         ca_cert_pem: state.ca.identity.cert_pem.clone(),
-        cert_pem: identity.cert_pem,
-        key_pem: identity.key_pem,
+        cert_pem: issued.identity.cert_pem,
+        key_pem: issued.identity.key_pem,
         lease_ttl_ms: ttl.as_millis() as u64,
+        cert_not_after: Some(issued.not_after_unix),
     }))
 }
 

@@ -1,0 +1,216 @@
+//! Who may hold which certificate: a real control plane (embedded store, HTTPS on loopback)
+//! registering nodes through the real client, and real rustls handshakes against the
+//! certificates it hands out.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use novacron_api_types::ErrorCode;
+use novacron_api_types::agent::{HeartbeatRequest, RegisterRequest, RegisterResponse};
+use novacron_client::{Client, ClientError, Config};
+use novacron_server::{Server, ServerConfig, TokenKind};
+
+struct Cp {
+    _dir: tempfile::TempDir,
+    server: Server,
+}
+
+impl Cp {
+    async fn start() -> Cp {
+        novacron_tls::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let store = novacron_store::open_store(&novacron_store::StoreUrl::Sqlite(
+            dir.path().join("state.db"),
+        ))
+        .await
+        .unwrap();
+        let server = Server::start(ServerConfig {
+            store,
+            data_dir: dir.path().join("cp"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            extra_sans: vec![],
+            node_lease_ttl: Duration::from_secs(10),
+            fence_margin: Duration::from_secs(2),
+            node_cert_ttl: Duration::from_secs(3600),
+            advertise_url: None,
+            registry: Default::default(),
+            member_id: None,
+            store_backend: "sqlite".into(),
+        })
+        .await
+        .unwrap();
+        Cp { _dir: dir, server }
+    }
+
+    fn client(&self, token: &str) -> Client {
+        Client::new(Config {
+            servers: vec![self.server.url.clone()],
+            token: token.into(),
+            ca_cert_pem: self.server.ca_cert_pem().into(),
+        })
+        .unwrap()
+    }
+
+    fn ca(&self) -> String {
+        self.server.ca_cert_pem().to_string()
+    }
+}
+
+fn request(name: &str, agent_url: &str) -> RegisterRequest {
+    RegisterRequest {
+        name: name.into(),
+        capacity: Default::default(),
+        agent_url: agent_url.into(),
+        kvm_usable: false,
+        qemu_version: "9.0".into(),
+        bridges: vec![],
+    }
+}
+
+/// Serves `cert_pem`/`key_pem` on loopback over HTTPS; every request's bearer token is
+/// recorded (what a fake server would steal).
+async fn fake_server(
+    cert_pem: &str,
+    key_pem: &str,
+) -> (novacron_tls::ServeHandle, Arc<Mutex<Vec<String>>>) {
+    let seen: Arc<Mutex<Vec<String>>> = Default::default();
+    let record = seen.clone();
+    let router = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let record = record.clone();
+        async move {
+            if let Some(v) = headers.get("authorization") {
+                record
+                    .lock()
+                    .unwrap()
+                    .push(v.to_str().unwrap_or_default().to_string());
+            }
+            axum::Json(serde_json::json!([]))
+        }
+    });
+    let id = novacron_tls::Identity {
+        cert_pem: cert_pem.into(),
+        key_pem: key_pem.into(),
+    };
+    let tls = novacron_tls::server_config(&id, None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    (
+        novacron_tls::serve_https(listener, tls, router).unwrap(),
+        seen,
+    )
+}
+
+/// Whether a client that wants node certificates accepts `addr` as `name`.
+async fn node_cert_valid_for(ca: &str, addr: SocketAddr, name: &str) -> bool {
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(novacron_tls::node_client_config(ca).unwrap())
+        .resolve(name, addr)
+        .build()
+        .unwrap();
+    let host = if name.parse::<std::net::IpAddr>().is_ok() {
+        addr.to_string()
+    } else {
+        format!("{name}:{}", addr.port())
+    };
+    http.get(format!("https://{host}/")).send().await.is_ok()
+}
+
+async fn join(cp: &Cp, name: &str, agent_url: &str) -> Result<RegisterResponse, ClientError> {
+    let join = cp.server.issue_token(TokenKind::Join).await.unwrap();
+    cp.client(&join).agent_register(&request(name, agent_url)).await
+}
+
+#[tokio::test]
+async fn node_certificates_carry_only_names_the_control_plane_chose() {
+    let cp = Cp::start().await;
+    // Names the registering agent may not have: wildcards, localhost, other hosts.
+    for url in [
+        "https://*.example.com:9443",
+        "https://localhost:9443",
+        "https://cp.example.com:9443",
+        "https://198.18.0.7:9443",
+    ] {
+        let e = join(&cp, "node-x", url).await.unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::InvalidArgument), "{url}: {e}");
+    }
+    for name in ["localhost"] {
+        let e = join(&cp, name, "https://127.0.0.1:9443")
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::InvalidArgument), "{name}: {e}");
+    }
+    // Its own address (the one the registration came from) is fine.
+    let resp = join(&cp, "node-x", "https://127.0.0.1:9443").await.unwrap();
+    assert!(resp.cert_not_after.is_some());
+    let (serve, _) = fake_server(&resp.cert_pem, &resp.key_pem).await;
+    let ca = cp.ca();
+    assert!(node_cert_valid_for(&ca, serve.local_addr, "node-x").await);
+    assert!(node_cert_valid_for(&ca, serve.local_addr, "127.0.0.1").await);
+    for foreign in ["cp.example.com", "x.example.com", "localhost", "node-y"] {
+        assert!(
+            !node_cert_valid_for(&ca, serve.local_addr, foreign).await,
+            "the node certificate is valid for {foreign}"
+        );
+    }
+    serve.stop().await;
+    cp.server.stop().await;
+}
+
+#[tokio::test]
+async fn the_client_refuses_a_server_with_a_node_certificate() {
+    let cp = Cp::start().await;
+    let resp = join(&cp, "node-x", "https://127.0.0.1:9443").await.unwrap();
+    // A fake control plane on 127.0.0.1 with a node certificate that names 127.0.0.1.
+    let (serve, seen) = fake_server(&resp.cert_pem, &resp.key_pem).await;
+    let admin = cp.server.issue_token(TokenKind::Admin).await.unwrap();
+    let victim = Client::new(Config {
+        servers: vec![format!("https://{}", serve.local_addr)],
+        token: admin.clone(),
+        ca_cert_pem: cp.ca(),
+    })
+    .unwrap();
+    let e = victim.node_list().await.unwrap_err();
+    assert!(
+        matches!(e, ClientError::Unreachable { .. }),
+        "the client talked to a node certificate: {e}"
+    );
+    assert!(e.to_string().contains("control-plane"), "{e}");
+    assert!(seen.lock().unwrap().is_empty(), "the admin token leaked");
+    // The real control plane is accepted by the same client configuration.
+    cp.client(&admin).node_list().await.unwrap();
+    serve.stop().await;
+    cp.server.stop().await;
+}
+
+#[tokio::test]
+async fn node_delete_revokes_the_node_token() {
+    let cp = Cp::start().await;
+    let resp = join(&cp, "node-x", "https://127.0.0.1:9443").await.unwrap();
+    let node = cp.client(&resp.node_token);
+    node.agent_heartbeat(&HeartbeatRequest { running_vms: 0 })
+        .await
+        .unwrap();
+    // Renewal: registering again with the node token issues a new certificate.
+    let renewed = node
+        .agent_register(&request("node-x", "https://127.0.0.1:9443"))
+        .await
+        .unwrap();
+    assert_ne!(renewed.cert_pem, resp.cert_pem);
+    assert_eq!(renewed.node_token, resp.node_token);
+
+    let admin = cp.server.issue_token(TokenKind::Admin).await.unwrap();
+    cp.client(&admin).node_delete("node-x").await.unwrap();
+    let e = node
+        .agent_heartbeat(&HeartbeatRequest { running_vms: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Unauthenticated), "{e}");
+    let e = node
+        .agent_register(&request("node-x", "https://127.0.0.1:9443"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Unauthenticated), "{e}");
+    cp.server.stop().await;
+}
