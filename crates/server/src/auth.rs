@@ -76,7 +76,18 @@ pub async fn authenticate(
     {
         Some(rec) => match rec.as_ref() {
             TokenRecord::Admin => Caller::Admin,
-            TokenRecord::Join => Caller::Join,
+            TokenRecord::Join { expires_at }
+                if expires_at.is_some_and(|t| crate::records::now() < t) =>
+            {
+                Caller::Join
+            }
+            TokenRecord::Join { .. } => {
+                return ApiFailure(ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "this join token has expired: create a new one on the control plane",
+                ))
+                .into_response();
+            }
             TokenRecord::Node { node } => Caller::Node(node.clone()),
         },
         None => {

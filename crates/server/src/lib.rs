@@ -74,6 +74,9 @@ pub struct ServerConfig {
 /// Node certificates last 30 days unless configured otherwise.
 pub const DEFAULT_NODE_CERT_TTL: Duration = Duration::from_secs(30 * 86400);
 
+/// Join tokens register nodes for a day after they are minted.
+pub const DEFAULT_JOIN_TOKEN_TTL: Duration = Duration::from_secs(86400);
+
 /// Which kind of token to mint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -302,7 +305,9 @@ impl Server {
         let token = auth::new_token();
         let rec = match kind {
             TokenKind::Admin => TokenRecord::Admin,
-            TokenKind::Join => TokenRecord::Join,
+            TokenKind::Join => TokenRecord::Join {
+                expires_at: Some(now() + DEFAULT_JOIN_TOKEN_TTL.as_secs()),
+            },
         };
         let rev = self
             .state
@@ -322,11 +327,17 @@ impl Server {
             .state
             .tokens
             .get(&records::token_key(&auth::token_hash(token)));
-        matches!(
-            (rec.as_deref(), kind),
-            (Some(TokenRecord::Admin), TokenKind::Admin)
-                | (Some(TokenRecord::Join), TokenKind::Join)
-        )
+        // A join token to be printed again must stay valid a while (an hour) yet.
+        match (rec.as_deref(), kind) {
+            (Some(TokenRecord::Admin), TokenKind::Admin) => true,
+            (
+                Some(TokenRecord::Join {
+                    expires_at: Some(t),
+                }),
+                TokenKind::Join,
+            ) => now() + 3600 < *t,
+            _ => false,
+        }
     }
 
     /// Stops serving (VMs keep running on their nodes).

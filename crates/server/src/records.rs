@@ -208,8 +208,15 @@ pub struct LeaderRecord {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TokenRecord {
     Admin,
-    Join,
-    Node { node: String },
+    /// Registers nodes until `expires_at` (Unix seconds). A join token stored without an
+    /// expiry (minted before tokens expired) no longer registers anything.
+    Join {
+        #[serde(default)]
+        expires_at: Option<UnixSeconds>,
+    },
+    Node {
+        node: String,
+    },
 }
 
 /// Facts about the cluster set at initialisation.

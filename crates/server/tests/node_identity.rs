@@ -16,6 +16,7 @@ use novacron_server::{Server, ServerConfig, TokenKind};
 struct Cp {
     _dir: tempfile::TempDir,
     server: Server,
+    store: std::sync::Arc<dyn novacron_store::Store>,
 }
 
 impl Cp {
@@ -28,7 +29,7 @@ impl Cp {
         .await
         .unwrap();
         let server = Server::start(ServerConfig {
-            store,
+            store: store.clone(),
             data_dir: dir.path().join("cp"),
             listen: "127.0.0.1:0".parse().unwrap(),
             extra_sans: vec![],
@@ -42,7 +43,11 @@ impl Cp {
         })
         .await
         .unwrap();
-        Cp { _dir: dir, server }
+        Cp {
+            _dir: dir,
+            server,
+            store,
+        }
     }
 
     fn client(&self, token: &str) -> Client {
@@ -119,7 +124,9 @@ async fn node_cert_valid_for(ca: &str, addr: SocketAddr, name: &str) -> bool {
 
 async fn join(cp: &Cp, name: &str, agent_url: &str) -> Result<RegisterResponse, ClientError> {
     let join = cp.server.issue_token(TokenKind::Join).await.unwrap();
-    cp.client(&join).agent_register(&request(name, agent_url)).await
+    cp.client(&join)
+        .agent_register(&request(name, agent_url))
+        .await
 }
 
 #[tokio::test]
@@ -136,9 +143,7 @@ async fn node_certificates_carry_only_names_the_control_plane_chose() {
         assert_eq!(e.code(), Some(ErrorCode::InvalidArgument), "{url}: {e}");
     }
     for name in ["localhost"] {
-        let e = join(&cp, name, "https://127.0.0.1:9443")
-            .await
-            .unwrap_err();
+        let e = join(&cp, name, "https://127.0.0.1:9443").await.unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::InvalidArgument), "{name}: {e}");
     }
     // Its own address (the one the registration came from) is fine.
@@ -212,5 +217,52 @@ async fn node_delete_revokes_the_node_token() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::Unauthenticated), "{e}");
+    cp.server.stop().await;
+}
+
+#[tokio::test]
+async fn expired_and_unexpiring_join_tokens_cannot_register() {
+    let cp = Cp::start().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for (secret, record) in [
+        (
+            "expired-join-token",
+            serde_json::json!({"kind": "join", "expires_at": now - 1}),
+        ),
+        // Stored before join tokens expired: it never would.
+        ("legacy-join-token", serde_json::json!({"kind": "join"})),
+    ] {
+        let key = novacron_server::records::token_key(&novacron_server::auth::token_hash(secret));
+        cp.store
+            .put(&key, serde_json::to_vec(&record).unwrap())
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let e = loop {
+            let e = cp
+                .client(secret)
+                .agent_register(&request("node-x", "https://127.0.0.1:9443"))
+                .await
+                .unwrap_err();
+            // The token cache may not have seen the record yet ("invalid or revoked").
+            if e.to_string().contains("expired") || std::time::Instant::now() > deadline {
+                break e;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(e.code(), Some(ErrorCode::Unauthenticated), "{secret}: {e}");
+        assert!(e.to_string().contains("expired"), "{secret}: {e}");
+        assert!(!cp.server.token_is(secret, TokenKind::Join), "{secret}");
+    }
+    // A fresh one works, and `up` would print it again.
+    let fresh = cp.server.issue_token(TokenKind::Join).await.unwrap();
+    assert!(cp.server.token_is(&fresh, TokenKind::Join));
+    cp.client(&fresh)
+        .agent_register(&request("node-x", "https://127.0.0.1:9443"))
+        .await
+        .unwrap();
     cp.server.stop().await;
 }
