@@ -1,11 +1,13 @@
 //! The node's image cache: files downloaded from the control plane, verified by BLAKE3,
-//! and kept by checksum so a re-imported image of the same name is fetched again.
+//! and kept by checksum so a re-imported image of the same name is fetched again. Disk images
+//! are also checked to be self-contained (no backing or external data file) before QEMU may open
+//! them: the control plane vets imports, and this node does not take its word for it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use novacron_api_types::Image;
+use novacron_api_types::{DiskFormat, Image, ImageKind};
 use novacron_client::Client;
 
 /// Local copies of images.
@@ -42,6 +44,8 @@ impl ImageCache {
             .clone();
         let _guard = lock.lock().await;
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            // Also cached files: an older agent cached without this check.
+            check_disk(image, role, &path).await?;
             return Ok(path);
         }
         tokio::fs::create_dir_all(&self.dir)
@@ -69,6 +73,7 @@ impl ImageCache {
                     image.name, entry.blake3
                 ));
             }
+            check_disk(image, role, &tmp).await?;
             tokio::fs::rename(&tmp, &path)
                 .await
                 .map_err(|e| format!("placing the image: {e}"))?;
@@ -79,5 +84,31 @@ impl ImageCache {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         result
+    }
+}
+
+/// Refuses a disk image that would make QEMU open another host file (a qcow2 backing or external
+/// data file), read with the format the image record declares (QEMU never probes).
+async fn check_disk(image: &Image, role: &str, path: &std::path::Path) -> Result<(), String> {
+    let ImageKind::Disk { format } = &image.kind else {
+        return Ok(());
+    };
+    if role != "disk" {
+        return Ok(());
+    }
+    let format = match format {
+        DiskFormat::Qcow2 => novacron_qemu::DiskFormat::Qcow2,
+        DiskFormat::Raw => novacron_qemu::DiskFormat::Raw,
+    };
+    match novacron_qemu::check_self_contained(path, format).await {
+        Ok(_) => Ok(()),
+        Err(novacron_qemu::QemuError::InvalidImage { reason, .. }) => {
+            tracing::warn!(image = %image.name, path = %path.display(), %reason, "disk image refused");
+            Err(format!(
+                "image {} refused on this node: {reason}; delete it and import a fixed copy",
+                image.name
+            ))
+        }
+        Err(e) => Err(format!("checking image {}: {e}", image.name)),
     }
 }

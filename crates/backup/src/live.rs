@@ -672,7 +672,8 @@ pub async fn backup_stopped_disk(
 
 async fn qemu_img_info(path: &Path) -> Result<Value> {
     let mut cmd = tokio::process::Command::new("qemu-img");
-    cmd.args(["info", "--force-share", "--output=json"])
+    // Only qcow2 images come here; never let qemu-img probe the format.
+    cmd.args(["info", "--force-share", "--output=json", "-f", "qcow2"])
         .arg(path);
     novacron_qemu::process::inherit_only_stdio(cmd.as_std_mut(), &[]);
     let out = cmd.output().await.map_err(|e| BackupError::Command {
@@ -693,7 +694,7 @@ async fn qemu_img_info(path: &Path) -> Result<Value> {
 
 async fn qemu_img(args: &[&str], path: &Path, bitmap: Option<&str>) -> Result<()> {
     let mut c = tokio::process::Command::new("qemu-img");
-    c.args(args).arg(path);
+    c.args(args).args(["-f", "qcow2"]).arg(path);
     if let Some(b) = bitmap {
         c.arg(b);
     }

@@ -152,13 +152,6 @@ fn sniff_format(head: &[u8]) -> DiskFormat {
     }
 }
 
-/// Inspects an image whose format is read from its magic (qcow2 or raw). For trusted files (our own disks);
-/// use [`inspect_for_import`] for anything from outside. Works on images in use by a running QEMU (`--force-share`).
-pub async fn inspect(path: &Path) -> Result<ImageInfo, QemuError> {
-    let head = read_head(path, 4).await?;
-    inspect_as(path, sniff_format(&head)).await
-}
-
 /// Inspects an image of a known format.
 pub async fn inspect_as(path: &Path, format: DiskFormat) -> Result<ImageInfo, QemuError> {
     let p = path_str(path, "image")?;
@@ -251,8 +244,10 @@ fn foreign_format(head: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Vets a file offered for import: qcow2 that passes `qemu-img check` without a backing file, or a raw file that
-/// looks like a disk (partition table or a known filesystem). Anything else is refused with the reason.
+/// Vets a file offered for import: a self-contained qcow2 (see [`check_self_contained`]) that passes
+/// `qemu-img check`, or a raw file that looks like a disk (partition table or a known filesystem). Anything else is
+/// refused with the reason and what to do. The format is read from the file's magic by us and always passed to
+/// qemu-img explicitly: qemu never probes.
 pub async fn inspect_for_import(path: &Path) -> Result<ImageInfo, QemuError> {
     let invalid = |reason: String| QemuError::InvalidImage {
         path: path.to_path_buf(),
@@ -271,20 +266,7 @@ pub async fn inspect_for_import(path: &Path) -> Result<ImageInfo, QemuError> {
     let p = path_str(path, "image")?;
     match sniff_format(&head) {
         DiskFormat::Qcow2 => {
-            let (code, stdout, stderr) =
-                run_qemu_img("info", &["info", "--output=json", "-f", "qcow2", p]).await?;
-            if code != 0 {
-                return Err(invalid(format!(
-                    "qcow2 header is unreadable (truncated or corrupt?): {stderr}"
-                )));
-            }
-            let info = parse_info_json(&stdout)?;
-            if let Some(backing) = &info.backing_file {
-                return Err(invalid(format!(
-                    "it has a backing file ({}): flatten it first with `qemu-img convert -O qcow2`",
-                    backing.display()
-                )));
-            }
+            let info = check_self_contained(path, DiskFormat::Qcow2).await?;
             let (code, stdout, stderr) =
                 run_qemu_img("check", &["check", "--output=json", "-f", "qcow2", p]).await?;
             let check: CheckJson = serde_json::from_str(&stdout).unwrap_or_default();
@@ -327,9 +309,208 @@ pub async fn inspect_for_import(path: &Path) -> Result<ImageInfo, QemuError> {
                 )));
             }
             tracing::debug!(path = %path.display(), kind, "raw image accepted");
-            inspect_as(path, DiskFormat::Raw).await
+            check_self_contained(path, DiskFormat::Raw).await
         }
     }
+}
+
+/// How to turn an image that refers to other files into one that does not.
+const MAKE_SELF_CONTAINED: &str = "make a self-contained copy with \
+    `qemu-img convert -O qcow2 IN OUT` on the machine the image came from, and import the copy";
+
+/// Refuses an image of `format` that makes QEMU open anything but the image file itself: a qcow2 backing file, an
+/// external data file (a guest would read and write that host file as its disk), encryption (we hold no key), or
+/// header features we do not know. Every place an image file enters a NovaCron host calls this (server import and
+/// replica copies, the agent's image cache) before anything else opens the file.
+///
+/// The qcow2 header is read by us first, so qemu-img never opens a file the header names; then
+/// `qemu-img info --output=json -f <format>` is read for the same references (its JSON differs between QEMU 7.2
+/// and 10.x; both are handled), so a reference we fail to see in the header is still caught.
+pub async fn check_self_contained(path: &Path, format: DiskFormat) -> Result<ImageInfo, QemuError> {
+    let invalid = |reason: String| QemuError::InvalidImage {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if format == DiskFormat::Qcow2 {
+        // Header extensions live in the first cluster, which is at most 2 MiB.
+        let head = read_head(path, QCOW2_MAX_CLUSTER_BYTES).await?;
+        if let Some(reason) = qcow2_header_problem(&head) {
+            return Err(invalid(reason));
+        }
+    }
+    let p = path_str(path, "image")?;
+    let (code, stdout, stderr) =
+        run_qemu_img("info", &["info", "--output=json", "-f", format.as_str(), p]).await?;
+    if code != 0 {
+        return Err(invalid(format!(
+            "{format} header is unreadable (truncated or corrupt?): {stderr}"
+        )));
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout).map_err(|e| QemuError::QemuImg {
+            operation: "info".into(),
+            stderr: format!("unexpected JSON ({e})"),
+        })?;
+    if let Some(reason) = info_json_external_reference(&json) {
+        return Err(invalid(reason));
+    }
+    let info = parse_info_json(&stdout)?;
+    if info.format != format {
+        return Err(invalid(format!(
+            "qemu-img reads it as {} where {format} was expected",
+            info.format
+        )));
+    }
+    Ok(info)
+}
+
+/// Largest qcow2 cluster (cluster_bits 21): the header and all its extensions fit in the first cluster.
+const QCOW2_MAX_CLUSTER_BYTES: usize = 2 << 20;
+
+/// qcow2 header extension holding the external data file's name.
+const QCOW2_EXT_DATA_FILE: u32 = 0x4441_5441;
+/// Incompatible feature bits we know: dirty, corrupt, external data file, compression type, extended L2.
+const QCOW2_INCOMPAT_KNOWN: u64 = 0b1_1111;
+const QCOW2_INCOMPAT_DATA_FILE: u64 = 1 << 2;
+
+/// Why a qcow2 header refers to something outside the file (or cannot be trusted), or `None`.
+///
+/// Fields (big-endian, docs/interop/qcow2.txt of QEMU): version at 4, backing_file_offset at 8 and
+/// backing_file_size at 16, cluster_bits at 20, crypt_method at 32; version 3 adds incompatible_features at 72 and
+/// header_length at 100. Header extensions (type u32, length u32, data padded to 8 bytes; type 0 ends them) follow
+/// the header, inside the first cluster.
+pub fn qcow2_header_problem(head: &[u8]) -> Option<String> {
+    let be32 = |at: usize| {
+        head.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let be64 = |at: usize| {
+        head.get(at..at + 8).map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_be_bytes(a)
+        })
+    };
+    let truncated = || Some("qcow2 header is truncated".to_string());
+    if !head.starts_with(b"QFI\xfb") {
+        return Some("no qcow2 magic at the start of the file".into());
+    }
+    let Some(version) = be32(4) else {
+        return truncated();
+    };
+    if version != 2 && version != 3 {
+        return Some(format!(
+            "qcow2 version {version} is not supported (2 or 3): convert it with `qemu-img convert -O qcow2`"
+        ));
+    }
+    let (Some(backing_offset), Some(backing_len), Some(crypt)) = (be64(8), be32(16), be32(32))
+    else {
+        return truncated();
+    };
+    if backing_offset != 0 {
+        let name = usize::try_from(backing_offset)
+            .ok()
+            .and_then(|at| head.get(at..at.saturating_add(backing_len.min(1023) as usize)))
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_else(|| "name unreadable".into());
+        return Some(format!(
+            "it has a backing file ({name}): flatten it first with `qemu-img convert -O qcow2 IN OUT`"
+        ));
+    }
+    if crypt != 0 {
+        return Some(format!(
+            "it is encrypted (qcow2 crypt method {crypt}) and NovaCron holds no key for it: \
+             import a decrypted copy (`qemu-img convert --object secret,... -O qcow2`)"
+        ));
+    }
+    let mut ext_at = 72usize;
+    let mut incompat = 0u64;
+    if version == 3 {
+        let (Some(bits), Some(header_len)) = (be64(72), be32(100)) else {
+            return truncated();
+        };
+        incompat = bits;
+        ext_at = header_len as usize;
+    }
+    // Header extensions: refuse a data-file name even when the feature bit is clear.
+    while let (Some(kind), Some(len)) = (be32(ext_at), be32(ext_at + 4)) {
+        if kind == 0 {
+            break;
+        }
+        let len = len as usize;
+        if kind == QCOW2_EXT_DATA_FILE {
+            let name = head
+                .get(ext_at + 8..(ext_at + 8).saturating_add(len))
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_else(|| "name unreadable".into());
+            return Some(format!(
+                "its qcow2 header names an external data file ({name}), so a guest would read and write that \
+                 host file as its disk; {MAKE_SELF_CONTAINED}"
+            ));
+        }
+        ext_at = ext_at.saturating_add(8).saturating_add(len.div_ceil(8) * 8);
+    }
+    // After the extensions, so that the error names the data file when the header has its name.
+    if incompat & QCOW2_INCOMPAT_DATA_FILE != 0 {
+        return Some(format!(
+            "its qcow2 header says the data lives in an external data file, so a guest would read and write \
+             that host file as its disk; {MAKE_SELF_CONTAINED}"
+        ));
+    }
+    if incompat & !QCOW2_INCOMPAT_KNOWN != 0 {
+        return Some(format!(
+            "its qcow2 header sets incompatible features {:#x} NovaCron does not know; {MAKE_SELF_CONTAINED}",
+            incompat & !QCOW2_INCOMPAT_KNOWN
+        ));
+    }
+    None
+}
+
+/// Why `qemu-img info --output=json` shows a reference outside the image, or `None`.
+///
+/// QEMU 7.2 prints `backing-filename`, `full-backing-filename`, `encrypted` and, for qcow2,
+/// `format-specific.data.{data-file, data-file-raw, encrypt}`; QEMU 8.0 and later add `children`, where anything
+/// but the image's own `file` child is another file QEMU opened for it.
+pub fn info_json_external_reference(info: &serde_json::Value) -> Option<String> {
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    if let Some(b) =
+        text(&info["full-backing-filename"]).or_else(|| text(&info["backing-filename"]))
+    {
+        return Some(format!(
+            "it has a backing file ({b}): flatten it first with `qemu-img convert -O qcow2 IN OUT`"
+        ));
+    }
+    let data = &info["format-specific"]["data"];
+    if let Some(f) = text(&data["data-file"]) {
+        return Some(format!(
+            "its qcow2 header names an external data file ({f}), so a guest would read and write that host \
+             file as its disk; {MAKE_SELF_CONTAINED}"
+        ));
+    }
+    if data["data-file-raw"].as_bool() == Some(true) {
+        return Some(format!(
+            "its qcow2 header says the data lives in an external raw data file; {MAKE_SELF_CONTAINED}"
+        ));
+    }
+    if info["encrypted"].as_bool() == Some(true) || !data["encrypt"].is_null() {
+        return Some(
+            "it is encrypted and NovaCron holds no key for it: import a decrypted copy \
+             (`qemu-img convert --object secret,... -O qcow2`)"
+                .into(),
+        );
+    }
+    if let Some(children) = info["children"].as_array() {
+        for child in children {
+            let name = child["name"].as_str().unwrap_or("?");
+            if name != "file" {
+                let file = child["info"]["filename"].as_str().unwrap_or("?");
+                return Some(format!(
+                    "QEMU opens another file for it ({name}: {file}); {MAKE_SELF_CONTAINED}"
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Creates a qcow2 copy-on-write overlay over `base` (stored by absolute path), optionally larger than the base.
@@ -461,5 +642,112 @@ mod tests {
         assert_eq!(foreign_format(b"KDMV...."), Some("VMDK"));
         assert_eq!(sniff_format(b"QFI\xfb\0\0\0\x03"), DiskFormat::Qcow2);
         assert_eq!(sniff_format(b"QF"), DiskFormat::Raw);
+    }
+
+    #[test]
+    fn info_json_references_from_qemu_7_2_and_10() {
+        // QEMU 7.2 (Debian 12): no `children`; the data file is in format-specific data.
+        let v72: serde_json::Value = serde_json::from_str(
+            r#"{"virtual-size": 1048576, "filename": "x.qcow2", "cluster-size": 65536, "format": "qcow2",
+                "actual-size": 200704, "format-specific": {"type": "qcow2", "data": {"compat": "1.1",
+                "compression-type": "zlib", "lazy-refcounts": false, "refcount-bits": 16,
+                "data-file": "/etc/shadow", "data-file-raw": true, "corrupt": false, "extended-l2": false}},
+                "dirty-flag": false}"#,
+        )
+        .unwrap();
+        let why = info_json_external_reference(&v72).unwrap();
+        assert!(why.contains("external data file (/etc/shadow)"), "{why}");
+        // QEMU 10.x: the same plus `children`; a child other than `file` is another opened file.
+        let v10: serde_json::Value = serde_json::from_str(
+            r#"{"children": [{"name": "file", "info": {"filename": "x.qcow2", "format": "file"}},
+                {"name": "data-file", "info": {"filename": "/dev/sda", "format": "file"}}],
+                "virtual-size": 1048576, "filename": "x.qcow2", "format": "qcow2", "actual-size": 1,
+                "format-specific": {"type": "qcow2", "data": {"compat": "1.1"}}, "dirty-flag": false}"#,
+        )
+        .unwrap();
+        let why = info_json_external_reference(&v10).unwrap();
+        assert!(why.contains("data-file: /dev/sda"), "{why}");
+        let backed: serde_json::Value =
+            serde_json::from_str(r#"{"format": "qcow2", "backing-filename": "json:{}"}"#).unwrap();
+        assert!(
+            info_json_external_reference(&backed)
+                .unwrap()
+                .contains("backing file")
+        );
+        let encrypted: serde_json::Value = serde_json::from_str(
+            r#"{"format": "qcow2", "encrypted": true, "format-specific": {"type": "qcow2", "data": {"encrypt": {"format": "luks"}}}}"#,
+        )
+        .unwrap();
+        assert!(
+            info_json_external_reference(&encrypted)
+                .unwrap()
+                .contains("encrypted")
+        );
+        let clean: serde_json::Value = serde_json::from_str(
+            r#"{"children": [{"name": "file", "info": {"filename": "x.qcow2"}}], "format": "qcow2",
+                "virtual-size": 1, "format-specific": {"type": "qcow2", "data": {"compat": "1.1"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(info_json_external_reference(&clean), None);
+    }
+
+    /// A minimal version-3 qcow2 header (104 bytes) followed by `extensions`.
+    fn qcow2_v3(incompat: u64, extensions: &[(u32, &[u8])]) -> Vec<u8> {
+        let mut h = vec![0u8; 104];
+        h[0..4].copy_from_slice(b"QFI\xfb");
+        h[4..8].copy_from_slice(&3u32.to_be_bytes());
+        h[20..24].copy_from_slice(&16u32.to_be_bytes());
+        h[72..80].copy_from_slice(&incompat.to_be_bytes());
+        h[100..104].copy_from_slice(&104u32.to_be_bytes());
+        for (kind, data) in extensions {
+            h.extend_from_slice(&kind.to_be_bytes());
+            h.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            h.extend_from_slice(data);
+            h.resize(h.len().div_ceil(8) * 8, 0);
+        }
+        h.extend_from_slice(&[0u8; 8]);
+        h
+    }
+
+    #[test]
+    fn qcow2_header_references() {
+        assert_eq!(qcow2_header_problem(&qcow2_v3(0, &[])), None);
+        // A known extension (feature name table) before the data-file name is skipped correctly.
+        let named = qcow2_v3(
+            0,
+            &[
+                (0x6803_f857, b"0123456789"),
+                (QCOW2_EXT_DATA_FILE, b"/etc/shadow"),
+            ],
+        );
+        let why = qcow2_header_problem(&named).unwrap();
+        assert!(why.contains("external data file (/etc/shadow)"), "{why}");
+        let bit = qcow2_header_problem(&qcow2_v3(QCOW2_INCOMPAT_DATA_FILE, &[])).unwrap();
+        assert!(bit.contains("external data file"), "{bit}");
+        let unknown = qcow2_header_problem(&qcow2_v3(1 << 9, &[])).unwrap();
+        assert!(unknown.contains("0x200"), "{unknown}");
+        let mut backed = qcow2_v3(0, &[]);
+        let name_at = backed.len() as u64;
+        backed[8..16].copy_from_slice(&name_at.to_be_bytes());
+        backed[16..20].copy_from_slice(&8u32.to_be_bytes());
+        backed.extend_from_slice(b"base.img");
+        assert!(
+            qcow2_header_problem(&backed)
+                .unwrap()
+                .contains("backing file (base.img)")
+        );
+        let mut enc = qcow2_v3(0, &[]);
+        enc[32..36].copy_from_slice(&2u32.to_be_bytes());
+        assert!(qcow2_header_problem(&enc).unwrap().contains("encrypted"));
+        assert!(
+            qcow2_header_problem(&qcow2_v3(0, &[])[..90])
+                .unwrap()
+                .contains("truncated")
+        );
+        assert!(
+            qcow2_header_problem(b"QFI\xfb\0\0\0\x07")
+                .unwrap()
+                .contains("version 7")
+        );
     }
 }

@@ -22,7 +22,8 @@ pub use accel::{Accel, AccelChoice, resolve_accel};
 pub use cmdline::build_command_line;
 pub use error::QemuError;
 pub use img::{
-    DiskFormat, ImageInfo, create_blank, create_overlay, inspect, inspect_as, inspect_for_import,
+    DiskFormat, ImageInfo, check_self_contained, create_blank, create_overlay, inspect_as,
+    inspect_for_import,
 };
 pub use process::{ExitInfo, RunningVm, adopt, launch};
 pub use qmp::{LatencyObserver, Qmp, QmpEvent, RunStatus, set_latency_observer};

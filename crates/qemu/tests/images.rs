@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::Command;
 
 use novacron_qemu::{
-    DiskFormat, NoCloudSeed, QemuError, create_blank, create_overlay, inspect, inspect_for_import,
-    write_nocloud_seed,
+    DiskFormat, NoCloudSeed, QemuError, check_self_contained, create_blank, create_overlay,
+    inspect_as, inspect_for_import, write_nocloud_seed,
 };
 
 fn qemu_img(args: &[&str]) {
@@ -106,6 +106,117 @@ fn import_refuses_text_random_truncated_and_backed_images() {
     assert!(import_error(&vmdk).contains("VMDK"));
 }
 
+/// The finding behind this test: a qcow2 whose header names an external data file was imported, and a VM created
+/// from it read a host file as its disk. Every way of naming a file outside the image must be refused, at import and
+/// by the check the agent runs on images it downloads.
+#[test]
+fn refuses_images_that_refer_to_host_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let host_file = d.join("host-secret");
+    let mut secret = b"HOST-SECRET-CONTENT".to_vec();
+    secret.resize(1 << 20, 0);
+    std::fs::write(&host_file, &secret).unwrap();
+    let host = host_file.to_str().unwrap();
+
+    // External raw data file: the guest's disk *is* the host file.
+    let raw_data = d.join("data-raw.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-o",
+        &format!("data_file={host},data_file_raw=on"),
+        raw_data.to_str().unwrap(),
+        "1M",
+    ]);
+    // `qemu-img create` itself rewrites the data file: put the secret in afterwards.
+    std::fs::write(&host_file, &secret).unwrap();
+    let e = import_error(&raw_data);
+    assert!(e.contains("external data file"), "{e}");
+    assert!(
+        e.contains("qemu-img convert"),
+        "the error must say what to do: {e}"
+    );
+    assert_eq!(
+        std::fs::read(&host_file).unwrap(),
+        secret,
+        "the host file was touched"
+    );
+
+    // External data file without data_file_raw.
+    let data = d.join("data.qcow2");
+    let data_target = d.join("data-target");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-o",
+        &format!("data_file={}", data_target.display()),
+        data.to_str().unwrap(),
+        "1M",
+    ]);
+    assert!(import_error(&data).contains("external data file"));
+
+    // The same file after its data-file target is gone still names it.
+    std::fs::remove_file(&data_target).unwrap();
+    assert!(import_error(&data).contains("external data file"));
+
+    // The check the agent runs on downloads refuses it too, for the declared format.
+    match futures_lite_block(check_self_contained(&raw_data, DiskFormat::Qcow2)) {
+        Err(QemuError::InvalidImage { reason, .. }) => {
+            assert!(reason.contains("external data file"), "{reason}")
+        }
+        other => panic!("agent-side check accepted a data-file image: {other:?}"),
+    }
+
+    // A backing file stays refused, also one named by a relative path or a json: pseudo-filename.
+    let base = d.join("base.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", base.to_str().unwrap(), "1M"]);
+    let backed = d.join("backed.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        "qcow2",
+        "-b",
+        "base.qcow2",
+        backed.to_str().unwrap(),
+    ]);
+    let e = import_error(&backed);
+    assert!(e.contains("backing file (base.qcow2)"), "{e}");
+    let json_backed = d.join("json-backed.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-u",
+        "-F",
+        "raw",
+        "-b",
+        &format!("json:{{\"driver\":\"file\",\"filename\":\"{host}\"}}"),
+        json_backed.to_str().unwrap(),
+        "1M",
+    ]);
+    assert!(import_error(&json_backed).contains("backing file"));
+
+    // A raw file that happens to start with the qcow2 magic is never opened as qcow2 by the check for raw.
+    let info = futures_lite_block(check_self_contained(&host_file, DiskFormat::Raw)).unwrap();
+    assert_eq!(info.format, DiskFormat::Raw);
+    assert_eq!(info.virtual_size_bytes, 1 << 20);
+    let mut fake = std::fs::read(&raw_data).unwrap();
+    fake.resize(1 << 20, 0);
+    let fake_raw = d.join("fake.raw");
+    std::fs::write(&fake_raw, &fake).unwrap();
+    let info = futures_lite_block(check_self_contained(&fake_raw, DiskFormat::Raw)).unwrap();
+    assert_eq!(info.format, DiskFormat::Raw);
+}
+
 #[tokio::test]
 async fn accepts_good_images_and_creates_disks() {
     let dir = tempfile::tempdir().unwrap();
@@ -130,7 +241,7 @@ async fn accepts_good_images_and_creates_disks() {
     create_overlay(&blank, DiskFormat::Qcow2, &overlay, Some(128 << 20))
         .await
         .unwrap();
-    let info = inspect(&overlay).await.unwrap();
+    let info = inspect_as(&overlay, DiskFormat::Qcow2).await.unwrap();
     assert_eq!(info.format, DiskFormat::Qcow2);
     assert_eq!(info.virtual_size_bytes, 128 << 20);
     assert_eq!(

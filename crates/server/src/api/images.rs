@@ -259,7 +259,7 @@ pub async fn import(
     }
     let info = novacron_qemu::inspect_for_import(&disk)
         .await
-        .map_err(|e| ApiFailure(ApiError::invalid(format!("not a usable disk image: {e}"))))?;
+        .map_err(|e| refused_image(&name, e))?;
     let format = match info.format {
         novacron_qemu::DiskFormat::Qcow2 => DiskFormat::Qcow2,
         novacron_qemu::DiskFormat::Raw => DiskFormat::Raw,
@@ -276,6 +276,29 @@ pub async fn import(
         origin: Some(state.member_id.clone()),
     };
     Ok(AxumJson(publish(&state, incoming, image).await?))
+}
+
+/// An image the qemu-img vetting refused, as the user's answer: the reason without our scratch path.
+fn refused_image(name: &str, e: novacron_qemu::QemuError) -> ApiFailure {
+    match e {
+        novacron_qemu::QemuError::InvalidImage { reason, .. } => {
+            tracing::warn!(image = %name, %reason, "image refused");
+            ApiFailure(ApiError::invalid(format!(
+                "image {name} is not a usable disk image: {reason}"
+            )))
+        }
+        other => ApiFailure(ApiError::invalid(format!(
+            "image {name} could not be checked: {other}"
+        ))),
+    }
+}
+
+/// The format of a disk image record as qemu-img names it.
+fn qemu_format(format: DiskFormat) -> novacron_qemu::DiskFormat {
+    match format {
+        DiskFormat::Qcow2 => novacron_qemu::DiskFormat::Qcow2,
+        DiskFormat::Raw => novacron_qemu::DiskFormat::Raw,
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -450,6 +473,14 @@ async fn fetch_from_origin(
                 "image {} arrived damaged from {}",
                 image.name, origin.id
             ))));
+        }
+        // Vetted at import on the origin; checked again here because this file now enters this host.
+        if let ImageKind::Disk { format } = &image.kind
+            && entry.role == "disk"
+        {
+            novacron_qemu::check_self_contained(&tmp, qemu_format(*format))
+                .await
+                .map_err(|e| refused_image(&image.name, e))?;
         }
         tokio::fs::rename(&tmp, dest)
             .await
