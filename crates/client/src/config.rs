@@ -98,8 +98,13 @@ impl Config {
             what: format!("{what} {}", path.display()),
             source,
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory of", e))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| io("cannot create the directory of", e))?;
         }
         let tmp = path.with_extension("json.tmp");
         let json = serde_json::to_vec_pretty(self)
@@ -114,6 +119,10 @@ impl Config {
                 .mode(0o600)
                 .open(&tmp)
                 .map_err(|e| io("cannot write", e))?;
+            // A leftover temp file keeps its old mode through `open`: set it.
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io("cannot set the mode of", e))?;
             f.write_all(&json).map_err(|e| io("cannot write", e))?;
             f.sync_all().map_err(|e| io("cannot sync", e))?;
         }

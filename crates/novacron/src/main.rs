@@ -9,11 +9,14 @@ mod bench;
 mod cli;
 mod migrations;
 mod output;
+mod perms;
 mod roles;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Before anything is created or any thread starts: every role and the CLI write owner-only.
+    perms::restrict_umask();
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
         Err(e) if e.use_stderr() => {

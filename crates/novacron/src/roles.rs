@@ -213,11 +213,34 @@ async fn ensure_join_token(server: &Server, data_dir: &Path) -> anyhow::Result<S
     Ok(server.join_token_string(&secret)?)
 }
 
-async fn open_embedded(data_dir: &Path) -> anyhow::Result<Arc<dyn novacron_store::Store>> {
-    std::fs::create_dir_all(data_dir)
+/// Creates the data dir owner-only and narrows whatever in it group or other can read (see
+/// [`crate::perms`]); every role calls this before it opens or writes anything there.
+fn prepare_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    crate::perms::create_private_dir(data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
-    let url = StoreUrl::Sqlite(data_dir.join("state.db"));
-    Ok(novacron_store::open_store(&url).await?)
+    crate::perms::audit(data_dir);
+    Ok(())
+}
+
+/// Opens a SQLite store, its file created owner-only first: SQLite gives the WAL and shared
+/// memory files the database file's mode.
+async fn open_sqlite(db: &Path) -> anyhow::Result<Arc<dyn novacron_store::Store>> {
+    // A directory of the user's choosing is created owner-only but, when it exists, left as it is.
+    if let Some(dir) = db
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        crate::perms::create_private_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    crate::perms::create_private_file(db)
+        .with_context(|| format!("cannot create the store {}", db.display()))?;
+    Ok(novacron_store::open_store(&StoreUrl::Sqlite(db.to_path_buf())).await?)
+}
+
+async fn open_embedded(data_dir: &Path) -> anyhow::Result<Arc<dyn novacron_store::Store>> {
+    prepare_data_dir(data_dir)?;
+    open_sqlite(&data_dir.join("state.db")).await
 }
 
 /// `novacron up`: control plane + local agent + embedded store (+ demo VM).
@@ -355,13 +378,11 @@ pub async fn server(args: ServerArgs, out: Format) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let (store, backend) = match &args.store {
         Some(url) => {
-            std::fs::create_dir_all(&data_dir)?;
-            let parsed = novacron_store::parse_store_url(url)?;
-            let backend = match parsed {
-                StoreUrl::Etcd(_) => "etcd",
-                StoreUrl::Sqlite(_) => "sqlite",
-            };
-            (novacron_store::open_store(&parsed).await?, backend)
+            prepare_data_dir(&data_dir)?;
+            match novacron_store::parse_store_url(url)? {
+                StoreUrl::Sqlite(db) => (open_sqlite(&db).await?, "sqlite"),
+                parsed @ StoreUrl::Etcd(_) => (novacron_store::open_store(&parsed).await?, "etcd"),
+            }
         }
         None => (open_embedded(&data_dir).await?, "sqlite"),
     };
@@ -416,6 +437,7 @@ fn route_source(url: &str) -> Option<String> {
 
 /// `novacron agent`: a node agent.
 pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    prepare_data_dir(&args.data_dir)?;
     let advertise = args
         .advertise
         .or_else(|| args.servers.first().and_then(|s| route_source(s)));
