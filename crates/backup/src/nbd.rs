@@ -3,6 +3,7 @@
 //! over a Unix or TCP socket, used from blocking worker threads. Every length coming from the
 //! server is bounds-checked: a hostile or broken server yields an error, never a panic.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -60,6 +61,22 @@ fn proto<T>(m: impl Into<String>) -> Result<T, NbdError> {
     Err(NbdError::Protocol(m.into()))
 }
 
+/// Records that a reply chunk wrote `buf[start..end]`; fails if it overlaps an earlier one.
+/// `written` maps the start of each range to its end; ranges never overlap, so only the last
+/// one starting before `end` can.
+fn claim(written: &mut BTreeMap<usize, usize>, start: usize, end: usize) -> Result<(), NbdError> {
+    if start == end {
+        return Ok(());
+    }
+    if let Some((_, &prev_end)) = written.range(..end).next_back()
+        && prev_end > start
+    {
+        return proto("overlapping chunks in a read reply");
+    }
+    written.insert(start, end);
+    Ok(())
+}
+
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
@@ -104,6 +121,16 @@ impl NbdClient {
         s.set_read_timeout(Some(Duration::from_secs(120)))?;
         s.set_write_timeout(Some(Duration::from_secs(120)))?;
         Self::handshake(Box::new(s), export, meta_contexts)
+    }
+
+    /// Fuzzing entry, not an API: the handshake over any byte stream (a fake server).
+    #[doc(hidden)]
+    pub fn handshake_over(
+        stream: impl Read + Write + Send + 'static,
+        export: &str,
+        meta_contexts: &[String],
+    ) -> Result<NbdClient, NbdError> {
+        Self::handshake(Box::new(stream), export, meta_contexts)
     }
 
     fn handshake(
@@ -336,6 +363,9 @@ impl NbdClient {
             return proto("read beyond the export or too large");
         }
         let h = self.request(CMD_READ, offset, buf.len() as u32)?;
+        // Chunks must not overlap (NBD spec); otherwise summed lengths could reach `len` while
+        // part of `buf` was never written.
+        let mut written = BTreeMap::new();
         let mut covered = 0usize;
         let len = buf.len();
         self.replies(h, Some((offset, len)), |ty, p| {
@@ -353,6 +383,7 @@ impl NbdClient {
                         .checked_add(data.len())
                         .filter(|&e| e <= len)
                         .ok_or(NbdError::Protocol("data beyond the request".into()))?;
+                    claim(&mut written, rel, end)?;
                     buf[rel..end].copy_from_slice(data);
                     covered += data.len();
                 }
@@ -369,6 +400,7 @@ impl NbdClient {
                         .checked_add(hl)
                         .filter(|&e| e <= len)
                         .ok_or(NbdError::Protocol("hole beyond the request".into()))?;
+                    claim(&mut written, rel, end)?;
                     buf[rel..end].fill(0);
                     covered += hl;
                 }
@@ -485,6 +517,75 @@ impl DiskSource for NbdSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fake server that replays `reply` and swallows what the client writes.
+    struct Replay(std::io::Cursor<Vec<u8>>);
+    impl Read for Replay {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(b)
+        }
+    }
+    impl Write for Replay {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Server bytes: handshake of a 1 MiB export, then one structured READ reply (handle 1)
+    /// made of OFFSET_DATA chunks `(offset, data)`.
+    fn read_reply(chunks: &[(u64, Vec<u8>)]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&NBDMAGIC.to_be_bytes());
+        v.extend_from_slice(&IHAVEOPT.to_be_bytes());
+        v.extend_from_slice(&3u16.to_be_bytes());
+        let mut opt = |opt: u32, ty: u32, data: &[u8]| {
+            v.extend_from_slice(&OPT_REPLY_MAGIC.to_be_bytes());
+            v.extend_from_slice(&opt.to_be_bytes());
+            v.extend_from_slice(&ty.to_be_bytes());
+            v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            v.extend_from_slice(data);
+        };
+        opt(OPT_STRUCTURED_REPLY, REP_ACK, &[]);
+        let mut info = INFO_EXPORT.to_be_bytes().to_vec();
+        info.extend_from_slice(&(1u64 << 20).to_be_bytes());
+        info.extend_from_slice(&0u16.to_be_bytes());
+        opt(OPT_GO, REP_INFO, &info);
+        opt(OPT_GO, REP_ACK, &[]);
+        for (i, (offset, data)) in chunks.iter().enumerate() {
+            let done = i + 1 == chunks.len();
+            v.extend_from_slice(&STRUCTURED_REPLY_MAGIC.to_be_bytes());
+            v.extend_from_slice(&(if done { REPLY_FLAG_DONE } else { 0 }).to_be_bytes());
+            v.extend_from_slice(&REPLY_TYPE_OFFSET_DATA.to_be_bytes());
+            v.extend_from_slice(&1u64.to_be_bytes());
+            v.extend_from_slice(&(8 + data.len() as u32).to_be_bytes());
+            v.extend_from_slice(&offset.to_be_bytes());
+            v.extend_from_slice(data);
+        }
+        v
+    }
+
+    /// Found by fuzz/fuzz_targets/backup_nbd_replies.rs: two overlapping data chunks whose
+    /// lengths add up to the request (156 + 101 = 257 bytes) were accepted, leaving bytes
+    /// 0..4 and 195..257 of the buffer as they were before the read.
+    #[test]
+    fn overlapping_read_chunks_are_refused() {
+        let server = read_reply(&[(39, vec![0x4e; 156]), (4, vec![0; 101])]);
+        let mut c =
+            NbdClient::handshake_over(Replay(std::io::Cursor::new(server)), "x", &[]).unwrap();
+        let mut buf = vec![0xa5u8; 257];
+        let err = c.read_at(&mut buf, 0).unwrap_err();
+        assert!(err.to_string().contains("overlapping"), "{err}");
+
+        // The same length in two adjacent chunks is a complete read.
+        let server = read_reply(&[(128, vec![2; 129]), (0, vec![1; 128])]);
+        let mut c =
+            NbdClient::handshake_over(Replay(std::io::Cursor::new(server)), "x", &[]).unwrap();
+        c.read_at(&mut buf, 0).unwrap();
+        assert!(buf[..128].iter().all(|&b| b == 1) && buf[128..].iter().all(|&b| b == 2));
+    }
 
     /// Feeds arbitrary bytes to the handshake and reply parsers: errors, never panics.
     #[test]
