@@ -10,7 +10,10 @@ use novacron_dwcp::hde::{Decoder, DecoderConfig, Encoder, EncoderConfig};
 
 fn primed() -> (Encoder, Decoder) {
     let mut enc = Encoder::new(EncoderConfig::default());
-    let mut dec = Decoder::new(DecoderConfig { max_batch_bytes: 1 << 20, ..DecoderConfig::default() });
+    let mut dec = Decoder::new(DecoderConfig {
+        max_batch_bytes: 1 << 20,
+        ..DecoderConfig::default()
+    });
     for i in 0..4u64 {
         enc.encode_block(i, &vec![i as u8 + 1; 512]);
     }
@@ -20,7 +23,9 @@ fn primed() -> (Encoder, Decoder) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let (mut enc, mut dec) = primed();
     if mode & 1 == 0 {
         let _ = dec.decode_batch(rest);
@@ -41,7 +46,9 @@ fuzz_target!(|data: &[u8]| {
         enc.encode_block(id, &d);
         blocks.push((id, d));
     }
-    let Some(mut batch) = enc.finish_batch() else { return };
+    let Some(mut batch) = enc.finish_batch() else {
+        return;
+    };
     let at = u16::from_le_bytes([ctl[0], ctl[1]]) as usize % batch.len();
     let bit = ctl[2] % 8;
     let truncate = ctl[3] & 1 == 1;

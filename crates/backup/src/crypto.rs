@@ -114,6 +114,13 @@ impl DataKeys {
         DataKeys::from_raw(raw)
     }
 
+    /// Keys from fixed bytes, for the fuzz targets only (real keys come from [`DataKeys::generate`]
+    /// or [`DataKeys::unwrap`]).
+    #[doc(hidden)]
+    pub fn from_raw_for_fuzzing(raw: [u8; 64]) -> Result<DataKeys> {
+        DataKeys::from_raw(raw)
+    }
+
     fn from_raw(raw: [u8; 64]) -> Result<DataKeys> {
         let unbound = UnboundKey::new(&AES_256_GCM, &raw[..32])
             .map_err(|_| BackupError::BadConfig("bad AES key length".into()))?;

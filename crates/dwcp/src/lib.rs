@@ -26,6 +26,8 @@ pub use blocks::{BlockReceiver, BlockSender};
 pub use error::{DwcpError, FrameError, HdeError, TlsError};
 pub use mode::{Mode, ModeSetting};
 pub use pba::{Forecast, PathEstimate};
+#[doc(hidden)]
+pub use session::fuzz_peer_frames;
 pub use session::{
     Channel, CongestionControl, Listener, Session, SessionOptions, SessionStats, connect,
 };

@@ -1685,3 +1685,32 @@ fn fill_random(buf: &mut [u8]) {
         buf.copy_from_slice(&h.as_bytes()[..n]);
     }
 }
+
+/// Fuzzing entry, not an API: hands `frames` (as a peer sent them on one stream, checksums
+/// already verified) to a fresh server-side session state the way the reader task does,
+/// stopping at the first protocol error. Returns the complete messages delivered, per channel
+/// in arrival order, and the error that stopped it, if any.
+#[doc(hidden)]
+pub fn fuzz_peer_frames(
+    frames: impl IntoIterator<Item = frame::Frame>,
+    opts: SessionOptions,
+) -> (Vec<(u32, Bytes)>, Option<DwcpError>) {
+    let inner = Inner::new([0u8; 16], Role::Server, opts, None);
+    let mut stopped = None;
+    for f in frames {
+        if let Err(e) = inner.on_frame(0, f) {
+            stopped = Some(e);
+            break;
+        }
+    }
+    let mut st = lock(&inner);
+    let mut ids: Vec<u32> = st.channels.keys().copied().collect();
+    ids.sort_unstable();
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(ch) = st.channels.get_mut(&id) {
+            out.extend(ch.queue.drain(..).map(|m| (id, m)));
+        }
+    }
+    (out, stopped)
+}

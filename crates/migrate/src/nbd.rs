@@ -148,7 +148,9 @@ impl NbdProxy {
     }
 }
 
-fn decode(msg: &Bytes) -> Result<Bytes, MigrateError> {
+/// Opens one proxy message (public for the fuzz targets only).
+#[doc(hidden)]
+pub fn decode(msg: &Bytes) -> Result<Bytes, MigrateError> {
     match msg.first() {
         Some(&STORED) => Ok(msg.slice(1..)),
         Some(&ZSTD) => {
@@ -161,7 +163,9 @@ fn decode(msg: &Bytes) -> Result<Bytes, MigrateError> {
     }
 }
 
-fn encode(data: &[u8], level: Option<i32>) -> Vec<u8> {
+/// Makes one proxy message (public for the fuzz targets only).
+#[doc(hidden)]
+pub fn encode(data: &[u8], level: Option<i32>) -> Vec<u8> {
     if let Some(level) = level
         && data.len() >= COMPRESS_MIN
         && let Ok(z) = zstd::bulk::compress(data, level)

@@ -482,6 +482,43 @@ fn event_timestamp_micros(message: &Value) -> i64 {
     seconds.saturating_mul(1_000_000).saturating_add(micros)
 }
 
+/// Answers delivered by [`fuzz_dispatch`], by command id.
+#[doc(hidden)]
+pub type FuzzAnswers = Vec<(u64, Result<Value, QemuError>)>;
+
+/// Fuzzing entry, not an API: splits `bytes` into lines as the reader does and dispatches each
+/// with commands 0..16 waiting for answers. Returns the answers delivered (by id) and the
+/// events broadcast.
+#[doc(hidden)]
+pub fn fuzz_dispatch(bytes: &[u8]) -> (FuzzAnswers, Vec<QmpEvent>) {
+    let (events, mut events_rx) = broadcast::channel(1024);
+    let (closed_tx, _) = watch::channel(false);
+    let shared = Shared {
+        pending: Mutex::new(HashMap::new()),
+        events,
+        closed_tx,
+    };
+    let mut waiting = Vec::new();
+    for id in 0..16u64 {
+        let (tx, rx) = oneshot::channel();
+        lock(&shared.pending).insert(id, (format!("cmd{id}"), tx));
+        waiting.push((id, rx));
+    }
+    for line in bytes.split(|&b| b == b'\n') {
+        let line = String::from_utf8_lossy(line);
+        dispatch(&shared, line.trim_end_matches('\r'));
+    }
+    let answers = waiting
+        .into_iter()
+        .filter_map(|(id, mut rx)| rx.try_recv().ok().map(|a| (id, a)))
+        .collect();
+    let mut seen = Vec::new();
+    while let Ok(e) = events_rx.try_recv() {
+        seen.push(e);
+    }
+    (answers, seen)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
