@@ -9,8 +9,6 @@ need_cmd() { command -v "$1" >/dev/null 2>&1 || want+=("$2"); }
 
 run_deps() {
   need_cmd qemu-system-x86_64 qemu-system-x86
-  # protoc: the etcd client compiles etcd's protobuf definitions at build time.
-  need_cmd protoc protobuf-compiler
   # busybox-static: the tiny guest needs a static busybox, not Debian's dynamic one.
   installed busybox-static || want+=(busybox-static)
   # A kernel for the tiny guest when the host has none in /boot (containers, some VMs).
@@ -29,6 +27,7 @@ test_deps() {
   need_cmd iperf3 iperf3
   need_cmd ip iproute2
   need_cmd nft nftables
+  need_cmd curl curl
   need_cmd blkid util-linux
   need_cmd python3 python3
 }

@@ -267,9 +267,14 @@ impl Client {
         .await
     }
 
-    pub async fn vm_delete(&self, name: &str) -> Result<OperationRef, ClientError> {
-        self.call(Method::DELETE, &format!("/vms/{}", seg(name)), None::<&()>)
-            .await
+    /// Deletes a VM; one that runs is deleted only with `force` (QEMU is killed at once).
+    pub async fn vm_delete(&self, name: &str, force: bool) -> Result<OperationRef, ClientError> {
+        let path = if force {
+            format!("/vms/{}?force=true", seg(name))
+        } else {
+            format!("/vms/{}", seg(name))
+        };
+        self.call(Method::DELETE, &path, None::<&()>).await
     }
 
     /// The last `tail_bytes` of what the guest wrote on its serial console.

@@ -145,8 +145,14 @@ pub enum VmCommand {
     Pause(VmActionArgs),
     /// Resume a paused VM.
     Resume(VmActionArgs),
-    /// Delete a VM and its disk.
-    Delete(VmActionArgs),
+    /// Delete a VM and its disk (a running VM only with --force).
+    Delete {
+        #[command(flatten)]
+        common: VmActionArgs,
+        /// Delete the VM even while it runs: QEMU is killed at once, the guest is not asked.
+        #[arg(long)]
+        force: bool,
+    },
     /// Move a running VM to another node while it runs (live migration over DWCP).
     Migrate(crate::migrations::MigrateArgs),
     /// The serial console: attach interactively (Ctrl-] detaches), or print what the guest wrote.
@@ -500,9 +506,9 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
             let op = c.vm_action(&a.name, "resume").await?.operation;
             act(&c, out, &a, op).await
         }
-        VmCommand::Delete(a) => {
-            let op = c.vm_delete(&a.name).await?.operation;
-            act(&c, out, &a, op).await
+        VmCommand::Delete { common, force } => {
+            let op = c.vm_delete(&common.name, force).await?.operation;
+            act(&c, out, &common, op).await
         }
         VmCommand::Migrate(a) => crate::migrations::vm_migrate(a, out).await,
         VmCommand::Console { name, tail, bytes } => {
@@ -512,7 +518,11 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                 match out {
                     Format::Json => println!("{}", serde_json::to_string_pretty(&log)?),
                     Format::Table => {
-                        print!("{}", log.text);
+                        // The guest's bytes must not make the user's terminal type answers.
+                        print!(
+                            "{}",
+                            crate::terminal_safe::strip_terminal_controls(&log.text)
+                        );
                         std::io::stdout().flush()?;
                     }
                 }

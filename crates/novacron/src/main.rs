@@ -11,6 +11,7 @@ mod migrations;
 mod output;
 mod perms;
 mod roles;
+mod terminal_safe;
 
 use clap::Parser;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use novacron_agent::{Agent, AgentConfig};
-use novacron_api_types::{AccelChoice, ErrorCode, Network, VmCreateRequest, VmState};
+use novacron_api_types::{AccelChoice, ErrorCode, Network, NodeState, VmCreateRequest, VmState};
 use novacron_client::{Client, ClientError, Config, default_config_path};
 use novacron_server::{Server, ServerConfig, TokenKind};
 use novacron_store::StoreUrl;
@@ -305,6 +305,7 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
         }
     }
     let client = Client::new(config)?;
+    wait_node_ready(&client, &node_name, out).await?;
     if !args.no_demo {
         match demo(&client, args.accel, out).await {
             Ok(()) => {}
@@ -321,6 +322,44 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
     agent.stop_and_end_fencing().await;
     server.stop().await;
     Ok(())
+}
+
+/// Waits until the local node holds a live lease, so that placing the demo VM (or the
+/// user's first VM) does not race the agent's first heartbeat after a restart, and says
+/// what it waits for when that takes more than a moment.
+async fn wait_node_ready(client: &Client, node: &str, out: Format) -> anyhow::Result<()> {
+    const LIMIT: Duration = Duration::from_secs(60);
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let state = match client.node_get(node).await {
+            Ok(n) => Some(n.state),
+            Err(ClientError::Api(e)) if e.code == ErrorCode::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        match state {
+            Some(NodeState::Down) | None => {}
+            Some(_) => {
+                if said && out == Format::Table {
+                    println!("Node {node} is ready.");
+                }
+                return Ok(());
+            }
+        }
+        if !said && started.elapsed() > Duration::from_secs(1) && out == Format::Table {
+            println!(
+                "Waiting for node {node} to report ready (its agent registers and renews the node's lease)..."
+            );
+            said = true;
+        }
+        if started.elapsed() > LIMIT {
+            anyhow::bail!(
+                "node {node} did not report ready within {} s: see `novacron node show {node}` and the agent's log above",
+                LIMIT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Builds the tiny image and boots the demo VM (or starts it again).

@@ -75,7 +75,12 @@ fn vm_lifecycle_end_to_end() {
 
     c.ok(&["vm", "start", "web1"]);
     let pid2 = c.vm("web1")["pid"].as_u64().unwrap();
-    c.ok(&["vm", "delete", "web1"]);
+    // A running VM is deleted only with --force, and the refusal changes nothing.
+    let err = c.fails(&["vm", "delete", "web1"]);
+    assert!(err.contains("--force") && err.contains("running"), "{err}");
+    assert!(pid_alive(pid2), "a refused delete leaves QEMU running");
+    assert_eq!(c.vm("web1")["state"], "running");
+    c.ok(&["vm", "delete", "web1", "--force"]);
     assert!(!pid_alive(pid2), "no QEMU left after delete");
     assert!(c.qemu_pids().is_empty(), "no QEMU of this cluster remains");
     assert!(!disk.exists(), "the disk is gone after delete");
@@ -286,7 +291,7 @@ fn second_node_joins_and_runs_a_vm() {
     c.wait_console("web2", MARKER, 1, BOOT);
     let out = c.console_send("web2", "echo from-node-b\n");
     assert!(out.contains("from-node-b"), "{out}");
-    c.ok(&["vm", "delete", "web2"]);
+    c.ok(&["vm", "delete", "web2", "--force"]);
     assert!(!node_b_dir.join("vms/default/web2").exists());
     assert!(c.qemu_pids().is_empty());
 

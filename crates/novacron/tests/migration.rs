@@ -385,6 +385,6 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
     let n = c.json(&["node", "show", "node-b"]);
     assert_eq!(n["state"], "cordoned", "{n}");
     beats_after(&c, "mv1", 0);
-    c.ok(&["vm", "delete", "mv1"]);
+    c.ok(&["vm", "delete", "mv1", "--force"]);
     assert!(c.qemu_pids().is_empty());
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json as AxumJson;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use novacron_api_types::agent::VmAction;
 use novacron_api_types::{
@@ -546,11 +546,44 @@ pub async fn resume(State(state): State<Arc<AppState>>, Path(name): Path<String>
     Ok(accepted(op))
 }
 
-/// Delete a VM: stop it, remove its disk, then its records.
-#[utoipa::path(delete, path = "/api/v1/vms/{name}", params(("name" = String, Path)),
-    responses((status = 202, body = OperationRef), (status = 404, body = ApiError)))]
-pub async fn delete(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> OpResponse {
-    let op = change(&state, &name, "vm.delete", "deleting", |rec, _| {
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Delete the VM even while it runs (QEMU is killed at once).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Whether deleting a VM in this observed state would kill a guest that is still running.
+fn delete_needs_force(observed: VmState) -> bool {
+    !matches!(
+        observed,
+        VmState::Stopped | VmState::Crashed | VmState::Creating
+    )
+}
+
+/// Delete a VM: stop it, remove its disk, then its records. A VM that runs (or is paused,
+/// starting or stopping) is deleted only with `force=true`, so a typo never kills a guest.
+#[utoipa::path(delete, path = "/api/v1/vms/{name}", params(("name" = String, Path), DeleteQuery),
+    responses((status = 202, description = "Deletion started", body = OperationRef),
+        (status = 404, description = "No such VM", body = ApiError),
+        (status = 409, description = "The VM runs and force was not given", body = ApiError)))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> OpResponse {
+    let op = change(&state, &name, "vm.delete", "deleting", |rec, observed| {
+        if !q.force && delete_needs_force(observed) {
+            return Err(ApiError::conflict(format!(
+                "VM {} is {}: stop it first (`novacron vm stop {}`), or delete it anyway with `novacron vm delete {} --force`",
+                rec.name,
+                observed.as_str(),
+                rec.name,
+                rec.name
+            ))
+            .into());
+        }
         rec.deleting = true;
         rec.power = PowerState::Stopped;
         rec.force = true;
