@@ -39,7 +39,7 @@ pub fn strip_terminal_controls(text: &str) -> String {
 /// Reads a CSI sequence after its introducer; keeps it only when it is SGR.
 fn csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, out: &mut String) {
     let mut params = String::new();
-    while let Some(c) = chars.next() {
+    for c in chars.by_ref() {
         match c {
             '\u{30}'..='\u{3f}' | '\u{20}'..='\u{2f}' => params.push(c),
             '\u{40}'..='\u{7e}' => {
