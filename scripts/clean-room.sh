@@ -60,11 +60,22 @@ in_root() {
     bash -c "$1"
 }
 
+# Signals `novacron up` itself (the background job is a subshell around chroot, and a
+# background job of a script ignores SIGINT, so SIGTERM goes to the process in the root).
+stop_up() {
+  local p
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] || continue
+    [ "$(cat "$p/comm" 2>/dev/null)" = novacron ] && kill -TERM "${p#/proc/}" 2>/dev/null
+  done
+  return 0
+}
+
 cleanup() {
   local rc=$?
   set +e
   if [ -n "$up_pid" ] && kill -0 "$up_pid" 2>/dev/null; then
-    kill -INT "$up_pid" 2>/dev/null
+    stop_up
     for _ in $(seq 1 30); do kill -0 "$up_pid" 2>/dev/null || break; sleep 1; done
     kill -KILL "$up_pid" 2>/dev/null
   fi
@@ -169,10 +180,10 @@ done
 
 in_root "cd /root/novacron && ./novacron vm list" >&2
 in_root "cd /root/novacron && ./novacron vm delete demo --force" >&2
-kill -INT "$up_pid"
+stop_up
 for _ in $(seq 1 60); do kill -0 "$up_pid" 2>/dev/null || break; sleep 1; done
 if kill -0 "$up_pid" 2>/dev/null; then
-  echo "clean-room: \`novacron up\` did not stop within 60 s of Ctrl-C" >&2
+  echo "clean-room: \`novacron up\` did not stop within 60 s of SIGTERM" >&2
   exit 1
 fi
 wait "$up_pid" || { echo "clean-room: \`novacron up\` exited with an error when stopped" >&2; tail -n 20 "$log" >&2; exit 1; }
