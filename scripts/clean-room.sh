@@ -48,7 +48,33 @@ toolchain="$(rustup show active-toolchain 2>/dev/null | cut -d' ' -f1)" || toolc
   || { echo "clean-room: no rustup toolchain under $rustup_home / $cargo_home" >&2; exit 1; }
 mkdir -p "$cargo_home/registry"
 
-root="$(mktemp -d "${NOVACRON_CLEANROOM_DIR:-/var/tmp}/novacron-clean-room.XXXXXX")"
+# Every mount under a root, deepest first, then the root itself when nothing is left mounted.
+unmount_under() {
+  local m
+  for _ in 1 2 3; do
+    awk -v r="$1" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/mounts | sort -r |
+      while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
+  done
+  ! awk -v r="$1" '$2 == r || index($2, r "/") == 1 { found = 1 } END { exit !found }' /proc/mounts
+}
+
+# A run that was killed (machine stopped, SIGKILL) leaves its root and bind mounts behind,
+# the writable cargo registry among them: unmount them before anything is removed.
+workdir="${NOVACRON_CLEANROOM_DIR:-/var/tmp}"
+for stale in "$workdir"/novacron-clean-room.*; do
+  [ -d "$stale" ] || continue
+  owner="$(cat "$stale.pid" 2>/dev/null)" || owner=""
+  [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null && continue
+  if unmount_under "$stale"; then
+    rm -rf --one-file-system "$stale" "$stale.pid"
+    echo "clean-room: removed $stale left by an earlier run" >&2
+  else
+    echo "clean-room: $stale (earlier run) still has mounts; left alone" >&2
+  fi
+done
+
+root="$(mktemp -d "$workdir/novacron-clean-room.XXXXXX")"
+echo $$ >"$root.pid"
 mounted=()
 up_pid=""
 
@@ -89,10 +115,10 @@ cleanup() {
   done
   if [ $rc -ne 0 ] && [ -n "${NOVACRON_CLEANROOM_KEEP:-}" ]; then
     echo "clean-room: kept $root for inspection" >&2
-  elif grep -q " $root" /proc/mounts; then
+  elif ! unmount_under "$root"; then
     echo "clean-room: $root still has mounts; not removing it" >&2
   else
-    rm -rf --one-file-system "$root"
+    rm -rf --one-file-system "$root" "$root.pid"
   fi
   if [ $rc -eq 0 ]; then
     echo "clean-room: passed in $(($(date +%s) - t0))s (commit $commit)"
