@@ -25,7 +25,10 @@ use std::time::Duration;
 ///   one address (IPv6: one /64) can never fill the endpoint. An agent uses a handful of
 ///   connections to the control plane; a CLI one or two.
 ///
-/// Connections over either cap are closed right after `accept`, before any TLS work.
+/// Connections over either cap are closed right after `accept`, before any TLS work, except
+/// that at the total cap a newcomer from an address lighter than the heaviest one is let in
+/// and the heaviest address's oldest connection closed instead (see `serve`), so a flood from
+/// many addresses cannot keep out an agent or the CLI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeLimits {
     pub header_read_timeout: Duration,

@@ -3,8 +3,13 @@
 //! connections from exhausting the process's file descriptors ([`ServeLimits`]).
 //!
 //! How each limit is enforced:
-//! - caps: a connection over the total or per-address cap is dropped right after `accept`,
-//!   before any TLS work, and counted in a rate-limited warning;
+//! - caps: a connection over the per-address cap is dropped right after `accept`, before
+//!   any TLS work, and counted in a rate-limited warning. At the total cap a newcomer from an
+//!   address holding fewer connections than the heaviest address is let in, and that address's
+//!   oldest connection is closed to make room: a flood from many addresses fills the endpoint,
+//!   but never keeps out a client (an agent, the CLI) that holds fewer connections than the
+//!   flood's heaviest source. Otherwise the newcomer is dropped like one over the per-address
+//!   cap;
 //! - header-read timeout: the TLS handshake, and afterwards a request head whose first bytes
 //!   arrived (or the first request of a new connection), must complete within it, else the
 //!   connection is dropped;
@@ -91,6 +96,7 @@ pub fn serve_https_with(
         let slots = task_slots;
         let mut backoff = ACCEPT_BACKOFF_MIN;
         let mut rejected = RateLimitedWarning::default();
+        let mut evictions = RateLimitedWarning::default();
         let mut accept_errors = RateLimitedWarning::default();
         loop {
             let accepted = tokio::select! {
@@ -126,7 +132,17 @@ pub fn serve_https_with(
                 }
             };
             let slot = match slots.acquire(peer.ip()) {
-                Ok(slot) => slot,
+                Ok((slot, evicted)) => {
+                    if let Some(victim) = evicted
+                        && let Some(suppressed) = accepted_warning(&mut evictions)
+                    {
+                        tracing::warn!(%local_addr, %peer, from = %victim,
+                            limit = slots.max_total, evicted_since_last_warning = suppressed,
+                            "at the connection limit: closed the oldest connection of the \
+                             address holding the most to let a lighter one in");
+                    }
+                    slot
+                }
                 Err(over) => {
                     // Dropping the socket closes it: no TLS, no task, no buffer.
                     drop(tcp);
@@ -216,7 +232,50 @@ struct Slots {
 #[derive(Default)]
 struct SlotCounts {
     total: usize,
-    per_address: HashMap<IpAddr, usize>,
+    per_address: HashMap<IpAddr, AddressSlots>,
+    next_id: u64,
+}
+
+/// One address's open connections, by accept sequence number (lowest: oldest).
+#[derive(Default)]
+struct AddressSlots {
+    conns: std::collections::BTreeMap<u64, Arc<Eviction>>,
+    /// How many of `conns` were told to go and have not closed yet.
+    told: usize,
+}
+
+impl AddressSlots {
+    fn live(&self) -> usize {
+        self.conns.len() - self.told
+    }
+}
+
+/// Tells one connection to close to make room for another ([`Slots::acquire`]).
+#[derive(Default)]
+struct Eviction {
+    notify: tokio::sync::Notify,
+    /// Already told: an evicted connection is never chosen twice.
+    told: std::sync::atomic::AtomicBool,
+}
+
+impl Eviction {
+    fn evict(&self) {
+        self.told.store(true, Ordering::Relaxed);
+        // `notify_one` keeps a permit when nobody waits yet (still in `accept` or the
+        // handshake's first poll), so the eviction is never lost.
+        self.notify.notify_one();
+    }
+
+    /// Resolves once this connection has been evicted.
+    async fn evicted(&self) {
+        self.notify.notified().await;
+    }
+}
+
+/// How far past the total cap evictions in progress may take the count (each evicted
+/// connection closes within a poll of its task; this bounds what a stuck one can cost).
+fn eviction_headroom(max_total: usize) -> usize {
+    (max_total / 16).max(1)
 }
 
 /// Which cap a connection hit.
@@ -257,22 +316,67 @@ impl Slots {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, OverLimit> {
+    /// A place for a connection from `ip`, and the address a connection was evicted from
+    /// to make room for it, if one was.
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<(Slot, Option<IpAddr>), OverLimit> {
         let key = address_key(ip);
         let mut s = self.lock();
-        if s.total >= self.max_total {
-            return Err(OverLimit::Total(self.max_total));
-        }
-        let n = s.per_address.entry(key).or_insert(0);
-        if *n >= self.max_per_address {
+        let mine = s.per_address.get(&key).map_or(0, |c| c.conns.len());
+        if mine >= self.max_per_address {
             return Err(OverLimit::PerAddress(self.max_per_address));
         }
-        *n += 1;
+        let mut evicted_from = None;
+        if s.total >= self.max_total {
+            if s.total >= self.max_total + eviction_headroom(self.max_total) {
+                return Err(OverLimit::Total(self.max_total));
+            }
+            // The heaviest address, counting only connections not already told to go.
+            let heaviest = s
+                .per_address
+                .iter()
+                .map(|(k, c)| (*k, c.live()))
+                .max_by_key(|(_, n)| *n);
+            match heaviest {
+                // Let the newcomer in only when it stays lighter than the heaviest address
+                // after its arrival, so two equally heavy addresses never evict each other.
+                Some((victim_key, n)) if mine + 1 < n => {
+                    let Some(c) = s.per_address.get_mut(&victim_key) else {
+                        return Err(OverLimit::Total(self.max_total));
+                    };
+                    // Evictions go oldest first, so the told ones lead the map.
+                    let Some(victim) = c
+                        .conns
+                        .values()
+                        .find(|e| !e.told.load(Ordering::Relaxed))
+                        .cloned()
+                    else {
+                        return Err(OverLimit::Total(self.max_total));
+                    };
+                    victim.evict();
+                    c.told += 1;
+                    evicted_from = Some(victim_key);
+                }
+                _ => return Err(OverLimit::Total(self.max_total)),
+            }
+        }
+        let id = s.next_id;
+        s.next_id += 1;
+        let eviction = Arc::new(Eviction::default());
+        s.per_address
+            .entry(key)
+            .or_default()
+            .conns
+            .insert(id, eviction.clone());
         s.total += 1;
-        Ok(Slot {
-            slots: self.clone(),
-            key,
-        })
+        Ok((
+            Slot {
+                slots: self.clone(),
+                key,
+                id,
+                eviction,
+            },
+            evicted_from,
+        ))
     }
 }
 
@@ -280,15 +384,19 @@ impl Slots {
 struct Slot {
     slots: Arc<Slots>,
     key: IpAddr,
+    id: u64,
+    eviction: Arc<Eviction>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut s = self.slots.lock();
         s.total = s.total.saturating_sub(1);
-        if let Some(n) = s.per_address.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(c) = s.per_address.get_mut(&self.key) {
+            if c.conns.remove(&self.id).is_some() && self.eviction.told.load(Ordering::Relaxed) {
+                c.told = c.told.saturating_sub(1);
+            }
+            if c.conns.is_empty() {
                 s.per_address.remove(&self.key);
             }
         }
@@ -486,6 +594,23 @@ async fn serve_connection(
     router: axum::Router,
     limits: Arc<ServeLimits>,
 ) {
+    let eviction = slot.eviction.clone();
+    tokio::select! {
+        _ = serve_tls(tcp, peer, slot, acceptor, router, limits) => {}
+        _ = eviction.evicted() => {
+            tracing::debug!(%peer, "connection closed to make room for a lighter address");
+        }
+    }
+}
+
+async fn serve_tls(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    limits: Arc<ServeLimits>,
+) {
     let tls = match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -570,14 +695,57 @@ mod tests {
         });
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let a1 = slots.acquire(a).unwrap();
+        let (a1, _) = slots.acquire(a).unwrap();
         let _a2 = slots.acquire(a).unwrap();
         assert!(matches!(slots.acquire(a), Err(OverLimit::PerAddress(2))));
         let _b1 = slots.acquire(b).unwrap();
+        // b would hold as many as a after its arrival: no eviction, refused.
         assert!(matches!(slots.acquire(b), Err(OverLimit::Total(3))));
         drop(a1);
         let _a3 = slots.acquire(a).unwrap();
         assert_eq!(slots.lock().total, 3);
+    }
+
+    #[test]
+    fn at_the_total_cap_a_lighter_address_evicts_the_oldest_of_the_heaviest() {
+        let slots = Arc::new(Slots {
+            state: Mutex::new(SlotCounts::default()),
+            max_total: 4,
+            max_per_address: 4,
+        });
+        let flood: IpAddr = "192.0.2.1".parse().unwrap();
+        let cli: IpAddr = "192.0.2.9".parse().unwrap();
+        let held: Vec<Slot> = (0..4).map(|_| slots.acquire(flood).unwrap().0).collect();
+        let (c1, evicted) = slots.acquire(cli).unwrap();
+        assert_eq!(evicted, Some(flood));
+        assert!(
+            held[0].eviction.told.load(Ordering::Relaxed),
+            "the oldest goes"
+        );
+        assert!(!held[1].eviction.told.load(Ordering::Relaxed));
+        // Until the evicted one closes the count is one over the cap, within the headroom.
+        assert_eq!(slots.lock().total, 5);
+        assert!(matches!(slots.acquire(cli), Err(OverLimit::Total(4))));
+        let mut held = held.into_iter();
+        drop(held.next());
+        // The flood (3 live) still outweighs the CLI (1 -> 2): the next one gets in too.
+        let (_c2, evicted) = slots.acquire(cli).unwrap();
+        assert_eq!(evicted, Some(flood));
+        drop(held.next());
+        // Now 2 against 2 (+1): no eviction; the flood itself never evicts a lighter peer.
+        assert!(matches!(slots.acquire(cli), Err(OverLimit::Total(4))));
+        assert!(matches!(slots.acquire(flood), Err(OverLimit::Total(4))));
+        drop(c1);
+        assert_eq!(slots.lock().total, 3);
+    }
+
+    #[tokio::test]
+    async fn an_eviction_told_before_anyone_waits_is_not_lost() {
+        let e = Eviction::default();
+        e.evict();
+        tokio::time::timeout(Duration::from_secs(1), e.evicted())
+            .await
+            .expect("the permit was kept");
     }
 
     #[test]

@@ -190,7 +190,27 @@ async fn connections_over_the_caps_close_at_once_and_other_addresses_still_get_i
         from_b.push(s);
     }
     assert_eq!(handle.open_connections(), 6);
-    let mut over_total = common::tcp_from(c, addr).await.unwrap();
+    // A newcomer from an address holding nothing gets in, and the heaviest address (a)
+    // loses its oldest connection for it: a flood cannot keep a light client out.
+    let mut from_c = common::tls_from(&tls, c, addr).await.unwrap();
+    assert_eq!(common::get(&mut from_c, "/ping").await.unwrap().0, 200);
+    assert!(
+        common::closed_within(&mut from_a[0], Duration::from_secs(2))
+            .await
+            .is_some(),
+        "the heaviest address's oldest connection was not closed for the newcomer"
+    );
+    drop(from_a.remove(0));
+    let start = std::time::Instant::now();
+    while handle.open_connections() > 6 {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "evicted slot not released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // At the total cap, b would hold 3 against a's 3: not lighter enough to evict, closed.
+    let mut over_total = common::tcp_from(b, addr).await.unwrap();
     assert!(
         common::closed_within(&mut over_total, Duration::from_secs(2))
             .await
@@ -198,8 +218,9 @@ async fn connections_over_the_caps_close_at_once_and_other_addresses_still_get_i
         "a connection over the total cap stayed open"
     );
 
-    // The connections already open keep working, and a closed one frees its slot.
+    // The connections still open keep working, and a closed one frees its slot.
     assert_eq!(common::get(&mut from_a[0], "/ping").await.unwrap().0, 200);
+    assert_eq!(common::get(&mut from_b[1], "/ping").await.unwrap().0, 200);
     drop(from_a.pop());
     let start = std::time::Instant::now();
     while handle.open_connections() > 5 {
