@@ -298,13 +298,13 @@ pub fn check_static_elf(bytes: &[u8]) -> Result<(), String> {
 
 /// Applet paths (e.g. "bin/sh", "usr/sbin/acpid") from `busybox --list-full`.
 fn busybox_applets(busybox: &Path) -> Result<Vec<String>, QemuError> {
-    let out = std::process::Command::new(busybox)
-        .arg("--list-full")
-        .output()
-        .map_err(|e| QemuError::BusyboxUnusable {
-            path: busybox.to_path_buf(),
-            reason: format!("cannot run it ({e})"),
-        })?;
+    let mut cmd = std::process::Command::new(busybox);
+    cmd.arg("--list-full");
+    crate::process::inherit_only_stdio(&mut cmd, &[]);
+    let out = cmd.output().map_err(|e| QemuError::BusyboxUnusable {
+        path: busybox.to_path_buf(),
+        reason: format!("cannot run it ({e})"),
+    })?;
     if !out.status.success() {
         return Err(QemuError::BusyboxUnusable {
             path: busybox.to_path_buf(),
