@@ -4,6 +4,9 @@
 //! any checksum-correct frame). Property: no panic, and every message delivered to a channel
 //! fits the session's `max_message_bytes` and consists of exactly the payloads of that
 //! channel's frames (in sequence order) that preceded its end-of-message frame.
+//! Before the frames, a prefix of the input is decoded as the hello that opens every stream
+//! (with or without the proof of the session secret): it either decodes to a hello that
+//! encodes back to the same bytes, or is refused.
 #![no_main]
 
 #[path = "common/mod.rs"]
@@ -14,6 +17,7 @@ use std::collections::BTreeMap;
 use common::Input;
 use libfuzzer_sys::fuzz_target;
 use novacron_dwcp::SessionOptions;
+use novacron_dwcp::auth::Hello;
 use novacron_dwcp::frame::{self, FLAG_END_OF_MESSAGE, FLAG_FIN, Kind};
 
 const KINDS: [Kind; 8] = [
@@ -29,6 +33,15 @@ const KINDS: [Kind; 8] = [
 
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
+    let hello_len = (inp.u8() % 64) as usize;
+    let hello = inp.bytes(hello_len);
+    if let Ok(h) = Hello::decode(hello) {
+        assert_eq!(
+            h.encode(),
+            hello,
+            "a hello does not encode back to its bytes"
+        );
+    }
     let opts = SessionOptions {
         max_message_bytes: 4096,
         channel_buffer_bytes: 8192,

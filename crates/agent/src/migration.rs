@@ -3,6 +3,10 @@
 //! destination). The switch-over is decided by the control plane only: the source asks it
 //! to commit once the destination holds the whole state; a side that loses its peer asks it
 //! what was decided. Markers in the VM directory let a restarted agent finish the job.
+//!
+//! The destination's DWCP listener accepts only the source node the control plane named,
+//! proving the per-migration secret the control plane handed to both agents; and it resumes
+//! the VM only once the control plane confirms the commit, never on the source's word alone.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -158,6 +162,9 @@ pub async fn incoming(
     let d = &req.vm;
     validate_name("project", &d.project).map_err(|e| ApiError::invalid(e.to_string()))?;
     validate_name("vm", &d.name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    validate_name("node", &req.source).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let secret = novacron_dwcp::SessionSecret::from_hex(&req.secret.0)
+        .map_err(|e| ApiError::invalid(format!("migration secret: {e}")))?;
     let key = format!("{}/{}", d.project, d.name);
     if shared
         .workers
@@ -196,7 +203,12 @@ pub async fn incoming(
             return Err(ApiError::new(ErrorCode::Unavailable, e));
         }
     };
-    let opts = novacron_dwcp::SessionOptions::default();
+    // Only the source node, proving this migration's secret, gets a session here.
+    let opts = novacron_dwcp::SessionOptions {
+        peer_name: Some(req.source.clone()),
+        secret: Some(secret),
+        ..Default::default()
+    };
     let bind = SocketAddr::new(shared.migration_ip, 0);
     let listener = match novacron_dwcp::Listener::bind(bind, &shared.dwcp_identity(), opts).await {
         Ok(l) => l,
@@ -325,7 +337,15 @@ async fn receive(
         _ = cancel.cancelled() => Decision::Unknown("cancelled".into()),
     };
     let go = match decision {
-        Decision::Go => true,
+        Decision::Go => {
+            // The source's word is not enough: the control plane recorded the commit or not.
+            tracing::info!(migration = %req.id, "the source reports the commit; confirming with the control plane");
+            let outcome = resolve(shared, &req.id).await;
+            if outcome != MigrationOutcome::Committed {
+                tracing::warn!(migration = %req.id, ?outcome, "the control plane did not confirm the commit the source reported");
+            }
+            outcome == MigrationOutcome::Committed
+        }
         Decision::Abort(why) => return Err(format!("the source aborted: {why}")),
         Decision::Unknown(why) => {
             tracing::warn!(migration = %req.id, why, "no decision from the source; asking the control plane");
@@ -354,6 +374,8 @@ pub fn outgoing(shared: Arc<Shared>, req: OutgoingMigration) -> Result<(), ApiEr
         .dwcp_addr
         .parse()
         .map_err(|e| ApiError::invalid(format!("dwcp_addr {:?}: {e}", req.dwcp_addr)))?;
+    let secret = novacron_dwcp::SessionSecret::from_hex(&req.secret.0)
+        .map_err(|e| ApiError::invalid(format!("migration secret: {e}")))?;
     let access = {
         let workers = shared.workers.lock().unwrap_or_else(|p| p.into_inner());
         workers
@@ -376,7 +398,7 @@ pub fn outgoing(shared: Arc<Shared>, req: OutgoingMigration) -> Result<(), ApiEr
         // Backups and power changes of this VM wait until the migration is over.
         let _busy = access.disk_lock.lock().await;
         let id = req.id.clone();
-        match send(&shared, &req, &running, addr, &cancel).await {
+        match send(&shared, &req, &running, addr, secret, &cancel).await {
             Ok(()) => {
                 tracing::info!(migration = %id, vm = %req.vm, to = %req.destination, "VM moved")
             }
@@ -396,6 +418,7 @@ async fn send(
     req: &OutgoingMigration,
     vm: &Arc<RunningVm>,
     addr: SocketAddr,
+    secret: novacron_dwcp::SessionSecret,
     cancel: &CancellationToken,
 ) -> Result<(), String> {
     let qmp = vm.qmp();
@@ -409,6 +432,7 @@ async fn send(
     }
     let opts = novacron_dwcp::SessionOptions {
         server_name: req.destination.clone(),
+        secret: Some(secret),
         ..Default::default()
     };
     let identity = shared.dwcp_identity();

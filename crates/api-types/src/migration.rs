@@ -169,12 +169,28 @@ pub struct EvacuationPlan {
     pub steps: Vec<EvacuationStep>,
 }
 
+/// A per-migration secret (64 hex digits) the control plane hands to both agents: the
+/// source proves it on every DWCP stream, the destination refuses streams without the proof.
+/// Its `Debug` form hides it, so it cannot reach a log through a `{:?}`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct MigrationSecret(pub String);
+
+impl std::fmt::Debug for MigrationSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MigrationSecret(<redacted>)")
+    }
+}
+
 /// Control plane → destination agent: prepare to receive a VM
 /// (`POST /agent/v1/migrations/incoming`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct IncomingMigration {
     pub id: String,
+    /// The only node whose DWCP connection the destination accepts for this migration.
     pub source: String,
+    /// What the source must prove on the DWCP session.
+    pub secret: MigrationSecret,
     /// The VM as it must run here (same devices as on the source).
     pub vm: DesiredVm,
     /// Block nodes to receive a disk mirror (empty: the disk is on shared storage).
@@ -197,6 +213,8 @@ pub struct OutgoingMigration {
     pub destination: String,
     /// The destination's DWCP listener.
     pub dwcp_addr: String,
+    /// What to prove to the destination on the DWCP session.
+    pub secret: MigrationSecret,
     /// Block nodes to mirror (empty: shared storage).
     pub disks: Vec<String>,
     /// Mirror the whole disk (no base image shared by both sides).

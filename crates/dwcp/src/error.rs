@@ -106,4 +106,14 @@ pub enum DwcpError {
     /// A message is larger than the session accepts.
     #[error("message of {0} bytes exceeds the limit")]
     MessageTooLarge(usize),
+    /// The peer is not the one this side accepts (another node, no or a wrong proof of the
+    /// session secret, too many streams).
+    #[error("peer refused: {0}")]
+    PeerRefused(String),
+    /// The peer sent more than this side buffers (bytes beyond the window, too many channels).
+    #[error("peer exceeded a receive limit: {0}")]
+    LimitExceeded(String),
+    /// A session secret in text form does not parse.
+    #[error("invalid session secret: {0}")]
+    BadSecret(String),
 }

@@ -5,11 +5,13 @@
 //!   (AMST), carrying ordered [`Channel`]s of messages.
 //! - [`hde`] is the block codec (dedup by fingerprint, XOR+RLE deltas, zstd) usable on its
 //!   own or through [`BlockSender`] / [`BlockReceiver`] on a channel.
+//! - [`auth`]: a listener can accept only the node it expects, proving a shared secret.
 //! - [`Session::path_estimate`] exposes PBA's bandwidth/RTT estimate and forecast.
 //!
 //! See docs/dwcp.md in the repository for a runnable example.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod auth;
 pub mod blocks;
 pub mod error;
 pub mod frame;
@@ -22,6 +24,7 @@ pub mod sockopt;
 pub mod testing;
 pub mod tls;
 
+pub use auth::SessionSecret;
 pub use blocks::{BlockReceiver, BlockSender};
 pub use error::{DwcpError, FrameError, HdeError, TlsError};
 pub use mode::{Mode, ModeSetting};

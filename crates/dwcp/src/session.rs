@@ -12,6 +12,16 @@
 //! The dialing side (client) owns the stream set: it re-dials dead streams and adapts the
 //! stream count to the measured goodput (grow while aggregate goodput rises, back off when it
 //! does not). The receiving side can ask for more streams with a hint frame.
+//!
+//! What a peer can make this side hold is bounded in bytes, and exceeding a bound is an
+//! error, never a bigger buffer: per TCP stream one frame being read (at most
+//! [`frame::MAX_PAYLOAD_BYTES`]) and a fixed number of queued control replies; per channel
+//! `channel_buffer_bytes` of unread messages (then delivery holds back) and one message being
+//! reassembled (`max_message_bytes`); per session `session_buffer_bytes` of unread messages
+//! over all channels (hold back), `max_receive_bytes` of frames past the delivery point (the
+//! session fails), `max_channels` channels and, on the server, `max_peer_streams` streams
+//! (further streams are refused). A server can also accept only one named peer holding a
+//! shared secret: see [`crate::auth`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -27,6 +37,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::auth::{self, Hello, SessionSecret};
 use crate::error::DwcpError;
 use crate::frame::{self, FLAG_END_OF_MESSAGE, FLAG_FIN, HEADER_BYTES, Kind};
 use crate::mode::{self, Mode, ModeSetting};
@@ -70,7 +81,27 @@ pub struct SessionOptions {
     /// Largest message accepted from the peer.
     pub max_message_bytes: usize,
     /// Bytes of received messages queued per channel before the receiver stops accepting more.
+    /// With `max_message_bytes` (a message being reassembled) this bounds a channel's buffer.
     pub channel_buffer_bytes: usize,
+    /// Bytes of received messages queued over all channels before the receiver stops
+    /// accepting more (flow control: the peer waits in its window).
+    pub session_buffer_bytes: usize,
+    /// Bytes of frames (payload and header) the peer may have in flight past what this side
+    /// delivered, at most: the reorder buffer. Must hold the peer's `window_bytes` plus one
+    /// frame; a peer that sends beyond it is cut off with [`DwcpError::LimitExceeded`].
+    pub max_receive_bytes: usize,
+    /// Channels the two sides may have open in the session, at most; a peer opening more is
+    /// cut off with [`DwcpError::LimitExceeded`].
+    pub max_channels: usize,
+    /// Server side: TCP streams one session may have, at most; further streams the peer
+    /// dials are refused (the session goes on with the ones it has).
+    pub max_peer_streams: usize,
+    /// Server side: the node name the peer's certificate must hold (besides being signed by
+    /// the cluster CA); `None` accepts any node of the cluster.
+    pub peer_name: Option<String>,
+    /// A secret both sides were given by whoever arranged the session: the client proves it
+    /// on every stream, the server refuses streams without the proof. See [`crate::auth`].
+    pub secret: Option<SessionSecret>,
     /// Time allowed for TCP connect + TLS handshake + hello of one stream.
     pub connect_timeout: Duration,
     /// How long the session survives with no stream at all before failing.
@@ -96,6 +127,12 @@ impl Default for SessionOptions {
             frame_bytes: 512 << 10,
             max_message_bytes: 256 << 20,
             channel_buffer_bytes: 32 << 20,
+            session_buffer_bytes: 128 << 20,
+            max_receive_bytes: 192 << 20,
+            max_channels: 256,
+            max_peer_streams: 128,
+            peer_name: None,
+            secret: None,
             connect_timeout: Duration::from_secs(10),
             reconnect_timeout: Duration::from_secs(30),
             progress_timeout: Duration::from_secs(60),
@@ -111,6 +148,9 @@ const TICK: Duration = Duration::from_millis(10);
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 const PING_EVERY: Duration = Duration::from_secs(1);
 const USER_TIMEOUT_MS: u32 = 30_000;
+/// Control frames (acks, pongs, goodbyes) queued per stream, at most: a peer that sends
+/// pings without reading the pongs gets no more pongs instead of growing this queue.
+const CTRL_QUEUE_FRAMES: usize = 256;
 
 type SessionId = [u8; 16];
 
@@ -145,7 +185,7 @@ struct ChannelState {
 }
 
 struct StreamEntry {
-    ctrl: mpsc::UnboundedSender<Bytes>,
+    ctrl: mpsc::Sender<Bytes>,
     /// A duplicate of the socket for TCP_INFO and tuning; dropped with the entry.
     fd: OwnedFd,
     draining_since: Option<Instant>,
@@ -174,6 +214,10 @@ struct State {
     // Receiving side.
     next_expected: u64,
     reorder: BTreeMap<u64, frame::Frame>,
+    /// Payload and header bytes held in `reorder`.
+    reorder_bytes: usize,
+    /// Bytes of complete messages queued over all channels.
+    queued_total: usize,
     highest_seen: u64,
     ack_dirty: bool,
     unacked_rx_bytes: usize,
@@ -395,6 +439,9 @@ async fn accept_loop(
                     let _ = tx.send(session).await;
                 }
                 Ok(Ok(None)) => {}
+                Ok(Err(e @ DwcpError::PeerRefused(_))) => {
+                    tracing::warn!(%peer, error = %e, "dwcp stream refused")
+                }
                 Ok(Err(e)) => tracing::info!(%peer, error = %e, "dwcp stream refused"),
                 Err(_) => tracing::info!(%peer, "dwcp handshake timed out"),
             }
@@ -412,20 +459,23 @@ async fn server_handshake(
     let dup = dup_fd(&sock)?;
     let mut tls = acceptor.accept(sock).await?;
     let info = tls::info(tls.get_ref().1);
-    let hello = read_frame(&mut tls).await?;
-    if hello.header.kind != Kind::Hello || hello.payload.len() != 24 {
+    // TLS checked the certificate against the cluster CA; a listener made for one peer also
+    // wants that peer's name in it, before reading anything from it.
+    if let Some(want) = &opts.peer_name {
+        auth::check_peer_name(&info.peer_certificate_der, want)?;
+    }
+    let first = read_frame(&mut tls).await?;
+    if first.header.kind != Kind::Hello {
         return Err(DwcpError::Protocol("expected hello".into()));
     }
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&hello.payload[..16]);
-    let flags = u32::from_le_bytes([
-        hello.payload[20],
-        hello.payload[21],
-        hello.payload[22],
-        hello.payload[23],
-    ]);
+    let hello = Hello::decode(&first.payload)?;
+    if let Some(secret) = &opts.secret {
+        let binding = auth::binding(tls.get_ref().1)?;
+        secret.verify(&binding, &hello)?;
+    }
+    let id = hello.session;
     let ok = frame::encode(Kind::HelloOk, 0, 0, 0, &id);
-    match flags {
+    match hello.flags {
         HELLO_NEW => {
             let inner = Arc::new(Inner::new(id, Role::Server, opts, None));
             *inner.tls_info.lock().unwrap_or_else(|p| p.into_inner()) = Some(info);
@@ -458,6 +508,12 @@ async fn server_handshake(
             };
             if inner.shut.load(Ordering::Acquire) {
                 return Err(DwcpError::Closed);
+            }
+            let streams = lock(&inner).streams.len();
+            if streams >= inner.opts.max_peer_streams {
+                return Err(DwcpError::PeerRefused(format!(
+                    "the session already has {streams} streams, the most a peer may open"
+                )));
             }
             tls.write_all(&ok).await?;
             tls.flush().await?;
@@ -513,14 +569,21 @@ async fn dial(inner: &Arc<Inner>, flags: u32) -> Result<(Box<dyn Io>, OwnedFd), 
             .connect(name, tcp)
             .await?;
         let info = tls::info(tls.get_ref().1);
-        let mut hello = Vec::with_capacity(24);
-        hello.extend_from_slice(&inner.id);
-        hello.extend_from_slice(&0u32.to_le_bytes());
-        hello.extend_from_slice(&flags.to_le_bytes());
-        tls.write_all(&frame::encode(Kind::Hello, 0, 0, 0, &hello))
+        let binding = auth::binding(tls.get_ref().1)?;
+        let hello = Hello::new(inner.id, flags, inner.opts.secret.as_ref(), &binding);
+        tls.write_all(&frame::encode(Kind::Hello, 0, 0, 0, &hello.encode()))
             .await?;
         tls.flush().await?;
-        let ok = read_frame(&mut tls).await?;
+        let ok = match read_frame(&mut tls).await {
+            Err(DwcpError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(DwcpError::PeerRefused(
+                    "the peer closed the stream during the hello: it does not accept this node, \
+                     this session secret, or another stream"
+                        .into(),
+                ));
+            }
+            r => r?,
+        };
         if ok.header.kind != Kind::HelloOk || ok.payload[..] != inner.id[..] {
             return Err(DwcpError::Protocol(
                 "expected hello-ok for this session".into(),
@@ -553,9 +616,17 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<frame::Frame, Dwc
 
 fn attach_stream(inner: &Arc<Inner>, io: Box<dyn Io>, fd: OwnedFd) {
     let (rd, wr) = tokio::io::split(io);
-    let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
+    let (ctrl_tx, ctrl_rx) = mpsc::channel(CTRL_QUEUE_FRAMES);
     let mut st = lock(inner);
     if st.closed || st.failed.is_some() {
+        return;
+    }
+    if inner.role == Role::Server && st.streams.len() >= inner.opts.max_peer_streams {
+        // Joins that raced past the check in the handshake: closing the stream refuses it.
+        tracing::info!(
+            streams = st.streams.len(),
+            "dwcp stream refused: the session has the most streams a peer may open"
+        );
         return;
     }
     let sid = st.next_stream_id;
@@ -608,7 +679,7 @@ async fn writer_task(
     inner: Arc<Inner>,
     sid: u32,
     mut wr: tokio::io::WriteHalf<Box<dyn Io>>,
-    mut ctrl: mpsc::UnboundedReceiver<Bytes>,
+    mut ctrl: mpsc::Receiver<Bytes>,
 ) {
     let result: Result<(), DwcpError> = async {
         loop {
@@ -693,6 +764,8 @@ impl Inner {
                 last_progress: now,
                 next_expected: 0,
                 reorder: BTreeMap::new(),
+                reorder_bytes: 0,
+                queued_total: 0,
                 highest_seen: 0,
                 ack_dirty: false,
                 unacked_rx_bytes: 0,
@@ -874,15 +947,24 @@ impl Inner {
                 st.last_ack_stream = Some(sid);
                 let fin = f.header.flags & FLAG_FIN != 0;
                 if seq >= st.next_expected && !st.reorder.contains_key(&seq) {
-                    st.reorder.insert(seq, f);
-                    if st.reorder.len()
-                        > 4 * (self.opts.window_bytes / self.opts.frame_bytes.max(1)) + 1024
-                    {
-                        let why = "peer exceeded the receive window".to_string();
+                    let bytes = f.payload.len() + HEADER_BYTES;
+                    if st.reorder_bytes + bytes > self.opts.max_receive_bytes {
+                        // Checked before buffering: the frame is dropped with the session.
+                        let why = format!(
+                            "the peer sent more than {} bytes beyond what this side delivered \
+                             (its window must not exceed max_receive_bytes)",
+                            self.opts.max_receive_bytes
+                        );
                         self.fail(&mut st, why.clone());
-                        return Err(DwcpError::Protocol(why));
+                        return Err(DwcpError::LimitExceeded(why));
                     }
-                    self.deliver(&mut st)?;
+                    st.reorder_bytes += bytes;
+                    st.reorder.insert(seq, f);
+                    if let Err(e) = self.deliver(&mut st) {
+                        let why = e.to_string();
+                        self.fail(&mut st, why);
+                        return Err(e);
+                    }
                 }
                 st.ack_dirty = true;
                 // The end of a channel is acknowledged at once: the peer may be waiting in
@@ -922,9 +1004,10 @@ impl Inner {
             }
             Kind::Ping => {
                 if let Some(s) = st.streams.get(&sid) {
+                    // Dropped when the queue is full: a peer that does not read its pongs.
                     let _ = s
                         .ctrl
-                        .send(frame::encode(Kind::Pong, 0, 0, f.header.seq, &[]));
+                        .try_send(frame::encode(Kind::Pong, 0, 0, f.header.seq, &[]));
                 }
             }
             Kind::Pong => {}
@@ -961,7 +1044,19 @@ impl Inner {
             {
                 break; // The application is not reading this channel: hold back (flow control).
             }
+            if st.queued_total >= self.opts.session_buffer_bytes {
+                break; // Unread messages of all channels fill the session's buffer: hold back.
+            }
+            if is_new && st.channels.len() >= self.opts.max_channels {
+                return Err(DwcpError::LimitExceeded(format!(
+                    "the peer opened more than {} channels",
+                    self.opts.max_channels
+                )));
+            }
             let f = entry.remove();
+            st.reorder_bytes = st
+                .reorder_bytes
+                .saturating_sub(f.payload.len() + HEADER_BYTES);
             st.next_expected += 1;
             st.unacked_rx_bytes += f.payload.len() + HEADER_BYTES;
             if is_new {
@@ -996,7 +1091,9 @@ impl Inner {
                     ch.partial.split().freeze()
                 };
                 ch.queued_bytes += msg.len();
+                let len = msg.len();
                 ch.queue.push_back(msg);
+                st.queued_total += len;
             } else {
                 ch.partial.extend_from_slice(&f.payload);
             }
@@ -1017,8 +1114,10 @@ impl Inner {
             .last_ack_stream
             .and_then(|s| st.streams.get(&s))
             .or_else(|| st.streams.values().next());
-        if let Some(s) = target {
-            let _ = s.ctrl.send(ack);
+        // A full control queue keeps the ack due: the next tick sends a newer one.
+        if let Some(s) = target
+            && s.ctrl.try_send(ack).is_ok()
+        {
             st.ack_dirty = false;
             st.unacked_rx_bytes = 0;
         }
@@ -1208,7 +1307,7 @@ impl Inner {
                 dead.push(*sid);
             } else if now.duration_since(e.last_ping) >= PING_EVERY {
                 e.last_ping = now;
-                let _ = e.ctrl.send(frame::encode(Kind::Ping, 0, 0, 0, &[]));
+                let _ = e.ctrl.try_send(frame::encode(Kind::Ping, 0, 0, 0, &[]));
             }
             if let Some(d) = e.draining_since
                 && now.duration_since(d) > Duration::from_secs(2)
@@ -1323,7 +1422,7 @@ impl Inner {
 
     fn send_hint(&self, st: &State) {
         if let Some(e) = st.streams.values().next() {
-            let _ = e.ctrl.send(frame::encode(
+            let _ = e.ctrl.try_send(frame::encode(
                 Kind::StreamHint,
                 0,
                 0,
@@ -1359,7 +1458,7 @@ impl Inner {
             for sid in ids.into_iter().rev().take(live - target) {
                 if let Some(e) = st.streams.get_mut(&sid) {
                     e.draining_since = Some(Instant::now());
-                    let _ = e.ctrl.send(frame::encode(Kind::Goodbye, 0, 0, 0, &[]));
+                    let _ = e.ctrl.try_send(frame::encode(Kind::Goodbye, 0, 0, 0, &[]));
                 }
             }
             return;
@@ -1404,8 +1503,8 @@ impl Inner {
         let bye = frame::encode(Kind::Goodbye, 0, 0, 0, &[]);
         let mut writers = Vec::new();
         for (_, e) in st.streams.drain() {
-            let _ = e.ctrl.send(ack.clone());
-            let _ = e.ctrl.send(bye.clone());
+            let _ = e.ctrl.try_send(ack.clone());
+            let _ = e.ctrl.try_send(bye.clone());
             let mut tasks = e.tasks.into_iter();
             if let Some(reader) = tasks.next() {
                 reader.abort();
@@ -1563,7 +1662,7 @@ impl Session {
         {
             let st = lock(&self.inner);
             for e in st.streams.values() {
-                let _ = e.ctrl.send(frame::encode(Kind::Goodbye, 0, 0, 0, &[]));
+                let _ = e.ctrl.try_send(frame::encode(Kind::Goodbye, 0, 0, 0, &[]));
             }
         }
         // Let the goodbyes reach the sockets before the tasks stop.
@@ -1644,13 +1743,18 @@ impl Channel {
             {
                 let mut st = lock(&self.inner);
                 let cap = self.inner.opts.channel_buffer_bytes;
+                let session_cap = self.inner.opts.session_buffer_bytes;
+                let session_was_full = st.queued_total >= session_cap;
                 let Some(c) = st.channels.get_mut(&self.id) else {
                     return Err(DwcpError::Closed);
                 };
                 if let Some(m) = c.queue.pop_front() {
                     let was_full = c.queued_bytes >= cap;
                     c.queued_bytes -= m.len();
-                    if was_full && c.queued_bytes < cap {
+                    let channel_freed = was_full && c.queued_bytes < cap;
+                    st.queued_total = st.queued_total.saturating_sub(m.len());
+                    let session_freed = session_was_full && st.queued_total < session_cap;
+                    if channel_freed || session_freed {
                         if let Err(e) = self.inner.deliver(&mut st) {
                             let why = e.to_string();
                             self.inner.fail(&mut st, why);
@@ -1713,4 +1817,53 @@ pub fn fuzz_peer_frames(
         }
     }
     (out, stopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(channel: u32, seq: u64, len: usize) -> frame::Frame {
+        let b = frame::encode(Kind::Data, FLAG_END_OF_MESSAGE, channel, seq, &vec![7; len]);
+        frame::decode(&b).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn frames_past_the_byte_bound_are_refused_not_buffered() {
+        let opts = SessionOptions {
+            max_receive_bytes: 10 * (1024 + HEADER_BYTES),
+            ..SessionOptions::default()
+        };
+        // Sequence 0 never arrives, so everything else waits in the reorder buffer.
+        let frames = (1..=11).map(|seq| data(1, seq, 1024));
+        let (delivered, err) = fuzz_peer_frames(frames, opts.clone());
+        assert!(delivered.is_empty());
+        assert!(matches!(err, Some(DwcpError::LimitExceeded(_))), "{err:?}");
+        // Ten fit.
+        let (_, err) = fuzz_peer_frames((1..=10).map(|seq| data(1, seq, 1024)), opts);
+        assert!(err.is_none(), "{err:?}");
+    }
+
+    #[test]
+    fn a_flood_of_channels_is_refused() {
+        let opts = SessionOptions {
+            max_channels: 8,
+            ..SessionOptions::default()
+        };
+        let (delivered, err) = fuzz_peer_frames((0..9).map(|i| data(i as u32, i, 1)), opts);
+        assert_eq!(delivered.len(), 8);
+        assert!(matches!(err, Some(DwcpError::LimitExceeded(_))), "{err:?}");
+    }
+
+    #[test]
+    fn unread_messages_of_all_channels_hold_back_delivery() {
+        let opts = SessionOptions {
+            session_buffer_bytes: 4096,
+            ..SessionOptions::default()
+        };
+        // Eight channels of 1 KiB messages: delivery stops once 4 KiB wait unread.
+        let (delivered, err) = fuzz_peer_frames((0..8).map(|i| data(i as u32, i, 1024)), opts);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(delivered.len(), 4);
+    }
 }

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use novacron_dwcp::hde::{DecoderConfig, EncoderConfig};
 use novacron_dwcp::testing::TestCa;
 use novacron_dwcp::{
-    BlockReceiver, BlockSender, KeyExchange, Listener, Session, SessionOptions, TlsIdentity,
-    connect,
+    BlockReceiver, BlockSender, DwcpError, KeyExchange, Listener, Session, SessionOptions,
+    SessionSecret, TlsIdentity, connect,
 };
 
 fn opts() -> SessionOptions {
@@ -281,4 +281,134 @@ async fn blocks_travel_through_hde_with_references_to_announced_content() {
     let est = client.path_estimate();
     assert!(est.rtt_ms > 0.0 && est.rtt_ms < 50.0, "{est:?}");
     assert_eq!(est.mode, novacron_dwcp::Mode::Datacenter);
+}
+
+/// A listener made for one migration: only the named source node, proving the secret the
+/// control plane handed out, gets a session; a third node of the cluster and a wrong secret
+/// are refused, and the expected peer still connects afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_accepts_only_the_named_peer_with_the_secret() {
+    let ca = TestCa::new("test cluster").unwrap();
+    let a = ca.issue("node-a").unwrap();
+    let b = ca.issue("node-b").unwrap();
+    let third = ca.issue("node-c").unwrap();
+    let secret = SessionSecret::generate().unwrap();
+    let server_opts = SessionOptions {
+        peer_name: Some("node-a".into()),
+        secret: Some(secret.clone()),
+        ..opts()
+    };
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), &b, server_opts)
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let with = |s: Option<SessionSecret>| SessionOptions {
+        secret: s,
+        ..opts()
+    };
+
+    // A third node with a valid cluster certificate and even the right secret.
+    let r = connect(addr, &third, with(Some(secret.clone()))).await;
+    assert!(
+        matches!(r, Err(DwcpError::PeerRefused(_))),
+        "third node: {r:?}"
+    );
+    // The source node with a wrong secret, and with none.
+    let wrong = SessionSecret::generate().unwrap();
+    let r = connect(addr, &a, with(Some(wrong))).await;
+    assert!(
+        matches!(r, Err(DwcpError::PeerRefused(_))),
+        "wrong secret: {r:?}"
+    );
+    let r = connect(addr, &a, with(None)).await;
+    assert!(
+        matches!(r, Err(DwcpError::PeerRefused(_))),
+        "no secret: {r:?}"
+    );
+    // None of them produced a session on the listener.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), listener.accept())
+            .await
+            .is_err(),
+        "a refused peer got a session"
+    );
+
+    // The named node with the secret: a working session, and the first one accepted.
+    let (client, server) = tokio::join!(
+        connect(addr, &a, with(Some(secret.clone()))),
+        listener.accept()
+    );
+    let (client, server) = (client.unwrap(), server.unwrap());
+    let ch = client.open_channel(1).unwrap();
+    ch.send(Bytes::from_static(b"state")).await.unwrap();
+    let rx = server.accept_channel().await.unwrap();
+    assert_eq!(&rx.recv().await.unwrap().unwrap()[..], b"state");
+    client.close().await.unwrap();
+}
+
+/// A peer that sends past its window into a channel nobody reads is cut off once the
+/// bytes it has outstanding exceed the receiver's bound, instead of being buffered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_sending_past_the_byte_bound_is_cut_off() {
+    let client_opts = SessionOptions {
+        window_bytes: 32 << 20,
+        frame_bytes: 64 << 10,
+        ..opts()
+    };
+    let server_opts = SessionOptions {
+        channel_buffer_bytes: 64 << 10,
+        max_receive_bytes: 1 << 20,
+        ..opts()
+    };
+    let (client, server, _l) = pair(client_opts, server_opts).await;
+    let ch = client.open_channel(5).unwrap();
+    let sender = tokio::spawn(async move {
+        for i in 0..64u64 {
+            if ch.send(pattern(256 << 10, i)).await.is_err() {
+                return;
+            }
+        }
+    });
+    // The server's application holds the channel but never reads it.
+    let _rx = server.open_channel(5).unwrap();
+    let Err(err) = tokio::time::timeout(Duration::from_secs(20), server.accept_channel())
+        .await
+        .expect("the session was not cut off")
+    else {
+        panic!("no channel is expected");
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains("more than 1048576 bytes beyond"),
+        "unexpected error: {text}"
+    );
+    sender.abort();
+}
+
+/// A client that dials far more streams than the server allows per session gets the extra
+/// ones refused; the session keeps working on the streams it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_flood_is_refused() {
+    let client_opts = SessionOptions {
+        initial_streams: Some(40),
+        max_streams: Some(40),
+        adaptive_streams: false,
+        ..opts()
+    };
+    let server_opts = SessionOptions {
+        max_peer_streams: 4,
+        ..opts()
+    };
+    let (client, server, _l) = pair(client_opts, server_opts).await;
+    let mut most = 0;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        most = most.max(server.stream_count());
+    }
+    assert!(most <= 4, "the server held {most} streams of one session");
+    let ch = client.open_channel(2).unwrap();
+    ch.send(pattern(1 << 20, 9)).await.unwrap();
+    let rx = server.accept_channel().await.unwrap();
+    assert_eq!(rx.recv().await.unwrap().unwrap(), pattern(1 << 20, 9));
+    client.close().await.unwrap();
 }

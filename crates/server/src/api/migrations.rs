@@ -13,7 +13,7 @@ use novacron_api_types::agent::DesiredVm;
 use novacron_api_types::migration::{
     EvacuateRequest, EvacuationPlan, EvacuationStep, IncomingMigration, IncomingReady,
     MigrateRequest, Migration, MigrationOutcome, MigrationProgress, MigrationRef, MigrationReport,
-    MigrationState, OutgoingMigration,
+    MigrationSecret, MigrationState, OutgoingMigration,
 };
 use novacron_api_types::{
     ApiError, DEFAULT_PROJECT, ErrorCode, Network, NodeState, OperationState, VmState,
@@ -56,6 +56,16 @@ fn major_minor(v: &str) -> Option<(u64, u64)> {
         .parse()
         .ok()?;
     Some((major, minor))
+}
+
+/// A fresh per-migration secret for the two agents' DWCP session (never logged, never stored).
+fn new_migration_secret() -> ApiResult<MigrationSecret> {
+    let mut b = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut b)
+        .map_err(|_| ApiError::internal("the system random generator failed"))?;
+    Ok(MigrationSecret(
+        b.iter().map(|x| format!("{x:02x}")).collect(),
+    ))
 }
 
 /// Memory and disk bytes promised to each node beyond the VMs placed on it: VMs migrating there
@@ -321,6 +331,7 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         .ok_or_else(|| ApiError::unavailable(format!("node {} is not registered", rec.node)))?;
 
     let id = new_migration_id();
+    let secret = new_migration_secret()?;
     let op = new_operation(
         "vm.migrate",
         &rec.project,
@@ -385,6 +396,7 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
     let incoming = IncomingMigration {
         id: id.clone(),
         source: source.name.clone(),
+        secret: secret.clone(),
         vm: desired,
         disks: disks.clone(),
     };
@@ -405,6 +417,7 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         vm: name.to_string(),
         destination: dest.name.clone(),
         dwcp_addr: ready.dwcp_addr,
+        secret,
         disks,
         full_disk: false,
         max_downtime_ms,
