@@ -1,8 +1,12 @@
 //! Derives the QEMU command line from a [`VmSpec`]; pure, so every choice here is unit-tested.
 
+use std::os::fd::RawFd;
 use std::path::Path;
 
 use crate::{Accel, Boot, DiskFormat, NicSpec, RunDir, VmSpec};
+
+/// QEMU's seccomp sandbox (see [`build_command_line`]).
+pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
 /// Escapes a value for QEMU's `key=value,key=value` option syntax (a comma is written twice).
 pub fn escape_opt(value: &str) -> String {
@@ -13,10 +17,17 @@ fn path_opt(path: &Path) -> String {
     escape_opt(&path.to_string_lossy())
 }
 
-/// The arguments after the QEMU binary for `spec`, with all runtime files in `run_dir`.
+/// The arguments after the QEMU binary for `spec`, with all runtime files in `run_dir`; `taps` holds one open tap
+/// descriptor per bridged NIC, in NIC order (see [`crate::tap`]).
 ///
 /// Fixed choices, and why:
 /// - `-nodefaults -no-user-config -display none`: no surprise devices or host config; no display (serial console only).
+/// - `-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny`: QEMU's seccomp filter; a
+///   compromised QEMU cannot fork or exec, change its ids or its scheduling. Nothing QEMU does for us needs those:
+///   taps come in as descriptors, migration and NBD use sockets.
+/// - Bridged NICs as `-netdev tap,fd=N` on a tap the agent made and attached (no qemu-bridge-helper, which a
+///   sandboxed QEMU could not run). A bridged NIC without a descriptor in `taps` falls back to `-netdev bridge`;
+///   [`crate::launch`] always passes one.
 /// - QMP on a unix socket server (`wait=off`), serial console on a unix socket server with QEMU's own `logfile`
 ///   (append): the log and the attachable console keep working without the agent.
 /// - `-action panic=shutdown` with an ISA `pvpanic` device: a guest kernel panic (with the pvpanic driver) ends QEMU
@@ -27,7 +38,7 @@ fn path_opt(path: &Path) -> String {
 ///   on any block device, and Debian's cloud kernel (linux-image-cloud-amd64) has no AHCI driver, so a q35 CD-ROM
 ///   would be invisible to it.
 /// - A virtio RNG fed from /dev/urandom, so guests generating keys at first boot do not stall.
-pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir) -> Vec<String> {
+pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
 
@@ -51,6 +62,7 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir) -> Vec<String> {
     };
     push(&["-m", &memory]);
     push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+    push(&["-sandbox", SANDBOX]);
     push(&["-msg", "timestamp=on"]);
     push(&["-action", "reboot=reset,shutdown=poweroff,panic=shutdown"]);
 
@@ -136,6 +148,7 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir) -> Vec<String> {
         push(&["-device", "virtio-blk-pci,drive=seed,id=seed-disk"]);
     }
 
+    let mut bridged = 0;
     for (i, nic) in spec.nics.iter().enumerate() {
         match nic {
             NicSpec::User { forwards } => {
@@ -153,10 +166,12 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir) -> Vec<String> {
                 ]);
             }
             NicSpec::Bridge { bridge, mac } => {
-                push(&[
-                    "-netdev",
-                    &format!("bridge,id=net{i},br={}", escape_opt(bridge)),
-                ]);
+                let netdev = match taps.get(bridged) {
+                    Some(fd) => format!("tap,id=net{i},fd={fd}"),
+                    None => format!("bridge,id=net{i},br={}", escape_opt(bridge)),
+                };
+                bridged += 1;
+                push(&["-netdev", &netdev]);
                 push(&[
                     "-device",
                     &format!("virtio-net-pci,netdev=net{i},id=nic{i},mac={mac}"),
@@ -208,7 +223,7 @@ mod tests {
     #[test]
     fn basics() {
         let rd = RunDir::new("/run/nc/vm1");
-        let args = build_command_line(&base(), &rd);
+        let args = build_command_line(&base(), &rd, &[]);
         assert_eq!(values(&args, "-name"), ["guest=web,,1,debug-threads=on"]);
         assert_eq!(values(&args, "-machine"), ["q35"]);
         assert_eq!(values(&args, "-accel"), ["tcg"]);
@@ -244,11 +259,11 @@ mod tests {
             accel: Accel::Kvm,
             ..base()
         };
-        assert_eq!(values(&build_command_line(&s, &rd), "-cpu"), ["host"]);
-        assert_eq!(values(&build_command_line(&s, &rd), "-accel"), ["kvm"]);
+        assert_eq!(values(&build_command_line(&s, &rd, &[]), "-cpu"), ["host"]);
+        assert_eq!(values(&build_command_line(&s, &rd, &[]), "-accel"), ["kvm"]);
         s.cpu_model = Some("Skylake-Server".into());
         assert_eq!(
-            values(&build_command_line(&s, &rd), "-cpu"),
+            values(&build_command_line(&s, &rd, &[]), "-cpu"),
             ["Skylake-Server"]
         );
     }
@@ -295,7 +310,7 @@ mod tests {
             extra_args: vec!["-trace".into(), "migration_*".into()],
             ..base()
         };
-        let args = build_command_line(&s, &rd);
+        let args = build_command_line(&s, &rd, &[]);
         assert_eq!(values(&args, "-machine"), ["pc-q35-7.2"]);
         assert_eq!(
             values(&args, "-blockdev"),
@@ -321,6 +336,10 @@ mod tests {
                 "bridge,id=net1,br=br0"
             ]
         );
+        // With the agent's tap descriptor the bridged NIC is a plain tap: no bridge helper to spawn.
+        let with_tap = build_command_line(&s, &rd, &[7]);
+        assert_eq!(values(&with_tap, "-netdev")[1], "tap,id=net1,fd=7");
+        assert_eq!(values(&with_tap, "-sandbox"), [SANDBOX]);
         assert!(values(&args, "-kernel").is_empty());
         assert_eq!(values(&args, "-incoming"), ["defer"]);
         assert!(args.contains(&"-S".to_string()));

@@ -16,6 +16,7 @@ pub mod process;
 pub mod qmp;
 pub mod seed;
 pub mod spec;
+pub mod tap;
 pub mod tiny;
 
 pub use accel::{Accel, AccelChoice, resolve_accel};

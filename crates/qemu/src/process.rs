@@ -117,8 +117,8 @@ pub fn qemu_binary() -> String {
 /// Rust opens its own files close-on-exec, but descriptors opened by C libraries, inherited from
 /// our parent or opened with plain `open(2)` are not, and a child would hold them for its whole
 /// life (an orphaned QEMU kept unrelated lock files held). Every QEMU and helper process
-/// (qemu-img, qemu-nbd, ...) is started through this. The descriptors in `keep` must themselves be
-/// open without `FD_CLOEXEC` to reach the child.
+/// (qemu-img, qemu-nbd, ...) is started through this. The descriptors in `keep` reach the child
+/// even when the parent opened them close-on-exec (the flag is cleared in the child only).
 ///
 /// Descriptors are marked close-on-exec rather than closed: the standard library reports a
 /// failed `exec` (binary not found) to the parent through a close-on-exec pipe the child holds,
@@ -134,6 +134,9 @@ pub fn inherit_only_stdio(cmd: &mut std::process::Command, keep: &[RawFd]) {
         cmd.pre_exec(move || {
             let mut first: RawFd = 3;
             for &fd in &keep {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 if fd > first {
                     mark_cloexec(first, (fd - 1) as libc::c_uint)?;
                 }
@@ -233,8 +236,22 @@ pub async fn launch(spec: &VmSpec, run_dir: &RunDir) -> Result<RunningVm, QemuEr
         .try_clone()
         .map_err(|e| QemuError::io(format!("duplicating {}", log_path.display()), e))?;
 
+    // One tap per bridged NIC, made and attached here; QEMU gets the descriptors, and ours close when this function
+    // returns, so each tap lives exactly as long as QEMU.
+    let taps = spec
+        .nics
+        .iter()
+        .filter_map(|nic| match nic {
+            crate::NicSpec::Bridge { bridge, .. } => Some(crate::tap::Tap::on_bridge(bridge)),
+            crate::NicSpec::User { .. } => None,
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let tap_fds: Vec<RawFd> = taps.iter().map(crate::tap::Tap::raw_fd).collect();
+    if !taps.is_empty() {
+        tracing::info!(vm = %spec.name, taps = ?taps.iter().map(crate::tap::Tap::name).collect::<Vec<_>>(), "bridged NICs on taps");
+    }
     let binary = qemu_binary();
-    let args = build_command_line(spec, run_dir);
+    let args = build_command_line(spec, run_dir, &tap_fds);
     tracing::info!(vm = %spec.name, run_dir = %run_dir.path().display(), binary, accel = %spec.accel, "launching QEMU");
     tracing::debug!(vm = %spec.name, args = ?args, "QEMU command line");
     let mut command = tokio::process::Command::new(&binary);
@@ -256,8 +273,8 @@ pub async fn launch(spec: &VmSpec, run_dir: &RunDir) -> Result<RunningVm, QemuEr
         });
     }
     // QEMU outlives the agent: any agent descriptor it inherited (lock files, sockets, the store) would stay open
-    // with it. Nothing is passed to QEMU beyond stdio today; tap or vhost descriptors would go in `keep`.
-    inherit_only_stdio(command.as_std_mut(), &[]);
+    // with it. Only stdio and the tap descriptors reach it.
+    inherit_only_stdio(command.as_std_mut(), &tap_fds);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

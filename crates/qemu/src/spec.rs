@@ -103,7 +103,7 @@ pub struct PortForward {
 pub enum NicSpec {
     /// QEMU user-mode networking (slirp): guest 10.0.2.15/24, DHCP, outbound NAT; inbound only through `forwards`.
     User { forwards: Vec<PortForward> },
-    /// A tap attached to a host bridge through qemu-bridge-helper (needs "allow BRIDGE" in /etc/qemu/bridge.conf).
+    /// A tap the agent creates and attaches to a host Linux bridge (see [`crate::tap`]).
     Bridge { bridge: String, mac: String },
 }
 

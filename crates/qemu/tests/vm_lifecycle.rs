@@ -361,3 +361,153 @@ async fn many_concurrent_qmp_callers_share_one_connection() {
     let info = vm.shutdown(Duration::from_secs(5)).await.unwrap();
     assert!(info.clean, "{info:?}");
 }
+
+/// A bridge with a veth into a network namespace of the test's own (198.18.77.1/24), removed on drop.
+struct BridgeNet {
+    bridge: String,
+    netns: String,
+}
+
+impl BridgeNet {
+    fn create() -> BridgeNet {
+        let tag = std::process::id() % 100_000;
+        let net = BridgeNet {
+            bridge: format!("ncbt{tag}"),
+            netns: format!("nc-tap-test-{tag}"),
+        };
+        let (host_end, ns_end) = (format!("ncvh{tag}"), format!("ncvn{tag}"));
+        let ip = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ip(&["link", "add", &net.bridge, "type", "bridge"]);
+        ip(&["link", "set", &net.bridge, "up"]);
+        ip(&["netns", "add", &net.netns]);
+        ip(&[
+            "link", "add", &host_end, "type", "veth", "peer", "name", &ns_end,
+        ]);
+        ip(&["link", "set", &host_end, "master", &net.bridge, "up"]);
+        ip(&["link", "set", &ns_end, "netns", &net.netns]);
+        ip(&[
+            "-n",
+            &net.netns,
+            "addr",
+            "add",
+            "198.18.77.1/24",
+            "dev",
+            &ns_end,
+        ]);
+        ip(&["-n", &net.netns, "link", "set", &ns_end, "up"]);
+        net
+    }
+
+    fn ports(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(format!("/sys/class/net/{}/brif", self.bridge))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for BridgeNet {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pair with it.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridged_nic_on_an_agent_made_tap_in_a_sandboxed_qemu() {
+    if unsafe { libc::geteuid() } != 0 || !Path::new("/dev/net/tun").exists() {
+        println!("needs root and /dev/net/tun; skipped");
+        return;
+    }
+    let net = BridgeNet::create();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TinyOptions {
+        extra_files: vec![novacron_qemu::GuestFile {
+            path_in_guest: "/etc/novacron/init.d/20-net".into(),
+            contents: b"#!/bin/sh\n\
+                ip addr add 198.18.77.2/24 dev eth0\n\
+                ip link set eth0 up\n\
+                (while true; do echo guest-says-hello | nc -l -p 7777; done) &\n\
+                echo NET-LISTENING\n"
+                .to_vec(),
+            mode: 0o755,
+        }],
+        ..Default::default()
+    };
+    let mut spec = tiny_spec(dir.path(), "bridged", &opts).await;
+    spec.nics = vec![novacron_qemu::NicSpec::Bridge {
+        bridge: net.bridge.clone(),
+        mac: "52:54:00:12:77:02".into(),
+    }];
+    let run_dir = RunDir::new(dir.path().join("run"));
+    let vm = launch(&spec, &run_dir).await.unwrap();
+    let pid = vm.pid();
+
+    // The agent made one tap and attached it; QEMU runs under its seccomp filter.
+    let taps: Vec<String> = net
+        .ports()
+        .into_iter()
+        .filter(|p| p.starts_with("nctap"))
+        .collect();
+    assert_eq!(taps.len(), 1, "bridge ports: {:?}", net.ports());
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.lines().any(|l| l == "Seccomp:\t2"),
+        "QEMU runs without its seccomp filter:\n{status}"
+    );
+
+    // A TCP connection from the namespace behind the bridge reaches the guest.
+    wait_for_text(&run_dir.console_log(), "NET-LISTENING", 0, BOOT_TIMEOUT)
+        .await
+        .unwrap();
+    let mut got = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !got.contains("guest-says-hello") && Instant::now() < deadline {
+        let out = tokio::process::Command::new("ip")
+            .args(["netns", "exec", &net.netns, "python3", "-c"])
+            .arg(
+                "import socket\n\
+                 s = socket.create_connection(('198.18.77.2', 7777), 3)\n\
+                 s.settimeout(3)\n\
+                 print(s.recv(100).decode())",
+            )
+            .output()
+            .await
+            .unwrap();
+        got = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !got.contains("guest-says-hello") {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    vm.kill().await.unwrap();
+    assert!(wait_pid_gone(pid, Duration::from_secs(5)).await);
+    assert!(
+        got.contains("guest-says-hello"),
+        "read {got:?} from the guest through the bridge; console:\n{}",
+        std::fs::read_to_string(run_dir.console_log()).unwrap_or_default()
+    );
+    // The tap lived exactly as long as QEMU.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/sys/class/net/{}", taps[0])).exists() {
+        assert!(Instant::now() < deadline, "{} outlived QEMU", taps[0]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,200 @@
+//! Tap devices for bridged NICs, made by the agent and handed to QEMU as open descriptors.
+//!
+//! QEMU's own `-netdev bridge` runs the setuid `qemu-bridge-helper`, which a sandboxed QEMU
+//! (`-sandbox spawn=deny`) may not start and which needs a host-wide `bridge.conf`. Instead
+//! the agent opens `/dev/net/tun`, lets the kernel name the tap (`nctap%d`, so two QEMUs of
+//! one VM during a same-host migration never collide), attaches it to the bridge, brings it
+//! up and passes the descriptor (`-netdev tap,fd=N`). The tap is not persistent: it goes away
+//! with the last descriptor, that is when QEMU ends, so nothing is left to clean up.
+//!
+//! Only ioctls on `/dev/net/tun` and a local datagram socket; no `ip` command, no netlink.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::QemuError;
+
+/// Name template: the kernel replaces `%d` with the first free number.
+const NAME_TEMPLATE: &[u8] = b"nctap%d";
+// From <linux/if_tun.h> and <linux/sockios.h>; libc has no constants for these.
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const SIOCBRADDIF: libc::c_ulong = 0x89a2;
+
+/// An open tap device; closing it (drop) removes the device once QEMU's copy is closed too.
+#[derive(Debug)]
+pub struct Tap {
+    fd: OwnedFd,
+    name: String,
+}
+
+impl Tap {
+    /// Creates a tap, attaches it to `bridge` and sets it up.
+    pub fn on_bridge(bridge: &str) -> Result<Tap, QemuError> {
+        let tap = Tap::create()?;
+        tap.attach(bridge)?;
+        Ok(tap)
+    }
+
+    /// The kernel's name for the device (`nctapN`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The descriptor to pass to QEMU.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn create() -> Result<Tap, QemuError> {
+        // SAFETY: a NUL-terminated constant path; the result is checked.
+        let raw = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if raw < 0 {
+            return Err(tap_error(
+                "opening /dev/net/tun",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: `raw` is a descriptor we just opened and own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut req = ifreq_named(NAME_TEMPLATE);
+        req.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI;
+        // SAFETY: TUNSETIFF reads and writes a valid, exclusively borrowed ifreq.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) } < 0 {
+            return Err(tap_error(
+                "creating a tap (TUNSETIFF)",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: the kernel wrote a NUL-terminated name into ifr_name.
+        let name = unsafe { CStr::from_ptr(req.ifr_name.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        Ok(Tap { fd, name })
+    }
+
+    fn attach(&self, bridge: &str) -> Result<(), QemuError> {
+        let sock = control_socket()?;
+        let index = {
+            let c = std::ffi::CString::new(self.name.as_bytes())
+                .map_err(|_| invalid(format!("tap name {:?}", self.name)))?;
+            // SAFETY: a valid NUL-terminated name.
+            unsafe { libc::if_nametoindex(c.as_ptr()) }
+        };
+        if index == 0 {
+            return Err(tap_error(
+                &format!("finding tap {}", self.name),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        if bridge.is_empty() || bridge.len() >= libc::IFNAMSIZ {
+            return Err(invalid(format!(
+                "bridge name {bridge:?} (1 to {} bytes)",
+                libc::IFNAMSIZ - 1
+            )));
+        }
+        let mut req = ifreq_named(bridge.as_bytes());
+        req.ifr_ifru.ifru_ifindex = index as libc::c_int;
+        // SAFETY: SIOCBRADDIF reads a valid ifreq (bridge name, port index).
+        if unsafe { libc::ioctl(sock.as_raw_fd(), SIOCBRADDIF, &mut req) } < 0 {
+            let e = std::io::Error::last_os_error();
+            let hint = match e.raw_os_error() {
+                Some(libc::ENODEV) => format!(" (no bridge named {bridge} on this host)"),
+                Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => {
+                    format!(" ({bridge} is not a Linux bridge)")
+                }
+                _ => String::new(),
+            };
+            return Err(tap_error(
+                &format!("attaching {} to bridge {bridge}{hint}", self.name),
+                e,
+            ));
+        }
+        let mut req = ifreq_named(self.name.as_bytes());
+        // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write a valid ifreq.
+        unsafe {
+            if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+                return Err(tap_error(
+                    &format!("reading flags of {}", self.name),
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &mut req) < 0 {
+                return Err(tap_error(
+                    &format!("setting {} up", self.name),
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An ifreq whose name is `name` (at most IFNAMSIZ - 1 bytes; longer names are cut, and the
+/// callers check lengths first).
+fn ifreq_named(name: &[u8]) -> libc::ifreq {
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req
+        .ifr_name
+        .iter_mut()
+        .zip(name.iter().take(libc::IFNAMSIZ - 1))
+    {
+        *dst = *src as libc::c_char;
+    }
+    req
+}
+
+fn control_socket() -> Result<OwnedFd, QemuError> {
+    // SAFETY: socket(2) with constant arguments; the result is checked.
+    let raw = unsafe { libc::socket(libc::AF_LOCAL, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(tap_error(
+            "opening a control socket",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: a descriptor we just opened and own.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+fn tap_error(context: &str, source: std::io::Error) -> QemuError {
+    let hint = if source.raw_os_error() == Some(libc::EPERM) {
+        " (bridged NICs need CAP_NET_ADMIN: run the agent as root)"
+    } else {
+        ""
+    };
+    QemuError::io(format!("{context}{hint}"), source)
+}
+
+fn invalid(what: String) -> QemuError {
+    QemuError::InvalidSpec(format!("invalid {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ifreq_names_are_cut_to_fit_and_nul_terminated() {
+        let req = ifreq_named(b"a-very-long-interface-name");
+        assert_eq!(req.ifr_name[libc::IFNAMSIZ - 1], 0);
+        let req = ifreq_named(b"br0");
+        assert_eq!(
+            &req.ifr_name[..4],
+            &[b'b' as libc::c_char, b'r' as _, b'0' as _, 0]
+        );
+    }
+
+    #[test]
+    fn a_missing_bridge_is_named_in_the_error() {
+        if !std::path::Path::new("/dev/net/tun").exists() || unsafe { libc::geteuid() } != 0 {
+            println!("needs root and /dev/net/tun; skipped");
+            return;
+        }
+        let err = Tap::on_bridge("ncnobridge0").unwrap_err().to_string();
+        assert!(err.contains("no bridge named ncnobridge0"), "{err}");
+    }
+}
