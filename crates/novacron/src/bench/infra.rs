@@ -27,6 +27,7 @@ impl Scratch {
         let dir = base.join(format!("nc-{tag}-{}-{nanos:x}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
+        super::interrupt::dir(dir.clone());
         Ok(Scratch {
             dir,
             children: vec![],
@@ -298,6 +299,7 @@ impl Lan {
             namespaces: vec![],
         };
         let _ = ip(&["link", "del", &bridge]);
+        super::interrupt::link(&bridge);
         ip(&["link", "add", &bridge, "type", "bridge"])?;
         ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &bridge])?;
         ip(&["link", "set", &bridge, "up"])?;
@@ -307,6 +309,7 @@ impl Lan {
             let ns_end = format!("{bridge}v{i}");
             let addr = format!("198.19.{subnet}.{}", i + 2);
             let _ = ip(&["netns", "del", &ns]);
+            super::interrupt::netns(&ns);
             ip(&["netns", "add", &ns])?;
             lan.namespaces.push((ns.clone(), addr.clone()));
             ip(&[

@@ -2,6 +2,9 @@
 //! same run, human summary or one JSON object with `-o json`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -11,6 +14,7 @@ use crate::output::Format;
 mod control_plane;
 mod failover;
 mod infra;
+mod interrupt;
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
@@ -121,15 +125,42 @@ pub struct SchedulerArgs {
     pub seed: u64,
 }
 
+/// Runs one bench. SIGINT or SIGTERM stops it: the migration bench is asked to stop and
+/// given a bounded time to clean up itself; then every process, namespace and scratch
+/// directory a bench recorded (see `interrupt`) is removed, and the process exits 130/143.
 pub async fn run(cmd: BenchCommand, out: Format) -> anyhow::Result<()> {
-    match cmd {
-        BenchCommand::Scheduler(a) => scheduler(a, out).await,
-        BenchCommand::Failover(a) => failover::run(a, out).await,
-        BenchCommand::ControlPlane(a) => control_plane::run(a, out).await,
-        BenchCommand::Transport(a) => transport(a, out).await,
-        BenchCommand::Backup(a) => backup(a, out).await,
-        BenchCommand::Migration(a) => migration(a, out).await,
+    let stop = Arc::new(AtomicBool::new(false));
+    // Only the migration bench watches `stop`; the others are swept at once.
+    let watches_stop = matches!(cmd, BenchCommand::Migration(_));
+    let bench = async {
+        match cmd {
+            BenchCommand::Scheduler(a) => scheduler(a, out).await,
+            BenchCommand::Failover(a) => failover::run(a, out).await,
+            BenchCommand::ControlPlane(a) => control_plane::run(a, out).await,
+            BenchCommand::Transport(a) => transport(a, out).await,
+            BenchCommand::Backup(a) => backup(a, out).await,
+            BenchCommand::Migration(a) => migration(a, out, stop.clone()).await,
+        }
+    };
+    tokio::pin!(bench);
+    let code = tokio::select! {
+        r = &mut bench => return r,
+        code = interrupt::signalled() => code,
+    };
+    eprintln!("interrupted: stopping the bench, its guests and namespaces");
+    stop.store(true, Ordering::Relaxed);
+    // A bench that watches `stop` ends on its own and its guards clean up; wait for that
+    // (bounded), then sweep whatever is left either way.
+    if watches_stop {
+        let _ = tokio::time::timeout(Duration::from_secs(30), &mut bench).await;
     }
+    let removed = tokio::task::spawn_blocking(interrupt::sweep)
+        .await
+        .unwrap_or(0);
+    if removed > 0 {
+        eprintln!("interrupted: removed {removed} leftover processes, namespaces or directories");
+    }
+    std::process::exit(code);
 }
 
 async fn scheduler(a: SchedulerArgs, out: Format) -> anyhow::Result<()> {
@@ -224,6 +255,7 @@ async fn transport(a: TransportArgs, out: Format) -> anyhow::Result<()> {
     if let Some(q) = a.queue_ms {
         cfg.queue = std::time::Duration::from_millis(q);
     }
+    interrupt::wanem(&cfg.netns_prefix);
     // The bench builds its own runtimes inside the emulated sites: run it on a plain thread.
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
@@ -237,7 +269,7 @@ async fn transport(a: TransportArgs, out: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn migration(a: MigrationArgs, out: Format) -> anyhow::Result<()> {
+async fn migration(a: MigrationArgs, out: Format, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     use novacron_bench::migration::{self, MigrationBenchConfig};
     use novacron_wanem::parse;
     let memory = novacron_api_types::parse_size(&a.memory).context("--memory")?;
@@ -251,27 +283,21 @@ async fn migration(a: MigrationArgs, out: Format) -> anyhow::Result<()> {
         cc: a.cc,
         limit: parse::duration(&a.limit).context("--limit")?,
         work_dir: a.work_dir,
+        stop,
         ..MigrationBenchConfig::default()
     };
+    interrupt::dir(cfg.work_dir.clone());
+    interrupt::wanem(&cfg.netns_prefix);
     if memory % (1 << 20) != 0 {
         anyhow::bail!("--memory must be a whole number of MiB");
     }
     // The bench builds its own runtimes inside the emulated sites: run it on a plain thread.
-    // Ctrl-C asks it to stop; it kills its QEMUs and removes its files before returning.
-    let stop = cfg.stop.clone();
-    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    // SIGINT/SIGTERM set `stop` (see `run`); it kills its QEMUs and removes its files.
+    let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let _ = tx.send(migration::run(&cfg));
     });
-    let report = tokio::select! {
-        r = &mut rx => r.context("migration bench thread")??,
-        _ = tokio::signal::ctrl_c() => {
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            eprintln!("interrupted: stopping the guests and removing scratch files");
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), rx).await;
-            anyhow::bail!("interrupted");
-        }
-    };
+    let report = rx.await.context("migration bench thread")??;
     match out {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Table => print!("{}", migration::render_table(&report)),
