@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod accel;
+pub mod cgroup;
 pub mod cmdline;
 pub mod console;
 pub mod cpio;

@@ -262,14 +262,17 @@ pub async fn launch(spec: &VmSpec, run_dir: &RunDir) -> Result<RunningVm, QemuEr
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(stderr_log))
         .kill_on_drop(false);
-    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2), which is async-signal-safe
-    // and touches no memory of the parent.
+    // QEMU's own cgroup with the spec's CPU and memory limits (see [`crate::cgroup`]); QEMU enters it before exec.
+    let cgroup = crate::cgroup::VmCgroup::create(spec, run_dir.path());
+    let cgroup_fds = cgroup.as_ref().map(|g| g.procs_fds()).unwrap_or_default();
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2) and write(2) (into the
+    // cgroup.procs files opened above), which are async-signal-safe; it reads `cgroup_fds`, allocated before the fork.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::setsid() == -1 {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
+            crate::cgroup::join_in_child(&cgroup_fds)
         });
     }
     // QEMU outlives the agent: any agent descriptor it inherited (lock files, sockets, the store) would stay open
@@ -289,7 +292,9 @@ pub async fn launch(spec: &VmSpec, run_dir: &RunDir) -> Result<RunningVm, QemuEr
         });
     };
 
+    drop(cgroup);
     let (exit_tx, mut exit_rx) = watch::channel(None);
+    let (uuid, group_run_dir) = (spec.uuid.clone(), run_dir.path().to_path_buf());
     tokio::spawn(async move {
         // This task is the reaper: it outlives every handle so the process never lingers as a zombie.
         let end = match child.wait().await {
@@ -300,6 +305,7 @@ pub async fn launch(spec: &VmSpec, run_dir: &RunDir) -> Result<RunningVm, QemuEr
                 ProcessEnd::Vanished
             }
         };
+        crate::cgroup::VmCgroup::remove_for(&uuid, &group_run_dir);
         exit_tx.send_replace(Some(end));
     });
 
@@ -377,9 +383,17 @@ pub async fn adopt(run_dir: &RunDir) -> Result<Option<RunningVm>, QemuError> {
     }
     let (qmp, events) = Qmp::connect_with_events(&run_dir.qmp_socket(), ADOPT_QMP_TIMEOUT).await?;
     let (exit_tx, exit_rx) = watch::channel(None);
+    let group = spec
+        .as_ref()
+        .map(|s| (s.uuid.clone(), run_dir.path().to_path_buf()));
     tokio::spawn(async move {
         tokio::select! {
-            _ = wait_gone_by_proc(pid) => { exit_tx.send_replace(Some(ProcessEnd::Vanished)); }
+            _ = wait_gone_by_proc(pid) => {
+                if let Some((uuid, dir)) = &group {
+                    crate::cgroup::VmCgroup::remove_for(uuid, dir);
+                }
+                exit_tx.send_replace(Some(ProcessEnd::Vanished));
+            }
             _ = exit_tx.closed() => {}
         }
     });

@@ -511,3 +511,78 @@ async fn bridged_nic_on_an_agent_made_tap_in_a_sandboxed_qemu() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_runs_in_its_own_cgroup_with_the_specs_limits() {
+    if unsafe { libc::geteuid() } != 0 || !Path::new("/sys/fs/cgroup").exists() {
+        println!("needs root and a cgroup file system; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tiny_spec(dir.path(), "limited", &TinyOptions::default()).await;
+    let run_dir = RunDir::new(dir.path().join("run"));
+    let vm = launch(&spec, &run_dir).await.unwrap();
+    let pid = vm.pid();
+    let limits = novacron_qemu::cgroup::Limits::for_spec(&spec);
+
+    // /proc/PID/cgroup: "N:controllers:/path" (v1) or "0::/path" (v2).
+    let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let mut dirs = vec![];
+    for line in groups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        if !path.starts_with("/novacron/vm-") {
+            continue;
+        }
+        let (dir, quota_file, quota, mem_file) = match controllers {
+            "" => (
+                "/sys/fs/cgroup".to_string(),
+                "cpu.max",
+                format!("{} 100000", limits.cpu_quota_us),
+                "memory.max",
+            ),
+            c if c.split(',').any(|x| x == "cpu") => (
+                "/sys/fs/cgroup/cpu".to_string(),
+                "cpu.cfs_quota_us",
+                limits.cpu_quota_us.to_string(),
+                "",
+            ),
+            c if c.split(',').any(|x| x == "memory") => (
+                "/sys/fs/cgroup/memory".to_string(),
+                "",
+                String::new(),
+                "memory.limit_in_bytes",
+            ),
+            _ => continue,
+        };
+        let group = format!("{dir}{path}");
+        if !quota_file.is_empty() {
+            let got = std::fs::read_to_string(format!("{group}/{quota_file}")).unwrap();
+            assert_eq!(got.trim(), quota, "{group}/{quota_file}");
+        }
+        if !mem_file.is_empty() {
+            let got = std::fs::read_to_string(format!("{group}/{mem_file}")).unwrap();
+            assert_eq!(
+                got.trim(),
+                limits.memory_bytes.to_string(),
+                "{group}/{mem_file}"
+            );
+        }
+        dirs.push(group);
+    }
+    assert!(
+        !dirs.is_empty(),
+        "QEMU is in no group of its own:\n{groups}"
+    );
+    wait_ready(&vm, 0).await;
+    vm.kill().await.unwrap();
+    assert!(wait_pid_gone(pid, Duration::from_secs(5)).await);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dirs.iter().any(|d| Path::new(d).exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "cgroups left after QEMU ended: {dirs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
