@@ -336,25 +336,7 @@ async fn receive(
         d = ready.wait_decision(Duration::from_secs(120)) => d,
         _ = cancel.cancelled() => Decision::Unknown("cancelled".into()),
     };
-    let go = match decision {
-        Decision::Go => {
-            // The source's word is not enough: the control plane recorded the commit or not.
-            tracing::info!(migration = %req.id, "the source reports the commit; confirming with the control plane");
-            let outcome = resolve(shared, &req.id).await;
-            if outcome != MigrationOutcome::Committed {
-                tracing::warn!(migration = %req.id, ?outcome, "the control plane did not confirm the commit the source reported");
-            }
-            outcome == MigrationOutcome::Committed
-        }
-        Decision::Abort(why) => return Err(format!("the source aborted: {why}")),
-        Decision::Unknown(why) => {
-            tracing::warn!(migration = %req.id, why, "no decision from the source; asking the control plane");
-            resolve(shared, &req.id).await == MigrationOutcome::Committed
-        }
-    };
-    if !go {
-        return Err("the switch-over was not committed".into());
-    }
+    confirmed_commit(&req.id, decision, || resolve(shared, &req.id)).await?;
     // Committed: the VM is this node's now, whatever happens next. Never tear it down here; a
     // failed resume is retried by the VM's worker, which acts on the commit's generation.
     if let Err(e) = ready.resume().await {
@@ -362,6 +344,36 @@ async fn receive(
     }
     let _ = session.close().await;
     Ok(())
+}
+
+/// `Ok` when the VM may resume here: only the control plane's answer counts. The source's
+/// `Go` (sent after its commit) says when to ask, never whether; `ask` gets the outcome from
+/// the control plane (giving up this side's claim, so an unconfirmed commit ends aborted and
+/// the source keeps the VM).
+async fn confirmed_commit<F, Fut>(id: &str, decision: Decision, ask: F) -> Result<(), String>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = MigrationOutcome>,
+{
+    match decision {
+        Decision::Go => {
+            tracing::info!(migration = %id, "the source reports the commit; confirming with the control plane");
+            if ask().await == MigrationOutcome::Committed {
+                return Ok(());
+            }
+            tracing::warn!(migration = %id, "the control plane does not confirm the commit the source reported");
+            Err("the source reported a commit the control plane does not confirm; the VM stays on the source".into())
+        }
+        Decision::Abort(why) => Err(format!("the source aborted: {why}")),
+        Decision::Unknown(why) => {
+            tracing::warn!(migration = %id, why, "no decision from the source; asking the control plane");
+            if ask().await == MigrationOutcome::Committed {
+                Ok(())
+            } else {
+                Err("the switch-over was not committed".into())
+            }
+        }
+    }
 }
 
 // ---- source -------------------------------------------------------------------------------
@@ -595,4 +607,36 @@ pub async fn recover_outgoing(
         }
     }
     let _ = std::fs::remove_file(&marker);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_destination_resumes_only_on_the_control_planes_word() {
+        // The source says go, the control plane did not record the commit: stay paused.
+        let r = confirmed_commit("mig-1", Decision::Go, || async {
+            MigrationOutcome::Aborted
+        })
+        .await;
+        assert!(r.unwrap_err().contains("does not confirm"));
+        let r = confirmed_commit("mig-1", Decision::Go, || async {
+            MigrationOutcome::Committed
+        })
+        .await;
+        assert!(r.is_ok());
+        // A silent source: the control plane decides alone.
+        let r = confirmed_commit("mig-1", Decision::Unknown("cut".into()), || async {
+            MigrationOutcome::Committed
+        })
+        .await;
+        assert!(r.is_ok());
+        // An abort from the source needs no question.
+        let r = confirmed_commit("mig-1", Decision::Abort("x".into()), || async {
+            panic!("asked the control plane after an abort")
+        })
+        .await;
+        assert!(r.is_err());
+    }
 }
