@@ -17,7 +17,8 @@ use crate::state::AppState;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Admin,
-    Join,
+    /// A join token, by its store key (registration consumes single-use ones).
+    Join(String),
     Node(String),
 }
 
@@ -63,6 +64,12 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
+    // A revoked certificate is refused whatever token comes with it.
+    if let Some(cert) = req.extensions().get::<novacron_tls::PeerCertificate>()
+        && let Some(why) = revoked_cert(&state, &cert.serial)
+    {
+        return ApiFailure(ApiError::new(ErrorCode::Unauthenticated, why)).into_response();
+    }
     let Some(token) = token else {
         return ApiFailure(ApiError::new(
             ErrorCode::Unauthenticated,
@@ -70,36 +77,43 @@ pub async fn authenticate(
         ))
         .into_response();
     };
-    let caller = match state
-        .tokens
-        .get(&crate::records::token_key(&token_hash(token)))
-    {
+    let hash = token_hash(token);
+    let key = crate::records::token_key(&hash);
+    let caller = match state.tokens.get(&key) {
         Some(rec) => match rec.as_ref() {
             TokenRecord::Admin => Caller::Admin,
-            TokenRecord::Join { expires_at }
-                if expires_at.is_some_and(|t| crate::records::now() < t) =>
-            {
-                Caller::Join
-            }
-            TokenRecord::Join { .. } => {
-                return ApiFailure(ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    "this join token has expired: create a new one on the control plane",
-                ))
-                .into_response();
+            TokenRecord::Join(join) => {
+                let id = crate::records::join_token_id(&hash);
+                if let Some(why) = crate::join_tokens::refusal(join, &id, crate::records::now()) {
+                    return ApiFailure(ApiError::new(ErrorCode::Unauthenticated, why))
+                        .into_response();
+                }
+                Caller::Join(key)
             }
             TokenRecord::Node { node } => Caller::Node(node.clone()),
         },
         None => {
             return ApiFailure(ApiError::new(
                 ErrorCode::Unauthenticated,
-                "invalid or revoked token",
+                "invalid or revoked token: check the token you use (NOVACRON_TOKEN, the CLI config, the agent's data dir), or ask an admin for a new one",
             ))
             .into_response();
         }
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// Why a client certificate with `serial` is refused, if it was revoked.
+pub fn revoked_cert(state: &AppState, serial: &str) -> Option<String> {
+    let rec = state
+        .revoked_certs
+        .get(&crate::records::revoked_cert_key(serial))?;
+    tracing::warn!(serial, node = %rec.node, "revoked client certificate refused");
+    Some(format!(
+        "the client certificate {serial} of node {} was revoked ({}): that node must join again with a new join token",
+        rec.node, rec.reason
+    ))
 }
 
 #[cfg(test)]

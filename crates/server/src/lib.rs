@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod ha;
+pub mod join_tokens;
 pub mod metrics;
 pub mod placement;
 pub mod records;
@@ -75,7 +76,8 @@ pub struct ServerConfig {
 pub const DEFAULT_NODE_CERT_TTL: Duration = Duration::from_secs(30 * 86400);
 
 /// Join tokens register nodes for a day after they are minted.
-pub const DEFAULT_JOIN_TOKEN_TTL: Duration = Duration::from_secs(86400);
+pub const DEFAULT_JOIN_TOKEN_TTL: Duration =
+    Duration::from_secs(novacron_api_types::join_token::DEFAULT_JOIN_TOKEN_TTL_SECONDS);
 
 /// Which kind of token to mint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +199,7 @@ impl Server {
             node_leases: Cache::start(store.clone(), records::node_lease_prefix()).await?,
             images: Cache::<Image>::start(store.clone(), records::image_prefix()).await?,
             tokens: Cache::start(store.clone(), format!("{}tokens/", records::ROOT)).await?,
+            revoked_certs: Cache::start(store.clone(), records::revoked_cert_prefix()).await?,
             members: Cache::start(store.clone(), records::member_prefix()).await?,
             leader: Cache::start(store.clone(), records::leader_prefix()).await?,
             storage: Cache::start(store.clone(), records::storage_prefix()).await?,
@@ -232,7 +235,8 @@ impl Server {
         sans.sort();
         sans.dedup();
         let identity = ca.issue_control_plane(&sans)?;
-        let tls = novacron_tls::server_config(&identity, None)?;
+        // Clients may present a node certificate; a revoked one is refused (auth).
+        let tls = novacron_tls::api_server_config(&identity, &ca.identity.cert_pem)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Io {
@@ -293,11 +297,7 @@ impl Server {
 
     /// The join token string agents need, for a join secret.
     pub fn join_token_string(&self, secret: &str) -> Result<String, ServerError> {
-        Ok(format!(
-            "NVC1.{}.{}",
-            novacron_tls::ca_fingerprint(self.ca_cert_pem())?,
-            secret
-        ))
+        Ok(join_token_string(self.ca_cert_pem(), secret)?)
     }
 
     /// Mints a new token of `kind` (only its hash is stored).
@@ -305,9 +305,13 @@ impl Server {
         let token = auth::new_token();
         let rec = match kind {
             TokenKind::Admin => TokenRecord::Admin,
-            TokenKind::Join => TokenRecord::Join {
+            TokenKind::Join => TokenRecord::Join(records::JoinTokenRecord {
                 expires_at: Some(now() + DEFAULT_JOIN_TOKEN_TTL.as_secs()),
-            },
+                name: Some("default".into()),
+                created_at: Some(now()),
+                single_use: false,
+                revoked_at: None,
+            }),
         };
         let rev = self
             .state
@@ -330,12 +334,13 @@ impl Server {
         // A join token to be printed again must stay valid a while (an hour) yet.
         match (rec.as_deref(), kind) {
             (Some(TokenRecord::Admin), TokenKind::Admin) => true,
-            (
-                Some(TokenRecord::Join {
-                    expires_at: Some(t),
-                }),
-                TokenKind::Join,
-            ) => now() + 3600 < *t,
+            (Some(TokenRecord::Join(rec)), TokenKind::Join) => {
+                rec.revoked_at.is_none()
+                    && !rec.single_use
+                    && rec
+                        .expires_at
+                        .is_some_and(|t| now() + join_tokens::REPRINT_MARGIN.as_secs() < t)
+            }
             _ => false,
         }
     }
@@ -349,14 +354,56 @@ impl Server {
     }
 }
 
-/// Deletes finished operations a day old (a leader-only controller).
-pub(crate) async fn expire_operations(store: Arc<dyn Store>) {
+/// The join token string agents take (`NVC1.<CA fingerprint>.<secret>`): it pins the
+/// cluster CA the agent will trust.
+pub fn join_token_string(
+    ca_cert_pem: &str,
+    secret: &str,
+) -> Result<String, novacron_tls::TlsError> {
+    Ok(format!(
+        "NVC1.{}.{}",
+        novacron_tls::ca_fingerprint(ca_cert_pem)?,
+        secret
+    ))
+}
+
+/// Deletes finished operations a day old, and join tokens a day past their expiry (a
+/// leader-only controller).
+pub(crate) async fn expire_operations(state: Arc<AppState>) {
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;
-        match api::operations::expire(store.as_ref(), 86_400).await {
+        match api::operations::expire(state.store.as_ref(), 86_400).await {
             Ok(n) if n > 0 => tracing::info!(removed = n, "expired finished operations"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "expiring operations failed"),
         }
+        match expire_revoked_certs(&state).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(removed = n, "forgot revoked certificates that expired")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "forgetting expired revoked certificates failed"),
+        }
+        match join_tokens::expire(&state).await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "removed expired join tokens"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "removing expired join tokens failed"),
+        }
     }
+}
+
+/// Deletes revocation records of certificates that have expired (an expired certificate is
+/// refused by the TLS handshake already).
+async fn expire_revoked_certs(state: &AppState) -> Result<usize, StoreError> {
+    let now = now();
+    let stale: Vec<String> = state.revoked_certs.with(|r| {
+        r.iter()
+            .filter(|(_, v)| v.not_after.is_some_and(|t| t < now))
+            .map(|(k, _)| k.clone())
+            .collect()
+    });
+    for k in &stale {
+        state.store.delete(k).await?;
+    }
+    Ok(stale.len())
 }

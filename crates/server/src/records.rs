@@ -175,6 +175,35 @@ pub struct NodeRecord {
     /// Serial (hex) of the node certificate issued last; revoked when the node is deleted.
     #[serde(default)]
     pub cert_serial: Option<String>,
+    /// Every certificate issued to the node that has not expired yet (renewal leaves the
+    /// previous one valid): all are revoked when the node is deleted.
+    #[serde(default)]
+    pub cert_serials: Vec<IssuedSerial>,
+}
+
+/// A certificate the control plane issued, and until when it is valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedSerial {
+    pub serial: String,
+    pub not_after: UnixSeconds,
+}
+
+/// A revoked certificate, kept until it would have expired anyway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedCertRecord {
+    pub node: String,
+    pub revoked_at: UnixSeconds,
+    /// Unknown for the last certificate of a node registered before expiries were recorded.
+    #[serde(default)]
+    pub not_after: Option<UnixSeconds>,
+    pub reason: String,
+}
+
+pub fn revoked_cert_prefix() -> String {
+    format!("{ROOT}revokedcerts/")
+}
+pub fn revoked_cert_key(serial: &str) -> String {
+    format!("{ROOT}revokedcerts/{serial}")
 }
 
 /// A node's liveness: the key lives as long as the store lease the node's heartbeats renew.
@@ -208,15 +237,50 @@ pub struct LeaderRecord {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TokenRecord {
     Admin,
-    /// Registers nodes until `expires_at` (Unix seconds). A join token stored without an
-    /// expiry (minted before tokens expired) no longer registers anything.
-    Join {
-        #[serde(default)]
-        expires_at: Option<UnixSeconds>,
-    },
+    /// Registers nodes (see [`JoinTokenRecord`]).
+    Join(JoinTokenRecord),
     Node {
         node: String,
     },
+}
+
+/// A join token: registers nodes until `expires_at` (Unix seconds), unless revoked. A join
+/// token stored without an expiry (minted before tokens expired) no longer registers
+/// anything. Its id is derived from its hash ([`join_token_id`]), so tokens minted before
+/// ids existed have one too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenRecord {
+    #[serde(default)]
+    pub expires_at: Option<UnixSeconds>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<UnixSeconds>,
+    /// Registers one node: the registration writes [`join_use_key`] only if it is absent.
+    #[serde(default)]
+    pub single_use: bool,
+    #[serde(default)]
+    pub revoked_at: Option<UnixSeconds>,
+}
+
+/// The public id of the join token stored under `token_key(hash)`: `jt-` and the first 16
+/// hex digits of the hash (the hash of a 256-bit random secret; it reveals nothing usable).
+pub fn join_token_id(hash: &str) -> String {
+    format!("jt-{}", hash.get(..16).unwrap_or(hash))
+}
+
+/// Which node a join token registered last; for a single-use token, its one use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinUseRecord {
+    pub node: String,
+    pub at: UnixSeconds,
+}
+
+pub fn join_use_prefix() -> String {
+    format!("{ROOT}joinuses/")
+}
+pub fn join_use_key(id: &str) -> String {
+    format!("{ROOT}joinuses/{id}")
 }
 
 /// Facts about the cluster set at initialisation.

@@ -24,6 +24,8 @@ pub struct AppState {
     pub node_leases: Cache<NodeLeaseRecord>,
     pub images: Cache<Image>,
     pub tokens: Cache<TokenRecord>,
+    /// Certificates revoked before their expiry, by serial.
+    pub revoked_certs: Cache<records::RevokedCertRecord>,
     pub members: Cache<MemberRecord>,
     pub leader: Cache<LeaderRecord>,
     pub storage: Cache<novacron_api_types::StoragePool>,

@@ -266,3 +266,71 @@ async fn expired_and_unexpiring_join_tokens_cannot_register() {
         .unwrap();
     cp.server.stop().await;
 }
+
+/// An HTTPS client that presents the node certificate of `resp`.
+fn presenting(cp: &Cp, resp: &RegisterResponse) -> reqwest::Client {
+    let id = novacron_tls::Identity {
+        cert_pem: resp.cert_pem.clone(),
+        key_pem: resp.key_pem.clone(),
+    };
+    reqwest::Client::builder()
+        .use_preconfigured_tls(novacron_tls::client_config(&cp.ca(), Some(&id)).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// Calls the node route `heartbeat` with `token`; returns the status and the error body.
+async fn heartbeat(cp: &Cp, http: &reqwest::Client, token: &str) -> (u16, serde_json::Value) {
+    let resp = http
+        .post(format!("{}/api/v1/agent/heartbeat", cp.server.url))
+        .bearer_auth(token)
+        .json(&HeartbeatRequest { running_vms: 0 })
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_deleted_nodes_certificates_are_refused_before_they_expire() {
+    let cp = Cp::start().await;
+    let x = join(&cp, "node-x", "https://127.0.0.1:9443").await.unwrap();
+    // Renewal leaves the first certificate valid: both must be revoked.
+    let x2 = cp
+        .client(&x.node_token)
+        .agent_register(&request("node-x", "https://127.0.0.1:9443"))
+        .await
+        .unwrap();
+    let y = join(&cp, "node-y", "https://127.0.0.1:9444").await.unwrap();
+
+    // Before: node-x's certificates pass the handshake and the API (with a valid token).
+    for resp in [&x, &x2] {
+        let (status, body) = heartbeat(&cp, &presenting(&cp, resp), &y.node_token).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let admin = cp.server.issue_token(TokenKind::Admin).await.unwrap();
+    cp.client(&admin).node_delete("node-x").await.unwrap();
+
+    // After: both certificates are refused, whatever token comes with them, with a clear
+    // error, although neither has expired.
+    for resp in [&x, &x2] {
+        let http = presenting(&cp, resp);
+        for token in [&y.node_token, &admin] {
+            let (status, body) = heartbeat(&cp, &http, token).await;
+            assert_eq!(status, 401, "{body}");
+            assert_eq!(body["code"], "unauthenticated", "{body}");
+            let msg = body["message"].as_str().unwrap();
+            assert!(
+                msg.contains("revoked") && msg.contains("node-x") && msg.contains("join again"),
+                "{msg}"
+            );
+        }
+        assert!(resp.cert_not_after.unwrap() > novacron_server::records::now() + 600);
+    }
+    // node-y's certificate still works.
+    let (status, body) = heartbeat(&cp, &presenting(&cp, &y), &y.node_token).await;
+    assert_eq!(status, 200, "{body}");
+    cp.server.stop().await;
+}

@@ -356,6 +356,32 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// The control plane's API configuration: TLS 1.3 with `identity`; clients *may* present a
+/// certificate of the cluster CA `client_ca_pem` valid for client auth (node certificates),
+/// which the API then checks against its revocation list. Clients without one (the CLI)
+/// authenticate with bearer tokens only.
+pub fn api_server_config(
+    identity: &Identity,
+    client_ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(client_ca_pem)?), provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            parse_certs(&identity.cert_pem, "certificate")?,
+            parse_key(&identity.key_pem)?,
+        )
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A server certificate that can be replaced while serving: agents renew their node
 /// certificate without restarting their endpoint.
 #[derive(Debug)]

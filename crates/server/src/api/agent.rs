@@ -93,14 +93,14 @@ pub async fn register(
     let key = records::node_key(&req.name);
     let existing = state.store.get(&key).await?;
     match (&caller, &existing) {
-        (Caller::Join, Some(_)) => {
+        (Caller::Join(_), Some(_)) => {
             return Err(ApiError::new(
                 ErrorCode::AlreadyExists,
                 format!("a node named {} is already registered; restart that agent with its own data dir, or pick another --name", req.name),
             )
             .into());
         }
-        (Caller::Join, None) | (Caller::Admin, _) => {}
+        (Caller::Join(_), None) | (Caller::Admin, _) => {}
         (Caller::Node(n), _) if n == &req.name => {}
         (Caller::Node(n), _) => {
             return Err(ApiError::new(
@@ -149,6 +149,19 @@ pub async fn register(
             .unwrap_or(NodeState::Ready),
         server_token: server_token.clone(),
         cert_serial: Some(issued.serial.clone()),
+        cert_serials: {
+            let now = now();
+            let mut serials: Vec<records::IssuedSerial> = old
+                .as_ref()
+                .map(|o| o.cert_serials.clone())
+                .unwrap_or_default();
+            serials.retain(|s| s.not_after > now);
+            serials.push(records::IssuedSerial {
+                serial: issued.serial.clone(),
+                not_after: issued.not_after_unix,
+            });
+            serials
+        },
     };
     let mut ops = vec![
         Op::Put {
@@ -185,17 +198,24 @@ pub async fn register(
             })?,
         });
     }
-    let out = state
-        .store
-        .txn(
-            vec![Compare::ModRevision {
-                key: key.clone(),
-                equals: existing.map(|kv| kv.mod_revision).unwrap_or(0),
-            }],
-            ops,
-        )
-        .await?;
+    let mut compares = vec![Compare::ModRevision {
+        key: key.clone(),
+        equals: existing.map(|kv| kv.mod_revision).unwrap_or(0),
+    }];
+    if let Caller::Join(token_key) = &caller {
+        // A single-use token registers one node: its use is written only if absent.
+        let (more_compares, more_ops) =
+            crate::join_tokens::use_ops(&state, token_key, &req.name).await?;
+        compares.extend(more_compares);
+        ops.extend(more_ops);
+    }
+    let out = state.store.txn(compares, ops).await?;
     if !out.succeeded {
+        if let Caller::Join(token_key) = &caller
+            && let Some(spent) = crate::join_tokens::spent_meanwhile(&state, token_key).await
+        {
+            return Err(spent.into());
+        }
         return Err(ApiError::conflict(format!(
             "node {} registered concurrently; try again",
             req.name

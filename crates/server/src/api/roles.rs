@@ -63,7 +63,7 @@ impl Access {
 
     fn refusal(self, caller: &Caller) -> ApiError {
         let what = match caller {
-            Caller::Join => "a join token may only register a node",
+            Caller::Join(_) => "a join token may only register a node",
             Caller::Node(_) | Caller::Admin => "",
         };
         let needs = match self {
@@ -170,9 +170,13 @@ mod tests {
         ] {
             assert_eq!(access.admits(&Caller::Admin), admin, "{access:?} admin");
             assert_eq!(access.admits(&node), node_ok, "{access:?} node");
-            assert_eq!(access.admits(&Caller::Join), join, "{access:?} join");
+            assert_eq!(
+                access.admits(&Caller::Join("k".into())),
+                join,
+                "{access:?} join"
+            );
         }
-        let refusal = Access::Admin.refusal(&Caller::Join);
+        let refusal = Access::Admin.refusal(&Caller::Join("k".into()));
         assert_eq!(refusal.code, ErrorCode::PermissionDenied);
         assert!(
             refusal.message.contains("admin token"),
