@@ -189,3 +189,137 @@ fn join_tokens_are_single_use_expire_revoke_and_list_without_secrets() {
     c.start_agent("node-f");
     wait_ready(&c, "node-f");
 }
+
+/// Every run of at least 20 characters that could be a token (base64url or hex) in `bytes`.
+fn secret_looking(bytes: &[u8]) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut run = String::new();
+    for &b in bytes.iter().chain(std::iter::once(&0u8)) {
+        let c = b as char;
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            run.push(c);
+            continue;
+        }
+        if (20..=200).contains(&run.len()) {
+            out.insert(run.clone());
+        }
+        run.clear();
+    }
+    out
+}
+
+/// One HTTPS call with curl trusting `ca`; returns the status.
+fn status_of(url: &str, ca: &Path, method: &str, token: &str) -> u16 {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--max-time", "20", "--cacert"])
+        .arg(ca)
+        .args(["-X", method, "-w", "%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(url)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn no_value_in_the_store_authenticates_and_the_ca_key_is_a_private_file() {
+    use std::os::unix::fs::MetadataExt;
+    let mut c = Cluster::start();
+    // Tokens of every kind exist: admin (CLI), join (default and a created one), node and
+    // agent server tokens (two nodes), the replica credential of this control plane.
+    c.json(&["join-token", "create", "--name", "extra"]);
+    c.start_agent("node-b");
+    wait_ready(&c, "node-b");
+
+    let cli: Value = serde_json::from_slice(&std::fs::read(&c.config).unwrap()).unwrap();
+    let ca = c.dir.path().join("ca.pem");
+    std::fs::write(&ca, cli["ca_cert_pem"].as_str().unwrap()).unwrap();
+    let admin = cli["token"].as_str().unwrap().to_string();
+    let node_b: Value =
+        serde_json::from_slice(&std::fs::read(c.dir.path().join("node-b/node.json")).unwrap())
+            .unwrap();
+    let agent_url = c.json(&["node", "show", "node-a"])["agent_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let register = format!("{}/api/v1/agent/register", c.url);
+    let agent_route = format!("{agent_url}/agent/v1/vms/default/nosuch/console");
+
+    // The probes can tell a valid token from an invalid one.
+    assert_ne!(status_of(&register, &ca, "POST", &admin), 401);
+    assert_ne!(
+        status_of(
+            &register,
+            &ca,
+            "POST",
+            node_b["node_token"].as_str().unwrap()
+        ),
+        401
+    );
+    assert_eq!(status_of(&register, &ca, "POST", "not-a-token"), 401);
+    let agent_b: Value =
+        serde_json::from_slice(&std::fs::read(c.data_dir.join("agent/node.json")).unwrap())
+            .unwrap();
+    assert_ne!(
+        status_of(
+            &agent_route,
+            &ca,
+            "GET",
+            agent_b["server_token"].as_str().unwrap()
+        ),
+        401
+    );
+
+    // Read the store as an attacker would (the raw files, WAL included): no value in it
+    // authenticates, to the control plane (any token kind: the register route admits
+    // admin, join and node tokens, and a replica credential gets 403 there, not 401) or to
+    // an agent.
+    let store = store_bytes(&c.data_dir);
+    assert!(!store.is_empty());
+    let candidates = secret_looking(&store);
+    assert!(candidates.len() > 10, "{candidates:?}");
+    for secret in [
+        &admin,
+        node_b["node_token"].as_str().unwrap().to_string().as_str(),
+    ] {
+        assert!(!candidates.contains(secret), "a token is in the store");
+    }
+    for value in &candidates {
+        assert_eq!(
+            status_of(&register, &ca, "POST", value),
+            401,
+            "{value} from the store authenticates to the control plane"
+        );
+        assert_eq!(
+            status_of(&agent_route, &ca, "GET", value),
+            401,
+            "{value} from the store authenticates to an agent"
+        );
+    }
+    assert!(
+        !store.windows(11).any(|w| w == b"PRIVATE KEY"),
+        "the store holds a private key"
+    );
+
+    // The CA key is a file of the control plane, readable by its owner only.
+    let key = c.data_dir.join("control-plane/ca.key");
+    let meta = std::fs::metadata(&key).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o600, "{}", key.display());
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+
+    // A restart keeps the cluster (same CA, the agent still works) and the store clean.
+    c.kill9_up();
+    c.launch_up();
+    let again: Value = serde_json::from_slice(&std::fs::read(&c.config).unwrap()).unwrap();
+    assert_eq!(again["ca_cert_pem"], cli["ca_cert_pem"]);
+    wait_ready(&c, "node-b");
+    assert!(
+        !store_bytes(&c.data_dir)
+            .windows(11)
+            .any(|w| w == b"PRIVATE KEY")
+    );
+}

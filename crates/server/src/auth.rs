@@ -20,6 +20,38 @@ pub enum Caller {
     /// A join token, by its store key (registration consumes single-use ones).
     Join(String),
     Node(String),
+    /// Another control-plane replica (its member id), fetching image files.
+    Replica(String),
+}
+
+/// What a derived secret is for (part of the HMAC input, so one never stands for another).
+#[derive(Debug, Clone, Copy)]
+pub enum Purpose {
+    /// A replica's internal credential; the subject is its member id.
+    Replica,
+    /// The token the control plane presents to an agent; the subject is the node name.
+    AgentServerToken,
+}
+
+/// A secret the control plane derives instead of storing it: HMAC-SHA256, keyed with the
+/// cluster CA's private key (which replicas hold outside the store), over the purpose, the
+/// subject and a public `nonce` kept in the store. Reading the store gives the nonce, not the
+/// secret; every replica can recompute it.
+pub fn derived_secret(ca_key_pem: &str, purpose: Purpose, subject: &str, nonce: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, ca_key_pem.as_bytes());
+    let purpose = match purpose {
+        Purpose::Replica => "replica",
+        Purpose::AgentServerToken => "agent-server-token",
+    };
+    let msg = format!("novacron derived secret v1\0{purpose}\0{subject}\0{nonce}");
+    base64url(aws_lc_rs::hmac::sign(&key, msg.as_bytes()).as_ref())
+}
+
+/// A fresh public nonce (128 random bits) for [`derived_secret`].
+pub fn new_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator failed");
+    base64url(&bytes)
 }
 
 /// A new random token (URL-safe, 43 characters).
@@ -91,6 +123,7 @@ pub async fn authenticate(
                 Caller::Join(key)
             }
             TokenRecord::Node { node } => Caller::Node(node.clone()),
+            TokenRecord::Replica { member } => Caller::Replica(member.clone()),
         },
         None => {
             return ApiFailure(ApiError::new(
@@ -131,5 +164,21 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
         assert_ne!(token_hash(&a), token_hash(&b));
+    }
+
+    #[test]
+    fn derived_secrets_depend_on_every_input() {
+        let a = derived_secret("key", Purpose::Replica, "m1", "n1");
+        assert_eq!(a, derived_secret("key", Purpose::Replica, "m1", "n1"));
+        assert_eq!(a.len(), 43);
+        for other in [
+            derived_secret("key2", Purpose::Replica, "m1", "n1"),
+            derived_secret("key", Purpose::AgentServerToken, "m1", "n1"),
+            derived_secret("key", Purpose::Replica, "m2", "n1"),
+            derived_secret("key", Purpose::Replica, "m1", "n2"),
+        ] {
+            assert_ne!(a, other);
+        }
+        assert_ne!(new_nonce(), new_nonce());
     }
 }

@@ -16,7 +16,7 @@ pub mod records;
 pub mod state;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +45,8 @@ pub enum ServerError {
     },
     #[error("the store holds a damaged {what}: {why}")]
     Corrupt { what: &'static str, why: String },
+    #[error("the cluster CA private key is not in {}: it lives outside the store, with the replica that created the cluster; copy that replica's control-plane/ca.key here (mode 0600)", path.display())]
+    CaKeyMissing { path: PathBuf },
 }
 
 /// How to run the control plane.
@@ -95,7 +97,50 @@ pub struct Server {
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
-async fn ensure_cluster(store: &dyn Store) -> Result<Ca, ServerError> {
+/// The file in the control plane's data directory that holds the cluster CA's private key
+/// (mode 0600). It is never in the store: whoever can read the store must not be able to
+/// issue certificates. Every replica of an HA control plane needs a copy.
+pub const CA_KEY_FILE: &str = "ca.key";
+
+fn io_err(what: String) -> impl FnOnce(std::io::Error) -> ServerError {
+    move |source| ServerError::Io { what, source }
+}
+
+/// Writes `contents` to `path` readable by its owner only (created 0600, never wider).
+fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let what = || format!("cannot write {}", path.display());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(what()))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err(what()))?;
+    f.write_all(contents.as_bytes()).map_err(io_err(what()))?;
+    f.sync_all().map_err(io_err(what()))
+}
+
+fn read_key(path: &Path) -> Result<Option<String>, ServerError> {
+    match std::fs::read_to_string(path) {
+        Ok(k) => Ok(Some(k)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(format!("cannot read {}", path.display()))(e)),
+    }
+}
+
+/// The cluster CA: created with the cluster (certificate in the store, key in
+/// [`CA_KEY_FILE`] under `data_dir`), or loaded. A key an older version kept in the store is
+/// moved out into the file, then removed from the store.
+async fn ensure_cluster(store: &dyn Store, data_dir: &Path) -> Result<Ca, ServerError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(io_err(format!("cannot create {}", data_dir.display())))?;
+    let key_path = data_dir.join(CA_KEY_FILE);
+    // Written before the cluster record, renamed once that record is ours.
+    let staged = data_dir.join(format!("{CA_KEY_FILE}.new"));
     for _ in 0..5 {
         if let Some(kv) = store.get(records::CA_KEY).await? {
             let rec: CaRecord =
@@ -103,12 +148,64 @@ async fn ensure_cluster(store: &dyn Store) -> Result<Ca, ServerError> {
                     what: "cluster CA",
                     why: e.to_string(),
                 })?;
-            return Ok(Ca::from_pem(&rec.cert_pem, &rec.key_pem)?);
+            if let Some(in_store) = &rec.key_pem {
+                match read_key(&key_path)? {
+                    Some(file) if file.trim() != in_store.trim() => {
+                        return Err(ServerError::Corrupt {
+                            what: "cluster CA key",
+                            why: format!(
+                                "{} holds another key than the store; remove the file that is wrong",
+                                key_path.display()
+                            ),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        Ca::from_pem(&rec.cert_pem, in_store)?;
+                        write_private(&key_path, in_store)?;
+                    }
+                }
+                let moved = CaRecord {
+                    cert_pem: rec.cert_pem.clone(),
+                    key_pem: None,
+                };
+                let value = serde_json::to_vec(&moved).unwrap_or_default();
+                if store
+                    .compare_and_swap(records::CA_KEY, kv.mod_revision, value)
+                    .await?
+                    .is_none()
+                {
+                    continue;
+                }
+                tracing::warn!(path = %key_path.display(), "moved the cluster CA private key out of the store into a file readable by its owner only");
+                return Ok(Ca::from_pem(&rec.cert_pem, in_store)?);
+            }
+            let key = match read_key(&key_path)? {
+                Some(k) => k,
+                // A crash between creating the cluster and renaming the staged key.
+                None => match read_key(&staged)? {
+                    Some(k) if Ca::from_pem(&rec.cert_pem, &k).is_ok() => {
+                        std::fs::rename(&staged, &key_path)
+                            .map_err(io_err(format!("cannot rename {}", staged.display())))?;
+                        k
+                    }
+                    _ => {
+                        return Err(ServerError::CaKeyMissing { path: key_path });
+                    }
+                },
+            };
+            return Ok(
+                Ca::from_pem(&rec.cert_pem, &key).map_err(|e| ServerError::Corrupt {
+                    what: "cluster CA key",
+                    why: format!("{}: {e}", key_path.display()),
+                })?,
+            );
         }
         let ca = Ca::generate()?;
+        write_private(&staged, &ca.identity.key_pem)?;
         let rec = CaRecord {
             cert_pem: ca.identity.cert_pem.clone(),
-            key_pem: ca.identity.key_pem.clone(),
+            key_pem: None,
         };
         let cluster = ClusterRecord {
             cluster_id: api::operations::new_id().replace("op-", "nc-"),
@@ -137,14 +234,35 @@ async fn ensure_cluster(store: &dyn Store) -> Result<Ca, ServerError> {
             )
             .await?;
         if out.succeeded {
-            tracing::info!(cluster = %cluster.cluster_id, "initialised a new cluster");
+            std::fs::rename(&staged, &key_path)
+                .map_err(io_err(format!("cannot rename {}", staged.display())))?;
+            tracing::info!(cluster = %cluster.cluster_id, ca_key = %key_path.display(), "initialised a new cluster");
             return Ok(ca);
         }
+        let _ = std::fs::remove_file(&staged);
     }
     Err(ServerError::Corrupt {
         what: "cluster CA",
         why: "it kept changing while starting".into(),
     })
+}
+
+/// Older versions stored each replica's internal credential, an admin token, in plain text
+/// in its member record: revoke every such token still valid.
+async fn revoke_plaintext_internal_tokens(store: &dyn Store) -> Result<(), ServerError> {
+    let (members, _) = store.list(&records::member_prefix()).await?;
+    for kv in members {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&kv.value) else {
+            continue;
+        };
+        if let Some(token) = v.get("internal_token").and_then(|t| t.as_str()) {
+            store
+                .delete(&records::token_key(&auth::token_hash(token)))
+                .await?;
+            tracing::warn!(member = %kv.key, "revoked a replica's internal admin token that an older version stored in plain text");
+        }
+    }
+    Ok(())
 }
 
 fn hostname() -> Option<String> {
@@ -159,7 +277,8 @@ impl Server {
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         novacron_tls::install_crypto_provider();
         let store = config.store.clone();
-        let ca = ensure_cluster(store.as_ref()).await?;
+        let ca = ensure_cluster(store.as_ref(), &config.data_dir).await?;
+        revoke_plaintext_internal_tokens(store.as_ref()).await?;
         let member_id = config.member_id.clone().unwrap_or_else(|| {
             format!(
                 "{}-{}",
@@ -180,6 +299,16 @@ impl Server {
         let agent_tls = novacron_tls::node_client_config(&ca.identity.cert_pem)?;
         let agent_http = reqwest::Client::builder()
             .use_preconfigured_tls(agent_tls)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ServerError::Io {
+                what: "HTTP client".into(),
+                source: std::io::Error::other(e),
+            })?;
+
+        // Other replicas present control-plane certificates.
+        let replica_http = reqwest::Client::builder()
+            .use_preconfigured_tls(novacron_tls::client_config(&ca.identity.cert_pem, None)?)
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| ServerError::Io {
@@ -218,6 +347,7 @@ impl Server {
             metrics: ServerMetrics::register(config.registry.clone()),
             placement: crate::placement::Placement::new(),
             agent_http,
+            replica_http,
         });
 
         let mut sans = vec![
@@ -261,23 +391,23 @@ impl Server {
         let url = format!("https://{host}:{}", local_addr.port());
 
         let url = config.advertise_url.clone().unwrap_or(url);
-        let internal_token = auth::new_token();
-        store
-            .put(
-                &records::token_key(&auth::token_hash(&internal_token)),
-                serde_json::to_vec(&TokenRecord::Admin).unwrap_or_default(),
-            )
-            .await?;
+        // This replica's internal credential: derived from the CA key and a fresh nonce, so
+        // it changes at every start; only its hash is stored, under the member lease.
         let member = records::MemberRecord {
-            id: member_id,
+            id: member_id.clone(),
             url: url.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             started_at: now(),
-            internal_token,
+            credential_nonce: auth::new_nonce(),
         };
+        let credential = state.replica_credential(&member);
+        let credential_record = (
+            records::token_key(&auth::token_hash(&credential)),
+            serde_json::to_vec(&TokenRecord::Replica { member: member_id }).unwrap_or_default(),
+        );
         let background = vec![
             tokio::spawn(placement::follow(state.clone())),
-            tokio::spawn(ha::announce(state.clone(), member)),
+            tokio::spawn(ha::announce(state.clone(), member, credential_record)),
             tokio::spawn(ha::elect_and_run(state.clone())),
         ];
         tracing::info!(%url, "API serving");

@@ -170,8 +170,14 @@ pub struct NodeRecord {
     pub registered_at: UnixSeconds,
     /// Set by an operator: ready, cordoned or draining (`down` is derived from heartbeats).
     pub admin_state: NodeState,
-    /// The secret the control plane presents when it calls this agent.
+    /// The secret the control plane presents when it calls this agent, as registered before
+    /// it was derived (empty for nodes registered since: see `server_token_nonce`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub server_token: String,
+    /// The public input from which the control plane derives this agent's server token with
+    /// the CA key ([`crate::auth::derived_secret`]); the token itself is not stored.
+    #[serde(default)]
+    pub server_token_nonce: Option<String>,
     /// Serial (hex) of the node certificate issued last; revoked when the node is deleted.
     #[serde(default)]
     pub cert_serial: Option<String>,
@@ -221,8 +227,12 @@ pub struct MemberRecord {
     pub url: String,
     pub version: String,
     pub started_at: UnixSeconds,
-    /// Admin token other replicas use to fetch image files from this one.
-    pub internal_token: String,
+    /// The public input from which replicas derive this replica's internal credential with
+    /// the CA key ([`crate::auth::derived_secret`]); they present it to fetch image files
+    /// from this one. The credential itself is not stored, only its hash (a `replica` token
+    /// that lives as long as this record's lease, and changes at every start).
+    #[serde(default)]
+    pub credential_nonce: String,
 }
 
 /// Who runs the background controllers.
@@ -241,6 +251,11 @@ pub enum TokenRecord {
     Join(JoinTokenRecord),
     Node {
         node: String,
+    },
+    /// A control-plane replica's internal credential: fetches image files from it, nothing
+    /// else. Stored with the replica's member lease, so it goes when the replica does.
+    Replica {
+        member: String,
     },
 }
 
@@ -290,11 +305,15 @@ pub struct ClusterRecord {
     pub created_at: UnixSeconds,
 }
 
-/// The cluster CA, kept in the store so every control-plane replica issues the same chain.
+/// The cluster CA certificate, kept in the store so every control-plane replica issues the
+/// same chain (its private key is not in the store).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaRecord {
     pub cert_pem: String,
-    pub key_pem: String,
+    /// Only in stores written by older versions: the key now lives in a file of each
+    /// replica's data directory ([`crate::CA_KEY_FILE`]) and is moved there on start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pem: Option<String>,
 }
 
 pub fn now() -> UnixSeconds {

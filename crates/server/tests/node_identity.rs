@@ -334,3 +334,70 @@ async fn a_deleted_nodes_certificates_are_refused_before_they_expire() {
     assert_eq!(status, 200, "{body}");
     cp.server.stop().await;
 }
+
+#[tokio::test]
+async fn a_ca_key_in_the_store_moves_to_a_private_file() {
+    use std::os::unix::fs::MetadataExt;
+    novacron_tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let store = novacron_store::open_store(&novacron_store::StoreUrl::Sqlite(
+        dir.path().join("state.db"),
+    ))
+    .await
+    .unwrap();
+    // What an older version wrote: the key in the CA record.
+    let ca = novacron_tls::Ca::generate().unwrap();
+    store
+        .put(
+            novacron_server::records::CA_KEY,
+            serde_json::to_vec(&serde_json::json!({
+                "cert_pem": ca.identity.cert_pem,
+                "key_pem": ca.identity.key_pem,
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let config = |store| ServerConfig {
+        store,
+        data_dir: dir.path().join("cp"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        extra_sans: vec![],
+        node_lease_ttl: Duration::from_secs(10),
+        fence_margin: Duration::from_secs(2),
+        node_cert_ttl: Duration::from_secs(3600),
+        advertise_url: None,
+        registry: Default::default(),
+        member_id: None,
+        store_backend: "sqlite".into(),
+    };
+    let server = Server::start(config(store.clone())).await.unwrap();
+    assert_eq!(server.ca_cert_pem(), ca.identity.cert_pem);
+    let rec = store
+        .get(novacron_server::records::CA_KEY)
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(rec.value).unwrap();
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    let key_file = dir.path().join("cp/ca.key");
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        ca.identity.key_pem
+    );
+    assert_eq!(std::fs::metadata(&key_file).unwrap().mode() & 0o7777, 0o600);
+    server.stop().await;
+
+    // Without the file the control plane does not start, and says what to do.
+    std::fs::rename(&key_file, dir.path().join("elsewhere")).unwrap();
+    let e = Server::start(config(store.clone())).await.err().unwrap();
+    assert!(e.to_string().contains("ca.key"), "{e}");
+    // A key of another CA is refused.
+    std::fs::write(
+        &key_file,
+        novacron_tls::Ca::generate().unwrap().identity.key_pem,
+    )
+    .unwrap();
+    let e = Server::start(config(store.clone())).await.err().unwrap();
+    assert!(e.to_string().contains("does not belong"), "{e}");
+}

@@ -15,9 +15,9 @@ mod serve;
 pub use der::certificate_serial;
 pub use limits::{ServeLimits, open_file_limit, raise_open_file_limit};
 pub use pki::{
-    CONTROL_PLANE_EKU, Ca, Identity, IssuedCert, NODE_EKU, ReloadableCert, ca_fingerprint,
-    api_server_config, client_config, is_node_dns_name, node_client_config,
-    reloadable_server_config, server_config,
+    CONTROL_PLANE_EKU, Ca, Identity, IssuedCert, NODE_EKU, ReloadableCert, api_server_config,
+    ca_fingerprint, client_config, is_node_dns_name, node_client_config, reloadable_server_config,
+    server_config,
 };
 pub use serve::{PeerCertificate, ServeHandle, serve_https, serve_https_with};
 

@@ -109,6 +109,13 @@ pub async fn register(
             )
             .into());
         }
+        (Caller::Replica(_), _) => {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                "a replica credential cannot register nodes",
+            )
+            .into());
+        }
     }
     let old: Option<NodeRecord> = existing
         .as_ref()
@@ -125,9 +132,11 @@ pub async fn register(
         (Caller::Node(_), Some(t)) => t,
         _ => new_token(),
     };
-    let server_token = match (&old, rejoin) {
-        (Some(o), true) => o.server_token.clone(),
-        _ => new_token(),
+    // The agent's server token is derived, not stored; a node registered before that keeps
+    // its stored one until it joins again (its running agent expects it).
+    let (server_token_legacy, server_token_nonce) = match (&old, rejoin) {
+        (Some(o), true) => (o.server_token.clone(), o.server_token_nonce.clone()),
+        _ => (String::new(), Some(crate::auth::new_nonce())),
     };
     let ttl = state.node_lease_ttl;
     let lease = state.store.grant_lease(ttl).await?;
@@ -147,7 +156,8 @@ pub async fn register(
             .as_ref()
             .map(|o| o.admin_state)
             .unwrap_or(NodeState::Ready),
-        server_token: server_token.clone(),
+        server_token: server_token_legacy,
+        server_token_nonce,
         cert_serial: Some(issued.serial.clone()),
         cert_serials: {
             let now = now();
@@ -232,6 +242,7 @@ pub async fn register(
         .wait_for(out.revision, AppState::CATCH_UP)
         .await;
     state.saw_node(&req.name);
+    let server_token = state.server_token(&rec);
     tracing::info!(node = %req.name, url = %req.agent_url, %peer, cert_serial = %issued.serial, "node registered");
     Ok(AxumJson(RegisterResponse {
         node_token,
@@ -550,7 +561,7 @@ pub async fn call_agent<B: serde::Serialize, R: serde::de::DeserializeOwned>(
     let r = state
         .agent_http
         .post(&url)
-        .bearer_auth(&node.server_token)
+        .bearer_auth(state.server_token(&node))
         .timeout(Duration::from_secs(300))
         .json(body)
         .send()
