@@ -257,7 +257,7 @@ fn no_value_in_the_store_authenticates_and_the_ca_key_is_a_private_file() {
         401
     );
     assert_eq!(status_of(&register, &ca, "POST", "not-a-token"), 401);
-    let agent_b: Value =
+    let agent_a: Value =
         serde_json::from_slice(&std::fs::read(c.data_dir.join("agent/node.json")).unwrap())
             .unwrap();
     assert_ne!(
@@ -265,7 +265,7 @@ fn no_value_in_the_store_authenticates_and_the_ca_key_is_a_private_file() {
             &agent_route,
             &ca,
             "GET",
-            agent_b["server_token"].as_str().unwrap()
+            agent_a["server_token"].as_str().unwrap()
         ),
         401
     );

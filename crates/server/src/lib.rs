@@ -194,12 +194,10 @@ async fn ensure_cluster(store: &dyn Store, data_dir: &Path) -> Result<Ca, Server
                     }
                 },
             };
-            return Ok(
-                Ca::from_pem(&rec.cert_pem, &key).map_err(|e| ServerError::Corrupt {
-                    what: "cluster CA key",
-                    why: format!("{}: {e}", key_path.display()),
-                })?,
-            );
+            return Ca::from_pem(&rec.cert_pem, &key).map_err(|e| ServerError::Corrupt {
+                what: "cluster CA key",
+                why: format!("{}: {e}", key_path.display()),
+            });
         }
         let ca = Ca::generate()?;
         write_private(&staged, &ca.identity.key_pem)?;

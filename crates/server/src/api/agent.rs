@@ -232,10 +232,13 @@ pub async fn register(
         ))
         .into());
     }
-    state
-        .tokens
-        .wait_for(out.revision, AppState::CATCH_UP)
-        .await;
+    if !rejoin {
+        // A renewal writes no token: the token mirror would never reach its revision.
+        state
+            .tokens
+            .wait_for(out.revision, AppState::CATCH_UP)
+            .await;
+    }
     state.nodes.wait_for(out.revision, AppState::CATCH_UP).await;
     state
         .node_leases
@@ -561,7 +564,7 @@ pub async fn call_agent<B: serde::Serialize, R: serde::de::DeserializeOwned>(
     let r = state
         .agent_http
         .post(&url)
-        .bearer_auth(state.server_token(&node))
+        .bearer_auth(state.server_token(node))
         .timeout(Duration::from_secs(300))
         .json(body)
         .send()
