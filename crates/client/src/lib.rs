@@ -577,6 +577,34 @@ impl Client {
         Ok(written)
     }
 
+    // ---- join tokens ------------------------------------------------------------------------
+
+    /// Mints a join token; the answer holds the token itself (shown this once).
+    pub async fn join_token_create(
+        &self,
+        req: &novacron_api_types::join_token::JoinTokenCreateRequest,
+    ) -> Result<novacron_api_types::join_token::JoinTokenCreated, ClientError> {
+        self.call(Method::POST, "/join-tokens", Some(req)).await
+    }
+
+    pub async fn join_token_list(
+        &self,
+    ) -> Result<Vec<novacron_api_types::join_token::JoinTokenInfo>, ClientError> {
+        self.call(Method::GET, "/join-tokens", None::<&()>).await
+    }
+
+    pub async fn join_token_revoke(
+        &self,
+        id: &str,
+    ) -> Result<novacron_api_types::join_token::JoinTokenInfo, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/join-tokens/{}", seg(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
     // ---- cluster and storage ---------------------------------------------------------------
 
     pub async fn cluster_status(&self) -> Result<novacron_api_types::ClusterStatus, ClientError> {

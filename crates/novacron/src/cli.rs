@@ -54,6 +54,9 @@ pub enum Command {
     /// Nodes (hosts running an agent).
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Tokens that let new nodes join: create, list, revoke.
+    #[command(subcommand)]
+    JoinToken(crate::join_tokens::JoinTokenCommand),
     /// Bootable images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -280,6 +283,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(a) => roles::agent(a).await,
         Command::Vm(c) => vm(c, out).await,
         Command::Node(c) => node(c, out).await,
+        Command::JoinToken(c) => crate::join_tokens::run(c, out).await,
         Command::Image(c) => image(c, out).await,
         Command::Operation(c) => operation(c, out).await,
         Command::Bench(c) => crate::bench::run(c, out).await,

@@ -7,6 +7,7 @@
 mod backups;
 mod bench;
 mod cli;
+mod join_tokens;
 mod migrations;
 mod output;
 mod perms;

@@ -17,8 +17,41 @@ use crate::state::AppState;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Admin,
-    Join,
+    /// A join token, by its store key (registration consumes single-use ones).
+    Join(String),
     Node(String),
+    /// Another control-plane replica (its member id), fetching image files.
+    Replica(String),
+}
+
+/// What a derived secret is for (part of the HMAC input, so one never stands for another).
+#[derive(Debug, Clone, Copy)]
+pub enum Purpose {
+    /// A replica's internal credential; the subject is its member id.
+    Replica,
+    /// The token the control plane presents to an agent; the subject is the node name.
+    AgentServerToken,
+}
+
+/// A secret the control plane derives instead of storing it: HMAC-SHA256, keyed with the
+/// cluster CA's private key (which replicas hold outside the store), over the purpose, the
+/// subject and a public `nonce` kept in the store. Reading the store gives the nonce, not the
+/// secret; every replica can recompute it.
+pub fn derived_secret(ca_key_pem: &str, purpose: Purpose, subject: &str, nonce: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, ca_key_pem.as_bytes());
+    let purpose = match purpose {
+        Purpose::Replica => "replica",
+        Purpose::AgentServerToken => "agent-server-token",
+    };
+    let msg = format!("novacron derived secret v1\0{purpose}\0{subject}\0{nonce}");
+    base64url(aws_lc_rs::hmac::sign(&key, msg.as_bytes()).as_ref())
+}
+
+/// A fresh public nonce (128 random bits) for [`derived_secret`].
+pub fn new_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator failed");
+    base64url(&bytes)
 }
 
 /// A new random token (URL-safe, 43 characters).
@@ -63,6 +96,12 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
+    // A revoked certificate is refused whatever token comes with it.
+    if let Some(cert) = req.extensions().get::<novacron_tls::PeerCertificate>()
+        && let Some(why) = revoked_cert(&state, &cert.serial)
+    {
+        return ApiFailure(ApiError::new(ErrorCode::Unauthenticated, why)).into_response();
+    }
     let Some(token) = token else {
         return ApiFailure(ApiError::new(
             ErrorCode::Unauthenticated,
@@ -70,36 +109,44 @@ pub async fn authenticate(
         ))
         .into_response();
     };
-    let caller = match state
-        .tokens
-        .get(&crate::records::token_key(&token_hash(token)))
-    {
+    let hash = token_hash(token);
+    let key = crate::records::token_key(&hash);
+    let caller = match state.tokens.get(&key) {
         Some(rec) => match rec.as_ref() {
             TokenRecord::Admin => Caller::Admin,
-            TokenRecord::Join { expires_at }
-                if expires_at.is_some_and(|t| crate::records::now() < t) =>
-            {
-                Caller::Join
-            }
-            TokenRecord::Join { .. } => {
-                return ApiFailure(ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    "this join token has expired: create a new one on the control plane",
-                ))
-                .into_response();
+            TokenRecord::Join(join) => {
+                let id = crate::records::join_token_id(&hash);
+                if let Some(why) = crate::join_tokens::refusal(join, &id, crate::records::now()) {
+                    return ApiFailure(ApiError::new(ErrorCode::Unauthenticated, why))
+                        .into_response();
+                }
+                Caller::Join(key)
             }
             TokenRecord::Node { node } => Caller::Node(node.clone()),
+            TokenRecord::Replica { member } => Caller::Replica(member.clone()),
         },
         None => {
             return ApiFailure(ApiError::new(
                 ErrorCode::Unauthenticated,
-                "invalid or revoked token",
+                "invalid or revoked token: check the token you use (NOVACRON_TOKEN, the CLI config, the agent's data dir), or ask an admin for a new one",
             ))
             .into_response();
         }
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// Why a client certificate with `serial` is refused, if it was revoked.
+pub fn revoked_cert(state: &AppState, serial: &str) -> Option<String> {
+    let rec = state
+        .revoked_certs
+        .get(&crate::records::revoked_cert_key(serial))?;
+    tracing::warn!(serial, node = %rec.node, "revoked client certificate refused");
+    Some(format!(
+        "the client certificate {serial} of node {} was revoked ({}): that node must join again with a new join token",
+        rec.node, rec.reason
+    ))
 }
 
 #[cfg(test)]
@@ -117,5 +164,21 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
         assert_ne!(token_hash(&a), token_hash(&b));
+    }
+
+    #[test]
+    fn derived_secrets_depend_on_every_input() {
+        let a = derived_secret("key", Purpose::Replica, "m1", "n1");
+        assert_eq!(a, derived_secret("key", Purpose::Replica, "m1", "n1"));
+        assert_eq!(a.len(), 43);
+        for other in [
+            derived_secret("key2", Purpose::Replica, "m1", "n1"),
+            derived_secret("key", Purpose::AgentServerToken, "m1", "n1"),
+            derived_secret("key", Purpose::Replica, "m2", "n1"),
+            derived_secret("key", Purpose::Replica, "m1", "n2"),
+        ] {
+            assert_ne!(a, other);
+        }
+        assert_ne!(new_nonce(), new_nonce());
     }
 }

@@ -18,7 +18,11 @@ const MEMBER_TTL: Duration = Duration::from_secs(10);
 const LEADER_TTL: Duration = Duration::from_secs(4);
 
 /// Keeps this replica's member record alive.
-pub async fn announce(state: Arc<AppState>, record: MemberRecord) {
+pub async fn announce(
+    state: Arc<AppState>,
+    record: MemberRecord,
+    (credential_key, credential): (String, Vec<u8>),
+) {
     let key = records::member_key(&record.id);
     let value = serde_json::to_vec(&record).unwrap_or_default();
     loop {
@@ -30,7 +34,26 @@ pub async fn announce(state: Arc<AppState>, record: MemberRecord) {
                 continue;
             }
         };
-        if let Err(e) = state.store.put_with_lease(&key, value.clone(), lease).await {
+        // The replica's credential lives exactly as long as its member record.
+        let put = state
+            .store
+            .txn(
+                vec![],
+                vec![
+                    Op::PutWithLease {
+                        key: key.clone(),
+                        value: value.clone(),
+                        lease,
+                    },
+                    Op::PutWithLease {
+                        key: credential_key.clone(),
+                        value: credential.clone(),
+                        lease,
+                    },
+                ],
+            )
+            .await;
+        if let Err(e) = put {
             tracing::warn!(error = %e, "cannot announce this replica; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
@@ -55,7 +78,7 @@ pub async fn elect_and_run(state: Arc<AppState>) {
                 tracing::info!(member = %state.member_id, "this replica leads the controllers");
                 let controllers = vec![
                     tokio::spawn(ha_controller(state.clone())),
-                    tokio::spawn(crate::expire_operations(state.store.clone())),
+                    tokio::spawn(crate::expire_operations(state.clone())),
                     tokio::spawn(crate::api::backups::schedule_controller(state.clone())),
                 ];
                 // Renew until the lease is lost; then stop leading at once.

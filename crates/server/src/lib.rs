@@ -9,13 +9,14 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod ha;
+pub mod join_tokens;
 pub mod metrics;
 pub mod placement;
 pub mod records;
 pub mod state;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub enum ServerError {
     },
     #[error("the store holds a damaged {what}: {why}")]
     Corrupt { what: &'static str, why: String },
+    #[error("the cluster CA private key is not in {}: it lives outside the store, with the replica that created the cluster; copy that replica's control-plane/ca.key here (mode 0600)", path.display())]
+    CaKeyMissing { path: PathBuf },
 }
 
 /// How to run the control plane.
@@ -75,7 +78,8 @@ pub struct ServerConfig {
 pub const DEFAULT_NODE_CERT_TTL: Duration = Duration::from_secs(30 * 86400);
 
 /// Join tokens register nodes for a day after they are minted.
-pub const DEFAULT_JOIN_TOKEN_TTL: Duration = Duration::from_secs(86400);
+pub const DEFAULT_JOIN_TOKEN_TTL: Duration =
+    Duration::from_secs(novacron_api_types::join_token::DEFAULT_JOIN_TOKEN_TTL_SECONDS);
 
 /// Which kind of token to mint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +97,50 @@ pub struct Server {
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
-async fn ensure_cluster(store: &dyn Store) -> Result<Ca, ServerError> {
+/// The file in the control plane's data directory that holds the cluster CA's private key
+/// (mode 0600). It is never in the store: whoever can read the store must not be able to
+/// issue certificates. Every replica of an HA control plane needs a copy.
+pub const CA_KEY_FILE: &str = "ca.key";
+
+fn io_err(what: String) -> impl FnOnce(std::io::Error) -> ServerError {
+    move |source| ServerError::Io { what, source }
+}
+
+/// Writes `contents` to `path` readable by its owner only (created 0600, never wider).
+fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let what = || format!("cannot write {}", path.display());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(what()))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err(what()))?;
+    f.write_all(contents.as_bytes()).map_err(io_err(what()))?;
+    f.sync_all().map_err(io_err(what()))
+}
+
+fn read_key(path: &Path) -> Result<Option<String>, ServerError> {
+    match std::fs::read_to_string(path) {
+        Ok(k) => Ok(Some(k)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(format!("cannot read {}", path.display()))(e)),
+    }
+}
+
+/// The cluster CA: created with the cluster (certificate in the store, key in
+/// [`CA_KEY_FILE`] under `data_dir`), or loaded. A key an older version kept in the store is
+/// moved out into the file, then removed from the store.
+async fn ensure_cluster(store: &dyn Store, data_dir: &Path) -> Result<Ca, ServerError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(io_err(format!("cannot create {}", data_dir.display())))?;
+    let key_path = data_dir.join(CA_KEY_FILE);
+    // Written before the cluster record, renamed once that record is ours.
+    let staged = data_dir.join(format!("{CA_KEY_FILE}.new"));
     for _ in 0..5 {
         if let Some(kv) = store.get(records::CA_KEY).await? {
             let rec: CaRecord =
@@ -101,12 +148,62 @@ async fn ensure_cluster(store: &dyn Store) -> Result<Ca, ServerError> {
                     what: "cluster CA",
                     why: e.to_string(),
                 })?;
-            return Ok(Ca::from_pem(&rec.cert_pem, &rec.key_pem)?);
+            if let Some(in_store) = &rec.key_pem {
+                match read_key(&key_path)? {
+                    Some(file) if file.trim() != in_store.trim() => {
+                        return Err(ServerError::Corrupt {
+                            what: "cluster CA key",
+                            why: format!(
+                                "{} holds another key than the store; remove the file that is wrong",
+                                key_path.display()
+                            ),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        Ca::from_pem(&rec.cert_pem, in_store)?;
+                        write_private(&key_path, in_store)?;
+                    }
+                }
+                let moved = CaRecord {
+                    cert_pem: rec.cert_pem.clone(),
+                    key_pem: None,
+                };
+                let value = serde_json::to_vec(&moved).unwrap_or_default();
+                if store
+                    .compare_and_swap(records::CA_KEY, kv.mod_revision, value)
+                    .await?
+                    .is_none()
+                {
+                    continue;
+                }
+                tracing::warn!(path = %key_path.display(), "moved the cluster CA private key out of the store into a file readable by its owner only");
+                return Ok(Ca::from_pem(&rec.cert_pem, in_store)?);
+            }
+            let key = match read_key(&key_path)? {
+                Some(k) => k,
+                // A crash between creating the cluster and renaming the staged key.
+                None => match read_key(&staged)? {
+                    Some(k) if Ca::from_pem(&rec.cert_pem, &k).is_ok() => {
+                        std::fs::rename(&staged, &key_path)
+                            .map_err(io_err(format!("cannot rename {}", staged.display())))?;
+                        k
+                    }
+                    _ => {
+                        return Err(ServerError::CaKeyMissing { path: key_path });
+                    }
+                },
+            };
+            return Ca::from_pem(&rec.cert_pem, &key).map_err(|e| ServerError::Corrupt {
+                what: "cluster CA key",
+                why: format!("{}: {e}", key_path.display()),
+            });
         }
         let ca = Ca::generate()?;
+        write_private(&staged, &ca.identity.key_pem)?;
         let rec = CaRecord {
             cert_pem: ca.identity.cert_pem.clone(),
-            key_pem: ca.identity.key_pem.clone(),
+            key_pem: None,
         };
         let cluster = ClusterRecord {
             cluster_id: api::operations::new_id().replace("op-", "nc-"),
@@ -135,14 +232,35 @@ async fn ensure_cluster(store: &dyn Store) -> Result<Ca, ServerError> {
             )
             .await?;
         if out.succeeded {
-            tracing::info!(cluster = %cluster.cluster_id, "initialised a new cluster");
+            std::fs::rename(&staged, &key_path)
+                .map_err(io_err(format!("cannot rename {}", staged.display())))?;
+            tracing::info!(cluster = %cluster.cluster_id, ca_key = %key_path.display(), "initialised a new cluster");
             return Ok(ca);
         }
+        let _ = std::fs::remove_file(&staged);
     }
     Err(ServerError::Corrupt {
         what: "cluster CA",
         why: "it kept changing while starting".into(),
     })
+}
+
+/// Older versions stored each replica's internal credential, an admin token, in plain text
+/// in its member record: revoke every such token still valid.
+async fn revoke_plaintext_internal_tokens(store: &dyn Store) -> Result<(), ServerError> {
+    let (members, _) = store.list(&records::member_prefix()).await?;
+    for kv in members {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&kv.value) else {
+            continue;
+        };
+        if let Some(token) = v.get("internal_token").and_then(|t| t.as_str()) {
+            store
+                .delete(&records::token_key(&auth::token_hash(token)))
+                .await?;
+            tracing::warn!(member = %kv.key, "revoked a replica's internal admin token that an older version stored in plain text");
+        }
+    }
+    Ok(())
 }
 
 fn hostname() -> Option<String> {
@@ -157,7 +275,8 @@ impl Server {
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         novacron_tls::install_crypto_provider();
         let store = config.store.clone();
-        let ca = ensure_cluster(store.as_ref()).await?;
+        let ca = ensure_cluster(store.as_ref(), &config.data_dir).await?;
+        revoke_plaintext_internal_tokens(store.as_ref()).await?;
         let member_id = config.member_id.clone().unwrap_or_else(|| {
             format!(
                 "{}-{}",
@@ -185,6 +304,16 @@ impl Server {
                 source: std::io::Error::other(e),
             })?;
 
+        // Other replicas present control-plane certificates.
+        let replica_http = reqwest::Client::builder()
+            .use_preconfigured_tls(novacron_tls::client_config(&ca.identity.cert_pem, None)?)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ServerError::Io {
+                what: "HTTP client".into(),
+                source: std::io::Error::other(e),
+            })?;
+
         let state = Arc::new(AppState {
             vms: Cache::start_indexed(
                 store.clone(),
@@ -197,6 +326,7 @@ impl Server {
             node_leases: Cache::start(store.clone(), records::node_lease_prefix()).await?,
             images: Cache::<Image>::start(store.clone(), records::image_prefix()).await?,
             tokens: Cache::start(store.clone(), format!("{}tokens/", records::ROOT)).await?,
+            revoked_certs: Cache::start(store.clone(), records::revoked_cert_prefix()).await?,
             members: Cache::start(store.clone(), records::member_prefix()).await?,
             leader: Cache::start(store.clone(), records::leader_prefix()).await?,
             storage: Cache::start(store.clone(), records::storage_prefix()).await?,
@@ -215,6 +345,7 @@ impl Server {
             metrics: ServerMetrics::register(config.registry.clone()),
             placement: crate::placement::Placement::new(),
             agent_http,
+            replica_http,
         });
 
         let mut sans = vec![
@@ -232,7 +363,8 @@ impl Server {
         sans.sort();
         sans.dedup();
         let identity = ca.issue_control_plane(&sans)?;
-        let tls = novacron_tls::server_config(&identity, None)?;
+        // Clients may present a node certificate; a revoked one is refused (auth).
+        let tls = novacron_tls::api_server_config(&identity, &ca.identity.cert_pem)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Io {
@@ -257,23 +389,23 @@ impl Server {
         let url = format!("https://{host}:{}", local_addr.port());
 
         let url = config.advertise_url.clone().unwrap_or(url);
-        let internal_token = auth::new_token();
-        store
-            .put(
-                &records::token_key(&auth::token_hash(&internal_token)),
-                serde_json::to_vec(&TokenRecord::Admin).unwrap_or_default(),
-            )
-            .await?;
+        // This replica's internal credential: derived from the CA key and a fresh nonce, so
+        // it changes at every start; only its hash is stored, under the member lease.
         let member = records::MemberRecord {
-            id: member_id,
+            id: member_id.clone(),
             url: url.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             started_at: now(),
-            internal_token,
+            credential_nonce: auth::new_nonce(),
         };
+        let credential = state.replica_credential(&member);
+        let credential_record = (
+            records::token_key(&auth::token_hash(&credential)),
+            serde_json::to_vec(&TokenRecord::Replica { member: member_id }).unwrap_or_default(),
+        );
         let background = vec![
             tokio::spawn(placement::follow(state.clone())),
-            tokio::spawn(ha::announce(state.clone(), member)),
+            tokio::spawn(ha::announce(state.clone(), member, credential_record)),
             tokio::spawn(ha::elect_and_run(state.clone())),
         ];
         tracing::info!(%url, "API serving");
@@ -293,11 +425,7 @@ impl Server {
 
     /// The join token string agents need, for a join secret.
     pub fn join_token_string(&self, secret: &str) -> Result<String, ServerError> {
-        Ok(format!(
-            "NVC1.{}.{}",
-            novacron_tls::ca_fingerprint(self.ca_cert_pem())?,
-            secret
-        ))
+        Ok(join_token_string(self.ca_cert_pem(), secret)?)
     }
 
     /// Mints a new token of `kind` (only its hash is stored).
@@ -305,9 +433,13 @@ impl Server {
         let token = auth::new_token();
         let rec = match kind {
             TokenKind::Admin => TokenRecord::Admin,
-            TokenKind::Join => TokenRecord::Join {
+            TokenKind::Join => TokenRecord::Join(records::JoinTokenRecord {
                 expires_at: Some(now() + DEFAULT_JOIN_TOKEN_TTL.as_secs()),
-            },
+                name: Some("default".into()),
+                created_at: Some(now()),
+                single_use: false,
+                revoked_at: None,
+            }),
         };
         let rev = self
             .state
@@ -330,12 +462,13 @@ impl Server {
         // A join token to be printed again must stay valid a while (an hour) yet.
         match (rec.as_deref(), kind) {
             (Some(TokenRecord::Admin), TokenKind::Admin) => true,
-            (
-                Some(TokenRecord::Join {
-                    expires_at: Some(t),
-                }),
-                TokenKind::Join,
-            ) => now() + 3600 < *t,
+            (Some(TokenRecord::Join(rec)), TokenKind::Join) => {
+                rec.revoked_at.is_none()
+                    && !rec.single_use
+                    && rec
+                        .expires_at
+                        .is_some_and(|t| now() + join_tokens::REPRINT_MARGIN.as_secs() < t)
+            }
             _ => false,
         }
     }
@@ -349,14 +482,56 @@ impl Server {
     }
 }
 
-/// Deletes finished operations a day old (a leader-only controller).
-pub(crate) async fn expire_operations(store: Arc<dyn Store>) {
+/// The join token string agents take (`NVC1.<CA fingerprint>.<secret>`): it pins the
+/// cluster CA the agent will trust.
+pub fn join_token_string(
+    ca_cert_pem: &str,
+    secret: &str,
+) -> Result<String, novacron_tls::TlsError> {
+    Ok(format!(
+        "NVC1.{}.{}",
+        novacron_tls::ca_fingerprint(ca_cert_pem)?,
+        secret
+    ))
+}
+
+/// Deletes finished operations a day old, and join tokens a day past their expiry (a
+/// leader-only controller).
+pub(crate) async fn expire_operations(state: Arc<AppState>) {
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;
-        match api::operations::expire(store.as_ref(), 86_400).await {
+        match api::operations::expire(state.store.as_ref(), 86_400).await {
             Ok(n) if n > 0 => tracing::info!(removed = n, "expired finished operations"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "expiring operations failed"),
         }
+        match expire_revoked_certs(&state).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(removed = n, "forgot revoked certificates that expired")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "forgetting expired revoked certificates failed"),
+        }
+        match join_tokens::expire(&state).await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "removed expired join tokens"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "removing expired join tokens failed"),
+        }
     }
+}
+
+/// Deletes revocation records of certificates that have expired (an expired certificate is
+/// refused by the TLS handshake already).
+async fn expire_revoked_certs(state: &AppState) -> Result<usize, StoreError> {
+    let now = now();
+    let stale: Vec<String> = state.revoked_certs.with(|r| {
+        r.iter()
+            .filter(|(_, v)| v.not_after.is_some_and(|t| t < now))
+            .map(|(k, _)| k.clone())
+            .collect()
+    });
+    for k in &stale {
+        state.store.delete(k).await?;
+    }
+    Ok(stale.len())
 }

@@ -170,11 +170,46 @@ pub struct NodeRecord {
     pub registered_at: UnixSeconds,
     /// Set by an operator: ready, cordoned or draining (`down` is derived from heartbeats).
     pub admin_state: NodeState,
-    /// The secret the control plane presents when it calls this agent.
+    /// The secret the control plane presents when it calls this agent, as registered before
+    /// it was derived (empty for nodes registered since: see `server_token_nonce`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub server_token: String,
+    /// The public input from which the control plane derives this agent's server token with
+    /// the CA key ([`crate::auth::derived_secret`]); the token itself is not stored.
+    #[serde(default)]
+    pub server_token_nonce: Option<String>,
     /// Serial (hex) of the node certificate issued last; revoked when the node is deleted.
     #[serde(default)]
     pub cert_serial: Option<String>,
+    /// Every certificate issued to the node that has not expired yet (renewal leaves the
+    /// previous one valid): all are revoked when the node is deleted.
+    #[serde(default)]
+    pub cert_serials: Vec<IssuedSerial>,
+}
+
+/// A certificate the control plane issued, and until when it is valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedSerial {
+    pub serial: String,
+    pub not_after: UnixSeconds,
+}
+
+/// A revoked certificate, kept until it would have expired anyway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedCertRecord {
+    pub node: String,
+    pub revoked_at: UnixSeconds,
+    /// Unknown for the last certificate of a node registered before expiries were recorded.
+    #[serde(default)]
+    pub not_after: Option<UnixSeconds>,
+    pub reason: String,
+}
+
+pub fn revoked_cert_prefix() -> String {
+    format!("{ROOT}revokedcerts/")
+}
+pub fn revoked_cert_key(serial: &str) -> String {
+    format!("{ROOT}revokedcerts/{serial}")
 }
 
 /// A node's liveness: the key lives as long as the store lease the node's heartbeats renew.
@@ -192,8 +227,12 @@ pub struct MemberRecord {
     pub url: String,
     pub version: String,
     pub started_at: UnixSeconds,
-    /// Admin token other replicas use to fetch image files from this one.
-    pub internal_token: String,
+    /// The public input from which replicas derive this replica's internal credential with
+    /// the CA key ([`crate::auth::derived_secret`]); they present it to fetch image files
+    /// from this one. The credential itself is not stored, only its hash (a `replica` token
+    /// that lives as long as this record's lease, and changes at every start).
+    #[serde(default)]
+    pub credential_nonce: String,
 }
 
 /// Who runs the background controllers.
@@ -208,15 +247,55 @@ pub struct LeaderRecord {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TokenRecord {
     Admin,
-    /// Registers nodes until `expires_at` (Unix seconds). A join token stored without an
-    /// expiry (minted before tokens expired) no longer registers anything.
-    Join {
-        #[serde(default)]
-        expires_at: Option<UnixSeconds>,
-    },
+    /// Registers nodes (see [`JoinTokenRecord`]).
+    Join(JoinTokenRecord),
     Node {
         node: String,
     },
+    /// A control-plane replica's internal credential: fetches image files from it, nothing
+    /// else. Stored with the replica's member lease, so it goes when the replica does.
+    Replica {
+        member: String,
+    },
+}
+
+/// A join token: registers nodes until `expires_at` (Unix seconds), unless revoked. A join
+/// token stored without an expiry (minted before tokens expired) no longer registers
+/// anything. Its id is derived from its hash ([`join_token_id`]), so tokens minted before
+/// ids existed have one too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenRecord {
+    #[serde(default)]
+    pub expires_at: Option<UnixSeconds>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<UnixSeconds>,
+    /// Registers one node: the registration writes [`join_use_key`] only if it is absent.
+    #[serde(default)]
+    pub single_use: bool,
+    #[serde(default)]
+    pub revoked_at: Option<UnixSeconds>,
+}
+
+/// The public id of the join token stored under `token_key(hash)`: `jt-` and the first 16
+/// hex digits of the hash (the hash of a 256-bit random secret; it reveals nothing usable).
+pub fn join_token_id(hash: &str) -> String {
+    format!("jt-{}", hash.get(..16).unwrap_or(hash))
+}
+
+/// Which node a join token registered last; for a single-use token, its one use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinUseRecord {
+    pub node: String,
+    pub at: UnixSeconds,
+}
+
+pub fn join_use_prefix() -> String {
+    format!("{ROOT}joinuses/")
+}
+pub fn join_use_key(id: &str) -> String {
+    format!("{ROOT}joinuses/{id}")
 }
 
 /// Facts about the cluster set at initialisation.
@@ -226,11 +305,15 @@ pub struct ClusterRecord {
     pub created_at: UnixSeconds,
 }
 
-/// The cluster CA, kept in the store so every control-plane replica issues the same chain.
+/// The cluster CA certificate, kept in the store so every control-plane replica issues the
+/// same chain (its private key is not in the store).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaRecord {
     pub cert_pem: String,
-    pub key_pem: String,
+    /// Only in stores written by older versions: the key now lives in a file of each
+    /// replica's data directory ([`crate::CA_KEY_FILE`]) and is moved there on start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pem: Option<String>,
 }
 
 pub fn now() -> UnixSeconds {

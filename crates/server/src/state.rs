@@ -24,6 +24,8 @@ pub struct AppState {
     pub node_leases: Cache<NodeLeaseRecord>,
     pub images: Cache<Image>,
     pub tokens: Cache<TokenRecord>,
+    /// Certificates revoked before their expiry, by serial.
+    pub revoked_certs: Cache<records::RevokedCertRecord>,
     pub members: Cache<MemberRecord>,
     pub leader: Cache<LeaderRecord>,
     pub storage: Cache<novacron_api_types::StoragePool>,
@@ -49,11 +51,37 @@ pub struct AppState {
     pub placement: crate::placement::Placement,
     /// HTTPS client trusting the cluster CA, for calls to agents.
     pub agent_http: reqwest::Client,
+    /// HTTPS client for calls to other control-plane replicas (which present control-plane
+    /// certificates, not node certificates).
+    pub replica_http: reqwest::Client,
 }
 
 impl AppState {
     /// How long handlers wait for the mirrors to show their own writes.
     pub const CATCH_UP: Duration = Duration::from_secs(10);
+
+    /// The token the control plane presents when it calls `node`'s agent.
+    pub fn server_token(&self, node: &NodeRecord) -> String {
+        match &node.server_token_nonce {
+            Some(nonce) => crate::auth::derived_secret(
+                &self.ca.identity.key_pem,
+                crate::auth::Purpose::AgentServerToken,
+                &node.name,
+                nonce,
+            ),
+            None => node.server_token.clone(),
+        }
+    }
+
+    /// The internal credential of replica `member` (for fetching image files from it).
+    pub fn replica_credential(&self, member: &MemberRecord) -> String {
+        crate::auth::derived_secret(
+            &self.ca.identity.key_pem,
+            crate::auth::Purpose::Replica,
+            &member.id,
+            &member.credential_nonce,
+        )
+    }
 
     /// `down` while the node's liveness lease is gone, else what the operator set.
     pub fn node_state(&self, node: &NodeRecord) -> NodeState {

@@ -266,3 +266,138 @@ async fn expired_and_unexpiring_join_tokens_cannot_register() {
         .unwrap();
     cp.server.stop().await;
 }
+
+/// An HTTPS client that presents the node certificate of `resp`.
+fn presenting(cp: &Cp, resp: &RegisterResponse) -> reqwest::Client {
+    let id = novacron_tls::Identity {
+        cert_pem: resp.cert_pem.clone(),
+        key_pem: resp.key_pem.clone(),
+    };
+    reqwest::Client::builder()
+        .use_preconfigured_tls(novacron_tls::client_config(&cp.ca(), Some(&id)).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// Calls the node route `heartbeat` with `token`; returns the status and the error body.
+async fn heartbeat(cp: &Cp, http: &reqwest::Client, token: &str) -> (u16, serde_json::Value) {
+    let resp = http
+        .post(format!("{}/api/v1/agent/heartbeat", cp.server.url))
+        .bearer_auth(token)
+        .json(&HeartbeatRequest { running_vms: 0 })
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_deleted_nodes_certificates_are_refused_before_they_expire() {
+    let cp = Cp::start().await;
+    let x = join(&cp, "node-x", "https://127.0.0.1:9443").await.unwrap();
+    // Renewal leaves the first certificate valid: both must be revoked.
+    let x2 = cp
+        .client(&x.node_token)
+        .agent_register(&request("node-x", "https://127.0.0.1:9443"))
+        .await
+        .unwrap();
+    let y = join(&cp, "node-y", "https://127.0.0.1:9444").await.unwrap();
+
+    // Before: node-x's certificates pass the handshake and the API (with a valid token).
+    for resp in [&x, &x2] {
+        let (status, body) = heartbeat(&cp, &presenting(&cp, resp), &y.node_token).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let admin = cp.server.issue_token(TokenKind::Admin).await.unwrap();
+    cp.client(&admin).node_delete("node-x").await.unwrap();
+
+    // After: both certificates are refused, whatever token comes with them, with a clear
+    // error, although neither has expired.
+    for resp in [&x, &x2] {
+        let http = presenting(&cp, resp);
+        for token in [&y.node_token, &admin] {
+            let (status, body) = heartbeat(&cp, &http, token).await;
+            assert_eq!(status, 401, "{body}");
+            assert_eq!(body["code"], "unauthenticated", "{body}");
+            let msg = body["message"].as_str().unwrap();
+            assert!(
+                msg.contains("revoked") && msg.contains("node-x") && msg.contains("join again"),
+                "{msg}"
+            );
+        }
+        assert!(resp.cert_not_after.unwrap() > novacron_server::records::now() + 600);
+    }
+    // node-y's certificate still works.
+    let (status, body) = heartbeat(&cp, &presenting(&cp, &y), &y.node_token).await;
+    assert_eq!(status, 200, "{body}");
+    cp.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_ca_key_in_the_store_moves_to_a_private_file() {
+    use std::os::unix::fs::MetadataExt;
+    novacron_tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let store = novacron_store::open_store(&novacron_store::StoreUrl::Sqlite(
+        dir.path().join("state.db"),
+    ))
+    .await
+    .unwrap();
+    // What an older version wrote: the key in the CA record.
+    let ca = novacron_tls::Ca::generate().unwrap();
+    store
+        .put(
+            novacron_server::records::CA_KEY,
+            serde_json::to_vec(&serde_json::json!({
+                "cert_pem": ca.identity.cert_pem,
+                "key_pem": ca.identity.key_pem,
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let config = |store| ServerConfig {
+        store,
+        data_dir: dir.path().join("cp"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        extra_sans: vec![],
+        node_lease_ttl: Duration::from_secs(10),
+        fence_margin: Duration::from_secs(2),
+        node_cert_ttl: Duration::from_secs(3600),
+        advertise_url: None,
+        registry: Default::default(),
+        member_id: None,
+        store_backend: "sqlite".into(),
+    };
+    let server = Server::start(config(store.clone())).await.unwrap();
+    assert_eq!(server.ca_cert_pem(), ca.identity.cert_pem);
+    let rec = store
+        .get(novacron_server::records::CA_KEY)
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(rec.value).unwrap();
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    let key_file = dir.path().join("cp/ca.key");
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        ca.identity.key_pem
+    );
+    assert_eq!(std::fs::metadata(&key_file).unwrap().mode() & 0o7777, 0o600);
+    server.stop().await;
+
+    // Without the file the control plane does not start, and says what to do.
+    std::fs::rename(&key_file, dir.path().join("elsewhere")).unwrap();
+    let e = Server::start(config(store.clone())).await.err().unwrap();
+    assert!(e.to_string().contains("ca.key"), "{e}");
+    // A key of another CA is refused.
+    std::fs::write(
+        &key_file,
+        novacron_tls::Ca::generate().unwrap().identity.key_pem,
+    )
+    .unwrap();
+    let e = Server::start(config(store.clone())).await.err().unwrap();
+    assert!(e.to_string().contains("does not belong"), "{e}");
+}

@@ -7,16 +7,19 @@
 // Tests may unwrap; product code may not (workspace lint).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod der;
 pub mod limits;
 mod pki;
 mod serve;
 
+pub use der::certificate_serial;
 pub use limits::{ServeLimits, open_file_limit, raise_open_file_limit};
 pub use pki::{
-    CONTROL_PLANE_EKU, Ca, Identity, IssuedCert, NODE_EKU, ReloadableCert, ca_fingerprint,
-    client_config, is_node_dns_name, node_client_config, reloadable_server_config, server_config,
+    CONTROL_PLANE_EKU, Ca, Identity, IssuedCert, NODE_EKU, ReloadableCert, api_server_config,
+    ca_fingerprint, client_config, is_node_dns_name, node_client_config, reloadable_server_config,
+    server_config,
 };
-pub use serve::{ServeHandle, serve_https, serve_https_with};
+pub use serve::{PeerCertificate, ServeHandle, serve_https, serve_https_with};
 
 /// Errors from certificate handling and TLS setup.
 #[derive(Debug, thiserror::Error)]

@@ -167,11 +167,21 @@ impl Ca {
     /// Loads a CA from PEM (as kept in the store).
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Ca, TlsError> {
         // Parse both now so a damaged CA is reported at start, not at the first issue.
-        KeyPair::from_pem(key_pem).map_err(|e| TlsError::Pem {
+        let key = KeyPair::from_pem(key_pem).map_err(|e| TlsError::Pem {
             what: "CA key",
             why: e.to_string(),
         })?;
-        parse_certs(cert_pem, "CA certificate")?;
+        let certs = parse_certs(cert_pem, "CA certificate")?;
+        // The key now lives in a file apart from the certificate: a key of another cluster
+        // would issue certificates nobody trusts. The certificate's public key is the raw
+        // key inside its SubjectPublicKeyInfo.
+        let public = key.public_key_raw();
+        if !certs[0].as_ref().windows(public.len()).any(|w| w == public) {
+            return Err(TlsError::Pem {
+                what: "CA key",
+                why: "it does not belong to the cluster CA certificate".into(),
+            });
+        }
         Ok(Ca {
             identity: Identity {
                 cert_pem: cert_pem.to_string(),
@@ -347,6 +357,32 @@ pub fn server_config(
         None => builder.with_no_client_auth(),
     };
     let mut config = builder
+        .with_single_cert(
+            parse_certs(&identity.cert_pem, "certificate")?,
+            parse_key(&identity.key_pem)?,
+        )
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The control plane's API configuration: TLS 1.3 with `identity`; clients *may* present a
+/// certificate of the cluster CA `client_ca_pem` valid for client auth (node certificates),
+/// which the API then checks against its revocation list. Clients without one (the CLI)
+/// authenticate with bearer tokens only.
+pub fn api_server_config(
+    identity: &Identity,
+    client_ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(client_ca_pem)?), provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_client_cert_verifier(verifier)
         .with_single_cert(
             parse_certs(&identity.cert_pem, "certificate")?,
             parse_key(&identity.key_pem)?,
@@ -581,6 +617,13 @@ mod tests {
         assert_eq!(fp.len(), 64);
         let reloaded = Ca::from_pem(&ca.identity.cert_pem, &ca.identity.key_pem).unwrap();
         assert_eq!(ca_fingerprint(&reloaded.identity.cert_pem).unwrap(), fp);
+    }
+
+    #[test]
+    fn refuses_a_key_of_another_ca() {
+        let a = Ca::generate().unwrap();
+        let b = Ca::generate().unwrap();
+        assert!(Ca::from_pem(&a.identity.cert_pem, &b.identity.key_pem).is_err());
     }
 
     #[test]

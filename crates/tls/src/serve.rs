@@ -42,6 +42,14 @@ use tower::ServiceExt;
 
 use crate::limits::ServeLimits;
 
+/// The client certificate a connection presented (verified during the handshake by the
+/// server configuration), as a request extension: what revocation checks need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// Serial number, lowercase hex (as [`crate::IssuedCert::serial`]).
+    pub serial: String,
+}
+
 /// Stops the listener when dropped or on [`ServeHandle::stop`].
 pub struct ServeHandle {
     pub local_addr: SocketAddr,
@@ -65,7 +73,8 @@ impl ServeHandle {
 
 /// Serves `router` on `listener` over TLS until the handle is stopped, with
 /// [`ServeLimits::from_env`]. The peer's address is available to handlers through
-/// `ConnectInfo<SocketAddr>`.
+/// `ConnectInfo<SocketAddr>`, and a client certificate, when one was presented, as a
+/// [`PeerCertificate`] extension.
 pub fn serve_https(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -622,6 +631,14 @@ async fn serve_tls(
             return;
         }
     };
+    let peer_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|der| PeerCertificate {
+            serial: crate::der::certificate_serial(der).unwrap_or_default(),
+        });
     let activity = Arc::new(Activity::new());
     let io = TrackedIo {
         inner: tls,
@@ -634,6 +651,9 @@ async fn serve_tls(
             let in_flight = requests.request_started();
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
+            if let Some(cert) = &peer_cert {
+                req.extensions_mut().insert(cert.clone());
+            }
             let router = router.clone();
             async move {
                 let resp = router.oneshot(req.map(axum::body::Body::new)).await?;

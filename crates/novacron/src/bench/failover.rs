@@ -183,6 +183,12 @@ fn scenario(a: &FailoverArgs) -> anyhow::Result<FailoverReport> {
         if let Some(e) = &etcd {
             cmd.args(["--store", &e.store_url()]);
         }
+        if i > 0 {
+            // The CA key lives outside the store: every replica gets a copy of the first's.
+            let dir = scratch.path(&format!("cp{i}/control-plane"));
+            std::fs::create_dir_all(&dir)?;
+            std::fs::copy(scratch.path("cp0/control-plane/ca.key"), dir.join("ca.key"))?;
+        }
         let (pid, line) =
             scratch.spawn_first_line(&format!("cp{i}"), &mut cmd, Duration::from_secs(60))?;
         let v: serde_json::Value = serde_json::from_str(&line).context("server summary")?;

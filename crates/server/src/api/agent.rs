@@ -93,19 +93,26 @@ pub async fn register(
     let key = records::node_key(&req.name);
     let existing = state.store.get(&key).await?;
     match (&caller, &existing) {
-        (Caller::Join, Some(_)) => {
+        (Caller::Join(_), Some(_)) => {
             return Err(ApiError::new(
                 ErrorCode::AlreadyExists,
                 format!("a node named {} is already registered; restart that agent with its own data dir, or pick another --name", req.name),
             )
             .into());
         }
-        (Caller::Join, None) | (Caller::Admin, _) => {}
+        (Caller::Join(_), None) | (Caller::Admin, _) => {}
         (Caller::Node(n), _) if n == &req.name => {}
         (Caller::Node(n), _) => {
             return Err(ApiError::new(
                 ErrorCode::PermissionDenied,
                 format!("this token belongs to node {n}, not {}", req.name),
+            )
+            .into());
+        }
+        (Caller::Replica(_), _) => {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                "a replica credential cannot register nodes",
             )
             .into());
         }
@@ -125,9 +132,11 @@ pub async fn register(
         (Caller::Node(_), Some(t)) => t,
         _ => new_token(),
     };
-    let server_token = match (&old, rejoin) {
-        (Some(o), true) => o.server_token.clone(),
-        _ => new_token(),
+    // The agent's server token is derived, not stored; a node registered before that keeps
+    // its stored one until it joins again (its running agent expects it).
+    let (server_token_legacy, server_token_nonce) = match (&old, rejoin) {
+        (Some(o), true) => (o.server_token.clone(), o.server_token_nonce.clone()),
+        _ => (String::new(), Some(crate::auth::new_nonce())),
     };
     let ttl = state.node_lease_ttl;
     let lease = state.store.grant_lease(ttl).await?;
@@ -147,8 +156,22 @@ pub async fn register(
             .as_ref()
             .map(|o| o.admin_state)
             .unwrap_or(NodeState::Ready),
-        server_token: server_token.clone(),
+        server_token: server_token_legacy,
+        server_token_nonce,
         cert_serial: Some(issued.serial.clone()),
+        cert_serials: {
+            let now = now();
+            let mut serials: Vec<records::IssuedSerial> = old
+                .as_ref()
+                .map(|o| o.cert_serials.clone())
+                .unwrap_or_default();
+            serials.retain(|s| s.not_after > now);
+            serials.push(records::IssuedSerial {
+                serial: issued.serial.clone(),
+                not_after: issued.not_after_unix,
+            });
+            serials
+        },
     };
     let mut ops = vec![
         Op::Put {
@@ -185,33 +208,44 @@ pub async fn register(
             })?,
         });
     }
-    let out = state
-        .store
-        .txn(
-            vec![Compare::ModRevision {
-                key: key.clone(),
-                equals: existing.map(|kv| kv.mod_revision).unwrap_or(0),
-            }],
-            ops,
-        )
-        .await?;
+    let mut compares = vec![Compare::ModRevision {
+        key: key.clone(),
+        equals: existing.map(|kv| kv.mod_revision).unwrap_or(0),
+    }];
+    if let Caller::Join(token_key) = &caller {
+        // A single-use token registers one node: its use is written only if absent.
+        let (more_compares, more_ops) =
+            crate::join_tokens::use_ops(&state, token_key, &req.name).await?;
+        compares.extend(more_compares);
+        ops.extend(more_ops);
+    }
+    let out = state.store.txn(compares, ops).await?;
     if !out.succeeded {
+        if let Caller::Join(token_key) = &caller
+            && let Some(spent) = crate::join_tokens::spent_meanwhile(&state, token_key).await
+        {
+            return Err(spent.into());
+        }
         return Err(ApiError::conflict(format!(
             "node {} registered concurrently; try again",
             req.name
         ))
         .into());
     }
-    state
-        .tokens
-        .wait_for(out.revision, AppState::CATCH_UP)
-        .await;
+    if !rejoin {
+        // A renewal writes no token: the token mirror would never reach its revision.
+        state
+            .tokens
+            .wait_for(out.revision, AppState::CATCH_UP)
+            .await;
+    }
     state.nodes.wait_for(out.revision, AppState::CATCH_UP).await;
     state
         .node_leases
         .wait_for(out.revision, AppState::CATCH_UP)
         .await;
     state.saw_node(&req.name);
+    let server_token = state.server_token(&rec);
     tracing::info!(node = %req.name, url = %req.agent_url, %peer, cert_serial = %issued.serial, "node registered");
     Ok(AxumJson(RegisterResponse {
         node_token,
@@ -530,7 +564,7 @@ pub async fn call_agent<B: serde::Serialize, R: serde::de::DeserializeOwned>(
     let r = state
         .agent_http
         .post(&url)
-        .bearer_auth(&node.server_token)
+        .bearer_auth(state.server_token(node))
         .timeout(Duration::from_secs(300))
         .json(body)
         .send()

@@ -67,7 +67,7 @@ pub async fn log(
     let resp = state
         .agent_http
         .get(format!("{url}?tail_bytes={tail}"))
-        .bearer_auth(&node.server_token)
+        .bearer_auth(state.server_token(&node))
         .send()
         .await
         .map_err(|e| unreachable(&node.name, &e))?;
@@ -113,7 +113,7 @@ pub async fn attach(
     let agent_resp = state
         .agent_http
         .get(format!("{url}/attach"))
-        .bearer_auth(&node.server_token)
+        .bearer_auth(state.server_token(&node))
         .header(header::CONNECTION, "upgrade")
         .header(header::UPGRADE, CONSOLE_PROTOCOL)
         .send()

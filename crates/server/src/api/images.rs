@@ -424,9 +424,9 @@ async fn fetch_from_origin(
         image.project
     );
     let resp = state
-        .agent_http
+        .replica_http
         .get(&url)
-        .bearer_auth(&origin.internal_token)
+        .bearer_auth(state.replica_credential(&origin))
         .send()
         .await
         .map_err(|e| {

@@ -6,6 +6,7 @@ pub mod backups;
 pub mod cluster;
 pub mod console;
 pub mod images;
+pub mod join_tokens;
 pub mod migrations;
 pub mod nodes;
 pub mod openapi;
@@ -208,6 +209,9 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .get("/api/v1/migrations/{id}", migrations::show)
         .post("/api/v1/migrations/{id}/cancel", migrations::cancel)
         .post("/api/v1/evacuations/plan", migrations::evacuation_plan)
+        .post("/api/v1/join-tokens", join_tokens::create)
+        .get("/api/v1/join-tokens", join_tokens::list)
+        .delete("/api/v1/join-tokens/{id}", join_tokens::revoke)
         .get("/api/v1/cluster/status", cluster::status)
         .get("/api/v1/storage", cluster::storage_list)
         .post("/api/v1/storage", cluster::storage_add)

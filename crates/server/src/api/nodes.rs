@@ -8,7 +8,7 @@ use novacron_api_types::{ApiError, Node, NodeState, validate_name};
 use novacron_store::{Compare, Op};
 
 use super::{ApiFailure, ApiResult, json_bytes};
-use crate::records::{self, NodeRecord, TokenRecord};
+use crate::records::{self, NodeRecord, RevokedCertRecord, TokenRecord};
 use crate::state::AppState;
 
 /// Every registered node with its capacity and allocation.
@@ -118,6 +118,16 @@ pub async fn delete(
             }
         }
     });
+    // Its certificates stop working now, not when they expire.
+    let stored: NodeRecord = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("node record: {e}")))?;
+    let revoked = revoked_certs(&stored, records::now());
+    for (serial, rec) in &revoked {
+        ops.push(Op::Put {
+            key: records::revoked_cert_key(serial),
+            value: json_bytes(rec)?,
+        });
+    }
     let out = state
         .store
         .txn(
@@ -132,5 +142,36 @@ pub async fn delete(
         return Err(ApiError::conflict("node changed meanwhile; try again").into());
     }
     state.nodes.wait_for(out.revision, AppState::CATCH_UP).await;
+    state
+        .revoked_certs
+        .wait_for(out.revision, AppState::CATCH_UP)
+        .await;
+    tracing::info!(node = %name, revoked_certificates = revoked.len(), "node deleted");
     Ok(AxumJson(serde_json::json!({"deleted": name})))
+}
+
+/// The revocation records of every certificate `node` may still hold at `now`.
+pub fn revoked_certs(node: &NodeRecord, now: u64) -> Vec<(String, RevokedCertRecord)> {
+    let mut out: Vec<(String, RevokedCertRecord)> = node
+        .cert_serials
+        .iter()
+        .filter(|s| s.not_after > now)
+        .map(|s| (s.serial.clone(), Some(s.not_after)))
+        .chain(node.cert_serial.iter().map(|s| (s.clone(), None)))
+        .map(|(serial, not_after)| {
+            (
+                serial,
+                RevokedCertRecord {
+                    node: node.name.clone(),
+                    revoked_at: now,
+                    not_after,
+                    reason: "node deleted".into(),
+                },
+            )
+        })
+        .collect();
+    // The last serial is usually in both lists: keep the entry that knows its expiry.
+    out.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.not_after.cmp(&a.1.not_after)));
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
 }

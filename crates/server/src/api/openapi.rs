@@ -8,7 +8,10 @@ use utoipa::OpenApi;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{Access, agent, backups, cluster, console, images, migrations, nodes, operations, vms};
+use super::{
+    Access, agent, backups, cluster, console, images, join_tokens, migrations, nodes, operations,
+    vms,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +22,7 @@ use super::{Access, agent, backups, cluster, console, images, migrations, nodes,
         console::log, console::attach,
         operations::show, operations::list,
         nodes::list, nodes::show, nodes::action, nodes::delete,
+        join_tokens::create, join_tokens::list, join_tokens::revoke,
         images::list, images::show, images::build_tiny, images::import, images::download, images::delete,
         agent::register, agent::heartbeat, agent::desired_vms, agent::report_status,
         cluster::status, cluster::storage_list, cluster::storage_add, cluster::storage_delete,

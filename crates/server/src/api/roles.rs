@@ -31,9 +31,9 @@ pub enum Access {
     /// Registration: the join token (a new node), a node token (that node registering again),
     /// or an admin token. The only route a join token may call.
     Register,
-    /// Image files: node tokens (only images their VMs use, see [`require_image_party`]) and
-    /// admin tokens (other control-plane replicas fetch files from the replica that has them
-    /// with their internal token, which is an admin token).
+    /// Image files: node tokens (only images their VMs use, see [`require_image_party`]),
+    /// admin tokens, and replica credentials (other control-plane replicas fetch files from
+    /// the replica that has them; that is all a replica credential opens).
     NodeOrAdmin,
 }
 
@@ -55,15 +55,16 @@ impl Access {
             (Access::Public, _) => true,
             (Access::Admin, Caller::Admin) => true,
             (Access::Node, Caller::Node(_)) => true,
-            (Access::Register, _) => true,
-            (Access::NodeOrAdmin, Caller::Admin | Caller::Node(_)) => true,
-            (Access::Admin | Access::Node | Access::NodeOrAdmin, _) => false,
+            (Access::Register, Caller::Admin | Caller::Join(_) | Caller::Node(_)) => true,
+            (Access::NodeOrAdmin, Caller::Admin | Caller::Node(_) | Caller::Replica(_)) => true,
+            (Access::Admin | Access::Node | Access::NodeOrAdmin | Access::Register, _) => false,
         }
     }
 
     fn refusal(self, caller: &Caller) -> ApiError {
         let what = match caller {
-            Caller::Join => "a join token may only register a node",
+            Caller::Join(_) => "a join token may only register a node",
+            Caller::Replica(_) => "a replica credential may only fetch image files",
             Caller::Node(_) | Caller::Admin => "",
         };
         let needs = match self {
@@ -170,9 +171,23 @@ mod tests {
         ] {
             assert_eq!(access.admits(&Caller::Admin), admin, "{access:?} admin");
             assert_eq!(access.admits(&node), node_ok, "{access:?} node");
-            assert_eq!(access.admits(&Caller::Join), join, "{access:?} join");
+            assert_eq!(
+                access.admits(&Caller::Join("k".into())),
+                join,
+                "{access:?} join"
+            );
         }
-        let refusal = Access::Admin.refusal(&Caller::Join);
+        let replica = Caller::Replica("cp-1".into());
+        for (access, ok) in [
+            (Access::Public, true),
+            (Access::Admin, false),
+            (Access::Node, false),
+            (Access::Register, false),
+            (Access::NodeOrAdmin, true),
+        ] {
+            assert_eq!(access.admits(&replica), ok, "{access:?} replica");
+        }
+        let refusal = Access::Admin.refusal(&Caller::Join("k".into()));
         assert_eq!(refusal.code, ErrorCode::PermissionDenied);
         assert!(
             refusal.message.contains("admin token"),
