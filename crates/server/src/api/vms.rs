@@ -154,13 +154,13 @@ pub async fn create_vm(
         }
         Some(ImageKind::Kernel { .. }) | None => req.disk_bytes,
     };
-    if let Some(pool) = &req.storage {
-        if state.storage.get(&records::storage_key(pool)).is_none() {
-            return Err(ApiError::not_found(format!(
-                "no storage pool named {pool:?}: see `novacron storage list`"
-            ))
-            .into());
-        }
+    if let Some(pool) = &req.storage
+        && state.storage.get(&records::storage_key(pool)).is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "no storage pool named {pool:?}: see `novacron storage list`"
+        ))
+        .into());
     }
     if !req.ssh_keys.is_empty()
         && matches!(
