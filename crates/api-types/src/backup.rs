@@ -28,6 +28,7 @@ pub struct BackupRepo {
 /// Body of `POST /api/v1/backup/repos`. An existing repository at the location is adopted
 /// (disaster recovery: the repository describes itself).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BackupRepoAddRequest {
     pub name: String,
     #[serde(default)]
@@ -57,6 +58,7 @@ pub struct Backup {
 
 /// Keep rules (the newest backup of each period is kept, for that many periods).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Retention {
     #[serde(default)]
     pub keep_last: u32,
@@ -80,12 +82,14 @@ impl Retention {
 
 /// Body of `POST /api/v1/vms/{name}/backup`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BackupCreateRequest {
     pub repo: String,
 }
 
 /// Body of `POST /api/v1/backups/{id}/restore`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BackupRestoreRequest {
     /// Restore into a new VM of this name.
     #[serde(default)]
@@ -104,6 +108,7 @@ pub struct BackupRestoreRequest {
 /// Body of `POST /api/v1/backup/repos/{name}/sync`: replicate to another location (another
 /// site), blob for blob; the copy opens with the same key file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RepoSyncRequest {
     #[serde(default)]
     pub path: Option<String>,
@@ -119,6 +124,7 @@ pub struct RepoSyncRequest {
 
 /// Body of `POST /api/v1/backup/repos/{name}/prune`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(from = "PruneRequestWire")]
 pub struct PruneRequest {
     #[serde(flatten)]
     pub retention: Retention,
@@ -129,8 +135,49 @@ pub struct PruneRequest {
     pub vm: Option<String>,
 }
 
+/// [`PruneRequest`] as it is read: the retention fields inline, so unknown fields are refused
+/// (serde cannot refuse them through `flatten`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PruneRequestWire {
+    #[serde(default)]
+    keep_last: u32,
+    #[serde(default)]
+    keep_hourly: u32,
+    #[serde(default)]
+    keep_daily: u32,
+    #[serde(default)]
+    keep_weekly: u32,
+    #[serde(default)]
+    keep_monthly: u32,
+    #[serde(default)]
+    keep_yearly: u32,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    vm: Option<String>,
+}
+
+impl From<PruneRequestWire> for PruneRequest {
+    fn from(w: PruneRequestWire) -> Self {
+        PruneRequest {
+            retention: Retention {
+                keep_last: w.keep_last,
+                keep_hourly: w.keep_hourly,
+                keep_daily: w.keep_daily,
+                keep_weekly: w.keep_weekly,
+                keep_monthly: w.keep_monthly,
+                keep_yearly: w.keep_yearly,
+            },
+            dry_run: w.dry_run,
+            vm: w.vm,
+        }
+    }
+}
+
 /// A periodic backup of one VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BackupSchedule {
     pub vm: String,
     pub repo: String,

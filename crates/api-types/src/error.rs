@@ -11,9 +11,15 @@ pub enum ErrorCode {
     Unauthenticated,
     PermissionDenied,
     NotFound,
+    /// The path exists, but not with this HTTP method.
+    MethodNotAllowed,
     AlreadyExists,
     Conflict,
     NoCapacity,
+    /// The request body is larger than the API accepts.
+    PayloadTooLarge,
+    /// The request body is not JSON (or not the media type the route takes).
+    UnsupportedMediaType,
     Unavailable,
     Internal,
 }
@@ -25,8 +31,11 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => 401,
             ErrorCode::PermissionDenied => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::AlreadyExists | ErrorCode::Conflict => 409,
             ErrorCode::NoCapacity => 422,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
@@ -39,6 +48,24 @@ impl ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+}
+
+impl ErrorCode {
+    /// The code an HTTP error status stands for (for answers that carry no error body).
+    pub fn from_http_status(status: u16) -> ErrorCode {
+        match status {
+            400 | 422 => ErrorCode::InvalidArgument,
+            401 => ErrorCode::Unauthenticated,
+            403 => ErrorCode::PermissionDenied,
+            404 => ErrorCode::NotFound,
+            405 => ErrorCode::MethodNotAllowed,
+            409 => ErrorCode::Conflict,
+            413 => ErrorCode::PayloadTooLarge,
+            415 => ErrorCode::UnsupportedMediaType,
+            503 => ErrorCode::Unavailable,
+            _ => ErrorCode::Internal,
+        }
+    }
 }
 
 impl ApiError {

@@ -12,6 +12,7 @@ pub mod join_token;
 pub mod migration;
 pub mod names;
 pub mod size;
+pub mod validate;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -19,6 +20,7 @@ use utoipa::ToSchema;
 pub use error::{ApiError, ErrorCode};
 pub use names::{NameError, validate_name};
 pub use size::{SizeError, format_size, parse_size};
+pub use validate::Invalid;
 
 /// Every resource belongs to a project; this one always exists.
 pub const DEFAULT_PROJECT: &str = "default";
@@ -129,31 +131,22 @@ impl std::fmt::Display for AccelChoice {
 
 /// A host port forwarded to a guest port through user-mode NAT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PortForward {
     pub host_port: u16,
     pub guest_port: u16,
 }
 
 impl std::str::FromStr for PortForward {
-    type Err = String;
+    type Err = Invalid;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("invalid forward {s:?}: expected HOSTPORT:GUESTPORT, e.g. 2222:22");
-        let (h, g) = s.split_once(':').ok_or_else(bad)?;
-        let host_port: u16 = h.parse().map_err(|_| bad())?;
-        let guest_port: u16 = g.parse().map_err(|_| bad())?;
-        if host_port == 0 || guest_port == 0 {
-            return Err(bad());
-        }
-        Ok(PortForward {
-            host_port,
-            guest_port,
-        })
+        validate::parse_port_forward(s)
     }
 }
 
 /// How a VM is connected to the network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "mode", rename_all = "lowercase")]
+#[serde(tag = "mode", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Network {
     /// User-mode NAT, optionally with host port forwards.
     User {
@@ -174,6 +167,7 @@ impl Default for Network {
 
 /// Body of `POST /api/v1/vms`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VmCreateRequest {
     pub name: String,
     pub image: String,
@@ -239,6 +233,7 @@ pub enum StorageKind {
 
 /// A place for VM disks that every node can reach.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StoragePool {
     pub name: String,
     #[serde(rename = "type")]
@@ -428,6 +423,7 @@ pub struct ImageFile {
 
 /// Body of `POST /api/v1/images/build-tiny`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BuildTinyRequest {
     pub name: String,
 }
@@ -474,6 +470,7 @@ pub struct OperationRef {
 
 /// Body of `POST /api/v1/vms/{name}/stop`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StopRequest {
     /// Kill QEMU instead of asking the guest to power off.
     #[serde(default)]

@@ -9,6 +9,7 @@ use crate::agent::DesiredVm;
 
 /// Body of `POST /api/v1/vms/{name}/migrate`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MigrateRequest {
     /// Destination node (omitted: the node with the most free memory that can take the VM).
     #[serde(default)]
@@ -137,6 +138,7 @@ pub struct MigrationRef {
 
 /// Body of `POST /api/v1/evacuations/plan`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EvacuateRequest {
     /// The node to empty.
     pub node: String,

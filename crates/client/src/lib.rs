@@ -235,7 +235,10 @@ impl Client {
 
     // ---- VMs ----------------------------------------------------------------------------
 
+    /// Creates a VM. The request is checked first, as the control plane checks it, so a bad
+    /// one is refused with the server's message without a round trip.
     pub async fn vm_create(&self, req: &VmCreateRequest) -> Result<OperationRef, ClientError> {
+        req.validate().map_err(invalid)?;
         self.call(Method::POST, "/vms", Some(req)).await
     }
 
@@ -461,10 +464,12 @@ impl Client {
     }
 
     pub async fn image_build_tiny(&self, name: &str) -> Result<Image, ClientError> {
+        let req = BuildTinyRequest { name: name.into() };
+        req.validate().map_err(invalid)?;
         self.call_with_timeout(
             Method::POST,
             "/images/build-tiny",
-            Some(&BuildTinyRequest { name: name.into() }),
+            Some(&req),
             Duration::from_secs(300),
         )
         .await
@@ -480,7 +485,11 @@ impl Client {
     }
 
     /// Uploads a qcow2 or raw disk image; the server detects and checks the format.
+    /// A refusal the server answers before reading the upload (bad name, name taken, no
+    /// permission) comes back as that answer, not as a broken connection.
     pub async fn image_import(&self, name: &str, file: &Path) -> Result<Image, ClientError> {
+        novacron_api_types::validate_name("image", name)
+            .map_err(|e| invalid(novacron_api_types::Invalid::from(e)))?;
         let meta = tokio::fs::metadata(file)
             .await
             .map_err(|source| ClientError::Io {
@@ -619,6 +628,7 @@ impl Client {
         &self,
         pool: &novacron_api_types::StoragePool,
     ) -> Result<novacron_api_types::StoragePool, ClientError> {
+        pool.validate().map_err(invalid)?;
         self.call(Method::POST, "/storage", Some(pool)).await
     }
 
@@ -912,15 +922,7 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
     match serde_json::from_slice::<ApiError>(body) {
         Ok(e) => ClientError::Api(e),
         Err(_) => {
-            let code = match status.as_u16() {
-                400 => ErrorCode::InvalidArgument,
-                401 => ErrorCode::Unauthenticated,
-                403 => ErrorCode::PermissionDenied,
-                404 => ErrorCode::NotFound,
-                409 => ErrorCode::Conflict,
-                503 => ErrorCode::Unavailable,
-                _ => ErrorCode::Internal,
-            };
+            let code = ErrorCode::from_http_status(status.as_u16());
             let text = String::from_utf8_lossy(body);
             ClientError::Api(ApiError::new(
                 code,
@@ -928,6 +930,11 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
             ))
         }
     }
+}
+
+/// A request the client refuses before sending, as the server would answer it.
+fn invalid(e: novacron_api_types::Invalid) -> ClientError {
+    ClientError::Api(e.into())
 }
 
 /// The error and its causes on one line (reqwest hides the interesting part in `source`).

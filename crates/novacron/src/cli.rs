@@ -434,11 +434,11 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
             for f in &a.ssh_keys {
                 let k = std::fs::read_to_string(f)
                     .with_context(|| format!("cannot read --ssh-key {}", f.display()))?;
+                // The check the control plane makes on each key, plus: a file with no key
+                // is a mistake, not "no keys".
                 ssh_keys.extend(
-                    k.lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                        .map(String::from),
+                    novacron_api_types::validate::ssh_keys_from_file(&k)
+                        .map_err(|e| anyhow::anyhow!("{e}: {}", f.display()))?,
                 );
             }
             let network = if a.no_network {

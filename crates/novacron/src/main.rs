@@ -34,11 +34,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     if !args.is_daemon() {
-        // A CLI whose output is piped into `head` should end quietly, like other tools.
-        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+        quiet_when_stdout_closes();
     }
     let default_level = if args.is_daemon() { "info" } else { "warn" };
     tracing_subscriber::fmt()
@@ -72,8 +68,53 @@ fn main() -> std::process::ExitCode {
                     msg.push_str(&c);
                 }
             }
+            if stdout_reader_gone() {
+                die_of_sigpipe();
+            }
             eprintln!("error: {msg}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A CLI whose output is piped into `head` ends quietly, like other tools, when the reader
+/// goes away. SIGPIPE itself stays ignored (Rust's default): a write to a socket the server
+/// closed (an upload it refused early) must fail with EPIPE so the server's answer is printed,
+/// not kill the process without a word. Only a closed stdout ends the CLI as SIGPIPE would.
+fn quiet_when_stdout_closes() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if payload.starts_with("failed printing to stdout") && stdout_reader_gone() {
+            die_of_sigpipe();
+        }
+        default_hook(info);
+    }));
+}
+
+/// Whether stdout is a pipe or socket whose reader has gone (a write would fail with EPIPE).
+fn stdout_reader_gone() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: poll on one valid pollfd, no wait.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n == 1 && fd.revents & libc::POLLERR != 0
+}
+
+/// Ends the process as a default SIGPIPE would (the shell sees 128+13), like `cat | head`.
+fn die_of_sigpipe() -> ! {
+    // SAFETY: restoring the default disposition and raising the signal at ourselves.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    std::process::exit(128 + libc::SIGPIPE)
 }

@@ -119,6 +119,15 @@ fn refused(e: SchedError, node: Option<&str>) -> ApiError {
             ApiError::not_found(format!("node {h} does not exist: see `novacron node list`"))
         }
         SchedError::NoFit(nf) => ApiError::new(ErrorCode::NoCapacity, nf.to_string()),
+        // Another create of the same name holds the reservation (its record may not be
+        // written yet): the same answer as when the record is there.
+        SchedError::VmExists(id) => ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!(
+                "a VM named {:?} already exists",
+                id.split_once('/').map_or(id.as_str(), |(_, name)| name)
+            ),
+        ),
         other => ApiError::new(
             ErrorCode::NoCapacity,
             match node {

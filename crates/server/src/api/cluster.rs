@@ -7,8 +7,7 @@ use axum::Json as AxumJson;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use novacron_api_types::{
-    ApiError, ClusterStatus, ErrorCode, Member, NodeLease, StorageKind, StoragePool, StoreHealth,
-    validate_name,
+    ApiError, ClusterStatus, ErrorCode, Member, NodeLease, StoragePool, StoreHealth, validate_name,
 };
 use novacron_store::{Compare, Op};
 
@@ -105,25 +104,8 @@ pub async fn storage_add(
     State(state): State<Arc<AppState>>,
     Json(mut pool): Json<StoragePool>,
 ) -> ApiResult<(StatusCode, AxumJson<StoragePool>)> {
-    validate_name("storage pool", &pool.name)?;
-    match pool.kind {
-        StorageKind::SharedDir => {
-            if !pool.path.starts_with('/')
-                || pool.path.contains("/../")
-                || pool.path.ends_with("/..")
-            {
-                return Err(ApiError::invalid(format!(
-                    "--path must be an absolute path, got {:?}",
-                    pool.path
-                ))
-                .into());
-            }
-        }
-    }
+    pool.validate()?;
     pool.path = pool.path.trim_end_matches('/').to_string();
-    if pool.path.is_empty() {
-        return Err(ApiError::invalid("--path must not be /").into());
-    }
     pool.created_at = now();
     let key = records::storage_key(&pool.name);
     let out = state

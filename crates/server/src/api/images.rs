@@ -85,6 +85,13 @@ async fn file_entry(path: &FsPath, role: &str) -> ApiResult<ImageFile> {
 async fn publish(state: &AppState, mut incoming: Incoming, image: Image) -> ApiResult<Image> {
     let key = records::image_key(&image.project, &image.name);
     let dest = image_dir(&state.images_dir, &image.project, &image.name);
+    // One publish at a time: two imports of one name must not both see the other's directory
+    // as a stale leftover and remove it.
+    static PUBLISHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = PUBLISHING.lock().await;
+    if state.store.get(&key).await?.is_some() {
+        return Err(exists(&image.name));
+    }
     if let Some(parent) = dest.parent() {
         tokio::fs::create_dir_all(parent)
             .await

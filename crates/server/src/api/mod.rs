@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod backups;
+pub mod body;
 pub mod cluster;
 pub mod console;
 pub mod images;
@@ -55,6 +56,12 @@ impl From<novacron_api_types::NameError> for ApiFailure {
     }
 }
 
+impl From<novacron_api_types::Invalid> for ApiFailure {
+    fn from(e: novacron_api_types::Invalid) -> Self {
+        ApiFailure(e.into())
+    }
+}
+
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.code.http_status())
@@ -63,26 +70,7 @@ impl IntoResponse for ApiFailure {
     }
 }
 
-/// JSON body extractor whose rejections use the standard error body.
-pub struct Json<T>(pub T);
-
-impl<T, S> axum::extract::FromRequest<S> for Json<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiFailure;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rej) => Err(ApiFailure(ApiError::invalid(format!(
-                "invalid request body: {}",
-                rej.body_text()
-            )))),
-        }
-    }
-}
+pub use body::Json;
 
 pub fn json_bytes<T: serde::Serialize>(v: &T) -> ApiResult<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| ApiFailure(ApiError::internal(format!("encoding: {e}"))))
@@ -273,10 +261,12 @@ pub fn router(state: Arc<AppState>) -> Router {
     authed
         .merge(public)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(body::drain_refused_bodies))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,
         ))
+        .layer(axum::middleware::from_fn(body::json_errors))
         .with_state(state)
 }
 

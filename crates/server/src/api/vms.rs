@@ -20,9 +20,6 @@ use crate::placement::{self, Demand};
 use crate::records::{self, VmRecord, VmStatusRecord, now};
 use crate::state::AppState;
 
-const MIN_MEMORY: u64 = 16 << 20;
-const MAX_CPUS: u32 = 256;
-
 /// What the VM is observed doing (`creating` until its agent reported).
 pub fn observed_state(state: &AppState, vm: &VmRecord) -> VmState {
     state
@@ -90,61 +87,6 @@ fn new_uuid() -> String {
     )
 }
 
-fn validate_create(req: &VmCreateRequest) -> ApiResult<()> {
-    validate_name("vm", &req.name)?;
-    if req.cpus == 0 || req.cpus > MAX_CPUS {
-        return Err(ApiError::invalid(format!(
-            "--cpus must be between 1 and {MAX_CPUS}, got {}",
-            req.cpus
-        ))
-        .into());
-    }
-    if req.memory_bytes < MIN_MEMORY {
-        return Err(ApiError::invalid(format!(
-            "--memory must be at least {}, got {}",
-            format_size(MIN_MEMORY),
-            format_size(req.memory_bytes)
-        ))
-        .into());
-    }
-    if !req.memory_bytes.is_multiple_of(1 << 20) {
-        return Err(ApiError::invalid("--memory must be a whole number of MiB (e.g. 256M)").into());
-    }
-    if let Some(d) = req.disk_bytes
-        && (d < (1 << 20) || !d.is_multiple_of(512))
-    {
-        return Err(
-            ApiError::invalid("--disk must be at least 1M and a multiple of 512 bytes").into(),
-        );
-    }
-    if let Network::Bridge { bridge } = &req.network
-        && (bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ', '\0']))
-    {
-        return Err(ApiError::invalid(format!("invalid bridge name {bridge:?}")).into());
-    }
-    if let Network::User { forwards } = &req.network {
-        let mut seen = std::collections::HashSet::new();
-        for f in forwards {
-            if !seen.insert(f.host_port) {
-                return Err(ApiError::invalid(format!(
-                    "host port {} is forwarded twice",
-                    f.host_port
-                ))
-                .into());
-            }
-        }
-    }
-    for key in &req.ssh_keys {
-        let kind = key.split_whitespace().next().unwrap_or("");
-        if !(kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
-            || key.contains('\n')
-        {
-            return Err(ApiError::invalid("an --ssh-key file does not hold an OpenSSH public key (one line, e.g. ssh-ed25519 AAAA...)").into());
-        }
-    }
-    Ok(())
-}
-
 /// Create a VM (and start it unless `start` is false).
 #[utoipa::path(post, path = "/api/v1/vms", request_body = VmCreateRequest,
     responses((status = 202, body = OperationRef), (status = 400, body = ApiError), (status = 404, body = ApiError),
@@ -169,7 +111,7 @@ pub async fn create_vm(
     req: VmCreateRequest,
     restore: Option<novacron_api_types::backup::RestoreSource>,
 ) -> ApiResult<Operation> {
-    validate_create(&req)?;
+    req.validate()?;
     let project = DEFAULT_PROJECT;
     let key = records::vm_key(project, &req.name);
     if state.vms.get(&key).is_some() {
@@ -212,17 +154,13 @@ pub async fn create_vm(
         }
         Some(ImageKind::Kernel { .. }) | None => req.disk_bytes,
     };
-    if let Some(pool) = &req.storage {
-        validate_name("storage pool", pool)?;
-        if state.storage.get(&records::storage_key(pool)).is_none() {
-            return Err(ApiError::not_found(format!(
-                "no storage pool named {pool:?}: see `novacron storage list`"
-            ))
-            .into());
-        }
-    }
-    if req.ha == novacron_api_types::HaPolicy::Restart && req.storage.is_none() {
-        return Err(ApiError::invalid("--ha restart needs the disk on shared storage: add --storage POOL (see `novacron storage add`)").into());
+    if let Some(pool) = &req.storage
+        && state.storage.get(&records::storage_key(pool)).is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "no storage pool named {pool:?}: see `novacron storage list`"
+        ))
+        .into());
     }
     if !req.ssh_keys.is_empty()
         && matches!(
@@ -245,9 +183,6 @@ pub async fn create_vm(
             _ => None,
         },
     };
-    if let Some(n) = &req.node {
-        validate_name("node", n)?;
-    }
     // The decision reserves the capacity in the scheduler; it is released again if the
     // record cannot be written.
     let vm_id = placement::vm_id(project, &req.name);
