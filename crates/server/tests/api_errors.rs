@@ -4,11 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
 use novacron_api_types::agent::{HeartbeatRequest, RegisterRequest};
 use novacron_api_types::{ErrorCode, Resources};
-use novacron_client::{Client, Config};
+use novacron_client::Client;
 use novacron_server::{Server, ServerConfig, TokenKind};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -22,25 +24,11 @@ struct Cp {
 
 impl Cp {
     async fn start() -> Cp {
-        novacron_tls::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let store = novacron_store::open_store(&novacron_store::StoreUrl::Sqlite(
-            dir.path().join("state.db"),
-        ))
-        .await
-        .unwrap();
+        let store = common::sqlite_store(dir.path()).await;
         let server = Server::start(ServerConfig {
-            store,
-            data_dir: dir.path().join("cp"),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            extra_sans: vec![],
             node_lease_ttl: Duration::from_secs(30),
-            fence_margin: Duration::from_secs(2),
-            node_cert_ttl: Duration::from_secs(3600),
-            advertise_url: None,
-            registry: Default::default(),
-            member_id: None,
-            store_backend: "sqlite".into(),
+            ..common::config(store, dir.path())
         })
         .await
         .unwrap();
@@ -58,12 +46,7 @@ impl Cp {
     }
 
     fn client(&self, token: &str) -> Client {
-        Client::new(Config {
-            servers: vec![self.server.url.clone()],
-            token: token.into(),
-            ca_cert_pem: self.server.ca_cert_pem().into(),
-        })
-        .unwrap()
+        common::client(&self.server, token)
     }
 
     fn url(&self, path: &str) -> String {

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use novacron_api_types::ErrorCode;
 use novacron_api_types::agent::{HeartbeatRequest, RegisterRequest, RegisterResponse};
 use novacron_client::{Client, ClientError, Config};
-use novacron_server::{Server, ServerConfig, TokenKind};
+use novacron_server::{Server, TokenKind};
 
 struct Cp {
     _dir: tempfile::TempDir,
@@ -21,28 +23,11 @@ struct Cp {
 
 impl Cp {
     async fn start() -> Cp {
-        novacron_tls::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let store = novacron_store::open_store(&novacron_store::StoreUrl::Sqlite(
-            dir.path().join("state.db"),
-        ))
-        .await
-        .unwrap();
-        let server = Server::start(ServerConfig {
-            store: store.clone(),
-            data_dir: dir.path().join("cp"),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            extra_sans: vec![],
-            node_lease_ttl: Duration::from_secs(10),
-            fence_margin: Duration::from_secs(2),
-            node_cert_ttl: Duration::from_secs(3600),
-            advertise_url: None,
-            registry: Default::default(),
-            member_id: None,
-            store_backend: "sqlite".into(),
-        })
-        .await
-        .unwrap();
+        let store = common::sqlite_store(dir.path()).await;
+        let server = Server::start(common::config(store.clone(), dir.path()))
+            .await
+            .unwrap();
         Cp {
             _dir: dir,
             server,
@@ -51,12 +36,7 @@ impl Cp {
     }
 
     fn client(&self, token: &str) -> Client {
-        Client::new(Config {
-            servers: vec![self.server.url.clone()],
-            token: token.into(),
-            ca_cert_pem: self.server.ca_cert_pem().into(),
-        })
-        .unwrap()
+        common::client(&self.server, token)
     }
 
     fn ca(&self) -> String {
@@ -358,19 +338,7 @@ async fn a_ca_key_in_the_store_moves_to_a_private_file() {
         )
         .await
         .unwrap();
-    let config = |store| ServerConfig {
-        store,
-        data_dir: dir.path().join("cp"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        extra_sans: vec![],
-        node_lease_ttl: Duration::from_secs(10),
-        fence_margin: Duration::from_secs(2),
-        node_cert_ttl: Duration::from_secs(3600),
-        advertise_url: None,
-        registry: Default::default(),
-        member_id: None,
-        store_backend: "sqlite".into(),
-    };
+    let config = |store| common::config(store, dir.path());
     let server = Server::start(config(store.clone())).await.unwrap();
     assert_eq!(server.ca_cert_pem(), ca.identity.cert_pem);
     let rec = store
