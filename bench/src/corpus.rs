@@ -384,7 +384,9 @@ fn make_memory_image(dir: &Path, image: &Path) -> Result<(), CorpusError> {
     let _ = std::fs::remove_file(&ram);
     let _ = std::fs::remove_file(&serial);
     let mb = MEMORY_IMAGE_BYTES >> 20;
-    let mut child = Command::new(novacron_qemu::process::qemu_binary())
+    let mut qemu = Command::new(novacron_qemu::process::qemu_binary());
+    novacron_qemu::process::inherit_only_stdio(&mut qemu, &[]);
+    let mut child = qemu
         .args([
             "-machine",
             "pc,memory-backend=ram0",
