@@ -10,27 +10,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Cluster};
+use common::Cluster;
 use serde_json::Value;
 
 /// Runs `novacron agent` joining with `token`; it must give up (non-zero exit) within a
 /// minute. Returns what it printed on stderr.
 fn agent_refused(c: &Cluster, name: &str, token: &str) -> String {
-    let dir = c.dir.path().join(name);
-    let mut child = Command::new(BIN)
-        .args([
-            "agent",
-            "--server",
-            &c.url,
-            "--join-token",
-            token,
-            "--name",
-            name,
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&dir)
+    let mut child = c
+        .agent_command(name, token)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

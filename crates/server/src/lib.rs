@@ -295,24 +295,9 @@ impl Server {
 
         // Agents must present node certificates: a control-plane certificate is not an agent.
         let agent_tls = novacron_tls::node_client_config(&ca.identity.cert_pem)?;
-        let agent_http = reqwest::Client::builder()
-            .use_preconfigured_tls(agent_tls)
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| ServerError::Io {
-                what: "HTTP client".into(),
-                source: std::io::Error::other(e),
-            })?;
-
+        let agent_http = http_client(agent_tls)?;
         // Other replicas present control-plane certificates.
-        let replica_http = reqwest::Client::builder()
-            .use_preconfigured_tls(novacron_tls::client_config(&ca.identity.cert_pem, None)?)
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| ServerError::Io {
-                what: "HTTP client".into(),
-                source: std::io::Error::other(e),
-            })?;
+        let replica_http = http_client(novacron_tls::client_config(&ca.identity.cert_pem, None)?)?;
 
         let state = Arc::new(AppState {
             vms: Cache::start_indexed(
@@ -534,4 +519,17 @@ async fn expire_revoked_certs(state: &AppState) -> Result<usize, StoreError> {
         state.store.delete(k).await?;
     }
     Ok(stale.len())
+}
+
+/// An HTTPS client for calls the control plane makes (to agents, to other replicas) over `tls`
+/// (a `rustls::ClientConfig` from novacron_tls, as reqwest's `use_preconfigured_tls` takes it).
+fn http_client(tls: impl std::any::Any) -> Result<reqwest::Client, ServerError> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| ServerError::Io {
+            what: "HTTP client".into(),
+            source: std::io::Error::other(e),
+        })
 }

@@ -343,27 +343,11 @@ pub fn server_config(
     identity: &Identity,
     client_ca_pem: Option<&str>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let builder = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TlsError::Config(e.to_string()))?;
-    let builder = match client_ca_pem {
-        Some(ca) => {
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
-                    .build()
-                    .map_err(|e| TlsError::Config(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
+    let auth = match client_ca_pem {
+        Some(ca) => ClientAuth::Required(ca),
+        None => ClientAuth::None,
     };
-    let mut config = builder
-        .with_single_cert(
-            parse_certs(&identity.cert_pem, "certificate")?,
-            parse_key(&identity.key_pem)?,
-        )
-        .map_err(|e| TlsError::Config(e.to_string()))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    build_server_config(identity, auth)
 }
 
 /// The control plane's API configuration: TLS 1.3 with `identity`; clients *may* present a
@@ -374,15 +358,38 @@ pub fn api_server_config(
     identity: &Identity,
     client_ca_pem: &str,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(client_ca_pem)?), provider())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    build_server_config(identity, ClientAuth::Optional(client_ca_pem))
+}
+
+/// Whether a server asks clients for a certificate of a CA, and whether it must be there.
+enum ClientAuth<'a> {
+    None,
+    Required(&'a str),
+    Optional(&'a str),
+}
+
+fn build_server_config(
+    identity: &Identity,
+    auth: ClientAuth<'_>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_client_cert_verifier(verifier)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        ClientAuth::Required(ca) | ClientAuth::Optional(ca) => {
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider());
+            if matches!(auth, ClientAuth::Optional(_)) {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(
             parse_certs(&identity.cert_pem, "certificate")?,
             parse_key(&identity.key_pem)?,

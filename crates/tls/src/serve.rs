@@ -706,13 +706,17 @@ async fn serve_tls(
 mod tests {
     use super::*;
 
+    fn slots(max_total: usize, max_per_address: usize) -> Arc<Slots> {
+        Arc::new(Slots {
+            state: Mutex::new(SlotCounts::default()),
+            max_total,
+            max_per_address,
+        })
+    }
+
     #[test]
     fn caps_count_per_address_and_in_total_and_release_on_drop() {
-        let slots = Arc::new(Slots {
-            state: Mutex::new(SlotCounts::default()),
-            max_total: 3,
-            max_per_address: 2,
-        });
+        let slots = slots(3, 2);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let (a1, _) = slots.acquire(a).unwrap();
@@ -728,11 +732,7 @@ mod tests {
 
     #[test]
     fn at_the_total_cap_a_lighter_address_evicts_the_oldest_of_the_heaviest() {
-        let slots = Arc::new(Slots {
-            state: Mutex::new(SlotCounts::default()),
-            max_total: 4,
-            max_per_address: 4,
-        });
+        let slots = slots(4, 4);
         let flood: IpAddr = "192.0.2.1".parse().unwrap();
         let cli: IpAddr = "192.0.2.9".parse().unwrap();
         let held: Vec<Slot> = (0..4).map(|_| slots.acquire(flood).unwrap().0).collect();

@@ -230,22 +230,29 @@ impl Cluster {
     }
 
     /// Starts a second agent process that joins this cluster.
+    /// `novacron agent` named `name` joining with `token`, its data in `<cluster dir>/<name>`.
+    pub fn agent_command(&self, name: &str, token: &str) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "agent",
+            "--server",
+            &self.url,
+            "--join-token",
+            token,
+            "--name",
+            name,
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(self.dir.path().join(name));
+        cmd
+    }
+
     pub fn start_agent(&mut self, name: &str) -> PathBuf {
         let dir = self.dir.path().join(name);
-        let child = Command::new(BIN)
-            .args([
-                "agent",
-                "--server",
-                &self.url,
-                "--join-token",
-                &self.join_token,
-                "--name",
-                name,
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(&dir)
+        let child = self
+            .agent_command(name, &self.join_token)
             .env("NOVACRON_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::from(
