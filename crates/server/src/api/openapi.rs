@@ -32,7 +32,7 @@ use super::{
         migrations::start, migrations::list, migrations::show, migrations::cancel, migrations::evacuation_plan,
         migrations::agent_report, migrations::agent_commit, migrations::agent_abort,
     ),
-    modifiers(&BearerAuth, &RoleAccess),
+    modifiers(&BearerAuth, &RoleAccess, &OperationIds),
 )]
 pub struct ApiDoc;
 
@@ -72,6 +72,44 @@ impl utoipa::Modify for RoleAccess {
             }
         }
     }
+}
+
+/// Names every operation after its method and path (`GET /api/v1/vms/{name}` is
+/// `get_vms_by_name`): unique by construction, where the handlers' function names (`list`,
+/// `show`, `create` in every module) are not.
+struct OperationIds;
+
+impl utoipa::Modify for OperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for route in super::route_table() {
+            if let Some(op) = openapi
+                .paths
+                .paths
+                .get_mut(route.path)
+                .and_then(|item| operation_mut(item, route.method.clone()))
+            {
+                op.operation_id = Some(operation_id(&route.method, route.path));
+            }
+        }
+    }
+}
+
+fn operation_id(method: &Method, path: &str) -> String {
+    let mut id = method.as_str().to_ascii_lowercase();
+    for segment in path.trim_start_matches("/api/v1").split('/') {
+        if segment.is_empty() {
+            continue;
+        }
+        id.push('_');
+        match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(param) => {
+                id.push_str("by_");
+                id.push_str(param);
+            }
+            None => id.push_str(&segment.replace(['-', '.'], "_")),
+        }
+    }
+    id
 }
 
 fn operation_mut(item: &mut PathItem, method: Method) -> Option<&mut Operation> {
@@ -144,6 +182,49 @@ mod tests {
             super::super::route_table().len(),
             "a route is added twice"
         );
+    }
+
+    /// Every operation has an operationId no other one has (clients generated from the
+    /// document name their calls after it) and describes at least one response.
+    #[test]
+    fn operation_ids_are_unique_and_every_operation_describes_its_responses() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut seen = std::collections::BTreeMap::new();
+        let mut problems = vec![];
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let here = format!("{} {path}", method.to_uppercase());
+                match op["operationId"].as_str() {
+                    Some(id) => {
+                        if let Some(first) = seen.insert(id.to_string(), here.clone()) {
+                            problems.push(format!("{here}: operationId {id} also on {first}"));
+                        }
+                    }
+                    None => problems.push(format!("{here}: no operationId")),
+                }
+                if op["responses"].as_object().is_none_or(|r| r.is_empty()) {
+                    problems.push(format!("{here}: no response described"));
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn operation_ids_follow_method_and_path() {
+        assert_eq!(
+            operation_id(&Method::GET, "/api/v1/vms/{name}"),
+            "get_vms_by_name"
+        );
+        assert_eq!(
+            operation_id(&Method::POST, "/api/v1/join-tokens"),
+            "post_join_tokens"
+        );
+        assert_eq!(
+            operation_id(&Method::GET, "/api/v1/openapi.json"),
+            "get_openapi_json"
+        );
+        assert_eq!(operation_id(&Method::GET, "/metrics"), "get_metrics");
     }
 
     #[test]
