@@ -571,11 +571,17 @@ async fn dial(inner: &Arc<Inner>, flags: u32) -> Result<(Box<dyn Io>, OwnedFd), 
         let info = tls::info(tls.get_ref().1);
         let binding = auth::binding(tls.get_ref().1)?;
         let hello = Hello::new(inner.id, flags, inner.opts.secret.as_ref(), &binding);
-        tls.write_all(&frame::encode(Kind::Hello, 0, 0, 0, &hello.encode()))
-            .await?;
-        tls.flush().await?;
-        let ok = match read_frame(&mut tls).await {
-            Err(DwcpError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+        // A server that refuses this node closes the connection, possibly before reading
+        // the hello; the kernel then answers with a reset instead of an end of stream, and
+        // which one the client sees depends on timing.
+        let exchanged = async {
+            tls.write_all(&frame::encode(Kind::Hello, 0, 0, 0, &hello.encode()))
+                .await?;
+            tls.flush().await?;
+            read_frame(&mut tls).await
+        };
+        let ok = match exchanged.await {
+            Err(DwcpError::Io(e)) if closed_by_peer(e.kind()) => {
                 return Err(DwcpError::PeerRefused(
                     "the peer closed the stream during the hello: it does not accept this node, \
                      this session secret, or another stream"
@@ -599,6 +605,15 @@ async fn dial(inner: &Arc<Inner>, flags: u32) -> Result<(Box<dyn Io>, OwnedFd), 
     tokio::time::timeout(timeout, fut)
         .await
         .map_err(|_| DwcpError::Timeout("connecting a DWCP stream"))?
+}
+
+/// An I/O error that means the other end closed or reset the connection.
+fn closed_by_peer(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
 }
 
 async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<frame::Frame, DwcpError> {
