@@ -265,14 +265,36 @@ pub async fn launch(spec: &VmSpec, run_dir: &RunDir) -> Result<RunningVm, QemuEr
     // QEMU's own cgroup with the spec's CPU and memory limits (see [`crate::cgroup`]); QEMU enters it before exec.
     let cgroup = crate::cgroup::VmCgroup::create(spec, run_dir.path());
     let cgroup_fds = cgroup.as_ref().map(|g| g.procs_fds()).unwrap_or_default();
-    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2) and write(2) (into the
-    // cgroup.procs files opened above), which are async-signal-safe; it reads `cgroup_fds`, allocated before the fork.
+    // QEMU's own user (see [`crate::user`]): its files first, then the switch in the child, after the cgroup.
+    let run_as = match &spec.run_as {
+        Some(who) => {
+            crate::user::prepare_files(spec, run_dir, who)?;
+            let mut who = who.clone();
+            if spec.accel == crate::Accel::Kvm
+                && let Some(kvm) = crate::user::kvm_group()
+                && kvm != 0
+                && !who.groups.contains(&kvm)
+            {
+                who.groups.push(kvm);
+            }
+            tracing::info!(vm = %spec.name, uid = who.uid, gid = who.gid, groups = ?who.groups, "QEMU runs as the VM's own user");
+            Some(who)
+        }
+        None => None,
+    };
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2), write(2) (into the
+    // cgroup.procs files opened above), setgroups(2), setresgid(2), setresuid(2) and setuid(2), which are
+    // async-signal-safe; it reads `cgroup_fds` and `run_as`, allocated before the fork.
     unsafe {
         command.pre_exec(move || {
             if libc::setsid() == -1 {
                 return Err(std::io::Error::last_os_error());
             }
-            crate::cgroup::join_in_child(&cgroup_fds)
+            crate::cgroup::join_in_child(&cgroup_fds)?;
+            if let Some(who) = &run_as {
+                crate::user::become_in_child(who)?;
+            }
+            Ok(())
         });
     }
     // QEMU outlives the agent: any agent descriptor it inherited (lock files, sockets, the store) would stay open

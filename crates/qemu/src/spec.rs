@@ -45,6 +45,8 @@ pub struct VmSpec {
     pub start_paused: bool,
     /// Appended verbatim after everything else.
     pub extra_args: Vec<String>,
+    /// The unprivileged user QEMU runs as (see [`crate::user`]); `None` keeps the caller's user.
+    pub run_as: Option<crate::user::RunAs>,
 }
 
 impl Default for VmSpec {
@@ -64,6 +66,7 @@ impl Default for VmSpec {
             incoming: None,
             start_paused: false,
             extra_args: Vec::new(),
+            run_as: None,
         }
     }
 }
@@ -127,6 +130,9 @@ impl VmSpec {
                 "uuid {:?} is not of the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex)",
                 self.uuid
             ));
+        }
+        if let Some(who) = &self.run_as {
+            who.validate()?;
         }
         if self.cpus == 0 || self.cpus > 255 {
             return bad(format!("cpus must be 1..=255, got {}", self.cpus));

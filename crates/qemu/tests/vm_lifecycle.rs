@@ -586,3 +586,105 @@ async fn qemu_runs_in_its_own_cgroup_with_the_specs_limits() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs `python3` as `uid`:`uid` and reports, for each path, whether that user could open it
+/// (a file: read; a socket: connect).
+fn opens_as(uid: u32, paths: &[&Path]) -> Vec<bool> {
+    use std::os::unix::process::CommandExt;
+    let script = "import os,socket,stat,sys\n\
+        for p in sys.argv[1:]:\n\
+        \x20   try:\n\
+        \x20       if stat.S_ISSOCK(os.stat(p).st_mode):\n\
+        \x20           s=socket.socket(socket.AF_UNIX); s.connect(p); s.close()\n\
+        \x20       else:\n\
+        \x20           open(p,'rb').close()\n\
+        \x20       print('yes')\n\
+        \x20   except OSError:\n\
+        \x20       print('no')\n";
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(paths)
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l == "yes")
+        .collect()
+}
+
+/// Two QEMUs, each as its own unprivileged user: each boots from its own disk, the agent (root)
+/// still drives both over QMP, and one VM's user can open neither the other's disk nor its QMP
+/// socket, while it can open its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_qemu_runs_as_its_own_user_and_cannot_open_anothers_files() {
+    use std::os::unix::fs::PermissionsExt;
+    if unsafe { libc::geteuid() } != 0 {
+        println!("needs root to switch users; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The VMs' users must be able to walk to their files and read the shared kernel.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let base = tiny_spec(dir.path(), "base", &TinyOptions::default()).await;
+    let uids = [0x7000_0f01_u32, 0x7000_0f02];
+    let mut vms = vec![];
+    for (i, uid) in uids.iter().enumerate() {
+        let vm_dir = dir.path().join(format!("vm{i}"));
+        std::fs::create_dir(&vm_dir).unwrap();
+        std::fs::set_permissions(&vm_dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+        let disk = vm_dir.join("disk0.qcow2");
+        novacron_qemu::create_blank(&disk, novacron_qemu::DiskFormat::Qcow2, 16 << 20)
+            .await
+            .unwrap();
+        let spec = VmSpec {
+            name: format!("user{i}"),
+            disks: vec![novacron_qemu::DiskSpec {
+                path: disk.clone(),
+                format: novacron_qemu::DiskFormat::Qcow2,
+                read_only: false,
+            }],
+            run_as: Some(novacron_qemu::RunAs {
+                uid: *uid,
+                gid: *uid,
+                groups: vec![],
+            }),
+            ..base.clone()
+        };
+        let run_dir = RunDir::new(vm_dir.join("run"));
+        let vm = launch(&spec, &run_dir).await.unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", vm.pid())).unwrap();
+        let ids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        let want = format!("{uid}");
+        assert!(
+            ids.split_whitespace().skip(1).all(|x| x == want),
+            "QEMU of vm{i} runs as {ids:?}, expected uid {uid} everywhere"
+        );
+        vms.push((vm, disk, run_dir));
+    }
+    for (vm, _, _) in &vms {
+        wait_ready(vm, 0).await;
+        assert!(vm.qmp().query_status().await.unwrap().running);
+    }
+    let (a_disk, a_qmp) = (&vms[0].1, vms[0].2.qmp_socket());
+    let (b_disk, b_qmp) = (&vms[1].1, vms[1].2.qmp_socket());
+    assert_eq!(
+        opens_as(uids[0], &[a_disk, &a_qmp, b_disk, &b_qmp]),
+        vec![true, true, false, false],
+        "vm0's user opens: its disk, its QMP socket, vm1's disk, vm1's QMP socket"
+    );
+    assert_eq!(
+        opens_as(uids[1], &[a_disk, &a_qmp]),
+        vec![false, false],
+        "vm1's user opens vm0's disk, vm0's QMP socket"
+    );
+    for (vm, _, _) in vms {
+        let pid = vm.pid();
+        vm.kill().await.unwrap();
+        assert!(wait_pid_gone(pid, Duration::from_secs(5)).await);
+    }
+}
