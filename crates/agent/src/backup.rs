@@ -150,6 +150,13 @@ async fn run(
     let work = shared
         .vm_dir(&vm.desired.project, &vm.desired.name)
         .join("backup");
+    if vm.running.is_some() {
+        // QEMU opens the fleecing images and makes its NBD socket there, as the VM's user.
+        let run_dir = shared
+            .vm_dir(&vm.desired.project, &vm.desired.name)
+            .join("run");
+        crate::users::own_work_dir(&work, &run_dir)?;
+    }
     let opts = LiveBackupOptions::new(&work);
     let report = move |p: Progress| {
         let _ = progress.send(Some(p));

@@ -13,6 +13,7 @@ mod host;
 mod images;
 pub mod migration;
 mod state;
+pub mod users;
 mod worker;
 
 use std::net::SocketAddr;
@@ -96,6 +97,9 @@ impl Agent {
             what: format!("cannot create {}", config.data_dir.display()),
             source,
         })?;
+        if !config.hollow {
+            open_data_dir_to_vm_users(&config.data_dir)?;
+        }
         let facts = if config.hollow {
             HostFacts::hollow()
         } else {
@@ -172,6 +176,7 @@ impl Agent {
             migration_ip: local.ip(),
             advertise_host: host.clone(),
             migrations: Default::default(),
+            vm_users: users::VmUsers::new(&config.data_dir),
         });
 
         let identity = novacron_tls::Identity {
@@ -438,4 +443,25 @@ async fn renew_loop(
             }
         }
     }
+}
+
+/// Each VM's QEMU runs as a user of its own (see [`users`]) that must pass through the data
+/// directory to its files: the directory is opened for passing (`o+x`, not listing), and a
+/// closed directory above it is refused with the command that fixes it.
+fn open_data_dir_to_vm_users(data_dir: &std::path::Path) -> Result<(), AgentError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    users::open_for_passing(data_dir).map_err(AgentError::Config)?;
+    let closed = users::closed_ancestors(data_dir);
+    if let Some(dir) = closed.first() {
+        return Err(AgentError::Config(format!(
+            "each VM's QEMU runs as a user of its own, which cannot pass through {} on the way to the data directory {}: run `chmod o+x {}` or choose another --data-dir",
+            dir.display(),
+            data_dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
 }

@@ -228,8 +228,14 @@ pub async fn incoming(
         shared.advertise_host.clone()
     };
     let base_images = base_images(&shared, d).await;
+    let work = work_dir(&req.id, "d");
+    if let Err(e) = crate::users::own_work_dir(&work, run_dir.path()) {
+        let _ = vm.kill().await;
+        remove_vm_dir(&shared, d, &dir).await;
+        return Err(ApiError::unavailable(e));
+    }
     let params = DestinationParams {
-        work_dir: work_dir(&req.id, "d"),
+        work_dir: work,
         disks: req.disks.clone(),
         base_images,
         channel_base: 0,
@@ -452,8 +458,11 @@ async fn send(
         s = novacron_dwcp::connect(addr, &identity, opts) => s.map_err(|e| format!("connecting to {} at {addr}: {e}", req.destination))?,
         _ = cancel.cancelled() => return Err("cancelled by a user".into()),
     };
+    let work = work_dir(&req.id, "s");
+    // QEMU connects to the migration and NBD sockets there, as the VM's user.
+    crate::users::own_work_dir(&work, vm.run_dir().path())?;
     let params = SourceParams {
-        work_dir: work_dir(&req.id, "s"),
+        work_dir: work,
         max_downtime: Duration::from_millis(req.max_downtime_ms),
         bandwidth_limit_bps: req.bandwidth_bps,
         deadline: req.deadline_seconds.map(Duration::from_secs),

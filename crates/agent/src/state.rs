@@ -154,6 +154,8 @@ pub struct Shared {
     pub advertise_host: String,
     /// Migrations running on this node (either side), by id.
     pub migrations: Mutex<HashMap<String, novacron_migrate::CancellationToken>>,
+    /// The unprivileged user of each VM's QEMU.
+    pub vm_users: crate::users::VmUsers,
 }
 
 impl Shared {

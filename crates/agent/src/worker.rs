@@ -759,6 +759,7 @@ pub(crate) async fn prepare_spec(
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let run_as = shared.vm_users.assign(dir)?;
 
     let accel = novacron_qemu::resolve_accel(match d.accel {
         AccelChoice::Auto => novacron_qemu::AccelChoice::Auto,
@@ -770,6 +771,16 @@ pub(crate) async fn prepare_spec(
     tokio::fs::create_dir_all(&disk_dir)
         .await
         .map_err(|e| format!("cannot create {}: {e}", disk_dir.display()))?;
+    if let Some(who) = &run_as
+        && disk_dir != dir
+    {
+        shared.vm_users.give_pool_dir(&disk_dir, who)?;
+    }
+    // Kernels, initrds and base images are read by the VM's user through the images group.
+    let share = |path: PathBuf| -> Result<PathBuf, String> {
+        shared.vm_users.share_image(&path)?;
+        Ok(path)
+    };
     let disk = disk_dir.join("disk0.qcow2");
     let disk_exists = tokio::fs::try_exists(&disk).await.unwrap_or(false);
     let mut seed_iso = None;
@@ -779,8 +790,8 @@ pub(crate) async fn prepare_spec(
         .ok_or_else(|| "the VM's image no longer exists in the cluster".to_string())?;
     let boot = match &image.kind {
         ImageKind::Kernel { cmdline } => {
-            let kernel = shared.images.ensure(image, "kernel").await?;
-            let initrd = shared.images.ensure(image, "initrd").await?;
+            let kernel = share(shared.images.ensure(image, "kernel").await?)?;
+            let initrd = share(shared.images.ensure(image, "initrd").await?)?;
             if let Some(size) = d.disk_bytes
                 && !disk_exists
             {
@@ -796,10 +807,10 @@ pub(crate) async fn prepare_spec(
             }
         }
         ImageKind::Disk { format } => {
-            let mut base = shared.images.ensure(image, "disk").await?;
+            let mut base = share(shared.images.ensure(image, "disk").await?)?;
             if let Some(pool) = &d.storage {
                 // Every node must reach the overlay's backing file: keep a copy in the pool.
-                base = shared_base_copy(&base, &PathBuf::from(&pool.path)).await?;
+                base = share(shared_base_copy(&base, &PathBuf::from(&pool.path)).await?)?;
             }
             let base_format = match format {
                 novacron_api_types::DiskFormat::Qcow2 => novacron_qemu::DiskFormat::Qcow2,
@@ -858,6 +869,7 @@ pub(crate) async fn prepare_spec(
         },
         nics,
         seed_iso,
+        run_as,
         ..VmSpec::default()
     })
 }

@@ -216,6 +216,9 @@ pub async fn backup_running_vm(
         novacron_qemu::create_blank(&image, DiskFormat::Qcow2, size)
             .await
             .map_err(|e| qemu_err("fleecing image", e))?;
+        // QEMU may run as the VM's own user, who owns the work directory.
+        novacron_qemu::user::give_to_dir_owner(&image)
+            .map_err(|e| qemu_err("fleecing image", e))?;
         fleeces.push(Fleece {
             disk: d.clone(),
             fleece_node: format!("nc-fleece-{tag}-{i}"),

@@ -81,6 +81,9 @@ impl NbdProxy {
         let _ = std::fs::remove_file(socket);
         let listener = UnixListener::bind(socket)
             .map_err(|e| MigrateError::io(format!("binding {}", socket.display()), e))?;
+        // QEMU may run as the VM's own user, who owns the work directory.
+        novacron_qemu::user::give_to_dir_owner(socket)
+            .map_err(|e| MigrateError::qemu("source", "NBD socket", e))?;
         let ch = session.open_channel(channel)?;
         let counters = Arc::new(NbdCounters::default());
         let c = counters.clone();

@@ -509,6 +509,9 @@ async fn run(
     let _ = std::fs::remove_file(&sock_path);
     let listener = tokio::net::UnixListener::bind(&sock_path)
         .map_err(|e| MigrateError::io(format!("binding {}", sock_path.display()), e))?;
+    // QEMU may run as the VM's own user, who owns the work directory.
+    novacron_qemu::user::give_to_dir_owner(&sock_path)
+        .map_err(|e| MigrateError::qemu(SIDE, "migration socket", e))?;
     undo.sockets.push(sock_path.clone());
     let stream_ch = session.open_channel(ch.stream())?;
     qapi::exec(

@@ -2,11 +2,12 @@
 //! data directory (store and its WAL, join token, node credentials, images, VM disks, QEMU run
 //! directories and logs) and the CLI config.
 //!
-//! Today everything belongs to the user running NovaCron and nobody else: the process umask is
-//! 077 from the first line of `main`, so every file and directory any role (and the QEMU it
-//! starts) creates is owner-only, and on start each role checks what an older version or an
-//! operator left readable. When QEMU runs as its own user, this module is where its group gets
-//! access to disks and run directories.
+//! Everything belongs to the user running NovaCron and nobody else: the process umask is 077
+//! from the first line of `main`, so every file and directory any role creates is owner-only,
+//! and on start each role checks what an older version or an operator left readable. Two
+//! exceptions serve the per-VM users QEMU runs as (see `novacron_agent::users`): directories
+//! may be passable (execute) by group and other, never readable or writable, and image files
+//! of the images group may be readable by that group.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -67,6 +68,18 @@ fn tighten_if_ours(path: &Path, mode: u32) {
     }
 }
 
+/// Group and other bits an entry may keep: passing through a directory, and reading an image
+/// shared with the VMs' users through the images group.
+fn allowed_bits(meta: &std::fs::Metadata) -> u32 {
+    if meta.is_dir() {
+        0o011
+    } else if meta.gid() == novacron_agent::users::IMAGE_GID {
+        0o040
+    } else {
+        0
+    }
+}
+
 /// What [`audit`] found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Audit {
@@ -94,12 +107,13 @@ pub fn audit(root: &Path) -> Audit {
             stack.extend(entries.flatten().map(|e| e.path()));
         }
         let mode = meta.mode() & 0o7777;
-        if mode & GROUP_OTHER == 0 {
+        let allowed = allowed_bits(&meta);
+        if mode & GROUP_OTHER & !allowed == 0 {
             continue;
         }
-        let fix = if meta.is_dir() { "700" } else { "600" };
+        let fix = if meta.is_dir() { "go-rw" } else { "go=" };
         if meta.uid() == euid() {
-            let narrowed = mode & 0o700;
+            let narrowed = mode & (0o700 | allowed);
             match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(narrowed)) {
                 Ok(()) => {
                     found.tightened += 1;
@@ -134,7 +148,7 @@ pub fn audit(root: &Path) -> Audit {
             root = %root.display(),
             tightened = found.tightened,
             left_open = found.left_open,
-            "more data readable by group or other than listed above: `chmod -R go= {}` fixes all of it",
+            "more data readable by group or other than listed above: `chmod -R go-rw {}` fixes all of it",
             root.display()
         );
     }
@@ -174,11 +188,30 @@ mod tests {
         std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
 
+        // Passable directories and a shared image stay as they are.
+        let images = root.join("agent/images");
+        std::fs::create_dir(&images).unwrap();
+        std::fs::set_permissions(&images, std::fs::Permissions::from_mode(0o711)).unwrap();
+        let kernel = images.join("kernel");
+        std::fs::write(&kernel, b"k").unwrap();
+        std::os::unix::fs::chown(&kernel, None, Some(novacron_agent::users::IMAGE_GID)).unwrap();
+        std::fs::set_permissions(&kernel, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let other_group = images.join("other");
+        std::fs::write(&other_group, b"o").unwrap();
+        std::fs::set_permissions(&other_group, std::fs::Permissions::from_mode(0o640)).unwrap();
+
         let a = audit(&root);
-        assert_eq!(a.tightened, 4, "{a:?}");
-        assert_eq!(mode(&root), 0o700);
-        assert_eq!(mode(&root.join("agent")), 0o700);
+        assert_eq!(a.tightened, 5, "{a:?}");
+        assert_eq!(
+            mode(&root),
+            0o711,
+            "readable by others: only passing is left"
+        );
+        assert_eq!(mode(&root.join("agent")), 0o710);
         assert_eq!(mode(&root.join("agent/vms")), 0o700, "already private");
+        assert_eq!(mode(&images), 0o711);
+        assert_eq!(mode(&kernel), 0o640);
+        assert_eq!(mode(&other_group), 0o600);
         assert_eq!(mode(&db), 0o600);
         assert_eq!(mode(&disk), 0o600);
         assert_eq!(mode(&outside), 0o644);

@@ -265,6 +265,11 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
     let (config_path, config) = ensure_cli_config(&server).await?;
     let join_token = ensure_join_token(&server, &data_dir).await?;
     let node_name = args.node_name.unwrap_or_else(host_node_name);
+    // The agent's VMs run as users of their own, who pass through here to their files.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        novacron_agent::users::open_for_passing(&data_dir).map_err(anyhow::Error::msg)?;
+    }
     let agent = Agent::start(AgentConfig {
         servers: vec![server.url.clone()],
         join_token: Some(join_token.clone()),

@@ -39,6 +39,24 @@ fn vm_lifecycle_end_to_end() {
     assert!(pid_alive(pid));
     let disk = c.data_dir.join("agent/vms/default/web1/disk0.qcow2");
     assert!(disk.exists(), "the VM's qcow2 disk exists");
+    // QEMU runs as the VM's own user, who owns the disk; nobody else may read it.
+    if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::fs::MetadataExt;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uid: u32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            novacron_agent::users::is_vm_uid(uid),
+            "QEMU runs as uid {uid}, not a VM user"
+        );
+        let meta = std::fs::metadata(&disk).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o777), (uid, 0o600));
+    }
 
     // The guest really booted: its userspace printed the marker on the serial console,
     // and a command typed on the console runs in the guest (the disk is visible too).

@@ -46,6 +46,12 @@ impl RunAs {
 /// 0400), so that user and root can open them and no one else can.
 pub fn prepare_files(spec: &VmSpec, run_dir: &RunDir, who: &RunAs) -> Result<(), QemuError> {
     hand_over(run_dir.path(), who, 0o700)?;
+    // QEMU appends to its console log across runs; one left by a QEMU that ran as root is
+    // handed over too.
+    let console_log = run_dir.console_log();
+    if console_log.exists() {
+        hand_over(&console_log, who, 0o600)?;
+    }
     for disk in &spec.disks {
         hand_over(&disk.path, who, if disk.read_only { 0o400 } else { 0o600 })?;
     }

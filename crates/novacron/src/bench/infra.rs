@@ -27,6 +27,12 @@ impl Scratch {
         let dir = base.join(format!("nc-{tag}-{}-{nanos:x}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
+        // Agents' VMs run as users of their own, who pass through here to their files.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+                .with_context(|| format!("cannot open {} for passing", dir.display()))?;
+        }
         super::interrupt::dir(dir.clone());
         Ok(Scratch {
             dir,

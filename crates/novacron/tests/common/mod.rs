@@ -38,6 +38,12 @@ impl Cluster {
             .prefix("nc-e2e-")
             .tempdir_in(scratch())
             .unwrap();
+        // The agent's VMs run as users of their own, who pass through here to their files.
+        std::fs::set_permissions(
+            dir.path(),
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o711),
+        )
+        .unwrap();
         let data_dir = dir.path().join("data");
         let config = dir.path().join("cli.json");
         let mut c = Cluster {
