@@ -127,7 +127,11 @@ pub async fn show(
         .ok_or_else(|| ApiError::not_found(format!("no operation {id}")))?;
     let op = read(&kv)?;
     let wait = Duration::from_secs(q.wait_seconds.unwrap_or(0).min(60));
-    if op.is_done() || wait.is_zero() {
+    if op.is_done() {
+        read_your_writes(&state, &op).await;
+        return Ok(axum::Json(op));
+    }
+    if wait.is_zero() {
         return Ok(axum::Json(op));
     }
     let mut watch = state.store.watch(&key, kv.mod_revision).await?;
@@ -138,6 +142,7 @@ pub async fn show(
             Ok(Some(Ok(novacron_store::WatchEvent::Put(kv)))) if kv.key == key => {
                 latest = read(&kv)?;
                 if latest.is_done() {
+                    read_your_writes(&state, &latest).await;
                     break;
                 }
             }
@@ -147,6 +152,28 @@ pub async fn show(
         }
     }
     Ok(axum::Json(latest))
+}
+
+/// A finished VM operation was written in the same transaction as the VM's record and status:
+/// before a caller learns it is done, this replica's views of that VM catch up with the store,
+/// so the caller's next read of the VM shows the outcome (not the state before it).
+async fn read_your_writes(state: &AppState, op: &Operation) {
+    let Some(name) = op.target.strip_prefix("vm/") else {
+        return;
+    };
+    if let Ok(Some(kv)) = state.store.get(&records::vm_key(&op.project, name)).await {
+        state
+            .vms
+            .wait_for(kv.mod_revision, AppState::CATCH_UP)
+            .await;
+    }
+    let status = records::vm_status_key(&op.project, name);
+    if let Ok(Some(kv)) = state.store.get(&status).await {
+        state
+            .statuses
+            .wait_for(kv.mod_revision, AppState::CATCH_UP)
+            .await;
+    }
 }
 
 /// Recent operations, newest first.
