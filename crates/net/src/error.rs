@@ -106,7 +106,7 @@ impl KernelError {
                     libc::EOPNOTSUPP | libc::EAFNOSUPPORT => Self::NotSupported { action, errno },
                     libc::EADDRINUSE | libc::EEXIST => Self::InUse { action },
                     libc::ENODEV => Self::DeviceVanished {
-                        device: String::new(),
+                        device: "a device it names".into(),
                         action,
                     },
                     _ => Self::Other {

@@ -196,10 +196,12 @@ impl Reconciler {
             }
             Action::SetLink { name, mtu, bridge } => {
                 let index = self.index_of(name, &what).await?;
-                let mut msg = LinkUnspec::new_with_index(index).mtu(*mtu).up();
-                if let Some(bridge) = bridge {
-                    msg = msg.controller(self.index_of(bridge, &what).await?);
-                }
+                let msg = LinkUnspec::new_with_index(index).mtu(*mtu).up();
+                let msg = match bridge {
+                    Some(bridge) => msg.controller(self.index_of(bridge, &what).await?),
+                    // A network's bridge is nobody's port.
+                    None => msg.nocontroller(),
+                };
                 self.handle
                     .link()
                     .change(msg.build())
@@ -344,7 +346,9 @@ fn fdb_entry(msg: &NeighbourMessage) -> Option<FdbEntry> {
             NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => dst = Some(*ip),
             // In an AF_BRIDGE dump the parser cannot tell the address family.
             NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
-                dst = <[u8; 4]>::try_from(bytes.as_slice()).ok().map(Ipv4Addr::from);
+                dst = <[u8; 4]>::try_from(bytes.as_slice())
+                    .ok()
+                    .map(Ipv4Addr::from);
             }
             _ => {}
         }

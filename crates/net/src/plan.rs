@@ -82,8 +82,8 @@ pub enum Action {
         mtu: u32,
         bridge: String,
     },
-    /// Makes `name` a port of `bridge` (or the bridge itself when `bridge` is
-    /// None), with this MTU, and up.
+    /// Makes `name` a port of `bridge` (when `bridge` is None, `name` is a
+    /// network's bridge and is made nobody's port), with this MTU, and up.
     SetLink {
         name: String,
         mtu: u32,
