@@ -11,6 +11,7 @@ pub mod error;
 pub mod join_token;
 pub mod migration;
 pub mod names;
+pub mod overlay;
 pub mod size;
 pub mod validate;
 

@@ -586,6 +586,49 @@ impl Client {
         Ok(written)
     }
 
+    // ---- Overlay networks ------------------------------------------------------------------
+
+    /// Creates an overlay network. The request is checked first, as the control plane
+    /// checks it (subnet, gateway, MTU, name).
+    pub async fn network_create(
+        &self,
+        req: &novacron_api_types::overlay::NetworkCreateRequest,
+    ) -> Result<novacron_api_types::overlay::OverlayNetwork, ClientError> {
+        req.check().map_err(invalid)?;
+        self.call(Method::POST, "/networks", Some(req)).await
+    }
+
+    /// Networks of `project`, or of every project.
+    pub async fn network_list(
+        &self,
+        project: Option<&str>,
+    ) -> Result<Vec<novacron_api_types::overlay::OverlayNetwork>, ClientError> {
+        let path = match project {
+            Some(p) => format!("/networks?project={}", seg(p)),
+            None => "/networks".to_string(),
+        };
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    pub async fn network_show(
+        &self,
+        name: &str,
+        project: &str,
+    ) -> Result<novacron_api_types::overlay::OverlayNetwork, ClientError> {
+        let path = format!("/networks/{}?project={}", seg(name), seg(project));
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// Deletes a network; the control plane refuses while a VM uses it.
+    pub async fn network_delete(
+        &self,
+        name: &str,
+        project: &str,
+    ) -> Result<novacron_api_types::overlay::OverlayNetwork, ClientError> {
+        let path = format!("/networks/{}?project={}", seg(name), seg(project));
+        self.call(Method::DELETE, &path, None::<&()>).await
+    }
+
     // ---- join tokens ------------------------------------------------------------------------
 
     /// Mints a join token; the answer holds the token itself (shown this once).

@@ -57,6 +57,9 @@ pub enum Command {
     /// Tokens that let new nodes join: create, list, revoke.
     #[command(subcommand)]
     JoinToken(crate::join_tokens::JoinTokenCommand),
+    /// Overlay networks spanning every node: create, list, show, delete.
+    #[command(subcommand)]
+    Network(crate::networks::NetworkCommand),
     /// Bootable images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -284,6 +287,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Vm(c) => vm(c, out).await,
         Command::Node(c) => node(c, out).await,
         Command::JoinToken(c) => crate::join_tokens::run(c, out).await,
+        Command::Network(c) => crate::networks::run(c, out).await,
         Command::Image(c) => image(c, out).await,
         Command::Operation(c) => operation(c, out).await,
         Command::Bench(c) => crate::bench::run(c, out).await,

@@ -8,6 +8,7 @@ mod backups;
 mod bench;
 mod cli;
 mod join_tokens;
+mod networks;
 mod migrations;
 mod output;
 mod perms;

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod ha;
 pub mod join_tokens;
 pub mod metrics;
+pub mod networks;
 pub mod placement;
 pub mod records;
 pub mod state;

@@ -322,3 +322,32 @@ pub fn now() -> UnixSeconds {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// An overlay network (desired state, written by the API only): the API type itself.
+pub type NetworkRecord = novacron_api_types::overlay::OverlayNetwork;
+
+pub fn network_prefix() -> String {
+    format!("{ROOT}networks/")
+}
+pub fn network_key(project: &str, name: &str) -> String {
+    format!("{ROOT}networks/{project}/{name}")
+}
+/// Who holds a VNI: one key per VNI makes the allocation unique in the cluster.
+pub fn vni_prefix() -> String {
+    format!("{ROOT}vnis/")
+}
+pub fn vni_key(vni: u32) -> String {
+    format!("{ROOT}vnis/{vni:08}")
+}
+/// Rewritten by every create and delete of a network in `project`: a create compares it,
+/// so its subnet-overlap check held for the networks it read.
+pub fn network_guard_key(project: &str) -> String {
+    format!("{ROOT}networkguards/{project}")
+}
+
+/// The holder of a VNI (under [`vni_key`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VniRecord {
+    pub project: String,
+    pub network: String,
+}

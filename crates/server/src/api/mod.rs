@@ -9,6 +9,7 @@ pub mod console;
 pub mod images;
 pub mod join_tokens;
 pub mod migrations;
+pub mod networks;
 pub mod nodes;
 pub mod openapi;
 pub mod operations;
@@ -197,6 +198,10 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .get("/api/v1/migrations/{id}", migrations::show)
         .post("/api/v1/migrations/{id}/cancel", migrations::cancel)
         .post("/api/v1/evacuations/plan", migrations::evacuation_plan)
+        .post("/api/v1/networks", networks::create)
+        .get("/api/v1/networks", networks::list)
+        .get("/api/v1/networks/{name}", networks::show)
+        .delete("/api/v1/networks/{name}", networks::delete)
         .post("/api/v1/join-tokens", join_tokens::create)
         .get("/api/v1/join-tokens", join_tokens::list)
         .delete("/api/v1/join-tokens/{id}", join_tokens::revoke)

@@ -9,8 +9,8 @@ use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    Access, agent, backups, cluster, console, images, join_tokens, migrations, nodes, operations,
-    vms,
+    Access, agent, backups, cluster, console, images, join_tokens, migrations, networks, nodes,
+    operations, vms,
 };
 
 #[derive(OpenApi)]
@@ -31,6 +31,7 @@ use super::{
         backups::schedule_delete, backups::agent_update_operation,
         migrations::start, migrations::list, migrations::show, migrations::cancel, migrations::evacuation_plan,
         migrations::agent_report, migrations::agent_commit, migrations::agent_abort,
+        networks::create, networks::list, networks::show, networks::delete,
     ),
     modifiers(&BearerAuth, &RoleAccess, &OperationIds),
 )]

@@ -1,0 +1,311 @@
+//! Overlay networks as the API shows them: a NovaCron-owned L2 network (one VXLAN VNI)
+//! with an IPv4 subnet that spans every node. Not to be confused with [`crate::Network`],
+//! which says how one VM NIC is connected today (user NAT, an existing bridge, none).
+//!
+//! The checks that need only the request (CIDR, gateway, MTU, name) live here, so the
+//! CLI and the control plane refuse a bad request with the same message.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{Invalid, UnixSeconds, validate_name};
+
+/// Outer IPv4 + UDP + VXLAN + inner Ethernet headers: 50 bytes.
+pub const VXLAN_OVERHEAD_BYTES: u32 = 50;
+/// A 1500-byte underlay less the VXLAN overhead.
+pub const DEFAULT_NETWORK_MTU: u32 = 1500 - VXLAN_OVERHEAD_BYTES;
+/// IPv4's minimum datagram size every host must accept.
+pub const MIN_NETWORK_MTU: u32 = 576;
+/// A 9000-byte jumbo underlay less the VXLAN overhead.
+pub const MAX_NETWORK_MTU: u32 = 9000 - VXLAN_OVERHEAD_BYTES;
+/// Widest subnet accepted (a /8 is already 16 M addresses).
+pub const MIN_PREFIX_LEN: u8 = 8;
+/// Narrowest subnet accepted: a /29 leaves a gateway and five VMs.
+pub const MAX_PREFIX_LEN: u8 = 29;
+
+/// An IPv4 network in CIDR notation, host bits zero (`10.10.0.0/24`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ipv4Cidr {
+    addr: Ipv4Addr,
+    prefix_len: u8,
+}
+
+impl Ipv4Cidr {
+    /// `addr/prefix_len`; refused when host bits are set or the length is outside
+    /// [`MIN_PREFIX_LEN`]..=[`MAX_PREFIX_LEN`].
+    pub fn new(addr: Ipv4Addr, prefix_len: u8) -> Result<Self, Invalid> {
+        if !(MIN_PREFIX_LEN..=MAX_PREFIX_LEN).contains(&prefix_len) {
+            return Err(Invalid(format!(
+                "subnet {addr}/{prefix_len}: the prefix length must be between /{MIN_PREFIX_LEN} and /{MAX_PREFIX_LEN}"
+            )));
+        }
+        let mask = Self::mask_of(prefix_len);
+        let network = Ipv4Addr::from(u32::from(addr) & mask);
+        if network != addr {
+            return Err(Invalid(format!(
+                "subnet {addr}/{prefix_len} has host bits set: did you mean {network}/{prefix_len}?"
+            )));
+        }
+        Ok(Self { addr, prefix_len })
+    }
+
+    fn mask_of(prefix_len: u8) -> u32 {
+        u32::MAX
+            .checked_shl(32 - u32::from(prefix_len))
+            .unwrap_or(0)
+    }
+
+    pub fn network(&self) -> Ipv4Addr {
+        self.addr
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !Self::mask_of(self.prefix_len))
+    }
+
+    /// Whether `ip` is in the subnet (network and broadcast addresses included).
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & Self::mask_of(self.prefix_len) == u32::from(self.addr)
+    }
+
+    /// Whether `ip` is a usable host address: inside, and not the network or broadcast address.
+    pub fn is_host(&self, ip: Ipv4Addr) -> bool {
+        self.contains(ip) && ip != self.addr && ip != self.broadcast()
+    }
+
+    /// The first host address: the default gateway.
+    pub fn first_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) + 1)
+    }
+
+    /// Whether the two subnets share any address.
+    pub fn overlaps(&self, other: &Ipv4Cidr) -> bool {
+        self.contains(other.addr) || other.contains(self.addr)
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+impl FromStr for Ipv4Cidr {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
+        let bad = || {
+            Invalid(format!(
+                "invalid subnet {s:?}: expected an IPv4 network in CIDR notation, e.g. 10.10.0.0/24"
+            ))
+        };
+        let (addr, len) = s.trim().split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) || len.len() > 2 {
+            return Err(bad());
+        }
+        let len: u8 = len.parse().map_err(|_| bad())?;
+        if len > 32 {
+            return Err(bad());
+        }
+        Self::new(addr, len)
+    }
+}
+
+/// Body of `POST /api/v1/networks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkCreateRequest {
+    pub name: String,
+    /// Defaults to the `default` project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// IPv4 subnet in CIDR notation, e.g. `10.10.0.0/24`.
+    pub subnet: String,
+    /// Defaults to the subnet's first host address.
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// Outbound access through the node each VM runs on.
+    #[serde(default)]
+    pub nat: bool,
+    /// Hand out addresses by DHCP (default on).
+    #[serde(default = "default_true")]
+    pub dhcp: bool,
+    /// DNS names `VM.NETWORK` for the network's VMs.
+    #[serde(default)]
+    pub dns: bool,
+    /// MTU inside the network (default 1450: a 1500-byte underlay less VXLAN's 50).
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// An overlay network: what `network show` prints and what the store keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OverlayNetwork {
+    pub name: String,
+    pub project: String,
+    /// The VXLAN network identifier, unique in the cluster.
+    pub vni: u32,
+    /// CIDR, e.g. `10.10.0.0/24`.
+    pub subnet: String,
+    pub gateway: String,
+    pub nat: bool,
+    pub dhcp: bool,
+    pub dns: bool,
+    pub mtu: u32,
+    pub created_at: UnixSeconds,
+}
+
+/// A create request after its checks: parsed subnet and gateway, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedNetwork {
+    pub name: String,
+    pub project: String,
+    pub subnet: Ipv4Cidr,
+    pub gateway: Ipv4Addr,
+    pub nat: bool,
+    pub dhcp: bool,
+    pub dns: bool,
+    pub mtu: u32,
+}
+
+impl NetworkCreateRequest {
+    /// Every check that needs only the request.
+    pub fn check(&self) -> Result<CheckedNetwork, Invalid> {
+        validate_name("network", &self.name)?;
+        let project = self
+            .project
+            .clone()
+            .unwrap_or_else(|| crate::DEFAULT_PROJECT.to_string());
+        validate_name("project", &project)?;
+        let subnet: Ipv4Cidr = self.subnet.parse()?;
+        let gateway = match &self.gateway {
+            None => subnet.first_host(),
+            Some(g) => {
+                let gw: Ipv4Addr = g.trim().parse().map_err(|_| {
+                    Invalid(format!(
+                        "invalid gateway {g:?}: expected an IPv4 address, e.g. {}",
+                        subnet.first_host()
+                    ))
+                })?;
+                if !subnet.is_host(gw) {
+                    return Err(Invalid(format!(
+                        "gateway {gw} is not a host address of subnet {subnet}: use an address between {} and the broadcast address {} (exclusive)",
+                        subnet.network(),
+                        subnet.broadcast()
+                    )));
+                }
+                gw
+            }
+        };
+        let mtu = self.mtu.unwrap_or(DEFAULT_NETWORK_MTU);
+        if !(MIN_NETWORK_MTU..=MAX_NETWORK_MTU).contains(&mtu) {
+            return Err(Invalid(format!(
+                "MTU {mtu} is out of range: use {MIN_NETWORK_MTU}..={MAX_NETWORK_MTU} (the underlay carries {VXLAN_OVERHEAD_BYTES} more bytes per packet)"
+            )));
+        }
+        Ok(CheckedNetwork {
+            name: self.name.clone(),
+            project,
+            subnet,
+            gateway,
+            nat: self.nat,
+            dhcp: self.dhcp,
+            dns: self.dns,
+            mtu,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(subnet: &str) -> NetworkCreateRequest {
+        NetworkCreateRequest {
+            name: "app".into(),
+            project: None,
+            subnet: subnet.into(),
+            gateway: None,
+            nat: false,
+            dhcp: true,
+            dns: false,
+            mtu: None,
+        }
+    }
+
+    #[test]
+    fn cidrs_parse_strictly() {
+        let c: Ipv4Cidr = "10.10.0.0/24".parse().unwrap();
+        assert_eq!(c.to_string(), "10.10.0.0/24");
+        assert_eq!(c.broadcast(), Ipv4Addr::new(10, 10, 0, 255));
+        assert_eq!(c.first_host(), Ipv4Addr::new(10, 10, 0, 1));
+        let e = "10.10.0.5/24".parse::<Ipv4Cidr>().unwrap_err();
+        assert!(e.0.contains("did you mean 10.10.0.0/24"), "{e}");
+        for bad in [
+            "",
+            "10.10.0.0",
+            "10.10.0.0/",
+            "10.10.0.0/33",
+            "10.10.0/24",
+            "x/24",
+            "10.0.0.0/+8",
+            "10.0.0.0/30",
+            "10.0.0.0/7",
+            "::/64",
+        ] {
+            assert!(bad.parse::<Ipv4Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn overlap_is_symmetric_and_exact() {
+        let a: Ipv4Cidr = "10.10.0.0/16".parse().unwrap();
+        let b: Ipv4Cidr = "10.10.5.0/24".parse().unwrap();
+        let c: Ipv4Cidr = "10.11.0.0/24".parse().unwrap();
+        assert!(a.overlaps(&b) && b.overlaps(&a));
+        assert!(!a.overlaps(&c) && !c.overlaps(&a));
+        assert!(a.overlaps(&a));
+    }
+
+    #[test]
+    fn gateway_defaults_to_first_host_and_must_be_a_host() {
+        let ok = req("10.10.0.0/24").check().unwrap();
+        assert_eq!(ok.gateway, Ipv4Addr::new(10, 10, 0, 1));
+        assert_eq!(ok.mtu, DEFAULT_NETWORK_MTU);
+        assert_eq!(ok.project, crate::DEFAULT_PROJECT);
+        for gw in ["10.10.1.1", "10.10.0.0", "10.10.0.255", "nope"] {
+            let mut r = req("10.10.0.0/24");
+            r.gateway = Some(gw.into());
+            assert!(r.check().is_err(), "{gw}");
+        }
+        let mut r = req("10.10.0.0/24");
+        r.gateway = Some("10.10.0.254".into());
+        assert_eq!(r.check().unwrap().gateway, Ipv4Addr::new(10, 10, 0, 254));
+    }
+
+    #[test]
+    fn mtu_and_name_bounds() {
+        let mut r = req("10.10.0.0/24");
+        r.mtu = Some(575);
+        assert!(r.check().is_err());
+        r.mtu = Some(MAX_NETWORK_MTU + 1);
+        assert!(r.check().is_err());
+        r.mtu = Some(MAX_NETWORK_MTU);
+        assert!(r.check().is_ok());
+        let mut r = req("10.10.0.0/24");
+        r.name = "Bad Name".into();
+        assert!(r.check().is_err());
+    }
+}

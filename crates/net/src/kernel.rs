@@ -1,0 +1,374 @@
+//! The netlink side: read the node's links and VXLAN FDB into an
+//! [`Observed`], apply a plan's [`Action`]s one by one. A failed action is
+//! recorded and the rest still run, so a reconcile makes all the progress it
+//! can; the next one starts again from what the kernel then has.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use futures_util::{StreamExt, TryStreamExt};
+use rtnetlink::packet_core::{
+    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+    NetlinkPayload,
+};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVxlan};
+
+use crate::error::{KernelError, NetError};
+use crate::model::{DesiredNode, MacAddr, OwnedDevice};
+use crate::plan::{Action, FdbEntry, LinkKind, Observed, ObservedLink, VxlanParams, plan};
+
+/// What one reconcile did.
+#[derive(Debug, Default)]
+pub struct ReconcileReport {
+    /// Actions the kernel accepted, in order.
+    pub applied: Vec<Action>,
+    /// Actions that failed; the next reconcile retries them.
+    pub failures: Vec<KernelError>,
+}
+
+impl ReconcileReport {
+    /// True when the kernel now matches the desired state.
+    pub fn converged(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Makes one network namespace's bridges, VXLAN devices, ports and FDB match a
+/// [`DesiredNode`].
+///
+/// ```no_run
+/// # async fn demo(desired: novacron_net::DesiredNode) -> Result<(), novacron_net::NetError> {
+/// let reconciler = novacron_net::Reconciler::connect()?;
+/// let report = reconciler.reconcile(&desired).await?;
+/// for failure in &report.failures {
+///     eprintln!("{failure}");
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Reconciler {
+    handle: Handle,
+}
+
+impl Reconciler {
+    /// Opens a netlink socket in the caller's network namespace. Must run inside
+    /// a tokio runtime, which drives the socket from then on.
+    pub fn connect() -> Result<Self, NetError> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(NetError::Socket)?;
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+
+    /// Opens the netlink socket inside the network namespace at `path` (e.g.
+    /// `/run/netns/NAME`); the caller's own namespace is untouched. A socket
+    /// stays in the namespace it was created in, so only a short-lived thread
+    /// enters it. Must run inside a tokio runtime.
+    pub fn connect_in_netns(path: &Path) -> Result<Self, NetError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| NetError::Socket(std::io::Error::other(e)))?;
+        let ns_err = |source| NetError::Namespace {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(ns_err)?;
+        let opened = std::thread::spawn(move || {
+            // SAFETY: setns on a descriptor we own, for this thread only
+            // (CLONE_NEWNET affects the calling thread); the thread ends right
+            // after creating the socket.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            if rc != 0 {
+                return Err(Err(std::io::Error::last_os_error()));
+            }
+            let _enter = runtime.enter();
+            rtnetlink::new_connection().map_err(Ok)
+        })
+        .join()
+        .map_err(|_| NetError::Socket(std::io::Error::other("netns thread panicked")))?;
+        let (conn, handle, _) = match opened {
+            Ok(c) => c,
+            Err(Err(e)) => return Err(ns_err(e)),
+            Err(Ok(e)) => return Err(NetError::Socket(e)),
+        };
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+
+    /// Brings the kernel to `desired`: validates it (nothing changes when it is
+    /// invalid), reads the kernel, applies the difference. Idempotent: a second
+    /// call with the same state applies nothing.
+    pub async fn reconcile(&self, desired: &DesiredNode) -> Result<ReconcileReport, NetError> {
+        let valid = desired.validate()?;
+        let observed = self.observe().await.map_err(NetError::Observe)?;
+        let actions = plan(&valid, &observed);
+        let mut report = ReconcileReport::default();
+        for action in actions {
+            match self.apply(&action).await {
+                Ok(()) => {
+                    tracing::info!(action = %action, "network data plane changed");
+                    report.applied.push(action);
+                }
+                Err(error) => {
+                    tracing::warn!(action = %action, %error, "network data plane change failed");
+                    report.failures.push(error);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Reads every link and the remote-destination FDB entries of NovaCron's
+    /// VXLAN devices.
+    pub async fn observe(&self) -> Result<Observed, KernelError> {
+        let mut links = Vec::new();
+        let mut stream = self.handle.link().get().execute();
+        while let Some(msg) = stream
+            .try_next()
+            .await
+            .map_err(|e| KernelError::from_netlink("list links".into(), &e))?
+        {
+            links.push(observed_link(&msg));
+        }
+        let ours: Vec<u32> = links
+            .iter()
+            .filter(|l| matches!(OwnedDevice::from_name(&l.name), Some(OwnedDevice::Vxlan(_))))
+            .map(|l| l.index)
+            .collect();
+        let mut fdb = Vec::new();
+        let mut stream = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(AddressFamily::Bridge)
+            .execute();
+        while let Some(msg) = stream
+            .try_next()
+            .await
+            .map_err(|e| KernelError::from_netlink("list bridge FDB".into(), &e))?
+        {
+            if !ours.contains(&msg.header.ifindex) {
+                continue;
+            }
+            if let Some(entry) = fdb_entry(&msg) {
+                fdb.push(entry);
+            }
+        }
+        Ok(Observed { links, fdb })
+    }
+
+    async fn apply(&self, action: &Action) -> Result<(), KernelError> {
+        let what = action.to_string();
+        let nl = |e: rtnetlink::Error| KernelError::from_netlink(what.clone(), &e);
+        match action {
+            Action::DeleteLink { name } => {
+                let index = self.index_of(name, &what).await?;
+                self.handle.link().del(index).execute().await.map_err(nl)
+            }
+            Action::CreateBridge { name, mtu } => {
+                let msg = LinkBridge::new(name).mtu(*mtu).build();
+                self.handle.link().add(msg).execute().await.map_err(nl)
+            }
+            Action::CreateVxlan {
+                name,
+                vni,
+                local,
+                port,
+                mtu,
+                bridge,
+            } => {
+                let bridge = self.index_of(bridge, &what).await?;
+                let msg = LinkVxlan::new(name, vni.get())
+                    .local(*local)
+                    .port(*port)
+                    .learning(false)
+                    .mtu(*mtu)
+                    .controller(bridge)
+                    .up()
+                    .build();
+                self.handle.link().add(msg).execute().await.map_err(nl)
+            }
+            Action::SetLink { name, mtu, bridge } => {
+                let index = self.index_of(name, &what).await?;
+                let msg = LinkUnspec::new_with_index(index).mtu(*mtu).up();
+                let msg = match bridge {
+                    Some(bridge) => msg.controller(self.index_of(bridge, &what).await?),
+                    // A network's bridge is nobody's port.
+                    None => msg.nocontroller(),
+                };
+                self.handle
+                    .link()
+                    .change(msg.build())
+                    .execute()
+                    .await
+                    .map_err(nl)
+            }
+            Action::PortMissing { port, vni } => Err(KernelError::PortMissing {
+                port: port.clone(),
+                vni: *vni,
+            }),
+            Action::DetachPort { name } => {
+                let index = self.index_of(name, &what).await?;
+                let msg = LinkUnspec::new_with_index(index).nocontroller().build();
+                self.handle.link().change(msg).execute().await.map_err(nl)
+            }
+            Action::AddFdb { vxlan, mac, dst } => {
+                let index = self.index_of(vxlan, &what).await?;
+                // A flood list has one all-zeros entry per remote VTEP (append);
+                // a VM MAC has one destination, replaced when the VM moves.
+                let mode = if *mac == MacAddr::ZERO {
+                    NLM_F_APPEND
+                } else {
+                    NLM_F_REPLACE
+                };
+                let msg = fdb_message(index, *mac, *dst);
+                let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewNeighbour(msg));
+                req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | mode;
+                let mut handle = self.handle.clone();
+                let mut response = handle.request(req).map_err(nl)?;
+                while let Some(reply) = response.next().await {
+                    if let NetlinkPayload::Error(err) = reply.payload
+                        && err.code.is_some()
+                    {
+                        return Err(nl(rtnetlink::Error::NetlinkError(err)));
+                    }
+                }
+                Ok(())
+            }
+            Action::DelFdb { vxlan, mac, dst } => {
+                let index = self.index_of(vxlan, &what).await?;
+                self.handle
+                    .neighbours()
+                    .del(fdb_message(index, *mac, *dst))
+                    .execute()
+                    .await
+                    .map_err(nl)
+            }
+        }
+    }
+
+    async fn index_of(&self, name: &str, action: &str) -> Result<u32, KernelError> {
+        let mut stream = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match stream.try_next().await {
+            Ok(Some(msg)) => Ok(msg.header.index),
+            Ok(None) => Err(KernelError::DeviceVanished {
+                action: action.to_string(),
+                device: name.to_string(),
+            }),
+            Err(rtnetlink::Error::NetlinkError(e)) if -e.raw_code() == libc::ENODEV => {
+                Err(KernelError::DeviceVanished {
+                    action: action.to_string(),
+                    device: name.to_string(),
+                })
+            }
+            Err(e) => Err(KernelError::from_netlink(action.to_string(), &e)),
+        }
+    }
+}
+
+fn observed_link(msg: &LinkMessage) -> ObservedLink {
+    let mut name = String::new();
+    let mut mtu = 0;
+    let mut controller = None;
+    let mut kind = LinkKind::Other;
+    let mut vxlan = VxlanParams {
+        vni: 0,
+        local: None,
+        port: 0,
+        learning: true,
+    };
+    let mut is_vxlan = false;
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => name.clone_from(n),
+            LinkAttribute::Mtu(m) => mtu = *m,
+            LinkAttribute::Controller(c) => controller = Some(*c),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    match info {
+                        LinkInfo::Kind(InfoKind::Bridge) => kind = LinkKind::Bridge,
+                        LinkInfo::Kind(InfoKind::Vxlan) => is_vxlan = true,
+                        LinkInfo::Data(InfoData::Vxlan(data)) => {
+                            for d in data {
+                                match d {
+                                    InfoVxlan::Id(v) => vxlan.vni = *v,
+                                    InfoVxlan::Local(a) => vxlan.local = Some(*a),
+                                    InfoVxlan::Port(p) => vxlan.port = *p,
+                                    InfoVxlan::Learning(l) => vxlan.learning = *l,
+                                    _ => {}
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if is_vxlan {
+        kind = LinkKind::Vxlan(vxlan);
+    }
+    ObservedLink {
+        index: msg.header.index,
+        name,
+        kind,
+        mtu,
+        up: msg.header.flags.contains(LinkFlags::Up),
+        controller,
+    }
+}
+
+/// The VXLAN device's own (`self`) entries with an IPv4 remote; the bridge's
+/// learned entries (no destination) are skipped.
+fn fdb_entry(msg: &NeighbourMessage) -> Option<FdbEntry> {
+    if !msg.header.flags.contains(NeighbourFlags::Own) {
+        return None;
+    }
+    let mut mac = None;
+    let mut dst = None;
+    for attr in &msg.attributes {
+        match attr {
+            NeighbourAttribute::LinkLayerAddress(bytes) => {
+                mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
+            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => dst = Some(*ip),
+            // In an AF_BRIDGE dump the parser cannot tell the address family.
+            NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
+                dst = <[u8; 4]>::try_from(bytes.as_slice())
+                    .ok()
+                    .map(Ipv4Addr::from);
+            }
+            _ => {}
+        }
+    }
+    Some(FdbEntry {
+        ifindex: msg.header.ifindex,
+        mac: mac?,
+        dst: dst?,
+    })
+}
+
+fn fdb_message(ifindex: u32, mac: MacAddr, dst: Ipv4Addr) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Bridge;
+    msg.header.ifindex = ifindex;
+    msg.header.state = NeighbourState::Permanent;
+    msg.header.flags = NeighbourFlags::Own;
+    msg.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
+    msg.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(dst)));
+    msg
+}

@@ -1,0 +1,22 @@
+//! NovaCron's per-node network data plane: for each overlay network on a node,
+//! a Linux bridge (`ncbr<vni>`) and a VXLAN device (`ncvx<vni>`, no learning, no
+//! multicast) with the control plane's forwarding table programmed as FDB
+//! entries (one unicast entry per remote VM MAC, one all-zeros flood entry per
+//! remote VTEP for head-end replication), and local ports (VM taps) on the
+//! bridge. Everything is reconciled from a [`DesiredNode`] over netlink.
+//!
+//! The pieces: [`model`] (the desired state and its validation), [`plan`] (a
+//! pure diff from observed to desired), [`Reconciler`] (netlink I/O).
+
+pub mod error;
+mod kernel;
+pub mod model;
+pub mod plan;
+
+pub use error::{InvalidState, KernelError, NetError};
+pub use kernel::{ReconcileReport, Reconciler};
+pub use model::{
+    DEFAULT_VXLAN_PORT, DesiredNode, MacAddr, NodeNetwork, RemotePeer, Underlay, VXLAN_OVERHEAD,
+    Vni,
+};
+pub use plan::{Action, FdbEntry, LinkKind, Observed, ObservedLink};

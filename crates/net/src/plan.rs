@@ -1,0 +1,544 @@
+//! The reconcile decision as a pure function: from what the kernel has
+//! ([`Observed`]) and what should be ([`crate::model::ValidNode`]) to the ordered
+//! list of [`Action`]s that closes the gap. No I/O here, so every rule (what is
+//! ours, what is replaced, what is removed) is unit-tested without a kernel.
+//!
+//! Rules:
+//! - Links named `ncbr<vni>` / `ncvx<vni>` are NovaCron's. One that is not
+//!   desired, or has the wrong kind, or a VXLAN device whose VNI, local VTEP,
+//!   port or learning flag differ, is deleted (and recreated if desired): these
+//!   attributes cannot be changed in place.
+//! - MTU, up state and bridge membership are changed in place.
+//! - Ports are not ours: an unwanted port is detached from our bridge, never deleted.
+//! - Only FDB entries with a remote destination on our VXLAN devices are
+//!   managed; the bridge's learned entries are left to the bridge.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use crate::model::{MacAddr, OwnedDevice, ValidNode, Vni};
+
+/// The kind of a link, as far as the planner cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkKind {
+    Bridge,
+    Vxlan(VxlanParams),
+    Other,
+}
+
+/// The attributes of a VXLAN device that are fixed at creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanParams {
+    pub vni: u32,
+    pub local: Option<Ipv4Addr>,
+    pub port: u16,
+    pub learning: bool,
+}
+
+/// One link as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedLink {
+    pub index: u32,
+    pub name: String,
+    pub kind: LinkKind,
+    pub mtu: u32,
+    pub up: bool,
+    /// Index of the bridge it is a port of.
+    pub controller: Option<u32>,
+}
+
+/// A VXLAN FDB entry with a remote destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FdbEntry {
+    pub ifindex: u32,
+    pub mac: MacAddr,
+    pub dst: Ipv4Addr,
+}
+
+/// What the kernel has, as read by one dump of links and bridge FDB.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub links: Vec<ObservedLink>,
+    pub fdb: Vec<FdbEntry>,
+}
+
+/// One change to the kernel. Devices are named, not indexed, because a link
+/// created earlier in the same plan has no index yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    DeleteLink {
+        name: String,
+    },
+    CreateBridge {
+        name: String,
+        mtu: u32,
+    },
+    CreateVxlan {
+        name: String,
+        vni: Vni,
+        local: Ipv4Addr,
+        port: u16,
+        mtu: u32,
+        bridge: String,
+    },
+    /// Makes `name` a port of `bridge` (when `bridge` is None, `name` is a
+    /// network's bridge and is made nobody's port), with this MTU, and up.
+    SetLink {
+        name: String,
+        mtu: u32,
+        bridge: Option<String>,
+    },
+    /// Attaches a port that is missing: reported, since only its owner can create it.
+    PortMissing {
+        port: String,
+        vni: Vni,
+    },
+    DetachPort {
+        name: String,
+    },
+    /// A VM MAC is replaced in place when it moved to another VTEP; an
+    /// all-zeros flood entry is appended (one per remote VTEP).
+    AddFdb {
+        vxlan: String,
+        mac: MacAddr,
+        dst: Ipv4Addr,
+    },
+    DelFdb {
+        vxlan: String,
+        mac: MacAddr,
+        dst: Ipv4Addr,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DeleteLink { name } => write!(f, "delete link {name}"),
+            Self::CreateBridge { name, mtu } => write!(f, "create bridge {name} mtu {mtu}"),
+            Self::CreateVxlan {
+                name,
+                vni,
+                local,
+                port,
+                mtu,
+                bridge,
+            } => write!(
+                f,
+                "create vxlan {name} id {vni} local {local} dstport {port} mtu {mtu} master {bridge}"
+            ),
+            Self::SetLink { name, mtu, bridge } => match bridge {
+                Some(b) => write!(f, "set {name} mtu {mtu} master {b} up"),
+                None => write!(f, "set {name} mtu {mtu} up"),
+            },
+            Self::PortMissing { port, vni } => write!(f, "attach missing port {port} to VNI {vni}"),
+            Self::DetachPort { name } => write!(f, "detach port {name}"),
+            Self::AddFdb { vxlan, mac, dst } => write!(f, "fdb add {mac} dev {vxlan} dst {dst}"),
+            Self::DelFdb { vxlan, mac, dst } => write!(f, "fdb del {mac} dev {vxlan} dst {dst}"),
+        }
+    }
+}
+
+/// The actions, in an order that works: deletions first, then bridges, VXLAN
+/// devices, ports, and FDB entries last (they need their VXLAN device).
+pub(crate) fn plan(desired: &ValidNode, observed: &Observed) -> Vec<Action> {
+    let by_name: BTreeMap<&str, &ObservedLink> = observed
+        .links
+        .iter()
+        .map(|l| (l.name.as_str(), l))
+        .collect();
+
+    let mut deletes = Vec::new();
+    let mut creates = Vec::new();
+    let mut sets = Vec::new();
+    let mut ports = Vec::new();
+    let mut fdb = Vec::new();
+
+    // Ours but not wanted.
+    for link in &observed.links {
+        let wanted = match OwnedDevice::from_name(&link.name) {
+            None => continue,
+            Some(OwnedDevice::Bridge(vni)) | Some(OwnedDevice::Vxlan(vni)) => {
+                desired.networks.contains_key(&vni)
+            }
+        };
+        if !wanted {
+            deletes.push(Action::DeleteLink {
+                name: link.name.clone(),
+            });
+        }
+    }
+
+    for (&vni, net) in &desired.networks {
+        let br = vni.bridge_name();
+        let vx = vni.vxlan_name();
+
+        match by_name.get(br.as_str()) {
+            Some(link) if link.kind == LinkKind::Bridge => {
+                if link.mtu != net.mtu || !link.up || link.controller.is_some() {
+                    sets.push(Action::SetLink {
+                        name: br.clone(),
+                        mtu: net.mtu,
+                        bridge: None,
+                    });
+                }
+            }
+            found => {
+                if found.is_some() {
+                    deletes.push(Action::DeleteLink { name: br.clone() });
+                }
+                creates.push(Action::CreateBridge {
+                    name: br.clone(),
+                    mtu: net.mtu,
+                });
+            }
+        }
+        let bridge_index = by_name
+            .get(br.as_str())
+            .filter(|l| l.kind == LinkKind::Bridge)
+            .map(|l| l.index);
+
+        let want_vx = VxlanParams {
+            vni: vni.get(),
+            local: Some(desired.underlay.local_vtep),
+            port: desired.underlay.vxlan_port,
+            learning: false,
+        };
+        let create_vx = Action::CreateVxlan {
+            name: vx.clone(),
+            vni,
+            local: desired.underlay.local_vtep,
+            port: desired.underlay.vxlan_port,
+            mtu: net.mtu,
+            bridge: br.clone(),
+        };
+        let vx_index = match by_name.get(vx.as_str()) {
+            Some(link) if link.kind == LinkKind::Vxlan(want_vx.clone()) => {
+                if link.mtu != net.mtu
+                    || !link.up
+                    || bridge_index.is_none()
+                    || link.controller != bridge_index
+                {
+                    sets.push(Action::SetLink {
+                        name: vx.clone(),
+                        mtu: net.mtu,
+                        bridge: Some(br.clone()),
+                    });
+                }
+                Some(link.index)
+            }
+            found => {
+                if found.is_some() {
+                    deletes.push(Action::DeleteLink { name: vx.clone() });
+                }
+                creates.push(create_vx);
+                // A new device starts with an empty FDB.
+                None
+            }
+        };
+
+        // Ports.
+        for port in &net.ports {
+            match by_name.get(port.as_str()) {
+                None => ports.push(Action::PortMissing {
+                    port: port.clone(),
+                    vni,
+                }),
+                Some(link) => {
+                    if bridge_index.is_none()
+                        || link.controller != bridge_index
+                        || link.mtu != net.mtu
+                        || !link.up
+                    {
+                        ports.push(Action::SetLink {
+                            name: port.clone(),
+                            mtu: net.mtu,
+                            bridge: Some(br.clone()),
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(bi) = bridge_index {
+            for link in observed.links.iter().filter(|l| l.controller == Some(bi)) {
+                if link.name != vx && !net.ports.contains(&link.name) {
+                    ports.push(Action::DetachPort {
+                        name: link.name.clone(),
+                    });
+                }
+            }
+        }
+
+        // FDB on the VXLAN device.
+        let mut want: BTreeSet<(MacAddr, Ipv4Addr)> =
+            net.vteps.iter().map(|v| (MacAddr::ZERO, *v)).collect();
+        want.extend(net.macs.iter().map(|(m, v)| (*m, *v)));
+        let have: BTreeSet<(MacAddr, Ipv4Addr)> = match vx_index {
+            Some(ix) => observed
+                .fdb
+                .iter()
+                .filter(|e| e.ifindex == ix)
+                .map(|e| (e.mac, e.dst))
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        for &(mac, dst) in have.difference(&want) {
+            // A unicast MAC that moved is replaced in place by its AddFdb.
+            let moved = mac != MacAddr::ZERO && net.macs.contains_key(&mac);
+            if !moved {
+                fdb.push(Action::DelFdb {
+                    vxlan: vx.clone(),
+                    mac,
+                    dst,
+                });
+            }
+        }
+        for &(mac, dst) in want.difference(&have) {
+            fdb.push(Action::AddFdb {
+                vxlan: vx.clone(),
+                mac,
+                dst,
+            });
+        }
+    }
+
+    let mut out = deletes;
+    out.extend(creates);
+    out.extend(sets);
+    out.extend(ports);
+    out.extend(fdb);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DEFAULT_VXLAN_PORT, DesiredNode, NodeNetwork, RemotePeer, Underlay};
+
+    const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const PEER2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+    const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+    fn vni(v: u32) -> Vni {
+        Vni::new(v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn desired(ports: &[&str], peers: Vec<RemotePeer>) -> ValidNode {
+        DesiredNode {
+            underlay: Underlay {
+                local_vtep: LOCAL,
+                vxlan_port: DEFAULT_VXLAN_PORT,
+            },
+            networks: vec![NodeNetwork {
+                vni: vni(100),
+                mtu: 1450,
+                ports: ports.iter().map(|p| p.to_string()).collect(),
+                peers,
+            }],
+        }
+        .validate()
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn link(index: u32, name: &str, kind: LinkKind, controller: Option<u32>) -> ObservedLink {
+        ObservedLink {
+            index,
+            name: name.into(),
+            kind,
+            mtu: 1450,
+            up: true,
+            controller,
+        }
+    }
+
+    fn good_vxlan() -> LinkKind {
+        LinkKind::Vxlan(VxlanParams {
+            vni: 100,
+            local: Some(LOCAL),
+            port: DEFAULT_VXLAN_PORT,
+            learning: false,
+        })
+    }
+
+    /// The kernel state `desired(&["tap0"], [PEER with MAC])` converges to.
+    fn converged() -> Observed {
+        Observed {
+            links: vec![
+                link(1, "lo", LinkKind::Other, None),
+                link(10, "ncbr100", LinkKind::Bridge, None),
+                link(11, "ncvx100", good_vxlan(), Some(10)),
+                link(12, "tap0", LinkKind::Other, Some(10)),
+            ],
+            fdb: vec![
+                FdbEntry {
+                    ifindex: 11,
+                    mac: MacAddr::ZERO,
+                    dst: PEER,
+                },
+                FdbEntry {
+                    ifindex: 11,
+                    mac: MAC,
+                    dst: PEER,
+                },
+            ],
+        }
+    }
+
+    fn peer(vtep: Ipv4Addr, macs: Vec<MacAddr>) -> RemotePeer {
+        RemotePeer { vtep, macs }
+    }
+
+    #[test]
+    fn empty_kernel_gets_everything_in_order() {
+        let observed = Observed {
+            links: vec![link(12, "tap0", LinkKind::Other, None)],
+            fdb: vec![],
+        };
+        let actions = plan(&desired(&["tap0"], vec![peer(PEER, vec![MAC])]), &observed);
+        let text: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "create bridge ncbr100 mtu 1450",
+                "create vxlan ncvx100 id 100 local 198.18.0.1 dstport 4789 mtu 1450 master ncbr100",
+                "set tap0 mtu 1450 master ncbr100 up",
+                "fdb add 00:00:00:00:00:00 dev ncvx100 dst 198.18.0.2",
+                "fdb add 02:00:00:00:00:01 dev ncvx100 dst 198.18.0.2",
+            ]
+        );
+    }
+
+    #[test]
+    fn converged_state_plans_nothing() {
+        let d = desired(&["tap0"], vec![peer(PEER, vec![MAC])]);
+        assert_eq!(plan(&d, &converged()), vec![]);
+    }
+
+    #[test]
+    fn undesired_network_is_deleted_and_foreign_links_are_left_alone() {
+        let d = DesiredNode {
+            underlay: Underlay {
+                local_vtep: LOCAL,
+                vxlan_port: DEFAULT_VXLAN_PORT,
+            },
+            networks: vec![],
+        }
+        .validate()
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut observed = converged();
+        observed.links.push(link(20, "br0", LinkKind::Bridge, None));
+        observed
+            .links
+            .push(link(21, "ncbr007", LinkKind::Bridge, None));
+        let actions = plan(&d, &observed);
+        assert_eq!(
+            actions,
+            vec![
+                Action::DeleteLink {
+                    name: "ncbr100".into()
+                },
+                Action::DeleteLink {
+                    name: "ncvx100".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn vxlan_with_wrong_fixed_attributes_is_recreated() {
+        let d = desired(&["tap0"], vec![peer(PEER, vec![MAC])]);
+        let mut observed = converged();
+        observed.links[2].kind = LinkKind::Vxlan(VxlanParams {
+            vni: 100,
+            local: Some(LOCAL),
+            port: DEFAULT_VXLAN_PORT,
+            learning: true,
+        });
+        let actions = plan(&d, &observed);
+        assert_eq!(
+            actions[0],
+            Action::DeleteLink {
+                name: "ncvx100".into()
+            }
+        );
+        assert!(matches!(actions[1], Action::CreateVxlan { .. }));
+        // Its FDB went with it: both entries are added again.
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| matches!(a, Action::AddFdb { .. }))
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn moved_mac_is_replaced_and_gone_peer_removed() {
+        // MAC moved from PEER to PEER2; PEER has no more ports of this network.
+        let d = desired(&["tap0"], vec![peer(PEER2, vec![MAC])]);
+        let actions = plan(&d, &converged());
+        assert_eq!(
+            actions,
+            vec![
+                Action::DelFdb {
+                    vxlan: "ncvx100".into(),
+                    mac: MacAddr::ZERO,
+                    dst: PEER
+                },
+                Action::AddFdb {
+                    vxlan: "ncvx100".into(),
+                    mac: MacAddr::ZERO,
+                    dst: PEER2
+                },
+                Action::AddFdb {
+                    vxlan: "ncvx100".into(),
+                    mac: MAC,
+                    dst: PEER2
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unwanted_port_is_detached_and_missing_port_reported() {
+        let d = desired(&["tap1"], vec![peer(PEER, vec![MAC])]);
+        let actions = plan(&d, &converged());
+        assert_eq!(
+            actions,
+            vec![
+                Action::PortMissing {
+                    port: "tap1".into(),
+                    vni: vni(100)
+                },
+                Action::DetachPort {
+                    name: "tap0".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn mtu_drift_is_fixed_in_place() {
+        let d = desired(&["tap0"], vec![peer(PEER, vec![MAC])]);
+        let mut observed = converged();
+        observed.links[1].mtu = 1500;
+        observed.links[3].up = false;
+        let actions = plan(&d, &observed);
+        assert_eq!(
+            actions,
+            vec![
+                Action::SetLink {
+                    name: "ncbr100".into(),
+                    mtu: 1450,
+                    bridge: None
+                },
+                Action::SetLink {
+                    name: "tap0".into(),
+                    mtu: 1450,
+                    bridge: Some("ncbr100".into())
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! The data plane against the real kernel: two "node" network namespaces
+//! joined by a veth underlay (198.18.0.0/30), each reconciled by its own
+//! [`Reconciler`]; endpoint namespaces attached by a veth in place of a VM tap.
+//! Traffic crosses the VXLAN overlay, stays inside its VNI, and everything the
+//! reconciler made goes away when the network does.
+//!
+//! Needs root (CAP_NET_ADMIN, /run/netns) and the vxlan and bridge modules.
+//! Fixture set-up uses `ip` (the code under test speaks netlink only); every
+//! namespace is deleted on drop, so a failing test leaves nothing behind.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use novacron_net::model::OwnedDevice;
+use novacron_net::{
+    DEFAULT_VXLAN_PORT, DesiredNode, KernelError, MacAddr, NodeNetwork, Reconciler, RemotePeer,
+    Underlay, Vni,
+};
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+const VTEP1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const VTEP2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const MAC_A1: MacAddr = MacAddr([0x02, 0xac, 0, 0, 0x0a, 0x01]);
+const MAC_A2: MacAddr = MacAddr([0x02, 0xac, 0, 0, 0x0a, 0x02]);
+const MAC_B2: MacAddr = MacAddr([0x02, 0xac, 0, 0, 0x0b, 0x02]);
+/// Endpoints of both networks share one subnet, so only the VNI keeps them apart.
+const IP_A1: Ipv4Addr = Ipv4Addr::new(198, 19, 10, 1);
+const IP_A2: Ipv4Addr = Ipv4Addr::new(198, 19, 10, 2);
+const IP_B2: Ipv4Addr = Ipv4Addr::new(198, 19, 10, 3);
+const MTU: u32 = 1450;
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run ip {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A named network namespace, deleted (with every device in it) on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "ncnet-{}-{}-{tag}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(&["netns", "add", &name]);
+        let ns = Self { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// Runs `f` on a thread inside this namespace.
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let file = std::fs::File::open(self.path()).unwrap_or_else(|e| panic!("open netns: {e}"));
+        std::thread::spawn(move || {
+            // SAFETY: setns on an fd we own, affecting only this thread.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// An endpoint namespace whose `eth0` (with `mac`, `addr`/24) is a veth whose
+/// other end, `port`, sits in `node` like a VM's tap.
+fn endpoint(node: &Netns, tag: &str, port: &str, mac: MacAddr, addr: Ipv4Addr) -> Netns {
+    let ep = Netns::new(tag);
+    let mac = mac.to_string();
+    #[rustfmt::skip]
+    ip(&["-n", &node.name, "link", "add", port, "type", "veth", "peer", "name", "eth0", "address", &mac, "netns", &ep.name]);
+    ip(&[
+        "-n",
+        &ep.name,
+        "link",
+        "set",
+        "eth0",
+        "mtu",
+        &MTU.to_string(),
+        "up",
+    ]);
+    ip(&[
+        "-n",
+        &ep.name,
+        "addr",
+        "add",
+        &format!("{addr}/24"),
+        "dev",
+        "eth0",
+    ]);
+    ep
+}
+
+fn vni(v: u32) -> Vni {
+    Vni::new(v).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn network(v: u32, ports: &[&str], peer: Ipv4Addr, macs: &[MacAddr]) -> NodeNetwork {
+    NodeNetwork {
+        vni: vni(v),
+        mtu: MTU,
+        ports: ports.iter().map(|p| p.to_string()).collect(),
+        peers: vec![RemotePeer {
+            vtep: peer,
+            macs: macs.to_vec(),
+        }],
+    }
+}
+
+fn node_state(local: Ipv4Addr, networks: Vec<NodeNetwork>) -> DesiredNode {
+    DesiredNode {
+        underlay: Underlay {
+            local_vtep: local,
+            vxlan_port: DEFAULT_VXLAN_PORT,
+        },
+        networks,
+    }
+}
+
+/// Two nodes joined by a veth underlay with 198.18.0.1/30 and .2/30.
+fn two_nodes() -> (Netns, Netns) {
+    let n1 = Netns::new("node1");
+    let n2 = Netns::new("node2");
+    #[rustfmt::skip]
+    ip(&["-n", &n1.name, "link", "add", "ul0", "type", "veth", "peer", "name", "ul0", "netns", &n2.name]);
+    for (ns, addr) in [(&n1, VTEP1), (&n2, VTEP2)] {
+        ip(&[
+            "-n",
+            &ns.name,
+            "addr",
+            "add",
+            &format!("{addr}/30"),
+            "dev",
+            "ul0",
+        ]);
+        ip(&["-n", &ns.name, "link", "set", "ul0", "up"]);
+    }
+    (n1, n2)
+}
+
+/// Echoes `payload` from a client in `client` to a server on `server_ip` in
+/// `server`; Err when the connection cannot be made within `connect_timeout`.
+fn tcp_echo(
+    server: &Netns,
+    server_ip: Ipv4Addr,
+    client: &Netns,
+    payload: Vec<u8>,
+    connect_timeout: Duration,
+) -> std::io::Result<Vec<u8>> {
+    let addr = SocketAddr::from((server_ip, 7007));
+    let listener = server.run(move || TcpListener::bind(addr))?;
+    listener.set_nonblocking(false)?;
+    let expected = payload.len();
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        // The listener accepts in whichever namespace it was created in.
+        listener.set_nonblocking(true)?;
+        let deadline = std::time::Instant::now() + connect_timeout + Duration::from_secs(10);
+        let (mut conn, _) = loop {
+            match listener.accept() {
+                Ok(c) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if std::time::Instant::now() > deadline {
+                        return Err(e);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        conn.set_nonblocking(false)?;
+        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut buf = vec![0; expected];
+        conn.read_exact(&mut buf)?;
+        conn.write_all(&buf)
+    });
+    let result = client.run(move || -> std::io::Result<Vec<u8>> {
+        let mut conn = TcpStream::connect_timeout(&addr, connect_timeout)?;
+        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+        conn.write_all(&payload)?;
+        let mut back = vec![0; payload.len()];
+        conn.read_exact(&mut back)?;
+        Ok(back)
+    });
+    if result.is_ok() {
+        echo.join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))?;
+    }
+    result
+}
+
+fn owned_links(observed: &novacron_net::Observed) -> Vec<String> {
+    observed
+        .links
+        .iter()
+        .filter(|l| OwnedDevice::from_name(&l.name).is_some())
+        .map(|l| l.name.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn overlay_carries_traffic_within_a_vni_and_cleans_up() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let (n1, n2) = two_nodes();
+        let ep_a1 = endpoint(&n1, "epa1", "ncpa1", MAC_A1, IP_A1);
+        let ep_a2 = endpoint(&n2, "epa2", "ncpa2", MAC_A2, IP_A2);
+        let ep_b2 = endpoint(&n2, "epb2", "ncpb2", MAC_B2, IP_B2);
+
+        // Node 1 has network B too (no ports), so B's floods do reach node 1:
+        // only the VNI keeps them off A.
+        let desired1 = node_state(
+            VTEP1,
+            vec![
+                network(100, &["ncpa1"], VTEP2, &[MAC_A2]),
+                network(200, &[], VTEP2, &[MAC_B2]),
+            ],
+        );
+        let desired2 = node_state(
+            VTEP2,
+            vec![
+                network(100, &["ncpa2"], VTEP1, &[MAC_A1]),
+                network(200, &["ncpb2"], VTEP1, &[]),
+            ],
+        );
+        let r1 = Reconciler::connect_in_netns(&n1.path()).unwrap_or_else(|e| panic!("{e}"));
+        let r2 = Reconciler::connect_in_netns(&n2.path()).unwrap_or_else(|e| panic!("{e}"));
+        for (r, d) in [(&r1, &desired1), (&r2, &desired2)] {
+            let report = r.reconcile(d).await.unwrap_or_else(|e| panic!("{e}"));
+            assert!(report.converged(), "{:?}", report.failures);
+            assert!(!report.applied.is_empty());
+        }
+
+        // The kernel has what was asked: devices, flood and unicast entries.
+        let seen = r1.observe().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut names = owned_links(&seen);
+        names.sort();
+        assert_eq!(names, ["ncbr100", "ncbr200", "ncvx100", "ncvx200"]);
+        let vx100 = seen
+            .links
+            .iter()
+            .find(|l| l.name == "ncvx100")
+            .map(|l| l.index);
+        let fdb100: Vec<(MacAddr, Ipv4Addr)> = seen
+            .fdb
+            .iter()
+            .filter(|e| Some(e.ifindex) == vx100)
+            .map(|e| (e.mac, e.dst))
+            .collect();
+        assert!(fdb100.contains(&(MacAddr::ZERO, VTEP2)), "{fdb100:?}");
+        assert!(fdb100.contains(&(MAC_A2, VTEP2)), "{fdb100:?}");
+
+        // A second reconcile with the same state changes nothing.
+        for (r, d) in [(&r1, &desired1), (&r2, &desired2)] {
+            let report = r.reconcile(d).await.unwrap_or_else(|e| panic!("{e}"));
+            assert!(report.applied.is_empty(), "{:?}", report.applied);
+            assert!(report.converged(), "{:?}", report.failures);
+        }
+
+        // TCP across the overlay, with segments of the full overlay MTU.
+        let payload: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
+        let back = tcp_echo(
+            &ep_a2,
+            IP_A2,
+            &ep_a1,
+            payload.clone(),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|e| panic!("A1 -> A2 over VXLAN: {e}"));
+        assert!(back == payload, "echoed bytes differ");
+
+        // Network B cannot reach A, neither across nodes nor on the same node.
+        let across = tcp_echo(&ep_a1, IP_A1, &ep_b2, vec![1; 16], Duration::from_secs(2));
+        assert!(across.is_err(), "B reached A across nodes");
+        let same_node = tcp_echo(&ep_a2, IP_A2, &ep_b2, vec![1; 16], Duration::from_secs(2));
+        assert!(same_node.is_err(), "B reached A on the same node");
+
+        // Removing the networks leaves no NovaCron device behind; the ports
+        // (not ours) stay.
+        for (r, local) in [(&r1, VTEP1), (&r2, VTEP2)] {
+            let report = r
+                .reconcile(&node_state(local, vec![]))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(report.converged(), "{:?}", report.failures);
+            let seen = r.observe().await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(owned_links(&seen), Vec::<String>::new());
+            assert!(seen.fdb.is_empty(), "{:?}", seen.fdb);
+        }
+        let seen = r2.observe().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            seen.links
+                .iter()
+                .any(|l| l.name == "ncpa2" && l.controller.is_none())
+        );
+    })
+    .await
+    .unwrap_or_else(|_| panic!("test took longer than {TEST_TIMEOUT:?}"));
+}
+
+#[tokio::test]
+async fn reconcile_converges_after_a_partial_failure() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let (n1, _n2) = two_nodes();
+        let r1 = Reconciler::connect_in_netns(&n1.path()).unwrap_or_else(|e| panic!("{e}"));
+        let desired = node_state(VTEP1, vec![network(300, &["ncpa1"], VTEP2, &[MAC_A2])]);
+
+        // The port does not exist yet: that one action fails with what to fix,
+        // the rest is built.
+        let report = r1
+            .reconcile(&desired)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            report.failures,
+            vec![KernelError::PortMissing {
+                port: "ncpa1".into(),
+                vni: vni(300)
+            }]
+        );
+        assert!(report.failures[0].to_string().contains("create the tap"));
+        let seen = r1.observe().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut names = owned_links(&seen);
+        names.sort();
+        assert_eq!(names, ["ncbr300", "ncvx300"]);
+
+        // Someone deletes the VXLAN device behind our back and the port appears:
+        // the next reconcile rebuilds and attaches, the one after does nothing.
+        ip(&["-n", &n1.name, "link", "del", "ncvx300"]);
+        let _ep = endpoint(&n1, "epa1", "ncpa1", MAC_A1, IP_A1);
+        let report = r1
+            .reconcile(&desired)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.converged(), "{:?}", report.failures);
+        let seen = r1.observe().await.unwrap_or_else(|e| panic!("{e}"));
+        let bridge = seen
+            .links
+            .iter()
+            .find(|l| l.name == "ncbr300")
+            .map(|l| l.index);
+        let port = seen.links.iter().find(|l| l.name == "ncpa1");
+        assert!(port.is_some_and(|p| p.controller == bridge && p.up && p.mtu == MTU));
+        assert_eq!(seen.fdb.len(), 2, "{:?}", seen.fdb);
+        let report = r1
+            .reconcile(&desired)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.applied.is_empty(), "{:?}", report.applied);
+
+        // A bad desired state is refused before anything changes.
+        let mut bad = desired.clone();
+        bad.networks[0].mtu = 20;
+        assert!(r1.reconcile(&bad).await.is_err());
+        let after = r1.observe().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            after
+                .links
+                .iter()
+                .find(|l| l.name == "ncbr300")
+                .map(|l| l.mtu),
+            Some(MTU)
+        );
+    })
+    .await
+    .unwrap_or_else(|_| panic!("test took longer than {TEST_TIMEOUT:?}"));
+}

@@ -1,0 +1,161 @@
+//! `novacron network create | list | show | delete`: overlay networks (one VXLAN VNI and
+//! one IPv4 subnet spanning every node).
+
+use clap::{Subcommand, ValueEnum};
+use novacron_api_types::DEFAULT_PROJECT;
+use novacron_api_types::overlay::{DEFAULT_NETWORK_MTU, NetworkCreateRequest, OverlayNetwork};
+
+use crate::output::{self, Format};
+
+/// `--dhcp on|off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create an overlay network: a subnet and a VNI unique in the cluster.
+    Create {
+        name: String,
+        /// IPv4 subnet in CIDR notation, e.g. 10.10.0.0/24.
+        #[arg(long)]
+        subnet: String,
+        /// Gateway address (default: the subnet's first host address).
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Outbound access through the node each VM runs on.
+        #[arg(long)]
+        nat: bool,
+        /// Hand out addresses by DHCP.
+        #[arg(long, value_enum, default_value = "on")]
+        dhcp: OnOff,
+        /// DNS names VM.NETWORK for the network's VMs.
+        #[arg(long)]
+        dns: bool,
+        /// MTU inside the network (the underlay carries 50 bytes more per packet).
+        #[arg(long, default_value_t = DEFAULT_NETWORK_MTU)]
+        mtu: u32,
+        #[arg(long, default_value = DEFAULT_PROJECT)]
+        project: String,
+    },
+    /// Overlay networks: name, project, VNI, subnet, gateway, options.
+    List {
+        /// Only this project's networks (default: every project).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// One overlay network.
+    Show {
+        name: String,
+        #[arg(long, default_value = DEFAULT_PROJECT)]
+        project: String,
+    },
+    /// Delete an overlay network (refused while a VM uses it).
+    Delete {
+        name: String,
+        #[arg(long, default_value = DEFAULT_PROJECT)]
+        project: String,
+    },
+}
+
+const HEADERS: [&str; 8] = [
+    "NAME", "PROJECT", "VNI", "SUBNET", "GATEWAY", "MTU", "DHCP", "OPTIONS",
+];
+
+fn options(n: &OverlayNetwork) -> String {
+    let mut o: Vec<&str> = vec![];
+    if n.nat {
+        o.push("nat");
+    }
+    if n.dns {
+        o.push("dns");
+    }
+    if o.is_empty() {
+        "-".into()
+    } else {
+        o.join(",")
+    }
+}
+
+fn on_off(b: bool) -> String {
+    if b { "on" } else { "off" }.into()
+}
+
+fn rows(networks: &[OverlayNetwork]) -> Vec<Vec<String>> {
+    networks
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                n.project.clone(),
+                n.vni.to_string(),
+                n.subnet.clone(),
+                n.gateway.clone(),
+                n.mtu.to_string(),
+                on_off(n.dhcp),
+                options(n),
+            ]
+        })
+        .collect()
+}
+
+fn details(n: &OverlayNetwork) -> Vec<(&'static str, String)> {
+    vec![
+        ("name", n.name.clone()),
+        ("project", n.project.clone()),
+        ("vni", n.vni.to_string()),
+        ("subnet", n.subnet.clone()),
+        ("gateway", n.gateway.clone()),
+        ("mtu", n.mtu.to_string()),
+        ("nat", on_off(n.nat)),
+        ("dhcp", on_off(n.dhcp)),
+        ("dns", on_off(n.dns)),
+        ("created", output::ago(n.created_at)),
+    ]
+}
+
+pub async fn run(cmd: NetworkCommand, out: Format) -> anyhow::Result<()> {
+    let c = crate::cli::client()?;
+    match cmd {
+        NetworkCommand::Create {
+            name,
+            subnet,
+            gateway,
+            nat,
+            dhcp,
+            dns,
+            mtu,
+            project,
+        } => {
+            let n = c
+                .network_create(&NetworkCreateRequest {
+                    name,
+                    project: Some(project),
+                    subnet,
+                    gateway,
+                    nat,
+                    dhcp: dhcp == OnOff::On,
+                    dns,
+                    mtu: Some(mtu),
+                })
+                .await?;
+            output::print_details(out, &n, || details(&n))
+        }
+        NetworkCommand::List { project } => {
+            let networks = c.network_list(project.as_deref()).await?;
+            output::print(out, &networks, &HEADERS, || rows(&networks))
+        }
+        NetworkCommand::Show { name, project } => {
+            let n = c.network_show(&name, &project).await?;
+            output::print_details(out, &n, || details(&n))
+        }
+        NetworkCommand::Delete { name, project } => {
+            let n = c.network_delete(&name, &project).await?;
+            output::print_details(out, &n, || {
+                vec![("deleted", n.name.clone()), ("vni", n.vni.to_string())]
+            })
+        }
+    }
+}

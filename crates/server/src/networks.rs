@@ -1,0 +1,365 @@
+//! Overlay networks in the control plane: create (request checks, name and subnet
+//! conflicts in the project, a VNI unique in the cluster, all in one store transaction),
+//! list, show, delete (refused while a VM uses the network). The API handlers
+//! (`api::networks`) parse and delegate here; the decisions are pure functions below.
+//!
+//! Concurrency: every create and delete in a project rewrites the project's guard key
+//! ([`records::network_guard_key`]) and compares it, so two creates cannot both pass the
+//! overlap check against the same old list; the VNI key ([`records::vni_key`]) is
+//! created only if absent, so two projects cannot take the same VNI.
+
+use std::collections::BTreeSet;
+
+use novacron_api_types::overlay::{CheckedNetwork, NetworkCreateRequest, OverlayNetwork};
+use novacron_api_types::{ApiError, DEFAULT_PROJECT, ErrorCode, validate_name};
+use novacron_store::{Compare, Op};
+
+use crate::records::{
+    self, NetworkRecord, VmRecord, VniRecord, network_guard_key, network_key, vni_key,
+};
+use crate::state::AppState;
+
+/// VNIs handed out start here, leaving the low range for networks built by hand.
+pub const FIRST_VNI: u32 = 1000;
+/// The 24-bit VNI field's largest value.
+pub const LAST_VNI: u32 = (1 << 24) - 1;
+/// How often a create or delete retries when another one changed the project meanwhile.
+const ATTEMPTS: usize = 8;
+
+/// Why `new` cannot join `existing` (the networks of its project): its name is taken
+/// (409 already_exists) or its subnet overlaps one (409 conflict).
+pub fn conflicts(new: &CheckedNetwork, existing: &[OverlayNetwork]) -> Result<(), ApiError> {
+    for other in existing.iter().filter(|n| n.project == new.project) {
+        if other.name == new.name {
+            return Err(ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!(
+                    "network {} already exists in project {} (subnet {}): choose another name or delete it first",
+                    other.name, other.project, other.subnet
+                ),
+            ));
+        }
+        let Ok(subnet) = other
+            .subnet
+            .parse::<novacron_api_types::overlay::Ipv4Cidr>()
+        else {
+            continue; // a stored subnet always parses; an unreadable one blocks nothing
+        };
+        if subnet.overlaps(&new.subnet) {
+            return Err(ApiError::conflict(format!(
+                "subnet {} overlaps network {} ({subnet}) in project {}: choose a subnet that does not overlap",
+                new.subnet, other.name, other.project
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The lowest free VNI from [`FIRST_VNI`], or None when all are taken.
+pub fn next_vni(used: &BTreeSet<u32>) -> Option<u32> {
+    let mut candidate = FIRST_VNI;
+    for &v in used.range(FIRST_VNI..) {
+        if v != candidate {
+            break;
+        }
+        candidate = candidate.checked_add(1)?;
+    }
+    (candidate <= LAST_VNI).then_some(candidate)
+}
+
+/// Whether `vm` has a NIC on network `project/name`. VMs have no overlay NICs yet, so
+/// none does; when NIC attachments land, this is where [`delete`] learns about them.
+pub fn vm_uses_network(vm: &VmRecord, project: &str, name: &str) -> bool {
+    let _ = (vm, project, name);
+    false
+}
+
+/// The VMs (names) that use network `project/name`.
+pub fn users(state: &AppState, project: &str, name: &str) -> Vec<String> {
+    state.vms.with(|vms| {
+        vms.values()
+            .filter(|vm| vm_uses_network(vm, project, name))
+            .map(|vm| vm.name.clone())
+            .collect()
+    })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(v).map_err(|e| ApiError::internal(format!("encoding: {e}")))
+}
+
+fn store_err(e: novacron_store::StoreError) -> ApiError {
+    tracing::error!(error = %e, "store error");
+    ApiError::unavailable(format!("the state store failed: {e}"))
+}
+
+async fn guard_revision(state: &AppState, project: &str) -> Result<i64, ApiError> {
+    Ok(state
+        .store
+        .get(&network_guard_key(project))
+        .await
+        .map_err(store_err)?
+        .map_or(0, |kv| kv.mod_revision))
+}
+
+/// Every network in the store, in (project, name) order.
+async fn all(state: &AppState) -> Result<Vec<NetworkRecord>, ApiError> {
+    let (kvs, _) = state
+        .store
+        .list(&records::network_prefix())
+        .await
+        .map_err(store_err)?;
+    kvs.iter()
+        .map(|kv| {
+            serde_json::from_slice(&kv.value).map_err(|e| {
+                ApiError::internal(format!("network record {} is unreadable: {e}", kv.key))
+            })
+        })
+        .collect()
+}
+
+/// Creates a network: checks, a free VNI, one transaction.
+pub async fn create(
+    state: &AppState,
+    req: &NetworkCreateRequest,
+) -> Result<OverlayNetwork, ApiError> {
+    let checked = req.check()?;
+    for _ in 0..ATTEMPTS {
+        // The guard first: any create or delete in the project after this read fails our
+        // transaction, so the list below is what the overlap check must hold against.
+        let guard = guard_revision(state, &checked.project).await?;
+        conflicts(&checked, &all(state).await?)?;
+        let (vnis, _) = state
+            .store
+            .list(&records::vni_prefix())
+            .await
+            .map_err(store_err)?;
+        let used: BTreeSet<u32> = vnis
+            .iter()
+            .filter_map(|kv| kv.key.rsplit('/').next()?.parse().ok())
+            .collect();
+        let vni = next_vni(&used).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoCapacity,
+                "every VNI is taken: delete unused networks",
+            )
+        })?;
+        let network = OverlayNetwork {
+            name: checked.name.clone(),
+            project: checked.project.clone(),
+            vni,
+            subnet: checked.subnet.to_string(),
+            gateway: checked.gateway.to_string(),
+            nat: checked.nat,
+            dhcp: checked.dhcp,
+            dns: checked.dns,
+            mtu: checked.mtu,
+            created_at: records::now(),
+        };
+        let key = network_key(&network.project, &network.name);
+        let outcome = state
+            .store
+            .txn(
+                vec![
+                    Compare::ModRevision {
+                        key: key.clone(),
+                        equals: 0,
+                    },
+                    Compare::ModRevision {
+                        key: vni_key(vni),
+                        equals: 0,
+                    },
+                    Compare::ModRevision {
+                        key: network_guard_key(&network.project),
+                        equals: guard,
+                    },
+                ],
+                vec![
+                    Op::Put {
+                        key,
+                        value: encode(&network)?,
+                    },
+                    Op::Put {
+                        key: vni_key(vni),
+                        value: encode(&VniRecord {
+                            project: network.project.clone(),
+                            network: network.name.clone(),
+                        })?,
+                    },
+                    Op::Put {
+                        key: network_guard_key(&network.project),
+                        value: encode(&network.created_at)?,
+                    },
+                ],
+            )
+            .await
+            .map_err(store_err)?;
+        if outcome.succeeded {
+            tracing::info!(network = %network.name, project = %network.project, vni, subnet = %network.subnet, "network created");
+            return Ok(network);
+        }
+    }
+    Err(ApiError::unavailable(
+        "networks in this project kept changing while creating it: try again",
+    ))
+}
+
+/// Networks of `project`, or of every project when None.
+pub async fn list(
+    state: &AppState,
+    project: Option<&str>,
+) -> Result<Vec<OverlayNetwork>, ApiError> {
+    if let Some(p) = project {
+        validate_name("project", p).map_err(|e| ApiError::invalid(e.to_string()))?;
+    }
+    Ok(all(state)
+        .await?
+        .into_iter()
+        .filter(|n| project.is_none_or(|p| n.project == p))
+        .collect())
+}
+
+fn not_found(project: &str, name: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "no network {name:?} in project {project}: see `novacron network list`"
+    ))
+}
+
+pub async fn show(state: &AppState, project: &str, name: &str) -> Result<OverlayNetwork, ApiError> {
+    validate_name("project", project).map_err(|e| ApiError::invalid(e.to_string()))?;
+    validate_name("network", name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let kv = state
+        .store
+        .get(&network_key(project, name))
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| not_found(project, name))?;
+    serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("network record {}: {e}", kv.key)))
+}
+
+/// Deletes network `project/name` and frees its VNI; refused while a VM uses it.
+pub async fn delete(
+    state: &AppState,
+    project: &str,
+    name: &str,
+) -> Result<OverlayNetwork, ApiError> {
+    validate_name("project", project).map_err(|e| ApiError::invalid(e.to_string()))?;
+    validate_name("network", name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    for _ in 0..ATTEMPTS {
+        let key = network_key(project, name);
+        let kv = state
+            .store
+            .get(&key)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| not_found(project, name))?;
+        let network: NetworkRecord = serde_json::from_slice(&kv.value)
+            .map_err(|e| ApiError::internal(format!("network record {key}: {e}")))?;
+        let users = users(state, project, name);
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "network {name} is in use by VM(s) {}: delete them or detach their NICs first",
+                users.join(", ")
+            )));
+        }
+        let guard = guard_revision(state, project).await?;
+        let outcome = state
+            .store
+            .txn(
+                vec![
+                    Compare::ModRevision {
+                        key: key.clone(),
+                        equals: kv.mod_revision,
+                    },
+                    Compare::ModRevision {
+                        key: network_guard_key(project),
+                        equals: guard,
+                    },
+                ],
+                vec![
+                    Op::Delete { key },
+                    Op::Delete {
+                        key: vni_key(network.vni),
+                    },
+                    Op::Put {
+                        key: network_guard_key(project),
+                        value: encode(&records::now())?,
+                    },
+                ],
+            )
+            .await
+            .map_err(store_err)?;
+        if outcome.succeeded {
+            tracing::info!(network = %name, project = %project, vni = network.vni, "network deleted");
+            return Ok(network);
+        }
+    }
+    Err(ApiError::unavailable(
+        "the network kept changing while deleting it: try again",
+    ))
+}
+
+/// The project a request names, or the default one.
+pub fn project_or_default(project: Option<&str>) -> &str {
+    project.unwrap_or(DEFAULT_PROJECT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(name: &str, subnet: &str) -> CheckedNetwork {
+        NetworkCreateRequest {
+            name: name.into(),
+            project: None,
+            subnet: subnet.into(),
+            gateway: None,
+            nat: false,
+            dhcp: true,
+            dns: false,
+            mtu: None,
+        }
+        .check()
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn stored(name: &str, project: &str, subnet: &str) -> OverlayNetwork {
+        OverlayNetwork {
+            name: name.into(),
+            project: project.into(),
+            vni: FIRST_VNI,
+            subnet: subnet.into(),
+            gateway: String::new(),
+            nat: false,
+            dhcp: true,
+            dns: false,
+            mtu: 1450,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn names_and_subnets_conflict_within_a_project_only() {
+        let existing = [
+            stored("app", "default", "10.10.0.0/24"),
+            stored("db", "other", "10.20.0.0/16"),
+        ];
+        let e = conflicts(&checked("app", "10.99.0.0/24"), &existing).unwrap_err();
+        assert_eq!(e.code, ErrorCode::AlreadyExists);
+        let e = conflicts(&checked("web", "10.10.0.128/25"), &existing).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Conflict);
+        assert!(e.message.contains("overlaps network app"), "{}", e.message);
+        // Another project's subnet may be reused: the VNI keeps them apart.
+        assert!(conflicts(&checked("web", "10.20.1.0/24"), &existing).is_ok());
+    }
+
+    #[test]
+    fn vnis_fill_the_lowest_gap() {
+        assert_eq!(next_vni(&BTreeSet::new()), Some(FIRST_VNI));
+        let used: BTreeSet<u32> = [5, FIRST_VNI, FIRST_VNI + 1, FIRST_VNI + 3].into();
+        assert_eq!(next_vni(&used), Some(FIRST_VNI + 2));
+        let full: BTreeSet<u32> = (FIRST_VNI..=LAST_VNI).collect();
+        assert_eq!(next_vni(&full), None);
+    }
+}
