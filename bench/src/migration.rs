@@ -150,6 +150,9 @@ pub struct MigrationResult {
     /// False when the migration failed or did not finish within the limit (the guest then
     /// stays on the source, which verifies itself).
     pub completed: bool,
+    /// Why the run did not complete (set exactly when `completed` is false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// [`Self::cpu_seconds`] without the guest's vCPU threads (what migrating cost).
     pub migration_cpu_seconds: f64,
     pub wire_bytes_a_to_b: u64,
@@ -366,6 +369,15 @@ fn write_base_image(path: &Path, mib: u64) -> Result<()> {
     }
     std::fs::write(path, &data)?;
     Ok(())
+}
+
+/// XBZRLE cache of the `qemu-xbzrle` baseline: a quarter of the guest's RAM, rounded down to
+/// a power of two. QEMU 7.2 refuses any other size (`migrate-set-parameters`: "expects a power
+/// of two no less than the target page size"); a quarter of a 768 MiB guest (192 MiB) made the
+/// baseline end before it sent a byte.
+pub fn xbzrle_cache_bytes(memory_mib: u64) -> u64 {
+    let quarter = ((memory_mib << 20) / 4).max(4096);
+    1u64 << (63 - quarter.leading_zeros())
 }
 
 /// Runs the benchmark: builds the guest, sets up the link, migrates a fresh guest with each
@@ -650,6 +662,13 @@ impl SystemRun<'_> {
             }
             Err(e) => ("mismatch".to_string(), Some(e.to_string())),
         };
+        // Every run that did not complete says why, in the report itself.
+        let reason = (!moved.completed).then(|| {
+            moved
+                .note
+                .clone()
+                .unwrap_or_else(|| "the migration did not complete (no reason recorded)".into())
+        });
         if let Some(n) = moved.note {
             note = Some(match note {
                 Some(m) => format!("{n}; {m}"),
@@ -671,6 +690,7 @@ impl SystemRun<'_> {
                 cpu_seconds: cpu,
                 integrity,
                 completed: moved.completed,
+                reason,
                 migration_cpu_seconds: cpu - vcpu,
                 wire_bytes_a_to_b: link.a_to_b.bytes,
                 wire_bytes_b_to_a: link.b_to_a.bytes,
@@ -695,7 +715,7 @@ impl SystemRun<'_> {
             ),
             "qemu-xbzrle" => (
                 vec!["xbzrle", "auto-converge"],
-                json!({"xbzrle-cache-size": (cfg.memory_mib << 20) / 4}),
+                json!({"xbzrle-cache-size": xbzrle_cache_bytes(cfg.memory_mib)}),
             ),
             other => return Err(run_err(other, "not a QEMU baseline")),
         };
@@ -777,7 +797,9 @@ impl SystemRun<'_> {
                     "failed" | "cancelled" => {
                         failure = Some(format!(
                             "QEMU migration {status}: {}",
-                            info.get("error-desc").and_then(Value::as_str).unwrap_or("")
+                            info.get("error-desc")
+                                .and_then(Value::as_str)
+                                .unwrap_or("QEMU gave no error-desc")
                         ));
                         break;
                     }
@@ -1008,12 +1030,137 @@ pub fn render_table(r: &MigrationReport) -> String {
             x.wire_bytes,
             x.cpu_seconds,
             x.integrity,
-            match (&x.note, x.completed) {
-                (Some(n), _) => n.clone(),
-                (None, false) => "not completed".into(),
-                _ => String::new(),
+            match (&x.reason, &x.note) {
+                (Some(r), _) => format!("not completed: {r}"),
+                (None, Some(n)) => n.clone(),
+                (None, None) => String::new(),
             }
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn xbzrle_cache_is_a_power_of_two_near_a_quarter_of_ram() {
+        assert_eq!(xbzrle_cache_bytes(1024), 256 << 20);
+        assert_eq!(xbzrle_cache_bytes(768), 128 << 20);
+        assert_eq!(xbzrle_cache_bytes(256), 64 << 20);
+        assert_eq!(xbzrle_cache_bytes(100), 16 << 20);
+    }
+
+    /// QEMU itself takes the cache size the baseline sets for a 768 MiB guest (a quarter of it,
+    /// 192 MiB, is refused), and refuses the old value: the reason the baseline ended at once.
+    #[test]
+    fn qemu_accepts_the_xbzrle_cache_size_of_a_768_mib_guest() {
+        let dir = std::env::temp_dir().join(format!("nbm-xbz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("qmp.sock");
+        let mut child = std::process::Command::new("qemu-system-x86_64")
+            .args(["-nodefaults", "-display", "none", "-S", "-machine", "none"])
+            .args(["-m", &format!("{}b", tcg_safe_ram_bytes(768))])
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", sock.display()))
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = rt.block_on(async {
+            let qmp = novacron_qemu::Qmp::connect(&sock, Duration::from_secs(20))
+                .await
+                .unwrap();
+            qmp.execute(
+                "migrate-set-capabilities",
+                Some(json!({"capabilities": [{"capability": "xbzrle", "state": true}]})),
+            )
+            .await
+            .unwrap();
+            let old = qmp
+                .execute(
+                    "migrate-set-parameters",
+                    Some(json!({"xbzrle-cache-size": (768u64 << 20) / 4})),
+                )
+                .await;
+            let new = qmp
+                .execute(
+                    "migrate-set-parameters",
+                    Some(json!({"xbzrle-cache-size": xbzrle_cache_bytes(768)})),
+                )
+                .await;
+            let set = qmp.execute("query-migrate-parameters", None).await.unwrap();
+            (old.map_err(|e| e.to_string()), new.map(|_| ()), set)
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        let (old, new, set) = outcome;
+        assert!(
+            old.as_ref().is_err_and(|e| e.contains("power of two")),
+            "{old:?}"
+        );
+        new.unwrap();
+        assert_eq!(
+            set.get("xbzrle-cache-size").and_then(Value::as_u64),
+            Some(128 << 20)
+        );
+    }
+
+    #[test]
+    fn a_run_that_did_not_complete_shows_its_reason_in_the_table() {
+        let r = MigrationReport {
+            link: LinkReport {
+                rate_bps: 100_000_000,
+                rtt_ms: 50.0,
+                loss: 0.001,
+                baseline_cc: "cubic".into(),
+            },
+            guest: GuestReport {
+                accel: "tcg".into(),
+                qemu_version: "7.2.22".into(),
+                memory_mib: 256,
+                ram_bytes: tcg_safe_ram_bytes(256),
+                ram_note: String::new(),
+                workload: "hotset".into(),
+                disk_mib: 128,
+                disk: String::new(),
+                heartbeat_interval_us: 1000,
+                max_downtime_ms: 300,
+                contents: WorkloadConfig::scaled(256, 128, "hotset"),
+            },
+            results: vec![MigrationResult {
+                system: "qemu-xbzrle".into(),
+                total_seconds: 0.0,
+                downtime_ms: None,
+                guest_gap_ms: 1.0,
+                wire_bytes: 0,
+                cpu_seconds: 0.0,
+                integrity: "ok".into(),
+                completed: false,
+                reason: Some("QEMU migration failed: boom".into()),
+                migration_cpu_seconds: 0.0,
+                wire_bytes_a_to_b: 0,
+                wire_bytes_b_to_a: 0,
+                congestion: "cubic".into(),
+                note: None,
+            }],
+        };
+        let t = render_table(&r);
+        assert!(
+            t.contains("not completed: QEMU migration failed: boom"),
+            "{t}"
+        );
+        let j = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["results"][0]["completed"], json!(false));
+        assert_eq!(
+            j["results"][0]["reason"],
+            json!("QEMU migration failed: boom")
+        );
+    }
 }
