@@ -136,10 +136,18 @@ pub struct MigrationResult {
     /// From the start of the migration (connect included) to the guest running at the
     /// destination.
     pub total_seconds: f64,
-    /// QEMU's downtime figure on the source (`query-migrate`); `null` when not completed.
+    /// The guest's real pause: the source QEMU's STOP event to the destination QEMU's RESUME
+    /// event (both QEMUs run on this host: one clock, no offset); `null` when not completed.
     pub downtime_ms: Option<f64>,
+    /// QEMU's own downtime figure on the source (`query-migrate`: its stop to its last byte
+    /// written); `null` when not completed.
+    pub source_downtime_ms: Option<f64>,
+    /// Guest-visible pause: the longest gap in the guest's 1 ms heartbeat (a tick probe inside
+    /// the guest, read from both QEMUs' ports) from 1 s before the STOP to 1 s after the
+    /// RESUME; without those events, the same as `guest_gap_ms`.
+    pub guest_pause_ms: f64,
     /// Longest gap in the guest's 1 ms heartbeat, over both QEMUs' ports, from the start of
-    /// the migration to 2 s after the guest resumed.
+    /// the migration to 2 s after the guest resumed (throttling included).
     pub guest_gap_ms: f64,
     /// Bytes on the emulated link, both directions (the emulator's count of IP packets).
     pub wire_bytes: u64,
@@ -529,7 +537,11 @@ struct SystemRun<'a> {
 /// What a migration itself measured (before verification).
 struct Moved {
     completed: bool,
-    downtime_ms: Option<f64>,
+    /// QEMU's figure on the source.
+    source_downtime_ms: Option<f64>,
+    /// The source QEMU's STOP and the destination QEMU's RESUME, µs since the Unix epoch.
+    stop_unix_micros: Option<i64>,
+    resume_unix_micros: Option<i64>,
     started: Instant,
     /// Guest running at the destination (or the migration given up).
     ended: Instant,
@@ -626,7 +638,9 @@ impl SystemRun<'_> {
             Err(MigrationBenchError::Interrupted) => return Err(MigrationBenchError::Interrupted),
             Err(e) => Moved {
                 completed: false,
-                downtime_ms: None,
+                source_downtime_ms: None,
+                stop_unix_micros: None,
+                resume_unix_micros: None,
                 started: Instant::now(),
                 ended: Instant::now(),
                 endpoint_cpu: 0.0,
@@ -644,7 +658,40 @@ impl SystemRun<'_> {
         // Let the guest run at its new home, then look at the whole window.
         std::thread::sleep(Duration::from_secs(2));
         let (gap, beats) = hb.max_gap(moved.started, Instant::now());
-        tracing::info!(system, beats, gap_ms = gap.as_millis() as u64, "heartbeat");
+        // The real pause, on this host's one clock.
+        let downtime_ms = match (
+            moved.completed,
+            moved.stop_unix_micros,
+            moved.resume_unix_micros,
+        ) {
+            (true, Some(stop), Some(resume)) => Some((resume - stop) as f64 / 1000.0),
+            _ => None,
+        };
+        // The guest-visible pause around the switch-over: wall-clock event times mapped to the
+        // heartbeat's monotonic clock.
+        let guest_pause = match (moved.stop_unix_micros, moved.resume_unix_micros) {
+            (Some(stop), Some(resume)) if moved.completed => {
+                let (now_wall, now) = (novacron_migrate::pause::now_unix_micros(), Instant::now());
+                let at = |us: i64| {
+                    now.checked_sub(Duration::from_micros(
+                        now_wall.saturating_sub(us).max(0) as u64
+                    ))
+                };
+                match (at(stop - 1_000_000), at(resume + 1_000_000)) {
+                    (Some(from), Some(to)) => hb.max_gap(from, to).0,
+                    _ => gap,
+                }
+            }
+            _ => gap,
+        };
+        tracing::info!(
+            system,
+            beats,
+            gap_ms = gap.as_millis() as u64,
+            guest_pause_ms = guest_pause.as_millis() as u64,
+            downtime_ms,
+            "heartbeat"
+        );
         // The guest verifies itself where it runs now.
         let side = if moved.completed { "b" } else { "a" };
         let t1 = Instant::now();
@@ -684,7 +731,9 @@ impl SystemRun<'_> {
             MigrationResult {
                 system: system.to_string(),
                 total_seconds: moved.ended.duration_since(moved.started).as_secs_f64(),
-                downtime_ms: moved.downtime_ms,
+                downtime_ms,
+                source_downtime_ms: moved.source_downtime_ms,
+                guest_pause_ms: guest_pause.as_secs_f64() * 1000.0,
                 guest_gap_ms: gap.as_secs_f64() * 1000.0,
                 wire_bytes: link.a_to_b.bytes + link.b_to_a.bytes,
                 cpu_seconds: cpu,
@@ -747,6 +796,7 @@ impl SystemRun<'_> {
             .filter(|c| *c != "auto-converge")
             .collect();
         let mut events = dst.qmp().subscribe();
+        let mut src_events = src.qmp().subscribe();
         self.ctl.block_on(async {
             if !dst_caps.is_empty() {
                 dst.qmp()
@@ -828,10 +878,18 @@ impl SystemRun<'_> {
                     break;
                 }
             }
+            let mut stop_unix_micros = None;
+            while let Ok(e) = src_events.try_recv() {
+                if e.event == "STOP" && stop_unix_micros.is_none() {
+                    stop_unix_micros = Some(e.timestamp_micros);
+                }
+            }
             if let Some(f) = failure {
                 return Ok(Moved {
                     completed: false,
-                    downtime_ms: None,
+                    source_downtime_ms: None,
+                    stop_unix_micros: None,
+                    resume_unix_micros: None,
                     started,
                     ended: Instant::now(),
                     endpoint_cpu: 0.0,
@@ -843,7 +901,9 @@ impl SystemRun<'_> {
             let resumed = tokio::time::timeout(Duration::from_secs(60), async {
                 loop {
                     match events.recv().await {
-                        Ok(e) if e.event == "RESUME" => return Ok(Instant::now()),
+                        Ok(e) if e.event == "RESUME" => {
+                            return Ok((Instant::now(), e.timestamp_micros));
+                        }
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                         Err(e) => return Err(run_err(system, e)),
                     }
@@ -851,9 +911,12 @@ impl SystemRun<'_> {
             })
             .await
             .map_err(|_| run_err(system, "destination did not resume within 60 s"))??;
+            let (resumed, resume_unix_micros) = resumed;
             Ok(Moved {
                 completed: true,
-                downtime_ms: downtime,
+                source_downtime_ms: downtime,
+                stop_unix_micros,
+                resume_unix_micros: Some(resume_unix_micros),
                 started,
                 ended: resumed,
                 endpoint_cpu: 0.0,
@@ -945,15 +1008,20 @@ impl SystemRun<'_> {
                 .map_err(|e| run_err(system, e))?
                 .map_err(|e| run_err(system, e))?;
             let ready = ready.map_err(|e| run_err(system, format!("destination: {e}")))?;
-            let summary = handover
+            let released = handover
                 .release_destination()
                 .await
                 .map_err(|e| run_err(system, e))?;
-            if ready.wait_decision(Duration::from_secs(10)).await != Decision::Go {
-                return Err(run_err(system, "destination did not get the go"));
-            }
-            ready.resume().await.map_err(|e| run_err(system, e))?;
-            let resumed = Instant::now();
+            // The destination resumes and reports it while the source waits for that report.
+            let (summary, resumed) =
+                tokio::join!(released.wait_resumed(Duration::from_secs(30)), async {
+                    if ready.wait_decision(Duration::from_secs(10)).await != Decision::Go {
+                        return Err(run_err(system, "destination did not get the go"));
+                    }
+                    ready.resume().await.map_err(|e| run_err(system, e))?;
+                    Ok(Instant::now())
+                });
+            let resumed = resumed?;
             tracing::info!(system, ?summary, "novacron migration summary");
             let _ = s_session.close().await;
             drop(d_session);
@@ -966,7 +1034,9 @@ impl SystemRun<'_> {
                 drop(session);
                 Ok(Moved {
                     completed: true,
-                    downtime_ms: summary.qemu_downtime_ms.map(|d| d as f64),
+                    source_downtime_ms: summary.qemu_downtime_ms.map(|d| d as f64),
+                    stop_unix_micros: summary.stop_unix_micros,
+                    resume_unix_micros: summary.resume_unix_micros,
                     started,
                     ended: resumed,
                     endpoint_cpu: 0.0,
@@ -981,7 +1051,9 @@ impl SystemRun<'_> {
                 } else {
                     Ok(Moved {
                         completed: false,
-                        downtime_ms: None,
+                        source_downtime_ms: None,
+                        stop_unix_micros: None,
+                        resume_unix_micros: None,
                         started,
                         ended,
                         endpoint_cpu: 0.0,
@@ -1015,17 +1087,30 @@ pub fn render_table(r: &MigrationReport) -> String {
         r.guest.workload,
     );
     s.push_str(&format!(
-        "{:<18} {:>9} {:>11} {:>12} {:>14} {:>8} {:>9}  {}\n",
-        "system", "total s", "downtime ms", "guest gap ms", "wire bytes", "cpu s", "integrity", ""
+        "{:<18} {:>9} {:>11} {:>10} {:>11} {:>12} {:>14} {:>8} {:>9}  {}\n",
+        "system",
+        "total s",
+        "downtime ms",
+        "source ms",
+        "guest pause",
+        "guest gap ms",
+        "wire bytes",
+        "cpu s",
+        "integrity",
+        ""
     ));
     for x in &r.results {
         s.push_str(&format!(
-            "{:<18} {:>9.1} {:>11} {:>12.0} {:>14} {:>8.1} {:>9}  {}\n",
+            "{:<18} {:>9.1} {:>11} {:>10} {:>11.0} {:>12.0} {:>14} {:>8.1} {:>9}  {}\n",
             x.system,
             x.total_seconds,
             x.downtime_ms
                 .map(|d| format!("{d:.0}"))
                 .unwrap_or_else(|| "-".into()),
+            x.source_downtime_ms
+                .map(|d| format!("{d:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            x.guest_pause_ms,
             x.guest_gap_ms,
             x.wire_bytes,
             x.cpu_seconds,
@@ -1138,6 +1223,8 @@ mod tests {
                 system: "qemu-xbzrle".into(),
                 total_seconds: 0.0,
                 downtime_ms: None,
+                source_downtime_ms: None,
+                guest_pause_ms: 1.0,
                 guest_gap_ms: 1.0,
                 wire_bytes: 0,
                 cpu_seconds: 0.0,
