@@ -54,7 +54,7 @@ fn tiny_migration_bench_moves_intact_guests() {
         // STOP to RESUME holds QEMU's source-side figure, and the guest saw a pause.
         assert!(r.downtime_ms >= r.source_downtime_ms, "{r:?}");
         assert!(
-            r.guest_pause_ms > 0.0 && r.guest_pause_ms <= r.guest_gap_ms,
+            r.guest_pause_ms > 0.0 && r.guest_pause_ms <= r.guest_gap_ms + 5.0,
             "{r:?}"
         );
     }
