@@ -136,10 +136,18 @@ pub struct MigrationResult {
     /// From the start of the migration (connect included) to the guest running at the
     /// destination.
     pub total_seconds: f64,
-    /// QEMU's downtime figure on the source (`query-migrate`); `null` when not completed.
+    /// The guest's real pause: the source QEMU's STOP event to the destination QEMU's RESUME
+    /// event (both QEMUs run on this host: one clock, no offset); `null` when not completed.
     pub downtime_ms: Option<f64>,
+    /// QEMU's own downtime figure on the source (`query-migrate`: its stop to its last byte
+    /// written); `null` when not completed.
+    pub source_downtime_ms: Option<f64>,
+    /// Guest-visible pause: the longest gap in the guest's 1 ms heartbeat (a tick probe inside
+    /// the guest, read from both QEMUs' ports) from 1 s before the STOP to 1 s after the
+    /// RESUME; without those events, the same as `guest_gap_ms`.
+    pub guest_pause_ms: f64,
     /// Longest gap in the guest's 1 ms heartbeat, over both QEMUs' ports, from the start of
-    /// the migration to 2 s after the guest resumed.
+    /// the migration to 2 s after the guest resumed (throttling included).
     pub guest_gap_ms: f64,
     /// Bytes on the emulated link, both directions (the emulator's count of IP packets).
     pub wire_bytes: u64,
@@ -150,6 +158,9 @@ pub struct MigrationResult {
     /// False when the migration failed or did not finish within the limit (the guest then
     /// stays on the source, which verifies itself).
     pub completed: bool,
+    /// Why the run did not complete (set exactly when `completed` is false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// [`Self::cpu_seconds`] without the guest's vCPU threads (what migrating cost).
     pub migration_cpu_seconds: f64,
     pub wire_bytes_a_to_b: u64,
@@ -368,6 +379,15 @@ fn write_base_image(path: &Path, mib: u64) -> Result<()> {
     Ok(())
 }
 
+/// XBZRLE cache of the `qemu-xbzrle` baseline: a quarter of the guest's RAM, rounded down to
+/// a power of two. QEMU 7.2 refuses any other size (`migrate-set-parameters`: "expects a power
+/// of two no less than the target page size"); a quarter of a 768 MiB guest (192 MiB) made the
+/// baseline end before it sent a byte.
+pub fn xbzrle_cache_bytes(memory_mib: u64) -> u64 {
+    let quarter = ((memory_mib << 20) / 4).max(4096);
+    1u64 << (63 - quarter.leading_zeros())
+}
+
 /// Runs the benchmark: builds the guest, sets up the link, migrates a fresh guest with each
 /// system in turn, tears everything down.
 pub fn run(cfg: &MigrationBenchConfig) -> Result<MigrationReport> {
@@ -517,7 +537,11 @@ struct SystemRun<'a> {
 /// What a migration itself measured (before verification).
 struct Moved {
     completed: bool,
-    downtime_ms: Option<f64>,
+    /// QEMU's figure on the source.
+    source_downtime_ms: Option<f64>,
+    /// The source QEMU's STOP and the destination QEMU's RESUME, µs since the Unix epoch.
+    stop_unix_micros: Option<i64>,
+    resume_unix_micros: Option<i64>,
     started: Instant,
     /// Guest running at the destination (or the migration given up).
     ended: Instant,
@@ -614,7 +638,9 @@ impl SystemRun<'_> {
             Err(MigrationBenchError::Interrupted) => return Err(MigrationBenchError::Interrupted),
             Err(e) => Moved {
                 completed: false,
-                downtime_ms: None,
+                source_downtime_ms: None,
+                stop_unix_micros: None,
+                resume_unix_micros: None,
                 started: Instant::now(),
                 ended: Instant::now(),
                 endpoint_cpu: 0.0,
@@ -632,7 +658,40 @@ impl SystemRun<'_> {
         // Let the guest run at its new home, then look at the whole window.
         std::thread::sleep(Duration::from_secs(2));
         let (gap, beats) = hb.max_gap(moved.started, Instant::now());
-        tracing::info!(system, beats, gap_ms = gap.as_millis() as u64, "heartbeat");
+        // The real pause, on this host's one clock.
+        let downtime_ms = match (
+            moved.completed,
+            moved.stop_unix_micros,
+            moved.resume_unix_micros,
+        ) {
+            (true, Some(stop), Some(resume)) => Some((resume - stop) as f64 / 1000.0),
+            _ => None,
+        };
+        // The guest-visible pause around the switch-over: wall-clock event times mapped to the
+        // heartbeat's monotonic clock.
+        let guest_pause = match (moved.stop_unix_micros, moved.resume_unix_micros) {
+            (Some(stop), Some(resume)) if moved.completed => {
+                let (now_wall, now) = (novacron_migrate::pause::now_unix_micros(), Instant::now());
+                let at = |us: i64| {
+                    now.checked_sub(Duration::from_micros(
+                        now_wall.saturating_sub(us).max(0) as u64
+                    ))
+                };
+                match (at(stop - 1_000_000), at(resume + 1_000_000)) {
+                    (Some(from), Some(to)) => hb.max_gap(from, to).0,
+                    _ => gap,
+                }
+            }
+            _ => gap,
+        };
+        tracing::info!(
+            system,
+            beats,
+            gap_ms = gap.as_millis() as u64,
+            guest_pause_ms = guest_pause.as_millis() as u64,
+            downtime_ms,
+            "heartbeat"
+        );
         // The guest verifies itself where it runs now.
         let side = if moved.completed { "b" } else { "a" };
         let t1 = Instant::now();
@@ -650,6 +709,13 @@ impl SystemRun<'_> {
             }
             Err(e) => ("mismatch".to_string(), Some(e.to_string())),
         };
+        // Every run that did not complete says why, in the report itself.
+        let reason = (!moved.completed).then(|| {
+            moved
+                .note
+                .clone()
+                .unwrap_or_else(|| "the migration did not complete (no reason recorded)".into())
+        });
         if let Some(n) = moved.note {
             note = Some(match note {
                 Some(m) => format!("{n}; {m}"),
@@ -665,12 +731,15 @@ impl SystemRun<'_> {
             MigrationResult {
                 system: system.to_string(),
                 total_seconds: moved.ended.duration_since(moved.started).as_secs_f64(),
-                downtime_ms: moved.downtime_ms,
+                downtime_ms,
+                source_downtime_ms: moved.source_downtime_ms,
+                guest_pause_ms: guest_pause.as_secs_f64() * 1000.0,
                 guest_gap_ms: gap.as_secs_f64() * 1000.0,
                 wire_bytes: link.a_to_b.bytes + link.b_to_a.bytes,
                 cpu_seconds: cpu,
                 integrity,
                 completed: moved.completed,
+                reason,
                 migration_cpu_seconds: cpu - vcpu,
                 wire_bytes_a_to_b: link.a_to_b.bytes,
                 wire_bytes_b_to_a: link.b_to_a.bytes,
@@ -695,7 +764,7 @@ impl SystemRun<'_> {
             ),
             "qemu-xbzrle" => (
                 vec!["xbzrle", "auto-converge"],
-                json!({"xbzrle-cache-size": (cfg.memory_mib << 20) / 4}),
+                json!({"xbzrle-cache-size": xbzrle_cache_bytes(cfg.memory_mib)}),
             ),
             other => return Err(run_err(other, "not a QEMU baseline")),
         };
@@ -727,6 +796,7 @@ impl SystemRun<'_> {
             .filter(|c| *c != "auto-converge")
             .collect();
         let mut events = dst.qmp().subscribe();
+        let mut src_events = src.qmp().subscribe();
         self.ctl.block_on(async {
             if !dst_caps.is_empty() {
                 dst.qmp()
@@ -777,7 +847,9 @@ impl SystemRun<'_> {
                     "failed" | "cancelled" => {
                         failure = Some(format!(
                             "QEMU migration {status}: {}",
-                            info.get("error-desc").and_then(Value::as_str).unwrap_or("")
+                            info.get("error-desc")
+                                .and_then(Value::as_str)
+                                .unwrap_or("QEMU gave no error-desc")
                         ));
                         break;
                     }
@@ -806,10 +878,18 @@ impl SystemRun<'_> {
                     break;
                 }
             }
+            let mut stop_unix_micros = None;
+            while let Ok(e) = src_events.try_recv() {
+                if e.event == "STOP" && stop_unix_micros.is_none() {
+                    stop_unix_micros = Some(e.timestamp_micros);
+                }
+            }
             if let Some(f) = failure {
                 return Ok(Moved {
                     completed: false,
-                    downtime_ms: None,
+                    source_downtime_ms: None,
+                    stop_unix_micros: None,
+                    resume_unix_micros: None,
                     started,
                     ended: Instant::now(),
                     endpoint_cpu: 0.0,
@@ -821,7 +901,9 @@ impl SystemRun<'_> {
             let resumed = tokio::time::timeout(Duration::from_secs(60), async {
                 loop {
                     match events.recv().await {
-                        Ok(e) if e.event == "RESUME" => return Ok(Instant::now()),
+                        Ok(e) if e.event == "RESUME" => {
+                            return Ok((Instant::now(), e.timestamp_micros));
+                        }
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                         Err(e) => return Err(run_err(system, e)),
                     }
@@ -829,9 +911,12 @@ impl SystemRun<'_> {
             })
             .await
             .map_err(|_| run_err(system, "destination did not resume within 60 s"))??;
+            let (resumed, resume_unix_micros) = resumed;
             Ok(Moved {
                 completed: true,
-                downtime_ms: downtime,
+                source_downtime_ms: downtime,
+                stop_unix_micros,
+                resume_unix_micros: Some(resume_unix_micros),
                 started,
                 ended: resumed,
                 endpoint_cpu: 0.0,
@@ -923,15 +1008,20 @@ impl SystemRun<'_> {
                 .map_err(|e| run_err(system, e))?
                 .map_err(|e| run_err(system, e))?;
             let ready = ready.map_err(|e| run_err(system, format!("destination: {e}")))?;
-            let summary = handover
+            let released = handover
                 .release_destination()
                 .await
                 .map_err(|e| run_err(system, e))?;
-            if ready.wait_decision(Duration::from_secs(10)).await != Decision::Go {
-                return Err(run_err(system, "destination did not get the go"));
-            }
-            ready.resume().await.map_err(|e| run_err(system, e))?;
-            let resumed = Instant::now();
+            // The destination resumes and reports it while the source waits for that report.
+            let (summary, resumed) =
+                tokio::join!(released.wait_resumed(Duration::from_secs(30)), async {
+                    if ready.wait_decision(Duration::from_secs(10)).await != Decision::Go {
+                        return Err(run_err(system, "destination did not get the go"));
+                    }
+                    ready.resume().await.map_err(|e| run_err(system, e))?;
+                    Ok(Instant::now())
+                });
+            let resumed = resumed?;
             tracing::info!(system, ?summary, "novacron migration summary");
             let _ = s_session.close().await;
             drop(d_session);
@@ -944,7 +1034,9 @@ impl SystemRun<'_> {
                 drop(session);
                 Ok(Moved {
                     completed: true,
-                    downtime_ms: summary.qemu_downtime_ms.map(|d| d as f64),
+                    source_downtime_ms: summary.qemu_downtime_ms.map(|d| d as f64),
+                    stop_unix_micros: summary.stop_unix_micros,
+                    resume_unix_micros: summary.resume_unix_micros,
                     started,
                     ended: resumed,
                     endpoint_cpu: 0.0,
@@ -959,7 +1051,9 @@ impl SystemRun<'_> {
                 } else {
                     Ok(Moved {
                         completed: false,
-                        downtime_ms: None,
+                        source_downtime_ms: None,
+                        stop_unix_micros: None,
+                        resume_unix_micros: None,
                         started,
                         ended,
                         endpoint_cpu: 0.0,
@@ -993,27 +1087,167 @@ pub fn render_table(r: &MigrationReport) -> String {
         r.guest.workload,
     );
     s.push_str(&format!(
-        "{:<18} {:>9} {:>11} {:>12} {:>14} {:>8} {:>9}  {}\n",
-        "system", "total s", "downtime ms", "guest gap ms", "wire bytes", "cpu s", "integrity", ""
+        "{:<18} {:>9} {:>11} {:>10} {:>11} {:>12} {:>14} {:>8} {:>9}  {}\n",
+        "system",
+        "total s",
+        "downtime ms",
+        "source ms",
+        "guest pause",
+        "guest gap ms",
+        "wire bytes",
+        "cpu s",
+        "integrity",
+        ""
     ));
     for x in &r.results {
         s.push_str(&format!(
-            "{:<18} {:>9.1} {:>11} {:>12.0} {:>14} {:>8.1} {:>9}  {}\n",
+            "{:<18} {:>9.1} {:>11} {:>10} {:>11.0} {:>12.0} {:>14} {:>8.1} {:>9}  {}\n",
             x.system,
             x.total_seconds,
             x.downtime_ms
                 .map(|d| format!("{d:.0}"))
                 .unwrap_or_else(|| "-".into()),
+            x.source_downtime_ms
+                .map(|d| format!("{d:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            x.guest_pause_ms,
             x.guest_gap_ms,
             x.wire_bytes,
             x.cpu_seconds,
             x.integrity,
-            match (&x.note, x.completed) {
-                (Some(n), _) => n.clone(),
-                (None, false) => "not completed".into(),
-                _ => String::new(),
+            match (&x.reason, &x.note) {
+                (Some(r), _) => format!("not completed: {r}"),
+                (None, Some(n)) => n.clone(),
+                (None, None) => String::new(),
             }
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn xbzrle_cache_is_a_power_of_two_near_a_quarter_of_ram() {
+        assert_eq!(xbzrle_cache_bytes(1024), 256 << 20);
+        assert_eq!(xbzrle_cache_bytes(768), 128 << 20);
+        assert_eq!(xbzrle_cache_bytes(256), 64 << 20);
+        assert_eq!(xbzrle_cache_bytes(100), 16 << 20);
+    }
+
+    /// QEMU itself takes the cache size the baseline sets for a 768 MiB guest (a quarter of it,
+    /// 192 MiB, is refused), and refuses the old value: the reason the baseline ended at once.
+    #[test]
+    fn qemu_accepts_the_xbzrle_cache_size_of_a_768_mib_guest() {
+        let dir = std::env::temp_dir().join(format!("nbm-xbz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("qmp.sock");
+        let mut child = std::process::Command::new("qemu-system-x86_64")
+            .args(["-nodefaults", "-display", "none", "-S", "-machine", "none"])
+            .args(["-m", &format!("{}b", tcg_safe_ram_bytes(768))])
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", sock.display()))
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = rt.block_on(async {
+            let qmp = novacron_qemu::Qmp::connect(&sock, Duration::from_secs(20))
+                .await
+                .unwrap();
+            qmp.execute(
+                "migrate-set-capabilities",
+                Some(json!({"capabilities": [{"capability": "xbzrle", "state": true}]})),
+            )
+            .await
+            .unwrap();
+            let old = qmp
+                .execute(
+                    "migrate-set-parameters",
+                    Some(json!({"xbzrle-cache-size": (768u64 << 20) / 4})),
+                )
+                .await;
+            let new = qmp
+                .execute(
+                    "migrate-set-parameters",
+                    Some(json!({"xbzrle-cache-size": xbzrle_cache_bytes(768)})),
+                )
+                .await;
+            let set = qmp.execute("query-migrate-parameters", None).await.unwrap();
+            (old.map_err(|e| e.to_string()), new.map(|_| ()), set)
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        let (old, new, set) = outcome;
+        assert!(
+            old.as_ref().is_err_and(|e| e.contains("power of two")),
+            "{old:?}"
+        );
+        new.unwrap();
+        assert_eq!(
+            set.get("xbzrle-cache-size").and_then(Value::as_u64),
+            Some(128 << 20)
+        );
+    }
+
+    #[test]
+    fn a_run_that_did_not_complete_shows_its_reason_in_the_table() {
+        let r = MigrationReport {
+            link: LinkReport {
+                rate_bps: 100_000_000,
+                rtt_ms: 50.0,
+                loss: 0.001,
+                baseline_cc: "cubic".into(),
+            },
+            guest: GuestReport {
+                accel: "tcg".into(),
+                qemu_version: "7.2.22".into(),
+                memory_mib: 256,
+                ram_bytes: tcg_safe_ram_bytes(256),
+                ram_note: String::new(),
+                workload: "hotset".into(),
+                disk_mib: 128,
+                disk: String::new(),
+                heartbeat_interval_us: 1000,
+                max_downtime_ms: 300,
+                contents: WorkloadConfig::scaled(256, 128, "hotset"),
+            },
+            results: vec![MigrationResult {
+                system: "qemu-xbzrle".into(),
+                total_seconds: 0.0,
+                downtime_ms: None,
+                source_downtime_ms: None,
+                guest_pause_ms: 1.0,
+                guest_gap_ms: 1.0,
+                wire_bytes: 0,
+                cpu_seconds: 0.0,
+                integrity: "ok".into(),
+                completed: false,
+                reason: Some("QEMU migration failed: boom".into()),
+                migration_cpu_seconds: 0.0,
+                wire_bytes_a_to_b: 0,
+                wire_bytes_b_to_a: 0,
+                congestion: "cubic".into(),
+                note: None,
+            }],
+        };
+        let t = render_table(&r);
+        assert!(
+            t.contains("not completed: QEMU migration failed: boom"),
+            "{t}"
+        );
+        let j = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["results"][0]["completed"], json!(false));
+        assert_eq!(
+            j["results"][0]["reason"],
+            json!("QEMU migration failed: boom")
+        );
+    }
 }

@@ -51,6 +51,12 @@ fn tiny_migration_bench_moves_intact_guests() {
             "heartbeat measured: {r:?}"
         );
         assert!(r.downtime_ms.is_some(), "{r:?}");
+        // STOP to RESUME holds QEMU's source-side figure, and the guest saw a pause.
+        assert!(r.downtime_ms >= r.source_downtime_ms, "{r:?}");
+        assert!(
+            r.guest_pause_ms > 0.0 && r.guest_pause_ms <= r.guest_gap_ms + 5.0,
+            "{r:?}"
+        );
     }
     assert!(!work_dir.exists(), "scratch files removed");
     let json = serde_json::to_value(&report).unwrap();
@@ -58,6 +64,8 @@ fn tiny_migration_bench_moves_intact_guests() {
         "system",
         "total_seconds",
         "downtime_ms",
+        "source_downtime_ms",
+        "guest_pause_ms",
         "guest_gap_ms",
         "wire_bytes",
         "cpu_seconds",

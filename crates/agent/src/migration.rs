@@ -107,6 +107,8 @@ fn progress_view(p: &novacron_migrate::MigrationProgress) -> MigrationProgress {
         eta_seconds: p.eta_seconds,
         throttle_percent: p.throttle_percent,
         downtime_ms: p.downtime_ms,
+        downtime_bound_ms: None,
+        source_downtime_ms: p.source_downtime_ms,
     }
 }
 
@@ -440,6 +442,9 @@ async fn send(
     cancel: &CancellationToken,
 ) -> Result<(), String> {
     let qmp = vm.qmp();
+    if let Some(why) = req.mode.unsupported_reason() {
+        return Err(why.to_string());
+    }
     if !req.offline {
         let memory = novacron_migrate::qapi::memory_bytes(qmp, "source")
             .await
@@ -453,6 +458,9 @@ async fn send(
         secret: Some(secret),
         ..Default::default()
     };
+    // The commit's cost in the pause: the source's commit and the destination's confirmation,
+    // one control-plane round trip each, timed on a report the control plane takes anyway.
+    let commit_allowance = control_plane_round_trip(shared, &req.id).await * 2 + COMMIT_MARGIN;
     let identity = shared.dwcp_identity();
     let session = tokio::select! {
         s = novacron_dwcp::connect(addr, &identity, opts) => s.map_err(|e| format!("connecting to {} at {addr}: {e}", req.destination))?,
@@ -479,8 +487,10 @@ async fn send(
                 },
             })
             .collect(),
+        // `auto` and `precopy` both throttle a guest that outruns the link; they differ once
+        // post-copy exists (only `auto` may switch to it).
         auto_converge: true,
-        commit_allowance: Duration::from_millis(30),
+        commit_allowance,
         ..SourceParams::default()
     };
     let (ptx, prx) = tokio::sync::watch::channel(novacron_migrate::MigrationProgress::default());
@@ -506,15 +516,21 @@ async fn send(
             .await;
         return Err("the switch-over was not committed (cancelled or given up by the destination); the VM runs here".into());
     }
-    let summary = handover
-        .release_destination()
-        .await
-        .map_err(|e| format!("the commit is recorded but telling the destination failed ({e}); it resumes the VM when it asks the control plane"));
+    let summary = match handover.release_destination().await {
+        // The destination confirms the commit with the control plane, resumes and says so:
+        // the pause is measured from the source's STOP to its RESUME.
+        Ok(released) => Ok(released.wait_resumed(RESUME_REPORT_WAIT).await),
+        Err(e) => Err(format!(
+            "the commit is recorded but telling the destination failed ({e}); it resumes the VM when it asks the control plane"
+        )),
+    };
     reporter.abort();
     let mut last = progress_view(&ptx.borrow());
     last.phase = "completed".into();
     if let Ok(s) = &summary {
-        last.downtime_ms = s.qemu_downtime_ms;
+        last.downtime_ms = s.downtime_ms;
+        last.downtime_bound_ms = s.downtime_bound_ms;
+        last.source_downtime_ms = s.qemu_downtime_ms;
         last.elapsed_ms = s.total_ms;
     }
     let _ = shared
@@ -533,6 +549,36 @@ async fn send(
         tracing::warn!(migration = %req.id, error = %e, "after the commit");
     }
     Ok(())
+}
+
+/// Longest wait for the destination's word that the VM runs there (it confirms the commit with
+/// the control plane first); without it the migration is done but its pause unknown.
+const RESUME_REPORT_WAIT: Duration = Duration::from_secs(30);
+/// Added to the measured commit round trips in the downtime budget (store write, `cont`).
+const COMMIT_MARGIN: Duration = Duration::from_millis(10);
+
+/// One round trip to the control plane, timed on a progress report (at most 1 s counted; a
+/// failed report counts as 30 ms, the figure used before this was measured).
+async fn control_plane_round_trip(shared: &Shared, id: &str) -> Duration {
+    let r = MigrationReport {
+        progress: MigrationProgress {
+            phase: "preparing".into(),
+            ..MigrationProgress::default()
+        },
+        failed: None,
+        finished: false,
+    };
+    let t = std::time::Instant::now();
+    match tokio::time::timeout(
+        Duration::from_secs(1),
+        shared.client.agent_migration_report(id, &r),
+    )
+    .await
+    {
+        Ok(Ok(())) => t.elapsed(),
+        Ok(Err(_)) => Duration::from_millis(30),
+        Err(_) => Duration::from_secs(1),
+    }
 }
 
 /// Asks for the commit until the control plane answers; an unreachable control plane keeps

@@ -26,6 +26,64 @@ pub struct MigrateRequest {
     /// Give up (VM stays on the source) when not switched over within this many seconds.
     #[serde(default)]
     pub deadline_seconds: Option<u64>,
+    /// How memory moves (omitted: `auto`).
+    #[serde(default)]
+    pub mode: Option<MigrationMode>,
+}
+
+/// How a live migration moves memory (`vm migrate --mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationMode {
+    /// Pre-copy, escalating to guest throttling when the guest dirties memory faster than
+    /// the link carries it (and, once it exists, to post-copy).
+    #[default]
+    Auto,
+    /// Pre-copy only (with throttling), never post-copy.
+    Precopy,
+    /// Post-copy: not implemented yet; refused before anything starts.
+    Postcopy,
+}
+
+impl MigrationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationMode::Auto => "auto",
+            MigrationMode::Precopy => "precopy",
+            MigrationMode::Postcopy => "postcopy",
+        }
+    }
+
+    /// Why this mode cannot run, if it cannot (checked before anything starts).
+    pub fn unsupported_reason(self) -> Option<&'static str> {
+        match self {
+            MigrationMode::Postcopy => Some(
+                "--mode postcopy is not implemented yet (no post-copy return path over DWCP); \
+                 use --mode auto or precopy, which throttle the guest when pre-copy cannot converge",
+            ),
+            MigrationMode::Auto | MigrationMode::Precopy => None,
+        }
+    }
+}
+
+impl std::fmt::Display for MigrationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for MigrationMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(MigrationMode::Auto),
+            "precopy" => Ok(MigrationMode::Precopy),
+            "postcopy" => Ok(MigrationMode::Postcopy),
+            other => Err(format!(
+                "unknown mode {other:?}: use auto, precopy or postcopy"
+            )),
+        }
+    }
 }
 
 /// Where a migration is.
@@ -101,9 +159,17 @@ pub struct MigrationProgress {
     pub eta_seconds: Option<f64>,
     /// Guest CPU throttle applied by auto-converge, percent (0: none).
     pub throttle_percent: u64,
-    /// QEMU's measured pause, once known.
+    /// The guest's real pause, once known: the source QEMU's STOP to the destination QEMU's
+    /// RESUME (event timestamps, the two hosts' clocks compared by the agents).
     #[serde(default)]
     pub downtime_ms: Option<u64>,
+    /// Error bound of `downtime_ms` from the clock comparison, ms.
+    #[serde(default)]
+    pub downtime_bound_ms: Option<f64>,
+    /// QEMU's own downtime figure on the source (its stop to its last byte written; leaves out
+    /// the WAN, the load at the destination, the commit and the resume).
+    #[serde(default)]
+    pub source_downtime_ms: Option<u64>,
 }
 
 /// One migration, as `migration show` prints it.
@@ -229,6 +295,9 @@ pub struct OutgoingMigration {
     pub offline: bool,
     #[serde(default)]
     pub deadline_seconds: Option<u64>,
+    /// How memory moves (omitted by an older control plane: `auto`).
+    #[serde(default)]
+    pub mode: MigrationMode,
 }
 
 /// Agent → control plane: progress or failure of a migration
@@ -252,4 +321,32 @@ pub enum MigrationOutcome {
     Committed,
     /// The VM stays on the source.
     Aborted,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn mode_is_a_lowercase_word_and_only_postcopy_is_refused() {
+        for m in [
+            MigrationMode::Auto,
+            MigrationMode::Precopy,
+            MigrationMode::Postcopy,
+        ] {
+            let j = serde_json::to_string(&m).unwrap();
+            assert_eq!(j, format!("\"{m}\""));
+            assert_eq!(m.as_str().parse::<MigrationMode>().unwrap(), m);
+        }
+        assert!("post-copy".parse::<MigrationMode>().is_err());
+        assert!(MigrationMode::Auto.unsupported_reason().is_none());
+        assert!(MigrationMode::Precopy.unsupported_reason().is_none());
+        let why = MigrationMode::Postcopy.unsupported_reason().unwrap();
+        assert!(why.contains("not implemented yet"), "{why}");
+        // An older client's request (no mode) still parses; an older agent's request too.
+        let r: MigrateRequest = serde_json::from_str(r#"{"to":"node-b"}"#).unwrap();
+        assert_eq!(r.mode, None);
+        assert_eq!(r.mode.unwrap_or_default(), MigrationMode::Auto);
+    }
 }

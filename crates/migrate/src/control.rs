@@ -66,6 +66,14 @@ pub enum Control {
     Go,
     /// Source → destination: drop everything, the VM stays on the source.
     Abort { reason: String },
+    /// Destination → source, after `Go`: the VM runs here. Timestamps are µs since the Unix
+    /// epoch on the destination's wall clock: QEMU's RESUME event (None if QEMU did not report
+    /// one in time), when `Go` arrived, and when this message left (see [`crate::pause`]).
+    Resumed {
+        resume_unix_micros: Option<i64>,
+        go_received_unix_micros: i64,
+        sent_unix_micros: i64,
+    },
 }
 
 /// Sends one control message.

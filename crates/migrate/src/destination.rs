@@ -5,6 +5,7 @@
 
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use novacron_dwcp::hde::DecoderConfig;
@@ -17,6 +18,7 @@ use crate::base;
 use crate::control::{self, Channels, Control, PROTOCOL_VERSION};
 use crate::error::MigrateError;
 use crate::nbd::NbdProxy;
+use crate::pause;
 use crate::qapi;
 use crate::util::{block_on_until, send_all_blocking};
 use crate::wire::{Decoded, WireDecoder};
@@ -24,6 +26,8 @@ use crate::wire::{Decoded, WireDecoder};
 const SIDE: &str = "destination";
 /// Longest a blocked write into QEMU goes without checking whether the migration stopped.
 const PIPELINE_STOP_CHECK: Duration = Duration::from_millis(200);
+/// Longest wait for QEMU's RESUME event after `cont`, and for the report of it to leave.
+const RESUME_EVENT_WAIT: Duration = Duration::from_secs(2);
 
 /// What the destination agent prepared.
 #[derive(Clone, Debug)]
@@ -69,6 +73,8 @@ pub enum Decision {
 pub struct DestinationReady {
     qmp: Qmp,
     control: Channel,
+    /// When `Go` arrived (this host's wall clock, µs since the Unix epoch).
+    go_received: AtomicI64,
     /// Stream bytes the destination QEMU loaded.
     pub stream_bytes: u64,
     /// From the start of [`destination`] to Loaded.
@@ -87,7 +93,11 @@ impl DestinationReady {
     /// Waits for the source's decision (sent after its commit), at most `timeout`.
     pub async fn wait_decision(&self, timeout: Duration) -> Decision {
         match tokio::time::timeout(timeout, control::recv(&self.control)).await {
-            Ok(Ok(Some(Control::Go))) => Decision::Go,
+            Ok(Ok(Some(Control::Go))) => {
+                self.go_received
+                    .store(pause::now_unix_micros(), Ordering::Relaxed);
+                Decision::Go
+            }
             Ok(Ok(Some(Control::Abort { reason }))) => Decision::Abort(reason),
             Ok(Ok(Some(other))) => Decision::Unknown(format!("unexpected message {other:?}")),
             Ok(Ok(None)) => Decision::Unknown("the source closed the control channel".into()),
@@ -99,12 +109,44 @@ impl DestinationReady {
         }
     }
 
-    /// Resumes the VM here (`cont`; QEMU activates the disks now, see late-block-activate).
-    pub async fn resume(&self) -> Result<(), MigrateError> {
+    /// Resumes the VM here (`cont`; QEMU activates the disks now, see late-block-activate),
+    /// then tells the source, with QEMU's RESUME timestamp, so it can measure the real pause
+    /// (see [`crate::pause`]). Returns that timestamp (µs since the Unix epoch, this host's
+    /// clock) when QEMU reported it.
+    pub async fn resume(&self) -> Result<Option<i64>, MigrateError> {
+        let mut events = self.qmp.subscribe();
         self.qmp
             .cont()
             .await
-            .map_err(|e| MigrateError::qemu(SIDE, "cont", e))
+            .map_err(|e| MigrateError::qemu(SIDE, "cont", e))?;
+        let resumed = tokio::time::timeout(RESUME_EVENT_WAIT, async {
+            loop {
+                match events.recv().await {
+                    Ok(ev) if ev.event == "RESUME" => return Some(ev.timestamp_micros),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        let go = self.go_received.load(Ordering::Relaxed);
+        if go > 0 {
+            let msg = Control::Resumed {
+                resume_unix_micros: resumed,
+                go_received_unix_micros: go,
+                sent_unix_micros: pause::now_unix_micros(),
+            };
+            // The VM runs here whatever the source hears: a lost report costs only the figure.
+            match tokio::time::timeout(RESUME_EVENT_WAIT, control::send(&self.control, &msg)).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "cannot report the resume to the source"),
+                Err(_) => tracing::debug!("reporting the resume to the source timed out"),
+            }
+        }
+        Ok(resumed)
     }
 }
 
@@ -394,6 +436,7 @@ async fn run(
     Ok(DestinationReady {
         qmp: qmp.clone(),
         control: control.clone(),
+        go_received: AtomicI64::new(0),
         stream_bytes: total,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })

@@ -19,6 +19,7 @@ mod destination;
 mod error;
 pub mod flow;
 pub mod nbd;
+pub mod pause;
 pub mod policy;
 pub mod progress;
 pub mod qapi;
@@ -33,7 +34,7 @@ pub use destination::{Decision, DestinationParams, DestinationReady, destination
 pub use error::{MigrateError, WireError};
 pub use progress::{MigrationPhase, MigrationProgress};
 pub use source::{
-    DiskMirror, MigrationSummary, MirrorSync, SourceHandover, SourceParams, check_work_dir,
-    clear_leftovers, source,
+    DiskMirror, MigrationSummary, MirrorSync, ReleasedSource, SourceHandover, SourceParams,
+    check_work_dir, clear_leftovers, source,
 };
 pub use tokio_util::sync::CancellationToken;

@@ -11,6 +11,25 @@
 //! small) and, once the dirty set found at the last sync fits, releases QEMU with
 //! `downtime-limit = budget / highest recent QEMU rate`. QEMU then syncs at once and stops the
 //! guest if the fresh dirty set is under a threshold that can only be smaller than the budget.
+//!
+//! The pause this bounds is the real one, the source's STOP to the destination's RESUME: the
+//! remainder's transfer at the forecast goodput, the pipe's drain, the device state, the
+//! destination's load, one and a half round trips (Loaded back, Go forth) and the caller's
+//! commit (the control plane's round trips on both sides).
+//!
+//! When the guest dirties memory faster than the link can carry it again, pre-copy cannot
+//! converge: each pass re-sends at least as much as the one before. The policy then escalates
+//! instead of switching over anyway or failing: it throttles the guest through QEMU's
+//! auto-converge, with the throttle computed from the model. A pass of `S` dirty bytes takes
+//! `S / G` at the re-send goodput `G` (wire rate ÷ wire bytes per re-sent byte) while the
+//! guest dirties `D · S / G`; pre-copy shrinks the dirty set by `D / G` per pass. Throttling
+//! the vCPU by `p` scales the dirty rate by `1 − p` (the measured `D` already carries the
+//! current throttle, so the unthrottled rate is `D / (1 − p_now)`). The policy asks for the
+//! `p` that brings `D / G` to [`TARGET_SHRINK`]; QEMU applies it (`cpu-throttle-initial`) at
+//! the next sync where the guest still dirtied more than [`TARGET_SHRINK`] of what was sent
+//! (`throttle-trigger-threshold`), and adds `cpu-throttle-increment` each time that repeats,
+//! so a guest that slows down less than the model says is throttled further in steps sized
+//! by the remaining gap.
 
 /// Measurements the policy needs.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35,6 +54,12 @@ pub struct PolicyInput {
     pub disks: bool,
     /// Extra fixed cost of the switch-over the caller knows of (e.g. its commit), ms.
     pub commit_ms: f64,
+    /// Bytes/s the guest dirtied at the last sync (QEMU's rate, already throttled).
+    pub dirty_rate_bytes_per_sec: f64,
+    /// Guest CPU throttle in force, percent.
+    pub throttle_percent: u64,
+    /// The caller allows throttling the guest (auto-converge).
+    pub may_throttle: bool,
 }
 
 /// What to do.
@@ -57,12 +82,39 @@ pub struct Decision {
     pub tail_window_bytes: u64,
     /// Expected seconds to completion.
     pub eta_seconds: Option<f64>,
+    /// Pre-copy cannot converge at this dirty rate: throttle the guest so.
+    pub throttle: Option<Throttle>,
+    /// Dirty rate over re-send goodput (`D / G`); pre-copy converges when it is below 1.
+    pub dirty_to_goodput: Option<f64>,
+}
+
+/// Auto-converge settings the policy asks for (QEMU parameters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Throttle {
+    /// Throttle the model says brings the dirty rate to [`TARGET_SHRINK`] of the goodput,
+    /// percent (`cpu-throttle-initial`; the level to reach when already throttled).
+    pub target_percent: u64,
+    /// Step QEMU adds at each further sync that still dirtied too much
+    /// (`cpu-throttle-increment`).
+    pub increment_percent: u64,
+    /// Dirtied ÷ sent per sync above which QEMU throttles, percent
+    /// (`throttle-trigger-threshold`).
+    pub trigger_threshold_percent: u64,
 }
 
 /// Device state and other non-RAM bytes of the final section, a typical upper bound.
 pub const DEVICE_STATE_BYTES: f64 = 256.0 * 1024.0;
-/// Fixed cost of stopping the source and starting the destination, ms (QMP, load).
+/// Fixed cost of stopping the source and starting the destination, ms (QMP, `cont`).
 pub const FIXED_SWITCH_MS: f64 = 15.0;
+/// The destination QEMU's load of the last section (device state, RAM it still holds in its
+/// buffer) and its block activation at `cont`, ms: measured 20-60 ms with TCG guests on a
+/// loaded 2-core host.
+pub const DESTINATION_LOAD_MS: f64 = 40.0;
+/// Dirty rate ÷ re-send goodput the throttle aims at: each pass then re-sends at most half of
+/// the one before, so the dirty set reaches the budget in a few passes.
+pub const TARGET_SHRINK: f64 = 0.5;
+/// QEMU's ceiling for the throttle (`max-cpu-throttle` default).
+pub const MAX_THROTTLE_PERCENT: u64 = 99;
 const MIN_WINDOW: f64 = 1024.0 * 1024.0;
 
 /// `downtime-limit` while holding QEMU in pre-copy: small enough that it never stops on its own
@@ -80,8 +132,11 @@ pub fn decide(i: &PolicyInput) -> Decision {
     let bulk_window = (3.0 * bdp + 512.0 * 1024.0).clamp(MIN_WINDOW, MAX_WINDOW);
     let tail_window = (1.25 * bdp + 256.0 * 1024.0).clamp(MIN_WINDOW, MAX_WINDOW);
     // Loaded → commit → Go is one RTT and a half; the mirror's last writes and flush another two.
-    let overhead_ms =
-        1.5 * rtt_ms + FIXED_SWITCH_MS + i.commit_ms + if i.disks { 2.0 * rtt_ms } else { 0.0 };
+    let overhead_ms = 1.5 * rtt_ms
+        + FIXED_SWITCH_MS
+        + DESTINATION_LOAD_MS
+        + i.commit_ms
+        + if i.disks { 2.0 * rtt_ms } else { 0.0 };
     let ratio = i
         .resend_ratio
         .or(i.overall_ratio)
@@ -98,6 +153,8 @@ pub fn decide(i: &PolicyInput) -> Decision {
             bulk_window_bytes: 4 << 20,
             tail_window_bytes: 4 << 20,
             eta_seconds: None,
+            throttle: None,
+            dirty_to_goodput: None,
         };
     }
     let drain_ms = tail_window / bytes_per_ms;
@@ -123,6 +180,16 @@ pub fn decide(i: &PolicyInput) -> Decision {
     let converge = i
         .dirty_set_bytes
         .is_some_and(|d| budget_raw > 0.0 && (d as f64) <= budget_raw);
+    // Re-send goodput, raw bytes/s.
+    let goodput = bytes_per_ms * 1000.0 / ratio;
+    let dirty_to_goodput = (i.dirty_set_bytes.is_some() && i.dirty_rate_bytes_per_sec > 0.0)
+        .then(|| i.dirty_rate_bytes_per_sec / goodput);
+    let throttle = match dirty_to_goodput {
+        Some(r) if i.may_throttle && !converge && r > TARGET_SHRINK => {
+            Some(throttle_for(r, i.throttle_percent))
+        }
+        _ => None,
+    };
     Decision {
         converge,
         downtime_limit_ms,
@@ -132,6 +199,33 @@ pub fn decide(i: &PolicyInput) -> Decision {
         bulk_window_bytes: bulk_window as u64,
         tail_window_bytes: tail_window as u64,
         eta_seconds: eta,
+        throttle,
+        dirty_to_goodput,
+    }
+}
+
+/// The throttle that brings a dirty-to-goodput ratio `r`, measured under `now_percent`, to
+/// [`TARGET_SHRINK`], and the step for QEMU's further increments.
+fn throttle_for(r: f64, now_percent: u64) -> Throttle {
+    let now = (now_percent.min(MAX_THROTTLE_PERCENT) as f64) / 100.0;
+    // The unthrottled ratio, and the share of CPU the guest may keep.
+    let r0 = r / (1.0 - now);
+    let keep = (TARGET_SHRINK / r0).clamp(0.0, 1.0);
+    let target = ((1.0 - keep) * 100.0).ceil() as u64;
+    let target = target.clamp(now_percent.max(5), MAX_THROTTLE_PERCENT);
+    // Unthrottled so far: QEMU starts at the target, then steps of half the distance still to
+    // cover (at least 5), so two or three syncs reach the ceiling if the guest slows down less
+    // than the model says.
+    let increment = if now_percent == 0 {
+        (MAX_THROTTLE_PERCENT - target).div_ceil(2).clamp(5, 50)
+    } else {
+        // Already throttled: the next step goes straight to the new target.
+        target.saturating_sub(now_percent).max(5)
+    };
+    Throttle {
+        target_percent: target,
+        increment_percent: increment,
+        trigger_threshold_percent: (TARGET_SHRINK * 100.0) as u64,
     }
 }
 
@@ -151,13 +245,16 @@ mod tests {
             remaining_bytes: 0,
             disks: false,
             commit_ms: 0.0,
+            dirty_rate_bytes_per_sec: 0.0,
+            throttle_percent: 0,
+            may_throttle: true,
         }
     }
 
     #[test]
     fn deltas_make_the_budget_larger_than_the_raw_link_allows() {
         let d = decide(&wan());
-        // 300 ms minus 90 ms of round trips and fixed cost, ~84 ms of drain, ~6 ms of device state.
+        // 300 ms minus 130 ms of round trips, load and fixed cost, ~84 ms of drain, ~6 ms of device state.
         let raw_link_budget = 0.3 * 12.5e6;
         assert!(d.budget_raw_bytes as f64 > 5.0 * raw_link_budget, "{d:?}");
         let p = d.predicted_downtime_ms.unwrap();
@@ -188,6 +285,102 @@ mod tests {
         let b = decide(&i);
         assert!((b.overhead_ms - a.overhead_ms - 120.0).abs() < 1e-6);
         assert!(b.budget_raw_bytes < a.budget_raw_bytes);
+    }
+
+    #[test]
+    fn the_real_pause_counts_the_load_and_both_commits() {
+        let mut i = wan();
+        i.commit_ms = 60.0;
+        let d = decide(&i);
+        // 1.5 RTT + fixed switch + the destination's load + the caller's commit round trips.
+        assert!(
+            (d.overhead_ms - (75.0 + FIXED_SWITCH_MS + DESTINATION_LOAD_MS + 60.0)).abs() < 1e-9
+        );
+        let p = d.predicted_downtime_ms.unwrap();
+        assert!(p > d.overhead_ms, "{d:?}");
+        // A dirty set that fit on the source's timer alone but not within the whole pause is
+        // not released.
+        i.dirty_set_bytes = Some(d.budget_raw_bytes + 4096);
+        let d = decide(&i);
+        assert!(
+            !d.converge && d.predicted_downtime_ms.unwrap() > 300.0,
+            "{d:?}"
+        );
+    }
+
+    /// 768 MiB hot-set guest on a 20 Mbit/s link: raw pages dirtied at 8 MiB/s against
+    /// 2.5 MB/s of goodput. The policy neither releases nor gives up: it asks for a throttle.
+    fn outrun() -> PolicyInput {
+        PolicyInput {
+            max_downtime_ms: 300.0,
+            rtt_ms: 120.0,
+            bandwidth_bps: 20e6,
+            resend_ratio: Some(1.0),
+            overall_ratio: Some(0.5),
+            qemu_mbps: 40.0,
+            dirty_set_bytes: Some(48 << 20),
+            remaining_bytes: 48 << 20,
+            disks: false,
+            commit_ms: 30.0,
+            dirty_rate_bytes_per_sec: 8.0 * 1048576.0,
+            throttle_percent: 0,
+            may_throttle: true,
+        }
+    }
+
+    #[test]
+    fn a_guest_that_outruns_the_link_is_throttled_by_the_model() {
+        let d = decide(&outrun());
+        assert!(!d.converge);
+        let r = d.dirty_to_goodput.unwrap();
+        assert!((r - 8.0 * 1048576.0 / 2.5e6).abs() < 1e-6, "{d:?}");
+        let t = d.throttle.expect("escalates");
+        // keep = 0.5 / 3.36 → throttle ≈ 86 %.
+        assert_eq!(t.target_percent, 86, "{t:?}");
+        assert_eq!(t.trigger_threshold_percent, 50);
+        assert!(t.increment_percent >= 5 && t.target_percent + 2 * t.increment_percent >= 99);
+    }
+
+    #[test]
+    fn a_throttled_guest_still_too_fast_is_throttled_further() {
+        // At 86 % the guest still dirties 1.5 MB/s (the model expected ~1.25): the unthrottled
+        // rate is re-estimated from the throttled one and the target goes up.
+        let mut i = outrun();
+        i.throttle_percent = 86;
+        i.dirty_rate_bytes_per_sec = 1.5e6;
+        let t = decide(&i).throttle.unwrap();
+        assert!(
+            t.target_percent > 86 && t.target_percent <= MAX_THROTTLE_PERCENT,
+            "{t:?}"
+        );
+        // Slow enough now: no further throttle requested.
+        i.dirty_rate_bytes_per_sec = 1.0e6;
+        assert_eq!(decide(&i).throttle, None);
+    }
+
+    #[test]
+    fn no_throttle_when_pre_copy_converges_or_throttling_is_off() {
+        // Dirty rate a fifth of the goodput: passes shrink by 5x, no throttle.
+        let mut i = outrun();
+        i.dirty_rate_bytes_per_sec = 0.5e6;
+        assert_eq!(decide(&i).throttle, None);
+        // The user did not allow throttling: the policy keeps copying (and the deadline decides).
+        let mut i = outrun();
+        i.may_throttle = false;
+        let d = decide(&i);
+        assert_eq!(d.throttle, None);
+        assert!(!d.converge);
+        // A dirty set that fits is released, whatever the rate.
+        let mut i = outrun();
+        i.dirty_set_bytes = Some(4096);
+        i.bandwidth_bps = 1e9;
+        i.rtt_ms = 10.0;
+        let d = decide(&i);
+        assert!(d.converge && d.throttle.is_none(), "{d:?}");
+        // Before the second pass nothing is known about the dirty rate.
+        let mut i = outrun();
+        i.dirty_set_bytes = None;
+        assert_eq!(decide(&i).throttle, None);
     }
 
     #[test]

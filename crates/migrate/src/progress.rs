@@ -66,8 +66,11 @@ pub struct MigrationProgress {
     pub eta_seconds: Option<f64>,
     /// Guest CPU throttle set by auto-converge, percent.
     pub throttle_percent: u64,
-    /// QEMU's downtime once the migration completed.
+    /// The guest's real pause, the source's STOP to the destination's RESUME, once known.
     pub downtime_ms: Option<u64>,
+    /// QEMU's own downtime figure on the source (stop to its last byte written).
+    #[serde(default)]
+    pub source_downtime_ms: Option<u64>,
     /// Wire bytes per RAM byte re-sent (deltas), as measured.
     pub resend_wire_ratio: Option<f64>,
     /// Human summary of the state.

@@ -23,6 +23,7 @@ use crate::control::{self, Channels, Control, DiskPlan, PROTOCOL_VERSION};
 use crate::error::MigrateError;
 use crate::flow::{RateLimit, Window};
 use crate::nbd::NbdProxy;
+use crate::pause;
 use crate::policy::{self, PolicyInput};
 use crate::progress::{MigrationPhase, MigrationProgress};
 use crate::qapi::{self, MigrateInfo};
@@ -36,6 +37,8 @@ const BATCH_BYTES: usize = 256 << 10;
 /// A read that waits this long flushes what is pending (QEMU paused between writes).
 const IDLE_FLUSH: Duration = Duration::from_millis(2);
 const TICK: Duration = Duration::from_millis(100);
+/// How long a bandwidth estimate counts (see [`Monitor::apply`]).
+const BANDWIDTH_MEMORY: Duration = Duration::from_secs(10);
 /// Largest raw-rate cap QEMU accepts comfortably; the link, not QEMU, must be the limit.
 pub const UNLIMITED_QEMU_BANDWIDTH: u64 = 1 << 40;
 
@@ -109,8 +112,20 @@ impl Default for SourceParams {
 pub struct MigrationSummary {
     /// From the call to [`source`] to the destination's Loaded.
     pub total_ms: u64,
-    /// QEMU's own downtime figure on the source (stop to last byte written).
+    /// QEMU's own downtime figure on the source (stop to last byte written): not the pause,
+    /// which goes on over the WAN, through the load, the commit and the resume.
     pub qemu_downtime_ms: Option<u64>,
+    /// The guest's real pause: the source's STOP to the destination's RESUME, ms (see
+    /// [`crate::pause`]). Known after [`ReleasedSource::wait_resumed`].
+    pub downtime_ms: Option<u64>,
+    /// Error bound of [`Self::downtime_ms`] from comparing the two hosts' clocks, ms.
+    pub downtime_bound_ms: Option<f64>,
+    /// Destination clock minus source clock as measured, µs.
+    pub clock_offset_us: Option<i64>,
+    /// The source QEMU's STOP event, µs since the Unix epoch (source clock).
+    pub stop_unix_micros: Option<i64>,
+    /// The destination QEMU's RESUME event, µs since the Unix epoch (destination clock).
+    pub resume_unix_micros: Option<i64>,
     /// Bytes of QEMU's migration stream, and message bytes sent for them.
     pub stream_bytes: u64,
     pub stream_wire_bytes: u64,
@@ -154,11 +169,16 @@ impl SourceHandover {
     }
 
     /// Tells the destination the switch-over is committed: it resumes the VM. Call only after
-    /// the commit is durable. The source QEMU stays stopped; quit it afterwards.
-    pub async fn release_destination(self) -> Result<MigrationSummary, MigrateError> {
+    /// the commit is durable. The source QEMU stays stopped; quit it afterwards. The pause is
+    /// measured once the destination says it resumed: [`ReleasedSource::wait_resumed`].
+    pub async fn release_destination(self) -> Result<ReleasedSource, MigrateError> {
+        let go_sent = pause::now_unix_micros();
         control::send(&self.control, &Control::Go).await?;
-        let _ = self.control.finish().await;
-        Ok(self.summary)
+        Ok(ReleasedSource {
+            control: self.control,
+            go_sent_unix_micros: go_sent,
+            summary: self.summary,
+        })
     }
 
     /// The commit failed: resumes the VM on the source and tells the destination to drop its copy.
@@ -174,6 +194,85 @@ impl SourceHandover {
             resume_if_stopped(&self.qmp).await?;
         }
         Ok(())
+    }
+}
+
+/// The source after `Go`: the destination resumes the VM and says so.
+pub struct ReleasedSource {
+    control: Channel,
+    go_sent_unix_micros: i64,
+    /// What the migration measured so far (no pause yet).
+    pub summary: MigrationSummary,
+}
+
+impl std::fmt::Debug for ReleasedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleasedSource")
+            .field("summary", &self.summary)
+            .finish()
+    }
+}
+
+impl ReleasedSource {
+    /// Waits (at most `timeout`) for the destination's `Resumed` and measures the pause from
+    /// the source's STOP to the destination's RESUME, the two hosts' clocks compared on the way
+    /// (see [`crate::pause`]). Without an answer the pause stays unknown (`downtime_ms: None`);
+    /// the migration itself is done either way.
+    pub async fn wait_resumed(self, timeout: Duration) -> MigrationSummary {
+        let mut summary = self.summary;
+        let answer = tokio::time::timeout(timeout, control::recv(&self.control)).await;
+        let received = pause::now_unix_micros();
+        let _ = self.control.finish().await;
+        let (resume, go_received, sent) = match answer {
+            Ok(Ok(Some(Control::Resumed {
+                resume_unix_micros,
+                go_received_unix_micros,
+                sent_unix_micros,
+            }))) => (
+                resume_unix_micros,
+                go_received_unix_micros,
+                sent_unix_micros,
+            ),
+            Ok(other) => {
+                tracing::warn!(answer = ?other, "the destination did not report its resume; the pause is unknown");
+                return summary;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_s = timeout.as_secs(),
+                    "no resume report from the destination in time; the pause is unknown"
+                );
+                return summary;
+            }
+        };
+        let exchange = pause::ClockExchange {
+            go_sent: self.go_sent_unix_micros,
+            go_received,
+            resumed_sent: sent,
+            resumed_received: received,
+        };
+        let Some(clock) = exchange.offset() else {
+            tracing::warn!(
+                ?exchange,
+                "inconsistent clock exchange; the pause is unknown"
+            );
+            return summary;
+        };
+        summary.clock_offset_us = Some(clock.offset_us);
+        summary.resume_unix_micros = resume;
+        if let (Some(stop), Some(resume)) = (summary.stop_unix_micros, resume) {
+            let p = pause::Pause::measure(stop, resume, clock);
+            summary.downtime_ms = Some(p.downtime_ms.max(0.0).round() as u64);
+            summary.downtime_bound_ms = Some(p.bound_ms());
+            tracing::info!(
+                downtime_ms = p.downtime_ms,
+                bound_ms = p.bound_ms(),
+                clock_offset_us = clock.offset_us,
+                qemu_downtime_ms = summary.qemu_downtime_ms,
+                "pause measured: source STOP to destination RESUME"
+            );
+        }
+        summary
     }
 }
 
@@ -291,6 +390,8 @@ async fn run(
         base: p.channel_base,
     };
     let mut events = qmp.subscribe();
+    // STOP events only (the main receiver's events are also consumed by the mirror code).
+    let mut stops = StopWatch::new(qmp.subscribe());
     qapi::check_version(qmp, SIDE)?;
     let status = qmp
         .query_status()
@@ -494,8 +595,11 @@ async fn run(
         json!({
             "downtime-limit": if p.offline { 2_000_000 } else { policy::hold_limit_ms(max_downtime_ms as f64) },
             "max-bandwidth": UNLIMITED_QEMU_BANDWIDTH,
+            // The policy sets the throttle from its model when pre-copy cannot converge;
+            // until then QEMU throttles only a guest that dirties more than it sent.
             "cpu-throttle-initial": 20,
             "cpu-throttle-increment": 10,
+            "throttle-trigger-threshold": 100,
         }),
     )
     .await?;
@@ -624,6 +728,7 @@ async fn run(
                 }
             }
         }
+        stops.drain();
         if !poll_now {
             continue;
         }
@@ -680,7 +785,7 @@ async fn run(
                 );
                 progress.send_modify(|x| {
                     x.phase = MigrationPhase::StopAndCopy;
-                    x.downtime_ms = info.downtime;
+                    x.source_downtime_ms = info.downtime;
                     x.message =
                         "source QEMU wrote its last byte; waiting for the destination".into();
                 });
@@ -749,9 +854,15 @@ async fn run(
             b + c.wire_out.load(Ordering::Relaxed),
         )
     });
+    stops.drain();
     let summary = MigrationSummary {
         total_ms: started.elapsed().as_millis() as u64,
         qemu_downtime_ms: info.downtime,
+        stop_unix_micros: if undo.was_running { stops.first } else { None },
+        downtime_ms: None,
+        downtime_bound_ms: None,
+        clock_offset_us: None,
+        resume_unix_micros: None,
         stream_bytes: wire.raw_bytes,
         stream_wire_bytes: wire.wire_bytes,
         disk_payload_bytes: disk_payload,
@@ -766,7 +877,7 @@ async fn run(
         x.bytes_on_wire = summary.stream_wire_bytes + summary.disk_wire_bytes;
         x.payload_bytes = summary.stream_bytes + summary.disk_payload_bytes;
         x.disk_payload_bytes = summary.disk_payload_bytes;
-        x.downtime_ms = summary.qemu_downtime_ms;
+        x.source_downtime_ms = summary.qemu_downtime_ms;
         x.remaining_ram_bytes = 0;
     });
     tracing::info!(
@@ -806,6 +917,31 @@ async fn continue_switchover(qmp: &Qmp) -> Result<(), MigrateError> {
             Ok(())
         }
         _ => Err(e),
+    }
+}
+
+/// The first STOP event QEMU reported since the watch began (its timestamp, µs since the Unix
+/// epoch): the start of the guest's pause.
+struct StopWatch {
+    rx: broadcast::Receiver<QmpEvent>,
+    first: Option<i64>,
+}
+
+impl StopWatch {
+    fn new(rx: broadcast::Receiver<QmpEvent>) -> StopWatch {
+        StopWatch { rx, first: None }
+    }
+
+    fn drain(&mut self) {
+        loop {
+            match self.rx.try_recv() {
+                Ok(ev) if ev.event == "STOP" && self.first.is_none() => {
+                    self.first = Some(ev.timestamp_micros);
+                }
+                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
     }
 }
 
@@ -1045,6 +1181,11 @@ struct Monitor {
     max_throttle: u64,
     last_predicted_ms: Option<u64>,
     rate_samples: std::collections::VecDeque<(Instant, u64)>,
+    may_throttle: bool,
+    bw_samples: std::collections::VecDeque<(Instant, f64)>,
+    /// The auto-converge settings last given to QEMU by the policy, and the pass they were
+    /// given in (QEMU's dirty rate changes once per pass: so does the throttle).
+    applied_throttle: Option<(policy::Throttle, u64)>,
 }
 
 impl Monitor {
@@ -1063,6 +1204,9 @@ impl Monitor {
             max_throttle: 0,
             last_predicted_ms: None,
             rate_samples: Default::default(),
+            may_throttle: p.auto_converge && !p.offline,
+            bw_samples: Default::default(),
+            applied_throttle: None,
         }
     }
 
@@ -1085,15 +1229,28 @@ impl Monitor {
             self.last_pass = ram.dirty_sync_count;
         }
         let est = session.path_estimate();
-        let mut bw = if est.forecast.bandwidth_low_bps > 0.0 {
+        let sample = if est.forecast.bandwidth_low_bps > 0.0 {
             est.forecast.bandwidth_low_bps.max(0.5 * est.bandwidth_bps)
         } else {
             est.bandwidth_bps
         };
+        let now = Instant::now();
+        // A nearly converged (or throttled) guest leaves the link idle, and the estimate of an
+        // idle link decays: the best estimate of the last seconds is what the remainder gets.
+        if sample > 0.0 {
+            self.bw_samples.push_back((now, sample));
+        }
+        while self
+            .bw_samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > BANDWIDTH_MEMORY)
+        {
+            self.bw_samples.pop_front();
+        }
+        let mut bw = self.bw_samples.iter().map(|x| x.1).fold(sample, f64::max);
         if let Some(cap) = self.bandwidth_cap_bps {
             bw = bw.min(cap);
         }
-        let now = Instant::now();
         if ram.mbps > 0.0 {
             self.qemu_rates.push_back((now, ram.mbps));
         }
@@ -1120,8 +1277,38 @@ impl Monitor {
             remaining_bytes: ram.remaining,
             disks: !self.no_disks,
             commit_ms: self.commit_ms,
+            dirty_rate_bytes_per_sec: (ram.dirty_pages_rate * PAGE_BYTES as u64) as f64,
+            throttle_percent: info.cpu_throttle_percentage.unwrap_or(0),
+            may_throttle: self.may_throttle,
         };
         let d = policy::decide(&input);
+        if let Some(t) = d.throttle
+            && !self.released
+            && self
+                .applied_throttle
+                .is_none_or(|(old, pass)| pass < ram.dirty_sync_count && old != t)
+        {
+            qapi::set_parameters(
+                qmp,
+                SIDE,
+                json!({
+                    "cpu-throttle-initial": t.target_percent,
+                    "cpu-throttle-increment": t.increment_percent,
+                    "throttle-trigger-threshold": t.trigger_threshold_percent,
+                }),
+            )
+            .await?;
+            tracing::info!(
+                target_percent = t.target_percent,
+                increment_percent = t.increment_percent,
+                throttle_now = input.throttle_percent,
+                dirty_rate = input.dirty_rate_bytes_per_sec,
+                dirty_to_goodput = d.dirty_to_goodput,
+                bw_mbps = bw / 1e6,
+                "pre-copy cannot converge at this dirty rate: throttling the guest (auto-converge)"
+            );
+            self.applied_throttle = Some((t, ram.dirty_sync_count));
+        }
         window.set_limit(if d.converge || self.released {
             d.tail_window_bytes
         } else {
@@ -1172,7 +1359,15 @@ impl Monitor {
             _ => 0.0,
         };
         let pass = ram.dirty_sync_count.max(1);
-        let message = if throttle > 0 {
+        let message = if let (Some((t, _)), Some(r)) = (self.applied_throttle, d.dirty_to_goodput)
+            && !d.converge
+            && (throttle > 0 || d.throttle.is_some())
+        {
+            format!(
+                "pass {pass}: the guest dirties {:.1}x what the link re-sends; throttling its CPU by {throttle}% (policy target {}%, then +{}% while it still outruns the link)",
+                r, t.target_percent, t.increment_percent
+            )
+        } else if throttle > 0 {
             format!(
                 "pass {pass}: the guest dirties memory faster than the link carries it; auto-converge throttles its CPU by {throttle}%"
             )

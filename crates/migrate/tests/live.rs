@@ -56,13 +56,39 @@ async fn memory_only_guest_moves_and_keeps_running() {
         src.qmp().query_status().await.unwrap().status,
         "postmigrate"
     );
-    let summary = handover.release_destination().await.unwrap();
+    let released = handover.release_destination().await.unwrap();
     assert_eq!(
         ready.wait_decision(Duration::from_secs(10)).await,
         Decision::Go
     );
-    ready.resume().await.unwrap();
+    let resume_ts = ready.resume().await.unwrap();
+    let summary = released.wait_resumed(Duration::from_secs(10)).await;
+    eprintln!(
+        "pause {:?} ms (±{:?} ms), QEMU's source figure {:?} ms",
+        summary.downtime_ms, summary.downtime_bound_ms, summary.qemu_downtime_ms
+    );
     assert!(dst.qmp().query_status().await.unwrap().running);
+    // The real pause, STOP to RESUME, covers QEMU's source-side figure and more; one host, so
+    // the clock comparison finds no offset beyond its bound.
+    let (pause, source_side) = (
+        summary.downtime_ms.unwrap(),
+        summary.qemu_downtime_ms.unwrap(),
+    );
+    assert!(pause >= source_side, "{summary:?}");
+    assert_eq!(summary.resume_unix_micros, resume_ts);
+    let (offset, bound) = (
+        summary.clock_offset_us.unwrap(),
+        summary.downtime_bound_ms.unwrap(),
+    );
+    assert!(
+        offset.unsigned_abs() as f64 <= bound * 1000.0 + 1.0,
+        "{summary:?}"
+    );
+    let stop_to_resume_us = resume_ts.unwrap() - summary.stop_unix_micros.unwrap();
+    assert!(
+        (stop_to_resume_us / 1000 - pause as i64).abs() <= bound as i64 + 1,
+        "{summary:?}"
+    );
     // The guest carries on at the destination: its files survived.
     console_roundtrip(&dst, "cmp /tmp/r /tmp/r2 && echo SAME-$((5*5))", "SAME-25").await;
     eprintln!("wire {:?}", summary.wire);
@@ -160,7 +186,7 @@ async fn disk_mirror_with_concurrent_writes_is_consistent_at_switch_over() {
     );
     // Both QEMUs end here, the source stopped and the destination not resumed: the overlays
     // must hold the same disk, as of the stop.
-    handover.release_destination().await.unwrap();
+    let _released = handover.release_destination().await.unwrap();
     assert_eq!(
         ready.wait_decision(Duration::from_secs(10)).await,
         Decision::Go

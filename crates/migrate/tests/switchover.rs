@@ -117,7 +117,7 @@ async fn switch_over_with_disk_mirror_and_guest_writes_succeeds_every_time() {
             .await
             .unwrap()
             .unwrap_or_else(|e| panic!("hop {hop}: destination: {e}"));
-        handover.release_destination().await.unwrap();
+        let released = handover.release_destination().await.unwrap();
         assert_eq!(
             ready.wait_decision(Duration::from_secs(10)).await,
             Decision::Go,
@@ -129,6 +129,8 @@ async fn switch_over_with_disk_mirror_and_guest_writes_succeeds_every_time() {
         let (same, text) = qemu_img_compare(&overlay(hop - 1), &overlay(hop));
         assert!(same, "hop {hop}: qemu-img compare: {text}");
         ready.resume().await.unwrap();
+        let summary = released.wait_resumed(Duration::from_secs(10)).await;
+        assert!(summary.downtime_ms.is_some(), "hop {hop}: {summary:?}");
         assert!(dst.qmp().query_status().await.unwrap().running, "hop {hop}");
         console_roundtrip(
             &dst,

@@ -113,13 +113,14 @@ async fn hotset_guest_with_disk_migrates_intact_and_keeps_beating() {
         .await
         .unwrap();
     let ready_dst = dtask.await.unwrap().unwrap();
-    let summary = handover.release_destination().await.unwrap();
+    let released = handover.release_destination().await.unwrap();
     assert_eq!(
         ready_dst.wait_decision(Duration::from_secs(10)).await,
         Decision::Go
     );
     ready_dst.resume().await.unwrap();
     let resumed = Instant::now();
+    let summary = released.wait_resumed(Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (gap, beats) = hb.max_gap(started, Instant::now());
     eprintln!(
@@ -133,6 +134,12 @@ async fn hotset_guest_with_disk_migrates_intact_and_keeps_beating() {
         "the guest beats at the destination"
     );
     assert!(gap < Duration::from_secs(3), "guest paused for {gap:?}");
+    // The guest's heartbeat cannot stop for less than the real pause (STOP to RESUME).
+    let pause = summary.downtime_ms.expect("pause measured");
+    assert!(
+        pause as f64 <= gap.as_secs_f64() * 1000.0 + summary.downtime_bound_ms.unwrap_or(0.0) + 5.0,
+        "pause {pause} ms, guest gap {gap:?}"
+    );
     assert!(
         summary.wire.base_pages > 1000,
         "page cache travelled as base references"

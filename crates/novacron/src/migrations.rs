@@ -6,7 +6,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use novacron_api_types::format_size;
-use novacron_api_types::migration::{EvacuateRequest, MigrateRequest, Migration, MigrationState};
+use novacron_api_types::migration::{
+    EvacuateRequest, MigrateRequest, Migration, MigrationMode, MigrationState,
+};
 use novacron_client::Client;
 
 use crate::cli::{client, is_tty};
@@ -30,6 +32,10 @@ pub struct MigrateArgs {
     /// Give up (the VM stays on the source) when not switched over by then, e.g. 10m.
     #[arg(long)]
     pub deadline: Option<String>,
+    /// auto (pre-copy, throttling a guest that outruns the link), precopy, or postcopy (not
+    /// implemented yet: refused).
+    #[arg(long, default_value = "auto")]
+    pub mode: MigrationMode,
     /// Return at once with the migration instead of following it.
     #[arg(long)]
     pub no_wait: bool,
@@ -115,7 +121,21 @@ fn details(out: Format, m: &Migration) -> anyhow::Result<()> {
             ("max downtime", format!("{} ms", m.max_downtime_ms)),
         ];
         if let Some(d) = p.downtime_ms {
-            v.push(("downtime", format!("{d} ms (QEMU)")));
+            v.push((
+                "downtime",
+                match p.downtime_bound_ms {
+                    Some(b) => format!(
+                        "{d} ms (source STOP to destination RESUME, clocks compared to ±{b:.1} ms)"
+                    ),
+                    None => format!("{d} ms (source STOP to destination RESUME)"),
+                },
+            ));
+        }
+        if let Some(d) = p.source_downtime_ms {
+            v.push((
+                "source downtime",
+                format!("{d} ms (QEMU's figure: stop to its last byte written)"),
+            ));
         }
         if p.throttle_percent > 0 {
             v.push((
@@ -149,8 +169,10 @@ fn progress_line(m: &Migration) -> String {
     if p.disk_remaining_bytes > 0 {
         s += &format!("  disk left {}", format_size(p.disk_remaining_bytes));
     }
-    if let Some(d) = p.predicted_downtime_ms {
-        s += &format!("  downtime ~{d} ms");
+    match (p.downtime_ms, p.predicted_downtime_ms) {
+        (Some(d), _) => s += &format!("  downtime {d} ms"),
+        (None, Some(d)) => s += &format!("  downtime ~{d} ms"),
+        (None, None) => {}
     }
     if let Some(eta) = p.eta_seconds {
         s += &format!("  ETA {eta:.0} s");
@@ -224,7 +246,11 @@ pub async fn vm_migrate(a: MigrateArgs, out: Format) -> anyhow::Result<()> {
             .as_deref()
             .map(|d| millis(d, "--deadline").map(|ms| ms.div_ceil(1000)))
             .transpose()?,
+        mode: Some(a.mode),
     };
+    if let Some(why) = a.mode.unsupported_reason() {
+        bail!("{why}");
+    }
     let m = c.vm_migrate(&a.name, &req).await?;
     if a.no_wait {
         return details(out, &m);
@@ -308,6 +334,7 @@ pub async fn evacuate(a: EvacuateArgs, out: Format) -> anyhow::Result<()> {
                 bandwidth_bps: rate(&a.bandwidth)?,
                 offline: false,
                 deadline_seconds: None,
+                mode: None,
             };
             match c.vm_migrate(&step.vm, &req).await {
                 Ok(m) => {

@@ -287,6 +287,10 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
     if req.bandwidth_bps == Some(0) {
         return Err(ApiError::invalid("--bandwidth must be above 0").into());
     }
+    let mode = req.mode.unwrap_or_default();
+    if let Some(why) = mode.unsupported_reason() {
+        return Err(ApiError::invalid(why).into());
+    }
     let key = records::vm_key(DEFAULT_PROJECT, name);
     let kv = state.store.get(&key).await?.ok_or_else(|| {
         ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`"))
@@ -424,6 +428,7 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         bandwidth_bps: req.bandwidth_bps,
         offline: req.offline,
         deadline_seconds: req.deadline_seconds,
+        mode,
     };
     if let Err(e) = super::agent::call_agent::<_, serde_json::Value>(
         state,
