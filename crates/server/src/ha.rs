@@ -200,16 +200,6 @@ async fn restart_vms_of(state: &AppState, node: &str) -> Result<(), StoreError> 
     vms.sort_by(|a, b| b.ha_priority.cmp(&a.ha_priority).then(a.name.cmp(&b.name)));
     for vm in vms {
         let id = vm_id(&vm.project, &vm.name);
-        let target = match state
-            .placement
-            .relocate(&id, &demand_of(&vm), &[node.to_string()])
-        {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(vm = %vm.name, node, error = %e.message, "no healthy node can take this HA VM; it waits");
-                continue;
-            }
-        };
         let key = records::vm_key(&vm.project, &vm.name);
         let Some(kv) = state.store.get(&key).await? else {
             continue;
@@ -220,6 +210,29 @@ async fn restart_vms_of(state: &AppState, node: &str) -> Result<(), StoreError> 
         if rec.node != node {
             continue; // moved meanwhile
         }
+        if let Err(refusal) = crate::api::vms::refuse_while_migrating(&rec) {
+            // The same rule as every other change: the migration decides first. Its source
+            // is lost, so it can no longer switch over; end it (unless it committed just now)
+            // and restart the VM in a later pass.
+            tracing::warn!(vm = %vm.name, node, reason = %refusal.message, "HA restart waits for the migration to end; ending it");
+            if let Some(m) = &rec.migration
+                && let Err(e) =
+                    crate::api::migrations::abandon_for_lost_source(state, m, node).await
+            {
+                tracing::warn!(vm = %vm.name, migration = %m, error = %e.0.message, "cannot end the migration of a lost node's VM");
+            }
+            continue;
+        }
+        let target = match state
+            .placement
+            .relocate(&id, &demand_of(&vm), &[node.to_string()])
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(vm = %vm.name, node, error = %e.message, "no healthy node can take this HA VM; it waits");
+                continue;
+            }
+        };
         rec.node = target.clone();
         rec.generation += 1;
         rec.power = PowerState::Running;

@@ -293,6 +293,18 @@ pub async fn show(
     Ok(AxumJson(view(&state, &vm)))
 }
 
+/// Refuses any change of a VM that a live migration is moving: the switch-over decides where
+/// it runs. Every writer that changes the VM's node or power applies it (API and HA).
+pub fn refuse_while_migrating(rec: &VmRecord) -> Result<(), ApiError> {
+    match &rec.migration {
+        Some(m) => Err(ApiError::conflict(format!(
+            "VM {} is migrating ({m}): wait for it, or `novacron migration cancel {m}`",
+            rec.name
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Applies `mutate` to the VM's desired state as a new generation with a new operation,
 /// retrying on concurrent changes. An operation still waiting on an older generation is
 /// finished as superseded in the same transaction.
@@ -317,12 +329,7 @@ pub async fn change(
         if rec.deleting {
             return Err(ApiError::conflict(format!("VM {name} is being deleted")).into());
         }
-        if let Some(m) = &rec.migration {
-            return Err(ApiError::conflict(format!(
-                "VM {name} is migrating ({m}): wait for it, or `novacron migration cancel {m}`"
-            ))
-            .into());
-        }
+        refuse_while_migrating(&rec)?;
         let observed = observed_state(state, &rec);
         mutate(&mut rec, observed)?;
         let op = new_operation(kind, &rec.project, &format!("vm/{name}"), message);
