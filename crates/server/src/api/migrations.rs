@@ -26,6 +26,7 @@ use super::{ApiFailure, ApiResult, Json, json_bytes};
 use crate::placement::{self, MoveRule};
 use crate::records::{self, NodeRecord, VmRecord, now};
 use crate::state::AppState;
+use crate::typed_store::{self, Change};
 
 /// Default longest pause of the guest.
 pub const DEFAULT_MAX_DOWNTIME_MS: u64 = 300;
@@ -359,23 +360,13 @@ async fn update(
     f: impl Fn(&mut Migration),
 ) -> ApiResult<Option<Migration>> {
     let key = records::migration_key(id);
-    for _ in 0..20 {
-        let Some(kv) = state.store.get(&key).await? else {
-            return Ok(None);
-        };
-        let mut m: Migration = decode("migration record", &kv.value)?;
+    let updated = typed_store::update(state.store.as_ref(), &key, |mut m: Migration| {
         f(&mut m);
         m.updated_at = now();
-        if state
-            .store
-            .compare_and_swap(&key, kv.mod_revision, json_bytes(&m)?)
-            .await?
-            .is_some()
-        {
-            return Ok(Some(m));
-        }
-    }
-    Err(ApiError::unavailable(format!("migration {id} kept changing")).into())
+        async { Ok(Change::Write(m)) }
+    })
+    .await?;
+    Ok(updated.map(|u| u.record))
 }
 
 async fn get_migration(state: &AppState, id: &str) -> ApiResult<(Migration, i64)> {

@@ -10,6 +10,7 @@ use novacron_store::{Compare, Op};
 use super::{ApiFailure, ApiResult, json_bytes};
 use crate::records::{self, NodeRecord, RevokedCertRecord, TokenRecord};
 use crate::state::AppState;
+use crate::typed_store::{self, Change};
 
 /// Every registered node with its capacity and allocation.
 #[utoipa::path(get, path = "/api/v1/nodes", responses((status = 200, body = Vec<Node>)))]
@@ -64,24 +65,26 @@ pub async fn action(
         }
     };
     let key = records::node_key(&name);
-    for _ in 0..10 {
-        let kv = state.store.get(&key).await?.ok_or_else(|| {
-            ApiError::not_found(format!("no node named {name:?}: see `novacron node list`"))
-        })?;
-        let mut rec: NodeRecord = serde_json::from_slice(&kv.value)
-            .map_err(|e| ApiError::internal(format!("node record: {e}")))?;
-        rec.admin_state = target;
-        if let Some(rev) = state
-            .store
-            .compare_and_swap(&key, kv.mod_revision, json_bytes(&rec)?)
-            .await?
-        {
-            state.nodes.wait_for(rev, AppState::CATCH_UP).await;
-            tracing::info!(node = %name, state = %target, "node state set");
-            return Ok(AxumJson(state.node_view(&rec, &state.allocations())));
-        }
-    }
-    Err(ApiError::unavailable("node kept changing; try again").into())
+    let updated = typed_store::update(
+        state.store.as_ref(),
+        &key,
+        |mut rec: NodeRecord| async move {
+            rec.admin_state = target;
+            Ok(Change::Write(rec))
+        },
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::not_found(format!("no node named {name:?}: see `novacron node list`"))
+    })?;
+    state
+        .nodes
+        .wait_for(updated.revision, AppState::CATCH_UP)
+        .await;
+    tracing::info!(node = %name, state = %target, "node state set");
+    Ok(AxumJson(
+        state.node_view(&updated.record, &state.allocations()),
+    ))
 }
 
 /// Forget a node that has no VMs (its tokens stop working).
