@@ -42,6 +42,24 @@ pub enum Event {
         from: String,
         to: String,
     },
+    /// Live migration `id` to node `to` starts: other changes wait until it ends. Not a new
+    /// generation (the source's agent keeps running the VM as it is).
+    MigrationStarted {
+        id: String,
+        to: String,
+    },
+    /// Migration `id` switched over from `from`: the VM belongs to `to` now, as a new
+    /// generation that `operation` waits for.
+    MigrationCommitted {
+        id: String,
+        from: String,
+        to: String,
+        operation: String,
+    },
+    /// Migration `id` ended without a switch-over: the VM stays where it ran.
+    MigrationEnded {
+        id: String,
+    },
 }
 
 /// Why an event was refused, as data; `Display` is the user's one-line answer.
@@ -66,6 +84,11 @@ pub enum Refusal {
     DeleteNeedsForce { vm: String, observed: VmState },
     #[error("VM {vm} is {observed}; stop it before restoring over it")]
     RestoreNeedsStopped { vm: String, observed: VmState },
+    #[error("VM {vm} is being created")]
+    Creating { vm: String },
+    /// The record no longer names that migration (it ended, or the VM was moved meanwhile).
+    #[error("VM {vm} is not moved by migration {migration}")]
+    NotThisMigration { vm: String, migration: String },
     /// The VM is no longer on the lost node (moved, or restarted already).
     #[error("VM {vm} runs on {node}, not on {from}")]
     NotOnNode {
@@ -114,6 +137,9 @@ pub fn check_changeable(rec: &VmRecord) -> Result<(), Refusal> {
 /// The record after `event`, given what the agent observed (`observed`): a new generation.
 /// The caller attaches the operation that waits for it.
 pub fn apply(rec: &VmRecord, observed: VmState, event: &Event) -> Result<VmRecord, Refusal> {
+    if let Some(next) = migration_event(rec, event) {
+        return next;
+    }
     check_changeable(rec)?;
     let vm = || rec.name.clone();
     let mut next = rec.clone();
@@ -170,6 +196,9 @@ pub fn apply(rec: &VmRecord, observed: VmState, event: &Event) -> Result<VmRecor
                 generation: rec.generation + 1,
             });
         }
+        Event::MigrationStarted { .. }
+        | Event::MigrationCommitted { .. }
+        | Event::MigrationEnded { .. } => unreachable!("handled by migration_event"),
         Event::HaRestart { from, to } => {
             if &rec.node != from {
                 return Err(Refusal::NotOnNode {
@@ -186,6 +215,58 @@ pub fn apply(rec: &VmRecord, observed: VmState, event: &Event) -> Result<VmRecor
     }
     next.generation = rec.generation + 1;
     Ok(next)
+}
+
+/// The events of a live migration (`None`: `event` is another kind). The migration's own
+/// record decides its outcome; these keep the VM record in step with that decision.
+fn migration_event(rec: &VmRecord, event: &Event) -> Option<Result<VmRecord, Refusal>> {
+    let not_this = |id: &String| Refusal::NotThisMigration {
+        vm: rec.name.clone(),
+        migration: id.clone(),
+    };
+    let mut next = rec.clone();
+    let result = match event {
+        Event::MigrationStarted { id, to } => {
+            if rec.creating {
+                return Some(Err(Refusal::Creating {
+                    vm: rec.name.clone(),
+                }));
+            }
+            if let Err(e) = check_changeable(rec) {
+                return Some(Err(e));
+            }
+            next.migration = Some(id.clone());
+            next.migrating_to = Some(to.clone());
+            Ok(next)
+        }
+        Event::MigrationCommitted {
+            id,
+            from,
+            to,
+            operation,
+        } => {
+            if rec.migration.as_ref() != Some(id) || &rec.node != from {
+                return Some(Err(not_this(id)));
+            }
+            next.migration = None;
+            next.migrating_to = None;
+            next.node = to.clone();
+            next.generation = rec.generation + 1;
+            next.operation = Some(operation.clone());
+            next.action = None;
+            Ok(next)
+        }
+        Event::MigrationEnded { id } => {
+            if rec.migration.as_ref() != Some(id) {
+                return Some(Err(not_this(id)));
+            }
+            next.migration = None;
+            next.migrating_to = None;
+            Ok(next)
+        }
+        _ => return None,
+    };
+    Some(result)
 }
 
 #[cfg(test)]
@@ -306,6 +387,80 @@ mod tests {
         assert!(matches!(
             apply(&next, VmState::Stopped, &ev),
             Err(Refusal::NotOnNode { .. })
+        ));
+    }
+
+    #[test]
+    fn a_migration_holds_the_vm_until_its_commit_or_end() {
+        let rec = vm(PowerState::Running);
+        let started = apply(
+            &rec,
+            VmState::Running,
+            &Event::MigrationStarted {
+                id: "mig-1".into(),
+                to: "node-b".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            started.generation, rec.generation,
+            "the agent has nothing to do"
+        );
+        assert_eq!(started.migrating_to.as_deref(), Some("node-b"));
+        assert!(matches!(
+            apply(
+                &started,
+                VmState::Running,
+                &Event::MigrationStarted {
+                    id: "mig-2".into(),
+                    to: "node-c".into()
+                }
+            ),
+            Err(Refusal::Migrating { .. })
+        ));
+        // Another migration's end or commit does not touch it.
+        assert!(matches!(
+            apply(
+                &started,
+                VmState::Running,
+                &Event::MigrationEnded { id: "mig-0".into() }
+            ),
+            Err(Refusal::NotThisMigration { .. })
+        ));
+        let ended = apply(
+            &started,
+            VmState::Running,
+            &Event::MigrationEnded { id: "mig-1".into() },
+        )
+        .unwrap();
+        assert_eq!((ended.migration, ended.node.as_str()), (None, "node-a"));
+        let commit = Event::MigrationCommitted {
+            id: "mig-1".into(),
+            from: "node-a".into(),
+            to: "node-b".into(),
+            operation: "op-1".into(),
+        };
+        let moved = apply(&started, VmState::Running, &commit).unwrap();
+        assert_eq!(moved.node, "node-b");
+        assert_eq!(moved.generation, rec.generation + 1);
+        assert_eq!(moved.operation.as_deref(), Some("op-1"));
+        assert!(moved.migration.is_none() && moved.migrating_to.is_none());
+        // A commit after the VM moved some other way (HA) is not this migration's any more.
+        let mut elsewhere = started.clone();
+        elsewhere.node = "node-c".into();
+        assert!(apply(&elsewhere, VmState::Running, &commit).is_err());
+        let mut creating = rec.clone();
+        creating.creating = true;
+        assert!(matches!(
+            apply(
+                &creating,
+                VmState::Running,
+                &Event::MigrationStarted {
+                    id: "m".into(),
+                    to: "b".into()
+                }
+            ),
+            Err(Refusal::Creating { .. })
         ));
     }
 

@@ -48,6 +48,16 @@ pub enum Change<T> {
         compares: Vec<Compare>,
         ops: Vec<Op>,
     },
+    /// Leave the record as it is, and apply `ops` if it and `compares` are unchanged.
+    KeepWith {
+        compares: Vec<Compare>,
+        ops: Vec<Op>,
+    },
+    /// Delete the record (with `ops`) if it and `compares` are unchanged.
+    Delete {
+        compares: Vec<Compare>,
+        ops: Vec<Op>,
+    },
     /// Leave the record as it is (nothing to do).
     Keep,
 }
@@ -121,7 +131,13 @@ where
         let Some(kv) = store.get(key).await? else {
             return Ok(None);
         };
-        let (record, mut compares, extra) = match change(decode(&kv.value)?).await? {
+        let put = |record: &T| -> ApiResult<Option<Op>> {
+            Ok(Some(Op::Put {
+                key: key.to_string(),
+                value: encode(record)?,
+            }))
+        };
+        let (record, own, mut compares, extra) = match change(decode(&kv.value)?).await? {
             Change::Keep => {
                 return Ok(Some(Updated {
                     record: decode(&kv.value)?,
@@ -129,21 +145,33 @@ where
                     written: false,
                 }));
             }
-            Change::Write(record) => (record, vec![], vec![]),
+            Change::Write(record) => {
+                let own = put(&record)?;
+                (record, own, vec![], vec![])
+            }
             Change::WriteWith {
                 record,
                 compares,
                 ops,
-            } => (record, compares, ops),
+            } => {
+                let own = put(&record)?;
+                (record, own, compares, ops)
+            }
+            Change::KeepWith { compares, ops } => (decode(&kv.value)?, None, compares, ops),
+            Change::Delete { compares, ops } => (
+                decode(&kv.value)?,
+                Some(Op::Delete {
+                    key: key.to_string(),
+                }),
+                compares,
+                ops,
+            ),
         };
         compares.push(Compare::ModRevision {
             key: key.to_string(),
             equals: kv.mod_revision,
         });
-        let mut ops = vec![Op::Put {
-            key: key.to_string(),
-            value: encode(&record)?,
-        }];
+        let mut ops: Vec<Op> = own.into_iter().collect();
         ops.extend(extra);
         let out = store.txn(compares, ops).await?;
         if out.succeeded {

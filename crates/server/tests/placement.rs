@@ -346,3 +346,33 @@ async fn ha_restart_ends_the_lost_nodes_migration_before_moving_its_vm() {
     cp.admin.vm_action("keeper", "start").await.unwrap();
     cp.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_commits_once_and_a_late_abort_changes_nothing() {
+    use novacron_api_types::migration::MigrationOutcome;
+    let cp = Cp::start().await;
+    let a = cp.node("node-a", 1024 * MIB).await;
+    let b = cp.node("node-b", 1024 * MIB).await;
+    cp.running_vm(&a, "mover", "node-a", 256 * MIB, false).await;
+    let m = cp.admin.vm_migrate("mover", &to("node-b")).await.unwrap();
+    let e = b.client.agent_migration_commit(&m.id).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::PermissionDenied), "{e}");
+    let out = a.client.agent_migration_commit(&m.id).await.unwrap();
+    assert_eq!(out, MigrationOutcome::Committed);
+    let vm = cp.admin.vm_get("mover").await.unwrap();
+    assert_eq!(vm.node.as_deref(), Some("node-b"));
+    assert_eq!(vm.generation, 2, "the switch-over is a new generation");
+    assert_eq!(
+        a.client.agent_migration_commit(&m.id).await.unwrap(),
+        MigrationOutcome::Committed
+    );
+    assert_eq!(
+        b.client.agent_migration_abort(&m.id).await.unwrap(),
+        MigrationOutcome::Committed
+    );
+    let mig = cp.admin.migration_get(&m.id).await.unwrap();
+    assert_eq!(mig.state, MigrationState::Committed, "{mig:?}");
+    // The VM takes changes again.
+    cp.admin.vm_action("mover", "start").await.unwrap();
+    cp.server.stop().await;
+}

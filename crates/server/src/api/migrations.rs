@@ -23,6 +23,7 @@ use novacron_store::{Compare, Op};
 use super::operations::{finish, new_operation, put_op};
 use super::roles::NodeCaller;
 use super::{ApiFailure, ApiResult, Json, json_bytes};
+use crate::lifecycle::{self, Event};
 use crate::placement::{self, MoveRule};
 use crate::records::{self, NodeRecord, VmRecord, now};
 use crate::state::AppState;
@@ -309,8 +310,14 @@ async fn record_migration(
         created_at: t,
         updated_at: t,
     };
-    rec.migration = Some(id.clone());
-    rec.migrating_to = Some(dest.name.clone());
+    *rec = lifecycle::apply(
+        rec,
+        VmState::Running,
+        &Event::MigrationStarted {
+            id: id.clone(),
+            to: dest.name.clone(),
+        },
+    )?;
     let out = state
         .store
         .txn(
@@ -383,6 +390,35 @@ async fn get_migration(state: &AppState, id: &str) -> ApiResult<(Migration, i64)
     Ok((decode("migration record", &kv.value)?, kv.mod_revision))
 }
 
+/// The VM record `id` moves, with `event` applied, as the extra compare and op of a write of
+/// the migration record (`None`: the record is gone, or `event` does not apply to it).
+async fn vm_in_step(
+    state: &AppState,
+    m: &Migration,
+    event: &Event,
+) -> ApiResult<Option<(Compare, Op, VmRecord)>> {
+    let key = records::vm_key(&m.project, &m.vm);
+    let Some((rec, revision)) = typed_store::get::<VmRecord>(state.store.as_ref(), &key).await?
+    else {
+        return Ok(None);
+    };
+    let observed = super::vms::observed_state(state, &rec);
+    let Ok(next) = lifecycle::apply(&rec, observed, event) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        Compare::ModRevision {
+            key: key.clone(),
+            equals: revision,
+        },
+        Op::Put {
+            key,
+            value: json_bytes(&next)?,
+        },
+        next,
+    )))
+}
+
 /// Decides "the VM stays on the source" unless the switch-over already committed; returns
 /// what holds. `end` is the state to record (failed or cancelled).
 async fn abort(
@@ -391,137 +427,128 @@ async fn abort(
     end: MigrationState,
     reason: &str,
 ) -> ApiResult<MigrationOutcome> {
-    for _ in 0..20 {
-        let (mut m, m_rev) = get_migration(state, id).await?;
-        if matches!(
-            m.state,
-            MigrationState::Committed | MigrationState::Succeeded
-        ) {
-            return Ok(MigrationOutcome::Committed);
-        }
-        let vm_key = records::vm_key(&m.project, &m.vm);
-        let vm_kv = state.store.get(&vm_key).await?;
-        let mut compares = vec![Compare::ModRevision {
-            key: records::migration_key(id),
-            equals: m_rev,
-        }];
-        let mut ops = vec![];
-        if let Some(kv) = &vm_kv {
-            let mut rec: VmRecord = decode("VM record", &kv.value)?;
-            if rec.migration.as_deref() == Some(id) {
-                rec.migration = None;
-                rec.migrating_to = None;
-                compares.push(Compare::ModRevision {
-                    key: vm_key.clone(),
-                    equals: kv.mod_revision,
-                });
-                ops.push(Op::Put {
-                    key: vm_key.clone(),
-                    value: json_bytes(&rec)?,
+    get_migration(state, id).await?;
+    let ended_now = std::sync::atomic::AtomicBool::new(false);
+    let event = Event::MigrationEnded { id: id.to_string() };
+    let (ended_now, event) = (&ended_now, &event);
+    let updated = typed_store::update(
+        state.store.as_ref(),
+        &records::migration_key(id),
+        |mut m: Migration| async move {
+            ended_now.store(false, std::sync::atomic::Ordering::SeqCst);
+            if matches!(
+                m.state,
+                MigrationState::Committed | MigrationState::Succeeded
+            ) {
+                return Ok(Change::Keep);
+            }
+            let vm = vm_in_step(state, &m, event).await?;
+            let (compares, ops) = match vm {
+                Some((c, o, _)) => (vec![c], vec![o]),
+                None => (vec![], vec![]),
+            };
+            if m.state.is_done() {
+                // Decided before; only the VM record may still name the migration.
+                return Ok(if ops.is_empty() {
+                    Change::Keep
+                } else {
+                    Change::KeepWith { compares, ops }
                 });
             }
-        }
-        let already_done = m.state.is_done();
-        if !already_done {
             m.state = end;
             m.message = format!("{reason}; VM {} stays on {}", m.vm, m.source);
             m.progress.phase = "failed".into();
             m.updated_at = now();
-            ops.push(Op::Put {
-                key: records::migration_key(id),
-                value: json_bytes(&m)?,
-            });
-        }
-        if ops.is_empty() {
-            return Ok(MigrationOutcome::Aborted);
-        }
-        let out = state.store.txn(compares, ops).await?;
-        if out.succeeded {
-            state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
-            if !already_done {
-                tracing::warn!(migration = id, vm = %m.vm, reason, "migration aborted; the VM stays on the source");
-                finish(
-                    state.store.as_ref(),
-                    &m.operation,
-                    OperationState::Failed,
-                    m.message.clone(),
-                )
-                .await?;
-            }
-            return Ok(MigrationOutcome::Aborted);
-        }
+            ended_now.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(Change::WriteWith {
+                record: m,
+                compares,
+                ops,
+            })
+        },
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no migration {id}")))?;
+    if matches!(
+        updated.record.state,
+        MigrationState::Committed | MigrationState::Succeeded
+    ) {
+        return Ok(MigrationOutcome::Committed);
     }
-    Err(ApiError::unavailable(format!("migration {id} kept changing; try again")).into())
+    if updated.written {
+        state
+            .vms
+            .wait_for(updated.revision, AppState::CATCH_UP)
+            .await;
+    }
+    if ended_now.load(std::sync::atomic::Ordering::SeqCst) {
+        let m = &updated.record;
+        tracing::warn!(migration = id, vm = %m.vm, reason, "migration aborted; the VM stays on the source");
+        finish(
+            state.store.as_ref(),
+            &m.operation,
+            OperationState::Failed,
+            m.message.clone(),
+        )
+        .await?;
+    }
+    Ok(MigrationOutcome::Aborted)
 }
 
 /// Records the switch-over: the VM now belongs to the destination. Idempotent.
 async fn commit(state: &AppState, id: &str, caller_node: &str) -> ApiResult<MigrationOutcome> {
-    for _ in 0..20 {
-        let (mut m, m_rev) = get_migration(state, id).await?;
-        if m.source != caller_node {
-            return Err(ApiError::new(
-                ErrorCode::PermissionDenied,
-                format!("only the source node {} commits migration {id}", m.source),
-            )
-            .into());
-        }
-        match m.state {
-            MigrationState::Committed | MigrationState::Succeeded => {
-                return Ok(MigrationOutcome::Committed);
-            }
-            MigrationState::Running => {}
-            _ => return Ok(MigrationOutcome::Aborted),
-        }
-        let vm_key = records::vm_key(&m.project, &m.vm);
-        let Some(kv) = state.store.get(&vm_key).await? else {
-            return Ok(MigrationOutcome::Aborted);
-        };
-        let mut rec: VmRecord = decode("VM record", &kv.value)?;
-        if rec.migration.as_deref() != Some(id) || rec.node != m.source {
-            return Ok(MigrationOutcome::Aborted);
-        }
-        rec.migration = None;
-        rec.migrating_to = None;
-        rec.node = m.destination.clone();
-        rec.generation += 1;
-        rec.operation = Some(m.operation.clone());
-        rec.action = None;
-        m.state = MigrationState::Committed;
-        m.message = format!("switched over: VM {} belongs to {}", m.vm, m.destination);
-        m.progress.phase = "switch-over".into();
-        m.updated_at = now();
-        let out = state
-            .store
-            .txn(
-                vec![
-                    Compare::ModRevision {
-                        key: vm_key.clone(),
-                        equals: kv.mod_revision,
-                    },
-                    Compare::ModRevision {
-                        key: records::migration_key(id),
-                        equals: m_rev,
-                    },
-                ],
-                vec![
-                    Op::Put {
-                        key: vm_key.clone(),
-                        value: json_bytes(&rec)?,
-                    },
-                    Op::Put {
-                        key: records::migration_key(id),
-                        value: json_bytes(&m)?,
-                    },
-                ],
-            )
-            .await?;
-        if out.succeeded {
-            state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
-            tracing::info!(migration = id, vm = %m.vm, to = %m.destination, generation = rec.generation, "migration committed");
-            return Ok(MigrationOutcome::Committed);
-        }
+    let (m, _) = get_migration(state, id).await?;
+    if m.source != caller_node {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            format!("only the source node {} commits migration {id}", m.source),
+        )
+        .into());
     }
-    Err(ApiError::unavailable(format!("migration {id} kept changing; try again")).into())
+    let updated = typed_store::update(
+        state.store.as_ref(),
+        &records::migration_key(id),
+        |mut m: Migration| async move {
+            if m.state != MigrationState::Running {
+                return Ok(Change::Keep);
+            }
+            let event = Event::MigrationCommitted {
+                id: id.to_string(),
+                from: m.source.clone(),
+                to: m.destination.clone(),
+                operation: m.operation.clone(),
+            };
+            let Some((c, o, _)) = vm_in_step(state, &m, &event).await? else {
+                // The VM is gone or moved some other way: this migration cannot win.
+                return Ok(Change::Keep);
+            };
+            m.state = MigrationState::Committed;
+            m.message = format!("switched over: VM {} belongs to {}", m.vm, m.destination);
+            m.progress.phase = "switch-over".into();
+            m.updated_at = now();
+            Ok(Change::WriteWith {
+                record: m,
+                compares: vec![c],
+                ops: vec![o],
+            })
+        },
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no migration {id}")))?;
+    match updated.record.state {
+        MigrationState::Committed | MigrationState::Succeeded => {
+            if updated.written {
+                state
+                    .vms
+                    .wait_for(updated.revision, AppState::CATCH_UP)
+                    .await;
+                let m = &updated.record;
+                tracing::info!(migration = id, vm = %m.vm, to = %m.destination, "migration committed");
+            }
+            Ok(MigrationOutcome::Committed)
+        }
+        _ => Ok(MigrationOutcome::Aborted),
+    }
 }
 
 /// The calling node and the migration, which must be about that node (source or destination).

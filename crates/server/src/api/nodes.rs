@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json as AxumJson;
 use axum::extract::{Path, State};
 use novacron_api_types::{ApiError, Node, NodeState, validate_name};
-use novacron_store::{Compare, Op};
+use novacron_store::Op;
 
 use super::{ApiFailure, ApiResult, json_bytes};
 use crate::records::{self, NodeRecord, RevokedCertRecord, TokenRecord};
@@ -106,14 +106,9 @@ pub async fn delete(
         .get(&records::node_key(&name))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no node {name}")))?;
-    let mut ops = vec![
-        Op::Delete {
-            key: kv.key.clone(),
-        },
-        Op::Delete {
-            key: records::node_lease_key(&name),
-        },
-    ];
+    let mut ops = vec![Op::Delete {
+        key: records::node_lease_key(&name),
+    }];
     state.tokens.with(|t| {
         for (k, v) in t {
             if matches!(v.as_ref(), TokenRecord::Node { node } if node == &name) {
@@ -131,23 +126,13 @@ pub async fn delete(
             value: json_bytes(rec)?,
         });
     }
-    let out = state
-        .store
-        .txn(
-            vec![Compare::ModRevision {
-                key: kv.key,
-                equals: kv.mod_revision,
-            }],
-            ops,
-        )
-        .await?;
-    if !out.succeeded {
-        return Err(ApiError::conflict("node changed meanwhile; try again").into());
-    }
-    state.nodes.wait_for(out.revision, AppState::CATCH_UP).await;
+    let revision = typed_store::delete(state.store.as_ref(), &kv.key, kv.mod_revision, ops)
+        .await?
+        .ok_or_else(|| ApiError::conflict("node changed meanwhile; try again"))?;
+    state.nodes.wait_for(revision, AppState::CATCH_UP).await;
     state
         .revoked_certs
-        .wait_for(out.revision, AppState::CATCH_UP)
+        .wait_for(revision, AppState::CATCH_UP)
         .await;
     tracing::info!(node = %name, revoked_certificates = revoked.len(), "node deleted");
     Ok(AxumJson(serde_json::json!({"deleted": name})))

@@ -11,10 +11,9 @@ use novacron_api_types::{
     AccelChoice, ApiError, DEFAULT_PROJECT, ErrorCode, ImageKind, Network, Operation, OperationRef,
     PowerState, StopRequest, Vm, VmCreateRequest, VmState, format_size, validate_name,
 };
-use novacron_store::{Compare, Op};
 
 use super::operations::{new_operation, put_op};
-use super::{ApiFailure, ApiResult, Json, json_bytes};
+use super::{ApiFailure, ApiResult, Json};
 use crate::lifecycle::{self, Event};
 use crate::placement::{self, Demand};
 use crate::records::{self, VmRecord, VmStatusRecord, now};
@@ -234,39 +233,24 @@ pub async fn create_vm(
         migrating_to: None,
     };
     let written = async {
-        let out = state
-            .store
-            .txn(
-                vec![Compare::ModRevision {
-                    key: key.clone(),
-                    equals: 0,
-                }],
-                vec![
-                    Op::Put {
-                        key: key.clone(),
-                        value: json_bytes(&rec)?,
-                    },
-                    put_op(&op)?,
-                ],
-            )
-            .await?;
-        if !out.succeeded {
-            return Err(ApiFailure(ApiError::new(
-                ErrorCode::AlreadyExists,
-                format!("a VM named {:?} already exists", req.name),
-            )));
-        }
-        Ok(out)
+        typed_store::create(state.store.as_ref(), &key, &rec, vec![put_op(&op)?])
+            .await?
+            .ok_or_else(|| {
+                ApiFailure(ApiError::new(
+                    ErrorCode::AlreadyExists,
+                    format!("a VM named {:?} already exists", req.name),
+                ))
+            })
     }
     .await;
-    let out = match written {
-        Ok(out) => out,
+    let revision = match written {
+        Ok(revision) => revision,
         Err(e) => {
             state.placement.release(&vm_id);
             return Err(e);
         }
     };
-    state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
+    state.vms.wait_for(revision, AppState::CATCH_UP).await;
     tracing::info!(vm = %req.name, node = %node, operation = %op.id, kind, "VM created");
     Ok(op)
 }
