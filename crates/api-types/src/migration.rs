@@ -208,7 +208,7 @@ pub struct MigrationRef {
 pub struct EvacuateRequest {
     /// The node to empty.
     pub node: String,
-    /// Move every VM to this node (omitted: each to the node with the most free memory).
+    /// Move every VM to this node (omitted: the scheduler chooses each destination).
     #[serde(default)]
     pub to: Option<String>,
     /// Migrations at once (omitted: planned from the VMs and the link).

@@ -49,4 +49,5 @@ pub use pipeline::{
     FitScorer, HostStateFilter, HostView, RequestContext, ScarcityScorer, Scorer, SelectorFilter,
     SoftConstraintScorer, SpreadFilter,
 };
+pub use rebalance::EvacuationFailure;
 pub use scheduler::{FleetStats, HostInfo, QuotaHook, Scheduler};

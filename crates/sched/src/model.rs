@@ -252,6 +252,23 @@ impl LabelSelector {
     }
 }
 
+impl LabelSelector {
+    /// Whether a host with `labels` satisfies this selector (the failure-domain keys are not
+    /// in `labels`; the scheduler's own filter resolves them). For explaining a refusal in the
+    /// caller's words; decisions go through [`crate::Scheduler`].
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let value = labels.get(&self.key);
+        match (&self.op, value) {
+            (SelectorOp::In(vs), Some(v)) => vs.contains(v),
+            (SelectorOp::In(_), None) => false,
+            (SelectorOp::NotIn(vs), Some(v)) => !vs.contains(v),
+            (SelectorOp::NotIn(_), None) => true,
+            (SelectorOp::Exists, v) => v.is_some(),
+            (SelectorOp::DoesNotExist, v) => v.is_none(),
+        }
+    }
+}
+
 impl fmt::Display for LabelSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.op {

@@ -9,7 +9,7 @@
 
 use crate::error::SchedError;
 use crate::fleet::Fleet;
-use crate::model::{HostState, Move, Strategy};
+use crate::model::{HostState, Move, Request, Strategy};
 use crate::pipeline::HostView;
 use crate::scheduler::Scheduler;
 
@@ -182,7 +182,24 @@ impl Scheduler {
     /// failure), largest VM first, each decision seeing the ones before it. The fleet is
     /// unchanged. Fails with the first VM that cannot be placed, naming the binding constraint.
     pub fn plan_evacuation(&mut self, host: &str) -> Result<Vec<Move>, SchedError> {
-        let src = self.host_idx(host)?;
+        self.plan_evacuation_with(host, |_, req| Some(req))
+            .map_err(|f| f.error)
+    }
+
+    /// [`Scheduler::plan_evacuation`] where the caller decides, per resident VM, what its move
+    /// requires: `adjust(vm, request)` gets the request the VM was committed with (the host
+    /// already excluded) and returns it with the move's own rules added (a live migration
+    /// needs the same QEMU, say), or `None` to leave that VM where it is (a stopped VM, a
+    /// reservation for a VM still arriving). The failure names the VM that fits nowhere.
+    pub fn plan_evacuation_with(
+        &mut self,
+        host: &str,
+        mut adjust: impl FnMut(&str, Request) -> Option<Request>,
+    ) -> Result<Vec<Move>, EvacuationFailure> {
+        let src = self.host_idx(host).map_err(|error| EvacuationFailure {
+            vm: String::new(),
+            error,
+        })?;
         let mut vms: Vec<u32> = self.fleet.cold[src as usize].vms.clone();
         vms.sort_by_key(|&v| {
             let d = self.fleet.vms[v as usize].demand;
@@ -194,6 +211,10 @@ impl Scheduler {
         for v in vms {
             let mut req = self.request_of(v);
             req.exclude_hosts.push(host.to_string());
+            let name = self.fleet.vm_names.name(v).to_string();
+            let Some(req) = adjust(&name, req) else {
+                continue;
+            };
             self.fleet.detach(v);
             let decision = {
                 let r = self.resolve(&req);
@@ -207,15 +228,15 @@ impl Scheduler {
                     self.fleet.attach(v, t);
                     applied.push((v, t));
                     moves.push(Move {
-                        vm: self.fleet.vm_names.name(v).to_string(),
+                        vm: name,
                         from: host.to_string(),
                         to: self.fleet.host_name(t).to_string(),
                         gain: 0.0,
                     });
                 }
-                Err(e) => {
+                Err(error) => {
                     self.fleet.attach(v, src);
-                    failure = Some(e);
+                    failure = Some(EvacuationFailure { vm: name, error });
                     break;
                 }
             }
@@ -229,6 +250,16 @@ impl Scheduler {
             None => Ok(moves),
         }
     }
+}
+
+/// The VM an evacuation plan found no place for, and why.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{vm}: {error}")]
+pub struct EvacuationFailure {
+    /// The VM (empty when the host itself is unknown).
+    pub vm: String,
+    /// Why it fits nowhere.
+    pub error: SchedError,
 }
 
 fn std_dev(n: usize, s1: f64, s2: f64) -> f64 {

@@ -211,6 +211,56 @@ fn evacuation_that_cannot_fit_names_the_constraint() {
 }
 
 #[test]
+fn evacuation_with_per_vm_rules_skips_and_constrains_vms() {
+    let mut h2 = host("h2", 16, 64, "a", "k1");
+    h2.labels.insert("qemu".into(), "7.2".into());
+    let mut h3 = host("h3", 16, 64, "a", "k1");
+    h3.labels.insert("qemu".into(), "8.2".into());
+    let mut s = sched(&[host("h1", 16, 64, "a", "k1"), h2, h3]);
+    s.commit("moves", "h1", &req(2, 8)).unwrap();
+    s.commit("stays", "h1", &req(2, 8)).unwrap();
+    let plan = s
+        .plan_evacuation_with("h1", |vm, mut r| {
+            (vm == "moves").then(|| {
+                r.selectors.push(LabelSelector::eq("qemu", "8.2"));
+                r
+            })
+        })
+        .unwrap();
+    assert_eq!(plan.len(), 1, "{plan:?}");
+    assert_eq!((plan[0].vm.as_str(), plan[0].to.as_str()), ("moves", "h3"));
+    let err = s
+        .plan_evacuation_with("h1", |_, mut r| {
+            r.selectors.push(LabelSelector::eq("qemu", "9.0"));
+            Some(r)
+        })
+        .unwrap_err();
+    assert!(["moves", "stays"].contains(&err.vm.as_str()), "{err}");
+    assert!(err.to_string().contains("qemu=9.0"), "{err}");
+    assert_eq!(s.vm_host("moves"), Some("h1"));
+    s.verify_bookkeeping().unwrap();
+}
+
+#[test]
+fn selectors_match_labels_as_the_filter_does() {
+    let labels: std::collections::BTreeMap<String, String> =
+        [("kvm".to_string(), "false".to_string())].into();
+    assert!(LabelSelector::eq("kvm", "false").matches(&labels));
+    assert!(!LabelSelector::eq("kvm", "true").matches(&labels));
+    let bridge = LabelSelector {
+        key: "bridge.br0".into(),
+        op: SelectorOp::Exists,
+    };
+    assert!(!bridge.matches(&labels));
+    let not_kvm = LabelSelector {
+        key: "kvm".into(),
+        op: SelectorOp::NotIn(vec!["true".into()]),
+    };
+    assert!(not_kvm.matches(&labels));
+    assert!(not_kvm.matches(&Default::default()));
+}
+
+#[test]
 fn ha_restart_excludes_failed_host() {
     let mut s = sched(&[host("h1", 16, 64, "a", "k1"), host("h2", 16, 64, "a", "k2")]);
     s.commit("vm-1", "h1", &req(2, 8)).unwrap();

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use novacron_api_types::{HaPolicy, PowerState, VmState};
 use novacron_store::{Compare, LeaseId, Op, StoreError};
 
+use crate::lifecycle::Event;
 use crate::placement::{demand_of, vm_id};
 use crate::records::{self, LeaderRecord, MemberRecord, VmRecord, VmStatusRecord, now};
 use crate::state::AppState;
+use crate::typed_store::Change;
 
 const MEMBER_TTL: Duration = Duration::from_secs(10);
 const LEADER_TTL: Duration = Duration::from_secs(4);
@@ -200,6 +202,31 @@ async fn restart_vms_of(state: &AppState, node: &str) -> Result<(), StoreError> 
     vms.sort_by(|a, b| b.ha_priority.cmp(&a.ha_priority).then(a.name.cmp(&b.name)));
     for vm in vms {
         let id = vm_id(&vm.project, &vm.name);
+        let key = records::vm_key(&vm.project, &vm.name);
+        let rec = match crate::typed_store::get::<VmRecord>(state.store.as_ref(), &key).await {
+            Ok(Some((rec, _))) => rec,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(vm = %vm.name, error = %e.0.message, "cannot read an HA VM's record");
+                continue;
+            }
+        };
+        if rec.node != node {
+            continue; // moved meanwhile
+        }
+        if let Err(refusal) = crate::lifecycle::check_changeable(&rec) {
+            // The same rule as every other change: the migration decides first. Its source
+            // is lost, so it can no longer switch over; end it (unless it committed just now)
+            // and restart the VM in a later pass.
+            tracing::warn!(vm = %vm.name, node, reason = %refusal, "HA restart waits for the migration to end; ending it");
+            if let Some(m) = &rec.migration
+                && let Err(e) =
+                    crate::api::migrations::abandon_for_lost_source(state, m, node).await
+            {
+                tracing::warn!(vm = %vm.name, migration = %m, error = %e.0.message, "cannot end the migration of a lost node's VM");
+            }
+            continue;
+        }
         let target = match state
             .placement
             .relocate(&id, &demand_of(&vm), &[node.to_string()])
@@ -210,21 +237,6 @@ async fn restart_vms_of(state: &AppState, node: &str) -> Result<(), StoreError> 
                 continue;
             }
         };
-        let key = records::vm_key(&vm.project, &vm.name);
-        let Some(kv) = state.store.get(&key).await? else {
-            continue;
-        };
-        let Ok(mut rec) = serde_json::from_slice::<VmRecord>(&kv.value) else {
-            continue;
-        };
-        if rec.node != node {
-            continue; // moved meanwhile
-        }
-        rec.node = target.clone();
-        rec.generation += 1;
-        rec.power = PowerState::Running;
-        rec.action = None;
-        rec.creating = false;
         let status = VmStatusRecord {
             observed_generation: 0,
             state: VmState::Starting,
@@ -233,26 +245,42 @@ async fn restart_vms_of(state: &AppState, node: &str) -> Result<(), StoreError> 
             accel_in_use: None,
             updated_at: now(),
         };
-        let out = state
-            .store
-            .txn(
-                vec![Compare::ModRevision {
-                    key: key.clone(),
-                    equals: kv.mod_revision,
-                }],
-                vec![
-                    Op::Put {
-                        key: key.clone(),
-                        value: serde_json::to_vec(&rec).unwrap_or_default(),
-                    },
-                    Op::Put {
-                        key: records::vm_status_key(&vm.project, &vm.name),
-                        value: serde_json::to_vec(&status).unwrap_or_default(),
-                    },
-                ],
-            )
-            .await?;
-        if out.succeeded {
+        let status = serde_json::to_vec(&status).unwrap_or_default();
+        let status_key = records::vm_status_key(&vm.project, &vm.name);
+        let written =
+            crate::typed_store::update(state.store.as_ref(), &key, |rec: VmRecord| {
+                // Moved, or a migration started, since the read above: a later pass decides.
+                let event = Event::HaRestart {
+                    from: node.to_string(),
+                    to: target.clone(),
+                };
+                let observed = crate::api::vms::observed_state(state, &rec);
+                let rec = match crate::lifecycle::apply(&rec, observed, &event) {
+                    Ok(next) => next,
+                    Err(refusal) => {
+                        tracing::info!(vm = %rec.name, reason = %refusal, "HA restart left to a later pass");
+                        return std::future::ready(Ok(Change::Keep));
+                    }
+                };
+                std::future::ready(Ok(Change::WriteWith {
+                    record: rec,
+                    compares: vec![],
+                    ops: vec![Op::Put {
+                        key: status_key.clone(),
+                        value: status.clone(),
+                    }],
+                }))
+            })
+            .await;
+        let out = match written {
+            Ok(Some(u)) => u,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(vm = %vm.name, error = %e.0.message, "HA restart not recorded");
+                continue;
+            }
+        };
+        if out.written {
             tracing::warn!(vm = %vm.name, from = node, to = %target, "HA restart");
         }
     }

@@ -10,11 +10,13 @@ pub mod auth;
 pub mod cache;
 pub mod ha;
 pub mod join_tokens;
+pub mod lifecycle;
 pub mod metrics;
 pub mod networks;
 pub mod placement;
 pub mod records;
 pub mod state;
+pub mod typed_store;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,15 +1,22 @@
-//! Choosing a node for a VM, through the scheduler (`novacron-sched`). The control plane
-//! keeps one in-memory fleet, fed from the store mirrors: nodes become hosts (vCPUs
-//! overcommitted up to [`CPU_OVERCOMMIT`]×, memory never), every VM a resident. A placement
-//! decision commits at once, so it doubles as a reservation while the VM record is written.
+//! Choosing a node for a VM, through the scheduler (`novacron-sched`): creation, HA restart,
+//! the destination of a live migration and evacuation plans. The control plane keeps one
+//! in-memory fleet, fed from the store mirrors: nodes become hosts (vCPUs overcommitted up to
+//! [`CPU_OVERCOMMIT`]×, memory never), every VM a resident, and every in-flight migration a
+//! reservation of the VM's demand on its destination ([`incoming_id`]), so nothing else takes
+//! the memory promised to the incoming VM. A placement decision commits at once, so it
+//! doubles as a reservation while the record is written.
+//!
+//! What a node offers is in its labels: `kvm` (`true`/`false`), `bridge.NAME`, `qemu`
+//! (`major.minor`), `qemu.live-migration` (QEMU 7 or newer) and `node` (its name). A live
+//! migration's own rules ([`MoveRule`]) are label selectors on top of the VM's demand.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use novacron_api_types::{ApiError, ErrorCode, NodeState};
+use novacron_api_types::{AccelChoice, ApiError, ErrorCode, Network, NodeState};
 use novacron_sched::{
-    FailureDomain, HostSpec, HostState, LabelSelector, Overcommit, Request, Resources, SchedError,
-    Scheduler, SchedulerConfig, SelectorOp,
+    EvacuationFailure, FailureDomain, HostSpec, HostState, LabelSelector, Move, Overcommit,
+    Request, Resources, SchedError, Scheduler, SchedulerConfig, SelectorOp,
 };
 
 use crate::cache::Change;
@@ -37,6 +44,125 @@ pub struct Placement {
 /// The scheduler's id of a VM.
 pub fn vm_id(project: &str, name: &str) -> String {
     format!("{project}/{name}")
+}
+
+/// The scheduler's id of the capacity an in-flight migration of VM `vm_id` holds on its
+/// destination (`>` never occurs in a name).
+pub fn incoming_id(vm_id: &str) -> String {
+    format!("{vm_id}>incoming")
+}
+
+/// `major.minor` of a version string like `7.2.19` or `QEMU emulator version 7.2.19 (...)`.
+pub fn major_minor(v: &str) -> Option<(u64, u64)> {
+    let word = v
+        .split_whitespace()
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
+    let mut it = word.split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it
+        .next()?
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .ok()?;
+    Some((major, minor))
+}
+
+/// Oldest QEMU major version our live migration runs with.
+const LIVE_MIGRATION_QEMU_MAJOR: u64 = 7;
+
+/// What a live migration requires of its destination beyond room for the VM. Each rule is a
+/// label selector for the scheduler and the sentence that explains a refusal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MoveRule {
+    /// The source's QEMU major.minor (VMs use the machine type of their QEMU version).
+    SameQemu { source: String, version: String },
+    /// A QEMU new enough for live migration.
+    LiveMigrationQemu,
+    /// The guest runs under KVM with CPU model `host`: the destination needs KVM.
+    Kvm,
+    /// The guest runs under TCG with `--accel auto`: a node with KVM would start it under KVM.
+    NoKvm,
+    /// The bridge the VM is attached to.
+    Bridge(String),
+}
+
+impl MoveRule {
+    fn selector(&self) -> LabelSelector {
+        match self {
+            MoveRule::SameQemu { version, .. } => LabelSelector::eq(
+                "qemu",
+                major_minor(version)
+                    .map(|(a, b)| format!("{a}.{b}"))
+                    // No node's label: an unreadable source version moves nowhere.
+                    .unwrap_or_else(|| format!("unknown {version}")),
+            ),
+            MoveRule::LiveMigrationQemu => LabelSelector::eq("qemu.live-migration", "true"),
+            MoveRule::Kvm => LabelSelector::eq("kvm", "true"),
+            MoveRule::NoKvm => LabelSelector::eq("kvm", "false"),
+            MoveRule::Bridge(b) => LabelSelector {
+                key: format!("bridge.{b}"),
+                op: SelectorOp::Exists,
+            },
+        }
+    }
+
+    /// Why `dest` fails this rule, in the user's words.
+    fn refusal(&self, vm: &str, dest: &NodeRecord) -> String {
+        match self {
+            MoveRule::SameQemu { source, version } => format!(
+                "node {source} runs QEMU {version:?} and {} runs QEMU {:?}: VMs use the machine type of their QEMU version, so both nodes need the same QEMU major.minor",
+                dest.name, dest.qemu_version
+            ),
+            MoveRule::LiveMigrationQemu => format!(
+                "node {} runs QEMU {}; live migration needs QEMU 7.2 or newer",
+                dest.name, dest.qemu_version
+            ),
+            MoveRule::Kvm => format!(
+                "VM {vm} runs with KVM (CPU model `host`) and node {} has no usable KVM: the CPU the guest sees cannot move there",
+                dest.name
+            ),
+            MoveRule::NoKvm => format!(
+                "VM {vm} runs under TCG (accel auto) and node {} would pick KVM: both sides must use the same accelerator; create the VM with --accel tcg or choose a node without KVM",
+                dest.name
+            ),
+            MoveRule::Bridge(b) => format!(
+                "node {} has no bridge {b} (VM {vm} is attached to it)",
+                dest.name
+            ),
+        }
+    }
+}
+
+/// The rules of moving `vm`, which runs with accelerator `accel_in_use` (as its agent
+/// reported: `kvm`, `tcg` or empty) on `source`, to another node while it runs.
+pub fn move_rules(vm: &VmRecord, accel_in_use: &str, source: &NodeRecord) -> Vec<MoveRule> {
+    let mut rules = vec![
+        MoveRule::SameQemu {
+            source: source.name.clone(),
+            version: source.qemu_version.clone(),
+        },
+        MoveRule::LiveMigrationQemu,
+    ];
+    if accel_in_use == "kvm" || vm.accel == AccelChoice::Kvm {
+        rules.push(MoveRule::Kvm);
+    } else if accel_in_use == "tcg" && vm.accel == AccelChoice::Auto {
+        rules.push(MoveRule::NoKvm);
+    }
+    if let Network::Bridge { bridge } = &vm.network {
+        rules.push(MoveRule::Bridge(bridge.clone()));
+    }
+    rules
+}
+
+/// `req` with the selectors of `rules` added.
+fn with_rules(mut req: Request, rules: &[MoveRule]) -> Request {
+    for r in rules {
+        let s = r.selector();
+        if !req.selectors.contains(&s) {
+            req.selectors.push(s);
+        }
+    }
+    req
 }
 
 fn mib(bytes: u64) -> u64 {
@@ -69,6 +195,15 @@ fn host_spec(rec: &NodeRecord, state: NodeState) -> HostSpec {
     for b in &rec.bridges {
         spec.labels.insert(format!("bridge.{b}"), "present".into());
     }
+    spec.labels.insert("node".into(), rec.name.clone());
+    if let Some((major, minor)) = major_minor(&rec.qemu_version) {
+        spec.labels
+            .insert("qemu".into(), format!("{major}.{minor}"));
+        if major >= LIVE_MIGRATION_QEMU_MAJOR {
+            spec.labels
+                .insert("qemu.live-migration".into(), "true".into());
+        }
+    }
     spec.state = host_state(state);
     spec
 }
@@ -100,11 +235,16 @@ fn request(d: &Demand) -> Request {
     r
 }
 
+/// What `vm` needs from the node it runs on (a disk in a storage pool takes no node disk).
 pub fn demand_of(vm: &VmRecord) -> Demand {
     Demand {
         cpus: vm.cpus,
         memory_bytes: vm.memory_bytes,
-        disk_bytes: vm.disk_bytes.unwrap_or(0),
+        disk_bytes: if vm.storage.is_none() {
+            vm.disk_bytes.unwrap_or(0)
+        } else {
+            0
+        },
         needs_kvm: vm.accel == novacron_api_types::AccelChoice::Kvm,
         bridge: match &vm.network {
             novacron_api_types::Network::Bridge { bridge } => Some(bridge.clone()),
@@ -135,6 +275,60 @@ fn refused(e: SchedError, node: Option<&str>) -> ApiError {
                 None => other.to_string(),
             },
         ),
+    }
+}
+
+/// Why `dest` refused a move that `filter` failed, in the user's words (`None`: the
+/// scheduler's own words will do).
+fn explain_move(
+    s: &Scheduler,
+    vm: &VmRecord,
+    req: &Request,
+    rules: &[MoveRule],
+    dest: &NodeRecord,
+    dest_state: NodeState,
+    filter: &str,
+) -> Option<String> {
+    match filter {
+        "host-state" => Some(format!(
+            "node {} is {dest_state}: only a ready node takes VMs (`novacron node uncordon {}`)",
+            dest.name, dest.name
+        )),
+        "selector" => {
+            let labels = host_spec(dest, dest_state).labels;
+            rules
+                .iter()
+                .find(|r| !r.selector().matches(&labels))
+                .map(|r| r.refusal(&vm.name, dest))
+        }
+        "capacity" => {
+            let host = s.host(&dest.name)?;
+            let free = |cap: u64, used: u64| cap.saturating_sub(used);
+            let d = req.demand;
+            let mem_free = free(host.capacity.memory_mib, host.used.memory_mib);
+            let disk_free = free(host.capacity.disk_gib, host.used.disk_gib);
+            let cpu_free = free(host.capacity.cpu_millis, host.used.cpu_millis);
+            Some(if mem_free < d.memory_mib {
+                format!(
+                    "node {} has {mem_free} MiB of memory free and VM {} needs {} MiB",
+                    dest.name, vm.name, d.memory_mib
+                )
+            } else if disk_free < d.disk_gib {
+                format!(
+                    "node {} has not enough disk for VM {} ({} GiB; {disk_free} GiB free)",
+                    dest.name, vm.name, d.disk_gib
+                )
+            } else {
+                format!(
+                    "node {} has {} vCPU free ({CPU_OVERCOMMIT}× its CPUs) and VM {} needs {}",
+                    dest.name,
+                    cpu_free / 1000,
+                    vm.name,
+                    d.cpu_millis / 1000
+                )
+            })
+        }
+        _ => None,
     }
 }
 
@@ -199,13 +393,115 @@ impl Placement {
         let _ = self.lock().release(id);
     }
 
+    /// Chooses the destination of a live migration of `vm` (or checks `to`, a node with its
+    /// current state) away from `source`, and reserves the VM's demand there until the
+    /// migration ends ([`Placement::release_incoming`] if the migration is not recorded).
+    pub fn reserve_incoming(
+        &self,
+        vm: &VmRecord,
+        rules: &[MoveRule],
+        source: &str,
+        to: Option<(&NodeRecord, NodeState)>,
+    ) -> Result<String, ApiError> {
+        let id = incoming_id(&vm_id(&vm.project, &vm.name));
+        let mut req = with_rules(request(&demand_of(vm)), rules);
+        let mut s = self.lock();
+        let decided = match to {
+            Some((dest, dest_state)) => {
+                if dest.name == source {
+                    return Err(ApiError::new(
+                        ErrorCode::NoCapacity,
+                        format!("VM {} already runs on {}", vm.name, dest.name),
+                    ));
+                }
+                s.commit(&id, &dest.name, &req)
+                    .map(|()| dest.name.clone())
+                    .map_err(|e| {
+                        let why = match &e {
+                            SchedError::Infeasible { filter, .. } => {
+                                explain_move(&s, vm, &req, rules, dest, dest_state, filter)
+                            }
+                            _ => None,
+                        };
+                        match why {
+                            Some(why) => ApiError::new(ErrorCode::NoCapacity, why),
+                            None => refused(e, Some(&dest.name)),
+                        }
+                    })
+            }
+            None => {
+                req.exclude_hosts.push(source.to_string());
+                s.place_and_commit(&id, &req)
+                    .map(|p| p.host)
+                    .map_err(|e| match e {
+                        SchedError::NoFit(nf) => ApiError::new(
+                            ErrorCode::NoCapacity,
+                            format!("no node can take VM {}: {nf}", vm.name),
+                        ),
+                        other => refused(other, None),
+                    })
+            }
+        };
+        decided.map_err(|e| match e.code {
+            // Another migration of this VM holds the reservation.
+            ErrorCode::AlreadyExists => {
+                ApiError::conflict(format!("VM {} is already migrating", vm.name))
+            }
+            _ => e,
+        })
+    }
+
+    /// Drops the reservation of a migration of VM `id` that was not recorded.
+    pub fn release_incoming(&self, id: &str) {
+        let _ = self.lock().release(&incoming_id(id));
+    }
+
+    /// Where each VM on `node` goes if the node is evacuated now, through the scheduler's
+    /// [`Scheduler::plan_evacuation_with`]: `rules(vm_id)` says what moving that VM requires,
+    /// `None` leaves it where it is. Only `to` is considered when given.
+    pub fn plan_evacuation(
+        &self,
+        node: &str,
+        to: Option<&str>,
+        mut rules: impl FnMut(&str) -> Option<Vec<MoveRule>>,
+    ) -> Result<Vec<Move>, ApiError> {
+        let mut s = self.lock();
+        s.plan_evacuation_with(node, |id, req| {
+            let rules = rules(id)?;
+            let mut req = with_rules(req, &rules);
+            if let Some(to) = to {
+                req.selectors.push(LabelSelector::eq("node", to));
+            }
+            Some(req)
+        })
+        .map_err(|EvacuationFailure { vm, error }| match error {
+            SchedError::UnknownHost(h) => {
+                ApiError::not_found(format!("node {h} does not exist: see `novacron node list`"))
+            }
+            error => ApiError::new(
+                ErrorCode::NoCapacity,
+                format!(
+                    "no node can take VM {}: {error}",
+                    vm.split_once('/').map_or(vm.as_str(), |(_, n)| n)
+                ),
+            ),
+        })
+    }
+
     fn sync_node(s: &mut Scheduler, rec: &NodeRecord, state: NodeState) {
         if let Err(e) = s.upsert_host(host_spec(rec, state)) {
             tracing::warn!(node = %rec.name, error = %e, "scheduler refused a node");
         }
     }
 
+    /// Brings VM `id` (and the reservation of its in-flight migration) in line with its record.
     fn sync_vm(s: &mut Scheduler, id: &str, vm: Option<&VmRecord>) {
+        let incoming = incoming_id(id);
+        let want_incoming = vm.and_then(|v| v.migrating_to.as_deref());
+        let has_incoming = s.vm_host(&incoming).map(str::to_string);
+        if has_incoming.is_some() && has_incoming.as_deref() != want_incoming {
+            let _ = s.release(&incoming);
+        }
         match vm {
             None => {
                 let _ = s.release(id);
@@ -222,6 +518,12 @@ impl Placement {
                     }
                 }
             },
+        }
+        if let (Some(v), Some(to)) = (vm, want_incoming)
+            && s.vm_host(&incoming) != Some(to)
+            && let Err(e) = s.restore(&incoming, to, &request(&demand_of(v)))
+        {
+            tracing::debug!(vm = id, node = to, error = %e, "migration destination not in the scheduler yet");
         }
     }
 
@@ -299,5 +601,21 @@ pub async fn follow(state: Arc<AppState>) {
             }
             _ = tick.tick() => state.placement.refresh_states(&state),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_by_major_minor() {
+        assert_eq!(major_minor("7.2.19"), Some((7, 2)));
+        assert_eq!(
+            major_minor("QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u16)"),
+            Some((7, 2))
+        );
+        assert_eq!(major_minor("8.1.0-rc1"), Some((8, 1)));
+        assert_eq!(major_minor("unknown"), None);
     }
 }

@@ -22,6 +22,7 @@ use crate::records::{
     self, NodeLeaseRecord, NodeRecord, TokenRecord, VmRecord, VmStatusRecord, now,
 };
 use crate::state::AppState;
+use crate::typed_store::{self, Change};
 
 /// The names a node's certificate may carry, chosen by the control plane (never copied from
 /// what the agent asks): the node's registered name, and the IP address the registration
@@ -393,30 +394,23 @@ pub async fn report_status(
     validate_name("vm", &name)?;
     let key = records::vm_key(&project, &name);
     let status_key = records::vm_status_key(&project, &name);
-    for _ in 0..20 {
-        let Some(kv) = state.store.get(&key).await? else {
-            // The VM is gone (deleted, or never was): nothing to record.
-            return Err(ApiError::not_found(format!("no VM {project}/{name}")).into());
-        };
-        let mut rec: VmRecord = serde_json::from_slice(&kv.value)
-            .map_err(|e| ApiFailure(ApiError::internal(format!("VM record: {e}"))))?;
-        if rec.node != node {
+    let state: &AppState = &state;
+    let (report, node, name, status_key) = (&report, &node, &name, &status_key);
+    let updated = typed_store::update(state.store.as_ref(), &key, |mut rec: VmRecord| async move {
+        if &rec.node != node {
             return Err(ApiError::conflict(format!(
                 "VM {name} is placed on {}, not on {node}",
                 rec.node
             ))
             .into());
         }
-        let compares = vec![Compare::ModRevision {
-            key: key.clone(),
-            equals: kv.mod_revision,
-        }];
         let mut ops = vec![];
         let mut finish: Option<(String, OperationState, String)> = None;
         let current = report.observed_generation == rec.generation;
 
-        if report.deleted && rec.deleting {
-            ops.push(Op::Delete { key: key.clone() });
+        let mut rec_changed = false;
+        let deleted = report.deleted && rec.deleting;
+        if deleted {
             ops.push(Op::Delete {
                 key: status_key.clone(),
             });
@@ -444,7 +438,6 @@ pub async fn report_status(
                 key: status_key.clone(),
                 value: json_bytes(&status)?,
             });
-            let mut rec_changed = false;
             if current && let Some(id) = rec.operation.clone() {
                 if let Some(err) = &report.error {
                     if rec.creating && !rec.deleting {
@@ -458,7 +451,7 @@ pub async fn report_status(
                         let msg = format!("creation failed: {err}; rolling back");
                         ops.push(Op::Put {
                             key: records::op_key(&id),
-                            value: json_bytes(&progress_op(&state, &id, &msg).await?)?,
+                            value: json_bytes(&progress_op(state, &id, &msg).await?)?,
                         });
                     } else {
                         rec.operation = None;
@@ -496,15 +489,9 @@ pub async fn report_status(
                 rec.creating = false;
                 rec_changed = true;
             }
-            if rec_changed {
-                ops.push(Op::Put {
-                    key: key.clone(),
-                    value: json_bytes(&rec)?,
-                });
-            }
         }
         if let Some((id, st, msg)) = &finish {
-            let mut op = progress_op(&state, id, msg).await?;
+            let mut op = progress_op(state, id, msg).await?;
             if rec.creating
                 && let Ok(Some(kv)) = state.store.get(&records::op_key(id)).await
                 && let Ok(old) = serde_json::from_slice::<novacron_api_types::Operation>(&kv.value)
@@ -522,16 +509,27 @@ pub async fn report_status(
                 value: json_bytes(&op)?,
             });
         }
-        let out = state.store.txn(compares, ops).await?;
-        if out.succeeded {
-            state
-                .statuses
-                .wait_for(out.revision, AppState::CATCH_UP)
-                .await;
-            return Ok(AxumJson(serde_json::json!({"revision": out.revision})));
-        }
-    }
-    Err(ApiError::unavailable(format!("VM {name} kept changing; report again")).into())
+        let compares = vec![];
+        Ok(if deleted {
+            Change::Delete { compares, ops }
+        } else if rec_changed {
+            Change::WriteWith {
+                record: rec,
+                compares,
+                ops,
+            }
+        } else {
+            Change::KeepWith { compares, ops }
+        })
+    })
+    .await?
+    // The VM is gone (deleted, or never was): nothing to record.
+    .ok_or_else(|| ApiError::not_found(format!("no VM {project}/{name}")))?;
+    state
+        .statuses
+        .wait_for(updated.revision, AppState::CATCH_UP)
+        .await;
+    Ok(AxumJson(serde_json::json!({"revision": updated.revision})))
 }
 
 /// The operation `id` with a new message (not yet written).

@@ -13,8 +13,8 @@ use novacron_api_types::backup::{
     BackupSchedule, PruneRequest, RepoLocation, RestoreSource, Retention,
 };
 use novacron_api_types::{
-    ApiError, DEFAULT_PROJECT, ErrorCode, Network, Operation, OperationRef, PowerState,
-    VmCreateRequest, VmState, validate_name,
+    ApiError, DEFAULT_PROJECT, ErrorCode, Network, Operation, OperationRef, VmCreateRequest,
+    validate_name,
 };
 use novacron_backup::location::{self, Location};
 use novacron_store::{Compare, Op};
@@ -25,6 +25,7 @@ use super::roles::NodeCaller;
 use super::{ApiFailure, ApiResult, Json, json_bytes};
 use crate::records::{self, VmRecord, now};
 use crate::state::AppState;
+use crate::typed_store::{self, Change};
 
 fn backup_err(e: novacron_backup::BackupError) -> ApiFailure {
     use novacron_backup::BackupError as E;
@@ -394,23 +395,7 @@ pub async fn restore(
             &vm,
             "vm.restore",
             "restoring the disk",
-            move |rec, observed| {
-                if !matches!(observed, VmState::Stopped | VmState::Crashed)
-                    || rec.power != PowerState::Stopped
-                {
-                    return Err(ApiError::conflict(format!(
-                        "VM {} is {observed}; stop it before restoring over it",
-                        rec.name
-                    ))
-                    .into());
-                }
-                rec.restore = Some(RestoreSource {
-                    repo: repo.clone(),
-                    backup: id2.clone(),
-                    generation: rec.generation + 1,
-                });
-                Ok(())
-            },
+            crate::lifecycle::Event::RestoreOver { repo, backup: id2 },
         )
         .await?;
         return Ok((
@@ -655,50 +640,32 @@ pub async fn agent_update_operation(
     Json(u): Json<novacron_api_types::backup::OperationUpdate>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
     let key = records::op_key(&id);
-    for _ in 0..10 {
-        let kv = state
-            .store
-            .get(&key)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no operation {id}")))?;
-        let mut op: Operation =
-            serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+    let (id, node, u) = (&id, &node, &u);
+    typed_store::update(state.store.as_ref(), &key, |mut op: Operation| {
         // Only the node that runs the VM may report on its operations.
         let vm = op.target.strip_prefix("vm/").unwrap_or("");
         let on_node = state
             .vms
             .get(&records::vm_key(&op.project, vm))
-            .is_some_and(|v: Arc<VmRecord>| v.node == node);
-        if !on_node {
-            return Err(ApiError::new(
+            .is_some_and(|v: Arc<VmRecord>| &v.node == node);
+        let change = if !on_node {
+            Err(ApiError::new(
                 ErrorCode::PermissionDenied,
                 format!("operation {id} is not about a VM of node {node}"),
             )
-            .into());
-        }
-        if op.is_done() {
-            return Ok(AxumJson(serde_json::json!({})));
-        }
-        op.state = u.state;
-        op.message = u.message.clone();
-        op.progress = u.progress;
-        op.updated_at = now();
-        let out = state
-            .store
-            .txn(
-                vec![Compare::ModRevision {
-                    key: key.clone(),
-                    equals: kv.mod_revision,
-                }],
-                vec![Op::Put {
-                    key: key.clone(),
-                    value: json_bytes(&op)?,
-                }],
-            )
-            .await?;
-        if out.succeeded {
-            return Ok(AxumJson(serde_json::json!({})));
-        }
-    }
-    Err(ApiError::unavailable("operation kept changing").into())
+            .into())
+        } else if op.is_done() {
+            Ok(Change::Keep)
+        } else {
+            op.state = u.state;
+            op.message = u.message.clone();
+            op.progress = u.progress;
+            op.updated_at = now();
+            Ok(Change::Write(op))
+        };
+        std::future::ready(change)
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no operation {id}")))?;
+    Ok(AxumJson(serde_json::json!({})))
 }

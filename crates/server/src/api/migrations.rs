@@ -16,16 +16,18 @@ use novacron_api_types::migration::{
     MigrationSecret, MigrationState, OutgoingMigration,
 };
 use novacron_api_types::{
-    ApiError, DEFAULT_PROJECT, ErrorCode, Network, NodeState, OperationState, VmState,
-    validate_name,
+    ApiError, DEFAULT_PROJECT, ErrorCode, NodeState, OperationState, VmState, validate_name,
 };
 use novacron_store::{Compare, Op};
 
 use super::operations::{finish, new_operation, put_op};
 use super::roles::NodeCaller;
 use super::{ApiFailure, ApiResult, Json, json_bytes};
+use crate::lifecycle::{self, Event};
+use crate::placement::{self, MoveRule};
 use crate::records::{self, NodeRecord, VmRecord, now};
 use crate::state::AppState;
+use crate::typed_store::{self, Change};
 
 /// Default longest pause of the guest.
 pub const DEFAULT_MAX_DOWNTIME_MS: u64 = 300;
@@ -43,21 +45,6 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, b: &[u8]) -> ApiResult<T> 
     serde_json::from_slice(b).map_err(|e| ApiFailure(ApiError::internal(format!("{what}: {e}"))))
 }
 
-/// `major.minor` of a version string like `7.2.19` or `QEMU emulator version 7.2.19 (...)`.
-fn major_minor(v: &str) -> Option<(u64, u64)> {
-    let word = v
-        .split_whitespace()
-        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
-    let mut it = word.split('.');
-    let major = it.next()?.parse().ok()?;
-    let minor = it
-        .next()?
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .parse()
-        .ok()?;
-    Some((major, minor))
-}
-
 /// A fresh per-migration secret for the two agents' DWCP session (never logged, never stored).
 fn new_migration_secret() -> ApiResult<MigrationSecret> {
     let mut b = [0u8; 32];
@@ -68,141 +55,8 @@ fn new_migration_secret() -> ApiResult<MigrationSecret> {
     ))
 }
 
-/// Memory and disk bytes promised to each node beyond the VMs placed on it: VMs migrating there
-/// now (and, while an evacuation is planned, VMs the plan already sends there).
-type Promised = std::collections::HashMap<String, (u64, u64)>;
-
-/// What each node holds and is promised, read once per request.
-struct Load {
-    placed: std::collections::HashMap<String, (novacron_api_types::Resources, u32)>,
-    promised: Promised,
-}
-
-fn load(state: &AppState) -> Load {
-    Load {
-        placed: state.allocations(),
-        promised: incoming(state),
-    }
-}
-
-fn incoming(state: &AppState) -> Promised {
-    let mut out = Promised::new();
-    state.vms.with(|vms| {
-        for v in vms.values() {
-            if let Some(to) = &v.migrating_to {
-                add_promise(&mut out, to, v);
-            }
-        }
-    });
-    out
-}
-
-fn add_promise(p: &mut Promised, node: &str, vm: &VmRecord) {
-    let e = p.entry(node.to_string()).or_default();
-    e.0 += vm.memory_bytes;
-    if vm.storage.is_none() {
-        e.1 += vm.disk_bytes.unwrap_or(0);
-    }
-}
-
-/// Why `dest` cannot take `vm` now (`None`: it can).
-fn refusal(
-    state: &AppState,
-    vm: &VmRecord,
-    source: &NodeRecord,
-    dest: &NodeRecord,
-    load: &Load,
-) -> Option<String> {
-    if dest.name == vm.node {
-        return Some(format!("VM {} already runs on {}", vm.name, dest.name));
-    }
-    match state.node_state(dest) {
-        NodeState::Ready => {}
-        other => {
-            return Some(format!(
-                "node {} is {other}: only a ready node takes VMs (`novacron node uncordon {}`)",
-                dest.name, dest.name
-            ));
-        }
-    }
-    let (src_v, dst_v) = (
-        major_minor(&source.qemu_version),
-        major_minor(&dest.qemu_version),
-    );
-    if src_v.is_none() || src_v != dst_v {
-        return Some(format!(
-            "node {} runs QEMU {:?} and {} runs QEMU {:?}: VMs use the machine type of their QEMU version, so both nodes need the same QEMU major.minor",
-            source.name, source.qemu_version, dest.name, dest.qemu_version
-        ));
-    }
-    if let Some((major, _)) = dst_v
-        && major < 7
-    {
-        return Some(format!(
-            "node {} runs QEMU {}; live migration needs QEMU 7.2 or newer",
-            dest.name, dest.qemu_version
-        ));
-    }
-    let accel_in_use = state
-        .statuses
-        .get(&records::vm_status_key(&vm.project, &vm.name))
-        .and_then(|s| s.accel_in_use.clone())
-        .unwrap_or_default();
-    if accel_in_use == "kvm" && !dest.kvm_usable {
-        return Some(format!(
-            "VM {} runs with KVM (CPU model `host`) and node {} has no usable KVM: the CPU the guest sees cannot move there",
-            vm.name, dest.name
-        ));
-    }
-    if accel_in_use == "tcg" && vm.accel == novacron_api_types::AccelChoice::Auto && dest.kvm_usable
-    {
-        return Some(format!(
-            "VM {} runs under TCG (accel auto) and node {} would pick KVM: both sides must use the same accelerator; create the VM with --accel tcg or choose a node without KVM",
-            vm.name, dest.name
-        ));
-    }
-    if let Network::Bridge { bridge } = &vm.network
-        && !dest.bridges.contains(bridge)
-    {
-        return Some(format!(
-            "node {} has no bridge {bridge} (VM {} is attached to it)",
-            dest.name, vm.name
-        ));
-    }
-    let alloc = &load.placed;
-    let extra = load.promised.get(&dest.name).copied().unwrap_or_default();
-    let used = alloc.get(&dest.name).map(|a| a.0.memory_bytes).unwrap_or(0) + extra.0;
-    if used + vm.memory_bytes > dest.capacity.memory_bytes {
-        return Some(format!(
-            "node {} has {} MiB of memory free and VM {} needs {} MiB",
-            dest.name,
-            dest.capacity.memory_bytes.saturating_sub(used) >> 20,
-            vm.name,
-            vm.memory_bytes >> 20
-        ));
-    }
-    if vm.storage.is_none() {
-        let disk_used = alloc.get(&dest.name).map(|a| a.0.disk_bytes).unwrap_or(0) + extra.1;
-        if disk_used + vm.disk_bytes.unwrap_or(0) > dest.capacity.disk_bytes {
-            return Some(format!(
-                "node {} has not enough disk for VM {} ({} GiB)",
-                dest.name,
-                vm.name,
-                vm.disk_bytes.unwrap_or(0) >> 30
-            ));
-        }
-    }
-    None
-}
-
-/// The destination for `vm`: the one asked for (checked), or the able node with the most
-/// free memory.
-fn choose_destination(
-    state: &AppState,
-    vm: &VmRecord,
-    to: Option<&str>,
-    load: &Load,
-) -> ApiResult<Arc<NodeRecord>> {
+/// The node `vm` runs on, which must be up: a live migration needs its agent.
+fn live_source(state: &AppState, vm: &VmRecord) -> ApiResult<Arc<NodeRecord>> {
     let source = state
         .nodes
         .get(&records::node_key(&vm.node))
@@ -219,47 +73,56 @@ fn choose_destination(
         ))
         .into());
     }
-    if let Some(to) = to {
-        validate_name("node", to)?;
-        let dest = state.nodes.get(&records::node_key(to)).ok_or_else(|| {
-            ApiError::not_found(format!("no node named {to:?}: see `novacron node list`"))
-        })?;
-        if let Some(why) = refusal(state, vm, &source, &dest, load) {
-            return Err(ApiError::new(ErrorCode::NoCapacity, why).into());
+    Ok(source)
+}
+
+/// What moving `vm` off `source` now requires of its destination.
+fn rules_of(state: &AppState, vm: &VmRecord, source: &NodeRecord) -> Vec<MoveRule> {
+    let accel_in_use = state
+        .statuses
+        .get(&records::vm_status_key(&vm.project, &vm.name))
+        .and_then(|s| s.accel_in_use.clone())
+        .unwrap_or_default();
+    placement::move_rules(vm, &accel_in_use, source)
+}
+
+/// The destination for `vm`, chosen by the scheduler (or `to`, checked by it), with the VM's
+/// demand reserved there: the caller records the migration or calls
+/// [`crate::placement::Placement::release_incoming`].
+fn reserve_destination(
+    state: &AppState,
+    vm: &VmRecord,
+    to: Option<&str>,
+) -> ApiResult<Arc<NodeRecord>> {
+    let source = live_source(state, vm)?;
+    let dest = match to {
+        Some(to) => {
+            validate_name("node", to)?;
+            Some(state.nodes.get(&records::node_key(to)).ok_or_else(|| {
+                ApiError::not_found(format!("no node named {to:?}: see `novacron node list`"))
+            })?)
         }
-        return Ok(dest);
+        None => None,
+    };
+    let rules = rules_of(state, vm, &source);
+    let chosen = state.placement.reserve_incoming(
+        vm,
+        &rules,
+        &source.name,
+        dest.as_deref().map(|d| (d, state.node_state(d))),
+    )?;
+    match state.nodes.get(&records::node_key(&chosen)) {
+        Some(n) => Ok(n),
+        None => {
+            state
+                .placement
+                .release_incoming(&placement::vm_id(&vm.project, &vm.name));
+            Err(
+                ApiError::unavailable(format!("node {chosen} was removed meanwhile; try again"))
+                    .into(),
+            )
+        }
     }
-    let alloc = &load.placed;
-    let mut best: Option<(u64, Arc<NodeRecord>)> = None;
-    let mut reasons = vec![];
-    for n in state.nodes.values() {
-        if n.name == vm.node {
-            continue;
-        }
-        match refusal(state, vm, &source, &n, load) {
-            Some(why) => reasons.push(why),
-            None => {
-                let free = n
-                    .capacity
-                    .memory_bytes
-                    .saturating_sub(alloc.get(&n.name).map(|a| a.0.memory_bytes).unwrap_or(0))
-                    .saturating_sub(load.promised.get(&n.name).map(|p| p.0).unwrap_or(0));
-                if best.as_ref().is_none_or(|(f, _)| free > *f) {
-                    best = Some((free, n));
-                }
-            }
-        }
-    }
-    best.map(|(_, n)| n).ok_or_else(|| {
-        ApiFailure(ApiError::new(
-            ErrorCode::NoCapacity,
-            if reasons.is_empty() {
-                format!("no other node to move VM {} to", vm.name)
-            } else {
-                format!("no node can take VM {}: {}", vm.name, reasons.join("; "))
-            },
-        ))
-    })
 }
 
 /// Move a running VM to another node while it runs.
@@ -328,68 +191,17 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         ))
         .into());
     }
-    let dest = choose_destination(state, &rec, req.to.as_deref(), &load(state))?;
-    let source = state
-        .nodes
-        .get(&records::node_key(&rec.node))
-        .ok_or_else(|| ApiError::unavailable(format!("node {} is not registered", rec.node)))?;
-
-    let id = new_migration_id();
-    let secret = new_migration_secret()?;
-    let op = new_operation(
-        "vm.migrate",
-        &rec.project,
-        &format!("vm/{name}"),
-        &format!("preparing {} for VM {name}", dest.name),
-    );
-    let t = now();
-    let mut mig = Migration {
-        id: id.clone(),
-        project: rec.project.clone(),
-        vm: name.to_string(),
-        source: source.name.clone(),
-        destination: dest.name.clone(),
-        state: MigrationState::Preparing,
-        message: format!("preparing node {}", dest.name),
-        max_downtime_ms,
-        bandwidth_bps: req.bandwidth_bps,
-        offline: req.offline,
-        deadline_seconds: req.deadline_seconds,
-        progress: MigrationProgress {
-            phase: "preparing".into(),
-            ..MigrationProgress::default()
-        },
-        operation: op.id.clone(),
-        created_at: t,
-        updated_at: t,
+    let dest = reserve_destination(state, &rec, req.to.as_deref())?;
+    let recorded = record_migration(state, &mut rec, &dest, &key, kv.mod_revision, req).await;
+    let (id, secret, source, mut mig) = match recorded {
+        Ok(r) => r,
+        Err(e) => {
+            state
+                .placement
+                .release_incoming(&placement::vm_id(&rec.project, &rec.name));
+            return Err(e);
+        }
     };
-    rec.migration = Some(id.clone());
-    rec.migrating_to = Some(dest.name.clone());
-    let out = state
-        .store
-        .txn(
-            vec![Compare::ModRevision {
-                key: key.clone(),
-                equals: kv.mod_revision,
-            }],
-            vec![
-                Op::Put {
-                    key: key.clone(),
-                    value: json_bytes(&rec)?,
-                },
-                Op::Put {
-                    key: records::migration_key(&id),
-                    value: json_bytes(&mig)?,
-                },
-                put_op(&op)?,
-            ],
-        )
-        .await?;
-    if !out.succeeded {
-        return Err(ApiError::conflict(format!("VM {name} changed meanwhile; try again")).into());
-    }
-    state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
-    tracing::info!(vm = name, migration = %id, from = %source.name, to = %dest.name, "migration recorded");
 
     let disks: Vec<String> = if rec.storage.is_none() && local_disk(state, &rec) {
         vec!["disk0".to_string()]
@@ -460,6 +272,88 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
     Ok(mig)
 }
 
+/// Writes the migration, its operation and the VM record that names it in one transaction
+/// (compare-and-swap on the VM record read at `revision`).
+async fn record_migration(
+    state: &AppState,
+    rec: &mut VmRecord,
+    dest: &NodeRecord,
+    key: &str,
+    revision: i64,
+    req: &MigrateRequest,
+) -> ApiResult<(String, MigrationSecret, Arc<NodeRecord>, Migration)> {
+    let source = state
+        .nodes
+        .get(&records::node_key(&rec.node))
+        .ok_or_else(|| ApiError::unavailable(format!("node {} is not registered", rec.node)))?;
+    let id = new_migration_id();
+    let secret = new_migration_secret()?;
+    let op = new_operation(
+        "vm.migrate",
+        &rec.project,
+        &format!("vm/{}", rec.name),
+        &format!("preparing {} for VM {}", dest.name, rec.name),
+    );
+    let t = now();
+    let mig = Migration {
+        id: id.clone(),
+        project: rec.project.clone(),
+        vm: rec.name.clone(),
+        source: source.name.clone(),
+        destination: dest.name.clone(),
+        state: MigrationState::Preparing,
+        message: format!("preparing node {}", dest.name),
+        max_downtime_ms: req.max_downtime_ms.unwrap_or(DEFAULT_MAX_DOWNTIME_MS),
+        bandwidth_bps: req.bandwidth_bps,
+        offline: req.offline,
+        deadline_seconds: req.deadline_seconds,
+        progress: MigrationProgress {
+            phase: "preparing".into(),
+            ..MigrationProgress::default()
+        },
+        operation: op.id.clone(),
+        created_at: t,
+        updated_at: t,
+    };
+    *rec = lifecycle::apply(
+        rec,
+        VmState::Running,
+        &Event::MigrationStarted {
+            id: id.clone(),
+            to: dest.name.clone(),
+        },
+    )?;
+    let out = state
+        .store
+        .txn(
+            vec![Compare::ModRevision {
+                key: key.to_string(),
+                equals: revision,
+            }],
+            vec![
+                Op::Put {
+                    key: key.to_string(),
+                    value: json_bytes(&rec)?,
+                },
+                Op::Put {
+                    key: records::migration_key(&id),
+                    value: json_bytes(&mig)?,
+                },
+                put_op(&op)?,
+            ],
+        )
+        .await?;
+    if !out.succeeded {
+        return Err(
+            ApiError::conflict(format!("VM {} changed meanwhile; try again", rec.name)).into(),
+        );
+    }
+    state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
+    tracing::info!(vm = %rec.name, migration = %id, from = %source.name, to = %dest.name, "migration recorded");
+
+    Ok((id, secret, source, mig))
+}
+
 /// True when the VM has a disk on the node's local storage.
 fn local_disk(state: &AppState, rec: &VmRecord) -> bool {
     if rec.disk_bytes.is_some() {
@@ -478,23 +372,13 @@ async fn update(
     f: impl Fn(&mut Migration),
 ) -> ApiResult<Option<Migration>> {
     let key = records::migration_key(id);
-    for _ in 0..20 {
-        let Some(kv) = state.store.get(&key).await? else {
-            return Ok(None);
-        };
-        let mut m: Migration = decode("migration record", &kv.value)?;
+    let updated = typed_store::update(state.store.as_ref(), &key, |mut m: Migration| {
         f(&mut m);
         m.updated_at = now();
-        if state
-            .store
-            .compare_and_swap(&key, kv.mod_revision, json_bytes(&m)?)
-            .await?
-            .is_some()
-        {
-            return Ok(Some(m));
-        }
-    }
-    Err(ApiError::unavailable(format!("migration {id} kept changing")).into())
+        async { Ok(Change::Write(m)) }
+    })
+    .await?;
+    Ok(updated.map(|u| u.record))
 }
 
 async fn get_migration(state: &AppState, id: &str) -> ApiResult<(Migration, i64)> {
@@ -511,6 +395,35 @@ async fn get_migration(state: &AppState, id: &str) -> ApiResult<(Migration, i64)
     Ok((decode("migration record", &kv.value)?, kv.mod_revision))
 }
 
+/// The VM record `id` moves, with `event` applied, as the extra compare and op of a write of
+/// the migration record (`None`: the record is gone, or `event` does not apply to it).
+async fn vm_in_step(
+    state: &AppState,
+    m: &Migration,
+    event: &Event,
+) -> ApiResult<Option<(Compare, Op, VmRecord)>> {
+    let key = records::vm_key(&m.project, &m.vm);
+    let Some((rec, revision)) = typed_store::get::<VmRecord>(state.store.as_ref(), &key).await?
+    else {
+        return Ok(None);
+    };
+    let observed = super::vms::observed_state(state, &rec);
+    let Ok(next) = lifecycle::apply(&rec, observed, event) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        Compare::ModRevision {
+            key: key.clone(),
+            equals: revision,
+        },
+        Op::Put {
+            key,
+            value: json_bytes(&next)?,
+        },
+        next,
+    )))
+}
+
 /// Decides "the VM stays on the source" unless the switch-over already committed; returns
 /// what holds. `end` is the state to record (failed or cancelled).
 async fn abort(
@@ -519,137 +432,128 @@ async fn abort(
     end: MigrationState,
     reason: &str,
 ) -> ApiResult<MigrationOutcome> {
-    for _ in 0..20 {
-        let (mut m, m_rev) = get_migration(state, id).await?;
-        if matches!(
-            m.state,
-            MigrationState::Committed | MigrationState::Succeeded
-        ) {
-            return Ok(MigrationOutcome::Committed);
-        }
-        let vm_key = records::vm_key(&m.project, &m.vm);
-        let vm_kv = state.store.get(&vm_key).await?;
-        let mut compares = vec![Compare::ModRevision {
-            key: records::migration_key(id),
-            equals: m_rev,
-        }];
-        let mut ops = vec![];
-        if let Some(kv) = &vm_kv {
-            let mut rec: VmRecord = decode("VM record", &kv.value)?;
-            if rec.migration.as_deref() == Some(id) {
-                rec.migration = None;
-                rec.migrating_to = None;
-                compares.push(Compare::ModRevision {
-                    key: vm_key.clone(),
-                    equals: kv.mod_revision,
-                });
-                ops.push(Op::Put {
-                    key: vm_key.clone(),
-                    value: json_bytes(&rec)?,
+    get_migration(state, id).await?;
+    let ended_now = std::sync::atomic::AtomicBool::new(false);
+    let event = Event::MigrationEnded { id: id.to_string() };
+    let (ended_now, event) = (&ended_now, &event);
+    let updated = typed_store::update(
+        state.store.as_ref(),
+        &records::migration_key(id),
+        |mut m: Migration| async move {
+            ended_now.store(false, std::sync::atomic::Ordering::SeqCst);
+            if matches!(
+                m.state,
+                MigrationState::Committed | MigrationState::Succeeded
+            ) {
+                return Ok(Change::Keep);
+            }
+            let vm = vm_in_step(state, &m, event).await?;
+            let (compares, ops) = match vm {
+                Some((c, o, _)) => (vec![c], vec![o]),
+                None => (vec![], vec![]),
+            };
+            if m.state.is_done() {
+                // Decided before; only the VM record may still name the migration.
+                return Ok(if ops.is_empty() {
+                    Change::Keep
+                } else {
+                    Change::KeepWith { compares, ops }
                 });
             }
-        }
-        let already_done = m.state.is_done();
-        if !already_done {
             m.state = end;
             m.message = format!("{reason}; VM {} stays on {}", m.vm, m.source);
             m.progress.phase = "failed".into();
             m.updated_at = now();
-            ops.push(Op::Put {
-                key: records::migration_key(id),
-                value: json_bytes(&m)?,
-            });
-        }
-        if ops.is_empty() {
-            return Ok(MigrationOutcome::Aborted);
-        }
-        let out = state.store.txn(compares, ops).await?;
-        if out.succeeded {
-            state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
-            if !already_done {
-                tracing::warn!(migration = id, vm = %m.vm, reason, "migration aborted; the VM stays on the source");
-                finish(
-                    state.store.as_ref(),
-                    &m.operation,
-                    OperationState::Failed,
-                    m.message.clone(),
-                )
-                .await?;
-            }
-            return Ok(MigrationOutcome::Aborted);
-        }
+            ended_now.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(Change::WriteWith {
+                record: m,
+                compares,
+                ops,
+            })
+        },
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no migration {id}")))?;
+    if matches!(
+        updated.record.state,
+        MigrationState::Committed | MigrationState::Succeeded
+    ) {
+        return Ok(MigrationOutcome::Committed);
     }
-    Err(ApiError::unavailable(format!("migration {id} kept changing; try again")).into())
+    if updated.written {
+        state
+            .vms
+            .wait_for(updated.revision, AppState::CATCH_UP)
+            .await;
+    }
+    if ended_now.load(std::sync::atomic::Ordering::SeqCst) {
+        let m = &updated.record;
+        tracing::warn!(migration = id, vm = %m.vm, reason, "migration aborted; the VM stays on the source");
+        finish(
+            state.store.as_ref(),
+            &m.operation,
+            OperationState::Failed,
+            m.message.clone(),
+        )
+        .await?;
+    }
+    Ok(MigrationOutcome::Aborted)
 }
 
 /// Records the switch-over: the VM now belongs to the destination. Idempotent.
 async fn commit(state: &AppState, id: &str, caller_node: &str) -> ApiResult<MigrationOutcome> {
-    for _ in 0..20 {
-        let (mut m, m_rev) = get_migration(state, id).await?;
-        if m.source != caller_node {
-            return Err(ApiError::new(
-                ErrorCode::PermissionDenied,
-                format!("only the source node {} commits migration {id}", m.source),
-            )
-            .into());
-        }
-        match m.state {
-            MigrationState::Committed | MigrationState::Succeeded => {
-                return Ok(MigrationOutcome::Committed);
-            }
-            MigrationState::Running => {}
-            _ => return Ok(MigrationOutcome::Aborted),
-        }
-        let vm_key = records::vm_key(&m.project, &m.vm);
-        let Some(kv) = state.store.get(&vm_key).await? else {
-            return Ok(MigrationOutcome::Aborted);
-        };
-        let mut rec: VmRecord = decode("VM record", &kv.value)?;
-        if rec.migration.as_deref() != Some(id) || rec.node != m.source {
-            return Ok(MigrationOutcome::Aborted);
-        }
-        rec.migration = None;
-        rec.migrating_to = None;
-        rec.node = m.destination.clone();
-        rec.generation += 1;
-        rec.operation = Some(m.operation.clone());
-        rec.action = None;
-        m.state = MigrationState::Committed;
-        m.message = format!("switched over: VM {} belongs to {}", m.vm, m.destination);
-        m.progress.phase = "switch-over".into();
-        m.updated_at = now();
-        let out = state
-            .store
-            .txn(
-                vec![
-                    Compare::ModRevision {
-                        key: vm_key.clone(),
-                        equals: kv.mod_revision,
-                    },
-                    Compare::ModRevision {
-                        key: records::migration_key(id),
-                        equals: m_rev,
-                    },
-                ],
-                vec![
-                    Op::Put {
-                        key: vm_key.clone(),
-                        value: json_bytes(&rec)?,
-                    },
-                    Op::Put {
-                        key: records::migration_key(id),
-                        value: json_bytes(&m)?,
-                    },
-                ],
-            )
-            .await?;
-        if out.succeeded {
-            state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
-            tracing::info!(migration = id, vm = %m.vm, to = %m.destination, generation = rec.generation, "migration committed");
-            return Ok(MigrationOutcome::Committed);
-        }
+    let (m, _) = get_migration(state, id).await?;
+    if m.source != caller_node {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            format!("only the source node {} commits migration {id}", m.source),
+        )
+        .into());
     }
-    Err(ApiError::unavailable(format!("migration {id} kept changing; try again")).into())
+    let updated = typed_store::update(
+        state.store.as_ref(),
+        &records::migration_key(id),
+        |mut m: Migration| async move {
+            if m.state != MigrationState::Running {
+                return Ok(Change::Keep);
+            }
+            let event = Event::MigrationCommitted {
+                id: id.to_string(),
+                from: m.source.clone(),
+                to: m.destination.clone(),
+                operation: m.operation.clone(),
+            };
+            let Some((c, o, _)) = vm_in_step(state, &m, &event).await? else {
+                // The VM is gone or moved some other way: this migration cannot win.
+                return Ok(Change::Keep);
+            };
+            m.state = MigrationState::Committed;
+            m.message = format!("switched over: VM {} belongs to {}", m.vm, m.destination);
+            m.progress.phase = "switch-over".into();
+            m.updated_at = now();
+            Ok(Change::WriteWith {
+                record: m,
+                compares: vec![c],
+                ops: vec![o],
+            })
+        },
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no migration {id}")))?;
+    match updated.record.state {
+        MigrationState::Committed | MigrationState::Succeeded => {
+            if updated.written {
+                state
+                    .vms
+                    .wait_for(updated.revision, AppState::CATCH_UP)
+                    .await;
+                let m = &updated.record;
+                tracing::info!(migration = id, vm = %m.vm, to = %m.destination, "migration committed");
+            }
+            Ok(MigrationOutcome::Committed)
+        }
+        _ => Ok(MigrationOutcome::Aborted),
+    }
 }
 
 /// The calling node and the migration, which must be about that node (source or destination).
@@ -802,29 +706,53 @@ pub async fn cancel(
         ))
         .into());
     }
-    // The decision is recorded; now stop the work on both sides (best effort: an agent that
-    // cannot be reached finds out when it asks to commit, or cleans up when it restarts).
+    stop_both_sides(&state, &m).await;
+    Ok(AxumJson(get_migration(&state, &id).await?.0))
+}
+
+/// After the decision "the VM stays on the source" is recorded, stops the work on both sides
+/// (best effort: an agent that cannot be reached finds out when it asks to commit, or cleans
+/// up when it restarts; a node that is down is not called).
+async fn stop_both_sides(state: &AppState, m: &Migration) {
     for node in [&m.source, &m.destination] {
         if let Some(n) = state.nodes.get(&records::node_key(node))
+            && state.node_state(&n) != NodeState::Down
             && let Err(e) = super::agent::call_agent::<_, serde_json::Value>(
-                &state,
+                state,
                 &n,
-                &format!("/agent/v1/migrations/{id}/cancel"),
+                &format!("/agent/v1/migrations/{}/cancel", m.id),
                 &serde_json::json!({}),
             )
             .await
         {
-            tracing::warn!(migration = %id, node = %node, error = %e.message, "cannot tell an agent about the cancel");
+            tracing::warn!(migration = %m.id, node = %node, error = %e.message, "cannot tell an agent about the cancel");
         }
     }
-    Ok(AxumJson(get_migration(&state, &id).await?.0))
+}
+
+/// Ends migration `id` as failed because its source node was lost (the HA controller, before
+/// it restarts the VM elsewhere): the VM stays where it was, unless the switch-over committed
+/// first. Returns what holds.
+pub async fn abandon_for_lost_source(
+    state: &AppState,
+    id: &str,
+    node: &str,
+) -> ApiResult<MigrationOutcome> {
+    let reason = format!("source node {node} was lost");
+    let outcome = abort(state, id, MigrationState::Failed, &reason).await?;
+    if outcome == MigrationOutcome::Aborted {
+        let (m, _) = get_migration(state, id).await?;
+        stop_both_sides(state, &m).await;
+    }
+    Ok(outcome)
 }
 
 /// How many migrations to run at once when the caller does not say.
 const DEFAULT_PARALLEL: u32 = 2;
 
-/// Plans the evacuation of a node (ITP): which VM goes where, in which order, how many at
-/// once. Paused VMs first (they dirty no memory), then running ones from the smallest memory
+/// Plans the evacuation of a node (ITP): which VM goes where (the scheduler's
+/// `plan_evacuation`, largest VM first, each with its live migration's rules), in which order
+/// and how many at once. Paused VMs first (they dirty no memory), then running ones from the smallest memory
 /// to the largest, so many VMs leave early and the big ones get the link to themselves at the
 /// end; VMs of one image are kept next to each other. Stopped VMs are not moved.
 #[utoipa::path(post, path = "/api/v1/evacuations/plan", request_body = EvacuateRequest,
@@ -841,14 +769,43 @@ pub async fn evacuation_plan(
         ))
         .into());
     }
-    let mut vms: Vec<Arc<VmRecord>> = state
-        .vms
-        .values()
-        .into_iter()
-        .filter(|v| v.node == req.node && !v.deleting)
-        .collect();
+    if let Some(to) = &req.to {
+        validate_name("node", to)?;
+        if state.nodes.get(&records::node_key(to)).is_none() {
+            return Err(ApiError::not_found(format!(
+                "no node named {to:?}: see `novacron node list`"
+            ))
+            .into());
+        }
+    }
     let observed = |v: &VmRecord| super::vms::observed_state(&state, v);
-    vms.sort_by_key(|v| {
+    // VMs that run (or are paused) move; stopped ones, ones being deleted and ones already
+    // leaving stay, and so do reservations for VMs arriving.
+    let movable = |id: &str| -> Option<Arc<VmRecord>> {
+        let v = state.vms.get(&format!("{}{id}", records::vm_prefix()))?;
+        (v.node == req.node
+            && !v.deleting
+            && v.migration.is_none()
+            && matches!(observed(&v), VmState::Running | VmState::Paused))
+        .then_some(v)
+    };
+    let source = state.nodes.get(&records::node_key(&req.node));
+    let moves = state
+        .placement
+        .plan_evacuation(&req.node, req.to.as_deref(), |id| {
+            let v = movable(id)?;
+            let source = source.as_deref()?;
+            Some(rules_of(&state, &v, source))
+        })?;
+    let mut steps = vec![];
+    for m in moves {
+        let Some(v) = movable(&m.vm) else { continue };
+        if steps.is_empty() {
+            live_source(&state, &v)?;
+        }
+        steps.push((v, m.to));
+    }
+    steps.sort_by_key(|(v, _)| {
         (
             observed(v) != VmState::Paused,
             v.memory_bytes,
@@ -856,33 +813,18 @@ pub async fn evacuation_plan(
             v.name.clone(),
         )
     });
-    let mut steps = vec![];
-    let mut problems = vec![];
-    let mut load = load(&state);
-    for v in vms {
-        let st = observed(&v);
-        if !matches!(st, VmState::Running | VmState::Paused) {
-            continue;
-        }
-        match choose_destination(&state, &v, req.to.as_deref(), &load) {
-            Ok(dest) => {
-                add_promise(&mut load.promised, &dest.name, &v);
-                steps.push(EvacuationStep {
-                    vm: v.name.clone(),
-                    destination: dest.name.clone(),
-                    reason: if st == VmState::Paused {
-                        "paused: no dirty memory, moves first".into()
-                    } else {
-                        format!("running, {} MiB: smaller VMs first", v.memory_bytes >> 20)
-                    },
-                })
-            }
-            Err(e) => problems.push(e.0.message),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ApiError::new(ErrorCode::NoCapacity, problems.join("; ")).into());
-    }
+    let steps: Vec<EvacuationStep> = steps
+        .into_iter()
+        .map(|(v, destination)| EvacuationStep {
+            vm: v.name.clone(),
+            destination,
+            reason: if observed(&v) == VmState::Paused {
+                "paused: no dirty memory, moves first".into()
+            } else {
+                format!("running, {} MiB: smaller VMs first", v.memory_bytes >> 20)
+            },
+        })
+        .collect();
     let parallel = req
         .parallel
         .unwrap_or(DEFAULT_PARALLEL)
@@ -893,20 +835,4 @@ pub async fn evacuation_plan(
         parallel,
         steps,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_compare_by_major_minor() {
-        assert_eq!(major_minor("7.2.19"), Some((7, 2)));
-        assert_eq!(
-            major_minor("QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u16)"),
-            Some((7, 2))
-        );
-        assert_eq!(major_minor("8.1.0-rc1"), Some((8, 1)));
-        assert_eq!(major_minor("unknown"), None);
-    }
 }

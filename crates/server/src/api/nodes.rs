@@ -5,11 +5,12 @@ use std::sync::Arc;
 use axum::Json as AxumJson;
 use axum::extract::{Path, State};
 use novacron_api_types::{ApiError, Node, NodeState, validate_name};
-use novacron_store::{Compare, Op};
+use novacron_store::Op;
 
 use super::{ApiFailure, ApiResult, json_bytes};
 use crate::records::{self, NodeRecord, RevokedCertRecord, TokenRecord};
 use crate::state::AppState;
+use crate::typed_store::{self, Change};
 
 /// Every registered node with its capacity and allocation.
 #[utoipa::path(get, path = "/api/v1/nodes", responses((status = 200, body = Vec<Node>)))]
@@ -64,24 +65,26 @@ pub async fn action(
         }
     };
     let key = records::node_key(&name);
-    for _ in 0..10 {
-        let kv = state.store.get(&key).await?.ok_or_else(|| {
-            ApiError::not_found(format!("no node named {name:?}: see `novacron node list`"))
-        })?;
-        let mut rec: NodeRecord = serde_json::from_slice(&kv.value)
-            .map_err(|e| ApiError::internal(format!("node record: {e}")))?;
-        rec.admin_state = target;
-        if let Some(rev) = state
-            .store
-            .compare_and_swap(&key, kv.mod_revision, json_bytes(&rec)?)
-            .await?
-        {
-            state.nodes.wait_for(rev, AppState::CATCH_UP).await;
-            tracing::info!(node = %name, state = %target, "node state set");
-            return Ok(AxumJson(state.node_view(&rec, &state.allocations())));
-        }
-    }
-    Err(ApiError::unavailable("node kept changing; try again").into())
+    let updated = typed_store::update(
+        state.store.as_ref(),
+        &key,
+        |mut rec: NodeRecord| async move {
+            rec.admin_state = target;
+            Ok(Change::Write(rec))
+        },
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::not_found(format!("no node named {name:?}: see `novacron node list`"))
+    })?;
+    state
+        .nodes
+        .wait_for(updated.revision, AppState::CATCH_UP)
+        .await;
+    tracing::info!(node = %name, state = %target, "node state set");
+    Ok(AxumJson(
+        state.node_view(&updated.record, &state.allocations()),
+    ))
 }
 
 /// Forget a node that has no VMs (its tokens stop working).
@@ -103,14 +106,9 @@ pub async fn delete(
         .get(&records::node_key(&name))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no node {name}")))?;
-    let mut ops = vec![
-        Op::Delete {
-            key: kv.key.clone(),
-        },
-        Op::Delete {
-            key: records::node_lease_key(&name),
-        },
-    ];
+    let mut ops = vec![Op::Delete {
+        key: records::node_lease_key(&name),
+    }];
     state.tokens.with(|t| {
         for (k, v) in t {
             if matches!(v.as_ref(), TokenRecord::Node { node } if node == &name) {
@@ -128,23 +126,13 @@ pub async fn delete(
             value: json_bytes(rec)?,
         });
     }
-    let out = state
-        .store
-        .txn(
-            vec![Compare::ModRevision {
-                key: kv.key,
-                equals: kv.mod_revision,
-            }],
-            ops,
-        )
-        .await?;
-    if !out.succeeded {
-        return Err(ApiError::conflict("node changed meanwhile; try again").into());
-    }
-    state.nodes.wait_for(out.revision, AppState::CATCH_UP).await;
+    let revision = typed_store::delete(state.store.as_ref(), &kv.key, kv.mod_revision, ops)
+        .await?
+        .ok_or_else(|| ApiError::conflict("node changed meanwhile; try again"))?;
+    state.nodes.wait_for(revision, AppState::CATCH_UP).await;
     state
         .revoked_certs
-        .wait_for(out.revision, AppState::CATCH_UP)
+        .wait_for(revision, AppState::CATCH_UP)
         .await;
     tracing::info!(node = %name, revoked_certificates = revoked.len(), "node deleted");
     Ok(AxumJson(serde_json::json!({"deleted": name})))

@@ -54,32 +54,23 @@ pub async fn finish(
     state: OperationState,
     message: String,
 ) -> ApiResult<()> {
-    for _ in 0..10 {
-        let Some(kv) = store.get(&records::op_key(id)).await? else {
-            return Ok(());
+    let message = &message;
+    crate::typed_store::update(store, &records::op_key(id), |mut op: Operation| {
+        let change = if op.is_done() {
+            crate::typed_store::Change::Keep
+        } else {
+            op.state = state;
+            op.message = message.clone();
+            op.updated_at = now();
+            if state == OperationState::Succeeded {
+                op.progress = Some(1.0);
+            }
+            crate::typed_store::Change::Write(op)
         };
-        let mut op: Operation = serde_json::from_slice(&kv.value)
-            .map_err(|e| ApiFailure(ApiError::internal(format!("operation record: {e}"))))?;
-        if op.is_done() {
-            return Ok(());
-        }
-        op.state = state;
-        op.message = message.clone();
-        op.updated_at = now();
-        if state == OperationState::Succeeded {
-            op.progress = Some(1.0);
-        }
-        if store
-            .compare_and_swap(&kv.key, kv.mod_revision, json_bytes(&op)?)
-            .await?
-            .is_some()
-        {
-            return Ok(());
-        }
-    }
-    Err(ApiFailure(ApiError::unavailable(format!(
-        "operation {id} kept changing; try again"
-    ))))
+        std::future::ready(Ok(change))
+    })
+    .await?;
+    Ok(())
 }
 
 /// Updates the message of a running operation (best effort).

@@ -7,18 +7,18 @@ use std::sync::Arc;
 use axum::Json as AxumJson;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use novacron_api_types::agent::VmAction;
 use novacron_api_types::{
     AccelChoice, ApiError, DEFAULT_PROJECT, ErrorCode, ImageKind, Network, Operation, OperationRef,
     PowerState, StopRequest, Vm, VmCreateRequest, VmState, format_size, validate_name,
 };
-use novacron_store::{Compare, Op};
 
 use super::operations::{new_operation, put_op};
-use super::{ApiFailure, ApiResult, Json, json_bytes};
+use super::{ApiFailure, ApiResult, Json};
+use crate::lifecycle::{self, Event};
 use crate::placement::{self, Demand};
 use crate::records::{self, VmRecord, VmStatusRecord, now};
 use crate::state::AppState;
+use crate::typed_store::{self, Change};
 
 /// What the VM is observed doing (`creating` until its agent reported).
 pub fn observed_state(state: &AppState, vm: &VmRecord) -> VmState {
@@ -233,39 +233,24 @@ pub async fn create_vm(
         migrating_to: None,
     };
     let written = async {
-        let out = state
-            .store
-            .txn(
-                vec![Compare::ModRevision {
-                    key: key.clone(),
-                    equals: 0,
-                }],
-                vec![
-                    Op::Put {
-                        key: key.clone(),
-                        value: json_bytes(&rec)?,
-                    },
-                    put_op(&op)?,
-                ],
-            )
-            .await?;
-        if !out.succeeded {
-            return Err(ApiFailure(ApiError::new(
-                ErrorCode::AlreadyExists,
-                format!("a VM named {:?} already exists", req.name),
-            )));
-        }
-        Ok(out)
+        typed_store::create(state.store.as_ref(), &key, &rec, vec![put_op(&op)?])
+            .await?
+            .ok_or_else(|| {
+                ApiFailure(ApiError::new(
+                    ErrorCode::AlreadyExists,
+                    format!("a VM named {:?} already exists", req.name),
+                ))
+            })
     }
     .await;
-    let out = match written {
-        Ok(out) => out,
+    let revision = match written {
+        Ok(revision) => revision,
         Err(e) => {
             state.placement.release(&vm_id);
             return Err(e);
         }
     };
-    state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
+    state.vms.wait_for(revision, AppState::CATCH_UP).await;
     tracing::info!(vm = %req.name, node = %node, operation = %op.id, kind, "VM created");
     Ok(op)
 }
@@ -293,41 +278,25 @@ pub async fn show(
     Ok(AxumJson(view(&state, &vm)))
 }
 
-/// Applies `mutate` to the VM's desired state as a new generation with a new operation,
-/// retrying on concurrent changes. An operation still waiting on an older generation is
-/// finished as superseded in the same transaction.
+/// Records `event` on the VM (through [`lifecycle::apply`]) as a new generation with a new
+/// operation, retrying on concurrent changes. An operation still waiting on an older
+/// generation is finished as superseded in the same transaction.
 pub async fn change(
     state: &AppState,
     name: &str,
     kind: &str,
     message: &str,
-    mutate: impl Fn(&mut VmRecord, VmState) -> ApiResult<()>,
+    event: Event,
 ) -> ApiResult<Operation> {
     validate_name("vm", name)?;
     let key = records::vm_key(DEFAULT_PROJECT, name);
-    for _ in 0..20 {
-        let Some(kv) = state.store.get(&key).await? else {
-            return Err(ApiError::not_found(format!(
-                "no VM named {name:?}: see `novacron vm list`"
-            ))
-            .into());
-        };
-        let mut rec: VmRecord = serde_json::from_slice(&kv.value)
-            .map_err(|e| ApiFailure(ApiError::internal(format!("VM record: {e}"))))?;
-        if rec.deleting {
-            return Err(ApiError::conflict(format!("VM {name} is being deleted")).into());
-        }
-        if let Some(m) = &rec.migration {
-            return Err(ApiError::conflict(format!(
-                "VM {name} is migrating ({m}): wait for it, or `novacron migration cancel {m}`"
-            ))
-            .into());
-        }
+    let op = new_operation(kind, DEFAULT_PROJECT, &format!("vm/{name}"), message);
+    let (op, event) = (&op, &event);
+    let updated = typed_store::update(state.store.as_ref(), &key, |rec: VmRecord| async move {
         let observed = observed_state(state, &rec);
-        mutate(&mut rec, observed)?;
-        let op = new_operation(kind, &rec.project, &format!("vm/{name}"), message);
+        let mut next = lifecycle::apply(&rec, observed, event)?;
         let mut ops = vec![];
-        if let Some(old) = rec.operation.take()
+        if let Some(old) = next.operation.take()
             && let Some(old_kv) = state.store.get(&records::op_key(&old)).await?
             && let Ok(mut old_op) = serde_json::from_slice::<Operation>(&old_kv.value)
             && !old_op.is_done()
@@ -337,30 +306,22 @@ pub async fn change(
             old_op.updated_at = now();
             ops.push(put_op(&old_op)?);
         }
-        rec.generation += 1;
-        rec.operation = Some(op.id.clone());
-        ops.push(Op::Put {
-            key: key.clone(),
-            value: json_bytes(&rec)?,
-        });
-        ops.push(put_op(&op)?);
-        let out = state
-            .store
-            .txn(
-                vec![Compare::ModRevision {
-                    key: key.clone(),
-                    equals: kv.mod_revision,
-                }],
-                ops,
-            )
-            .await?;
-        if out.succeeded {
-            state.vms.wait_for(out.revision, AppState::CATCH_UP).await;
-            tracing::info!(vm = name, operation = %op.id, kind, generation = rec.generation, "VM change recorded");
-            return Ok(op);
-        }
-    }
-    Err(ApiError::unavailable(format!("VM {name} kept changing; try again")).into())
+        next.operation = Some(op.id.clone());
+        ops.push(put_op(op)?);
+        Ok(Change::WriteWith {
+            record: next,
+            compares: vec![],
+            ops,
+        })
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`")))?;
+    state
+        .vms
+        .wait_for(updated.revision, AppState::CATCH_UP)
+        .await;
+    tracing::info!(vm = name, operation = %op.id, kind, generation = updated.record.generation, "VM change recorded");
+    Ok(op.clone())
 }
 
 fn accepted(op: Operation) -> (StatusCode, AxumJson<OperationRef>) {
@@ -376,13 +337,7 @@ type OpResponse = ApiResult<(StatusCode, AxumJson<OperationRef>)>;
 #[utoipa::path(post, path = "/api/v1/vms/{name}/start", params(("name" = String, Path)),
     responses((status = 202, body = OperationRef), (status = 404, body = ApiError)))]
 pub async fn start(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> OpResponse {
-    let op = change(&state, &name, "vm.start", "starting", |rec, _| {
-        rec.power = PowerState::Running;
-        rec.force = false;
-        rec.action = None;
-        Ok(())
-    })
-    .await?;
+    let op = change(&state, &name, "vm.start", "starting", Event::Start).await?;
     Ok(accepted(op))
 }
 
@@ -410,12 +365,7 @@ pub async fn stop(
         } else {
             "asking the guest to power off"
         },
-        |rec, _| {
-            rec.power = PowerState::Stopped;
-            rec.force = force;
-            rec.action = None;
-            Ok(())
-        },
+        Event::Stop { force },
     )
     .await?;
     Ok(accepted(op))
@@ -425,19 +375,7 @@ pub async fn stop(
 #[utoipa::path(post, path = "/api/v1/vms/{name}/reboot", params(("name" = String, Path)),
     responses((status = 202, body = OperationRef), (status = 409, body = ApiError)))]
 pub async fn reboot(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> OpResponse {
-    let op = change(&state, &name, "vm.reboot", "rebooting", |rec, observed| {
-        if observed != VmState::Running {
-            return Err(ApiError::conflict(format!(
-                "VM {} is {observed}; only a running VM can be rebooted",
-                rec.name
-            ))
-            .into());
-        }
-        rec.power = PowerState::Running;
-        rec.action = Some(VmAction::Reboot);
-        Ok(())
-    })
-    .await?;
+    let op = change(&state, &name, "vm.reboot", "rebooting", Event::Reboot).await?;
     Ok(accepted(op))
 }
 
@@ -445,19 +383,7 @@ pub async fn reboot(State(state): State<Arc<AppState>>, Path(name): Path<String>
 #[utoipa::path(post, path = "/api/v1/vms/{name}/pause", params(("name" = String, Path)),
     responses((status = 202, body = OperationRef), (status = 409, body = ApiError)))]
 pub async fn pause(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> OpResponse {
-    let op = change(&state, &name, "vm.pause", "pausing", |rec, observed| {
-        if !matches!(observed, VmState::Running | VmState::Paused) {
-            return Err(ApiError::conflict(format!(
-                "VM {} is {observed}; only a running VM can be paused",
-                rec.name
-            ))
-            .into());
-        }
-        rec.power = PowerState::Paused;
-        rec.action = None;
-        Ok(())
-    })
-    .await?;
+    let op = change(&state, &name, "vm.pause", "pausing", Event::Pause).await?;
     Ok(accepted(op))
 }
 
@@ -465,19 +391,7 @@ pub async fn pause(State(state): State<Arc<AppState>>, Path(name): Path<String>)
 #[utoipa::path(post, path = "/api/v1/vms/{name}/resume", params(("name" = String, Path)),
     responses((status = 202, body = OperationRef), (status = 409, body = ApiError)))]
 pub async fn resume(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> OpResponse {
-    let op = change(&state, &name, "vm.resume", "resuming", |rec, observed| {
-        if !matches!(observed, VmState::Running | VmState::Paused) {
-            return Err(ApiError::conflict(format!(
-                "VM {} is {observed}; only a paused VM can be resumed",
-                rec.name
-            ))
-            .into());
-        }
-        rec.power = PowerState::Running;
-        rec.action = None;
-        Ok(())
-    })
-    .await?;
+    let op = change(&state, &name, "vm.resume", "resuming", Event::Resume).await?;
     Ok(accepted(op))
 }
 
@@ -487,14 +401,6 @@ pub struct DeleteQuery {
     /// Delete the VM even while it runs (QEMU is killed at once).
     #[serde(default)]
     pub force: bool,
-}
-
-/// Whether deleting a VM in this observed state would kill a guest that is still running.
-fn delete_needs_force(observed: VmState) -> bool {
-    !matches!(
-        observed,
-        VmState::Stopped | VmState::Crashed | VmState::Creating
-    )
 }
 
 /// Delete a VM: stop it, remove its disk, then its records. A VM that runs (or is paused,
@@ -508,23 +414,13 @@ pub async fn delete(
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> OpResponse {
-    let op = change(&state, &name, "vm.delete", "deleting", |rec, observed| {
-        if !q.force && delete_needs_force(observed) {
-            return Err(ApiError::conflict(format!(
-                "VM {} is {}: stop it first (`novacron vm stop {}`), or delete it anyway with `novacron vm delete {} --force`",
-                rec.name,
-                observed.as_str(),
-                rec.name,
-                rec.name
-            ))
-            .into());
-        }
-        rec.deleting = true;
-        rec.power = PowerState::Stopped;
-        rec.force = true;
-        rec.action = None;
-        Ok(())
-    })
+    let op = change(
+        &state,
+        &name,
+        "vm.delete",
+        "deleting",
+        Event::Delete { force: q.force },
+    )
     .await?;
     Ok(accepted(op))
 }
