@@ -9,8 +9,8 @@ use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    Access, agent, backups, cluster, console, images, join_tokens, migrations, nodes, operations,
-    vms,
+    Access, agent, backups, cluster, console, events, images, join_tokens, migrations, nodes,
+    operations, vms,
 };
 
 #[derive(OpenApi)]
@@ -20,7 +20,7 @@ use super::{
         super::health, super::cluster_ca, document, super::metrics,
         vms::create, vms::list, vms::show, vms::start, vms::stop, vms::reboot, vms::pause, vms::resume, vms::delete,
         console::log, console::attach,
-        operations::show, operations::list,
+        operations::show, operations::list, events::stream,
         nodes::list, nodes::show, nodes::action, nodes::delete,
         join_tokens::create, join_tokens::list, join_tokens::revoke,
         images::list, images::show, images::build_tiny, images::import, images::download, images::delete,
