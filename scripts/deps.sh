@@ -69,6 +69,12 @@ if [ "${1:-run}" = test ] && ! command -v moto_server >/dev/null 2>&1; then
   hash -r
 fi
 
+# openapi-spec-validator: the server's OpenAPI document is checked with it (crates/server tests).
+if [ "${1:-run}" = test ] && ! python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
+  echo "installing: openapi-spec-validator (pip)" >&2
+  python3 -m pip install -q openapi-spec-validator >&2 || python3 -m pip install -q --break-system-packages openapi-spec-validator >&2
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo (Rust 1.90 or newer) is needed to build NovaCron; install it with rustup" >&2
   exit 1

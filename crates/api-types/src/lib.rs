@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod backup;
 pub mod error;
+pub mod events;
 pub mod join_token;
 pub mod migration;
 pub mod names;

@@ -16,6 +16,7 @@
 
 mod bootstrap;
 mod config;
+mod events;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ use serde::de::DeserializeOwned;
 
 pub use bootstrap::{JoinToken, fetch_pinned_ca};
 pub use config::{Config, default_config_path};
+pub use events::{EventStream, EventsRequest, StreamItem};
 
 /// What can go wrong talking to the control plane.
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,9 @@ pub enum BackupCommand {
     Repo(RepoCommand),
     /// Back up a VM now (live when it runs; incremental after the first backup).
     Create {
+        /// The VM to back up.
         vm: String,
+        /// Repository to write the backup to.
         #[arg(long)]
         repo: String,
         /// Return at once instead of following the backup's progress.
@@ -30,14 +32,20 @@ pub enum BackupCommand {
     },
     /// List backups (of one VM), oldest first.
     List {
+        /// Only this VM's backups.
         vm: Option<String>,
+        /// Only backups in this repository.
         #[arg(long)]
         repo: Option<String>,
     },
     /// One backup: its disks, how each was read, sizes.
-    Show { id: String },
+    Show {
+        /// The backup's id.
+        id: String,
+    },
     /// Restore a backup into a new VM (`--as`) or over its original, stopped VM (`--over`).
     Restore {
+        /// The backup's id.
         id: String,
         /// Name of the new VM.
         #[arg(long = "as", value_name = "NAME")]
@@ -54,6 +62,7 @@ pub enum BackupCommand {
     },
     /// Re-read and re-hash a repository; names the backups any damage affects.
     Verify {
+        /// The repository's name.
         repo: String,
         /// Also check chunks no backup references.
         #[arg(long)]
@@ -61,6 +70,7 @@ pub enum BackupCommand {
     },
     /// Forget backups the keep rules do not keep (their chunks go at the next gc).
     Prune {
+        /// The repository's name.
         repo: String,
         #[command(flatten)]
         keep: KeepArgs,
@@ -72,10 +82,15 @@ pub enum BackupCommand {
         dry_run: bool,
     },
     /// Delete chunks no backup references (never one a running backup still needs).
-    Gc { repo: String },
+    Gc {
+        /// The repository's name.
+        repo: String,
+    },
     /// Back up a VM periodically, pruning its backups with the keep rules after each run.
     Schedule {
+        /// The VM to back up on a schedule.
         vm: String,
+        /// Repository the scheduled backups go to.
         #[arg(long, required_unless_present = "remove")]
         repo: Option<String>,
         /// Interval, e.g. 30m, 6h, 1d.
@@ -95,6 +110,7 @@ pub enum BackupCommand {
 pub enum RepoCommand {
     /// Add a repository (created when the location holds none; adopted when it holds one).
     Add {
+        /// Name of the repository.
         name: String,
         /// A directory (on one machine, or shared by every node at the same path).
         #[arg(long, conflicts_with = "s3")]
@@ -116,6 +132,7 @@ pub enum RepoCommand {
     /// Replicate a repository to another location (another site), blob for blob; an
     /// interrupted sync resumes. The copy opens with the same key file.
     Sync {
+        /// The repository to copy.
         name: String,
         /// Directory of the copy.
         #[arg(long, conflicts_with = "s3")]
@@ -134,16 +151,22 @@ pub enum RepoCommand {
 
 #[derive(Args, Debug, Default)]
 pub struct KeepArgs {
+    /// Keep the newest N backups.
     #[arg(long, default_value_t = 0)]
     keep_last: u32,
+    /// Keep the newest backup of each of the last N hours.
     #[arg(long, default_value_t = 0)]
     keep_hourly: u32,
+    /// Keep the newest backup of each of the last N days.
     #[arg(long, default_value_t = 0)]
     keep_daily: u32,
+    /// Keep the newest backup of each of the last N weeks.
     #[arg(long, default_value_t = 0)]
     keep_weekly: u32,
+    /// Keep the newest backup of each of the last N months.
     #[arg(long, default_value_t = 0)]
     keep_monthly: u32,
+    /// Keep the newest backup of each of the last N years.
     #[arg(long, default_value_t = 0)]
     keep_yearly: u32,
 }

@@ -20,7 +20,13 @@ use crate::roles;
     name = "novacron",
     version,
     about = "NovaCron distributed hypervisor",
-    propagate_version = true
+    propagate_version = true,
+    after_help = "Examples:\n  \
+        novacron up                                   # a whole cluster on this machine\n  \
+        novacron vm create web1 --image tiny --memory 256M\n  \
+        novacron vm list -o json\n  \
+        novacron events --follow --kind vm,migration\n  \
+        novacron completion bash > /etc/bash_completion.d/novacron"
 )]
 pub struct Cli {
     /// Output format.
@@ -66,6 +72,8 @@ pub enum Command {
     /// Long operations (create, start, stop...).
     #[command(subcommand)]
     Operation(OperationCommand),
+    /// What happens in the cluster: VM states, operations, migrations, nodes, backups, HA.
+    Events(crate::events::EventsArgs),
     /// Live migrations: list, show, cancel.
     #[command(subcommand)]
     Migration(crate::migrations::MigrationCommand),
@@ -84,6 +92,10 @@ pub enum Command {
     /// Benchmarks, measured side by side with their baselines.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+    /// Shell completions: `novacron completion bash|zsh|fish`.
+    Completion(crate::docs::CompletionArgs),
+    /// Man pages, generated from this command tree.
+    Man(crate::docs::ManArgs),
     /// The fence watchdog an agent starts for itself.
     #[command(hide = true)]
     FenceWatchdog(roles::WatchdogArgs),
@@ -93,16 +105,22 @@ pub enum Command {
 pub enum StorageCommand {
     /// Add a pool: a directory every node mounts at the same path (NFS, CephFS...).
     Add {
+        /// Name of the new pool.
         name: String,
+        /// Pool type (only `shared-dir` so far).
         #[arg(long = "type", default_value = "shared-dir")]
         kind: String,
+        /// The directory, mounted at this same path on every node.
         #[arg(long)]
         path: String,
     },
     /// List pools.
     List,
     /// Remove a pool no VM uses.
-    Delete { name: String },
+    Delete {
+        /// The pool's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,14 +148,24 @@ pub enum StoreCommand {
 #[derive(Subcommand, Debug)]
 pub enum VmCommand {
     /// Create a VM (and start it, unless --no-start).
+    #[command(
+        after_help = "Example:\n  novacron vm create web1 --image tiny --memory 256M --forward 2222:22"
+    )]
     Create(VmCreateArgs),
     /// List VMs.
+    #[command(after_help = "Example:\n  novacron vm list -o json")]
     List,
     /// Show one VM.
-    Show { name: String },
+    #[command(after_help = "Example:\n  novacron vm show web1")]
+    Show {
+        /// The VM's name.
+        name: String,
+    },
     /// Start a stopped or crashed VM.
+    #[command(after_help = "Example:\n  novacron vm start web1")]
     Start(VmActionArgs),
     /// Stop a VM (ACPI power-off, then force after a timeout).
+    #[command(after_help = "Example:\n  novacron vm stop web1 --timeout 60")]
     Stop {
         #[command(flatten)]
         common: VmActionArgs,
@@ -146,12 +174,16 @@ pub enum VmCommand {
         force: bool,
     },
     /// Reset a running VM.
+    #[command(after_help = "Example:\n  novacron vm reboot web1")]
     Reboot(VmActionArgs),
     /// Pause a running VM.
+    #[command(after_help = "Example:\n  novacron vm pause web1")]
     Pause(VmActionArgs),
     /// Resume a paused VM.
+    #[command(after_help = "Example:\n  novacron vm resume web1")]
     Resume(VmActionArgs),
     /// Delete a VM and its disk (a running VM only with --force).
+    #[command(after_help = "Example:\n  novacron vm delete web1 --force")]
     Delete {
         #[command(flatten)]
         common: VmActionArgs,
@@ -160,9 +192,12 @@ pub enum VmCommand {
         force: bool,
     },
     /// Move a running VM to another node while it runs (live migration over DWCP).
+    #[command(after_help = "Example:\n  novacron vm migrate web1 --to node2 --max-downtime 300ms")]
     Migrate(crate::migrations::MigrateArgs),
     /// The serial console: attach interactively (Ctrl-] detaches), or print what the guest wrote.
+    #[command(after_help = "Example:\n  novacron vm console web1 --tail --bytes 4K")]
     Console {
+        /// The VM's name.
         name: String,
         /// Print the console log and exit.
         #[arg(long)]
@@ -175,6 +210,7 @@ pub enum VmCommand {
 
 #[derive(Args, Debug)]
 pub struct VmActionArgs {
+    /// The VM's name.
     pub name: String,
     /// Return at once with the operation instead of waiting for it.
     #[arg(long)]
@@ -186,9 +222,12 @@ pub struct VmActionArgs {
 
 #[derive(Args, Debug)]
 pub struct VmCreateArgs {
+    /// Name of the new VM.
     pub name: String,
+    /// Image to boot (see `novacron image list`).
     #[arg(long)]
     pub image: String,
+    /// Virtual CPUs.
     #[arg(long, default_value_t = 1)]
     pub cpus: u32,
     /// Memory, e.g. 256M or 2G.
@@ -200,6 +239,7 @@ pub struct VmCreateArgs {
     /// Place on this node instead of letting the scheduler choose.
     #[arg(long)]
     pub node: Option<String>,
+    /// Accelerator: auto (KVM when it really works), kvm or tcg.
     #[arg(long, default_value = "auto")]
     pub accel: AccelChoice,
     /// Forward a host port to a guest port (user-mode NAT), e.g. 2222:22. Repeatable.
@@ -226,8 +266,10 @@ pub struct VmCreateArgs {
     /// Higher restarts first.
     #[arg(long, default_value_t = 0)]
     pub ha_priority: i32,
+    /// Return at once with the operation instead of waiting for it.
     #[arg(long)]
     pub no_wait: bool,
+    /// Give up waiting after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
 }
@@ -237,15 +279,30 @@ pub enum NodeCommand {
     /// List nodes.
     List,
     /// Show one node.
-    Show { name: String },
+    Show {
+        /// The node's name.
+        name: String,
+    },
     /// Stop placing new VMs on a node.
-    Cordon { name: String },
+    Cordon {
+        /// The node's name.
+        name: String,
+    },
     /// Allow placement on a node again.
-    Uncordon { name: String },
+    Uncordon {
+        /// The node's name.
+        name: String,
+    },
     /// Cordon a node and mark it for its VMs to move away.
-    Drain { name: String },
+    Drain {
+        /// The node's name.
+        name: String,
+    },
     /// Forget a node that has no VMs.
-    Delete { name: String },
+    Delete {
+        /// The node's name.
+        name: String,
+    },
     /// Cordon a node and live-migrate every VM off it, in a planned order.
     Evacuate(crate::migrations::EvacuateArgs),
 }
@@ -253,15 +310,29 @@ pub enum NodeCommand {
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
     /// Build the tiny bootable image (host kernel + busybox initramfs), no download.
-    BuildTiny { name: String },
+    BuildTiny {
+        /// Name of the new image.
+        name: String,
+    },
     /// Import a qcow2 or raw disk image (format detected).
-    Import { name: String, file: PathBuf },
+    Import {
+        /// Name of the new image.
+        name: String,
+        /// The qcow2 or raw disk image file to import.
+        file: PathBuf,
+    },
     /// List images.
     List,
     /// Show one image.
-    Show { name: String },
+    Show {
+        /// The image's name.
+        name: String,
+    },
     /// Delete an image no VM uses.
-    Delete { name: String },
+    Delete {
+        /// The image's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -269,10 +340,15 @@ pub enum OperationCommand {
     /// Recent operations.
     List,
     /// Show one operation.
-    Show { id: String },
+    Show {
+        /// The operation's id.
+        id: String,
+    },
     /// Wait for an operation to finish.
     Wait {
+        /// The operation's id.
         id: String,
+        /// Give up after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
@@ -293,6 +369,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(c) => crate::bench::run(c, out).await,
         Command::Storage(c) => storage(c, out).await,
         Command::Migration(c) => crate::migrations::migration(c, out).await,
+        Command::Events(a) => crate::events::run(a, out).await,
+        Command::Completion(a) => crate::docs::completion(a),
+        Command::Man(a) => crate::docs::man(a),
         Command::Backup(c) => crate::backups::run(c, out).await,
         Command::Cluster(ClusterCommand::Status) => cluster_status(out).await,
         Command::Store(StoreCommand::Migrate {

@@ -23,7 +23,10 @@ pub enum JoinTokenCommand {
     /// Join tokens: id, name, created, expires, single-use, used (never the secrets).
     List,
     /// Revoke a join token by id: it registers no more nodes.
-    Revoke { id: String },
+    Revoke {
+        /// The join token's id (jt-...).
+        id: String,
+    },
 }
 
 /// A duration as `<number><unit>` (s, m, h, d; a bare number is seconds), in seconds.

@@ -7,6 +7,8 @@
 mod backups;
 mod bench;
 mod cli;
+mod docs;
+mod events;
 mod join_tokens;
 mod networks;
 mod migrations;
@@ -26,7 +28,16 @@ fn main() -> std::process::ExitCode {
             // Usage errors are one line too, like every other error.
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see --help)");
+            let raw: Vec<String> = std::env::args().skip(1).collect();
+            if output::json_requested(&raw) {
+                let message = first.strip_prefix("error: ").unwrap_or(first);
+                eprintln!(
+                    "{}",
+                    output::error_json("invalid_argument", &format!("{message} (see --help)"))
+                );
+            } else {
+                eprintln!("{first} (see --help)");
+            }
             return std::process::ExitCode::from(2);
         }
         Err(e) => {
@@ -57,6 +68,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let json_errors = args.output == output::Format::Json;
     match runtime.block_on(cli::run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -72,7 +84,11 @@ fn main() -> std::process::ExitCode {
             if stdout_reader_gone() {
                 die_of_sigpipe();
             }
-            eprintln!("error: {msg}");
+            if json_errors {
+                eprintln!("{}", output::error_json(output::error_code(&e), &msg));
+            } else {
+                eprintln!("error: {msg}");
+            }
             std::process::ExitCode::FAILURE
         }
     }

@@ -16,6 +16,7 @@ use crate::output::{self, Format, ago};
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
+    /// The VM to move.
     pub name: String,
     /// Destination node (default: the node with the most free memory that can take the VM).
     #[arg(long)]
@@ -46,9 +47,15 @@ pub enum MigrationCommand {
     /// Migrations, newest first.
     List,
     /// One migration with its progress.
-    Show { id: String },
+    Show {
+        /// The migration's id.
+        id: String,
+    },
     /// Abort a migration before its switch-over (the VM keeps running where it was).
-    Cancel { id: String },
+    Cancel {
+        /// The migration's id.
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -61,6 +68,7 @@ pub struct EvacuateArgs {
     /// Migrations at once (default: planned, 2).
     #[arg(long)]
     pub parallel: Option<u32>,
+    /// Longest acceptable pause of each guest, e.g. 300ms.
     #[arg(long, default_value = "300ms")]
     pub max_downtime: String,
     /// Cap on the link rate of each migration, e.g. 50mbit.

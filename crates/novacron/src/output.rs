@@ -88,9 +88,74 @@ pub fn ago(unix: u64) -> String {
     }
 }
 
+/// An error as `-o json` prints it on stderr: `{"code","message"}`, like the API's.
+pub fn error_json(code: &str, message: &str) -> String {
+    serde_json::json!({"code": code, "message": message}).to_string()
+}
+
+/// The API error code of a failed command: the server's when it answered with an error,
+/// `unavailable` when no server could be reached, else `internal`... or what fits best.
+pub fn error_code(e: &anyhow::Error) -> &'static str {
+    use novacron_api_types::ErrorCode;
+    use novacron_client::ClientError;
+    for cause in e.chain() {
+        if let Some(c) = cause.downcast_ref::<ClientError>() {
+            return match c {
+                ClientError::Api(api) => match api.code {
+                    ErrorCode::InvalidArgument => "invalid_argument",
+                    ErrorCode::Unauthenticated => "unauthenticated",
+                    ErrorCode::PermissionDenied => "permission_denied",
+                    ErrorCode::NotFound => "not_found",
+                    ErrorCode::MethodNotAllowed => "method_not_allowed",
+                    ErrorCode::AlreadyExists => "already_exists",
+                    ErrorCode::Conflict => "conflict",
+                    ErrorCode::NoCapacity => "no_capacity",
+                    ErrorCode::PayloadTooLarge => "payload_too_large",
+                    ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+                    ErrorCode::Unavailable => "unavailable",
+                    ErrorCode::Internal => "internal",
+                },
+                ClientError::Unreachable { .. } => "unavailable",
+                ClientError::Config(_) => "invalid_argument",
+                _ => "internal",
+            };
+        }
+    }
+    "internal"
+}
+
+/// Whether raw command-line arguments ask for `-o json` (for errors before they parse).
+pub fn json_requested(args: &[String]) -> bool {
+    args.iter().enumerate().any(|(i, a)| {
+        matches!(a.as_str(), "-ojson" | "--output=json" | "-o=json")
+            || (matches!(a.as_str(), "-o" | "--output")
+                && args.get(i + 1).is_some_and(|v| v == "json"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_in_json_mode_carry_the_api_code() {
+        let e = anyhow::Error::new(novacron_client::ClientError::Api(
+            novacron_api_types::ApiError::not_found("no VM named \"x\""),
+        ))
+        .context("vm show");
+        assert_eq!(error_code(&e), "not_found");
+        let v: serde_json::Value =
+            serde_json::from_str(&error_json(error_code(&e), "vm show: no VM")).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"code": "not_found", "message": "vm show: no VM"})
+        );
+        assert_eq!(error_code(&anyhow::anyhow!("disk full")), "internal");
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert!(json_requested(&args("vm list -o json")));
+        assert!(json_requested(&args("--output=json vm list")));
+        assert!(!json_requested(&args("vm show json")));
+    }
 
     #[test]
     fn aligns_columns() {

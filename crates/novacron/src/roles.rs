@@ -38,8 +38,10 @@ pub struct UpArgs {
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
+    /// Where the control plane keeps its store, CA key and images.
     #[arg(long, env = "NOVACRON_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Address the API listens on.
     #[arg(long, default_value = "127.0.0.1:9440")]
     pub listen: SocketAddr,
     /// State store: a SQLite file path (`sqlite:///path`), or `etcd://host:2379,host:2379`.
@@ -75,8 +77,10 @@ pub struct AgentArgs {
     /// Join token printed by `novacron up` / `novacron server` (needed the first time).
     #[arg(long, env = "NOVACRON_JOIN_TOKEN")]
     pub join_token: Option<String>,
+    /// This node's name in the cluster.
     #[arg(long)]
     pub name: String,
+    /// Where the agent keeps disks, sockets and its identity.
     #[arg(long)]
     pub data_dir: PathBuf,
     /// Address of the agent's own endpoint (port 0: any free port).

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod cache;
+pub mod events;
 pub mod ha;
 pub mod join_tokens;
 pub mod lifecycle;
@@ -321,6 +322,7 @@ impl Server {
             backup_repos: Cache::start(store.clone(), records::backup_repo_prefix()).await?,
             backup_schedules: Cache::start(store.clone(), records::backup_schedule_prefix())
                 .await?,
+            events: crate::events::EventHub::start(store.clone()).await?,
             member_id: member_id.clone(),
             last_seen: Default::default(),
             node_lease_ttl: config.node_lease_ttl,

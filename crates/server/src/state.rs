@@ -31,6 +31,8 @@ pub struct AppState {
     pub storage: Cache<novacron_api_types::StoragePool>,
     pub backup_repos: Cache<novacron_api_types::backup::BackupRepo>,
     pub backup_schedules: Cache<novacron_api_types::backup::BackupSchedule>,
+    /// The events stream (record changes as events, a window of recent ones).
+    pub events: crate::events::EventHub,
     /// This replica's id.
     pub member_id: String,
     /// When this replica last heard from each node (unix seconds).

@@ -6,6 +6,7 @@ pub mod backups;
 pub mod body;
 pub mod cluster;
 pub mod console;
+pub mod events;
 pub mod images;
 pub mod join_tokens;
 pub mod migrations;
@@ -167,6 +168,7 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .get("/api/v1/vms/{name}/console/attach", console::attach)
         .post("/api/v1/vms/{name}/backup", backups::create)
         .post("/api/v1/vms/{name}/migrate", migrations::start)
+        .get("/api/v1/events", events::stream)
         .get("/api/v1/operations", operations::list)
         .get("/api/v1/operations/{id}", operations::show)
         .get("/api/v1/nodes", nodes::list)

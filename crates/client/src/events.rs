@@ -1,0 +1,202 @@
+//! The events stream (`GET /api/v1/events`) for Rust callers: the request, and a reader of
+//! its Server-Sent Events frames.
+
+use std::time::Duration;
+
+use novacron_api_types::events::{Event, EventGap, EventKind};
+use reqwest::Method;
+
+use crate::{Client, ClientError, api_error, error_chain};
+
+/// Which events to ask for, and from where.
+#[derive(Debug, Clone, Default)]
+pub struct EventsRequest {
+    pub project: Option<String>,
+    /// Empty: every kind.
+    pub kinds: Vec<EventKind>,
+    /// `vm/web1`, `node/n1`...
+    pub resource: Option<String>,
+    /// Resume after this event id (sent as `Last-Event-ID`); `Some("0")`: every retained
+    /// event first; `None`: new events only.
+    pub after: Option<String>,
+    /// Keep the stream open for new events (else it ends after the retained ones).
+    pub follow: bool,
+}
+
+/// One item of the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamItem {
+    Event(Event),
+    /// Events after the position asked for are no longer retained.
+    Gap(EventGap),
+}
+
+/// An open events stream.
+pub struct EventStream {
+    resp: reqwest::Response,
+    url: String,
+    parser: SseParser,
+}
+
+/// How long a following stream may stay open (the server sends a keep-alive every 15 s).
+const FOLLOW_TIMEOUT: Duration = Duration::from_secs(30 * 86400);
+
+impl Client {
+    /// Opens the events stream.
+    pub async fn events(&self, req: &EventsRequest) -> Result<EventStream, ClientError> {
+        let mut query: Vec<(&str, String)> = vec![("follow", req.follow.to_string())];
+        if let Some(p) = &req.project {
+            query.push(("project", p.clone()));
+        }
+        if !req.kinds.is_empty() {
+            let kinds: Vec<&str> = req.kinds.iter().map(|k| k.as_str()).collect();
+            query.push(("kind", kinds.join(",")));
+        }
+        if let Some(r) = &req.resource {
+            query.push(("resource", r.clone()));
+        }
+        let timeout = if req.follow {
+            FOLLOW_TIMEOUT
+        } else {
+            Duration::from_secs(120)
+        };
+        let resp = self
+            .send(
+                Method::GET,
+                "/events",
+                |r| {
+                    let r = r
+                        .query(&query)
+                        .header(reqwest::header::ACCEPT, "text/event-stream");
+                    match &req.after {
+                        Some(id) => r.header("Last-Event-ID", id),
+                        None => r,
+                    }
+                },
+                timeout,
+            )
+            .await?;
+        let url = resp.url().to_string();
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(api_error(status, &body));
+        }
+        Ok(EventStream {
+            resp,
+            url,
+            parser: SseParser::default(),
+        })
+    }
+}
+
+impl EventStream {
+    /// The next event or gap notice; `None` when the server ended the stream.
+    pub async fn next(&mut self) -> Result<Option<StreamItem>, ClientError> {
+        loop {
+            if let Some(frame) = self.parser.next_frame() {
+                match parse_frame(&frame) {
+                    Ok(Some(item)) => return Ok(Some(item)),
+                    Ok(None) => continue,
+                    Err(why) => {
+                        return Err(ClientError::Protocol {
+                            url: self.url.clone(),
+                            why,
+                        });
+                    }
+                }
+            }
+            match self.resp.chunk().await {
+                Ok(Some(bytes)) => self.parser.feed(&bytes),
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    return Err(ClientError::Unreachable {
+                        url: self.url.clone(),
+                        why: error_chain(&e),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// One SSE frame: its `event:` and `data:` fields (`id:` is inside the data as well).
+#[derive(Debug, Default, PartialEq)]
+struct Frame {
+    event: String,
+    data: String,
+}
+
+/// Splits a byte stream into SSE frames (blank-line separated).
+#[derive(Default)]
+struct SseParser {
+    buf: Vec<u8>,
+}
+
+impl SseParser {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn next_frame(&mut self) -> Option<Frame> {
+        loop {
+            let end = self.buf.windows(2).position(|w| w == b"\n\n")?;
+            let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+            let text = String::from_utf8_lossy(&block);
+            let mut frame = Frame::default();
+            for line in text.lines() {
+                if line.starts_with(':') {
+                    continue;
+                }
+                let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                let value = value.strip_prefix(' ').unwrap_or(value);
+                match field {
+                    "event" => frame.event = value.to_string(),
+                    "data" => {
+                        if !frame.data.is_empty() {
+                            frame.data.push('\n');
+                        }
+                        frame.data.push_str(value);
+                    }
+                    _ => {}
+                }
+            }
+            if !frame.data.is_empty() {
+                return Some(frame);
+            }
+        }
+    }
+}
+
+fn parse_frame(frame: &Frame) -> Result<Option<StreamItem>, String> {
+    if frame.event == "gap" {
+        return serde_json::from_str(&frame.data)
+            .map(|g| Some(StreamItem::Gap(g)))
+            .map_err(|e| format!("gap frame: {e}"));
+    }
+    serde_json::from_str(&frame.data)
+        .map(|e| Some(StreamItem::Event(e)))
+        .map_err(|e| format!("event frame: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_across_chunks_are_reassembled() {
+        let mut p = SseParser::default();
+        p.feed(b"retry: 1000\n\n: keep-alive\n\nid: 3-0\nevent: vm\nda");
+        assert_eq!(p.next_frame(), None);
+        p.feed(b"ta: {\"a\":1}\n\nevent: gap\ndata: x\n\n");
+        assert_eq!(
+            p.next_frame(),
+            Some(Frame {
+                event: "vm".into(),
+                data: "{\"a\":1}".into()
+            })
+        );
+        assert_eq!(p.next_frame().unwrap().event, "gap");
+        assert_eq!(p.next_frame(), None);
+    }
+}

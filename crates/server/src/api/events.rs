@@ -1,0 +1,242 @@
+//! `GET /api/v1/events`: the events stream as Server-Sent Events. The handler parses the
+//! filter and the resume position; [`crate::events`] makes the events.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use novacron_api_types::ApiError;
+use novacron_api_types::events::{Event, EventFilter, EventGap, EventId, parse_kinds};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+
+use super::{ApiFailure, ApiResult};
+use crate::events::{Item, Replay};
+use crate::state::AppState;
+
+/// The request header with which an SSE client resumes.
+pub const LAST_EVENT_ID: &str = "last-event-id";
+
+/// A comment line sent this often keeps proxies and idle timeouts from closing the stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only this project's events (node events belong to no project and are left out).
+    pub project: Option<String>,
+    /// Only these kinds, comma-separated: vm, operation, migration, node, backup, ha.
+    pub kind: Option<String>,
+    /// Only events concerning this resource, itself or as a related one: `vm/web1`,
+    /// `node/n1`, `migration/<id>`, `operation/<id>`.
+    pub resource: Option<String>,
+    /// Resume after this event id (the `Last-Event-ID` header takes precedence); `0` sends
+    /// every retained event first. Without either, only new events are sent.
+    pub after: Option<String>,
+    /// `false`: send the retained events after `after` and end the stream (default: follow).
+    pub follow: Option<bool>,
+}
+
+fn bad_request(message: String) -> ApiFailure {
+    ApiFailure(ApiError::invalid(message))
+}
+
+/// The filter and the resume position of a request.
+fn parse(headers: &HeaderMap, q: &EventsQuery) -> ApiResult<(EventFilter, Option<EventId>, bool)> {
+    let kinds = match &q.kind {
+        Some(k) => parse_kinds(k).map_err(|e| bad_request(e.to_string()))?,
+        None => vec![],
+    };
+    let header_id = headers
+        .get(LAST_EVENT_ID)
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| bad_request("Last-Event-ID is not text".into()))
+        })
+        .transpose()?;
+    let after = header_id
+        .or_else(|| q.after.clone())
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.parse::<EventId>().map_err(|e| bad_request(e.to_string())))
+        .transpose()?;
+    let filter = EventFilter {
+        project: q.project.clone().filter(|p| !p.is_empty()),
+        kinds,
+        resource: q.resource.clone().filter(|r| !r.is_empty()),
+    };
+    Ok((filter, after, q.follow.unwrap_or(true)))
+}
+
+fn event_frame(e: &Event) -> Bytes {
+    let data = serde_json::to_string(e).unwrap_or_default();
+    Bytes::from(format!("id: {}\nevent: {}\ndata: {data}\n\n", e.id, e.kind))
+}
+
+fn gap_frame(retained_after: EventId) -> Bytes {
+    let gap = EventGap {
+        message: "events were lost (no longer retained): re-read the state of what you follow"
+            .into(),
+        retained_after: retained_after.to_string(),
+    };
+    let data = serde_json::to_string(&gap).unwrap_or_default();
+    Bytes::from(format!("event: gap\ndata: {data}\n\n"))
+}
+
+fn id_of(e: &Event) -> EventId {
+    e.id.parse().unwrap_or(EventId::end_of(e.revision))
+}
+
+/// Events as they happen (Server-Sent Events): VM state, operations, migrations, nodes,
+/// backups and HA actions, each with an id to resume from with `Last-Event-ID`. The
+/// control plane retains the last 10,000 events; a client resuming from before them first
+/// gets an `event: gap` frame.
+#[utoipa::path(get, path = "/api/v1/events",
+    params(EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (as sent in the stream's `id:` lines).")),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = Event,
+            description = "A stream of `id:`/`event:`/`data:` frames; `data` is an Event as JSON."),
+        (status = 400, body = ApiError, description = "A filter or event id that cannot be parsed.")))]
+pub async fn stream(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Response> {
+    let (filter, after, follow) = parse(&headers, &q)?;
+    let (replay, rx) = state.events.subscribe(after);
+    let (tx, body_rx) = mpsc::channel::<Bytes>(64);
+    tracing::debug!(?filter, ?after, follow, "events stream opened");
+    tokio::spawn(pump(state, filter, after, follow, replay, rx, tx));
+    let body = Body::from_stream(futures_util::stream::unfold(body_rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    }));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Feeds one client: the replay, then live events, until the client goes away.
+async fn pump(
+    state: Arc<AppState>,
+    filter: EventFilter,
+    mut last: Option<EventId>,
+    follow: bool,
+    replay: Replay,
+    mut rx: broadcast::Receiver<Item>,
+    tx: mpsc::Sender<Bytes>,
+) {
+    // Browsers reconnect after this many milliseconds.
+    if tx
+        .send(Bytes::from_static(b"retry: 1000\n\n"))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if send_replay(&filter, &mut last, replay, &tx).await.is_err() || !follow {
+        return;
+    }
+    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    keep_alive.tick().await;
+    loop {
+        let sent = tokio::select! {
+            item = rx.recv() => match item {
+                Ok(Item::Event(e)) => {
+                    let id = id_of(&e);
+                    if last.is_some_and(|l| id <= l) {
+                        continue;
+                    }
+                    last = Some(id);
+                    if !filter.matches(&e) {
+                        continue;
+                    }
+                    tx.send(event_frame(&e)).await.map_err(|_| ())
+                }
+                Ok(Item::Gap { retained_after }) => {
+                    last = Some(retained_after);
+                    tx.send(gap_frame(retained_after)).await.map_err(|_| ())
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(missed = n, "events follower fell behind; replaying from the window");
+                    let replay = state.events.replay(Some(last.unwrap_or(EventId::end_of(0))));
+                    send_replay(&filter, &mut last, replay, &tx).await
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = keep_alive.tick() => tx.send(Bytes::from_static(b": keep-alive\n\n")).await.map_err(|_| ()),
+            _ = tx.closed() => return,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+async fn send_replay(
+    filter: &EventFilter,
+    last: &mut Option<EventId>,
+    replay: Replay,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(), ()> {
+    if let Some(retained_after) = replay.gap {
+        tx.send(gap_frame(retained_after)).await.map_err(|_| ())?;
+    }
+    for e in replay.events {
+        let id = id_of(&e);
+        if last.is_some_and(|l| id <= l) {
+            continue;
+        }
+        *last = Some(id);
+        if filter.matches(&e) {
+            tx.send(event_frame(&e)).await.map_err(|_| ())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use novacron_api_types::events::EventKind;
+
+    #[test]
+    fn the_header_wins_over_the_query_and_bad_input_is_refused() {
+        let mut headers = HeaderMap::new();
+        let q = EventsQuery {
+            kind: Some("vm,migration".into()),
+            after: Some("5".into()),
+            resource: Some("vm/web1".into()),
+            ..Default::default()
+        };
+        let (f, after, follow) = parse(&headers, &q).unwrap();
+        assert_eq!(f.kinds, vec![EventKind::Vm, EventKind::Migration]);
+        assert_eq!(after, Some(EventId::end_of(5)));
+        assert!(follow);
+        headers.insert(LAST_EVENT_ID, "7-2".parse().unwrap());
+        let (_, after, _) = parse(&headers, &q).unwrap();
+        assert_eq!(
+            after,
+            Some(EventId {
+                revision: 7,
+                index: 2
+            })
+        );
+        let bad_kind = EventsQuery {
+            kind: Some("vms".into()),
+            ..Default::default()
+        };
+        assert!(parse(&HeaderMap::new(), &bad_kind).is_err());
+        headers.insert(LAST_EVENT_ID, "seven".parse().unwrap());
+        assert!(parse(&headers, &q).is_err());
+    }
+}
