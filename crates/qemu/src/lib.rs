@@ -32,5 +32,5 @@ pub use process::{ExitInfo, RunningVm, adopt, launch};
 pub use qmp::{LatencyObserver, Qmp, QmpEvent, RunStatus, set_latency_observer};
 pub use seed::{NoCloudSeed, write_nocloud_seed};
 pub use spec::{Boot, DiskSpec, NicSpec, PortForward, RunDir, VmSpec};
-pub use user::RunAs;
 pub use tiny::{GUEST_READY_MARKER, GuestFile, TinyImage, TinyOptions, build_tiny};
+pub use user::RunAs;

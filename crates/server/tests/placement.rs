@@ -202,6 +202,7 @@ fn to(node: &str) -> MigrateRequest {
         bandwidth_bps: None,
         offline: false,
         deadline_seconds: None,
+        mode: None,
     }
 }
 
