@@ -18,6 +18,7 @@ pub enum OnOff {
 pub enum NetworkCommand {
     /// Create an overlay network: a subnet and a VNI unique in the cluster.
     Create {
+        /// The network's name, unique in its project.
         name: String,
         /// IPv4 subnet in CIDR notation, e.g. 10.10.0.0/24.
         #[arg(long)]
@@ -37,6 +38,7 @@ pub enum NetworkCommand {
         /// MTU inside the network (the underlay carries 50 bytes more per packet).
         #[arg(long, default_value_t = DEFAULT_NETWORK_MTU)]
         mtu: u32,
+        /// The project the network belongs to.
         #[arg(long, default_value = DEFAULT_PROJECT)]
         project: String,
     },
@@ -48,13 +50,17 @@ pub enum NetworkCommand {
     },
     /// One overlay network.
     Show {
+        /// The network's name.
         name: String,
+        /// The project the network belongs to.
         #[arg(long, default_value = DEFAULT_PROJECT)]
         project: String,
     },
     /// Delete an overlay network (refused while a VM uses it).
     Delete {
+        /// The network's name.
         name: String,
+        /// The project the network belongs to.
         #[arg(long, default_value = DEFAULT_PROJECT)]
         project: String,
     },

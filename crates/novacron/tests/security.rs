@@ -88,7 +88,9 @@ fn import_refuses_images_that_refer_to_host_files() {
     assert_eq!(img["format"], "qcow2");
 }
 
-/// Every entry under `root` whose mode lets group or other in, with its mode.
+/// Every entry under `root` whose mode lets group or other in, with its mode. Two exceptions
+/// serve the VMs' own users (see `novacron_agent::users`): directories may be passable (not
+/// listable) by others, and images of the images group readable by that group.
 fn open_entries(root: &Path) -> Vec<String> {
     let mut bad = vec![];
     let mut stack = vec![root.to_path_buf()];
@@ -98,9 +100,9 @@ fn open_entries(root: &Path) -> Vec<String> {
         let mode = meta.mode() & 0o7777;
         let ok = if ft.is_dir() {
             stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
-            mode == 0o700
+            mode == 0o700 || mode == 0o711
         } else if ft.is_file() {
-            mode == 0o600
+            mode == 0o600 || (mode == 0o640 && meta.gid() == novacron_agent::users::IMAGE_GID)
         } else if ft.is_socket() {
             mode & 0o077 == 0
         } else {

@@ -167,6 +167,19 @@ pub fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// How one attempt to start etcd ended, when it did not.
+enum Attempt {
+    /// A member could not bind its port: the members started (their pids) are to be ended.
+    PortTaken(Vec<u32>),
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Attempt {
+    fn from(e: anyhow::Error) -> Attempt {
+        Attempt::Failed(e)
+    }
+}
+
 /// A real etcd cluster on loopback (Debian's etcd-server).
 pub struct Etcd {
     pub client_urls: Vec<String>,
@@ -174,7 +187,28 @@ pub struct Etcd {
 }
 
 impl Etcd {
+    /// Starts `members` etcd members on loopback ports picked at random. Another process can
+    /// take a picked port before etcd binds it; such an attempt is ended and retried on new
+    /// ports.
     pub fn start(scratch: &mut Scratch, members: usize) -> anyhow::Result<Etcd> {
+        let mut attempt = 0;
+        loop {
+            match Etcd::start_once(scratch, members, attempt) {
+                Err(Attempt::PortTaken(pids)) if attempt < 2 => {
+                    pids.into_iter().for_each(kill9);
+                    attempt += 1;
+                }
+                Err(Attempt::PortTaken(pids)) => {
+                    pids.into_iter().for_each(kill9);
+                    bail!("etcd: its loopback ports kept being taken by other processes");
+                }
+                Err(Attempt::Failed(e)) => return Err(e),
+                Ok(etcd) => return Ok(etcd),
+            }
+        }
+    }
+
+    fn start_once(scratch: &mut Scratch, members: usize, attempt: u32) -> Result<Etcd, Attempt> {
         let etcd = which("etcd").context("etcd is not installed: apt-get install etcd-server")?;
         let ports: Vec<(u16, u16)> = (0..members)
             .map(|_| Ok((free_port()?, free_port()?)))
@@ -186,7 +220,7 @@ impl Etcd {
             .collect();
         let mut pids = vec![];
         for (i, (client, peer)) in ports.iter().enumerate() {
-            let data = scratch.path(&format!("etcd-m{i}"));
+            let data = scratch.path(&format!("etcd-m{i}-{attempt}"));
             let mut cmd = Command::new(&etcd);
             cmd.arg("--name")
                 .arg(format!("m{i}"))
@@ -214,7 +248,7 @@ impl Etcd {
                 .arg("1")
                 .arg("--quota-backend-bytes")
                 .arg((4u64 << 30).to_string());
-            pids.push(scratch.spawn(&format!("etcd-m{i}"), &mut cmd)?);
+            pids.push(scratch.spawn(&format!("etcd-m{i}-{attempt}"), &mut cmd)?);
         }
         let client_urls: Vec<String> = ports
             .iter()
@@ -227,11 +261,17 @@ impl Etcd {
                 if http_get_ok(*c, "/health") {
                     break;
                 }
+                let logs: Vec<String> = (0..ports.len())
+                    .map(|i| scratch.log_tail(&format!("etcd-m{i}-{attempt}"), 20))
+                    .collect();
+                if logs.iter().any(|l| l.contains("address already in use")) {
+                    return Err(Attempt::PortTaken(pids));
+                }
                 if Instant::now() > deadline {
-                    bail!(
+                    return Err(Attempt::Failed(anyhow::anyhow!(
                         "etcd did not become healthy; log:\n{}",
-                        scratch.log_tail("etcd-m0", 20)
-                    );
+                        logs.join("\n")
+                    )));
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -297,7 +337,8 @@ pub struct Lan {
 impl Lan {
     pub fn create(tag: u32, members: usize) -> anyhow::Result<Lan> {
         let subnet = 10 + tag % 240;
-        let bridge = format!("ncbr{}", tag % 100_000);
+        // Not `ncbr*`: those are the overlay networks' bridges (novacron-net).
+        let bridge = format!("nclan{}", tag % 100_000);
         let host_ip = format!("198.19.{subnet}.1");
         let mut lan = Lan {
             bridge: bridge.clone(),
