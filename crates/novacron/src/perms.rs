@@ -59,6 +59,12 @@ fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Entries this process may narrow: its own, and as root those of the VMs' own users (see
+/// `novacron_agent::users`), which live in the data directory only.
+fn ours(meta: &std::fs::Metadata) -> bool {
+    meta.uid() == euid() || (euid() == 0 && novacron_agent::users::is_vm_uid(meta.uid()))
+}
+
 fn tighten_if_ours(path: &Path, mode: u32) {
     if let Ok(meta) = std::fs::symlink_metadata(path)
         && meta.uid() == euid()
@@ -112,7 +118,7 @@ pub fn audit(root: &Path) -> Audit {
             continue;
         }
         let fix = if meta.is_dir() { "go-rw" } else { "go=" };
-        if meta.uid() == euid() {
+        if ours(&meta) {
             let narrowed = mode & (0o700 | allowed);
             match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(narrowed)) {
                 Ok(()) => {
