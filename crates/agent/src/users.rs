@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use novacron_qemu::RunAs;
+use novacron_qemu::user::hand_over;
 
 /// The first user id given to a VM; ids and group ids are equal.
 pub const FIRST_VM_UID: u32 = 0x7000_0001;
@@ -100,18 +101,15 @@ impl VmUsers {
         if let Some(dir) = path.parent() {
             open_for_passing(dir)?;
         }
-        std::os::unix::fs::chown(path, Some(0), Some(IMAGE_GID))
-            .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640)))
-            .map_err(|e| format!("sharing {} with the VMs' users: {e}", path.display()))
+        hand_over(path, 0, IMAGE_GID, 0o640)
+            .map_err(|e| format!("sharing an image with the VMs' users: {e}"))
     }
 }
 
 /// `dir` owned by `who`, mode 0700; the directories from `top` down to its parent opened for
 /// passing.
 fn give_dir(dir: &Path, who: &RunAs, top: &Path) -> Result<(), String> {
-    std::os::unix::fs::chown(dir, Some(who.uid), Some(who.gid))
-        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
-        .map_err(|e| format!("giving {} to uid {}: {e}", dir.display(), who.uid))?;
+    hand_over(dir, who.uid, who.gid, 0o700).map_err(|e| e.to_string())?;
     let mut up = dir.parent();
     while let Some(d) = up {
         open_for_passing(d)?;
@@ -166,9 +164,7 @@ pub fn own_work_dir(work: &Path, run_dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(work).map_err(|e| format!("creating {}: {e}", work.display()))?;
     let meta = std::fs::metadata(run_dir)
         .map_err(|e| format!("reading the owner of {}: {e}", run_dir.display()))?;
-    std::os::unix::fs::chown(work, Some(meta.uid()), Some(meta.gid()))
-        .and_then(|()| std::fs::set_permissions(work, std::fs::Permissions::from_mode(0o700)))
-        .map_err(|e| format!("giving {} to uid {}: {e}", work.display(), meta.uid()))
+    hand_over(work, meta.uid(), meta.gid(), 0o700).map_err(|e| e.to_string())
 }
 
 /// Every directory from `/` down to `dir` that a VM's user cannot pass through (no execute

@@ -45,18 +45,23 @@ impl RunAs {
 /// Gives the VM's user its run directory (mode 0700) and its disk and seed files (0600, seed
 /// 0400), so that user and root can open them and no one else can.
 pub fn prepare_files(spec: &VmSpec, run_dir: &RunDir, who: &RunAs) -> Result<(), QemuError> {
-    hand_over(run_dir.path(), who, 0o700)?;
+    hand_over(run_dir.path(), who.uid, who.gid, 0o700)?;
     // QEMU appends to its console log across runs; one left by a QEMU that ran as root is
     // handed over too.
     let console_log = run_dir.console_log();
     if console_log.exists() {
-        hand_over(&console_log, who, 0o600)?;
+        hand_over(&console_log, who.uid, who.gid, 0o600)?;
     }
     for disk in &spec.disks {
-        hand_over(&disk.path, who, if disk.read_only { 0o400 } else { 0o600 })?;
+        hand_over(
+            &disk.path,
+            who.uid,
+            who.gid,
+            if disk.read_only { 0o400 } else { 0o600 },
+        )?;
     }
     if let Some(seed) = &spec.seed_iso {
-        hand_over(seed, who, 0o400)?;
+        hand_over(seed, who.uid, who.gid, 0o400)?;
     }
     Ok(())
 }
@@ -68,17 +73,13 @@ pub fn give_to_dir_owner(path: &Path) -> Result<(), QemuError> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let meta = std::fs::metadata(dir)
         .map_err(|e| QemuError::io(format!("reading the owner of {}", dir.display()), e))?;
-    let who = RunAs {
-        uid: meta.uid(),
-        gid: meta.gid(),
-        groups: Vec::new(),
-    };
-    hand_over(path, &who, 0o600)
+    hand_over(path, meta.uid(), meta.gid(), 0o600)
 }
 
-fn hand_over(path: &Path, who: &RunAs, mode: u32) -> Result<(), QemuError> {
-    std::os::unix::fs::chown(path, Some(who.uid), Some(who.gid))
-        .map_err(|e| QemuError::io(format!("giving {} to uid {}", path.display(), who.uid), e))?;
+/// Makes `path` owned by `uid`:`gid` with permission bits `mode`.
+pub fn hand_over(path: &Path, uid: u32, gid: u32, mode: u32) -> Result<(), QemuError> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .map_err(|e| QemuError::io(format!("giving {} to uid {uid}", path.display()), e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| QemuError::io(format!("setting the mode of {}", path.display()), e))
 }
