@@ -100,6 +100,13 @@ impl Agent {
         if !config.hollow {
             open_data_dir_to_vm_users(&config.data_dir)?;
         }
+        migration::clear_stale_work_dirs(&config.data_dir).map_err(|source| AgentError::Io {
+            what: format!(
+                "cannot clear the migration work directories in {}",
+                config.data_dir.display()
+            ),
+            source,
+        })?;
         let facts = if config.hollow {
             HostFacts::hollow()
         } else {

@@ -35,9 +35,44 @@ pub struct Marker {
     pub id: String,
 }
 
-fn work_dir(id: &str, side: &str) -> PathBuf {
-    // Unix socket paths are short: keep this one out of the (possibly deep) data dir.
-    std::env::temp_dir().join(format!("ncm-{id}-{side}"))
+/// Directory in the data dir that holds the work directories of running migrations.
+const WORK_DIRS: &str = "migrations";
+
+/// Longest socket path a work directory must leave room for (`sun_path` holds 108 bytes;
+/// the longest name QEMU or the agent binds there is `incoming.sock`).
+const MAX_WORK_DIR_LEN: usize = 108 - 1 - "/incoming.sock".len() - 4;
+
+/// Where migration `id` keeps its sockets on this side: in the data dir, so a killed agent's
+/// leftovers go with the data dir and are cleared when it starts again
+/// ([`clear_stale_work_dirs`]); in the system temp dir only when the data dir's path is too
+/// long for a Unix socket path.
+fn work_dir(shared: &Shared, id: &str, side: &str) -> PathBuf {
+    let name = format!("{id}-{side}");
+    let inside = shared.data_dir.join(WORK_DIRS).join(&name);
+    if inside.as_os_str().len() <= MAX_WORK_DIR_LEN {
+        inside
+    } else {
+        std::env::temp_dir().join(format!("ncm-{name}"))
+    }
+}
+
+/// Removes the work directories a previous run of this agent left behind (it was killed in
+/// the middle of migrations; no migration runs before the agent has started) and prepares
+/// the directory new ones go in, passable for the VMs' users.
+pub fn clear_stale_work_dirs(data_dir: &std::path::Path) -> std::io::Result<()> {
+    let dir = data_dir.join(WORK_DIRS);
+    match std::fs::read_dir(&dir) {
+        Ok(entries) => {
+            for entry in entries.flatten() {
+                tracing::info!(path = %entry.path().display(), "removing the work directory of a migration a previous run left behind");
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&dir)?,
+        Err(e) => return Err(e),
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
 }
 
 /// Registers a cancel token for migration `id` on this node; removed by the guard on drop.
@@ -230,7 +265,7 @@ pub async fn incoming(
         shared.advertise_host.clone()
     };
     let base_images = base_images(&shared, d).await;
-    let work = work_dir(&req.id, "d");
+    let work = work_dir(&shared, &req.id, "d");
     if let Err(e) = crate::users::own_work_dir(&work, run_dir.path()) {
         let _ = vm.kill().await;
         remove_vm_dir(&shared, d, &dir).await;
@@ -466,7 +501,7 @@ async fn send(
         s = novacron_dwcp::connect(addr, &identity, opts) => s.map_err(|e| format!("connecting to {} at {addr}: {e}", req.destination))?,
         _ = cancel.cancelled() => return Err("cancelled by a user".into()),
     };
-    let work = work_dir(&req.id, "s");
+    let work = work_dir(shared, &req.id, "s");
     // QEMU connects to the migration and NBD sockets there, as the VM's user.
     crate::users::own_work_dir(&work, vm.run_dir().path())?;
     let params = SourceParams {
