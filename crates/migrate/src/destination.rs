@@ -209,7 +209,11 @@ pub async fn destination(
                 control::send(
                     &control,
                     &Control::Failed {
-                        reason: e.to_string(),
+                        // The source words a post-copy failure itself (once).
+                        reason: match e {
+                            MigrateError::PostcopyFailed(inner) => inner.clone(),
+                            other => other.to_string(),
+                        },
                     },
                 ),
             )
@@ -458,9 +462,7 @@ async fn run(
     let _stop = Stop(stop);
     let mut pipeline = pipeline;
     // Post-copy: the resume after the source's `Postcopy`, and its RESUME timestamp.
-    let mut resuming: Option<
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, MigrateError>> + Send>>,
-    > = None;
+    let mut resuming: Option<ResumeFuture> = None;
     let mut postcopy_resumed: Option<i64> = None;
     let total = loop {
         let r: Result<u64, MigrateError> = async {
@@ -562,6 +564,10 @@ async fn run(
             .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).summary()),
     })
 }
+
+/// The post-copy resume in progress (see [`resume_in_postcopy`]).
+type ResumeFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, MigrateError>> + Send>>;
 
 /// Post-copy: waits until QEMU ran its post-copy switch (it then sits paused, started with
 /// `-S`), confirms the commit, resumes the VM here. Returns QEMU's RESUME timestamp (0: none).

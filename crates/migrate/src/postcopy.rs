@@ -339,7 +339,7 @@ impl ReturnPathDecoder {
                     return Ok(0);
                 }
                 let size = be64(&b[total..total + 8]);
-                if size % 8 != 0 || size > MAX_BITMAP_BYTES {
+                if !size.is_multiple_of(8) || size > MAX_BITMAP_BYTES {
                     return Err(ReturnPathError::BadBitmap(size));
                 }
                 self.bitmap_left = Some(size);
@@ -601,5 +601,40 @@ mod tests {
         assert_eq!(s.faults_served, 100);
         assert_eq!(s.fault_latency_p50_us, Some(51_000));
         assert_eq!(s.fault_latency_p99_us, Some(99_000));
+    }
+
+    fn decode_in_chunks(data: &[u8], chunk: usize) -> (Vec<ReturnPathMessage>, bool) {
+        let mut d = ReturnPathDecoder::new();
+        let mut out = Vec::new();
+        for c in data.chunks(chunk.max(1)) {
+            if d.feed(c, &mut out).is_err() {
+                return (out, true);
+            }
+        }
+        (out, false)
+    }
+
+    proptest::proptest! {
+        // The fuzz target's property (fuzz/fuzz_targets/migrate_return_path.rs), on valid
+        // streams with bytes flipped and on noise: what is decoded does not depend on chunking.
+        #[test]
+        fn decoding_does_not_depend_on_chunking(
+            flips in proptest::collection::vec((0usize..200, proptest::prelude::any::<u8>()), 0..4),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            chunk in 1usize..40,
+        ) {
+            let mut s = sample();
+            for (at, v) in flips {
+                let n = s.len();
+                s[at % n] = v;
+            }
+            s.extend_from_slice(&noise);
+            let (whole, whole_failed) = decode_in_chunks(&s, s.len());
+            let (chunked, chunked_failed) = decode_in_chunks(&s, chunk);
+            proptest::prop_assert_eq!(whole_failed, chunked_failed);
+            if !whole_failed {
+                proptest::prop_assert_eq!(whole, chunked);
+            }
+        }
     }
 }
