@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every fuzz target in fuzz/ (one per decoder that reads from the network or from disk:
-# DWCP frames and session control, HDE, the QEMU migration stream parser, the migration wire
-# format and control messages, the NBD proxy messages and the backup NBD client, QMP lines,
-# backup index and blob formats, agent API bodies) for a bounded time each.
+# DWCP frames and session control, HDE, the QEMU migration stream parser, the post-copy return
+# path, the migration wire format and control messages, the NBD proxy messages and the backup
+# NBD client, QMP lines, backup index and blob formats, agent API bodies) for a bounded time each.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 45; NOVACRON_FUZZ_TARGETS="a b" picks targets
 #
@@ -55,6 +55,8 @@ seed agent_api_bodies update '\x07{"state":"running","message":"copying","progre
 seed agent_api_bodies register_response '\x08{"node_token":"t","server_token":"s","ca_cert_pem":"","cert_pem":"","key_pem":"","lease_ttl_ms":10000,"cert_not_after":1}'
 seed agent_api_bodies desired '\x09{"revision":7,"full":true,"vms":[],"removed":["default/old"]}'
 seed agent_api_bodies ready '\x0a{"dwcp_addr":"198.18.0.2:7000"}'
+# Return path: the seed byte, a page request naming its block, one reusing it, a PONG.
+seed migrate_return_path requests '\x05\x00\x03\x00\x13\x00\x00\x00\x00\x00\x00\x20\x00\x00\x00\x10\x00\x06pc.ram\x00\x04\x00\x0c\x00\x00\x00\x00\x00\x00\x30\x00\x00\x00\x10\x00\x00\x02\x00\x04\x00\x00\x00\x01'
 seed qmp_dispatch answers '{"return": {"running": true, "status": "running"}, "id": 7}\r\n{"error": {"class": "GenericError", "desc": "x"}, "id": 8}\n{"event": "SHUTDOWN", "data": {"guest": true}, "timestamp": {"seconds": 1, "microseconds": 2}}\n'
 
 echo "fuzz: building ${#targets[@]} targets"

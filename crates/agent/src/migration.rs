@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use novacron_api_types::migration::{
-    IncomingMigration, IncomingReady, MigrationOutcome, MigrationProgress, MigrationReport,
-    OutgoingMigration,
+    IncomingMigration, IncomingReady, MigrationMode, MigrationOutcome, MigrationProgress,
+    MigrationReport, OutgoingMigration,
 };
 use novacron_api_types::{ApiError, ErrorCode, validate_name};
+use novacron_migrate::postcopy::{self, Hook, PostcopyUse};
 use novacron_migrate::{
     CancellationToken, Decision, DestinationParams, DiskMirror, MigrateError, MirrorSync,
     SourceParams,
@@ -144,6 +145,11 @@ fn progress_view(p: &novacron_migrate::MigrationProgress) -> MigrationProgress {
         downtime_ms: p.downtime_ms,
         downtime_bound_ms: None,
         source_downtime_ms: p.source_downtime_ms,
+        postcopy_switch_ms: p.postcopy_switch_ms,
+        postcopy_reason: p.postcopy_reason.clone(),
+        faults_served: p.faults_served,
+        fault_latency_p50_ms: p.fault_latency_p50_ms,
+        fault_latency_p99_ms: p.fault_latency_p99_ms,
     }
 }
 
@@ -224,20 +230,37 @@ pub async fn incoming(
     }
     let (registration, cancel) = Registration::new(&shared, &req.id)?;
     let prepared = async {
-        let mut spec = crate::worker::prepare_spec(&shared, &dir, d).await?;
+        let mut spec = crate::worker::prepare_spec(&shared, &dir, d)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e))?;
+        // Post-copy needs userfaultfd in this QEMU, which runs as the VM's user (if any):
+        // `--mode postcopy` is refused here, before anything starts; `auto` stays pre-copy.
+        let postcopy_refusal =
+            postcopy::destination_refusal(&postcopy::DestinationHost::probe(spec.run_as.is_some()));
+        if req.mode == MigrationMode::Postcopy
+            && let Some(why) = &postcopy_refusal
+        {
+            return Err(ApiError::invalid(format!(
+                "node {}: {why}",
+                shared.node_name
+            )));
+        }
         spec.incoming = Some("defer".into());
         spec.start_paused = true;
-        let vm = novacron_qemu::launch(&spec, &run_dir)
-            .await
-            .map_err(|e| format!("starting the destination QEMU: {e}"))?;
-        Ok::<_, String>(vm)
+        let vm = novacron_qemu::launch(&spec, &run_dir).await.map_err(|e| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!("starting the destination QEMU: {e}"),
+            )
+        })?;
+        Ok::<_, ApiError>((vm, postcopy_refusal))
     }
     .await;
-    let vm = match prepared {
-        Ok(vm) => vm,
+    let (vm, postcopy_refusal) = match prepared {
+        Ok(x) => x,
         Err(e) => {
             remove_vm_dir(&shared, d, &dir).await;
-            return Err(ApiError::new(ErrorCode::Unavailable, e));
+            return Err(e);
         }
     };
     // Only the source node, proving this migration's secret, gets a session here.
@@ -277,6 +300,23 @@ pub async fn incoming(
         base_images,
         channel_base: 0,
         peer_timeout: Duration::from_secs(60),
+        postcopy_refusal,
+        // The VM resumes here in post-copy only when the control plane confirms the commit
+        // the source recorded before switching.
+        confirm_postcopy: Some({
+            let shared = shared.clone();
+            let id = req.id.clone();
+            Hook::new(move || {
+                let shared = shared.clone();
+                let id = id.clone();
+                Box::pin(async move {
+                    match resolve(&shared, &id).await {
+                        MigrationOutcome::Committed => Ok(()),
+                        other => Err(format!("the control plane answered {other:?}")),
+                    }
+                })
+            })
+        }),
     };
     let task_shared = shared.clone();
     tokio::spawn(async move {
@@ -477,9 +517,6 @@ async fn send(
     cancel: &CancellationToken,
 ) -> Result<(), String> {
     let qmp = vm.qmp();
-    if let Some(why) = req.mode.unsupported_reason() {
-        return Err(why.to_string());
-    }
     if !req.offline {
         let memory = novacron_migrate::qapi::memory_bytes(qmp, "source")
             .await
@@ -522,10 +559,31 @@ async fn send(
                 },
             })
             .collect(),
-        // `auto` and `precopy` both throttle a guest that outruns the link; they differ once
-        // post-copy exists (only `auto` may switch to it).
+        // `auto` and `precopy` both throttle a guest that outruns the link; only `auto` may
+        // then switch to post-copy, `postcopy` switches after one pass.
         auto_converge: true,
         commit_allowance,
+        postcopy: match req.mode {
+            MigrationMode::Auto => PostcopyUse::WhenStuck,
+            MigrationMode::Precopy => PostcopyUse::Never,
+            MigrationMode::Postcopy => PostcopyUse::AfterFirstPass,
+        },
+        // Post-copy splits the VM across the two nodes: the commit (the VM is the
+        // destination's) is recorded before QEMU switches, and the source never resumes after.
+        commit_before_postcopy: Some({
+            let shared = shared.clone();
+            let id = req.id.clone();
+            Hook::new(move || {
+                let shared = shared.clone();
+                let id = id.clone();
+                Box::pin(async move {
+                    match commit_or_resolve(&shared, &id).await {
+                        MigrationOutcome::Committed => Ok(()),
+                        other => Err(format!("the control plane answered {other:?}")),
+                    }
+                })
+            })
+        }),
         ..SourceParams::default()
     };
     let (ptx, prx) = tokio::sync::watch::channel(novacron_migrate::MigrationProgress::default());

@@ -36,12 +36,14 @@ pub struct MigrateRequest {
 #[serde(rename_all = "lowercase")]
 pub enum MigrationMode {
     /// Pre-copy, escalating to guest throttling when the guest dirties memory faster than
-    /// the link carries it (and, once it exists, to post-copy).
+    /// the link carries it, then to post-copy when throttling cannot meet the pause limit
+    /// (only if the destination can take post-copy).
     #[default]
     Auto,
     /// Pre-copy only (with throttling), never post-copy.
     Precopy,
-    /// Post-copy: not implemented yet; refused before anything starts.
+    /// One pre-copy pass, then post-copy (refused before anything starts when the
+    /// destination cannot take it, with the reason).
     Postcopy,
 }
 
@@ -54,15 +56,11 @@ impl MigrationMode {
         }
     }
 
-    /// Why this mode cannot run, if it cannot (checked before anything starts).
+    /// Why this mode cannot run anywhere, if it cannot (checked before anything starts).
+    /// Every mode runs now; what a node offers (post-copy needs userfaultfd in the destination
+    /// QEMU) is checked by the destination agent when it prepares.
     pub fn unsupported_reason(self) -> Option<&'static str> {
-        match self {
-            MigrationMode::Postcopy => Some(
-                "--mode postcopy is not implemented yet (no post-copy return path over DWCP); \
-                 use --mode auto or precopy, which throttle the guest when pre-copy cannot converge",
-            ),
-            MigrationMode::Auto | MigrationMode::Precopy => None,
-        }
+        None
     }
 }
 
@@ -170,6 +168,20 @@ pub struct MigrationProgress {
     /// the WAN, the load at the destination, the commit and the resume).
     #[serde(default)]
     pub source_downtime_ms: Option<u64>,
+    /// Post-copy: when the source switched, ms since the start, and the policy's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcopy_switch_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcopy_reason: Option<String>,
+    /// Post-copy: page faults the destination served (its page requests on the return path).
+    #[serde(default)]
+    pub faults_served: u64,
+    /// Post-copy: how long a faulted page waited, from the destination's request to the page
+    /// reaching its QEMU, ms (median and 99th percentile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_latency_p50_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_latency_p99_ms: Option<f64>,
 }
 
 /// One migration, as `migration show` prints it.
@@ -263,6 +275,9 @@ pub struct IncomingMigration {
     pub vm: DesiredVm,
     /// Block nodes to receive a disk mirror (empty: the disk is on shared storage).
     pub disks: Vec<String>,
+    /// How memory moves (`postcopy`: refused here when this node cannot take post-copy).
+    #[serde(default)]
+    pub mode: MigrationMode,
 }
 
 /// Destination agent's answer: where the source's DWCP session must connect.
@@ -329,7 +344,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mode_is_a_lowercase_word_and_only_postcopy_is_refused() {
+    fn mode_is_a_lowercase_word_and_every_mode_runs() {
         for m in [
             MigrationMode::Auto,
             MigrationMode::Precopy,
@@ -342,8 +357,7 @@ mod tests {
         assert!("post-copy".parse::<MigrationMode>().is_err());
         assert!(MigrationMode::Auto.unsupported_reason().is_none());
         assert!(MigrationMode::Precopy.unsupported_reason().is_none());
-        let why = MigrationMode::Postcopy.unsupported_reason().unwrap();
-        assert!(why.contains("not implemented yet"), "{why}");
+        assert!(MigrationMode::Postcopy.unsupported_reason().is_none());
         // An older client's request (no mode) still parses; an older agent's request too.
         let r: MigrateRequest = serde_json::from_str(r#"{"to":"node-b"}"#).unwrap();
         assert_eq!(r.mode, None);

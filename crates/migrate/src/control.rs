@@ -28,6 +28,10 @@ impl Channels {
     pub fn announce(self) -> u32 {
         self.base + 3
     }
+    /// Post-copy: the destination QEMU's return path (page requests, acks), byte for byte.
+    pub fn return_path(self) -> u32 {
+        self.base + 4
+    }
     pub fn nbd(self, disk: usize) -> u32 {
         self.base + 16 + disk as u32
     }
@@ -52,14 +56,34 @@ pub enum Control {
         memory_bytes: u64,
         disks: Vec<DiskPlan>,
         history_bytes: u64,
+        /// The source may switch to post-copy: enable it on the destination QEMU.
+        #[serde(default)]
+        postcopy: bool,
     },
     /// Destination → source: NBD exports are up, the incoming socket is connected, the base
     /// image announcement was sent.
-    Ready { base_blocks: u64 },
+    Ready {
+        base_blocks: u64,
+        /// Post-copy was asked for and the destination QEMU accepted it.
+        #[serde(default)]
+        postcopy: bool,
+        /// Why the destination cannot take post-copy, when it was asked for and cannot.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        postcopy_refused: Option<String>,
+    },
     /// Destination → source: stream message bytes written to QEMU so far.
     Ack { consumed_wire_bytes: u64 },
     /// Destination → source: QEMU loaded the whole state and is paused.
-    Loaded { stream_bytes: u64 },
+    Loaded {
+        stream_bytes: u64,
+        /// Post-copy: the page faults the destination served.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        faults: Option<crate::postcopy::FaultSummary>,
+    },
+    /// Source → destination: the switch-over is committed and the source starts post-copy
+    /// now: resume the VM as soon as QEMU runs its post-copy phase (after confirming the
+    /// commit), and keep taking pages until the stream ends.
+    Postcopy,
     /// Either side: this side failed; the other must give up.
     Failed { reason: String },
     /// Source → destination: the switch-over is committed: resume.

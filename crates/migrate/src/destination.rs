@@ -3,9 +3,11 @@
 //! and feeds it to the destination QEMU (started with `-incoming defer -S`), then waits for the
 //! source's decision.
 
+use std::io::Read;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use novacron_dwcp::hde::DecoderConfig;
@@ -19,7 +21,9 @@ use crate::control::{self, Channels, Control, PROTOCOL_VERSION};
 use crate::error::MigrateError;
 use crate::nbd::NbdProxy;
 use crate::pause;
+use crate::postcopy::{self, FaultClock, FaultSummary, Hook, ReturnPathDecoder, ReturnPathMessage};
 use crate::qapi;
+use crate::qevm::{PageHeader, Parser, Sink};
 use crate::util::{block_on_until, send_all_blocking};
 use crate::wire::{Decoded, WireDecoder};
 
@@ -43,6 +47,11 @@ pub struct DestinationParams {
     pub channel_base: u32,
     /// How long to wait for the source during set-up and for its decision.
     pub peer_timeout: Duration,
+    /// Why this node cannot take post-copy (None: it may, if its QEMU accepts it).
+    pub postcopy_refusal: Option<String>,
+    /// Post-copy: confirms the commit (e.g. with the control plane) before the VM resumes here
+    /// on the source's `Postcopy`; None resumes on the source's word.
+    pub confirm_postcopy: Option<Hook>,
 }
 
 impl Default for DestinationParams {
@@ -53,6 +62,8 @@ impl Default for DestinationParams {
             base_images: Vec::new(),
             channel_base: 0,
             peer_timeout: Duration::from_secs(60),
+            postcopy_refusal: None,
+            confirm_postcopy: None,
         }
     }
 }
@@ -79,6 +90,10 @@ pub struct DestinationReady {
     pub stream_bytes: u64,
     /// From the start of [`destination`] to Loaded.
     pub elapsed_ms: u64,
+    /// Post-copy: the VM already runs here since this RESUME (µs since the Unix epoch; 0 when
+    /// QEMU did not report it), and the faults it took.
+    pub postcopy_resumed: Option<i64>,
+    pub faults: Option<FaultSummary>,
 }
 
 impl std::fmt::Debug for DestinationReady {
@@ -114,6 +129,21 @@ impl DestinationReady {
     /// (see [`crate::pause`]). Returns that timestamp (µs since the Unix epoch, this host's
     /// clock) when QEMU reported it.
     pub async fn resume(&self) -> Result<Option<i64>, MigrateError> {
+        if let Some(at) = self.postcopy_resumed {
+            // Post-copy: the VM runs here since the switch; report that resume.
+            let resumed = (at > 0).then_some(at);
+            let go = self.go_received.load(Ordering::Relaxed);
+            if go > 0 {
+                let msg = Control::Resumed {
+                    resume_unix_micros: resumed,
+                    go_received_unix_micros: go,
+                    sent_unix_micros: pause::now_unix_micros(),
+                };
+                let _ = tokio::time::timeout(RESUME_EVENT_WAIT, control::send(&self.control, &msg))
+                    .await;
+            }
+            return Ok(resumed);
+        }
         let mut events = self.qmp.subscribe();
         self.qmp
             .cont()
@@ -179,7 +209,11 @@ pub async fn destination(
                 control::send(
                     &control,
                     &Control::Failed {
-                        reason: e.to_string(),
+                        // The source words a post-copy failure itself (once).
+                        reason: match e {
+                            MigrateError::PostcopyFailed(inner) => inner.clone(),
+                            other => other.to_string(),
+                        },
                     },
                 ),
             )
@@ -239,6 +273,7 @@ async fn run(
         memory_bytes,
         disks,
         history_bytes,
+        postcopy: postcopy_wanted,
     }) = hello
     else {
         return Err(MigrateError::Protocol(format!(
@@ -302,6 +337,21 @@ async fn run(
         &[("late-block-activate", true), ("events", true)],
     )
     .await?;
+    // Post-copy needs userfaultfd in this QEMU: QEMU itself checks when asked to enable it.
+    let mut postcopy_refused = None;
+    if postcopy_wanted {
+        postcopy_refused = p.postcopy_refusal.clone();
+        if postcopy_refused.is_none()
+            && let Err(e) = qapi::set_capabilities(qmp, SIDE, &[("postcopy-ram", true)]).await
+        {
+            let host = postcopy::DestinationHost::probe(true);
+            postcopy_refused = Some(match postcopy::destination_refusal(&host) {
+                Some(why) => format!("{e}; {why}"),
+                None => e.to_string(),
+            });
+        }
+    }
+    let postcopy_on = postcopy_wanted && postcopy_refused.is_none();
     let in_sock = p.work_dir.join("incoming.sock");
     let _ = std::fs::remove_file(&in_sock);
     qapi::exec(
@@ -341,10 +391,42 @@ async fn run(
         announce.send(m).await?;
     }
     announce.finish().await?;
+    // Post-copy: the return path (QEMU writes it into the incoming socket) goes to the source
+    // as is; a copy is decoded here to time the page faults.
+    let faults = postcopy_on.then(|| Arc::new(Mutex::new(FaultClock::default())));
+    let rp_stop = CancellationToken::new();
+    struct CancelOnDrop(CancellationToken);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.cancel();
+        }
+    }
+    let _rp_guard = CancelOnDrop(rp_stop.clone());
+    if let Some(clock) = &faults {
+        let rp_ch = session.open_channel(ch.return_path())?;
+        let mut reader = conn
+            .try_clone()
+            .map_err(|e| MigrateError::io("incoming migration socket", e))?;
+        reader
+            .set_read_timeout(Some(PIPELINE_STOP_CHECK))
+            .map_err(|e| MigrateError::io("incoming migration socket", e))?;
+        let rt = tokio::runtime::Handle::current();
+        let clock = clock.clone();
+        let stop = rp_stop.clone();
+        tokio::task::spawn_blocking(move || {
+            relay_return_path(&mut reader, &rp_ch, &rt, &clock, &stop)
+        });
+    }
     control::send(
         control,
         &Control::Ready {
             base_blocks: index.blocks() as u64,
+            postcopy: postcopy_on,
+            postcopy_refused: if postcopy_wanted {
+                postcopy_refused.clone()
+            } else {
+                None
+            },
         },
     )
     .await?;
@@ -367,7 +449,8 @@ async fn run(
             },
             Some(files),
         );
-        tokio::task::spawn_blocking(move || feed_qemu(conn, stream, control, rt, dec, stop))
+        let faults = faults.clone();
+        tokio::task::spawn_blocking(move || feed_qemu(conn, stream, control, rt, dec, stop, faults))
     };
     /// Ends the pipeline's blocking thread wherever it waits (never blocks itself).
     struct Stop(CancellationToken);
@@ -378,20 +461,53 @@ async fn run(
     }
     let _stop = Stop(stop);
     let mut pipeline = pipeline;
-    let total = {
-        tokio::select! {
-            r = &mut pipeline => {
-                r.map_err(|e| MigrateError::Protocol(format!("stream pipeline: {e}")))??
+    // Post-copy: the resume after the source's `Postcopy`, and its RESUME timestamp.
+    let mut resuming: Option<ResumeFuture> = None;
+    let mut postcopy_resumed: Option<i64> = None;
+    let total = loop {
+        let r: Result<u64, MigrateError> = async {
+            tokio::select! {
+                r = &mut pipeline => {
+                    return r.map_err(|e| MigrateError::Protocol(format!("stream pipeline: {e}")))?;
+                }
+                at = async {
+                    match resuming.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    resuming = None;
+                    postcopy_resumed = Some(at?);
+                    tracing::info!("post-copy: the VM runs here; faulting in the pages it lacks");
+                }
+                m = control::recv(control) => match m? {
+                    Some(Control::Postcopy) if postcopy_on && resuming.is_none() && postcopy_resumed.is_none() => {
+                        resuming = Some(Box::pin(resume_in_postcopy(qmp.clone(), p.confirm_postcopy.clone(), p.peer_timeout)));
+                    }
+                    Some(Control::Abort { reason }) => return Err(MigrateError::Aborted(reason)),
+                    Some(Control::Failed { reason }) => return Err(MigrateError::Aborted(reason)),
+                    Some(other) => return Err(MigrateError::Protocol(format!("unexpected {other:?} during the transfer"))),
+                    None => return Err(MigrateError::Aborted("the source closed the control channel".into())),
+                },
+                _ = qmp.closed() => return Err(MigrateError::DestinationFailed("the destination QEMU exited".into())),
             }
-            m = control::recv(control) => match m? {
-                Some(Control::Abort { reason }) => return Err(MigrateError::Aborted(reason)),
-                Some(Control::Failed { reason }) => return Err(MigrateError::Aborted(reason)),
-                Some(other) => return Err(MigrateError::Protocol(format!("unexpected {other:?} during the transfer"))),
-                None => return Err(MigrateError::Aborted("the source closed the control channel".into())),
-            },
-            _ = qmp.closed() => return Err(MigrateError::DestinationFailed("the destination QEMU exited".into())),
+            Ok(u64::MAX)
+        }
+        .await;
+        match r {
+            Ok(u64::MAX) => continue,
+            Ok(total) => break total,
+            // After the resume here the VM is this side's: a failure is not an abort.
+            Err(e) if postcopy_resumed.is_some() => {
+                return Err(MigrateError::PostcopyFailed(e.to_string()));
+            }
+            Err(e) => return Err(e),
         }
     };
+    if let Some(f) = resuming.take() {
+        // The stream ended before the resume finished (a tiny remainder): finish it now.
+        postcopy_resumed = Some(f.await?);
+    }
     // QEMU has every byte; wait until it loaded them.
     let info = qapi::wait_status(qmp, SIDE, Duration::from_millis(5), p.peer_timeout, |s| {
         matches!(s, "completed" | "failed" | "cancelled")
@@ -409,7 +525,7 @@ async fn run(
         .query_status()
         .await
         .map_err(|e| MigrateError::qemu(SIDE, "query-status", e))?;
-    if st.running {
+    if st.running && postcopy_resumed.is_none() {
         let _ = qmp.stop().await;
         return Err(MigrateError::Refused(
             "the destination QEMU resumed on its own: launch it with start_paused (-S)".into(),
@@ -429,6 +545,9 @@ async fn run(
         control,
         &Control::Loaded {
             stream_bytes: total,
+            faults: faults
+                .as_ref()
+                .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).summary()),
         },
     )
     .await?;
@@ -439,7 +558,148 @@ async fn run(
         go_received: AtomicI64::new(0),
         stream_bytes: total,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        postcopy_resumed,
+        faults: faults
+            .as_ref()
+            .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).summary()),
     })
+}
+
+/// The post-copy resume in progress (see [`resume_in_postcopy`]).
+type ResumeFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, MigrateError>> + Send>>;
+
+/// Post-copy: waits until QEMU ran its post-copy switch (it then sits paused, started with
+/// `-S`), confirms the commit, resumes the VM here. Returns QEMU's RESUME timestamp (0: none).
+async fn resume_in_postcopy(
+    qmp: Qmp,
+    confirm: Option<Hook>,
+    timeout: Duration,
+) -> Result<i64, MigrateError> {
+    let until = Instant::now() + timeout;
+    loop {
+        let st = qmp
+            .query_status()
+            .await
+            .map_err(|e| MigrateError::qemu(SIDE, "query-status", e))?;
+        match st.status.as_str() {
+            "paused" | "running" => break,
+            "inmigrate" | "prelaunch" | "finish-migrate" | "postmigrate" => {}
+            other => {
+                return Err(MigrateError::DestinationFailed(format!(
+                    "the destination QEMU is {other} at the switch to post-copy"
+                )));
+            }
+        }
+        if Instant::now() >= until {
+            return Err(MigrateError::DestinationFailed(
+                "the destination QEMU did not reach post-copy in time".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if let Some(h) = confirm {
+        h.call().await.map_err(|why| {
+            MigrateError::Aborted(format!("the switch to post-copy is not committed: {why}"))
+        })?;
+    }
+    let mut events = qmp.subscribe();
+    qmp.cont()
+        .await
+        .map_err(|e| MigrateError::qemu(SIDE, "cont (post-copy)", e))?;
+    let at = tokio::time::timeout(RESUME_EVENT_WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(ev) if ev.event == "RESUME" => return ev.timestamp_micros,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return 0,
+            }
+        }
+    })
+    .await
+    .unwrap_or(0);
+    Ok(at)
+}
+
+/// Post-copy: copies what the destination QEMU writes on its return path to the source, and
+/// times the page requests in it.
+fn relay_return_path(
+    reader: &mut StdUnixStream,
+    ch: &Channel,
+    rt: &tokio::runtime::Handle,
+    clock: &Mutex<FaultClock>,
+    stop: &CancellationToken,
+) {
+    let mut buf = vec![0u8; 16 << 10];
+    let mut dec = ReturnPathDecoder::new();
+    let mut msgs = Vec::new();
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "return path read ended");
+                break;
+            }
+        };
+        let now = Instant::now();
+        msgs.clear();
+        if dec.error().is_none() {
+            if let Err(e) = dec.feed(&buf[..n], &mut msgs) {
+                tracing::warn!(error = %e, "cannot decode the return path; relaying it without fault timing");
+            }
+            let mut c = clock.lock().unwrap_or_else(|p| p.into_inner());
+            for m in &msgs {
+                if let ReturnPathMessage::RequestPages {
+                    block,
+                    offset,
+                    length,
+                } = m
+                {
+                    c.requested(block, *offset, *length, now);
+                }
+            }
+        }
+        if block_on_until(rt, stop, ch.send(bytes::Bytes::copy_from_slice(&buf[..n]))).is_err() {
+            return;
+        }
+    }
+    let _ = block_on_until(rt, stop, ch.finish());
+}
+
+/// Records, for the fault clock, each page written into the destination QEMU.
+struct Arrivals<'a> {
+    clock: &'a Mutex<FaultClock>,
+    at: Instant,
+}
+
+impl Sink for Arrivals<'_> {
+    fn literal(&mut self, _: &[u8]) {}
+    fn page(&mut self, h: PageHeader<'_>, _: &[u8]) {
+        self.clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .arrived(h.block, h.offset, self.at);
+    }
+    fn zero(&mut self, h: PageHeader<'_>) {
+        self.clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .arrived(h.block, h.offset, self.at);
+    }
 }
 
 /// Decodes messages and writes the rebuilt stream into QEMU; returns the stream length once the
@@ -451,8 +711,11 @@ fn feed_qemu(
     rt: tokio::runtime::Handle,
     mut dec: WireDecoder,
     stop: CancellationToken,
+    faults: Option<Arc<Mutex<FaultClock>>>,
 ) -> Result<u64, MigrateError> {
     let mut out = Vec::with_capacity(2 << 20);
+    // Post-copy: the rebuilt stream is parsed again to see when requested pages reach QEMU.
+    let mut arrivals = faults.as_ref().map(|_| Parser::new());
     let mut consumed = 0u64;
     loop {
         let Some(msg) = block_on_until(&rt, &stop, stream.recv())? else {
@@ -471,6 +734,13 @@ fn feed_qemu(
                         MigrateError::io("writing to the destination QEMU", e)
                     }
                 })?;
+                if let (Some(parser), Some(clock)) = (arrivals.as_mut(), faults.as_ref()) {
+                    let mut sink = Arrivals {
+                        clock,
+                        at: Instant::now(),
+                    };
+                    parser.feed(&out, &mut sink);
+                }
                 consumed += len;
                 // Every message: the source's window must never wait for an ack held back here.
                 block_on_until(

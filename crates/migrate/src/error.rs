@@ -87,6 +87,12 @@ pub enum MigrateError {
     /// A block job (disk mirror) failed.
     #[error("disk mirror of {disk} failed: {reason}")]
     Mirror { disk: String, reason: String },
+    /// Post-copy failed after the commit: the VM belongs to the destination; the source keeps
+    /// its stale copy stopped (never two running copies).
+    #[error(
+        "post-copy failed after the switch was committed: {0}; the VM belongs to the destination and the source will not resume its copy (if the destination lost it, the VM has crashed: restart it there)"
+    )]
+    PostcopyFailed(String),
     /// The migration failed and putting the source back failed too: the VM may not be running.
     #[error(
         "{cause}; then resuming the VM on the source failed: {rollback}. The VM may be paused on the source: check it and resume it (`cont`)"

@@ -8,6 +8,8 @@
 //! ([`nbd`]). [`policy`] decides, from the dirty rate and PBA's bandwidth forecast, how much
 //! may be left for the stop-and-copy phase so the downtime stays under the limit. [`plan`]
 //! orders an evacuation (ITP); [`compat`] checks the destination QEMU can take the VM.
+//! [`postcopy`] holds post-copy's preconditions and the decoder of QEMU's return path, which
+//! both sides relay over DWCP when the policy (or `--mode postcopy`) switches.
 //!
 //! See docs/migration.md in the repository for the protocol between the agents.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -21,6 +23,7 @@ pub mod flow;
 pub mod nbd;
 pub mod pause;
 pub mod policy;
+pub mod postcopy;
 pub mod progress;
 pub mod qapi;
 pub mod qevm;

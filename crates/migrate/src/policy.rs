@@ -229,6 +229,61 @@ fn throttle_for(r: f64, now_percent: u64) -> Throttle {
     }
 }
 
+/// What the post-copy decision of `--mode auto` looks at, each tick of pre-copy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PostcopyCheck {
+    /// Dirty-bitmap syncs so far (QEMU's `dirty-sync-count`; 2 once the first pass ended).
+    pub pass: u64,
+    /// [`Decision::converge`] of this tick.
+    pub converging: bool,
+    /// [`Decision::dirty_to_goodput`] of this tick.
+    pub dirty_to_goodput: Option<f64>,
+    /// The guest's throttle now, percent.
+    pub throttle_percent: u64,
+    /// Whether the policy may throttle the guest at all.
+    pub may_throttle: bool,
+    pub elapsed: std::time::Duration,
+    pub deadline: Option<std::time::Duration>,
+    /// The destination answers, its acks keep coming and no page request waits too long.
+    pub healthy: bool,
+}
+
+/// `--mode auto`: whether to leave pre-copy for post-copy now, and why. Post-copy splits the
+/// VM across two hosts, so it is chosen only when pre-copy cannot land the VM within the
+/// limit on its pause: the throttle is at its ceiling and the guest still dirties at least what
+/// the link re-sends (each pass is no smaller than the one before), or throttling is not
+/// allowed and two passes showed the same, or half of the deadline went by without
+/// converging (the throttle's steps would not finish in the rest). Never while the peer or the
+/// link is unhealthy: a split VM needs both.
+pub fn postcopy_reason(c: &PostcopyCheck) -> Option<String> {
+    if !c.healthy || c.converging || c.pass < 2 {
+        return None;
+    }
+    let outruns = c.dirty_to_goodput.is_some_and(|r| r >= 1.0);
+    if outruns && c.throttle_percent >= MAX_THROTTLE_PERCENT {
+        return Some(format!(
+            "throttled to {}% the guest still dirties {:.1}x what the link re-sends",
+            c.throttle_percent,
+            c.dirty_to_goodput.unwrap_or(0.0)
+        ));
+    }
+    if outruns && !c.may_throttle && c.pass >= 3 {
+        return Some(format!(
+            "the guest dirties {:.1}x what the link re-sends and may not be throttled",
+            c.dirty_to_goodput.unwrap_or(0.0)
+        ));
+    }
+    if let Some(d) = c.deadline
+        && c.elapsed * 2 >= d
+    {
+        return Some(format!(
+            "half of the {} s deadline passed without converging",
+            d.as_secs()
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,5 +445,61 @@ mod tests {
         let d = decide(&i);
         assert!(!d.converge);
         assert_eq!(d.predicted_downtime_ms, None);
+    }
+
+    #[test]
+    fn postcopy_only_when_pre_copy_cannot_land_and_all_is_healthy() {
+        use std::time::Duration;
+        let stuck = PostcopyCheck {
+            pass: 6,
+            converging: false,
+            dirty_to_goodput: Some(1.4),
+            throttle_percent: MAX_THROTTLE_PERCENT,
+            may_throttle: true,
+            elapsed: Duration::from_secs(30),
+            deadline: Some(Duration::from_secs(600)),
+            healthy: true,
+        };
+        assert!(postcopy_reason(&stuck).unwrap().contains("99%"));
+        for not_yet in [
+            PostcopyCheck {
+                healthy: false,
+                ..stuck
+            },
+            PostcopyCheck {
+                converging: true,
+                ..stuck
+            },
+            PostcopyCheck { pass: 1, ..stuck },
+            PostcopyCheck {
+                throttle_percent: 60,
+                ..stuck
+            },
+            PostcopyCheck {
+                dirty_to_goodput: Some(0.8),
+                ..stuck
+            },
+        ] {
+            assert_eq!(postcopy_reason(&not_yet), None, "{not_yet:?}");
+        }
+        let unthrottled = PostcopyCheck {
+            may_throttle: false,
+            throttle_percent: 0,
+            ..stuck
+        };
+        assert!(postcopy_reason(&unthrottled).is_some());
+        let late = PostcopyCheck {
+            throttle_percent: 60,
+            elapsed: Duration::from_secs(300),
+            ..stuck
+        };
+        assert!(postcopy_reason(&late).unwrap().contains("deadline"));
+        assert_eq!(
+            postcopy_reason(&PostcopyCheck {
+                healthy: false,
+                ..late
+            }),
+            None
+        );
     }
 }

@@ -16,6 +16,8 @@ pub enum MigrationPhase {
     MemoryPrecopy { pass: u64 },
     /// The VM is stopped on the source; the rest of its state is on the way.
     StopAndCopy,
+    /// Post-copy: the VM runs on the destination, which faults missing pages in.
+    Postcopy,
     /// The destination holds everything; waiting for the commit and the resume.
     SwitchOver,
     /// The VM runs on the destination.
@@ -31,6 +33,7 @@ impl std::fmt::Display for MigrationPhase {
             MigrationPhase::DiskSync => f.write_str("disk sync"),
             MigrationPhase::MemoryPrecopy { pass } => write!(f, "memory pre-copy pass {pass}"),
             MigrationPhase::StopAndCopy => f.write_str("stop-and-copy"),
+            MigrationPhase::Postcopy => f.write_str("post-copy"),
             MigrationPhase::SwitchOver => f.write_str("switch-over"),
             MigrationPhase::Completed => f.write_str("completed"),
             MigrationPhase::Failed => f.write_str("failed"),
@@ -73,6 +76,19 @@ pub struct MigrationProgress {
     pub source_downtime_ms: Option<u64>,
     /// Wire bytes per RAM byte re-sent (deltas), as measured.
     pub resend_wire_ratio: Option<f64>,
+    /// Post-copy: when the switch happened, ms since the start, and why.
+    #[serde(default)]
+    pub postcopy_switch_ms: Option<u64>,
+    #[serde(default)]
+    pub postcopy_reason: Option<String>,
+    /// Post-copy: page faults the destination served, and how long they waited (request on
+    /// the return path to the page written into the destination QEMU).
+    #[serde(default)]
+    pub faults_served: u64,
+    #[serde(default)]
+    pub fault_latency_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub fault_latency_p99_ms: Option<f64>,
     /// Human summary of the state.
     pub message: String,
 }

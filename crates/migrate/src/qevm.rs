@@ -14,7 +14,11 @@
 //!   then per flag: MEM_SIZE (the RAM block list), ZERO (one fill byte), PAGE (4096 bytes), EOS,
 //!   XBZRLE and COMPRESS_PAGE (kept literal), MULTIFD_FLUSH; a block name follows the u64 unless
 //!   CONTINUE is set; each section ends with the optional footer `0x7e` + section id;
-//! - COMMAND records (`0x08`, be16 command, be16 length, data).
+//! - COMMAND records (`0x08`, be16 command, be16 length, data). Post-copy's commands (ADVISE,
+//!   LISTEN, RUN, RAM_DISCARD, PING) are such records; PACKAGED (7) carries a be32 length and
+//!   is followed by that many bytes of a wrapped stream (LISTEN, the device state, RUN), which
+//!   stays literal; parsing goes on after it, so the pages the source sends after the switch
+//!   (background pages and the ones the destination asked for) are recognised again.
 //!
 //! Anything else (the first device section, `EOF`, an unknown section or flag) switches the
 //! parser to pass-through: every following byte is literal. That is always correct (the bytes
@@ -36,6 +40,8 @@ const SUBSECTION: u8 = 0x05;
 const CONFIGURATION: u8 = 0x07;
 const COMMAND: u8 = 0x08;
 const SECTION_FOOTER: u8 = 0x7e;
+/// MIG_CMD_PACKAGED: be32 length, then a wrapped stream of that length.
+pub const CMD_PACKAGED: u16 = 7;
 
 /// RAM entry flags (low 12 bits of the u64).
 pub mod flags {
@@ -102,6 +108,8 @@ enum State {
     RamBlockList { remaining: u64 },
     /// After the ram section's EOS: optional footer.
     Footer,
+    /// Inside a PACKAGED blob: bytes still to pass literally, then sections again.
+    Package { remaining: u64 },
     /// Everything from here on is literal.
     PassThrough,
 }
@@ -128,6 +136,8 @@ pub struct ParseStats {
     pub literal_bytes: u64,
     /// Passes over RAM seen (ram sections started or continued).
     pub ram_sections: u64,
+    /// PACKAGED blobs seen (one per switch to post-copy).
+    pub packages: u64,
 }
 
 /// The push parser. See the [module docs](self).
@@ -322,6 +332,17 @@ impl Parser {
                 }
             }
             State::Section => self.section(b, sink),
+            State::Package { remaining } => {
+                if remaining == 0 {
+                    self.state = State::Section;
+                    return Step::Done(0);
+                }
+                let n = (b.len() as u64).min(remaining) as usize;
+                self.state = State::Package {
+                    remaining: remaining - n as u64,
+                };
+                self.lit(sink, &b[..n])
+            }
             State::Footer => {
                 if b[0] != SECTION_FOOTER {
                     self.state = State::Section;
@@ -406,6 +427,12 @@ impl Parser {
                 let n = 5 + be16(&b[3..]) as usize;
                 if b.len() < n {
                     return Step::Need;
+                }
+                if be16(&b[1..]) == CMD_PACKAGED && n == 9 {
+                    self.stats.packages += 1;
+                    self.state = State::Package {
+                        remaining: be32(&b[5..]) as u64,
+                    };
                 }
                 self.lit(sink, &b[..n])
             }
@@ -596,6 +623,20 @@ pub(crate) mod tests {
         s.extend_from_slice(&3u16.to_be_bytes());
         s.extend_from_slice(&4u16.to_be_bytes());
         s.extend_from_slice(&[9, 9, 9, 9]);
+        // A post-copy package (LISTEN, device state, RUN), opaque, then more RAM parts.
+        let mut blob = vec![COMMAND, 0, 4, 0, 0, SECTION_FULL];
+        blob.extend_from_slice(&[0, 0, 0, 9, 3, b'c', b'p', b'u', 0, 0, 0, 1, 0xaa]);
+        blob.extend_from_slice(&[COMMAND, 0, 5, 0, 0]);
+        s.push(COMMAND);
+        s.extend_from_slice(&CMD_PACKAGED.to_be_bytes());
+        s.extend_from_slice(&4u16.to_be_bytes());
+        s.extend_from_slice(&(blob.len() as u32).to_be_bytes());
+        s.extend_from_slice(&blob);
+        s.push(SECTION_PART);
+        s.extend_from_slice(&2u32.to_be_bytes());
+        entry(&mut s, 10 * 4096, flags::PAGE, Some(b"pc.ram"));
+        s.extend(std::iter::repeat_n(seed ^ 0x33, PAGE_BYTES));
+        s.extend_from_slice(&flags::EOS.to_be_bytes());
         // END.
         s.push(SECTION_END);
         s.extend_from_slice(&2u32.to_be_bytes());
@@ -633,7 +674,8 @@ pub(crate) mod tests {
         for chunk in [1, 2, 3, 7, 64, 4095, 4096, 4097, 100_000] {
             let (r, p) = parse_in_chunks(&s, chunk);
             assert_eq!(r.out, s, "chunk {chunk}");
-            assert_eq!(r.pages, 7, "chunk {chunk}");
+            assert_eq!(r.pages, 8, "chunk {chunk}");
+            assert_eq!(p.stats().packages, 1, "chunk {chunk}");
             assert_eq!(r.zeros, 1, "chunk {chunk}");
             assert_eq!(p.ram_blocks().len(), 2);
             assert_eq!(

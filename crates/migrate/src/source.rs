@@ -25,6 +25,7 @@ use crate::flow::{RateLimit, Window};
 use crate::nbd::NbdProxy;
 use crate::pause;
 use crate::policy::{self, PolicyInput};
+use crate::postcopy::{self, FaultSummary, Hook, PostcopyUse};
 use crate::progress::{MigrationPhase, MigrationProgress};
 use crate::qapi::{self, MigrateInfo};
 use crate::qevm::{PAGE_BYTES, Parser};
@@ -37,6 +38,8 @@ const BATCH_BYTES: usize = 256 << 10;
 /// A read that waits this long flushes what is pending (QEMU paused between writes).
 const IDLE_FLUSH: Duration = Duration::from_millis(2);
 const TICK: Duration = Duration::from_millis(100);
+/// In-flight stream bytes in post-copy: a requested page waits behind at most this much.
+const POSTCOPY_WINDOW_BYTES: u64 = 512 << 10;
 /// How long a bandwidth estimate counts (see [`Monitor::apply`]).
 const BANDWIDTH_MEMORY: Duration = Duration::from_secs(10);
 /// Largest raw-rate cap QEMU accepts comfortably; the link, not QEMU, must be the limit.
@@ -87,6 +90,12 @@ pub struct SourceParams {
     pub commit_allowance: Duration,
     /// How long to wait for the peer's answers during set-up and switch-over.
     pub peer_timeout: Duration,
+    /// Whether and when to switch to post-copy.
+    pub postcopy: PostcopyUse,
+    /// Records the commit (the VM belongs to the destination from now on) before the switch
+    /// to post-copy; without it (None) the switch never happens. After it the source never
+    /// resumes its copy.
+    pub commit_before_postcopy: Option<Hook>,
 }
 
 impl Default for SourceParams {
@@ -103,6 +112,8 @@ impl Default for SourceParams {
             history_bytes: None,
             commit_allowance: Duration::ZERO,
             peer_timeout: Duration::from_secs(60),
+            postcopy: PostcopyUse::Never,
+            commit_before_postcopy: None,
         }
     }
 }
@@ -141,6 +152,11 @@ pub struct MigrationSummary {
     pub wire: WireStats,
     /// Time from the stop (pre-switchover) to the destination's Loaded, ms.
     pub stop_to_loaded_ms: Option<u64>,
+    /// Post-copy: when the source switched (ms since the start) and why.
+    pub postcopy_switch_ms: Option<u64>,
+    pub postcopy_reason: Option<String>,
+    /// Post-copy: the page faults the destination served.
+    pub faults: Option<FaultSummary>,
 }
 
 /// The source after a successful transfer: the destination holds the whole state (paused), the
@@ -287,6 +303,9 @@ struct Undo {
     control: Option<Channel>,
     sockets: Vec<PathBuf>,
     pipeline_stop: Option<Arc<Window>>,
+    /// The commit was recorded for a switch to post-copy: the VM belongs to the destination,
+    /// and this side must never resume its (stale) copy.
+    postcopy_committed: bool,
 }
 
 /// Migrates the VM of `qmp` to the peer of `session`, which runs [`crate::destination`].
@@ -311,6 +330,29 @@ pub async fn source(
                 p.message = "destination holds the whole state; waiting for the commit".into();
             });
             Ok(h)
+        }
+        Err(e) if undo.postcopy_committed => {
+            // The destination owns the VM (committed) and runs it; the pages it still lacks
+            // were here. Resuming this copy would run the VM twice: it stays stopped, and the
+            // destination's QEMU fails on its own if it needed a page it cannot get.
+            if let Some(w) = &undo.pipeline_stop {
+                w.close();
+            }
+            // A failure between the commit and QEMU's switch leaves the guest running here:
+            // stop it, the control plane gave the VM to the destination.
+            if let Ok(st) = qmp.query_status().await
+                && st.running
+            {
+                let _ = qmp.stop().await;
+            }
+            let e = MigrateError::PostcopyFailed(e.to_string());
+            tracing::error!(error = %e, "post-copy failed after the commit; the source keeps its copy stopped");
+            progress.send_modify(|p| {
+                p.phase = MigrationPhase::Failed;
+                p.elapsed_ms = started.elapsed().as_millis() as u64;
+                p.message = e.to_string();
+            });
+            Err(e)
         }
         Err(e) => {
             tracing::warn!(error = %e, "migration failed on the source side; rolling back");
@@ -418,6 +460,21 @@ async fn run(
         ));
     }
     let memory_bytes = qapi::memory_bytes(qmp, SIDE).await?;
+    let mut postcopy_use = if p.offline || p.commit_before_postcopy.is_none() {
+        PostcopyUse::Never
+    } else {
+        p.postcopy
+    };
+    if postcopy_use != PostcopyUse::Never {
+        let memdevs = qapi::exec(qmp, SIDE, "query-memdev", json!({})).await?;
+        if let Some(why) = postcopy::shared_memory_refusal(&memdevs) {
+            if postcopy_use == PostcopyUse::AfterFirstPass {
+                return Err(MigrateError::Refused(why));
+            }
+            tracing::info!(reason = %why, "post-copy ruled out for this migration");
+            postcopy_use = PostcopyUse::Never;
+        }
+    }
     let mut disks = Vec::new();
     for d in &p.disks {
         disks.push(DiskPlan {
@@ -444,6 +501,7 @@ async fn run(
             memory_bytes,
             disks: disks.clone(),
             history_bytes,
+            postcopy: postcopy_use != PostcopyUse::Never,
         },
     )
     .await?;
@@ -468,8 +526,21 @@ async fn run(
     })
     .await?;
     match ready {
-        Some(Control::Ready { base_blocks }) => {
-            tracing::info!(base_blocks, "destination ready");
+        Some(Control::Ready {
+            base_blocks,
+            postcopy,
+            postcopy_refused,
+        }) => {
+            tracing::info!(base_blocks, postcopy, "destination ready");
+            if postcopy_use != PostcopyUse::Never && !postcopy {
+                let why = postcopy_refused
+                    .unwrap_or_else(|| "the destination did not enable post-copy".into());
+                if postcopy_use == PostcopyUse::AfterFirstPass {
+                    return Err(MigrateError::Refused(format!("destination: {why}")));
+                }
+                tracing::info!(reason = %why, "post-copy ruled out by the destination");
+                postcopy_use = PostcopyUse::Never;
+            }
         }
         Some(Control::Failed { reason }) => return Err(MigrateError::DestinationFailed(reason)),
         other => {
@@ -489,15 +560,21 @@ async fn run(
     let window = Arc::new(Window::new(4 << 20));
     undo.pipeline_stop = Some(window.clone());
     let (peer_tx, mut peer_rx) = mpsc::unbounded_channel::<Control>();
+    // When the destination last acknowledged stream bytes (post-copy needs a live peer).
+    let last_ack = Arc::new(Mutex::new(Instant::now()));
     let reader = {
         let control = control.clone();
         let window = window.clone();
+        let last_ack = last_ack.clone();
         tokio::spawn(async move {
             loop {
                 match control::recv(&control).await {
                     Ok(Some(Control::Ack {
                         consumed_wire_bytes,
-                    })) => window.acked(consumed_wire_bytes),
+                    })) => {
+                        window.acked(consumed_wire_bytes);
+                        *last_ack.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                    }
                     Ok(Some(m)) => {
                         if peer_tx.send(m).is_err() {
                             break;
@@ -578,7 +655,7 @@ async fn run(
         ("xbzrle", false),
         ("compress", false),
         ("multifd", false),
-        ("postcopy-ram", false),
+        ("postcopy-ram", postcopy_use != PostcopyUse::Never),
         ("x-ignore-shared", false),
         ("block", false),
         ("return-path", false),
@@ -644,6 +721,36 @@ async fn run(
     conn.set_nonblocking(false)
         .and_then(|_| conn.set_read_timeout(Some(IDLE_FLUSH)))
         .map_err(|e| MigrateError::io("migration socket", e))?;
+    // Post-copy: the destination QEMU's return path arrives on its own channel and goes into
+    // this socket's other direction, where QEMU's return-path thread reads it.
+    let rp_relay = if postcopy_use != PostcopyUse::Never {
+        let rp_ch = session.open_channel(ch.return_path())?;
+        let writer = conn
+            .try_clone()
+            .map_err(|e| MigrateError::io("migration socket", e))?;
+        let rt = tokio::runtime::Handle::current();
+        let stop = CancellationToken::new();
+        let stop2 = stop.clone();
+        let h = tokio::task::spawn_blocking(move || -> Result<(), MigrateError> {
+            while let Some(msg) = block_on_until(&rt, &stop2, rp_ch.recv())? {
+                crate::util::send_all_blocking(&writer, &msg, &stop2)
+                    .map_err(|e| MigrateError::io("writing the return path into QEMU", e))?;
+            }
+            Ok(())
+        });
+        Some((h, stop))
+    } else {
+        None
+    };
+    struct CancelOnDrop(Option<CancellationToken>);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            if let Some(t) = &self.0 {
+                t.cancel();
+            }
+        }
+    }
+    let _rp_guard = CancelOnDrop(rp_relay.as_ref().map(|r| r.1.clone()));
     let enc_cfg = EncoderConfig {
         history_bytes,
         zstd_level: session.suggested_zstd_level(),
@@ -678,6 +785,8 @@ async fn run(
     // Set once `migrate-continue` went to QEMU: it is sent exactly once per migration.
     let mut continued = false;
     let mut info = MigrateInfo::default();
+    // Post-copy: when the switch was asked of QEMU, and why.
+    let mut switched: Option<(Instant, String)> = None;
     progress.send_modify(|x| {
         x.phase = MigrationPhase::MemoryPrecopy { pass: 1 };
         x.message = "copying memory".into();
@@ -775,6 +884,27 @@ async fn run(
             "device" => {
                 stopped_at.get_or_insert_with(Instant::now);
             }
+            "postcopy-active" => {
+                stopped_at.get_or_insert_with(Instant::now);
+                let sent = shared.lock().unwrap_or_else(|p| p.into_inner()).raw_bytes;
+                progress.send_modify(|x| {
+                    x.phase = MigrationPhase::Postcopy;
+                    x.elapsed_ms = started.elapsed().as_millis() as u64;
+                    x.payload_bytes = sent;
+                    x.bytes_on_wire = window.sent();
+                    x.remaining_ram_bytes = info.ram.as_ref().map_or(0, |r| r.remaining);
+                    x.message = format!(
+                        "post-copy: the VM runs on the destination; {} MiB of memory still to send",
+                        info.ram.as_ref().map_or(0, |r| r.remaining) >> 20
+                    );
+                });
+                continue;
+            }
+            "postcopy-paused" => {
+                return Err(MigrateError::SourceFailed(
+                    "post-copy paused: the link to the destination broke".into(),
+                ));
+            }
             "completed" => {
                 stopped_at.get_or_insert_with(Instant::now);
                 completed = true;
@@ -809,6 +939,55 @@ async fn run(
             }
             mon.apply(qmp, session, &info, &wire, &window, progress, &proxies)
                 .await?;
+            let pass = info.ram.as_ref().map_or(0, |r| r.dirty_sync_count);
+            let reason = match postcopy_use {
+                PostcopyUse::Never => None,
+                _ if switched.is_some() || mon.released => None,
+                PostcopyUse::AfterFirstPass => (pass >= 2).then(|| {
+                    "--mode postcopy: switching after the first pre-copy pass".to_string()
+                }),
+                PostcopyUse::WhenStuck => {
+                    let acked_recently =
+                        last_ack.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+                            < Duration::from_secs(3)
+                            || window.in_flight() == 0;
+                    policy::postcopy_reason(&policy::PostcopyCheck {
+                        pass,
+                        converging: mon.last_converge,
+                        dirty_to_goodput: mon.last_dirty_to_goodput,
+                        throttle_percent: info.cpu_throttle_percentage.unwrap_or(0),
+                        may_throttle: mon.may_throttle,
+                        elapsed: started.elapsed(),
+                        deadline: p.deadline,
+                        healthy: acked_recently && session.stream_count() > 0,
+                    })
+                }
+            };
+            if let Some(reason) = reason {
+                let hook = p.commit_before_postcopy.as_ref().ok_or_else(|| {
+                    MigrateError::Protocol("post-copy without a commit hook".into())
+                })?;
+                tracing::info!(%reason, pass, "switching to post-copy: recording the commit first");
+                hook.call().await.map_err(|why| {
+                    MigrateError::Refused(format!(
+                        "the switch to post-copy was not committed: {why}"
+                    ))
+                })?;
+                // From here on the VM belongs to the destination.
+                undo.postcopy_committed = true;
+                control::send(&control, &Control::Postcopy).await?;
+                // The tail window keeps the bytes queued ahead of a requested page small.
+                window.set_limit(POSTCOPY_WINDOW_BYTES);
+                qapi::exec(qmp, SIDE, "migrate-start-postcopy", json!({})).await?;
+                stopped_at.get_or_insert_with(Instant::now);
+                progress.send_modify(|x| {
+                    x.phase = MigrationPhase::Postcopy;
+                    x.postcopy_switch_ms = Some(started.elapsed().as_millis() as u64);
+                    x.postcopy_reason = Some(reason.clone());
+                    x.message = format!("switching to post-copy ({reason})");
+                });
+                switched = Some((Instant::now(), reason));
+            }
         }
     }
     drop(stop_guard);
@@ -829,7 +1008,10 @@ async fn run(
             Err(_) => Err(MigrateError::DestinationFailed(
                 "the destination did not confirm the state in time".into(),
             )),
-            Ok(Some(Control::Loaded { stream_bytes })) => Ok(stream_bytes),
+            Ok(Some(Control::Loaded {
+                stream_bytes,
+                faults,
+            })) => Ok((stream_bytes, faults)),
             Ok(Some(Control::Failed { reason })) => Err(MigrateError::DestinationFailed(reason)),
             Ok(Some(other)) => Err(MigrateError::Protocol(format!(
                 "expected Loaded, got {other:?}"
@@ -840,6 +1022,11 @@ async fn run(
         }
     })
     .await?;
+    let (loaded, faults) = loaded;
+    if let Some((h, _)) = rp_relay {
+        // The destination's QEMU sent its last return-path message (SHUT) before Loaded.
+        h.abort();
+    }
     let wire = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if loaded != wire.raw_bytes {
         return Err(MigrateError::Protocol(format!(
@@ -870,6 +1057,11 @@ async fn run(
         passes: info.ram.as_ref().map_or(0, |r| r.dirty_sync_count),
         max_throttle_percent: mon.max_throttle,
         stop_to_loaded_ms: stopped_at.map(|s| s.elapsed().as_millis() as u64),
+        postcopy_switch_ms: switched
+            .as_ref()
+            .map(|(t, _)| t.duration_since(started).as_millis() as u64),
+        postcopy_reason: switched.map(|(_, r)| r),
+        faults,
         wire,
     };
     progress.send_modify(|x| {
@@ -879,6 +1071,11 @@ async fn run(
         x.disk_payload_bytes = summary.disk_payload_bytes;
         x.source_downtime_ms = summary.qemu_downtime_ms;
         x.remaining_ram_bytes = 0;
+        if let Some(f) = &summary.faults {
+            x.faults_served = f.faults_served;
+            x.fault_latency_p50_ms = f.fault_latency_p50_us.map(|v| v as f64 / 1000.0);
+            x.fault_latency_p99_ms = f.fault_latency_p99_us.map(|v| v as f64 / 1000.0);
+        }
     });
     tracing::info!(
         total_ms = summary.total_ms,
@@ -1186,6 +1383,9 @@ struct Monitor {
     /// The auto-converge settings last given to QEMU by the policy, and the pass they were
     /// given in (QEMU's dirty rate changes once per pass: so does the throttle).
     applied_throttle: Option<(policy::Throttle, u64)>,
+    /// The last tick's decision: converging, and dirty rate ÷ re-send goodput.
+    last_converge: bool,
+    last_dirty_to_goodput: Option<f64>,
 }
 
 impl Monitor {
@@ -1207,6 +1407,8 @@ impl Monitor {
             may_throttle: p.auto_converge && !p.offline,
             bw_samples: Default::default(),
             applied_throttle: None,
+            last_converge: false,
+            last_dirty_to_goodput: None,
         }
     }
 
@@ -1282,6 +1484,8 @@ impl Monitor {
             may_throttle: self.may_throttle,
         };
         let d = policy::decide(&input);
+        self.last_converge = d.converge;
+        self.last_dirty_to_goodput = d.dirty_to_goodput;
         if let Some(t) = d.throttle
             && !self.released
             && self

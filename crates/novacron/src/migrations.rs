@@ -33,8 +33,9 @@ pub struct MigrateArgs {
     /// Give up (the VM stays on the source) when not switched over by then, e.g. 10m.
     #[arg(long)]
     pub deadline: Option<String>,
-    /// auto (pre-copy, throttling a guest that outruns the link), precopy, or postcopy (not
-    /// implemented yet: refused).
+    /// auto (pre-copy, throttling a guest that outruns the link, then post-copy when throttling
+    /// cannot meet --max-downtime), precopy (never post-copy), or postcopy (one pre-copy pass,
+    /// then post-copy; refused when the destination cannot take it).
     #[arg(long, default_value = "auto")]
     pub mode: MigrationMode,
     /// Return at once with the migration instead of following it.
@@ -149,6 +150,24 @@ fn details(out: Format, m: &Migration) -> anyhow::Result<()> {
             v.push((
                 "throttle",
                 format!("{} % (auto-converge)", p.throttle_percent),
+            ));
+        }
+        if let Some(t) = p.postcopy_switch_ms {
+            v.push((
+                "post-copy switch",
+                format!(
+                    "at {:.1} s ({})",
+                    t as f64 / 1000.0,
+                    p.postcopy_reason.as_deref().unwrap_or("no reason recorded")
+                ),
+            ));
+            let latency = match (p.fault_latency_p50_ms, p.fault_latency_p99_ms) {
+                (Some(a), Some(b)) => format!(", latency p50 {a:.1} ms, p99 {b:.1} ms"),
+                _ => String::new(),
+            };
+            v.push((
+                "faults served",
+                format!("{} (destination page requests{latency})", p.faults_served),
             ));
         }
         v.push(("operation", m.operation.clone()));

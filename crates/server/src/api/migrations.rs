@@ -215,6 +215,7 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         secret: secret.clone(),
         vm: desired,
         disks: disks.clone(),
+        mode,
     };
     let ready: IncomingReady =
         match super::agent::call_agent(state, &dest, "/agent/v1/migrations/incoming", &incoming)
