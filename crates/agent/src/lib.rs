@@ -12,6 +12,7 @@ pub mod heartbeat;
 mod host;
 mod images;
 pub mod migration;
+pub mod overlay;
 mod state;
 pub mod users;
 mod worker;
@@ -72,6 +73,9 @@ pub struct AgentConfig {
     pub watchdog_command: Option<Vec<String>>,
     /// Scale tests only: register, heartbeat and report VMs without running QEMU.
     pub hollow: bool,
+    /// This node's VTEP for overlay networks (default: the advertised host when it is an
+    /// IPv4 address, else the listen address when it is a specific IPv4 one).
+    pub vtep_address: Option<std::net::Ipv4Addr>,
 }
 
 /// A running agent.
@@ -133,8 +137,9 @@ impl Agent {
             host.clone()
         };
         let agent_url = format!("https://{host_in_url}:{}", local.port());
+        let vtep = vtep_address(config.vtep_address, &host, local.ip());
 
-        let creds = register(&config, &facts, &agent_url).await?;
+        let creds = register(&config, &facts, &agent_url, vtep).await?;
         let client = Client::new(ClientConfig {
             servers: config.servers.clone(),
             token: creds.node_token.clone(),
@@ -223,11 +228,17 @@ impl Agent {
         let (stop_tx, stop_rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(worker::reconcile_loop(shared.clone(), stop_rx.clone())),
+            tokio::spawn(overlay_loop(
+                client.clone(),
+                if config.hollow { None } else { vtep },
+                config.data_dir.clone(),
+                stop_rx.clone(),
+            )),
             tokio::spawn(renew_loop(
                 shared.clone(),
                 cert,
                 creds,
-                register_request(&config, &facts, &agent_url),
+                register_request(&config, &facts, &agent_url, vtep),
                 stop_rx.clone(),
             )),
         ];
@@ -285,8 +296,48 @@ impl Agent {
     }
 }
 
-fn register_request(config: &AgentConfig, facts: &HostFacts, agent_url: &str) -> RegisterRequest {
+/// Overlay networks on this node, when it has a VTEP (see [`overlay`]).
+async fn overlay_loop(
+    client: Client,
+    vtep: Option<std::net::Ipv4Addr>,
+    data_dir: PathBuf,
+    stop: watch::Receiver<bool>,
+) {
+    match vtep {
+        Some(vtep) => overlay::run(client, vtep, data_dir, stop).await,
+        None => tracing::info!("no VTEP address: this node takes no part in overlay networks"),
+    }
+}
+
+/// The VTEP the agent advertises: the configured one, else the advertised host or the
+/// listen address when either is a usable IPv4 address.
+fn vtep_address(
+    configured: Option<std::net::Ipv4Addr>,
+    advertised_host: &str,
+    listen: std::net::IpAddr,
+) -> Option<std::net::Ipv4Addr> {
+    let usable =
+        |ip: std::net::Ipv4Addr| !(ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast());
+    configured.or_else(|| {
+        advertised_host
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .filter(|ip| usable(*ip))
+            .or(match listen {
+                std::net::IpAddr::V4(ip) if usable(ip) => Some(ip),
+                _ => None,
+            })
+    })
+}
+
+fn register_request(
+    config: &AgentConfig,
+    facts: &HostFacts,
+    agent_url: &str,
+    vtep: Option<std::net::Ipv4Addr>,
+) -> RegisterRequest {
     RegisterRequest {
+        vtep_address: vtep.map(|ip| ip.to_string()),
         name: config.name.clone(),
         capacity: facts.capacity,
         agent_url: agent_url.to_string(),
@@ -300,8 +351,9 @@ async fn register(
     config: &AgentConfig,
     facts: &HostFacts,
     agent_url: &str,
+    vtep: Option<std::net::Ipv4Addr>,
 ) -> Result<Credentials, AgentError> {
-    let req = register_request(config, facts, agent_url);
+    let req = register_request(config, facts, agent_url, vtep);
     let saved = Credentials::load(&config.data_dir)?;
     if let Some(saved) = saved.filter(|c| c.name == config.name) {
         let client = Client::new(ClientConfig {

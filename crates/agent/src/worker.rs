@@ -19,6 +19,9 @@ use tokio::sync::{broadcast, watch};
 
 use crate::state::Shared;
 
+/// How long a VM with an overlay NIC waits for its network's bridge before failing.
+const OVERLAY_BRIDGE_WAIT: Duration = Duration::from_secs(30);
+
 /// The reconcile loop's handle on one VM worker.
 pub struct WorkerHandle {
     uuid: String,
@@ -847,6 +850,15 @@ pub(crate) async fn prepare_spec(
         }],
         Network::None => vec![],
     };
+    let mut nics = nics;
+    for nic in &d.nics {
+        // The overlay loop makes the bridge once the control plane shows the VM here.
+        crate::overlay::wait_for_bridge(nic.vni, OVERLAY_BRIDGE_WAIT).await?;
+        nics.push(NicSpec::Bridge {
+            bridge: format!("ncbr{}", nic.vni),
+            mac: nic.mac.clone(),
+        });
+    }
     Ok(VmSpec {
         name: d.name.clone(),
         uuid: d.uuid.clone(),

@@ -19,6 +19,10 @@ pub struct RegisterRequest {
     /// Linux bridges present on the node, so `--bridge` can be checked before placement.
     #[serde(default)]
     pub bridges: Vec<String>,
+    /// This node's VTEP: the IPv4 address other nodes send its overlay (VXLAN) traffic to.
+    /// None: the node takes part in no overlay network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtep_address: Option<String>,
 }
 
 /// Answer of a registration: the node's credentials. The token authenticates the agent to
@@ -88,6 +92,9 @@ pub struct DesiredVm {
     /// Fill the disk from this backup (a restored VM, or a restore over this one).
     #[serde(default)]
     pub restore: Option<crate::backup::RestoreSource>,
+    /// NICs on overlay networks: each a tap on the network's bridge `ncbr<vni>`.
+    #[serde(default)]
+    pub nics: Vec<crate::overlay::Nic>,
 }
 
 /// Answer of `GET /api/v1/agent/vms`: the VMs placed on the calling node — all of them

@@ -201,6 +201,9 @@ pub struct VmCreateRequest {
     /// Higher restarts first when several VMs must move.
     #[serde(default)]
     pub ha_priority: i32,
+    /// NICs on overlay networks (`--network NET [--ip A] [--mac M]`), in addition to `network`.
+    #[serde(default)]
+    pub nics: Vec<overlay::NicRequest>,
 }
 
 /// What happens to a VM when its node is lost.
@@ -323,6 +326,9 @@ pub struct Vm {
     pub created_at: UnixSeconds,
     /// Bumped on every change of what is asked for.
     pub generation: u64,
+    /// NICs on overlay networks: network, MAC, addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nics: Vec<overlay::Nic>,
 }
 
 /// What a node is allowed to do.
@@ -368,6 +374,9 @@ pub struct Node {
     pub agent_url: String,
     pub registered_at: UnixSeconds,
     pub last_heartbeat: UnixSeconds,
+    /// The IPv4 address other nodes send this node's overlay (VXLAN) traffic to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtep_address: Option<String>,
 }
 
 /// What an image boots from.

@@ -167,6 +167,128 @@ pub struct OverlayNetwork {
     pub created_at: UnixSeconds,
 }
 
+/// Parses a node's VTEP: a unicast IPv4 address (VXLAN runs over IPv4 here).
+pub fn parse_vtep(s: &str) -> Result<Ipv4Addr, Invalid> {
+    let ip: Ipv4Addr = s.trim().parse().map_err(|_| {
+        Invalid(format!(
+            "invalid VTEP address {s:?}: expected an IPv4 address, e.g. 198.18.0.1"
+        ))
+    })?;
+    if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+        return Err(Invalid(format!(
+            "VTEP address {ip} is not a unicast address: use the node's address on the underlay"
+        )));
+    }
+    Ok(ip)
+}
+
+/// Parses a NIC's MAC address (`52:54:00:12:34:56`, lower or upper case): unicast, not
+/// all zeros. Returned in lower case.
+pub fn parse_mac(s: &str) -> Result<String, Invalid> {
+    let bad = || {
+        Invalid(format!(
+            "invalid MAC address {s:?}: expected six hex bytes like 02:00:0a:0a:00:05"
+        ))
+    };
+    let mut bytes = [0u8; 6];
+    let mut parts = s.trim().split(':');
+    for b in &mut bytes {
+        let part = parts.next().ok_or_else(bad)?;
+        if part.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    if bytes[0] & 1 == 1 || bytes == [0; 6] {
+        return Err(Invalid(format!(
+            "MAC address {s} is not a unicast address (the lowest bit of the first byte must be 0)"
+        )));
+    }
+    Ok(format_mac(bytes))
+}
+
+fn format_mac(b: [u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[0], b[1], b[2], b[3], b[4], b[5]
+    )
+}
+
+/// A locally administered unicast MAC (first byte 0x02) from five random bytes.
+pub fn local_mac(random: [u8; 5]) -> String {
+    format_mac([0x02, random[0], random[1], random[2], random[3], random[4]])
+}
+
+/// A NIC on an overlay network, as `vm create --network NET [--ip A] [--mac M]` asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NicRequest {
+    /// The overlay network (in the VM's project).
+    pub network: String,
+    /// A fixed IPv4 address in the network's subnet; otherwise the lowest free one.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// A fixed MAC; otherwise a generated locally administered one.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+/// A VM's NIC on an overlay network: what `vm show` prints, what the store keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Nic {
+    pub network: String,
+    /// The network's VNI (its bridge on the node is `ncbr<vni>`).
+    pub vni: u32,
+    pub mac: String,
+    /// Addresses the control plane allocated to this NIC.
+    pub ips: Vec<String>,
+}
+
+/// The overlay data plane one node must build, as `GET /api/v1/agent/overlay` answers it:
+/// every network a VM placed on the node uses, and where the network's other VMs are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeOverlay {
+    /// Store revision of the VM records it was computed from; pass it back as `after` to
+    /// wait for a change.
+    pub revision: i64,
+    pub networks: Vec<NodeOverlayNetwork>,
+}
+
+/// One network on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeOverlayNetwork {
+    pub project: String,
+    pub name: String,
+    pub vni: u32,
+    pub mtu: u32,
+    pub subnet: String,
+    pub gateway: String,
+    pub dhcp: bool,
+    /// NICs of the VMs placed on this node.
+    pub local: Vec<OverlayEndpoint>,
+    /// Every other node with VMs on the network: its VTEP and their NICs.
+    pub peers: Vec<OverlayPeer>,
+}
+
+/// A VM NIC on a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OverlayEndpoint {
+    pub vm: String,
+    pub mac: String,
+    pub ips: Vec<String>,
+}
+
+/// A remote node of a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OverlayPeer {
+    pub node: String,
+    pub vtep: String,
+    pub endpoints: Vec<OverlayEndpoint>,
+}
+
 /// A create request after its checks: parsed subnet and gateway, defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedNetwork {
@@ -293,6 +415,32 @@ mod tests {
         let mut r = req("10.10.0.0/24");
         r.gateway = Some("10.10.0.254".into());
         assert_eq!(r.check().unwrap().gateway, Ipv4Addr::new(10, 10, 0, 254));
+    }
+
+    #[test]
+    fn macs_and_vteps_parse_strictly() {
+        assert_eq!(parse_mac("02:AA:00:0a:0B:05").unwrap(), "02:aa:00:0a:0b:05");
+        for bad in [
+            "",
+            "02:aa:00:0a:0b",
+            "02:aa:00:0a:0b:05:06",
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+            "2:aa:00:0a:0b:05",
+            "zz:aa:00:0a:0b:05",
+        ] {
+            assert!(parse_mac(bad).is_err(), "{bad}");
+        }
+        let m = local_mac([1, 2, 3, 4, 5]);
+        assert_eq!(m, "02:01:02:03:04:05");
+        assert!(parse_mac(&m).is_ok());
+        assert_eq!(
+            parse_vtep(" 198.18.0.1 ").unwrap(),
+            Ipv4Addr::new(198, 18, 0, 1)
+        );
+        for bad in ["0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "x"] {
+            assert!(parse_vtep(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

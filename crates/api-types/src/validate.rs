@@ -184,6 +184,7 @@ impl VmCreateRequest {
             validate_name("storage pool", pool)?;
         }
         network(&self.network)?;
+        overlay_nics(&self.nics)?;
         for key in &self.ssh_keys {
             ssh_key(key)?;
         }
@@ -194,6 +195,39 @@ impl VmCreateRequest {
         }
         Ok(())
     }
+}
+
+/// Most overlay NICs one VM may have.
+pub const MAX_OVERLAY_NICS: usize = 4;
+
+/// The checks on `--network NET [--ip A] [--mac M]` that need no cluster state.
+fn overlay_nics(nics: &[crate::overlay::NicRequest]) -> Result<(), Invalid> {
+    if nics.len() > MAX_OVERLAY_NICS {
+        return Err(Invalid(format!(
+            "at most {MAX_OVERLAY_NICS} --network NICs per VM, got {}",
+            nics.len()
+        )));
+    }
+    for (i, nic) in nics.iter().enumerate() {
+        validate_name("network", &nic.network)?;
+        if nics[..i].iter().any(|n| n.network == nic.network) {
+            return Err(Invalid(format!(
+                "--network {} is given twice: a VM has at most one NIC per network",
+                nic.network
+            )));
+        }
+        if let Some(ip) = &nic.ip {
+            ip.trim().parse::<std::net::Ipv4Addr>().map_err(|_| {
+                Invalid(format!(
+                    "invalid --ip {ip:?}: expected an IPv4 address, e.g. 10.10.0.5"
+                ))
+            })?;
+        }
+        if let Some(mac) = &nic.mac {
+            crate::overlay::parse_mac(mac)?;
+        }
+    }
+    Ok(())
 }
 
 impl BuildTinyRequest {

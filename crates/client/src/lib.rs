@@ -886,6 +886,26 @@ impl Client {
         .await
     }
 
+    /// The overlay networks the calling node must build. With `after`, waits (up to `wait`)
+    /// until a VM changed after that store revision.
+    pub async fn agent_overlay(
+        &self,
+        after: Option<i64>,
+        wait: Duration,
+    ) -> Result<novacron_api_types::overlay::NodeOverlay, ClientError> {
+        let path = match after {
+            Some(rev) => format!("/agent/overlay?after={rev}&wait_seconds={}", wait.as_secs()),
+            None => "/agent/overlay".to_string(),
+        };
+        self.call_with_timeout(
+            Method::GET,
+            &path,
+            None::<&()>,
+            wait + Duration::from_secs(30),
+        )
+        .await
+    }
+
     pub async fn agent_migration_report(
         &self,
         id: &str,

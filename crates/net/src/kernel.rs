@@ -253,6 +253,27 @@ impl Reconciler {
         }
     }
 
+    /// Gives the bridge of network `vni` the address `ip/prefix_len` (idempotent: an
+    /// address already there is replaced in place). A node-local DHCP server on the bridge
+    /// needs an address in the subnet; it is the network's gateway address on every node.
+    pub async fn ensure_bridge_address(
+        &self,
+        vni: crate::Vni,
+        ip: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<(), KernelError> {
+        let bridge = vni.bridge_name();
+        let what = format!("address {ip}/{prefix_len} on {bridge}");
+        let index = self.index_of(&bridge, &what).await?;
+        self.handle
+            .address()
+            .add(index, std::net::IpAddr::V4(ip), prefix_len)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| KernelError::from_netlink(what, &e))
+    }
+
     async fn index_of(&self, name: &str, action: &str) -> Result<u32, KernelError> {
         let mut stream = self
             .handle

@@ -210,6 +210,11 @@ pub struct DesiredNode {
     pub underlay: Underlay,
     #[serde(default)]
     pub networks: Vec<NodeNetwork>,
+    /// Interfaces with this name prefix already on a network's bridge are kept there (and
+    /// given its MTU) even when not listed in `ports`: VM taps that QEMU holds open and the
+    /// kernel names (`nctap0`, ...), which go away with their QEMU.
+    #[serde(default)]
+    pub adopt_port_prefix: Option<String>,
 }
 
 /// Checked form of [`DesiredNode`]: networks keyed by VNI, peers and MACs
@@ -218,6 +223,7 @@ pub struct DesiredNode {
 pub(crate) struct ValidNode {
     pub underlay: Underlay,
     pub networks: BTreeMap<Vni, ValidNetwork>,
+    pub adopt_port_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,6 +324,7 @@ impl DesiredNode {
         Ok(ValidNode {
             underlay: self.underlay.clone(),
             networks,
+            adopt_port_prefix: self.adopt_port_prefix.clone().filter(|p| !p.is_empty()),
         })
     }
 }
@@ -337,6 +344,7 @@ mod tests {
                 vxlan_port: DEFAULT_VXLAN_PORT,
             },
             networks,
+            adopt_port_prefix: None,
         }
     }
 

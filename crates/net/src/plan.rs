@@ -261,9 +261,22 @@ pub(crate) fn plan(desired: &ValidNode, observed: &Observed) -> Vec<Action> {
         }
         if let Some(bi) = bridge_index {
             for link in observed.links.iter().filter(|l| l.controller == Some(bi)) {
-                if link.name != vx && !net.ports.contains(&link.name) {
+                if link.name == vx || net.ports.contains(&link.name) {
+                    continue;
+                }
+                let adopted = desired
+                    .adopt_port_prefix
+                    .as_deref()
+                    .is_some_and(|p| link.name.starts_with(p));
+                if !adopted {
                     ports.push(Action::DetachPort {
                         name: link.name.clone(),
+                    });
+                } else if link.mtu != net.mtu || !link.up {
+                    ports.push(Action::SetLink {
+                        name: link.name.clone(),
+                        mtu: net.mtu,
+                        bridge: Some(br.clone()),
                     });
                 }
             }
@@ -336,6 +349,7 @@ mod tests {
                 ports: ports.iter().map(|p| p.to_string()).collect(),
                 peers,
             }],
+            adopt_port_prefix: None,
         }
         .validate()
         .unwrap_or_else(|e| panic!("{e}"))
@@ -423,6 +437,7 @@ mod tests {
                 vxlan_port: DEFAULT_VXLAN_PORT,
             },
             networks: vec![],
+            adopt_port_prefix: None,
         }
         .validate()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -498,6 +513,45 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn adopted_taps_stay_on_the_bridge_and_get_its_mtu() {
+        let mut d = desired(&[], vec![]);
+        d.adopt_port_prefix = Some("nctap".into());
+        let vni = Vni::new(100).unwrap_or_else(|e| panic!("{e}"));
+        let bridge = ObservedLink {
+            index: 10,
+            name: vni.bridge_name(),
+            kind: LinkKind::Bridge,
+            mtu: 1450,
+            up: true,
+            controller: None,
+        };
+        let tap = |name: &str, mtu| ObservedLink {
+            index: 20,
+            name: name.into(),
+            kind: LinkKind::Other,
+            mtu,
+            up: true,
+            controller: Some(10),
+        };
+        let observed = Observed {
+            links: vec![bridge, tap("nctap3", 1500), tap("eth9", 1450)],
+            fdb: vec![],
+        };
+        let actions = plan(&d, &observed);
+        assert!(actions.contains(&Action::SetLink {
+            name: "nctap3".into(),
+            mtu: 1450,
+            bridge: Some(vni.bridge_name()),
+        }));
+        assert!(actions.contains(&Action::DetachPort {
+            name: "eth9".into()
+        }));
+        assert!(!actions.contains(&Action::DetachPort {
+            name: "nctap3".into()
+        }));
     }
 
     #[test]

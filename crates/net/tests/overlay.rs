@@ -143,6 +143,7 @@ fn node_state(local: Ipv4Addr, networks: Vec<NodeNetwork>) -> DesiredNode {
             vxlan_port: DEFAULT_VXLAN_PORT,
         },
         networks,
+        adopt_port_prefix: None,
     }
 }
 

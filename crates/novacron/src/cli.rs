@@ -251,6 +251,15 @@ pub struct VmCreateArgs {
     /// No network device at all.
     #[arg(long, conflicts_with_all = ["forwards", "bridge"])]
     pub no_network: bool,
+    /// A NIC on this overlay network (see `novacron network create`) instead of user-mode NAT.
+    #[arg(long, value_name = "NET", conflicts_with_all = ["forwards", "bridge", "no_network"])]
+    pub network: Option<String>,
+    /// The NIC's IPv4 address in the network's subnet (default: the lowest free one).
+    #[arg(long, value_name = "A", requires = "network")]
+    pub ip: Option<String>,
+    /// The NIC's MAC address (default: a generated locally administered one).
+    #[arg(long, value_name = "M", requires = "network")]
+    pub mac: Option<String>,
     /// An SSH public key file for cloud-init (cloud images). Repeatable.
     #[arg(long = "ssh-key", value_name = "FILE")]
     pub ssh_keys: Vec<PathBuf>,
@@ -470,12 +479,24 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
                             .join(",")
                     ),
                     Network::Bridge { bridge } => format!("bridge {bridge}"),
+                    Network::None if !vm.nics.is_empty() => "overlay".into(),
                     Network::None => "none".into(),
                 },
             ),
             ("uuid", vm.uuid.clone()),
             ("project", vm.project.clone()),
         ];
+        for nic in &vm.nics {
+            p.push((
+                "nic",
+                format!(
+                    "network {}, mac {}, ip {}",
+                    nic.network,
+                    nic.mac,
+                    nic.ips.join(",")
+                ),
+            ));
+        }
         if let Some(pid) = vm.pid {
             p.push(("pid", pid.to_string()));
         }
@@ -524,7 +545,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("{e}: {}", f.display()))?,
                 );
             }
-            let network = if a.no_network {
+            let network = if a.no_network || a.network.is_some() {
                 Network::None
             } else if let Some(b) = a.bridge.clone() {
                 Network::Bridge { bridge: b }
@@ -548,6 +569,15 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                     storage: a.storage.clone(),
                     ha: a.ha,
                     ha_priority: a.ha_priority,
+                    nics: a
+                        .network
+                        .iter()
+                        .map(|n| novacron_api_types::overlay::NicRequest {
+                            network: n.clone(),
+                            ip: a.ip.clone(),
+                            mac: a.mac.clone(),
+                        })
+                        .collect(),
                 })
                 .await?
                 .operation;

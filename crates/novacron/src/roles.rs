@@ -90,6 +90,10 @@ pub struct AgentArgs {
     /// uses to reach the control plane).
     #[arg(long)]
     pub advertise: Option<String>,
+    /// This node's VTEP for overlay networks: the IPv4 address other nodes send its VXLAN
+    /// traffic to (default: the advertised address when it is IPv4).
+    #[arg(long, value_name = "IP")]
+    pub vtep_address: Option<std::net::Ipv4Addr>,
     /// Seconds a guest gets to power off before it is killed.
     #[arg(long, default_value_t = 30)]
     pub stop_timeout_secs: u64,
@@ -286,6 +290,7 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
         registry: metrics,
         watchdog_command: watchdog_command(),
         hollow: false,
+        vtep_address: None,
     })
     .await?;
 
@@ -407,6 +412,7 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
                         storage: None,
                         ha: Default::default(),
                         ha_priority: 0,
+                        nics: vec![],
                     })
                     .await?
                     .operation,
@@ -505,6 +511,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             watchdog_command()
         },
         hollow: args.hollow,
+        vtep_address: args.vtep_address,
     })
     .await?;
     eprintln!(

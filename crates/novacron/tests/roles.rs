@@ -118,6 +118,7 @@ const TABLE: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/agent/register", REGISTER),
     ("POST", "/api/v1/agent/heartbeat", NODE),
     ("GET", "/api/v1/agent/vms", NODE),
+    ("GET", "/api/v1/agent/overlay", NODE),
     ("PUT", "/api/v1/agent/vms/{project}/{name}/status", NODE),
     ("PUT", "/api/v1/agent/operations/{id}", NODE),
     ("PUT", "/api/v1/agent/migrations/{id}", NODE),

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod events;
 pub mod ha;
 pub mod join_tokens;
+pub mod ipam;
 pub mod lifecycle;
 pub mod metrics;
 pub mod networks;

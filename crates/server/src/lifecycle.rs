@@ -303,6 +303,7 @@ mod tests {
             restore: None,
             migration: None,
             migrating_to: None,
+            nics: vec![],
         }
     }
 

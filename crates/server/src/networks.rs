@@ -10,7 +10,10 @@
 
 use std::collections::BTreeSet;
 
-use novacron_api_types::overlay::{CheckedNetwork, NetworkCreateRequest, OverlayNetwork};
+use novacron_api_types::overlay::{
+    CheckedNetwork, NetworkCreateRequest, NodeOverlay, NodeOverlayNetwork, OverlayEndpoint,
+    OverlayNetwork, OverlayPeer,
+};
 use novacron_api_types::{ApiError, DEFAULT_PROJECT, ErrorCode, validate_name};
 use novacron_store::{Compare, Op};
 
@@ -67,11 +70,40 @@ pub fn next_vni(used: &BTreeSet<u32>) -> Option<u32> {
     (candidate <= LAST_VNI).then_some(candidate)
 }
 
-/// Whether `vm` has a NIC on network `project/name`. VMs have no overlay NICs yet, so
-/// none does; when NIC attachments land, this is where [`delete`] learns about them.
+/// Whether `vm` has a NIC on network `project/name`.
 pub fn vm_uses_network(vm: &VmRecord, project: &str, name: &str) -> bool {
-    let _ = (vm, project, name);
-    false
+    vm.project == project && vm.nics.iter().any(|n| n.network == name)
+}
+
+/// Refuses (409) an explicit `--mac` that a VM already has on the same network.
+pub fn check_macs_free(
+    state: &AppState,
+    project: &str,
+    requests: &[novacron_api_types::overlay::NicRequest],
+) -> Result<(), ApiError> {
+    for req in requests {
+        let Some(mac) = &req.mac else { continue };
+        let mac = novacron_api_types::overlay::parse_mac(mac)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let holder = state.vms.with(|vms| {
+            vms.values()
+                .find(|vm| {
+                    vm_uses_network(vm, project, &req.network)
+                        && vm
+                            .nics
+                            .iter()
+                            .any(|n| n.network == req.network && n.mac == mac)
+                })
+                .map(|vm| vm.name.clone())
+        });
+        if let Some(vm) = holder {
+            return Err(ApiError::conflict(format!(
+                "MAC {mac} is already used by VM {vm} on network {}: choose another --mac or leave it out",
+                req.network
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The VMs (names) that use network `project/name`.
@@ -256,7 +288,23 @@ pub async fn delete(
             .ok_or_else(|| not_found(project, name))?;
         let network: NetworkRecord = serde_json::from_slice(&kv.value)
             .map_err(|e| ApiError::internal(format!("network record {key}: {e}")))?;
-        let users = users(state, project, name);
+        let mut users = users(state, project, name);
+        if users.is_empty() {
+            // Addresses are written with their VM record: one held by a VM the cache has
+            // not seen yet counts too.
+            let (held, _) = state
+                .store
+                .list(&crate::ipam::address_prefix(project, name))
+                .await
+                .map_err(store_err)?;
+            users = held
+                .iter()
+                .filter_map(|kv| {
+                    serde_json::from_slice::<crate::ipam::AddressRecord>(&kv.value).ok()
+                })
+                .map(|a| a.vm.rsplit('/').next().unwrap_or(&a.vm).to_string())
+                .collect();
+        }
         if !users.is_empty() {
             return Err(ApiError::conflict(format!(
                 "network {name} is in use by VM(s) {}: delete them or detach their NICs first",
@@ -298,6 +346,87 @@ pub async fn delete(
     Err(ApiError::unavailable(
         "the network kept changing while deleting it: try again",
     ))
+}
+
+/// The overlay data plane of `node`: every network a VM placed on it uses, with the NICs
+/// of its VMs there (`local`) and, per other node with VMs on the network, that node's
+/// VTEP and NICs (`peers`: the FDB entries and flood list). Nodes without a VTEP are left
+/// out (they cannot be reached over VXLAN).
+pub fn node_overlay(
+    node: &str,
+    vms: &[std::sync::Arc<VmRecord>],
+    networks: &[OverlayNetwork],
+    vteps: &std::collections::BTreeMap<String, String>,
+) -> Vec<NodeOverlayNetwork> {
+    let endpoint = |vm: &VmRecord, nic: &novacron_api_types::overlay::Nic| OverlayEndpoint {
+        vm: vm.name.clone(),
+        mac: nic.mac.clone(),
+        ips: nic.ips.clone(),
+    };
+    let mut out = vec![];
+    for net in networks {
+        let on_net = |vm: &&std::sync::Arc<VmRecord>| vm_uses_network(vm, &net.project, &net.name);
+        let nic_of = |vm: &VmRecord| vm.nics.iter().find(|n| n.network == net.name).cloned();
+        // A VM migrating here is local already: its tap must exist before the switch-over.
+        // Until then its MAC has no entry here, so frames to it flood to every peer.
+        let here = |vm: &VmRecord| vm.node == node || vm.migrating_to.as_deref() == Some(node);
+        let local: Vec<OverlayEndpoint> = vms
+            .iter()
+            .filter(on_net)
+            .filter(|vm| here(vm))
+            .filter_map(|vm| nic_of(vm).map(|n| endpoint(vm, &n)))
+            .collect();
+        if local.is_empty() {
+            continue;
+        }
+        let mut peers: std::collections::BTreeMap<&str, Vec<OverlayEndpoint>> = Default::default();
+        for vm in vms.iter().filter(on_net).filter(|vm| !here(vm)) {
+            if let Some(nic) = nic_of(vm) {
+                peers
+                    .entry(vm.node.as_str())
+                    .or_default()
+                    .push(endpoint(vm, &nic));
+            }
+        }
+        out.push(NodeOverlayNetwork {
+            project: net.project.clone(),
+            name: net.name.clone(),
+            vni: net.vni,
+            mtu: net.mtu,
+            subnet: net.subnet.clone(),
+            gateway: net.gateway.clone(),
+            dhcp: net.dhcp,
+            local,
+            peers: peers
+                .into_iter()
+                .filter_map(|(node, endpoints)| {
+                    Some(OverlayPeer {
+                        node: node.to_string(),
+                        vtep: vteps.get(node)?.clone(),
+                        endpoints,
+                    })
+                })
+                .collect(),
+        });
+    }
+    out
+}
+
+/// [`node_overlay`] over the control plane's current records.
+pub async fn node_overlay_now(state: &AppState, node: &str) -> Result<NodeOverlay, ApiError> {
+    let revision = state.vms.revision();
+    let vms = state.vms.values();
+    let networks = all(state).await?;
+    let vteps: std::collections::BTreeMap<String, String> = state.nodes.with(|nodes| {
+        nodes
+            .values()
+            .filter_map(|n| Some((n.name.clone(), n.vtep_address.clone()?)))
+            .collect()
+    });
+    Ok(NodeOverlay {
+        revision,
+        networks: node_overlay(node, &vms, &networks, &vteps),
+    })
 }
 
 /// The project a request names, or the default one.
@@ -352,6 +481,87 @@ mod tests {
         assert!(e.message.contains("overlaps network app"), "{}", e.message);
         // Another project's subnet may be reused: the VNI keeps them apart.
         assert!(conflicts(&checked("web", "10.20.1.0/24"), &existing).is_ok());
+    }
+
+    fn vm_on(
+        name: &str,
+        node: &str,
+        network: &str,
+        mac: &str,
+        ip: &str,
+    ) -> std::sync::Arc<VmRecord> {
+        std::sync::Arc::new(VmRecord {
+            name: name.into(),
+            project: "default".into(),
+            uuid: "u".into(),
+            cpus: 1,
+            memory_bytes: 128 << 20,
+            disk_bytes: None,
+            image: "tiny".into(),
+            accel: novacron_api_types::AccelChoice::Tcg,
+            network: novacron_api_types::Network::None,
+            ssh_keys: vec![],
+            node: node.into(),
+            power: novacron_api_types::PowerState::Running,
+            force: false,
+            action: None,
+            deleting: false,
+            generation: 1,
+            created_at: 0,
+            operation: None,
+            creating: false,
+            storage: None,
+            ha: Default::default(),
+            ha_priority: 0,
+            restore: None,
+            migration: None,
+            migrating_to: None,
+            nics: vec![novacron_api_types::overlay::Nic {
+                network: network.into(),
+                vni: FIRST_VNI,
+                mac: mac.into(),
+                ips: vec![ip.into()],
+            }],
+        })
+    }
+
+    #[test]
+    fn a_node_gets_the_networks_of_its_vms_and_where_the_others_are() {
+        let app = OverlayNetwork {
+            vni: FIRST_VNI,
+            ..stored("app", "default", "10.10.0.0/24")
+        };
+        let db = OverlayNetwork {
+            vni: FIRST_VNI + 1,
+            ..stored("db", "default", "10.20.0.0/24")
+        };
+        let vms = vec![
+            vm_on("a1", "n1", "app", "02:00:00:00:00:01", "10.10.0.2"),
+            vm_on("a2", "n2", "app", "02:00:00:00:00:02", "10.10.0.3"),
+            vm_on("a3", "n3", "app", "02:00:00:00:00:03", "10.10.0.4"),
+            vm_on("d1", "n2", "db", "02:00:00:00:00:04", "10.20.0.2"),
+        ];
+        let vteps: std::collections::BTreeMap<String, String> = [
+            ("n1".to_string(), "198.18.0.1".to_string()),
+            ("n2".to_string(), "198.18.0.2".to_string()),
+        ]
+        .into();
+        let view = node_overlay("n1", &vms, &[app.clone(), db.clone()], &vteps);
+        // Only app: n1 has no VM on db.
+        assert_eq!(view.len(), 1);
+        assert_eq!(view[0].name, "app");
+        assert_eq!(view[0].local.len(), 1);
+        assert_eq!(view[0].local[0].vm, "a1");
+        // n2 is a peer with a2's MAC; n3 has no VTEP, so it cannot be reached and is left out.
+        assert_eq!(view[0].peers.len(), 1);
+        assert_eq!(view[0].peers[0].vtep, "198.18.0.2");
+        assert_eq!(view[0].peers[0].endpoints[0].mac, "02:00:00:00:00:02");
+        // n2 has both networks; on db it has no peer.
+        let view = node_overlay("n2", &vms, &[app, db], &vteps);
+        assert_eq!(view.len(), 2);
+        assert!(view[1].peers.is_empty());
+        // A node with no VM has nothing.
+        assert!(node_overlay("n9", &vms, &[], &vteps).is_empty());
     }
 
     #[test]

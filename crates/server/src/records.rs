@@ -141,6 +141,9 @@ pub struct VmRecord {
     /// The destination of that migration (its memory and disk count there too meanwhile).
     #[serde(default)]
     pub migrating_to: Option<String>,
+    /// NICs on overlay networks, with the addresses IPAM gave them.
+    #[serde(default)]
+    pub nics: Vec<novacron_api_types::overlay::Nic>,
 }
 
 /// Observed state of a VM (written on behalf of its agent).
@@ -185,6 +188,9 @@ pub struct NodeRecord {
     /// previous one valid): all are revoked when the node is deleted.
     #[serde(default)]
     pub cert_serials: Vec<IssuedSerial>,
+    /// The node's VTEP (IPv4) for overlay networks, as its agent advertised it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtep_address: Option<String>,
 }
 
 /// A certificate the control plane issued, and until when it is valid.

@@ -136,6 +136,7 @@ impl AppState {
             qemu_version: rec.qemu_version.clone(),
             agent_url: rec.agent_url.clone(),
             registered_at: rec.registered_at,
+            vtep_address: rec.vtep_address.clone(),
             last_heartbeat: self
                 .last_seen
                 .lock()

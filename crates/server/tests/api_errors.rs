@@ -108,6 +108,7 @@ impl Cp {
                 kvm_usable: false,
                 qemu_version: "9.0".into(),
                 bridges: vec![],
+                vtep_address: None,
             })
             .await
             .unwrap();

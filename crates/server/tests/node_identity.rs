@@ -52,6 +52,7 @@ fn request(name: &str, agent_url: &str) -> RegisterRequest {
         kvm_usable: false,
         qemu_version: "9.0".into(),
         bridges: vec![],
+        vtep_address: None,
     }
 }
 

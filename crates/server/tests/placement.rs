@@ -100,6 +100,7 @@ impl Cp {
                 kvm_usable: false,
                 qemu_version: "9.0.2".into(),
                 bridges: vec![],
+                vtep_address: None,
             })
             .await
             .unwrap();
@@ -192,6 +193,7 @@ fn vm_request(name: &str, node: Option<&str>, memory: u64, ha: bool) -> VmCreate
             HaPolicy::None
         },
         ha_priority: 0,
+        nics: vec![],
     }
 }
 

@@ -173,6 +173,7 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
                     registry: registry.clone(),
                     watchdog_command: None,
                     hollow: true,
+                    vtep_address: None,
                 }))
             })
             .collect();
@@ -258,6 +259,7 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
                     storage: None,
                     ha: Default::default(),
                     ha_priority: 0,
+                    nics: vec![],
                 };
                 let start = Instant::now();
                 sent.lock()

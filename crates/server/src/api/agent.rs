@@ -90,6 +90,13 @@ pub async fn register(
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<AxumJson<RegisterResponse>> {
     validate_name("node", &req.name)?;
+    let vtep_address = req
+        .vtep_address
+        .as_deref()
+        .map(novacron_api_types::overlay::parse_vtep)
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?
+        .map(|ip| ip.to_string());
     let (cert_dns, cert_ips) = node_cert_names(&req.name, &req.agent_url, peer.ip()).await?;
     let key = records::node_key(&req.name);
     let existing = state.store.get(&key).await?;
@@ -152,6 +159,7 @@ pub async fn register(
         kvm_usable: req.kvm_usable,
         qemu_version: req.qemu_version.clone(),
         bridges: req.bridges.clone(),
+        vtep_address,
         registered_at: old.as_ref().map(|o| o.registered_at).unwrap_or_else(now),
         admin_state: old
             .as_ref()
@@ -328,6 +336,7 @@ pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
             .map(|p| (*p).clone()),
         ha: v.ha,
         restore: v.restore.clone(),
+        nics: v.nics.clone(),
     }
 }
 
@@ -381,6 +390,26 @@ pub async fn desired_vms(
     }))
 }
 
+/// The overlay networks the calling node must build: each network its VMs use, with the
+/// VTEPs and VM MACs of the other nodes on it. With `after`, answers once a VM changed
+/// after that revision (long poll), so agents follow VMs coming and going elsewhere.
+#[utoipa::path(get, path = "/api/v1/agent/overlay", params(DesiredQuery),
+    responses((status = 200, body = novacron_api_types::overlay::NodeOverlay)))]
+pub async fn overlay(
+    State(state): State<Arc<AppState>>,
+    NodeCaller(node): NodeCaller,
+    Query(q): Query<DesiredQuery>,
+) -> ApiResult<AxumJson<novacron_api_types::overlay::NodeOverlay>> {
+    if let Some(after) = q.after {
+        let wait = Duration::from_secs(q.wait_seconds.unwrap_or(30).min(60));
+        let mut changed = state.vms.subscribe_revision();
+        let _ = tokio::time::timeout(wait, changed.wait_for(|r| *r > after)).await;
+    }
+    Ok(AxumJson(
+        crate::networks::node_overlay_now(&state, &node).await?,
+    ))
+}
+
 /// What a node observed about one of its VMs.
 #[utoipa::path(put, path = "/api/v1/agent/vms/{project}/{name}/status", request_body = VmStatusReport,
     params(("project" = String, Path), ("name" = String, Path)), responses((status = 200), (status = 409, body = ApiError)))]
@@ -414,6 +443,8 @@ pub async fn report_status(
             ops.push(Op::Delete {
                 key: status_key.clone(),
             });
+            // The VM's addresses are free again with its record gone.
+            ops.extend(crate::ipam::release_ops(&rec.project, &rec.nics));
             if let Some(id) = rec.operation.clone() {
                 finish = Some(if rec.creating {
                     (

@@ -437,6 +437,7 @@ pub async fn restore(
         storage: spec.storage.as_ref().map(|p| p.name.clone()),
         ha: Default::default(),
         ha_priority: 0,
+        nics: vec![],
     };
     let source = RestoreSource {
         repo: (*repo).clone(),

@@ -219,6 +219,7 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
     let node = RoleRouter::new(Access::Node)
         .post("/api/v1/agent/heartbeat", agent::heartbeat)
         .get("/api/v1/agent/vms", agent::desired_vms)
+        .get("/api/v1/agent/overlay", agent::overlay)
         .put(
             "/api/v1/agent/vms/{project}/{name}/status",
             agent::report_status,

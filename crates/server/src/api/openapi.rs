@@ -24,7 +24,7 @@ use super::{
         nodes::list, nodes::show, nodes::action, nodes::delete,
         join_tokens::create, join_tokens::list, join_tokens::revoke,
         images::list, images::show, images::build_tiny, images::import, images::download, images::delete,
-        agent::register, agent::heartbeat, agent::desired_vms, agent::report_status,
+        agent::register, agent::heartbeat, agent::desired_vms, agent::report_status, agent::overlay,
         cluster::status, cluster::storage_list, cluster::storage_add, cluster::storage_delete,
         backups::repo_add, backups::repo_list, backups::list, backups::show, backups::create, backups::restore,
         backups::verify, backups::prune, backups::gc, backups::sync, backups::schedule_set, backups::schedule_list,

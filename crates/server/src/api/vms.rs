@@ -57,6 +57,7 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
         pid: status.as_ref().and_then(|s| s.pid),
         created_at: vm.created_at,
         generation: vm.generation,
+        nics: vm.nics.clone(),
     }
 }
 
@@ -231,16 +232,46 @@ pub async fn create_vm(
         restore,
         migration: None,
         migrating_to: None,
+        nics: vec![],
     };
     let written = async {
-        typed_store::create(state.store.as_ref(), &key, &rec, vec![put_op(&op)?])
+        let created = if req.nics.is_empty() {
+            typed_store::create(state.store.as_ref(), &key, &rec, vec![put_op(&op)?]).await?
+        } else {
+            // The VM record, its operation and its NICs' addresses in one transaction.
+            crate::networks::check_macs_free(state, project, &req.nics)?;
+            crate::ipam::commit_with_nics(
+                state.store.as_ref(),
+                project,
+                &format!("{project}/{}", req.name),
+                &req.nics,
+                vec![novacron_store::Compare::ModRevision {
+                    key: key.clone(),
+                    equals: 0,
+                }],
+                |nics| {
+                    let rec = VmRecord {
+                        nics: nics.to_vec(),
+                        ..rec.clone()
+                    };
+                    Ok(vec![
+                        novacron_store::Op::Put {
+                            key: key.clone(),
+                            value: super::json_bytes(&rec).map_err(|e| e.0)?,
+                        },
+                        put_op(&op).map_err(|e| e.0)?,
+                    ])
+                },
+            )
             .await?
-            .ok_or_else(|| {
-                ApiFailure(ApiError::new(
-                    ErrorCode::AlreadyExists,
-                    format!("a VM named {:?} already exists", req.name),
-                ))
-            })
+            .map(|c| c.revision)
+        };
+        created.ok_or_else(|| {
+            ApiFailure(ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!("a VM named {:?} already exists", req.name),
+            ))
+        })
     }
     .await;
     let revision = match written {

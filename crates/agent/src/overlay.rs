@@ -1,0 +1,435 @@
+//! The node's side of overlay networks: follow the control plane's view of the networks
+//! this node's VMs use (`GET /api/v1/agent/overlay`, long-polled) and make the kernel
+//! match it with [`novacron_net::Reconciler`] (bridge + VXLAN per VNI, unicast FDB entries
+//! for remote VM MACs, flood entries per remote VTEP), give each bridge the network's
+//! gateway address, and run one dnsmasq per network that answers DHCP for this node's VMs
+//! only (static leases from the control plane's IPAM, no router unless the network NATs).
+//!
+//! VM taps are made by the VM's launch (`nctapN`, on the bridge) and adopted here, so an
+//! agent restart changes nothing on a running VM: the first reconcile finds the taps and
+//! FDB entries it would have made. A network no local VM uses loses its devices and its
+//! dnsmasq.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use novacron_api_types::overlay::{Ipv4Cidr, NodeOverlay, NodeOverlayNetwork};
+use novacron_client::Client;
+use novacron_net::{
+    DEFAULT_VXLAN_PORT, DesiredNode, MacAddr, NodeNetwork, RemotePeer, Underlay, Vni,
+};
+use tokio::sync::watch;
+
+/// Taps of VM NICs: named by the kernel from `novacron_qemu`'s template.
+pub const TAP_PREFIX: &str = "nctap";
+/// How long a long poll for changes waits.
+const POLL_WAIT: Duration = Duration::from_secs(30);
+/// Pause after a failed poll or reconcile before trying again.
+const RETRY: Duration = Duration::from_secs(2);
+/// Whatever happens, the data plane is checked again this often (something outside may
+/// have changed the kernel).
+const RESYNC: Duration = Duration::from_secs(60);
+
+/// The data plane `overlay` asks of this node with VTEP `vtep`.
+pub fn desired_node(vtep: Ipv4Addr, overlay: &NodeOverlay) -> DesiredNode {
+    DesiredNode {
+        underlay: Underlay {
+            local_vtep: vtep,
+            vxlan_port: DEFAULT_VXLAN_PORT,
+        },
+        networks: overlay
+            .networks
+            .iter()
+            .filter_map(|n| {
+                Some(NodeNetwork {
+                    vni: Vni::new(n.vni).ok()?,
+                    mtu: n.mtu,
+                    ports: vec![],
+                    peers: n
+                        .peers
+                        .iter()
+                        .filter_map(|p| {
+                            let peer_vtep: Ipv4Addr = p.vtep.parse().ok()?;
+                            // A peer advertising our own VTEP would loop our floods back.
+                            if peer_vtep == vtep {
+                                return None;
+                            }
+                            Some(RemotePeer {
+                                vtep: peer_vtep,
+                                macs: p
+                                    .endpoints
+                                    .iter()
+                                    .filter_map(|e| e.mac.parse::<MacAddr>().ok())
+                                    .collect(),
+                            })
+                        })
+                        .collect(),
+                })
+            })
+            .collect(),
+        adopt_port_prefix: Some(TAP_PREFIX.into()),
+    }
+}
+
+/// dnsmasq's static leases for the network's local VMs: `MAC,IP,NAME` lines.
+pub fn dhcp_hosts(net: &NodeOverlayNetwork) -> String {
+    let mut out = String::new();
+    for e in &net.local {
+        if let Some(ip) = e.ips.first() {
+            let _ = writeln!(out, "{},{},{}", e.mac, ip, e.vm);
+        }
+    }
+    out
+}
+
+/// The dnsmasq arguments for a network: DHCP only (no DNS), on its bridge only, static
+/// leases only (a MAC the control plane does not know gets nothing), no default route.
+pub fn dnsmasq_args(net: &NodeOverlayNetwork, subnet: Ipv4Cidr, dir: &Path) -> Vec<String> {
+    let mask = Ipv4Addr::from(u32::MAX << (32 - u32::from(subnet.prefix_len())));
+    let bridge = Vni::new(net.vni)
+        .map(|v| v.bridge_name())
+        .unwrap_or_default();
+    vec![
+        "--keep-in-foreground".into(),
+        "--conf-file=/dev/null".into(),
+        "--port=0".into(),
+        format!("--interface={bridge}"),
+        "--bind-interfaces".into(),
+        "--except-interface=lo".into(),
+        "--user=root".into(),
+        format!("--dhcp-range={},static,{mask},12h", subnet.network()),
+        format!("--dhcp-hostsfile={}", dir.join("hosts").display()),
+        format!("--dhcp-leasefile={}", dir.join("leases").display()),
+        format!("--pid-file={}", dir.join("pid").display()),
+        // No router (the network has no NAT here) and the network's MTU.
+        "--dhcp-option=option:router".into(),
+        format!("--dhcp-option=option:mtu,{}", net.mtu),
+        "--dhcp-authoritative".into(),
+        "--log-facility=-".into(),
+    ]
+}
+
+/// One dnsmasq per network on this node.
+struct Dhcp {
+    root: PathBuf,
+    /// VNI -> the running server's pid and the hosts it was last given.
+    servers: BTreeMap<u32, (u32, String)>,
+}
+
+fn alive_dnsmasq(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "dnsmasq")
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) with a pid we read from our own pid file and checked is dnsmasq.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+impl Dhcp {
+    fn dir(&self, vni: u32) -> PathBuf {
+        self.root.join(vni.to_string())
+    }
+
+    /// Makes the set of servers and their leases match `networks` (those with DHCP on).
+    fn sync(&mut self, networks: &[NodeOverlayNetwork]) {
+        let wanted: BTreeMap<u32, &NodeOverlayNetwork> = networks
+            .iter()
+            .filter(|n| n.dhcp)
+            .map(|n| (n.vni, n))
+            .collect();
+        // Servers of an earlier agent run are adopted through their pid files.
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            for e in entries.flatten() {
+                let Some(vni) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                    continue;
+                };
+                if self.servers.contains_key(&vni) {
+                    continue;
+                }
+                let pid = std::fs::read_to_string(e.path().join("pid"))
+                    .ok()
+                    .and_then(|p| p.trim().parse::<u32>().ok())
+                    .filter(|p| alive_dnsmasq(*p));
+                if let Some(pid) = pid {
+                    self.servers.insert(vni, (pid, String::new()));
+                }
+            }
+        }
+        let gone: Vec<u32> = self
+            .servers
+            .keys()
+            .filter(|v| !wanted.contains_key(v))
+            .copied()
+            .collect();
+        for vni in gone {
+            if let Some((pid, _)) = self.servers.remove(&vni)
+                && alive_dnsmasq(pid)
+            {
+                signal(pid, libc::SIGTERM);
+            }
+            let _ = std::fs::remove_dir_all(self.dir(vni));
+            tracing::info!(vni, "DHCP server of the network stopped");
+        }
+        for (vni, net) in wanted {
+            if let Err(e) = self.ensure(net) {
+                tracing::warn!(vni, network = %net.name, error = %e, "DHCP server of the network");
+            }
+        }
+    }
+
+    fn ensure(&mut self, net: &NodeOverlayNetwork) -> Result<(), String> {
+        let subnet: Ipv4Cidr = net.subnet.parse().map_err(|e| format!("{e}"))?;
+        let dir = self.dir(net.vni);
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let hosts = dhcp_hosts(net);
+        if let Some((pid, written)) = self.servers.get_mut(&net.vni)
+            && alive_dnsmasq(*pid)
+        {
+            if *written != hosts {
+                write_private(&dir.join("hosts"), &hosts)?;
+                // dnsmasq reads its hosts file again on SIGHUP.
+                signal(*pid, libc::SIGHUP);
+                *written = hosts;
+            }
+            return Ok(());
+        }
+        write_private(&dir.join("hosts"), &hosts)?;
+        let child = std::process::Command::new("dnsmasq")
+            .args(dnsmasq_args(net, subnet, &dir))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start dnsmasq (install dnsmasq-base): {e}"))?;
+        let pid = child.id();
+        // It outlives the agent on purpose (a restarted agent adopts it through its pid
+        // file), like QEMU; reap it when it ends so it leaves no zombie while we run.
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+        tracing::info!(vni = net.vni, network = %net.name, pid, "DHCP server of the network started");
+        self.servers.insert(net.vni, (pid, hosts));
+        Ok(())
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Makes the node's data plane match `overlay` once.
+async fn apply(
+    reconciler: &novacron_net::Reconciler,
+    dhcp: &mut Dhcp,
+    vtep: Ipv4Addr,
+    overlay: &NodeOverlay,
+) -> Result<(), String> {
+    let desired = desired_node(vtep, overlay);
+    let report = reconciler
+        .reconcile(&desired)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut failures: Vec<String> = report.failures.iter().map(|f| f.to_string()).collect();
+    for net in &overlay.networks {
+        let (Ok(vni), Ok(subnet), Ok(gw)) = (
+            Vni::new(net.vni),
+            net.subnet.parse::<Ipv4Cidr>(),
+            net.gateway.parse::<Ipv4Addr>(),
+        ) else {
+            continue;
+        };
+        if net.dhcp
+            && let Err(e) = reconciler
+                .ensure_bridge_address(vni, gw, subnet.prefix_len())
+                .await
+        {
+            failures.push(e.to_string());
+        }
+    }
+    dhcp.sync(&overlay.networks);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+/// Follows the control plane's overlay view for this node until `stop`.
+pub async fn run(
+    client: Client,
+    vtep: Ipv4Addr,
+    data_dir: PathBuf,
+    mut stop: watch::Receiver<bool>,
+) {
+    let reconciler = match novacron_net::Reconciler::connect() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "overlay networks disabled: no netlink socket");
+            return;
+        }
+    };
+    let mut dhcp = Dhcp {
+        root: data_dir.join("networks"),
+        servers: BTreeMap::new(),
+    };
+    let mut after: Option<i64> = None;
+    let mut last: Option<NodeOverlay> = None;
+    let mut last_apply = tokio::time::Instant::now();
+    loop {
+        let polled = tokio::select! {
+            r = client.agent_overlay(after, POLL_WAIT) => r,
+            _ = stop.changed() => return,
+        };
+        match polled {
+            Ok(overlay) => {
+                after = Some(overlay.revision);
+                let changed = last.as_ref().is_none_or(|l| l.networks != overlay.networks);
+                if changed || last_apply.elapsed() >= RESYNC {
+                    match apply(&reconciler, &mut dhcp, vtep, &overlay).await {
+                        Ok(()) => {
+                            tracing::debug!(
+                                networks = overlay.networks.len(),
+                                "overlay data plane converged"
+                            );
+                            last = Some(overlay);
+                            last_apply = tokio::time::Instant::now();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "overlay data plane not converged; retrying");
+                            last = None;
+                            after = None;
+                            tokio::time::sleep(RETRY).await;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the overlay networks of this node");
+                after = None;
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Waits until the bridge of network `vni` exists (the overlay loop makes it once the
+/// control plane shows the VM on this node), so a VM's tap can be put on it.
+pub async fn wait_for_bridge(vni: u32, timeout: Duration) -> Result<(), String> {
+    let bridge = Vni::new(vni).map_err(|e| e.to_string())?.bridge_name();
+    let path = PathBuf::from("/sys/class/net").join(&bridge);
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "the bridge {bridge} of network VNI {vni} did not appear within {}s: is the agent started with a VTEP address (--vtep-address)?",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use novacron_api_types::overlay::{OverlayEndpoint, OverlayPeer};
+
+    fn net() -> NodeOverlayNetwork {
+        NodeOverlayNetwork {
+            project: "default".into(),
+            name: "app".into(),
+            vni: 1000,
+            mtu: 1450,
+            subnet: "10.10.0.0/24".into(),
+            gateway: "10.10.0.1".into(),
+            dhcp: true,
+            local: vec![OverlayEndpoint {
+                vm: "a".into(),
+                mac: "02:00:00:00:00:0a".into(),
+                ips: vec!["10.10.0.2".into()],
+            }],
+            peers: vec![
+                OverlayPeer {
+                    node: "n2".into(),
+                    vtep: "198.18.0.2".into(),
+                    endpoints: vec![OverlayEndpoint {
+                        vm: "b".into(),
+                        mac: "02:00:00:00:00:0b".into(),
+                        ips: vec!["10.10.0.3".into()],
+                    }],
+                },
+                // Misconfigured: our own VTEP. Never a flood target.
+                OverlayPeer {
+                    node: "n3".into(),
+                    vtep: "198.18.0.1".into(),
+                    endpoints: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_control_planes_view_becomes_fdb_and_flood_entries() {
+        let overlay = NodeOverlay {
+            revision: 7,
+            networks: vec![net()],
+        };
+        let d = desired_node(Ipv4Addr::new(198, 18, 0, 1), &overlay);
+        assert_eq!(d.networks.len(), 1);
+        let n = &d.networks[0];
+        assert_eq!((n.vni.get(), n.mtu), (1000, 1450));
+        assert_eq!(n.peers.len(), 1);
+        assert_eq!(n.peers[0].vtep, Ipv4Addr::new(198, 18, 0, 2));
+        assert_eq!(
+            n.peers[0].macs,
+            ["02:00:00:00:00:0b"
+                .parse::<MacAddr>()
+                .unwrap_or(MacAddr::ZERO)]
+        );
+        assert_eq!(d.adopt_port_prefix.as_deref(), Some(TAP_PREFIX));
+    }
+
+    #[test]
+    fn dnsmasq_serves_only_local_static_leases_and_no_router() {
+        let n = net();
+        assert_eq!(dhcp_hosts(&n), "02:00:00:00:00:0a,10.10.0.2,a\n");
+        let args = dnsmasq_args(
+            &n,
+            "10.10.0.0/24".parse().unwrap_or_else(|e| panic!("{e}")),
+            Path::new("/d"),
+        );
+        assert!(args.contains(&"--interface=ncbr1000".to_string()));
+        assert!(args.contains(&"--dhcp-range=10.10.0.0,static,255.255.255.0,12h".to_string()));
+        assert!(args.contains(&"--dhcp-option=option:router".to_string()));
+        assert!(args.contains(&"--port=0".to_string()));
+    }
+}

@@ -1,0 +1,566 @@
+//! Overlay networks end to end: one control plane (`novacron server`, in the host's network
+//! namespace), two agents each in its own network namespace joined
+//! by a veth underlay (198.18.0.1 <-> 198.18.0.2, their VTEPs), a TCG tiny guest on each
+//! agent on network `app`: the guests get their addresses by DHCP from the control plane's
+//! IPAM and ping each other across the VXLAN overlay; a guest on network `other` cannot
+//! reach them, even with an address in `app`'s subnet. Deleting the VMs removes the
+//! bridges, VXLAN devices and DHCP servers; `network delete` refuses while a VM uses it.
+//!
+//! Needs root (network namespaces, taps, bridges), dnsmasq and QEMU.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{BIN, free_port, qemu_pids_under, stop_child, tail};
+use serde_json::Value;
+
+const BOOT: Duration = Duration::from_secs(120);
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A named network namespace, deleted on drop (its veth ends go with it).
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "ncov-{}-{}-{tag}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        Self { name }
+    }
+
+    /// The names of the links in the namespace.
+    fn links(&self) -> Vec<String> {
+        let path = PathBuf::from("/run/netns").join(&self.name);
+        let file = std::fs::File::open(path).expect("open netns");
+        std::thread::spawn(move || {
+            // SAFETY: setns on a descriptor we own, for this thread only.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0);
+            // /sys shows the namespace it was mounted in; list through netlink's view
+            // via `ip` run from this thread's namespace instead.
+            let out = Command::new("ip")
+                .args(["-o", "link", "show"])
+                .output()
+                .expect("ip link");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| {
+                    let name = l.split(": ").nth(1)?;
+                    Some(name.split('@').next()?.to_string())
+                })
+                .collect()
+        })
+        .join()
+        .expect("netns thread")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// The control plane in the host namespace, agents in namespaces `n1` and `n2`.
+struct Lab {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    server: Option<Child>,
+    agents: Vec<Child>,
+    // Dropped after the processes: declared last.
+    _ns: Vec<Netns>,
+}
+
+impl Lab {
+    fn start() -> (Lab, String) {
+        let dir = tempfile::Builder::new()
+            .prefix("nc-overlay-")
+            .tempdir_in(
+                std::env::var_os("NOVACRON_TEST_DIR")
+                    .map_or_else(std::env::temp_dir, PathBuf::from),
+            )
+            .expect("tempdir");
+        std::fs::set_permissions(
+            dir.path(),
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o711),
+        )
+        .expect("chmod");
+        let n1 = Netns::new("n1");
+        let n2 = Netns::new("n2");
+        let tag = std::process::id() % 10000;
+        // Control links host <-> node (the API), and the underlay n1 <-> n2 (the VTEPs).
+        let (h1, h2) = (format!("ncovh1-{tag}"), format!("ncovh2-{tag}"));
+        ip(&[
+            "link", "add", &h1, "type", "veth", "peer", "name", "ctl", "netns", &n1.name,
+        ]);
+        ip(&[
+            "link", "add", &h2, "type", "veth", "peer", "name", "ctl", "netns", &n2.name,
+        ]);
+        ip(&["addr", "add", "198.18.1.1/24", "dev", &h1]);
+        ip(&["addr", "add", "198.18.2.1/24", "dev", &h2]);
+        ip(&["link", "set", &h1, "up"]);
+        ip(&["link", "set", &h2, "up"]);
+        for (ns, addr, gw) in [
+            (&n1, "198.18.1.2/24", "198.18.1.1"),
+            (&n2, "198.18.2.2/24", "198.18.2.1"),
+        ] {
+            ip(&["-n", &ns.name, "addr", "add", addr, "dev", "ctl"]);
+            ip(&["-n", &ns.name, "link", "set", "ctl", "up"]);
+            ip(&["-n", &ns.name, "route", "add", "198.18.0.0/15", "via", gw]);
+        }
+        ip(&[
+            "-n", &n1.name, "link", "add", "under", "type", "veth", "peer", "name", "under",
+            "netns", &n2.name,
+        ]);
+        ip(&[
+            "-n",
+            &n1.name,
+            "addr",
+            "add",
+            "198.18.0.1/30",
+            "dev",
+            "under",
+        ]);
+        ip(&[
+            "-n",
+            &n2.name,
+            "addr",
+            "add",
+            "198.18.0.2/30",
+            "dev",
+            "under",
+        ]);
+        ip(&["-n", &n1.name, "link", "set", "under", "up"]);
+        ip(&["-n", &n2.name, "link", "set", "under", "up"]);
+
+        let config = dir.path().join("cli.json");
+        let port = free_port();
+        let mut server = Command::new(BIN)
+            .args(["server", "-o", "json", "--san", "198.18.1.1", "--listen"])
+            .arg(format!("0.0.0.0:{port}"))
+            .arg("--data-dir")
+            .arg(dir.path().join("cp"))
+            .env("NOVACRON_CONFIG", &config)
+            .env("NOVACRON_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("server.log")).expect("log"),
+            ))
+            .spawn()
+            .expect("start server");
+        let stdout = server.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            if let Some(Ok(l)) = lines.next() {
+                let _ = tx.send(l);
+            }
+            for _ in lines {}
+        });
+        let mut lab = Lab {
+            dir,
+            config,
+            server: Some(server),
+            agents: vec![],
+            _ns: vec![n1, n2],
+        };
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("server did not start: {}", lab.log("server")));
+        let v: Value = serde_json::from_str(&line).expect("summary");
+        let token = v["join_token"].as_str().expect("token").to_string();
+        let url = format!("https://198.18.1.1:{port}");
+        for (i, (addr, vtep)) in [("198.18.1.2", "198.18.0.1"), ("198.18.2.2", "198.18.0.2")]
+            .into_iter()
+            .enumerate()
+        {
+            let name = format!("n{}", i + 1);
+            let child = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &lab._ns[i].name,
+                    BIN,
+                    "agent",
+                    "--server",
+                    &url,
+                ])
+                .args(["--join-token", &token, "--name", &name])
+                .args(["--listen", &format!("{addr}:0"), "--advertise", addr])
+                .args(["--vtep-address", vtep, "--data-dir"])
+                .arg(lab.dir.path().join(&name))
+                .env("NOVACRON_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(
+                    std::fs::File::create(lab.dir.path().join(format!("{name}.log"))).expect("log"),
+                ))
+                .spawn()
+                .expect("start agent");
+            lab.agents.push(child);
+        }
+        (lab, token)
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    fn logs(&self) -> String {
+        ["server", "n1", "n2"]
+            .iter()
+            .map(|n| format!("\n--- {n} ---\n{}", tail(&self.log(n), 30)))
+            .collect()
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .env("NOVACRON_CONFIG", &self.config)
+            .env_remove("NOVACRON_URL")
+            .env_remove("NOVACRON_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the CLI")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "`novacron {}` failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            !out.status.success(),
+            "`novacron {}` succeeded",
+            args.join(" ")
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).expect("JSON")
+    }
+
+    fn console(&self, vm: &str) -> String {
+        self.ok(&["vm", "console", vm, "--tail", "--bytes", "1M"])
+    }
+
+    fn wait_console(&self, vm: &str, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let log = self.console(vm);
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{needle:?} not on the console of {vm} after {timeout:?}:\n{}{}",
+                tail(&log, 30),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Types a command line into the guest's serial console.
+    fn type_in(&self, vm: &str, line: &str) {
+        use std::io::Write;
+        let mut child = Command::new(BIN)
+            .args(["vm", "console", vm])
+            .env("NOVACRON_CONFIG", &self.config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("console");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("console");
+        assert!(
+            out.status.success(),
+            "console: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs `cmd` in the guest and waits for its exit status, printed as `<tag>-rc-<N>`.
+    fn guest_rc(&self, vm: &str, tag: &str, cmd: &str, timeout: Duration) -> i32 {
+        // `$((0))` keeps the echoed command line from matching the answer.
+        self.type_in(
+            vm,
+            &format!("{cmd} >/dev/null 2>&1; echo {tag}-rc$((0))-$?"),
+        );
+        let log = self.wait_console(vm, &format!("{tag}-rc0-"), timeout);
+        let at = log.rfind(&format!("{tag}-rc0-")).expect("found") + tag.len() + 5;
+        log[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .expect("exit status")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for a in &mut self.agents {
+            stop_child(a, Duration::from_secs(5));
+        }
+        if let Some(s) = &mut self.server {
+            stop_child(s, Duration::from_secs(5));
+        }
+        // QEMU and dnsmasq outlive their agent on purpose: end the ones this test started.
+        let mut pids = qemu_pids_under(self.dir.path());
+        pids.extend(dnsmasq_pids_under(self.dir.path()));
+        for pid in pids {
+            // SAFETY: kill(2) of a process this test started (its command line names our dir).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+fn dnsmasq_pids_under(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd =
+            String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default())
+                .replace('\0', " ");
+        if cmd.starts_with("dnsmasq") && cmd.contains(&needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn wait_running(lab: &Lab, vm: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let v = lab.json(&["vm", "show", vm]);
+        if v["state"] == "running" {
+            return v;
+        }
+        assert!(
+            start.elapsed() < BOOT,
+            "VM {vm} not running: {v}{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
+    if !Path::new("/usr/sbin/dnsmasq").exists()
+        && Command::new("dnsmasq").arg("--version").output().is_err()
+    {
+        panic!("dnsmasq is missing: run scripts/deps.sh test");
+    }
+    let (lab, _) = Lab::start();
+    let start = Instant::now();
+    while lab.json(&["node", "list"]).as_array().map_or(0, Vec::len) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "agents did not join{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let n1 = lab.json(&["node", "show", "n1"]);
+    assert_eq!(n1["vtep_address"], "198.18.0.1", "{n1}");
+    lab.ok(&["image", "build-tiny", "tiny"]);
+    lab.ok(&["network", "create", "app", "--subnet", "10.77.0.0/24"]);
+    lab.ok(&["network", "create", "other", "--subnet", "10.78.0.0/24"]);
+
+    let create = |vm: &str, node: &str, extra: &[&str]| {
+        let mut a = vec![
+            "vm",
+            "create",
+            vm,
+            "--image",
+            "tiny",
+            "--accel",
+            "tcg",
+            "--memory",
+            "96M",
+            "--node",
+            node,
+            "--no-wait",
+        ];
+        a.extend(extra);
+        lab.ok(&a);
+    };
+    create("a1", "n1", &["--network", "app"]);
+    create("a2", "n2", &["--network", "app", "--ip", "10.77.0.50"]);
+    create("o1", "n2", &["--network", "other"]);
+
+    // An address outside the subnet or taken: refused, nothing created.
+    let e = lab.fails(&[
+        "vm",
+        "create",
+        "bad",
+        "--image",
+        "tiny",
+        "--node",
+        "n1",
+        "--network",
+        "app",
+        "--ip",
+        "10.99.0.5",
+    ]);
+    assert!(e.contains("not in subnet 10.77.0.0/24"), "{e}");
+    let e = lab.fails(&[
+        "vm",
+        "create",
+        "bad",
+        "--image",
+        "tiny",
+        "--node",
+        "n1",
+        "--network",
+        "app",
+        "--ip",
+        "10.77.0.50",
+    ]);
+    assert!(e.contains("already taken"), "{e}");
+    assert!(!lab.ok(&["vm", "list"]).contains("bad"));
+
+    let a1 = wait_running(&lab, "a1");
+    let a2 = wait_running(&lab, "a2");
+    wait_running(&lab, "o1");
+    assert_eq!(a1["nics"][0]["network"], "app", "{a1}");
+    assert_eq!(
+        a1["nics"][0]["ips"][0], "10.77.0.2",
+        "lowest free after the gateway: {a1}"
+    );
+    assert_eq!(a2["nics"][0]["ips"][0], "10.77.0.50", "{a2}");
+    let mac = a1["nics"][0]["mac"].as_str().expect("mac").to_string();
+    assert!(mac.starts_with("02:"), "locally administered: {mac}");
+    let shown = lab.ok(&["vm", "show", "a1"]);
+    assert!(
+        shown.contains(&mac) && shown.contains("10.77.0.2"),
+        "{shown}"
+    );
+
+    let e = lab.fails(&["network", "delete", "app"]);
+    assert!(e.contains("a1") && e.contains("a2"), "names the VMs: {e}");
+
+    for vm in ["a1", "a2", "o1"] {
+        lab.wait_console(vm, "NOVACRON-GUEST-READY", BOOT);
+    }
+    // DHCP from the node's dnsmasq gave each guest its IPAM address.
+    assert_eq!(
+        lab.guest_rc(
+            "a1",
+            "a1addr",
+            "ip addr show eth0 | grep -q 'inet 10.77.0.2/24'",
+            BOOT
+        ),
+        0,
+        "{}",
+        lab.console("a1")
+    );
+    assert_eq!(
+        lab.guest_rc(
+            "a2",
+            "a2addr",
+            "ip addr show eth0 | grep -q 'inet 10.77.0.50/24'",
+            BOOT
+        ),
+        0,
+        "{}",
+        lab.console("a2")
+    );
+    // Across nodes, over VXLAN between the two namespaces.
+    assert_eq!(
+        lab.guest_rc("a1", "ping12", "ping -c 3 -W 3 10.77.0.50", BOOT),
+        0,
+        "{}",
+        lab.console("a1")
+    );
+    assert_eq!(
+        lab.guest_rc("a2", "ping21", "ping -c 3 -W 3 10.77.0.2", BOOT),
+        0,
+        "{}",
+        lab.console("a2")
+    );
+    // From another network, even with an address in app's subnet: nothing answers.
+    assert_ne!(
+        lab.guest_rc(
+            "o1",
+            "iso",
+            "ip addr add 10.77.0.99/24 dev eth0; ping -c 3 -W 2 10.77.0.50",
+            BOOT
+        ),
+        0,
+        "{}",
+        lab.console("o1")
+    );
+
+    // Deleting the VMs frees their addresses and removes the devices and DHCP servers.
+    for vm in ["a1", "a2", "o1"] {
+        lab.ok(&["vm", "delete", vm, "--force"]);
+    }
+    let start = Instant::now();
+    loop {
+        let left: Vec<String> = lab
+            ._ns
+            .iter()
+            .flat_map(Netns::links)
+            .filter(|l| l.starts_with("ncbr") || l.starts_with("ncvx"))
+            .collect();
+        if left.is_empty() && dnsmasq_pids_under(lab.dir.path()).is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "left behind: {left:?}{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    lab.ok(&["network", "delete", "app"]);
+    lab.ok(&["network", "delete", "other"]);
+}
