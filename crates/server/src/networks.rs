@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 
 use novacron_api_types::overlay::{CheckedNetwork, NetworkCreateRequest, OverlayNetwork};
-use novacron_api_types::{ApiError, DEFAULT_PROJECT, ErrorCode, validate_name};
+use novacron_api_types::{ApiError, ErrorCode, validate_name};
 use novacron_store::{Compare, Op};
 
 use crate::records::{
@@ -128,7 +128,23 @@ pub async fn create(
         // The guard first: any create or delete in the project after this read fails our
         // transaction, so the list below is what the overlap check must hold against.
         let guard = guard_revision(state, &checked.project).await?;
-        conflicts(&checked, &all(state).await?)?;
+        // The project's usage record too: a project delete in between fails this create.
+        let usage_rev = state
+            .store
+            .get(&crate::tenancy::usage_key(&checked.project))
+            .await
+            .map_err(store_err)?
+            .map_or(0, |kv| kv.mod_revision);
+        let existing = all(state).await?;
+        conflicts(&checked, &existing)?;
+        // The project's network limit, under the same guard as the overlap check.
+        let (project, project_rev) = crate::quota::project(state, &checked.project).await?;
+        let used = crate::quota::usage(state, &checked.project).await?;
+        let one = novacron_api_types::tenancy::ProjectUsage {
+            networks: 1,
+            ..Default::default()
+        };
+        let after = crate::quota::check(&checked.project, &project.limits, &used, &one)?;
         let (vnis, _) = state
             .store
             .list(&records::vni_prefix())
@@ -173,6 +189,14 @@ pub async fn create(
                         key: network_guard_key(&network.project),
                         equals: guard,
                     },
+                    Compare::ModRevision {
+                        key: records::project_key(&network.project),
+                        equals: project_rev,
+                    },
+                    Compare::ModRevision {
+                        key: crate::tenancy::usage_key(&network.project),
+                        equals: usage_rev,
+                    },
                 ],
                 vec![
                     Op::Put {
@@ -189,6 +213,10 @@ pub async fn create(
                     Op::Put {
                         key: network_guard_key(&network.project),
                         value: encode(&network.created_at)?,
+                    },
+                    Op::Put {
+                        key: crate::tenancy::usage_key(&network.project),
+                        value: encode(&after)?,
                     },
                 ],
             )
@@ -301,8 +329,9 @@ pub async fn delete(
 }
 
 /// The project a request names, or the default one.
-pub fn project_or_default(project: Option<&str>) -> &str {
-    project.unwrap_or(DEFAULT_PROJECT)
+/// `project`, else the request's project (`default` outside a request).
+pub fn project_or_default(project: Option<&str>) -> String {
+    project.map_or_else(crate::tenancy::current_project, str::to_string)
 }
 
 #[cfg(test)]

@@ -257,6 +257,9 @@ pub enum TokenRecord {
     Replica {
         member: String,
     },
+    /// An API token: a user's (its roles at most the user's), or one with its own project
+    /// and role (see [`crate::tenancy::resolve_token`]).
+    Api(crate::tenancy::ApiTokenRecord),
 }
 
 /// A join token: registers nodes until `expires_at` (Unix seconds), unless revoked. A join

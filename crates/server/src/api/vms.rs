@@ -8,8 +8,8 @@ use axum::Json as AxumJson;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use novacron_api_types::{
-    AccelChoice, ApiError, DEFAULT_PROJECT, ErrorCode, ImageKind, Network, Operation, OperationRef,
-    PowerState, StopRequest, Vm, VmCreateRequest, VmState, format_size, validate_name,
+    AccelChoice, ApiError, ErrorCode, ImageKind, Network, Operation, OperationRef, PowerState,
+    StopRequest, Vm, VmCreateRequest, VmState, format_size, validate_name,
 };
 
 use super::operations::{new_operation, put_op};
@@ -63,7 +63,7 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
 fn find(state: &AppState, name: &str) -> ApiResult<Arc<VmRecord>> {
     state
         .vms
-        .get(&records::vm_key(DEFAULT_PROJECT, name))
+        .get(&records::vm_key(&crate::tenancy::current_project(), name))
         .ok_or_else(|| {
             ApiFailure(ApiError::not_found(format!(
                 "no VM named {name:?}: see `novacron vm list`"
@@ -112,7 +112,7 @@ pub async fn create_vm(
     restore: Option<novacron_api_types::backup::RestoreSource>,
 ) -> ApiResult<Operation> {
     req.validate()?;
-    let project = DEFAULT_PROJECT;
+    let project = &crate::tenancy::current_project();
     let key = records::vm_key(project, &req.name);
     if state.vms.get(&key).is_some() {
         return Err(ApiError::new(
@@ -232,15 +232,25 @@ pub async fn create_vm(
         migration: None,
         migrating_to: None,
     };
+    // Written with the project's usage, checked against its limits, in one transaction.
     let written = async {
-        typed_store::create(state.store.as_ref(), &key, &rec, vec![put_op(&op)?])
-            .await?
-            .ok_or_else(|| {
-                ApiFailure(ApiError::new(
+        let value = super::json_bytes(&rec)?;
+        crate::quota::create_counted(
+            state,
+            project,
+            &key,
+            value,
+            vec![put_op(&op)?],
+            &crate::quota::vm_usage(&rec),
+            || {
+                ApiError::new(
                     ErrorCode::AlreadyExists,
                     format!("a VM named {:?} already exists", req.name),
-                ))
-            })
+                )
+            },
+        )
+        .await
+        .map_err(ApiFailure)
     }
     .await;
     let revision = match written {
@@ -260,7 +270,7 @@ pub async fn create_vm(
 pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<AxumJson<Vec<Vm>>> {
     let vms = state
         .vms
-        .values_under(&records::vm_key(DEFAULT_PROJECT, ""))
+        .values_under(&records::vm_key(&crate::tenancy::current_project(), ""))
         .iter()
         .map(|v| view(&state, v))
         .collect();
@@ -289,8 +299,9 @@ pub async fn change(
     event: Event,
 ) -> ApiResult<Operation> {
     validate_name("vm", name)?;
-    let key = records::vm_key(DEFAULT_PROJECT, name);
-    let op = new_operation(kind, DEFAULT_PROJECT, &format!("vm/{name}"), message);
+    let project = crate::tenancy::current_project();
+    let key = records::vm_key(&project, name);
+    let op = new_operation(kind, &project, &format!("vm/{name}"), message);
     let (op, event) = (&op, &event);
     let updated = typed_store::update(state.store.as_ref(), &key, |rec: VmRecord| async move {
         let observed = observed_state(state, &rec);
