@@ -14,6 +14,7 @@ pub mod migration;
 pub mod names;
 pub mod overlay;
 pub mod size;
+pub mod tenancy;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};

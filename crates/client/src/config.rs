@@ -1,6 +1,7 @@
 //! The CLI configuration file: where the API is, the token, and the cluster CA to trust.
 //! `NOVACRON_URL` (comma-separated for several servers), `NOVACRON_TOKEN` and
-//! `NOVACRON_CA_CERT` (a PEM file) override what the file says.
+//! `NOVACRON_CA_CERT` (a PEM file) override what the file says. The file may also name a
+//! default project ([`default_project`]; `NOVACRON_PROJECT` overrides it).
 
 use std::path::{Path, PathBuf};
 
@@ -107,7 +108,20 @@ impl Config {
                 .map_err(|e| io("cannot create the directory of", e))?;
         }
         let tmp = path.with_extension("json.tmp");
-        let json = serde_json::to_vec_pretty(self)
+        // Keys this struct does not know (the default project) stay as they are.
+        let mut doc = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({}));
+        let mine = serde_json::to_value(self)
+            .map_err(|e| ClientError::Config(format!("cannot encode the config: {e}")))?;
+        if let (Some(doc), Some(mine)) = (doc.as_object_mut(), mine.as_object()) {
+            for (k, v) in mine {
+                doc.insert(k.clone(), v.clone());
+            }
+        }
+        let json = serde_json::to_vec_pretty(&doc)
             .map_err(|e| ClientError::Config(format!("cannot encode the config: {e}")))?;
         {
             use std::io::Write;
@@ -129,4 +143,58 @@ impl Config {
         std::fs::rename(&tmp, path).map_err(|e| io("cannot replace", e))?;
         Ok(())
     }
+}
+
+/// The project requests name by default: `NOVACRON_PROJECT`, else the config file's
+/// `project`, else none (the server then takes the token's project, or `default`).
+pub fn default_project(path: &Path) -> Option<String> {
+    if let Some(p) = env_nonempty("NOVACRON_PROJECT") {
+        return Some(p);
+    }
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("project")?.as_str().map(str::to_string))
+        .filter(|p| !p.is_empty())
+}
+
+/// Sets (or with `None` removes) the config file's default project, keeping the rest.
+pub fn set_default_project(path: &Path, project: Option<&str>) -> Result<(), ClientError> {
+    let bytes = std::fs::read(path).map_err(|source| ClientError::Io {
+        what: format!("cannot read {}", path.display()),
+        source,
+    })?;
+    let mut doc: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))?;
+    if let Some(o) = doc.as_object_mut() {
+        match project {
+            Some(p) => o.insert("project".into(), p.into()),
+            None => o.remove("project"),
+        };
+    }
+    let tmp = path.with_extension("json.tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|source| ClientError::Io {
+                what: format!("cannot write {}", tmp.display()),
+                source,
+            })?;
+        let json = serde_json::to_vec_pretty(&doc)
+            .map_err(|e| ClientError::Config(format!("cannot encode the config: {e}")))?;
+        f.write_all(&json).map_err(|source| ClientError::Io {
+            what: format!("cannot write {}", tmp.display()),
+            source,
+        })?;
+    }
+    std::fs::rename(&tmp, path).map_err(|source| ClientError::Io {
+        what: format!("cannot replace {}", path.display()),
+        source,
+    })
 }

@@ -42,7 +42,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use bootstrap::{JoinToken, fetch_pinned_ca};
-pub use config::{Config, default_config_path};
+pub use config::{Config, default_config_path, default_project, set_default_project};
 pub use events::{EventStream, EventsRequest, StreamItem};
 
 /// What can go wrong talking to the control plane.
@@ -88,6 +88,8 @@ struct Inner {
     http: reqwest::Client,
     servers: Vec<String>,
     token: String,
+    /// The project every request names (the `X-Novacron-Project` header), if any.
+    project: Option<String>,
     /// Index of the server that answered last; tried first.
     preferred: AtomicUsize,
 }
@@ -133,9 +135,29 @@ impl Client {
                     .map(|s| s.trim_end_matches('/').to_string())
                     .collect(),
                 token: config.token,
+                project: None,
                 preferred: AtomicUsize::new(0),
             }),
         })
+    }
+
+    /// The same connection, naming `project` in every request (`None`: the server decides,
+    /// which is the project of a project-scoped token, else `default`).
+    pub fn with_project(&self, project: Option<String>) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                servers: self.inner.servers.clone(),
+                token: self.inner.token.clone(),
+                project,
+                preferred: AtomicUsize::new(self.inner.preferred.load(Ordering::Relaxed)),
+            }),
+        }
+    }
+
+    /// The project this client names, if any.
+    pub fn project(&self) -> Option<&str> {
+        self.inner.project.as_deref()
     }
 
     /// The server URLs, in the order they are tried.
@@ -164,6 +186,10 @@ impl Client {
                 .request(method.clone(), &url)
                 .bearer_auth(&self.inner.token)
                 .timeout(timeout);
+            let req = match &self.inner.project {
+                Some(p) => req.header(novacron_api_types::tenancy::PROJECT_HEADER, p),
+                None => req,
+            };
             match build(req).send().await {
                 Ok(resp) => {
                     self.inner.preferred.store(idx, Ordering::Relaxed);
@@ -657,6 +683,144 @@ impl Client {
             None::<&()>,
         )
         .await
+    }
+
+    // ---- projects, users, role bindings, tokens ----------------------------------------------
+
+    pub async fn project_create(
+        &self,
+        req: &novacron_api_types::tenancy::ProjectCreateRequest,
+    ) -> Result<novacron_api_types::tenancy::Project, ClientError> {
+        self.call(Method::POST, "/projects", Some(req)).await
+    }
+
+    pub async fn project_list(
+        &self,
+    ) -> Result<Vec<novacron_api_types::tenancy::Project>, ClientError> {
+        self.call(Method::GET, "/projects", None::<&()>).await
+    }
+
+    pub async fn project_show(
+        &self,
+        name: &str,
+    ) -> Result<novacron_api_types::tenancy::Project, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/projects/{}", seg(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn project_set(
+        &self,
+        name: &str,
+        req: &novacron_api_types::tenancy::ProjectSetRequest,
+    ) -> Result<novacron_api_types::tenancy::Project, ClientError> {
+        self.call(Method::PUT, &format!("/projects/{}", seg(name)), Some(req))
+            .await
+    }
+
+    pub async fn project_delete(
+        &self,
+        name: &str,
+    ) -> Result<novacron_api_types::tenancy::Project, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/projects/{}", seg(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn project_usage(
+        &self,
+        name: &str,
+    ) -> Result<novacron_api_types::tenancy::ProjectUsageReport, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/projects/{}/usage", seg(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn user_create(
+        &self,
+        req: &novacron_api_types::tenancy::UserCreateRequest,
+    ) -> Result<novacron_api_types::tenancy::User, ClientError> {
+        self.call(Method::POST, "/users", Some(req)).await
+    }
+
+    pub async fn user_list(&self) -> Result<Vec<novacron_api_types::tenancy::User>, ClientError> {
+        self.call(Method::GET, "/users", None::<&()>).await
+    }
+
+    pub async fn user_delete(
+        &self,
+        name: &str,
+    ) -> Result<novacron_api_types::tenancy::User, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/users/{}", seg(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn role_binding_add(
+        &self,
+        b: &novacron_api_types::tenancy::RoleBinding,
+    ) -> Result<novacron_api_types::tenancy::RoleBinding, ClientError> {
+        self.call(Method::POST, "/role-bindings", Some(b)).await
+    }
+
+    pub async fn role_binding_list(
+        &self,
+    ) -> Result<Vec<novacron_api_types::tenancy::RoleBinding>, ClientError> {
+        self.call(Method::GET, "/role-bindings", None::<&()>).await
+    }
+
+    /// Removes `user`'s binding in `project` (`None`: its cluster binding).
+    pub async fn role_binding_remove(
+        &self,
+        user: &str,
+        project: Option<&str>,
+    ) -> Result<novacron_api_types::tenancy::RoleBinding, ClientError> {
+        let path = match project {
+            Some(p) => format!("/role-bindings/{}?project={}", seg(user), seg(p)),
+            None => format!("/role-bindings/{}", seg(user)),
+        };
+        self.call(Method::DELETE, &path, None::<&()>).await
+    }
+
+    pub async fn token_create(
+        &self,
+        req: &novacron_api_types::tenancy::TokenCreateRequest,
+    ) -> Result<novacron_api_types::tenancy::TokenCreated, ClientError> {
+        self.call(Method::POST, "/tokens", Some(req)).await
+    }
+
+    pub async fn token_list(
+        &self,
+    ) -> Result<Vec<novacron_api_types::tenancy::ApiToken>, ClientError> {
+        self.call(Method::GET, "/tokens", None::<&()>).await
+    }
+
+    pub async fn token_revoke(
+        &self,
+        id: &str,
+    ) -> Result<novacron_api_types::tenancy::ApiToken, ClientError> {
+        self.call(Method::DELETE, &format!("/tokens/{}", seg(id)), None::<&()>)
+            .await
+    }
+
+    /// Exchanges a user's password for a token (no token needed for this call).
+    pub async fn login(
+        &self,
+        req: &novacron_api_types::tenancy::LoginRequest,
+    ) -> Result<novacron_api_types::tenancy::TokenCreated, ClientError> {
+        self.call(Method::POST, "/login", Some(req)).await
     }
 
     // ---- cluster and storage ---------------------------------------------------------------

@@ -32,6 +32,10 @@ pub struct Cli {
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+    /// The project commands act in (default: NOVACRON_PROJECT, else the CLI config's
+    /// default from `project use`, else the token's project, else `default`).
+    #[arg(long, global = true, env = "NOVACRON_PROJECT")]
+    pub project: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -60,6 +64,20 @@ pub enum Command {
     /// Nodes (hosts running an agent).
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Projects: create, list, show, delete, set limits, usage, use (the CLI's default).
+    #[command(subcommand)]
+    Project(crate::tenancy::ProjectCommand),
+    /// Local users: create, list, delete.
+    #[command(subcommand)]
+    User(crate::tenancy::UserCommand),
+    /// Who holds which role: a user's role in a project or in the cluster.
+    #[command(subcommand)]
+    RoleBinding(crate::tenancy::RoleBindingCommand),
+    /// API tokens: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Token(crate::tenancy::TokenCommand),
+    /// Exchange a user's password for a token kept in the CLI config.
+    Login(crate::tenancy::LoginArgs),
     /// Tokens that let new nodes join: create, list, revoke.
     #[command(subcommand)]
     JoinToken(crate::join_tokens::JoinTokenCommand),
@@ -363,8 +381,22 @@ pub enum OperationCommand {
     },
 }
 
+/// The project named by `--project`, NOVACRON_PROJECT or the CLI config's default.
+static PROJECT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// The project the user selected (flag, environment, then the config's default), if any.
+pub fn selected_project() -> Option<String> {
+    PROJECT
+        .get_or_init(|| novacron_client::default_project(&novacron_client::default_config_path()))
+        .clone()
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = cli.output;
+    if let Some(p) = &cli.project {
+        novacron_api_types::validate_name("project", p)?;
+        let _ = PROJECT.set(Some(p.clone()));
+    }
     match cli.command {
         Command::Up(a) => roles::up(a, out).await,
         Command::Server(a) => roles::server(a, out).await,
@@ -372,6 +404,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Vm(c) => vm(c, out).await,
         Command::Node(c) => node(c, out).await,
         Command::JoinToken(c) => crate::join_tokens::run(c, out).await,
+        Command::Project(c) => crate::tenancy::project(c, out).await,
+        Command::User(c) => crate::tenancy::user(c, out).await,
+        Command::RoleBinding(c) => crate::tenancy::role_binding(c, out).await,
+        Command::Token(c) => crate::tenancy::token(c, out).await,
+        Command::Login(a) => crate::tenancy::login(a, out).await,
         Command::Network(c) => crate::networks::run(c, out).await,
         Command::Image(c) => image(c, out).await,
         Command::Operation(c) => operation(c, out).await,
@@ -394,8 +431,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The SDK client from the CLI config, naming the selected project in every request.
 pub fn client() -> anyhow::Result<Client> {
-    Ok(Client::new(Config::load()?)?)
+    Ok(Client::new(Config::load()?)?.with_project(selected_project()))
 }
 
 /// Waits for an operation, showing its progress on stderr; fails when it failed.

@@ -27,9 +27,6 @@ pub struct EventsArgs {
     /// Only events about this node (its state, and migrations to or from it).
     #[arg(long)]
     pub node: Option<String>,
-    /// Only events of this project.
-    #[arg(long)]
-    pub project: Option<String>,
     /// Start after this event id (as printed in the ID column) instead of with every retained event.
     #[arg(long)]
     pub after: Option<String>,
@@ -43,7 +40,8 @@ pub async fn run(args: EventsArgs, out: Format) -> anyhow::Result<()> {
         (None, None) => None,
     };
     let mut req = EventsRequest {
-        project: args.project,
+        // Only the selected project's events (the global --project), if one is selected.
+        project: crate::cli::selected_project(),
         kinds: args.kind,
         resource,
         after: Some(args.after.unwrap_or_else(|| "0".into())),

@@ -38,31 +38,18 @@ pub enum NetworkCommand {
         /// MTU inside the network (the underlay carries 50 bytes more per packet).
         #[arg(long, default_value_t = DEFAULT_NETWORK_MTU)]
         mtu: u32,
-        /// The project the network belongs to.
-        #[arg(long, default_value = DEFAULT_PROJECT)]
-        project: String,
     },
-    /// Overlay networks: name, project, VNI, subnet, gateway, options.
-    List {
-        /// Only this project's networks (default: every project).
-        #[arg(long)]
-        project: Option<String>,
-    },
+    /// Overlay networks (of the selected --project, or of every project you may see).
+    List,
     /// One overlay network.
     Show {
         /// The network's name.
         name: String,
-        /// The project the network belongs to.
-        #[arg(long, default_value = DEFAULT_PROJECT)]
-        project: String,
     },
     /// Delete an overlay network (refused while a VM uses it).
     Delete {
         /// The network's name.
         name: String,
-        /// The project the network belongs to.
-        #[arg(long, default_value = DEFAULT_PROJECT)]
-        project: String,
     },
 }
 
@@ -133,12 +120,11 @@ pub async fn run(cmd: NetworkCommand, out: Format) -> anyhow::Result<()> {
             dhcp,
             dns,
             mtu,
-            project,
         } => {
             let n = c
                 .network_create(&NetworkCreateRequest {
                     name,
-                    project: Some(project),
+                    project: crate::cli::selected_project(),
                     subnet,
                     gateway,
                     nat,
@@ -149,15 +135,19 @@ pub async fn run(cmd: NetworkCommand, out: Format) -> anyhow::Result<()> {
                 .await?;
             output::print_details(out, &n, || details(&n))
         }
-        NetworkCommand::List { project } => {
+        NetworkCommand::List => {
+            // The selected project's networks, or every project's you may see.
+            let project = crate::cli::selected_project();
             let networks = c.network_list(project.as_deref()).await?;
             output::print(out, &networks, &HEADERS, || rows(&networks))
         }
-        NetworkCommand::Show { name, project } => {
+        NetworkCommand::Show { name } => {
+            let project = crate::cli::selected_project().unwrap_or_else(|| DEFAULT_PROJECT.into());
             let n = c.network_show(&name, &project).await?;
             output::print_details(out, &n, || details(&n))
         }
-        NetworkCommand::Delete { name, project } => {
+        NetworkCommand::Delete { name } => {
+            let project = crate::cli::selected_project().unwrap_or_else(|| DEFAULT_PROJECT.into());
             let n = c.network_delete(&name, &project).await?;
             output::print_details(out, &n, || {
                 vec![("deleted", n.name.clone()), ("vni", n.vni.to_string())]

@@ -1,7 +1,9 @@
 //! Who may call what, against a real `novacron up` on loopback: every route the OpenAPI
-//! document lists is called with an admin token, node-a's node token, the join token and no
-//! token, and the answers must match the explicit table below. A route missing from the
-//! table (or from the document) fails the test, so every new route needs a role decision.
+//! document lists is called with the cluster's admin token (a cluster-admin), a
+//! cluster-viewer, the admin, operator and viewer of project `default`, an admin token of
+//! another project, node-a's node token, the join token and no token, and the answers must
+//! match the explicit table below. A route missing from the table (or from the document)
+//! fails the test, so every new route needs a role decision.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,37 +25,162 @@ enum Expect {
     Unauthenticated,
     /// 403 with `{"code":"permission_denied","message":...}`.
     Forbidden,
+    /// 404 `no project named "default"`: a project the caller has no role in looks missing.
+    Hidden,
 }
-use Expect::{Allowed, Forbidden, Unauthenticated};
+use Expect::{Allowed, Forbidden, Hidden, Unauthenticated};
+
+/// Who calls, in the table's column order. Every call names project `default` (the
+/// `X-Novacron-Project` header), where the admin, operator and viewer users are bound.
+const COLUMN: [&str; 9] = [
+    "cluster-admin (the admin token)",
+    "cluster-viewer",
+    "project admin",
+    "project operator",
+    "project viewer",
+    "admin token of another project",
+    "node token",
+    "join token",
+    "no token",
+];
 
 /// One role router as the table sees it: its name in the OpenAPI document
-/// (`x-novacron-access`) and what each caller gets. Columns of `expect`: admin token, node
-/// token (node-a), join token, no token.
+/// (`x-novacron-access`) and what each caller (columns: [`COLUMN`]) gets.
 struct Rule {
     access: &'static str,
-    expect: [Expect; 4],
+    expect: [Expect; 9],
 }
 const PUBLIC: Rule = Rule {
     access: "public",
-    expect: [Allowed, Allowed, Allowed, Allowed],
+    expect: [Allowed; 9],
 };
-const ADMIN: Rule = Rule {
-    access: "admin",
-    expect: [Allowed, Forbidden, Forbidden, Unauthenticated],
+const PROJECT_READ: Rule = Rule {
+    access: "project-read",
+    expect: [
+        Allowed,
+        Allowed,
+        Allowed,
+        Allowed,
+        Allowed,
+        Hidden,
+        Forbidden,
+        Forbidden,
+        Unauthenticated,
+    ],
+};
+const PROJECT_OPERATE: Rule = Rule {
+    access: "project-operate",
+    expect: [
+        Allowed,
+        Forbidden,
+        Allowed,
+        Allowed,
+        Forbidden,
+        Hidden,
+        Forbidden,
+        Forbidden,
+        Unauthenticated,
+    ],
+};
+const PROJECT_ADMIN: Rule = Rule {
+    access: "project-admin",
+    expect: [
+        Allowed,
+        Forbidden,
+        Allowed,
+        Forbidden,
+        Forbidden,
+        Hidden,
+        Forbidden,
+        Forbidden,
+        Unauthenticated,
+    ],
+};
+const CLUSTER_READ: Rule = Rule {
+    access: "cluster-read",
+    expect: [
+        Allowed,
+        Allowed,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Unauthenticated,
+    ],
+};
+const CLUSTER_ADMIN: Rule = Rule {
+    access: "cluster-admin",
+    expect: [
+        Allowed,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Unauthenticated,
+    ],
+};
+const AUTHENTICATED: Rule = Rule {
+    access: "authenticated",
+    expect: [
+        Allowed,
+        Allowed,
+        Allowed,
+        Allowed,
+        Allowed,
+        Allowed,
+        Forbidden,
+        Forbidden,
+        Unauthenticated,
+    ],
 };
 const NODE: Rule = Rule {
     access: "node",
-    expect: [Forbidden, Allowed, Forbidden, Unauthenticated],
+    expect: [
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Allowed,
+        Forbidden,
+        Unauthenticated,
+    ],
 };
 const REGISTER: Rule = Rule {
     access: "register",
-    expect: [Allowed, Allowed, Allowed, Unauthenticated],
+    expect: [
+        Allowed,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Allowed,
+        Allowed,
+        Unauthenticated,
+    ],
 };
 /// Image files: control-plane replicas (admin tokens) and nodes, but a node only for images
 /// its VMs use; the dummy image here is used by none, so node-a is refused.
 const IMAGE_FILES: Rule = Rule {
     access: "node-or-admin",
-    expect: [Allowed, Forbidden, Forbidden, Unauthenticated],
+    expect: [
+        Allowed,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Forbidden,
+        Unauthenticated,
+    ],
 };
 
 /// Every route of the API and who may call it.
@@ -61,60 +188,76 @@ const TABLE: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/health", PUBLIC),
     ("GET", "/api/v1/cluster/ca", PUBLIC),
     ("GET", "/api/v1/openapi.json", PUBLIC),
-    ("GET", "/metrics", ADMIN),
-    ("POST", "/api/v1/vms", ADMIN),
-    ("GET", "/api/v1/vms", ADMIN),
-    ("GET", "/api/v1/vms/{name}", ADMIN),
-    ("DELETE", "/api/v1/vms/{name}", ADMIN),
-    ("POST", "/api/v1/vms/{name}/start", ADMIN),
-    ("POST", "/api/v1/vms/{name}/stop", ADMIN),
-    ("POST", "/api/v1/vms/{name}/reboot", ADMIN),
-    ("POST", "/api/v1/vms/{name}/pause", ADMIN),
-    ("POST", "/api/v1/vms/{name}/resume", ADMIN),
-    ("GET", "/api/v1/vms/{name}/console", ADMIN),
-    ("GET", "/api/v1/vms/{name}/console/attach", ADMIN),
-    ("POST", "/api/v1/vms/{name}/backup", ADMIN),
-    ("POST", "/api/v1/vms/{name}/migrate", ADMIN),
-    ("GET", "/api/v1/operations", ADMIN),
-    ("GET", "/api/v1/operations/{id}", ADMIN),
-    ("GET", "/api/v1/nodes", ADMIN),
-    ("GET", "/api/v1/nodes/{name}", ADMIN),
-    ("DELETE", "/api/v1/nodes/{name}", ADMIN),
-    ("POST", "/api/v1/nodes/{name}/{action}", ADMIN),
-    ("GET", "/api/v1/images", ADMIN),
-    ("POST", "/api/v1/images/build-tiny", ADMIN),
-    ("GET", "/api/v1/images/{name}", ADMIN),
-    ("DELETE", "/api/v1/images/{name}", ADMIN),
-    ("PUT", "/api/v1/images/{name}/import", ADMIN),
+    ("POST", "/api/v1/login", PUBLIC),
+    ("GET", "/metrics", CLUSTER_READ),
+    ("POST", "/api/v1/vms", PROJECT_ADMIN),
+    ("GET", "/api/v1/vms", PROJECT_READ),
+    ("GET", "/api/v1/vms/{name}", PROJECT_READ),
+    ("DELETE", "/api/v1/vms/{name}", PROJECT_ADMIN),
+    ("POST", "/api/v1/vms/{name}/start", PROJECT_OPERATE),
+    ("POST", "/api/v1/vms/{name}/stop", PROJECT_OPERATE),
+    ("POST", "/api/v1/vms/{name}/reboot", PROJECT_OPERATE),
+    ("POST", "/api/v1/vms/{name}/pause", PROJECT_OPERATE),
+    ("POST", "/api/v1/vms/{name}/resume", PROJECT_OPERATE),
+    ("GET", "/api/v1/vms/{name}/console", PROJECT_READ),
+    ("GET", "/api/v1/vms/{name}/console/attach", PROJECT_OPERATE),
+    ("POST", "/api/v1/vms/{name}/backup", PROJECT_OPERATE),
+    ("POST", "/api/v1/vms/{name}/migrate", PROJECT_OPERATE),
+    ("GET", "/api/v1/operations", PROJECT_READ),
+    ("GET", "/api/v1/operations/{id}", PROJECT_READ),
+    ("GET", "/api/v1/nodes", CLUSTER_READ),
+    ("GET", "/api/v1/nodes/{name}", CLUSTER_READ),
+    ("DELETE", "/api/v1/nodes/{name}", CLUSTER_ADMIN),
+    ("POST", "/api/v1/nodes/{name}/{action}", CLUSTER_ADMIN),
+    ("GET", "/api/v1/images", PROJECT_READ),
+    ("POST", "/api/v1/images/build-tiny", PROJECT_ADMIN),
+    ("GET", "/api/v1/images/{name}", PROJECT_READ),
+    ("DELETE", "/api/v1/images/{name}", PROJECT_ADMIN),
+    ("PUT", "/api/v1/images/{name}/import", PROJECT_ADMIN),
     ("GET", "/api/v1/images/{name}/files/{role}", IMAGE_FILES),
-    ("GET", "/api/v1/backup/repos", ADMIN),
-    ("POST", "/api/v1/backup/repos", ADMIN),
-    ("POST", "/api/v1/backup/repos/{name}/verify", ADMIN),
-    ("POST", "/api/v1/backup/repos/{name}/prune", ADMIN),
-    ("POST", "/api/v1/backup/repos/{name}/gc", ADMIN),
-    ("POST", "/api/v1/backup/repos/{name}/sync", ADMIN),
-    ("GET", "/api/v1/backups", ADMIN),
-    ("GET", "/api/v1/backups/{id}", ADMIN),
-    ("POST", "/api/v1/backups/{id}/restore", ADMIN),
-    ("GET", "/api/v1/backup/schedules", ADMIN),
-    ("POST", "/api/v1/backup/schedules", ADMIN),
-    ("DELETE", "/api/v1/backup/schedules/{vm}", ADMIN),
-    ("GET", "/api/v1/migrations", ADMIN),
-    ("GET", "/api/v1/migrations/{id}", ADMIN),
-    ("POST", "/api/v1/migrations/{id}/cancel", ADMIN),
-    ("POST", "/api/v1/evacuations/plan", ADMIN),
-    ("POST", "/api/v1/join-tokens", ADMIN),
-    ("GET", "/api/v1/join-tokens", ADMIN),
-    ("DELETE", "/api/v1/join-tokens/{id}", ADMIN),
-    ("GET", "/api/v1/cluster/status", ADMIN),
-    ("GET", "/api/v1/events", ADMIN),
-    ("POST", "/api/v1/networks", ADMIN),
-    ("GET", "/api/v1/networks", ADMIN),
-    ("GET", "/api/v1/networks/{name}", ADMIN),
-    ("DELETE", "/api/v1/networks/{name}", ADMIN),
-    ("GET", "/api/v1/storage", ADMIN),
-    ("POST", "/api/v1/storage", ADMIN),
-    ("DELETE", "/api/v1/storage/{name}", ADMIN),
+    ("GET", "/api/v1/backup/repos", CLUSTER_READ),
+    ("POST", "/api/v1/backup/repos", CLUSTER_ADMIN),
+    ("POST", "/api/v1/backup/repos/{name}/verify", CLUSTER_ADMIN),
+    ("POST", "/api/v1/backup/repos/{name}/prune", CLUSTER_ADMIN),
+    ("POST", "/api/v1/backup/repos/{name}/gc", CLUSTER_ADMIN),
+    ("POST", "/api/v1/backup/repos/{name}/sync", CLUSTER_ADMIN),
+    ("GET", "/api/v1/backups", CLUSTER_READ),
+    ("GET", "/api/v1/backups/{id}", CLUSTER_READ),
+    ("POST", "/api/v1/backups/{id}/restore", CLUSTER_ADMIN),
+    ("GET", "/api/v1/backup/schedules", PROJECT_READ),
+    ("POST", "/api/v1/backup/schedules", PROJECT_ADMIN),
+    ("DELETE", "/api/v1/backup/schedules/{vm}", PROJECT_ADMIN),
+    ("GET", "/api/v1/migrations", PROJECT_READ),
+    ("GET", "/api/v1/migrations/{id}", PROJECT_READ),
+    ("POST", "/api/v1/migrations/{id}/cancel", PROJECT_OPERATE),
+    ("POST", "/api/v1/evacuations/plan", CLUSTER_ADMIN),
+    ("POST", "/api/v1/join-tokens", CLUSTER_ADMIN),
+    ("GET", "/api/v1/join-tokens", CLUSTER_ADMIN),
+    ("DELETE", "/api/v1/join-tokens/{id}", CLUSTER_ADMIN),
+    ("GET", "/api/v1/cluster/status", CLUSTER_READ),
+    ("GET", "/api/v1/events", CLUSTER_READ),
+    ("POST", "/api/v1/networks", PROJECT_ADMIN),
+    ("GET", "/api/v1/networks", PROJECT_READ),
+    ("GET", "/api/v1/networks/{name}", PROJECT_READ),
+    ("DELETE", "/api/v1/networks/{name}", PROJECT_ADMIN),
+    ("GET", "/api/v1/storage", CLUSTER_READ),
+    ("POST", "/api/v1/storage", CLUSTER_ADMIN),
+    ("DELETE", "/api/v1/storage/{name}", CLUSTER_ADMIN),
+    ("POST", "/api/v1/projects", CLUSTER_ADMIN),
+    ("GET", "/api/v1/projects", AUTHENTICATED),
+    ("GET", "/api/v1/projects/{project}", PROJECT_READ),
+    ("PUT", "/api/v1/projects/{project}", CLUSTER_ADMIN),
+    ("DELETE", "/api/v1/projects/{project}", CLUSTER_ADMIN),
+    ("GET", "/api/v1/projects/{project}/usage", PROJECT_READ),
+    ("POST", "/api/v1/users", CLUSTER_ADMIN),
+    ("GET", "/api/v1/users", CLUSTER_READ),
+    ("DELETE", "/api/v1/users/{name}", CLUSTER_ADMIN),
+    ("POST", "/api/v1/role-bindings", CLUSTER_ADMIN),
+    ("GET", "/api/v1/role-bindings", CLUSTER_READ),
+    ("DELETE", "/api/v1/role-bindings/{user}", CLUSTER_ADMIN),
+    ("POST", "/api/v1/tokens", PROJECT_ADMIN),
+    ("GET", "/api/v1/tokens", PROJECT_ADMIN),
+    ("DELETE", "/api/v1/tokens/{id}", PROJECT_ADMIN),
     ("POST", "/api/v1/agent/register", REGISTER),
     ("POST", "/api/v1/agent/heartbeat", NODE),
     ("GET", "/api/v1/agent/vms", NODE),
@@ -130,13 +273,21 @@ const TABLE: &[(&str, &str, Rule)] = &[
 struct Callers {
     url: String,
     ca_file: PathBuf,
-    /// admin, node, join, none (in the table's column order).
-    tokens: [Option<String>; 4],
+    /// In [`COLUMN`] order.
+    tokens: [Option<String>; 9],
 }
 
-const COLUMN: [&str; 4] = ["admin token", "node token", "join token", "no token"];
+/// Creates a token with the CLI (as the admin token) and returns its secret.
+fn mint(c: &Cluster, args: &[&str]) -> String {
+    let mut a = vec!["token", "create"];
+    a.extend_from_slice(args);
+    let v = c.json(&a);
+    v["token"].as_str().unwrap().to_string()
+}
 
 impl Callers {
+    /// The cluster's own tokens, plus users bound in project `default` (admin, operator,
+    /// viewer), a cluster-viewer and an admin token of project `team-b`.
     fn of(c: &Cluster) -> Callers {
         let cli: Value = serde_json::from_slice(&std::fs::read(&c.config).unwrap()).unwrap();
         let ca_file = c.dir.path().join("roles-ca.pem");
@@ -145,11 +296,29 @@ impl Callers {
             serde_json::from_slice(&std::fs::read(c.data_dir.join("agent/node.json")).unwrap())
                 .unwrap();
         let join_secret = c.join_token.rsplit('.').next().unwrap().to_string();
+        c.ok(&["project", "create", "team-b"]);
+        for (user, scope, role) in [
+            ("r-admin", Some("default"), "admin"),
+            ("r-operator", Some("default"), "operator"),
+            ("r-viewer", Some("default"), "viewer"),
+            ("r-cviewer", None, "cluster-viewer"),
+        ] {
+            c.ok(&["user", "create", user, "--no-password"]);
+            match scope {
+                Some(p) => c.ok(&["role-binding", "add", user, "--project", p, "--role", role]),
+                None => c.ok(&["role-binding", "add", user, "--cluster", "--role", role]),
+            };
+        }
         Callers {
             url: c.url.clone(),
             ca_file,
             tokens: [
                 Some(cli["token"].as_str().unwrap().to_string()),
+                Some(mint(c, &["--user", "r-cviewer"])),
+                Some(mint(c, &["--user", "r-admin"])),
+                Some(mint(c, &["--user", "r-operator"])),
+                Some(mint(c, &["--user", "r-viewer"])),
+                Some(mint(c, &["--project", "team-b", "--role", "admin"])),
                 Some(node["node_token"].as_str().unwrap().to_string()),
                 Some(join_secret),
                 None,
@@ -157,7 +326,7 @@ impl Callers {
         }
     }
 
-    /// One HTTPS request without a body; returns the status and the body.
+    /// One HTTPS request without a body, in project `default`; returns status and body.
     fn call(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
         call(&self.url, &self.ca_file, method, path, token)
     }
@@ -167,7 +336,8 @@ fn call(url: &str, ca: &Path, method: &str, path: &str, token: Option<&str>) -> 
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "30", "--cacert"])
         .arg(ca)
-        .args(["-X", method, "-w", "\n%{http_code}"]);
+        .args(["-X", method, "-w", "\n%{http_code}"])
+        .args(["-H", "X-Novacron-Project: default"]);
     if let Some(t) = token {
         cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
     }
@@ -193,6 +363,7 @@ fn concrete(template: &str) -> String {
     }
     template
         .replace("{project}", "default")
+        .replace("{user}", "roles-nosuch")
         .replace("{role}", "kernel")
         .replace("{action}", "cordon")
         .replace("{name}", "roles-nosuch")
@@ -235,6 +406,10 @@ fn judge(expect: Expect, status: u16, body: &str) -> Option<String> {
         Unauthenticated => error_body("unauthenticated"),
         Forbidden if status != 403 => Some(format!("expected 403, got {status}: {body}")),
         Forbidden => error_body("permission_denied"),
+        Hidden if status != 404 || !body.contains("no project named") => Some(format!(
+            "expected 404 no project named ..., got {status}: {body}"
+        )),
+        Hidden => error_body("not_found"),
     }
 }
 
@@ -308,7 +483,7 @@ fn every_documented_route_has_an_explicit_role_decision() {
 fn nodes_fetch_only_the_images_their_vms_use() {
     let c = Cluster::start();
     let callers = Callers::of(&c);
-    let [admin, node, join, _] = callers.tokens.clone();
+    let [admin, _, _, _, _, _, node, join, _] = callers.tokens.clone();
     c.ok(&["image", "build-tiny", "tiny"]);
     c.ok(&["image", "build-tiny", "spare"]);
     // node-a's real agent fetched the kernel and initrd of the image its VM runs.
@@ -341,4 +516,249 @@ fn nodes_fetch_only_the_images_their_vms_use() {
         let (status, body) = callers.call("GET", path, node.as_deref());
         assert_eq!(status, 403, "{path} with the node token: {body}");
     }
+}
+
+/// A token's answer to one call in an explicit project (`None`: no project header).
+fn call_in(
+    callers: &Callers,
+    project: Option<&str>,
+    method: &str,
+    path: &str,
+    token: &str,
+) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "30", "--cacert"])
+        .arg(&callers.ca_file)
+        .args(["-X", method, "-w", "\n%{http_code}"])
+        .args(["-H", &format!("Authorization: Bearer {token}")]);
+    if let Some(p) = project {
+        cmd.args(["-H", &format!("X-Novacron-Project: {p}")]);
+    }
+    let out = cmd.arg(format!("{}{path}", callers.url)).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.trim().parse().unwrap(), body.to_string())
+}
+
+/// Bad tenancy input gets a clear error and changes nothing; another project's VM looks
+/// missing (404, not 403); expired and revoked tokens authenticate nothing.
+#[test]
+fn tenancy_refusals_are_clear_and_change_nothing() {
+    let c = Cluster::start();
+    let callers = Callers::of(&c);
+    let bindings_before = c.json(&["role-binding", "list"]);
+
+    let e = c.fails(&[
+        "role-binding",
+        "add",
+        "r-admin",
+        "--project",
+        "default",
+        "--role",
+        "root",
+    ]);
+    assert!(e.contains("unknown role \"root\""), "{e}");
+    let e = c.fails(&[
+        "role-binding",
+        "add",
+        "nobody",
+        "--project",
+        "default",
+        "--role",
+        "viewer",
+    ]);
+    assert!(e.contains("no user named \"nobody\""), "{e}");
+    let e = c.fails(&[
+        "role-binding",
+        "add",
+        "r-admin",
+        "--project",
+        "nosuch",
+        "--role",
+        "viewer",
+    ]);
+    assert!(e.contains("no project named \"nosuch\""), "{e}");
+    let e = c.fails(&[
+        "role-binding",
+        "add",
+        "r-admin",
+        "--cluster",
+        "--role",
+        "admin",
+    ]);
+    assert!(e.contains("project role"), "{e}");
+    assert_eq!(
+        c.json(&["role-binding", "list"]),
+        bindings_before,
+        "nothing changed"
+    );
+
+    // A VM of project team-c (created stopped: nothing boots).
+    c.ok(&["project", "create", "team-c"]);
+    c.ok(&["--project", "team-c", "image", "build-tiny", "tiny"]);
+    c.ok(&[
+        "--project",
+        "team-c",
+        "vm",
+        "create",
+        "web",
+        "--image",
+        "tiny",
+        "--memory",
+        "128M",
+        "--accel",
+        "tcg",
+        "--no-start",
+    ]);
+    let team_b = callers.tokens[5].clone().unwrap();
+    // Another project's token: by its own project (team-b) the VM does not exist, and project
+    // team-c itself looks missing.
+    let (status, body) = call_in(&callers, None, "GET", "/api/v1/vms/web", &team_b);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no VM named"), "{body}");
+    let (status, body) = call_in(&callers, Some("team-c"), "GET", "/api/v1/vms/web", &team_b);
+    assert_eq!(status, 404, "{body}");
+    // The JSON body escapes the quotes around the name.
+    assert!(body.contains(r#"no project named \"team-c\""#), "{body}");
+    let (status, body) = call_in(
+        &callers,
+        Some("team-c"),
+        "DELETE",
+        "/api/v1/vms/web",
+        &team_b,
+    );
+    assert_eq!(status, 404, "{body}");
+    let (_, body) = call_in(&callers, None, "GET", "/api/v1/projects", &team_b);
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["team-b"], "a project token lists only its project");
+    // The default project's viewer does not see team-c's VM either.
+    let viewer = callers.tokens[4].clone().unwrap();
+    let (status, _) = call_in(&callers, Some("team-c"), "GET", "/api/v1/vms", &viewer);
+    assert_eq!(status, 404);
+    assert_eq!(
+        c.json(&["--project", "team-c", "vm", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A project that holds a VM is not deleted, and keeps everything.
+    let e = c.fails(&["project", "delete", "team-c"]);
+    assert!(e.contains("team-c still holds 1 VM(s)"), "{e}");
+    assert_eq!(c.json(&["project", "show", "team-c"])["name"], "team-c");
+    assert_eq!(
+        c.json(&["--project", "team-c", "vm", "show", "web"])["name"],
+        "web"
+    );
+    let e = c.fails(&["project", "delete", "default"]);
+    assert!(e.contains("cannot be deleted"), "{e}");
+
+    // Quotas: a refusal names the limit, the usage and the request; usage shows both.
+    c.ok(&[
+        "project",
+        "set",
+        "team-c",
+        "--max-vms",
+        "1",
+        "--max-memory",
+        "1G",
+    ]);
+    let e = c.fails(&[
+        "--project",
+        "team-c",
+        "vm",
+        "create",
+        "web2",
+        "--image",
+        "tiny",
+        "--memory",
+        "128M",
+        "--accel",
+        "tcg",
+        "--no-start",
+    ]);
+    assert!(
+        e.contains("max-vms = 1") && e.contains("1 used") && e.contains("needs 1 more"),
+        "{e}"
+    );
+    let usage = c.json(&["project", "usage", "team-c"]);
+    assert_eq!(usage["usage"]["vms"], 1);
+    assert_eq!(usage["limits"]["max_vms"], 1);
+
+    // Expired and revoked tokens authenticate nothing.
+    let short = mint(&c, &["--user", "r-viewer", "--expires", "1s"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (status, body) = call_in(&callers, None, "GET", "/api/v1/vms", &short);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("expired"), "{body}");
+    let created = c.json(&[
+        "token",
+        "create",
+        "--project",
+        "team-b",
+        "--role",
+        "viewer",
+        "--name",
+        "ci",
+    ]);
+    let (secret, id) = (
+        created["token"].as_str().unwrap(),
+        created["id"].as_str().unwrap(),
+    );
+    let (status, _) = call_in(&callers, None, "GET", "/api/v1/vms", secret);
+    assert_eq!(status, 200);
+    let listed = c.json(&["token", "list"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == id && t["name"] == "ci")
+    );
+    assert!(
+        !listed.to_string().contains(secret),
+        "token list never shows secrets"
+    );
+    c.ok(&["token", "revoke", id]);
+    let (status, body) = call_in(&callers, None, "GET", "/api/v1/vms", secret);
+    assert_eq!(status, 401, "{body}");
+    let e = c.fails(&["token", "revoke", id]);
+    assert!(e.contains("no token"), "{e}");
+
+    // A project admin cannot mint a cluster token or a token of another project.
+    let padmin = callers.tokens[2].clone().unwrap();
+    let mint_as = |body: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&callers.ca_file)
+            .args([
+                "-X",
+                "POST",
+                "-w",
+                "\n%{http_code}",
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args(["-H", &format!("Authorization: Bearer {padmin}")])
+            .args(["-d", body])
+            .arg(format!("{}/api/v1/tokens", callers.url))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.trim().parse::<u16>().unwrap(), body.to_string())
+    };
+    let (status, body) = mint_as(r#"{"role":"cluster-admin"}"#);
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = mint_as(r#"{"role":"admin","project":"team-b"}"#);
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = mint_as(r#"{"role":"viewer","project":"default","name":"dash"}"#);
+    assert_eq!(status, 201, "{body}");
 }

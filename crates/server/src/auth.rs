@@ -1,6 +1,7 @@
 //! Bearer tokens: random 256-bit secrets, stored only as their BLAKE3 hash, each with a kind
-//! (admin, join, node) that decides which routes it may call. This module resolves a token
-//! into a [`Caller`]; the role routers' gates (`api::roles`) decide what the caller may do.
+//! (admin, API, join, node, replica) that decides which routes it may call. This module
+//! resolves a token into a [`Caller`] (an API token into its [`Principal`], with the roles of
+//! its user's bindings); the role routers' gates (`api::roles`) decide what the caller may do.
 
 use std::sync::Arc;
 
@@ -12,16 +13,32 @@ use novacron_api_types::{ApiError, ErrorCode};
 use crate::api::ApiFailure;
 use crate::records::TokenRecord;
 use crate::state::AppState;
+use crate::tenancy::Principal;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
+    /// The cluster's original admin token: a cluster-admin.
     Admin,
+    /// An API token (a user's, or one with its own project and role).
+    User(Arc<Principal>),
     /// A join token, by its store key (registration consumes single-use ones).
     Join(String),
     Node(String),
     /// Another control-plane replica (its member id), fetching image files.
     Replica(String),
+}
+
+impl Caller {
+    /// The user or API token behind this call, with its roles (`None`: an agent, a join
+    /// token or a replica).
+    pub fn principal(&self) -> Option<Arc<Principal>> {
+        match self {
+            Caller::Admin => Some(Arc::new(Principal::admin_token())),
+            Caller::User(p) => Some(p.clone()),
+            Caller::Join(_) | Caller::Node(_) | Caller::Replica(_) => None,
+        }
+    }
 }
 
 /// What a derived secret is for (part of the HMAC input, so one never stands for another).
@@ -114,6 +131,13 @@ pub async fn authenticate(
     let caller = match state.tokens.get(&key) {
         Some(rec) => match rec.as_ref() {
             TokenRecord::Admin => Caller::Admin,
+            TokenRecord::Api(tok) => match crate::tenancy::principal_of(&state, tok) {
+                Ok(p) => Caller::User(Arc::new(p)),
+                Err(why) => {
+                    return ApiFailure(ApiError::new(ErrorCode::Unauthenticated, why))
+                        .into_response();
+                }
+            },
             TokenRecord::Join(join) => {
                 let id = crate::records::join_token_id(&hash);
                 if let Some(why) = crate::join_tokens::refusal(join, &id, crate::records::now()) {
@@ -134,6 +158,8 @@ pub async fn authenticate(
         }
     };
     req.extensions_mut().insert(caller);
+    // The role gates check projects against the store's mirrors.
+    req.extensions_mut().insert(state);
     next.run(req).await
 }
 

@@ -7,6 +7,7 @@
 //! read the taken addresses, choose, write with compare-and-swap, and choose again when a
 //! concurrent create took the address first.
 
+use crate::records::store_err;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
@@ -126,11 +127,6 @@ pub fn choose(
             network: network.into(),
             subnet,
         })
-}
-
-fn store_err(e: novacron_store::StoreError) -> ApiError {
-    tracing::error!(error = %e, "store error");
-    ApiError::unavailable(format!("the state store failed: {e}"))
 }
 
 fn random_mac() -> String {

@@ -3,6 +3,7 @@
 //! (`api::join_tokens`) parse and delegate here; registration (`api::agent::register`)
 //! consumes single-use tokens through [`use_ops`].
 
+use crate::records::store_err;
 use std::time::Duration;
 
 use novacron_api_types::join_token::{
@@ -295,11 +296,6 @@ pub const REPRINT_MARGIN: Duration = Duration::from_secs(3600);
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(v).map_err(|e| ApiError::internal(format!("encoding: {e}")))
-}
-
-fn store_err(e: novacron_store::StoreError) -> ApiError {
-    tracing::error!(error = %e, "store error");
-    ApiError::unavailable(format!("the state store failed: {e}"))
 }
 
 #[cfg(test)]

@@ -16,8 +16,10 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod networks;
 pub mod placement;
+pub mod quota;
 pub mod records;
 pub mod state;
+pub mod tenancy;
 pub mod typed_store;
 
 use std::net::SocketAddr;
@@ -282,6 +284,7 @@ impl Server {
         let store = config.store.clone();
         let ca = ensure_cluster(store.as_ref(), &config.data_dir).await?;
         revoke_plaintext_internal_tokens(store.as_ref()).await?;
+        tenancy::ensure_default_project(store.as_ref()).await?;
         let member_id = config.member_id.clone().unwrap_or_else(|| {
             format!(
                 "{}-{}",
@@ -316,6 +319,9 @@ impl Server {
             node_leases: Cache::start(store.clone(), records::node_lease_prefix()).await?,
             images: Cache::<Image>::start(store.clone(), records::image_prefix()).await?,
             tokens: Cache::start(store.clone(), format!("{}tokens/", records::ROOT)).await?,
+            projects: Cache::start(store.clone(), tenancy::project_prefix()).await?,
+            users: Cache::start(store.clone(), tenancy::user_prefix()).await?,
+            bindings: Cache::start(store.clone(), tenancy::binding_prefix()).await?,
             revoked_certs: Cache::start(store.clone(), records::revoked_cert_prefix()).await?,
             members: Cache::start(store.clone(), records::member_prefix()).await?,
             leader: Cache::start(store.clone(), records::leader_prefix()).await?,

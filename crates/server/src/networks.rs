@@ -8,13 +8,14 @@
 //! overlap check against the same old list; the VNI key ([`records::vni_key`]) is
 //! created only if absent, so two projects cannot take the same VNI.
 
+use crate::records::store_err;
 use std::collections::BTreeSet;
 
 use novacron_api_types::overlay::{
     CheckedNetwork, NetworkCreateRequest, NodeOverlay, NodeOverlayNetwork, OverlayEndpoint,
     OverlayNetwork, OverlayPeer,
 };
-use novacron_api_types::{ApiError, DEFAULT_PROJECT, ErrorCode, validate_name};
+use novacron_api_types::{ApiError, ErrorCode, validate_name};
 use novacron_store::{Compare, Op};
 
 use crate::records::{
@@ -120,11 +121,6 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(v).map_err(|e| ApiError::internal(format!("encoding: {e}")))
 }
 
-fn store_err(e: novacron_store::StoreError) -> ApiError {
-    tracing::error!(error = %e, "store error");
-    ApiError::unavailable(format!("the state store failed: {e}"))
-}
-
 async fn guard_revision(state: &AppState, project: &str) -> Result<i64, ApiError> {
     Ok(state
         .store
@@ -160,7 +156,23 @@ pub async fn create(
         // The guard first: any create or delete in the project after this read fails our
         // transaction, so the list below is what the overlap check must hold against.
         let guard = guard_revision(state, &checked.project).await?;
-        conflicts(&checked, &all(state).await?)?;
+        // The project's usage record too: a project delete in between fails this create.
+        let usage_rev = state
+            .store
+            .get(&crate::tenancy::usage_key(&checked.project))
+            .await
+            .map_err(store_err)?
+            .map_or(0, |kv| kv.mod_revision);
+        let existing = all(state).await?;
+        conflicts(&checked, &existing)?;
+        // The project's network limit, under the same guard as the overlap check.
+        let (project, project_rev) = crate::quota::project(state, &checked.project).await?;
+        let used = crate::quota::usage(state, &checked.project).await?;
+        let one = novacron_api_types::tenancy::ProjectUsage {
+            networks: 1,
+            ..Default::default()
+        };
+        let after = crate::quota::check(&checked.project, &project.limits, &used, &one)?;
         let (vnis, _) = state
             .store
             .list(&records::vni_prefix())
@@ -205,6 +217,14 @@ pub async fn create(
                         key: network_guard_key(&network.project),
                         equals: guard,
                     },
+                    Compare::ModRevision {
+                        key: records::project_key(&network.project),
+                        equals: project_rev,
+                    },
+                    Compare::ModRevision {
+                        key: crate::tenancy::usage_key(&network.project),
+                        equals: usage_rev,
+                    },
                 ],
                 vec![
                     Op::Put {
@@ -221,6 +241,10 @@ pub async fn create(
                     Op::Put {
                         key: network_guard_key(&network.project),
                         value: encode(&network.created_at)?,
+                    },
+                    Op::Put {
+                        key: crate::tenancy::usage_key(&network.project),
+                        value: encode(&after)?,
                     },
                 ],
             )
@@ -429,9 +453,9 @@ pub async fn node_overlay_now(state: &AppState, node: &str) -> Result<NodeOverla
     })
 }
 
-/// The project a request names, or the default one.
-pub fn project_or_default(project: Option<&str>) -> &str {
-    project.unwrap_or(DEFAULT_PROJECT)
+/// `project`, else the request's project (`default` outside a request).
+pub fn project_or_default(project: Option<&str>) -> String {
+    project.map_or_else(crate::tenancy::current_project, str::to_string)
 }
 
 #[cfg(test)]

@@ -263,6 +263,9 @@ pub enum TokenRecord {
     Replica {
         member: String,
     },
+    /// An API token: a user's (its roles at most the user's), or one with its own project
+    /// and role (see [`crate::tenancy::resolve_token`]).
+    Api(crate::tenancy::ApiTokenRecord),
 }
 
 /// A join token: registers nodes until `expires_at` (Unix seconds), unless revoked. A join
@@ -356,4 +359,10 @@ pub fn network_guard_key(project: &str) -> String {
 pub struct VniRecord {
     pub project: String,
     pub network: String,
+}
+
+/// A store failure as the API answers it (503: the state store is unavailable), logged once.
+pub fn store_err(e: novacron_store::StoreError) -> novacron_api_types::ApiError {
+    tracing::error!(error = %e, "store error");
+    novacron_api_types::ApiError::unavailable(format!("the state store failed: {e}"))
 }

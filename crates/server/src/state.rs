@@ -24,6 +24,9 @@ pub struct AppState {
     pub node_leases: Cache<NodeLeaseRecord>,
     pub images: Cache<Image>,
     pub tokens: Cache<TokenRecord>,
+    pub projects: Cache<novacron_api_types::tenancy::Project>,
+    pub users: Cache<crate::tenancy::UserRecord>,
+    pub bindings: Cache<novacron_api_types::tenancy::RoleBinding>,
     /// Certificates revoked before their expiry, by serial.
     pub revoked_certs: Cache<records::RevokedCertRecord>,
     pub members: Cache<MemberRecord>,

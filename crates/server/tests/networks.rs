@@ -119,6 +119,12 @@ async fn networks_are_created_listed_shown_and_deleted() {
     assert_eq!(db.gateway, "10.20.0.254");
 
     // Another project may reuse a subnet (its VNI keeps it apart), not a VNI.
+    c.project_create(&novacron_api_types::tenancy::ProjectCreateRequest {
+        name: "other".into(),
+        description: String::new(),
+    })
+    .await
+    .unwrap();
     let mut r = req("app", "10.10.0.0/24");
     r.project = Some("other".into());
     let other = c.network_create(&r).await.unwrap();

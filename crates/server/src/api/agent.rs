@@ -124,6 +124,14 @@ pub async fn register(
             )
             .into());
         }
+        // The register router's gate admits no user token; refused here too.
+        (Caller::User(_), _) => {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                "user and API tokens cannot register nodes",
+            )
+            .into());
+        }
     }
     let old: Option<NodeRecord> = existing
         .as_ref()

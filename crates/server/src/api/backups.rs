@@ -314,7 +314,7 @@ pub async fn start_backup(
     validate_name("vm", vm)?;
     let rec = state
         .vms
-        .get(&records::vm_key(DEFAULT_PROJECT, vm))
+        .get(&records::vm_key(&crate::tenancy::current_project(), vm))
         .ok_or_else(|| {
             ApiError::not_found(format!("no VM named {vm:?}: see `novacron vm list`"))
         })?;
@@ -537,6 +537,11 @@ pub async fn schedule_set(
     Json(mut s): Json<BackupSchedule>,
 ) -> ApiResult<AxumJson<BackupSchedule>> {
     validate_name("vm", &s.vm)?;
+    if crate::tenancy::current_project() != DEFAULT_PROJECT {
+        return Err(
+            ApiError::invalid("backup schedules exist only in project default so far").into(),
+        );
+    }
     find_repo(&state, &s.repo)?;
     if state
         .vms

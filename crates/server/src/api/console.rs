@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
-use novacron_api_types::{ApiError, ConsoleLog, DEFAULT_PROJECT};
+use novacron_api_types::{ApiError, ConsoleLog};
 use serde::Deserialize;
 
 use super::{ApiFailure, ApiResult};
@@ -28,7 +28,7 @@ fn locate(state: &AppState, name: &str) -> ApiResult<(Arc<NodeRecord>, String)> 
     novacron_api_types::validate_name("vm", name)?;
     let vm = state
         .vms
-        .get(&records::vm_key(DEFAULT_PROJECT, name))
+        .get(&records::vm_key(&crate::tenancy::current_project(), name))
         .ok_or_else(|| {
             ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`"))
         })?;

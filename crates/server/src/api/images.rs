@@ -148,7 +148,10 @@ fn check_new_name(state: &AppState, name: &str) -> ApiResult<()> {
     validate_name("image", name)?;
     if state
         .images
-        .get(&records::image_key(DEFAULT_PROJECT, name))
+        .get(&records::image_key(
+            &crate::tenancy::current_project(),
+            name,
+        ))
         .is_some()
     {
         return Err(exists(name));
@@ -162,7 +165,7 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<AxumJson<Vec<
     Ok(AxumJson(
         state
             .images
-            .values()
+            .values_under(&records::image_key(&crate::tenancy::current_project(), ""))
             .iter()
             .map(|i| (**i).clone())
             .collect(),
@@ -177,7 +180,10 @@ pub async fn show(
 ) -> ApiResult<AxumJson<Image>> {
     let img = state
         .images
-        .get(&records::image_key(DEFAULT_PROJECT, &name))
+        .get(&records::image_key(
+            &crate::tenancy::current_project(),
+            &name,
+        ))
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "no image named {name:?}: see `novacron image list`"
@@ -218,7 +224,7 @@ pub async fn build_tiny(
     ];
     let image = Image {
         name: req.name.clone(),
-        project: DEFAULT_PROJECT.into(),
+        project: crate::tenancy::current_project(),
         kind: ImageKind::Kernel {
             cmdline: tiny.cmdline,
         },
@@ -274,7 +280,7 @@ pub async fn import(
     let files = vec![file_entry(&disk, "disk").await?];
     let image = Image {
         name: name.clone(),
-        project: DEFAULT_PROJECT.into(),
+        project: crate::tenancy::current_project(),
         kind: ImageKind::Disk { format },
         size_bytes: received,
         virtual_size_bytes: Some(info.virtual_size_bytes),
@@ -364,7 +370,7 @@ pub async fn delete(
     validate_name("image", &name)?;
     let users: Vec<String> = state.vms.with(|vms| {
         vms.values()
-            .filter(|v| v.image == name && v.project == DEFAULT_PROJECT)
+            .filter(|v| v.image == name && v.project == crate::tenancy::current_project())
             .map(|v| v.name.clone())
             .collect()
     });
@@ -375,7 +381,7 @@ pub async fn delete(
         ))
         .into());
     }
-    let key = records::image_key(DEFAULT_PROJECT, &name);
+    let key = records::image_key(&crate::tenancy::current_project(), &name);
     let kv = state
         .store
         .get(&key)
@@ -398,7 +404,12 @@ pub async fn delete(
         .images
         .wait_for(out.revision, AppState::CATCH_UP)
         .await;
-    let _ = tokio::fs::remove_dir_all(image_dir(&state.images_dir, DEFAULT_PROJECT, &name)).await;
+    let _ = tokio::fs::remove_dir_all(image_dir(
+        &state.images_dir,
+        &crate::tenancy::current_project(),
+        &name,
+    ))
+    .await;
     Ok(AxumJson(serde_json::json!({"deleted": name})))
 }
 

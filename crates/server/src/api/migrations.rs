@@ -15,9 +15,7 @@ use novacron_api_types::migration::{
     MigrateRequest, Migration, MigrationOutcome, MigrationProgress, MigrationRef, MigrationReport,
     MigrationSecret, MigrationState, OutgoingMigration,
 };
-use novacron_api_types::{
-    ApiError, DEFAULT_PROJECT, ErrorCode, NodeState, OperationState, VmState, validate_name,
-};
+use novacron_api_types::{ApiError, ErrorCode, NodeState, OperationState, VmState, validate_name};
 use novacron_store::{Compare, Op};
 
 use super::operations::{finish, new_operation, put_op};
@@ -154,7 +152,7 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
     if let Some(why) = mode.unsupported_reason() {
         return Err(ApiError::invalid(why).into());
     }
-    let key = records::vm_key(DEFAULT_PROJECT, name);
+    let key = records::vm_key(&crate::tenancy::current_project(), name);
     let kv = state.store.get(&key).await?.ok_or_else(|| {
         ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`"))
     })?;
@@ -661,9 +659,11 @@ pub async fn agent_report(
 #[utoipa::path(get, path = "/api/v1/migrations", responses((status = 200, body = [Migration])))]
 pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<AxumJson<Vec<Migration>>> {
     let (kvs, _) = state.store.list(&records::migration_prefix()).await?;
+    let project = crate::tenancy::current_project();
     let mut out: Vec<Migration> = kvs
         .iter()
-        .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+        .filter_map(|kv| serde_json::from_slice::<Migration>(&kv.value).ok())
+        .filter(|m| m.project == project)
         .collect();
     out.sort_by(|a: &Migration, b: &Migration| {
         b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id))
@@ -678,7 +678,19 @@ pub async fn show(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<AxumJson<Migration>> {
-    Ok(AxumJson(get_migration(&state, &id).await?.0))
+    Ok(AxumJson(get_project_migration(&state, &id).await?.0))
+}
+
+/// A migration of the request's project (another project's answers 404, like a missing one).
+async fn get_project_migration(state: &AppState, id: &str) -> ApiResult<(Migration, i64)> {
+    let (m, rev) = get_migration(state, id).await?;
+    if m.project != crate::tenancy::current_project() {
+        return Err(ApiError::not_found(format!(
+            "no migration {id}: see `novacron migration list`"
+        ))
+        .into());
+    }
+    Ok((m, rev))
 }
 
 /// Abort a migration before its switch-over; the VM keeps running on the source.
@@ -688,7 +700,7 @@ pub async fn cancel(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<AxumJson<Migration>> {
-    let (m, _) = get_migration(&state, &id).await?;
+    let (m, _) = get_project_migration(&state, &id).await?;
     if m.state.is_done() {
         return Ok(AxumJson(m));
     }

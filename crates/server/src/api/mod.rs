@@ -15,6 +15,7 @@ pub mod nodes;
 pub mod openapi;
 pub mod operations;
 pub mod roles;
+pub mod tenancy;
 pub mod vms;
 
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use novacron_api_types::{ApiError, ErrorCode, Health};
 use novacron_store::StoreError;
 
 use crate::state::AppState;
-pub use roles::Access;
+pub use roles::{Access, Action};
 
 /// An [`ApiError`] on its way to becoming an HTTP answer.
 #[derive(Debug)]
@@ -154,64 +155,95 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .get("/api/v1/cluster/ca", cluster_ca)
         .get("/api/v1/openapi.json", openapi::document);
 
-    let admin = RoleRouter::new(Access::Admin)
-        .post("/api/v1/vms", vms::create)
+    let public = public.post("/api/v1/login", tenancy::login);
+
+    // A project's resources: the caller's role in the request's project decides.
+    let project_read = RoleRouter::new(Access::Project(Action::Read))
         .get("/api/v1/vms", vms::list)
         .get("/api/v1/vms/{name}", vms::show)
-        .delete("/api/v1/vms/{name}", vms::delete)
+        .get("/api/v1/vms/{name}/console", console::log)
+        .get("/api/v1/operations", operations::list)
+        .get("/api/v1/operations/{id}", operations::show)
+        .get("/api/v1/images", images::list)
+        .get("/api/v1/images/{name}", images::show)
+        .get("/api/v1/migrations", migrations::list)
+        .get("/api/v1/migrations/{id}", migrations::show)
+        .get("/api/v1/networks", networks::list)
+        .get("/api/v1/networks/{name}", networks::show)
+        .get("/api/v1/backup/schedules", backups::schedule_list)
+        .get("/api/v1/projects/{project}", tenancy::project_show)
+        .get("/api/v1/projects/{project}/usage", tenancy::project_usage);
+
+    let project_operate = RoleRouter::new(Access::Project(Action::Operate))
         .post("/api/v1/vms/{name}/start", vms::start)
         .post("/api/v1/vms/{name}/stop", vms::stop)
         .post("/api/v1/vms/{name}/reboot", vms::reboot)
         .post("/api/v1/vms/{name}/pause", vms::pause)
         .post("/api/v1/vms/{name}/resume", vms::resume)
-        .get("/api/v1/vms/{name}/console", console::log)
         .get("/api/v1/vms/{name}/console/attach", console::attach)
         .post("/api/v1/vms/{name}/backup", backups::create)
         .post("/api/v1/vms/{name}/migrate", migrations::start)
-        .get("/api/v1/events", events::stream)
-        .get("/api/v1/operations", operations::list)
-        .get("/api/v1/operations/{id}", operations::show)
-        .get("/api/v1/nodes", nodes::list)
-        .get("/api/v1/nodes/{name}", nodes::show)
-        .delete("/api/v1/nodes/{name}", nodes::delete)
-        .post("/api/v1/nodes/{name}/{action}", nodes::action)
-        .get("/api/v1/images", images::list)
+        .post("/api/v1/migrations/{id}/cancel", migrations::cancel);
+
+    let project_admin = RoleRouter::new(Access::Project(Action::Admin))
+        .post("/api/v1/vms", vms::create)
+        .delete("/api/v1/vms/{name}", vms::delete)
         .post("/api/v1/images/build-tiny", images::build_tiny)
-        .get("/api/v1/images/{name}", images::show)
         .delete("/api/v1/images/{name}", images::delete)
         .on(
             Method::PUT,
             "/api/v1/images/{name}/import",
             put(images::import).layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .post("/api/v1/backup/schedules", backups::schedule_set)
+        .delete("/api/v1/backup/schedules/{vm}", backups::schedule_delete)
+        .post("/api/v1/networks", networks::create)
+        .delete("/api/v1/networks/{name}", networks::delete)
+        .post("/api/v1/tokens", tenancy::token_create)
+        .get("/api/v1/tokens", tenancy::token_list)
+        .delete("/api/v1/tokens/{id}", tenancy::token_revoke);
+
+    // The cluster's resources. Backups carry no project yet (repositories are the
+    // cluster's), so reading and restoring them are cluster routes too.
+    let cluster_read = RoleRouter::new(Access::Cluster(Action::Read))
+        .get("/api/v1/events", events::stream)
+        .get("/api/v1/nodes", nodes::list)
+        .get("/api/v1/nodes/{name}", nodes::show)
         .get("/api/v1/backup/repos", backups::repo_list)
+        .get("/api/v1/backups", backups::list)
+        .get("/api/v1/backups/{id}", backups::show)
+        .get("/api/v1/cluster/status", cluster::status)
+        .get("/api/v1/storage", cluster::storage_list)
+        .get("/api/v1/users", tenancy::user_list)
+        .get("/api/v1/role-bindings", tenancy::binding_list)
+        .get("/metrics", metrics);
+
+    let cluster_admin = RoleRouter::new(Access::Cluster(Action::Admin))
+        .delete("/api/v1/nodes/{name}", nodes::delete)
+        .post("/api/v1/nodes/{name}/{action}", nodes::action)
         .post("/api/v1/backup/repos", backups::repo_add)
         .post("/api/v1/backup/repos/{name}/verify", backups::verify)
         .post("/api/v1/backup/repos/{name}/prune", backups::prune)
         .post("/api/v1/backup/repos/{name}/gc", backups::gc)
         .post("/api/v1/backup/repos/{name}/sync", backups::sync)
-        .get("/api/v1/backups", backups::list)
-        .get("/api/v1/backups/{id}", backups::show)
         .post("/api/v1/backups/{id}/restore", backups::restore)
-        .get("/api/v1/backup/schedules", backups::schedule_list)
-        .post("/api/v1/backup/schedules", backups::schedule_set)
-        .delete("/api/v1/backup/schedules/{vm}", backups::schedule_delete)
-        .get("/api/v1/migrations", migrations::list)
-        .get("/api/v1/migrations/{id}", migrations::show)
-        .post("/api/v1/migrations/{id}/cancel", migrations::cancel)
         .post("/api/v1/evacuations/plan", migrations::evacuation_plan)
-        .post("/api/v1/networks", networks::create)
-        .get("/api/v1/networks", networks::list)
-        .get("/api/v1/networks/{name}", networks::show)
-        .delete("/api/v1/networks/{name}", networks::delete)
         .post("/api/v1/join-tokens", join_tokens::create)
         .get("/api/v1/join-tokens", join_tokens::list)
         .delete("/api/v1/join-tokens/{id}", join_tokens::revoke)
-        .get("/api/v1/cluster/status", cluster::status)
-        .get("/api/v1/storage", cluster::storage_list)
         .post("/api/v1/storage", cluster::storage_add)
         .delete("/api/v1/storage/{name}", cluster::storage_delete)
-        .get("/metrics", metrics);
+        .post("/api/v1/projects", tenancy::project_create)
+        .put("/api/v1/projects/{project}", tenancy::project_set)
+        .delete("/api/v1/projects/{project}", tenancy::project_delete)
+        .post("/api/v1/users", tenancy::user_create)
+        .delete("/api/v1/users/{name}", tenancy::user_delete)
+        .post("/api/v1/role-bindings", tenancy::binding_add)
+        .delete("/api/v1/role-bindings/{user}", tenancy::binding_remove);
+
+    // Any user or API token; the handler shows only what the caller may see.
+    let authenticated =
+        RoleRouter::new(Access::Authenticated).get("/api/v1/projects", tenancy::project_list);
 
     // What agents call. Operations, migrations and images have no node-readable list or show:
     // a node reports on (and learns the outcome of) its own migrations and operations
@@ -246,7 +278,17 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
 
     let (public, mut routes) = public.finish();
     let mut authed = Router::new();
-    for r in [admin, node, register, image_files] {
+    for r in [
+        project_read,
+        project_operate,
+        project_admin,
+        cluster_read,
+        cluster_admin,
+        authenticated,
+        node,
+        register,
+        image_files,
+    ] {
         let (router, more) = r.finish();
         authed = authed.merge(router);
         routes.extend(more);

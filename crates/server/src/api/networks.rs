@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use axum::Json as AxumJson;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use novacron_api_types::ApiError;
 use novacron_api_types::overlay::{NetworkCreateRequest, OverlayNetwork};
 
 use super::images::ProjectQuery;
-use super::{ApiResult, Json};
+use super::roles::{Scope, authorize_project};
+use super::{Action, ApiResult, Json};
 use crate::networks;
 use crate::state::AppState;
 
@@ -21,22 +22,27 @@ use crate::state::AppState;
     responses((status = 201, body = OverlayNetwork), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
-    Json(req): Json<NetworkCreateRequest>,
+    Extension(scope): Extension<Scope>,
+    Json(mut req): Json<NetworkCreateRequest>,
 ) -> ApiResult<(StatusCode, AxumJson<OverlayNetwork>)> {
+    // A project named in the body needs the same role there as the request's project.
+    let project = req.project.get_or_insert_with(|| scope.project.clone());
+    authorize_project(&state, &scope.principal, project, Action::Admin)?;
     let network = networks::create(&state, &req).await?;
     Ok((StatusCode::CREATED, AxumJson(network)))
 }
 
-/// Overlay networks of one project (`?project=`), or of every project.
+/// Overlay networks of one project (`?project=`), or of every project the caller sees.
 #[utoipa::path(get, path = "/api/v1/networks", params(ProjectQuery),
     responses((status = 200, body = Vec<OverlayNetwork>)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
+    Extension(scope): Extension<Scope>,
     Query(q): Query<ProjectQuery>,
 ) -> ApiResult<AxumJson<Vec<OverlayNetwork>>> {
-    Ok(AxumJson(
-        networks::list(&state, q.project.as_deref()).await?,
-    ))
+    let mut list = networks::list(&state, q.project.as_deref()).await?;
+    list.retain(|n| scope.principal.sees(&n.project));
+    Ok(AxumJson(list))
 }
 
 /// One overlay network (project `default` unless `?project=`).
@@ -48,7 +54,7 @@ pub async fn show(
     Query(q): Query<ProjectQuery>,
 ) -> ApiResult<AxumJson<OverlayNetwork>> {
     let project = networks::project_or_default(q.project.as_deref());
-    Ok(AxumJson(networks::show(&state, project, &name).await?))
+    Ok(AxumJson(networks::show(&state, &project, &name).await?))
 }
 
 /// Delete an overlay network and free its VNI; refused (409) while a VM uses it.
@@ -60,5 +66,5 @@ pub async fn delete(
     Query(q): Query<ProjectQuery>,
 ) -> ApiResult<AxumJson<OverlayNetwork>> {
     let project = networks::project_or_default(q.project.as_deref());
-    Ok(AxumJson(networks::delete(&state, project, &name).await?))
+    Ok(AxumJson(networks::delete(&state, &project, &name).await?))
 }

@@ -1,5 +1,6 @@
 //! The OpenAPI document, generated from the handlers and types themselves. Each operation
-//! carries the role router it is on (`x-novacron-access`: public, admin, node, register,
+//! carries the role router it is on (`x-novacron-access`: public, project-read,
+//! project-operate, project-admin, cluster-read, cluster-admin, authenticated, node, register,
 //! node-or-admin), and public ones say they need no token.
 
 use axum::http::Method;
@@ -10,12 +11,12 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
     Access, agent, backups, cluster, console, events, images, join_tokens, migrations, networks,
-    nodes, operations, vms,
+    nodes, operations, tenancy, vms,
 };
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "NovaCron API", description = "Control plane of the NovaCron distributed hypervisor. Every call except health, cluster/ca and this document needs `Authorization: Bearer <token>`; `x-novacron-access` on each operation says which token kinds it takes (admin; node; register: join, node or admin; node-or-admin)."),
+    info(title = "NovaCron API", description = "Control plane of the NovaCron distributed hypervisor. Every call except health, cluster/ca and this document needs `Authorization: Bearer <token>`; `x-novacron-access` on each operation says who may call it: project-read, project-operate, project-admin (the role viewer, operator or admin in the request's project), cluster-read, cluster-admin (the cluster roles), authenticated (any user or API token), public, node, register (join, node or admin token), node-or-admin. The project of a request is the path's {project}, else the `project` query parameter, else the `X-Novacron-Project` header, else the project of a project-scoped token, else `default`; a project the caller has no role in answers 404, like a missing one."),
     paths(
         super::health, super::cluster_ca, document, super::metrics,
         vms::create, vms::list, vms::show, vms::start, vms::stop, vms::reboot, vms::pause, vms::resume, vms::delete,
@@ -32,6 +33,10 @@ use super::{
         migrations::start, migrations::list, migrations::show, migrations::cancel, migrations::evacuation_plan,
         migrations::agent_report, migrations::agent_commit, migrations::agent_abort,
         networks::create, networks::list, networks::show, networks::delete,
+        tenancy::project_create, tenancy::project_list, tenancy::project_show, tenancy::project_set,
+        tenancy::project_delete, tenancy::project_usage, tenancy::user_create, tenancy::user_list,
+        tenancy::user_delete, tenancy::binding_add, tenancy::binding_list, tenancy::binding_remove,
+        tenancy::token_create, tenancy::token_list, tenancy::token_revoke, tenancy::login,
     ),
     modifiers(&BearerAuth, &RoleAccess, &OperationIds, &Conformance),
 )]
@@ -109,6 +114,7 @@ const NOT_COLLECTIONS: &[&str] = &[
     "/api/v1/evacuations/plan",
     "/api/v1/agent/register",
     "/api/v1/agent/heartbeat",
+    "/api/v1/login",
 ];
 
 fn operation_id(method: &Method, path: &str) -> String {
@@ -449,10 +455,14 @@ mod tests {
         assert_eq!(health["x-novacron-access"], "public");
         assert_eq!(health["security"], serde_json::json!([]));
         let vms = &doc["paths"]["/api/v1/vms"]["get"];
-        assert_eq!(vms["x-novacron-access"], "admin");
+        assert_eq!(vms["x-novacron-access"], "project-read");
         assert!(
             vms.get("security").is_none(),
-            "admin routes use the document's bearer default"
+            "project routes use the document's bearer default"
+        );
+        assert_eq!(
+            doc["paths"]["/api/v1/projects"]["post"]["x-novacron-access"],
+            "cluster-admin"
         );
         assert_eq!(
             doc["paths"]["/api/v1/agent/register"]["post"]["x-novacron-access"],

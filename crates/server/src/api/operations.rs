@@ -117,6 +117,9 @@ pub async fn show(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no operation {id}")))?;
     let op = read(&kv)?;
+    if op.project != crate::tenancy::current_project() {
+        return Err(ApiError::not_found(format!("no operation {id}")).into());
+    }
     let wait = Duration::from_secs(q.wait_seconds.unwrap_or(0).min(60));
     if op.is_done() {
         read_your_writes(&state, &op).await;
@@ -171,9 +174,11 @@ async fn read_your_writes(state: &AppState, op: &Operation) {
 #[utoipa::path(get, path = "/api/v1/operations", responses((status = 200, body = Vec<Operation>)))]
 pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<axum::Json<Vec<Operation>>> {
     let (kvs, _) = state.store.list(&records::op_prefix()).await?;
+    let project = crate::tenancy::current_project();
     let mut ops: Vec<Operation> = kvs
         .iter()
-        .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+        .filter_map(|kv| serde_json::from_slice::<Operation>(&kv.value).ok())
+        .filter(|o| o.project == project)
         .collect();
     ops.sort_by_key(|o: &Operation| std::cmp::Reverse((o.created_at, o.id.clone())));
     ops.truncate(200);

@@ -8,8 +8,8 @@ use axum::Json as AxumJson;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use novacron_api_types::{
-    AccelChoice, ApiError, DEFAULT_PROJECT, ErrorCode, ImageKind, Network, Operation, OperationRef,
-    PowerState, StopRequest, Vm, VmCreateRequest, VmState, format_size, validate_name,
+    AccelChoice, ApiError, ErrorCode, ImageKind, Network, Operation, OperationRef, PowerState,
+    StopRequest, Vm, VmCreateRequest, VmState, format_size, validate_name,
 };
 
 use super::operations::{new_operation, put_op};
@@ -64,7 +64,7 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
 fn find(state: &AppState, name: &str) -> ApiResult<Arc<VmRecord>> {
     state
         .vms
-        .get(&records::vm_key(DEFAULT_PROJECT, name))
+        .get(&records::vm_key(&crate::tenancy::current_project(), name))
         .ok_or_else(|| {
             ApiFailure(ApiError::not_found(format!(
                 "no VM named {name:?}: see `novacron vm list`"
@@ -113,7 +113,7 @@ pub async fn create_vm(
     restore: Option<novacron_api_types::backup::RestoreSource>,
 ) -> ApiResult<Operation> {
     req.validate()?;
-    let project = DEFAULT_PROJECT;
+    let project = &crate::tenancy::current_project();
     let key = records::vm_key(project, &req.name);
     if state.vms.get(&key).is_some() {
         return Err(ApiError::new(
@@ -234,21 +234,45 @@ pub async fn create_vm(
         migrating_to: None,
         nics: vec![],
     };
+    // Written with the project's usage, checked against its limits, in one transaction.
     let written = async {
-        let created = if req.nics.is_empty() {
-            typed_store::create(state.store.as_ref(), &key, &rec, vec![put_op(&op)?]).await?
-        } else {
-            // The VM record, its operation and its NICs' addresses in one transaction.
-            crate::networks::check_macs_free(state, project, &req.nics)?;
-            crate::ipam::commit_with_nics(
+        let value = super::json_bytes(&rec)?;
+        let request = crate::quota::vm_usage(&rec);
+        let exists = || {
+            ApiFailure(ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!("a VM named {:?} already exists", req.name),
+            ))
+        };
+        if req.nics.is_empty() {
+            return crate::quota::create_counted(
+                state,
+                project,
+                &key,
+                value,
+                vec![put_op(&op)?],
+                &request,
+                || exists().0,
+            )
+            .await
+            .map_err(ApiFailure);
+        }
+        // The VM record, its operation, its NICs' addresses and the project's usage in one
+        // transaction.
+        crate::networks::check_macs_free(state, project, &req.nics)?;
+        for attempt in 0..crate::quota::ATTEMPTS {
+            let counted = crate::quota::prepare(state, project, &request).await?;
+            let mut compares = vec![novacron_store::Compare::ModRevision {
+                key: key.clone(),
+                equals: 0,
+            }];
+            compares.extend(counted.compares);
+            let committed = crate::ipam::commit_with_nics(
                 state.store.as_ref(),
                 project,
                 &format!("{project}/{}", req.name),
                 &req.nics,
-                vec![novacron_store::Compare::ModRevision {
-                    key: key.clone(),
-                    equals: 0,
-                }],
+                compares,
                 |nics| {
                     let rec = VmRecord {
                         nics: nics.to_vec(),
@@ -260,18 +284,21 @@ pub async fn create_vm(
                             value: super::json_bytes(&rec).map_err(|e| e.0)?,
                         },
                         put_op(&op).map_err(|e| e.0)?,
+                        counted.usage.clone(),
                     ])
                 },
             )
-            .await?
-            .map(|c| c.revision)
-        };
-        created.ok_or_else(|| {
-            ApiFailure(ApiError::new(
-                ErrorCode::AlreadyExists,
-                format!("a VM named {:?} already exists", req.name),
-            ))
-        })
+            .await?;
+            if let Some(c) = committed {
+                return Ok(c.revision);
+            }
+            // Our own compares failed: the name was taken, or the project's usage changed.
+            if state.store.get(&key).await?.is_some() {
+                return Err(exists());
+            }
+            crate::quota::back_off(attempt).await;
+        }
+        Err(ApiFailure(crate::quota::kept_changing(project, &key)))
     }
     .await;
     let revision = match written {
@@ -291,7 +318,7 @@ pub async fn create_vm(
 pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<AxumJson<Vec<Vm>>> {
     let vms = state
         .vms
-        .values_under(&records::vm_key(DEFAULT_PROJECT, ""))
+        .values_under(&records::vm_key(&crate::tenancy::current_project(), ""))
         .iter()
         .map(|v| view(&state, v))
         .collect();
@@ -320,8 +347,9 @@ pub async fn change(
     event: Event,
 ) -> ApiResult<Operation> {
     validate_name("vm", name)?;
-    let key = records::vm_key(DEFAULT_PROJECT, name);
-    let op = new_operation(kind, DEFAULT_PROJECT, &format!("vm/{name}"), message);
+    let project = crate::tenancy::current_project();
+    let key = records::vm_key(&project, name);
+    let op = new_operation(kind, &project, &format!("vm/{name}"), message);
     let (op, event) = (&op, &event);
     let updated = typed_store::update(state.store.as_ref(), &key, |rec: VmRecord| async move {
         let observed = observed_state(state, &rec);

@@ -1,0 +1,314 @@
+//! Project quotas: what a project holds ([`ProjectUsage`]), whether a request fits its
+//! limits ([`check`], a pure function), and the create that counts against them
+//! ([`create_counted`]).
+//!
+//! Concurrency: a counted create reads the project's usage record ([`usage_key`]) first,
+//! then the project (its limits) and the records that count, checks, and writes the new
+//! record with the new usage in one transaction that compares the usage record's and the
+//! project's revisions. Any other counted create (or project change or delete) in between
+//! changes one of them, so the transaction fails and the create re-reads and re-checks: two
+//! creates can never both pass against the same usage, on SQLite or etcd. Deletes do not
+//! rewrite the usage record (usage is recounted from the records at every create), so a
+//! delete racing a create can only make that create count too much, never too little.
+
+use crate::records::store_err;
+use novacron_api_types::tenancy::{Project, ProjectLimits, ProjectUsage};
+use novacron_api_types::{ApiError, ErrorCode, format_size};
+use novacron_store::{Compare, Op, Revision};
+
+use crate::records::{self, VmRecord, project_key};
+use crate::state::AppState;
+use crate::tenancy::{no_project, usage_key};
+
+/// A limit a request would exceed, as data; `Display` is the user's one-line answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "project {project} is at its limit {limit} = {max}: {used} used, this request needs {wanted} more (`novacron project usage {project}`; an admin raises it with `novacron project set {project} --{limit} ...`)"
+)]
+pub struct QuotaExceeded {
+    pub project: String,
+    /// The CLI flag's name, e.g. `max-vms`.
+    pub limit: &'static str,
+    pub max: String,
+    pub used: String,
+    pub wanted: String,
+}
+
+impl From<QuotaExceeded> for ApiError {
+    fn from(q: QuotaExceeded) -> ApiError {
+        ApiError::new(ErrorCode::NoCapacity, q.to_string())
+    }
+}
+
+/// The usage after adding `request` to `usage`, if it fits every limit of `limits`.
+pub fn check(
+    project: &str,
+    limits: &ProjectLimits,
+    usage: &ProjectUsage,
+    request: &ProjectUsage,
+) -> Result<ProjectUsage, QuotaExceeded> {
+    let count = |n: u64| n.to_string();
+    let size = |n: u64| format_size(n);
+    let rows: [(&'static str, Option<u64>, u64, u64, fn(u64) -> String); 6] = [
+        ("max-vms", limits.max_vms, usage.vms, request.vms, count),
+        ("max-cpus", limits.max_cpus, usage.cpus, request.cpus, count),
+        (
+            "max-memory",
+            limits.max_memory_bytes,
+            usage.memory_bytes,
+            request.memory_bytes,
+            size,
+        ),
+        (
+            "max-disk",
+            limits.max_disk_bytes,
+            usage.disk_bytes,
+            request.disk_bytes,
+            size,
+        ),
+        (
+            "max-networks",
+            limits.max_networks,
+            usage.networks,
+            request.networks,
+            count,
+        ),
+        (
+            "max-backup-storage",
+            limits.max_backup_storage_bytes,
+            usage.backup_storage_bytes,
+            request.backup_storage_bytes,
+            size,
+        ),
+    ];
+    for (limit, max, used, wanted, show) in rows {
+        if let Some(max) = max
+            && wanted > 0
+            && used.saturating_add(wanted) > max
+        {
+            return Err(QuotaExceeded {
+                project: project.to_string(),
+                limit,
+                max: show(max),
+                used: show(used),
+                wanted: show(wanted),
+            });
+        }
+    }
+    Ok(add(usage, request))
+}
+
+fn add(a: &ProjectUsage, b: &ProjectUsage) -> ProjectUsage {
+    ProjectUsage {
+        vms: a.vms.saturating_add(b.vms),
+        cpus: a.cpus.saturating_add(b.cpus),
+        memory_bytes: a.memory_bytes.saturating_add(b.memory_bytes),
+        disk_bytes: a.disk_bytes.saturating_add(b.disk_bytes),
+        networks: a.networks.saturating_add(b.networks),
+        backup_storage_bytes: a
+            .backup_storage_bytes
+            .saturating_add(b.backup_storage_bytes),
+    }
+}
+
+/// What one VM counts.
+pub fn vm_usage(vm: &VmRecord) -> ProjectUsage {
+    ProjectUsage {
+        vms: 1,
+        cpus: u64::from(vm.cpus),
+        memory_bytes: vm.memory_bytes,
+        disk_bytes: vm.disk_bytes.unwrap_or(0),
+        ..Default::default()
+    }
+}
+
+/// What `project` holds now, counted from the store's records.
+pub async fn usage(state: &AppState, project: &str) -> Result<ProjectUsage, ApiError> {
+    let (vms, _) = state
+        .store
+        .list(&records::vm_key(project, ""))
+        .await
+        .map_err(store_err)?;
+    let mut u = ProjectUsage::default();
+    for kv in vms {
+        if let Ok(vm) = serde_json::from_slice::<VmRecord>(&kv.value) {
+            u = add(&u, &vm_usage(&vm));
+        }
+    }
+    let (networks, _) = state
+        .store
+        .list(&records::network_key(project, ""))
+        .await
+        .map_err(store_err)?;
+    u.networks = networks.len() as u64;
+    Ok(u)
+}
+
+/// The project record and its revision; 404 when it does not exist.
+pub async fn project(state: &AppState, project: &str) -> Result<(Project, Revision), ApiError> {
+    let kv = state
+        .store
+        .get(&project_key(project))
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| no_project(project))?;
+    let p = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("project record {project}: {e}")))?;
+    Ok((p, kv.mod_revision))
+}
+
+/// The quota's share of one attempt at a counted create: compares that fail the transaction
+/// if the project or its usage changed since they were read, and the write of the new usage.
+pub struct Counted {
+    pub compares: Vec<Compare>,
+    pub usage: Op,
+}
+
+/// Reads `project_name`'s limits and usage and checks `request` against them (a refusal
+/// names the limit, the usage and the request). The transaction that creates the resource
+/// must include [`Counted::compares`] and [`Counted::usage`]; when it fails on them, wait
+/// with [`back_off`] and prepare again.
+pub async fn prepare(
+    state: &AppState,
+    project_name: &str,
+    request: &ProjectUsage,
+) -> Result<Counted, ApiError> {
+    // The usage record first: a counted create after this read fails our transaction.
+    let usage_rev = state
+        .store
+        .get(&usage_key(project_name))
+        .await
+        .map_err(store_err)?
+        .map_or(0, |kv| kv.mod_revision);
+    let (project, project_rev) = project(state, project_name).await?;
+    let used = usage(state, project_name).await?;
+    let after = check(project_name, &project.limits, &used, request)?;
+    let encoded = serde_json::to_vec(&after)
+        .map_err(|e| ApiError::internal(format!("encoding usage: {e}")))?;
+    Ok(Counted {
+        compares: vec![
+            Compare::ModRevision {
+                key: usage_key(project_name),
+                equals: usage_rev,
+            },
+            Compare::ModRevision {
+                key: project_key(project_name),
+                equals: project_rev,
+            },
+        ],
+        usage: Op::Put {
+            key: usage_key(project_name),
+            value: encoded,
+        },
+    })
+}
+
+/// How often a counted create re-reads after a concurrent one won, before it gives up.
+pub const ATTEMPTS: usize = 200;
+
+/// Another counted create won this round: back off a little, at random, before recounting.
+pub async fn back_off(attempt: usize) {
+    let jitter = u64::from(crate::auth::new_token().as_bytes()[0] % 16);
+    tokio::time::sleep(std::time::Duration::from_millis(
+        jitter + (attempt as u64).min(20),
+    ))
+    .await;
+}
+
+/// The answer when a counted create kept losing to others.
+pub fn kept_changing(project_name: &str, key: &str) -> ApiError {
+    ApiError::unavailable(format!(
+        "project {project_name} kept changing while creating {key}: try again"
+    ))
+}
+
+/// Writes `value` under `key` (which must not exist; `exists` says what to answer if it
+/// does) with `ops`, counting `request` against `project`'s limits in the same transaction.
+/// Returns the store revision of the write.
+pub async fn create_counted(
+    state: &AppState,
+    project_name: &str,
+    key: &str,
+    value: Vec<u8>,
+    ops: Vec<Op>,
+    request: &ProjectUsage,
+    exists: impl Fn() -> ApiError,
+) -> Result<Revision, ApiError> {
+    for attempt in 0..ATTEMPTS {
+        let counted = prepare(state, project_name, request).await?;
+        let mut all = vec![
+            Op::Put {
+                key: key.to_string(),
+                value: value.clone(),
+            },
+            counted.usage,
+        ];
+        all.extend(ops.iter().cloned());
+        let mut compares = vec![Compare::ModRevision {
+            key: key.to_string(),
+            equals: 0,
+        }];
+        compares.extend(counted.compares);
+        let out = state
+            .store
+            .txn(compares, all)
+            .await
+            .map_err(store_err)?;
+        if out.succeeded {
+            return Ok(out.revision);
+        }
+        if state.store.get(key).await.map_err(store_err)?.is_some() {
+            return Err(exists());
+        }
+        back_off(attempt).await;
+    }
+    Err(kept_changing(project_name, key))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_the_limit_the_usage_and_the_request() {
+        let limits = ProjectLimits {
+            max_vms: Some(10),
+            max_memory_bytes: Some(1 << 30),
+            ..Default::default()
+        };
+        let used = ProjectUsage {
+            vms: 10,
+            memory_bytes: 512 << 20,
+            ..Default::default()
+        };
+        let one = ProjectUsage {
+            vms: 1,
+            memory_bytes: 256 << 20,
+            ..Default::default()
+        };
+        let e = check("team-a", &limits, &used, &one).unwrap_err();
+        assert_eq!(e.limit, "max-vms");
+        let text = e.to_string();
+        assert!(
+            text.contains("max-vms = 10")
+                && text.contains("10 used")
+                && text.contains("needs 1 more"),
+            "{text}"
+        );
+        let used = ProjectUsage { vms: 3, ..used };
+        let big = ProjectUsage {
+            memory_bytes: 768 << 20,
+            ..one
+        };
+        let e = check("team-a", &limits, &used, &big).unwrap_err();
+        assert_eq!(e.limit, "max-memory");
+        let after = check("team-a", &limits, &used, &one).unwrap();
+        assert_eq!((after.vms, after.memory_bytes), (4, 768 << 20));
+        // No limit: anything fits; a request that adds nothing passes even at the limit.
+        assert!(check("p", &ProjectLimits::default(), &used, &big).is_ok());
+        let full = ProjectUsage { vms: 10, ..used };
+        assert!(check("p", &limits, &full, &ProjectUsage::default()).is_ok());
+    }
+}
