@@ -12,6 +12,7 @@ pub mod heartbeat;
 mod host;
 mod images;
 pub mod migration;
+mod snapshot;
 mod state;
 pub mod users;
 mod worker;

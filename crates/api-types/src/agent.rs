@@ -88,6 +88,12 @@ pub struct DesiredVm {
     /// Fill the disk from this backup (a restored VM, or a restore over this one).
     #[serde(default)]
     pub restore: Option<crate::backup::RestoreSource>,
+    /// cloud-init user-data for the NoCloud seed (replaces the generated one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+    /// cloud-init vendor-data for the NoCloud seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_data: Option<String>,
 }
 
 /// Answer of `GET /api/v1/agent/vms`: the VMs placed on the calling node — all of them

@@ -15,6 +15,7 @@ mod networks;
 mod output;
 mod perms;
 mod roles;
+mod snapshots;
 mod terminal_safe;
 
 use clap::Parser;

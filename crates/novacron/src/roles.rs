@@ -407,6 +407,10 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
                         storage: None,
                         ha: Default::default(),
                         ha_priority: 0,
+                        labels: Default::default(),
+                        description: None,
+                        user_data: None,
+                        vendor_data: None,
                     })
                     .await?
                     .operation,

@@ -18,6 +18,7 @@ pub mod placement;
 pub mod records;
 pub mod state;
 pub mod typed_store;
+pub mod vm_config;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

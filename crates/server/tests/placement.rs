@@ -192,6 +192,10 @@ fn vm_request(name: &str, node: Option<&str>, memory: u64, ha: bool) -> VmCreate
             HaPolicy::None
         },
         ha_priority: 0,
+        labels: Default::default(),
+        description: None,
+        user_data: None,
+        vendor_data: None,
     }
 }
 

@@ -258,6 +258,10 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
                     storage: None,
                     ha: Default::default(),
                     ha_priority: 0,
+                    labels: Default::default(),
+                    description: None,
+                    user_data: None,
+                    vendor_data: None,
                 };
                 let start = Instant::now();
                 sent.lock()

@@ -328,6 +328,8 @@ pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
             .map(|p| (*p).clone()),
         ha: v.ha,
         restore: v.restore.clone(),
+        user_data: v.user_data.clone(),
+        vendor_data: v.vendor_data.clone(),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod nodes;
 pub mod openapi;
 pub mod operations;
 pub mod roles;
+pub mod snapshots;
 pub mod vms;
 
 use std::sync::Arc;
@@ -164,6 +165,14 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .post("/api/v1/vms/{name}/reboot", vms::reboot)
         .post("/api/v1/vms/{name}/pause", vms::pause)
         .post("/api/v1/vms/{name}/resume", vms::resume)
+        .post("/api/v1/vms/{name}/set", vms::set)
+        .post("/api/v1/vms/{name}/snapshots", snapshots::create)
+        .get("/api/v1/vms/{name}/snapshots", snapshots::list)
+        .post(
+            "/api/v1/vms/{name}/snapshots/{snapshot}/revert",
+            snapshots::revert,
+        )
+        .delete("/api/v1/vms/{name}/snapshots/{snapshot}", snapshots::delete)
         .get("/api/v1/vms/{name}/console", console::log)
         .get("/api/v1/vms/{name}/console/attach", console::attach)
         .post("/api/v1/vms/{name}/backup", backups::create)

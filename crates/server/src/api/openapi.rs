@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
     Access, agent, backups, cluster, console, events, images, join_tokens, migrations, networks,
-    nodes, operations, vms,
+    nodes, operations, snapshots, vms,
 };
 
 #[derive(OpenApi)]
@@ -18,7 +18,8 @@ use super::{
     info(title = "NovaCron API", description = "Control plane of the NovaCron distributed hypervisor. Every call except health, cluster/ca and this document needs `Authorization: Bearer <token>`; `x-novacron-access` on each operation says which token kinds it takes (admin; node; register: join, node or admin; node-or-admin)."),
     paths(
         super::health, super::cluster_ca, document, super::metrics,
-        vms::create, vms::list, vms::show, vms::start, vms::stop, vms::reboot, vms::pause, vms::resume, vms::delete,
+        vms::create, vms::list, vms::show, vms::start, vms::stop, vms::reboot, vms::pause, vms::resume, vms::delete, vms::set,
+        snapshots::create, snapshots::list, snapshots::revert, snapshots::delete,
         console::log, console::attach,
         operations::show, operations::list, events::stream,
         nodes::list, nodes::show, nodes::action, nodes::delete,
@@ -111,6 +112,10 @@ const NOT_COLLECTIONS: &[&str] = &[
     "/api/v1/agent/heartbeat",
 ];
 
+/// Collections inside one resource: `GET` lists them, `POST` makes one
+/// (`vms_snapshots_list`, `vms_snapshots_create`).
+const SUB_COLLECTIONS: &[&str] = &["/api/v1/vms/{name}/snapshots"];
+
 fn operation_id(method: &Method, path: &str) -> String {
     let words = |segments: &[&str]| {
         segments
@@ -161,6 +166,11 @@ fn operation_id(method: &Method, path: &str) -> String {
                 .map(|s| s.trim_matches(['{', '}']).to_string())
                 .unwrap_or_default(),
         },
+        (Some(_), false) if SUB_COLLECTIONS.contains(&path) => match *method {
+            Method::GET => format!("{}_list", words(&rest)),
+            _ => format!("{}_create", words(&rest)),
+        },
+        (Some(_), false) if *method == Method::DELETE => format!("{}_delete", words(&rest)),
         (Some(_), false) => words(&rest),
     };
     format!("{resource}_{action}")
@@ -365,6 +375,25 @@ mod tests {
         assert_eq!(
             id(&Method::POST, "/api/v1/nodes/{name}/{action}"),
             "nodes_action"
+        );
+        assert_eq!(
+            id(&Method::GET, "/api/v1/vms/{name}/snapshots"),
+            "vms_snapshots_list"
+        );
+        assert_eq!(
+            id(&Method::POST, "/api/v1/vms/{name}/snapshots"),
+            "vms_snapshots_create"
+        );
+        assert_eq!(
+            id(
+                &Method::POST,
+                "/api/v1/vms/{name}/snapshots/{snapshot}/revert"
+            ),
+            "vms_snapshots_revert"
+        );
+        assert_eq!(
+            id(&Method::DELETE, "/api/v1/vms/{name}/snapshots/{snapshot}"),
+            "vms_snapshots_delete"
         );
         assert_eq!(
             id(&Method::PUT, "/api/v1/agent/vms/{project}/{name}/status"),
