@@ -151,7 +151,7 @@ pub enum VmCommand {
     #[command(
         after_help = "Example:\n  novacron vm create web1 --image tiny --memory 256M --forward 2222:22"
     )]
-    Create(VmCreateArgs),
+    Create(Box<VmCreateArgs>),
     /// List VMs.
     #[command(after_help = "Example:\n  novacron vm list --selector role=web -o json")]
     List {
@@ -634,6 +634,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
     }
     match cmd {
         VmCommand::Create(a) => {
+            let a = *a;
             let memory_bytes = parse_size(&a.memory).context("--memory")?;
             let disk_bytes = a
                 .disk
