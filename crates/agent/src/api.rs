@@ -38,6 +38,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
             axum::routing::post(backup),
         )
         .route(
+            "/agent/v1/vms/{project}/{name}/snapshot",
+            axum::routing::post(snapshot),
+        )
+        .route(
             "/agent/v1/migrations/incoming",
             axum::routing::post(migration_incoming),
         )
@@ -190,6 +194,30 @@ async fn backup(
     })?;
     crate::backup::start(shared.clone(), access, job).map_err(Failure)?;
     Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
+}
+
+/// Takes, reverts, deletes or lists the VM's snapshots; answers with the disk's snapshots.
+async fn snapshot(
+    State(shared): State<Arc<Shared>>,
+    Path((project, name)): Path<(String, String)>,
+    axum::Json(job): axum::Json<novacron_api_types::SnapshotJob>,
+) -> Result<axum::Json<Vec<novacron_api_types::VmSnapshot>>, Failure> {
+    run_dir(&shared, &project, &name)?;
+    let access = {
+        let workers = shared.workers.lock().unwrap_or_else(|p| p.into_inner());
+        workers
+            .get(&format!("{project}/{name}"))
+            .map(|w| w.access(&shared))
+    };
+    let access = access.ok_or_else(|| {
+        Failure(ApiError::not_found(format!(
+            "VM {name} is not (yet) on this node"
+        )))
+    })?;
+    crate::snapshot::run(access, job)
+        .await
+        .map(axum::Json)
+        .map_err(Failure)
 }
 
 /// Prepares this node to receive a VM (destination QEMU, DWCP listener).

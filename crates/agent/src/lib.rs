@@ -13,6 +13,7 @@ mod host;
 mod images;
 pub mod migration;
 pub mod overlay;
+mod snapshot;
 mod state;
 pub mod users;
 mod worker;

@@ -827,8 +827,16 @@ pub(crate) async fn prepare_spec(
                 .await?;
             }
             let seed = dir.join("seed.iso");
-            novacron_qemu::seed::write_nocloud_seed(&seed, &d.uuid, &d.name, &d.ssh_keys)
-                .map_err(|e| format!("cloud-init seed: {e}"))?;
+            novacron_qemu::NoCloudSeed {
+                instance_id: d.uuid.clone(),
+                hostname: d.name.clone(),
+                ssh_authorized_keys: d.ssh_keys.clone(),
+                user_data: d.user_data.clone(),
+                vendor_data: d.vendor_data.clone(),
+                ..novacron_qemu::NoCloudSeed::default()
+            }
+            .write(&seed)
+            .map_err(|e| format!("cloud-init seed: {e}"))?;
             seed_iso = Some(seed);
             Boot::Disk
         }

@@ -95,6 +95,12 @@ pub struct DesiredVm {
     /// NICs on overlay networks: each a tap on the network's bridge `ncbr<vni>`.
     #[serde(default)]
     pub nics: Vec<crate::overlay::Nic>,
+    /// cloud-init user-data for the NoCloud seed (replaces the generated one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+    /// cloud-init vendor-data for the NoCloud seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_data: Option<String>,
 }
 
 /// Answer of `GET /api/v1/agent/vms`: the VMs placed on the calling node — all of them

@@ -7,9 +7,11 @@
 
 pub mod agent;
 pub mod backup;
+pub mod cloud_init;
 pub mod error;
 pub mod events;
 pub mod join_token;
+pub mod labels;
 pub mod migration;
 pub mod names;
 pub mod overlay;
@@ -205,6 +207,50 @@ pub struct VmCreateRequest {
     /// NICs on overlay networks (`--network NET [--ip A] [--mac M]`), in addition to `network`.
     #[serde(default)]
     pub nics: Vec<overlay::NicRequest>,
+    /// `key=value` labels to find the VM by (`vm list --selector`).
+    #[serde(default)]
+    pub labels: labels::Labels,
+    /// Free text shown by `vm show`.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// cloud-init user-data (a `#cloud-config` YAML document, at most 64 KiB) put into the
+    /// NoCloud seed as it is; disk images only.
+    #[serde(default)]
+    pub user_data: Option<String>,
+    /// cloud-init vendor-data, checked like `user_data`.
+    #[serde(default)]
+    pub vendor_data: Option<String>,
+}
+
+/// Body of `POST /api/v1/vms/{name}/set`: what to change; absent fields stay as they are.
+/// Labels and description apply at once; CPUs and memory when the VM next starts (at once
+/// when it is stopped).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmSetRequest {
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// Labels to add or overwrite.
+    #[serde(default)]
+    pub labels: labels::Labels,
+    /// Label keys to remove.
+    #[serde(default)]
+    pub remove_labels: Vec<String>,
+    /// The new description (an empty string clears it).
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Answer of `POST /api/v1/vms/{name}/set`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VmSetResponse {
+    /// The change's operation (finished: nothing waits on the node).
+    pub operation: Operation,
+    pub vm: Vm,
+    /// What takes effect only when the VM next starts (e.g. `cpus`, `memory`).
+    pub at_next_start: Vec<String>,
 }
 
 /// What happens to a VM when its node is lost.
@@ -330,6 +376,28 @@ pub struct Vm {
     /// NICs on overlay networks: network, MAC, addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nics: Vec<overlay::Nic>,
+    #[serde(default)]
+    pub labels: labels::Labels,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// What the guest boots through: `bios` (SeaBIOS, disk images) or `kernel` (direct
+    /// kernel boot, kernel images).
+    #[serde(default)]
+    pub firmware: String,
+    /// CPUs the VM gets when it next starts, when that differs from `cpus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_cpus: Option<u32>,
+    /// Memory the VM gets when it next starts, when that differs from `memory_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_memory_bytes: Option<u64>,
+    /// Whether cloud-init user-data / vendor-data were given at create.
+    #[serde(default)]
+    pub user_data: bool,
+    #[serde(default)]
+    pub vendor_data: bool,
+    /// Snapshots of the VM's disk, oldest first.
+    #[serde(default)]
+    pub snapshots: Vec<VmSnapshot>,
 }
 
 /// What a node is allowed to do.
@@ -503,4 +571,40 @@ pub struct Health {
     pub status: String,
     pub version: String,
     pub store: String,
+}
+
+/// A snapshot of a VM's disk (and, with `memory`, of its running state), kept inside the
+/// VM's qcow2 disk (internal snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VmSnapshot {
+    pub name: String,
+    /// Holds the guest's memory and device state: reverting a running VM to it brings the
+    /// guest back to that moment.
+    pub memory: bool,
+    /// Bytes of saved memory and device state (0 for a disk-only snapshot).
+    #[serde(default)]
+    pub vm_state_bytes: u64,
+    pub created_at: UnixSeconds,
+}
+
+/// Body of `POST /api/v1/vms/{name}/snapshots`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotCreateRequest {
+    /// Defaults to `snap-<date>-<time>` (UTC).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Save memory and device state too (the VM must be running).
+    #[serde(default)]
+    pub memory: bool,
+}
+
+/// What the control plane asks an agent to do with a VM's snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum SnapshotJob {
+    Create { name: String, memory: bool },
+    Revert { name: String },
+    Delete { name: String },
+    List,
 }

@@ -188,6 +188,16 @@ impl VmCreateRequest {
         for key in &self.ssh_keys {
             ssh_key(key)?;
         }
+        crate::labels::labels(&self.labels)?;
+        if let Some(d) = &self.description {
+            crate::labels::description(d)?;
+        }
+        if let Some(u) = &self.user_data {
+            crate::cloud_init::cloud_config("--user-data", u)?;
+        }
+        if let Some(v) = &self.vendor_data {
+            crate::cloud_init::cloud_config("--vendor-data", v)?;
+        }
         if self.ha == crate::HaPolicy::Restart && self.storage.is_none() {
             return Err(Invalid::new(
                 "--ha restart needs the disk on shared storage: add --storage POOL (see `novacron storage add`)",
@@ -228,6 +238,57 @@ fn overlay_nics(nics: &[crate::overlay::NicRequest]) -> Result<(), Invalid> {
         }
     }
     Ok(())
+}
+
+impl crate::VmSetRequest {
+    /// Everything about the change that does not depend on the cluster; nothing at all to
+    /// change is refused too.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if let Some(c) = self.cpus
+            && (c == 0 || c > MAX_CPUS)
+        {
+            return Err(Invalid(format!(
+                "--cpus must be between 1 and {MAX_CPUS}, got {c}"
+            )));
+        }
+        if let Some(m) = self.memory_bytes {
+            if m < MIN_MEMORY_BYTES {
+                return Err(Invalid(format!(
+                    "--memory must be at least {}, got {}",
+                    format_size(MIN_MEMORY_BYTES),
+                    format_size(m)
+                )));
+            }
+            if !m.is_multiple_of(1 << 20) {
+                return Err(Invalid::new(
+                    "--memory must be a whole number of MiB (e.g. 256M)",
+                ));
+            }
+        }
+        crate::labels::labels(&self.labels)?;
+        for k in &self.remove_labels {
+            crate::labels::label_key(k)?;
+            if self.labels.contains_key(k) {
+                return Err(Invalid(format!(
+                    "label {k} is both set and removed: choose one"
+                )));
+            }
+        }
+        if let Some(d) = &self.description {
+            crate::labels::description(d)?;
+        }
+        if self.cpus.is_none()
+            && self.memory_bytes.is_none()
+            && self.labels.is_empty()
+            && self.remove_labels.is_empty()
+            && self.description.is_none()
+        {
+            return Err(Invalid::new(
+                "nothing to change: give --cpus, --memory, --label, --remove-label or --description",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl BuildTinyRequest {

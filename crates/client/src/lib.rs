@@ -274,6 +274,87 @@ impl Client {
         self.call(Method::GET, "/vms", None::<&()>).await
     }
 
+    /// The VMs whose labels match `selector` (`key=value`, `key!=value` or `key`, joined by
+    /// commas).
+    pub async fn vm_list_selected(&self, selector: &str) -> Result<Vec<Vm>, ClientError> {
+        novacron_api_types::labels::Selector::parse(selector).map_err(invalid)?;
+        self.call(
+            Method::GET,
+            &format!("/vms?selector={}", seg(selector)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Starts taking a snapshot of the VM.
+    pub async fn vm_snapshot_create(
+        &self,
+        name: &str,
+        req: &novacron_api_types::SnapshotCreateRequest,
+    ) -> Result<OperationRef, ClientError> {
+        if let Some(s) = &req.name {
+            novacron_api_types::labels::snapshot_name(s).map_err(invalid)?;
+        }
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/snapshots", seg(name)),
+            Some(req),
+        )
+        .await
+    }
+
+    /// The VM's snapshots, oldest first.
+    pub async fn vm_snapshot_list(
+        &self,
+        name: &str,
+    ) -> Result<Vec<novacron_api_types::VmSnapshot>, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/vms/{}/snapshots", seg(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Starts reverting the VM to snapshot `snapshot`.
+    pub async fn vm_snapshot_revert(
+        &self,
+        name: &str,
+        snapshot: &str,
+    ) -> Result<OperationRef, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/snapshots/{}/revert", seg(name), seg(snapshot)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Starts deleting snapshot `snapshot` of the VM.
+    pub async fn vm_snapshot_delete(
+        &self,
+        name: &str,
+        snapshot: &str,
+    ) -> Result<OperationRef, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/vms/{}/snapshots/{}", seg(name), seg(snapshot)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Changes labels and description (at once) and CPUs and memory (at the next start).
+    pub async fn vm_set(
+        &self,
+        name: &str,
+        req: &novacron_api_types::VmSetRequest,
+    ) -> Result<novacron_api_types::VmSetResponse, ClientError> {
+        req.validate().map_err(invalid)?;
+        self.call(Method::POST, &format!("/vms/{}/set", seg(name)), Some(req))
+            .await
+    }
+
     pub async fn vm_get(&self, name: &str) -> Result<Vm, ClientError> {
         self.call(Method::GET, &format!("/vms/{}", seg(name)), None::<&()>)
             .await

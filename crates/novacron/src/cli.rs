@@ -169,10 +169,24 @@ pub enum VmCommand {
     #[command(
         after_help = "Example:\n  novacron vm create web1 --image tiny --memory 256M --forward 2222:22"
     )]
-    Create(VmCreateArgs),
+    Create(Box<VmCreateArgs>),
     /// List VMs.
-    #[command(after_help = "Example:\n  novacron vm list -o json")]
-    List,
+    #[command(after_help = "Example:\n  novacron vm list --selector role=web -o json")]
+    List {
+        /// Only VMs whose labels match: KEY=VALUE, KEY!=VALUE or KEY, joined by commas.
+        #[arg(long, short = 'l')]
+        selector: Option<String>,
+    },
+    /// Snapshots of a VM's disk (and running state): create, list, revert, delete.
+    Snapshot {
+        #[command(subcommand)]
+        cmd: crate::snapshots::SnapshotCommand,
+    },
+    /// Change a VM: labels and description at once; CPUs and memory when it next starts.
+    #[command(
+        after_help = "Example:\n  novacron vm set web1 --cpus 2 --memory 1G --label role=web --remove-label old"
+    )]
+    Set(VmSetArgs),
     /// Show one VM.
     #[command(after_help = "Example:\n  novacron vm show web1")]
     Show {
@@ -239,6 +253,52 @@ pub struct VmActionArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct VmSetArgs {
+    /// The VM's name.
+    pub name: String,
+    /// Virtual CPUs (from the next start; at once when the VM is stopped).
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Memory, e.g. 512M or 8G (from the next start; at once when the VM is stopped).
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Add or overwrite a label, KEY=VALUE. Repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label_arg)]
+    pub labels: Vec<(String, String)>,
+    /// Remove the label with this key. Repeatable.
+    #[arg(long = "remove-label", value_name = "KEY")]
+    pub remove_labels: Vec<String>,
+    /// A new description ("" clears it).
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+fn parse_label_arg(s: &str) -> Result<(String, String), String> {
+    novacron_api_types::labels::parse_label(s).map_err(|e| e.to_string())
+}
+
+/// Reads a `--user-data`/`--vendor-data` file and checks it is a cloud-config of at most
+/// 64 KiB (the control plane checks again).
+fn read_cloud_config(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    let limit = novacron_api_types::cloud_init::MAX_CLOUD_INIT_BYTES as u64;
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {flag} {}", path.display()))?
+        .len();
+    if len > limit {
+        anyhow::bail!(
+            "{flag} {} is {len} bytes; at most {limit} (64 KiB) are allowed",
+            path.display()
+        );
+    }
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read {flag} {}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{flag} {} is not UTF-8 text", path.display()))?;
+    novacron_api_types::cloud_init::cloud_config(&format!("{flag} {}", path.display()), &text)?;
+    Ok(text)
+}
+
+#[derive(Args, Debug)]
 pub struct VmCreateArgs {
     /// Name of the new VM.
     pub name: String,
@@ -293,6 +353,18 @@ pub struct VmCreateArgs {
     /// Higher restarts first.
     #[arg(long, default_value_t = 0)]
     pub ha_priority: i32,
+    /// A label, KEY=VALUE (find VMs with `vm list --selector`). Repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label_arg)]
+    pub labels: Vec<(String, String)>,
+    /// Free text shown by `vm show`.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// cloud-init user-data: a `#cloud-config` YAML file of at most 64 KiB (cloud images).
+    #[arg(long, value_name = "FILE")]
+    pub user_data: Option<PathBuf>,
+    /// cloud-init vendor-data: a `#cloud-config` YAML file of at most 64 KiB (cloud images).
+    #[arg(long, value_name = "FILE")]
+    pub vendor_data: Option<PathBuf>,
     /// Return at once with the operation instead of waiting for it.
     #[arg(long)]
     pub no_wait: bool,
@@ -490,8 +562,24 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
             ("state", vm.state.to_string()),
             ("desired", format!("{:?}", vm.desired).to_lowercase()),
             ("node", vm.node.clone().unwrap_or_default()),
-            ("cpus", vm.cpus.to_string()),
-            ("memory", format_size(vm.memory_bytes)),
+            (
+                "cpus",
+                match vm.pending_cpus {
+                    Some(n) => format!("{} ({n} at next start)", vm.cpus),
+                    None => vm.cpus.to_string(),
+                },
+            ),
+            (
+                "memory",
+                match vm.pending_memory_bytes {
+                    Some(m) => format!(
+                        "{} ({} at next start)",
+                        format_size(vm.memory_bytes),
+                        format_size(m)
+                    ),
+                    None => format_size(vm.memory_bytes),
+                },
+            ),
             (
                 "disk",
                 vm.disk_bytes.map(format_size).unwrap_or_else(|| "-".into()),
@@ -523,6 +611,23 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
             ),
             ("uuid", vm.uuid.clone()),
             ("project", vm.project.clone()),
+            ("firmware", vm.firmware.clone()),
+            (
+                "labels",
+                if vm.labels.is_empty() {
+                    "-".into()
+                } else {
+                    vm.labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+            ),
+            (
+                "description",
+                vm.description.clone().unwrap_or_else(|| "-".into()),
+            ),
         ];
         for nic in &vm.nics {
             p.push((
@@ -534,6 +639,29 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
                     nic.ips.join(",")
                 ),
             ));
+        }
+        if !vm.snapshots.is_empty() {
+            p.push((
+                "snapshots",
+                vm.snapshots
+                    .iter()
+                    .map(|s| {
+                        if s.memory {
+                            format!("{} (with memory)", s.name)
+                        } else {
+                            s.name.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ));
+        }
+        if vm.user_data || vm.vendor_data {
+            let given: Vec<&str> = [(vm.user_data, "user-data"), (vm.vendor_data, "vendor-data")]
+                .into_iter()
+                .filter_map(|(g, n)| g.then_some(n))
+                .collect();
+            p.push(("cloud-init", given.join(", ")));
         }
         if let Some(pid) = vm.pid {
             p.push(("pid", pid.to_string()));
@@ -565,6 +693,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
     }
     match cmd {
         VmCommand::Create(a) => {
+            let a = *a;
             let memory_bytes = parse_size(&a.memory).context("--memory")?;
             let disk_bytes = a
                 .disk
@@ -583,6 +712,16 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("{e}: {}", f.display()))?,
                 );
             }
+            let user_data = a
+                .user_data
+                .as_deref()
+                .map(|p| read_cloud_config("--user-data", p))
+                .transpose()?;
+            let vendor_data = a
+                .vendor_data
+                .as_deref()
+                .map(|p| read_cloud_config("--vendor-data", p))
+                .transpose()?;
             let network = if a.no_network || a.network.is_some() {
                 Network::None
             } else if let Some(b) = a.bridge.clone() {
@@ -616,6 +755,10 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                             mac: a.mac.clone(),
                         })
                         .collect(),
+                    labels: a.labels.iter().cloned().collect(),
+                    description: a.description.clone(),
+                    user_data,
+                    vendor_data,
                 })
                 .await?
                 .operation;
@@ -631,8 +774,11 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
             )
             .await
         }
-        VmCommand::List => {
-            let vms = c.vm_list().await?;
+        VmCommand::List { selector } => {
+            let vms = match &selector {
+                Some(s) => c.vm_list_selected(s).await?,
+                None => c.vm_list().await?,
+            };
             output::print(
                 out,
                 &vms,
@@ -641,6 +787,45 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
             )
         }
         VmCommand::Show { name } => print_vm(out, &c.vm_get(&name).await?),
+        VmCommand::Snapshot { cmd } => crate::snapshots::run(cmd, out).await,
+        VmCommand::Set(a) => {
+            let memory_bytes = a
+                .memory
+                .as_deref()
+                .map(parse_size)
+                .transpose()
+                .context("--memory")?;
+            let r = c
+                .vm_set(
+                    &a.name,
+                    &novacron_api_types::VmSetRequest {
+                        cpus: a.cpus,
+                        memory_bytes,
+                        labels: a.labels.iter().cloned().collect(),
+                        remove_labels: a.remove_labels.clone(),
+                        description: a.description.clone(),
+                    },
+                )
+                .await?;
+            match out {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                Format::Table => {
+                    if r.at_next_start.is_empty() {
+                        println!("VM {} changed (operation {}).", a.name, r.operation.id);
+                    } else {
+                        println!(
+                            "VM {} changed (operation {}); {} apply at its next start (`novacron vm stop {}` then `vm start`).",
+                            a.name,
+                            r.operation.id,
+                            r.at_next_start.join(" and "),
+                            a.name
+                        );
+                    }
+                    print_vm(out, &r.vm)?;
+                }
+            }
+            Ok(())
+        }
         VmCommand::Start(a) => {
             let op = c.vm_action(&a.name, "start").await?.operation;
             act(&c, out, &a, op).await

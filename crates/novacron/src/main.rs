@@ -16,6 +16,7 @@ mod output;
 mod perms;
 mod roles;
 mod tenancy;
+mod snapshots;
 mod terminal_safe;
 
 use clap::Parser;

@@ -413,6 +413,10 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
                         ha: Default::default(),
                         ha_priority: 0,
                         nics: vec![],
+                        labels: Default::default(),
+                        description: None,
+                        user_data: None,
+                        vendor_data: None,
                     })
                     .await?
                     .operation,

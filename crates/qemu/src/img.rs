@@ -115,7 +115,7 @@ fn qemu_img_binary() -> String {
 }
 
 /// Runs qemu-img; returns (exit code, stdout, stderr).
-async fn run_qemu_img(operation: &str, args: &[&str]) -> Result<(i32, String, String), QemuError> {
+pub(crate) async fn run_qemu_img(operation: &str, args: &[&str]) -> Result<(i32, String, String), QemuError> {
     let binary = qemu_img_binary();
     let mut command = tokio::process::Command::new(&binary);
     command.args(args).stdin(std::process::Stdio::null());
@@ -137,7 +137,7 @@ async fn run_qemu_img(operation: &str, args: &[&str]) -> Result<(i32, String, St
     ))
 }
 
-fn path_str<'a>(path: &'a Path, what: &str) -> Result<&'a str, QemuError> {
+pub(crate) fn path_str<'a>(path: &'a Path, what: &str) -> Result<&'a str, QemuError> {
     path.to_str().ok_or_else(|| {
         QemuError::InvalidSpec(format!("{what} path {} is not UTF-8", path.display()))
     })

@@ -16,6 +16,7 @@ pub mod img;
 pub mod process;
 pub mod qmp;
 pub mod seed;
+pub mod snapshot;
 pub mod spec;
 pub mod tap;
 pub mod tiny;

@@ -16,6 +16,12 @@ pub struct NoCloudSeed {
     pub ssh_authorized_keys: Vec<String>,
     /// Network config (version 1 or 2 YAML) written as `network-config`; `None` leaves networking to the image (DHCP).
     pub network_config: Option<String>,
+    /// The user's own user-data, written as it is instead of the generated one (the hostname
+    /// and SSH keys then reach the guest through meta-data: `local-hostname`, `public-keys`).
+    /// The control plane checked it is cloud-config YAML.
+    pub user_data: Option<String>,
+    /// vendor-data, written as `vendor-data` when given.
+    pub vendor_data: Option<String>,
 }
 
 /// Writes a NoCloud seed ISO at `path` with the instance id, hostname and SSH keys.
@@ -30,6 +36,8 @@ pub fn write_nocloud_seed(
         hostname: hostname.to_string(),
         ssh_authorized_keys: ssh_authorized_keys.to_vec(),
         network_config: None,
+        user_data: None,
+        vendor_data: None,
     }
     .write(path)
 }
@@ -67,19 +75,36 @@ impl NoCloudSeed {
             "local-hostname: {}\n",
             yaml_string(&self.hostname)
         ));
-        let mut user = String::from("#cloud-config\n");
-        user.push_str(&format!("hostname: {}\n", yaml_string(&self.hostname)));
-        if !self.ssh_authorized_keys.is_empty() {
-            user.push_str("ssh_authorized_keys:\n");
-            for key in &self.ssh_authorized_keys {
-                user.push_str(&format!("  - {}\n", yaml_string(key.trim())));
+        let user = match &self.user_data {
+            Some(own) => {
+                if !self.ssh_authorized_keys.is_empty() {
+                    meta.push_str("public-keys:\n");
+                    for key in &self.ssh_authorized_keys {
+                        meta.push_str(&format!("  - {}\n", yaml_string(key.trim())));
+                    }
+                }
+                own.clone()
             }
-        }
+            None => {
+                let mut user = String::from("#cloud-config\n");
+                user.push_str(&format!("hostname: {}\n", yaml_string(&self.hostname)));
+                if !self.ssh_authorized_keys.is_empty() {
+                    user.push_str("ssh_authorized_keys:\n");
+                    for key in &self.ssh_authorized_keys {
+                        user.push_str(&format!("  - {}\n", yaml_string(key.trim())));
+                    }
+                }
+                user
+            }
+        };
         let mut files = vec![("meta-data", meta.into_bytes())];
         if let Some(net) = &self.network_config {
             files.push(("network-config", net.clone().into_bytes()));
         }
         files.push(("user-data", user.into_bytes()));
+        if let Some(vendor) = &self.vendor_data {
+            files.push(("vendor-data", vendor.clone().into_bytes()));
+        }
         Ok(files)
     }
 
@@ -472,6 +497,7 @@ mod tests {
             hostname: "web-1".into(),
             ssh_authorized_keys: vec!["ssh-ed25519 AAAAC3Nza user@host".into()],
             network_config: None,
+            ..NoCloudSeed::default()
         };
         let files = seed.files().unwrap();
         assert_eq!(files[0].0, "meta-data");
@@ -504,6 +530,28 @@ mod tests {
         ] {
             assert!(bad.files().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn own_user_data_goes_in_as_it_is_and_keys_move_to_meta_data() {
+        let own = "#cloud-config\nruncmd:\n  - [touch, /tmp/x]\n";
+        let seed = NoCloudSeed {
+            instance_id: "i-1".into(),
+            hostname: "web-1".into(),
+            ssh_authorized_keys: vec!["ssh-ed25519 AAAAC3Nza user@host".into()],
+            user_data: Some(own.into()),
+            vendor_data: Some("#cloud-config\npackages: [htop]\n".into()),
+            ..NoCloudSeed::default()
+        };
+        let files = seed.files().unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.0).collect();
+        assert_eq!(names, ["meta-data", "user-data", "vendor-data"]);
+        assert_eq!(files[1].1, own.as_bytes());
+        assert_eq!(files[2].1, b"#cloud-config\npackages: [htop]\n");
+        assert_eq!(
+            String::from_utf8(files[0].1.clone()).unwrap(),
+            "instance-id: \"i-1\"\nlocal-hostname: \"web-1\"\npublic-keys:\n  - \"ssh-ed25519 AAAAC3Nza user@host\"\n"
+        );
     }
 
     #[test]

@@ -300,6 +300,7 @@ fn seed_iso_is_seen_by_blkid_and_mount() {
         hostname: "web-1".into(),
         ssh_authorized_keys: keys.clone(),
         network_config: Some("version: 2\nethernets:\n  eth0:\n    dhcp4: true\n".into()),
+        ..NoCloudSeed::default()
     };
     seed.write(&seed_path).unwrap();
     let expected = seed.files().unwrap();
@@ -368,6 +369,8 @@ async fn seed_iso_is_read_by_a_linux_guest() {
         hostname: "seeded".into(),
         ssh_authorized_keys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7x carol@example".into()],
         network_config: Some("version: 2\n".into()),
+        user_data: Some("#cloud-config\nruncmd:\n  - [touch, /tmp/from-user-data]\n".into()),
+        vendor_data: Some("#cloud-config\npackages: [htop]\n".into()),
     };
     let seed_path = dir.path().join("seed.iso");
     seed.write(&seed_path).unwrap();

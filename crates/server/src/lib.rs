@@ -21,6 +21,7 @@ pub mod records;
 pub mod state;
 pub mod tenancy;
 pub mod typed_store;
+pub mod vm_config;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

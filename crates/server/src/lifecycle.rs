@@ -145,6 +145,9 @@ pub fn apply(rec: &VmRecord, observed: VmState, event: &Event) -> Result<VmRecor
     let mut next = rec.clone();
     match event {
         Event::Start => {
+            if matches!(observed, VmState::Stopped | VmState::Crashed) {
+                crate::vm_config::apply_pending(&mut next);
+            }
             next.power = PowerState::Running;
             next.force = false;
             next.action = None;
@@ -208,6 +211,7 @@ pub fn apply(rec: &VmRecord, observed: VmState, event: &Event) -> Result<VmRecor
                 });
             }
             next.node = to.clone();
+            crate::vm_config::apply_pending(&mut next);
             next.power = PowerState::Running;
             next.action = None;
             next.creating = false;
@@ -304,6 +308,12 @@ mod tests {
             migration: None,
             migrating_to: None,
             nics: vec![],
+            labels: Default::default(),
+            description: None,
+            user_data: None,
+            vendor_data: None,
+            pending: None,
+            snapshots: vec![],
         }
     }
 

@@ -540,6 +540,12 @@ mod tests {
             restore: None,
             migration: None,
             migrating_to: None,
+            labels: Default::default(),
+            description: None,
+            user_data: None,
+            vendor_data: None,
+            pending: None,
+            snapshots: vec![],
             nics: vec![novacron_api_types::overlay::Nic {
                 network: network.into(),
                 vni: FIRST_VNI,

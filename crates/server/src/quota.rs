@@ -111,12 +111,14 @@ fn add(a: &ProjectUsage, b: &ProjectUsage) -> ProjectUsage {
     }
 }
 
-/// What one VM counts.
+/// What one VM counts: CPUs and memory `vm set` gave it for its next start count already
+/// (the larger of what it runs with and what it will get).
 pub fn vm_usage(vm: &VmRecord) -> ProjectUsage {
+    let pending = vm.pending.unwrap_or_default();
     ProjectUsage {
         vms: 1,
-        cpus: u64::from(vm.cpus),
-        memory_bytes: vm.memory_bytes,
+        cpus: u64::from(vm.cpus.max(pending.cpus.unwrap_or(0))),
+        memory_bytes: vm.memory_bytes.max(pending.memory_bytes.unwrap_or(0)),
         disk_bytes: vm.disk_bytes.unwrap_or(0),
         ..Default::default()
     }
@@ -201,6 +203,18 @@ pub async fn prepare(
             value: encoded,
         },
     })
+}
+
+/// What growing a VM from `before` to `after` adds to its project (nothing for a shrink).
+pub fn vm_growth(before: &VmRecord, after: &VmRecord) -> Option<ProjectUsage> {
+    let (b, a) = (vm_usage(before), vm_usage(after));
+    let grow = ProjectUsage {
+        cpus: a.cpus.saturating_sub(b.cpus),
+        memory_bytes: a.memory_bytes.saturating_sub(b.memory_bytes),
+        disk_bytes: a.disk_bytes.saturating_sub(b.disk_bytes),
+        ..Default::default()
+    };
+    (grow != ProjectUsage::default()).then_some(grow)
 }
 
 /// How often a counted create re-reads after a concurrent one won, before it gives up.

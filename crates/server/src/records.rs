@@ -144,6 +144,23 @@ pub struct VmRecord {
     /// NICs on overlay networks, with the addresses IPAM gave them.
     #[serde(default)]
     pub nics: Vec<novacron_api_types::overlay::Nic>,
+    #[serde(default)]
+    pub labels: novacron_api_types::labels::Labels,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// cloud-init user-data and vendor-data given at create (checked cloud-config YAML).
+    #[serde(default)]
+    pub user_data: Option<String>,
+    #[serde(default)]
+    pub vendor_data: Option<String>,
+    /// CPUs and memory asked for by `vm set` while QEMU ran: applied when it next starts
+    /// (the running QEMU, and so a live migration's destination, keep `cpus`/`memory_bytes`).
+    #[serde(default)]
+    pub pending: Option<crate::vm_config::PendingResources>,
+    /// Snapshots inside the VM's disk, as its agent last reported them after a snapshot
+    /// operation (recorded only once the disk holds them).
+    #[serde(default)]
+    pub snapshots: Vec<novacron_api_types::VmSnapshot>,
 }
 
 /// Observed state of a VM (written on behalf of its agent).

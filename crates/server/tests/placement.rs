@@ -194,6 +194,10 @@ fn vm_request(name: &str, node: Option<&str>, memory: u64, ha: bool) -> VmCreate
         },
         ha_priority: 0,
         nics: vec![],
+        labels: Default::default(),
+        description: None,
+        user_data: None,
+        vendor_data: None,
     }
 }
 

@@ -120,6 +120,7 @@ async fn control_plane(
             kvm_usable: false,
             qemu_version: "9.0.2".into(),
             bridges: vec![],
+            vtep_address: None,
         })
         .await
         .unwrap();
@@ -153,6 +154,11 @@ fn vm(name: &str) -> VmCreateRequest {
         storage: None,
         ha: HaPolicy::None,
         ha_priority: 0,
+        nics: vec![],
+        labels: Default::default(),
+        description: None,
+        user_data: None,
+        vendor_data: None,
     }
 }
 

@@ -260,6 +260,10 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
                     ha: Default::default(),
                     ha_priority: 0,
                     nics: vec![],
+                    labels: Default::default(),
+                    description: None,
+                    user_data: None,
+                    vendor_data: None,
                 };
                 let start = Instant::now();
                 sent.lock()

@@ -345,6 +345,8 @@ pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
         ha: v.ha,
         restore: v.restore.clone(),
         nics: v.nics.clone(),
+        user_data: v.user_data.clone(),
+        vendor_data: v.vendor_data.clone(),
     }
 }
 

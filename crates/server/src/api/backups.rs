@@ -438,6 +438,11 @@ pub async fn restore(
         ha: Default::default(),
         ha_priority: 0,
         nics: vec![],
+        labels: Default::default(),
+        description: None,
+        // Part of the VM's definition; a new uuid makes cloud-init apply it to the copy.
+        user_data: spec.user_data.clone(),
+        vendor_data: spec.vendor_data.clone(),
     };
     let source = RestoreSource {
         repo: (*repo).clone(),

@@ -170,6 +170,15 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         ))
         .into());
     }
+    // The disk copy (drive-mirror) writes the current disk state into a new file: the
+    // snapshots inside the source's qcow2 would not reach the destination.
+    if rec.storage.is_none() && !rec.snapshots.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "VM {name} has {} snapshot(s) inside its local disk, which a live migration's disk copy would lose: delete them first (`novacron vm snapshot list {name}`), or keep the disk on shared storage",
+            rec.snapshots.len()
+        ))
+        .into());
+    }
     let observed = super::vms::observed_state(state, &rec);
     if !matches!(observed, VmState::Running | VmState::Paused) {
         return Err(ApiError::conflict(format!(

@@ -15,6 +15,7 @@ pub mod nodes;
 pub mod openapi;
 pub mod operations;
 pub mod roles;
+pub mod snapshots;
 pub mod tenancy;
 pub mod vms;
 
@@ -162,6 +163,7 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .get("/api/v1/vms", vms::list)
         .get("/api/v1/vms/{name}", vms::show)
         .get("/api/v1/vms/{name}/console", console::log)
+        .get("/api/v1/vms/{name}/snapshots", snapshots::list)
         .get("/api/v1/operations", operations::list)
         .get("/api/v1/operations/{id}", operations::show)
         .get("/api/v1/images", images::list)
@@ -180,6 +182,12 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .post("/api/v1/vms/{name}/reboot", vms::reboot)
         .post("/api/v1/vms/{name}/pause", vms::pause)
         .post("/api/v1/vms/{name}/resume", vms::resume)
+        .post("/api/v1/vms/{name}/snapshots", snapshots::create)
+        .post(
+            "/api/v1/vms/{name}/snapshots/{snapshot}/revert",
+            snapshots::revert,
+        )
+        .delete("/api/v1/vms/{name}/snapshots/{snapshot}", snapshots::delete)
         .get("/api/v1/vms/{name}/console/attach", console::attach)
         .post("/api/v1/vms/{name}/backup", backups::create)
         .post("/api/v1/vms/{name}/migrate", migrations::start)
@@ -188,6 +196,7 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
     let project_admin = RoleRouter::new(Access::Project(Action::Admin))
         .post("/api/v1/vms", vms::create)
         .delete("/api/v1/vms/{name}", vms::delete)
+        .post("/api/v1/vms/{name}/set", vms::set)
         .post("/api/v1/images/build-tiny", images::build_tiny)
         .delete("/api/v1/images/{name}", images::delete)
         .on(

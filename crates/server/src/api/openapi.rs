@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
     Access, agent, backups, cluster, console, events, images, join_tokens, migrations, networks,
-    nodes, operations, tenancy, vms,
+    nodes, operations, snapshots, tenancy, vms,
 };
 
 #[derive(OpenApi)]
@@ -19,7 +19,8 @@ use super::{
     info(title = "NovaCron API", description = "Control plane of the NovaCron distributed hypervisor. Every call except health, cluster/ca and this document needs `Authorization: Bearer <token>`; `x-novacron-access` on each operation says who may call it: project-read, project-operate, project-admin (the role viewer, operator or admin in the request's project), cluster-read, cluster-admin (the cluster roles), authenticated (any user or API token), public, node, register (join, node or admin token), node-or-admin. The project of a request is the path's {project}, else the `project` query parameter, else the `X-Novacron-Project` header, else the project of a project-scoped token, else `default`; a project the caller has no role in answers 404, like a missing one."),
     paths(
         super::health, super::cluster_ca, document, super::metrics,
-        vms::create, vms::list, vms::show, vms::start, vms::stop, vms::reboot, vms::pause, vms::resume, vms::delete,
+        vms::create, vms::list, vms::show, vms::start, vms::stop, vms::reboot, vms::pause, vms::resume, vms::delete, vms::set,
+        snapshots::create, snapshots::list, snapshots::revert, snapshots::delete,
         console::log, console::attach,
         operations::show, operations::list, events::stream,
         nodes::list, nodes::show, nodes::action, nodes::delete,
@@ -117,6 +118,10 @@ const NOT_COLLECTIONS: &[&str] = &[
     "/api/v1/login",
 ];
 
+/// Collections inside one resource: `GET` lists them, `POST` makes one
+/// (`vms_snapshots_list`, `vms_snapshots_create`).
+const SUB_COLLECTIONS: &[&str] = &["/api/v1/vms/{name}/snapshots"];
+
 fn operation_id(method: &Method, path: &str) -> String {
     let words = |segments: &[&str]| {
         segments
@@ -167,6 +172,11 @@ fn operation_id(method: &Method, path: &str) -> String {
                 .map(|s| s.trim_matches(['{', '}']).to_string())
                 .unwrap_or_default(),
         },
+        (Some(_), false) if SUB_COLLECTIONS.contains(&path) => match *method {
+            Method::GET => format!("{}_list", words(&rest)),
+            _ => format!("{}_create", words(&rest)),
+        },
+        (Some(_), false) if *method == Method::DELETE => format!("{}_delete", words(&rest)),
         (Some(_), false) => words(&rest),
     };
     format!("{resource}_{action}")
@@ -371,6 +381,25 @@ mod tests {
         assert_eq!(
             id(&Method::POST, "/api/v1/nodes/{name}/{action}"),
             "nodes_action"
+        );
+        assert_eq!(
+            id(&Method::GET, "/api/v1/vms/{name}/snapshots"),
+            "vms_snapshots_list"
+        );
+        assert_eq!(
+            id(&Method::POST, "/api/v1/vms/{name}/snapshots"),
+            "vms_snapshots_create"
+        );
+        assert_eq!(
+            id(
+                &Method::POST,
+                "/api/v1/vms/{name}/snapshots/{snapshot}/revert"
+            ),
+            "vms_snapshots_revert"
+        );
+        assert_eq!(
+            id(&Method::DELETE, "/api/v1/vms/{name}/snapshots/{snapshot}"),
+            "vms_snapshots_delete"
         );
         assert_eq!(
             id(&Method::PUT, "/api/v1/agent/vms/{project}/{name}/status"),

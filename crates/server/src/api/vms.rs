@@ -19,6 +19,9 @@ use crate::placement::{self, Demand};
 use crate::records::{self, VmRecord, VmStatusRecord, now};
 use crate::state::AppState;
 use crate::typed_store::{self, Change};
+use crate::vm_config::{self, NodeRoom};
+use novacron_api_types::labels::Selector;
+use novacron_api_types::{OperationState, VmSetRequest, VmSetResponse};
 
 /// What the VM is observed doing (`creating` until its agent reported).
 pub fn observed_state(state: &AppState, vm: &VmRecord) -> VmState {
@@ -58,10 +61,31 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
         created_at: vm.created_at,
         generation: vm.generation,
         nics: vm.nics.clone(),
+        labels: vm.labels.clone(),
+        description: vm.description.clone(),
+        firmware: firmware(state, vm).into(),
+        pending_cpus: vm.pending.and_then(|p| p.cpus),
+        pending_memory_bytes: vm.pending.and_then(|p| p.memory_bytes),
+        user_data: vm.user_data.is_some(),
+        vendor_data: vm.vendor_data.is_some(),
+        snapshots: vm.snapshots.clone(),
     }
 }
 
-fn find(state: &AppState, name: &str) -> ApiResult<Arc<VmRecord>> {
+/// What the guest boots through: SeaBIOS for disk images, QEMU's direct kernel boot for
+/// kernel images.
+fn firmware(state: &AppState, vm: &VmRecord) -> &'static str {
+    match state
+        .images
+        .get(&records::image_key(&vm.project, &vm.image))
+        .map(|i| matches!(i.kind, ImageKind::Kernel { .. }))
+    {
+        Some(true) => "kernel",
+        _ => "bios",
+    }
+}
+
+pub(crate) fn find(state: &AppState, name: &str) -> ApiResult<Arc<VmRecord>> {
     state
         .vms
         .get(&records::vm_key(&crate::tenancy::current_project(), name))
@@ -174,6 +198,17 @@ pub async fn create_vm(
         )
         .into());
     }
+    if (req.user_data.is_some() || req.vendor_data.is_some())
+        && matches!(
+            image.as_ref().map(|i| &i.kind),
+            Some(ImageKind::Kernel { .. })
+        )
+    {
+        return Err(ApiError::invalid(
+            "--user-data and --vendor-data need a cloud (disk) image; kernel images have no cloud-init",
+        )
+        .into());
+    }
     let demand = Demand {
         cpus: req.cpus,
         memory_bytes: req.memory_bytes,
@@ -233,6 +268,12 @@ pub async fn create_vm(
         migration: None,
         migrating_to: None,
         nics: vec![],
+        labels: req.labels.clone(),
+        description: req.description.clone().filter(|d| !d.is_empty()),
+        user_data: req.user_data.clone(),
+        vendor_data: req.vendor_data.clone(),
+        pending: None,
+        snapshots: vec![],
     };
     // Written with the project's usage, checked against its limits, in one transaction.
     let written = async {
@@ -313,16 +354,118 @@ pub async fn create_vm(
     Ok(op)
 }
 
-/// Every VM of the project.
-#[utoipa::path(get, path = "/api/v1/vms", responses((status = 200, body = Vec<Vm>)))]
-pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<AxumJson<Vec<Vm>>> {
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only VMs whose labels match: `key=value`, `key!=value` or `key`, joined by commas.
+    #[serde(default)]
+    pub selector: Option<String>,
+}
+
+/// Every VM of the project (those matching `selector`).
+#[utoipa::path(get, path = "/api/v1/vms", params(ListQuery),
+    responses((status = 200, body = Vec<Vm>), (status = 400, body = ApiError)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<AxumJson<Vec<Vm>>> {
+    let selector = Selector::parse(q.selector.as_deref().unwrap_or(""))?;
     let vms = state
         .vms
         .values_under(&records::vm_key(&crate::tenancy::current_project(), ""))
         .iter()
+        .filter(|v| selector.matches(&v.labels))
         .map(|v| view(&state, v))
         .collect();
     Ok(AxumJson(vms))
+}
+
+/// What the VM's node can give it: its CPUs, and its memory less every other VM's there.
+fn node_room(state: &AppState, vm: &VmRecord) -> ApiResult<NodeRoom> {
+    let node = state
+        .nodes
+        .get(&records::node_key(&vm.node))
+        .ok_or_else(|| {
+            ApiError::conflict(format!("VM {} is on unknown node {}", vm.name, vm.node))
+        })?;
+    let others: u64 = state
+        .vms
+        .values_under(&records::vm_prefix())
+        .iter()
+        .filter(|o| {
+            (o.node == vm.node || o.migrating_to.as_deref() == Some(vm.node.as_str()))
+                && !(o.project == vm.project && o.name == vm.name)
+        })
+        .map(|o| {
+            o.memory_bytes
+                .max(o.pending.and_then(|p| p.memory_bytes).unwrap_or(0))
+        })
+        .sum();
+    Ok(NodeRoom {
+        node: vm.node.clone(),
+        cpus: node.capacity.cpus,
+        free_memory_bytes: node.capacity.memory_bytes.saturating_sub(others),
+    })
+}
+
+/// Change a VM's labels and description (at once) and its CPUs and memory (when it next
+/// starts; at once when stopped). Refused, with nothing changed, while the VM migrates or
+/// is deleted, or when the node cannot give what is asked.
+#[utoipa::path(post, path = "/api/v1/vms/{name}/set", params(("name" = String, Path)), request_body = VmSetRequest,
+    responses((status = 200, body = VmSetResponse), (status = 400, body = ApiError), (status = 404, body = ApiError),
+              (status = 409, body = ApiError)))]
+pub async fn set(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Json(req): Json<VmSetRequest>,
+) -> ApiResult<AxumJson<VmSetResponse>> {
+    validate_name("vm", &name)?;
+    req.validate()?;
+    let project = crate::tenancy::current_project();
+    let key = records::vm_key(&project, &name);
+    let mut op = new_operation("vm.set", &project, &format!("vm/{name}"), "changed");
+    op.state = OperationState::Succeeded;
+    let (op, req, state_ref) = (&op, &req, &state);
+    let later = std::sync::Mutex::new(vec![]);
+    let later_ref = &later;
+    let updated = typed_store::update(state.store.as_ref(), &key, |rec: VmRecord| async move {
+        let room = node_room(state_ref, &rec)?;
+        let observed = observed_state(state_ref, &rec);
+        let (next, at_next_start) = vm_config::apply_set(&rec, observed, req, &room)?;
+        if let Ok(mut l) = later_ref.lock() {
+            *l = at_next_start;
+        }
+        let mut ops = vec![put_op(op)?];
+        let mut compares = vec![];
+        // More CPUs or memory count against the project's limits in the same transaction.
+        if let Some(growth) = crate::quota::vm_growth(&rec, &next) {
+            let counted = crate::quota::prepare(state_ref, &rec.project, &growth).await?;
+            compares = counted.compares;
+            ops.push(counted.usage);
+        }
+        Ok(Change::WriteWith {
+            record: next,
+            compares,
+            ops,
+        })
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`")))?;
+    state
+        .vms
+        .wait_for(updated.revision, AppState::CATCH_UP)
+        .await;
+    let at_next_start = later.lock().map(|l| l.clone()).unwrap_or_default();
+    let mut op = op.clone();
+    if !at_next_start.is_empty() {
+        op.message = format!("changed; {} at next start", at_next_start.join(" and "));
+    }
+    tracing::info!(vm = %name, operation = %op.id, at_next_start = ?at_next_start, "VM settings changed");
+    Ok(AxumJson(VmSetResponse {
+        operation: op,
+        vm: view(&state, &updated.record),
+        at_next_start,
+    }))
 }
 
 /// One VM.
@@ -383,14 +526,14 @@ pub async fn change(
     Ok(op.clone())
 }
 
-fn accepted(op: Operation) -> (StatusCode, AxumJson<OperationRef>) {
+pub(crate) fn accepted(op: Operation) -> (StatusCode, AxumJson<OperationRef>) {
     (
         StatusCode::ACCEPTED,
         AxumJson(OperationRef { operation: op }),
     )
 }
 
-type OpResponse = ApiResult<(StatusCode, AxumJson<OperationRef>)>;
+pub(crate) type OpResponse = ApiResult<(StatusCode, AxumJson<OperationRef>)>;
 
 /// Start a stopped or crashed VM.
 #[utoipa::path(post, path = "/api/v1/vms/{name}/start", params(("name" = String, Path)),

@@ -1,0 +1,247 @@
+//! VM snapshot endpoints: take, list, revert and delete internal snapshots of a VM's disk
+//! (docs/snapshots.md). Each change is an operation: the handler checks what it can from
+//! the records (the VM exists, is not migrating or being deleted, a disk-only snapshot is
+//! not reverted under a running guest), records the operation, and a task asks the VM's
+//! agent to do the work. The VM record's snapshot list is replaced by what the agent
+//! reports its disk holds, in the same transaction that finishes the operation, so the
+//! control plane never records a snapshot the disk does not have (an agent that dies
+//! mid-snapshot fails the operation and leaves the record as it was).
+
+use std::sync::Arc;
+
+use axum::Json as AxumJson;
+use axum::extract::{Path, State};
+use novacron_api_types::{
+    ApiError, Operation, OperationState, SnapshotCreateRequest, SnapshotJob, VmSnapshot, VmState,
+    labels::snapshot_name,
+};
+
+use super::operations::{finish, new_operation, put_op};
+use super::vms::{OpResponse, accepted, find, observed_state};
+use super::{ApiResult, Json};
+use crate::lifecycle::{Refusal, check_changeable};
+use crate::records::{self, VmRecord, now};
+use crate::state::AppState;
+use crate::typed_store::{self, Change};
+
+/// What every snapshot change needs: a VM with a disk that no migration or deletion holds.
+fn changeable(state: &AppState, name: &str) -> ApiResult<Arc<VmRecord>> {
+    let rec = find(state, name)?;
+    check_changeable(&rec)?;
+    if rec.creating {
+        return Err(Refusal::Creating {
+            vm: rec.name.clone(),
+        }
+        .into());
+    }
+    if rec.disk_bytes.is_none() {
+        return Err(ApiError::invalid(format!(
+            "VM {name} has no disk to snapshot (create it with --disk)"
+        ))
+        .into());
+    }
+    Ok(rec)
+}
+
+/// Records the operation and starts the agent's work on it in the background.
+async fn launch(
+    state: Arc<AppState>,
+    rec: &VmRecord,
+    kind: &str,
+    message: &str,
+    job: SnapshotJob,
+) -> ApiResult<Operation> {
+    let node = state
+        .nodes
+        .get(&records::node_key(&rec.node))
+        .ok_or_else(|| {
+            ApiError::unavailable(format!(
+                "node {} of VM {} is not registered",
+                rec.node, rec.name
+            ))
+        })?;
+    let op = new_operation(kind, &rec.project, &format!("vm/{}", rec.name), message);
+    state.store.txn(vec![], vec![put_op(&op)?]).await?;
+    let (project, name, id) = (rec.project.clone(), rec.name.clone(), op.id.clone());
+    tokio::spawn(async move {
+        let path = format!("/agent/v1/vms/{project}/{name}/snapshot");
+        let answer =
+            super::agent::call_agent::<_, Vec<VmSnapshot>>(&state, &node, &path, &job).await;
+        let outcome = match answer {
+            Ok(snapshots) => record(&state, &project, &name, &id, &job, snapshots).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(vm = %name, operation = %id, error = %e.0.message, "snapshot operation failed");
+            let _ = finish(
+                state.store.as_ref(),
+                &id,
+                OperationState::Failed,
+                e.0.message.clone(),
+            )
+            .await;
+        }
+    });
+    Ok(op)
+}
+
+/// Writes the disk's snapshots into the VM record and finishes the operation, together.
+async fn record(
+    state: &AppState,
+    project: &str,
+    name: &str,
+    op_id: &str,
+    job: &SnapshotJob,
+    snapshots: Vec<VmSnapshot>,
+) -> ApiResult<()> {
+    let Some(kv) = state.store.get(&records::op_key(op_id)).await? else {
+        return Ok(());
+    };
+    let mut op: Operation = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("operation {op_id}: {e}")))?;
+    op.state = OperationState::Succeeded;
+    op.progress = Some(1.0);
+    op.updated_at = now();
+    op.message = match job {
+        SnapshotJob::Create { name: s, memory } => format!(
+            "snapshot {s} taken{}",
+            if *memory { " with memory" } else { "" }
+        ),
+        SnapshotJob::Revert { name: s } => format!("reverted to {s}"),
+        SnapshotJob::Delete { name: s } => format!("snapshot {s} deleted"),
+        SnapshotJob::List => "listed".into(),
+    };
+    let (op, snapshots) = (&op, &snapshots);
+    typed_store::update(
+        state.store.as_ref(),
+        &records::vm_key(project, name),
+        |mut rec: VmRecord| async move {
+            rec.snapshots = snapshots.clone();
+            Ok(Change::WriteWith {
+                record: rec,
+                compares: vec![],
+                ops: vec![put_op(op)?],
+            })
+        },
+    )
+    .await?;
+    tracing::info!(
+        vm = name,
+        operation = op_id,
+        snapshots = snapshots.len(),
+        "snapshot operation done"
+    );
+    Ok(())
+}
+
+/// Take a snapshot of a VM's disk (with `memory`, of its running state too).
+#[utoipa::path(post, path = "/api/v1/vms/{name}/snapshots", params(("name" = String, Path)), request_body = SnapshotCreateRequest,
+    responses((status = 202, body = novacron_api_types::OperationRef), (status = 400, body = ApiError), (status = 404, body = ApiError),
+              (status = 409, body = ApiError)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Json(req): Json<SnapshotCreateRequest>,
+) -> OpResponse {
+    let rec = changeable(&state, &name)?;
+    let snap = req
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("snap-{}", now()));
+    snapshot_name(&snap)?;
+    if rec.snapshots.iter().any(|s| s.name == snap) {
+        return Err(
+            ApiError::conflict(format!("VM {name} already has a snapshot {snap:?}")).into(),
+        );
+    }
+    let observed = observed_state(&state, &rec);
+    if req.memory && !matches!(observed, VmState::Running | VmState::Paused) {
+        return Err(ApiError::conflict(format!(
+            "VM {name} is {observed}: a snapshot with --memory needs a running guest (leave out --memory for a disk snapshot)"
+        ))
+        .into());
+    }
+    let job = SnapshotJob::Create {
+        name: snap.clone(),
+        memory: req.memory,
+    };
+    let op = launch(
+        state.clone(),
+        &rec,
+        "vm.snapshot.create",
+        &format!("taking snapshot {snap}"),
+        job,
+    )
+    .await?;
+    Ok(accepted(op))
+}
+
+/// The snapshots of a VM, oldest first.
+#[utoipa::path(get, path = "/api/v1/vms/{name}/snapshots", params(("name" = String, Path)),
+    responses((status = 200, body = Vec<VmSnapshot>), (status = 404, body = ApiError)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<AxumJson<Vec<VmSnapshot>>> {
+    Ok(AxumJson(find(&state, &name)?.snapshots.clone()))
+}
+
+/// Revert a VM to a snapshot: a running VM continues from a memory snapshot's moment; a
+/// disk-only snapshot needs the VM stopped.
+#[utoipa::path(post, path = "/api/v1/vms/{name}/snapshots/{snapshot}/revert",
+    params(("name" = String, Path), ("snapshot" = String, Path)),
+    responses((status = 202, body = novacron_api_types::OperationRef), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub async fn revert(
+    State(state): State<Arc<AppState>>,
+    Path((name, snap)): Path<(String, String)>,
+) -> OpResponse {
+    let rec = changeable(&state, &name)?;
+    snapshot_name(&snap)?;
+    let Some(s) = rec.snapshots.iter().find(|s| s.name == snap) else {
+        return Err(ApiError::not_found(format!(
+            "VM {name} has no snapshot {snap:?}: see `novacron vm snapshot list {name}`"
+        ))
+        .into());
+    };
+    let observed = observed_state(&state, &rec);
+    if !s.memory && !matches!(observed, VmState::Stopped | VmState::Crashed) {
+        return Err(ApiError::conflict(format!(
+            "snapshot {snap:?} holds no memory, so VM {name} must be stopped to revert to it: `novacron vm stop {name}`, then revert and start"
+        ))
+        .into());
+    }
+    let job = SnapshotJob::Revert { name: snap.clone() };
+    let op = launch(
+        state.clone(),
+        &rec,
+        "vm.snapshot.revert",
+        &format!("reverting to {snap}"),
+        job,
+    )
+    .await?;
+    Ok(accepted(op))
+}
+
+/// Delete a snapshot (the disk keeps its current state).
+#[utoipa::path(delete, path = "/api/v1/vms/{name}/snapshots/{snapshot}",
+    params(("name" = String, Path), ("snapshot" = String, Path)),
+    responses((status = 202, body = novacron_api_types::OperationRef), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path((name, snap)): Path<(String, String)>,
+) -> OpResponse {
+    let rec = changeable(&state, &name)?;
+    snapshot_name(&snap)?;
+    // Not checked against the record: a snapshot an interrupted operation left in the disk
+    // can be deleted too (the agent answers whether the disk has it).
+    let job = SnapshotJob::Delete { name: snap.clone() };
+    let op = launch(
+        state.clone(),
+        &rec,
+        "vm.snapshot.delete",
+        &format!("deleting snapshot {snap}"),
+        job,
+    )
+    .await?;
+    Ok(accepted(op))
+}
