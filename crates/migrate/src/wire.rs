@@ -646,7 +646,7 @@ mod tests {
         for (chunk, every) in [(1, 1), (7, 100), (4096, 5000), (100_000, 1)] {
             let (out, st) = roundtrip(&s, chunk, every, None);
             assert_eq!(out, s, "chunk {chunk} every {every}");
-            assert_eq!(st.pages, 7);
+            assert_eq!(st.pages, 8);
             assert!(st.wire_bytes < s.len() as u64);
         }
     }

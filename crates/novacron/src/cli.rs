@@ -178,6 +178,9 @@ pub enum VmCommand {
         selector: Option<String>,
     },
     /// Snapshots of a VM's disk (and running state): create, list, revert, delete.
+    #[command(
+        after_help = "Examples:\n  novacron vm snapshot create web1 before-upgrade --memory\n  novacron vm snapshot revert web1 before-upgrade"
+    )]
     Snapshot {
         #[command(subcommand)]
         cmd: crate::snapshots::SnapshotCommand,

@@ -15,8 +15,8 @@ mod networks;
 mod output;
 mod perms;
 mod roles;
-mod tenancy;
 mod snapshots;
+mod tenancy;
 mod terminal_safe;
 
 use clap::Parser;

@@ -322,5 +322,9 @@ fn second_node_joins_and_runs_a_vm() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("admin token"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a join token may only register a node"),
+        "{err}"
+    );
 }

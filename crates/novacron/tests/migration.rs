@@ -253,10 +253,11 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
     ]);
     assert!(err.contains("above 0"), "{err}");
     // Post-copy needs userfaultfd in the destination QEMU, which runs as the VM's own user:
-    // with the host's default `vm.unprivileged_userfaultfd = 0` it is refused, with the fix.
-    if std::fs::read_to_string("/proc/sys/vm/unprivileged_userfaultfd")
-        .is_ok_and(|v| v.trim() == "0")
-    {
+    // with the host's default `vm.unprivileged_userfaultfd = 0` it is refused, with the fix,
+    // and the refused migration stays in the list with its reason.
+    let postcopy_refused = std::fs::read_to_string("/proc/sys/vm/unprivileged_userfaultfd")
+        .is_ok_and(|v| v.trim() == "0");
+    if postcopy_refused {
         let err = c.fails(&[
             "vm", "migrate", "mv1", "--to", "node-b", "--mode", "postcopy",
         ]);
@@ -383,7 +384,11 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let list = c.json(&["migration", "list"]);
-    assert_eq!(list.as_array().unwrap().len(), 5, "{list}");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        5 + usize::from(postcopy_refused),
+        "{list}"
+    );
 
     // 6. The source agent (node-b now) dies mid-way: its QEMU goes on running the guest, the
     //    destination gives up and cleans up, and the restarted agent keeps the VM.

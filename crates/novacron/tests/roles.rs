@@ -202,8 +202,16 @@ const TABLE: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/vms/{name}/set", PROJECT_ADMIN),
     ("POST", "/api/v1/vms/{name}/snapshots", PROJECT_OPERATE),
     ("GET", "/api/v1/vms/{name}/snapshots", PROJECT_READ),
-    ("POST", "/api/v1/vms/{name}/snapshots/{snapshot}/revert", PROJECT_OPERATE),
-    ("DELETE", "/api/v1/vms/{name}/snapshots/{snapshot}", PROJECT_OPERATE),
+    (
+        "POST",
+        "/api/v1/vms/{name}/snapshots/{snapshot}/revert",
+        PROJECT_OPERATE,
+    ),
+    (
+        "DELETE",
+        "/api/v1/vms/{name}/snapshots/{snapshot}",
+        PROJECT_OPERATE,
+    ),
     ("GET", "/api/v1/vms/{name}/console", PROJECT_READ),
     ("GET", "/api/v1/vms/{name}/console/attach", PROJECT_OPERATE),
     ("POST", "/api/v1/vms/{name}/backup", PROJECT_OPERATE),

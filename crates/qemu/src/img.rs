@@ -115,7 +115,10 @@ fn qemu_img_binary() -> String {
 }
 
 /// Runs qemu-img; returns (exit code, stdout, stderr).
-pub(crate) async fn run_qemu_img(operation: &str, args: &[&str]) -> Result<(i32, String, String), QemuError> {
+pub(crate) async fn run_qemu_img(
+    operation: &str,
+    args: &[&str],
+) -> Result<(i32, String, String), QemuError> {
     let binary = qemu_img_binary();
     let mut command = tokio::process::Command::new(&binary);
     command.args(args).stdin(std::process::Stdio::null());

@@ -111,8 +111,7 @@ pub fn parse_snapshots(info_json: &str) -> Result<Vec<SnapshotInfo>, QemuError> 
 
 async fn qemu_img_snapshot(flag: &str, disk: &Path, name: &str) -> Result<(), QemuError> {
     let d = path_str(disk, "disk")?;
-    let (code, _, stderr) =
-        run_qemu_img("snapshot", &["snapshot", flag, name, d]).await?;
+    let (code, _, stderr) = run_qemu_img("snapshot", &["snapshot", flag, name, d]).await?;
     if code != 0 {
         return Err(QemuError::QemuImg {
             operation: format!("snapshot {flag} {name}"),

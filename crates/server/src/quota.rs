@@ -40,6 +40,9 @@ impl From<QuotaExceeded> for ApiError {
     }
 }
 
+/// One limit as [`check`] reads it: its name, maximum, use, the request, and how to show a value.
+type LimitRow = (&'static str, Option<u64>, u64, u64, fn(u64) -> String);
+
 /// The usage after adding `request` to `usage`, if it fits every limit of `limits`.
 pub fn check(
     project: &str,
@@ -49,7 +52,7 @@ pub fn check(
 ) -> Result<ProjectUsage, QuotaExceeded> {
     let count = |n: u64| n.to_string();
     let size = |n: u64| format_size(n);
-    let rows: [(&'static str, Option<u64>, u64, u64, fn(u64) -> String); 6] = [
+    let rows: [LimitRow; 6] = [
         ("max-vms", limits.max_vms, usage.vms, request.vms, count),
         ("max-cpus", limits.max_cpus, usage.cpus, request.cpus, count),
         (
@@ -263,11 +266,7 @@ pub async fn create_counted(
             equals: 0,
         }];
         compares.extend(counted.compares);
-        let out = state
-            .store
-            .txn(compares, all)
-            .await
-            .map_err(store_err)?;
+        let out = state.store.txn(compares, all).await.map_err(store_err)?;
         if out.succeeded {
             return Ok(out.revision);
         }
