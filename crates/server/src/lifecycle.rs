@@ -278,43 +278,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use novacron_api_types::{AccelChoice, HaPolicy, Network};
 
     fn vm(power: PowerState) -> VmRecord {
-        VmRecord {
-            name: "web".into(),
-            project: "default".into(),
-            uuid: "u".into(),
-            cpus: 1,
-            memory_bytes: 128 << 20,
-            disk_bytes: None,
-            image: "tiny".into(),
-            accel: AccelChoice::Tcg,
-            network: Network::default(),
-            ssh_keys: vec![],
-            node: "node-a".into(),
-            power,
-            force: false,
-            action: None,
-            deleting: false,
-            generation: 3,
-            created_at: 0,
-            operation: None,
-            creating: false,
-            storage: None,
-            ha: HaPolicy::None,
-            ha_priority: 0,
-            restore: None,
-            migration: None,
-            migrating_to: None,
-            nics: vec![],
-            labels: Default::default(),
-            description: None,
-            user_data: None,
-            vendor_data: None,
-            pending: None,
-            snapshots: vec![],
-        }
+        crate::records::example_vm(power)
     }
 
     #[test]

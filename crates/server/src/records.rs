@@ -383,3 +383,42 @@ pub fn store_err(e: novacron_store::StoreError) -> novacron_api_types::ApiError 
     tracing::error!(error = %e, "store error");
     novacron_api_types::ApiError::unavailable(format!("the state store failed: {e}"))
 }
+
+/// A VM record for unit tests: `web` of project `default` on `node-a`, generation 3.
+#[cfg(test)]
+pub fn example_vm(power: PowerState) -> VmRecord {
+    VmRecord {
+        name: "web".into(),
+        project: "default".into(),
+        uuid: "u".into(),
+        cpus: 1,
+        memory_bytes: 128 << 20,
+        disk_bytes: None,
+        image: "tiny".into(),
+        accel: AccelChoice::Tcg,
+        network: Network::default(),
+        ssh_keys: vec![],
+        node: "node-a".into(),
+        power,
+        force: false,
+        action: None,
+        deleting: false,
+        generation: 3,
+        created_at: 0,
+        operation: None,
+        creating: false,
+        storage: None,
+        ha: HaPolicy::None,
+        ha_priority: 0,
+        restore: None,
+        migration: None,
+        migrating_to: None,
+        nics: vec![],
+        labels: Default::default(),
+        description: None,
+        user_data: None,
+        vendor_data: None,
+        pending: None,
+        snapshots: vec![],
+    }
+}

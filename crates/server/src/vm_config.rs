@@ -158,43 +158,9 @@ pub fn apply_pending(rec: &mut VmRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use novacron_api_types::{AccelChoice, HaPolicy, Network};
 
     fn vm(power: PowerState) -> VmRecord {
-        VmRecord {
-            name: "web".into(),
-            project: "default".into(),
-            uuid: "u".into(),
-            cpus: 1,
-            memory_bytes: 128 << 20,
-            disk_bytes: None,
-            image: "tiny".into(),
-            accel: AccelChoice::Tcg,
-            network: Network::default(),
-            ssh_keys: vec![],
-            node: "node-a".into(),
-            power,
-            force: false,
-            action: None,
-            deleting: false,
-            generation: 3,
-            created_at: 0,
-            operation: None,
-            creating: false,
-            storage: None,
-            ha: HaPolicy::None,
-            ha_priority: 0,
-            restore: None,
-            migration: None,
-            migrating_to: None,
-            nics: vec![],
-            labels: Default::default(),
-            description: None,
-            user_data: None,
-            vendor_data: None,
-            pending: None,
-            snapshots: vec![],
-        }
+        crate::records::example_vm(power)
     }
 
     fn room() -> NodeRoom {
