@@ -221,10 +221,10 @@ pub fn vm_growth(before: &VmRecord, after: &VmRecord) -> Option<ProjectUsage> {
 }
 
 /// How often a counted create re-reads after a concurrent one won, before it gives up.
-pub const ATTEMPTS: usize = 200;
+const ATTEMPTS: usize = 200;
 
 /// Another counted create won this round: back off a little, at random, before recounting.
-pub async fn back_off(attempt: usize) {
+async fn back_off(attempt: usize) {
     let jitter = u64::from(crate::auth::new_token().as_bytes()[0] % 16);
     tokio::time::sleep(std::time::Duration::from_millis(
         jitter + (attempt as u64).min(20),
@@ -233,15 +233,48 @@ pub async fn back_off(attempt: usize) {
 }
 
 /// The answer when a counted create kept losing to others.
-pub fn kept_changing(project_name: &str, key: &str) -> ApiError {
+fn kept_changing(project_name: &str, key: &str) -> ApiError {
     ApiError::unavailable(format!(
         "project {project_name} kept changing while creating {key}: try again"
     ))
 }
 
-/// Writes `value` under `key` (which must not exist; `exists` says what to answer if it
-/// does) with `ops`, counting `request` against `project`'s limits in the same transaction.
-/// Returns the store revision of the write.
+/// Creates `key` (which must not exist; `exists` says what to answer if it does) counting
+/// `request` against `project_name`'s limits: `write` gets the compares (`key` absent, the
+/// project and its usage unchanged) and the usage write its transaction must include, and
+/// answers the revision, or `None` when the transaction failed on those compares; then the
+/// usage is read again and `write` retried. Returns the store revision of the write.
+pub async fn create_counted_with<F, Fut>(
+    state: &AppState,
+    project_name: &str,
+    key: &str,
+    request: &ProjectUsage,
+    exists: impl Fn() -> ApiError,
+    mut write: F,
+) -> Result<Revision, ApiError>
+where
+    F: FnMut(Vec<Compare>, Op) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Revision>, ApiError>>,
+{
+    for attempt in 0..ATTEMPTS {
+        let counted = prepare(state, project_name, request).await?;
+        let mut compares = vec![Compare::ModRevision {
+            key: key.to_string(),
+            equals: 0,
+        }];
+        compares.extend(counted.compares);
+        if let Some(revision) = write(compares, counted.usage).await? {
+            return Ok(revision);
+        }
+        if state.store.get(key).await.map_err(store_err)?.is_some() {
+            return Err(exists());
+        }
+        back_off(attempt).await;
+    }
+    Err(kept_changing(project_name, key))
+}
+
+/// [`create_counted_with`] for a create that writes `value` under `key` with `ops`.
 pub async fn create_counted(
     state: &AppState,
     project_name: &str,
@@ -251,31 +284,28 @@ pub async fn create_counted(
     request: &ProjectUsage,
     exists: impl Fn() -> ApiError,
 ) -> Result<Revision, ApiError> {
-    for attempt in 0..ATTEMPTS {
-        let counted = prepare(state, project_name, request).await?;
-        let mut all = vec![
-            Op::Put {
-                key: key.to_string(),
-                value: value.clone(),
-            },
-            counted.usage,
-        ];
-        all.extend(ops.iter().cloned());
-        let mut compares = vec![Compare::ModRevision {
-            key: key.to_string(),
-            equals: 0,
-        }];
-        compares.extend(counted.compares);
-        let out = state.store.txn(compares, all).await.map_err(store_err)?;
-        if out.succeeded {
-            return Ok(out.revision);
-        }
-        if state.store.get(key).await.map_err(store_err)?.is_some() {
-            return Err(exists());
-        }
-        back_off(attempt).await;
-    }
-    Err(kept_changing(project_name, key))
+    create_counted_with(
+        state,
+        project_name,
+        key,
+        request,
+        exists,
+        |compares, usage| {
+            let mut all = vec![
+                Op::Put {
+                    key: key.to_string(),
+                    value: value.clone(),
+                },
+                usage,
+            ];
+            all.extend(ops.iter().cloned());
+            async move {
+                let out = state.store.txn(compares, all).await.map_err(store_err)?;
+                Ok(out.succeeded.then_some(out.revision))
+            }
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

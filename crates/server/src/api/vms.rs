@@ -280,10 +280,10 @@ pub async fn create_vm(
         let value = super::json_bytes(&rec)?;
         let request = crate::quota::vm_usage(&rec);
         let exists = || {
-            ApiFailure(ApiError::new(
+            ApiError::new(
                 ErrorCode::AlreadyExists,
                 format!("a VM named {:?} already exists", req.name),
-            ))
+            )
         };
         if req.nics.is_empty() {
             return crate::quota::create_counted(
@@ -293,7 +293,7 @@ pub async fn create_vm(
                 value,
                 vec![put_op(&op)?],
                 &request,
-                || exists().0,
+                exists,
             )
             .await
             .map_err(ApiFailure);
@@ -301,45 +301,50 @@ pub async fn create_vm(
         // The VM record, its operation, its NICs' addresses and the project's usage in one
         // transaction.
         crate::networks::check_macs_free(state, project, &req.nics)?;
-        for attempt in 0..crate::quota::ATTEMPTS {
-            let counted = crate::quota::prepare(state, project, &request).await?;
-            let mut compares = vec![novacron_store::Compare::ModRevision {
-                key: key.clone(),
-                equals: 0,
-            }];
-            compares.extend(counted.compares);
-            let committed = crate::ipam::commit_with_nics(
-                state.store.as_ref(),
-                project,
-                &format!("{project}/{}", req.name),
-                &req.nics,
-                compares,
-                |nics| {
-                    let rec = VmRecord {
-                        nics: nics.to_vec(),
-                        ..rec.clone()
-                    };
-                    Ok(vec![
-                        novacron_store::Op::Put {
-                            key: key.clone(),
-                            value: super::json_bytes(&rec).map_err(|e| e.0)?,
+        let (owner, key, rec, op, nics) = (
+            format!("{project}/{}", req.name),
+            &key,
+            &rec,
+            &op,
+            &req.nics,
+        );
+        crate::quota::create_counted_with(
+            state,
+            project,
+            key,
+            &request,
+            exists,
+            |compares, usage| {
+                let owner = &owner;
+                async move {
+                    let committed = crate::ipam::commit_with_nics(
+                        state.store.as_ref(),
+                        project,
+                        owner,
+                        nics,
+                        compares,
+                        |nics| {
+                            let rec = VmRecord {
+                                nics: nics.to_vec(),
+                                ..rec.clone()
+                            };
+                            Ok(vec![
+                                novacron_store::Op::Put {
+                                    key: key.clone(),
+                                    value: super::json_bytes(&rec).map_err(|e| e.0)?,
+                                },
+                                put_op(op).map_err(|e| e.0)?,
+                                usage.clone(),
+                            ])
                         },
-                        put_op(&op).map_err(|e| e.0)?,
-                        counted.usage.clone(),
-                    ])
-                },
-            )
-            .await?;
-            if let Some(c) = committed {
-                return Ok(c.revision);
-            }
-            // Our own compares failed: the name was taken, or the project's usage changed.
-            if state.store.get(&key).await?.is_some() {
-                return Err(exists());
-            }
-            crate::quota::back_off(attempt).await;
-        }
-        Err(ApiFailure(crate::quota::kept_changing(project, &key)))
+                    )
+                    .await?;
+                    Ok(committed.map(|c| c.revision))
+                }
+            },
+        )
+        .await
+        .map_err(ApiFailure)
     }
     .await;
     let revision = match written {
