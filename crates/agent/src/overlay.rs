@@ -108,6 +108,10 @@ pub fn dnsmasq_args(net: &NodeOverlayNetwork, subnet: Ipv4Cidr, dir: &Path) -> V
         "--dhcp-option=option:router".into(),
         format!("--dhcp-option=option:mtu,{}", net.mtu),
         "--dhcp-authoritative".into(),
+        // Broadcasts cross the VXLAN to every node's server of this network, and all of
+        // them use the gateway as their identity: a server that does not know the MAC (a
+        // VM on another node) must stay silent, not NAK the lease its owner just offered.
+        "--dhcp-ignore=tag:!known".into(),
         "--log-facility=-".into(),
     ]
 }
@@ -431,5 +435,6 @@ mod tests {
         assert!(args.contains(&"--dhcp-range=10.10.0.0,static,255.255.255.0,12h".to_string()));
         assert!(args.contains(&"--dhcp-option=option:router".to_string()));
         assert!(args.contains(&"--port=0".to_string()));
+        assert!(args.contains(&"--dhcp-ignore=tag:!known".to_string()));
     }
 }

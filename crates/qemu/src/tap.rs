@@ -94,6 +94,23 @@ impl Tap {
                 libc::IFNAMSIZ - 1
             )));
         }
+        // The tap takes the bridge's MTU first: a bridge set to less (an overlay's 1450)
+        // would otherwise carry a 1500-byte port until something else noticed.
+        let mut req = ifreq_named(bridge.as_bytes());
+        // SAFETY: SIOCGIFMTU reads a valid ifreq and writes its MTU field.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, &mut req) } == 0 {
+            // SAFETY: the kernel just wrote the MTU member of the union.
+            let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+            let mut tap_req = ifreq_named(self.name.as_bytes());
+            tap_req.ifr_ifru.ifru_mtu = mtu;
+            // SAFETY: SIOCSIFMTU reads a valid ifreq (tap name, MTU).
+            if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFMTU, &mut tap_req) } < 0 {
+                return Err(tap_error(
+                    &format!("setting the MTU of {} to {mtu}", self.name),
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
         let mut req = ifreq_named(bridge.as_bytes());
         req.ifr_ifru.ifru_ifindex = index as libc::c_int;
         // SAFETY: SIOCBRADDIF reads a valid ifreq (bridge name, port index).

@@ -495,6 +495,9 @@ case "$1" in
   bound|renew)
     ip addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
+    if [ -n "$mtu" ]; then
+      ip link set "$interface" mtu "$mtu"
+    fi
     if [ -n "$router" ]; then
       ip route replace default via "${router%% *}" dev "$interface"
     fi

@@ -388,11 +388,13 @@ impl BridgeNet {
                 String::from_utf8_lossy(&out.stderr)
             );
         };
-        ip(&["link", "add", &net.bridge, "type", "bridge"]);
+        // Less than Ethernet's 1500, as on an overlay: the tap must follow the bridge.
+        ip(&["link", "add", &net.bridge, "mtu", "1400", "type", "bridge"]);
         ip(&["link", "set", &net.bridge, "up"]);
         ip(&["netns", "add", &net.netns]);
         ip(&[
-            "link", "add", &host_end, "type", "veth", "peer", "name", &ns_end,
+            "link", "add", &host_end, "mtu", "1400", "type", "veth", "peer", "name", &ns_end,
+            "mtu", "1400",
         ]);
         ip(&["link", "set", &host_end, "master", &net.bridge, "up"]);
         ip(&["link", "set", &ns_end, "netns", &net.netns]);
@@ -468,6 +470,8 @@ async fn bridged_nic_on_an_agent_made_tap_in_a_sandboxed_qemu() {
         .filter(|p| p.starts_with("nctap"))
         .collect();
     assert_eq!(taps.len(), 1, "bridge ports: {:?}", net.ports());
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{}/mtu", taps[0])).unwrap();
+    assert_eq!(mtu.trim(), "1400", "the tap took the bridge's MTU");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert!(
         status.lines().any(|l| l == "Seccomp:\t2"),
