@@ -63,7 +63,10 @@ pub async fn wait_for_text(
 /// Types `line` followed by Enter into the VM's serial console (connects, writes, disconnects).
 /// QEMU serves one console client at a time: this waits behind an attached `vm console` session.
 pub async fn send_console_line(run_dir: &RunDir, line: &str) -> Result<(), QemuError> {
-    let socket = run_dir.console_socket();
+    send_line(&run_dir.console_socket(), line).await
+}
+
+async fn send_line(socket: &Path, line: &str) -> Result<(), QemuError> {
     let mut stream = UnixStream::connect(&socket)
         .await
         .map_err(|e| QemuError::io(format!("connecting to console {}", socket.display()), e))?;
@@ -77,14 +80,64 @@ pub async fn send_console_line(run_dir: &RunDir, line: &str) -> Result<(), QemuE
         .flush()
         .await
         .map_err(|e| QemuError::io(format!("writing to console {}", socket.display()), e))?;
-    // Give QEMU a moment to read before the connection closes.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // QEMU reads from the socket only as fast as the guest's UART takes bytes (a 16-byte
+    // FIFO), and drops what it has not read when the connection closes: on a busy guest a
+    // fixed pause cut lines after 16 characters. Stay connected until QEMU has read it all.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while unread_bytes(&stream) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     Ok(())
+}
+
+/// What the peer has not read yet of what we sent on `stream` (SIOCOUTQ; 0 if unknown).
+fn unread_bytes(stream: &UnixStream) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int through a valid pointer.
+    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    if rc == 0 { n } else { 0 }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_line_reaches_a_slow_reader_whole() {
+        // Like QEMU behind a busy guest's UART: reads a few bytes at a time, slowly, and
+        // keeps only what it read before the writer hung up.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let reader = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = vec![];
+            let mut buf = [0u8; 4];
+            loop {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+                // QEMU drops the connection, unread bytes and all, once the peer hangs up.
+                let mut p = libc::pollfd {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(&s),
+                    events: libc::POLLRDHUP,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, no wait.
+                if unsafe { libc::poll(&mut p, 1, 0) } > 0 && p.revents & libc::POLLRDHUP != 0 {
+                    return got;
+                }
+                match s.read(&mut buf).await.unwrap() {
+                    0 => return got,
+                    n => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        let line = "echo HOP-$((4*1000+7)) and then some more";
+        send_line(&path, line).await.unwrap();
+        let got = reader.await.unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), format!("{line}\n"));
+    }
 
     #[tokio::test]
     async fn finds_text_written_later_and_across_reads() {
