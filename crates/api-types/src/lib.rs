@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod agent;
+pub mod audit;
 pub mod backup;
 pub mod cloud_init;
 pub mod error;

@@ -888,6 +888,70 @@ impl Client {
         self.call(Method::GET, "/tokens", None::<&()>).await
     }
 
+    // ---- audit --------------------------------------------------------------------------
+
+    /// A page of audit records, oldest first (`after`: the previous page's `next_after`).
+    pub async fn audit_list(
+        &self,
+        project: Option<&str>,
+        user: Option<&str>,
+        since: Option<u64>,
+        after: Option<u64>,
+        limit: Option<usize>,
+    ) -> Result<novacron_api_types::audit::AuditPage, ClientError> {
+        let mut q = vec![];
+        if let Some(p) = project {
+            q.push(format!("project={}", seg(p)));
+        }
+        if let Some(u) = user {
+            q.push(format!("user={}", seg(u)));
+        }
+        if let Some(s) = since {
+            q.push(format!("since={s}"));
+        }
+        if let Some(a) = after {
+            q.push(format!("after={a}"));
+        }
+        if let Some(l) = limit {
+            q.push(format!("limit={l}"));
+        }
+        let path = if q.is_empty() {
+            "/audit".to_string()
+        } else {
+            format!("/audit?{}", q.join("&"))
+        };
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// The audit chain's head as the control plane stores it.
+    pub async fn audit_head(&self) -> Result<novacron_api_types::audit::AuditHead, ClientError> {
+        self.call(Method::GET, "/audit/head", None::<&()>).await
+    }
+
+    /// Every audit record from `since` on (all without it), in chain order, as JSON Lines.
+    pub async fn audit_export(&self, since: Option<u64>) -> Result<String, ClientError> {
+        let path = match since {
+            Some(s) => format!("/audit/export?since={s}"),
+            None => "/audit/export".to_string(),
+        };
+        let resp = self
+            .send(Method::GET, &path, |r| r, Duration::from_secs(600))
+            .await?;
+        let url = resp.url().to_string();
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            why: error_chain(&e),
+        })?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::Protocol {
+            url,
+            why: format!("the export is not UTF-8: {e}"),
+        })
+    }
+
     pub async fn token_revoke(
         &self,
         id: &str,

@@ -78,6 +78,9 @@ pub enum Command {
     Token(crate::tenancy::TokenCommand),
     /// Exchange a user's password for a token kept in the CLI config.
     Login(crate::tenancy::LoginArgs),
+    /// The audit log (a hash chain of every change and refusal): list, verify, export.
+    #[command(subcommand)]
+    Audit(crate::audit::AuditCommand),
     /// Tokens that let new nodes join: create, list, revoke.
     #[command(subcommand)]
     JoinToken(crate::join_tokens::JoinTokenCommand),
@@ -459,6 +462,14 @@ pub enum OperationCommand {
 /// The project named by `--project`, NOVACRON_PROJECT or the CLI config's default.
 static PROJECT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
+/// The project named by `--project` or NOVACRON_PROJECT for this command (not the config's
+/// default), if any: for commands that span every project unless told otherwise.
+pub fn explicit_project() -> Option<String> {
+    EXPLICIT_PROJECT.get().cloned()
+}
+
+static EXPLICIT_PROJECT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The project the user selected (flag, environment, then the config's default), if any.
 pub fn selected_project() -> Option<String> {
     PROJECT
@@ -471,6 +482,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(p) = &cli.project {
         novacron_api_types::validate_name("project", p)?;
         let _ = PROJECT.set(Some(p.clone()));
+        let _ = EXPLICIT_PROJECT.set(p.clone());
     }
     match cli.command {
         Command::Up(a) => roles::up(a, out).await,
@@ -484,6 +496,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RoleBinding(c) => crate::tenancy::role_binding(c, out).await,
         Command::Token(c) => crate::tenancy::token(c, out).await,
         Command::Login(a) => crate::tenancy::login(a, out).await,
+        Command::Audit(c) => crate::audit::run(c, out).await,
         Command::Network(c) => crate::networks::run(c, out).await,
         Command::Image(c) => image(c, out).await,
         Command::Operation(c) => operation(c, out).await,

@@ -4,6 +4,7 @@
 // Tests may unwrap; product code may not (workspace lint).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod audit;
 mod backups;
 mod bench;
 mod cli;

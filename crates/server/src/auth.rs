@@ -157,10 +157,13 @@ pub async fn authenticate(
             .into_response();
         }
     };
-    req.extensions_mut().insert(caller);
+    req.extensions_mut().insert(caller.clone());
     // The role gates check projects against the store's mirrors.
     req.extensions_mut().insert(state);
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    // For the audit log, which wraps this.
+    resp.extensions_mut().insert(caller);
+    resp
 }
 
 /// Why a client certificate with `serial` is refused, if it was revoked.

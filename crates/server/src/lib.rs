@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod events;
@@ -331,6 +332,10 @@ impl Server {
             backup_schedules: Cache::start(store.clone(), records::backup_schedule_prefix())
                 .await?,
             events: crate::events::EventHub::start(store.clone()).await?,
+            audit: crate::audit::AuditLog::start(
+                store.clone(),
+                config.data_dir.join(crate::audit::CHECKPOINT_FILE),
+            ),
             member_id: member_id.clone(),
             last_seen: Default::default(),
             node_lease_ttl: config.node_lease_ttl,

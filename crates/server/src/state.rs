@@ -36,6 +36,8 @@ pub struct AppState {
     pub backup_schedules: Cache<novacron_api_types::backup::BackupSchedule>,
     /// The events stream (record changes as events, a window of recent ones).
     pub events: crate::events::EventHub,
+    /// The audit log's writer (every change and refusal, hash-chained).
+    pub audit: crate::audit::AuditLog,
     /// This replica's id.
     pub member_id: String,
     /// When this replica last heard from each node (unix seconds).

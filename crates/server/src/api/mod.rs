@@ -2,6 +2,7 @@
 //! [`roles`]), the error body, and the OpenAPI document.
 
 pub mod agent;
+pub mod audit;
 pub mod backups;
 pub mod body;
 pub mod cluster;
@@ -225,6 +226,8 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .get("/api/v1/storage", cluster::storage_list)
         .get("/api/v1/users", tenancy::user_list)
         .get("/api/v1/role-bindings", tenancy::binding_list)
+        .get("/api/v1/audit/head", audit::head)
+        .get("/api/v1/audit/export", audit::export)
         .get("/metrics", metrics);
 
     let cluster_admin = RoleRouter::new(Access::Cluster(Action::Admin))
@@ -251,8 +254,9 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .delete("/api/v1/role-bindings/{user}", tenancy::binding_remove);
 
     // Any user or API token; the handler shows only what the caller may see.
-    let authenticated =
-        RoleRouter::new(Access::Authenticated).get("/api/v1/projects", tenancy::project_list);
+    let authenticated = RoleRouter::new(Access::Authenticated)
+        .get("/api/v1/projects", tenancy::project_list)
+        .get("/api/v1/audit", audit::list);
 
     // What agents call. Operations, migrations and images have no node-readable list or show:
     // a node reports on (and learns the outcome of) its own migrations and operations
@@ -319,6 +323,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     ));
     authed
         .merge(public)
+        // Around every route (not the fallback): who did what, into the audit log.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::record,
+        ))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(body::drain_refused_bodies))
         .layer(axum::middleware::from_fn_with_state(

@@ -10,8 +10,8 @@ use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    Access, agent, backups, cluster, console, events, images, join_tokens, migrations, networks,
-    nodes, operations, snapshots, tenancy, vms,
+    Access, agent, audit, backups, cluster, console, events, images, join_tokens, migrations,
+    networks, nodes, operations, snapshots, tenancy, vms,
 };
 
 #[derive(OpenApi)]
@@ -38,6 +38,7 @@ use super::{
         tenancy::project_delete, tenancy::project_usage, tenancy::user_create, tenancy::user_list,
         tenancy::user_delete, tenancy::binding_add, tenancy::binding_list, tenancy::binding_remove,
         tenancy::token_create, tenancy::token_list, tenancy::token_revoke, tenancy::login,
+        audit::list, audit::head, audit::export,
     ),
     modifiers(&BearerAuth, &RoleAccess, &OperationIds, &Conformance),
 )]

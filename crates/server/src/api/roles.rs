@@ -257,18 +257,35 @@ pub async fn gate(State(access): State<Access>, req: Request, next: Next) -> Res
         header.as_deref(),
         &principal,
     );
+    // Whether the request named a project itself (else a cluster route acts on none).
+    let named = path_project.is_some()
+        || header.is_some()
+        || parts
+            .uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("project=")));
     if let Access::Project(action) = access
         && let Err(e) = authorize_project(&state, &principal, &project, action)
     {
         tracing::debug!(access = access.name(), %project, who = %principal.who, "project refused");
-        return e.into_response();
+        let mut resp = e.into_response();
+        resp.extensions_mut()
+            .insert(crate::audit::AuditProject(project));
+        resp.extensions_mut().insert(crate::audit::AuditRefused);
+        return resp;
     }
     parts.extensions.insert(Scope {
         principal,
         project: project.clone(),
     });
     let req = Request::from_parts(parts, body);
-    crate::tenancy::with_project(project, next.run(req)).await
+    let mut resp = crate::tenancy::with_project(project.clone(), next.run(req)).await;
+    // Cluster and authenticated routes act on no one project unless they name one.
+    if matches!(access, Access::Project(_)) || named {
+        resp.extensions_mut()
+            .insert(crate::audit::AuditProject(project));
+    }
+    resp
 }
 
 /// The node whose token called (routes of the node router only, whose gate admits nothing
