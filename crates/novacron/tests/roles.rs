@@ -860,6 +860,26 @@ fn the_audit_log_records_changes_and_refusals_and_verify_catches_tampering() {
     );
     assert!(!out.status.success());
 
+    // A failed login is recorded under the name it tried.
+    let cli: Value = serde_json::from_slice(&std::fs::read(&c.config).unwrap()).unwrap();
+    let ca = c.dir.path().join("audit-ca.pem");
+    std::fs::write(&ca, cli["ca_cert_pem"].as_str().unwrap()).unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--cacert"])
+        .arg(&ca)
+        .args(["-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .args([
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "X-Request-Id: try-1",
+        ])
+        .args(["-d", r#"{"user":"alice","password":"guess"}"#])
+        .arg(format!("{}/api/v1/login", c.url))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
+
     let all = c.json(&["audit", "list"]);
     let records = all.as_array().unwrap();
     let find = |action: &str, actor: &str| {
@@ -882,6 +902,13 @@ fn the_audit_log_records_changes_and_refusals_and_verify_catches_tampering() {
     let refused = find("POST /api/v1/networks", "vic");
     assert_eq!(refused["outcome"], "refused", "{refused}");
     assert_eq!(refused["status"], 403);
+    let login = find("POST /api/v1/login", "login as alice");
+    assert_eq!(login["outcome"], "refused", "{login}");
+    assert_eq!(login["request_id"], "try-1", "{login}");
+    assert!(
+        !all.to_string().contains("guess"),
+        "a password in the audit log"
+    );
     // Reads are not recorded; secrets never are.
     assert!(!records.iter().any(|r| r["action"] == "GET /api/v1/audit"));
     let export = c.ok(&["audit", "export"]);

@@ -67,6 +67,10 @@ pub struct AuditProject(pub String);
 #[derive(Debug, Clone, Copy)]
 pub struct AuditRefused;
 
+/// Put on the answer to a login by its handler: the user name it was for.
+#[derive(Debug, Clone)]
+pub struct AuditLogin(pub String);
+
 /// This replica's way into the chain.
 pub struct AuditLog {
     tx: mpsc::Sender<Pending>,
@@ -371,7 +375,10 @@ pub async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next
     if !worth {
         return resp;
     }
-    let (actor, user, token_id) = actor(caller);
+    let (actor, user, token_id) = match (caller, resp.extensions().get::<AuditLogin>()) {
+        (None, Some(AuditLogin(u))) => (format!("login as {u}"), Some(u.clone()), None),
+        _ => actor(caller),
+    };
     let record = AuditRecord {
         seq: 0,
         time: crate::records::now(),

@@ -204,7 +204,17 @@ pub async fn token_revoke(
 pub async fn login(
     State(state): State<Arc<AppState>>,
     Json(req): Json<LoginRequest>,
-) -> ApiResult<(StatusCode, AxumJson<TokenCreated>)> {
-    let (token, info) = tenancy::login(&state, &req).await?;
-    Ok((StatusCode::CREATED, AxumJson(TokenCreated { token, info })))
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut resp = match tenancy::login(&state, &req).await {
+        Ok((token, info)) => {
+            (StatusCode::CREATED, AxumJson(TokenCreated { token, info })).into_response()
+        }
+        Err(e) => super::ApiFailure::from(e).into_response(),
+    };
+    // The audit log names who tried, whether or not the password was right.
+    resp.extensions_mut().insert(crate::audit::AuditLogin(
+        req.user.chars().take(64).collect(),
+    ));
+    resp
 }
