@@ -208,6 +208,15 @@ impl Client {
     }
 
     async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
+        let (url, bytes) = Self::success_body(resp).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+            url,
+            why: e.to_string(),
+        })
+    }
+
+    /// The URL and body of a successful answer; an error answer becomes its API error.
+    async fn success_body(resp: reqwest::Response) -> Result<(String, Vec<u8>), ClientError> {
         let url = resp.url().to_string();
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
@@ -215,10 +224,7 @@ impl Client {
             why: error_chain(&e),
         })?;
         if status.is_success() {
-            serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
-                url,
-                why: e.to_string(),
-            })
+            Ok((url, bytes.into()))
         } else {
             Err(api_error(status, &bytes))
         }
@@ -937,16 +943,8 @@ impl Client {
         let resp = self
             .send(Method::GET, &path, |r| r, Duration::from_secs(600))
             .await?;
-        let url = resp.url().to_string();
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
-            url: url.clone(),
-            why: error_chain(&e),
-        })?;
-        if !status.is_success() {
-            return Err(api_error(status, &bytes));
-        }
-        String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::Protocol {
+        let (url, bytes) = Self::success_body(resp).await?;
+        String::from_utf8(bytes).map_err(|e| ClientError::Protocol {
             url,
             why: format!("the export is not UTF-8: {e}"),
         })

@@ -791,6 +791,18 @@ fn cli_as(c: &Cluster, token: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs the CLI with `token`; it must succeed. Returns stdout.
+fn ok_as(c: &Cluster, token: &str, args: &[&str]) -> Vec<u8> {
+    let out = cli_as(c, token, args);
+    assert!(
+        out.status.success(),
+        "`novacron {}`: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Applies `f` to the stopped control plane's store.
 fn with_store<T>(c: &Cluster, f: impl AsyncFnOnce(&dyn novacron_store::Store) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -807,6 +819,21 @@ fn with_store<T>(c: &Cluster, f: impl AsyncFnOnce(&dyn novacron_store::Store) ->
 }
 
 const AUDIT_RECORDS: &str = "/novacron/audit/records/";
+
+/// Replaces every audit record in the store with `records` (key, value).
+async fn replace_records(s: &dyn novacron_store::Store, records: &[(String, Vec<u8>)]) {
+    s.txn(
+        vec![],
+        vec![novacron_store::Op::DeletePrefix {
+            prefix: AUDIT_RECORDS.into(),
+        }],
+    )
+    .await
+    .unwrap();
+    for (k, v) in records {
+        s.put(k, v.clone()).await.unwrap();
+    }
+}
 
 #[test]
 fn the_audit_log_records_changes_and_refusals_and_verify_catches_tampering() {
@@ -835,15 +862,10 @@ fn the_audit_log_records_changes_and_refusals_and_verify_catches_tampering() {
     let alice = mint(&c, &["--user", "alice"]);
     let vic = mint(&c, &["--user", "vic"]);
     // A change in team-a by alice, and one refused to vic.
-    let out = cli_as(
+    ok_as(
         &c,
         &alice,
         &["--project", "team-a", "token", "create", "--role", "viewer"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let out = cli_as(
         &c,
@@ -921,17 +943,12 @@ fn the_audit_log_records_changes_and_refusals_and_verify_catches_tampering() {
     assert_eq!(export.lines().count(), records.len());
 
     // A project admin sees its project's records only; a viewer may not read them.
-    let out = cli_as(
+    let mine: Value = serde_json::from_slice(&ok_as(
         &c,
         &alice,
         &["--project", "team-a", "audit", "list", "-o", "json"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mine: Value = serde_json::from_slice(&out.stdout).unwrap();
+    ))
+    .unwrap();
     assert!(!mine.as_array().unwrap().is_empty());
     assert!(
         mine.as_array()
@@ -986,17 +1003,7 @@ fn the_audit_log_records_changes_and_refusals_and_verify_catches_tampering() {
                 kvs.into_iter().map(|kv| (kv.key, kv.value)).collect();
             let mut changed = original.clone();
             let (seq, reason) = tamper(&mut changed);
-            s.txn(
-                vec![],
-                vec![novacron_store::Op::DeletePrefix {
-                    prefix: AUDIT_RECORDS.into(),
-                }],
-            )
-            .await
-            .unwrap();
-            for (k, v) in &changed {
-                s.put(k, v.clone()).await.unwrap();
-            }
+            replace_records(s, &changed).await;
             (original, seq, reason)
         });
         let (original, seq, reason) = original;
@@ -1018,17 +1025,8 @@ fn the_audit_log_records_changes_and_refusals_and_verify_catches_tampering() {
                 .filter(|kv| seq_of(&kv.key) > last_original && kv.key.len() == original[0].0.len())
                 .map(|kv| (kv.key, kv.value))
                 .collect();
-            s.txn(
-                vec![],
-                vec![novacron_store::Op::DeletePrefix {
-                    prefix: AUDIT_RECORDS.into(),
-                }],
-            )
-            .await
-            .unwrap();
-            for (k, v) in original.iter().chain(&newer) {
-                s.put(k, v.clone()).await.unwrap();
-            }
+            let all: Vec<(String, Vec<u8>)> = original.iter().chain(&newer).cloned().collect();
+            replace_records(s, &all).await;
         });
         c.launch_up();
         let ok = c.ok(&["audit", "verify"]);
