@@ -174,24 +174,31 @@ async fn console_attach(
         .into_response())
 }
 
+/// What a job needs of the worker of this node's VM `project/name` (404 while there is none).
+fn worker_access(
+    shared: &Arc<Shared>,
+    project: &str,
+    name: &str,
+) -> Result<crate::backup::VmAccess, Failure> {
+    run_dir(shared, project, name)?;
+    let workers = shared.workers.lock().unwrap_or_else(|p| p.into_inner());
+    workers
+        .get(&format!("{project}/{name}"))
+        .map(|w| w.access(shared))
+        .ok_or_else(|| {
+            Failure(ApiError::not_found(format!(
+                "VM {name} is not (yet) on this node"
+            )))
+        })
+}
+
 /// Starts a backup of one of this node's VMs (the control plane follows the operation).
 async fn backup(
     State(shared): State<Arc<Shared>>,
     Path((project, name)): Path<(String, String)>,
     axum::Json(job): axum::Json<novacron_api_types::backup::BackupJob>,
 ) -> Result<(StatusCode, axum::Json<serde_json::Value>), Failure> {
-    run_dir(&shared, &project, &name)?;
-    let access = {
-        let workers = shared.workers.lock().unwrap_or_else(|p| p.into_inner());
-        workers
-            .get(&format!("{project}/{name}"))
-            .map(|w| w.access(&shared))
-    };
-    let access = access.ok_or_else(|| {
-        Failure(ApiError::not_found(format!(
-            "VM {name} is not (yet) on this node"
-        )))
-    })?;
+    let access = worker_access(&shared, &project, &name)?;
     crate::backup::start(shared.clone(), access, job).map_err(Failure)?;
     Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
 }
@@ -202,18 +209,7 @@ async fn snapshot(
     Path((project, name)): Path<(String, String)>,
     axum::Json(job): axum::Json<novacron_api_types::SnapshotJob>,
 ) -> Result<axum::Json<Vec<novacron_api_types::VmSnapshot>>, Failure> {
-    run_dir(&shared, &project, &name)?;
-    let access = {
-        let workers = shared.workers.lock().unwrap_or_else(|p| p.into_inner());
-        workers
-            .get(&format!("{project}/{name}"))
-            .map(|w| w.access(&shared))
-    };
-    let access = access.ok_or_else(|| {
-        Failure(ApiError::not_found(format!(
-            "VM {name} is not (yet) on this node"
-        )))
-    })?;
+    let access = worker_access(&shared, &project, &name)?;
     crate::snapshot::run(access, job)
         .await
         .map(axum::Json)

@@ -187,23 +187,17 @@ pub async fn create_vm(
         ))
         .into());
     }
-    if !req.ssh_keys.is_empty()
-        && matches!(
-            image.as_ref().map(|i| &i.kind),
-            Some(ImageKind::Kernel { .. })
-        )
-    {
+    let kernel_image = matches!(
+        image.as_ref().map(|i| &i.kind),
+        Some(ImageKind::Kernel { .. })
+    );
+    if !req.ssh_keys.is_empty() && kernel_image {
         return Err(ApiError::invalid(
             "--ssh-key needs a cloud (disk) image; kernel images have no cloud-init",
         )
         .into());
     }
-    if (req.user_data.is_some() || req.vendor_data.is_some())
-        && matches!(
-            image.as_ref().map(|i| &i.kind),
-            Some(ImageKind::Kernel { .. })
-        )
-    {
+    if (req.user_data.is_some() || req.vendor_data.is_some()) && kernel_image {
         return Err(ApiError::invalid(
             "--user-data and --vendor-data need a cloud (disk) image; kernel images have no cloud-init",
         )
