@@ -248,7 +248,7 @@ const TABLE: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/join-tokens", CLUSTER_ADMIN),
     ("DELETE", "/api/v1/join-tokens/{id}", CLUSTER_ADMIN),
     ("GET", "/api/v1/cluster/status", CLUSTER_READ),
-    ("GET", "/api/v1/events", CLUSTER_READ),
+    ("GET", "/api/v1/events", AUTHENTICATED),
     ("POST", "/api/v1/networks", PROJECT_ADMIN),
     ("GET", "/api/v1/networks", PROJECT_READ),
     ("GET", "/api/v1/networks/{name}", PROJECT_READ),
@@ -664,6 +664,29 @@ fn tenancy_refusals_are_clear_and_change_nothing() {
             .len(),
         1
     );
+
+    // The events stream shows a caller only its projects' events; the cluster's own (nodes)
+    // need a cluster role.
+    let retained = "/api/v1/events?follow=false&after=0";
+    let admin = callers.tokens[0].clone().unwrap();
+    let (status, all) = call_in(&callers, None, "GET", retained, &admin);
+    assert_eq!(status, 200, "{all}");
+    assert!(all.contains(r#""project":"team-c""#), "{all}");
+    assert!(all.contains(r#""resource":"node/"#), "{all}");
+    for token in [&team_b, &viewer] {
+        let (status, seen) = call_in(&callers, None, "GET", retained, token);
+        assert_eq!(status, 200, "{seen}");
+        assert!(!seen.contains("team-c"), "another project's events leak: {seen}");
+        assert!(!seen.contains(r#""resource":"node/"#), "node events leak: {seen}");
+    }
+    let (status, body) = call_in(
+        &callers,
+        None,
+        "GET",
+        "/api/v1/events?follow=false&after=0&project=team-c",
+        &team_b,
+    );
+    assert_eq!(status, 404, "{body}");
 
     // A project that holds a VM is not deleted, and keeps everything.
     let e = c.fails(&["project", "delete", "team-c"]);

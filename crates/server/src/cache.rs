@@ -31,9 +31,54 @@ impl<T> Clone for Change<T> {
     }
 }
 
+/// How many amounts a [`Tally`] sums per group.
+pub const TALLY_WIDTH: usize = 4;
+
+/// Sums kept per group of mirrored values (for example, per project: VMs, CPUs, memory and
+/// disk of its VMs), updated under the same lock as every change, so reading one group's
+/// sums costs the same whether it holds ten values or a hundred thousand.
+pub struct Tally<T> {
+    /// The group a value counts in.
+    pub group: fn(&T) -> String,
+    /// What it adds to its group's sums.
+    pub amounts: fn(&T) -> [u64; TALLY_WIDTH],
+}
+
+// By hand: a derive would ask `T: Copy`, and only the function pointers are copied.
+impl<T> Clone for Tally<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Tally<T> {}
+
+impl<T> Tally<T> {
+    fn add(&self, sums: &mut std::collections::HashMap<String, [u64; TALLY_WIDTH]>, v: &T) {
+        let entry = sums.entry((self.group)(v)).or_default();
+        for (s, a) in entry.iter_mut().zip((self.amounts)(v)) {
+            *s = s.wrapping_add(a);
+        }
+    }
+
+    fn remove(&self, sums: &mut std::collections::HashMap<String, [u64; TALLY_WIDTH]>, v: &T) {
+        let group = (self.group)(v);
+        if let Some(entry) = sums.get_mut(&group) {
+            // Exactly what `add` added for the same value: the sums never go below zero.
+            for (s, a) in entry.iter_mut().zip((self.amounts)(v)) {
+                *s = s.wrapping_sub(a);
+            }
+            if entry.iter().all(|s| *s == 0) {
+                sums.remove(&group);
+            }
+        }
+    }
+}
+
 struct State<T> {
     items: BTreeMap<String, Arc<T>>,
     revision: Revision,
+    tally: Option<Tally<T>>,
+    tallies: std::collections::HashMap<String, [u64; TALLY_WIDTH]>,
     /// Optional secondary key (e.g. a VM's node) and the revision of the last change under
     /// each value of it, so waiters can tell whether a change concerned them.
     index: Option<fn(&T) -> String>,
@@ -111,6 +156,17 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Cache<T> {
         prefix: String,
         index: Option<fn(&T) -> String>,
     ) -> Result<Cache<T>, StoreError> {
+        Self::start_with(store, prefix, index, None).await
+    }
+
+    /// Like [`Cache::start_indexed`], also keeping `tally`'s sums per group (see
+    /// [`Cache::tally`]).
+    pub async fn start_with(
+        store: Arc<dyn Store>,
+        prefix: String,
+        index: Option<fn(&T) -> String>,
+        tally: Option<Tally<T>>,
+    ) -> Result<Cache<T>, StoreError> {
         let (kvs, revision) = store.list(&prefix).await?;
         let items: BTreeMap<String, Arc<T>> = kvs
             .into_iter()
@@ -119,6 +175,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Cache<T> {
         let mut st = State {
             items,
             revision,
+            tally,
+            tallies: Default::default(),
             index,
             index_revisions: Default::default(),
             index_keys: Default::default(),
@@ -225,6 +283,16 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Cache<T> {
         self.read().index_revisions.get(value).copied().unwrap_or(0)
     }
 
+    /// The sums of `group` (zeros when it holds nothing) and the revision they are as of,
+    /// read together. Zeros when the mirror keeps no tally.
+    pub fn tally(&self, group: &str) -> ([u64; TALLY_WIDTH], Revision) {
+        let st = self.read();
+        (
+            st.tallies.get(group).copied().unwrap_or_default(),
+            st.revision,
+        )
+    }
+
     /// The revision of the last change applied.
     pub fn revision(&self) -> Revision {
         self.read().revision
@@ -253,6 +321,12 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Cache<T> {
 
 impl<T> State<T> {
     fn rebuild_index(&mut self) {
+        self.tallies.clear();
+        if let Some(tally) = self.tally {
+            for v in self.items.values() {
+                tally.add(&mut self.tallies, v);
+            }
+        }
         self.index_keys.clear();
         if let Some(index) = self.index {
             for (k, v) in &self.items {
@@ -291,6 +365,14 @@ async fn follow<T: DeserializeOwned + Send + Sync + 'static>(
                         None => st.items.remove(&key),
                     };
                     st.revision = st.revision.max(revision);
+                    if let Some(tally) = st.tally {
+                        if let Some(v) = &old {
+                            tally.remove(&mut st.tallies, v);
+                        }
+                        if let Some(v) = &new {
+                            tally.add(&mut st.tallies, v);
+                        }
+                    }
                     if let Some(index) = st.index {
                         let mut touched = Vec::with_capacity(2);
                         if let Some(v) = &old {
@@ -368,5 +450,70 @@ async fn follow<T: DeserializeOwned + Send + Sync + 'static>(
             Err(e) => tracing::warn!(prefix, error = %e, "store watch failed; retrying"),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use novacron_store::Op;
+
+    #[derive(serde::Deserialize)]
+    struct Item {
+        group: String,
+        size: u64,
+    }
+
+    fn put(key: &str, group: &str, size: u64) -> Op {
+        Op::Put {
+            key: key.into(),
+            value: serde_json::to_vec(&serde_json::json!({"group": group, "size": size}))
+                .unwrap(),
+        }
+    }
+
+    /// The tally follows creates, changes (a value moving between groups too) and deletes,
+    /// and a mirror started on existing records counts them.
+    #[tokio::test]
+    async fn a_tally_follows_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = novacron_store::open_store(&novacron_store::StoreUrl::Sqlite(
+            dir.path().join("s.db"),
+        ))
+        .await
+        .unwrap();
+        store.txn(vec![], vec![put("/t/a", "p1", 5)]).await.unwrap();
+        let tally = Tally {
+            group: |i: &Item| i.group.clone(),
+            amounts: |i: &Item| [1, i.size, 0, 0],
+        };
+        let cache = Cache::<Item>::start_with(store.clone(), "/t/".into(), None, Some(tally))
+            .await
+            .unwrap();
+        assert_eq!(cache.tally("p1").0, [1, 5, 0, 0]);
+
+        let r = store
+            .txn(vec![], vec![put("/t/b", "p1", 7), put("/t/c", "p2", 1)])
+            .await
+            .unwrap()
+            .revision;
+        assert!(cache.wait_for(r, Duration::from_secs(5)).await);
+        assert_eq!(cache.tally("p1").0, [2, 12, 0, 0]);
+        assert_eq!(cache.tally("p2").0, [1, 1, 0, 0]);
+
+        // b grows and moves to p2; a goes.
+        let r = store
+            .txn(
+                vec![],
+                vec![put("/t/b", "p2", 9), Op::Delete { key: "/t/a".into() }],
+            )
+            .await
+            .unwrap()
+            .revision;
+        assert!(cache.wait_for(r, Duration::from_secs(5)).await);
+        let (p1, at) = cache.tally("p1");
+        assert_eq!(p1, [0; TALLY_WIDTH]);
+        assert!(at >= r);
+        assert_eq!(cache.tally("p2").0, [2, 10, 0, 0]);
     }
 }

@@ -310,10 +310,11 @@ impl Server {
         let replica_http = http_client(novacron_tls::client_config(&ca.identity.cert_pem, None)?)?;
 
         let state = Arc::new(AppState {
-            vms: Cache::start_indexed(
+            vms: Cache::start_with(
                 store.clone(),
                 records::vm_prefix(),
                 Some(|v: &records::VmRecord| v.node.clone()),
+                Some(quota::vm_tally()),
             )
             .await?,
             statuses: Cache::start(store.clone(), records::vm_status_prefix()).await?,

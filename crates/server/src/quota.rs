@@ -8,14 +8,19 @@
 //! project's revisions. Any other counted create (or project change or delete) in between
 //! changes one of them, so the transaction fails and the create re-reads and re-checks: two
 //! creates can never both pass against the same usage, on SQLite or etcd. Deletes do not
-//! rewrite the usage record (usage is recounted from the records at every create), so a
-//! delete racing a create can only make that create count too much, never too little.
+//! rewrite the usage record (usage is counted again at every create, from the VM mirror's
+//! per-project tally once the mirror has caught up with the usage record: see
+//! [`counted_usage`]), so a delete racing a create can only make that create count too
+//! much, never too little.
 
 use crate::records::store_err;
 use novacron_api_types::tenancy::{Project, ProjectLimits, ProjectUsage};
 use novacron_api_types::{ApiError, ErrorCode, format_size};
 use novacron_store::{Compare, Op, Revision};
 
+use std::time::Duration;
+
+use crate::cache::{TALLY_WIDTH, Tally};
 use crate::records::{self, VmRecord, project_key};
 use crate::state::AppState;
 use crate::tenancy::{no_project, usage_key};
@@ -127,6 +132,64 @@ pub fn vm_usage(vm: &VmRecord) -> ProjectUsage {
     }
 }
 
+/// What a VM adds to its project's sums in the VM mirror's tally ([`vm_tally`]): VMs,
+/// CPUs, memory, disk, as [`vm_usage`] counts them.
+fn vm_amounts(vm: &VmRecord) -> [u64; TALLY_WIDTH] {
+    let u = vm_usage(vm);
+    [u.vms, u.cpus, u.memory_bytes, u.disk_bytes]
+}
+
+/// The VM mirror's per-project sums, which let a counted create check its project's usage
+/// without reading every VM of the project.
+pub fn vm_tally() -> Tally<VmRecord> {
+    Tally {
+        group: |vm: &VmRecord| vm.project.clone(),
+        amounts: vm_amounts,
+    }
+}
+
+/// How long a counted change waits for the VM mirror to catch up with the usage record
+/// before counting from the store instead.
+const MIRROR_WAIT: Duration = Duration::from_millis(200);
+
+/// What `project` holds, for a counted change that read the usage record at `usage_rev`.
+///
+/// Every counted VM change writes the usage record in its own transaction, so once the VM
+/// mirror has applied `usage_rev` it holds every VM the project's counted changes made, and
+/// its tally is the project's VM usage without a read of each VM (a project of 100,000 VMs
+/// costs what a project of one does). A change committed after `usage_rev` would also have
+/// changed the usage record, failing the caller's transaction, so none is missed; a delete
+/// the mirror has not applied yet counts once too often, erring on the safe side. When the
+/// mirror cannot reach `usage_rev` (the last counted change was not a VM's, e.g. a network
+/// create, so no VM change carries that revision), the records in the store are counted.
+async fn counted_usage(
+    state: &AppState,
+    project: &str,
+    usage_rev: Revision,
+) -> Result<ProjectUsage, ApiError> {
+    if !state.vms.wait_for(usage_rev, MIRROR_WAIT).await {
+        return usage(state, project).await;
+    }
+    let ([vms, cpus, memory_bytes, disk_bytes], _) = state.vms.tally(project);
+    Ok(ProjectUsage {
+        vms,
+        cpus,
+        memory_bytes,
+        disk_bytes,
+        networks: network_count(state, project).await?,
+        ..Default::default()
+    })
+}
+
+async fn network_count(state: &AppState, project: &str) -> Result<u64, ApiError> {
+    let (networks, _) = state
+        .store
+        .list(&records::network_key(project, ""))
+        .await
+        .map_err(store_err)?;
+    Ok(networks.len() as u64)
+}
+
 /// What `project` holds now, counted from the store's records.
 pub async fn usage(state: &AppState, project: &str) -> Result<ProjectUsage, ApiError> {
     let (vms, _) = state
@@ -140,12 +203,7 @@ pub async fn usage(state: &AppState, project: &str) -> Result<ProjectUsage, ApiE
             u = add(&u, &vm_usage(&vm));
         }
     }
-    let (networks, _) = state
-        .store
-        .list(&records::network_key(project, ""))
-        .await
-        .map_err(store_err)?;
-    u.networks = networks.len() as u64;
+    u.networks = network_count(state, project).await?;
     Ok(u)
 }
 
@@ -186,7 +244,7 @@ pub async fn prepare(
         .map_err(store_err)?
         .map_or(0, |kv| kv.mod_revision);
     let (project, project_rev) = project(state, project_name).await?;
-    let used = usage(state, project_name).await?;
+    let used = counted_usage(state, project_name, usage_rev).await?;
     let after = check(project_name, &project.limits, &used, request)?;
     let encoded = serde_json::to_vec(&after)
         .map_err(|e| ApiError::internal(format!("encoding usage: {e}")))?;

@@ -38,6 +38,16 @@ pub struct ControlPlaneArgs {
     /// one of them is a sample).
     #[arg(long, default_value_t = 16)]
     pub watched: usize,
+    /// Also measure what authorization and quotas cost: make this many projects, each with
+    /// quotas, and create half the VMs in them through user tokens, in rounds alternating
+    /// with rounds through the admin token in the limitless `default` project
+    /// (`authz_overhead` in the report). 0: admin token only.
+    #[arg(long, default_value_t = 0)]
+    pub projects: usize,
+    /// Users for `--projects`, each bound as admin to one project (round robin) and creating
+    /// through its own token (default: one per project).
+    #[arg(long, default_value_t = 0)]
+    pub users: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,6 +74,24 @@ pub struct ControlPlaneReport {
     /// generator + hollow nodes) process: both share the machine's cores.
     pub server_cpu_seconds: f64,
     pub load_cpu_seconds: f64,
+    /// With `--projects`: projects and users the authorized half of the VMs was created in
+    /// and by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projects: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<usize>,
+    /// With `--projects`: creates/s through the admin token in the limitless `default`
+    /// project (no role-binding lookup, no limit to check) ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_creates_per_sec: Option<f64>,
+    /// ... and through user tokens bound in projects with quotas, in the same run
+    /// (alternating rounds on the same control plane and fleet) ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authz_creates_per_sec: Option<f64>,
+    /// ... and their ratio, authorized ÷ baseline (1.0: authorization and quotas cost
+    /// nothing; the target is ≥ 0.95).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authz_overhead: Option<f64>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -104,6 +132,20 @@ pub async fn run(a: ControlPlaneArgs, out: Format) -> anyhow::Result<()> {
                 "  CPU              server {:.1} s, load generator + hollow nodes {:.1} s",
                 r.server_cpu_seconds, r.load_cpu_seconds
             );
+            if let (Some(base), Some(authz), Some(ratio)) = (
+                r.baseline_creates_per_sec,
+                r.authz_creates_per_sec,
+                r.authz_overhead,
+            ) {
+                println!(
+                    "  authorization    {:.0} creates/s by {} users in {} projects with quotas vs {:.0} by the admin token: {:.3} ×",
+                    authz,
+                    r.users.unwrap_or(0),
+                    r.projects.unwrap_or(0),
+                    base,
+                    ratio
+                );
+            }
         }
     }
     Ok(())
@@ -112,6 +154,9 @@ pub async fn run(a: ControlPlaneArgs, out: Format) -> anyhow::Result<()> {
 async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
     if a.nodes == 0 || a.vms == 0 || a.concurrency == 0 {
         bail!("--nodes, --vms and --concurrency must be at least 1");
+    }
+    if a.users > 0 && a.projects == 0 {
+        bail!("--users needs --projects (the projects the users are bound in)");
     }
     let exe = std::env::current_exe()?;
     let mut scratch = Scratch::new("cpbench")?;
@@ -218,8 +263,17 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
         }));
     }
 
-    // The load: `concurrency` clients creating VMs as fast as the API answers.
-    let next = Arc::new(AtomicU64::new(0));
+    // The callers: the admin token in `default`, and with --projects users bound in
+    // projects with quotas.
+    let tenants = if a.projects > 0 {
+        tenants(&admin, &config, a).await?
+    } else {
+        vec![]
+    };
+
+    // The load: `concurrency` clients creating VMs as fast as the API answers, in rounds
+    // that alternate between the admin token and the tenants' tokens when there are
+    // tenants (so neither is favoured by the store's size as it grows).
     let errors = Arc::new(AtomicU64::new(0));
     let latencies: Arc<Mutex<Vec<f64>>> = Default::default();
     let t0 = Instant::now();
@@ -227,23 +281,215 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
         super::infra::cpu_seconds(server_pid),
         super::infra::cpu_seconds(std::process::id()),
     );
+    let rounds = if tenants.is_empty() {
+        1
+    } else {
+        AUTHZ_ROUNDS.min(a.vms.max(2) / 2 * 2).max(2)
+    };
+    let mut by_mode = [(Duration::ZERO, 0u64); 2];
+    for round in 0..rounds {
+        let range = (a.vms * round / rounds)..(a.vms * (round + 1) / rounds);
+        let authorized = round % 2 == 1;
+        let callers = if authorized {
+            tenants.clone()
+        } else {
+            vec![admin.clone()]
+        };
+        let before = latencies.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let took = load(
+            range,
+            &callers,
+            a.concurrency,
+            &sent,
+            &errors,
+            &latencies,
+        )
+        .await?;
+        let done = latencies.lock().unwrap_or_else(|p| p.into_inner()).len() - before;
+        let m = &mut by_mode[usize::from(authorized)];
+        m.0 += took;
+        m.1 += done as u64;
+    }
+    let elapsed = t0.elapsed();
+    let server_cpu_seconds = super::infra::cpu_seconds(server_pid) - server_cpu0;
+    let load_cpu_seconds = super::infra::cpu_seconds(std::process::id()) - load_cpu0;
+    // Give the watched nodes a moment to see the last changes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (server_rss_bytes, _) = rss_bytes(server_pid);
+
+    let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+    lat.sort_by(|x, y| x.total_cmp(y));
+    let mut watch: Vec<f64> = {
+        let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+        sent.iter()
+            .filter_map(|(n, t)| {
+                seen.get(n)
+                    .map(|s| s.saturating_duration_since(*t).as_secs_f64() * 1000.0)
+            })
+            .collect()
+    };
+    watch.sort_by(|x, y| x.total_cmp(y));
+    for w in watchers {
+        w.abort();
+    }
+    let mut vms_running = 0;
+    let projects = std::iter::once(None).chain(tenants.iter().map(|t| t.project()));
+    let mut counted = std::collections::BTreeSet::new();
+    for project in projects {
+        if !counted.insert(project) {
+            continue;
+        }
+        vms_running += admin
+            .with_project(project.map(str::to_string))
+            .vm_list()
+            .await
+            .map(|v| {
+                v.iter()
+                    .filter(|x| x.state == novacron_api_types::VmState::Running)
+                    .count()
+            })
+            .unwrap_or(0);
+    }
+    for ag in agents {
+        ag.stop().await;
+    }
+    Ok(ControlPlaneReport {
+        store: a.store.clone(),
+        nodes: a.nodes,
+        vms: a.vms,
+        creates_per_sec: lat.len() as f64 / elapsed.as_secs_f64(),
+        api_p99_ms: percentile(&lat, 0.99),
+        api_p50_ms: percentile(&lat, 0.50),
+        watch_p99_ms: percentile(&watch, 0.99),
+        watch_p50_ms: percentile(&watch, 0.50),
+        server_rss_bytes,
+        seconds: elapsed.as_secs_f64(),
+        errors: errors.load(Ordering::Relaxed),
+        vms_running,
+        concurrency: a.concurrency,
+        server_cpu_seconds,
+        load_cpu_seconds,
+        projects: (a.projects > 0).then_some(a.projects),
+        users: (a.projects > 0).then_some(tenants.len()),
+        baseline_creates_per_sec: (a.projects > 0).then_some(rate(by_mode[0])),
+        authz_creates_per_sec: (a.projects > 0).then_some(rate(by_mode[1])),
+        authz_overhead: (a.projects > 0).then_some(rate(by_mode[1]) / rate(by_mode[0])),
+    })
+}
+
+/// Rounds of a run with `--projects` (half through the admin token, half through tenants).
+const AUTHZ_ROUNDS: usize = 10;
+
+fn rate((took, done): (Duration, u64)) -> f64 {
+    done as f64 / took.as_secs_f64().max(1e-9)
+}
+
+/// Makes `--projects` projects with quotas (roomy enough for every VM of the run, so every
+/// create is checked and none refused) and `--users` users, each bound as admin to one
+/// project; returns a client per user, with its own token, naming its project.
+async fn tenants(
+    admin: &Client,
+    config: &Config,
+    a: &ControlPlaneArgs,
+) -> anyhow::Result<Vec<Client>> {
+    use novacron_api_types::tenancy::{
+        ProjectCreateRequest, ProjectLimits, ProjectSetRequest, Role, RoleBinding,
+        TokenCreateRequest, UserCreateRequest,
+    };
+    let vms = a.vms as u64;
+    let projects: Vec<String> = (0..a.projects).map(|p| format!("bench-{p:04}")).collect();
+    for p in &projects {
+        admin
+            .project_create(&ProjectCreateRequest {
+                name: p.clone(),
+                description: "novacron bench control-plane".into(),
+            })
+            .await?;
+        admin
+            .project_set(
+                p,
+                &ProjectSetRequest {
+                    description: None,
+                    limits: ProjectLimits {
+                        max_vms: Some(vms),
+                        max_cpus: Some(vms),
+                        max_memory_bytes: Some(vms << 28),
+                        max_disk_bytes: Some(vms << 30),
+                        max_networks: Some(1),
+                        max_backup_storage_bytes: None,
+                    },
+                },
+            )
+            .await?;
+    }
+    let users = if a.users == 0 { a.projects } else { a.users };
+    let mut clients = Vec::with_capacity(users);
+    for u in 0..users {
+        let user = format!("bench-user-{u:05}");
+        let project = projects[u % projects.len()].clone();
+        admin
+            .user_create(&UserCreateRequest {
+                name: user.clone(),
+                password: None,
+            })
+            .await?;
+        admin
+            .role_binding_add(&RoleBinding {
+                user: user.clone(),
+                project: Some(project.clone()),
+                role: Role::Admin,
+            })
+            .await?;
+        let token = admin
+            .token_create(&TokenCreateRequest {
+                user: Some(user),
+                ..Default::default()
+            })
+            .await?
+            .token;
+        clients.push(
+            Client::new(Config {
+                token,
+                ..config.clone()
+            })?
+            .with_project(Some(project)),
+        );
+    }
+    Ok(clients)
+}
+
+/// Creates the VMs numbered `range` through `callers` (VM i through caller i mod n) with
+/// `concurrency` requests in flight; returns how long it took.
+async fn load(
+    range: std::ops::Range<usize>,
+    callers: &[Client],
+    concurrency: usize,
+    sent: &Arc<Mutex<HashMap<String, Instant>>>,
+    errors: &Arc<AtomicU64>,
+    latencies: &Arc<Mutex<Vec<f64>>>,
+) -> anyhow::Result<Duration> {
+    let next = Arc::new(AtomicU64::new(range.start as u64));
+    let end = range.end as u64;
+    let callers: Arc<Vec<Client>> = Arc::new(callers.to_vec());
+    let t0 = Instant::now();
     let mut workers = vec![];
-    for _ in 0..a.concurrency {
-        let (next, errors, latencies, sent) = (
+    for _ in 0..concurrency {
+        let (next, errors, latencies, sent, callers) = (
             next.clone(),
             errors.clone(),
             latencies.clone(),
             sent.clone(),
+            callers.clone(),
         );
-        let client = Client::new(config.clone())?;
-        let total = a.vms as u64;
         workers.push(tokio::spawn(async move {
             let mut local = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
+                if i >= end {
                     break;
                 }
+                let client = &callers[i as usize % callers.len()];
                 let name = format!("vm-{i:07}");
                 let req = VmCreateRequest {
                     name: name.clone(),
@@ -287,56 +533,5 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
     for w in workers {
         w.await?;
     }
-    let elapsed = t0.elapsed();
-    let server_cpu_seconds = super::infra::cpu_seconds(server_pid) - server_cpu0;
-    let load_cpu_seconds = super::infra::cpu_seconds(std::process::id()) - load_cpu0;
-    // Give the watched nodes a moment to see the last changes.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (server_rss_bytes, _) = rss_bytes(server_pid);
-
-    let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
-    lat.sort_by(|x, y| x.total_cmp(y));
-    let mut watch: Vec<f64> = {
-        let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
-        let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-        sent.iter()
-            .filter_map(|(n, t)| {
-                seen.get(n)
-                    .map(|s| s.saturating_duration_since(*t).as_secs_f64() * 1000.0)
-            })
-            .collect()
-    };
-    watch.sort_by(|x, y| x.total_cmp(y));
-    for w in watchers {
-        w.abort();
-    }
-    let vms_running = admin
-        .vm_list()
-        .await
-        .map(|v| {
-            v.iter()
-                .filter(|x| x.state == novacron_api_types::VmState::Running)
-                .count()
-        })
-        .unwrap_or(0);
-    for ag in agents {
-        ag.stop().await;
-    }
-    Ok(ControlPlaneReport {
-        store: a.store.clone(),
-        nodes: a.nodes,
-        vms: a.vms,
-        creates_per_sec: lat.len() as f64 / elapsed.as_secs_f64(),
-        api_p99_ms: percentile(&lat, 0.99),
-        api_p50_ms: percentile(&lat, 0.50),
-        watch_p99_ms: percentile(&watch, 0.99),
-        watch_p50_ms: percentile(&watch, 0.50),
-        server_rss_bytes,
-        seconds: elapsed.as_secs_f64(),
-        errors: errors.load(Ordering::Relaxed),
-        vms_running,
-        concurrency: a.concurrency,
-        server_cpu_seconds,
-        load_cpu_seconds,
-    })
+    Ok(t0.elapsed())
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -14,9 +15,11 @@ use novacron_api_types::events::{Event, EventFilter, EventGap, EventId, parse_ki
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 
+use super::roles::Scope;
 use super::{ApiFailure, ApiResult};
 use crate::events::{Item, Replay};
 use crate::state::AppState;
+use crate::tenancy::Principal;
 
 /// The request header with which an SSE client resumes.
 pub const LAST_EVENT_ID: &str = "last-event-id";
@@ -28,6 +31,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only this project's events (node events belong to no project and are left out).
+    /// Without it, every event the caller may see: its projects' events, and the cluster's
+    /// (nodes, backups) for cluster roles.
     pub project: Option<String>,
     /// Only these kinds, comma-separated: vm, operation, migration, node, backup, ha.
     pub kind: Option<String>,
@@ -43,6 +48,32 @@ pub struct EventsQuery {
 
 fn bad_request(message: String) -> ApiFailure {
     ApiFailure(ApiError::invalid(message))
+}
+
+/// What a caller may see of the stream: the events of the projects it has a role in, and
+/// the cluster's own events (nodes, backups: no project) only with a cluster role.
+#[derive(Debug, Clone)]
+struct Audience(Arc<Principal>);
+
+impl Audience {
+    fn sees(&self, e: &Event) -> bool {
+        match e.project.as_deref() {
+            Some(project) => self.0.sees(project),
+            None => self.0.cluster.is_some(),
+        }
+    }
+}
+
+/// What one client is sent: the events its filter asks for, among those it may see.
+struct Selection {
+    filter: EventFilter,
+    audience: Audience,
+}
+
+impl Selection {
+    fn admits(&self, e: &Event) -> bool {
+        self.audience.sees(e) && self.filter.matches(e)
+    }
 }
 
 /// The filter and the resume position of a request.
@@ -104,14 +135,24 @@ fn id_of(e: &Event) -> EventId {
         (status = 400, body = ApiError, description = "A filter or event id that cannot be parsed.")))]
 pub async fn stream(
     State(state): State<Arc<AppState>>,
+    Extension(scope): Extension<Scope>,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Response> {
     let (filter, after, follow) = parse(&headers, &q)?;
+    if let Some(project) = &filter.project
+        && !scope.principal.sees(project)
+    {
+        return Err(crate::tenancy::no_project(project).into());
+    }
+    let selection = Selection {
+        filter,
+        audience: Audience(scope.principal.clone()),
+    };
     let (replay, rx) = state.events.subscribe(after);
     let (tx, body_rx) = mpsc::channel::<Bytes>(64);
-    tracing::debug!(?filter, ?after, follow, "events stream opened");
-    tokio::spawn(pump(state, filter, after, follow, replay, rx, tx));
+    tracing::debug!(filter = ?selection.filter, ?after, follow, who = %scope.principal.who, "events stream opened");
+    tokio::spawn(pump(state, selection, after, follow, replay, rx, tx));
     let body = Body::from_stream(futures_util::stream::unfold(body_rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     }));
@@ -128,7 +169,7 @@ pub async fn stream(
 /// Feeds one client: the replay, then live events, until the client goes away.
 async fn pump(
     state: Arc<AppState>,
-    filter: EventFilter,
+    filter: Selection,
     mut last: Option<EventId>,
     follow: bool,
     replay: Replay,
@@ -157,7 +198,7 @@ async fn pump(
                         continue;
                     }
                     last = Some(id);
-                    if !filter.matches(&e) {
+                    if !filter.admits(&e) {
                         continue;
                     }
                     tx.send(event_frame(&e)).await.map_err(|_| ())
@@ -183,7 +224,7 @@ async fn pump(
 }
 
 async fn send_replay(
-    filter: &EventFilter,
+    filter: &Selection,
     last: &mut Option<EventId>,
     replay: Replay,
     tx: &mpsc::Sender<Bytes>,
@@ -197,7 +238,7 @@ async fn send_replay(
             continue;
         }
         *last = Some(id);
-        if filter.matches(&e) {
+        if filter.admits(&e) {
             tx.send(event_frame(&e)).await.map_err(|_| ())?;
         }
     }
@@ -238,5 +279,70 @@ mod tests {
         assert!(parse(&HeaderMap::new(), &bad_kind).is_err());
         headers.insert(LAST_EVENT_ID, "seven".parse().unwrap());
         assert!(parse(&headers, &q).is_err());
+    }
+}
+
+#[cfg(test)]
+mod audience_tests {
+    use super::*;
+    use novacron_api_types::events::EventKind;
+    use novacron_api_types::tenancy::Role;
+
+    fn event(project: Option<&str>, resource: &str) -> Event {
+        Event {
+            id: "1-0".into(),
+            revision: 1,
+            kind: if project.is_some() {
+                EventKind::Vm
+            } else {
+                EventKind::Node
+            },
+            action: "changed".into(),
+            resource: resource.into(),
+            related: vec![],
+            project: project.map(str::to_string),
+            message: String::new(),
+            data: serde_json::Value::Null,
+        }
+    }
+
+    fn principal(cluster: Option<Role>, projects: &[(&str, Role)]) -> Audience {
+        Audience(Arc::new(Principal {
+            who: "test".into(),
+            user: None,
+            token_id: None,
+            cluster,
+            projects: projects.iter().map(|(p, r)| (p.to_string(), *r)).collect(),
+            home: None,
+        }))
+    }
+
+    #[test]
+    fn a_caller_sees_its_projects_and_the_cluster_only_with_a_cluster_role() {
+        let team_a = event(Some("team-a"), "vm/web1");
+        let team_b = event(Some("team-b"), "vm/db1");
+        let node = event(None, "node/n1");
+
+        let viewer = principal(None, &[("team-a", Role::Viewer)]);
+        assert!(viewer.sees(&team_a));
+        assert!(!viewer.sees(&team_b));
+        assert!(!viewer.sees(&node), "nodes are the cluster's");
+
+        let cluster_viewer = principal(Some(Role::ClusterViewer), &[]);
+        for e in [&team_a, &team_b, &node] {
+            assert!(cluster_viewer.sees(e), "{}", e.resource);
+        }
+
+        // A project filter narrows what the caller may see; it never widens it.
+        let selection = Selection {
+            filter: EventFilter {
+                project: Some("team-b".into()),
+                kinds: vec![],
+                resource: None,
+            },
+            audience: viewer,
+        };
+        assert!(!selection.admits(&team_a));
+        assert!(!selection.admits(&team_b));
     }
 }

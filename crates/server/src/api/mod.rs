@@ -216,7 +216,6 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
     // The cluster's resources. Backups carry no project yet (repositories are the
     // cluster's), so reading and restoring them are cluster routes too.
     let cluster_read = RoleRouter::new(Access::Cluster(Action::Read))
-        .get("/api/v1/events", events::stream)
         .get("/api/v1/nodes", nodes::list)
         .get("/api/v1/nodes/{name}", nodes::show)
         .get("/api/v1/backup/repos", backups::repo_list)
@@ -256,7 +255,8 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
     // Any user or API token; the handler shows only what the caller may see.
     let authenticated = RoleRouter::new(Access::Authenticated)
         .get("/api/v1/projects", tenancy::project_list)
-        .get("/api/v1/audit", audit::list);
+        .get("/api/v1/audit", audit::list)
+        .get("/api/v1/events", events::stream);
 
     // What agents call. Operations, migrations and images have no node-readable list or show:
     // a node reports on (and learns the outcome of) its own migrations and operations
