@@ -184,7 +184,7 @@ fn read_mark_offline(c: &Cluster, disk: &Path) -> String {
     let out = Command::new("qemu-img")
         .args(["dd", "-f", "qcow2", "-O", "raw", "bs=512"])
         .arg(format!("skip={SECTOR}"))
-        .arg("count=1")
+        .arg(format!("count={}", SECTOR + 1))
         .arg(format!("if={}", disk.display()))
         .arg(format!("of={}", out_file.display()))
         .output()
@@ -217,7 +217,8 @@ fn a_template_and_a_clone_start_from_a_stopped_vms_disk() {
     );
     let err = c.fails(&["vm", "clone", "web1", "web3"]);
     assert!(err.contains("VM web1 is running"), "{err}");
-    c.ok(&["vm", "stop", "web1", "--force"]);
+    // A clean power-off: QEMU flushes its qcow2 caches before it exits.
+    c.ok(&["vm", "stop", "web1"]);
 
     // The template: a standalone image; the VM is kept as it was.
     let t = c.json(&["vm", "template", "web1", "--as", "golden"]);
