@@ -42,6 +42,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
             axum::routing::post(snapshot),
         )
         .route(
+            "/agent/v1/vms/{project}/{name}/disks/resize",
+            axum::routing::post(disk_resize),
+        )
+        .route(
+            "/agent/v1/vms/{project}/{name}/disks/export",
+            axum::routing::post(disk_export),
+        )
+        .route(
             "/agent/v1/migrations/incoming",
             axum::routing::post(migration_incoming),
         )
@@ -214,6 +222,42 @@ async fn snapshot(
         .await
         .map(axum::Json)
         .map_err(Failure)
+}
+
+/// Grows one of this node's VMs' disk; answers the disk's size before and after.
+async fn disk_resize(
+    State(shared): State<Arc<Shared>>,
+    Path((project, name)): Path<(String, String)>,
+    axum::Json(job): axum::Json<novacron_api_types::disks::DiskResizeJob>,
+) -> Result<axum::Json<novacron_api_types::disks::DiskResized>, Failure> {
+    let access = worker_access(&shared, &project, &name)?;
+    crate::disk::resize(access, job)
+        .await
+        .map(axum::Json)
+        .map_err(Failure)
+}
+
+/// A standalone copy of a stopped VM's disk, as the answer's body (`vm template`).
+async fn disk_export(
+    State(shared): State<Arc<Shared>>,
+    Path((project, name)): Path<(String, String)>,
+    axum::Json(job): axum::Json<novacron_api_types::disks::DiskExportJob>,
+) -> Result<Response, Failure> {
+    let access = worker_access(&shared, &project, &name)?;
+    let work = shared.vm_dir(&project, &name);
+    let (file, len) = crate::disk::export(access, job, &work)
+        .await
+        .map_err(Failure)?;
+    let body =
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// Prepares this node to receive a VM (destination QEMU, DWCP listener).

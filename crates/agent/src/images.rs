@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use novacron_api_types::{DiskFormat, Image, ImageKind};
+use novacron_api_types::{DiskFormat, Image};
 use novacron_client::Client;
 
 /// Local copies of images.
@@ -90,7 +90,8 @@ impl ImageCache {
 /// Refuses a disk image that would make QEMU open another host file (a qcow2 backing or external
 /// data file), read with the format the image record declares (QEMU never probes).
 async fn check_disk(image: &Image, role: &str, path: &std::path::Path) -> Result<(), String> {
-    let ImageKind::Disk { format } = &image.kind else {
+    // A disk image's disk, or the disk a kernel image made by `vm template` carries.
+    let Some(format) = novacron_api_types::disks::image_disk_format(image) else {
         return Ok(());
     };
     if role != "disk" {

@@ -7,6 +7,7 @@
 
 mod api;
 pub mod backup;
+mod disk;
 pub mod fence;
 pub mod heartbeat;
 mod host;

@@ -607,7 +607,11 @@ impl Worker {
         if let Some(t) = transitional {
             self.report(t, None, None, false);
         }
-        let result = match self.restore_if_asked(d).await {
+        let result = match self.clone_if_asked(d).await {
+            Ok(()) => self.restore_if_asked(d).await,
+            Err(e) => Err(e),
+        };
+        let result = match result {
             Ok(()) => self.apply_power(d).await,
             Err(e) => Err(e),
         };
@@ -621,6 +625,19 @@ impl Worker {
             }
         }
         Done::Continue
+    }
+
+    /// Makes a clone's disk from its source's (`vm clone`), once: before this worker first
+    /// acted, while the disk does not exist yet (a migrated or restarted clone has its own).
+    async fn clone_if_asked(&mut self, d: &DesiredVm) -> Result<(), String> {
+        let Some(src) = &d.clone_of else {
+            return Ok(());
+        };
+        let disk = self.disk_dir(d).join("disk0.qcow2");
+        if self.local.acted_generation > 0 || tokio::fs::try_exists(&disk).await.unwrap_or(false) {
+            return Ok(());
+        }
+        crate::disk::clone_disk(&self.shared, src, d, &disk).await
     }
 
     /// Fills the disk from a backup when the desired state asks for a restore not yet done.
@@ -795,7 +812,24 @@ pub(crate) async fn prepare_spec(
         ImageKind::Kernel { cmdline } => {
             let kernel = share(shared.images.ensure(image, "kernel").await?)?;
             let initrd = share(shared.images.ensure(image, "initrd").await?)?;
-            if let Some(size) = d.disk_bytes
+            if novacron_api_types::disks::image_disk_format(image).is_some() && !disk_exists {
+                // A kernel image made by `vm template` carries the disk VMs start from.
+                let mut base = share(shared.images.ensure(image, "disk").await?)?;
+                if let Some(pool) = &d.storage {
+                    base = share(shared_base_copy(&base, &PathBuf::from(&pool.path)).await?)?;
+                }
+                let size = d.disk_bytes;
+                create_then_rename(&disk, |tmp| async move {
+                    novacron_qemu::create_overlay(
+                        &base,
+                        novacron_qemu::DiskFormat::Qcow2,
+                        &tmp,
+                        size,
+                    )
+                    .await
+                })
+                .await?;
+            } else if let Some(size) = d.disk_bytes
                 && !disk_exists
             {
                 create_then_rename(&disk, |tmp| async move {

@@ -101,6 +101,9 @@ pub struct DesiredVm {
     /// cloud-init vendor-data for the NoCloud seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_data: Option<String>,
+    /// Made by `vm clone`: the disk starts from this VM's disk (on the same node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_of: Option<crate::disks::CloneSource>,
 }
 
 /// Answer of `GET /api/v1/agent/vms`: the VMs placed on the calling node — all of them

@@ -9,6 +9,7 @@ pub mod agent;
 pub mod audit;
 pub mod backup;
 pub mod cloud_init;
+pub mod disks;
 pub mod error;
 pub mod events;
 pub mod join_token;

@@ -350,6 +350,50 @@ impl Client {
         .await
     }
 
+    /// Starts growing disk `disk` of the VM (`disk0`) to `req.size_bytes`.
+    pub async fn vm_disk_resize(
+        &self,
+        name: &str,
+        disk: &str,
+        req: &novacron_api_types::disks::DiskResizeRequest,
+    ) -> Result<OperationRef, ClientError> {
+        req.validate().map_err(ClientError::Api)?;
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/disks/{}/resize", seg(name), seg(disk)),
+            Some(req),
+        )
+        .await
+    }
+
+    /// Starts making an image of the stopped VM's disk (`req.image`, default the VM's name).
+    pub async fn vm_template(
+        &self,
+        name: &str,
+        req: &novacron_api_types::disks::TemplateRequest,
+    ) -> Result<OperationRef, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/template", seg(name)),
+            Some(req),
+        )
+        .await
+    }
+
+    /// Starts making VM `req.name` from the stopped VM `name` (its disk copied).
+    pub async fn vm_clone(
+        &self,
+        name: &str,
+        req: &novacron_api_types::disks::CloneRequest,
+    ) -> Result<OperationRef, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/clone", seg(name)),
+            Some(req),
+        )
+        .await
+    }
+
     /// Changes labels and description (at once) and CPUs and memory (at the next start).
     pub async fn vm_set(
         &self,

@@ -188,6 +188,21 @@ pub enum VmCommand {
         #[command(subcommand)]
         cmd: crate::snapshots::SnapshotCommand,
     },
+    /// A VM's disks: resize (grow) them.
+    #[command(after_help = "Example:\n  novacron vm disk resize web1 disk0 --size 40G")]
+    Disk {
+        #[command(subcommand)]
+        cmd: crate::disks::DiskCommand,
+    },
+    /// Make an image from a stopped VM's disk (flattened; the VM is kept as it was).
+    #[command(after_help = "Example:\n  novacron vm template web1 --as web-golden")]
+    Template(crate::disks::TemplateArgs),
+    /// Make a new VM from a stopped VM: same settings, new uuid and MACs, its disk copied
+    /// (or, with --linked, shared as a frozen base).
+    #[command(
+        after_help = "Examples:\n  novacron vm clone web1 web2\n  novacron vm clone web1 web3 --linked"
+    )]
+    Clone(crate::disks::CloneArgs),
     /// Change a VM: labels and description at once; CPUs and memory when it next starts.
     #[command(
         after_help = "Example:\n  novacron vm set web1 --cpus 2 --memory 1G --label role=web --remove-label old"
@@ -804,6 +819,9 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
         }
         VmCommand::Show { name } => print_vm(out, &c.vm_get(&name).await?),
         VmCommand::Snapshot { cmd } => crate::snapshots::run(cmd, out).await,
+        VmCommand::Disk { cmd } => crate::disks::run(cmd, out).await,
+        VmCommand::Template(a) => crate::disks::template(a, out).await,
+        VmCommand::Clone(a) => crate::disks::clone(a, out).await,
         VmCommand::Set(a) => {
             let memory_bytes = a
                 .memory

@@ -8,6 +8,7 @@ mod audit;
 mod backups;
 mod bench;
 mod cli;
+mod disks;
 mod docs;
 mod events;
 mod join_tokens;

@@ -200,6 +200,13 @@ const TABLE: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/vms/{name}/pause", PROJECT_OPERATE),
     ("POST", "/api/v1/vms/{name}/resume", PROJECT_OPERATE),
     ("POST", "/api/v1/vms/{name}/set", PROJECT_ADMIN),
+    (
+        "POST",
+        "/api/v1/vms/{name}/disks/{disk}/resize",
+        PROJECT_ADMIN,
+    ),
+    ("POST", "/api/v1/vms/{name}/template", PROJECT_ADMIN),
+    ("POST", "/api/v1/vms/{name}/clone", PROJECT_ADMIN),
     ("POST", "/api/v1/vms/{name}/snapshots", PROJECT_OPERATE),
     ("GET", "/api/v1/vms/{name}/snapshots", PROJECT_READ),
     (

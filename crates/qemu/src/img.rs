@@ -591,6 +591,47 @@ pub async fn create_blank(
     Ok(())
 }
 
+/// Copies `src` (of `src_format`, with whatever backing chain it has) into a new qcow2 file
+/// `dst` that stands alone: no backing file, only the data the guest sees (internal
+/// snapshots and dirty bitmaps are not copied). `dst` must not exist; it is removed again on
+/// failure.
+pub async fn copy_standalone(
+    src: &Path,
+    src_format: DiskFormat,
+    dst: &Path,
+) -> Result<(), QemuError> {
+    if tokio::fs::try_exists(dst).await.unwrap_or(false) {
+        return Err(QemuError::InvalidSpec(format!(
+            "disk {} already exists",
+            dst.display()
+        )));
+    }
+    let s = path_str(src, "disk")?;
+    let d = path_str(dst, "copy")?;
+    let (code, _, stderr) = run_qemu_img(
+        "convert",
+        &[
+            "convert",
+            "-q",
+            "-f",
+            src_format.as_str(),
+            "-O",
+            "qcow2",
+            s,
+            d,
+        ],
+    )
+    .await?;
+    if code != 0 {
+        let _ = tokio::fs::remove_file(dst).await;
+        return Err(QemuError::QemuImg {
+            operation: "convert".into(),
+            stderr,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

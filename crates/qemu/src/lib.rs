@@ -15,6 +15,7 @@ mod error;
 pub mod img;
 pub mod process;
 pub mod qmp;
+pub mod resize;
 pub mod seed;
 pub mod snapshot;
 pub mod spec;

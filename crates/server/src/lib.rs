@@ -9,6 +9,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod disk_ops;
 pub mod events;
 pub mod ha;
 pub mod ipam;

@@ -161,6 +161,17 @@ pub struct VmRecord {
     /// operation (recorded only once the disk holds them).
     #[serde(default)]
     pub snapshots: Vec<novacron_api_types::VmSnapshot>,
+    /// A disk resize its agent is doing: the new size counts against the project's quota
+    /// from the request on, and `disk_bytes` takes it only once the disk has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_resize: Option<crate::disk_ops::DiskResize>,
+    /// Made by `vm clone`: its disk starts from this VM's disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_of: Option<novacron_api_types::disks::CloneSource>,
+    /// The disk is an overlay over a frozen base shared with linked clones (this VM is one,
+    /// or the source of one): on a local disk, it cannot be live-migrated.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disk_linked: bool,
 }
 
 /// Observed state of a VM (written on behalf of its agent).
@@ -420,5 +431,8 @@ pub fn example_vm(power: PowerState) -> VmRecord {
         vendor_data: None,
         pending: None,
         snapshots: vec![],
+        disk_resize: None,
+        clone_of: None,
+        disk_linked: false,
     }
 }

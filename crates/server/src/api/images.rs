@@ -493,10 +493,10 @@ async fn fetch_from_origin(
             ))));
         }
         // Vetted at import on the origin; checked again here because this file now enters this host.
-        if let ImageKind::Disk { format } = &image.kind
-            && entry.role == "disk"
+        if entry.role == "disk"
+            && let Some(format) = novacron_api_types::disks::image_disk_format(image)
         {
-            novacron_qemu::check_self_contained(&tmp, qemu_format(*format))
+            novacron_qemu::check_self_contained(&tmp, qemu_format(format))
                 .await
                 .map_err(|e| refused_image(&image.name, e))?;
         }
@@ -510,4 +510,78 @@ async fn fetch_from_origin(
         let _ = tokio::fs::remove_file(&tmp).await;
     }
     copied
+}
+
+/// Makes image `name` of `project` from a VM's disk (`vm template`): `write_disk` fills the
+/// file it is given with a standalone qcow2 copy of the disk, which is vetted like an import.
+/// With a `source` image that boots a kernel, its kernel and initrd come along, so VMs
+/// created from the new image boot the same way over a copy-on-write overlay of the disk.
+/// Nothing is left behind on failure (the scratch directory goes, no record is written).
+pub(crate) async fn publish_from_disk<F, Fut>(
+    state: &AppState,
+    project: &str,
+    name: &str,
+    source: Option<&Image>,
+    write_disk: F,
+) -> ApiResult<Image>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<()>>,
+{
+    validate_name("image", name)?;
+    if state
+        .images
+        .get(&records::image_key(project, name))
+        .is_some()
+    {
+        return Err(exists(name));
+    }
+    let incoming = Incoming::new(&state.images_dir).await?;
+    let disk = incoming.dir.join("disk");
+    write_disk(disk.clone()).await?;
+    let info = novacron_qemu::inspect_for_import(&disk)
+        .await
+        .map_err(|e| refused_image(name, e))?;
+    if info.format != novacron_qemu::DiskFormat::Qcow2 {
+        return Err(ApiError::internal(format!(
+            "the copy of the disk for image {name} is {}, not qcow2",
+            info.format
+        ))
+        .into());
+    }
+    let mut files = vec![file_entry(&disk, "disk").await?];
+    let kind = match source.map(|s| (s, &s.kind)) {
+        Some((s, ImageKind::Kernel { cmdline })) => {
+            for role in ["kernel", "initrd"] {
+                let entry = s.files.iter().find(|f| f.role == role).ok_or_else(|| {
+                    ApiError::internal(format!("image {} has no {role} file", s.name))
+                })?;
+                let from = image_dir(&state.images_dir, &s.project, &s.name).join(role);
+                if !tokio::fs::try_exists(&from).await.unwrap_or(false) {
+                    fetch_from_origin(state, s, entry, &from).await?;
+                }
+                tokio::fs::copy(&from, incoming.dir.join(role))
+                    .await
+                    .map_err(|e| io_err(&format!("copying the {role} of image {}", s.name), e))?;
+                files.push(entry.clone());
+            }
+            ImageKind::Kernel {
+                cmdline: cmdline.clone(),
+            }
+        }
+        _ => ImageKind::Disk {
+            format: DiskFormat::Qcow2,
+        },
+    };
+    let image = Image {
+        name: name.to_string(),
+        project: project.to_string(),
+        kind,
+        size_bytes: files.iter().map(|f| f.size_bytes).sum(),
+        virtual_size_bytes: Some(info.virtual_size_bytes),
+        files,
+        created_at: now(),
+        origin: Some(state.member_id.clone()),
+    };
+    publish(state, incoming, image).await
 }

@@ -179,6 +179,11 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         ))
         .into());
     }
+    // A disk being resized, or a linked clone's local base (see disk_ops); the compare-and-swap
+    // below on the record read here keeps a resize or link from starting meanwhile.
+    if let Some(why) = crate::disk_ops::migration_refusal(&rec, now()) {
+        return Err(ApiError::conflict(why).into());
+    }
     let observed = super::vms::observed_state(state, &rec);
     if !matches!(observed, VmState::Running | VmState::Paused) {
         return Err(ApiError::conflict(format!(

@@ -7,6 +7,7 @@ pub mod backups;
 pub mod body;
 pub mod cluster;
 pub mod console;
+pub mod disks;
 pub mod events;
 pub mod images;
 pub mod join_tokens;
@@ -198,6 +199,9 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .post("/api/v1/vms", vms::create)
         .delete("/api/v1/vms/{name}", vms::delete)
         .post("/api/v1/vms/{name}/set", vms::set)
+        .post("/api/v1/vms/{name}/disks/{disk}/resize", disks::resize)
+        .post("/api/v1/vms/{name}/template", disks::template)
+        .post("/api/v1/vms/{name}/clone", disks::clone)
         .post("/api/v1/images/build-tiny", images::build_tiny)
         .delete("/api/v1/images/{name}", images::delete)
         .on(

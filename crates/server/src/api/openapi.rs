@@ -10,8 +10,8 @@ use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    Access, agent, audit, backups, cluster, console, events, images, join_tokens, migrations,
-    networks, nodes, operations, snapshots, tenancy, vms,
+    Access, agent, audit, backups, cluster, console, disks, events, images, join_tokens,
+    migrations, networks, nodes, operations, snapshots, tenancy, vms,
 };
 
 #[derive(OpenApi)]
@@ -21,6 +21,7 @@ use super::{
         super::health, super::cluster_ca, document, super::metrics,
         vms::create, vms::list, vms::show, vms::start, vms::stop, vms::reboot, vms::pause, vms::resume, vms::delete, vms::set,
         snapshots::create, snapshots::list, snapshots::revert, snapshots::delete,
+        disks::resize, disks::template, disks::clone,
         console::log, console::attach,
         operations::show, operations::list, events::stream,
         nodes::list, nodes::show, nodes::action, nodes::delete,

@@ -136,6 +136,17 @@ pub async fn create_vm(
     req: VmCreateRequest,
     restore: Option<novacron_api_types::backup::RestoreSource>,
 ) -> ApiResult<Operation> {
+    create_vm_from(state, req, restore, None).await
+}
+
+/// [`create_vm`], for a clone too: with `clone_of`, the disk starts from that VM's disk
+/// (`vm clone`, see `api::disks`).
+pub async fn create_vm_from(
+    state: &AppState,
+    req: VmCreateRequest,
+    restore: Option<novacron_api_types::backup::RestoreSource>,
+    clone_of: Option<novacron_api_types::disks::CloneSource>,
+) -> ApiResult<Operation> {
     req.validate()?;
     let project = &crate::tenancy::current_project();
     let key = records::vm_key(project, &req.name);
@@ -157,8 +168,12 @@ pub async fn create_vm(
             .into());
         }
     };
-    let disk_bytes = match image.as_ref().map(|i| &i.kind) {
-        Some(ImageKind::Disk { .. }) => {
+    // Disk images, and kernel images carrying a disk (`vm template`), set the least size.
+    let image_disk = image
+        .as_ref()
+        .and_then(|i| novacron_api_types::disks::image_disk_format(i));
+    let disk_bytes = match image_disk {
+        Some(_) => {
             let base = image
                 .as_ref()
                 .and_then(|i| i.virtual_size_bytes)
@@ -177,7 +192,7 @@ pub async fn create_vm(
                 None => Some(base),
             }
         }
-        Some(ImageKind::Kernel { .. }) | None => req.disk_bytes,
+        None => req.disk_bytes,
     };
     if let Some(pool) = &req.storage
         && state.storage.get(&records::storage_key(pool)).is_none()
@@ -226,6 +241,8 @@ pub async fn create_vm(
     };
     let kind = if restore.is_some() {
         "vm.restore"
+    } else if clone_of.is_some() {
+        "vm.clone"
     } else {
         "vm.create"
     };
@@ -268,6 +285,9 @@ pub async fn create_vm(
         vendor_data: req.vendor_data.clone(),
         pending: None,
         snapshots: vec![],
+        disk_resize: None,
+        disk_linked: clone_of.as_ref().is_some_and(|c| c.linked),
+        clone_of,
     };
     // Written with the project's usage, checked against its limits, in one transaction.
     let written = async {

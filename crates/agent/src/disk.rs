@@ -1,0 +1,242 @@
+//! Disk operations on this node's VMs: growing `disk0` through QMP `block_resize` while QEMU
+//! runs, with `qemu-img resize` while it is stopped; standalone copies of a stopped VM's disk
+//! for `vm template`; the disk of a new VM that `vm clone` made. The control plane records
+//! a resize once this module answered with the size the disk has afterwards, read from the
+//! disk itself, so the record follows the disk even when an earlier call was cut short after
+//! QEMU grew it (asking again for the same size then answers at once).
+
+use novacron_api_types::agent::DesiredVm;
+use novacron_api_types::disks::{
+    CloneSource, DiskExportJob, DiskResizeJob, DiskResized, disk_name,
+};
+use novacron_api_types::{ApiError, format_size};
+use novacron_qemu::DiskFormat;
+
+use crate::backup::{DISK_NAME, VmAccess};
+use crate::state::Shared;
+
+fn failed(vm: &str, what: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(format!("{what} of VM {vm} failed: {e}"))
+}
+
+/// The guest-visible size of the VM's disk (readable while QEMU has it open).
+async fn size_of(vm: &VmAccess) -> Result<u64, ApiError> {
+    novacron_qemu::inspect_as(&vm.disk, DiskFormat::Qcow2)
+        .await
+        .map(|i| i.virtual_size_bytes)
+        .map_err(|e| failed(&vm.desired.name, "reading the disk's size", e))
+}
+
+/// Grows the VM's disk to `job.size_bytes`; answers its size before and after.
+pub async fn resize(vm: VmAccess, job: DiskResizeJob) -> Result<DiskResized, ApiError> {
+    let name = vm.desired.name.clone();
+    let disk = disk_name(&name, &job.disk)?;
+    if !vm.disk.exists() {
+        return Err(ApiError::invalid(format!(
+            "VM {name} has no disk to resize (create it with --disk)"
+        )));
+    }
+    // Start, stop, backups and snapshots take the same lock: no power change mid-resize.
+    let Ok(_guard) = vm.disk_lock.clone().try_lock_owned() else {
+        return Err(ApiError::conflict(format!(
+            "VM {name} is busy (a backup, a snapshot, or a start or stop); try again when it is done"
+        )));
+    };
+    let previous = size_of(&vm).await?;
+    if job.size_bytes < previous {
+        return Err(ApiError::invalid(format!(
+            "{disk} of VM {name} is {}; it can only grow (asked for {})",
+            format_size(previous),
+            format_size(job.size_bytes)
+        )));
+    }
+    match &vm.running {
+        Some(qemu) => {
+            novacron_qemu::resize::grow_live(
+                qemu.qmp(),
+                &vm.disk,
+                DISK_NAME,
+                previous,
+                job.size_bytes,
+            )
+            .await
+        }
+        None => {
+            novacron_qemu::resize::grow_offline(&vm.disk, DiskFormat::Qcow2, job.size_bytes).await
+        }
+    }
+    .map_err(|e| failed(&name, "growing the disk", e))?;
+    let size_bytes = size_of(&vm).await?;
+    tracing::info!(vm = %name, disk, previous, size_bytes, live = vm.running.is_some(), "disk grown");
+    Ok(DiskResized {
+        disk: disk.to_string(),
+        previous_bytes: previous,
+        size_bytes,
+        live: vm.running.is_some(),
+    })
+}
+
+/// A standalone copy of the stopped VM's disk (its backing chain flattened, no snapshots),
+/// as an open file that is already unlinked: nothing is left on this node once the reader
+/// is done or gone. Answers the file and its length.
+pub async fn export(
+    vm: VmAccess,
+    job: DiskExportJob,
+    work_dir: &std::path::Path,
+) -> Result<(tokio::fs::File, u64), ApiError> {
+    let name = vm.desired.name.clone();
+    disk_name(&name, &job.disk)?;
+    if !vm.disk.exists() {
+        return Err(ApiError::invalid(format!(
+            "VM {name} has no disk to copy (create it with --disk)"
+        )));
+    }
+    // Held while the copy is made: the worker does not start the VM over it meanwhile.
+    let Ok(_guard) = vm.disk_lock.clone().try_lock_owned() else {
+        return Err(ApiError::conflict(format!(
+            "VM {name} is busy (a backup, a snapshot, or a start or stop); try again when it is done"
+        )));
+    };
+    if vm.running.is_some() {
+        return Err(ApiError::conflict(format!(
+            "VM {name} is running: its disk is copied only while it is stopped (`novacron vm stop {name}`)"
+        )));
+    }
+    tokio::fs::create_dir_all(work_dir)
+        .await
+        .map_err(|e| failed(&name, "preparing the copy", e))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let copy = work_dir.join(format!(".export-{stamp}.qcow2"));
+    let _ = tokio::fs::remove_file(&copy).await;
+    let made = novacron_qemu::img::copy_standalone(&vm.disk, DiskFormat::Qcow2, &copy).await;
+    let opened = match made {
+        Ok(()) => tokio::fs::File::open(&copy).await,
+        Err(e) => return Err(failed(&name, "copying the disk", e)),
+    };
+    let _ = tokio::fs::remove_file(&copy).await;
+    let file = opened.map_err(|e| failed(&name, "opening the disk's copy", e))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| failed(&name, "reading the disk's copy", e))?
+        .len();
+    tracing::info!(vm = %name, bytes = len, "disk copied for export");
+    Ok((file, len))
+}
+
+/// Makes `disk`, the disk of the new VM `clone` that `vm clone` made, from the disk of
+/// `src` (a stopped VM on this node). A full clone gets a standalone copy (the backing chain
+/// flattened). A linked clone freezes the source's disk as a base (see [`link`]) and gets a
+/// copy-on-write overlay over it. Made under a temporary name, so a crash never leaves a
+/// half-made disk in place.
+pub async fn clone_disk(
+    shared: &Shared,
+    src: &CloneSource,
+    clone: &DesiredVm,
+    disk: &std::path::Path,
+) -> Result<(), String> {
+    let access = || -> Result<VmAccess, String> {
+        let workers = shared.workers.lock().unwrap_or_else(|p| p.into_inner());
+        workers
+            .get(&format!("{}/{}", src.project, src.name))
+            .map(|w| w.access(shared))
+            .ok_or_else(|| format!("VM {} to clone is not on this node (any more)", src.name))
+    };
+    // The source's worker holds this lock while it starts or stops the VM.
+    let lock = access()?.disk_lock;
+    let _guard = lock.lock_owned().await;
+    let source = access()?;
+    if source.running.is_some() {
+        return Err(format!(
+            "VM {} was started before its disk was copied; stop it and clone again",
+            src.name
+        ));
+    }
+    if !source.disk.exists() {
+        return Err(format!("VM {} has no disk to clone", src.name));
+    }
+    if let Some(dir) = disk.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let tmp = disk.with_extension("creating");
+    let _ = tokio::fs::remove_file(&tmp).await;
+    let made = if src.linked {
+        let base = link(shared, &source, clone).await?;
+        novacron_qemu::create_overlay(&base, DiskFormat::Qcow2, &tmp, None).await
+    } else {
+        novacron_qemu::img::copy_standalone(&source.disk, DiskFormat::Qcow2, &tmp).await
+    };
+    made.map_err(|e| format!("making the clone's disk from VM {}: {e}", src.name))?;
+    tokio::fs::rename(&tmp, disk)
+        .await
+        .map_err(|e| format!("placing the cloned disk: {e}"))?;
+    tracing::info!(source = %src.name, clone = %clone.name, linked = src.linked, disk = %disk.display(), "disk cloned");
+    Ok(())
+}
+
+/// Freezes the disk of `source` (stopped, its lock held) as the base the linked clone
+/// `clone` shares, and answers the base's path: `bases/<project>/<source>-<clone uuid>.qcow2`
+/// under the node's data directory (or the storage pool holding the disk, so the base is
+/// wherever the disk is). The base is a second name (hard link) of the source's disk file;
+/// the source then gets a new overlay over it, renamed over its disk. Every step can be
+/// redone after a crash: the source's disk is at all times its old file or an overlay over
+/// the base, which holds the same data.
+async fn link(
+    shared: &Shared,
+    source: &VmAccess,
+    clone: &DesiredVm,
+) -> Result<std::path::PathBuf, String> {
+    let s = &source.desired;
+    let root = match &s.storage {
+        Some(pool) => std::path::PathBuf::from(&pool.path),
+        None => shared.data_dir.clone(),
+    };
+    let dir = root.join("bases").join(&s.project);
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // The VMs' users pass through to the base (share_image opens its own directory).
+    crate::users::open_for_passing(&root.join("bases"))?;
+    let base = dir.join(format!("{}-{}.qcow2", s.name, clone.uuid));
+    let info = novacron_qemu::inspect_as(&source.disk, DiskFormat::Qcow2)
+        .await
+        .map_err(|e| format!("reading the disk of VM {}: {e}", s.name))?;
+    // Already switched over (an earlier attempt got that far): its backing file is the base.
+    let switched = match (&info.backing_file, tokio::fs::canonicalize(&base).await) {
+        (Some(backing), Ok(base)) => *backing == base,
+        _ => false,
+    };
+    if !switched {
+        // Not yet switched over: the base is (or becomes) the source's current file.
+        let same = |a: &std::path::Path, b: &std::path::Path| {
+            use std::os::unix::fs::MetadataExt;
+            match (std::fs::metadata(a), std::fs::metadata(b)) {
+                (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+                _ => false,
+            }
+        };
+        if !same(&source.disk, &base) {
+            let _ = tokio::fs::remove_file(&base).await;
+            tokio::fs::hard_link(&source.disk, &base)
+                .await
+                .map_err(|e| format!("freezing the disk of VM {} as a base: {e}", s.name))?;
+        }
+        let tmp = source.disk.with_extension("linking");
+        let _ = tokio::fs::remove_file(&tmp).await;
+        novacron_qemu::create_overlay(&base, DiskFormat::Qcow2, &tmp, None)
+            .await
+            .map_err(|e| format!("giving VM {} an overlay over its frozen disk: {e}", s.name))?;
+        tokio::fs::rename(&tmp, &source.disk)
+            .await
+            .map_err(|e| format!("placing the overlay of VM {}: {e}", s.name))?;
+    }
+    // Read-only for both VMs' users (through the images group); written by no one again.
+    shared.vm_users.share_image(&base)?;
+    tracing::info!(vm = %s.name, base = %base.display(), "disk frozen as a linked clone's base");
+    Ok(base)
+}

@@ -1,0 +1,333 @@
+//! End-to-end tests of day-2 VM operations (issue 15) with real TCG guests, through the real
+//! CLI against a real `novacron up`: growing a running VM's disk (the guest sees the new
+//! size) and a stopped one's, with the refusals (a shrink names the current size; the
+//! project's disk quota counts the new size); a template image and a clone made from a
+//! stopped VM's disk, each booting with what the disk held, the clone independent of it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+
+const BOOT: Duration = Duration::from_secs(120);
+const MARKER: &str = "NOVACRON-GUEST-READY";
+const GIB: u64 = 1 << 30;
+
+/// What the guest's kernel says the size of /dev/vda is, in 512-byte sectors.
+fn guest_sectors(c: &Cluster, vm: &str) -> u64 {
+    let out = c.console_send(vm, "echo \"<<$(cat /sys/block/vda/size)>>\"\n");
+    let start = out.rfind("<<").expect("console answered") + 2;
+    let end = out[start..].find(">>").expect("console answered") + start;
+    out[start..end].trim().parse().unwrap_or(0)
+}
+
+/// Waits until the guest sees /dev/vda as `bytes` large.
+fn wait_guest_disk(c: &Cluster, vm: &str, bytes: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = guest_sectors(c, vm) * 512;
+        if seen == bytes {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the guest of {vm} sees a disk of {seen} bytes, not {bytes}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The one file under the cluster's data directory whose path ends with `tail`.
+fn data_file(c: &Cluster, tail: &str) -> PathBuf {
+    fn walk(dir: &Path, tail: &str, found: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, tail, found);
+            } else if p.to_string_lossy().ends_with(tail) {
+                found.push(p);
+            }
+        }
+    }
+    let mut found = vec![];
+    walk(&c.data_dir, tail, &mut found);
+    assert_eq!(found.len(), 1, "files ending with {tail}: {found:?}");
+    found.remove(0)
+}
+
+/// The file of `vm`'s disk under the cluster's data directory.
+fn disk_file(c: &Cluster, vm: &str) -> PathBuf {
+    data_file(c, &format!("/{vm}/disk0.qcow2"))
+}
+
+/// `qemu-img info` of a disk file, as JSON.
+fn qemu_img_info(path: &Path) -> serde_json::Value {
+    let out = Command::new("qemu-img")
+        .args(["info", "-U", "--output=json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_disk_grows_under_a_running_guest_and_never_shrinks() {
+    let c = Cluster::start();
+    c.ok(&["image", "build-tiny", "tiny"]);
+    c.ok(&[
+        "vm", "create", "web1", "--image", "tiny", "--memory", "128M", "--accel", "tcg", "--disk",
+        "1G",
+    ]);
+    c.wait_console("web1", MARKER, 1, BOOT);
+    assert_eq!(guest_sectors(&c, "web1") * 512, GIB);
+
+    // Live: QEMU grows the disk and the running guest's kernel sees the new capacity.
+    let out = c.json(&["vm", "disk", "resize", "web1", "disk0", "--size", "2G"]);
+    assert_eq!(out["size_bytes"], 2 * GIB, "{out}");
+    assert_eq!(out["operation"]["kind"], "vm.disk.resize", "{out}");
+    assert_eq!(out["operation"]["state"], "succeeded", "{out}");
+    let message = out["operation"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("grown from 1G to 2G while the VM runs"),
+        "{message}"
+    );
+    wait_guest_disk(&c, "web1", 2 * GIB);
+    assert_eq!(c.vm("web1")["disk_bytes"], 2 * GIB);
+    assert_eq!(
+        c.console("web1").matches(MARKER).count(),
+        1,
+        "no reboot was needed"
+    );
+
+    // A shrink (or no change) is refused with the current size, and changes nothing.
+    let err = c.fails(&["vm", "disk", "resize", "web1", "disk", "--size", "1G"]);
+    assert!(
+        err.contains("disk0 of VM web1 is 2G") && err.contains("only grow"),
+        "{err}"
+    );
+    let err = c.fails(&["vm", "disk", "resize", "web1", "disk0", "--size", "2G"]);
+    assert!(err.contains("is 2G already"), "{err}");
+    let err = c.fails(&["vm", "disk", "resize", "web1", "disk7", "--size", "3G"]);
+    assert!(err.contains("its disk is disk0"), "{err}");
+    let err = c.fails(&["vm", "disk", "resize", "web1", "disk0", "--size", "1000"]);
+    assert!(err.contains("512-byte sectors"), "{err}");
+    assert_eq!(c.vm("web1")["disk_bytes"], 2 * GIB);
+    assert_eq!(guest_sectors(&c, "web1") * 512, 2 * GIB);
+
+    // The project's disk quota counts the new size: over the limit, nothing is touched.
+    c.ok(&["project", "set", "default", "--max-disk", "3G"]);
+    let err = c.fails(&["vm", "disk", "resize", "web1", "disk0", "--size", "4G"]);
+    assert!(err.contains("max-disk"), "{err}");
+    let file = disk_file(&c, "web1");
+    assert_eq!(qemu_img_info(&file)["virtual-size"], 2 * GIB);
+    c.ok(&["project", "set", "default", "--max-disk", "100G"]);
+
+    // Stopped: qemu-img grows the file; the record follows only after success.
+    c.ok(&["vm", "stop", "web1", "--force"]);
+    let out = c.json(&["vm", "disk", "resize", "web1", "disk0", "--size", "3G"]);
+    assert_eq!(out["size_bytes"], 3 * GIB, "{out}");
+    assert_eq!(qemu_img_info(&file)["virtual-size"], 3 * GIB);
+    let usage = c.json(&["project", "usage", "default"]);
+    assert_eq!(usage["usage"]["disk_bytes"], 3 * GIB, "{usage}");
+    let ops = c.json(&["operation", "list"]);
+    let resizes = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "vm.disk.resize")
+        .count();
+    assert_eq!(resizes, 2, "one operation per resize that started: {ops}");
+}
+
+/// Sector of /dev/vda the tests write their marks to.
+const SECTOR: u64 = 2048;
+
+/// Writes `mark` (9 bytes) to the guest's /dev/vda at [`SECTOR`].
+fn write_mark(c: &Cluster, vm: &str, mark: &str) {
+    assert_eq!(mark.len(), 9);
+    let out = c.console_send(
+        vm,
+        &format!(
+            "printf '{mark}' | dd of=/dev/vda bs=512 seek={SECTOR} conv=notrunc 2>/dev/null; sync; echo wrote-$((2+2))\n"
+        ),
+    );
+    assert!(out.contains("wrote-4"), "console: {out}");
+}
+
+/// The 9 bytes at [`SECTOR`] of the guest's /dev/vda.
+fn read_mark(c: &Cluster, vm: &str) -> String {
+    let out = c.console_send(
+        vm,
+        &format!(
+            "echo \"<<$(dd if=/dev/vda bs=512 skip={SECTOR} count=1 2>/dev/null | head -c 9)>>\"\n"
+        ),
+    );
+    let start = out.rfind("<<").expect("console answered") + 2;
+    let end = out[start..].find(">>").expect("console answered") + start;
+    out[start..end].to_string()
+}
+
+/// The 9 bytes at [`SECTOR`] of a qcow2 file no QEMU has open, read with qemu-img.
+fn read_mark_offline(c: &Cluster, disk: &Path) -> String {
+    let out_file = c.dir.path().join("mark.raw");
+    let _ = std::fs::remove_file(&out_file);
+    let out = Command::new("qemu-img")
+        .args(["dd", "-f", "qcow2", "-O", "raw", "bs=512"])
+        .arg(format!("skip={SECTOR}"))
+        .arg(format!("count={}", SECTOR + 1))
+        .arg(format!("if={}", disk.display()))
+        .arg(format!("of={}", out_file.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&out_file).unwrap();
+    String::from_utf8_lossy(&bytes[..9]).into_owned()
+}
+
+#[test]
+fn a_template_and_a_clone_start_from_a_stopped_vms_disk() {
+    let c = Cluster::start();
+    c.ok(&["image", "build-tiny", "tiny"]);
+    c.ok(&[
+        "vm", "create", "web1", "--image", "tiny", "--memory", "128M", "--accel", "tcg", "--disk",
+        "1G", "--label", "role=web",
+    ]);
+    c.wait_console("web1", MARKER, 1, BOOT);
+    write_mark(&c, "web1", "golden-01");
+
+    // Only a stopped VM's disk is copied.
+    let err = c.fails(&["vm", "template", "web1", "--as", "golden"]);
+    assert!(
+        err.contains("VM web1 is running") && err.contains("novacron vm stop web1"),
+        "{err}"
+    );
+    let err = c.fails(&["vm", "clone", "web1", "web3"]);
+    assert!(err.contains("VM web1 is running"), "{err}");
+    // A clean power-off: QEMU flushes its qcow2 caches before it exits.
+    c.ok(&["vm", "stop", "web1"]);
+
+    // The template: a standalone image; the VM is kept as it was.
+    let t = c.json(&["vm", "template", "web1", "--as", "golden"]);
+    assert_eq!(t["image"]["name"], "golden", "{t}");
+    assert_eq!(t["image"]["virtual_size_bytes"], GIB, "{t}");
+    assert_eq!(t["vm_kept"], true, "{t}");
+    assert_eq!(t["operation"]["kind"], "vm.template", "{t}");
+    assert_eq!(c.vm("web1")["state"], "stopped");
+    let image_disk = data_file(&c, "/images/default/golden/disk");
+    let info = qemu_img_info(&image_disk);
+    assert_eq!(info["format"], "qcow2", "{info}");
+    assert!(info.get("backing-filename").is_none(), "standalone: {info}");
+    assert_eq!(read_mark_offline(&c, &image_disk), "golden-01");
+    let err = c.fails(&["vm", "template", "web1", "--as", "golden"]);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(
+        c.json(&["image", "list"]).as_array().unwrap().len(),
+        2,
+        "nothing half-made"
+    );
+
+    // A VM made from the template boots with what the disk held.
+    c.ok(&[
+        "vm", "create", "web2", "--image", "golden", "--memory", "128M", "--accel", "tcg",
+    ]);
+    assert_eq!(c.vm("web2")["disk_bytes"], GIB);
+    c.wait_console("web2", MARKER, 1, BOOT);
+    assert_eq!(read_mark(&c, "web2"), "golden-01");
+    c.ok(&["vm", "stop", "web2", "--force"]);
+
+    // The clone: same settings, new identity, its own copy of the disk.
+    let bad = c.fails(&["vm", "clone", "web1", "web2"]);
+    assert!(bad.contains("already exists"), "{bad}");
+    let bad = c.fails(&["vm", "clone", "web1", "web3", "--node", "node-z"]);
+    assert!(bad.contains("is made on node node-a"), "{bad}");
+    let t0 = Instant::now();
+    let clone = c.json(&["vm", "clone", "web1", "web3"]);
+    println!(
+        "BENCH full clone of a stopped VM, 1 GiB disk (a few MiB used), CLI round trip: {:?}",
+        t0.elapsed()
+    );
+    let web1 = c.vm("web1");
+    assert_eq!(clone["name"], "web3", "{clone}");
+    assert_eq!(clone["state"], "stopped", "{clone}");
+    assert_ne!(clone["uuid"], web1["uuid"]);
+    assert_eq!(clone["labels"]["role"], "web");
+    assert_eq!(clone["image"], "tiny");
+    assert_eq!(clone["memory_bytes"], web1["memory_bytes"]);
+    assert_eq!(clone["disk_bytes"], GIB);
+    let clone_disk = disk_file(&c, "web3");
+    assert!(
+        qemu_img_info(&clone_disk).get("backing-filename").is_none(),
+        "a full clone stands alone"
+    );
+    c.ok(&["vm", "start", "web3"]);
+    c.wait_console("web3", MARKER, 1, BOOT);
+    assert_eq!(read_mark(&c, "web3"), "golden-01");
+    // Independent: what the clone writes is not in the source's disk.
+    write_mark(&c, "web3", "clone-002");
+    assert_eq!(read_mark(&c, "web3"), "clone-002");
+    assert_eq!(read_mark_offline(&c, &disk_file(&c, "web1")), "golden-01");
+    c.ok(&["vm", "stop", "web3", "--force"]);
+
+    // Linked: the source's disk is frozen as a base both share; nothing is copied.
+    let t0 = Instant::now();
+    let linked = c.json(&["vm", "clone", "web1", "web4", "--linked"]);
+    let took = t0.elapsed();
+    println!("BENCH linked clone of a stopped VM, 1 GiB disk, CLI round trip: {took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(linked["state"], "stopped", "{linked}");
+    let base = data_file(
+        &c,
+        &format!(
+            "/bases/default/web1-{}.qcow2",
+            linked["uuid"].as_str().unwrap()
+        ),
+    );
+    let backing = |vm: &str| {
+        qemu_img_info(&disk_file(&c, vm))["full-backing-filename"]
+            .as_str()
+            .map(PathBuf::from)
+    };
+    let canonical = base.canonicalize().unwrap();
+    assert_eq!(
+        backing("web4"),
+        Some(canonical.clone()),
+        "the clone's overlay"
+    );
+    assert_eq!(backing("web1"), Some(canonical), "the source's new overlay");
+    assert_eq!(read_mark_offline(&c, &base), "golden-01");
+    c.ok(&["vm", "start", "web4"]);
+    c.wait_console("web4", MARKER, 1, BOOT);
+    assert_eq!(read_mark(&c, "web4"), "golden-01");
+    write_mark(&c, "web4", "linked-03");
+    assert_eq!(read_mark_offline(&c, &disk_file(&c, "web1")), "golden-01");
+    assert_eq!(
+        read_mark_offline(&c, &base),
+        "golden-01",
+        "the base stays frozen"
+    );
+    // A live migration would copy only the overlay, without the base: refused, for both.
+    for vm in ["web4", "web1"] {
+        let err = c.fails(&["vm", "migrate", vm, "--to", "node-b"]);
+        assert!(err.contains("linked disk"), "{err}");
+    }
+    assert!(
+        c.json(&["migration", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -1,0 +1,388 @@
+//! VM disk endpoints: grow a VM's disk (`vm disk resize`), make an image of a stopped VM's
+//! disk (`vm template`) or a new VM from it (`vm clone`); docs/disks.md. The resize handler
+//! records the resize on the VM (refused while the VM migrates, is deleted or created, or
+//! when the size does not grow the disk; the new size counts against the project's quota in
+//! the same transaction), and a task asks the VM's agent to grow the disk: through QEMU
+//! while the VM runs, so the guest sees the new size at once, with qemu-img while it is
+//! stopped. The record's size changes only once the agent reported the disk has it, in the
+//! transaction that finishes the operation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use futures_util::StreamExt;
+use novacron_api_types::disks::{
+    CloneRequest, CloneSource, DISK0, DiskExportJob, DiskResizeJob, DiskResizeRequest, DiskResized,
+    TemplateRequest, disk_name,
+};
+use novacron_api_types::{
+    ApiError, ErrorCode, Operation, OperationState, format_size, validate_name,
+};
+use tokio::io::AsyncWriteExt;
+
+use super::operations::{finish, new_operation, put_op};
+use super::vms::{OpResponse, accepted, find, observed_state};
+use super::{ApiResult, Json};
+use crate::disk_ops;
+use crate::records::{self, NodeRecord, VmRecord, now};
+use crate::state::AppState;
+use crate::typed_store::{self, Change};
+
+/// Grow a VM's disk (`disk0`; `disk` names it too). A running guest sees the new size at once.
+#[utoipa::path(post, path = "/api/v1/vms/{name}/disks/{disk}/resize",
+    params(("name" = String, Path), ("disk" = String, Path)), request_body = DiskResizeRequest,
+    responses((status = 202, body = novacron_api_types::OperationRef), (status = 400, body = ApiError), (status = 404, body = ApiError),
+              (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+pub async fn resize(
+    State(state): State<Arc<AppState>>,
+    Path((name, disk)): Path<(String, String)>,
+    Json(req): Json<DiskResizeRequest>,
+) -> OpResponse {
+    validate_name("vm", &name)?;
+    let disk = disk_name(&name, &disk)?;
+    req.validate()?;
+    let rec = find(&state, &name)?;
+    let node = node_of(&state, &rec)?;
+    let op = new_operation(
+        "vm.disk.resize",
+        &rec.project,
+        &format!("vm/{name}"),
+        &format!("growing {disk} to {}", format_size(req.size_bytes)),
+    );
+    let (op_ref, state_ref, at, size_bytes) = (&op, &state, now(), req.size_bytes);
+    let updated = typed_store::update(
+        state.store.as_ref(),
+        &records::vm_key(&rec.project, &name),
+        |rec: VmRecord| async move {
+            let next = disk_ops::begin_resize(&rec, disk, size_bytes, &op_ref.id, at)?;
+            let mut ops = vec![put_op(op_ref)?];
+            let mut compares = vec![];
+            if let Some(growth) = crate::quota::vm_growth(&rec, &next) {
+                let counted = crate::quota::prepare(state_ref, &rec.project, &growth).await?;
+                compares = counted.compares;
+                ops.push(counted.usage);
+            }
+            Ok(Change::WriteWith {
+                record: next,
+                compares,
+                ops,
+            })
+        },
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`")))?;
+    state
+        .vms
+        .wait_for(updated.revision, AppState::CATCH_UP)
+        .await;
+    tracing::info!(vm = %name, disk, size_bytes = req.size_bytes, operation = %op.id, "disk resize recorded");
+    let (project, id) = (rec.project.clone(), op.id.clone());
+    let job = DiskResizeJob {
+        disk: disk.to_string(),
+        size_bytes: req.size_bytes,
+    };
+    let state = state.clone();
+    tokio::spawn(async move {
+        let path = format!("/agent/v1/vms/{project}/{name}/disks/resize");
+        let answer = super::agent::call_agent::<_, DiskResized>(&state, &node, &path, &job).await;
+        if let Err(e) = &answer {
+            tracing::warn!(vm = %name, operation = %id, error = %e.message, "disk resize failed");
+        }
+        if let Err(e) = conclude(&state, &project, &name, &id, answer).await {
+            tracing::warn!(vm = %name, operation = %id, error = %e.0.message, "cannot record the disk resize's outcome");
+        }
+    });
+    Ok(accepted(op))
+}
+
+/// Records what the agent answered: the VM's new size (or the resize dropped) and the
+/// finished operation, in one transaction.
+async fn conclude(
+    state: &AppState,
+    project: &str,
+    name: &str,
+    op_id: &str,
+    answer: Result<DiskResized, ApiError>,
+) -> ApiResult<()> {
+    let Some((mut op, _)) =
+        typed_store::get::<Operation>(state.store.as_ref(), &records::op_key(op_id)).await?
+    else {
+        return Ok(());
+    };
+    op.updated_at = now();
+    match &answer {
+        Ok(r) => {
+            op.state = OperationState::Succeeded;
+            op.progress = Some(1.0);
+            op.message = format!(
+                "{} grown from {} to {}{}",
+                r.disk,
+                format_size(r.previous_bytes),
+                format_size(r.size_bytes),
+                if r.live {
+                    " while the VM runs (the guest sees it now; grow its partition and filesystem)"
+                } else {
+                    ""
+                }
+            );
+        }
+        Err(e) => {
+            op.state = OperationState::Failed;
+            op.message = e.message.clone();
+        }
+    }
+    let (op_ref, answer_ref) = (&op, &answer);
+    let updated = typed_store::update(
+        state.store.as_ref(),
+        &records::vm_key(project, name),
+        |rec: VmRecord| async move {
+            let next = match answer_ref {
+                Ok(r) => disk_ops::finish_resize(&rec, op_id, r.size_bytes),
+                Err(_) => disk_ops::abandon_resize(&rec, op_id),
+            };
+            let ops = vec![put_op(op_ref)?];
+            Ok(match next {
+                Some(record) => Change::WriteWith {
+                    record,
+                    compares: vec![],
+                    ops,
+                },
+                None => Change::KeepWith {
+                    compares: vec![],
+                    ops,
+                },
+            })
+        },
+    )
+    .await?;
+    if updated.is_none() {
+        // The VM was deleted meanwhile: the operation still ends.
+        state.store.txn(vec![], vec![put_op(&op)?]).await?;
+    }
+    tracing::info!(vm = name, operation = op_id, state = ?op.state, "disk resize done");
+    Ok(())
+}
+
+/// Make an image from a stopped VM's disk: a standalone (flattened) qcow2 copy that
+/// `vm create --image` uses. The VM is kept as it was.
+#[utoipa::path(post, path = "/api/v1/vms/{name}/template", params(("name" = String, Path)), request_body = TemplateRequest,
+    responses((status = 202, body = novacron_api_types::OperationRef), (status = 400, body = ApiError), (status = 404, body = ApiError),
+              (status = 409, body = ApiError)))]
+pub async fn template(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Json(req): Json<TemplateRequest>,
+) -> OpResponse {
+    validate_name("vm", &name)?;
+    let rec = find(&state, &name)?;
+    let image = req.image.clone().unwrap_or_else(|| name.clone());
+    validate_name("image", &image)?;
+    if state
+        .images
+        .get(&records::image_key(&rec.project, &image))
+        .is_some()
+    {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!("an image named {image:?} already exists; pick another name with --as"),
+        )
+        .into());
+    }
+    disk_ops::check_copyable(&rec, observed_state(&state, &rec), "a template")?;
+    let source = state
+        .images
+        .get(&records::image_key(&rec.project, &rec.image))
+        .ok_or_else(|| {
+            ApiError::conflict(format!(
+                "image {} of VM {name} no longer exists, and a template needs it to know how the disk boots",
+                rec.image
+            ))
+        })?;
+    let node = node_of(&state, &rec)?;
+    let op = new_operation(
+        "vm.template",
+        &rec.project,
+        &format!("vm/{name}"),
+        &format!("copying the disk of VM {name} into image {image}"),
+    );
+    state.store.txn(vec![], vec![put_op(&op)?]).await?;
+    tracing::info!(vm = %name, image = %image, operation = %op.id, "template started");
+    let (project, id) = (rec.project.clone(), op.id.clone());
+    let size = rec.disk_bytes.unwrap_or(0);
+    let state = state.clone();
+    tokio::spawn(async move {
+        let path = format!("/agent/v1/vms/{project}/{name}/disks/export");
+        let job = DiskExportJob {
+            disk: DISK0.to_string(),
+        };
+        let (state_ref, node_ref, path_ref, job_ref) = (&*state, &node, &path, &job);
+        let made = super::images::publish_from_disk(
+            &state,
+            &project,
+            &image,
+            Some(&*source),
+            |dest| async move { download(state_ref, node_ref, path_ref, job_ref, &dest).await },
+        )
+        .await;
+        let (outcome, message) = match made {
+            Ok(img) => (
+                OperationState::Succeeded,
+                format!(
+                    "image {} made from the disk of VM {name} ({}, {} stored); VM {name} is kept as it was",
+                    img.name,
+                    format_size(img.virtual_size_bytes.unwrap_or(size)),
+                    format_size(img.size_bytes)
+                ),
+            ),
+            Err(e) => {
+                tracing::warn!(vm = %name, operation = %id, error = %e.0.message, "template failed");
+                (OperationState::Failed, e.0.message)
+            }
+        };
+        if let Err(e) = finish(state.store.as_ref(), &id, outcome, message).await {
+            tracing::warn!(operation = %id, error = %e.0.message, "cannot record the template's outcome");
+        }
+    });
+    Ok(accepted(op))
+}
+
+/// The node record of the node `rec` is placed on.
+fn node_of(state: &AppState, rec: &VmRecord) -> ApiResult<Arc<NodeRecord>> {
+    state
+        .nodes
+        .get(&records::node_key(&rec.node))
+        .ok_or_else(|| {
+            ApiError::unavailable(format!(
+                "node {} of VM {} is not registered",
+                rec.node, rec.name
+            ))
+            .into()
+        })
+}
+
+/// Asks `node`'s agent for `path` (a POST of `job`) and writes the answer's body to `dest`.
+async fn download(
+    state: &AppState,
+    node: &NodeRecord,
+    path: &str,
+    job: &DiskExportJob,
+    dest: &std::path::Path,
+) -> ApiResult<()> {
+    let url = format!("{}{path}", node.agent_url.trim_end_matches('/'));
+    let unreachable = |e: &dyn std::fmt::Display| {
+        ApiError::unavailable(format!(
+            "copying a disk from the agent of node {}: {e}",
+            node.name
+        ))
+    };
+    let resp = state
+        .agent_http
+        .post(&url)
+        .bearer_auth(state.server_token(node))
+        .timeout(Duration::from_secs(4 * 3600))
+        .json(job)
+        .send()
+        .await
+        .map_err(|e| unreachable(&novacron_client::error_chain(&e)))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let bytes = resp.bytes().await.unwrap_or_default();
+        return Err(serde_json::from_slice::<ApiError>(&bytes)
+            .unwrap_or_else(|_| unreachable(&format!("the agent answered {status}")))
+            .into());
+    }
+    let mut file = tokio::fs::File::create(dest)
+        .await
+        .map_err(|e| ApiError::internal(format!("creating {}: {e}", dest.display())))?;
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| unreachable(&e))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::internal(format!("writing {}: {e}", dest.display())))?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| ApiError::internal(format!("syncing {}: {e}", dest.display())))?;
+    Ok(())
+}
+
+/// Make a new VM from a stopped VM: the same CPUs, memory, image, disk size, labels and
+/// network, a new uuid and MACs, created stopped on the source's node, its disk a standalone
+/// copy of the source's, or (`linked`) a copy-on-write overlay over the source's disk frozen
+/// as a base that both then share. The clone's creation is the operation (`vm.clone`); if
+/// the disk cannot be made, the clone is rolled back like any failed create.
+#[utoipa::path(post, path = "/api/v1/vms/{name}/clone", params(("name" = String, Path)), request_body = CloneRequest,
+    responses((status = 202, body = novacron_api_types::OperationRef), (status = 400, body = ApiError), (status = 404, body = ApiError),
+              (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+pub async fn clone(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Json(req): Json<CloneRequest>,
+) -> OpResponse {
+    validate_name("vm", &name)?;
+    validate_name("vm", &req.name)?;
+    let src = find(&state, &name)?;
+    disk_ops::check_copyable(&src, observed_state(&state, &src), "a clone")?;
+    if let Some(node) = &req.node
+        && *node != src.node
+    {
+        return Err(ApiError::invalid(format!(
+            "a clone is made on node {}, where the disk of VM {name} is; --node {node} is not supported yet",
+            src.node
+        ))
+        .into());
+    }
+    if state
+        .vms
+        .get(&records::vm_key(&src.project, &req.name))
+        .is_some()
+    {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!("a VM named {:?} already exists", req.name),
+        )
+        .into());
+    }
+    if req.linked {
+        link_source(&state, &src).await?;
+    }
+    let create = disk_ops::clone_request(&src, &req.name);
+    let source = CloneSource {
+        project: src.project.clone(),
+        name: src.name.clone(),
+        linked: req.linked,
+    };
+    let op = super::vms::create_vm_from(&state, create, None, Some(source)).await?;
+    tracing::info!(vm = %name, clone = %req.name, operation = %op.id, "clone started");
+    Ok(accepted(op))
+}
+
+/// Marks the source of a linked clone as linked before its disk is frozen (a mark that
+/// outlives a failed clone only keeps the VM from live migration, never the reverse).
+async fn link_source(state: &AppState, src: &VmRecord) -> ApiResult<()> {
+    let at = observed_state(state, src);
+    typed_store::update(
+        state.store.as_ref(),
+        &records::vm_key(&src.project, &src.name),
+        |rec: VmRecord| async move {
+            disk_ops::check_linkable(&rec, at)?;
+            if rec.disk_linked {
+                return Ok(Change::Keep);
+            }
+            Ok(Change::Write(VmRecord {
+                disk_linked: true,
+                ..rec
+            }))
+        },
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no VM named {:?}: see `novacron vm list`",
+            src.name
+        ))
+    })?;
+    Ok(())
+}

@@ -1,0 +1,472 @@
+//! Operations on a VM's disk as decisions over its record, without I/O: whether a resize may
+//! start, and the record while it runs and after it ended (docs/disks.md).
+//!
+//! The model: a resize is recorded on the VM ([`DiskResize`]) before its agent touches the
+//! disk, in the transaction that also counts the new size against the project's quota; the
+//! record's `disk_bytes` takes the size only after the agent reported the disk has it. While
+//! a resize is recorded, no other resize and no live migration may start (the migration's
+//! disk copy must see one size). A control plane that died mid-resize leaves the record
+//! behind: after [`RESIZE_STALE_AFTER_SECS`] it no longer holds anything up (the agent's own
+//! resize ends in seconds).
+
+use novacron_api_types::overlay::NicRequest;
+use novacron_api_types::{
+    ApiError, Network, PowerState, UnixSeconds, VmCreateRequest, VmState, format_size,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::{Refusal, check_changeable};
+use crate::records::VmRecord;
+
+/// A resize of one of the VM's disks that its agent is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskResize {
+    /// The operation that waits for it.
+    pub operation: String,
+    pub disk: String,
+    pub size_bytes: u64,
+    pub started_at: UnixSeconds,
+}
+
+/// After this long, a recorded resize is taken for one whose control plane died mid-way.
+pub const RESIZE_STALE_AFTER_SECS: u64 = 600;
+
+/// Why a resize may not start, as data; `Display` is the user's one-line answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ResizeRefusal {
+    #[error(transparent)]
+    Lifecycle(#[from] Refusal),
+    #[error("VM {vm} has no disk to resize (it was created without --disk)")]
+    NoDisk { vm: String },
+    #[error(
+        "VM {vm} is already resizing its disk (operation {operation}): wait for it (`novacron operation show {operation}`)"
+    )]
+    InProgress { vm: String, operation: String },
+    #[error(
+        "{disk} of VM {vm} is {}; disks only grow, so --size must be larger (asked for {})",
+        format_size(*current),
+        format_size(*asked)
+    )]
+    Shrink {
+        vm: String,
+        disk: String,
+        current: u64,
+        asked: u64,
+    },
+    #[error("{disk} of VM {vm} is {} already", format_size(*current))]
+    Unchanged {
+        vm: String,
+        disk: String,
+        current: u64,
+    },
+}
+
+impl From<ResizeRefusal> for ApiError {
+    fn from(r: ResizeRefusal) -> ApiError {
+        match r {
+            ResizeRefusal::Lifecycle(l) => l.into(),
+            ResizeRefusal::NoDisk { .. }
+            | ResizeRefusal::Shrink { .. }
+            | ResizeRefusal::Unchanged { .. } => ApiError::invalid(r.to_string()),
+            ResizeRefusal::InProgress { .. } => ApiError::conflict(r.to_string()),
+        }
+    }
+}
+
+impl From<ResizeRefusal> for crate::api::ApiFailure {
+    fn from(r: ResizeRefusal) -> Self {
+        crate::api::ApiFailure(r.into())
+    }
+}
+
+/// The operation of a resize still under way on `rec` at `now`, if any.
+pub fn resize_in_flight(rec: &VmRecord, now: UnixSeconds) -> Option<&str> {
+    rec.disk_resize
+        .as_ref()
+        .filter(|r| now < r.started_at.saturating_add(RESIZE_STALE_AFTER_SECS))
+        .map(|r| r.operation.as_str())
+}
+
+/// Why a live migration of `rec` may not start because of its disk, if it may not: a resize
+/// under way (the disk copy must see one size), or a local disk linked to a frozen base on
+/// its node (a linked clone, or the source of one: live migration copies only the top of
+/// the disk, and the base is not on the destination).
+pub fn migration_refusal(rec: &VmRecord, now: UnixSeconds) -> Option<String> {
+    let name = &rec.name;
+    if let Some(op) = resize_in_flight(rec, now) {
+        return Some(format!(
+            "VM {name} is resizing its disk (operation {op}): wait for it (`novacron operation show {op}`)"
+        ));
+    }
+    if rec.disk_linked && rec.storage.is_none() {
+        return Some(format!(
+            "VM {name} has a linked disk (a linked clone, or the source of one) whose frozen base stays on node {}: live migration copies only the top of the disk, so it is refused; keep linked VMs on a storage pool, or make full clones (`novacron vm clone` without --linked)",
+            rec.node
+        ));
+    }
+    None
+}
+
+/// The record with a resize of `disk` to `size_bytes` under `operation` recorded, or why not.
+pub fn begin_resize(
+    rec: &VmRecord,
+    disk: &str,
+    size_bytes: u64,
+    operation: &str,
+    now: UnixSeconds,
+) -> Result<VmRecord, ResizeRefusal> {
+    check_changeable(rec)?;
+    let vm = || rec.name.clone();
+    if rec.creating {
+        return Err(Refusal::Creating { vm: vm() }.into());
+    }
+    let Some(current) = rec.disk_bytes else {
+        return Err(ResizeRefusal::NoDisk { vm: vm() });
+    };
+    if let Some(op) = resize_in_flight(rec, now) {
+        return Err(ResizeRefusal::InProgress {
+            vm: vm(),
+            operation: op.to_string(),
+        });
+    }
+    if size_bytes < current {
+        return Err(ResizeRefusal::Shrink {
+            vm: vm(),
+            disk: disk.into(),
+            current,
+            asked: size_bytes,
+        });
+    }
+    if size_bytes == current {
+        return Err(ResizeRefusal::Unchanged {
+            vm: vm(),
+            disk: disk.into(),
+            current,
+        });
+    }
+    let mut next = rec.clone();
+    next.disk_resize = Some(DiskResize {
+        operation: operation.into(),
+        disk: disk.into(),
+        size_bytes,
+        started_at: now,
+    });
+    Ok(next)
+}
+
+/// The record once the agent reported the disk is `size_bytes` now (`None`: nothing to
+/// change). The size only grows; the resize is cleared if it is still `operation`'s.
+pub fn finish_resize(rec: &VmRecord, operation: &str, size_bytes: u64) -> Option<VmRecord> {
+    let mut next = rec.clone();
+    next.disk_bytes = Some(rec.disk_bytes.unwrap_or(0).max(size_bytes));
+    if rec
+        .disk_resize
+        .as_ref()
+        .is_some_and(|r| r.operation == operation)
+    {
+        next.disk_resize = None;
+    }
+    (next != *rec).then_some(next)
+}
+
+/// The record after `operation`'s resize failed (`None`: it no longer records it).
+pub fn abandon_resize(rec: &VmRecord, operation: &str) -> Option<VmRecord> {
+    rec.disk_resize
+        .as_ref()
+        .filter(|r| r.operation == operation)?;
+    let mut next = rec.clone();
+    next.disk_resize = None;
+    Some(next)
+}
+
+/// Why a VM's disk may not be copied (into a template image, or a clone), as data.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CopyRefusal {
+    #[error(transparent)]
+    Lifecycle(#[from] Refusal),
+    #[error("VM {vm} has no disk to copy (it was created without --disk)")]
+    NoDisk { vm: String },
+    #[error(
+        "VM {vm} is {observed}: {what} is made from a stopped VM's disk; stop it first (`novacron vm stop {vm}`)"
+    )]
+    NotStopped {
+        vm: String,
+        observed: VmState,
+        what: &'static str,
+    },
+    #[error(
+        "VM {vm} has {count} snapshot(s) inside its disk, which a linked clone would freeze out of reach: delete them first (`novacron vm snapshot list {vm}`), or make a full clone"
+    )]
+    Snapshots { vm: String, count: usize },
+}
+
+impl From<CopyRefusal> for ApiError {
+    fn from(r: CopyRefusal) -> ApiError {
+        match r {
+            CopyRefusal::Lifecycle(l) => l.into(),
+            CopyRefusal::NoDisk { .. } => ApiError::invalid(r.to_string()),
+            CopyRefusal::NotStopped { .. } | CopyRefusal::Snapshots { .. } => {
+                ApiError::conflict(r.to_string())
+            }
+        }
+    }
+}
+
+impl From<CopyRefusal> for crate::api::ApiFailure {
+    fn from(r: CopyRefusal) -> Self {
+        crate::api::ApiFailure(r.into())
+    }
+}
+
+/// Whether `rec`'s disk may be copied as `what` ("a template", "a clone") now that its agent
+/// observed it `observed`: it must be stopped and stay so (no start asked for), with a disk,
+/// and not migrating, created or deleted.
+pub fn check_copyable(
+    rec: &VmRecord,
+    observed: VmState,
+    what: &'static str,
+) -> Result<(), CopyRefusal> {
+    check_changeable(rec)?;
+    let vm = || rec.name.clone();
+    if rec.creating {
+        return Err(Refusal::Creating { vm: vm() }.into());
+    }
+    if rec.disk_bytes.is_none() {
+        return Err(CopyRefusal::NoDisk { vm: vm() });
+    }
+    let stopped = matches!(observed, VmState::Stopped | VmState::Crashed);
+    if !stopped || rec.power != PowerState::Stopped {
+        let observed = if stopped { VmState::Starting } else { observed };
+        return Err(CopyRefusal::NotStopped {
+            vm: vm(),
+            observed,
+            what,
+        });
+    }
+    Ok(())
+}
+
+/// Whether `rec`'s disk may become the frozen base of a linked clone: as for any copy, and
+/// without internal snapshots (they would stay inside the frozen base, out of reach).
+pub fn check_linkable(rec: &VmRecord, observed: VmState) -> Result<(), CopyRefusal> {
+    check_copyable(rec, observed, "a clone")?;
+    if !rec.snapshots.is_empty() {
+        return Err(CopyRefusal::Snapshots {
+            vm: rec.name.clone(),
+            count: rec.snapshots.len(),
+        });
+    }
+    Ok(())
+}
+
+/// What creating a clone of `src` asks for: the source's CPUs and memory (those it gets at
+/// its next start), image, disk size, labels, description, cloud-init data, network kind,
+/// storage and HA policy, on the source's node (its disk is there), created stopped. The
+/// clone gets a new uuid (so a new MAC on a bridge) and new overlay NICs (addresses from
+/// IPAM); user-mode port forwards are not copied (two VMs cannot hold one host port).
+pub fn clone_request(src: &VmRecord, name: &str) -> VmCreateRequest {
+    let pending = src.pending.unwrap_or_default();
+    VmCreateRequest {
+        name: name.to_string(),
+        image: src.image.clone(),
+        cpus: pending.cpus.unwrap_or(src.cpus),
+        memory_bytes: pending.memory_bytes.unwrap_or(src.memory_bytes),
+        disk_bytes: src.disk_bytes,
+        node: Some(src.node.clone()),
+        accel: src.accel,
+        network: match &src.network {
+            Network::User { .. } => Network::User { forwards: vec![] },
+            other => other.clone(),
+        },
+        ssh_keys: src.ssh_keys.clone(),
+        start: false,
+        storage: src.storage.clone(),
+        ha: src.ha,
+        ha_priority: src.ha_priority,
+        nics: src
+            .nics
+            .iter()
+            .map(|n| NicRequest {
+                network: n.network.clone(),
+                ip: None,
+                mac: None,
+            })
+            .collect(),
+        labels: src.labels.clone(),
+        description: src.description.clone(),
+        user_data: src.user_data.clone(),
+        vendor_data: src.vendor_data.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm() -> VmRecord {
+        VmRecord {
+            disk_bytes: Some(1 << 30),
+            ..crate::records::example_vm(PowerState::Running)
+        }
+    }
+
+    #[test]
+    fn a_resize_is_recorded_then_finished() {
+        let rec = vm();
+        let next = begin_resize(&rec, "disk0", 2 << 30, "op-1", 100).unwrap();
+        assert_eq!(
+            next.disk_bytes,
+            Some(1 << 30),
+            "the size waits for the disk"
+        );
+        assert_eq!(next.disk_resize.as_ref().unwrap().size_bytes, 2 << 30);
+        assert_eq!(
+            crate::quota::vm_usage(&next).disk_bytes,
+            2 << 30,
+            "the quota counts the new size from the start"
+        );
+        let err = begin_resize(&next, "disk0", 3 << 30, "op-2", 101).unwrap_err();
+        assert!(matches!(err, ResizeRefusal::InProgress { .. }), "{err}");
+        let done = finish_resize(&next, "op-1", 2 << 30).unwrap();
+        assert_eq!(done.disk_bytes, Some(2 << 30));
+        assert_eq!(done.disk_resize, None);
+        let failed = abandon_resize(&next, "op-1").unwrap();
+        assert_eq!(failed, rec);
+        assert_eq!(abandon_resize(&next, "op-other"), None);
+    }
+
+    #[test]
+    fn a_shrink_names_the_current_size() {
+        let err = begin_resize(&vm(), "disk0", 512 << 20, "op", 0).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("disk0 of VM web is 1G") && text.contains("asked for 512M"),
+            "{text}"
+        );
+        let err = begin_resize(&vm(), "disk0", 1 << 30, "op", 0).unwrap_err();
+        assert!(matches!(err, ResizeRefusal::Unchanged { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_migrating_vm_names_its_migration() {
+        let rec = VmRecord {
+            migration: Some("mig-7".into()),
+            ..vm()
+        };
+        let text = begin_resize(&rec, "disk0", 2 << 30, "op", 0)
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("migrating (mig-7)"), "{text}");
+        let rec = VmRecord {
+            disk_bytes: None,
+            ..vm()
+        };
+        assert!(matches!(
+            begin_resize(&rec, "disk0", 2 << 30, "op", 0),
+            Err(ResizeRefusal::NoDisk { .. })
+        ));
+    }
+
+    #[test]
+    fn a_stale_resize_holds_nothing_up() {
+        let next = begin_resize(&vm(), "disk0", 2 << 30, "op-1", 100).unwrap();
+        assert_eq!(resize_in_flight(&next, 101), Some("op-1"));
+        let later = 100 + RESIZE_STALE_AFTER_SECS;
+        assert_eq!(resize_in_flight(&next, later), None);
+        assert!(begin_resize(&next, "disk0", 3 << 30, "op-2", later).is_ok());
+    }
+
+    #[test]
+    fn only_a_stopped_vm_is_copied() {
+        let stopped = vm_in(PowerState::Stopped);
+        assert!(check_copyable(&stopped, VmState::Stopped, "a template").is_ok());
+        assert!(check_copyable(&stopped, VmState::Crashed, "a template").is_ok());
+        let text = check_copyable(&vm(), VmState::Running, "a template")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("VM web is running: a template is made from a stopped VM's disk")
+                && text.contains("novacron vm stop web"),
+            "{text}"
+        );
+        // Asked to start, not yet started: refused too.
+        let starting = check_copyable(&vm(), VmState::Stopped, "a clone").unwrap_err();
+        assert!(starting.to_string().contains("is starting"), "{starting}");
+        let no_disk = VmRecord {
+            disk_bytes: None,
+            ..stopped.clone()
+        };
+        assert!(matches!(
+            check_copyable(&no_disk, VmState::Stopped, "a clone"),
+            Err(CopyRefusal::NoDisk { .. })
+        ));
+        let migrating = VmRecord {
+            migration: Some("mig-1".into()),
+            ..stopped
+        };
+        let text = check_copyable(&migrating, VmState::Stopped, "a clone")
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("migrating (mig-1)"), "{text}");
+    }
+
+    fn vm_in(power: PowerState) -> VmRecord {
+        VmRecord {
+            disk_bytes: Some(1 << 30),
+            ..crate::records::example_vm(power)
+        }
+    }
+
+    #[test]
+    fn a_clone_asks_for_what_the_source_has_on_its_node() {
+        let mut src = vm_in(PowerState::Stopped);
+        src.labels.insert("role".into(), "web".into());
+        src.network = Network::User {
+            forwards: vec![novacron_api_types::PortForward {
+                host_port: 2222,
+                guest_port: 22,
+            }],
+        };
+        src.pending = Some(crate::vm_config::PendingResources {
+            cpus: Some(2),
+            memory_bytes: None,
+        });
+        let req = clone_request(&src, "web2");
+        assert_eq!(req.name, "web2");
+        assert_eq!(req.node.as_deref(), Some("node-a"));
+        assert_eq!((req.cpus, req.memory_bytes), (2, 128 << 20));
+        assert_eq!(req.disk_bytes, Some(1 << 30));
+        assert_eq!(req.image, "tiny");
+        assert_eq!(req.labels, src.labels);
+        assert!(!req.start);
+        assert_eq!(req.network, Network::User { forwards: vec![] });
+        assert!(req.validate().is_ok());
+    }
+
+    #[test]
+    fn linked_local_disks_and_resizes_keep_a_vm_in_place() {
+        let rec = vm();
+        assert_eq!(migration_refusal(&rec, 0), None);
+        let resizing = begin_resize(&rec, "disk0", 2 << 30, "op-9", 10).unwrap();
+        let why = migration_refusal(&resizing, 11).unwrap();
+        assert!(why.contains("resizing its disk (operation op-9)"), "{why}");
+        let linked = VmRecord {
+            disk_linked: true,
+            ..rec.clone()
+        };
+        let why = migration_refusal(&linked, 0).unwrap();
+        assert!(
+            why.contains("linked disk") && why.contains("node-a"),
+            "{why}"
+        );
+        let pooled = VmRecord {
+            storage: Some("shared1".into()),
+            ..linked
+        };
+        assert_eq!(
+            migration_refusal(&pooled, 0),
+            None,
+            "the base is in the pool"
+        );
+    }
+}
