@@ -11,11 +11,13 @@ pub mod auth;
 pub mod cache;
 pub mod events;
 pub mod ha;
+pub mod history;
 pub mod ipam;
 pub mod join_tokens;
 pub mod lifecycle;
 pub mod metrics;
 pub mod networks;
+pub mod outcomes;
 pub mod placement;
 pub mod quota;
 pub mod records;
@@ -410,6 +412,7 @@ impl Server {
             tokio::spawn(placement::follow(state.clone())),
             tokio::spawn(ha::announce(state.clone(), member, credential_record)),
             tokio::spawn(ha::elect_and_run(state.clone())),
+            tokio::spawn(outcomes::follow(state.clone())),
         ];
         tracing::info!(%url, "API serving");
         Ok(Server {
