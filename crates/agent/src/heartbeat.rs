@@ -1,6 +1,7 @@
 //! The agent's lease heartbeat: every interval it tells the control plane that this node
 //! lives, and on each acknowledgement touches the fence's `alive` file, which keeps the fence
-//! watchdog from killing the node's HA VMs.
+//! watchdog from killing the node's HA VMs. A beat also carries the newest usage sample when
+//! one is waiting (taken elsewhere, see `crate::stats`, so sampling never delays a beat).
 //!
 //! `alive` must only move when the control plane has renewed the lease: a node that cannot
 //! reach it will see its HA VMs restarted elsewhere, and must fence them first. What must
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use novacron_api_types::agent::HeartbeatRequest;
+use novacron_api_types::stats::NodeSample;
 use novacron_client::Client;
 use tokio::sync::watch;
 
@@ -33,6 +35,8 @@ pub struct HeartbeatConfig {
     pub fence: Option<Arc<Fence>>,
     /// How many VMs run now (reported with each beat).
     pub running_vms: Arc<dyn Fn() -> u32 + Send + Sync>,
+    /// The newest usage sample not sent yet, if any (carried with the next beat).
+    pub take_sample: Arc<dyn Fn() -> Option<NodeSample> + Send + Sync>,
 }
 
 /// The running heartbeat; [`Heartbeat::stop`] ends it (dropping it does too, without waiting).
@@ -85,6 +89,7 @@ async fn beat(config: HeartbeatConfig, mut stop: watch::Receiver<bool>) {
     loop {
         let request = HeartbeatRequest {
             running_vms: (config.running_vms)(),
+            stats: (config.take_sample)(),
         };
         let sent = tokio::select! {
             r = config.client.agent_heartbeat(&request) => r,
@@ -192,6 +197,7 @@ mod tests {
                 interval: Duration::from_millis(100),
                 fence: Some(fence.clone()),
                 running_vms: Arc::new(|| 0),
+                take_sample: Arc::new(|| None),
             })
             .unwrap();
             let start = std::time::Instant::now();

@@ -16,6 +16,7 @@ pub mod migration;
 pub mod overlay;
 mod snapshot;
 mod state;
+mod stats;
 pub mod users;
 mod worker;
 
@@ -191,6 +192,7 @@ impl Agent {
             advertise_host: host.clone(),
             migrations: Default::default(),
             vm_users: users::VmUsers::new(&config.data_dir),
+            latest_sample: Default::default(),
         });
 
         let identity = novacron_tls::Identity {
@@ -222,13 +224,17 @@ impl Agent {
                 let shared = shared.clone();
                 Arc::new(move || shared.running_count())
             },
+            take_sample: {
+                let shared = shared.clone();
+                Arc::new(move || shared.take_sample())
+            },
         })
         .map_err(|source| AgentError::Io {
             what: "cannot start the heartbeat thread".into(),
             source,
         })?;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(worker::reconcile_loop(shared.clone(), stop_rx.clone())),
             tokio::spawn(overlay_loop(
                 client.clone(),
@@ -244,6 +250,12 @@ impl Agent {
                 stop_rx.clone(),
             )),
         ];
+        if !config.hollow {
+            tasks.push(tokio::spawn(stats::sample_loop(
+                shared.clone(),
+                stop_rx.clone(),
+            )));
+        }
         tracing::info!(node = %config.name, url = %agent_url, "agent running");
         Ok(Agent {
             name: config.name,

@@ -156,6 +156,8 @@ pub struct Shared {
     pub migrations: Mutex<HashMap<String, novacron_migrate::CancellationToken>>,
     /// The unprivileged user of each VM's QEMU.
     pub vm_users: crate::users::VmUsers,
+    /// The newest usage sample not yet handed to the heartbeat (see [`crate::stats`]).
+    pub latest_sample: Mutex<Option<novacron_api_types::stats::NodeSample>>,
 }
 
 impl Shared {
@@ -166,6 +168,24 @@ impl Shared {
             .values()
             .filter(|w| w.is_running())
             .count() as u32
+    }
+
+    /// The running VMs to sample usage from.
+    pub fn sampling_targets(&self) -> Vec<crate::stats::Target> {
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(|w| w.sampling_target())
+            .collect()
+    }
+
+    /// The newest usage sample, once: the heartbeat carries each sample one time.
+    pub fn take_sample(&self) -> Option<novacron_api_types::stats::NodeSample> {
+        self.latest_sample
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// The current DWCP identity (a clone: renewal may replace it at any time).

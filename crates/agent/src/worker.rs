@@ -46,6 +46,22 @@ impl WorkerHandle {
         !self.task.is_finished()
     }
 
+    /// The VM's QEMU to sample usage from, when it runs.
+    pub fn sampling_target(&self) -> Option<crate::stats::Target> {
+        let vm = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let d = self.desired.borrow();
+        Some(crate::stats::Target {
+            project: d.project.clone(),
+            name: d.name.clone(),
+            uuid: d.uuid.clone(),
+            vm,
+        })
+    }
+
     /// What a backup of this VM needs: its definition, disk, and QEMU if it runs.
     pub fn access(&self, shared: &Shared) -> crate::backup::VmAccess {
         let desired = self.desired.borrow().clone();

@@ -49,6 +49,10 @@ pub struct RegisterResponse {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatRequest {
     pub running_vms: u32,
+    /// The node's newest usage sample, sent once (with the first beat after it was taken).
+    /// Control planes from before metrics ignore it; agents from before send none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<crate::stats::NodeSample>,
 }
 
 /// A one-shot action attached to a generation of a VM's desired state.

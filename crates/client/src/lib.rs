@@ -978,6 +978,20 @@ impl Client {
         self.call(Method::GET, "/audit/head", None::<&()>).await
     }
 
+    /// A VM's recent usage from the control plane's history: samples taken at or after
+    /// `since` (Unix seconds; `None`: all kept), the newest, and the current rates.
+    pub async fn vm_metrics(
+        &self,
+        name: &str,
+        since: Option<u64>,
+    ) -> Result<novacron_api_types::stats::VmMetrics, ClientError> {
+        let path = match since {
+            Some(s) => format!("/vms/{}/metrics?since={s}", seg(name)),
+            None => format!("/vms/{}/metrics", seg(name)),
+        };
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
     /// Every audit record from `since` on (all without it), in chain order, as JSON Lines.
     pub async fn audit_export(&self, since: Option<u64>) -> Result<String, ClientError> {
         let path = match since {

@@ -247,6 +247,11 @@ pub enum VmCommand {
     /// Move a running VM to another node while it runs (live migration over DWCP).
     #[command(after_help = "Example:\n  novacron vm migrate web1 --to node2 --max-downtime 300ms")]
     Migrate(crate::migrations::MigrateArgs),
+    /// A VM's usage: CPU, memory, disk and network totals and rates (from the last hour's samples).
+    #[command(
+        after_help = "Examples:\n  novacron vm stats web1\n  novacron vm stats web1 --watch\n  novacron vm stats web1 --since 1h -o json"
+    )]
+    Stats(crate::vm_stats::StatsArgs),
     /// The serial console: attach interactively (Ctrl-] detaches), or print what the guest wrote.
     #[command(after_help = "Example:\n  novacron vm console web1 --tail --bytes 4K")]
     Console {
@@ -885,6 +890,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
             act(&c, out, &common, op).await
         }
         VmCommand::Migrate(a) => crate::migrations::vm_migrate(a, out).await,
+        VmCommand::Stats(a) => crate::vm_stats::run(a, out).await,
         VmCommand::Console { name, tail, bytes } => {
             if tail {
                 let n = parse_size(&bytes).context("--bytes")?;

@@ -20,6 +20,7 @@ mod roles;
 mod snapshots;
 mod tenancy;
 mod terminal_safe;
+mod vm_stats;
 
 use clap::Parser;
 

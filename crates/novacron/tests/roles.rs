@@ -220,6 +220,7 @@ const TABLE: &[(&str, &str, Rule)] = &[
         PROJECT_OPERATE,
     ),
     ("GET", "/api/v1/vms/{name}/console", PROJECT_READ),
+    ("GET", "/api/v1/vms/{name}/metrics", PROJECT_READ),
     ("GET", "/api/v1/vms/{name}/console/attach", PROJECT_OPERATE),
     ("POST", "/api/v1/vms/{name}/backup", PROJECT_OPERATE),
     ("POST", "/api/v1/vms/{name}/migrate", PROJECT_OPERATE),

@@ -12,11 +12,13 @@ pub mod cache;
 pub mod disk_ops;
 pub mod events;
 pub mod ha;
+pub mod history;
 pub mod ipam;
 pub mod join_tokens;
 pub mod lifecycle;
 pub mod metrics;
 pub mod networks;
+pub mod outcomes;
 pub mod placement;
 pub mod quota;
 pub mod records;
@@ -412,6 +414,7 @@ impl Server {
             tokio::spawn(placement::follow(state.clone())),
             tokio::spawn(ha::announce(state.clone(), member, credential_record)),
             tokio::spawn(ha::elect_and_run(state.clone())),
+            tokio::spawn(outcomes::follow(state.clone())),
         ];
         tracing::info!(%url, "API serving");
         Ok(Server {

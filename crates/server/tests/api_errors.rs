@@ -113,7 +113,10 @@ impl Cp {
             .await
             .unwrap();
         self.client(&reg.node_token)
-            .agent_heartbeat(&HeartbeatRequest { running_vms: 0 })
+            .agent_heartbeat(&HeartbeatRequest {
+                running_vms: 0,
+                stats: None,
+            })
             .await
             .unwrap();
         let disk = self._dir.path().join("disk.qcow2");

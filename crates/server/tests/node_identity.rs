@@ -175,9 +175,12 @@ async fn node_delete_revokes_the_node_token() {
     let cp = Cp::start().await;
     let resp = join(&cp, "node-x", "https://127.0.0.1:9443").await.unwrap();
     let node = cp.client(&resp.node_token);
-    node.agent_heartbeat(&HeartbeatRequest { running_vms: 0 })
-        .await
-        .unwrap();
+    node.agent_heartbeat(&HeartbeatRequest {
+        running_vms: 0,
+        stats: None,
+    })
+    .await
+    .unwrap();
     // Renewal: registering again with the node token issues a new certificate.
     let renewed = node
         .agent_register(&request("node-x", "https://127.0.0.1:9443"))
@@ -189,7 +192,10 @@ async fn node_delete_revokes_the_node_token() {
     let admin = cp.server.issue_token(TokenKind::Admin).await.unwrap();
     cp.client(&admin).node_delete("node-x").await.unwrap();
     let e = node
-        .agent_heartbeat(&HeartbeatRequest { running_vms: 0 })
+        .agent_heartbeat(&HeartbeatRequest {
+            running_vms: 0,
+            stats: None,
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::Unauthenticated), "{e}");
@@ -265,7 +271,10 @@ async fn heartbeat(cp: &Cp, http: &reqwest::Client, token: &str) -> (u16, serde_
     let resp = http
         .post(format!("{}/api/v1/agent/heartbeat", cp.server.url))
         .bearer_auth(token)
-        .json(&HeartbeatRequest { running_vms: 0 })
+        .json(&HeartbeatRequest {
+            running_vms: 0,
+            stats: None,
+        })
         .send()
         .await
         .unwrap();

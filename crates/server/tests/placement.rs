@@ -125,13 +125,19 @@ impl Cp {
         tokio::spawn(async move {
             while b.load(std::sync::atomic::Ordering::SeqCst) {
                 let _ = c
-                    .agent_heartbeat(&HeartbeatRequest { running_vms: 0 })
+                    .agent_heartbeat(&HeartbeatRequest {
+                        running_vms: 0,
+                        stats: None,
+                    })
                     .await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
         client
-            .agent_heartbeat(&HeartbeatRequest { running_vms: 0 })
+            .agent_heartbeat(&HeartbeatRequest {
+                running_vms: 0,
+                stats: None,
+            })
             .await
             .unwrap();
         FakeAgent {

@@ -125,14 +125,20 @@ async fn control_plane(
         .await
         .unwrap();
     let node = common::client(&server, &resp.node_token);
-    node.agent_heartbeat(&HeartbeatRequest { running_vms: 0 })
-        .await
-        .unwrap();
+    node.agent_heartbeat(&HeartbeatRequest {
+        running_vms: 0,
+        stats: None,
+    })
+    .await
+    .unwrap();
     let beat = tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let _ = node
-                .agent_heartbeat(&HeartbeatRequest { running_vms: 0 })
+                .agent_heartbeat(&HeartbeatRequest {
+                    running_vms: 0,
+                    stats: None,
+                })
                 .await;
         }
     });

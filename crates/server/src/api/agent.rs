@@ -280,9 +280,19 @@ pub async fn register(
 pub async fn heartbeat(
     State(state): State<Arc<AppState>>,
     NodeCaller(node): NodeCaller,
-    Json(_req): Json<HeartbeatRequest>,
+    Json(req): Json<HeartbeatRequest>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
     state.saw_node(&node);
+    if let Some(mut sample) = req.stats {
+        // A node speaks only for the VMs placed on it.
+        sample.vms.retain(|v| {
+            state
+                .vms
+                .get(&records::vm_key(&v.project, &v.name))
+                .is_some_and(|r| r.node == node && r.uuid == v.uuid)
+        });
+        state.metrics.record_sample(&node, &sample);
+    }
     let key = records::node_lease_key(&node);
     if let Some(rec) = state.node_leases.get(&key) {
         match state.store.keep_alive(LeaseId(rec.lease)).await {

@@ -19,6 +19,7 @@ pub mod operations;
 pub mod roles;
 pub mod snapshots;
 pub mod tenancy;
+pub mod vm_metrics;
 pub mod vms;
 
 use std::sync::Arc;
@@ -165,6 +166,7 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .get("/api/v1/vms", vms::list)
         .get("/api/v1/vms/{name}", vms::show)
         .get("/api/v1/vms/{name}/console", console::log)
+        .get("/api/v1/vms/{name}/metrics", vm_metrics::show)
         .get("/api/v1/vms/{name}/snapshots", snapshots::list)
         .get("/api/v1/operations", operations::list)
         .get("/api/v1/operations/{id}", operations::show)
@@ -372,14 +374,19 @@ pub async fn cluster_ca(State(state): State<Arc<AppState>>) -> impl IntoResponse
     )
 }
 
-/// Control-plane metrics (OpenMetrics text).
+/// Control-plane metrics, with every VM's and node's usage (see docs/metrics.md):
+/// OpenMetrics text, or Prometheus text 0.0.4 when `Accept` prefers `text/plain`.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
-pub async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<impl IntoResponse> {
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let format = crate::metrics::Exposition::negotiate(accept);
     Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        crate::metrics::render(&state),
+        [(axum::http::header::CONTENT_TYPE, format.content_type())],
+        crate::metrics::render(&state, format),
     ))
 }

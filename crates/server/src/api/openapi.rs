@@ -40,6 +40,7 @@ use super::{
         tenancy::user_delete, tenancy::binding_add, tenancy::binding_list, tenancy::binding_remove,
         tenancy::token_create, tenancy::token_list, tenancy::token_revoke, tenancy::login,
         audit::list, audit::head, audit::export,
+        super::vm_metrics::show,
     ),
     modifiers(&BearerAuth, &RoleAccess, &OperationIds, &Conformance),
 )]
