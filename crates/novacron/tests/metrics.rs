@@ -74,7 +74,6 @@ fn series(body: &str, name_and_labels: &str) -> Option<f64> {
 }
 
 #[test]
-#[ignore = "written against the real CLI but not run yet (no time to build the binary before the deadline): run it with --run-ignored and drop this"]
 fn disk_writes_show_in_vm_stats_and_metrics_and_the_series_leave_with_the_vm() {
     let c = Cluster::start();
     c.ok(&["image", "build-tiny", "tiny"]);
