@@ -157,6 +157,15 @@ pub async fn create_vm(
             .into());
         }
     };
+    if let Some(i) = &image
+        && i.kind == ImageKind::Iso
+    {
+        return Err(ApiError::invalid(format!(
+            "image {} is an ISO 9660 installation medium, not a bootable disk: create the VM from a disk or              kernel image (attaching an ISO to a VM, `vm create --iso`, is not supported yet)",
+            req.image
+        ))
+        .into());
+    }
     let disk_bytes = match image.as_ref().map(|i| &i.kind) {
         Some(ImageKind::Disk { .. }) => {
             let base = image
@@ -177,7 +186,7 @@ pub async fn create_vm(
                 None => Some(base),
             }
         }
-        Some(ImageKind::Kernel { .. }) | None => req.disk_bytes,
+        Some(ImageKind::Kernel { .. } | ImageKind::Iso) | None => req.disk_bytes,
     };
     if let Some(pool) = &req.storage
         && state.storage.get(&records::storage_key(pool)).is_none()
