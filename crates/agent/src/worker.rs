@@ -859,6 +859,12 @@ pub(crate) async fn prepare_spec(
                 cmdline: cmdline.clone(),
             }
         }
+        ImageKind::Iso => {
+            return Err(format!(
+                "image {} is an ISO 9660 medium, not a bootable disk",
+                image.name
+            ));
+        }
         ImageKind::Disk { format } => {
             let mut base = share(shared.images.ensure(image, "disk").await?)?;
             if let Some(pool) = &d.storage {

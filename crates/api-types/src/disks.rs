@@ -86,10 +86,12 @@ pub fn image_disk_format(image: &crate::Image) -> Option<crate::DiskFormat> {
     if !image.files.iter().any(|f| f.role == "disk") {
         return None;
     }
-    Some(match image.kind {
-        crate::ImageKind::Disk { format } => format,
-        crate::ImageKind::Kernel { .. } => crate::DiskFormat::Qcow2,
-    })
+    match image.kind {
+        crate::ImageKind::Disk { format } => Some(format),
+        crate::ImageKind::Kernel { .. } => Some(crate::DiskFormat::Qcow2),
+        // An installation medium is never a VM's disk.
+        crate::ImageKind::Iso => None,
+    }
 }
 
 /// Body of `POST /api/v1/vms/{name}/clone`.

@@ -459,6 +459,8 @@ pub enum ImageKind {
     Kernel { cmdline: String },
     /// A bootable disk (cloud image), qcow2 or raw.
     Disk { format: DiskFormat },
+    /// An ISO 9660 medium (file role `iso`): installation media, not a bootable disk.
+    Iso,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -509,6 +511,43 @@ pub struct ImageFile {
 #[serde(deny_unknown_fields)]
 pub struct BuildTinyRequest {
     pub name: String,
+}
+
+/// Body of `POST /api/v1/images/{name}/import-url`: the control plane downloads `url` and imports the file as
+/// `image import` does with a local one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageUrlImportRequest {
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// The file's expected SHA-256 (64 hex digits): checked before the image is published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Answer of `PUT /api/v1/images/{name}/import-ova`: the appliance's disks as images (`NAME`,
+/// `NAME-disk2`, ...) and what its OVF descriptor says about the machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OvaImport {
+    /// One disk image per OVF disk, the boot disk first.
+    pub images: Vec<Image>,
+    /// The OVF's virtual system id, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appliance: Option<String>,
+    pub cpus: Option<u32>,
+    pub memory_bytes: Option<u64>,
+    pub nics: Vec<OvaNic>,
+    /// The `novacron vm create` command that matches the appliance.
+    pub vm_create: String,
+}
+
+/// A network card of an OVA appliance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OvaNic {
+    /// The OVF network it was connected to.
+    pub network: Option<String>,
+    /// The OVF's card model, e.g. `E1000`, `VmxNet3` (NovaCron gives every NIC virtio-net).
+    pub model: Option<String>,
 }
 
 /// Where a long operation is.

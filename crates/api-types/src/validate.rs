@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 
 use crate::{
-    ApiError, BuildTinyRequest, NameError, Network, PortForward, StorageKind, StoragePool,
-    VmCreateRequest, format_size, validate_name,
+    ApiError, BuildTinyRequest, ImageUrlImportRequest, NameError, Network, PortForward,
+    StorageKind, StoragePool, VmCreateRequest, format_size, validate_name,
 };
 
 /// A request the control plane would refuse, with the user's one-line answer.
@@ -294,6 +294,33 @@ impl crate::VmSetRequest {
 impl BuildTinyRequest {
     pub fn validate(&self) -> Result<(), Invalid> {
         Ok(validate_name("image", &self.name)?)
+    }
+}
+
+impl ImageUrlImportRequest {
+    /// An http(s) URL with a host, and a SHA-256 of 64 hex digits when given.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let rest = self
+            .url
+            .strip_prefix("https://")
+            .or_else(|| self.url.strip_prefix("http://"))
+            .ok_or_else(|| {
+                Invalid::new(format!(
+                    "{:?} is not an http:// or https:// URL (a local file is uploaded: give its path)",
+                    self.url
+                ))
+            })?;
+        if rest.is_empty() || rest.starts_with('/') || self.url.chars().any(char::is_whitespace) {
+            return Err(Invalid::new(format!("{:?} is not a valid URL", self.url)));
+        }
+        if let Some(sum) = &self.sha256
+            && (sum.len() != 64 || !sum.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(Invalid::new(format!(
+                "--sha256 {sum:?} is not a SHA-256 digest (64 hex digits)"
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -96,6 +96,9 @@ struct Inner {
 
 /// The `(segment)` of a URL path, percent-free because names are validated DNS labels;
 /// anything else is rejected by the server with a clear error.
+/// Called with the bytes sent so far while an upload runs.
+pub type UploadProgress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
 fn seg(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -643,12 +646,61 @@ impl Client {
         .await
     }
 
-    /// Uploads a qcow2 or raw disk image; the server detects and checks the format.
+    /// Uploads a disk image or ISO; the server detects and checks the format.
     /// A refusal the server answers before reading the upload (bad name, name taken, no
     /// permission) comes back as that answer, not as a broken connection.
     pub async fn image_import(&self, name: &str, file: &Path) -> Result<Image, ClientError> {
+        self.image_import_file(name, file, None, None).await
+    }
+
+    /// Uploads a disk image (qcow2, raw, VMDK, VHDX, VHD) or an ISO 9660 file; the server
+    /// detects the kind from the content, converts foreign disks to qcow2 and vets the result.
+    /// `sha256` is checked by the server before anything is published; `progress` sees the
+    /// bytes sent so far as the upload goes.
+    pub async fn image_import_file(
+        &self,
+        name: &str,
+        file: &Path,
+        sha256: Option<&str>,
+        progress: Option<UploadProgress>,
+    ) -> Result<Image, ClientError> {
         novacron_api_types::validate_name("image", name)
             .map_err(|e| invalid(novacron_api_types::Invalid::from(e)))?;
+        let mut query = vec![];
+        if let Some(f) = file.file_name().and_then(|f| f.to_str()) {
+            query.push(format!("filename={}", seg(f)));
+        }
+        if let Some(sum) = sha256 {
+            query.push(format!("sha256={}", seg(sum)));
+        }
+        let path = format!("/images/{}/import?{}", seg(name), query.join("&"));
+        let resp = self.upload(&path, file, progress).await?;
+        Self::decode(resp).await
+    }
+
+    /// Uploads an OVA appliance: the server imports every disk its OVF names as a qcow2 image
+    /// (`NAME`, `NAME-disk2`, ...) and answers what the OVF says about the machine.
+    pub async fn image_import_ova(
+        &self,
+        name: &str,
+        file: &Path,
+        progress: Option<UploadProgress>,
+    ) -> Result<novacron_api_types::OvaImport, ClientError> {
+        novacron_api_types::validate_name("image", name)
+            .map_err(|e| invalid(novacron_api_types::Invalid::from(e)))?;
+        let resp = self
+            .upload(&format!("/images/{}/import-ova", seg(name)), file, progress)
+            .await?;
+        Self::decode(resp).await
+    }
+
+    /// PUTs the file at `file` as the body of `path`, streamed.
+    async fn upload(
+        &self,
+        path: &str,
+        file: &Path,
+        progress: Option<UploadProgress>,
+    ) -> Result<reqwest::Response, ClientError> {
         let meta = tokio::fs::metadata(file)
             .await
             .map_err(|source| ClientError::Io {
@@ -661,32 +713,56 @@ impl Client {
                 file.display()
             )));
         }
-        let path = file.to_path_buf();
-        let resp = self
-            .send(
-                Method::PUT,
-                &format!("/images/{}/import", seg(name)),
-                move |r| {
-                    let path = path.clone();
-                    let stream =
-                        futures_util::stream::once(
-                            async move { tokio::fs::File::open(path).await },
-                        );
-                    let body = futures_util::StreamExt::flat_map(stream, |f| match f {
-                        Ok(f) => futures_util::future::Either::Left(
-                            tokio_util::io::ReaderStream::with_capacity(f, 1 << 20),
-                        ),
-                        Err(e) => futures_util::future::Either::Right(futures_util::stream::once(
-                            async move { Err(e) },
-                        )),
-                    });
-                    r.header(reqwest::header::CONTENT_LENGTH, meta.len())
-                        .body(reqwest::Body::wrap_stream(body))
-                },
-                Duration::from_secs(3600),
+        let file = file.to_path_buf();
+        self.send(
+            Method::PUT,
+            path,
+            move |r| {
+                let file = file.clone();
+                let progress = progress.clone();
+                let stream =
+                    futures_util::stream::once(async move { tokio::fs::File::open(file).await });
+                let body = futures_util::StreamExt::flat_map(stream, |f| match f {
+                    Ok(f) => futures_util::future::Either::Left(
+                        tokio_util::io::ReaderStream::with_capacity(f, 1 << 20),
+                    ),
+                    Err(e) => futures_util::future::Either::Right(futures_util::stream::once(
+                        async move { Err(e) },
+                    )),
+                });
+                let mut sent = 0u64;
+                let body = futures_util::StreamExt::inspect(body, move |chunk| {
+                    if let (Ok(chunk), Some(progress)) = (chunk, &progress) {
+                        sent += chunk.len() as u64;
+                        progress(sent);
+                    }
+                });
+                r.header(reqwest::header::CONTENT_LENGTH, meta.len())
+                    .body(reqwest::Body::wrap_stream(body))
+            },
+            Duration::from_secs(3600),
+        )
+        .await
+    }
+
+    /// Has the control plane download an image from an http(s) URL and import it; answers the
+    /// operation to wait on.
+    pub async fn image_import_url(
+        &self,
+        name: &str,
+        req: &novacron_api_types::ImageUrlImportRequest,
+    ) -> Result<Operation, ClientError> {
+        novacron_api_types::validate_name("image", name)
+            .map_err(|e| invalid(novacron_api_types::Invalid::from(e)))?;
+        req.validate().map_err(invalid)?;
+        let r: novacron_api_types::OperationRef = self
+            .call(
+                Method::POST,
+                &format!("/images/{}/import-url", seg(name)),
+                Some(req),
             )
             .await?;
-        Self::decode(resp).await
+        Ok(r.operation)
     }
 
     /// Downloads one file of an image (`kernel`, `initrd` or `disk`) to `dest`.

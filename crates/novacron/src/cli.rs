@@ -439,12 +439,18 @@ pub enum ImageCommand {
         /// Name of the new image.
         name: String,
     },
-    /// Import a qcow2 or raw disk image (format detected).
+    /// Import a disk image (qcow2, raw, VMDK, VHDX, VHD; kind detected from the content) or an ISO, from a file or a URL.
+    #[command(
+        after_help = "Examples:\n  novacron image import web ./disk.vmdk\n  novacron image import debian https://example.org/debian.qcow2 --sha256 9f86d08...\n  novacron image import installer ./install.iso"
+    )]
     Import {
         /// Name of the new image.
         name: String,
-        /// The qcow2 or raw disk image file to import.
-        file: PathBuf,
+        /// A local file (uploaded), or an http:// or https:// URL the control plane downloads.
+        source: String,
+        /// The file's expected SHA-256 (64 hex digits): a mismatch imports nothing.
+        #[arg(long)]
+        sha256: Option<String>,
     },
     /// List images.
     List,
@@ -980,6 +986,7 @@ fn image_rows(images: &[Image]) -> Vec<Vec<String>> {
             let (kind, format) = match &i.kind {
                 ImageKind::Kernel { .. } => ("kernel", "-".to_string()),
                 ImageKind::Disk { format } => ("disk", format.to_string()),
+                ImageKind::Iso => ("iso", "iso".to_string()),
             };
             vec![
                 i.name.clone(),
@@ -1006,12 +1013,11 @@ async fn image(cmd: ImageCommand, out: Format) -> anyhow::Result<()> {
     };
     match cmd {
         ImageCommand::BuildTiny { name } => one(c.image_build_tiny(&name).await?),
-        ImageCommand::Import { name, file } => {
-            if is_tty(2) {
-                eprintln!("uploading {} ...", file.display());
-            }
-            one(c.image_import(&name, &file).await?)
-        }
+        ImageCommand::Import {
+            name,
+            source,
+            sha256,
+        } => image_import(&c, &name, &source, sha256, out).await,
         ImageCommand::List => {
             let images = c.image_list().await?;
             output::print(out, &images, &IMAGE_HEADERS, || image_rows(&images))
@@ -1022,6 +1028,124 @@ async fn image(cmd: ImageCommand, out: Format) -> anyhow::Result<()> {
             output::print_details(out, &v, || vec![("deleted", name.clone())])
         }
     }
+}
+
+/// `image import`: a URL is downloaded by the control plane as an operation (its progress
+/// shown from the operation's message); a file is uploaded with a progress line on a TTY.
+async fn image_import(
+    c: &Client,
+    name: &str,
+    source: &str,
+    sha256: Option<String>,
+    out: Format,
+) -> anyhow::Result<()> {
+    let print = |i: Image| {
+        output::print(out, &i, &IMAGE_HEADERS, || {
+            image_rows(std::slice::from_ref(&i))
+        })
+    };
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let req = novacron_api_types::ImageUrlImportRequest {
+            url: source.to_string(),
+            sha256,
+        };
+        let op = c.image_import_url(name, &req).await?;
+        wait_op(c, op, Duration::from_secs(6 * 3600)).await?;
+        return print(c.image_get(name).await?);
+    }
+    let file = PathBuf::from(source);
+    let total = std::fs::metadata(&file)
+        .with_context(|| format!("cannot read {source}"))?
+        .len();
+    let mut head = [0u8; 263];
+    let is_tar = std::fs::File::open(&file)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head[257..262] == b"ustar";
+    let named_ova = source.to_ascii_lowercase().ends_with(".ova");
+    if (is_tar || named_ova) && sha256.is_some() {
+        bail!(
+            "--sha256 is not supported for OVA appliances yet: check the file with sha256sum first"
+        );
+    }
+    let progress: Option<novacron_client::UploadProgress> = is_tty(2).then(|| {
+        let started = std::time::Instant::now();
+        let last = std::sync::Mutex::new(None::<std::time::Instant>);
+        std::sync::Arc::new(move |sent: u64| {
+            let Ok(mut last) = last.lock() else { return };
+            let done = sent >= total;
+            if !done && last.is_some_and(|t| t.elapsed() < Duration::from_millis(250)) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+            let rate = sent as f64 / started.elapsed().as_secs_f64().max(0.001);
+            let eta = (total.saturating_sub(sent)) as f64 / rate.max(1.0);
+            if done {
+                eprint!(
+                    "\r\x1b[2Kuploaded {}; the control plane checks (and converts) it ...",
+                    format_size(total)
+                );
+            } else {
+                eprint!(
+                    "\r\x1b[2Kuploading: {} of {} ({}/s, ETA {}s)",
+                    format_size(sent),
+                    format_size(total),
+                    format_size(rate as u64),
+                    eta.ceil() as u64
+                );
+            }
+            let _ = std::io::stderr().flush();
+        }) as novacron_client::UploadProgress
+    });
+    let shown = progress.is_some();
+    if is_tar || named_ova {
+        let result = c.image_import_ova(name, &file, progress).await;
+        if shown {
+            eprint!("\r\x1b[2K");
+        }
+        let ova = result?;
+        output::print(out, &ova, &IMAGE_HEADERS, || image_rows(&ova.images))?;
+        if out == Format::Table {
+            let nics: Vec<String> = ova
+                .nics
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} on {}",
+                        n.model.as_deref().unwrap_or("NIC"),
+                        n.network.as_deref().unwrap_or("?")
+                    )
+                })
+                .collect();
+            println!(
+                "\nappliance {}: {} CPUs, {} memory, NICs: {}",
+                ova.appliance.as_deref().unwrap_or(name),
+                ova.cpus.map_or("?".into(), |c| c.to_string()),
+                ova.memory_bytes.map_or("?".into(), format_size),
+                if nics.is_empty() {
+                    "none".into()
+                } else {
+                    nics.join(", ")
+                }
+            );
+            println!("create the VM with:\n  {}", ova.vm_create);
+            if ova.images.len() > 1 {
+                let more: Vec<&str> = ova.images[1..].iter().map(|i| i.name.as_str()).collect();
+                println!(
+                    "its other disks are the images {} (attaching more disks to a VM is not in this version)",
+                    more.join(", ")
+                );
+            }
+        }
+        return Ok(());
+    }
+    let result = c
+        .image_import_file(name, &file, sha256.as_deref(), progress)
+        .await;
+    if shown {
+        eprint!("\r\x1b[2K");
+    }
+    print(result?)
 }
 
 fn op_rows(ops: &[Operation]) -> Vec<Vec<String>> {

@@ -110,7 +110,7 @@ pub fn parse_info_json(json: &str) -> Result<ImageInfo, QemuError> {
     })
 }
 
-fn qemu_img_binary() -> String {
+pub(crate) fn qemu_img_binary() -> String {
     std::env::var(QEMU_IMG_ENV).unwrap_or_else(|_| "qemu-img".to_string())
 }
 
@@ -179,7 +179,7 @@ pub async fn inspect_as(path: &Path, format: DiskFormat) -> Result<ImageInfo, Qe
     parse_info_json(&stdout)
 }
 
-async fn read_head(path: &Path, len: usize) -> Result<Vec<u8>, QemuError> {
+pub(crate) async fn read_head(path: &Path, len: usize) -> Result<Vec<u8>, QemuError> {
     let path_owned = path.to_path_buf();
     tokio::task::spawn_blocking(move || -> Result<Vec<u8>, QemuError> {
         let file = std::fs::File::open(&path_owned)
@@ -195,7 +195,7 @@ async fn read_head(path: &Path, len: usize) -> Result<Vec<u8>, QemuError> {
 }
 
 /// Bytes read from the start of a raw candidate: enough for every signature below (btrfs is at 64 KiB + 64).
-const SIGNATURE_SPAN: usize = 0x10048;
+pub(crate) const SIGNATURE_SPAN: usize = 0x10048;
 
 /// Why a raw file looks like a disk, or `None`. `head` is the file's first [`SIGNATURE_SPAN`] bytes (or all of it).
 pub fn raw_disk_signature(head: &[u8]) -> Option<&'static str> {

@@ -13,6 +13,9 @@ pub mod console;
 pub mod cpio;
 mod error;
 pub mod img;
+pub mod import;
+pub mod nbd;
+pub mod ova;
 pub mod process;
 pub mod qmp;
 pub mod resize;
@@ -30,6 +33,7 @@ pub use img::{
     DiskFormat, ImageInfo, check_self_contained, create_blank, create_overlay, inspect_as,
     inspect_for_import,
 };
+pub use import::{ForeignFormat, Imported, import_file};
 pub use process::{ExitInfo, RunningVm, adopt, launch};
 pub use qmp::{LatencyObserver, Qmp, QmpEvent, RunStatus, set_latency_observer};
 pub use seed::{NoCloudSeed, write_nocloud_seed};

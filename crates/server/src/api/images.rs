@@ -4,21 +4,24 @@
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::{Extension, Json as AxumJson};
 use futures_util::StreamExt;
 use novacron_api_types::{
     ApiError, BuildTinyRequest, DEFAULT_PROJECT, DiskFormat, ErrorCode, Image, ImageFile,
-    ImageKind, validate_name,
+    ImageKind, ImageUrlImportRequest, Operation, OperationRef, OperationState, OvaImport, OvaNic,
+    format_size, validate_name,
 };
 use novacron_store::{Compare, Op};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
+use super::operations::{finish, new_operation, put_op};
 use super::{ApiFailure, ApiResult, Json, json_bytes};
 use crate::auth::Caller;
 use crate::records::{self, now};
@@ -237,58 +240,642 @@ pub async fn build_tiny(
     Ok(AxumJson(publish(&state, incoming, image).await?))
 }
 
-/// Import a qcow2 or raw disk image (the request body is the file). The format is detected
-/// and checked; anything that is not a usable disk image is refused.
-#[utoipa::path(put, path = "/api/v1/images/{name}/import", params(("name" = String, Path)),
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ImportQuery {
+    /// The uploaded file's name: one ending in `.iso` must be an ISO 9660 image.
+    pub filename: Option<String>,
+    /// The file's expected SHA-256 (64 hex digits), checked before anything is published.
+    pub sha256: Option<String>,
+}
+
+/// Import a disk image or installation medium (the request body is the file): qcow2 and raw
+/// are kept as they are, VMDK, VHDX and VHD are converted to qcow2, an ISO 9660 file becomes
+/// an image of kind `iso`. The kind is read from the content and vetted; anything that is not
+/// a usable image is refused and leaves nothing behind.
+#[utoipa::path(put, path = "/api/v1/images/{name}/import", params(("name" = String, Path), ImportQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = Image), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn import(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    Query(q): Query<ImportQuery>,
     req: Request,
 ) -> ApiResult<AxumJson<Image>> {
     check_new_name(&state, &name)?;
+    let expected = expected_sha256(q.sha256.as_deref())?;
     let incoming = Incoming::new(&state.images_dir).await?;
-    let disk = incoming.dir.join("disk");
-    let mut file = tokio::fs::File::create(&disk)
+    let upload = incoming.dir.join("upload");
+    let size = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = req.into_body().into_data_stream().map(|chunk| {
+        chunk.map_err(|e| ApiFailure(ApiError::invalid(format!("upload interrupted: {e}"))))
+    });
+    let named_iso = q
+        .filename
+        .as_deref()
+        .is_some_and(|f| f.to_ascii_lowercase().ends_with(".iso"));
+    let (received, imported) = receive_and_import(
+        body,
+        &upload,
+        size,
+        expected.is_some(),
+        named_iso,
+        |_| async {},
+    )
+    .await;
+    check_sha256(expected.as_deref(), &received?)?;
+    let imported = imported.map_err(|e| refused_image(&name, e))?;
+    let project = crate::tenancy::current_project();
+    let (incoming, image) = finish_image(&state, incoming, &name, &project, imported).await?;
+    Ok(AxumJson(publish(&state, incoming, image).await?))
+}
+
+/// Receives `body` into `upload` and imports it. With the size known, both run side by side
+/// (a foreign disk is vetted and converted while it streams in, see
+/// [`novacron_qemu::import::import_streaming`]); otherwise the import starts once the file is
+/// complete. The import's result counts only when the receive succeeded.
+async fn receive_and_import<S, F, Fut>(
+    body: S,
+    upload: &FsPath,
+    size: Option<u64>,
+    hash: bool,
+    named_iso: bool,
+    mut on_bytes: F,
+) -> (
+    ApiResult<Received>,
+    Result<novacron_qemu::Imported, novacron_qemu::QemuError>,
+)
+where
+    S: futures_util::Stream<Item = ApiResult<axum::body::Bytes>>,
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use novacron_qemu::nbd::Arrived;
+    let Some(size) = size.filter(|s| *s > 0) else {
+        let received = receive(body, upload, hash, on_bytes).await;
+        if received.is_err() {
+            return (
+                received,
+                Err(novacron_qemu::QemuError::InvalidImage {
+                    path: upload.to_path_buf(),
+                    reason: "the upload failed".into(),
+                }),
+            );
+        }
+        let imported = novacron_qemu::import_file(upload, named_iso).await;
+        return (received, imported);
+    };
+    let (tx, rx) = tokio::sync::watch::channel(Arrived::Partial(0));
+    let receiving = async {
+        let received = receive(body, upload, hash, |n| {
+            tx.send_replace(Arrived::Partial(n));
+            on_bytes(n)
+        })
+        .await;
+        tx.send_replace(Arrived::Done(
+            received.as_ref().map(|r| r.bytes).map_err(|_| ()),
+        ));
+        received
+    };
+    let importing = novacron_qemu::import::import_streaming(upload, size, rx, named_iso);
+    tokio::join!(receiving, importing)
+}
+
+/// What [`receive`] wrote.
+struct Received {
+    bytes: u64,
+    sha256: Option<String>,
+}
+
+/// Writes a stream of chunks to `dest` (scratch: not synced, the image made from it is),
+/// hashing it with SHA-256 when asked. Chunks are written in batches of 4 MiB; `on_bytes`
+/// sees the running total after each batch is in the file (readable by others).
+async fn receive<S, F, Fut>(
+    body: S,
+    dest: &FsPath,
+    hash: bool,
+    mut on_bytes: F,
+) -> ApiResult<Received>
+where
+    S: futures_util::Stream<Item = ApiResult<axum::body::Bytes>>,
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    const BATCH: usize = 4 << 20;
+    let mut body = std::pin::pin!(body);
+    let mut file = tokio::fs::File::create(dest)
         .await
         .map_err(|e| io_err("creating the image file", e))?;
-    let mut body = req.into_body().into_data_stream();
+    let mut sha = hash.then(|| aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256));
     let mut received = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiFailure(ApiError::invalid(format!("upload interrupted: {e}"))))?;
-        received += chunk.len() as u64;
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| io_err("writing the image file", e))?;
+    let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
+    loop {
+        let chunk = body.next().await.transpose()?;
+        if let Some(chunk) = &chunk {
+            received += chunk.len() as u64;
+            if let Some(sha) = &mut sha {
+                sha.update(chunk);
+            }
+            batch.extend_from_slice(chunk);
+        }
+        if batch.len() >= BATCH || (chunk.is_none() && !batch.is_empty()) {
+            file.write_all(&batch)
+                .await
+                .map_err(|e| io_err("writing the image file", e))?;
+            file.flush()
+                .await
+                .map_err(|e| io_err("writing the image file", e))?;
+            batch.clear();
+            on_bytes(received).await;
+        }
+        if chunk.is_none() {
+            break;
+        }
     }
-    file.sync_all()
-        .await
-        .map_err(|e| io_err("syncing the image file", e))?;
-    drop(file);
     if received == 0 {
-        return Err(ApiError::invalid("the uploaded image is empty").into());
+        return Err(ApiError::invalid("the image is empty (0 bytes)").into());
     }
-    let info = novacron_qemu::inspect_for_import(&disk)
+    Ok(Received {
+        bytes: received,
+        sha256: sha.map(|s| hex(s.finish().as_ref())),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A `--sha256` value, lower-cased, or a refusal.
+fn expected_sha256(sum: Option<&str>) -> ApiResult<Option<String>> {
+    match sum {
+        None => Ok(None),
+        Some(s) if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) => {
+            Ok(Some(s.to_ascii_lowercase()))
+        }
+        Some(s) => Err(ApiError::invalid(format!(
+            "--sha256 {s:?} is not a SHA-256 digest (64 hex digits)"
+        ))
+        .into()),
+    }
+}
+
+fn check_sha256(expected: Option<&str>, received: &Received) -> ApiResult<()> {
+    match (expected, &received.sha256) {
+        (Some(want), Some(got)) if want != got => Err(ApiError::invalid(format!(
+            "checksum mismatch: expected sha256 {want}, the file's is sha256 {got} ({} bytes); nothing was imported",
+            received.bytes
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Vets (and converts) a complete file into image `name` (not yet published): a disk (role
+/// `disk`) or an ISO 9660 medium (role `iso`).
+async fn prepare_image(
+    state: &AppState,
+    incoming: Incoming,
+    name: &str,
+    project: &str,
+    upload: &FsPath,
+    named_iso: bool,
+) -> ApiResult<(Incoming, Image)> {
+    let imported = novacron_qemu::import_file(upload, named_iso)
         .await
-        .map_err(|e| refused_image(&name, e))?;
-    let format = match info.format {
-        novacron_qemu::DiskFormat::Qcow2 => DiskFormat::Qcow2,
-        novacron_qemu::DiskFormat::Raw => DiskFormat::Raw,
+        .map_err(|e| refused_image(name, e))?;
+    finish_image(state, incoming, name, project, imported).await
+}
+
+/// Places what an import made as the image's file, synced and hashed, and makes its record.
+async fn finish_image(
+    state: &AppState,
+    incoming: Incoming,
+    name: &str,
+    project: &str,
+    imported: novacron_qemu::Imported,
+) -> ApiResult<(Incoming, Image)> {
+    let (made, role, kind, virtual_size_bytes) = match imported {
+        novacron_qemu::Imported::Disk {
+            path,
+            info,
+            converted_from,
+        } => {
+            if let Some(from) = converted_from {
+                tracing::info!(image = %name, from = from.as_str(), "converted to qcow2");
+            }
+            let format = match info.format {
+                novacron_qemu::DiskFormat::Qcow2 => DiskFormat::Qcow2,
+                novacron_qemu::DiskFormat::Raw => DiskFormat::Raw,
+            };
+            (
+                path,
+                "disk",
+                ImageKind::Disk { format },
+                Some(info.virtual_size_bytes),
+            )
+        }
+        novacron_qemu::Imported::Iso { path, .. } => (path, "iso", ImageKind::Iso, None),
     };
-    let files = vec![file_entry(&disk, "disk").await?];
+    let dest = incoming.dir.join(role);
+    tokio::fs::rename(&made, &dest)
+        .await
+        .map_err(|e| io_err("placing the image file", e))?;
+    // Both read the whole file (write-back and hashing): side by side, not one after the other.
+    let ((), entry) = tokio::try_join!(sync_file(&dest), file_entry(&dest, role))?;
+    let files = vec![entry];
     let image = Image {
-        name: name.clone(),
-        project: crate::tenancy::current_project(),
-        kind: ImageKind::Disk { format },
-        size_bytes: received,
-        virtual_size_bytes: Some(info.virtual_size_bytes),
+        name: name.to_string(),
+        project: project.to_string(),
+        kind,
+        size_bytes: files[0].size_bytes,
+        virtual_size_bytes,
         files,
         created_at: now(),
         origin: Some(state.member_id.clone()),
     };
-    Ok(AxumJson(publish(&state, incoming, image).await?))
+    Ok((incoming, image))
+}
+
+async fn sync_file(path: &FsPath) -> ApiResult<()> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| io_err("opening the image file", e))?;
+    file.sync_all()
+        .await
+        .map_err(|e| io_err("syncing the image file", e))
+}
+
+/// Import an OVA appliance (the request body is the .ova tar): every disk its OVF descriptor
+/// names becomes a qcow2 image (`NAME`, `NAME-disk2`, ...), all of them or none, and the answer
+/// carries the OVF's CPUs, memory and NICs with the matching `vm create` command.
+#[utoipa::path(put, path = "/api/v1/images/{name}/import-ova", params(("name" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = OvaImport), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+pub async fn import_ova(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> ApiResult<AxumJson<OvaImport>> {
+    check_new_name(&state, &name)?;
+    let project = crate::tenancy::current_project();
+    let incoming = Incoming::new(&state.images_dir).await?;
+    let upload = incoming.dir.join("upload");
+    let body = req.into_body().into_data_stream().map(|chunk| {
+        chunk.map_err(|e| ApiFailure(ApiError::invalid(format!("upload interrupted: {e}"))))
+    });
+    receive(body, &upload, false, |_| async {}).await?;
+    let not_ova = |e: String| {
+        tracing::warn!(image = %name, reason = %e, "OVA refused");
+        ApiFailure(ApiError::invalid(format!(
+            "image {name}: not a usable OVA: {e}"
+        )))
+    };
+    let path = upload.clone();
+    let (appliance, members) = tokio::task::spawn_blocking(move || read_ova(&path))
+        .await
+        .map_err(|e| io_err("OVA reader task", e))?
+        .map_err(not_ova)?;
+    let names: Vec<String> = (0..appliance.disks.len())
+        .map(|i| {
+            if i == 0 {
+                name.clone()
+            } else {
+                format!("{name}-disk{}", i + 1)
+            }
+        })
+        .collect();
+    for n in &names {
+        check_new_name(&state, n)?;
+    }
+    let mut prepared = vec![];
+    for (disk, image_name) in appliance.disks.iter().zip(&names) {
+        let member = members
+            .iter()
+            .find(|m| m.name == disk.file || m.name.ends_with(&format!("/{}", disk.file)))
+            .ok_or_else(|| {
+                not_ova(format!(
+                    "the OVF names disk file {:?}, which the archive does not hold",
+                    disk.file
+                ))
+            })?;
+        let disk_incoming = Incoming::new(&state.images_dir).await?;
+        let disk_upload = disk_incoming.dir.join("upload");
+        extract(&upload, member.offset, member.size, &disk_upload).await?;
+        let (disk_incoming, image) = prepare_image(
+            &state,
+            disk_incoming,
+            image_name,
+            &project,
+            &disk_upload,
+            false,
+        )
+        .await
+        .map_err(|e| not_ova(format!("disk {}: {}", disk.file, e.0.message)))?;
+        if !matches!(image.kind, ImageKind::Disk { .. }) {
+            return Err(not_ova(format!("{} is not a disk image", disk.file)));
+        }
+        prepared.push((disk_incoming, image));
+    }
+    drop(incoming);
+    let mut images = vec![];
+    for (disk_incoming, image) in prepared {
+        match publish(&state, disk_incoming, image).await {
+            Ok(image) => images.push(image),
+            Err(e) => {
+                for done in &images {
+                    unpublish(&state, done).await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    let mut vm_create = format!("novacron vm create {name} --image {name}");
+    if let Some(cpus) = appliance.cpus {
+        vm_create.push_str(&format!(" --cpus {cpus}"));
+    }
+    if let Some(m) = appliance.memory_bytes {
+        if m % (1 << 30) == 0 {
+            vm_create.push_str(&format!(" --memory {}G", m >> 30));
+        } else {
+            vm_create.push_str(&format!(" --memory {}M", m.div_ceil(1 << 20)));
+        }
+    }
+    tracing::info!(image = %name, disks = images.len(), "OVA imported");
+    Ok(AxumJson(OvaImport {
+        images,
+        appliance: appliance.name,
+        cpus: appliance.cpus,
+        memory_bytes: appliance.memory_bytes,
+        nics: appliance
+            .nics
+            .into_iter()
+            .map(|n| OvaNic {
+                network: n.network,
+                model: n.model,
+            })
+            .collect(),
+        vm_create,
+    }))
+}
+
+/// The OVF of the OVA at `path` and the archive's members.
+fn read_ova(
+    path: &FsPath,
+) -> Result<
+    (
+        novacron_qemu::ova::OvfAppliance,
+        Vec<novacron_qemu::ova::TarMember>,
+    ),
+    String,
+> {
+    use std::io::{Read, Seek};
+    let members = novacron_qemu::ova::tar_members(path)?;
+    let ovf = members
+        .iter()
+        .find(|m| m.name.to_ascii_lowercase().ends_with(".ovf"))
+        .ok_or("the archive holds no .ovf descriptor, so it is not an OVA appliance")?;
+    if ovf.size > 4 << 20 {
+        return Err(format!(
+            "the OVF descriptor is {} bytes (at most 4 MiB)",
+            ovf.size
+        ));
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| format!("opening the archive: {e}"))?;
+    let mut xml = vec![0u8; ovf.size as usize];
+    file.seek(std::io::SeekFrom::Start(ovf.offset))
+        .and_then(|_| file.read_exact(&mut xml))
+        .map_err(|e| format!("reading the OVF: {e}"))?;
+    let xml = String::from_utf8(xml).map_err(|_| "the OVF descriptor is not UTF-8".to_string())?;
+    let appliance = novacron_qemu::ova::parse_ovf(&xml)?;
+    if appliance.disks.is_empty() {
+        return Err("its OVF descriptor names no disks".into());
+    }
+    Ok((appliance, members))
+}
+
+/// Copies `size` bytes at `offset` of `archive` into a new file `dest`.
+async fn extract(archive: &FsPath, offset: u64, size: u64, dest: &FsPath) -> ApiResult<()> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut src = tokio::fs::File::open(archive)
+        .await
+        .map_err(|e| io_err("opening the OVA", e))?;
+    src.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| io_err("reading the OVA", e))?;
+    let mut out = tokio::fs::File::create(dest)
+        .await
+        .map_err(|e| io_err("creating the disk file", e))?;
+    let copied = tokio::io::copy(&mut src.take(size), &mut out)
+        .await
+        .map_err(|e| io_err("extracting a disk from the OVA", e))?;
+    if copied != size {
+        return Err(ApiError::invalid("the OVA is truncated").into());
+    }
+    out.flush()
+        .await
+        .map_err(|e| io_err("extracting a disk from the OVA", e))
+}
+
+/// Removes a published image again (an OVA whose later disk could not be published).
+async fn unpublish(state: &AppState, image: &Image) {
+    let key = records::image_key(&image.project, &image.name);
+    if let Err(e) = state
+        .store
+        .txn(vec![], vec![Op::Delete { key: key.clone() }])
+        .await
+    {
+        tracing::warn!(image = %image.name, error = %e, "removing a half-imported OVA's image");
+        return;
+    }
+    let _ =
+        tokio::fs::remove_dir_all(image_dir(&state.images_dir, &image.project, &image.name)).await;
+}
+
+/// Import an image from an http(s) URL: the control plane downloads it (as an operation with
+/// progress), checks the SHA-256 when given, and imports it as `PUT .../import` does.
+#[utoipa::path(post, path = "/api/v1/images/{name}/import-url", params(("name" = String, Path)),
+    request_body = ImageUrlImportRequest,
+    responses((status = 202, body = OperationRef), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+pub async fn import_url(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Json(req): Json<ImageUrlImportRequest>,
+) -> ApiResult<(StatusCode, AxumJson<OperationRef>)> {
+    req.validate()?;
+    check_new_name(&state, &name)?;
+    let expected = expected_sha256(req.sha256.as_deref())?;
+    let project = crate::tenancy::current_project();
+    let incoming = Incoming::new(&state.images_dir).await?;
+    let op = new_operation(
+        "image.import",
+        &project,
+        &format!("image/{name}"),
+        &format!("downloading {}", req.url),
+    );
+    state.store.txn(vec![], vec![put_op(&op)?]).await?;
+    let id = op.id.clone();
+    tokio::spawn(async move {
+        let result = download_and_import(
+            &state,
+            &id,
+            incoming,
+            &name,
+            &project,
+            &req.url,
+            expected.as_deref(),
+        )
+        .await;
+        let (outcome, message) = match result {
+            Ok(image) => {
+                let how = match &image.kind {
+                    ImageKind::Iso => "ISO 9660 medium".to_string(),
+                    ImageKind::Disk { format } => format!("{format} disk"),
+                    ImageKind::Kernel { .. } => "kernel".to_string(),
+                };
+                (
+                    OperationState::Succeeded,
+                    format!(
+                        "image {name} imported ({how}, {})",
+                        format_size(image.size_bytes)
+                    ),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(image = %name, url = %req.url, error = %e.0.message, "URL import failed");
+                (OperationState::Failed, e.0.message)
+            }
+        };
+        if let Err(e) = finish(state.store.as_ref(), &id, outcome, message).await {
+            tracing::warn!(operation = %id, error = %e.0.message, "recording the import's outcome");
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        AxumJson(OperationRef { operation: op }),
+    ))
+}
+
+async fn download_and_import(
+    state: &AppState,
+    op: &str,
+    incoming: Incoming,
+    name: &str,
+    project: &str,
+    url: &str,
+    expected: Option<&str>,
+) -> ApiResult<Image> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| io_err("HTTP client", e))?;
+    let unreachable = |e: reqwest::Error| {
+        ApiFailure(ApiError::unavailable(format!(
+            "downloading {url}: {}",
+            novacron_client::error_chain(&e)
+        )))
+    };
+    let resp = client.get(url).send().await.map_err(unreachable)?;
+    if !resp.status().is_success() {
+        return Err(ApiError::invalid(format!("{url} answered {}", resp.status())).into());
+    }
+    let total = resp.content_length();
+    let started = std::time::Instant::now();
+    let mut last_report = started;
+    let body = resp.bytes_stream().map(|c| c.map_err(unreachable));
+    let upload = incoming.dir.join("upload");
+    let named_iso = url
+        .split(['?', '#'])
+        .next()
+        .is_some_and(|p| p.to_ascii_lowercase().ends_with(".iso"));
+    let (received, imported) = receive_and_import(
+        body,
+        &upload,
+        total,
+        expected.is_some(),
+        named_iso,
+        |bytes| {
+            let report = last_report.elapsed() >= Duration::from_secs(1);
+            if report {
+                last_report = std::time::Instant::now();
+            }
+            async move {
+                if report {
+                    let (message, fraction) = download_progress(bytes, total, started.elapsed());
+                    if let Err(e) = set_progress(state.store.as_ref(), op, &message, fraction).await
+                    {
+                        tracing::debug!(operation = %op, error = %e.0.message, "progress not recorded");
+                    }
+                }
+            }
+        },
+    )
+    .await;
+    let received = received?;
+    check_sha256(expected, &received)?;
+    let _ = set_progress(
+        state.store.as_ref(),
+        op,
+        &format!("checking {}", format_size(received.bytes)),
+        None,
+    )
+    .await;
+    let imported = imported.map_err(|e| refused_image(name, e))?;
+    let (incoming, image) = finish_image(state, incoming, name, project, imported).await?;
+    publish(state, incoming, image).await
+}
+
+/// The operation's message (bytes, rate, ETA) and fraction while downloading.
+fn download_progress(bytes: u64, total: Option<u64>, elapsed: Duration) -> (String, Option<f64>) {
+    let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
+    match total.filter(|t| *t > 0) {
+        Some(total) => {
+            let eta = (total.saturating_sub(bytes)) as f64 / rate.max(1.0);
+            (
+                format!(
+                    "downloading: {} of {} ({}/s, ETA {}s)",
+                    format_size(bytes),
+                    format_size(total),
+                    format_size(rate as u64),
+                    eta.ceil() as u64
+                ),
+                Some((bytes as f64 / total as f64).min(1.0)),
+            )
+        }
+        None => (
+            format!(
+                "downloading: {} ({}/s)",
+                format_size(bytes),
+                format_size(rate as u64)
+            ),
+            None,
+        ),
+    }
+}
+
+/// Sets the message and fraction of a running operation.
+async fn set_progress(
+    store: &dyn novacron_store::Store,
+    id: &str,
+    message: &str,
+    fraction: Option<f64>,
+) -> ApiResult<()> {
+    crate::typed_store::update(store, &records::op_key(id), |mut op: Operation| {
+        let change = if op.is_done() {
+            crate::typed_store::Change::Keep
+        } else {
+            op.message = message.to_string();
+            op.progress = fraction;
+            op.updated_at = now();
+            crate::typed_store::Change::Write(op)
+        };
+        std::future::ready(Ok(change))
+    })
+    .await?;
+    Ok(())
 }
 
 /// An image the qemu-img vetting refused, as the user's answer: the reason without our scratch path.

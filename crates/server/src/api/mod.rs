@@ -211,6 +211,12 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
             "/api/v1/images/{name}/import",
             put(images::import).layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .post("/api/v1/images/{name}/import-url", images::import_url)
+        .on(
+            Method::PUT,
+            "/api/v1/images/{name}/import-ova",
+            put(images::import_ova).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .post("/api/v1/backup/schedules", backups::schedule_set)
         .delete("/api/v1/backup/schedules/{vm}", backups::schedule_delete)
         .post("/api/v1/networks", networks::create)

@@ -168,6 +168,15 @@ pub async fn create_vm_from(
             .into());
         }
     };
+    if let Some(i) = &image
+        && i.kind == ImageKind::Iso
+    {
+        return Err(ApiError::invalid(format!(
+            "image {} is an ISO 9660 installation medium, not a bootable disk: create the VM from a disk or kernel image (attaching an ISO to a VM, `vm create --iso`, is not supported yet)",
+            req.image
+        ))
+        .into());
+    }
     // Disk images, and kernel images carrying a disk (`vm template`), set the least size.
     let image_disk = image
         .as_ref()

@@ -1,0 +1,560 @@
+//! What a file offered for import becomes: a self-contained qcow2 or raw disk kept as it is, a VMDK, VHDX or VHD
+//! converted to qcow2 by `qemu-img convert`, or an ISO 9660 medium kept as it is. The kind is read from the file's
+//! magic by us (never from its name, never guessed by qemu-img), and every foreign image is vetted with
+//! `qemu-img info` for references to other host files before qemu-img reads its data.
+
+use std::path::{Path, PathBuf};
+
+use crate::QemuError;
+use crate::img::{
+    DiskFormat, ImageInfo, SIGNATURE_SPAN, check_self_contained, info_json_external_reference,
+    inspect_for_import, path_str, read_head, run_qemu_img,
+};
+
+/// Disk formats NovaCron converts to qcow2 on import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForeignFormat {
+    Vmdk,
+    Vhdx,
+    /// VHD (Virtual PC), fixed or dynamic.
+    Vpc,
+}
+
+impl ForeignFormat {
+    /// qemu-img's name of the format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForeignFormat::Vmdk => "vmdk",
+            ForeignFormat::Vhdx => "vhdx",
+            ForeignFormat::Vpc => "vpc",
+        }
+    }
+
+    /// The name users know.
+    pub fn label(self) -> &'static str {
+        match self {
+            ForeignFormat::Vmdk => "VMDK",
+            ForeignFormat::Vhdx => "VHDX",
+            ForeignFormat::Vpc => "VHD",
+        }
+    }
+}
+
+/// What the magic says a file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detected {
+    /// qcow2 or (maybe) raw: vetted by [`inspect_for_import`].
+    NativeDisk,
+    Foreign(ForeignFormat),
+    Iso,
+    /// A tar archive (an OVA appliance is one).
+    Tar,
+}
+
+/// Byte offset of the first ISO 9660 volume descriptor's identifier (`CD001`): sector 16 of 2048 bytes, plus 1.
+pub const ISO9660_MAGIC_OFFSET: usize = 0x8001;
+
+/// What `head` (the file's first [`SIGNATURE_SPAN`] bytes) and `tail` (its last 512) say the file is, or why it
+/// cannot be imported at all.
+pub fn detect(head: &[u8], tail: &[u8]) -> Result<Detected, String> {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    if at(0, b"QFI\xfb") {
+        return Ok(Detected::NativeDisk);
+    }
+    if at(ISO9660_MAGIC_OFFSET, b"CD001") {
+        return Ok(Detected::Iso);
+    }
+    if at(0, b"KDMV") {
+        return Ok(Detected::Foreign(ForeignFormat::Vmdk));
+    }
+    if at(0, b"# Disk DescriptorFile") {
+        return Err(
+            "it is a VMDK descriptor that keeps the disk's data in separate extent files, which a server cannot \
+             open safely: make a single-file copy with `qemu-img convert -O qcow2 IN.vmdk OUT.qcow2` (or \
+             `-O vmdk -o subformat=streamOptimized`) and import that"
+                .into(),
+        );
+    }
+    if at(0, b"vhdxfile") {
+        return Ok(Detected::Foreign(ForeignFormat::Vhdx));
+    }
+    // A dynamic VHD starts with a copy of its footer; a fixed one has the footer only at the end.
+    if at(0, b"conectix") || tail.starts_with(b"conectix") {
+        return Ok(Detected::Foreign(ForeignFormat::Vpc));
+    }
+    if at(257, b"ustar") {
+        return Ok(Detected::Tar);
+    }
+    Ok(Detected::NativeDisk)
+}
+
+/// What an import made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Imported {
+    /// A self-contained disk image at `path`: the upload itself (qcow2, raw) or a qcow2 converted from it.
+    Disk {
+        path: PathBuf,
+        info: ImageInfo,
+        converted_from: Option<ForeignFormat>,
+    },
+    /// An ISO 9660 medium at `path` (the upload itself).
+    Iso { path: PathBuf, size_bytes: u64 },
+}
+
+/// Turns `upload` into an image (see the module's first lines). A converted disk is written next to the upload
+/// (`<upload>.qcow2`) and the upload is removed; on any error everything this made is removed and the error says
+/// what the file is and what to do. `named_iso`: the user's file name ends in `.iso`, so anything but ISO 9660 is
+/// refused as such.
+pub async fn import_file(upload: &Path, named_iso: bool) -> Result<Imported, QemuError> {
+    let invalid = |reason: String| QemuError::InvalidImage {
+        path: upload.to_path_buf(),
+        reason,
+    };
+    let meta = tokio::fs::metadata(upload)
+        .await
+        .map_err(|e| QemuError::io(format!("reading image {}", upload.display()), e))?;
+    if !meta.is_file() {
+        return Err(invalid("not a regular file".into()));
+    }
+    if meta.len() == 0 {
+        return Err(invalid("file is empty".into()));
+    }
+    let head = read_head(upload, SIGNATURE_SPAN).await?;
+    let tail = read_tail(upload, 512).await?;
+    let detected = detect(&head, &tail).map_err(invalid)?;
+    if named_iso && detected != Detected::Iso {
+        return Err(invalid(
+            "it is named .iso but is not an ISO 9660 image (no CD001 volume descriptor at byte 32769)".into(),
+        ));
+    }
+    match detected {
+        Detected::Iso => {
+            if let Some(reason) = iso9660_problem(&head, meta.len()) {
+                return Err(invalid(reason));
+            }
+            Ok(Imported::Iso {
+                path: upload.to_path_buf(),
+                size_bytes: meta.len(),
+            })
+        }
+        Detected::NativeDisk => {
+            let info = inspect_for_import(upload).await?;
+            Ok(Imported::Disk {
+                path: upload.to_path_buf(),
+                info,
+                converted_from: None,
+            })
+        }
+        Detected::Foreign(format) => {
+            let dest = upload.with_extension("qcow2");
+            match convert_foreign(upload, format, &dest).await {
+                Ok(info) => {
+                    let _ = tokio::fs::remove_file(upload).await;
+                    Ok(Imported::Disk {
+                        path: dest,
+                        info,
+                        converted_from: Some(format),
+                    })
+                }
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&dest).await;
+                    Err(e)
+                }
+            }
+        }
+        Detected::Tar => Err(invalid(
+            "it is a tar archive: OVA appliances are imported from a local file \
+             (`novacron image import NAME ./appliance.ova`), other archives must be unpacked first"
+                .into(),
+        )),
+    }
+}
+
+/// Why an ISO 9660 file cannot be right, or `None`: the primary volume descriptor (type 1 at 0x8000) states the
+/// volume's size (blocks, both-endian u32 at +80; block size, both-endian u16 at +128), which the file must hold.
+pub fn iso9660_problem(head: &[u8], file_len: u64) -> Option<String> {
+    let pvd = 0x8000;
+    let le32 = |at: usize| {
+        head.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let le16 = |at: usize| {
+        head.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    if head.get(pvd) != Some(&1) {
+        // Not a primary volume descriptor first: nothing we can check cheaply.
+        return None;
+    }
+    let (Some(blocks), Some(block_size)) = (le32(pvd + 80), le16(pvd + 128)) else {
+        return Some("ISO 9660 volume descriptor is truncated".into());
+    };
+    let stated = u64::from(blocks) * u64::from(block_size);
+    if stated > file_len {
+        return Some(format!(
+            "ISO 9660 image is truncated: its volume descriptor states {stated} bytes, the file has {file_len}"
+        ));
+    }
+    None
+}
+
+async fn read_tail(path: &Path, len: u64) -> Result<Vec<u8>, QemuError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| QemuError::io(format!("opening image {}", path.display()), e))?;
+    let size = file
+        .metadata()
+        .await
+        .map_err(|e| QemuError::io(format!("reading image {}", path.display()), e))?
+        .len();
+    file.seek(std::io::SeekFrom::Start(size.saturating_sub(len)))
+        .await
+        .map_err(|e| QemuError::io(format!("reading image {}", path.display()), e))?;
+    let mut tail = Vec::with_capacity(len as usize);
+    file.take(len)
+        .read_to_end(&mut tail)
+        .await
+        .map_err(|e| QemuError::io(format!("reading image {}", path.display()), e))?;
+    Ok(tail)
+}
+
+/// qemu-img's message with our scratch path replaced by what the user knows.
+fn scrub(stderr: &str, source: &str, label: &str) -> String {
+    let s = stderr.replace(source, &format!("the {label}"));
+    s.trim_start_matches("qemu-img: ").to_string()
+}
+
+/// Why `qemu-img info --output=json` of a VMDK names an extent outside the file itself, or `None`.
+pub fn vmdk_foreign_extent(info: &serde_json::Value) -> Option<String> {
+    let own = info["filename"].as_str()?;
+    let extents = info["format-specific"]["data"]["extents"].as_array()?;
+    for extent in extents {
+        let file = extent["filename"].as_str().unwrap_or("?");
+        if file != own {
+            return Some(format!(
+                "the VMDK names another file as an extent ({file}); only single-file VMDKs are imported"
+            ));
+        }
+    }
+    None
+}
+
+/// Vets `src` as `format` and converts it to a self-contained qcow2 at `dest`.
+async fn convert_foreign(
+    src: &Path,
+    format: ForeignFormat,
+    dest: &Path,
+) -> Result<ImageInfo, QemuError> {
+    let s = path_str(src, "image")?;
+    vet_foreign(src, s, format).await?;
+    check_foreign(src, format).await?;
+    convert_to(src, s, format, dest).await
+}
+
+/// `qemu-img info` of `source` (the file `src`, or an export of it) read as `format`: readable, the format it
+/// claims, and no reference to any other file. Nothing reads the image's data before this passed.
+async fn vet_foreign(src: &Path, source: &str, format: ForeignFormat) -> Result<(), QemuError> {
+    let label = format.label();
+    let fmt = format.as_str();
+    let invalid = |reason: String| QemuError::InvalidImage {
+        path: src.to_path_buf(),
+        reason,
+    };
+    let (code, stdout, stderr) =
+        run_qemu_img("info", &["info", "--output=json", "-f", fmt, source]).await?;
+    if code != 0 {
+        return Err(invalid(format!(
+            "{label} header is unreadable (truncated or corrupt?): {}",
+            scrub(&stderr, source, label)
+        )));
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout).map_err(|e| QemuError::QemuImg {
+            operation: "info".into(),
+            stderr: format!("unexpected JSON ({e})"),
+        })?;
+    if let Some(reason) = info_json_external_reference(&json).or_else(|| vmdk_foreign_extent(&json))
+    {
+        return Err(invalid(reason));
+    }
+    if json["format"].as_str() != Some(fmt) {
+        return Err(invalid(format!(
+            "qemu-img reads it as {} where {label} was expected",
+            json["format"]
+        )));
+    }
+    Ok(())
+}
+
+/// `qemu-img check` of the complete file `src` (VHD has none): for VMDK this finds grains past the end of a
+/// truncated file, which a read would silently turn into zeros.
+async fn check_foreign(src: &Path, format: ForeignFormat) -> Result<(), QemuError> {
+    if format == ForeignFormat::Vpc {
+        return Ok(());
+    }
+    let label = format.label();
+    let s = path_str(src, "image")?;
+    let (code, stdout, stderr) =
+        run_qemu_img("check", &["check", "-f", format.as_str(), s]).await?;
+    // 0 clean, 3 leaks only (harmless), 63 check not supported for this format.
+    if code != 0 && code != 3 && code != 63 {
+        let first_error = stdout
+            .lines()
+            .find(|l| l.starts_with("ERROR"))
+            .unwrap_or("");
+        return Err(QemuError::InvalidImage {
+            path: src.to_path_buf(),
+            reason: format!(
+                "{label} fails `qemu-img check` (corrupt or truncated): {} {first_error}",
+                scrub(&stderr, s, label)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `qemu-img convert` of `source` (vetted by [`vet_foreign`]) to qcow2 at `dest`, checked self-contained.
+async fn convert_to(
+    src: &Path,
+    source: &str,
+    format: ForeignFormat,
+    dest: &Path,
+) -> Result<ImageInfo, QemuError> {
+    let label = format.label();
+    let d = path_str(dest, "image")?;
+    let fmt = format.as_str();
+    let (code, stderr) =
+        convert_with_early_writeback(&["convert", "-f", fmt, "-O", "qcow2", source, d], dest)
+            .await?;
+    if code != 0 {
+        return Err(QemuError::InvalidImage {
+            path: src.to_path_buf(),
+            reason: format!(
+                "converting the {label} to qcow2 failed (truncated or corrupt?): {}",
+                scrub(&stderr, source, label)
+            ),
+        });
+    }
+    tracing::info!(src = %src.display(), format = fmt, "converted to qcow2");
+    check_self_contained(dest, DiskFormat::Qcow2).await
+}
+
+/// [`import_file`] of an upload that is still arriving at `upload` (`size` bytes in all; `arrived` says how many
+/// are there). A VMDK, VHDX or dynamic VHD is vetted and converted while it streams in, read through a
+/// [`GrowingExport`](crate::nbd::GrowingExport) whose reads wait for the bytes they need; the `qemu-img check`
+/// runs once the file is complete, before anything is returned. Anything else waits for the whole file and takes
+/// [`import_file`]'s path. An upload that ends short or fails fails the import.
+pub async fn import_streaming(
+    upload: &Path,
+    size: u64,
+    mut arrived: tokio::sync::watch::Receiver<crate::nbd::Arrived>,
+    named_iso: bool,
+) -> Result<Imported, QemuError> {
+    let interrupted = || QemuError::InvalidImage {
+        path: upload.to_path_buf(),
+        reason: "the upload ended before the whole file arrived".into(),
+    };
+    let head_len = size.min(SIGNATURE_SPAN as u64);
+    if !crate::nbd::wait_for(&mut arrived, head_len).await {
+        return Err(interrupted());
+    }
+    let head = read_head(upload, head_len as usize).await?;
+    let streamable = match detect(&head, &[]) {
+        Ok(Detected::Foreign(format)) if !named_iso => Some(format),
+        _ => None,
+    };
+    let socket = upload.with_extension("nbd");
+    let socket_ok = socket.as_os_str().len() < 100
+        && socket.to_str().is_some_and(|p| {
+            p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        });
+    let export = match streamable {
+        Some(_) if socket_ok => {
+            match crate::nbd::GrowingExport::start(upload, size, &socket, arrived.clone()).await {
+                Ok(export) => Some(export),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no NBD export for the upload: converting after it arrived");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let (Some(format), Some(export)) = (streamable, export) else {
+        if !crate::nbd::wait_for(&mut arrived, size).await {
+            return Err(interrupted());
+        }
+        return import_file(upload, named_iso).await;
+    };
+    let dest = upload.with_extension("qcow2");
+    let result = async {
+        let source = export.uri();
+        vet_foreign(upload, &source, format).await?;
+        let info = convert_to(upload, &source, format, &dest).await?;
+        drop(export);
+        if !crate::nbd::wait_for(&mut arrived, size).await {
+            return Err(interrupted());
+        }
+        check_foreign(upload, format).await?;
+        Ok(info)
+    }
+    .await;
+    match result {
+        Ok(info) => {
+            let _ = tokio::fs::remove_file(upload).await;
+            Ok(Imported::Disk {
+                path: dest,
+                info,
+                converted_from: Some(format),
+            })
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&dest).await;
+            Err(e)
+        }
+    }
+}
+
+/// Runs `qemu-img <args>` (a conversion writing `dest`) while asking the kernel, twice a second, to start writing
+/// `dest`'s dirty pages to disk (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait). qemu-img itself
+/// never syncs its output; the image must be durable before it is published, and a single `fsync` after the
+/// conversion would wait for the whole file's write-back. This way the disk writes while qemu-img computes, and the
+/// final `fsync` finds little left. Returns (exit code, stderr).
+async fn convert_with_early_writeback(
+    args: &[&str],
+    dest: &Path,
+) -> Result<(i32, String), QemuError> {
+    use std::os::fd::AsRawFd;
+    use tokio::io::AsyncReadExt;
+    let binary = crate::img::qemu_img_binary();
+    let mut command = tokio::process::Command::new(&binary);
+    command
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    crate::process::inherit_only_stdio(command.as_std_mut(), &[]);
+    let mut child = command.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            QemuError::QemuImgNotFound {
+                binary: binary.clone(),
+            }
+        } else {
+            QemuError::io(format!("running {binary} convert"), e)
+        }
+    })?;
+    let mut stderr_pipe = child.stderr.take();
+    let stderr_reader = tokio::spawn(async move {
+        let mut text = String::new();
+        if let Some(pipe) = stderr_pipe.as_mut() {
+            let _ = pipe.read_to_string(&mut text).await;
+        }
+        text
+    });
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    let mut output: Option<std::fs::File> = None;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.map_err(|e| QemuError::io(format!("waiting for {binary} convert"), e))?,
+            _ = tick.tick() => {
+                if output.is_none() {
+                    output = std::fs::File::open(dest).ok();
+                }
+                if let Some(file) = &output {
+                    // SAFETY: sync_file_range only reads the descriptor, which `file` keeps open; offset 0 and
+                    // length 0 mean the whole file, and SYNC_FILE_RANGE_WRITE starts write-back without waiting.
+                    unsafe {
+                        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+                    }
+                }
+            }
+        }
+    };
+    let stderr = stderr_reader.await.unwrap_or_default().trim().to_string();
+    tracing::debug!(args = ?args, status = ?status.code(), "qemu-img");
+    Ok((status.code().unwrap_or(-1), stderr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iso_head(blocks: u32) -> Vec<u8> {
+        let mut h = vec![0u8; 0x8800];
+        h[0x8000] = 1;
+        h[0x8001..0x8006].copy_from_slice(b"CD001");
+        h[0x8000 + 80..0x8000 + 84].copy_from_slice(&blocks.to_le_bytes());
+        h[0x8000 + 128..0x8000 + 130].copy_from_slice(&2048u16.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn detects_by_magic() {
+        assert_eq!(detect(b"QFI\xfb\0\0\0\x03", &[]), Ok(Detected::NativeDisk));
+        assert_eq!(
+            detect(b"KDMV\x01\0\0\0", &[]),
+            Ok(Detected::Foreign(ForeignFormat::Vmdk))
+        );
+        assert_eq!(
+            detect(b"vhdxfile", &[]),
+            Ok(Detected::Foreign(ForeignFormat::Vhdx))
+        );
+        assert_eq!(
+            detect(b"conectix", &[]),
+            Ok(Detected::Foreign(ForeignFormat::Vpc))
+        );
+        assert_eq!(
+            detect(&[0u8; 1024], b"conectix\0\0"),
+            Ok(Detected::Foreign(ForeignFormat::Vpc))
+        );
+        assert_eq!(detect(&iso_head(20), &[]), Ok(Detected::Iso));
+        let mut tar = vec![0u8; 1024];
+        tar[257..263].copy_from_slice(b"ustar\0");
+        assert_eq!(detect(&tar, &[]), Ok(Detected::Tar));
+        assert!(
+            detect(b"# Disk DescriptorFile\nversion=1\n", &[])
+                .unwrap_err()
+                .contains("separate extent files")
+        );
+        assert_eq!(detect(b"hello", &[]), Ok(Detected::NativeDisk));
+    }
+
+    #[test]
+    fn iso_size_is_checked() {
+        assert_eq!(iso9660_problem(&iso_head(20), 20 * 2048), None);
+        let why = iso9660_problem(&iso_head(20), 19 * 2048).unwrap();
+        assert!(why.contains("truncated"), "{why}");
+    }
+
+    #[test]
+    fn vmdk_extents_must_be_the_file_itself() {
+        let own: serde_json::Value = serde_json::from_str(
+            r#"{"filename": "/s/upload", "format": "vmdk", "format-specific": {"type": "vmdk", "data":
+                {"extents": [{"filename": "/s/upload", "format": "monolithicSparse"}]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(vmdk_foreign_extent(&own), None);
+        let other: serde_json::Value = serde_json::from_str(
+            r#"{"filename": "/s/upload", "format": "vmdk", "format-specific": {"type": "vmdk", "data":
+                {"extents": [{"filename": "/etc/shadow", "format": "FLAT"}]}}}"#,
+        )
+        .unwrap();
+        assert!(vmdk_foreign_extent(&other).unwrap().contains("/etc/shadow"));
+    }
+
+    #[test]
+    fn scrubs_scratch_path() {
+        let p = "/data/.incoming/op-1/upload";
+        assert_eq!(
+            scrub(
+                "qemu-img: Could not open '/data/.incoming/op-1/upload': bad",
+                p,
+                "VMDK"
+            ),
+            "Could not open 'the VMDK': bad"
+        );
+    }
+}
