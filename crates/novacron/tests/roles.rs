@@ -686,8 +686,14 @@ fn tenancy_refusals_are_clear_and_change_nothing() {
     for token in [&team_b, &viewer] {
         let (status, seen) = call_in(&callers, None, "GET", retained, token);
         assert_eq!(status, 200, "{seen}");
-        assert!(!seen.contains("team-c"), "another project's events leak: {seen}");
-        assert!(!seen.contains(r#""resource":"node/"#), "node events leak: {seen}");
+        assert!(
+            !seen.contains("team-c"),
+            "another project's events leak: {seen}"
+        );
+        assert!(
+            !seen.contains(r#""resource":"node/"#),
+            "node events leak: {seen}"
+        );
     }
     let (status, body) = call_in(
         &callers,

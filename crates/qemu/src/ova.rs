@@ -275,10 +275,8 @@ pub fn parse_ovf(xml: &str) -> Result<OvfAppliance, String> {
                             disks.push((id.clone(), file.clone(), capacity));
                         }
                     }
-                    "VirtualSystem" => {
-                        if out.name.is_none() {
-                            out.name = attrs.get("id").cloned();
-                        }
+                    "VirtualSystem" if out.name.is_none() => {
+                        out.name = attrs.get("id").cloned();
                     }
                     "Item" | "StorageItem" | "EthernetPortItem" => item = Some(Item::default()),
                     _ => {}

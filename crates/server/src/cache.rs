@@ -467,8 +467,7 @@ mod tests {
     fn put(key: &str, group: &str, size: u64) -> Op {
         Op::Put {
             key: key.into(),
-            value: serde_json::to_vec(&serde_json::json!({"group": group, "size": size}))
-                .unwrap(),
+            value: serde_json::to_vec(&serde_json::json!({"group": group, "size": size})).unwrap(),
         }
     }
 
@@ -477,11 +476,10 @@ mod tests {
     #[tokio::test]
     async fn a_tally_follows_every_change() {
         let dir = tempfile::tempdir().unwrap();
-        let store = novacron_store::open_store(&novacron_store::StoreUrl::Sqlite(
-            dir.path().join("s.db"),
-        ))
-        .await
-        .unwrap();
+        let store =
+            novacron_store::open_store(&novacron_store::StoreUrl::Sqlite(dir.path().join("s.db")))
+                .await
+                .unwrap();
         store.txn(vec![], vec![put("/t/a", "p1", 5)]).await.unwrap();
         let tally = Tally {
             group: |i: &Item| i.group.clone(),

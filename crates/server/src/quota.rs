@@ -171,6 +171,12 @@ async fn counted_usage(
     usage_rev: Revision,
 ) -> Result<ProjectUsage, ApiError> {
     if !state.vms.wait_for(usage_rev, MIRROR_WAIT).await {
+        tracing::debug!(
+            project,
+            usage_rev,
+            mirror = state.vms.revision(),
+            "the VM mirror has not reached the usage record: counting from the store"
+        );
         return usage(state, project).await;
     }
     let ([vms, cpus, memory_bytes, disk_bytes], _) = state.vms.tally(project);

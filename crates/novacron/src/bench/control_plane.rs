@@ -180,7 +180,10 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
     .arg("--data-dir")
     .arg(scratch.path("cp"))
     .env("NOVACRON_CONFIG", &cfg_path)
-    .env("NOVACRON_LOG", "warn");
+    .env("NOVACRON_LOG", "warn")
+    // The hollow nodes and the API clients stand for many hosts, but all connect from
+    // 127.0.0.1: the per-address cap against floods (256 by default) would reset them.
+    .env("NOVACRON_MAX_CONNECTIONS_PER_ADDRESS", "1000000");
     if let Some(u) = &store_url {
         cmd.args(["--store", u]);
     }
@@ -281,6 +284,10 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
         super::infra::cpu_seconds(server_pid),
         super::infra::cpu_seconds(std::process::id()),
     );
+    // One client (one connection) per concurrent request, as each tenant user has its own.
+    let admins = (0..a.concurrency)
+        .map(|_| Client::new(config.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
     let rounds = if tenants.is_empty() {
         1
     } else {
@@ -293,18 +300,10 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
         let callers = if authorized {
             tenants.clone()
         } else {
-            vec![admin.clone()]
+            admins.clone()
         };
         let before = latencies.lock().unwrap_or_else(|p| p.into_inner()).len();
-        let took = load(
-            range,
-            &callers,
-            a.concurrency,
-            &sent,
-            &errors,
-            &latencies,
-        )
-        .await?;
+        let took = load(range, &callers, a.concurrency, &sent, &errors, &latencies).await?;
         let done = latencies.lock().unwrap_or_else(|p| p.into_inner()).len() - before;
         let m = &mut by_mode[usize::from(authorized)];
         m.0 += took;
@@ -371,7 +370,7 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
         server_cpu_seconds,
         load_cpu_seconds,
         projects: (a.projects > 0).then_some(a.projects),
-        users: (a.projects > 0).then_some(tenants.len()),
+        users: (a.projects > 0).then_some(if a.users == 0 { a.projects } else { a.users }),
         baseline_creates_per_sec: (a.projects > 0).then_some(rate(by_mode[0])),
         authz_creates_per_sec: (a.projects > 0).then_some(rate(by_mode[1])),
         authz_overhead: (a.projects > 0).then_some(rate(by_mode[1]) / rate(by_mode[0])),
@@ -386,8 +385,9 @@ fn rate((took, done): (Duration, u64)) -> f64 {
 }
 
 /// Makes `--projects` projects with quotas (roomy enough for every VM of the run, so every
-/// create is checked and none refused) and `--users` users, each bound as admin to one
-/// project; returns a client per user, with its own token, naming its project.
+/// create is checked and none refused) and the tiny image, and `--users` users, each bound as admin to one
+/// project; returns clients with the users' tokens naming their projects, one per user or
+/// per concurrent request, whichever is more (each its own connection).
 async fn tenants(
     admin: &Client,
     config: &Config,
@@ -422,6 +422,11 @@ async fn tenants(
                 },
             )
             .await?;
+        // Images belong to a project (there are no public images yet): each gets its own.
+        admin
+            .with_project(Some(p.clone()))
+            .image_build_tiny("tiny")
+            .await?;
     }
     let users = if a.users == 0 { a.projects } else { a.users };
     let mut clients = Vec::with_capacity(users);
@@ -448,15 +453,20 @@ async fn tenants(
             })
             .await?
             .token;
-        clients.push(
-            Client::new(Config {
-                token,
+        clients.push((token, project));
+    }
+    // As many connections as the admin token's rounds have (one per concurrent client), or
+    // one per user if there are more users.
+    (0..users.max(a.concurrency))
+        .map(|i| {
+            let (token, project) = &clients[i % clients.len()];
+            Ok(Client::new(Config {
+                token: token.clone(),
                 ..config.clone()
             })?
-            .with_project(Some(project)),
-        );
-    }
-    Ok(clients)
+            .with_project(Some(project.clone())))
+        })
+        .collect()
 }
 
 /// Creates the VMs numbered `range` through `callers` (VM i through caller i mod n) with
