@@ -576,6 +576,41 @@ pub async fn wait_op(
     Ok(done)
 }
 
+/// `--no-wait` and `--timeout` of a command that starts an operation.
+#[derive(clap::Args, Debug)]
+pub struct WaitArgs {
+    /// Return at once with the operation instead of waiting for it.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+}
+
+impl WaitArgs {
+    /// Waits for `op` and answers it finished; with `--no-wait`, prints it as started and
+    /// answers `None` (the command has nothing more to show).
+    pub async fn apply(
+        &self,
+        client: &Client,
+        op: Operation,
+        out: Format,
+    ) -> anyhow::Result<Option<Operation>> {
+        if self.no_wait {
+            output::print_details(out, &op, || {
+                vec![
+                    ("operation", op.id.clone()),
+                    ("message", op.message.clone()),
+                ]
+            })?;
+            return Ok(None);
+        }
+        wait_op(client, op, Duration::from_secs(self.timeout))
+            .await
+            .map(Some)
+    }
+}
+
 pub fn is_tty(fd: i32) -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(fd) == 1 }

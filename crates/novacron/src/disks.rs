@@ -1,17 +1,14 @@
 //! `novacron vm disk ...`: change a VM's disks. `resize` grows `disk0` (live while the VM
 //! runs; the guest sees the new size at once). Each change is an operation the CLI waits for.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use clap::Subcommand;
 use novacron_api_types::disks::DiskResizeRequest;
 use novacron_api_types::{format_size, parse_size};
 use serde::Serialize;
 
-use crate::cli::{client, wait_op};
+use crate::cli::{WaitArgs, client};
 use crate::output::{self, Format};
-use crate::snapshots::WaitArgs;
 
 #[derive(Subcommand, Debug)]
 pub enum DiskCommand {
@@ -53,15 +50,9 @@ pub async fn run(cmd: DiskCommand, out: Format) -> anyhow::Result<()> {
         .vm_disk_resize(&name, &disk, &DiskResizeRequest { size_bytes })
         .await?
         .operation;
-    if wait.no_wait {
-        return output::print_details(out, &op, || {
-            vec![
-                ("operation", op.id.clone()),
-                ("message", op.message.clone()),
-            ]
-        });
-    }
-    let done = wait_op(&c, op, Duration::from_secs(wait.timeout)).await?;
+    let Some(done) = wait.apply(&c, op, out).await? else {
+        return Ok(());
+    };
     let vm = c.vm_get(&name).await?;
     let shown = Resized {
         vm: name,
@@ -114,15 +105,9 @@ pub async fn template(a: TemplateArgs, out: Format) -> anyhow::Result<()> {
         image: a.image.clone(),
     };
     let op = c.vm_template(&a.name, &req).await?.operation;
-    if a.wait.no_wait {
-        return output::print_details(out, &op, || {
-            vec![
-                ("operation", op.id.clone()),
-                ("message", op.message.clone()),
-            ]
-        });
-    }
-    let done = wait_op(&c, op, Duration::from_secs(a.wait.timeout)).await?;
+    let Some(done) = a.wait.apply(&c, op, out).await? else {
+        return Ok(());
+    };
     let name = a.image.unwrap_or_else(|| a.name.clone());
     let shown = Templated {
         image: c.image_get(&name).await?,
@@ -178,15 +163,9 @@ pub async fn clone(a: CloneArgs, out: Format) -> anyhow::Result<()> {
         node: a.node.clone(),
     };
     let op = c.vm_clone(&a.name, &req).await?.operation;
-    if a.wait.no_wait {
-        return output::print_details(out, &op, || {
-            vec![
-                ("operation", op.id.clone()),
-                ("message", op.message.clone()),
-            ]
-        });
-    }
-    let done = wait_op(&c, op, Duration::from_secs(a.wait.timeout)).await?;
+    let Some(done) = a.wait.apply(&c, op, out).await? else {
+        return Ok(());
+    };
     let vm = c.vm_get(&a.clone).await?;
     output::print_details(out, &vm, || {
         vec![

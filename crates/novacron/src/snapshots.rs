@@ -1,12 +1,10 @@
 //! `novacron vm snapshot ...`: take, list, revert and delete snapshots of a VM's disk (and
 //! of its running state with `--memory`). Each change is an operation the CLI waits for.
 
-use std::time::Duration;
-
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use novacron_api_types::{SnapshotCreateRequest, VmSnapshot, format_size};
 
-use crate::cli::{client, wait_op};
+use crate::cli::{WaitArgs, client};
 use crate::output::{self, Format, ago};
 
 #[derive(Subcommand, Debug)]
@@ -51,16 +49,6 @@ pub enum SnapshotCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-}
-
-#[derive(Args, Debug)]
-pub struct WaitArgs {
-    /// Return at once with the operation instead of waiting for it.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Give up waiting after this many seconds.
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
 }
 
 const HEADERS: [&str; 4] = ["NAME", "MEMORY", "STATE-SIZE", "TAKEN"];
@@ -116,15 +104,9 @@ pub async fn run(cmd: SnapshotCommand, out: Format) -> anyhow::Result<()> {
             (name, op, wait)
         }
     };
-    if wait.no_wait {
-        return output::print_details(out, &op, || {
-            vec![
-                ("operation", op.id.clone()),
-                ("message", op.message.clone()),
-            ]
-        });
-    }
-    let done = wait_op(&c, op, Duration::from_secs(wait.timeout)).await?;
+    let Some(done) = wait.apply(&c, op, out).await? else {
+        return Ok(());
+    };
     if out == Format::Table {
         println!("{} (operation {})", done.message, done.id);
     }

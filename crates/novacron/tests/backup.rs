@@ -12,29 +12,12 @@ use common::Cluster;
 
 const BOOT: Duration = Duration::from_secs(90);
 const MARKER: &str = "NOVACRON-GUEST-READY";
-/// Sector of the guest's disk the test writes its versions to.
-const SECTOR: &str = "2048";
-
 fn write_version(c: &Cluster, vm: &str, text: &str) {
-    let out = c.console_send(
-        vm,
-        &format!(
-            "printf '{text}' | dd of=/dev/vda bs=512 seek={SECTOR} conv=notrunc 2>/dev/null; sync; echo wrote-$((1+1))\n"
-        ),
-    );
-    assert!(out.contains("wrote-2"), "console: {out}");
+    c.write_disk_mark(vm, text, "");
 }
 
 fn read_version(c: &Cluster, vm: &str) -> String {
-    let out = c.console_send(
-        vm,
-        &format!(
-            "echo \"<<$(dd if=/dev/vda bs=512 skip={SECTOR} count=1 2>/dev/null | head -c 14)>>\"\n"
-        ),
-    );
-    let start = out.rfind("<<").expect("console answered") + 2;
-    let end = out[start..].find(">>").expect("console answered") + start;
-    out[start..end].to_string()
+    c.read_disk_mark(vm, 14)
 }
 
 fn backup(c: &Cluster, vm: &str) -> serde_json::Value {

@@ -13,31 +13,18 @@ use common::Cluster;
 
 const BOOT: Duration = Duration::from_secs(120);
 const MARKER: &str = "NOVACRON-GUEST-READY";
-const SECTOR: &str = "2048";
 
 /// Writes `text` on the raw disk and `text` into /tmp/mark (guest RAM: tmpfs or rootfs).
 fn write_state(c: &Cluster, vm: &str, text: &str) {
-    let out = c.console_send(
-        vm,
-        &format!(
-            "printf '{text}' | dd of=/dev/vda bs=512 seek={SECTOR} conv=notrunc 2>/dev/null; sync; echo '{text}' > /tmp/mark; echo wrote-$((2+2))\n"
-        ),
-    );
-    assert!(out.contains("wrote-4"), "console: {out}");
+    c.write_disk_mark(vm, text, &format!("echo '{text}' > /tmp/mark;"));
 }
 
 /// (what the disk holds, what /tmp/mark holds) as the guest sees them.
 fn read_state(c: &Cluster, vm: &str) -> (String, String) {
-    let out = c.console_send(
-        vm,
-        &format!(
-            "echo \"<<$(dd if=/dev/vda bs=512 skip={SECTOR} count=1 2>/dev/null | head -c 9)|$(cat /tmp/mark 2>/dev/null || echo none)>>\"\n"
-        ),
-    );
-    let start = out.rfind("<<").expect("console answered") + 2;
-    let end = out[start..].find(">>").expect("console answered") + start;
-    let (disk, ram) = out[start..end].split_once('|').unwrap();
-    (disk.to_string(), ram.to_string())
+    (
+        c.read_disk_mark(vm, 9),
+        c.console_eval(vm, "cat /tmp/mark 2>/dev/null || echo none"),
+    )
 }
 
 fn snapshot_names(c: &Cluster, vm: &str) -> Vec<(String, bool)> {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Cluster;
+use common::{Cluster, MARK_SECTOR};
 
 const BOOT: Duration = Duration::from_secs(120);
 const MARKER: &str = "NOVACRON-GUEST-READY";
@@ -20,10 +20,10 @@ const GIB: u64 = 1 << 30;
 
 /// What the guest's kernel says the size of /dev/vda is, in 512-byte sectors.
 fn guest_sectors(c: &Cluster, vm: &str) -> u64 {
-    let out = c.console_send(vm, "echo \"<<$(cat /sys/block/vda/size)>>\"\n");
-    let start = out.rfind("<<").expect("console answered") + 2;
-    let end = out[start..].find(">>").expect("console answered") + start;
-    out[start..end].trim().parse().unwrap_or(0)
+    c.console_eval(vm, "cat /sys/block/vda/size")
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 /// Waits until the guest sees /dev/vda as `bytes` large.
@@ -149,42 +149,23 @@ fn a_disk_grows_under_a_running_guest_and_never_shrinks() {
     assert_eq!(resizes, 2, "one operation per resize that started: {ops}");
 }
 
-/// Sector of /dev/vda the tests write their marks to.
-const SECTOR: u64 = 2048;
-
-/// Writes `mark` (9 bytes) to the guest's /dev/vda at [`SECTOR`].
 fn write_mark(c: &Cluster, vm: &str, mark: &str) {
     assert_eq!(mark.len(), 9);
-    let out = c.console_send(
-        vm,
-        &format!(
-            "printf '{mark}' | dd of=/dev/vda bs=512 seek={SECTOR} conv=notrunc 2>/dev/null; sync; echo wrote-$((2+2))\n"
-        ),
-    );
-    assert!(out.contains("wrote-4"), "console: {out}");
+    c.write_disk_mark(vm, mark, "");
 }
 
-/// The 9 bytes at [`SECTOR`] of the guest's /dev/vda.
 fn read_mark(c: &Cluster, vm: &str) -> String {
-    let out = c.console_send(
-        vm,
-        &format!(
-            "echo \"<<$(dd if=/dev/vda bs=512 skip={SECTOR} count=1 2>/dev/null | head -c 9)>>\"\n"
-        ),
-    );
-    let start = out.rfind("<<").expect("console answered") + 2;
-    let end = out[start..].find(">>").expect("console answered") + start;
-    out[start..end].to_string()
+    c.read_disk_mark(vm, 9)
 }
 
-/// The 9 bytes at [`SECTOR`] of a qcow2 file no QEMU has open, read with qemu-img.
+/// The 9 bytes at [`MARK_SECTOR`] of a qcow2 file no QEMU has open, read with qemu-img.
 fn read_mark_offline(c: &Cluster, disk: &Path) -> String {
     let out_file = c.dir.path().join("mark.raw");
     let _ = std::fs::remove_file(&out_file);
     let out = Command::new("qemu-img")
         .args(["dd", "-f", "qcow2", "-O", "raw", "bs=512"])
-        .arg(format!("skip={SECTOR}"))
-        .arg(format!("count={}", SECTOR + 1))
+        .arg(format!("skip={MARK_SECTOR}"))
+        .arg(format!("count={}", MARK_SECTOR + 1))
         .arg(format!("if={}", disk.display()))
         .arg(format!("of={}", out_file.display()))
         .output()

@@ -24,6 +24,7 @@ use crate::cache::{TALLY_WIDTH, Tally};
 use crate::records::{self, VmRecord, project_key};
 use crate::state::AppState;
 use crate::tenancy::{no_project, usage_key};
+use crate::typed_store::Change;
 
 /// A limit a request would exceed, as data; `Display` is the user's one-line answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -285,6 +286,28 @@ pub fn vm_growth(before: &VmRecord, after: &VmRecord) -> Option<ProjectUsage> {
         ..Default::default()
     };
     (grow != ProjectUsage::default()).then_some(grow)
+}
+
+/// The change that replaces VM record `before` with `next` together with `ops`, counting
+/// what `next` adds (CPUs, memory, disk) against the project's limits in the same
+/// transaction; a refusal names the limit.
+pub async fn counted_change(
+    state: &AppState,
+    before: &VmRecord,
+    next: VmRecord,
+    mut ops: Vec<Op>,
+) -> Result<Change<VmRecord>, ApiError> {
+    let mut compares = vec![];
+    if let Some(growth) = vm_growth(before, &next) {
+        let counted = prepare(state, &before.project, &growth).await?;
+        compares = counted.compares;
+        ops.push(counted.usage);
+    }
+    Ok(Change::WriteWith {
+        record: next,
+        compares,
+        ops,
+    })
 }
 
 /// How often a counted create re-reads after a concurrent one won, before it gives up.

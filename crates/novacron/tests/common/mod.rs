@@ -13,6 +13,10 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_novacron");
 
+/// Sector of a guest's /dev/vda where tests write their marks (past the tiny image's data).
+#[allow(dead_code)]
+pub const MARK_SECTOR: u64 = 2048;
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -217,6 +221,37 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the guest's shell prints for `expr` (shell text valid inside `$(...)`), read back
+    /// over the serial console.
+    pub fn console_eval(&self, vm: &str, expr: &str) -> String {
+        let out = self.console_send(vm, &format!("echo \"<<$({expr})>>\"\n"));
+        let start = out.rfind("<<").expect("console answered") + 2;
+        let end = out[start..].find(">>").expect("console answered") + start;
+        out[start..end].to_string()
+    }
+
+    /// Writes `mark` on the guest's /dev/vda at [`MARK_SECTOR`], runs `then` (more shell, or
+    /// nothing) and syncs; fails the test if the guest did not get that far.
+    pub fn write_disk_mark(&self, vm: &str, mark: &str, then: &str) {
+        let out = self.console_send(
+            vm,
+            &format!(
+                "printf '{mark}' | dd of=/dev/vda bs=512 seek={MARK_SECTOR} conv=notrunc 2>/dev/null; {then} sync; echo wrote-$((2+2))\n"
+            ),
+        );
+        assert!(out.contains("wrote-4"), "console: {out}");
+    }
+
+    /// The first `len` bytes at [`MARK_SECTOR`] of the guest's /dev/vda.
+    pub fn read_disk_mark(&self, vm: &str, len: usize) -> String {
+        self.console_eval(
+            vm,
+            &format!(
+                "dd if=/dev/vda bs=512 skip={MARK_SECTOR} count=1 2>/dev/null | head -c {len}"
+            ),
+        )
     }
 
     /// Waits until `vm show` reports `state`.

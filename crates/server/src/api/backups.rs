@@ -324,12 +324,7 @@ pub async fn start_backup(
         ))
         .into());
     }
-    let node = state
-        .nodes
-        .get(&records::node_key(&rec.node))
-        .ok_or_else(|| {
-            ApiError::unavailable(format!("node {} of VM {vm} is not registered", rec.node))
-        })?;
+    let node = super::vms::node_of(state, &rec)?;
     let op = new_operation(
         "vm.backup",
         &rec.project,

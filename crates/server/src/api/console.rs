@@ -32,12 +32,7 @@ fn locate(state: &AppState, name: &str) -> ApiResult<(Arc<NodeRecord>, String)> 
         .ok_or_else(|| {
             ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`"))
         })?;
-    let node = state
-        .nodes
-        .get(&records::node_key(&vm.node))
-        .ok_or_else(|| {
-            ApiError::unavailable(format!("node {} of VM {name} is not registered", vm.node))
-        })?;
+    let node = super::vms::node_of(state, &vm)?;
     let url = format!(
         "{}/agent/v1/vms/{}/{}/console",
         node.agent_url.trim_end_matches('/'),

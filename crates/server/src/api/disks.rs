@@ -16,13 +16,11 @@ use novacron_api_types::disks::{
     CloneRequest, CloneSource, DISK0, DiskExportJob, DiskResizeJob, DiskResizeRequest, DiskResized,
     TemplateRequest, disk_name,
 };
-use novacron_api_types::{
-    ApiError, ErrorCode, Operation, OperationState, format_size, validate_name,
-};
+use novacron_api_types::{ApiError, ErrorCode, OperationState, format_size, validate_name};
 use tokio::io::AsyncWriteExt;
 
-use super::operations::{finish, new_operation, put_op};
-use super::vms::{OpResponse, accepted, find, observed_state};
+use super::operations::{finish, finish_with_vm, new_operation, put_op};
+use super::vms::{OpResponse, accepted, find, node_of, observed_state};
 use super::{ApiResult, Json};
 use crate::disk_ops;
 use crate::records::{self, NodeRecord, VmRecord, now};
@@ -56,18 +54,7 @@ pub async fn resize(
         &records::vm_key(&rec.project, &name),
         |rec: VmRecord| async move {
             let next = disk_ops::begin_resize(&rec, disk, size_bytes, &op_ref.id, at)?;
-            let mut ops = vec![put_op(op_ref)?];
-            let mut compares = vec![];
-            if let Some(growth) = crate::quota::vm_growth(&rec, &next) {
-                let counted = crate::quota::prepare(state_ref, &rec.project, &growth).await?;
-                compares = counted.compares;
-                ops.push(counted.usage);
-            }
-            Ok(Change::WriteWith {
-                record: next,
-                compares,
-                ops,
-            })
+            Ok(crate::quota::counted_change(state_ref, &rec, next, vec![put_op(op_ref)?]).await?)
         },
     )
     .await?
@@ -105,17 +92,10 @@ async fn conclude(
     op_id: &str,
     answer: Result<DiskResized, ApiError>,
 ) -> ApiResult<()> {
-    let Some((mut op, _)) =
-        typed_store::get::<Operation>(state.store.as_ref(), &records::op_key(op_id)).await?
-    else {
-        return Ok(());
-    };
-    op.updated_at = now();
-    match &answer {
-        Ok(r) => {
-            op.state = OperationState::Succeeded;
-            op.progress = Some(1.0);
-            op.message = format!(
+    let (outcome, message) = match &answer {
+        Ok(r) => (
+            OperationState::Succeeded,
+            format!(
                 "{} grown from {} to {}{}",
                 r.disk,
                 format_size(r.previous_bytes),
@@ -125,43 +105,22 @@ async fn conclude(
                 } else {
                     ""
                 }
-            );
-        }
-        Err(e) => {
-            op.state = OperationState::Failed;
-            op.message = e.message.clone();
-        }
-    }
-    let (op_ref, answer_ref) = (&op, &answer);
-    let updated = typed_store::update(
+            ),
+        ),
+        Err(e) => (OperationState::Failed, e.message.clone()),
+    };
+    finish_with_vm(
         state.store.as_ref(),
-        &records::vm_key(project, name),
-        |rec: VmRecord| async move {
-            let next = match answer_ref {
-                Ok(r) => disk_ops::finish_resize(&rec, op_id, r.size_bytes),
-                Err(_) => disk_ops::abandon_resize(&rec, op_id),
-            };
-            let ops = vec![put_op(op_ref)?];
-            Ok(match next {
-                Some(record) => Change::WriteWith {
-                    record,
-                    compares: vec![],
-                    ops,
-                },
-                None => Change::KeepWith {
-                    compares: vec![],
-                    ops,
-                },
-            })
+        op_id,
+        outcome,
+        message,
+        (project, name),
+        |rec| match &answer {
+            Ok(r) => disk_ops::finish_resize(rec, op_id, r.size_bytes),
+            Err(_) => disk_ops::abandon_resize(rec, op_id),
         },
     )
-    .await?;
-    if updated.is_none() {
-        // The VM was deleted meanwhile: the operation still ends.
-        state.store.txn(vec![], vec![put_op(&op)?]).await?;
-    }
-    tracing::info!(vm = name, operation = op_id, state = ?op.state, "disk resize done");
-    Ok(())
+    .await
 }
 
 /// Make an image from a stopped VM's disk: a standalone (flattened) qcow2 copy that
@@ -245,20 +204,6 @@ pub async fn template(
         }
     });
     Ok(accepted(op))
-}
-
-/// The node record of the node `rec` is placed on.
-fn node_of(state: &AppState, rec: &VmRecord) -> ApiResult<Arc<NodeRecord>> {
-    state
-        .nodes
-        .get(&records::node_key(&rec.node))
-        .ok_or_else(|| {
-            ApiError::unavailable(format!(
-                "node {} of VM {} is not registered",
-                rec.node, rec.name
-            ))
-            .into()
-        })
 }
 
 /// Asks `node`'s agent for `path` (a POST of `job`) and writes the answer's body to `dest`.

@@ -55,15 +55,7 @@ fn new_migration_secret() -> ApiResult<MigrationSecret> {
 
 /// The node `vm` runs on, which must be up: a live migration needs its agent.
 fn live_source(state: &AppState, vm: &VmRecord) -> ApiResult<Arc<NodeRecord>> {
-    let source = state
-        .nodes
-        .get(&records::node_key(&vm.node))
-        .ok_or_else(|| {
-            ApiError::unavailable(format!(
-                "node {} of VM {} is not registered",
-                vm.node, vm.name
-            ))
-        })?;
+    let source = super::vms::node_of(state, vm)?;
     if state.node_state(&source) == NodeState::Down {
         return Err(ApiError::unavailable(format!(
             "node {} of VM {} is down: a live migration needs its agent (HA restarts VMs of lost nodes)",

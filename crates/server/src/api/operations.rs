@@ -73,6 +73,56 @@ pub async fn finish(
     Ok(())
 }
 
+/// Ends operation `id` as `state` with `message` and, in the same transaction, writes what
+/// `change` makes of VM `project/name` (`None` leaves the record as it is), so the record
+/// never shows an operation's effect without the operation's end, or the reverse. When the
+/// VM was deleted meanwhile, the operation still ends.
+pub async fn finish_with_vm(
+    store: &dyn Store,
+    id: &str,
+    state: OperationState,
+    message: String,
+    (project, name): (&str, &str),
+    change: impl Fn(&records::VmRecord) -> Option<records::VmRecord>,
+) -> ApiResult<()> {
+    let Some((mut op, _)) =
+        crate::typed_store::get::<Operation>(store, &records::op_key(id)).await?
+    else {
+        return Ok(());
+    };
+    op.state = state;
+    op.message = message;
+    op.updated_at = now();
+    if state == OperationState::Succeeded {
+        op.progress = Some(1.0);
+    }
+    let (op_ref, change_ref) = (&op, &change);
+    let updated = crate::typed_store::update(
+        store,
+        &records::vm_key(project, name),
+        |rec: records::VmRecord| async move {
+            let ops = vec![put_op(op_ref)?];
+            Ok(match change_ref(&rec) {
+                Some(record) => crate::typed_store::Change::WriteWith {
+                    record,
+                    compares: vec![],
+                    ops,
+                },
+                None => crate::typed_store::Change::KeepWith {
+                    compares: vec![],
+                    ops,
+                },
+            })
+        },
+    )
+    .await?;
+    if updated.is_none() {
+        store.txn(vec![], vec![put_op(&op)?]).await?;
+    }
+    tracing::info!(vm = name, operation = id, state = ?op.state, kind = %op.kind, "operation done");
+    Ok(())
+}
+
 /// Updates the message of a running operation (best effort).
 pub async fn progress(store: &dyn Store, id: &str, message: &str) -> ApiResult<()> {
     let Some(kv) = store.get(&records::op_key(id)).await? else {

@@ -16,13 +16,12 @@ use novacron_api_types::{
     labels::snapshot_name,
 };
 
-use super::operations::{finish, new_operation, put_op};
-use super::vms::{OpResponse, accepted, find, observed_state};
+use super::operations::{finish, finish_with_vm, new_operation, put_op};
+use super::vms::{OpResponse, accepted, find, node_of, observed_state};
 use super::{ApiResult, Json};
 use crate::lifecycle::{Refusal, check_changeable};
-use crate::records::{self, VmRecord, now};
+use crate::records::{VmRecord, now};
 use crate::state::AppState;
-use crate::typed_store::{self, Change};
 
 /// What every snapshot change needs: a VM with a disk that no migration or deletion holds.
 fn changeable(state: &AppState, name: &str) -> ApiResult<Arc<VmRecord>> {
@@ -51,15 +50,7 @@ async fn launch(
     message: &str,
     job: SnapshotJob,
 ) -> ApiResult<Operation> {
-    let node = state
-        .nodes
-        .get(&records::node_key(&rec.node))
-        .ok_or_else(|| {
-            ApiError::unavailable(format!(
-                "node {} of VM {} is not registered",
-                rec.node, rec.name
-            ))
-        })?;
+    let node = node_of(&state, rec)?;
     let op = new_operation(kind, &rec.project, &format!("vm/{}", rec.name), message);
     state.store.txn(vec![], vec![put_op(&op)?]).await?;
     let (project, name, id) = (rec.project.clone(), rec.name.clone(), op.id.clone());
@@ -94,15 +85,7 @@ async fn record(
     job: &SnapshotJob,
     snapshots: Vec<VmSnapshot>,
 ) -> ApiResult<()> {
-    let Some(kv) = state.store.get(&records::op_key(op_id)).await? else {
-        return Ok(());
-    };
-    let mut op: Operation = serde_json::from_slice(&kv.value)
-        .map_err(|e| ApiError::internal(format!("operation {op_id}: {e}")))?;
-    op.state = OperationState::Succeeded;
-    op.progress = Some(1.0);
-    op.updated_at = now();
-    op.message = match job {
+    let message = match job {
         SnapshotJob::Create { name: s, memory } => format!(
             "snapshot {s} taken{}",
             if *memory { " with memory" } else { "" }
@@ -111,27 +94,25 @@ async fn record(
         SnapshotJob::Delete { name: s } => format!("snapshot {s} deleted"),
         SnapshotJob::List => "listed".into(),
     };
-    let (op, snapshots) = (&op, &snapshots);
-    typed_store::update(
+    tracing::debug!(
+        vm = name,
+        snapshots = snapshots.len(),
+        "recording the disk's snapshots"
+    );
+    finish_with_vm(
         state.store.as_ref(),
-        &records::vm_key(project, name),
-        |mut rec: VmRecord| async move {
-            rec.snapshots = snapshots.clone();
-            Ok(Change::WriteWith {
-                record: rec,
-                compares: vec![],
-                ops: vec![put_op(op)?],
+        op_id,
+        OperationState::Succeeded,
+        message,
+        (project, name),
+        |rec| {
+            Some(VmRecord {
+                snapshots: snapshots.clone(),
+                ..rec.clone()
             })
         },
     )
-    .await?;
-    tracing::info!(
-        vm = name,
-        operation = op_id,
-        snapshots = snapshots.len(),
-        "snapshot operation done"
-    );
-    Ok(())
+    .await
 }
 
 /// Take a snapshot of a VM's disk (with `memory`, of its running state too).

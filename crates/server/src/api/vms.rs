@@ -463,19 +463,8 @@ pub async fn set(
         if let Ok(mut l) = later_ref.lock() {
             *l = at_next_start;
         }
-        let mut ops = vec![put_op(op)?];
-        let mut compares = vec![];
         // More CPUs or memory count against the project's limits in the same transaction.
-        if let Some(growth) = crate::quota::vm_growth(&rec, &next) {
-            let counted = crate::quota::prepare(state_ref, &rec.project, &growth).await?;
-            compares = counted.compares;
-            ops.push(counted.usage);
-        }
-        Ok(Change::WriteWith {
-            record: next,
-            compares,
-            ops,
-        })
+        Ok(crate::quota::counted_change(state_ref, &rec, next, vec![put_op(op)?]).await?)
     })
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`")))?;
@@ -494,6 +483,20 @@ pub async fn set(
         vm: view(&state, &updated.record),
         at_next_start,
     }))
+}
+
+/// The node record of the node `rec` is placed on.
+pub fn node_of(state: &AppState, rec: &VmRecord) -> ApiResult<Arc<crate::records::NodeRecord>> {
+    state
+        .nodes
+        .get(&records::node_key(&rec.node))
+        .ok_or_else(|| {
+            ApiError::unavailable(format!(
+                "node {} of VM {} is not registered",
+                rec.node, rec.name
+            ))
+            .into()
+        })
 }
 
 /// One VM.
