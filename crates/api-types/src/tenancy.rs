@@ -112,6 +112,13 @@ pub struct ProjectLimits {
     pub max_backup_storage_bytes: Option<u64>,
 }
 
+impl ProjectLimits {
+    /// No limit is set: nothing a create adds can exceed one.
+    pub fn is_unlimited(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// What a project holds (the counted resources of [`ProjectLimits`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProjectUsage {
@@ -133,6 +140,9 @@ pub struct Project {
     pub limits: ProjectLimits,
     #[serde(default)]
     pub created_at: UnixSeconds,
+    /// A `project delete` is under way: creates in the project are refused until it ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
 }
 
 /// Body of `POST /api/v1/projects`.

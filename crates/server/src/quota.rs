@@ -156,7 +156,9 @@ pub fn vm_tally() -> Tally<VmRecord> {
 /// before counting from the store instead.
 const MIRROR_WAIT: Duration = Duration::from_millis(200);
 
-/// What `project` holds, for a counted change that read the usage record at `usage_rev`.
+/// What `project` holds, for a counted change that read the usage record at `usage_rev`
+/// (or the project record, when that is newer: creates made while the project had no
+/// limits did not write the usage record, and all came before the limit was set).
 ///
 /// Every counted VM change writes the usage record in its own transaction, so once the VM
 /// mirror has applied `usage_rev` it holds every VM the project's counted changes made, and
@@ -231,16 +233,23 @@ pub async fn project(state: &AppState, project: &str) -> Result<(Project, Revisi
 }
 
 /// The quota's share of one attempt at a counted create: compares that fail the transaction
-/// if the project or its usage changed since they were read, and the write of the new usage.
+/// if the project or its usage changed since they were read, and the write of the new usage
+/// (none in a project without limits: its creates do not serialize on the usage record).
 pub struct Counted {
     pub compares: Vec<Compare>,
-    pub usage: Op,
+    pub usage: Option<Op>,
 }
 
 /// Reads `project_name`'s limits and usage and checks `request` against them (a refusal
 /// names the limit, the usage and the request). The transaction that creates the resource
 /// must include [`Counted::compares`] and [`Counted::usage`]; when it fails on them, wait
 /// with [`back_off`] and prepare again.
+///
+/// A project without limits is not counted: its creates compare only the project record,
+/// so they run side by side instead of one at a time on the usage record. Setting a limit
+/// (or a `project delete` marking the project) changes that record and fails every such
+/// create still in flight; the first counted create after it counts from a VM mirror that
+/// has applied the project record's revision (see [`counted_usage`]), so it sees them all.
 pub async fn prepare(
     state: &AppState,
     project_name: &str,
@@ -254,7 +263,22 @@ pub async fn prepare(
         .map_err(store_err)?
         .map_or(0, |kv| kv.mod_revision);
     let (project, project_rev) = project(state, project_name).await?;
-    let used = counted_usage(state, project_name, usage_rev).await?;
+    if project.deleting {
+        return Err(ApiError::conflict(format!(
+            "project {project_name} is being deleted: nothing can be created in it"
+        )));
+    }
+    let project_unchanged = Compare::ModRevision {
+        key: project_key(project_name),
+        equals: project_rev,
+    };
+    if project.limits.is_unlimited() {
+        return Ok(Counted {
+            compares: vec![project_unchanged],
+            usage: None,
+        });
+    }
+    let used = counted_usage(state, project_name, usage_rev.max(project_rev)).await?;
     let after = check(project_name, &project.limits, &used, request)?;
     let encoded = serde_json::to_vec(&after)
         .map_err(|e| ApiError::internal(format!("encoding usage: {e}")))?;
@@ -264,15 +288,12 @@ pub async fn prepare(
                 key: usage_key(project_name),
                 equals: usage_rev,
             },
-            Compare::ModRevision {
-                key: project_key(project_name),
-                equals: project_rev,
-            },
+            project_unchanged,
         ],
-        usage: Op::Put {
+        usage: Some(Op::Put {
             key: usage_key(project_name),
             value: encoded,
-        },
+        }),
     })
 }
 
@@ -301,7 +322,7 @@ pub async fn counted_change(
     if let Some(growth) = vm_growth(before, &next) {
         let counted = prepare(state, &before.project, &growth).await?;
         compares = counted.compares;
-        ops.push(counted.usage);
+        ops.extend(counted.usage);
     }
     Ok(Change::WriteWith {
         record: next,
@@ -331,7 +352,7 @@ fn kept_changing(project_name: &str, key: &str) -> ApiError {
 
 /// Creates `key` (which must not exist; `exists` says what to answer if it does) counting
 /// `request` against `project_name`'s limits: `write` gets the compares (`key` absent, the
-/// project and its usage unchanged) and the usage write its transaction must include, and
+/// project and its usage unchanged) and the usage write (if any) its transaction must include, and
 /// answers the revision, or `None` when the transaction failed on those compares; then the
 /// usage is read again and `write` retried. Returns the store revision of the write.
 pub async fn create_counted_with<F, Fut>(
@@ -343,7 +364,7 @@ pub async fn create_counted_with<F, Fut>(
     mut write: F,
 ) -> Result<Revision, ApiError>
 where
-    F: FnMut(Vec<Compare>, Op) -> Fut,
+    F: FnMut(Vec<Compare>, Option<Op>) -> Fut,
     Fut: std::future::Future<Output = Result<Option<Revision>, ApiError>>,
 {
     for attempt in 0..ATTEMPTS {
@@ -381,13 +402,11 @@ pub async fn create_counted(
         request,
         exists,
         |compares, usage| {
-            let mut all = vec![
-                Op::Put {
-                    key: key.to_string(),
-                    value: value.clone(),
-                },
-                usage,
-            ];
+            let mut all = vec![Op::Put {
+                key: key.to_string(),
+                value: value.clone(),
+            }];
+            all.extend(usage);
             all.extend(ops.iter().cloned());
             async move {
                 let out = state.store.txn(compares, all).await.map_err(store_err)?;

@@ -278,6 +278,7 @@ pub async fn ensure_default_project(store: &dyn Store) -> Result<(), novacron_st
             description: "the project every resource belonged to before projects".into(),
             limits: Default::default(),
             created_at: now(),
+            deleting: false,
         };
         let _ = store
             .txn(
@@ -324,6 +325,7 @@ pub async fn create_project(
         description: req.description.clone(),
         limits: Default::default(),
         created_at: now(),
+        deleting: false,
     };
     let key = crate::records::project_key(&rec.name);
     let out = state
@@ -409,21 +411,25 @@ pub async fn set_project(
 }
 
 /// Deletes a project that holds nothing (no VMs, networks or images), with its role
-/// bindings, its usage record and the tokens scoped to it, in one transaction that compares
-/// the usage record (a create counted against the project in between fails it, or this).
+/// bindings, its usage record and the tokens scoped to it.
+///
+/// Creates in a project without limits do not touch its usage record, so the delete first
+/// marks the project `deleting` (a write of the project record): every create still in
+/// flight compared the record's old revision and fails, and every later one sees the mark
+/// and is refused. What the project holds is counted after the mark, and the delete
+/// compares the marked record. When the project still holds something the mark is taken
+/// off again and the delete is refused; a mark left by a crash is taken off (or the
+/// project deleted) by the next `project delete`.
 pub async fn delete_project(state: &AppState, name: &str) -> Result<Project, ApiError> {
     name_ok("project", name)?;
     if name == DEFAULT_PROJECT {
         return Err(ApiError::conflict("project default cannot be deleted"));
     }
     for _ in 0..20 {
-        let usage_rev = state
-            .store
-            .get(&usage_key(name))
-            .await
-            .map_err(store_err)?
-            .map_or(0, |kv| kv.mod_revision);
-        let (project, project_rev) = crate::quota::project(state, name).await?;
+        let Some(marked) = set_deleting(state, name, true).await? else {
+            return Err(crate::tenancy::no_project(name));
+        };
+        let (project, project_rev) = (marked.record, marked.revision);
         let used = crate::quota::usage(state, name).await?;
         let (images, _) = state
             .store
@@ -431,6 +437,9 @@ pub async fn delete_project(state: &AppState, name: &str) -> Result<Project, Api
             .await
             .map_err(store_err)?;
         if used.vms > 0 || used.networks > 0 || !images.is_empty() {
+            if let Err(e) = set_deleting(state, name, false).await {
+                tracing::warn!(project = name, error = %e.message, "cannot take the deleting mark off the project");
+            }
             return Err(ApiError::conflict(format!(
                 "project {name} still holds {} VM(s), {} network(s) and {} image(s): delete them first",
                 used.vms,
@@ -465,16 +474,10 @@ pub async fn delete_project(state: &AppState, name: &str) -> Result<Project, Api
         let out = state
             .store
             .txn(
-                vec![
-                    novacron_store::Compare::ModRevision {
-                        key: usage_key(name),
-                        equals: usage_rev,
-                    },
-                    novacron_store::Compare::ModRevision {
-                        key: crate::records::project_key(name),
-                        equals: project_rev,
-                    },
-                ],
+                vec![novacron_store::Compare::ModRevision {
+                    key: crate::records::project_key(name),
+                    equals: project_rev,
+                }],
                 ops,
             )
             .await
@@ -485,12 +488,36 @@ pub async fn delete_project(state: &AppState, name: &str) -> Result<Project, Api
                 .wait_for(out.revision, AppState::CATCH_UP)
                 .await;
             tracing::info!(project = name, "project deleted");
-            return Ok(project);
+            return Ok(Project {
+                deleting: false,
+                ..project
+            });
         }
     }
     Err(ApiError::unavailable(format!(
         "project {name} kept changing while deleting it: try again"
     )))
+}
+
+/// Writes project `name`'s `deleting` mark (always a write, so that creates in flight fail
+/// on the record's revision). `None` when there is no such project.
+async fn set_deleting(
+    state: &AppState,
+    name: &str,
+    deleting: bool,
+) -> Result<Option<crate::typed_store::Updated<Project>>, ApiError> {
+    crate::typed_store::update(
+        state.store.as_ref(),
+        &crate::records::project_key(name),
+        |p: Project| {
+            std::future::ready(Ok(crate::typed_store::Change::Write(Project {
+                deleting,
+                ..p
+            })))
+        },
+    )
+    .await
+    .map_err(|e| e.0)
 }
 
 fn user_view(u: &UserRecord) -> novacron_api_types::tenancy::User {

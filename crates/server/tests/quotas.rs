@@ -168,9 +168,13 @@ fn vm(name: &str) -> VmCreateRequest {
     }
 }
 
-/// One round: a fresh project limited to MAX_VMS, CREATES creates at once; exactly MAX_VMS
-/// succeed, and the usage says so.
-async fn round(store: &Arc<dyn novacron_store::Store>, admin: &Client, project: &str) {
+/// A fresh project with `limits` and a tiny image record; the client acting in it.
+async fn project_with_image(
+    store: &Arc<dyn novacron_store::Store>,
+    admin: &Client,
+    project: &str,
+    limits: ProjectLimits,
+) -> Client {
     admin
         .project_create(&ProjectCreateRequest {
             name: project.into(),
@@ -183,10 +187,7 @@ async fn round(store: &Arc<dyn novacron_store::Store>, admin: &Client, project: 
             project,
             &ProjectSetRequest {
                 description: None,
-                limits: ProjectLimits {
-                    max_vms: Some(MAX_VMS),
-                    ..Default::default()
-                },
+                limits,
             },
         )
         .await
@@ -220,6 +221,17 @@ async fn round(store: &Arc<dyn novacron_store::Store>, admin: &Client, project: 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    client
+}
+
+/// One round: a fresh project limited to MAX_VMS, CREATES creates at once; exactly MAX_VMS
+/// succeed, and the usage says so.
+async fn round(store: &Arc<dyn novacron_store::Store>, admin: &Client, project: &str) {
+    let limits = ProjectLimits {
+        max_vms: Some(MAX_VMS),
+        ..Default::default()
+    };
+    let client = project_with_image(store, admin, project, limits).await;
     let tasks: Vec<_> = (0..CREATES)
         .map(|i| {
             let c = client.clone();
@@ -256,6 +268,66 @@ async fn round(store: &Arc<dyn novacron_store::Store>, admin: &Client, project: 
     );
 }
 
+/// A project without limits (whose creates do not write its usage record) deleted while
+/// CREATES creates run in it: either the delete is refused because the project holds the
+/// VMs that were made, or it succeeds and no VM was made and none is left in the store (an
+/// orphan VM of a deleted project is the failure this guards against).
+async fn delete_racing_creates(
+    store: &Arc<dyn novacron_store::Store>,
+    admin: &Client,
+    project: &str,
+    delay: Duration,
+) {
+    let client = project_with_image(store, admin, project, ProjectLimits::default()).await;
+    let tasks: Vec<_> = (0..CREATES)
+        .map(|i| {
+            let c = client.clone();
+            tokio::spawn(async move { c.vm_create(&vm(&format!("vm-{i}"))).await })
+        })
+        .collect();
+    tokio::time::sleep(delay).await;
+    // The image goes first (a project holding one is not deleted); creates past their
+    // image check keep going.
+    store
+        .delete(&novacron_server::records::image_key(project, "tiny"))
+        .await
+        .unwrap();
+    let deleted = admin.project_delete(project).await;
+    let mut made = 0;
+    for t in tasks {
+        if t.await.unwrap().is_ok() {
+            made += 1;
+        }
+    }
+    let (left, _) = store
+        .list(&novacron_server::records::vm_key(project, ""))
+        .await
+        .unwrap();
+    match deleted {
+        Ok(_) => {
+            assert_eq!(made, 0, "{project}: deleted, yet {made} creates succeeded");
+            assert!(
+                left.is_empty(),
+                "{project}: deleted, yet {} VM records remain",
+                left.len()
+            );
+        }
+        Err(e) => {
+            assert_eq!(e.code(), Some(ErrorCode::Conflict), "{project}: {e}");
+            assert_eq!(
+                left.len(),
+                made,
+                "{project}: VMs in the store vs creates that succeeded"
+            );
+            let shown = admin.project_show(project).await.unwrap();
+            assert!(
+                !shown.deleting,
+                "{project}: the refused delete left its mark"
+            );
+        }
+    }
+}
+
 /// Rounds per store: NOVACRON_QUOTA_ROUNDS, default 20 in a row (a round takes well under a second).
 fn rounds() -> usize {
     std::env::var("NOVACRON_QUOTA_ROUNDS")
@@ -272,6 +344,10 @@ async fn concurrent_creates_never_exceed_max_vms_on_sqlite() {
     for i in 0..rounds() {
         round(&store, &admin, &format!("team-{i}")).await;
     }
+    for i in 0..rounds() {
+        let delay = Duration::from_millis((i % 5) as u64 * 3);
+        delete_racing_creates(&store, &admin, &format!("gone-{i}"), delay).await;
+    }
     beat.abort();
     server.stop().await;
 }
@@ -284,6 +360,10 @@ async fn concurrent_creates_never_exceed_max_vms_on_etcd() {
     let (server, admin, beat) = control_plane(store.clone(), dir.path(), "etcd").await;
     for i in 0..rounds() {
         round(&store, &admin, &format!("team-{i}")).await;
+    }
+    for i in 0..rounds() {
+        let delay = Duration::from_millis((i % 5) as u64 * 3);
+        delete_racing_creates(&store, &admin, &format!("gone-{i}"), delay).await;
     }
     beat.abort();
     server.stop().await;

@@ -357,8 +357,10 @@ pub async fn create_vm_from(
                                     value: super::json_bytes(&rec).map_err(|e| e.0)?,
                                 },
                                 put_op(op).map_err(|e| e.0)?,
-                                usage.clone(),
-                            ])
+                            ]
+                            .into_iter()
+                            .chain(usage.clone())
+                            .collect())
                         },
                     )
                     .await?;
