@@ -152,6 +152,22 @@ pub fn vm_tally() -> Tally<VmRecord> {
     }
 }
 
+/// The usage the usage record holds, when it bounds the project's usage from above: the
+/// record was written after the project record last changed (so by a counted change under
+/// the current limits, not before creates made while the project had none). Each counted
+/// change writes the usage it counted plus its request, and nothing adds to a project
+/// without writing the record, while deletes, shrinks and failed creates do not lower it:
+/// the true usage is never above it. A request that fits under it fits; one that does not
+/// is counted exactly before it is refused.
+fn recorded_bound(
+    kv: Option<&novacron_store::KeyValue>,
+    usage_rev: Revision,
+    project_rev: Revision,
+) -> Option<ProjectUsage> {
+    let kv = kv.filter(|_| usage_rev > project_rev)?;
+    serde_json::from_slice(&kv.value).ok()
+}
+
 /// How long a counted change waits for the VM mirror to catch up with the usage record
 /// before counting from the store instead.
 const MIRROR_WAIT: Duration = Duration::from_millis(200);
@@ -256,12 +272,12 @@ pub async fn prepare(
     request: &ProjectUsage,
 ) -> Result<Counted, ApiError> {
     // The usage record first: a counted create after this read fails our transaction.
-    let usage_rev = state
+    let usage_kv = state
         .store
         .get(&usage_key(project_name))
         .await
-        .map_err(store_err)?
-        .map_or(0, |kv| kv.mod_revision);
+        .map_err(store_err)?;
+    let usage_rev = usage_kv.as_ref().map_or(0, |kv| kv.mod_revision);
     let (project, project_rev) = project(state, project_name).await?;
     if project.deleting {
         return Err(ApiError::conflict(format!(
@@ -278,8 +294,17 @@ pub async fn prepare(
             usage: None,
         });
     }
-    let used = counted_usage(state, project_name, usage_rev.max(project_rev)).await?;
-    let after = check(project_name, &project.limits, &used, request)?;
+    // What the last counted change wrote is an upper bound of the usage (see
+    // [`recorded_bound`]): when the request fits under it, nothing needs counting.
+    let fits = recorded_bound(usage_kv.as_ref(), usage_rev, project_rev)
+        .and_then(|b| check(project_name, &project.limits, &b, request).ok());
+    let after = match fits {
+        Some(after) => after,
+        None => {
+            let used = counted_usage(state, project_name, usage_rev.max(project_rev)).await?;
+            check(project_name, &project.limits, &used, request)?
+        }
+    };
     let encoded = serde_json::to_vec(&after)
         .map_err(|e| ApiError::internal(format!("encoding usage: {e}")))?;
     Ok(Counted {
@@ -368,13 +393,24 @@ where
     Fut: std::future::Future<Output = Result<Option<Revision>, ApiError>>,
 {
     for attempt in 0..ATTEMPTS {
+        let started = std::time::Instant::now();
         let counted = prepare(state, project_name, request).await?;
+        let prepared = started.elapsed();
         let mut compares = vec![Compare::ModRevision {
             key: key.to_string(),
             equals: 0,
         }];
         compares.extend(counted.compares);
-        if let Some(revision) = write(compares, counted.usage).await? {
+        let written = write(compares, counted.usage).await?;
+        tracing::trace!(
+            project = project_name,
+            attempt,
+            prepare_micros = prepared.as_micros() as u64,
+            write_micros = (started.elapsed() - prepared).as_micros() as u64,
+            committed = written.is_some(),
+            "counted create attempt"
+        );
+        if let Some(revision) = written {
             return Ok(revision);
         }
         if state.store.get(key).await.map_err(store_err)?.is_some() {
@@ -422,6 +458,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn only_a_usage_record_newer_than_the_project_bounds_the_usage() {
+        let used = ProjectUsage {
+            vms: 3,
+            cpus: 6,
+            ..Default::default()
+        };
+        let kv = |rev, value: Vec<u8>| novacron_store::KeyValue {
+            key: "usage".into(),
+            value,
+            create_revision: 1,
+            mod_revision: rev,
+            lease: None,
+        };
+        let written = kv(20, serde_json::to_vec(&used).unwrap());
+        assert_eq!(recorded_bound(Some(&written), 20, 10), Some(used));
+        // Limits set after it: creates made without limits are not in it.
+        assert_eq!(recorded_bound(Some(&written), 20, 30), None);
+        assert_eq!(recorded_bound(None, 0, 10), None);
+        let garbled = kv(20, b"{".to_vec());
+        assert_eq!(recorded_bound(Some(&garbled), 20, 10), None);
+    }
 
     #[test]
     fn a_refusal_names_the_limit_the_usage_and_the_request() {

@@ -180,7 +180,12 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
     .arg("--data-dir")
     .arg(scratch.path("cp"))
     .env("NOVACRON_CONFIG", &cfg_path)
-    .env("NOVACRON_LOG", "warn")
+    // NOVACRON_BENCH_SERVER_LOG (a NOVACRON_LOG filter) shows the server's logs, e.g. to
+    // see where a create spends its time; its stderr goes to the scratch directory's log.
+    .env(
+        "NOVACRON_LOG",
+        std::env::var("NOVACRON_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+    )
     // The hollow nodes and the API clients stand for many hosts, but all connect from
     // 127.0.0.1: the per-address cap against floods (256 by default) would reset them.
     .env("NOVACRON_MAX_CONNECTIONS_PER_ADDRESS", "1000000");
