@@ -129,9 +129,10 @@ fn the_python_sdk_lists_creates_and_deletes_a_vm() {
         String::from_utf8_lossy(&run.stderr),
         common::tail(&c.log(), 40)
     );
+    eprintln!("{stdout}");
     for step in [
         "listed 0 VMs",
-        "created py-vm",
+        "created py-vm: running",
         "listed py-vm",
         "deleted py-vm (not_found)",
     ] {
