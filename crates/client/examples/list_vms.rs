@@ -18,7 +18,17 @@ fn env(name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("set {name} (see the example's header)"))
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let ca_file = env("NOVACRON_CA_CERT")?;
     let config = Config {
         servers: vec![env("NOVACRON_URL")?],
