@@ -77,6 +77,19 @@ if [ "${1:-run}" = test ] && ! python3 -c 'import openapi_spec_validator' >/dev/
   python3 -m pip install -q openapi-spec-validator >&2 || python3 -m pip install -q --break-system-packages openapi-spec-validator >&2
 fi
 
+# The Python SDK (sdk/python): its runtime packages for the e2e test that drives a VM
+# through it, and the pinned generator for the test that regenerates it.
+if [ "${1:-run}" = test ] && ! python3 -c 'import httpx, attrs, dateutil' >/dev/null 2>&1; then
+  echo "installing: httpx attrs python-dateutil (pip)" >&2
+  python3 -m pip install -q httpx attrs python-dateutil >&2 || python3 -m pip install -q --break-system-packages httpx attrs python-dateutil >&2
+fi
+sdk_generator=openapi-python-client==0.29.1 # keep in step with sdk/python/generate.sh
+if [ "${1:-run}" = test ] && [ "$(openapi-python-client --version 2>/dev/null | awk '{print $NF}')" != "${sdk_generator#*==}" ]; then
+  echo "installing: $sdk_generator (pip)" >&2
+  python3 -m pip install -q "$sdk_generator" >&2 || python3 -m pip install -q --break-system-packages "$sdk_generator" >&2
+  hash -r
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo (Rust 1.90 or newer) is needed to build NovaCron; install it with rustup" >&2
   exit 1

@@ -1,15 +1,53 @@
-//! The NovaCron SDK: a typed client for the REST API under `/api/v1`, used by the CLI and by
-//! node agents. It trusts only the cluster CA, authenticates with a bearer token and fails
-//! over between several control-plane URLs.
+//! The NovaCron SDK for Rust: a typed client for the REST API under `/api/v1`, used by the
+//! CLI and by node agents, and usable on its own by any program that drives a cluster.
+//!
+//! # Connecting
+//!
+//! A [`Client`] needs a [`Config`]: the control-plane URLs (tried in order, with fail-over
+//! to the next when one cannot be reached), a bearer token, and the cluster CA in PEM. The
+//! client trusts only that CA (never the system roots), so a cluster's self-signed
+//! certificate is verified, not waved through. Build the config yourself, or let
+//! [`Config::load`] read the file `novacron up` / `novacron login` write
+//! ([`default_config_path`]) with `NOVACRON_URL`, `NOVACRON_TOKEN` and `NOVACRON_CA_CERT`
+//! (a PEM file) taking precedence.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), novacron_client::ClientError> {
-//! let client = novacron_client::Client::new(novacron_client::Config::load()?)?;
+//! use novacron_client::{Client, Config};
+//!
+//! let client = Client::new(Config {
+//!     servers: vec!["https://10.0.0.5:9440".into()],
+//!     token: std::env::var("NOVACRON_TOKEN").unwrap_or_default(),
+//!     ca_cert_pem: std::fs::read_to_string("ca.pem").unwrap_or_default(),
+//! })?;
 //! for vm in client.vm_list().await? {
 //!     println!("{} {}", vm.name, vm.state);
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! # What it covers
+//!
+//! One async method per API operation, named after the resource: `vm_create`, `vm_list`,
+//! `vm_get`, `vm_delete`, `vm_migrate`, `image_build_tiny`, `node_list`, `network_create`,
+//! backups, tokens, projects and more; request and answer types come from
+//! `novacron-api-types`. Long actions (create, start, stop, delete, migrate) answer at once
+//! with an [`OperationRef`](novacron_api_types::OperationRef); [`Client::operation_wait`]
+//! waits for it to finish. [`Client::with_project`] names the project of every request.
+//! [`Client::events`] streams what happens in the cluster.
+//!
+//! # Errors
+//!
+//! Every method returns [`ClientError`]: [`ClientError::Api`] carries the server's
+//! `{"code", "message"}` ([`ClientError::code`] gives the code, e.g. `NotFound`), the other
+//! variants say the server could not be reached, answered something unexpected, or the
+//! local configuration is wrong.
+//!
+//! # Example program
+//!
+//! `crates/client/examples/list_vms.rs` lists a cluster's VMs from `NOVACRON_URL`,
+//! `NOVACRON_TOKEN` and `NOVACRON_CA_CERT`: `cargo run --example list_vms`. For Python, see
+//! the SDK generated from the OpenAPI document under `sdk/python` (docs/sdk.md).
 
 // Tests may unwrap; product code may not (workspace lint).
 #![cfg_attr(test, allow(clippy::unwrap_used))]

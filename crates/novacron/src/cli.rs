@@ -117,6 +117,8 @@ pub enum Command {
     Completion(crate::docs::CompletionArgs),
     /// Man pages, generated from this command tree.
     Man(crate::docs::ManArgs),
+    /// The HTTP API's OpenAPI document, printed from this binary (no server needed).
+    Openapi(crate::docs::OpenapiArgs),
     /// The fence watchdog an agent starts for itself.
     #[command(hide = true)]
     FenceWatchdog(roles::WatchdogArgs),
@@ -532,6 +534,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(a) => crate::events::run(a, out).await,
         Command::Completion(a) => crate::docs::completion(a),
         Command::Man(a) => crate::docs::man(a),
+        Command::Openapi(a) => crate::docs::openapi(a),
         Command::Backup(c) => crate::backups::run(c, out).await,
         Command::Cluster(ClusterCommand::Status) => cluster_status(out).await,
         Command::Store(StoreCommand::Migrate {

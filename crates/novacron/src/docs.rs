@@ -1,5 +1,7 @@
 //! Documentation generated from the command tree itself, so it cannot drift from the CLI:
-//! shell completions (`novacron completion bash|zsh|fish`) and man pages (`novacron man`).
+//! shell completions (`novacron completion bash|zsh|fish`) and man pages (`novacron man`);
+//! also the HTTP API's OpenAPI document (`novacron openapi`), built from the server's
+//! routes, which `sdk/python/generate.sh` turns into the Python SDK.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,20 @@ pub struct ManArgs {
     /// into this directory instead of the main page to stdout.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    novacron openapi > openapi.json\n  \
+    sdk/python/generate.sh                  # regenerates the Python SDK from it")]
+pub struct OpenapiArgs {}
+
+/// Prints the server's OpenAPI document (the one `GET /api/v1/openapi.json` serves).
+pub fn openapi(_args: OpenapiArgs) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", novacron_server::api::openapi::document_json()?)?;
+    out.flush()?;
+    Ok(())
 }
 
 pub fn completion(args: CompletionArgs) -> anyhow::Result<()> {
@@ -128,7 +144,7 @@ mod tests {
         if !has_example(&cmd) {
             missing.push("novacron".to_string());
         }
-        let checked = ["vm", "events", "completion", "man"];
+        let checked = ["vm", "events", "completion", "man", "openapi"];
         for sub in cmd.get_subcommands() {
             if !checked.contains(&sub.get_name()) {
                 continue;

@@ -358,7 +358,7 @@ async fn not_found() -> ApiFailure {
 }
 
 /// Liveness of the control plane and its store.
-#[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/api/v1/health", tag = "cluster", responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<Arc<AppState>>) -> ApiResult<axum::Json<Health>> {
     let store = match state.store.revision().await {
         Ok(rev) => format!("ok (revision {rev})"),
@@ -372,7 +372,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> ApiResult<axum::Json<
 }
 
 /// The cluster CA certificate (public), which join tokens pin.
-#[utoipa::path(get, path = "/api/v1/cluster/ca", responses((status = 200, content_type = "application/x-pem-file", body = String)))]
+#[utoipa::path(get, path = "/api/v1/cluster/ca", tag = "cluster", responses((status = 200, content_type = "application/x-pem-file", body = String)))]
 pub async fn cluster_ca(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
@@ -382,7 +382,7 @@ pub async fn cluster_ca(State(state): State<Arc<AppState>>) -> impl IntoResponse
 
 /// Control-plane metrics, with every VM's and node's usage (see docs/metrics.md):
 /// OpenMetrics text, or Prometheus text 0.0.4 when `Accept` prefers `text/plain`.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
+#[utoipa::path(get, path = "/metrics", tag = "cluster", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(
     State(state): State<Arc<AppState>>,
     headers: axum::http::HeaderMap,

@@ -42,7 +42,7 @@ use super::{
         audit::list, audit::head, audit::export,
         super::vm_metrics::show,
     ),
-    modifiers(&BearerAuth, &RoleAccess, &OperationIds, &Conformance),
+    modifiers(&BearerAuth, &RoleAccess, &OperationIds, &Conformance, &FlattenedUnions),
 )]
 pub struct ApiDoc;
 
@@ -216,6 +216,14 @@ impl utoipa::Modify for Conformance {
                     {
                         p.parameter_in = ParameterIn::Query;
                     }
+                    // An `Option` field of a query struct may be left out; utoipa marks it
+                    // required (with a nullable type), which makes generated clients demand it.
+                    if let RefOr::T(p) = p
+                        && p.parameter_in == ParameterIn::Query
+                        && p.schema.as_ref().is_some_and(is_nullable)
+                    {
+                        p.required = utoipa::openapi::Required::False;
+                    }
                 }
                 for (status, response) in op.responses.responses.iter_mut() {
                     if let RefOr::T(r) = response
@@ -227,6 +235,97 @@ impl utoipa::Modify for Conformance {
             }
         }
     }
+}
+
+/// A schema whose type includes `null` (an `Option` field).
+fn is_nullable(schema: &utoipa::openapi::RefOr<utoipa::openapi::Schema>) -> bool {
+    let Ok(v) = serde_json::to_value(schema) else {
+        return false;
+    };
+    match &v["type"] {
+        serde_json::Value::String(t) => t == "null",
+        serde_json::Value::Array(ts) => ts.iter().any(|t| t == "null"),
+        _ => false,
+    }
+}
+
+/// A struct with a `#[serde(flatten)]`ed internally tagged enum (`Image` and its `kind`)
+/// comes out of utoipa as `allOf: [<the enum's oneOf>, <the struct's fields>]`. Valid, but
+/// client generators (openapi-python-client among them) cannot take allOf of a oneOf and
+/// drop the type. Written out as what it is on the wire, `oneOf` of one object per
+/// variant with the struct's fields added, every generator reads it.
+struct FlattenedUnions;
+
+impl utoipa::Modify for FlattenedUnions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let Ok(before) = serde_json::to_value(&components.schemas) else {
+            return;
+        };
+        for (name, schema) in components.schemas.iter_mut() {
+            let Some(merged) = flatten_union(&before, &before[name.as_str()]) else {
+                continue;
+            };
+            match serde_json::from_value(merged) {
+                Ok(s) => *schema = s,
+                Err(e) => {
+                    tracing::warn!(schema = %name, error = %e, "cannot rewrite a flattened union")
+                }
+            }
+        }
+    }
+}
+
+/// `allOf: [{$ref: <oneOf of objects>}, <objects>...]` as `oneOf` of the merged objects;
+/// `None` for any other schema.
+fn flatten_union(
+    schemas: &serde_json::Value,
+    schema: &serde_json::Value,
+) -> Option<serde_json::Value> {
+    use serde_json::{Map, Value};
+    let parts = schema.get("allOf")?.as_array()?;
+    let (refs, objects): (Vec<&Value>, Vec<&Value>) =
+        parts.iter().partition(|p| p.get("$ref").is_some());
+    let [union] = refs.as_slice() else {
+        return None;
+    };
+    let target = union["$ref"]
+        .as_str()?
+        .strip_prefix("#/components/schemas/")?;
+    let variants = schemas.get(target)?.get("oneOf")?.as_array()?;
+    let is_object = |v: &&Value| v.get("type") == Some(&Value::from("object"));
+    if !variants.iter().all(|v| is_object(&v)) || !objects.iter().all(is_object) {
+        return None;
+    }
+    let merged = variants
+        .iter()
+        .map(|variant| {
+            let mut out = variant.as_object().cloned().unwrap_or_default();
+            let mut required: Vec<Value> = Vec::new();
+            let mut properties = Map::new();
+            for part in objects.iter().copied().chain([variant]) {
+                for r in part["required"].as_array().into_iter().flatten() {
+                    if !required.contains(r) {
+                        required.push(r.clone());
+                    }
+                }
+                for (k, v) in part["properties"].as_object().into_iter().flatten() {
+                    properties.insert(k.clone(), v.clone());
+                }
+            }
+            out.insert("required".into(), Value::Array(required));
+            out.insert("properties".into(), Value::Object(properties));
+            Value::Object(out)
+        })
+        .collect();
+    let mut out = Map::new();
+    out.insert("oneOf".into(), Value::Array(merged));
+    if let Some(d) = schema.get("description") {
+        out.insert("description".into(), d.clone());
+    }
+    Some(Value::Object(out))
 }
 
 /// A response description for a status the annotation did not describe.
@@ -271,8 +370,14 @@ fn operation_mut(item: &mut PathItem, method: Method) -> Option<&mut Operation> 
     }
 }
 
+/// The document as JSON, for tools that need it without a running server
+/// (`novacron openapi`, which the Python SDK is generated from).
+pub fn document_json() -> Result<String, serde_json::Error> {
+    ApiDoc::openapi().to_pretty_json()
+}
+
 /// This document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, content_type = "application/json", body = Object)))]
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "cluster", responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn document() -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
 }
@@ -478,6 +583,48 @@ mod tests {
             "openapi-spec-validator refuses the document:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// `Option` query fields may be left out, and `Image` (a struct with its flattened
+    /// `kind` enum) is a plain `oneOf` of objects: what openapi-python-client can generate.
+    #[test]
+    fn optional_query_parameters_and_flattened_unions_read_as_generators_need() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut required_nullable = vec![];
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    let nullable = p["schema"]["type"]
+                        .as_array()
+                        .is_some_and(|ts| ts.iter().any(|t| t == "null"));
+                    if p["in"] == "query" && nullable && p["required"] == true {
+                        required_nullable.push(format!("{method} {path} {}", p["name"]));
+                    }
+                }
+            }
+        }
+        assert!(required_nullable.is_empty(), "{required_nullable:?}");
+        let wait = &doc["paths"]["/api/v1/operations/{id}"]["get"]["parameters"];
+        assert!(
+            wait.as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "wait_seconds" && p["required"] == false),
+            "{wait}"
+        );
+        let image = &doc["components"]["schemas"]["Image"];
+        assert!(image.get("allOf").is_none(), "{image}");
+        let variants = image["oneOf"].as_array().unwrap();
+        assert_eq!(variants.len(), 3, "kernel, disk, iso");
+        for v in variants {
+            assert_eq!(v["type"], "object");
+            for field in ["name", "project", "kind", "files", "created_at"] {
+                assert!(
+                    v["properties"].get(field).is_some(),
+                    "{field} missing in {v}"
+                );
+            }
+        }
     }
 
     #[test]

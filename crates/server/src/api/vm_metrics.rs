@@ -21,7 +21,7 @@ pub struct MetricsQuery {
 
 /// A VM's recent usage: every sample kept since `since`, the newest one, and the rates
 /// between the two newest. Empty until the VM's agent sent a sample (the VM runs).
-#[utoipa::path(get, path = "/api/v1/vms/{name}/metrics", params(("name" = String, Path), MetricsQuery),
+#[utoipa::path(get, path = "/api/v1/vms/{name}/metrics", tag = "vms", params(("name" = String, Path), MetricsQuery),
     responses((status = 200, body = VmMetrics), (status = 404, body = novacron_api_types::ApiError)))]
 pub async fn show(
     State(state): State<Arc<AppState>>,

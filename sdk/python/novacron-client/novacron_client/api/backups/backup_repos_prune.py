@@ -1,0 +1,199 @@
+from http import HTTPStatus
+from typing import Any, cast
+from urllib.parse import quote
+
+import httpx
+
+from ...client import AuthenticatedClient, Client
+from ...types import Response, UNSET
+from ... import errors
+
+from ...models.api_error import ApiError
+from ...models.backup_repos_prune_response_200 import BackupReposPruneResponse200
+from ...models.prune_request import PruneRequest
+from typing import cast
+
+
+
+def _get_kwargs(
+    name: str,
+    *,
+    body: PruneRequest,
+
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+
+
+    
+
+    
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/api/v1/backup/repos/{name}/prune".format(name=quote(str(name), safe=""),),
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> ApiError | BackupReposPruneResponse200 | None:
+    if response.status_code == 200:
+        response_200 = BackupReposPruneResponse200.from_dict(response.json())
+
+
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = ApiError.from_dict(response.json())
+
+
+
+        return response_400
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[ApiError | BackupReposPruneResponse200]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    name: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: PruneRequest,
+
+) -> Response[ApiError | BackupReposPruneResponse200]:
+    """ Forget backups the retention rules do not keep (chunks go at the next gc).
+
+    Args:
+        name (str):
+        body (PruneRequest): Body of `POST /api/v1/backup/repos/{name}/prune`.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ApiError | BackupReposPruneResponse200]
+     """
+
+
+    kwargs = _get_kwargs(
+        name=name,
+body=body,
+
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+def sync(
+    name: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: PruneRequest,
+
+) -> ApiError | BackupReposPruneResponse200 | None:
+    """ Forget backups the retention rules do not keep (chunks go at the next gc).
+
+    Args:
+        name (str):
+        body (PruneRequest): Body of `POST /api/v1/backup/repos/{name}/prune`.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ApiError | BackupReposPruneResponse200
+     """
+
+
+    return sync_detailed(
+        name=name,
+client=client,
+body=body,
+
+    ).parsed
+
+async def asyncio_detailed(
+    name: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: PruneRequest,
+
+) -> Response[ApiError | BackupReposPruneResponse200]:
+    """ Forget backups the retention rules do not keep (chunks go at the next gc).
+
+    Args:
+        name (str):
+        body (PruneRequest): Body of `POST /api/v1/backup/repos/{name}/prune`.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ApiError | BackupReposPruneResponse200]
+     """
+
+
+    kwargs = _get_kwargs(
+        name=name,
+body=body,
+
+    )
+
+    response = await client.get_async_httpx_client().request(
+        **kwargs
+    )
+
+    return _build_response(client=client, response=response)
+
+async def asyncio(
+    name: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: PruneRequest,
+
+) -> ApiError | BackupReposPruneResponse200 | None:
+    """ Forget backups the retention rules do not keep (chunks go at the next gc).
+
+    Args:
+        name (str):
+        body (PruneRequest): Body of `POST /api/v1/backup/repos/{name}/prune`.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ApiError | BackupReposPruneResponse200
+     """
+
+
+    return (await asyncio_detailed(
+        name=name,
+client=client,
+body=body,
+
+    )).parsed

@@ -1,0 +1,7 @@
+from enum import StrEnum
+
+class NetworkType0Mode(StrEnum):
+    USER = "user"
+
+    def __str__(self) -> str:
+        return str(self.value)

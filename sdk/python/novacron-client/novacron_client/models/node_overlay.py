@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+from typing import cast
+
+if TYPE_CHECKING:
+  from ..models.node_overlay_network import NodeOverlayNetwork
+
+
+
+
+
+T = TypeVar("T", bound="NodeOverlay")
+
+
+
+@_attrs_define
+class NodeOverlay:
+    """ The overlay data plane one node must build, as `GET /api/v1/agent/overlay` answers it:
+    every network a VM placed on the node uses, and where the network's other VMs are.
+
+        Attributes:
+            networks (list[NodeOverlayNetwork]):
+            revision (int): Store revision of the VM records it was computed from; pass it back as `after` to
+                wait for a change.
+     """
+
+    networks: list[NodeOverlayNetwork]
+    revision: int
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        from ..models.node_overlay_network import NodeOverlayNetwork # noqa: PLC0415
+        networks = []
+        for networks_item_data in self.networks:
+            networks_item = networks_item_data.to_dict()
+            networks.append(networks_item)
+
+
+
+        revision = self.revision
+
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({
+            "networks": networks,
+            "revision": revision,
+        })
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.node_overlay_network import NodeOverlayNetwork # noqa: PLC0415
+        d = dict(src_dict)
+        networks = []
+        _networks = d.pop("networks")
+        for networks_item_data in (_networks):
+            networks_item = NodeOverlayNetwork.from_dict(networks_item_data)
+
+
+
+            networks.append(networks_item)
+
+
+        revision = d.pop("revision")
+
+        node_overlay = cls(
+            networks=networks,
+            revision=revision,
+        )
+
+
+        node_overlay.additional_properties = d
+        return node_overlay
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

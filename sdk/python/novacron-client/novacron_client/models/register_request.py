@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+from ..types import UNSET, Unset
+from typing import cast
+
+if TYPE_CHECKING:
+  from ..models.resources import Resources
+
+
+
+
+
+T = TypeVar("T", bound="RegisterRequest")
+
+
+
+@_attrs_define
+class RegisterRequest:
+    """ Body of `POST /api/v1/agent/register` (authenticated with the join token, or with the
+    node's own token when it registers again).
+
+        Attributes:
+            agent_url (str): Where the control plane reaches this agent (console, later migration control).
+            capacity (Resources): Resources of a node.
+            kvm_usable (bool):
+            name (str):
+            qemu_version (str):
+            bridges (list[str] | Unset): Linux bridges present on the node, so `--bridge` can be checked before placement.
+            vtep_address (None | str | Unset): This node's VTEP: the IPv4 address other nodes send its overlay (VXLAN)
+                traffic to.
+                None: the node takes part in no overlay network.
+     """
+
+    agent_url: str
+    capacity: Resources
+    kvm_usable: bool
+    name: str
+    qemu_version: str
+    bridges: list[str] | Unset = UNSET
+    vtep_address: None | str | Unset = UNSET
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        from ..models.resources import Resources # noqa: PLC0415
+        agent_url = self.agent_url
+
+        capacity = self.capacity.to_dict()
+
+        kvm_usable = self.kvm_usable
+
+        name = self.name
+
+        qemu_version = self.qemu_version
+
+        bridges: list[str] | Unset = UNSET
+        if not isinstance(self.bridges, Unset):
+            bridges = self.bridges
+
+
+
+        vtep_address: None | str | Unset
+        if isinstance(self.vtep_address, Unset):
+            vtep_address = UNSET
+        else:
+            vtep_address = self.vtep_address
+
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({
+            "agent_url": agent_url,
+            "capacity": capacity,
+            "kvm_usable": kvm_usable,
+            "name": name,
+            "qemu_version": qemu_version,
+        })
+        if bridges is not UNSET:
+            field_dict["bridges"] = bridges
+        if vtep_address is not UNSET:
+            field_dict["vtep_address"] = vtep_address
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.resources import Resources # noqa: PLC0415
+        d = dict(src_dict)
+        agent_url = d.pop("agent_url")
+
+        capacity = Resources.from_dict(d.pop("capacity"))
+
+
+
+
+        kvm_usable = d.pop("kvm_usable")
+
+        name = d.pop("name")
+
+        qemu_version = d.pop("qemu_version")
+
+        bridges = cast(list[str], d.pop("bridges", UNSET))
+
+
+        def _parse_vtep_address(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        vtep_address = _parse_vtep_address(d.pop("vtep_address", UNSET))
+
+
+        register_request = cls(
+            agent_url=agent_url,
+            capacity=capacity,
+            kvm_usable=kvm_usable,
+            name=name,
+            qemu_version=qemu_version,
+            bridges=bridges,
+            vtep_address=vtep_address,
+        )
+
+
+        register_request.additional_properties = d
+        return register_request
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
