@@ -29,12 +29,14 @@ class Project:
         Attributes:
             name (str):
             created_at (int | Unset):
+            deleting (bool | Unset): A `project delete` is under way: creates in the project are refused until it ends.
             description (str | Unset):
             limits (ProjectLimits | Unset): What a project may hold at most; `None` is unlimited.
      """
 
     name: str
     created_at: int | Unset = UNSET
+    deleting: bool | Unset = UNSET
     description: str | Unset = UNSET
     limits: ProjectLimits | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -48,6 +50,8 @@ class Project:
         name = self.name
 
         created_at = self.created_at
+
+        deleting = self.deleting
 
         description = self.description
 
@@ -63,6 +67,8 @@ class Project:
         })
         if created_at is not UNSET:
             field_dict["created_at"] = created_at
+        if deleting is not UNSET:
+            field_dict["deleting"] = deleting
         if description is not UNSET:
             field_dict["description"] = description
         if limits is not UNSET:
@@ -80,6 +86,8 @@ class Project:
 
         created_at = d.pop("created_at", UNSET)
 
+        deleting = d.pop("deleting", UNSET)
+
         description = d.pop("description", UNSET)
 
         _limits = d.pop("limits", UNSET)
@@ -95,6 +103,7 @@ class Project:
         project = cls(
             name=name,
             created_at=created_at,
+            deleting=deleting,
             description=description,
             limits=limits,
         )
