@@ -363,18 +363,19 @@ impl Client {
         .await
     }
 
-    /// Starts reverting the VM to snapshot `snapshot`.
+    /// Starts reverting the VM to snapshot `snapshot`; a running VM is reverted only with
+    /// `force` (what the guest did since the snapshot is lost).
     pub async fn vm_snapshot_revert(
         &self,
         name: &str,
         snapshot: &str,
+        force: bool,
     ) -> Result<OperationRef, ClientError> {
-        self.call(
-            Method::POST,
-            &format!("/vms/{}/snapshots/{}/revert", seg(name), seg(snapshot)),
-            None::<&()>,
-        )
-        .await
+        let mut path = format!("/vms/{}/snapshots/{}/revert", seg(name), seg(snapshot));
+        if force {
+            path.push_str("?force=true");
+        }
+        self.call(Method::POST, &path, None::<&()>).await
     }
 
     /// Starts deleting snapshot `snapshot` of the VM.

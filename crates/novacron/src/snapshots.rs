@@ -29,13 +29,19 @@ pub enum SnapshotCommand {
         /// The VM's name.
         name: String,
     },
-    /// Revert the VM to a snapshot (a disk-only snapshot needs the VM stopped).
-    #[command(after_help = "Example:\n  novacron vm snapshot revert web1 before-upgrade")]
+    /// Revert the VM to a snapshot (a disk-only snapshot needs the VM stopped; a running VM
+    /// needs --force).
+    #[command(
+        after_help = "Examples:\n  novacron vm snapshot revert web1 before-upgrade\n  novacron vm snapshot revert web1 before-upgrade --force   # web1 runs: its present is lost"
+    )]
     Revert {
         /// The VM's name.
         name: String,
         /// The snapshot's name.
         snapshot: String,
+        /// Revert a running VM to a memory snapshot: everything the guest did since is lost.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -90,9 +96,13 @@ pub async fn run(cmd: SnapshotCommand, out: Format) -> anyhow::Result<()> {
         SnapshotCommand::Revert {
             name,
             snapshot,
+            force,
             wait,
         } => {
-            let op = c.vm_snapshot_revert(&name, &snapshot).await?.operation;
+            let op = c
+                .vm_snapshot_revert(&name, &snapshot, force)
+                .await?
+                .operation;
             (name, op, wait)
         }
         SnapshotCommand::Delete {

@@ -270,6 +270,88 @@ fn sha256(path: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
+/// Serves one endless-looking download on 127.0.0.1: announces 64 MiB, then sends 512 bytes a
+/// second for at most two minutes (so an import from it is surely still running).
+fn trickle_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut request = [0u8; 4096];
+                let _ = conn.read(&mut request);
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 67108864\r\n\r\n");
+                for _ in 0..120 {
+                    if conn.write_all(&[0u8; 512]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            });
+        }
+    });
+    port
+}
+
+fn import_op(c: &Cluster, target: &str) -> Option<serde_json::Value> {
+    c.json(&["operation", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "image.import" && o["target"] == target)
+        .cloned()
+}
+
+#[test]
+fn a_url_import_cut_by_a_control_plane_crash_ends_failed_and_leaves_nothing() {
+    let port = trickle_server();
+    let mut c = Cluster::start();
+    let url = format!("http://127.0.0.1:{port}/disk.raw");
+    let mut cli = c.cli_command(&["image", "import", "slow", &url]);
+    let mut cli = cli
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let op = loop {
+        if let Some(op) = import_op(&c, "image/slow") {
+            break op;
+        }
+        assert!(Instant::now() < deadline, "the import did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(op["state"], "running", "{op}");
+    let id = op["id"].as_str().unwrap().to_string();
+
+    // The control plane dies mid-download; its successor fails the operation it left.
+    c.kill9_up();
+    let _ = cli.kill();
+    let _ = cli.wait();
+    c.launch_up();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let op = loop {
+        let op = c.json(&["operation", "show", &id]);
+        if op["state"] != "running" {
+            break op;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the operation still runs after the restart: {op}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(op["state"], "failed", "{op}");
+    let message = op["message"].as_str().unwrap();
+    assert!(
+        message.contains("stopped") && message.contains("start it again"),
+        "{message}"
+    );
+    nothing_left(&c, &["slow"]);
+}
+
 #[test]
 fn url_iso_and_ova_imports() {
     let c = Cluster::start();

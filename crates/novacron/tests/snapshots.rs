@@ -79,7 +79,17 @@ fn snapshot_write_revert_and_the_write_is_gone() {
     );
     // ...reverting the running guest to it brings both back to that moment, without a boot.
     let pid = c.vm("web1")["pid"].as_u64().unwrap();
-    c.ok(&["vm", "snapshot", "revert", "web1", "mem-b"]);
+    // Without --force a running guest's present is not thrown away: refused, nothing changed.
+    let err = c.fails(&["vm", "snapshot", "revert", "web1", "mem-b"]);
+    assert!(
+        err.contains("novacron vm snapshot revert web1 mem-b --force"),
+        "{err}"
+    );
+    assert_eq!(
+        read_state(&c, "web1"),
+        ("version-C".into(), "version-C".into())
+    );
+    c.ok(&["vm", "snapshot", "revert", "web1", "mem-b", "--force"]);
     assert_eq!(
         read_state(&c, "web1"),
         ("version-B".into(), "version-B".into())

@@ -274,24 +274,13 @@ pub fn clone_request(src: &VmRecord, name: &str) -> VmCreateRequest {
         disk_bytes: src.disk_bytes,
         node: Some(src.node.clone()),
         accel: src.accel,
-        network: match &src.network {
-            Network::User { .. } => Network::User { forwards: vec![] },
-            other => other.clone(),
-        },
+        network: without_forwards(&src.network),
         ssh_keys: src.ssh_keys.clone(),
         start: false,
         storage: src.storage.clone(),
         ha: src.ha,
         ha_priority: src.ha_priority,
-        nics: src
-            .nics
-            .iter()
-            .map(|n| NicRequest {
-                network: n.network.clone(),
-                ip: None,
-                mac: None,
-            })
-            .collect(),
+        nics: fresh_nics(&src.nics),
         labels: src.labels.clone(),
         description: src.description.clone(),
         user_data: src.user_data.clone(),
@@ -299,9 +288,97 @@ pub fn clone_request(src: &VmRecord, name: &str) -> VmCreateRequest {
     }
 }
 
+/// What restoring a backup as the new VM `name` asks for: the definition the backup holds
+/// (CPUs, memory, image, disk size, accelerator, network kind, SSH keys, storage, cloud-init
+/// data), started at once, on `node` or where the scheduler chooses. Like a clone, it gets a
+/// new uuid and new NICs on the same overlay networks (addresses from IPAM: the original may
+/// still hold its own), and no user-mode port forwards; HA policy, labels and description
+/// are not part of the backup and start empty.
+pub fn restore_request(
+    spec: &novacron_api_types::agent::DesiredVm,
+    name: &str,
+    node: Option<String>,
+) -> VmCreateRequest {
+    VmCreateRequest {
+        name: name.to_string(),
+        image: spec
+            .image
+            .as_ref()
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|| "restored".into()),
+        cpus: spec.cpus,
+        memory_bytes: spec.memory_bytes,
+        disk_bytes: spec.disk_bytes,
+        node,
+        accel: spec.accel,
+        network: without_forwards(&spec.network),
+        ssh_keys: spec.ssh_keys.clone(),
+        start: true,
+        storage: spec.storage.as_ref().map(|p| p.name.clone()),
+        ha: Default::default(),
+        ha_priority: 0,
+        nics: fresh_nics(&spec.nics),
+        labels: Default::default(),
+        description: None,
+        // Part of the VM's definition; a new uuid makes cloud-init apply it to the copy.
+        user_data: spec.user_data.clone(),
+        vendor_data: spec.vendor_data.clone(),
+    }
+}
+
+/// A copy's network: user-mode port forwards belong to the original VM (two VMs cannot hold
+/// one host port).
+fn without_forwards(network: &Network) -> Network {
+    match network {
+        Network::User { .. } => Network::User { forwards: vec![] },
+        other => other.clone(),
+    }
+}
+
+/// A copy's NICs: one on each of the original's overlay networks, address and MAC from IPAM.
+fn fresh_nics(nics: &[novacron_api_types::overlay::Nic]) -> Vec<NicRequest> {
+    nics.iter()
+        .map(|n| NicRequest {
+            network: n.network.clone(),
+            ip: None,
+            mac: None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restored_vm_gets_new_nics_on_the_backups_networks_and_no_forwards() {
+        // A VM definition as a backup stores it (the agent's view of the VM).
+        let spec: novacron_api_types::agent::DesiredVm = serde_json::from_value(serde_json::json!({
+            "project": "team-a", "name": "web1", "uuid": "u-1", "generation": 7,
+            "cpus": 2, "memory_bytes": 268435456u64, "disk_bytes": 1073741824u64,
+            "image": null, "accel": "tcg", "power": "running",
+            "network": {"mode": "user", "forwards": [{"host_port": 8080, "guest_port": 80}]},
+            "nics": [
+                {"network": "app", "vni": 4101, "mac": "02:00:00:00:00:01", "ips": ["10.0.0.5"]},
+                {"network": "db", "vni": 4102, "mac": "02:00:00:00:00:02", "ips": ["10.1.0.5"]}
+            ]
+        }))
+        .unwrap();
+        let req = restore_request(&spec, "web1-old", Some("node-b".into()));
+        assert_eq!(req.name, "web1-old");
+        assert_eq!((req.cpus, req.memory_bytes), (2, 256 << 20));
+        assert_eq!(req.disk_bytes, Some(1 << 30));
+        assert_eq!(req.node.as_deref(), Some("node-b"));
+        assert_eq!(req.network, Network::User { forwards: vec![] });
+        let nets: Vec<_> = req.nics.iter().map(|n| n.network.as_str()).collect();
+        assert_eq!(nets, ["app", "db"]);
+        assert!(
+            req.nics.iter().all(|n| n.ip.is_none() && n.mac.is_none()),
+            "the original may still hold its addresses: {:?}",
+            req.nics
+        );
+        assert!(req.start);
+    }
 
     fn vm() -> VmRecord {
         VmRecord {

@@ -81,6 +81,7 @@ pub async fn elect_and_run(state: Arc<AppState>) {
                 let controllers = vec![
                     tokio::spawn(ha_controller(state.clone())),
                     tokio::spawn(crate::expire_operations(state.clone())),
+                    tokio::spawn(crate::api::operations::fail_orphans(state.clone())),
                     tokio::spawn(crate::api::backups::schedule_controller(state.clone())),
                 ];
                 // Renew until the lease is lost; then stop leading at once.

@@ -341,6 +341,7 @@ impl Server {
                 config.data_dir.join(crate::audit::CHECKPOINT_FILE),
             ),
             member_id: member_id.clone(),
+            run_id: api::operations::new_id().replacen("op-", "run-", 1),
             last_seen: Default::default(),
             node_lease_ttl: config.node_lease_ttl,
             node_cert_ttl: config.node_cert_ttl,
@@ -404,6 +405,7 @@ impl Server {
             version: env!("CARGO_PKG_VERSION").into(),
             started_at: now(),
             credential_nonce: auth::new_nonce(),
+            run: state.run_id.clone(),
         };
         let credential = state.replica_credential(&member);
         let credential_record = (

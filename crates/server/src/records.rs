@@ -41,6 +41,13 @@ pub fn op_key(id: &str) -> String {
 pub fn op_prefix() -> String {
     format!("{ROOT}operations/")
 }
+/// Which replica run carries out an operation a control-plane replica (not an agent) ends.
+pub fn op_runner_key(id: &str) -> String {
+    format!("{ROOT}op-runners/{id}")
+}
+pub fn op_runner_prefix() -> String {
+    format!("{ROOT}op-runners/")
+}
 pub fn token_key(hash: &str) -> String {
     format!("{ROOT}tokens/{hash}")
 }
@@ -267,6 +274,10 @@ pub struct MemberRecord {
     /// that lives as long as this record's lease, and changes at every start).
     #[serde(default)]
     pub credential_nonce: String,
+    /// Random, new at every start of the replica: operations this process carries out name
+    /// it ([`crate::api::operations::OpRunner`]), and fail once no member record holds it.
+    #[serde(default)]
+    pub run: String,
 }
 
 /// Who runs the background controllers.

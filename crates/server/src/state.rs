@@ -40,6 +40,8 @@ pub struct AppState {
     pub audit: crate::audit::AuditLog,
     /// This replica's id.
     pub member_id: String,
+    /// This process's run of the replica (new at every start; see `MemberRecord::run`).
+    pub run_id: String,
     /// When this replica last heard from each node (unix seconds).
     pub last_seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// How long a node may go without a heartbeat before it counts as lost.

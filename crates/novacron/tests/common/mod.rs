@@ -117,15 +117,19 @@ impl Cluster {
         }
     }
 
-    pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
+    /// A CLI command against this cluster, to run or spawn.
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
             .env("NOVACRON_CONFIG", &self.config)
             .env_remove("NOVACRON_URL")
             .env_remove("NOVACRON_TOKEN")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_command(args).output().unwrap()
     }
 
     /// Runs a CLI command that must succeed; returns stdout.

@@ -13,8 +13,7 @@ use novacron_api_types::backup::{
     BackupSchedule, PruneRequest, RepoLocation, RestoreSource, Retention,
 };
 use novacron_api_types::{
-    ApiError, DEFAULT_PROJECT, ErrorCode, Network, Operation, OperationRef, VmCreateRequest,
-    validate_name,
+    ApiError, DEFAULT_PROJECT, ErrorCode, Operation, OperationRef, validate_name,
 };
 use novacron_backup::location::{self, Location};
 use novacron_store::{Compare, Op};
@@ -410,35 +409,7 @@ pub async fn restore(
                 "backup {id} has no usable VM definition ({e}); it cannot be restored as a VM"
             ))
         })?;
-    let create = VmCreateRequest {
-        name,
-        image: spec
-            .image
-            .as_ref()
-            .map(|i| i.name.clone())
-            .unwrap_or_else(|| "restored".into()),
-        cpus: spec.cpus,
-        memory_bytes: spec.memory_bytes,
-        disk_bytes: spec.disk_bytes,
-        node: req.node.clone(),
-        accel: spec.accel,
-        network: match spec.network {
-            // Port forwards belong to the original VM; a copy must not fight over them.
-            Network::User { .. } => Network::User { forwards: vec![] },
-            other => other,
-        },
-        ssh_keys: spec.ssh_keys.clone(),
-        start: true,
-        storage: spec.storage.as_ref().map(|p| p.name.clone()),
-        ha: Default::default(),
-        ha_priority: 0,
-        nics: vec![],
-        labels: Default::default(),
-        description: None,
-        // Part of the VM's definition; a new uuid makes cloud-init apply it to the copy.
-        user_data: spec.user_data.clone(),
-        vendor_data: spec.vendor_data.clone(),
-    };
+    let create = crate::disk_ops::restore_request(&spec, &name, req.node.clone());
     let source = RestoreSource {
         repo: (*repo).clone(),
         backup: id.clone(),

@@ -19,7 +19,7 @@ use novacron_api_types::disks::{
 use novacron_api_types::{ApiError, ErrorCode, OperationState, format_size, validate_name};
 use tokio::io::AsyncWriteExt;
 
-use super::operations::{finish, finish_with_vm, new_operation, put_op};
+use super::operations::{finish, finish_with_vm, new_operation, put_op, put_runner};
 use super::vms::{OpResponse, accepted, find, node_of, observed_state};
 use super::{ApiResult, Json};
 use crate::disk_ops;
@@ -54,7 +54,13 @@ pub async fn resize(
         &records::vm_key(&rec.project, &name),
         |rec: VmRecord| async move {
             let next = disk_ops::begin_resize(&rec, disk, size_bytes, &op_ref.id, at)?;
-            Ok(crate::quota::counted_change(state_ref, &rec, next, vec![put_op(op_ref)?]).await?)
+            Ok(crate::quota::counted_change(
+                state_ref,
+                &rec,
+                next,
+                vec![put_op(op_ref)?, put_runner(state_ref, op_ref)?],
+            )
+            .await?)
         },
     )
     .await?
@@ -165,7 +171,8 @@ pub async fn template(
         &format!("vm/{name}"),
         &format!("copying the disk of VM {name} into image {image}"),
     );
-    state.store.txn(vec![], vec![put_op(&op)?]).await?;
+    let runner = put_runner(&state, &op)?;
+    state.store.txn(vec![], vec![put_op(&op)?, runner]).await?;
     tracing::info!(vm = %name, image = %image, operation = %op.id, "template started");
     let (project, id) = (rec.project.clone(), op.id.clone());
     let size = rec.disk_bytes.unwrap_or(0);

@@ -21,7 +21,7 @@ use novacron_store::{Compare, Op};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::operations::{finish, new_operation, put_op};
+use super::operations::{finish, new_operation, put_op, put_runner};
 use super::{ApiFailure, ApiResult, Json, json_bytes};
 use crate::auth::Caller;
 use crate::records::{self, now};
@@ -715,7 +715,8 @@ pub async fn import_url(
         &format!("image/{name}"),
         &format!("downloading {}", req.url),
     );
-    state.store.txn(vec![], vec![put_op(&op)?]).await?;
+    let runner = put_runner(&state, &op)?;
+    state.store.txn(vec![], vec![put_op(&op)?, runner]).await?;
     let id = op.id.clone();
     tokio::spawn(async move {
         let result = download_and_import(

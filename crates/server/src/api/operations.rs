@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use futures_util::StreamExt;
 use novacron_api_types::{ApiError, Operation, OperationState, UnixSeconds};
 use novacron_store::{Op, Store};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ApiFailure, ApiResult, json_bytes};
 use crate::records::{self, now};
@@ -45,6 +45,149 @@ pub fn put_op(op: &Operation) -> ApiResult<Op> {
         key: records::op_key(&op.id),
         value: json_bytes(op)?,
     })
+}
+
+/// Who carries out an operation that a control-plane replica ends itself (an image import, a
+/// snapshot or resize it waits on an agent for), rather than an agent's report: the replica
+/// and its run. A replica that stops (a crash, a restart) takes its tasks with it; the leader
+/// then fails the operations its run left behind ([`fail_orphans`]), so none stays `running`
+/// for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpRunner {
+    pub member: String,
+    pub run: String,
+    pub since: UnixSeconds,
+}
+
+/// How long a runner record is left alone whatever the member records say: a replica writes
+/// its member record just after it starts serving, and the leader's view of the member
+/// records may lag by a moment.
+pub const RUNNER_GRACE_SECS: UnixSeconds = 15;
+
+/// The store write that names this replica's run as the one carrying out `op`: put it in the
+/// transaction that records the operation.
+pub fn put_runner(state: &AppState, op: &Operation) -> ApiResult<Op> {
+    Ok(Op::Put {
+        key: records::op_runner_key(&op.id),
+        value: json_bytes(&OpRunner {
+            member: state.member_id.clone(),
+            run: state.run_id.clone(),
+            since: now(),
+        })?,
+    })
+}
+
+/// What becomes of a runner record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Orphan {
+    /// Its run is alive (or only just started): leave it.
+    Keep,
+    /// The operation ended or is gone: the record has no use any more.
+    Forget,
+    /// The run that carried the operation out is gone: fail it with this message.
+    Fail(String),
+}
+
+/// The decision over one runner record, given the operation it names, the runs of the
+/// replicas alive now and the time.
+pub fn orphan_verdict(
+    op: Option<&Operation>,
+    runner: &OpRunner,
+    live_runs: &std::collections::HashSet<String>,
+    now: UnixSeconds,
+) -> Orphan {
+    let Some(op) = op.filter(|op| !op.is_done()) else {
+        return Orphan::Forget;
+    };
+    if live_runs.contains(&runner.run) || now < runner.since.saturating_add(RUNNER_GRACE_SECS) {
+        return Orphan::Keep;
+    }
+    Orphan::Fail(format!(
+        "the control-plane replica {} carrying out this {} stopped (crashed or restarted) before it finished; nothing of it was kept: start it again",
+        runner.member, op.kind
+    ))
+}
+
+/// One pass over the runner records (leader only): forgets those of ended operations and
+/// fails the operations whose run is gone. Returns how many it failed.
+pub async fn sweep_orphans(state: &AppState) -> Result<usize, novacron_store::StoreError> {
+    let store = state.store.as_ref();
+    let (runners, _) = store.list(&records::op_runner_prefix()).await?;
+    if runners.is_empty() {
+        return Ok(0);
+    }
+    let live_runs: std::collections::HashSet<String> = state
+        .members
+        .values()
+        .iter()
+        .map(|m| m.run.clone())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let mut failed = 0;
+    for kv in runners {
+        let Ok(runner) = serde_json::from_slice::<OpRunner>(&kv.value) else {
+            tracing::warn!(key = %kv.key, "unreadable operation runner record; removing it");
+            store.delete(&kv.key).await?;
+            continue;
+        };
+        let id = kv.key.trim_start_matches(&records::op_runner_prefix());
+        let op_key = records::op_key(id);
+        let found = store.get(&op_key).await?;
+        let op = found
+            .as_ref()
+            .and_then(|o| serde_json::from_slice::<Operation>(&o.value).ok());
+        let forget = Op::Delete {
+            key: kv.key.clone(),
+        };
+        let runner_unchanged = novacron_store::Compare::ModRevision {
+            key: kv.key.clone(),
+            equals: kv.mod_revision,
+        };
+        match orphan_verdict(op.as_ref(), &runner, &live_runs, now()) {
+            Orphan::Keep => {}
+            Orphan::Forget => {
+                store.txn(vec![runner_unchanged], vec![forget]).await?;
+            }
+            Orphan::Fail(message) => {
+                let (Some(mut op), Some(found)) = (op, found) else {
+                    continue;
+                };
+                op.state = OperationState::Failed;
+                op.message = message;
+                op.updated_at = now();
+                let Ok(value) = serde_json::to_vec(&op) else {
+                    continue;
+                };
+                let out = store
+                    .txn(
+                        vec![
+                            runner_unchanged,
+                            novacron_store::Compare::ModRevision {
+                                key: op_key.clone(),
+                                equals: found.mod_revision,
+                            },
+                        ],
+                        vec![forget, Op::Put { key: op_key, value }],
+                    )
+                    .await?;
+                if out.succeeded {
+                    tracing::warn!(operation = %op.id, kind = %op.kind, member = %runner.member, "failed an operation whose control-plane replica stopped");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    Ok(failed)
+}
+
+/// Runs [`sweep_orphans`] every few seconds while this replica leads.
+pub async fn fail_orphans(state: Arc<AppState>) {
+    loop {
+        if let Err(e) = sweep_orphans(&state).await {
+            tracing::warn!(error = %e, "failing the operations of stopped replicas");
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }
 
 /// Marks an operation finished (unless it already is).
@@ -261,4 +404,53 @@ pub async fn expire(
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn runner(run: &str, since: UnixSeconds) -> OpRunner {
+        OpRunner {
+            member: "cp-1".into(),
+            run: run.into(),
+            since,
+        }
+    }
+
+    #[test]
+    fn an_operation_of_a_run_that_is_gone_fails_after_the_grace() {
+        let op = new_operation("image.import", "default", "image/x", "downloading");
+        let live: HashSet<String> = ["run-new".to_string()].into();
+        let r = runner("run-old", 1000);
+        assert_eq!(
+            orphan_verdict(Some(&op), &r, &live, 1000 + RUNNER_GRACE_SECS - 1),
+            Orphan::Keep,
+            "a just-started replica may not have written its member record yet"
+        );
+        let Orphan::Fail(why) = orphan_verdict(Some(&op), &r, &live, 1000 + RUNNER_GRACE_SECS)
+        else {
+            panic!("not failed")
+        };
+        assert!(
+            why.contains("cp-1") && why.contains("image.import"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_live_run_keeps_its_operation_and_ended_ones_are_forgotten() {
+        let mut op = new_operation("vm.snapshot.create", "default", "vm/a", "taking");
+        let live: HashSet<String> = ["run-a".to_string()].into();
+        let r = runner("run-a", 0);
+        assert_eq!(orphan_verdict(Some(&op), &r, &live, 1 << 40), Orphan::Keep);
+        op.state = OperationState::Succeeded;
+        assert_eq!(
+            orphan_verdict(Some(&op), &r, &live, 1 << 40),
+            Orphan::Forget
+        );
+        assert_eq!(orphan_verdict(None, &r, &live, 1 << 40), Orphan::Forget);
+    }
 }

@@ -10,13 +10,13 @@
 use std::sync::Arc;
 
 use axum::Json as AxumJson;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use novacron_api_types::{
     ApiError, Operation, OperationState, SnapshotCreateRequest, SnapshotJob, VmSnapshot, VmState,
     labels::snapshot_name,
 };
 
-use super::operations::{finish, finish_with_vm, new_operation, put_op};
+use super::operations::{finish, finish_with_vm, new_operation, put_op, put_runner};
 use super::vms::{OpResponse, accepted, find, node_of, observed_state};
 use super::{ApiResult, Json};
 use crate::lifecycle::{Refusal, check_changeable};
@@ -52,7 +52,8 @@ async fn launch(
 ) -> ApiResult<Operation> {
     let node = node_of(&state, rec)?;
     let op = new_operation(kind, &rec.project, &format!("vm/{}", rec.name), message);
-    state.store.txn(vec![], vec![put_op(&op)?]).await?;
+    let runner = put_runner(&state, &op)?;
+    state.store.txn(vec![], vec![put_op(&op)?, runner]).await?;
     let (project, name, id) = (rec.project.clone(), rec.name.clone(), op.id.clone());
     tokio::spawn(async move {
         let path = format!("/agent/v1/vms/{project}/{name}/snapshot");
@@ -167,14 +168,51 @@ pub async fn list(
     Ok(AxumJson(find(&state, &name)?.snapshots.clone()))
 }
 
-/// Revert a VM to a snapshot: a running VM continues from a memory snapshot's moment; a
-/// disk-only snapshot needs the VM stopped.
+/// Query of the revert route.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RevertQuery {
+    /// Revert a running VM: what the guest did since the snapshot is lost.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Why a revert to a snapshot may not go ahead on a VM observed in `observed`: a disk-only
+/// snapshot cannot be loaded under a running guest, and throwing away a running guest's
+/// present takes `--force`.
+fn revert_refusal(
+    vm: &str,
+    snap: &str,
+    memory: bool,
+    observed: VmState,
+    force: bool,
+) -> Option<String> {
+    if matches!(observed, VmState::Stopped | VmState::Crashed) {
+        return None;
+    }
+    if !memory {
+        return Some(format!(
+            "snapshot {snap:?} holds no memory, so VM {vm} must be stopped to revert to it: `novacron vm stop {vm}`, then revert and start"
+        ));
+    }
+    if !force {
+        return Some(format!(
+            "VM {vm} is {observed}: reverting to {snap:?} discards everything the guest did since that snapshot; revert anyway with `novacron vm snapshot revert {vm} {snap} --force`"
+        ));
+    }
+    None
+}
+
+/// Revert a VM to a snapshot: a running VM continues from a memory snapshot's moment (with
+/// `force=true`: what it did since is lost); a disk-only snapshot needs the VM stopped.
 #[utoipa::path(post, path = "/api/v1/vms/{name}/snapshots/{snapshot}/revert",
-    params(("name" = String, Path), ("snapshot" = String, Path)),
-    responses((status = 202, body = novacron_api_types::OperationRef), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+    params(("name" = String, Path), ("snapshot" = String, Path), RevertQuery),
+    responses((status = 202, body = novacron_api_types::OperationRef), (status = 404, body = ApiError),
+        (status = 409, description = "The VM runs and the snapshot holds no memory, or force was not given", body = ApiError)))]
 pub async fn revert(
     State(state): State<Arc<AppState>>,
     Path((name, snap)): Path<(String, String)>,
+    Query(q): Query<RevertQuery>,
 ) -> OpResponse {
     let rec = changeable(&state, &name)?;
     snapshot_name(&snap)?;
@@ -185,11 +223,8 @@ pub async fn revert(
         .into());
     };
     let observed = observed_state(&state, &rec);
-    if !s.memory && !matches!(observed, VmState::Stopped | VmState::Crashed) {
-        return Err(ApiError::conflict(format!(
-            "snapshot {snap:?} holds no memory, so VM {name} must be stopped to revert to it: `novacron vm stop {name}`, then revert and start"
-        ))
-        .into());
+    if let Some(why) = revert_refusal(&name, &snap, s.memory, observed, q.force) {
+        return Err(ApiError::conflict(why).into());
     }
     let job = SnapshotJob::Revert { name: snap.clone() };
     let op = launch(
@@ -225,4 +260,35 @@ pub async fn delete(
     )
     .await?;
     Ok(accepted(op))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_vm_reverts_to_any_snapshot() {
+        for observed in [VmState::Stopped, VmState::Crashed] {
+            for memory in [false, true] {
+                assert_eq!(revert_refusal("web1", "s", memory, observed, false), None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_running_vm_reverts_only_to_memory_and_only_with_force() {
+        let why = revert_refusal("web1", "d", false, VmState::Running, true).unwrap();
+        assert!(why.contains("novacron vm stop web1"), "{why}");
+        let why = revert_refusal("web1", "m", true, VmState::Running, false).unwrap();
+        assert!(
+            why.contains("novacron vm snapshot revert web1 m --force"),
+            "{why}"
+        );
+        let why = revert_refusal("web1", "m", true, VmState::Paused, false).unwrap();
+        assert!(why.contains("is paused"), "{why}");
+        assert_eq!(
+            revert_refusal("web1", "m", true, VmState::Running, true),
+            None
+        );
+    }
 }

@@ -10,6 +10,7 @@ from ... import errors
 
 from ...models.api_error import ApiError
 from ...models.operation_ref import OperationRef
+from ...types import UNSET, Unset
 from typing import cast
 
 
@@ -17,17 +18,26 @@ from typing import cast
 def _get_kwargs(
     name: str,
     snapshot: str,
+    *,
+    force: bool | Unset = UNSET,
 
 ) -> dict[str, Any]:
     
 
     
 
-    
+    params: dict[str, Any] = {}
+
+    params["force"] = force
+
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
 
     _kwargs: dict[str, Any] = {
         "method": "post",
         "url": "/api/v1/vms/{name}/snapshots/{snapshot}/revert".format(name=quote(str(name), safe=""),snapshot=quote(str(snapshot), safe=""),),
+        "params": params,
     }
 
 
@@ -77,14 +87,16 @@ def sync_detailed(
     snapshot: str,
     *,
     client: AuthenticatedClient | Client,
+    force: bool | Unset = UNSET,
 
 ) -> Response[ApiError | OperationRef]:
-    """ Revert a VM to a snapshot: a running VM continues from a memory snapshot's moment; a
-    disk-only snapshot needs the VM stopped.
+    """ Revert a VM to a snapshot: a running VM continues from a memory snapshot's moment (with
+    `force=true`: what it did since is lost); a disk-only snapshot needs the VM stopped.
 
     Args:
         name (str):
         snapshot (str):
+        force (bool | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -98,6 +110,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         name=name,
 snapshot=snapshot,
+force=force,
 
     )
 
@@ -112,14 +125,16 @@ def sync(
     snapshot: str,
     *,
     client: AuthenticatedClient | Client,
+    force: bool | Unset = UNSET,
 
 ) -> ApiError | OperationRef | None:
-    """ Revert a VM to a snapshot: a running VM continues from a memory snapshot's moment; a
-    disk-only snapshot needs the VM stopped.
+    """ Revert a VM to a snapshot: a running VM continues from a memory snapshot's moment (with
+    `force=true`: what it did since is lost); a disk-only snapshot needs the VM stopped.
 
     Args:
         name (str):
         snapshot (str):
+        force (bool | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -134,6 +149,7 @@ def sync(
         name=name,
 snapshot=snapshot,
 client=client,
+force=force,
 
     ).parsed
 
@@ -142,14 +158,16 @@ async def asyncio_detailed(
     snapshot: str,
     *,
     client: AuthenticatedClient | Client,
+    force: bool | Unset = UNSET,
 
 ) -> Response[ApiError | OperationRef]:
-    """ Revert a VM to a snapshot: a running VM continues from a memory snapshot's moment; a
-    disk-only snapshot needs the VM stopped.
+    """ Revert a VM to a snapshot: a running VM continues from a memory snapshot's moment (with
+    `force=true`: what it did since is lost); a disk-only snapshot needs the VM stopped.
 
     Args:
         name (str):
         snapshot (str):
+        force (bool | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -163,6 +181,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         name=name,
 snapshot=snapshot,
+force=force,
 
     )
 
@@ -177,14 +196,16 @@ async def asyncio(
     snapshot: str,
     *,
     client: AuthenticatedClient | Client,
+    force: bool | Unset = UNSET,
 
 ) -> ApiError | OperationRef | None:
-    """ Revert a VM to a snapshot: a running VM continues from a memory snapshot's moment; a
-    disk-only snapshot needs the VM stopped.
+    """ Revert a VM to a snapshot: a running VM continues from a memory snapshot's moment (with
+    `force=true`: what it did since is lost); a disk-only snapshot needs the VM stopped.
 
     Args:
         name (str):
         snapshot (str):
+        force (bool | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -199,5 +220,6 @@ async def asyncio(
         name=name,
 snapshot=snapshot,
 client=client,
+force=force,
 
     )).parsed
