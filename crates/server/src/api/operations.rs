@@ -103,7 +103,7 @@ pub fn orphan_verdict(
         return Orphan::Keep;
     }
     Orphan::Fail(format!(
-        "the control-plane replica {} carrying out this {} stopped (crashed or restarted) before it finished; nothing of it was kept: start it again",
+        "the control-plane replica {} carrying out this {} stopped (crashed or restarted) before it finished: check the result (`novacron vm show`, `image list`) and start it again",
         runner.member, op.kind
     ))
 }
