@@ -8,6 +8,7 @@ mod audit;
 mod backups;
 mod bench;
 mod cli;
+mod config_file;
 mod disks;
 mod docs;
 mod events;
@@ -18,32 +19,30 @@ mod output;
 mod perms;
 mod roles;
 mod snapshots;
+mod systemd;
 mod tenancy;
 mod terminal_safe;
 mod vm_stats;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> std::process::ExitCode {
     // Before anything is created or any thread starts: every role and the CLI write owner-only.
     perms::restrict_umask();
-    let args = match cli::Cli::try_parse() {
+    let raw_args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `up`, `server` and `agent` may take settings from a TOML file (`--config`).
+    let argv = match config_file::fold_into_args(cli::Cli::command(), raw_args) {
+        Ok(argv) => argv,
+        Err(message) => return usage_error(&message),
+    };
+    let args = match cli::Cli::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) if e.use_stderr() => {
             // Usage errors are one line too, like every other error.
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("error: invalid arguments");
-            let raw: Vec<String> = std::env::args().skip(1).collect();
-            if output::json_requested(&raw) {
-                let message = first.strip_prefix("error: ").unwrap_or(first);
-                eprintln!(
-                    "{}",
-                    output::error_json("invalid_argument", &format!("{message} (see --help)"))
-                );
-            } else {
-                eprintln!("{first} (see --help)");
-            }
-            return std::process::ExitCode::from(2);
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            return usage_error(&format!("{message} (see --help)"));
         }
         Err(e) => {
             let _ = e.print();
@@ -97,6 +96,20 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a usage error as one line (JSON with `-o json`) and exits 2.
+fn usage_error(message: &str) -> std::process::ExitCode {
+    let raw: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if output::json_requested(&raw) {
+        eprintln!("{}", output::error_json("invalid_argument", message));
+    } else {
+        eprintln!("error: {message}");
+    }
+    std::process::ExitCode::from(2)
 }
 
 /// A CLI whose output is piped into `head` ends quietly, like other tools, when the reader

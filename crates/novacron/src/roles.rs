@@ -19,6 +19,10 @@ use crate::output::Format;
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
+    /// A TOML file of settings whose keys are this command's long flags (`listen =
+    /// "0.0.0.0:9440"`, lists for repeatable flags); flags and environment variables win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Where the store, images and VM disks live.
     #[arg(long, env = "NOVACRON_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -38,6 +42,10 @@ pub struct UpArgs {
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
+    /// A TOML file of settings whose keys are this command's long flags (`listen =
+    /// "0.0.0.0:9440"`, lists for repeatable flags); flags and environment variables win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Where the control plane keeps its store, CA key and images.
     #[arg(long, env = "NOVACRON_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -71,6 +79,10 @@ pub struct ServerArgs {
 
 #[derive(Args, Debug)]
 pub struct AgentArgs {
+    /// A TOML file of settings whose keys are this command's long flags (`listen =
+    /// "0.0.0.0:9440"`, lists for repeatable flags); flags and environment variables win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Control-plane URL(s), comma-separated or repeated.
     #[arg(long = "server", required = true, value_delimiter = ',')]
     pub servers: Vec<String>,
@@ -123,6 +135,14 @@ fn watchdog_command() -> Option<Vec<String>> {
 pub fn fence_watchdog(args: WatchdogArgs) -> anyhow::Result<()> {
     novacron_agent::fence::run_watchdog(&args.dir, Duration::from_millis(args.timeout_ms))
         .with_context(|| format!("fence watchdog in {}", args.dir.display()))
+}
+
+/// The file's settings were folded into the arguments before parsing
+/// ([`crate::config_file`]); the log says where they came from.
+fn note_config_file(file: Option<&Path>) {
+    if let Some(file) = file {
+        tracing::info!(file = %file.display(), "settings read from the config file (flags and environment variables win over it)");
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -253,6 +273,7 @@ async fn open_embedded(data_dir: &Path) -> anyhow::Result<Arc<dyn novacron_store
 
 /// `novacron up`: control plane + local agent + embedded store (+ demo VM).
 pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
+    note_config_file(args.config.as_deref());
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let store = open_embedded(&data_dir).await?;
     let metrics = registry();
@@ -320,6 +341,10 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
     }
     let client = Client::new(config)?;
     wait_node_ready(&client, &node_name, out).await?;
+    crate::systemd::ready(&format!(
+        "serving at {}, node {node_name} ready",
+        server.url
+    ));
     if !args.no_demo {
         match demo(&client, args.accel, out).await {
             Ok(()) => {}
@@ -332,6 +357,7 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
         );
     }
     wait_for_signal().await;
+    crate::systemd::stopping();
     eprintln!("stopping NovaCron...");
     agent.stop_and_end_fencing().await;
     server.stop().await;
@@ -433,6 +459,7 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
 
 /// `novacron server`: the control plane alone.
 pub async fn server(args: ServerArgs, out: Format) -> anyhow::Result<()> {
+    note_config_file(args.config.as_deref());
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let (store, backend) = match &args.store {
         Some(url) => {
@@ -471,7 +498,9 @@ pub async fn server(args: ServerArgs, out: Format) -> anyhow::Result<()> {
             println!("  Join token:  {join_token}");
         }
     }
+    crate::systemd::ready(&format!("serving at {}", server.url));
     wait_for_signal().await;
+    crate::systemd::stopping();
     server.stop().await;
     Ok(())
 }
@@ -495,6 +524,7 @@ fn route_source(url: &str) -> Option<String> {
 
 /// `novacron agent`: a node agent.
 pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    note_config_file(args.config.as_deref());
     prepare_data_dir(&args.data_dir)?;
     let advertise = args
         .advertise
@@ -522,11 +552,13 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         "node {} joined; agent endpoint {}",
         agent.name, agent.agent_url
     );
+    crate::systemd::ready(&format!("node {} joined", agent.name));
     // A deleted node's agent stops with one clear error instead of retrying forever.
     let revoked = tokio::select! {
         _ = wait_for_signal() => None,
         why = agent.revoked() => Some(why),
     };
+    crate::systemd::stopping();
     agent.stop().await;
     match revoked {
         Some(why) => anyhow::bail!(

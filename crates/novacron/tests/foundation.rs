@@ -328,3 +328,174 @@ fn second_node_joins_and_runs_a_vm() {
         "{err}"
     );
 }
+
+/// The packaged way to run the roles: settings from a TOML file (`--config`, a flag on the
+/// command line wins over it) and readiness told to systemd over `NOTIFY_SOCKET`, as a
+/// `Type=notify` unit would see it: READY=1 from the server once its API answers, from the
+/// agent once its node joined, STOPPING=1 from both on SIGTERM.
+#[test]
+fn roles_read_a_config_file_and_notify_systemd() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixDatagram;
+    use std::process::{Command, Stdio};
+
+    struct Reap(Vec<std::process::Child>);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                common::stop_child(c, Duration::from_secs(10));
+            }
+        }
+    }
+    let recv = |sock: &UnixDatagram| -> String {
+        let mut buf = [0u8; 1024];
+        let n = sock
+            .recv(&mut buf)
+            .expect("no sd_notify message within 60 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let sigterm = |pid: u32| {
+        // SAFETY: plain kill(2) of a process this test started.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGTERM);
+        }
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let notify = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let cli_config = dir.path().join("cli.json");
+    let port = common::free_port();
+    let server_toml = dir.path().join("server.toml");
+    std::fs::write(
+        &server_toml,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nmember-id = \"from-file\"\n",
+            dir.path().join("cp").display()
+        ),
+    )
+    .unwrap();
+    let mut reap = Reap(vec![]);
+    let mut server = Command::new(common::BIN)
+        .args(["server", "--config"])
+        .arg(&server_toml)
+        .args(["--member-id", "from-cli", "-o", "json"])
+        .env("NOTIFY_SOCKET", &notify)
+        .env("NOVACRON_CONFIG", &cli_config)
+        .env_remove("NOVACRON_DATA_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = server.stdout.take().unwrap();
+    let server_pid = server.id();
+    reap.0.push(server);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let url = summary["api_url"].as_str().unwrap().to_string();
+    assert_eq!(
+        url,
+        format!("https://127.0.0.1:{port}"),
+        "listen from the file"
+    );
+
+    let ready = recv(&sock);
+    assert!(ready.contains("READY=1"), "{ready}");
+    assert!(ready.contains(&format!("MAINPID={server_pid}")), "{ready}");
+    assert!(
+        ready.contains(&format!("STATUS=serving at {url}")),
+        "{ready}"
+    );
+    let cli = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(common::BIN)
+            .args(args)
+            .args(["-o", "json"])
+            .env("NOVACRON_CONFIG", &cli_config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // The API answers once READY=1 arrived, and the flag won over the file.
+    let status = cli(&["cluster", "status"]);
+    let members: Vec<&str> = status["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["from-cli"]);
+
+    let agent_toml = dir.path().join("agent.toml");
+    std::fs::write(
+        &agent_toml,
+        format!(
+            "server = [\"{url}\"]\nname = \"node-cfg\"\ndata-dir = \"{}\"\nlisten = \"127.0.0.1:0\"\njoin-token = \"{}\"\n",
+            dir.path().join("agent").display(),
+            summary["join_token"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    // A file holding the join token that others can read is refused, and nothing starts.
+    std::fs::set_permissions(&agent_toml, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = Command::new(common::BIN)
+        .args(["agent", "--hollow", "--config"])
+        .arg(&agent_toml)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(
+        !dir.path().join("agent").exists(),
+        "a refused agent created its data dir"
+    );
+
+    std::fs::set_permissions(&agent_toml, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let agent = Command::new(common::BIN)
+        .args(["agent", "--hollow", "--config"])
+        .arg(&agent_toml)
+        .env("NOTIFY_SOCKET", &notify)
+        .env_remove("NOVACRON_JOIN_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent_pid = agent.id();
+    reap.0.push(agent);
+    let ready = recv(&sock);
+    assert!(ready.contains("READY=1"), "{ready}");
+    assert!(ready.contains(&format!("MAINPID={agent_pid}")), "{ready}");
+    assert!(ready.contains("STATUS=node node-cfg joined"), "{ready}");
+    assert_eq!(cli(&["node", "show", "node-cfg"])["name"], "node-cfg");
+
+    for pid in [agent_pid, server_pid] {
+        sigterm(pid);
+        let bye = recv(&sock);
+        assert!(bye.contains("STOPPING=1"), "{bye}");
+    }
+    for child in &mut reap.0 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a role did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status}");
+    }
+}
