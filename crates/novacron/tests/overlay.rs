@@ -432,7 +432,8 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         a.extend(extra);
         lab.ok(&a);
     };
-    create("a1", "n1", &["--network", "app"]);
+    // a1 has a disk: it is backed up and restored below.
+    create("a1", "n1", &["--network", "app", "--disk", "32M"]);
     create("a2", "n2", &["--network", "app", "--ip", "10.77.0.50"]);
     create("o1", "n2", &["--network", "other"]);
 
@@ -539,8 +540,47 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         lab.console("o1")
     );
 
+    // A backup of a1 restored as a new VM on the other node keeps a1's overlay NIC, with a
+    // MAC and address of its own (a1 still holds its own), and the copy reaches a2.
+    let repo_dir = lab.dir.path().join("backups");
+    lab.ok(&[
+        "backup",
+        "repo",
+        "add",
+        "r1",
+        "--path",
+        repo_dir.to_str().expect("utf-8 path"),
+    ]);
+    let op = lab.json(&["backup", "create", "a1", "--repo", "r1"]);
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let backups = lab.json(&["backup", "list", "a1"]);
+    let id = backups[0]["id"].as_str().expect("backup id").to_string();
+    let op = lab.json(&["backup", "restore", &id, "--as", "a3", "--node", "n2"]);
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let a3 = wait_running(&lab, "a3");
+    assert_eq!(a3["nics"][0]["network"], "app", "{a3}");
+    let mac3 = a3["nics"][0]["mac"].as_str().expect("mac").to_string();
+    assert_ne!(mac3, mac, "the restored VM has a MAC of its own: {a3}");
+    let ip3 = a3["nics"][0]["ips"][0].as_str().expect("ip").to_string();
+    assert!(
+        ip3.starts_with("10.77.0.") && ip3 != "10.77.0.2" && ip3 != "10.77.0.50",
+        "a free address of app: {a3}"
+    );
+    lab.wait_console("a3", "NOVACRON-GUEST-READY", BOOT);
+    assert_eq!(
+        lab.guest_rc(
+            "a3",
+            "a3addr",
+            &format!("ip addr show eth0 | grep -q 'inet {ip3}/24' && ping -c 3 -W 3 10.77.0.50"),
+            BOOT
+        ),
+        0,
+        "{}",
+        lab.console("a3")
+    );
+
     // Deleting the VMs frees their addresses and removes the devices and DHCP servers.
-    for vm in ["a1", "a2", "o1"] {
+    for vm in ["a1", "a2", "o1", "a3"] {
         lab.ok(&["vm", "delete", vm, "--force"]);
     }
     let start = Instant::now();
