@@ -1,17 +1,22 @@
 //! The agent's own HTTPS endpoint, called by the control plane (authenticated with the
-//! secret it was given at registration): serial console log and attach, and metrics.
+//! secret it was given at registration): serial console log and attach, the VM jobs
+//! (backup, snapshots, disk resize and export), migrations, and metrics. Its OpenAPI
+//! document is in [`openapi`].
+
+pub mod openapi;
 
 use std::io::SeekFrom;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper_util::rt::TokioIo;
 use novacron_api_types::{ApiError, ConsoleLog, ErrorCode, validate_name};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::state::Shared;
@@ -26,42 +31,74 @@ impl IntoResponse for Failure {
     }
 }
 
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/agent/v1/vms/{project}/{name}/console", get(console_log))
-        .route(
+/// One route of the agent API: its method and path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: Method,
+    pub path: &'static str,
+}
+
+/// The agent API's router being built: each route added is recorded in the route table,
+/// which the OpenAPI document is checked against (nothing else adds routes).
+struct Routes {
+    router: Router<Arc<Shared>>,
+    table: Vec<RouteInfo>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Routes {
+            router: Router::new(),
+            table: vec![],
+        }
+    }
+
+    fn get<H: Handler<T, Arc<Shared>>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
+        self.table.push(RouteInfo {
+            method: Method::GET,
+            path,
+        });
+        self.router = self.router.route(path, get(h));
+        self
+    }
+
+    fn post<H: Handler<T, Arc<Shared>>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
+        self.table.push(RouteInfo {
+            method: Method::POST,
+            path,
+        });
+        self.router = self.router.route(path, post(h));
+        self
+    }
+}
+
+/// Every route, unassembled (no state, no authentication yet).
+fn routes() -> Routes {
+    Routes::new()
+        .get("/agent/v1/vms/{project}/{name}/console", console_log)
+        .get(
             "/agent/v1/vms/{project}/{name}/console/attach",
-            get(console_attach),
+            console_attach,
         )
-        .route(
-            "/agent/v1/vms/{project}/{name}/backup",
-            axum::routing::post(backup),
-        )
-        .route(
-            "/agent/v1/vms/{project}/{name}/snapshot",
-            axum::routing::post(snapshot),
-        )
-        .route(
-            "/agent/v1/vms/{project}/{name}/disks/resize",
-            axum::routing::post(disk_resize),
-        )
-        .route(
-            "/agent/v1/vms/{project}/{name}/disks/export",
-            axum::routing::post(disk_export),
-        )
-        .route(
-            "/agent/v1/migrations/incoming",
-            axum::routing::post(migration_incoming),
-        )
-        .route(
-            "/agent/v1/migrations/outgoing",
-            axum::routing::post(migration_outgoing),
-        )
-        .route(
-            "/agent/v1/migrations/{id}/cancel",
-            axum::routing::post(migration_cancel),
-        )
-        .route("/metrics", get(metrics))
+        .post("/agent/v1/vms/{project}/{name}/backup", backup)
+        .post("/agent/v1/vms/{project}/{name}/snapshot", snapshot)
+        .post("/agent/v1/vms/{project}/{name}/disks/resize", disk_resize)
+        .post("/agent/v1/vms/{project}/{name}/disks/export", disk_export)
+        .post("/agent/v1/migrations/incoming", migration_incoming)
+        .post("/agent/v1/migrations/outgoing", migration_outgoing)
+        .post("/agent/v1/migrations/{id}/cancel", migration_cancel)
+        .get("/metrics", metrics)
+}
+
+/// Every route the agent API serves (what its OpenAPI document must list).
+#[cfg(test)]
+fn route_table() -> Vec<RouteInfo> {
+    routes().table
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    routes()
+        .router
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             authenticate,
@@ -109,9 +146,20 @@ fn run_dir(shared: &Shared, project: &str, name: &str) -> Result<novacron_qemu::
 
 #[derive(Deserialize)]
 struct TailQuery {
+    /// How much of the log's end to answer, in bytes (default 64 KiB, at most 16 MiB).
     tail_bytes: Option<u64>,
 }
 
+/// The end of the VM's serial console log (empty while the VM has written none).
+#[utoipa::path(get, path = "/agent/v1/vms/{project}/{name}/console", tag = "console",
+    operation_id = "agent_vm_console_log",
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name."), ("tail_bytes" = Option<u64>, Query, description = "How much of the log's end to answer, in bytes (default 64 KiB, at most 16 MiB).")),
+    responses(
+        (status = 200, description = "The log's end; `truncated` when it was cut.", body = ConsoleLog),
+        (status = 400, description = "The project or VM name is invalid.", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 500, description = "The log cannot be read.", body = ApiError),
+    ))]
 async fn console_log(
     State(shared): State<Arc<Shared>>,
     Path((project, name)): Path<(String, String)>,
@@ -148,6 +196,19 @@ async fn console_log(
     }))
 }
 
+/// Attaches to the VM's serial console: the request asks to upgrade the connection
+/// (`Connection: upgrade`, `Upgrade: novacron-console`), and after the 101 answer the
+/// connection carries the console's raw bytes both ways (what the guest writes to its
+/// serial port, and keystrokes to it) until either side closes it.
+#[utoipa::path(get, path = "/agent/v1/vms/{project}/{name}/console/attach", tag = "console",
+    operation_id = "agent_vm_console_attach",
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name."), ("Upgrade" = String, Header, description = "The protocol to switch to: `novacron-console`.")),
+    responses(
+        (status = 101, description = "Switching Protocols: from here on the connection is the VM's serial console, raw bytes both ways, until either side closes it."),
+        (status = 400, description = "The project or VM name is invalid.", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 409, description = "The VM's console is not available here (the VM is not running).", body = ApiError),
+    ))]
 async fn console_attach(
     State(shared): State<Arc<Shared>>,
     Path((project, name)): Path<(String, String)>,
@@ -201,6 +262,16 @@ fn worker_access(
 }
 
 /// Starts a backup of one of this node's VMs (the control plane follows the operation).
+#[utoipa::path(post, path = "/agent/v1/vms/{project}/{name}/backup", tag = "vms",
+    operation_id = "agent_vm_backup",
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name.")), request_body = novacron_api_types::backup::BackupJob,
+    responses(
+        (status = 202, description = "Accepted: the backup runs in the background and reports to the job's operation; the body is an empty object.", body = Object),
+        (status = 400, description = "The names are invalid, or the VM has no disk here.", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 404, description = "The VM is not (yet) on this node.", body = ApiError),
+        (status = 409, description = "The VM is busy (another backup, a start or a stop).", body = ApiError),
+    ))]
 async fn backup(
     State(shared): State<Arc<Shared>>,
     Path((project, name)): Path<(String, String)>,
@@ -212,6 +283,17 @@ async fn backup(
 }
 
 /// Takes, reverts, deletes or lists the VM's snapshots; answers with the disk's snapshots.
+#[utoipa::path(post, path = "/agent/v1/vms/{project}/{name}/snapshot", tag = "vms",
+    operation_id = "agent_vm_snapshot",
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name.")), request_body = novacron_api_types::SnapshotJob,
+    responses(
+        (status = 200, description = "Done: the snapshots the VM's disk holds now.", body = [novacron_api_types::VmSnapshot]),
+        (status = 400, description = "The names are invalid, or the VM has no disk.", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 404, description = "The VM is not (yet) on this node, or has no such snapshot.", body = ApiError),
+        (status = 409, description = "The VM is busy, the snapshot exists already, or the VM's power state does not allow it.", body = ApiError),
+        (status = 500, description = "QEMU or qemu-img failed.", body = ApiError),
+    ))]
 async fn snapshot(
     State(shared): State<Arc<Shared>>,
     Path((project, name)): Path<(String, String)>,
@@ -225,6 +307,17 @@ async fn snapshot(
 }
 
 /// Grows one of this node's VMs' disk; answers the disk's size before and after.
+#[utoipa::path(post, path = "/agent/v1/vms/{project}/{name}/disks/resize", tag = "vms",
+    operation_id = "agent_vm_disk_resize",
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name.")), request_body = novacron_api_types::disks::DiskResizeJob,
+    responses(
+        (status = 200, description = "Grown: the disk's size before and after.", body = novacron_api_types::disks::DiskResized),
+        (status = 400, description = "The names are invalid, the VM has no such disk, or the size would shrink it.", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 404, description = "The VM is not (yet) on this node.", body = ApiError),
+        (status = 409, description = "The VM is busy (a backup, a snapshot, a start or a stop).", body = ApiError),
+        (status = 500, description = "QEMU or qemu-img failed.", body = ApiError),
+    ))]
 async fn disk_resize(
     State(shared): State<Arc<Shared>>,
     Path((project, name)): Path<(String, String)>,
@@ -238,6 +331,17 @@ async fn disk_resize(
 }
 
 /// A standalone copy of a stopped VM's disk, as the answer's body (`vm template`).
+#[utoipa::path(post, path = "/agent/v1/vms/{project}/{name}/disks/export", tag = "vms",
+    operation_id = "agent_vm_disk_export",
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name.")), request_body = novacron_api_types::disks::DiskExportJob,
+    responses(
+        (status = 200, description = "The disk as a standalone qcow2 file (no backing file, no snapshots).", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "The names are invalid, or the VM has no such disk.", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 404, description = "The VM is not (yet) on this node.", body = ApiError),
+        (status = 409, description = "The VM is running or busy: its disk is copied only while it is stopped.", body = ApiError),
+        (status = 500, description = "qemu-img failed, or the copy cannot be read.", body = ApiError),
+    ))]
 async fn disk_export(
     State(shared): State<Arc<Shared>>,
     Path((project, name)): Path<(String, String)>,
@@ -261,6 +365,16 @@ async fn disk_export(
 }
 
 /// Prepares this node to receive a VM (destination QEMU, DWCP listener).
+#[utoipa::path(post, path = "/agent/v1/migrations/incoming", tag = "migrations",
+    operation_id = "agent_migration_incoming",
+    request_body = novacron_api_types::migration::IncomingMigration,
+    responses(
+        (status = 200, description = "Ready: where the source's DWCP session must connect.", body = novacron_api_types::migration::IncomingReady),
+        (status = 400, description = "A name or the secret is invalid, or this node cannot take the asked mode (post-copy).", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 409, description = "The migration runs here already, or the VM's files are still being removed; try again.", body = ApiError),
+        (status = 503, description = "The destination QEMU or the DWCP listener cannot be started.", body = ApiError),
+    ))]
 async fn migration_incoming(
     State(shared): State<Arc<Shared>>,
     axum::Json(req): axum::Json<novacron_api_types::migration::IncomingMigration>,
@@ -272,6 +386,17 @@ async fn migration_incoming(
 }
 
 /// Starts sending one of this node's VMs.
+#[utoipa::path(post, path = "/agent/v1/migrations/outgoing", tag = "migrations",
+    operation_id = "agent_migration_outgoing",
+    request_body = novacron_api_types::migration::OutgoingMigration,
+    responses(
+        (status = 202, description = "Accepted: the VM is being sent; the body is an empty object.", body = Object),
+        (status = 400, description = "A name, the DWCP address or the secret is invalid.", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 404, description = "The VM is not on this node.", body = ApiError),
+        (status = 409, description = "The VM has no QEMU running here, or the migration runs here already.", body = ApiError),
+        (status = 500, description = "The migration's work directory cannot be prepared.", body = ApiError),
+    ))]
 async fn migration_outgoing(
     State(shared): State<Arc<Shared>>,
     axum::Json(req): axum::Json<novacron_api_types::migration::OutgoingMigration>,
@@ -280,15 +405,36 @@ async fn migration_outgoing(
     Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
 }
 
+/// The answer to a migration's cancel.
+#[derive(Serialize, utoipa::ToSchema)]
+struct MigrationCancelled {
+    /// Whether the migration was running on this node (and is now being stopped).
+    running_here: bool,
+}
+
 /// Stops this node's side of a migration (the control plane recorded the abort first).
+#[utoipa::path(post, path = "/agent/v1/migrations/{id}/cancel", tag = "migrations",
+    operation_id = "agent_migration_cancel",
+    params(("id" = String, Path, description = "The migration's id.")),
+    responses(
+        (status = 200, description = "Stopped here, if it ran here.", body = MigrationCancelled),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+    ))]
 async fn migration_cancel(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
-) -> axum::Json<serde_json::Value> {
-    let found = crate::migration::cancel(&shared, &id);
-    axum::Json(serde_json::json!({ "running_here": found }))
+) -> axum::Json<MigrationCancelled> {
+    let running_here = crate::migration::cancel(&shared, &id);
+    axum::Json(MigrationCancelled { running_here })
 }
 
+/// This agent's metrics (its VMs' and host's usage, see docs/metrics.md), as OpenMetrics text.
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    operation_id = "agent_metrics",
+    responses(
+        (status = 200, description = "The metrics, OpenMetrics text format 1.0.0.", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+    ))]
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let mut out = String::new();
     let registry = shared.registry.lock().unwrap_or_else(|p| p.into_inner());

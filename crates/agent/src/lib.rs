@@ -30,6 +30,8 @@ use novacron_client::{Client, ClientError, Config as ClientConfig, JoinToken};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
+/// The agent API's OpenAPI document (`novacron openapi --agent`).
+pub use api::openapi;
 pub use host::HostFacts;
 /// For the binary's start-up (every role), so it need not depend on the TLS crate itself.
 pub use novacron_tls::raise_open_file_limit;

@@ -117,7 +117,8 @@ pub enum Command {
     Completion(crate::docs::CompletionArgs),
     /// Man pages, generated from this command tree.
     Man(crate::docs::ManArgs),
-    /// The HTTP API's OpenAPI document, printed from this binary (no server needed).
+    /// The HTTP API's OpenAPI document (`--agent`: the node agent API's), printed from this
+    /// binary (no server needed).
     Openapi(crate::docs::OpenapiArgs),
     /// The fence watchdog an agent starts for itself.
     #[command(hide = true)]

@@ -1,7 +1,8 @@
 //! Documentation generated from the command tree itself, so it cannot drift from the CLI:
 //! shell completions (`novacron completion bash|zsh|fish`) and man pages (`novacron man`);
 //! also the HTTP API's OpenAPI document (`novacron openapi`), built from the server's
-//! routes, which `sdk/python/generate.sh` turns into the Python SDK.
+//! routes, which `sdk/python/generate.sh` turns into the Python SDK, and the node agent
+//! API's (`novacron openapi --agent`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,13 +38,25 @@ pub struct ManArgs {
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     novacron openapi > openapi.json\n  \
-    sdk/python/generate.sh                  # regenerates the Python SDK from it")]
-pub struct OpenapiArgs {}
+    sdk/python/generate.sh                  # regenerates the Python SDK from it\n  \
+    novacron openapi --agent > agent-openapi.json")]
+pub struct OpenapiArgs {
+    /// Print the node agent's API document (what the control plane calls on each node)
+    /// instead of the control plane's.
+    #[arg(long)]
+    pub agent: bool,
+}
 
-/// Prints the server's OpenAPI document (the one `GET /api/v1/openapi.json` serves).
-pub fn openapi(_args: OpenapiArgs) -> anyhow::Result<()> {
+/// Prints the server's OpenAPI document (the one `GET /api/v1/openapi.json` serves), or
+/// with `--agent` the node agent's.
+pub fn openapi(args: OpenapiArgs) -> anyhow::Result<()> {
+    let document = if args.agent {
+        novacron_agent::openapi::document_json()?
+    } else {
+        novacron_server::api::openapi::document_json()?
+    };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", novacron_server::api::openapi::document_json()?)?;
+    writeln!(out, "{document}")?;
     out.flush()?;
     Ok(())
 }
