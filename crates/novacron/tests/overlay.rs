@@ -3,7 +3,9 @@
 //! by a veth underlay (198.18.0.1 <-> 198.18.0.2, their VTEPs), a TCG tiny guest on each
 //! agent on network `app`: the guests get their addresses by DHCP from the control plane's
 //! IPAM and ping each other across the VXLAN overlay; a guest on network `other` cannot
-//! reach them, even with an address in `app`'s subnet. Deleting the VMs removes the
+//! reach them, even with an address in `app`'s subnet. A backup restored as a new VM keeps
+//! the NIC (new MAC and address), and a live migration to the other node keeps MAC and
+//! address, and the guests reach it there. Deleting the VMs removes the
 //! bridges, VXLAN devices and DHCP servers; `network delete` refuses while a VM uses it.
 //!
 //! Needs root (network namespaces, taps, bridges), dnsmasq and QEMU.
@@ -156,6 +158,16 @@ impl Lab {
         ]);
         ip(&["-n", &n1.name, "link", "set", "under", "up"]);
         ip(&["-n", &n2.name, "link", "set", "under", "up"]);
+        // Each agent reaches the other's advertised address (live migration connects agent
+        // to agent) over the underlay; the host forwards nothing.
+        for (ns, other, via) in [
+            (&n1, "198.18.2.2/32", "198.18.0.2"),
+            (&n2, "198.18.1.2/32", "198.18.0.1"),
+        ] {
+            ip(&[
+                "-n", &ns.name, "route", "add", other, "via", via, "dev", "under",
+            ]);
+        }
 
         let config = dir.path().join("cli.json");
         let port = free_port();
@@ -571,6 +583,34 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         lab.guest_rc(
             "a3",
             "a3addr",
+            &format!("ip addr show eth0 | grep -q 'inet {ip3}/24' && ping -c 3 -W 3 10.77.0.50"),
+            BOOT
+        ),
+        0,
+        "{}",
+        lab.console("a3")
+    );
+
+    // Live migration keeps the network: a3 moves to n1 with its MAC and address, and the
+    // guests on both nodes reach it there over the overlay.
+    lab.ok(&["vm", "migrate", "a3", "--to", "n1"]);
+    let moved = wait_running(&lab, "a3");
+    assert_eq!(moved["node"], "n1", "{moved}");
+    assert_eq!(moved["nics"][0]["mac"], a3["nics"][0]["mac"], "{moved}");
+    assert_eq!(moved["nics"][0]["ips"][0], ip3.as_str(), "{moved}");
+    for (from, tag) in [("a2", "a2to3"), ("a1", "a1to3")] {
+        assert_eq!(
+            lab.guest_rc(from, tag, &format!("ping -c 3 -W 3 {ip3}"), BOOT),
+            0,
+            "{}{}",
+            lab.console(from),
+            lab.logs()
+        );
+    }
+    assert_eq!(
+        lab.guest_rc(
+            "a3",
+            "a3after",
             &format!("ip addr show eth0 | grep -q 'inet {ip3}/24' && ping -c 3 -W 3 10.77.0.50"),
             BOOT
         ),
