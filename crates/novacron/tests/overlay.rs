@@ -5,7 +5,8 @@
 //! IPAM and ping each other across the VXLAN overlay; a guest on network `other` cannot
 //! reach them, even with an address in `app`'s subnet. A backup restored as a new VM keeps
 //! the NIC (new MAC and address), and a live migration to the other node keeps MAC and
-//! address, and the guests reach it there. Deleting the VMs removes the
+//! address, and the guests reach it there; a kill -9 of an agent leaves its guests on the
+//! network and the restarted agent adopts them. Deleting the VMs removes the
 //! bridges, VXLAN devices and DHCP servers; `network delete` refuses while a VM uses it.
 //!
 //! Needs root (network namespaces, taps, bridges), dnsmasq and QEMU.
@@ -93,6 +94,8 @@ struct Lab {
     config: PathBuf,
     server: Option<Child>,
     agents: Vec<Child>,
+    url: String,
+    token: String,
     // Dropped after the processes: declared last.
     _ns: Vec<Netns>,
 }
@@ -199,6 +202,8 @@ impl Lab {
             config,
             server: Some(server),
             agents: vec![],
+            url: String::new(),
+            token: String::new(),
             _ns: vec![n1, n2],
         };
         let line = rx
@@ -207,35 +212,50 @@ impl Lab {
         let v: Value = serde_json::from_str(&line).expect("summary");
         let token = v["join_token"].as_str().expect("token").to_string();
         let url = format!("https://198.18.1.1:{port}");
-        for (i, (addr, vtep)) in [("198.18.1.2", "198.18.0.1"), ("198.18.2.2", "198.18.0.2")]
-            .into_iter()
-            .enumerate()
-        {
-            let name = format!("n{}", i + 1);
-            let child = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &lab._ns[i].name,
-                    BIN,
-                    "agent",
-                    "--server",
-                    &url,
-                ])
-                .args(["--join-token", &token, "--name", &name])
-                .args(["--listen", &format!("{addr}:0"), "--advertise", addr])
-                .args(["--vtep-address", vtep, "--data-dir"])
-                .arg(lab.dir.path().join(&name))
-                .env("NOVACRON_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(
-                    std::fs::File::create(lab.dir.path().join(format!("{name}.log"))).expect("log"),
-                ))
-                .spawn()
-                .expect("start agent");
-            lab.agents.push(child);
+        lab.url = url;
+        lab.token = token.clone();
+        for i in 0..2 {
+            lab.spawn_agent(i, false);
         }
         (lab, token)
+    }
+
+    /// Starts agent `n{i+1}` in its namespace (appending to its log when `again`).
+    fn spawn_agent(&mut self, i: usize, again: bool) {
+        let (addr, vtep) = [("198.18.1.2", "198.18.0.1"), ("198.18.2.2", "198.18.0.2")][i];
+        let name = format!("n{}", i + 1);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(again)
+            .write(true)
+            .truncate(!again)
+            .open(self.dir.path().join(format!("{name}.log")))
+            .expect("log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self._ns[i].name, BIN, "agent", "--server"])
+            .arg(&self.url)
+            .args(["--join-token", &self.token, "--name", &name])
+            .args(["--listen", &format!("{addr}:0"), "--advertise", addr])
+            .args(["--vtep-address", vtep, "--data-dir"])
+            .arg(self.dir.path().join(&name))
+            .env("NOVACRON_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start agent");
+        if again {
+            self.agents[i] = child;
+        } else {
+            self.agents.push(child);
+        }
+    }
+
+    /// kill -9 of agent `n{i+1}` (its QEMU processes keep running), then a new one.
+    fn restart_agent(&mut self, i: usize) {
+        let agent = &mut self.agents[i];
+        agent.kill().expect("kill agent");
+        agent.wait().expect("reap agent");
+        self.spawn_agent(i, true);
     }
 
     fn log(&self, name: &str) -> String {
@@ -410,7 +430,7 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
     {
         panic!("dnsmasq is missing: run scripts/deps.sh test");
     }
-    let (lab, _) = Lab::start();
+    let (mut lab, _) = Lab::start();
     let start = Instant::now();
     while lab.json(&["node", "list"]).as_array().map_or(0, Vec::len) < 2 {
         assert!(
@@ -618,6 +638,37 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         "{}",
         lab.console("a3")
     );
+
+    // kill -9 of n2's agent: its guests keep their network, and the restarted agent adopts
+    // them without breaking it.
+    let a2_pid = lab.json(&["vm", "show", "a2"])["pid"].clone();
+    assert!(a2_pid.is_u64(), "{a2_pid}");
+    lab.restart_agent(1);
+    let start = Instant::now();
+    while lab.json(&["node", "show", "n2"])["state"] != "ready"
+        || start.elapsed() < Duration::from_secs(3)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "n2 not ready again{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let a2 = wait_running(&lab, "a2");
+    assert_eq!(a2["pid"], a2_pid, "the same QEMU, adopted: {a2}");
+    for (from, to, tag) in [
+        ("a1", "10.77.0.50", "after12"),
+        ("a3", "10.77.0.50", "after32"),
+    ] {
+        assert_eq!(
+            lab.guest_rc(from, tag, &format!("ping -c 3 -W 3 {to}"), BOOT),
+            0,
+            "{}{}",
+            lab.console(from),
+            lab.logs()
+        );
+    }
 
     // Deleting the VMs frees their addresses and removes the devices and DHCP servers.
     for vm in ["a1", "a2", "o1", "a3"] {
