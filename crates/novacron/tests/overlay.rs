@@ -6,7 +6,8 @@
 //! reach them, even with an address in `app`'s subnet. A backup restored as a new VM keeps
 //! the NIC (new MAC and address), and a live migration to the other node keeps MAC and
 //! address, and the guests reach it there; a kill -9 of an agent leaves its guests on the
-//! network and the restarted agent adopts them. Deleting the VMs removes the
+//! network and the restarted agent adopts them; an HA VM of a lost node restarts on the
+//! other with its MAC and address. Deleting the VMs removes the
 //! bridges, VXLAN devices and DHCP servers; `network delete` refuses while a VM uses it.
 //!
 //! Needs root (network namespaces, taps, bridges), dnsmasq and QEMU.
@@ -250,11 +251,16 @@ impl Lab {
         }
     }
 
-    /// kill -9 of agent `n{i+1}` (its QEMU processes keep running), then a new one.
-    fn restart_agent(&mut self, i: usize) {
+    /// kill -9 of agent `n{i+1}` (its QEMU processes keep running).
+    fn kill_agent(&mut self, i: usize) {
         let agent = &mut self.agents[i];
         agent.kill().expect("kill agent");
         agent.wait().expect("reap agent");
+    }
+
+    /// kill -9 of agent `n{i+1}`, then a new one.
+    fn restart_agent(&mut self, i: usize) {
+        self.kill_agent(i);
         self.spawn_agent(i, true);
     }
 
@@ -446,7 +452,7 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
     lab.ok(&["network", "create", "app", "--subnet", "10.77.0.0/24"]);
     lab.ok(&["network", "create", "other", "--subnet", "10.78.0.0/24"]);
 
-    let create = |vm: &str, node: &str, extra: &[&str]| {
+    let create = |lab: &Lab, vm: &str, node: &str, extra: &[&str]| {
         let mut a = vec![
             "vm",
             "create",
@@ -465,9 +471,14 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         lab.ok(&a);
     };
     // a1 has a disk: it is backed up and restored below.
-    create("a1", "n1", &["--network", "app", "--disk", "32M"]);
-    create("a2", "n2", &["--network", "app", "--ip", "10.77.0.50"]);
-    create("o1", "n2", &["--network", "other"]);
+    create(&lab, "a1", "n1", &["--network", "app", "--disk", "32M"]);
+    create(
+        &lab,
+        "a2",
+        "n2",
+        &["--network", "app", "--ip", "10.77.0.50"],
+    );
+    create(&lab, "o1", "n2", &["--network", "other"]);
 
     // An address outside the subnet or taken: refused, nothing created.
     let e = lab.fails(&[
@@ -670,8 +681,69 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         );
     }
 
+    // HA restart keeps the network: n2 is lost (its agent killed for good, so its watchdog
+    // fences h1), h1 restarts on n1 with the same MAC and address, and a1 reaches it there.
+    let shared = lab.dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("shared dir");
+    lab.ok(&[
+        "storage",
+        "add",
+        "shared",
+        "--path",
+        shared.to_str().expect("utf-8 path"),
+    ]);
+    create(
+        &lab,
+        "h1",
+        "n2",
+        &[
+            "--network",
+            "app",
+            "--storage",
+            "shared",
+            "--disk",
+            "32M",
+            "--ha",
+            "restart",
+        ],
+    );
+    let h1 = wait_running(&lab, "h1");
+    let ip_h = h1["nics"][0]["ips"][0].as_str().expect("ip").to_string();
+    lab.wait_console("h1", "NOVACRON-GUEST-READY", BOOT);
+    lab.kill_agent(1);
+    let start = Instant::now();
+    let moved = loop {
+        let v = lab.json(&["vm", "show", "h1"]);
+        if v["node"] == "n1" && v["state"] == "running" {
+            break v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "h1 did not restart on n1: {v}{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(moved["nics"][0]["mac"], h1["nics"][0]["mac"], "{moved}");
+    assert_eq!(moved["nics"][0]["ips"][0], ip_h.as_str(), "{moved}");
+    lab.wait_console("h1", "NOVACRON-GUEST-READY", BOOT);
+    assert_eq!(
+        lab.guest_rc(
+            "h1",
+            "h1addr",
+            &format!("ip addr show eth0 | grep -q 'inet {ip_h}/24' && ping -c 3 -W 3 10.77.0.2"),
+            BOOT
+        ),
+        0,
+        "{}{}",
+        lab.console("h1"),
+        lab.logs()
+    );
+    // n2 comes back (its non-HA guest a2 kept running there) for the cleanup below.
+    lab.spawn_agent(1, true);
+
     // Deleting the VMs frees their addresses and removes the devices and DHCP servers.
-    for vm in ["a1", "a2", "o1", "a3"] {
+    for vm in ["a1", "a2", "o1", "a3", "h1"] {
         lab.ok(&["vm", "delete", vm, "--force"]);
     }
     let start = Instant::now();
