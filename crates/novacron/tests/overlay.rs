@@ -4,8 +4,9 @@
 //! agent on network `app`: the guests get their addresses by DHCP from the control plane's
 //! IPAM and ping each other across the VXLAN overlay; a guest on network `other` cannot
 //! reach them, even with an address in `app`'s subnet. A backup restored as a new VM keeps
-//! the NIC (new MAC and address), and a live migration to the other node keeps MAC and
-//! address, and the guests reach it there; a kill -9 of an agent leaves its guests on the
+//! the NIC (new MAC and address), a live migration to the other node keeps MAC and
+//! address (the guests reach it there, and a TCP stream into it from the other node loses
+//! nothing across the switch-over); a kill -9 of an agent leaves its guests on the
 //! network and the restarted agent adopts them; an HA VM of a lost node restarts on the
 //! other with its MAC and address. Deleting the VMs removes the
 //! bridges, VXLAN devices and DHCP servers; `network delete` refuses while a VM uses it.
@@ -648,6 +649,46 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         0,
         "{}",
         lab.console("a3")
+    );
+
+    // A TCP stream from a1 (n1) into a3 survives a3's live migration back to n2: every
+    // line arrives, in order, over one connection.
+    // (busybox nc ends at the end of its stdin: a `sleep` keeps it open, not the console)
+    lab.type_in("a3", "sleep 90 | nc -l -p 5000 > /tmp/got &");
+    std::thread::sleep(Duration::from_secs(1));
+    lab.type_in(
+        "a1",
+        &format!(
+            "(i=0; while [ $i -lt 150 ]; do echo line$i; i=$((i+1)); sleep 0.1; done) | nc {ip3} 5000 &"
+        ),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    lab.ok(&["vm", "migrate", "a3", "--to", "n2"]);
+    assert_eq!(wait_running(&lab, "a3")["node"], "n2");
+    // The stream is still under way after the switch-over (not done before it started).
+    assert_eq!(
+        lab.guest_rc(
+            "a3",
+            "midstream",
+            "[ $(grep -c ^line /tmp/got) -lt 150 ]",
+            BOOT
+        ),
+        0,
+        "{}",
+        lab.console("a3")
+    );
+    assert_eq!(
+        lab.guest_rc(
+            "a3",
+            "tcpgot",
+            "i=0; while [ $i -lt 60 ] && ! grep -qx line149 /tmp/got; do sleep 1; i=$((i+1)); done; \
+             [ $(grep -c ^line /tmp/got) = 150 ] && [ $(tail -n1 /tmp/got) = line149 ]",
+            BOOT
+        ),
+        0,
+        "{}{}",
+        lab.console("a3"),
+        lab.logs()
     );
 
     // kill -9 of n2's agent: its guests keep their network, and the restarted agent adopts
