@@ -122,7 +122,22 @@ fn helper_processes_keep_only_stdio_and_what_is_passed() {
             assert!(std::time::Instant::now() < deadline, "sleep did not start");
             std::thread::sleep(Duration::from_millis(5));
         }
-        let files = open_files(child.id());
+        // The dynamic loader holds each shared library open while it maps it, after the exec:
+        // read the table once it has let go of them, or a library shows up as a stray fd.
+        let files = loop {
+            let files = open_files(child.id());
+            let loading = files
+                .iter()
+                .any(|(_, t)| t.to_string_lossy().contains(".so"));
+            if !loading {
+                break files;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the loader kept libraries open: {files:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
         novacron_qemu::process::stop_child(&mut child, Duration::from_secs(5));
         files
     };
