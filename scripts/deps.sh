@@ -32,6 +32,9 @@ test_deps() {
   need_cmd curl curl
   need_cmd blkid util-linux
   need_cmd python3 python3
+  # chromium and its WebDriver: the web UI is tested in a real browser.
+  need_cmd chromium chromium
+  need_cmd chromedriver chromium-driver
 }
 
 as_root() {

@@ -317,6 +317,7 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
 
     let summary = serde_json::json!({
         "api_url": server.url,
+        "ui_url": format!("{}/ui/", server.url.trim_end_matches('/')),
         "config_path": config_path,
         "node": node_name,
         "data_dir": data_dir,
@@ -327,6 +328,10 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
         Format::Table => {
             println!("NovaCron is up.");
             println!("  API:         {}", server.url);
+            println!(
+                "  Web console: {}/ui/ (log in with a token from `novacron token create --name web`)",
+                server.url.trim_end_matches('/')
+            );
             println!(
                 "  CLI config:  {} (token and CA for `novacron` commands)",
                 config_path.display()

@@ -25,6 +25,7 @@ pub mod records;
 pub mod state;
 pub mod tenancy;
 pub mod typed_store;
+pub mod ui;
 pub mod vm_config;
 
 use std::net::SocketAddr;

@@ -48,6 +48,16 @@ pub struct ControlPlaneArgs {
     /// through its own token (default: one per project).
     #[arg(long, default_value_t = 0)]
     pub users: usize,
+    /// After the creates, fetch the whole VM list (what the web console's VM list page
+    /// loads) this many times, one after another, and report its latency (`list_p50_ms`,
+    /// `list_p99_ms`). 0: skip.
+    #[arg(long, default_value_t = 0)]
+    pub list_samples: usize,
+    /// Keep the control plane and its hollow nodes up when done, for a browser test: write
+    /// `{"url", "token"}` (the admin's) to this file (mode 0600), and tear down once the file
+    /// is removed, or after 10 minutes.
+    #[arg(long)]
+    pub hold_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +102,12 @@ pub struct ControlPlaneReport {
     /// nothing; the target is ≥ 0.95).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authz_overhead: Option<f64>,
+    /// With `--list-samples`: latency of `GET /api/v1/vms` listing every VM of the run
+    /// (request to the last byte decoded), p50 and p99, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_p99_ms: Option<f64>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -144,6 +160,12 @@ pub async fn run(a: ControlPlaneArgs, out: Format) -> anyhow::Result<()> {
                     r.projects.unwrap_or(0),
                     base,
                     ratio
+                );
+            }
+            if let (Some(p50), Some(p99)) = (r.list_p50_ms, r.list_p99_ms) {
+                println!(
+                    "  VM list          p50 {p50:.1} ms, p99 {p99:.1} ms  (GET /api/v1/vms with all {} VMs)",
+                    r.vms
                 );
             }
         }
@@ -355,6 +377,16 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
             })
             .unwrap_or(0);
     }
+    let mut list = Vec::with_capacity(a.list_samples);
+    for _ in 0..a.list_samples {
+        let t = Instant::now();
+        admin.vm_list().await?;
+        list.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    list.sort_by(|x, y| x.total_cmp(y));
+    if let Some(path) = &a.hold_file {
+        hold(path, &url, &config.token).await?;
+    }
     for ag in agents {
         ag.stop().await;
     }
@@ -379,7 +411,35 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
         baseline_creates_per_sec: (a.projects > 0).then_some(rate(by_mode[0])),
         authz_creates_per_sec: (a.projects > 0).then_some(rate(by_mode[1])),
         authz_overhead: (a.projects > 0).then_some(rate(by_mode[1]) / rate(by_mode[0])),
+        list_p50_ms: (!list.is_empty()).then(|| percentile(&list, 0.50)),
+        list_p99_ms: (!list.is_empty()).then(|| percentile(&list, 0.99)),
     })
+}
+
+/// `--hold-file`: hands the running control plane to another program until it removes the
+/// file (bounded, so a crashed caller cannot keep the fleet up for good).
+async fn hold(path: &std::path::Path, url: &str, token: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(
+        serde_json::json!({"url": url, "token": token})
+            .to_string()
+            .as_bytes(),
+    )?;
+    std::fs::rename(&tmp, path)?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while path.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
 }
 
 /// Rounds of a run with `--projects` (half through the admin token, half through tenants).

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod webdriver;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_novacron");
 
 /// Sector of a guest's /dev/vda where tests write their marks (past the tiny image's data).

@@ -340,6 +340,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             crate::audit::record,
         ))
+        .merge(crate::ui::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(body::drain_refused_bodies))
         .layer(axum::middleware::from_fn_with_state(
