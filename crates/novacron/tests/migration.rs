@@ -17,27 +17,6 @@ use serde_json::Value;
 const BOOT: Duration = Duration::from_secs(90);
 const MARKER: &str = "NOVACRON-GUEST-READY";
 
-fn wait_nodes(c: &Cluster, names: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let nodes = c.json(&["node", "list"]);
-        let ready = nodes
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|n| n["state"] == "ready")
-            .filter_map(|n| n["name"].as_str())
-            .filter(|n| names.contains(n))
-            .count();
-        if ready == names.len() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "nodes not ready: {nodes}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// The heartbeat counter the guest loop printed last (`HB<n>`), from the VM's current node.
 fn last_beat(c: &Cluster, vm: &str) -> u64 {
     let log = c.console(vm);
     log.rsplit("HB")
@@ -218,7 +197,7 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
     c.ok(&["image", "build-tiny", "tiny"]);
     let b_dir = c.start_agent("node-b");
     let a_dir = c.data_dir.join("agent");
-    wait_nodes(&c, &["node-a", "node-b"]);
+    c.wait_nodes_ready(&["node-a", "node-b"]);
     let vm: Value = serde_json::from_str(&c.ok(&[
         "vm", "create", "mv1", "--image", "tiny", "--cpus", "1", "--memory", "96M", "--disk",
         "32M", "--accel", "tcg", "--node", "node-a", "-o", "json",
@@ -304,7 +283,7 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
         "{m}"
     );
     c.restart_agent("node-b");
-    wait_nodes(&c, &["node-a", "node-b"]);
+    c.wait_nodes_ready(&["node-a", "node-b"]);
     still_on(&c, "mv1", "node-a", &b_dir);
 
     // 4. The link between the nodes is cut for 30 s mid-way. Either the session dies and the
@@ -400,7 +379,7 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
         "{m}"
     );
     c.restart_agent("node-b");
-    wait_nodes(&c, &["node-a", "node-b"]);
+    c.wait_nodes_ready(&["node-a", "node-b"]);
     still_on(&c, "mv1", "node-b", &a_dir);
 
     // 7. Evacuating node-b brings it back to node-a.

@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -32,42 +31,6 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-fn wait_nodes(c: &Cluster, names: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let nodes = c.json(&["node", "list"]);
-        let ready = nodes
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|n| n["state"] == "ready" && names.iter().any(|w| n["name"] == *w))
-            .count();
-        if ready == names.len() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "nodes not ready: {nodes}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-fn create_user(c: &Cluster, user: &str, password: &str) {
-    let mut child = c
-        .cli_command(&["user", "create", user, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "user create: {out:?}");
-}
-
 fn text_of(b: &Browser, css: &str) -> Option<String> {
     b.try_find(css).and_then(|e| e.try_text())
 }
@@ -77,8 +40,11 @@ fn a_user_runs_a_vm_from_the_browser() {
     let mut c = Cluster::start();
     c.ok(&["image", "build-tiny", "tiny"]);
     c.start_agent("node-b");
-    wait_nodes(&c, &["node-a", "node-b"]);
-    create_user(&c, "alice", "correct horse battery");
+    c.wait_nodes_ready(&["node-a", "node-b"]);
+    c.ok_with_stdin(
+        &["user", "create", "alice", "--password-stdin"],
+        "correct horse battery\n",
+    );
     c.ok(&[
         "role-binding",
         "add",

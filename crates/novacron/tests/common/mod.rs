@@ -205,10 +205,14 @@ impl Cluster {
 
     /// Sends `input` to the interactive console (stdin not a terminal).
     pub fn console_send(&self, name: &str, input: &str) -> String {
+        self.ok_with_stdin(&["vm", "console", name], input)
+    }
+
+    /// Runs a CLI command that must succeed with `input` on its stdin; returns stdout.
+    pub fn ok_with_stdin(&self, args: &[&str], input: &str) -> String {
         use std::io::Write;
-        let mut child = Command::new(BIN)
-            .args(["vm", "console", name])
-            .env("NOVACRON_CONFIG", &self.config)
+        let mut child = self
+            .cli_command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -223,10 +227,29 @@ impl Cluster {
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
-            "console: {}",
+            "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits (60 s at most) until every node in `names` is listed ready.
+    pub fn wait_nodes_ready(&self, names: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let nodes = self.json(&["node", "list"]);
+            let ready = nodes
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["state"] == "ready" && names.iter().any(|w| n["name"] == *w))
+                .count();
+            if ready == names.len() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "nodes not ready: {nodes}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
     /// What the guest's shell prints for `expr` (shell text valid inside `$(...)`), read back
