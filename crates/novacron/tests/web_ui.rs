@@ -121,6 +121,51 @@ fn a_user_runs_a_vm_from_the_browser() {
     });
     b.screenshot("04-vm-running");
 
+    // The terminal: typed keys reach the guest's shell over the console WebSocket, and its
+    // answer comes back onto the screen.
+    b.find("#console-open").click();
+    b.wait_until("the console connected", T, |b| {
+        text_of(b, "#console-status").as_deref() == Some("connected")
+    });
+    b.find("#vm-terminal .xterm-helper-textarea")
+        .send_keys("echo web-$((6*7))\u{E007}");
+    b.wait_until("the shell's answer in the terminal", T, |b| {
+        text_of(b, "#vm-terminal .xterm-rows").is_some_and(|t| t.contains("web-42"))
+    });
+    b.screenshot("04b-terminal");
+    // The console WebSocket takes no one without a valid token.
+    for protocols in [
+        "['novacron.console.v1', 'novacron.bearer.not-a-token']",
+        "['novacron.console.v1']",
+    ] {
+        b.execute(
+            &format!(
+                "window.wsProbe = null; \
+                 const ws = new WebSocket(`wss://${{location.host}}/api/v1/vms/web1/console/ws`, {protocols}); \
+                 ws.onopen = () => {{ window.wsProbe = 'open'; ws.close(); }}; \
+                 ws.onerror = () => {{ window.wsProbe = 'refused'; }};"
+            ),
+            vec![],
+        );
+        let probe = b.wait_some("the probe's answer", T, |b| {
+            b.execute("return window.wsProbe;", vec![])
+                .as_str()
+                .map(str::to_string)
+        });
+        assert_eq!(probe, "refused", "a console WebSocket with {protocols}");
+    }
+    // The browser logged the refused login and the two refused sockets: drain them, so
+    // later script errors stand out.
+    let refusals = b.console_log();
+    assert_eq!(
+        refusals
+            .iter()
+            .filter(|l| l.contains("HTTP Authentication failed"))
+            .count(),
+        2,
+        "{refusals:#?}"
+    );
+
     // Live migration to the other node, followed to 100 % on the migrations page.
     b.find("#migrate-to").select_option("node-b");
     b.find("#migrate-submit").click();

@@ -102,6 +102,26 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// Resolves the bearer token into a [`Caller`]; requests without a valid token get 401.
+/// The WebSocket subprotocol that carries a bearer token: a browser's WebSocket cannot set
+/// `Authorization`, so it offers `novacron.bearer.<token>` beside the real protocol (the
+/// server never selects it, so the token is not echoed). Read only on WebSocket upgrades.
+pub const WEBSOCKET_BEARER_PREFIX: &str = "novacron.bearer.";
+
+fn websocket_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    use axum::http::header;
+    let upgrade = headers.get(header::UPGRADE)?.to_str().ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(WEBSOCKET_BEARER_PREFIX))
+        .filter(|t| !t.is_empty())
+}
+
 pub async fn authenticate(
     State(state): State<Arc<AppState>>,
     mut req: Request,
@@ -112,7 +132,8 @@ pub async fn authenticate(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .map(str::trim)
+        .or_else(|| websocket_token(req.headers()));
     // A revoked certificate is refused whatever token comes with it.
     if let Some(cert) = req.extensions().get::<novacron_tls::PeerCertificate>()
         && let Some(why) = revoked_cert(&state, &cert.serial)
@@ -209,5 +230,29 @@ mod tests {
             assert_ne!(a, other);
         }
         assert_ne!(new_nonce(), new_nonce());
+    }
+
+    #[test]
+    fn a_websocket_upgrade_may_carry_its_token_as_a_subprotocol() {
+        use axum::http::{HeaderMap, HeaderValue, header};
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("novacron.console.v1, novacron.bearer.abc-_1"),
+        );
+        assert_eq!(websocket_token(&h), None, "only on a WebSocket upgrade");
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(websocket_token(&h), Some("abc-_1"));
+        h.insert(
+            header::UPGRADE,
+            HeaderValue::from_static("novacron-console"),
+        );
+        assert_eq!(websocket_token(&h), None);
+        h.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("novacron.console.v1, novacron.bearer."),
+        );
+        assert_eq!(websocket_token(&h), None, "an empty token is no token");
     }
 }

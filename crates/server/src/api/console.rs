@@ -104,7 +104,114 @@ pub async fn attach(
         ))
         .into());
     }
-    let (node, url) = locate(&state, &name)?;
+    let mut agent_io = connect(&state, &name).await?;
+    let client_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        match client_upgrade.await {
+            Ok(up) => {
+                let mut client_io = TokioIo::new(up);
+                let _ = tokio::io::copy_bidirectional(&mut client_io, &mut agent_io).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "console client upgrade failed"),
+        }
+    });
+    Ok((
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, "upgrade"),
+            (header::UPGRADE, CONSOLE_PROTOCOL),
+        ],
+    )
+        .into_response())
+}
+
+/// The WebSocket subprotocol of the browser console: binary (or text) messages carry the
+/// console's bytes both ways.
+pub const CONSOLE_WEBSOCKET_PROTOCOL: &str = "novacron.console.v1";
+
+/// The serial console over a WebSocket (for browsers; the web console's terminal): offer
+/// the subprotocol `novacron.console.v1`, and `novacron.bearer.<token>` when the client
+/// cannot send `Authorization`. Messages carry the console's raw bytes both ways.
+#[utoipa::path(get, path = "/api/v1/vms/{name}/console/ws", params(("name" = String, Path)),
+    responses((status = 101, description = "switched to a WebSocket carrying the console's bytes"),
+        (status = 400, body = ApiError, description = "Not a WebSocket upgrade offering `novacron.console.v1`."),
+        (status = 404, body = ApiError, description = "No such VM."),
+        (status = 503, body = ApiError, description = "The VM's agent cannot be reached.")))]
+pub async fn websocket(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    use axum::extract::FromRequestParts as _;
+    let offered = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == CONSOLE_WEBSOCKET_PROTOCOL);
+    let (mut parts, _) = req.into_parts();
+    let upgrade = axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &state)
+        .await
+        .map_err(|e| ApiError::invalid(format!("console websocket: {}", e.body_text())))?;
+    if !offered {
+        return Err(ApiError::invalid(format!(
+            "console websocket needs the subprotocol {CONSOLE_WEBSOCKET_PROTOCOL}"
+        ))
+        .into());
+    }
+    let agent_io = connect(&state, &name).await?;
+    Ok(upgrade
+        .protocols([CONSOLE_WEBSOCKET_PROTOCOL])
+        .on_upgrade(move |socket| relay(socket, agent_io)))
+}
+
+/// Copies console bytes between the browser's WebSocket and the agent's stream until either
+/// side ends.
+async fn relay(socket: axum::extract::ws::WebSocket, agent_io: reqwest::Upgraded) {
+    use axum::extract::ws::Message;
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (mut ws_tx, mut ws_rx) = socket.split();
+    let (mut agent_rx, mut agent_tx) = tokio::io::split(agent_io);
+    let to_browser = async {
+        let mut buf = vec![0u8; 16 << 10];
+        loop {
+            match agent_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let bytes = axum::body::Bytes::copy_from_slice(&buf[..n]);
+                    if ws_tx.send(Message::Binary(bytes)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = ws_tx.send(Message::Close(None)).await;
+    };
+    let to_agent = async {
+        while let Some(Ok(msg)) = ws_rx.next().await {
+            let bytes = match msg {
+                Message::Binary(b) => b,
+                Message::Text(t) => axum::body::Bytes::copy_from_slice(t.as_str().as_bytes()),
+                Message::Close(_) => break,
+                Message::Ping(_) | Message::Pong(_) => continue,
+            };
+            if agent_tx.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = agent_tx.shutdown().await;
+    };
+    tokio::select! {
+        () = to_browser => {}
+        () = to_agent => {}
+    }
+}
+
+/// Opens the VM's console on its agent (an upgraded connection carrying raw bytes).
+async fn connect(state: &AppState, name: &str) -> ApiResult<reqwest::Upgraded> {
+    let (node, url) = locate(state, name)?;
     let agent_resp = state
         .agent_http
         .get(format!("{url}/attach"))
@@ -125,26 +232,8 @@ pub async fn attach(
             ))),
         });
     }
-    let mut agent_io = agent_resp
+    agent_resp
         .upgrade()
         .await
-        .map_err(|e| unreachable(&node.name, &e))?;
-    let client_upgrade = hyper::upgrade::on(req);
-    tokio::spawn(async move {
-        match client_upgrade.await {
-            Ok(up) => {
-                let mut client_io = TokioIo::new(up);
-                let _ = tokio::io::copy_bidirectional(&mut client_io, &mut agent_io).await;
-            }
-            Err(e) => tracing::debug!(error = %e, "console client upgrade failed"),
-        }
-    });
-    Ok((
-        StatusCode::SWITCHING_PROTOCOLS,
-        [
-            (header::CONNECTION, "upgrade"),
-            (header::UPGRADE, CONSOLE_PROTOCOL),
-        ],
-    )
-        .into_response())
+        .map_err(|e| unreachable(&node.name, &e))
 }

@@ -124,7 +124,7 @@ const vmPath = (name) => `/api/v1/vms/${encodeURIComponent(name)}`;
 // Live updates: the events stream, read with fetch (EventSource cannot send a bearer token),
 // resumed after a reconnect from the last id seen.
 
-const live = { abort: null, lastId: null, listeners: new Set(), retry: null };
+const live = { abort: null, lastId: null, listeners: new Set(), retry: null, count: 0, countAtStart: 0 };
 
 function startEvents() {
   stopEvents();
@@ -186,6 +186,7 @@ function handleFrame(frame) {
   try { ev = JSON.parse(data.join('\n')); } catch (_) { return; }
   if (kind === 'gap') ev = { kind: 'gap' };
   if (ev.project && ev.project !== session.project) return;
+  live.count += 1;
   for (const f of live.listeners) f(ev);
 }
 
@@ -224,9 +225,12 @@ function show(gen, title, ...children) {
   document.title = `${title} · NovaCron`;
 }
 
+// Listens for the current view. Events that arrived while the view was loading (after its
+// data was read, perhaps) count as a gap: the view catches up at once.
 function onEvent(fn) {
   current.onEvent = fn;
   live.listeners.add(fn);
+  if (live.count !== live.countAtStart) fn({ kind: 'gap' });
 }
 
 function failed(e) {
@@ -498,6 +502,8 @@ async function viewVm(name, gen) {
       h('td', {}, (n.ips || []).join(', '))))))) : null;
 
   const consolePre = h('pre', { class: 'console', id: 'vm-console', tabindex: '0', 'aria-label': 'Serial console' }, '');
+  const consoleStatus = h('span', { class: 'hint', id: 'console-status', role: 'status' });
+  const terminalBox = h('div', { id: 'vm-terminal', class: 'terminal', hidden: true });
   const graphs = h('div', { class: 'graphs', id: 'vm-graphs' });
   drawGraphs(graphs, metrics);
 
@@ -507,8 +513,36 @@ async function viewVm(name, gen) {
     h('h2', {}, 'Move and protect'), migrate, repos && repos.length ? backup : null,
     h('h2', {}, 'Usage'), graphs,
     h('h2', {}, 'Serial console'),
-    h('p', { class: 'hint' }, 'What the guest writes on its serial console, as it writes it. Type into it with `novacron vm console ', vm.name, '`.'),
-    consolePre));
+    h('p', { class: 'hint' }, 'What the guest writes on its serial console, as it writes it. Open the terminal to type into it (press Enter for a prompt), or use `novacron vm console ', vm.name, '`.'),
+    h('div', { class: 'toolbar' },
+      h('button', { type: 'button', id: 'console-open', onclick: () => openTerminal() }, 'Open terminal'),
+      consoleStatus),
+    consolePre, terminalBox));
+
+  // The interactive console: xterm.js over the API's console WebSocket.
+  let terminal = null;
+  let socket = null;
+  const openTerminal = () => {
+    if (terminal || typeof Terminal === 'undefined') return;
+    consolePre.hidden = true;
+    terminalBox.hidden = false;
+    $('#console-open').disabled = true;
+    terminal = new Terminal({ fontSize: 13, scrollback: 5000, cursorBlink: true });
+    terminal.open(terminalBox);
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const url = `${scheme}//${location.host}${vmPath(vm.name)}/console/ws?project=${encodeURIComponent(session.project)}`;
+    socket = new WebSocket(url, ['novacron.console.v1', `novacron.bearer.${session.token}`]);
+    socket.binaryType = 'arraybuffer';
+    const encoder = new TextEncoder();
+    consoleStatus.textContent = 'connecting';
+    socket.onopen = () => { consoleStatus.textContent = 'connected'; terminal.focus(); };
+    socket.onmessage = (e) => terminal.write(typeof e.data === 'string' ? e.data : new Uint8Array(e.data));
+    socket.onclose = () => {
+      consoleStatus.textContent = 'disconnected';
+      if (terminal) terminal.write('\r\n[console closed]\r\n');
+    };
+    terminal.onData((d) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(encoder.encode(d)); });
+  };
 
   let stopped = false;
   const pollConsole = async () => {
@@ -532,9 +566,16 @@ async function viewVm(name, gen) {
     const m = await apiOptional(`${vmPath(vm.name)}/metrics`).catch(() => null);
     drawGraphs(graphs, m);
   }, 10000);
-  current.onLeave = () => { stopped = true; clearTimeout(pollConsole.timer); clearInterval(pollMetrics); };
+  current.onLeave = () => {
+    stopped = true;
+    clearTimeout(pollConsole.timer);
+    clearInterval(pollMetrics);
+    if (socket) socket.close();
+    if (terminal) terminal.dispose();
+  };
 
-  const reload = debounced(() => refresh((g) => viewVm(name, g)), 500);
+  // A reload would close an open terminal: while one is open, state changes show in place.
+  const reload = debounced(() => { if (!terminal) refresh((g) => viewVm(name, g)); }, 500);
   onEvent((ev) => {
     if (ev.kind === 'gap') { reload(); return; }
     if (ev.resource === `vm/${vm.name}` || (ev.related || []).includes(`vm/${vm.name}`)) {
@@ -808,6 +849,7 @@ async function refresh(view) {
     const focus = document.activeElement && document.activeElement.id;
     const scroll = window.scrollY;
     leave();
+    live.countAtStart = live.count;
     await view(++generation);
     if (location.hash !== hash) return;
     window.scrollTo(0, scroll);
@@ -833,6 +875,7 @@ async function route() {
     else a.removeAttribute('aria-current');
   }
   const gen = ++generation;
+  live.countAtStart = live.count;
   try {
     await view(gen);
     $('#main').focus({ preventScroll: true });

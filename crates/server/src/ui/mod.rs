@@ -34,12 +34,28 @@ static SCRIPT: LazyLock<Asset> =
     LazyLock::new(|| Asset::new(include_str!("app.js"), "text/javascript; charset=utf-8"));
 static STYLE: LazyLock<Asset> =
     LazyLock::new(|| Asset::new(include_str!("app.css"), "text/css; charset=utf-8"));
+/// xterm.js 5.5.0 (MIT, `vendor/xterm-5.5.0/LICENSE`), as published on npm
+/// (`@xterm/xterm`): the browser terminal of the serial console.
+static XTERM_SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("vendor/xterm-5.5.0/xterm.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
+static XTERM_STYLE: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("vendor/xterm-5.5.0/xterm.css"),
+        "text/css; charset=utf-8",
+    )
+});
 
-/// What the browser may load and run: only the console's own files, and fetches to this
-/// origin (the API); no inline script or style, no frames, no plugins.
+/// What the browser may load and run: only the console's own scripts, and connections to
+/// this origin (the API and its WebSockets); no inline script, no frames, no plugins.
+/// Inline styles are allowed because xterm.js sizes its terminal with `<style>` elements it
+/// creates.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'none'";
+     style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The console's routes. They are not API routes (no token, no audit record, not in the
 /// OpenAPI document): what they serve is the same for everyone.
@@ -55,6 +71,14 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/ui/app.css",
             get(|h: HeaderMap| async move { serve(&STYLE, &h) }),
+        )
+        .route(
+            "/ui/vendor/xterm.js",
+            get(|h: HeaderMap| async move { serve(&XTERM_SCRIPT, &h) }),
+        )
+        .route(
+            "/ui/vendor/xterm.css",
+            get(|h: HeaderMap| async move { serve(&XTERM_STYLE, &h) }),
         )
         .route("/ui/{*rest}", get(|| async { not_found() }))
 }
@@ -134,6 +158,8 @@ mod tests {
             ("/ui/", "text/html", "/ui/app.js"),
             ("/ui/app.js", "text/javascript", "/api/v1/events"),
             ("/ui/app.css", "text/css", "prefers-color-scheme"),
+            ("/ui/vendor/xterm.js", "text/javascript", "Terminal"),
+            ("/ui/vendor/xterm.css", "text/css", ".xterm"),
         ] {
             let resp = get(path, None).await;
             assert_eq!(resp.status(), StatusCode::OK, "{path}");
