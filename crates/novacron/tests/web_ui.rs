@@ -71,6 +71,18 @@ fn a_user_runs_a_vm_from_the_browser() {
         "still logged out"
     );
     b.screenshot("01-login-refused");
+    // A token that is not one is refused the same way.
+    let token = b.find("#login-token");
+    token.send_keys("not-a-token");
+    b.execute(
+        "document.getElementById('login-error').textContent = '';",
+        vec![],
+    );
+    b.find("#login-submit").click();
+    b.wait_until("the wrong token refused", T, |b| {
+        text_of(b, "#login-error").is_some_and(|t| t.contains("Wrong user, password or token"))
+    });
+    token.clear();
     let password = b.find("#login-password");
     password.clear();
     password.send_keys("correct horse battery");

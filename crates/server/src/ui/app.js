@@ -100,7 +100,9 @@ async function api(method, path, body) {
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
   if (!resp.ok) {
     const message = data && data.message ? data.message : `${resp.status} ${resp.statusText}`;
-    if (resp.status === 401 && path !== '/api/v1/login') {
+    // An established session that the server no longer accepts (expired or revoked token)
+    // ends; a token being tried on the login form is only refused.
+    if (resp.status === 401 && sessionStorage.getItem(TOKEN_KEY)) {
       logout('Your session has ended: log in again.');
     }
     throw new ApiError(resp.status, data && data.code, message);
@@ -134,6 +136,7 @@ function startEvents() {
   if (live.lastId) headers['Last-Event-ID'] = live.lastId;
   fetch('/api/v1/events', { headers, signal: ctrl.signal, cache: 'no-store' })
     .then(async (resp) => {
+      if (resp.status === 401) { logout('Your session has ended: log in again.'); return; }
       if (!resp.ok || !resp.body) throw new Error(`events: ${resp.status}`);
       setLive(true);
       const reader = resp.body.getReader();
