@@ -5,9 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[allow(dead_code)]
-#[path = "common/webdriver.rs"]
-mod webdriver;
+mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::webdriver::Browser;
 use serde_json::json;
-use webdriver::Browser;
 
 const PAGE: &str = r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>NovaCron smoke</title></head>
@@ -267,7 +265,7 @@ fn browser_fills_a_form_answers_a_confirm_and_cleans_up() {
 
 #[test]
 fn base64_decodes_with_and_without_padding() {
-    use webdriver::base64_decode;
+    use common::webdriver::base64_decode;
     assert_eq!(base64_decode("").unwrap(), b"");
     assert_eq!(base64_decode("Zg==").unwrap(), b"f");
     assert_eq!(base64_decode("Zm8=").unwrap(), b"fo");

@@ -108,18 +108,24 @@ pub fn token_hash(token: &str) -> String {
 pub const WEBSOCKET_BEARER_PREFIX: &str = "novacron.bearer.";
 
 fn websocket_token(headers: &axum::http::HeaderMap) -> Option<&str> {
-    use axum::http::header;
-    let upgrade = headers.get(header::UPGRADE)?.to_str().ok()?;
+    let upgrade = headers.get(axum::http::header::UPGRADE)?.to_str().ok()?;
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return None;
     }
+    websocket_protocols(headers)
+        .find_map(|p| p.strip_prefix(WEBSOCKET_BEARER_PREFIX))
+        .filter(|t| !t.is_empty())
+}
+
+/// The subprotocols a WebSocket client offers (`Sec-WebSocket-Protocol`, comma-separated,
+/// possibly over several header lines).
+pub fn websocket_protocols(headers: &axum::http::HeaderMap) -> impl Iterator<Item = &str> {
     headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .find_map(|p| p.trim().strip_prefix(WEBSOCKET_BEARER_PREFIX))
-        .filter(|t| !t.is_empty())
+        .map(str::trim)
 }
 
 pub async fn authenticate(

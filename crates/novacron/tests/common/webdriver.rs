@@ -16,8 +16,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -202,7 +201,7 @@ impl Browser {
         let log_err = log_file
             .try_clone()
             .unwrap_or_else(|e| panic!("duplicating {}: {e}", log.display()));
-        let port = free_port();
+        let port = super::free_port();
         // Same process group as the test: a Ctrl-C or nextest's timeout reaches the driver
         // and the browser too.
         let child = Command::new(CHROMEDRIVER)
@@ -561,28 +560,13 @@ impl Browser {
             }
             self.wd.session.clear();
         }
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Ok(None) => {
-                        eprintln!(
-                            "webdriver: chromedriver (pid {}) not reaped after 5 s",
-                            child.id()
-                        );
-                        break;
-                    }
-                    Err(e) => {
-                        eprintln!("webdriver: waiting for chromedriver: {e}");
-                        break;
-                    }
-                }
-            }
+        if let Some(mut child) = self.child.take()
+            && !super::stop_child(&mut child, Duration::from_secs(5))
+        {
+            eprintln!(
+                "webdriver: chromedriver (pid {}) not reaped after 5 s",
+                child.id()
+            );
         }
         // The browser's processes exit on their own shortly after the session's deletion;
         // give them a moment, then kill what is left.
@@ -841,23 +825,13 @@ pub fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("finding a free port: {e}"))
-}
-
+/// A new directory of its own under the system's temp dir (removed by [`Browser::shutdown`]).
 fn unique_scratch_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    std::env::temp_dir().join(format!(
-        "novacron-chromium-{}-{}-{nanos:08x}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
+    tempfile::Builder::new()
+        .prefix("novacron-chromium-")
+        .tempdir()
+        .map(tempfile::TempDir::keep)
+        .unwrap_or_else(|e| panic!("creating the browser's scratch dir: {e}"))
 }
 
 /// `dir/stem.ext`, or `dir/stem-2.ext`, … the first that does not exist yet.

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use axum::Json as AxumJson;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -140,21 +142,12 @@ pub const CONSOLE_WEBSOCKET_PROTOCOL: &str = "novacron.console.v1";
 pub async fn websocket(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    req: Request,
+    headers: axum::http::HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    use axum::extract::FromRequestParts as _;
-    let offered = req
-        .headers()
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == CONSOLE_WEBSOCKET_PROTOCOL);
-    let (mut parts, _) = req.into_parts();
-    let upgrade = axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &state)
-        .await
-        .map_err(|e| ApiError::invalid(format!("console websocket: {}", e.body_text())))?;
-    if !offered {
+    let upgrade =
+        upgrade.map_err(|e| ApiError::invalid(format!("console websocket: {}", e.body_text())))?;
+    if !crate::auth::websocket_protocols(&headers).any(|p| p == CONSOLE_WEBSOCKET_PROTOCOL) {
         return Err(ApiError::invalid(format!(
             "console websocket needs the subprotocol {CONSOLE_WEBSOCKET_PROTOCOL}"
         ))

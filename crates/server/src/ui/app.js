@@ -61,8 +61,15 @@ function ago(unixSeconds) {
   return `${Math.floor(s / 86400)}d ago`;
 }
 
-function stateCell(state, cls = 'state') {
-  return h('td', { class: `${cls} state-${state}` }, state);
+function stateCell(state) {
+  return paintState(h('td', {}), state);
+}
+
+// Shows `state` in `el`, coloured by it (rows and badges change in place on events).
+function paintState(el, state) {
+  el.textContent = state;
+  el.className = `state state-${state}`;
+  return el;
 }
 
 function flash(message, isError = false) {
@@ -402,9 +409,7 @@ async function viewVms(gen) {
         vm.state = ev.data.state;
         const row = drawn.get(name);
         if (row) {
-          const cell = row.querySelector('td.state');
-          cell.textContent = ev.data.state;
-          cell.className = `state state-${ev.data.state}`;
+          paintState(row.querySelector('td.state'), ev.data.state);
           row.dataset.state = ev.data.state;
         }
         return;
@@ -447,7 +452,7 @@ async function viewVm(name, gen) {
     apiOptional(`${vmPath(name)}/metrics`),
   ]);
   const props = [
-    ['State', h('span', { id: 'vm-state', class: `state state-${vm.state}` }, vm.state)],
+    ['State', paintState(h('span', { id: 'vm-state' }), vm.state)],
     ['Reason', vm.state_reason],
     ['Node', vm.node || '—'],
     ['CPUs', vm.pending_cpus ? `${vm.cpus} (next start: ${vm.pending_cpus})` : String(vm.cpus)],
@@ -583,9 +588,7 @@ async function viewVm(name, gen) {
     if (ev.kind === 'gap') { reload(); return; }
     if (ev.resource === `vm/${vm.name}` || (ev.related || []).includes(`vm/${vm.name}`)) {
       if (ev.kind === 'vm' && ev.action === 'state' && ev.data && ev.data.state) {
-        const el = $('#vm-state');
-        el.textContent = ev.data.state;
-        el.className = `state state-${ev.data.state}`;
+        paintState($('#vm-state'), ev.data.state);
         enableActions(actions, ev.data.state);
       }
       if (ev.kind === 'vm' && ev.action === 'deleted') {

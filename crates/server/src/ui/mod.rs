@@ -60,26 +60,23 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// The console's routes. They are not API routes (no token, no audit record, not in the
 /// OpenAPI document): what they serve is the same for everyone.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
+    let files: [(&str, &'static LazyLock<Asset>); 5] = [
+        ("/ui/", &INDEX),
+        ("/ui/app.js", &SCRIPT),
+        ("/ui/app.css", &STYLE),
+        ("/ui/vendor/xterm.js", &XTERM_SCRIPT),
+        ("/ui/vendor/xterm.css", &XTERM_STYLE),
+    ];
+    files
+        .into_iter()
+        .fold(Router::new(), |router, (path, asset)| {
+            router.route(
+                path,
+                get(move |h: HeaderMap| async move { serve(asset, &h) }),
+            )
+        })
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
-        .route("/ui/", get(|h: HeaderMap| async move { serve(&INDEX, &h) }))
-        .route(
-            "/ui/app.js",
-            get(|h: HeaderMap| async move { serve(&SCRIPT, &h) }),
-        )
-        .route(
-            "/ui/app.css",
-            get(|h: HeaderMap| async move { serve(&STYLE, &h) }),
-        )
-        .route(
-            "/ui/vendor/xterm.js",
-            get(|h: HeaderMap| async move { serve(&XTERM_SCRIPT, &h) }),
-        )
-        .route(
-            "/ui/vendor/xterm.css",
-            get(|h: HeaderMap| async move { serve(&XTERM_STYLE, &h) }),
-        )
         .route("/ui/{*rest}", get(|| async { not_found() }))
 }
 
