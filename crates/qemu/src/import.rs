@@ -222,7 +222,12 @@ async fn read_tail(path: &Path, len: u64) -> Result<Vec<u8>, QemuError> {
 /// qemu-img's message with our scratch path replaced by what the user knows.
 fn scrub(stderr: &str, source: &str, label: &str) -> String {
     let s = stderr.replace(source, &format!("the {label}"));
-    s.trim_start_matches("qemu-img: ").to_string()
+    let lines: Vec<&str> = s
+        .lines()
+        .map(|l| l.trim().trim_start_matches("qemu-img: ").trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.join("; ")
 }
 
 /// Why `qemu-img info --output=json` of a VMDK names an extent outside the file itself, or `None`.
@@ -301,13 +306,19 @@ async fn check_foreign(src: &Path, format: ForeignFormat) -> Result<(), QemuErro
     if code != 0 && code != 3 && code != 63 {
         let first_error = stdout
             .lines()
-            .find(|l| l.starts_with("ERROR"))
-            .unwrap_or("");
+            .find_map(|l| l.strip_prefix("ERROR"))
+            .map(|l| l.trim_start_matches(':').trim());
+        let detail: Vec<String> = first_error
+            .map(str::to_string)
+            .into_iter()
+            .chain(Some(scrub(&stderr, s, label)))
+            .filter(|d| !d.is_empty())
+            .collect();
         return Err(QemuError::InvalidImage {
             path: src.to_path_buf(),
             reason: format!(
-                "{label} fails `qemu-img check` (corrupt or truncated): {} {first_error}",
-                scrub(&stderr, s, label)
+                "{label} fails `qemu-img check` (corrupt or truncated): {}",
+                detail.join("; ")
             ),
         });
     }
@@ -360,8 +371,12 @@ pub async fn import_streaming(
         return Err(interrupted());
     }
     let head = read_head(upload, head_len as usize).await?;
+    // Only a size in whole 512-byte sectors streams. The export has no structured replies, and a
+    // QEMU 7.2 client then reads an unaligned export's last sector as a whole sector's payload
+    // while asking for (and getting) only the bytes up to the end: it waits for the rest forever.
+    // Valid VMDK, VHDX and VHD files are sector multiples; a cut one converts from the file.
     let streamable = match detect(&head, &[]) {
-        Ok(Detected::Foreign(format)) if !named_iso => Some(format),
+        Ok(Detected::Foreign(format)) if !named_iso && size.is_multiple_of(512) => Some(format),
         _ => None,
     };
     let socket = upload.with_extension("nbd");
@@ -555,6 +570,19 @@ mod tests {
                 "VMDK"
             ),
             "Could not open 'the VMDK': bad"
+        );
+        // One line, whatever qemu-img printed.
+        assert_eq!(
+            scrub("qemu-img: Check failed: Invalid argument \n\n", p, "VMDK"),
+            "Check failed: Invalid argument"
+        );
+        assert_eq!(
+            scrub(
+                "qemu-img: first\nqemu-img: could not read /data/.incoming/op-1/upload\n",
+                p,
+                "VMDK"
+            ),
+            "first; could not read the VMDK"
         );
     }
 }

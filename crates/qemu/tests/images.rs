@@ -447,3 +447,53 @@ async fn seed_iso_is_read_by_a_linux_guest() {
     want.sort();
     assert_eq!(seen, want, "guest saw different files:\n{log}");
 }
+
+/// A VMDK cut to a length that is not a whole number of sectors, streamed in as an upload: the
+/// import ends with a refusal (QEMU 7.2 used to wait forever reading such a file through the
+/// streaming NBD export) and leaves no converted file behind; the whole file converts fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_vmdk_cut_mid_sector_is_refused_promptly() {
+    use novacron_qemu::import::import_streaming;
+    use novacron_qemu::nbd::Arrived;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let raw = d.join("src.raw");
+    let mut data = vec![0u8; 8 << 20];
+    for (i, b) in data.iter_mut().enumerate().skip(1 << 20).take(1 << 20) {
+        *b = (i * 13 % 251) as u8;
+    }
+    std::fs::write(&raw, &data).unwrap();
+    let vmdk = d.join("src.vmdk");
+    qemu_img(&[
+        "convert",
+        "-q",
+        "-f",
+        "raw",
+        "-O",
+        "vmdk",
+        raw.to_str().unwrap(),
+        vmdk.to_str().unwrap(),
+    ]);
+    let whole = std::fs::read(&vmdk).unwrap();
+    assert_eq!(whole.len() % 512, 0, "qemu-img writes whole sectors");
+
+    for (name, bytes, should_import) in [
+        ("cut", &whole[..whole.len() * 2 / 3 + 1], false),
+        ("whole", &whole[..], true),
+    ] {
+        let upload = d.join(name).join("upload");
+        std::fs::create_dir(upload.parent().unwrap()).unwrap();
+        std::fs::write(&upload, bytes).unwrap();
+        let (_tx, rx) = tokio::sync::watch::channel(Arrived::Done(Ok(bytes.len() as u64)));
+        let result = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            import_streaming(&upload, bytes.len() as u64, rx, false),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{name}: the import did not finish within 60 s"));
+        assert_eq!(result.is_ok(), should_import, "{name}: {result:?}");
+        let converted = upload.with_extension("qcow2");
+        assert_eq!(converted.exists(), should_import, "{name}");
+    }
+}
