@@ -18,6 +18,20 @@ fn qemu_img(args: &[&str]) {
     );
 }
 
+/// `qemu-img convert` of the raw file `src` to `format` at `dst`.
+fn convert_raw(src: &Path, format: &str, dst: &Path) {
+    qemu_img(&[
+        "convert",
+        "-q",
+        "-f",
+        "raw",
+        "-O",
+        format,
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+    ]);
+}
+
 fn import_error(path: &Path) -> String {
     match futures_lite_block(inspect_for_import(path)) {
         Err(e @ QemuError::InvalidImage { .. }) => e.to_string(),
@@ -65,16 +79,7 @@ fn import_refuses_text_random_truncated_and_backed_images() {
     // A qcow2 with data, cut in half.
     let good = d.join("good.qcow2");
     qemu_img(&["create", "-q", "-f", "qcow2", good.to_str().unwrap(), "64M"]);
-    qemu_img(&[
-        "convert",
-        "-q",
-        "-f",
-        "raw",
-        "-O",
-        "qcow2",
-        random.to_str().unwrap(),
-        good.to_str().unwrap(),
-    ]);
+    convert_raw(&random, "qcow2", &good);
     let full = std::fs::read(&good).unwrap();
     let truncated = d.join("truncated.qcow2");
     std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
@@ -465,16 +470,7 @@ async fn a_streamed_vmdk_cut_mid_sector_is_refused_promptly() {
     }
     std::fs::write(&raw, &data).unwrap();
     let vmdk = d.join("src.vmdk");
-    qemu_img(&[
-        "convert",
-        "-q",
-        "-f",
-        "raw",
-        "-O",
-        "vmdk",
-        raw.to_str().unwrap(),
-        vmdk.to_str().unwrap(),
-    ]);
+    convert_raw(&raw, "vmdk", &vmdk);
     let whole = std::fs::read(&vmdk).unwrap();
     assert_eq!(whole.len() % 512, 0, "qemu-img writes whole sectors");
 
