@@ -23,16 +23,23 @@ pub enum EventKind {
     Backup,
     /// The HA controller restarted a VM on another node.
     Ha,
+    /// An overlay network created or deleted.
+    Network,
+    /// A record of the audit log (a change or a refusal); seen by cluster roles, and by a
+    /// project's admins for the project's records, as in `GET /api/v1/audit`.
+    Audit,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Vm,
         EventKind::Operation,
         EventKind::Migration,
         EventKind::Node,
         EventKind::Backup,
         EventKind::Ha,
+        EventKind::Network,
+        EventKind::Audit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +50,8 @@ impl EventKind {
             EventKind::Node => "node",
             EventKind::Backup => "backup",
             EventKind::Ha => "ha",
+            EventKind::Network => "network",
+            EventKind::Audit => "audit",
         }
     }
 }
@@ -55,7 +64,9 @@ impl fmt::Display for EventKind {
 
 /// An event kind that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown event kind {0:?} (kinds: vm, operation, migration, node, backup, ha)")]
+#[error(
+    "unknown event kind {0:?} (kinds: vm, operation, migration, node, backup, ha, network, audit)"
+)]
 pub struct UnknownEventKind(pub String);
 
 impl FromStr for EventKind {

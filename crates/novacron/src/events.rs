@@ -18,7 +18,8 @@ pub struct EventsArgs {
     /// Keep following new events (reconnecting, without losing events, when the connection drops).
     #[arg(short, long)]
     pub follow: bool,
-    /// Only these kinds, comma-separated: vm, operation, migration, node, backup, ha.
+    /// Only these kinds, comma-separated: vm, operation, migration, node, backup, ha,
+    /// network, audit.
     #[arg(long, value_delimiter = ',')]
     pub kind: Vec<EventKind>,
     /// Only events about this VM: its state, its operations and its migrations.

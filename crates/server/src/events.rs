@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use novacron_api_types::audit::AuditRecord;
 use novacron_api_types::events::{Event, EventId, EventKind};
 use novacron_api_types::migration::Migration;
 use novacron_api_types::{Operation, PowerState};
@@ -23,7 +24,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::broadcast;
 
-use crate::records::{self, NodeRecord, VmRecord, VmStatusRecord};
+use crate::records::{self, NetworkRecord, NodeRecord, VmRecord, VmStatusRecord};
 
 /// Events kept for clients that resume (about a few MB at most).
 pub const RETAINED_EVENTS: usize = 10_000;
@@ -90,6 +91,8 @@ impl Deriver {
             "nodeleases" => node_lease(rest, put),
             "operations" => self.operation(key, put),
             "migrations" => self.migration(key, put),
+            "networks" => network(rest, put),
+            "audit" => audit(rest, put),
             _ => None,
         }?;
         Some(Event {
@@ -332,6 +335,55 @@ impl Deriver {
             data: summary,
         })
     }
+}
+
+/// Networks are created and deleted, never changed.
+fn network(rest: &str, put: Option<&KeyValue>) -> Option<Draft> {
+    let (project, name) = project_and_name(rest)?;
+    let mut draft = Draft {
+        kind: EventKind::Network,
+        action: "deleted".into(),
+        resource: format!("network/{name}"),
+        related: vec![],
+        project: Some(project.to_string()),
+        message: format!("network {name} deleted"),
+        data: json!({}),
+    };
+    if let Some(kv) = put {
+        let net: NetworkRecord = decode(kv)?;
+        if kv.create_revision != kv.mod_revision {
+            return None;
+        }
+        draft.action = "created".into();
+        draft.message = format!("network {name} created ({}, VNI {})", net.subnet, net.vni);
+        draft.data = json!({"subnet": net.subnet, "vni": net.vni, "mtu": net.mtu});
+    }
+    Some(draft)
+}
+
+/// One event per record of the audit log, when it is written (the chain is append-only; a
+/// record's removal by retention tells nothing).
+fn audit(rest: &str, put: Option<&KeyValue>) -> Option<Draft> {
+    rest.strip_prefix("records/")?;
+    let r: AuditRecord = decode(put?)?;
+    let who = r.user.as_deref().unwrap_or(&r.actor);
+    Some(Draft {
+        kind: EventKind::Audit,
+        action: r.outcome.as_str().into(),
+        resource: format!("audit/{}", r.seq),
+        related: vec![],
+        project: r.project.clone(),
+        message: format!("{who}: {} {} ({})", r.action, r.status, r.outcome.as_str()),
+        data: json!({
+            "seq": r.seq,
+            "actor": r.actor,
+            "user": r.user,
+            "action": r.action,
+            "target": r.target,
+            "status": r.status,
+            "request_id": r.request_id,
+        }),
+    })
 }
 
 /// A node's lease key appears when its agent starts heartbeating and goes when the lease
@@ -733,6 +785,55 @@ mod tests {
         assert!(
             d.derive(id(4, 0), &put("/novacron/tokens/x", json!({}), 4, 4))
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn networks_and_audit_records_make_events() {
+        let mut d = Deriver::default();
+        let key = "/novacron/networks/team-a/app";
+        let net = json!({"name": "app", "project": "team-a", "vni": 4100, "subnet": "10.10.0.0/24",
+            "gateway": "10.10.0.1", "nat": false, "dhcp": true, "dns": false, "mtu": 1450, "created_at": 1});
+        let e = d.derive(id(1, 0), &put(key, net, 1, 1)).unwrap();
+        assert_eq!((e.kind, e.action.as_str()), (EventKind::Network, "created"));
+        assert_eq!(
+            (e.resource.as_str(), e.project.as_deref()),
+            ("network/app", Some("team-a"))
+        );
+        assert_eq!(e.data["vni"], 4100);
+        let gone = WatchEvent::Delete {
+            key: key.into(),
+            revision: 2,
+        };
+        assert_eq!(d.derive(id(2, 0), &gone).unwrap().action, "deleted");
+        assert!(
+            d.derive(
+                id(3, 0),
+                &put("/novacron/networkguards/team-a", json!({}), 3, 3)
+            )
+            .is_none()
+        );
+
+        let record = json!({"seq": 7, "time": 1, "actor": "token tk-1", "user": "alice",
+            "project": "team-a", "action": "POST /api/v1/vms", "target": "/api/v1/vms",
+            "outcome": "refused", "status": 403, "request_id": "r1", "source": "127.0.0.1:5",
+            "prev": "p", "hash": "h"});
+        let e = d
+            .derive(id(4, 0), &put(&crate::audit::record_key(7), record, 4, 4))
+            .unwrap();
+        assert_eq!((e.kind, e.action.as_str()), (EventKind::Audit, "refused"));
+        assert_eq!(
+            (e.resource.as_str(), e.project.as_deref()),
+            ("audit/7", Some("team-a"))
+        );
+        assert_eq!(e.message, "alice: POST /api/v1/vms 403 (refused)");
+        assert!(
+            d.derive(
+                id(5, 0),
+                &put(crate::audit::HEAD_KEY, json!({"seq": 7}), 1, 5)
+            )
+            .is_none(),
+            "the chain's head is not a record"
         );
     }
 

@@ -341,3 +341,96 @@ async fn events_arrive_in_order_and_a_client_resumes_with_exactly_what_it_missed
     };
     assert_eq!(on_replica, expected);
 }
+
+#[tokio::test]
+async fn networks_and_audit_records_are_in_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::sqlite_store(dir.path()).await;
+    let server = Server::start(common::config(store.clone(), dir.path()))
+        .await
+        .unwrap();
+    let admin = server.issue_token(TokenKind::Admin).await.unwrap();
+    let client = common::client(&server, &admin);
+
+    let req = novacron_api_types::overlay::NetworkCreateRequest {
+        name: "app".into(),
+        project: None,
+        subnet: "10.10.0.0/24".into(),
+        gateway: None,
+        nat: false,
+        dhcp: true,
+        dns: false,
+        mtu: None,
+    };
+    let net = client.network_create(&req).await.unwrap();
+    let stranger = common::client(&server, "not-a-token");
+    assert!(stranger.network_list(None).await.is_err());
+    client.network_delete("app", "default").await.unwrap();
+
+    let kinds = vec![EventKind::Network, EventKind::Audit];
+    let events = loop {
+        let events = drain(
+            &client,
+            EventsRequest {
+                after: Some("0".into()),
+                kinds: kinds.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+        if events
+            .iter()
+            .any(|e| e.action == "ok" && e.data["action"] == "DELETE /api/v1/networks/{name}")
+        {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let got: Vec<(EventKind, String, String)> = events
+        .iter()
+        .map(|e| (e.kind, e.resource.clone(), e.action.clone()))
+        .collect();
+    let at = |kind: EventKind, resource: &str, action: &str| {
+        got.iter()
+            .position(|g| *g == (kind, resource.to_string(), action.to_string()))
+            .unwrap_or_else(|| panic!("no {kind} {resource} {action} in {got:?}"))
+    };
+    let created = at(EventKind::Network, "network/app", "created");
+    let deleted = at(EventKind::Network, "network/app", "deleted");
+    assert!(created < deleted);
+    assert_eq!(events[created].project.as_deref(), Some("default"));
+    assert_eq!(events[created].data["vni"], net.vni);
+
+    let audit: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Audit)
+        .collect();
+    let summary: Vec<(String, String, u64)> = audit
+        .iter()
+        .map(|e| {
+            (
+                e.data["action"].as_str().unwrap().to_string(),
+                e.action.clone(),
+                e.data["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("POST /api/v1/networks".into(), "ok".into(), 201),
+            ("GET /api/v1/networks".into(), "refused".into(), 401),
+            ("DELETE /api/v1/networks/{name}".into(), "ok".into(), 200),
+        ],
+        "one audit event per record, in chain order"
+    );
+    assert!(
+        audit
+            .windows(2)
+            .all(|w| w[0].data["seq"].as_u64() < w[1].data["seq"].as_u64())
+    );
+    assert_eq!(
+        audit[1].project, None,
+        "a refused anonymous call has no project"
+    );
+}

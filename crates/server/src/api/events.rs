@@ -11,7 +11,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use novacron_api_types::ApiError;
-use novacron_api_types::events::{Event, EventFilter, EventGap, EventId, parse_kinds};
+use novacron_api_types::events::{Event, EventFilter, EventGap, EventId, EventKind, parse_kinds};
+use novacron_api_types::tenancy::Role;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 
@@ -34,7 +35,8 @@ pub struct EventsQuery {
     /// Without it, every event the caller may see: its projects' events, and the cluster's
     /// (nodes, backups) for cluster roles.
     pub project: Option<String>,
-    /// Only these kinds, comma-separated: vm, operation, migration, node, backup, ha.
+    /// Only these kinds, comma-separated: vm, operation, migration, node, backup, ha,
+    /// network, audit.
     pub kind: Option<String>,
     /// Only events concerning this resource, itself or as a related one: `vm/web1`,
     /// `node/n1`, `migration/<id>`, `operation/<id>`.
@@ -51,15 +53,20 @@ fn bad_request(message: String) -> ApiFailure {
 }
 
 /// What a caller may see of the stream: the events of the projects it has a role in, and
-/// the cluster's own events (nodes, backups: no project) only with a cluster role.
+/// the cluster's own events (nodes, backups: no project) only with a cluster role. Audit
+/// records follow `GET /api/v1/audit`: a project's only for its admins.
 #[derive(Debug, Clone)]
 struct Audience(Arc<Principal>);
 
 impl Audience {
     fn sees(&self, e: &Event) -> bool {
-        match e.project.as_deref() {
-            Some(project) => self.0.sees(project),
-            None => self.0.cluster.is_some(),
+        let p = &self.0;
+        match (e.kind, e.project.as_deref()) {
+            (_, None) => p.cluster.is_some(),
+            (EventKind::Audit, Some(project)) => {
+                p.cluster.is_some() || p.projects.get(project).is_some_and(|r| *r >= Role::Admin)
+            }
+            (_, Some(project)) => p.sees(project),
         }
     }
 }
@@ -123,7 +130,7 @@ fn id_of(e: &Event) -> EventId {
 }
 
 /// Events as they happen (Server-Sent Events): VM state, operations, migrations, nodes,
-/// backups and HA actions, each with an id to resume from with `Last-Event-ID`. The
+/// backups, HA actions, networks and audit records, each with an id to resume from with `Last-Event-ID`. The
 /// control plane retains the last 10,000 events; a client resuming from before them first
 /// gets an `event: gap` frame.
 #[utoipa::path(get, path = "/api/v1/events",
@@ -248,7 +255,6 @@ async fn send_replay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use novacron_api_types::events::EventKind;
 
     #[test]
     fn the_header_wins_over_the_query_and_bad_input_is_refused() {
@@ -285,8 +291,6 @@ mod tests {
 #[cfg(test)]
 mod audience_tests {
     use super::*;
-    use novacron_api_types::events::EventKind;
-    use novacron_api_types::tenancy::Role;
 
     fn event(project: Option<&str>, resource: &str) -> Event {
         Event {
@@ -332,6 +336,21 @@ mod audience_tests {
         for e in [&team_a, &team_b, &node] {
             assert!(cluster_viewer.sees(e), "{}", e.resource);
         }
+
+        // Audit records: a project's admins and cluster roles, as GET /api/v1/audit.
+        let audit = |project: Option<&str>| Event {
+            kind: EventKind::Audit,
+            ..event(project, "audit/7")
+        };
+        let admin = principal(None, &[("team-a", Role::Admin)]);
+        assert!(admin.sees(&audit(Some("team-a"))));
+        assert!(!admin.sees(&audit(Some("team-b"))));
+        assert!(!admin.sees(&audit(None)));
+        assert!(
+            !viewer.sees(&audit(Some("team-a"))),
+            "a viewer reads no audit log"
+        );
+        assert!(cluster_viewer.sees(&audit(Some("team-b"))) && cluster_viewer.sees(&audit(None)));
 
         // A project filter narrows what the caller may see; it never widens it.
         let selection = Selection {

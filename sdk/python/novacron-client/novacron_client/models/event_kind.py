@@ -1,9 +1,11 @@
 from enum import StrEnum
 
 class EventKind(StrEnum):
+    AUDIT = "audit"
     BACKUP = "backup"
     HA = "ha"
     MIGRATION = "migration"
+    NETWORK = "network"
     NODE = "node"
     OPERATION = "operation"
     VM = "vm"

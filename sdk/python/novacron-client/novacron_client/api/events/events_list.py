@@ -103,7 +103,8 @@ def sync_detailed(
 
 ) -> Response[ApiError | Event]:
     """ Events as they happen (Server-Sent Events): VM state, operations, migrations, nodes,
-    backups and HA actions, each with an id to resume from with `Last-Event-ID`. The
+    backups, HA actions, networks and audit records, each with an id to resume from with `Last-Event-
+    ID`. The
     control plane retains the last 10,000 events; a client resuming from before them first
     gets an `event: gap` frame.
 
@@ -152,7 +153,8 @@ def sync(
 
 ) -> ApiError | Event | None:
     """ Events as they happen (Server-Sent Events): VM state, operations, migrations, nodes,
-    backups and HA actions, each with an id to resume from with `Last-Event-ID`. The
+    backups, HA actions, networks and audit records, each with an id to resume from with `Last-Event-
+    ID`. The
     control plane retains the last 10,000 events; a client resuming from before them first
     gets an `event: gap` frame.
 
@@ -196,7 +198,8 @@ async def asyncio_detailed(
 
 ) -> Response[ApiError | Event]:
     """ Events as they happen (Server-Sent Events): VM state, operations, migrations, nodes,
-    backups and HA actions, each with an id to resume from with `Last-Event-ID`. The
+    backups, HA actions, networks and audit records, each with an id to resume from with `Last-Event-
+    ID`. The
     control plane retains the last 10,000 events; a client resuming from before them first
     gets an `event: gap` frame.
 
@@ -245,7 +248,8 @@ async def asyncio(
 
 ) -> ApiError | Event | None:
     """ Events as they happen (Server-Sent Events): VM state, operations, migrations, nodes,
-    backups and HA actions, each with an id to resume from with `Last-Event-ID`. The
+    backups, HA actions, networks and audit records, each with an id to resume from with `Last-Event-
+    ID`. The
     control plane retains the last 10,000 events; a client resuming from before them first
     gets an `event: gap` frame.
 
