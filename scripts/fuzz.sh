@@ -2,7 +2,8 @@
 # Runs every fuzz target in fuzz/ (one per decoder that reads from the network or from disk:
 # DWCP frames and session control, HDE, the QEMU migration stream parser, the post-copy return
 # path, the migration wire format and control messages, the NBD proxy messages and the backup
-# NBD client, QMP lines, backup index and blob formats, agent API bodies) for a bounded time each.
+# NBD client, QMP lines, backup index and blob formats, agent API bodies, the events stream's
+# frames, OVA archives and OVF descriptors) for a bounded time each.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 45; NOVACRON_FUZZ_TARGETS="a b" picks targets
 #
@@ -57,6 +58,8 @@ seed agent_api_bodies desired '\x09{"revision":7,"full":true,"vms":[],"removed":
 seed agent_api_bodies ready '\x0a{"dwcp_addr":"198.18.0.2:7000"}'
 # Return path: the seed byte, a page request naming its block, one reusing it, a PONG.
 seed migrate_return_path requests '\x05\x00\x03\x00\x13\x00\x00\x00\x00\x00\x00\x20\x00\x00\x00\x10\x00\x06pc.ram\x00\x04\x00\x0c\x00\x00\x00\x00\x00\x00\x30\x00\x00\x00\x10\x00\x00\x02\x00\x04\x00\x00\x00\x01'
+seed events_sse frames '\x05\x00retry: 1000\n\n: keep-alive\n\nid: 7-0\nevent: vm\ndata: {"id":"7-0","revision":7,"kind":"vm","action":"state","resource":"vm/web1","message":"running","data":{}}\n\nevent: gap\ndata: {"after":"3-0"}\n\n'
+seed ovf_descriptor appliance '<Envelope><References><File href="d1.vmdk" id="f1"/></References><DiskSection><Disk capacity="1" capacityAllocationUnits="byte * 2^30" diskId="root" fileRef="f1"/></DiskSection><VirtualSystem id="app"><VirtualHardwareSection><Item><ResourceType>3</ResourceType><VirtualQuantity>2</VirtualQuantity></Item><Item><HostResource>ovf:/disk/root</HostResource><ResourceType>17</ResourceType></Item></VirtualHardwareSection></VirtualSystem></Envelope>'
 seed qmp_dispatch answers '{"return": {"running": true, "status": "running"}, "id": 7}\r\n{"error": {"class": "GenericError", "desc": "x"}, "id": 8}\n{"event": "SHUTDOWN", "data": {"guest": true}, "timestamp": {"seconds": 1, "microseconds": 2}}\n'
 
 echo "fuzz: building ${#targets[@]} targets"

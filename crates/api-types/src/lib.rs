@@ -18,6 +18,7 @@ pub mod migration;
 pub mod names;
 pub mod overlay;
 pub mod size;
+pub mod sse;
 pub mod stats;
 pub mod tenancy;
 pub mod validate;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use novacron_api_types::events::{Event, EventGap, EventKind};
+use novacron_api_types::sse::{SseFrame, SseReader};
 use reqwest::Method;
 
 use crate::{Client, ClientError, api_error, error_chain};
@@ -35,7 +36,7 @@ pub enum StreamItem {
 pub struct EventStream {
     resp: reqwest::Response,
     url: String,
-    parser: SseParser,
+    reader: SseReader,
 }
 
 /// How long a following stream may stay open (the server sends a keep-alive every 15 s).
@@ -85,7 +86,7 @@ impl Client {
         Ok(EventStream {
             resp,
             url,
-            parser: SseParser::default(),
+            reader: SseReader::default(),
         })
     }
 }
@@ -94,7 +95,14 @@ impl EventStream {
     /// The next event or gap notice; `None` when the server ended the stream.
     pub async fn next(&mut self) -> Result<Option<StreamItem>, ClientError> {
         loop {
-            if let Some(frame) = self.parser.next_frame() {
+            let frame = self
+                .reader
+                .next_frame()
+                .map_err(|e| ClientError::Protocol {
+                    url: self.url.clone(),
+                    why: e.to_string(),
+                })?;
+            if let Some(frame) = frame {
                 match parse_frame(&frame) {
                     Ok(Some(item)) => return Ok(Some(item)),
                     Ok(None) => continue,
@@ -107,7 +115,7 @@ impl EventStream {
                 }
             }
             match self.resp.chunk().await {
-                Ok(Some(bytes)) => self.parser.feed(&bytes),
+                Ok(Some(bytes)) => self.reader.feed(&bytes),
                 Ok(None) => return Ok(None),
                 Err(e) => {
                     return Err(ClientError::Unreachable {
@@ -120,55 +128,7 @@ impl EventStream {
     }
 }
 
-/// One SSE frame: its `event:` and `data:` fields (`id:` is inside the data as well).
-#[derive(Debug, Default, PartialEq)]
-struct Frame {
-    event: String,
-    data: String,
-}
-
-/// Splits a byte stream into SSE frames (blank-line separated).
-#[derive(Default)]
-struct SseParser {
-    buf: Vec<u8>,
-}
-
-impl SseParser {
-    fn feed(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
-    fn next_frame(&mut self) -> Option<Frame> {
-        loop {
-            let end = self.buf.windows(2).position(|w| w == b"\n\n")?;
-            let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-            let text = String::from_utf8_lossy(&block);
-            let mut frame = Frame::default();
-            for line in text.lines() {
-                if line.starts_with(':') {
-                    continue;
-                }
-                let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                let value = value.strip_prefix(' ').unwrap_or(value);
-                match field {
-                    "event" => frame.event = value.to_string(),
-                    "data" => {
-                        if !frame.data.is_empty() {
-                            frame.data.push('\n');
-                        }
-                        frame.data.push_str(value);
-                    }
-                    _ => {}
-                }
-            }
-            if !frame.data.is_empty() {
-                return Some(frame);
-            }
-        }
-    }
-}
-
-fn parse_frame(frame: &Frame) -> Result<Option<StreamItem>, String> {
+fn parse_frame(frame: &SseFrame) -> Result<Option<StreamItem>, String> {
     if frame.event == "gap" {
         return serde_json::from_str(&frame.data)
             .map(|g| Some(StreamItem::Gap(g)))
@@ -177,26 +137,4 @@ fn parse_frame(frame: &Frame) -> Result<Option<StreamItem>, String> {
     serde_json::from_str(&frame.data)
         .map(|e| Some(StreamItem::Event(e)))
         .map_err(|e| format!("event frame: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_split_across_chunks_are_reassembled() {
-        let mut p = SseParser::default();
-        p.feed(b"retry: 1000\n\n: keep-alive\n\nid: 3-0\nevent: vm\nda");
-        assert_eq!(p.next_frame(), None);
-        p.feed(b"ta: {\"a\":1}\n\nevent: gap\ndata: x\n\n");
-        assert_eq!(
-            p.next_frame(),
-            Some(Frame {
-                event: "vm".into(),
-                data: "{\"a\":1}".into()
-            })
-        );
-        assert_eq!(p.next_frame().unwrap().event, "gap");
-        assert_eq!(p.next_frame(), None);
-    }
 }

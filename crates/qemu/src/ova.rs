@@ -26,6 +26,11 @@ pub fn tar_members(path: &Path) -> Result<Vec<TarMember>, String> {
         .metadata()
         .map_err(|e| format!("reading the archive: {e}"))?
         .len();
+    tar_members_of(&mut file, len)
+}
+
+/// [`tar_members`] of an archive of `len` bytes read from `file`.
+pub fn tar_members_of<R: Read + Seek>(file: &mut R, len: u64) -> Result<Vec<TarMember>, String> {
     let mut members = vec![];
     let mut pos = 0u64;
     let mut long_name: Option<String> = None;
@@ -53,13 +58,15 @@ pub fn tar_members(path: &Path) -> Result<Vec<TarMember>, String> {
                 .ok_or_else(|| format!("not a valid tar archive: bad size at byte {pos}"))?,
         };
         let data = pos + BLOCK;
-        let next = data
-            .checked_add(size.div_ceil(BLOCK) * BLOCK)
+        let next = size
+            .div_ceil(BLOCK)
+            .checked_mul(BLOCK)
+            .and_then(|padded| data.checked_add(padded))
             .filter(|n| *n <= len)
             .ok_or_else(|| {
                 format!("the tar archive is truncated: a member of {size} bytes at byte {data} runs past its end")
             })?;
-        let read_data = |file: &mut std::fs::File| -> Result<Vec<u8>, String> {
+        let read_data = |file: &mut R| -> Result<Vec<u8>, String> {
             if size > 1 << 20 {
                 return Err("a tar extended header is larger than 1 MiB".into());
             }
@@ -70,9 +77,9 @@ pub fn tar_members(path: &Path) -> Result<Vec<TarMember>, String> {
             Ok(buf)
         };
         match header[156] {
-            b'L' => long_name = Some(c_string(&read_data(&mut file)?)),
+            b'L' => long_name = Some(c_string(&read_data(file)?)),
             b'x' => {
-                for (key, value) in pax_records(&read_data(&mut file)?) {
+                for (key, value) in pax_records(&read_data(file)?) {
                     match key.as_str() {
                         "path" => pax_path = Some(value),
                         "size" => pax_size = value.parse().ok(),
@@ -367,7 +374,10 @@ fn apply_item(out: &mut OvfAppliance, attached: &mut Vec<String>, it: Item) -> R
                 .as_deref()
                 .and_then(|h| h.rsplit('/').next())
             {
-                attached.push(id.to_string());
+                // A disk attached twice is still one disk.
+                if !attached.iter().any(|a| a == id) {
+                    attached.push(id.to_string());
+                }
             }
         }
         _ => {}
@@ -440,6 +450,20 @@ mod tests {
     }
 
     #[test]
+    fn a_disk_attached_twice_is_imported_once() {
+        let root = "<Item><rasd:HostResource>ovf:/disk/root</rasd:HostResource><rasd:ResourceType>17</rasd:ResourceType></Item>";
+        let twice = OVF.replacen(root, &format!("{root}{root}"), 1);
+        assert_ne!(twice, OVF);
+        let ids: Vec<_> = parse_ovf(&twice)
+            .unwrap()
+            .disks
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(ids, ["root", "data"]);
+    }
+
+    #[test]
     fn allocation_units() {
         assert_eq!(allocation_unit("byte * 2^20"), Some(1 << 20));
         assert_eq!(allocation_unit("byte"), Some(1));
@@ -495,5 +519,21 @@ mod tests {
         bad[0] = b'b';
         std::fs::write(&p, &bad).unwrap();
         assert!(tar_members(&p).unwrap_err().contains("checksum"));
+    }
+
+    #[test]
+    fn a_member_size_near_the_u64_limit_is_truncation_not_overflow() {
+        // GNU base-256 sizes reach u64::MAX; rounding one up to whole blocks must not wrap.
+        let mut h = header("big", 0);
+        h[124..136].copy_from_slice(&[
+            0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ]);
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        h.extend(vec![0u8; 1024]);
+        let len = h.len() as u64;
+        let err = tar_members_of(&mut std::io::Cursor::new(h), len).unwrap_err();
+        assert!(err.contains("truncated"), "{err}");
     }
 }
