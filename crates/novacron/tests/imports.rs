@@ -644,6 +644,13 @@ fn bench_vmdk_import_against_bare_qemu_img_convert() {
         bare_after.as_secs_f64(),
         durable.as_secs_f64(),
     );
+    for line in c.log().lines().filter(|l| {
+        l.contains("image imported")
+            || l.contains("upload received")
+            || l.contains("streamed import")
+    }) {
+        println!("BENCH   {line}");
+    }
     // What was timed is a real import: the stored image holds the VMDK's guest bytes. The
     // figures are the BENCH line (docs/benchmarks.md); the target is not met yet, so it is
     // reported rather than asserted.

@@ -405,14 +405,23 @@ pub async fn import_streaming(
     };
     let dest = upload.with_extension("qcow2");
     let result = async {
+        let started = std::time::Instant::now();
         let source = export.uri();
         vet_foreign(upload, &source, format).await?;
+        let vetted = started.elapsed();
         let info = convert_to(upload, &source, format, &dest).await?;
+        let converted = started.elapsed();
         drop(export);
         if !crate::nbd::wait_for(&mut arrived, size).await {
             return Err(interrupted());
         }
         check_foreign(upload, format).await?;
+        tracing::debug!(
+            vet_ms = vetted.as_millis() as u64,
+            convert_ms = (converted - vetted).as_millis() as u64,
+            check_ms = (started.elapsed() - converted).as_millis() as u64,
+            "streamed import"
+        );
         Ok(info)
     }
     .await;

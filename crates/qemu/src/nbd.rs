@@ -98,7 +98,7 @@ async fn serve(
     mut s: tokio::net::UnixStream,
     file: &Path,
     size: u64,
-    mut arrived: watch::Receiver<Arrived>,
+    arrived: watch::Receiver<Arrived>,
 ) -> std::io::Result<()> {
     s.write_u64(NBDMAGIC).await?;
     s.write_u64(IHAVEOPT).await?;
@@ -143,60 +143,83 @@ async fn serve(
             _ => option_reply(&mut s, option, REP_ERR_UNSUP, &[]).await?,
         }
     }
-    let mut f = tokio::fs::File::open(file).await?;
+    transmission(s, file, size, arrived).await
+}
+
+/// The transmission phase. QEMU's VMDK, VHDX and VPC drivers read under a lock, one request at a
+/// time (a VMDK grain by grain), so what counts is the round trip of each: requests are read
+/// through a buffer and each reply goes out in one write.
+async fn transmission(
+    s: tokio::net::UnixStream,
+    file: &Path,
+    size: u64,
+    mut arrived: watch::Receiver<Arrived>,
+) -> std::io::Result<()> {
+    let f = Arc::new(std::fs::File::open(file)?);
+    let (r, mut w) = s.into_split();
+    let mut r = tokio::io::BufReader::new(r);
     loop {
-        if s.read_u32().await? != REQUEST_MAGIC {
+        if r.read_u32().await? != REQUEST_MAGIC {
             return Err(std::io::Error::other("bad request magic"));
         }
-        let _flags = s.read_u16().await?;
-        let kind = s.read_u16().await?;
-        let cookie = s.read_u64().await?;
-        let offset = s.read_u64().await?;
-        let len = s.read_u32().await?;
-        match kind {
-            CMD_READ => {
-                let end = offset.checked_add(u64::from(len));
-                let error = match end {
-                    Some(end) if end <= size && len <= MAX_READ => {
-                        if wait_for(&mut arrived, end).await {
-                            0
-                        } else {
-                            EIO
-                        }
-                    }
-                    _ => EINVAL,
-                };
-                let mut buf = vec![0u8; if error == 0 { len as usize } else { 0 }];
-                let error = if error == 0 {
-                    use tokio::io::AsyncSeekExt;
-                    match async {
-                        f.seek(std::io::SeekFrom::Start(offset)).await?;
-                        f.read_exact(&mut buf).await
-                    }
-                    .await
-                    {
-                        Ok(_) => 0,
-                        Err(_) => EIO,
-                    }
-                } else {
-                    error
-                };
-                simple_reply(&mut s, error, cookie).await?;
-                if error == 0 {
-                    s.write_all(&buf).await?;
-                }
-            }
+        let _flags = r.read_u16().await?;
+        let kind = r.read_u16().await?;
+        let cookie = r.read_u64().await?;
+        let offset = r.read_u64().await?;
+        let len = r.read_u32().await?;
+        let reply = match kind {
+            CMD_READ => read(&f, &mut arrived, size, cookie, offset, len).await,
             CMD_DISC => return Ok(()),
             _ => {
                 // A write command carries its data: the length says how much to skip.
                 if kind == 1 {
-                    let mut sink = (&mut s).take(u64::from(len));
+                    let mut sink = (&mut r).take(u64::from(len));
                     tokio::io::copy(&mut sink, &mut tokio::io::sink()).await?;
                 }
-                simple_reply(&mut s, EPERM, cookie).await?;
+                reply(cookie, EPERM, 0)
+            }
+        };
+        w.write_all(&reply).await?;
+    }
+}
+
+/// A simple reply's header followed by room for `len` bytes of data.
+fn reply(cookie: u64, error: u32, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; 16 + len];
+    out[0..4].copy_from_slice(&SIMPLE_REPLY_MAGIC.to_be_bytes());
+    out[4..8].copy_from_slice(&error.to_be_bytes());
+    out[8..16].copy_from_slice(&cookie.to_be_bytes());
+    out
+}
+
+/// Serves one read: waits until its bytes have arrived, then reads them on the blocking pool.
+async fn read(
+    f: &Arc<std::fs::File>,
+    arrived: &mut watch::Receiver<Arrived>,
+    size: u64,
+    cookie: u64,
+    offset: u64,
+    len: u32,
+) -> Vec<u8> {
+    match offset.checked_add(u64::from(len)) {
+        Some(end) if end <= size && len <= MAX_READ => {
+            if !wait_for(arrived, end).await {
+                return reply(cookie, EIO, 0);
             }
         }
+        _ => return reply(cookie, EINVAL, 0),
     }
+    let f = f.clone();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let mut out = reply(cookie, 0, len as usize);
+        match f.read_exact_at(&mut out[16..], offset) {
+            Ok(()) => out,
+            Err(_) => reply(cookie, EIO, 0),
+        }
+    })
+    .await
+    .unwrap_or_else(|_| reply(cookie, EIO, 0))
 }
 
 /// Waits until the first `end` bytes have arrived; false when the writer gave up or finished short.
@@ -226,18 +249,6 @@ async fn option_reply(
     out.extend_from_slice(&kind.to_be_bytes());
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     out.extend_from_slice(data);
-    s.write_all(&out).await
-}
-
-async fn simple_reply(
-    s: &mut tokio::net::UnixStream,
-    error: u32,
-    cookie: u64,
-) -> std::io::Result<()> {
-    let mut out = [0u8; 16];
-    out[0..4].copy_from_slice(&SIMPLE_REPLY_MAGIC.to_be_bytes());
-    out[4..8].copy_from_slice(&error.to_be_bytes());
-    out[8..16].copy_from_slice(&cookie.to_be_bytes());
     s.write_all(&out).await
 }
 

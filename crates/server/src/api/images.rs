@@ -277,6 +277,7 @@ pub async fn import(
         .filename
         .as_deref()
         .is_some_and(|f| f.to_ascii_lowercase().ends_with(".iso"));
+    let started = std::time::Instant::now();
     let (received, imported) = receive_and_import(
         body,
         &upload,
@@ -288,9 +289,19 @@ pub async fn import(
     .await;
     check_sha256(expected.as_deref(), &received?)?;
     let imported = imported.map_err(|e| refused_image(&name, e))?;
+    let converted = started.elapsed();
     let project = crate::tenancy::current_project();
     let (incoming, image) = finish_image(&state, incoming, &name, &project, imported).await?;
-    Ok(AxumJson(publish(&state, incoming, image).await?))
+    let finished = started.elapsed();
+    let image = publish(&state, incoming, image).await?;
+    tracing::info!(
+        image = %name,
+        received_and_converted_ms = converted.as_millis() as u64,
+        synced_and_hashed_ms = (finished - converted).as_millis() as u64,
+        published_ms = (started.elapsed() - finished).as_millis() as u64,
+        "image imported"
+    );
+    Ok(AxumJson(image))
 }
 
 /// Receives `body` into `upload` and imports it. With the size known, both run side by side
@@ -330,11 +341,17 @@ where
     };
     let (tx, rx) = tokio::sync::watch::channel(Arrived::Partial(0));
     let receiving = async {
+        let started = std::time::Instant::now();
         let received = receive(body, upload, hash, |n| {
             tx.send_replace(Arrived::Partial(n));
             on_bytes(n)
         })
         .await;
+        tracing::debug!(
+            bytes = size,
+            ms = started.elapsed().as_millis() as u64,
+            "upload received"
+        );
         tx.send_replace(Arrived::Done(
             received.as_ref().map(|r| r.bytes).map_err(|_| ()),
         ));
