@@ -14,8 +14,8 @@ use std::time::Duration;
 use novacron_api_types::events::{Event, EventKind};
 use novacron_api_types::{Operation, OperationState, VmState};
 use novacron_client::{Client, EventStream, EventsRequest, StreamItem};
+use novacron_server::Server;
 use novacron_server::records::{self, VmStatusRecord};
-use novacron_server::{Server, TokenKind};
 use novacron_store::{Op, Store};
 
 fn status(state: VmState) -> Vec<u8> {
@@ -92,12 +92,12 @@ async fn put(store: &Arc<dyn Store>, key: &str, value: Vec<u8>) {
 
 #[tokio::test]
 async fn events_arrive_in_order_and_a_client_resumes_with_exactly_what_it_missed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = common::sqlite_store(dir.path()).await;
-    let server = Server::start(common::config(store.clone(), dir.path()))
-        .await
-        .unwrap();
-    let admin = server.issue_token(TokenKind::Admin).await.unwrap();
+    let common::Started {
+        dir,
+        store,
+        server,
+        admin,
+    } = common::start().await;
     let client = common::client(&server, &admin);
 
     // Following from now on: the stream is subscribed once the answer's headers arrive.
@@ -344,13 +344,8 @@ async fn events_arrive_in_order_and_a_client_resumes_with_exactly_what_it_missed
 
 #[tokio::test]
 async fn networks_and_audit_records_are_in_the_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = common::sqlite_store(dir.path()).await;
-    let server = Server::start(common::config(store.clone(), dir.path()))
-        .await
-        .unwrap();
-    let admin = server.issue_token(TokenKind::Admin).await.unwrap();
-    let client = common::client(&server, &admin);
+    let cp = common::start().await;
+    let (server, client) = (&cp.server, common::client(&cp.server, &cp.admin));
 
     let req = novacron_api_types::overlay::NetworkCreateRequest {
         name: "app".into(),
@@ -363,7 +358,7 @@ async fn networks_and_audit_records_are_in_the_stream() {
         mtu: None,
     };
     let net = client.network_create(&req).await.unwrap();
-    let stranger = common::client(&server, "not-a-token");
+    let stranger = common::client(server, "not-a-token");
     assert!(stranger.network_list(None).await.is_err());
     client.network_delete("app", "default").await.unwrap();
 

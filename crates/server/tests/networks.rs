@@ -12,7 +12,7 @@ use std::sync::Arc;
 use novacron_api_types::ErrorCode;
 use novacron_api_types::overlay::{NetworkCreateRequest, OverlayNetwork};
 use novacron_client::{Client, ClientError};
-use novacron_server::{Server, TokenKind};
+use novacron_server::Server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -26,12 +26,12 @@ struct Cp {
 
 impl Cp {
     async fn start() -> Cp {
-        let dir = tempfile::tempdir().unwrap();
-        let store = common::sqlite_store(dir.path()).await;
-        let server = Server::start(common::config(store.clone(), dir.path()))
-            .await
-            .unwrap();
-        let admin = server.issue_token(TokenKind::Admin).await.unwrap();
+        let common::Started {
+            dir,
+            store,
+            server,
+            admin,
+        } = common::start().await;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(novacron_tls::client_config(server.ca_cert_pem(), None).unwrap())
             .build()

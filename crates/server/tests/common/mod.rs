@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use novacron_client::{Client, Config};
-use novacron_server::{Server, ServerConfig};
+use novacron_server::{Server, ServerConfig, TokenKind};
 
 /// Opens (creating it) the embedded store `state.db` in `dir`.
 pub async fn sqlite_store(dir: &Path) -> Arc<dyn novacron_store::Store> {
@@ -44,4 +44,28 @@ pub fn client(server: &Server, token: &str) -> Client {
         ca_cert_pem: server.ca_cert_pem().into(),
     })
     .unwrap()
+}
+
+/// A control plane started by [`start`]: its directory (removed on drop), store and admin token.
+pub struct Started {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<dyn novacron_store::Store>,
+    pub server: Server,
+    pub admin: String,
+}
+
+/// A control plane over an embedded store in a fresh temporary directory, with an admin token.
+pub async fn start() -> Started {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path()).await;
+    let server = Server::start(config(store.clone(), dir.path()))
+        .await
+        .unwrap();
+    let admin = server.issue_token(TokenKind::Admin).await.unwrap();
+    Started {
+        dir,
+        store,
+        server,
+        admin,
+    }
 }
