@@ -5,7 +5,8 @@
 # NBD client, QMP lines, backup index and blob formats, agent API bodies, the events stream's
 # frames, OVA archives and OVF descriptors) for a bounded time each.
 #
-#   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 45; NOVACRON_FUZZ_TARGETS="a b" picks targets
+#   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 45; NOVACRON_FUZZ_TARGETS="a b" picks targets,
+#                                            NOVACRON_FUZZ_JOBS=N runs N at once (default: one per core)
 #
 # Installs cargo-fuzz when missing, builds all targets once (nightly toolchain when rustup has
 # one, else stable with RUSTC_BOOTSTRAP=1), runs each with libFuzzer, prints per target the
@@ -66,16 +67,31 @@ echo "fuzz: building ${#targets[@]} targets"
 nice -n 10 "${cargo_fuzz[@]}" build
 echo "fuzz: build took $(( $(date +%s) - start ))s; ${seconds}s per target"
 
+# Each fuzzer is one process on one core: run as many at once as there are cores.
+jobs="${NOVACRON_FUZZ_JOBS:-$(nproc)}"
+[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz: NOVACRON_FUZZ_JOBS must be a positive number" >&2; exit 2; }
+echo "fuzz: ${jobs} at a time"
+run_one() { # run_one TARGET: fuzzes it, leaving its exit code in target/fuzz-TARGET.rc
+  local t="$1" rc=0
+  mkdir -p "corpus/$t" "artifacts/$t"
+  nice -n 10 "${cargo_fuzz[@]}" run "$t" "corpus/$t" -- \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
+    >"$fuzz/target/fuzz-$t.log" 2>&1 || rc=$?
+  echo "$rc" >"$fuzz/target/fuzz-$t.rc"
+}
+for t in "${targets[@]}"; do
+  rm -f "$fuzz/target/fuzz-$t.rc"
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  run_one "$t" &
+done
+wait
+
 failed=()
 for t in "${targets[@]}"; do
   log="$fuzz/target/fuzz-$t.log"
-  mkdir -p "corpus/$t" "artifacts/$t"
-  rc=0
-  nice -n 10 "${cargo_fuzz[@]}" run "$t" "corpus/$t" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
-    >"$log" 2>&1 || rc=$?
+  rc=$(cat "$fuzz/target/fuzz-$t.rc" 2>/dev/null || echo "no exit code")
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n1 || true)
-  if [ "$rc" -eq 0 ]; then
+  if [ "$rc" = 0 ]; then
     printf 'fuzz: %-22s ok      %12s executions\n' "$t" "${runs:-?}"
   else
     failed+=("$t")
