@@ -210,11 +210,15 @@ impl Dhcp {
             return Ok(());
         }
         write_private(&dir.join("hosts"), &hosts)?;
-        let child = std::process::Command::new("dnsmasq")
+        let mut command = std::process::Command::new("dnsmasq");
+        command
             .args(dnsmasq_args(net, subnet, &dir))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // It outlives the agent: none of the agent's descriptors may go with it.
+        novacron_qemu::process::inherit_only_stdio(&mut command, &[]);
+        let child = command
             .spawn()
             .map_err(|e| format!("cannot start dnsmasq (install dnsmasq-base): {e}"))?;
         let pid = child.id();
