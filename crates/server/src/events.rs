@@ -350,10 +350,10 @@ fn network(rest: &str, put: Option<&KeyValue>) -> Option<Draft> {
         data: json!({}),
     };
     if let Some(kv) = put {
-        let net: NetworkRecord = decode(kv)?;
         if kv.create_revision != kv.mod_revision {
             return None;
         }
+        let net: NetworkRecord = decode(kv)?;
         draft.action = "created".into();
         draft.message = format!("network {name} created ({}, VNI {})", net.subnet, net.vni);
         draft.data = json!({"subnet": net.subnet, "vni": net.vni, "mtu": net.mtu});

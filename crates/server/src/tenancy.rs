@@ -141,6 +141,15 @@ impl Principal {
     pub fn sees(&self, project: &str) -> bool {
         self.role_in(project).is_some()
     }
+
+    /// Whether it may read `project`'s audit records: any cluster role, or admin there.
+    pub fn reads_audit_of(&self, project: &str) -> bool {
+        self.cluster.is_some()
+            || self
+                .projects
+                .get(project)
+                .is_some_and(|r| *r >= Role::Admin)
+    }
 }
 
 /// The bindings of `user` as (cluster role, project roles).

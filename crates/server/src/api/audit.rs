@@ -10,7 +10,6 @@ use axum::extract::{Extension, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use novacron_api_types::audit::{AuditHead, AuditPage};
-use novacron_api_types::tenancy::Role;
 use novacron_api_types::{ApiError, ErrorCode};
 use serde::Deserialize;
 
@@ -49,12 +48,12 @@ pub async fn list(
     } else {
         let admin_in: Vec<String> = p
             .projects
-            .iter()
-            .filter(|(_, r)| **r >= Role::Admin)
-            .map(|(name, _)| name.clone())
+            .keys()
+            .filter(|name| p.reads_audit_of(name))
+            .cloned()
             .collect();
         if let Some(project) = &q.project
-            && !admin_in.contains(project)
+            && !p.reads_audit_of(project)
         {
             return Err(if p.sees(project) {
                 ApiError::new(

@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use novacron_api_types::ApiError;
 use novacron_api_types::events::{Event, EventFilter, EventGap, EventId, EventKind, parse_kinds};
-use novacron_api_types::tenancy::Role;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 
@@ -63,9 +62,7 @@ impl Audience {
         let p = &self.0;
         match (e.kind, e.project.as_deref()) {
             (_, None) => p.cluster.is_some(),
-            (EventKind::Audit, Some(project)) => {
-                p.cluster.is_some() || p.projects.get(project).is_some_and(|r| *r >= Role::Admin)
-            }
+            (EventKind::Audit, Some(project)) => p.reads_audit_of(project),
             (_, Some(project)) => p.sees(project),
         }
     }
@@ -291,6 +288,7 @@ mod tests {
 #[cfg(test)]
 mod audience_tests {
     use super::*;
+    use novacron_api_types::tenancy::Role;
 
     fn event(project: Option<&str>, resource: &str) -> Event {
         Event {
