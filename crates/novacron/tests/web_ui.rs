@@ -4,6 +4,8 @@
 //! running through the events stream, reads the guest's shell prompt in the console, live-
 //! migrates it to the other node and sees the progress reach 100 %, filters the VM list, and
 //! deletes the VM after typing its name. The CLI checks that each action really happened.
+//! Another test drives the networks, projects, audit and backups pages the same way, without
+//! booting a VM.
 //! Screenshots of every page go to `$NOVACRON_TEST_ARTIFACTS/web_ui` (else under cargo's
 //! target dir).
 
@@ -424,4 +426,320 @@ fn the_vm_list_page_with_10000_vms() {
         report["list_p99_ms"].as_f64().unwrap() < 2000.0,
         "listing 10,000 VMs: {report}"
     );
+}
+
+/// Logs `user` in with `password` on the console's form, and waits for the overview and the
+/// events stream.
+fn log_in(b: &Browser, c: &Cluster, user: &str, password: &str) {
+    b.goto(&format!("{}/ui/", c.url));
+    b.wait_for("#login-user", T).send_keys(user);
+    b.find("#login-password").send_keys(password);
+    b.find("#login-submit").click();
+    b.wait_for("#ov-vms-by-state", T);
+    b.wait_until("the events stream connected", T, |b| {
+        text_of(b, "#live").as_deref() == Some("live")
+    });
+}
+
+/// Clicks the element matching `css` once it is there, again if the page redrew it first.
+fn click_when_there(b: &Browser, css: &str) {
+    b.wait_until(&format!("a click on {css}"), T, |b| {
+        b.try_find(css).is_some_and(|e| e.try_click())
+    });
+}
+
+/// Types `name` into the typed-confirmation dialog and confirms.
+fn confirm_typed(b: &Browser, name: &str) {
+    let input = b.wait_for("#confirm-input", T);
+    input.send_keys(name);
+    b.find("#confirm-ok").click();
+}
+
+/// Rows of the audit page as the user sees them: (seq, principal, action, target, outcome).
+fn audit_rows(b: &Browser) -> Vec<(u64, String, String, String, String)> {
+    let v = b.execute(
+        "return [...document.querySelectorAll('#audit-table tbody tr')].map((r) => \
+         [r.dataset.seq, ...[...r.cells].map((c) => c.textContent)]);",
+        vec![],
+    );
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |i: usize| r[i].as_str().unwrap().to_string();
+            (s(0).parse().unwrap(), s(2), s(3), s(4), s(6))
+        })
+        .collect()
+}
+
+/// The pages for networks, projects, the audit log and backups, against a real cluster and
+/// checked through the CLI: a network created from the page is there for `network list`; a
+/// network a VM uses is not deleted and the page shows the API's reason; an unused one is
+/// deleted; a project the CLI made is listed with its usage against its limit; the audit
+/// page lists the page's own network create, newest first, and a record the CLI causes
+/// while it is open appears without a reload (events stream); a backup repository the CLI
+/// added is listed. Each page fits a 390 px wide screen. No VM boots: the VM that holds a
+/// network is created stopped.
+#[test]
+fn networks_projects_audit_and_backups_pages() {
+    let c = Cluster::start();
+    c.ok(&["image", "build-tiny", "tiny"]);
+    c.ok_with_stdin(
+        &["user", "create", "alice", "--password-stdin"],
+        "correct horse battery\n",
+    );
+    c.ok(&[
+        "role-binding",
+        "add",
+        "alice",
+        "--cluster",
+        "--role",
+        "cluster-admin",
+    ]);
+    // What the CLI makes before the pages open.
+    c.ok(&[
+        "project",
+        "create",
+        "team-a",
+        "--description",
+        "Team A's VMs",
+    ]);
+    c.ok(&["project", "set", "team-a", "--max-vms", "5"]);
+    c.ok(&["network", "create", "used-net", "--subnet", "10.30.0.0/24"]);
+    c.ok(&[
+        "vm",
+        "create",
+        "holder",
+        "--image",
+        "tiny",
+        "--memory",
+        "128M",
+        "--network",
+        "used-net",
+        "--no-start",
+    ]);
+    let repo_dir = c.dir.path().join("repo1");
+    c.ok(&[
+        "backup",
+        "repo",
+        "add",
+        "repo1",
+        "--path",
+        repo_dir.to_str().unwrap(),
+    ]);
+
+    let b = Browser::start(&artifacts());
+    log_in(&b, &c, "alice", "correct horse battery");
+
+    // Networks: the CLI's network with the VM on it, and a new one from the form.
+    b.find("nav a[data-nav='networks']").click();
+    b.wait_until("used-net listed with its VM", T, |b| {
+        text_of(
+            b,
+            "#network-table tr[data-network='used-net'] td.network-vms",
+        )
+        .as_deref()
+            == Some("holder")
+    });
+    b.find("#network-name").send_keys("web-net");
+    b.find("#network-subnet").send_keys("10.20.0.0/24");
+    assert!(
+        b.find("#network-dhcp").is_selected(),
+        "DHCP is on by default"
+    );
+    b.find("#network-submit").click();
+    b.wait_until("web-net listed", T, |b| {
+        b.try_find("#network-table tr[data-network='web-net']")
+            .and_then(|r| r.try_text())
+            .is_some_and(|t| t.contains("10.20.0.0/24") && t.contains("10.20.0.1"))
+    });
+    let listed = |c: &Cluster| -> Vec<serde_json::Value> {
+        c.json(&["network", "list"]).as_array().unwrap().clone()
+    };
+    let web = listed(&c)
+        .into_iter()
+        .find(|n| n["name"] == "web-net")
+        .expect("the CLI lists web-net");
+    assert_eq!(
+        (
+            web["project"].as_str(),
+            web["subnet"].as_str(),
+            web["gateway"].as_str(),
+            web["dhcp"].as_bool()
+        ),
+        (
+            Some("default"),
+            Some("10.20.0.0/24"),
+            Some("10.20.0.1"),
+            Some(true)
+        ),
+        "{web}"
+    );
+    // The form was emptied; a subnet overlapping web-net's is refused with the API's reason.
+    assert_eq!(b.find("#network-name").property("value"), "");
+    b.find("#network-name").send_keys("dup-net");
+    b.find("#network-subnet").send_keys("10.20.0.128/25");
+    b.find("#network-submit").click();
+    b.wait_until("the overlap refused", T, |b| {
+        text_of(b, "#network-error").is_some_and(|t| t.contains("overlap"))
+    });
+    assert!(!listed(&c).iter().any(|n| n["name"] == "dup-net"));
+    b.screenshot("21-networks");
+
+    // Deleting the network holder uses: the API refuses, and the page says why.
+    click_when_there(
+        &b,
+        "#network-table tr[data-network='used-net'] button[data-action='delete']",
+    );
+    assert!(
+        b.find("#confirm-text").text().contains("holder"),
+        "the dialog names the VM on it"
+    );
+    confirm_typed(&b, "used-net");
+    b.wait_until("the refusal shown", T, |b| {
+        b.try_find("#flash.error")
+            .and_then(|e| e.try_text())
+            .is_some_and(|t| t.contains("in use by VM(s) holder"))
+    });
+    b.screenshot("22-network-delete-refused");
+    assert!(listed(&c).iter().any(|n| n["name"] == "used-net"));
+    // The unused one goes.
+    click_when_there(
+        &b,
+        "#network-table tr[data-network='web-net'] button[data-action='delete']",
+    );
+    confirm_typed(&b, "web-net");
+    b.wait_until("web-net gone from the page", T, |b| {
+        b.try_find("#network-table").is_some()
+            && b.try_find("#network-table tr[data-network='web-net']")
+                .is_none()
+    });
+    assert!(!listed(&c).iter().any(|n| n["name"] == "web-net"));
+
+    // Projects: the CLI's project with its usage against its limit.
+    b.find("nav a[data-nav='projects']").click();
+    b.wait_until("team-a listed with its limit", T, |b| {
+        b.try_find("#project-table tr[data-project='team-a']")
+            .and_then(|r| r.try_text())
+            .is_some_and(|t| t.contains("Team A's VMs") && t.contains("0 / 5"))
+    });
+    // default holds holder (1 CPU, 128 MiB) and used-net.
+    let cells = b.execute(
+        "return [...document.querySelector(\"#project-table tr[data-project='default']\").cells] \
+         .map((c) => c.textContent);",
+        vec![],
+    );
+    assert_eq!(
+        cells.as_array().unwrap()[..6],
+        serde_json::json!(["default", "", "1", "1", "128 MiB", "1"])
+            .as_array()
+            .unwrap()[..],
+        "{cells}"
+    );
+    b.screenshot("23-projects");
+
+    // The audit log: the page's own network create, newest first.
+    b.find("nav a[data-nav='audit']").click();
+    b.wait_for("#audit-table tbody tr", T);
+    let rows = audit_rows(&b);
+    let create = rows
+        .iter()
+        .find(|r| r.2 == "POST /api/v1/networks" && r.1 == "alice" && r.4 == "ok")
+        .unwrap_or_else(|| panic!("alice's network create in {rows:#?}"));
+    assert!(
+        rows.iter().any(|r| r.2 == "DELETE /api/v1/networks/{name}"
+            && r.3 == "/api/v1/networks/used-net"
+            && r.4 == "failed"),
+        "the refused delete: {rows:#?}"
+    );
+    assert!(
+        rows.windows(2).all(|w| w[0].0 > w[1].0),
+        "newest first: {rows:#?}"
+    );
+    let cli = c.json(&["audit", "list"]);
+    let same = cli
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["seq"] == create.0)
+        .expect("the CLI has the record");
+    assert_eq!(
+        (same["user"].as_str(), same["action"].as_str()),
+        (Some("alice"), Some("POST /api/v1/networks")),
+        "{same}"
+    );
+    b.screenshot("24-audit");
+    // A record the CLI causes now appears on top, without a reload.
+    b.execute("window.auditProbe = 'same page';", vec![]);
+    let newest = rows[0].0;
+    c.ok(&[
+        "project",
+        "set",
+        "team-a",
+        "--description",
+        "Team A, audited",
+    ]);
+    b.wait_until("the CLI's change on top of the audit page", T, |b| {
+        audit_rows(b).first().is_some_and(|r| {
+            r.0 > newest
+                && r.1 == "admin token"
+                && r.2 == "PUT /api/v1/projects/{project}"
+                && r.3 == "/api/v1/projects/team-a"
+                && r.4 == "ok"
+        })
+    });
+    assert_eq!(
+        b.execute("return window.auditProbe;", vec![]),
+        "same page",
+        "the page was not reloaded"
+    );
+    b.screenshot("25-audit-live");
+
+    // Backups: the CLI's repository; no backup or schedule yet.
+    b.find("nav a[data-nav='backups']").click();
+    b.wait_until("repo1 listed", T, |b| {
+        b.try_find("#repo-table tr[data-repo='repo1']")
+            .and_then(|r| r.try_text())
+            .is_some_and(|t| t.contains(repo_dir.to_str().unwrap()))
+    });
+    assert!(b.find_all("#backup-table tbody tr").is_empty());
+    assert!(b.find_all("#schedule-table tbody tr").is_empty());
+    b.screenshot("26-backups");
+
+    // Each page fits a phone's width.
+    b.command(
+        "POST",
+        "/window/rect",
+        Some(serde_json::json!({"width": 390, "height": 844})),
+    )
+    .unwrap();
+    for (page, css) in [
+        ("#/networks", "#network-table"),
+        ("#/projects", "#project-table"),
+        ("#/audit", "#audit-table"),
+        ("#/backups", "#repo-table"),
+    ] {
+        b.goto(&format!("{}/ui/{page}", c.url));
+        b.wait_for(css, T);
+        let v = b.execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        );
+        let (page_width, view_width) = (v[0].as_f64().unwrap(), v[1].as_f64().unwrap());
+        assert!(
+            page_width <= view_width,
+            "{page} is {page_width} px wide on a {view_width} px screen"
+        );
+        let text = b.find("#main").text();
+        assert!(!text.contains("null"), "{page} shows a null: {text}");
+        b.screenshot(&format!("27-phone-{}", &page[2..]));
+    }
+
+    let errors: Vec<String> = b
+        .console_log()
+        .into_iter()
+        // Refused answers (the overlapping subnet, the network in use) are logged too.
+        .filter(|l| l.starts_with("SEVERE") && !l.contains("Failed to load resource"))
+        .collect();
+    assert!(errors.is_empty(), "script errors in the page: {errors:#?}");
 }

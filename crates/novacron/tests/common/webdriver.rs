@@ -643,6 +643,16 @@ impl Element {
         self.cmd("click", "POST", "/click", Some(json!({})));
     }
 
+    /// Clicks, or returns false when the element is stale (its page re-rendered it): for
+    /// pages that redraw themselves as events arrive.
+    pub fn try_click(&self) -> bool {
+        match self.wd.call("POST", &self.path("/click"), Some(json!({}))) {
+            Ok(_) => true,
+            Err(e) if e.is_stale() => false,
+            Err(e) => panic!("WebDriver click on `{}` failed: {e}", self.css),
+        }
+    }
+
     /// Types `text` into the element (focusing it first), after what it already holds.
     pub fn send_keys(&self, text: &str) {
         self.cmd("send keys", "POST", "/value", Some(json!({ "text": text })));

@@ -61,6 +61,19 @@ function ago(unixSeconds) {
   return `${Math.floor(s / 86400)}d ago`;
 }
 
+// A time as UTC date and time to the second: 2026-05-01 12:00:00.
+function when(unixSeconds) {
+  return new Date(unixSeconds * 1000).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+// A table that scrolls inside itself on a narrow screen. `headers`: texts, or [text, class]
+// for a column hidden on a phone ('hide-narrow'; its cells carry the same class).
+function table(id, headers, rows) {
+  return h('div', { class: 'scroll' }, h('table', { id },
+    h('thead', {}, h('tr', {}, headers.map((t) => (Array.isArray(t) ? h('th', { class: t[1] }, t[0]) : h('th', {}, t))))),
+    h('tbody', {}, rows)));
+}
+
 function stateCell(state) {
   return paintState(h('td', {}), state);
 }
@@ -126,6 +139,9 @@ async function apiOptional(path) {
     throw e;
   }
 }
+
+// What the API takes as a name (a DNS label), for the forms' inputs.
+const NAME_PATTERN = '[a-z0-9]([a-z0-9\\-]*[a-z0-9])?';
 
 const vmPath = (name) => `/api/v1/vms/${encodeURIComponent(name)}`;
 
@@ -195,7 +211,9 @@ function handleFrame(frame) {
   let ev;
   try { ev = JSON.parse(data.join('\n')); } catch (_) { return; }
   if (kind === 'gap') ev = { kind: 'gap' };
-  if (ev.project && ev.project !== session.project) return;
+  // The audit page shows every record the caller may read, of any project (as `novacron
+  // audit list` does): audit events pass whatever their project.
+  if (ev.project && ev.project !== session.project && ev.kind !== 'audit') return;
   live.count += 1;
   for (const f of live.listeners) f(ev);
 }
@@ -307,15 +325,19 @@ function logout(reason) {
 async function enter() {
   $('#top').hidden = false;
   $('#whoami').textContent = session.user;
-  const projects = (await apiOptional('/api/v1/projects')) || [];
+  fillProjects((await apiOptional('/api/v1/projects')) || []);
+  startEvents();
+  if (location.hash === '#/login' || !location.hash) location.hash = '#/';
+  else route();
+}
+
+// The header's project selector: the projects the caller sees, and the one selected.
+function fillProjects(projects) {
   const select = $('#project');
   const names = projects.map((p) => p.name);
   if (!names.includes(session.project)) names.unshift(session.project);
   select.replaceChildren(...names.map((n) => h('option', { value: n }, n)));
   select.value = session.project;
-  startEvents();
-  if (location.hash === '#/login' || !location.hash) location.hash = '#/';
-  else route();
 }
 
 // Overview ----------------------------------------------------------------------------------
@@ -712,9 +734,9 @@ async function viewCreate(gen) {
   const [images, nodes, networks] = await Promise.all([
     api('GET', '/api/v1/images'),
     apiOptional('/api/v1/nodes'),
-    apiOptional('/api/v1/networks'),
+    apiOptional(`/api/v1/networks?${inProject()}`),
   ]);
-  const name = h('input', { id: 'create-name', required: true, pattern: '[a-z0-9]([a-z0-9\\-]*[a-z0-9])?', maxlength: '63', autocomplete: 'off' });
+  const name = h('input', { id: 'create-name', required: true, pattern: NAME_PATTERN, maxlength: '63', autocomplete: 'off' });
   const image = h('select', { id: 'create-image', required: true },
     images.map((i) => h('option', { value: i.name }, `${i.name} (${i.kind})`)));
   const cpus = h('input', { id: 'create-cpus', type: 'number', min: '1', max: '256', value: '1', required: true });
@@ -844,6 +866,306 @@ async function viewNodes(gen) {
   onEvent((ev) => { if (ev.kind === 'node' || ev.kind === 'gap') reload(); });
 }
 
+// Networks ------------------------------------------------------------------------------------
+
+// The project goes in the query too: the network list reads only that (without it, the list
+// holds the networks of every project the caller sees).
+const inProject = () => `project=${encodeURIComponent(session.project)}`;
+
+async function viewNetworks(gen) {
+  // The list reloads on events; the form below it stays as the user left it.
+  const list = h('div', { id: 'network-list' });
+  const load = async () => {
+    const [networks, vms] = await Promise.all([
+      api('GET', `/api/v1/networks?${inProject()}`),
+      api('GET', '/api/v1/vms'),
+    ]);
+    networks.sort((a, b) => a.name.localeCompare(b.name));
+    // The VMs with a NIC on each network (the network's record does not list them).
+    const users = new Map();
+    for (const vm of vms) {
+      for (const nic of vm.nics || []) {
+        if (!users.has(nic.network)) users.set(nic.network, []);
+        users.get(nic.network).push(vm.name);
+      }
+    }
+    const rows = networks.map((n) => h('tr', { dataset: { network: n.name } },
+      h('td', {}, n.name),
+      h('td', {}, n.subnet),
+      h('td', { class: 'hide-narrow' }, n.gateway),
+      h('td', {}, n.dhcp ? 'on' : 'off'),
+      h('td', { class: 'hide-narrow' }, String(n.mtu)),
+      h('td', { class: 'network-vms' }, (users.get(n.name) || []).map((v, i) => [i ? ', ' : null,
+        h('a', { href: `#/vms/${encodeURIComponent(v)}` }, v)])),
+      h('td', {}, h('button', { type: 'button', class: 'danger', dataset: { action: 'delete' },
+        onclick: () => removeNetwork(n, users.get(n.name) || [], load) }, 'Delete'))));
+    list.replaceChildren();
+    append(list, [
+      table('network-table', ['Name', 'Subnet', ['Gateway', 'hide-narrow'], 'DHCP', ['MTU', 'hide-narrow'], 'VMs', ''], rows),
+      networks.length ? null : h('p', { class: 'hint' }, `No overlay network in project ${session.project} yet.`)]);
+  };
+  await load();
+
+  const name = h('input', { id: 'network-name', required: true, pattern: NAME_PATTERN, maxlength: '63', autocomplete: 'off' });
+  const subnet = h('input', { id: 'network-subnet', required: true, placeholder: '10.10.0.0/24', autocomplete: 'off' });
+  const gateway = h('input', { id: 'network-gateway', placeholder: 'the subnet\'s first address', autocomplete: 'off' });
+  const dhcp = h('input', { id: 'network-dhcp', type: 'checkbox', checked: true });
+  const error = h('p', { id: 'network-error', class: 'error', role: 'alert' });
+  const submit = h('button', { id: 'network-submit', class: 'primary', type: 'submit' }, 'Create network');
+  const form = h('form', { class: 'stack', id: 'network-form' },
+    h('label', {}, 'Name', name),
+    h('label', {}, 'Subnet (CIDR)', subnet),
+    h('label', {}, 'Gateway (optional)', gateway),
+    h('label', { class: 'check' }, dhcp, ' Hand out addresses by DHCP'),
+    submit, error);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    submit.disabled = true;
+    const body = { name: name.value.trim(), subnet: subnet.value.trim(), dhcp: dhcp.checked };
+    if (gateway.value.trim()) body.gateway = gateway.value.trim();
+    try {
+      await api('POST', `/api/v1/networks?${inProject()}`, body);
+      flash(`Network ${body.name} created.`);
+      form.reset();
+      await load();
+    } catch (err) {
+      error.textContent = err.message;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  show(gen, 'Networks', list,
+    h('h2', {}, 'Create a network'), form,
+    h('p', { class: 'hint' }, 'NAT, DNS and the MTU: `novacron network create --help`.'));
+  const reload = debounced(() => load().catch(failed), 500);
+  onEvent((ev) => { if (['network', 'vm', 'gap'].includes(ev.kind)) reload(); });
+}
+
+async function removeNetwork(n, using, then) {
+  const text = using.length
+    ? `VM(s) ${using.join(', ')} have a NIC on ${n.name}: the API refuses to delete it while they do.`
+    : `This removes network ${n.name} and frees its subnet ${n.subnet}.`;
+  if (!(await confirmTyped(`Delete network ${n.name}?`, text, n.name))) return;
+  try {
+    await api('DELETE', `/api/v1/networks/${encodeURIComponent(n.name)}?${inProject()}`);
+    flash(`Network ${n.name} deleted.`);
+    await then();
+  } catch (err) { failed(err); }
+}
+
+// Projects ------------------------------------------------------------------------------------
+
+async function viewProjects(gen) {
+  // The list reloads on events; the form below it stays as the user left it.
+  const list = h('div', { id: 'project-list' });
+  const load = async () => {
+    const projects = await api('GET', '/api/v1/projects');
+    projects.sort((a, b) => a.name.localeCompare(b.name));
+    fillProjects(projects);
+    // Usage needs a role in the project: a project the caller only sees listed shows none.
+    const usage = await Promise.all(projects.map((p) =>
+      apiOptional(`/api/v1/projects/${encodeURIComponent(p.name)}/usage`).catch(() => null)));
+    const rows = projects.map((p, i) => {
+      const u = usage[i] ? usage[i].usage : null;
+      const l = p.limits || {};
+      const cells = u
+        ? [usageCell(u.vms, l.max_vms), usageCell(u.cpus, l.max_cpus),
+          usageCell(u.memory_bytes, l.max_memory_bytes, bytes), usageCell(u.networks, l.max_networks),
+          usageCell(u.disk_bytes, l.max_disk_bytes, bytes, 'hide-narrow')]
+        : [h('td', { colspan: '4', class: 'hint' }, 'no role here'), h('td', { class: 'hide-narrow' })];
+      return h('tr', { dataset: { project: p.name } },
+        h('td', {}, p.name, p.deleting ? ' (deleting)' : null),
+        h('td', { class: 'hide-narrow' }, p.description),
+        cells,
+        h('td', {}, h('button', { type: 'button', class: 'danger', dataset: { action: 'delete' },
+          onclick: () => removeProject(p, load) }, 'Delete')));
+    });
+    list.replaceChildren(table('project-table',
+      ['Project', ['Description', 'hide-narrow'], 'VMs', 'CPUs', 'Memory', 'Networks', ['Disk', 'hide-narrow'], ''], rows));
+  };
+  await load();
+
+  const name = h('input', { id: 'project-name', required: true, pattern: NAME_PATTERN, maxlength: '63', autocomplete: 'off' });
+  const description = h('input', { id: 'project-description', autocomplete: 'off' });
+  const error = h('p', { id: 'project-error', class: 'error', role: 'alert' });
+  const submit = h('button', { id: 'project-submit', class: 'primary', type: 'submit' }, 'Create project');
+  const form = h('form', { class: 'stack', id: 'project-form' },
+    h('label', {}, 'Name', name), h('label', {}, 'Description', description), submit, error);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    submit.disabled = true;
+    const body = { name: name.value.trim(), description: description.value.trim() };
+    try {
+      await api('POST', '/api/v1/projects', body);
+      flash(`Project ${body.name} created.`);
+      form.reset();
+      await load();
+    } catch (err) {
+      error.textContent = err.message;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  show(gen, 'Projects', list,
+    h('p', { class: 'hint' }, 'What each project holds, against its limit where it has one (`novacron project set`). Creating and deleting projects needs the cluster-admin role.'),
+    h('h2', {}, 'Create a project'), form);
+  // Projects make no events of their own: their audit records say when one changed.
+  const reload = debounced(() => load().catch(failed), 1000);
+  onEvent((ev) => {
+    if (ev.kind === 'gap' || ev.kind === 'vm' || ev.kind === 'network'
+      || (ev.kind === 'audit' && ev.action === 'ok' && /\/api\/v1\/projects/.test(ev.data.action || ''))) reload();
+  });
+}
+
+// What a project holds against its limit: "3 / 10", or "3" without a limit.
+function usageCell(used, limit, format = String, cls = null) {
+  return h('td', { class: cls }, limit === null || limit === undefined ? format(used) : `${format(used)} / ${format(limit)}`);
+}
+
+async function removeProject(p, then) {
+  const text = `This deletes project ${p.name}. The API refuses while it holds VMs, networks or images.`;
+  if (!(await confirmTyped(`Delete project ${p.name}?`, text, p.name))) return;
+  try {
+    await api('DELETE', `/api/v1/projects/${encodeURIComponent(p.name)}`);
+    flash(`Project ${p.name} deleted.`);
+    await then();
+  } catch (err) { failed(err); }
+}
+
+// Audit log -----------------------------------------------------------------------------------
+
+// Records shown: the newest this many.
+const AUDIT_ROWS = 500;
+
+async function viewAudit(gen) {
+  // The log is read oldest first in pages; a cluster role reads the head and starts near it.
+  const head = await apiOptional('/api/v1/audit/head');
+  let after = head ? Math.max(0, head.seq - AUDIT_ROWS) : 0;
+  let records = [];
+  for (;;) {
+    const page = await api('GET', `/api/v1/audit?after=${after}&limit=10000`);
+    records = records.concat(page.records).slice(-AUDIT_ROWS);
+    if (!page.next_after) break;
+    after = page.next_after;
+  }
+  let last = records.length ? records[records.length - 1].seq : after;
+  const list = table('audit-table', ['Time', 'Principal', 'Action', ['Target', 'hide-narrow'], ['Project', 'hide-narrow'], 'Outcome'],
+    records.slice().reverse().map(auditRow));
+  const tbody = $('tbody', list);
+  show(gen, 'Audit log',
+    h('p', { class: 'hint' }, `Every change and every refused request, newest first (the last ${AUDIT_ROWS}); new records appear as they are written. \`novacron audit verify\` checks the hash chain.`),
+    list,
+    records.length ? null : h('p', { class: 'hint', id: 'audit-empty' }, 'No records you may read yet.'));
+  // An audit event says a record was written; read the records after the last one shown.
+  const more = debounced(async () => {
+    try {
+      for (;;) {
+        const page = await api('GET', `/api/v1/audit?after=${last}&limit=10000`);
+        // Another read may have shown some of them meanwhile.
+        const fresh = page.records.filter((r) => r.seq > last);
+        if (page.records.length) last = Math.max(last, page.records[page.records.length - 1].seq);
+        if (fresh.length) {
+          tbody.prepend(...fresh.reverse().map(auditRow));
+          if ($('#audit-empty')) $('#audit-empty').remove();
+          while (tbody.children.length > AUDIT_ROWS) tbody.lastChild.remove();
+        }
+        if (!page.next_after) break;
+      }
+    } catch (err) { failed(err); }
+  }, 300);
+  onEvent((ev) => {
+    if (ev.kind === 'gap') refresh(viewAudit);
+    else if (ev.kind === 'audit') more();
+  });
+}
+
+function auditRow(r) {
+  return h('tr', { dataset: { seq: String(r.seq), outcome: r.outcome } },
+    h('td', {}, when(r.time)),
+    h('td', {}, r.user || r.actor),
+    h('td', {}, r.action),
+    h('td', { class: 'hide-narrow' }, r.target),
+    h('td', { class: 'hide-narrow' }, r.project || '—'),
+    paintState(h('td', { title: `HTTP ${r.status}` }), r.outcome));
+}
+
+// Backups -------------------------------------------------------------------------------------
+
+async function viewBackups(gen) {
+  const [repos, schedules] = await Promise.all([
+    apiOptional('/api/v1/backup/repos'),
+    apiOptional('/api/v1/backup/schedules'),
+  ]);
+  // Listing backups opens every repository: one that cannot be read is said, not fatal.
+  let backups = null;
+  let backupsError = null;
+  if (repos && repos.length) {
+    try { backups = await api('GET', '/api/v1/backups'); } catch (err) { backupsError = err.message; }
+  }
+  const where = (r) => (r.location.kind === 'dir' ? r.location.path : r.location.url);
+  const repoPart = repos === null
+    ? h('p', { class: 'hint' }, 'Repositories need a cluster role (cluster-viewer or cluster-admin).')
+    : [table('repo-table', ['Repository', 'Location', 'Encrypted', ['Added', 'hide-narrow']],
+      repos.map((r) => h('tr', { dataset: { repo: r.name } },
+        h('td', {}, r.name), h('td', {}, where(r)), h('td', {}, r.key_file ? 'yes' : 'no'),
+        h('td', { class: 'hide-narrow' }, ago(r.created_at))))),
+    repos.length ? null : h('p', { class: 'hint' }, 'No repository yet: add one with `novacron backup repo add NAME --path DIR`.')];
+
+  let backupPart = null;
+  if (backupsError) backupPart = h('p', { class: 'error', id: 'backup-error' }, backupsError);
+  else if (backups) {
+    backups.reverse();
+    const pick = h('select', { id: 'restore-backup', 'aria-label': 'Backup' },
+      backups.filter((b) => !b.error).map((b) => h('option', { value: b.id, dataset: { repo: b.repo } },
+        `${b.vm || '?'} ${b.created_unix_ms ? when(b.created_unix_ms / 1000) : ''} (${b.id})`)));
+    const as = h('input', { id: 'restore-as', required: true, pattern: NAME_PATTERN, maxlength: '63', autocomplete: 'off', 'aria-label': 'New VM name' });
+    const restore = h('form', { class: 'toolbar', id: 'restore-form' }, 'Restore', pick, 'as a new VM', as,
+      h('button', { type: 'submit' }, 'Restore'));
+    restore.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const opt = pick.selectedOptions[0];
+      if (!opt) return;
+      try {
+        await api('POST', `/api/v1/backups/${encodeURIComponent(opt.value)}/restore`, { as: as.value.trim(), repo: opt.dataset.repo });
+        flash(`Restoring ${opt.value} as ${as.value.trim()}.`);
+        location.hash = `#/vms/${encodeURIComponent(as.value.trim())}`;
+      } catch (err) { failed(err); }
+    });
+    backupPart = [table('backup-table', ['VM', 'Taken', 'Size', ['Repository', 'hide-narrow'], ['Disks', 'hide-narrow'], ['Backup', 'hide-narrow']],
+      backups.map((b) => h('tr', { dataset: { backup: b.id } },
+        h('td', {}, b.vm ? h('a', { href: `#/vms/${encodeURIComponent(b.vm)}` }, b.vm) : '—'),
+        h('td', {}, b.created_unix_ms ? when(b.created_unix_ms / 1000) : '—'),
+        h('td', { class: b.error ? 'error' : null }, b.error || bytes(b.size_bytes)),
+        h('td', { class: 'hide-narrow' }, b.repo),
+        h('td', { class: 'hide-narrow' }, b.disks.join(', ')),
+        h('td', { class: 'hide-narrow' }, b.id)))),
+    backups.length ? restore : h('p', { class: 'hint' }, 'No backup yet: back a VM up from its page or with `novacron backup create`.')];
+  }
+
+  const keep = (k) => Object.entries(k || {}).filter(([, v]) => v).map(([key, v]) => `${key.replace(/^keep_/, '')} ${v}`).join(', ') || '—';
+  const every = (s) => (s % 86400 === 0 ? `${s / 86400}d` : s % 3600 === 0 ? `${s / 3600}h` : s % 60 === 0 ? `${s / 60}m` : `${s}s`);
+  const schedulePart = schedules === null ? null : [
+    table('schedule-table', ['VM', 'Repository', 'Every', ['Keep', 'hide-narrow'], 'Last run'],
+      schedules.map((s) => h('tr', { dataset: { vm: s.vm } },
+        h('td', {}, h('a', { href: `#/vms/${encodeURIComponent(s.vm)}` }, s.vm)), h('td', {}, s.repo),
+        h('td', {}, every(s.every_seconds)), h('td', { class: 'hide-narrow' }, keep(s.retention)),
+        h('td', {}, s.last_run ? ago(s.last_run) : 'not yet')))),
+    schedules.length ? null : h('p', { class: 'hint' }, 'No schedule: `novacron backup schedule VM --repo R --every 1d`.')];
+
+  show(gen, 'Backups',
+    h('h2', {}, 'Repositories'), repoPart,
+    backupPart ? [h('h2', {}, 'Backups'), backupPart] : null,
+    schedulePart ? [h('h2', {}, `Schedules in project ${session.project}`), schedulePart] : null);
+  // Repositories and schedules make no events of their own: their audit records do.
+  const reload = debounced(() => refresh(viewBackups), 1000);
+  onEvent((ev) => {
+    if (ev.kind === 'gap' || (ev.kind === 'backup' && ev.action !== 'progress')
+      || (ev.kind === 'audit' && ev.action === 'ok' && /\/api\/v1\/backup/.test(ev.data.action || ''))) reload();
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Routing
 
@@ -876,6 +1198,10 @@ async function route() {
   else if (parts[0] === 'create') { nav = 'create'; view = viewCreate; }
   else if (parts[0] === 'migrations') { nav = 'migrations'; view = viewMigrations; }
   else if (parts[0] === 'nodes') { nav = 'nodes'; view = viewNodes; }
+  else if (parts[0] === 'networks') { nav = 'networks'; view = viewNetworks; }
+  else if (parts[0] === 'projects') { nav = 'projects'; view = viewProjects; }
+  else if (parts[0] === 'audit') { nav = 'audit'; view = viewAudit; }
+  else if (parts[0] === 'backups') { nav = 'backups'; view = viewBackups; }
   for (const a of document.querySelectorAll('nav a')) {
     if (a.dataset.nav === nav) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
