@@ -82,7 +82,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env("NOVACRON_CONFIG", &self.config)
-            .env("NOVACRON_LOG", "info")
+            .env("NOVACRON_LOG", log_filter())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::File::create(self.dir.path().join("up.log")).unwrap(),
@@ -323,7 +323,7 @@ impl Cluster {
         let dir = self.dir.path().join(name);
         let child = self
             .agent_command(name, &self.join_token)
-            .env("NOVACRON_LOG", "info")
+            .env("NOVACRON_LOG", log_filter())
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new()
@@ -448,4 +448,10 @@ fn scratch() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&p).unwrap();
     p
+}
+
+/// The log filter the test cluster runs with: `NOVACRON_TEST_LOG` when set (e.g.
+/// `info,novacron_server=debug,novacron_qemu=debug` to see an import's phases), else `info`.
+pub fn log_filter() -> String {
+    std::env::var("NOVACRON_TEST_LOG").unwrap_or_else(|_| "info".into())
 }

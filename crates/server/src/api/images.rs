@@ -349,6 +349,7 @@ where
         .await;
         tracing::debug!(
             bytes = size,
+            chunks = received.as_ref().map_or(0, |r| r.chunks),
             ms = started.elapsed().as_millis() as u64,
             "upload received"
         );
@@ -364,12 +365,15 @@ where
 /// What [`receive`] wrote.
 struct Received {
     bytes: u64,
+    /// How many chunks the body came in (the upload's debug line shows it).
+    chunks: u64,
     sha256: Option<String>,
 }
 
 /// Writes a stream of chunks to `dest` (scratch: not synced, the image made from it is),
-/// hashing it with SHA-256 when asked. Chunks are written in batches of 4 MiB; `on_bytes`
-/// sees the running total after each batch is in the file (readable by others).
+/// hashing it with SHA-256 when asked. Chunks are gathered into batches of 4 MiB, each written
+/// on the blocking pool while the next one is received; `on_bytes` sees the running total after
+/// each batch is in the file (readable by others).
 async fn receive<S, F, Fut>(
     body: S,
     dest: &FsPath,
@@ -382,41 +386,73 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     const BATCH: usize = 4 << 20;
+    type Writing = tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>;
+    /// Waits for the batch being written; answers the file and the emptied buffer.
+    async fn written(writing: Writing) -> ApiResult<(std::fs::File, Vec<u8>)> {
+        writing
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| io_err("writing the image file", e))
+    }
     let mut body = std::pin::pin!(body);
-    let mut file = tokio::fs::File::create(dest)
+    let file = tokio::fs::File::create(dest)
         .await
-        .map_err(|e| io_err("creating the image file", e))?;
+        .map_err(|e| io_err("creating the image file", e))?
+        .into_std()
+        .await;
     let mut sha = hash.then(|| aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256));
     let mut received = 0u64;
+    let mut chunks = 0u64;
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
+    // Either the file and a spare buffer, or the write of a batch and the total it brings.
+    let mut slot: Result<(std::fs::File, Vec<u8>), (Writing, u64)> =
+        Ok((file, Vec::with_capacity(BATCH)));
     loop {
         let chunk = body.next().await.transpose()?;
         if let Some(chunk) = &chunk {
             received += chunk.len() as u64;
+            chunks += 1;
             if let Some(sha) = &mut sha {
                 sha.update(chunk);
             }
             batch.extend_from_slice(chunk);
         }
         if batch.len() >= BATCH || (chunk.is_none() && !batch.is_empty()) {
-            file.write_all(&batch)
-                .await
-                .map_err(|e| io_err("writing the image file", e))?;
-            file.flush()
-                .await
-                .map_err(|e| io_err("writing the image file", e))?;
-            batch.clear();
-            on_bytes(received).await;
+            let (mut file, spare) = match slot {
+                Ok(idle) => idle,
+                Err((w, total)) => {
+                    let idle = written(w).await?;
+                    on_bytes(total).await;
+                    idle
+                }
+            };
+            let full = std::mem::replace(&mut batch, spare);
+            slot = Err((
+                tokio::task::spawn_blocking(move || {
+                    use std::io::Write;
+                    file.write_all(&full)?;
+                    let mut empty = full;
+                    empty.clear();
+                    Ok((file, empty))
+                }),
+                received,
+            ));
         }
         if chunk.is_none() {
             break;
         }
+    }
+    if let Err((w, total)) = slot {
+        written(w).await?;
+        on_bytes(total).await;
     }
     if received == 0 {
         return Err(ApiError::invalid("the image is empty (0 bytes)").into());
     }
     Ok(Received {
         bytes: received,
+        chunks,
         sha256: sha.map(|s| hex(s.finish().as_ref())),
     })
 }
