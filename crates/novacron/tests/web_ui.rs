@@ -528,6 +528,25 @@ fn networks_projects_audit_and_backups_pages() {
         repo_dir.to_str().unwrap(),
     ]);
 
+    // The agent builds used-net's bridge for holder (placed on node-a, though stopped), and
+    // Chromium fails a load while the host's network devices change (ERR_NETWORK_CHANGED):
+    // the browser starts once the bridge is there and has settled.
+    let vni = c
+        .json(&["network", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "used-net")
+        .unwrap()["vni"]
+        .as_u64()
+        .unwrap();
+    let bridge = PathBuf::from(format!("/sys/class/net/ncbr{vni}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !bridge.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+
     let b = Browser::start(&artifacts());
     log_in(&b, &c, "alice", "correct horse battery");
 
@@ -732,6 +751,18 @@ fn networks_projects_audit_and_backups_pages() {
         );
         let text = b.find("#main").text();
         assert!(!text.contains("null"), "{page} shows a null: {text}");
+        if page == "#/audit" {
+            // The outcome is on screen, not scrolled off with the table.
+            let right = b.execute(
+                "return document.querySelector('#audit-table tbody tr td:last-child') \
+                 .getBoundingClientRect().right;",
+                vec![],
+            );
+            assert!(
+                right.as_f64().unwrap() <= view_width,
+                "the audit outcome ends at {right} px on a {view_width} px screen"
+            );
+        }
         b.screenshot(&format!("27-phone-{}", &page[2..]));
     }
 

@@ -1082,8 +1082,10 @@ async function viewAudit(gen) {
 }
 
 function auditRow(r) {
+  // Date and time each in one piece: on a phone the cell wraps between them only.
+  const [day, time] = when(r.time).split(' ');
   return h('tr', { dataset: { seq: String(r.seq), outcome: r.outcome } },
-    h('td', {}, when(r.time)),
+    h('td', {}, h('span', { class: 'nowrap' }, day), ' ', h('span', { class: 'nowrap' }, time)),
     h('td', {}, r.user || r.actor),
     h('td', {}, r.action),
     h('td', { class: 'hide-narrow' }, r.target),
