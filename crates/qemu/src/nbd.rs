@@ -281,6 +281,19 @@ async fn option_reply(
 mod tests {
     use super::*;
 
+    /// Converts the raw file `raw` to a VMDK beside it, `src.vmdk`.
+    fn vmdk_of(raw: &Path) -> PathBuf {
+        let vmdk = raw.with_file_name("src.vmdk");
+        let st = std::process::Command::new("qemu-img")
+            .args(["convert", "-q", "-f", "raw", "-O", "vmdk"])
+            .arg(raw)
+            .arg(&vmdk)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        vmdk
+    }
+
     /// qemu-img reads a VMDK through the export while the file is still being written, and the converted
     /// image equals the source.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,14 +305,7 @@ mod tests {
             *b = (i * 7 % 251) as u8;
         }
         std::fs::write(&raw, &data).unwrap();
-        let vmdk = dir.path().join("src.vmdk");
-        let st = std::process::Command::new("qemu-img")
-            .args(["convert", "-q", "-f", "raw", "-O", "vmdk"])
-            .arg(&raw)
-            .arg(&vmdk)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let vmdk = vmdk_of(&raw);
         let bytes = std::fs::read(&vmdk).unwrap();
         let growing = dir.path().join("growing");
         std::fs::write(&growing, b"").unwrap();
@@ -353,14 +359,7 @@ mod tests {
         let raw = dir.path().join("src.raw");
         let data: Vec<u8> = (0..8usize << 20).map(|i| (i * 13 % 241) as u8).collect();
         std::fs::write(&raw, &data).unwrap();
-        let vmdk = dir.path().join("src.vmdk");
-        let st = std::process::Command::new("qemu-img")
-            .args(["convert", "-q", "-f", "raw", "-O", "vmdk"])
-            .arg(&raw)
-            .arg(&vmdk)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let vmdk = vmdk_of(&raw);
         let bytes = std::fs::read(&vmdk).unwrap();
         let growing = dir.path().join("growing");
         std::fs::write(&growing, &bytes[..bytes.len() / 2]).unwrap();
@@ -417,14 +416,7 @@ mod tests {
                 f.write_all(&chunk).unwrap();
             }
         }
-        let vmdk = dir.path().join("src.vmdk");
-        let st = std::process::Command::new("qemu-img")
-            .args(["convert", "-q", "-f", "raw", "-O", "vmdk"])
-            .arg(&raw)
-            .arg(&vmdk)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let vmdk = vmdk_of(&raw);
         std::fs::remove_file(&raw).unwrap();
         let size = std::fs::metadata(&vmdk).unwrap().len();
         let out = dir.path().join("out.qcow2");
