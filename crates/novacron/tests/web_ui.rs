@@ -233,39 +233,17 @@ fn a_user_runs_a_vm_from_the_browser() {
     b.screenshot("07-nodes");
 
     // On a phone's screen the pages fit its width (wide tables scroll inside themselves).
-    b.command(
-        "POST",
-        "/window/rect",
-        Some(serde_json::json!({"width": 390, "height": 844})),
-    )
-    .unwrap();
+    window_size(&b, 390, 844);
     for (page, css) in [
         ("#/", "#ov-nodes"),
         ("#/vms", "#vm-table"),
         ("#/vms/web1", "#vm-detail"),
         ("#/migrations", "#migration-table"),
     ] {
-        b.goto(&format!("{}/ui/{page}", c.url));
-        b.wait_for(css, T);
-        let (page_width, view_width) = {
-            let v = b.execute(
-                "return [document.documentElement.scrollWidth, window.innerWidth];",
-                vec![],
-            );
-            (v[0].as_f64().unwrap(), v[1].as_f64().unwrap())
-        };
-        assert!(
-            page_width <= view_width,
-            "{page} is {page_width} px wide on a {view_width} px screen"
-        );
+        assert_fits(&b, &c.url, page, css);
     }
     b.screenshot("08-phone-vm");
-    b.command(
-        "POST",
-        "/window/rect",
-        Some(serde_json::json!({"width": 1280, "height": 900})),
-    )
-    .unwrap();
+    window_size(&b, 1280, 900);
 
     // Delete, which needs the name typed in: a wrong name keeps the button disabled.
     b.goto(&format!("{}/ui/#/vms/web1", c.url));
@@ -726,29 +704,14 @@ fn networks_projects_audit_and_backups_pages() {
     b.screenshot("26-backups");
 
     // Each page fits a phone's width.
-    b.command(
-        "POST",
-        "/window/rect",
-        Some(serde_json::json!({"width": 390, "height": 844})),
-    )
-    .unwrap();
+    window_size(&b, 390, 844);
     for (page, css) in [
         ("#/networks", "#network-table"),
         ("#/projects", "#project-table"),
         ("#/audit", "#audit-table"),
         ("#/backups", "#repo-table"),
     ] {
-        b.goto(&format!("{}/ui/{page}", c.url));
-        b.wait_for(css, T);
-        let v = b.execute(
-            "return [document.documentElement.scrollWidth, window.innerWidth];",
-            vec![],
-        );
-        let (page_width, view_width) = (v[0].as_f64().unwrap(), v[1].as_f64().unwrap());
-        assert!(
-            page_width <= view_width,
-            "{page} is {page_width} px wide on a {view_width} px screen"
-        );
+        let view_width = assert_fits(&b, &c.url, page, css);
         let text = b.find("#main").text();
         assert!(!text.contains("null"), "{page} shows a null: {text}");
         if page == "#/audit" {
@@ -773,4 +736,31 @@ fn networks_projects_audit_and_backups_pages() {
         .filter(|l| l.starts_with("SEVERE") && !l.contains("Failed to load resource"))
         .collect();
     assert!(errors.is_empty(), "script errors in the page: {errors:#?}");
+}
+
+/// Sets the browser window's size.
+fn window_size(b: &Browser, width: u32, height: u32) {
+    b.command(
+        "POST",
+        "/window/rect",
+        Some(serde_json::json!({"width": width, "height": height})),
+    )
+    .unwrap();
+}
+
+/// Opens `page` of the console at `url`, waits for `css`, and checks that the page is no wider
+/// than the window (wide tables scroll inside themselves); answers the window's width.
+fn assert_fits(b: &Browser, url: &str, page: &str, css: &str) -> f64 {
+    b.goto(&format!("{url}/ui/{page}"));
+    b.wait_for(css, T);
+    let v = b.execute(
+        "return [document.documentElement.scrollWidth, window.innerWidth];",
+        vec![],
+    );
+    let (page_width, view_width) = (v[0].as_f64().unwrap(), v[1].as_f64().unwrap());
+    assert!(
+        page_width <= view_width,
+        "{page} is {page_width} px wide on a {view_width} px screen"
+    );
+    view_width
 }

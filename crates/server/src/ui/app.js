@@ -131,6 +131,27 @@ async function api(method, path, body) {
 }
 
 // Reads what the caller may read; a route its roles do not cover gives null, not an error page.
+// A create form: on submit, POSTs what bodyOf() reads from the form to pathOf(), says so and
+// reloads the list, or shows the API's error under the form.
+function onCreate(form, submit, error, kind, pathOf, bodyOf, reload) {
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    submit.disabled = true;
+    const body = bodyOf();
+    try {
+      await api('POST', pathOf(), body);
+      flash(`${kind} ${body.name} created.`);
+      form.reset();
+      await reload();
+    } catch (err) {
+      error.textContent = err.message;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+}
+
 async function apiOptional(path) {
   try {
     return await api('GET', path);
@@ -918,23 +939,11 @@ async function viewNetworks(gen) {
     h('label', {}, 'Gateway (optional)', gateway),
     h('label', { class: 'check' }, dhcp, ' Hand out addresses by DHCP'),
     submit, error);
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    error.textContent = '';
-    submit.disabled = true;
+  onCreate(form, submit, error, 'Network', () => `/api/v1/networks?${inProject()}`, () => {
     const body = { name: name.value.trim(), subnet: subnet.value.trim(), dhcp: dhcp.checked };
     if (gateway.value.trim()) body.gateway = gateway.value.trim();
-    try {
-      await api('POST', `/api/v1/networks?${inProject()}`, body);
-      flash(`Network ${body.name} created.`);
-      form.reset();
-      await load();
-    } catch (err) {
-      error.textContent = err.message;
-    } finally {
-      submit.disabled = false;
-    }
-  });
+    return body;
+  }, load);
   show(gen, 'Networks', list,
     h('h2', {}, 'Create a network'), form,
     h('p', { class: 'hint' }, 'NAT, DNS and the MTU: `novacron network create --help`.'));
@@ -992,22 +1001,8 @@ async function viewProjects(gen) {
   const submit = h('button', { id: 'project-submit', class: 'primary', type: 'submit' }, 'Create project');
   const form = h('form', { class: 'stack', id: 'project-form' },
     h('label', {}, 'Name', name), h('label', {}, 'Description', description), submit, error);
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    error.textContent = '';
-    submit.disabled = true;
-    const body = { name: name.value.trim(), description: description.value.trim() };
-    try {
-      await api('POST', '/api/v1/projects', body);
-      flash(`Project ${body.name} created.`);
-      form.reset();
-      await load();
-    } catch (err) {
-      error.textContent = err.message;
-    } finally {
-      submit.disabled = false;
-    }
-  });
+  onCreate(form, submit, error, 'Project', () => '/api/v1/projects',
+    () => ({ name: name.value.trim(), description: description.value.trim() }), load);
   show(gen, 'Projects', list,
     h('p', { class: 'hint' }, 'What each project holds, against its limit where it has one (`novacron project set`). Creating and deleting projects needs the cluster-admin role.'),
     h('h2', {}, 'Create a project'), form);
