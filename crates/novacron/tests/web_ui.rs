@@ -43,18 +43,7 @@ fn a_user_runs_a_vm_from_the_browser() {
     c.ok(&["image", "build-tiny", "tiny"]);
     c.start_agent("node-b");
     c.wait_nodes_ready(&["node-a", "node-b"]);
-    c.ok_with_stdin(
-        &["user", "create", "alice", "--password-stdin"],
-        "correct horse battery\n",
-    );
-    c.ok(&[
-        "role-binding",
-        "add",
-        "alice",
-        "--cluster",
-        "--role",
-        "cluster-admin",
-    ]);
+    add_alice(&c);
 
     let b = Browser::start(&artifacts());
 
@@ -462,18 +451,7 @@ fn audit_rows(b: &Browser) -> Vec<(u64, String, String, String, String)> {
 fn networks_projects_audit_and_backups_pages() {
     let c = Cluster::start();
     c.ok(&["image", "build-tiny", "tiny"]);
-    c.ok_with_stdin(
-        &["user", "create", "alice", "--password-stdin"],
-        "correct horse battery\n",
-    );
-    c.ok(&[
-        "role-binding",
-        "add",
-        "alice",
-        "--cluster",
-        "--role",
-        "cluster-admin",
-    ]);
+    add_alice(&c);
     // What the CLI makes before the pages open.
     c.ok(&[
         "project",
@@ -763,4 +741,20 @@ fn assert_fits(b: &Browser, url: &str, page: &str, css: &str) -> f64 {
         "{page} is {page_width} px wide on a {view_width} px screen"
     );
     view_width
+}
+
+/// Creates user alice (password "correct horse battery") with the cluster-admin role.
+fn add_alice(c: &Cluster) {
+    c.ok_with_stdin(
+        &["user", "create", "alice", "--password-stdin"],
+        "correct horse battery\n",
+    );
+    c.ok(&[
+        "role-binding",
+        "add",
+        "alice",
+        "--cluster",
+        "--role",
+        "cluster-admin",
+    ]);
 }
