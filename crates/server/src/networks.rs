@@ -453,11 +453,6 @@ pub async fn node_overlay_now(state: &AppState, node: &str) -> Result<NodeOverla
     })
 }
 
-/// `project`, else the request's project (`default` outside a request).
-pub fn project_or_default(project: Option<&str>) -> String {
-    project.map_or_else(crate::tenancy::current_project, str::to_string)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,6 +165,46 @@ async fn networks_are_created_listed_shown_and_deleted() {
     assert_eq!(again.vni, app.vni);
 }
 
+/// Show and delete act in the request's project however it was chosen: the header (or a
+/// project-scoped token) as well as `?project=`, the project the role gate authorized.
+#[tokio::test]
+async fn show_and_delete_act_in_the_project_the_header_names() {
+    let cp = Cp::start().await;
+    let c = cp.client();
+    c.project_create(&novacron_api_types::tenancy::ProjectCreateRequest {
+        name: "other".into(),
+        description: String::new(),
+    })
+    .await
+    .unwrap();
+    let in_default = c.network_create(&req("app", "10.10.0.0/24")).await.unwrap();
+    let mut r = req("app", "10.30.0.0/24");
+    r.project = Some("other".into());
+    let in_other = c.network_create(&r).await.unwrap();
+    let call = |method: reqwest::Method| {
+        cp.http
+            .request(method, format!("{}/api/v1/networks/app", cp.server.url))
+            .bearer_auth(&cp.admin)
+            .header(novacron_api_types::tenancy::PROJECT_HEADER, "other")
+    };
+    let shown: OverlayNetwork = call(reqwest::Method::GET)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown, in_other);
+    let resp = call(reqwest::Method::DELETE).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let deleted: OverlayNetwork = resp.json().await.unwrap();
+    assert_eq!(deleted, in_other);
+    // default's network of the same name is untouched; other's is gone.
+    assert_eq!(c.network_show("app", "default").await.unwrap(), in_default);
+    let e = c.network_show("app", "other").await.unwrap_err();
+    assert_eq!(api_code(&e), Some(ErrorCode::NotFound));
+}
+
 #[tokio::test]
 async fn bad_input_is_refused_and_changes_nothing() {
     let cp = Cp::start().await;

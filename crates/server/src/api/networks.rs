@@ -45,26 +45,30 @@ pub async fn list(
     Ok(AxumJson(list))
 }
 
-/// One overlay network (project `default` unless `?project=`).
+/// One overlay network of the request's project (`?project=`, the project header, a
+/// project-scoped token's, else `default`).
 #[utoipa::path(get, path = "/api/v1/networks/{name}", params(("name" = String, Path), ProjectQuery),
     responses((status = 200, body = OverlayNetwork), (status = 404, body = ApiError)))]
 pub async fn show(
     State(state): State<Arc<AppState>>,
+    Extension(scope): Extension<Scope>,
     Path(name): Path<String>,
-    Query(q): Query<ProjectQuery>,
 ) -> ApiResult<AxumJson<OverlayNetwork>> {
-    let project = networks::project_or_default(q.project.as_deref());
-    Ok(AxumJson(networks::show(&state, &project, &name).await?))
+    Ok(AxumJson(
+        networks::show(&state, &scope.project, &name).await?,
+    ))
 }
 
-/// Delete an overlay network and free its VNI; refused (409) while a VM uses it.
+/// Delete an overlay network of the request's project and free its VNI; refused (409) while
+/// a VM uses it.
 #[utoipa::path(delete, path = "/api/v1/networks/{name}", params(("name" = String, Path), ProjectQuery),
     responses((status = 200, body = OverlayNetwork), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
+    Extension(scope): Extension<Scope>,
     Path(name): Path<String>,
-    Query(q): Query<ProjectQuery>,
 ) -> ApiResult<AxumJson<OverlayNetwork>> {
-    let project = networks::project_or_default(q.project.as_deref());
-    Ok(AxumJson(networks::delete(&state, &project, &name).await?))
+    Ok(AxumJson(
+        networks::delete(&state, &scope.project, &name).await?,
+    ))
 }

@@ -93,7 +93,8 @@ def sync_detailed(
     project: None | str | Unset = UNSET,
 
 ) -> Response[ApiError | OverlayNetwork]:
-    """ Delete an overlay network and free its VNI; refused (409) while a VM uses it.
+    """ Delete an overlay network of the request's project and free its VNI; refused (409) while
+    a VM uses it.
 
     Args:
         name (str):
@@ -127,7 +128,8 @@ def sync(
     project: None | str | Unset = UNSET,
 
 ) -> ApiError | OverlayNetwork | None:
-    """ Delete an overlay network and free its VNI; refused (409) while a VM uses it.
+    """ Delete an overlay network of the request's project and free its VNI; refused (409) while
+    a VM uses it.
 
     Args:
         name (str):
@@ -156,7 +158,8 @@ async def asyncio_detailed(
     project: None | str | Unset = UNSET,
 
 ) -> Response[ApiError | OverlayNetwork]:
-    """ Delete an overlay network and free its VNI; refused (409) while a VM uses it.
+    """ Delete an overlay network of the request's project and free its VNI; refused (409) while
+    a VM uses it.
 
     Args:
         name (str):
@@ -190,7 +193,8 @@ async def asyncio(
     project: None | str | Unset = UNSET,
 
 ) -> ApiError | OverlayNetwork | None:
-    """ Delete an overlay network and free its VNI; refused (409) while a VM uses it.
+    """ Delete an overlay network of the request's project and free its VNI; refused (409) while
+    a VM uses it.
 
     Args:
         name (str):

@@ -86,7 +86,8 @@ def sync_detailed(
     project: None | str | Unset = UNSET,
 
 ) -> Response[ApiError | OverlayNetwork]:
-    """ One overlay network (project `default` unless `?project=`).
+    """ One overlay network of the request's project (`?project=`, the project header, a
+    project-scoped token's, else `default`).
 
     Args:
         name (str):
@@ -120,7 +121,8 @@ def sync(
     project: None | str | Unset = UNSET,
 
 ) -> ApiError | OverlayNetwork | None:
-    """ One overlay network (project `default` unless `?project=`).
+    """ One overlay network of the request's project (`?project=`, the project header, a
+    project-scoped token's, else `default`).
 
     Args:
         name (str):
@@ -149,7 +151,8 @@ async def asyncio_detailed(
     project: None | str | Unset = UNSET,
 
 ) -> Response[ApiError | OverlayNetwork]:
-    """ One overlay network (project `default` unless `?project=`).
+    """ One overlay network of the request's project (`?project=`, the project header, a
+    project-scoped token's, else `default`).
 
     Args:
         name (str):
@@ -183,7 +186,8 @@ async def asyncio(
     project: None | str | Unset = UNSET,
 
 ) -> ApiError | OverlayNetwork | None:
-    """ One overlay network (project `default` unless `?project=`).
+    """ One overlay network of the request's project (`?project=`, the project header, a
+    project-scoped token's, else `default`).
 
     Args:
         name (str):
