@@ -130,7 +130,6 @@ async function api(method, path, body) {
   return data;
 }
 
-// Reads what the caller may read; a route its roles do not cover gives null, not an error page.
 // A create form: on submit, POSTs what bodyOf() reads from the form to pathOf(), says so and
 // reloads the list, or shows the API's error under the form.
 function onCreate(form, submit, error, kind, pathOf, bodyOf, reload) {
@@ -152,6 +151,7 @@ function onCreate(form, submit, error, kind, pathOf, bodyOf, reload) {
   });
 }
 
+// Reads what the caller may read; a route its roles do not cover gives null, not an error page.
 async function apiOptional(path) {
   try {
     return await api('GET', path);
