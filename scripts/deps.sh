@@ -13,6 +13,8 @@ run_deps() {
   installed busybox-static || want+=(busybox-static)
   # A kernel for the tiny guest when the host has none in /boot (containers, some VMs).
   compgen -G '/boot/vmlinuz-*' >/dev/null || want+=(linux-image-cloud-amd64)
+  # qemu-guest-agent: put into the tiny guest image, so `vm exec` works in the demo VM.
+  installed qemu-guest-agent || want+=(qemu-guest-agent)
   # dnsmasq-base: the DHCP server an agent runs per overlay network (no system service).
   need_cmd dnsmasq dnsmasq-base
 }

@@ -1,6 +1,7 @@
 //! Fuzzes the JSON bodies of the agent protocol (crates/api-types): what the agent accepts on
 //! its API (backup jobs, incoming/outgoing migrations), what the control plane accepts from
-//! agents (register, heartbeat, VM status reports, migration reports, operation updates) and
+//! agents (register, heartbeat, VM status reports, migration reports, operation updates), a
+//! command to run in a guest and its result (`vm exec`), and
 //! what agents read back (register response, desired VMs, incoming-ready). The first byte
 //! picks the type. Property: no panic; a body that decodes serialises to JSON that decodes
 //! to a value serialising to the same JSON (decode → encode round trip, compared as JSON
@@ -8,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use novacron_api_types::{agent, backup, migration};
+use novacron_api_types::{agent, backup, exec, migration};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -26,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, body)) = data.split_first() else {
         return;
     };
-    match which % 12 {
+    match which % 14 {
         0 => check::<backup::BackupJob>(body),
         1 => check::<migration::IncomingMigration>(body),
         2 => check::<migration::OutgoingMigration>(body),
@@ -38,6 +39,8 @@ fuzz_target!(|data: &[u8]| {
         8 => check::<agent::RegisterResponse>(body),
         9 => check::<agent::DesiredVms>(body),
         10 => check::<migration::IncomingReady>(body),
+        11 => check::<exec::ExecRequest>(body),
+        12 => check::<exec::ExecResult>(body),
         _ => check::<serde_json::Value>(body),
     }
 });

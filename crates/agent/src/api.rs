@@ -84,6 +84,7 @@ fn routes() -> Routes {
         .post("/agent/v1/vms/{project}/{name}/snapshot", snapshot)
         .post("/agent/v1/vms/{project}/{name}/disks/resize", disk_resize)
         .post("/agent/v1/vms/{project}/{name}/disks/export", disk_export)
+        .post("/agent/v1/vms/{project}/{name}/exec", exec)
         .post("/agent/v1/migrations/incoming", migration_incoming)
         .post("/agent/v1/migrations/outgoing", migration_outgoing)
         .post("/agent/v1/migrations/{id}/cancel", migration_cancel)
@@ -325,6 +326,30 @@ async fn disk_resize(
 ) -> Result<axum::Json<novacron_api_types::disks::DiskResized>, Failure> {
     let access = worker_access(&shared, &project, &name)?;
     crate::disk::resize(access, job)
+        .await
+        .map(axum::Json)
+        .map_err(Failure)
+}
+
+/// Runs a command in one of this node's guests through its qemu-guest-agent (`vm exec`).
+#[utoipa::path(post, path = "/agent/v1/vms/{project}/{name}/exec", tag = "vms",
+    operation_id = "agent_vm_exec",
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name.")), request_body = novacron_api_types::exec::ExecRequest,
+    responses(
+        (status = 200, description = "The command ended: its exit status and output.", body = novacron_api_types::exec::ExecResult),
+        (status = 400, description = "The request is invalid, or the guest agent refused the command (e.g. no such program).", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 404, description = "The VM is not (yet) on this node.", body = ApiError),
+        (status = 409, description = "The VM is not running, is paused, runs no guest agent, or the command had not ended by its timeout.", body = ApiError),
+        (status = 500, description = "The guest agent channel failed.", body = ApiError),
+    ))]
+async fn exec(
+    State(shared): State<Arc<Shared>>,
+    Path((project, name)): Path<(String, String)>,
+    axum::Json(req): axum::Json<novacron_api_types::exec::ExecRequest>,
+) -> Result<axum::Json<novacron_api_types::exec::ExecResult>, Failure> {
+    let access = worker_access(&shared, &project, &name)?;
+    crate::exec::run(access, req)
         .await
         .map(axum::Json)
         .map_err(Failure)

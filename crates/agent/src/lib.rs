@@ -8,6 +8,7 @@
 mod api;
 pub mod backup;
 mod disk;
+mod exec;
 pub mod fence;
 pub mod heartbeat;
 mod host;

@@ -12,6 +12,7 @@ pub mod cloud_init;
 pub mod disks;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod join_token;
 pub mod labels;
 pub mod migration;

@@ -408,6 +408,23 @@ impl Client {
         .await
     }
 
+    /// Runs a command in the VM's guest through its qemu-guest-agent and waits for it to end
+    /// (at most `req`'s timeout): its exit status and output.
+    pub async fn vm_exec(
+        &self,
+        name: &str,
+        req: &novacron_api_types::exec::ExecRequest,
+    ) -> Result<novacron_api_types::exec::ExecResult, ClientError> {
+        req.validate().map_err(ClientError::Api)?;
+        self.call_with_timeout(
+            Method::POST,
+            &format!("/vms/{}/exec", seg(name)),
+            Some(req),
+            req.timeout() + Duration::from_secs(30),
+        )
+        .await
+    }
+
     /// Starts making an image of the stopped VM's disk (`req.image`, default the VM's name).
     pub async fn vm_template(
         &self,

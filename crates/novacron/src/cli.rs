@@ -255,6 +255,23 @@ pub enum VmCommand {
         after_help = "Examples:\n  novacron vm stats web1\n  novacron vm stats web1 --watch\n  novacron vm stats web1 --since 1h -o json"
     )]
     Stats(crate::vm_stats::StatsArgs),
+    /// Run a command inside the guest through its qemu-guest-agent, and exit with its status.
+    #[command(
+        after_help = "The guest must run qemu-guest-agent (the tiny image does). The command is not parsed by a shell:\nuse `sh -c '...'` for one. Its output is printed when it has ended; with -o json the answer is\nprinted as JSON (exit_code, stdout, stderr, encoding) and the CLI exits 0.\n\nExamples:\n  novacron vm exec web1 -- uname -a\n  novacron vm exec web1 --stdin -- sh -c 'cat > /etc/motd' < motd.txt\n  novacron vm exec web1 --timeout 5m -- sh -c 'apt-get -y upgrade'"
+    )]
+    Exec {
+        /// The VM's name.
+        name: String,
+        /// Give the command what this CLI reads on its standard input (at most 1 MiB).
+        #[arg(long, short = 'i')]
+        stdin: bool,
+        /// How long to wait for the command to end, e.g. 90s or 4m (at most 240s); it keeps running in the guest after that.
+        #[arg(long, default_value = "60s")]
+        timeout: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
     /// The serial console: attach interactively (Ctrl-] detaches), or print what the guest wrote.
     #[command(after_help = "Example:\n  novacron vm console web1 --tail --bytes 4K")]
     Console {
@@ -936,6 +953,12 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
         }
         VmCommand::Migrate(a) => crate::migrations::vm_migrate(a, out).await,
         VmCommand::Stats(a) => crate::vm_stats::run(a, out).await,
+        VmCommand::Exec {
+            name,
+            stdin,
+            timeout,
+            command,
+        } => crate::exec::run(&c, out, &name, stdin, &timeout, command).await,
         VmCommand::Console { name, tail, bytes } => {
             if tail {
                 let n = parse_size(&bytes).context("--bytes")?;

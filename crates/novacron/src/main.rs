@@ -12,6 +12,7 @@ mod config_file;
 mod disks;
 mod docs;
 mod events;
+mod exec;
 mod join_tokens;
 mod migrations;
 mod networks;

@@ -319,7 +319,17 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
     }
     still_on(&c, "mv1", "node-a", &b_dir);
 
-    // 5. The real move, followed by the CLI to its end.
+    // 5. The real move, followed by the CLI to its end. What `vm exec` left in the guest's
+    //    memory before is read back through the guest agent on node-b after.
+    c.ok(&[
+        "vm",
+        "exec",
+        "mv1",
+        "--",
+        "sh",
+        "-c",
+        "echo before-the-move > /tmp/moved",
+    ]);
     let before = last_beat(&c, "mv1");
     assert!(before > b0);
     let t = Instant::now();
@@ -356,6 +366,10 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
     );
     let _ = out;
     c.wait_console("mv1", "disk-payload-4242", 1, Duration::from_secs(30));
+    assert_eq!(
+        c.ok(&["vm", "exec", "mv1", "--", "cat", "/tmp/moved"]),
+        "before-the-move\n"
+    );
     // Nothing of it is left on node-a.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !qemu_pids_under(&a_dir).is_empty() || a_dir.join("vms/default/mv1").exists() {

@@ -312,3 +312,87 @@ fn a_template_and_a_clone_start_from_a_stopped_vms_disk() {
             .is_empty()
     );
 }
+
+/// `vm exec` through the tiny image's qemu-guest-agent: the command runs in the guest (what it
+/// writes there, the console reads back), the CLI prints its streams apart and exits with its
+/// status, `--stdin` feeds it, `-o json` answers the record; a paused or stopped VM, a
+/// program the guest lacks and a bad request each say what is wrong.
+#[test]
+fn vm_exec_runs_a_command_in_the_guest() {
+    let c = Cluster::start();
+    c.ok(&["image", "build-tiny", "tiny"]);
+    c.ok(&[
+        "vm", "create", "web1", "--image", "tiny", "--memory", "128M", "--accel", "tcg",
+    ]);
+    c.wait_console("web1", MARKER, 1, BOOT);
+
+    let out = c.ok(&[
+        "vm",
+        "exec",
+        "web1",
+        "--",
+        "sh",
+        "-c",
+        "echo made-by-exec > /tmp/x; uname -s",
+    ]);
+    assert_eq!(out, "Linux\n");
+    assert_eq!(c.console_eval("web1", "cat /tmp/x"), "made-by-exec");
+
+    let failed = c.cli(&[
+        "vm",
+        "exec",
+        "web1",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
+    assert_eq!(failed.status.code(), Some(7), "{failed:?}");
+    assert_eq!(failed.stdout, b"out\n");
+    assert_eq!(failed.stderr, b"err\n");
+
+    let shouted = c.ok_with_stdin(
+        &["vm", "exec", "web1", "--stdin", "--", "tr", "a-z", "A-Z"],
+        "shout\n",
+    );
+    assert_eq!(shouted, "SHOUT\n");
+
+    let json: serde_json::Value = serde_json::from_str(&c.ok(&[
+        "vm",
+        "exec",
+        "web1",
+        "-o",
+        "json",
+        "--",
+        "sh",
+        "-c",
+        "printf abc; exit 2",
+    ]))
+    .unwrap();
+    assert_eq!(json["exit_code"], 2, "{json}");
+    assert_eq!(json["stdout"], "abc", "{json}");
+    assert_eq!(json["encoding"], "utf8", "{json}");
+
+    let err = c.fails(&["vm", "exec", "web1", "--", "/no/such/program"]);
+    assert!(err.contains("refused"), "{err}");
+    let err = c.fails(&["vm", "exec", "web1", "--timeout", "9m", "--", "true"]);
+    assert!(err.contains("--timeout"), "{err}");
+    let err = c.fails(&["vm", "exec", "nosuch", "--", "true"]);
+    assert!(err.contains("no VM named"), "{err}");
+
+    c.ok(&["vm", "pause", "web1"]);
+    let err = c.fails(&["vm", "exec", "web1", "--", "true"]);
+    assert!(
+        err.contains("paused") && err.contains("vm resume web1"),
+        "{err}"
+    );
+    c.ok(&["vm", "resume", "web1"]);
+    assert_eq!(
+        c.ok(&["vm", "exec", "web1", "--", "cat", "/tmp/x"]),
+        "made-by-exec\n"
+    );
+
+    c.ok(&["vm", "stop", "web1", "--force"]);
+    let err = c.fails(&["vm", "exec", "web1", "--", "true"]);
+    assert!(err.contains("not running"), "{err}");
+}

@@ -38,6 +38,8 @@ fn path_opt(path: &Path) -> String {
 ///   on any block device, and Debian's cloud kernel (linux-image-cloud-amd64) has no AHCI driver, so a q35 CD-ROM
 ///   would be invisible to it.
 /// - A virtio RNG fed from /dev/urandom, so guests generating keys at first boot do not stall.
+/// - A virtio-serial port `org.qemu.guest_agent.0` on the unix socket `qga.sock`: what a guest's
+///   qemu-guest-agent opens (`vm exec`, addresses); a guest without one never looks at it.
 pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
@@ -180,6 +182,24 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
         }
     }
 
+    // Last of the devices: added after the others, it leaves their PCI addresses as they were
+    // before the port existed.
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=qga,path={},server=on,wait=off",
+            path_opt(&run_dir.guest_agent_socket())
+        ),
+    ]);
+    push(&["-device", "virtio-serial-pci,id=serial0"]);
+    push(&[
+        "-device",
+        &format!(
+            "virtserialport,bus=serial0.0,chardev=qga,name={}",
+            crate::qga::GUEST_AGENT_PORT
+        ),
+    ]);
+
     if spec.start_paused {
         push(&["-S"]);
     }
@@ -239,7 +259,8 @@ mod tests {
             values(&args, "-chardev"),
             [
                 "socket,id=qmp,path=/run/nc/vm1/qmp.sock,server=on,wait=off",
-                "socket,id=console,path=/run/nc/vm1/console.sock,server=on,wait=off,logfile=/run/nc/vm1/console.log,logappend=on"
+                "socket,id=console,path=/run/nc/vm1/console.sock,server=on,wait=off,logfile=/run/nc/vm1/console.log,logappend=on",
+                "socket,id=qga,path=/run/nc/vm1/qga.sock,server=on,wait=off"
             ]
         );
         assert_eq!(values(&args, "-mon"), ["chardev=qmp,mode=control"]);

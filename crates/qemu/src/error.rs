@@ -115,6 +115,31 @@ pub enum QemuError {
     /// A cloud-init seed could not be made from the given inputs.
     #[error("cannot write the cloud-init seed: {0}")]
     Seed(String),
+
+    /// The guest's qemu-guest-agent channel failed, or the agent answered nonsense.
+    #[error("{0}")]
+    GuestAgent(String),
+
+    /// The guest did not answer on its guest agent channel.
+    #[error(
+        "the guest did not answer on its guest agent channel within {waited_s} s: it runs no qemu-guest-agent \
+         (install it in the guest, e.g. `apt install qemu-guest-agent`), or the agent has not started yet"
+    )]
+    GuestAgentSilent { waited_s: u64 },
+
+    /// The guest agent refused a command (e.g. the program does not exist in the guest).
+    #[error("the guest agent refused: {class}: {desc}")]
+    GuestAgentRefused { class: String, desc: String },
+
+    /// A command run through the guest agent had not ended by its deadline.
+    #[error(
+        "{program} did not end within {waited_s} s; it keeps running in the guest as pid {pid}"
+    )]
+    GuestAgentStillRunning {
+        program: String,
+        pid: i64,
+        waited_s: u64,
+    },
 }
 
 impl QemuError {

@@ -17,6 +17,7 @@ pub mod import;
 pub mod nbd;
 pub mod ova;
 pub mod process;
+pub mod qga;
 pub mod qmp;
 pub mod resize;
 pub mod seed;
@@ -35,8 +36,11 @@ pub use img::{
 };
 pub use import::{ForeignFormat, Imported, import_file};
 pub use process::{ExitInfo, RunningVm, adopt, launch};
+pub use qga::{ExecOutput, GuestAgent};
 pub use qmp::{LatencyObserver, Qmp, QmpEvent, RunStatus, set_latency_observer};
 pub use seed::{NoCloudSeed, write_nocloud_seed};
 pub use spec::{Boot, DiskSpec, NicSpec, PortForward, RunDir, VmSpec};
-pub use tiny::{GUEST_READY_MARKER, GuestFile, TinyImage, TinyOptions, build_tiny};
+pub use tiny::{
+    GUEST_READY_MARKER, GuestFile, TinyImage, TinyOptions, build_tiny, host_guest_agent,
+};
 pub use user::RunAs;

@@ -85,6 +85,8 @@ struct VmInner {
     tracking: Mutex<ExitTracking>,
     exit_info: OnceLock<ExitInfo>,
     exit_lock: tokio::sync::Mutex<()>,
+    /// Held by the one guest agent session the channel allows.
+    guest_agent: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A QEMU process we launched or adopted. Cloning shares the handle; dropping every clone closes QMP but never stops QEMU.
@@ -100,6 +102,25 @@ impl std::fmt::Debug for RunningVm {
             .field("run_dir", &self.inner.run_dir.path())
             .field("adopted", &self.inner.adopted)
             .finish()
+    }
+}
+
+/// A guest agent connection that holds the VM's one turn on the channel until dropped.
+pub struct GuestAgentSession {
+    agent: crate::qga::GuestAgent,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for GuestAgentSession {
+    type Target = crate::qga::GuestAgent;
+    fn deref(&self) -> &Self::Target {
+        &self.agent
+    }
+}
+
+impl std::ops::DerefMut for GuestAgentSession {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.agent
     }
 }
 
@@ -357,6 +378,7 @@ pub async fn launch(spec: &VmSpec, run_dir: &RunDir) -> Result<RunningVm, QemuEr
                     tracking: Mutex::new(ExitTracking::default()),
                     exit_info: OnceLock::new(),
                     exit_lock: tokio::sync::Mutex::new(()),
+                    guest_agent: Arc::default(),
                 }),
             })
         }
@@ -434,6 +456,7 @@ pub async fn adopt(run_dir: &RunDir) -> Result<Option<RunningVm>, QemuError> {
             tracking: Mutex::new(ExitTracking::default()),
             exit_info: OnceLock::new(),
             exit_lock: tokio::sync::Mutex::new(()),
+            guest_agent: Arc::default(),
         }),
     }))
 }
@@ -457,6 +480,19 @@ impl RunningVm {
     /// The spec it was launched with (read from the run directory for adopted VMs; `None` if that file is gone).
     pub fn spec(&self) -> Option<&VmSpec> {
         self.inner.spec.as_ref()
+    }
+
+    /// A session with the guest's qemu-guest-agent, once the sessions before it ended (the
+    /// channel takes one client at a time). Fails with a clear error when the guest runs no
+    /// agent; see [`crate::qga`].
+    pub async fn guest_agent(&self) -> Result<GuestAgentSession, QemuError> {
+        let turn = self.inner.guest_agent.clone().lock_owned().await;
+        let agent = crate::qga::GuestAgent::connect(
+            &self.inner.run_dir.guest_agent_socket(),
+            crate::qga::SYNC_TIMEOUT,
+        )
+        .await?;
+        Ok(GuestAgentSession { agent, _turn: turn })
     }
 
     /// True when this handle came from [`adopt`].
@@ -704,6 +740,7 @@ fn remove_runtime_files(run_dir: &RunDir) {
     for path in [
         run_dir.qmp_socket(),
         run_dir.console_socket(),
+        run_dir.guest_agent_socket(),
         run_dir.pidfile(),
     ] {
         match std::fs::remove_file(&path) {

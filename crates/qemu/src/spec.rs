@@ -281,6 +281,12 @@ impl RunDir {
         self.dir.join("console.log")
     }
 
+    /// The guest agent's channel (QEMU listens; the virtio-serial port
+    /// `org.qemu.guest_agent.0` in the guest, see [`crate::qga`]).
+    pub fn guest_agent_socket(&self) -> PathBuf {
+        self.dir.join("qga.sock")
+    }
+
     /// QEMU's pid, written by QEMU (`-pidfile`).
     pub fn pidfile(&self) -> PathBuf {
         self.dir.join("qemu.pid")

@@ -50,7 +50,32 @@ pub struct TinyOptions {
     pub busybox: Option<PathBuf>,
     /// More kernel modules to load at boot (with their dependencies), e.g. "isofs" or "vfat".
     pub extra_modules: Vec<String>,
+    /// A qemu-guest-agent binary to add with the shared libraries it loads (found with
+    /// `ldd`); the guest starts it on its `org.qemu.guest_agent.0` port after the ready
+    /// marker. See [`host_guest_agent`].
+    pub guest_agent: Option<PathBuf>,
 }
+
+/// Where Debian's qemu-guest-agent package installs the agent.
+pub const HOST_GUEST_AGENT: &str = "/usr/sbin/qemu-ga";
+
+/// The host's qemu-guest-agent when it is installed (scripts/deps.sh installs it), to put
+/// into the tiny guest so `vm exec` works there.
+pub fn host_guest_agent() -> Option<PathBuf> {
+    let path = PathBuf::from(HOST_GUEST_AGENT);
+    path.is_file().then_some(path)
+}
+
+/// The guest's init.d script that starts the agent (its libraries keep their host paths).
+const GUEST_AGENT_START: &str = r#"#!/bin/sh
+# qemu-guest-agent on its virtio-serial port: `novacron vm exec` and the guest's addresses.
+for p in /sys/class/virtio-ports/*; do
+  [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] || continue
+  LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64 \
+    /usr/sbin/qemu-ga -d -m virtio-serial -p "/dev/${p##*/}" -f /run/qemu-ga.pid -t /run \
+    -l /var/log/qemu-ga.log
+done
+"#;
 
 /// A bootable tiny guest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,6 +198,19 @@ fn build_tiny_blocking(out_dir: &Path, opts: &TinyOptions) -> Result<TinyImage, 
     cpio.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")
         .map_err(err)?;
     cpio.file("etc/group", 0o644, b"root:x:0:\n").map_err(err)?;
+    if let Some(agent) = &opts.guest_agent {
+        for (path, data) in guest_agent_files(agent)? {
+            if !cpio.contains(&path) {
+                cpio.file(&path, 0o755, &data).map_err(err)?;
+            }
+        }
+        cpio.file(
+            "etc/novacron/init.d/00-qemu-ga",
+            0o755,
+            GUEST_AGENT_START.as_bytes(),
+        )
+        .map_err(err)?;
+    }
     for f in &opts.extra_files {
         if !f.path_in_guest.starts_with('/') {
             return Err(QemuError::TinyImage(format!(
@@ -211,6 +249,61 @@ fn build_tiny_blocking(out_dir: &Path, opts: &TinyOptions) -> Result<TinyImage, 
         initrd,
         cmdline: TINY_CMDLINE.to_string(),
     })
+}
+
+/// The guest agent (at /usr/sbin/qemu-ga in the guest) and each library `ldd` says it loads,
+/// at the path the guest's loader looks for it: (path in the guest, bytes).
+fn guest_agent_files(agent: &Path) -> Result<Vec<(String, Vec<u8>)>, QemuError> {
+    let unusable = |reason: String| {
+        QemuError::TinyImage(format!(
+            "cannot add the guest agent {}: {reason}",
+            agent.display()
+        ))
+    };
+    let binary = std::fs::read(agent).map_err(|e| unusable(format!("cannot read it ({e})")))?;
+    let mut cmd = std::process::Command::new("ldd");
+    cmd.arg(agent);
+    crate::process::inherit_only_stdio(&mut cmd, &[]);
+    let out = cmd
+        .output()
+        .map_err(|e| unusable(format!("cannot run ldd ({e})")))?;
+    if !out.status.success() {
+        return Err(unusable(format!(
+            "ldd failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let mut files = vec![("/usr/sbin/qemu-ga".to_string(), binary)];
+    for lib in ldd_paths(&String::from_utf8_lossy(&out.stdout)).map_err(unusable)? {
+        let data = std::fs::read(&lib).map_err(|e| unusable(format!("cannot read {lib} ({e})")))?;
+        files.push((lib, data));
+    }
+    Ok(files)
+}
+
+/// The absolute library paths in `ldd` output ("libc.so.6 => /lib/.../libc.so.6 (0x...)" and
+/// the loader's own "/lib64/ld-linux-x86-64.so.2 (0x...)"); a library ldd could not find is
+/// an error.
+fn ldd_paths(output: &str) -> Result<Vec<String>, String> {
+    let mut paths = Vec::new();
+    for line in output.lines() {
+        let line = line.trim();
+        let target = match line.split_once("=>") {
+            Some((name, rest)) => {
+                let rest = rest.trim();
+                if rest.starts_with("not found") {
+                    return Err(format!("the library {} is missing", name.trim()));
+                }
+                rest
+            }
+            None => line,
+        };
+        let path = target.split_whitespace().next().unwrap_or("");
+        if path.starts_with('/') && !path.contains("..") {
+            paths.push(path.to_string());
+        }
+    }
+    Ok(paths)
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), QemuError> {
@@ -515,6 +608,20 @@ const PROFILE: &str = "export PATH=/sbin:/usr/sbin:/bin:/usr/bin\nexport PS1='ti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ldd_output_gives_every_library_and_the_loader() {
+        let out = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibglib-2.0.so.0 => /lib/x86_64-linux-gnu/libglib-2.0.so.0 (0x7f1)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f2)\n";
+        assert_eq!(
+            ldd_paths(out).unwrap(),
+            [
+                "/lib/x86_64-linux-gnu/libglib-2.0.so.0",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+        );
+        let missing = ldd_paths("\tlibfoo.so.1 => not found\n").unwrap_err();
+        assert!(missing.contains("libfoo.so.1"), "{missing}");
+    }
 
     #[test]
     fn resolves_dependencies_first() {

@@ -93,6 +93,10 @@ async fn boots_pauses_resumes_console_reset_and_shuts_down() {
     .unwrap();
     assert!(after_ready <= from);
 
+    // This guest runs no guest agent: asking for one says so instead of hanging.
+    let no_agent = vm.guest_agent().await.err().unwrap().to_string();
+    assert!(no_agent.contains("runs no qemu-guest-agent"), "{no_agent}");
+
     // Reset: the guest boots again.
     let from = console_log_len(vm.run_dir());
     vm.qmp().system_reset().await.unwrap();
@@ -691,4 +695,110 @@ async fn each_qemu_runs_as_its_own_user_and_cannot_open_anothers_files() {
         vm.kill().await.unwrap();
         assert!(wait_pid_gone(pid, Duration::from_secs(5)).await);
     }
+}
+
+/// A guest with qemu-guest-agent (the tiny image carries the host's): commands run in the
+/// guest with their output, exit status and input; sessions queue for the one channel; an
+/// adopted QEMU (after an agent restart) still reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_agent_runs_commands_in_the_guest() {
+    let Some(agent) = novacron_qemu::host_guest_agent() else {
+        panic!("qemu-guest-agent is not installed: run scripts/deps.sh test");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TinyOptions {
+        guest_agent: Some(agent),
+        ..Default::default()
+    };
+    let spec = tiny_spec(dir.path(), "exec", &opts).await;
+    let run_dir = RunDir::new(dir.path().join("run"));
+    let vm = launch(&spec, &run_dir).await.unwrap();
+    wait_ready(&vm, 0).await;
+    let deadline = || tokio::time::Instant::now() + Duration::from_secs(30);
+
+    // The agent starts after the ready marker: the first session waits for its sync.
+    let started = Instant::now();
+    let mut session = loop {
+        match vm.guest_agent().await {
+            Ok(s) => break s,
+            Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                println!("guest agent not there yet: {e}")
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    println!(
+        "guest agent answered {} ms after the marker",
+        started.elapsed().as_millis()
+    );
+    let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let out = session
+        .exec(&argv(&["cat", "/etc/hostname"]), None, deadline())
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, Some(0));
+    assert_eq!(out.stdout, b"novacron-tiny\n");
+    let out = session
+        .exec(
+            &argv(&["sh", "-c", "echo to-out; echo to-err >&2; exit 3"]),
+            None,
+            deadline(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.exit_code, out.stdout.as_slice(), out.stderr.as_slice()),
+        (Some(3), &b"to-out\n"[..], &b"to-err\n"[..])
+    );
+    // Input reaches the command; 300 KiB of output comes back whole.
+    let out = session
+        .exec(&argv(&["tr", "a-z", "A-Z"]), Some(b"shout\n"), deadline())
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"SHOUT\n");
+    let out = session
+        .exec(
+            &argv(&["sh", "-c", "head -c 307200 /dev/zero | tr '\\0' x"]),
+            None,
+            deadline(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout.len(), 307_200);
+    assert!(out.stdout.iter().all(|b| *b == b'x'));
+    // A command the guest cannot find is the agent's refusal, not an empty success.
+    let missing = session
+        .exec(&argv(&["/no/such/program"]), None, deadline())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("refused"), "{missing}");
+
+    // A second session waits for the first to end.
+    let second = {
+        let vm = vm.clone();
+        tokio::spawn(async move {
+            let mut s = vm.guest_agent().await.unwrap();
+            s.exec(&argv(&["echo", "second"]), None, deadline())
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second session did not wait");
+    drop(session);
+    assert_eq!(second.await.unwrap().stdout, b"second\n");
+
+    // An agent restart: the adopted handle reaches the guest agent too.
+    drop(vm);
+    let adopted = adopt(&run_dir).await.unwrap().unwrap();
+    let out = adopted
+        .guest_agent()
+        .await
+        .unwrap()
+        .exec(&argv(&["uname", "-s"]), None, deadline())
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"Linux\n");
+    adopted.kill().await.unwrap();
 }

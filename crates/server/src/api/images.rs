@@ -195,7 +195,8 @@ pub async fn show(
     Ok(AxumJson((*img).clone()))
 }
 
-/// Build the tiny direct-boot image from the host kernel and busybox (no download).
+/// Build the tiny direct-boot image from the host kernel and busybox (no download), with the
+/// host's qemu-guest-agent when it has one (`vm exec`).
 #[utoipa::path(post, path = "/api/v1/images/build-tiny", request_body = BuildTinyRequest,
     responses((status = 200, body = Image), (status = 409, body = ApiError), (status = 500, body = ApiError)))]
 pub async fn build_tiny(
@@ -205,7 +206,17 @@ pub async fn build_tiny(
     check_new_name(&state, &req.name)?;
     let incoming = Incoming::new(&state.images_dir).await?;
     let built_dir = incoming.dir.join("build");
-    let tiny = novacron_qemu::build_tiny(&built_dir, &novacron_qemu::TinyOptions::default())
+    let guest_agent = novacron_qemu::host_guest_agent();
+    if guest_agent.is_none() {
+        tracing::warn!(
+            "no qemu-guest-agent on this host (scripts/deps.sh installs it): `vm exec` will not work in the tiny image"
+        );
+    }
+    let opts = novacron_qemu::TinyOptions {
+        guest_agent,
+        ..Default::default()
+    };
+    let tiny = novacron_qemu::build_tiny(&built_dir, &opts)
         .await
         .map_err(|e| {
             ApiFailure(ApiError::internal(format!(

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod console;
 pub mod disks;
 pub mod events;
+pub mod exec;
 pub mod images;
 pub mod join_tokens;
 pub mod migrations;
@@ -194,6 +195,7 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .delete("/api/v1/vms/{name}/snapshots/{snapshot}", snapshots::delete)
         .get("/api/v1/vms/{name}/console/attach", console::attach)
         .get("/api/v1/vms/{name}/console/ws", console::websocket)
+        .post("/api/v1/vms/{name}/exec", exec::exec)
         .post("/api/v1/vms/{name}/backup", backups::create)
         .post("/api/v1/vms/{name}/migrate", migrations::start)
         .post("/api/v1/migrations/{id}/cancel", migrations::cancel);

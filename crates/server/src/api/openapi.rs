@@ -10,7 +10,7 @@ use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    Access, agent, audit, backups, cluster, console, disks, events, images, join_tokens,
+    Access, agent, audit, backups, cluster, console, disks, events, exec, images, join_tokens,
     migrations, networks, nodes, operations, snapshots, tenancy, vms,
 };
 
@@ -22,7 +22,7 @@ use super::{
         vms::create, vms::list, vms::show, vms::start, vms::stop, vms::reboot, vms::pause, vms::resume, vms::delete, vms::set,
         snapshots::create, snapshots::list, snapshots::revert, snapshots::delete,
         disks::resize, disks::template, disks::clone,
-        console::log, console::attach, console::websocket,
+        console::log, console::attach, console::websocket, exec::exec,
         operations::show, operations::list, events::stream,
         nodes::list, nodes::show, nodes::action, nodes::delete,
         join_tokens::create, join_tokens::list, join_tokens::revoke,

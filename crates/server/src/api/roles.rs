@@ -25,7 +25,7 @@ use crate::tenancy::Principal;
 pub enum Action {
     /// Reading (role `viewer`, or `cluster-viewer` on cluster routes).
     Read,
-    /// Start, stop, reboot, pause, resume, console, migrate, back up, restore (`operator`).
+    /// Start, stop, reboot, pause, resume, console, exec, migrate, back up, restore (`operator`).
     Operate,
     /// Create, delete, change, tokens (`admin`, or `cluster-admin` on cluster routes).
     Admin,

@@ -36,6 +36,8 @@ from .evacuation_step import EvacuationStep
 from .event import Event
 from .event_data import EventData
 from .event_kind import EventKind
+from .exec_request import ExecRequest
+from .exec_result import ExecResult
 from .ha_policy import HaPolicy
 from .health import Health
 from .heartbeat_request import HeartbeatRequest
@@ -88,6 +90,7 @@ from .operation import Operation
 from .operation_ref import OperationRef
 from .operation_state import OperationState
 from .operation_update import OperationUpdate
+from .output_encoding import OutputEncoding
 from .ova_import import OvaImport
 from .ova_nic import OvaNic
 from .overlay_endpoint import OverlayEndpoint
@@ -175,6 +178,8 @@ __all__ = (
     "Event",
     "EventData",
     "EventKind",
+    "ExecRequest",
+    "ExecResult",
     "HaPolicy",
     "Health",
     "HeartbeatRequest",
@@ -227,6 +232,7 @@ __all__ = (
     "OperationRef",
     "OperationState",
     "OperationUpdate",
+    "OutputEncoding",
     "OvaImport",
     "OvaNic",
     "OverlayEndpoint",

@@ -113,7 +113,8 @@ def sync_detailed(
     body: BuildTinyRequest,
 
 ) -> Response[ApiError | ImageType0 | ImageType1 | ImageType2]:
-    """ Build the tiny direct-boot image from the host kernel and busybox (no download).
+    """ Build the tiny direct-boot image from the host kernel and busybox (no download), with the
+    host's qemu-guest-agent when it has one (`vm exec`).
 
     Args:
         body (BuildTinyRequest): Body of `POST /api/v1/images/build-tiny`.
@@ -144,7 +145,8 @@ def sync(
     body: BuildTinyRequest,
 
 ) -> ApiError | ImageType0 | ImageType1 | ImageType2 | None:
-    """ Build the tiny direct-boot image from the host kernel and busybox (no download).
+    """ Build the tiny direct-boot image from the host kernel and busybox (no download), with the
+    host's qemu-guest-agent when it has one (`vm exec`).
 
     Args:
         body (BuildTinyRequest): Body of `POST /api/v1/images/build-tiny`.
@@ -170,7 +172,8 @@ async def asyncio_detailed(
     body: BuildTinyRequest,
 
 ) -> Response[ApiError | ImageType0 | ImageType1 | ImageType2]:
-    """ Build the tiny direct-boot image from the host kernel and busybox (no download).
+    """ Build the tiny direct-boot image from the host kernel and busybox (no download), with the
+    host's qemu-guest-agent when it has one (`vm exec`).
 
     Args:
         body (BuildTinyRequest): Body of `POST /api/v1/images/build-tiny`.
@@ -201,7 +204,8 @@ async def asyncio(
     body: BuildTinyRequest,
 
 ) -> ApiError | ImageType0 | ImageType1 | ImageType2 | None:
-    """ Build the tiny direct-boot image from the host kernel and busybox (no download).
+    """ Build the tiny direct-boot image from the host kernel and busybox (no download), with the
+    host's qemu-guest-agent when it has one (`vm exec`).
 
     Args:
         body (BuildTinyRequest): Body of `POST /api/v1/images/build-tiny`.

@@ -1,0 +1,19 @@
+//! Fuzzes the decoding of what a guest's qemu-guest-agent writes back (crates/qemu/src/qga.rs):
+//! a reply line, then, as `vm exec` does, its `return` read as `guest-exec-status`. The guest
+//! is not trusted. Property: no panic; a reply decodes only when the line is a JSON object
+//! with `return`; a finished command's output is never longer than the line that carried it.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use novacron_qemu::qga::{decode_exec_status, decode_reply};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(ret) = decode_reply(data) else {
+        return;
+    };
+    let line: serde_json::Value = serde_json::from_slice(data).expect("a decoded reply is JSON");
+    assert!(line.get("return").is_some(), "decoded a reply without `return`");
+    if let Ok(Some(done)) = decode_exec_status(&ret) {
+        assert!(done.stdout.len() + done.stderr.len() <= data.len());
+    }
+});
