@@ -1,6 +1,6 @@
 //! The agent's own HTTPS endpoint, called by the control plane (authenticated with the
 //! secret it was given at registration): serial console log and attach, the VM jobs
-//! (backup, snapshots, disk resize and export), migrations, and metrics. Its OpenAPI
+//! (backup, snapshots, disk resize and export, `vm exec`), migrations, and metrics. Its OpenAPI
 //! document is in [`openapi`].
 
 pub mod openapi;

@@ -325,28 +325,19 @@ fn vm_exec_runs_a_command_in_the_guest() {
         "vm", "create", "web1", "--image", "tiny", "--memory", "128M", "--accel", "tcg",
     ]);
     c.wait_console("web1", MARKER, 1, BOOT);
+    // `novacron vm exec web1 -- <words>`
+    let exec = |words: &[&'static str]| -> Vec<&'static str> {
+        ["vm", "exec", "web1", "--"]
+            .into_iter()
+            .chain(words.iter().copied())
+            .collect()
+    };
 
-    let out = c.ok(&[
-        "vm",
-        "exec",
-        "web1",
-        "--",
-        "sh",
-        "-c",
-        "echo made-by-exec > /tmp/x; uname -s",
-    ]);
+    let out = c.ok(&exec(&["sh", "-c", "echo made-by-exec > /tmp/x; uname -s"]));
     assert_eq!(out, "Linux\n");
     assert_eq!(c.console_eval("web1", "cat /tmp/x"), "made-by-exec");
 
-    let failed = c.cli(&[
-        "vm",
-        "exec",
-        "web1",
-        "--",
-        "sh",
-        "-c",
-        "echo out; echo err >&2; exit 7",
-    ]);
+    let failed = c.cli(&exec(&["sh", "-c", "echo out; echo err >&2; exit 7"]));
     assert_eq!(failed.status.code(), Some(7), "{failed:?}");
     assert_eq!(failed.stdout, b"out\n");
     assert_eq!(failed.stderr, b"err\n");
@@ -357,23 +348,15 @@ fn vm_exec_runs_a_command_in_the_guest() {
     );
     assert_eq!(shouted, "SHOUT\n");
 
-    let json: serde_json::Value = serde_json::from_str(&c.ok(&[
-        "vm",
-        "exec",
-        "web1",
-        "-o",
-        "json",
-        "--",
-        "sh",
-        "-c",
-        "printf abc; exit 2",
-    ]))
-    .unwrap();
+    // `-o json` goes before `--`: after it, it would be part of the guest's command.
+    let mut json_args = exec(&["sh", "-c", "printf abc; exit 2"]);
+    json_args.splice(3..3, ["-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&c.ok(&json_args)).unwrap();
     assert_eq!(json["exit_code"], 2, "{json}");
     assert_eq!(json["stdout"], "abc", "{json}");
     assert_eq!(json["encoding"], "utf8", "{json}");
 
-    let err = c.fails(&["vm", "exec", "web1", "--", "/no/such/program"]);
+    let err = c.fails(&exec(&["/no/such/program"]));
     assert!(err.contains("refused"), "{err}");
     let err = c.fails(&["vm", "exec", "web1", "--timeout", "9m", "--", "true"]);
     assert!(err.contains("--timeout"), "{err}");
@@ -381,18 +364,15 @@ fn vm_exec_runs_a_command_in_the_guest() {
     assert!(err.contains("no VM named"), "{err}");
 
     c.ok(&["vm", "pause", "web1"]);
-    let err = c.fails(&["vm", "exec", "web1", "--", "true"]);
+    let err = c.fails(&exec(&["true"]));
     assert!(
         err.contains("paused") && err.contains("vm resume web1"),
         "{err}"
     );
     c.ok(&["vm", "resume", "web1"]);
-    assert_eq!(
-        c.ok(&["vm", "exec", "web1", "--", "cat", "/tmp/x"]),
-        "made-by-exec\n"
-    );
+    assert_eq!(c.ok(&exec(&["cat", "/tmp/x"])), "made-by-exec\n");
 
     c.ok(&["vm", "stop", "web1", "--force"]);
-    let err = c.fails(&["vm", "exec", "web1", "--", "true"]);
+    let err = c.fails(&exec(&["true"]));
     assert!(err.contains("not running"), "{err}");
 }
