@@ -10,6 +10,7 @@ pub mod backup;
 mod disk;
 mod exec;
 pub mod fence;
+mod guest_info;
 pub mod heartbeat;
 mod host;
 mod images;

@@ -244,6 +244,8 @@ fn spawn_worker(shared: Arc<Shared>, vm: DesiredVm) -> WorkerHandle {
         running: running.clone(),
         live: live.clone(),
         disk_lock: disk_lock.clone(),
+        guest_interfaces: Vec::new(),
+        guest_watch: None,
         shared,
         name: vm.name.clone(),
     };
@@ -335,6 +337,9 @@ struct Worker {
     running: Arc<AtomicBool>,
     live: LiveVm,
     disk_lock: Arc<tokio::sync::Mutex<()>>,
+    /// What the running guest's agent last said of its interfaces, and the watch that says.
+    guest_interfaces: Vec<novacron_api_types::GuestInterface>,
+    guest_watch: Option<tokio::sync::mpsc::Receiver<Vec<novacron_api_types::GuestInterface>>>,
 }
 
 /// How a worker's loop ends.
@@ -404,6 +409,11 @@ impl Worker {
 
     fn set_vm(&mut self, vm: Option<RunningVm>) {
         self.vm = vm.map(Arc::new);
+        self.guest_interfaces.clear();
+        self.guest_watch = match (&self.vm, self.shared.hollow) {
+            (Some(vm), false) => Some(crate::guest_info::watch(vm.clone())),
+            _ => None,
+        };
         self.running.store(self.vm.is_some(), Ordering::Relaxed);
         *self.live.lock().unwrap_or_else(|p| p.into_inner()) = self.vm.clone();
         let ha = self.desired.borrow().ha == HaPolicy::Restart;
@@ -435,6 +445,7 @@ impl Worker {
                         error: None,
                         guest_initiated_stop: false,
                         deleted: true,
+                        guest_interfaces: Vec::new(),
                     }));
                     return;
                 }
@@ -529,6 +540,10 @@ impl Worker {
                     self.on_exit(exit).await;
                     events = None;
                 }
+                seen = crate::guest_info::next(&mut self.guest_watch) => {
+                    self.guest_interfaces = seen;
+                    self.report_observed(None).await;
+                }
             }
         }
     }
@@ -602,6 +617,11 @@ impl Worker {
             error,
             guest_initiated_stop: guest_stop,
             deleted: false,
+            guest_interfaces: if state == VmState::Running {
+                self.guest_interfaces.clone()
+            } else {
+                Vec::new()
+            },
         }));
     }
 
@@ -778,6 +798,7 @@ impl Worker {
             error: None,
             guest_initiated_stop: false,
             deleted: true,
+            guest_interfaces: Vec::new(),
         }));
     }
 }

@@ -151,4 +151,7 @@ pub struct VmStatusReport {
     /// Files and process are gone after a delete.
     #[serde(default)]
     pub deleted: bool,
+    /// The guest's interfaces and addresses, from its qemu-guest-agent, while it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guest_interfaces: Vec<crate::GuestInterface>,
 }

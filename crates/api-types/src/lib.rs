@@ -343,6 +343,19 @@ fn default_true() -> bool {
     true
 }
 
+/// A network interface as the guest's qemu-guest-agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GuestInterface {
+    /// The guest's name for it, e.g. `eth0`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Addresses with their prefix length (`10.0.2.15/24`), IPv4 first; link-local IPv6
+    /// addresses are left out.
+    #[serde(default)]
+    pub ips: Vec<String>,
+}
+
 /// A virtual machine: what was asked for and what is observed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Vm {
@@ -398,6 +411,10 @@ pub struct Vm {
     /// Whether cloud-init user-data / vendor-data were given at create.
     #[serde(default)]
     pub user_data: bool,
+    /// The guest's interfaces and addresses while it runs, as its qemu-guest-agent reports
+    /// them (empty when the guest runs no agent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guest_interfaces: Vec<GuestInterface>,
     #[serde(default)]
     pub vendor_data: bool,
     /// Snapshots of the VM's disk, oldest first.

@@ -738,6 +738,24 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
                 ),
             ));
         }
+        for i in &vm.guest_interfaces {
+            p.push((
+                "guest nic",
+                format!(
+                    "{}{}, ip {}",
+                    i.name,
+                    i.mac
+                        .as_ref()
+                        .map(|m| format!(", mac {m}"))
+                        .unwrap_or_default(),
+                    if i.ips.is_empty() {
+                        "-".to_string()
+                    } else {
+                        i.ips.join(",")
+                    }
+                ),
+            ));
+        }
         if !vm.snapshots.is_empty() {
             p.push((
                 "snapshots",

@@ -372,7 +372,43 @@ fn vm_exec_runs_a_command_in_the_guest() {
     c.ok(&["vm", "resume", "web1"]);
     assert_eq!(c.ok(&exec(&["cat", "/tmp/x"])), "made-by-exec\n");
 
+    // The guest agent's view of the network reaches `vm show`: the address it lists is the
+    // one the guest's own `ip` prints.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (name, ip) = loop {
+        let v = c.vm("web1");
+        let found = v["guest_interfaces"].as_array().and_then(|ifs| {
+            ifs.iter().find_map(|i| {
+                let ip = i["ips"].as_array()?.first()?.as_str()?.to_string();
+                Some((i["name"].as_str()?.to_string(), ip))
+            })
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no guest address in vm show: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let inside = c.ok(&[
+        "vm", "exec", "web1", "--", "ip", "-o", "-4", "addr", "show", "dev", &name,
+    ]);
+    assert!(
+        inside.contains(&format!("inet {ip} ")),
+        "{ip} not in {inside}"
+    );
+    assert!(
+        c.ok(&["vm", "show", "web1"])
+            .contains(&format!("{name}, mac"))
+    );
+
     c.ok(&["vm", "stop", "web1", "--force"]);
     let err = c.fails(&exec(&["true"]));
     assert!(err.contains("not running"), "{err}");
+    assert!(
+        c.vm("web1")["guest_interfaces"].is_null(),
+        "a stopped VM has no guest addresses"
+    );
 }

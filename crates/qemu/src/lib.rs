@@ -36,7 +36,7 @@ pub use img::{
 };
 pub use import::{ForeignFormat, Imported, import_file};
 pub use process::{ExitInfo, RunningVm, adopt, launch};
-pub use qga::{ExecOutput, GuestAgent};
+pub use qga::{ExecOutput, GuestAgent, GuestInterface};
 pub use qmp::{LatencyObserver, Qmp, QmpEvent, RunStatus, set_latency_observer};
 pub use seed::{NoCloudSeed, write_nocloud_seed};
 pub use spec::{Boot, DiskSpec, NicSpec, PortForward, RunDir, VmSpec};

@@ -3,8 +3,9 @@
 //! unix socket `qga.sock` in the VM's run directory ([`crate::RunDir::guest_agent_socket`]).
 //!
 //! Everything read here comes from the guest, which the host does not trust: every line is
-//! bounded ([`MAX_LINE`]) and decoded by [`decode_reply`] and [`decode_exec_status`], which
-//! turn any input into a value or an error (fuzzed: `fuzz/fuzz_targets/qga_reply.rs`).
+//! bounded ([`MAX_LINE`]) and decoded by [`decode_reply`], [`decode_exec_status`] and
+//! [`decode_interfaces`], which turn any input into a value or an error (fuzzed:
+//! `fuzz/fuzz_targets/qga_reply.rs`).
 //!
 //! The socket takes one client at a time: [`crate::RunningVm::guest_agent`] hands out one
 //! session per VM, the others wait. Each session starts with `guest-sync-delimited`, so a
@@ -111,6 +112,86 @@ pub fn decode_exec_status(ret: &Value) -> Result<ExecStatus, QemuError> {
         stdout_truncated: flag("out-truncated"),
         stderr_truncated: flag("err-truncated"),
     }))
+}
+
+/// One network interface as the guest sees it (`guest-network-get-interfaces`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuestInterface {
+    /// The guest's name for it, e.g. `eth0`.
+    pub name: String,
+    /// Its MAC address, when the guest reports one.
+    pub mac: Option<String>,
+    /// Its addresses with their prefix length, e.g. `10.0.2.15/24`, IPv4 first.
+    pub ips: Vec<String>,
+}
+
+/// The most interfaces, and addresses per interface, kept from one guest's answer.
+const MAX_INTERFACES: usize = 16;
+
+/// Decodes the `return` of `guest-network-get-interfaces`: every interface but loopback,
+/// with its addresses (link-local IPv6 ones left out), at most [`MAX_INTERFACES`] of each.
+/// Names and addresses are checked to be what they claim, since the guest writes them.
+pub fn decode_interfaces(ret: &Value) -> Result<Vec<GuestInterface>, QemuError> {
+    let list = ret
+        .as_array()
+        .ok_or_else(|| protocol("guest-network-get-interfaces did not answer a list"))?;
+    let mut interfaces = Vec::new();
+    for entry in list {
+        let Some(name) = entry.get("name").and_then(Value::as_str) else {
+            return Err(protocol("an interface without a name"));
+        };
+        let printable = |s: &str| s.len() <= 64 && s.chars().all(|c| c.is_ascii_graphic());
+        if name == "lo" || !printable(name) {
+            continue;
+        }
+        let mac = entry
+            .get("hardware-address")
+            .and_then(Value::as_str)
+            .filter(|m| printable(m))
+            .map(str::to_string);
+        let mut ips: Vec<(bool, String)> = Vec::new();
+        for addr in entry
+            .get("ip-addresses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(ip) = addr
+                .get("ip-address")
+                .and_then(Value::as_str)
+                .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+            else {
+                continue;
+            };
+            let max_prefix = if ip.is_ipv4() { 32 } else { 128 };
+            let prefix = addr
+                .get("prefix")
+                .and_then(Value::as_u64)
+                .filter(|p| *p <= max_prefix);
+            if let std::net::IpAddr::V6(v6) = ip
+                && v6.segments()[0] & 0xffc0 == 0xfe80
+            {
+                continue;
+            }
+            let text = match prefix {
+                Some(p) => format!("{ip}/{p}"),
+                None => ip.to_string(),
+            };
+            if ips.len() < MAX_INTERFACES {
+                ips.push((ip.is_ipv6(), text));
+            }
+        }
+        ips.sort();
+        interfaces.push(GuestInterface {
+            name: name.to_string(),
+            mac,
+            ips: ips.into_iter().map(|(_, t)| t).collect(),
+        });
+        if interfaces.len() == MAX_INTERFACES {
+            break;
+        }
+    }
+    Ok(interfaces)
 }
 
 /// A connection to one guest's agent. Dropping it closes the connection; a command the guest
@@ -227,6 +308,14 @@ impl GuestAgent {
         }
     }
 
+    /// The guest's network interfaces and their addresses ([`decode_interfaces`]).
+    pub async fn network_interfaces(&mut self) -> Result<Vec<GuestInterface>, QemuError> {
+        let ret = self
+            .call("guest-network-get-interfaces", Value::Null)
+            .await?;
+        decode_interfaces(&ret)
+    }
+
     /// Runs `argv` in the guest (the first word found on the guest's PATH), with `stdin` as
     /// its input, and waits for it until `deadline`. A command still running then keeps
     /// running in the guest; the error names its pid there.
@@ -298,6 +387,45 @@ mod tests {
         ] {
             assert!(decode_exec_status(&bad).is_err(), "{bad} was accepted");
         }
+    }
+
+    #[test]
+    fn interfaces_decode_without_loopback_link_local_or_nonsense() {
+        let ret = json!([
+            {"name": "lo", "hardware-address": "00:00:00:00:00:00",
+             "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "127.0.0.1", "prefix": 8}]},
+            {"name": "eth0", "hardware-address": "52:54:00:12:34:56", "ip-addresses": [
+                {"ip-address-type": "ipv6", "ip-address": "fe80::5054:ff:fe12:3456", "prefix": 64},
+                {"ip-address-type": "ipv6", "ip-address": "2001:db8::5", "prefix": 64},
+                {"ip-address-type": "ipv4", "ip-address": "10.0.2.15", "prefix": 24},
+                {"ip-address-type": "ipv4", "ip-address": "not-an-address", "prefix": 24},
+                {"ip-address-type": "ipv4", "ip-address": "10.0.3.1", "prefix": 99}
+            ]},
+            {"name": "eth\u{1b}[31m1"},
+            {"name": "eth2"}
+        ]);
+        let got = decode_interfaces(&ret).unwrap();
+        assert_eq!(
+            got,
+            [
+                GuestInterface {
+                    name: "eth0".into(),
+                    mac: Some("52:54:00:12:34:56".into()),
+                    ips: vec![
+                        "10.0.2.15/24".into(),
+                        "10.0.3.1".into(),
+                        "2001:db8::5/64".into()
+                    ],
+                },
+                GuestInterface {
+                    name: "eth2".into(),
+                    mac: None,
+                    ips: vec![],
+                },
+            ]
+        );
+        assert!(decode_interfaces(&json!({"name": "eth0"})).is_err());
+        assert!(decode_interfaces(&json!([{"mac": "x"}])).is_err());
     }
 
     #[test]

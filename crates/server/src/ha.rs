@@ -245,6 +245,7 @@ async fn restart_vms_of(state: &AppState, node: &str) -> Result<(), StoreError> 
             pid: None,
             accel_in_use: None,
             updated_at: now(),
+            guest_interfaces: Vec::new(),
         };
         let status = serde_json::to_vec(&status).unwrap_or_default();
         let status_key = records::vm_status_key(&vm.project, &vm.name);

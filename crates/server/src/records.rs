@@ -193,6 +193,9 @@ pub struct VmStatusRecord {
     #[serde(default)]
     pub accel_in_use: Option<String>,
     pub updated_at: UnixSeconds,
+    /// What the guest's agent reported of its interfaces (while it runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guest_interfaces: Vec<novacron_api_types::GuestInterface>,
 }
 
 /// A registered node.

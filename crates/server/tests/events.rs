@@ -26,6 +26,7 @@ fn status(state: VmState) -> Vec<u8> {
         pid: None,
         accel_in_use: None,
         updated_at: 1,
+        guest_interfaces: Vec::new(),
     })
     .unwrap()
 }

@@ -168,6 +168,7 @@ impl Cp {
                     error: None,
                     guest_initiated_stop: false,
                     deleted: false,
+                    guest_interfaces: Vec::new(),
                 },
             )
             .await

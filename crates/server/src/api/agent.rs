@@ -485,6 +485,7 @@ pub async fn report_status(
                 pid: report.pid,
                 accel_in_use: report.accel_in_use.clone(),
                 updated_at: now(),
+                guest_interfaces: report.guest_interfaces.clone(),
             };
             ops.push(Op::Put {
                 key: status_key.clone(),

@@ -69,6 +69,11 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
         user_data: vm.user_data.is_some(),
         vendor_data: vm.vendor_data.is_some(),
         snapshots: vm.snapshots.clone(),
+        guest_interfaces: status
+            .as_ref()
+            .filter(|s| s.state == VmState::Running)
+            .map(|s| s.guest_interfaces.clone())
+            .unwrap_or_default(),
     }
 }
 

@@ -38,6 +38,7 @@ from .event_data import EventData
 from .event_kind import EventKind
 from .exec_request import ExecRequest
 from .exec_result import ExecResult
+from .guest_interface import GuestInterface
 from .ha_policy import HaPolicy
 from .health import Health
 from .heartbeat_request import HeartbeatRequest
@@ -180,6 +181,7 @@ __all__ = (
     "EventKind",
     "ExecRequest",
     "ExecResult",
+    "GuestInterface",
     "HaPolicy",
     "Health",
     "HeartbeatRequest",

@@ -17,6 +17,7 @@ from typing import cast
 
 if TYPE_CHECKING:
   from ..models.b_tree_map import BTreeMap
+  from ..models.guest_interface import GuestInterface
   from ..models.network_type_0 import NetworkType0
   from ..models.network_type_1 import NetworkType1
   from ..models.network_type_2 import NetworkType2
@@ -53,6 +54,9 @@ class Vm:
             disk_bytes (int | None | Unset):
             firmware (str | Unset): What the guest boots through: `bios` (SeaBIOS, disk images) or `kernel` (direct
                 kernel boot, kernel images).
+            guest_interfaces (list[GuestInterface] | Unset): The guest's interfaces and addresses while it runs, as its
+                qemu-guest-agent reports
+                them (empty when the guest runs no agent).
             ha (HaPolicy | Unset): What happens to a VM when its node is lost.
             ha_priority (int | Unset):
             labels (BTreeMap | Unset):
@@ -86,6 +90,7 @@ class Vm:
     description: None | str | Unset = UNSET
     disk_bytes: int | None | Unset = UNSET
     firmware: str | Unset = UNSET
+    guest_interfaces: list[GuestInterface] | Unset = UNSET
     ha: HaPolicy | Unset = UNSET
     ha_priority: int | Unset = UNSET
     labels: BTreeMap | Unset = UNSET
@@ -107,6 +112,7 @@ class Vm:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.b_tree_map import BTreeMap # noqa: PLC0415
+        from ..models.guest_interface import GuestInterface # noqa: PLC0415
         from ..models.network_type_0 import NetworkType0 # noqa: PLC0415
         from ..models.network_type_1 import NetworkType1 # noqa: PLC0415
         from ..models.network_type_2 import NetworkType2 # noqa: PLC0415
@@ -162,6 +168,15 @@ class Vm:
             disk_bytes = self.disk_bytes
 
         firmware = self.firmware
+
+        guest_interfaces: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.guest_interfaces, Unset):
+            guest_interfaces = []
+            for guest_interfaces_item_data in self.guest_interfaces:
+                guest_interfaces_item = guest_interfaces_item_data.to_dict()
+                guest_interfaces.append(guest_interfaces_item)
+
+
 
         ha: str | Unset = UNSET
         if not isinstance(self.ha, Unset):
@@ -257,6 +272,8 @@ class Vm:
             field_dict["disk_bytes"] = disk_bytes
         if firmware is not UNSET:
             field_dict["firmware"] = firmware
+        if guest_interfaces is not UNSET:
+            field_dict["guest_interfaces"] = guest_interfaces
         if ha is not UNSET:
             field_dict["ha"] = ha
         if ha_priority is not UNSET:
@@ -291,6 +308,7 @@ class Vm:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.b_tree_map import BTreeMap # noqa: PLC0415
+        from ..models.guest_interface import GuestInterface # noqa: PLC0415
         from ..models.network_type_0 import NetworkType0 # noqa: PLC0415
         from ..models.network_type_1 import NetworkType1 # noqa: PLC0415
         from ..models.network_type_2 import NetworkType2 # noqa: PLC0415
@@ -391,6 +409,18 @@ class Vm:
 
 
         firmware = d.pop("firmware", UNSET)
+
+        _guest_interfaces = d.pop("guest_interfaces", UNSET)
+        guest_interfaces: list[GuestInterface] | Unset = UNSET
+        if _guest_interfaces is not UNSET:
+            guest_interfaces = []
+            for guest_interfaces_item_data in _guest_interfaces:
+                guest_interfaces_item = GuestInterface.from_dict(guest_interfaces_item_data)
+
+
+
+                guest_interfaces.append(guest_interfaces_item)
+
 
         _ha = d.pop("ha", UNSET)
         ha: HaPolicy | Unset
@@ -519,6 +549,7 @@ class Vm:
             description=description,
             disk_bytes=disk_bytes,
             firmware=firmware,
+            guest_interfaces=guest_interfaces,
             ha=ha,
             ha_priority=ha_priority,
             labels=labels,

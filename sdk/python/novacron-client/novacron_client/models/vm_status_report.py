@@ -12,6 +12,8 @@ from ..models.vm_state import VmState
 from ..types import UNSET, Unset
 from typing import cast
 
+if TYPE_CHECKING:
+  from ..models.guest_interface import GuestInterface
 
 
 
@@ -32,6 +34,8 @@ class VmStatusReport:
             deleted (bool | Unset): Files and process are gone after a delete.
             error (None | str | Unset): Acting on `observed_generation` failed with this error.
             guest_initiated_stop (bool | Unset): The guest powered itself off (the VM should stay off).
+            guest_interfaces (list[GuestInterface] | Unset): The guest's interfaces and addresses, from its qemu-guest-
+                agent, while it runs.
             pid (int | None | Unset):
             reason (None | str | Unset):
      """
@@ -42,6 +46,7 @@ class VmStatusReport:
     deleted: bool | Unset = UNSET
     error: None | str | Unset = UNSET
     guest_initiated_stop: bool | Unset = UNSET
+    guest_interfaces: list[GuestInterface] | Unset = UNSET
     pid: int | None | Unset = UNSET
     reason: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -51,6 +56,7 @@ class VmStatusReport:
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.guest_interface import GuestInterface # noqa: PLC0415
         observed_generation = self.observed_generation
 
         state = self.state.value
@@ -70,6 +76,15 @@ class VmStatusReport:
             error = self.error
 
         guest_initiated_stop = self.guest_initiated_stop
+
+        guest_interfaces: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.guest_interfaces, Unset):
+            guest_interfaces = []
+            for guest_interfaces_item_data in self.guest_interfaces:
+                guest_interfaces_item = guest_interfaces_item_data.to_dict()
+                guest_interfaces.append(guest_interfaces_item)
+
+
 
         pid: int | None | Unset
         if isinstance(self.pid, Unset):
@@ -98,6 +113,8 @@ class VmStatusReport:
             field_dict["error"] = error
         if guest_initiated_stop is not UNSET:
             field_dict["guest_initiated_stop"] = guest_initiated_stop
+        if guest_interfaces is not UNSET:
+            field_dict["guest_interfaces"] = guest_interfaces
         if pid is not UNSET:
             field_dict["pid"] = pid
         if reason is not UNSET:
@@ -109,6 +126,7 @@ class VmStatusReport:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.guest_interface import GuestInterface # noqa: PLC0415
         d = dict(src_dict)
         observed_generation = d.pop("observed_generation")
 
@@ -141,6 +159,18 @@ class VmStatusReport:
 
         guest_initiated_stop = d.pop("guest_initiated_stop", UNSET)
 
+        _guest_interfaces = d.pop("guest_interfaces", UNSET)
+        guest_interfaces: list[GuestInterface] | Unset = UNSET
+        if _guest_interfaces is not UNSET:
+            guest_interfaces = []
+            for guest_interfaces_item_data in _guest_interfaces:
+                guest_interfaces_item = GuestInterface.from_dict(guest_interfaces_item_data)
+
+
+
+                guest_interfaces.append(guest_interfaces_item)
+
+
         def _parse_pid(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -168,6 +198,7 @@ class VmStatusReport:
             deleted=deleted,
             error=error,
             guest_initiated_stop=guest_initiated_stop,
+            guest_interfaces=guest_interfaces,
             pid=pid,
             reason=reason,
         )
