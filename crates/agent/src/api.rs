@@ -80,6 +80,7 @@ fn routes() -> Routes {
             "/agent/v1/vms/{project}/{name}/console/attach",
             console_attach,
         )
+        .get("/agent/v1/vms/{project}/{name}/vnc", vnc_attach)
         .post("/agent/v1/vms/{project}/{name}/backup", backup)
         .post("/agent/v1/vms/{project}/{name}/snapshot", snapshot)
         .post("/agent/v1/vms/{project}/{name}/disks/resize", disk_resize)
@@ -216,30 +217,68 @@ async fn console_attach(
     req: Request,
 ) -> Result<Response, Failure> {
     let rd = run_dir(&shared, &project, &name)?;
-    let mut console = tokio::net::UnixStream::connect(rd.console_socket())
-        .await
-        .map_err(|e| {
-            Failure(ApiError::new(
-                ErrorCode::Conflict,
-                format!("the console of VM {name} is not available (is it running?): {e}"),
-            ))
-        })?;
+    relay_socket(
+        req,
+        &rd.console_socket(),
+        novacron_client::CONSOLE_PROTOCOL,
+        || format!("the console of VM {name} is not available (is it running?)"),
+    )
+    .await
+}
+
+/// Attaches to the VM's graphical console: after the 101 answer to `Upgrade: novacron-vnc`,
+/// the connection carries QEMU's VNC server (RFB 3.8, no password: the control plane decided
+/// who may open it) both ways until either side closes it.
+#[utoipa::path(get, path = "/agent/v1/vms/{project}/{name}/vnc", tag = "console",
+    operation_id = "agent_vm_vnc_attach",
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name."), ("Upgrade" = String, Header, description = "The protocol to switch to: `novacron-vnc`.")),
+    responses(
+        (status = 101, description = "Switching Protocols: from here on the connection is the VM's VNC server (RFB), both ways, until either side closes it."),
+        (status = 400, description = "The project or VM name is invalid.", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 409, description = "The VM has no graphical console here (it is not running, or was created without `--vnc`).", body = ApiError),
+    ))]
+async fn vnc_attach(
+    State(shared): State<Arc<Shared>>,
+    Path((project, name)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, Failure> {
+    let rd = run_dir(&shared, &project, &name)?;
+    relay_socket(req, &rd.vnc_socket(), novacron_client::VNC_PROTOCOL, || {
+        format!(
+            "VM {name} has no graphical console here (is it running, and was it created with --vnc?)"
+        )
+    })
+    .await
+}
+
+/// Connects to QEMU's unix socket `socket`, then answers 101 and copies bytes both ways
+/// between it and the upgraded connection; a socket nobody listens on is a 409 saying `why`.
+async fn relay_socket(
+    req: Request,
+    socket: &std::path::Path,
+    protocol: &'static str,
+    why: impl FnOnce() -> String,
+) -> Result<Response, Failure> {
+    let mut qemu_io = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
+        Failure(ApiError::new(
+            ErrorCode::Conflict,
+            format!("{}: {e}", why()),
+        ))
+    })?;
     let upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         match upgrade.await {
             Ok(up) => {
                 let mut io = TokioIo::new(up);
-                let _ = tokio::io::copy_bidirectional(&mut io, &mut console).await;
+                let _ = tokio::io::copy_bidirectional(&mut io, &mut qemu_io).await;
             }
-            Err(e) => tracing::debug!(error = %e, "console upgrade failed"),
+            Err(e) => tracing::debug!(error = %e, protocol, "upgrade failed"),
         }
     });
     Ok((
         StatusCode::SWITCHING_PROTOCOLS,
-        [
-            (header::CONNECTION, "upgrade"),
-            (header::UPGRADE, novacron_client::CONSOLE_PROTOCOL),
-        ],
+        [(header::CONNECTION, "upgrade"), (header::UPGRADE, protocol)],
     )
         .into_response())
 }

@@ -967,6 +967,7 @@ pub(crate) async fn prepare_spec(
         nics,
         seed_iso,
         run_as,
+        vnc: d.vnc,
         ..VmSpec::default()
     })
 }

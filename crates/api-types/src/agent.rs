@@ -108,6 +108,9 @@ pub struct DesiredVm {
     /// Made by `vm clone`: the disk starts from this VM's disk (on the same node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone_of: Option<crate::disks::CloneSource>,
+    /// A graphics card and QEMU's VNC server on a unix socket in the VM's run directory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vnc: bool,
 }
 
 /// Answer of `GET /api/v1/agent/vms`: the VMs placed on the calling node — all of them

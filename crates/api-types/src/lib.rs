@@ -225,6 +225,10 @@ pub struct VmCreateRequest {
     /// cloud-init vendor-data, checked like `user_data`.
     #[serde(default)]
     pub vendor_data: Option<String>,
+    /// Give the VM a graphics card and a graphical console (VNC), reached only through the API
+    /// (`vm console NAME --vnc`); never a port on the node.
+    #[serde(default)]
+    pub vnc: bool,
 }
 
 /// Body of `POST /api/v1/vms/{name}/set`: what to change; absent fields stay as they are.
@@ -420,6 +424,9 @@ pub struct Vm {
     /// Snapshots of the VM's disk, oldest first.
     #[serde(default)]
     pub snapshots: Vec<VmSnapshot>,
+    /// The VM has a graphics card and a graphical console (`vm console NAME --vnc`).
+    #[serde(default)]
+    pub vnc: bool,
 }
 
 /// What a node is allowed to do.

@@ -528,6 +528,23 @@ impl Client {
         upgrade(resp).await
     }
 
+    /// Opens the VM's graphical console: a bidirectional byte stream speaking RFB (VNC),
+    /// for one viewer connection.
+    pub async fn vm_vnc_attach(&self, name: &str) -> Result<reqwest::Upgraded, ClientError> {
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/vms/{}/vnc", seg(name)),
+                |r| {
+                    r.header(reqwest::header::CONNECTION, "upgrade")
+                        .header(reqwest::header::UPGRADE, VNC_PROTOCOL)
+                },
+                Duration::from_secs(30),
+            )
+            .await?;
+        upgrade(resp).await
+    }
+
     // ---- operations ----------------------------------------------------------------------
 
     pub async fn operation_get(&self, id: &str) -> Result<Operation, ClientError> {
@@ -1465,6 +1482,10 @@ impl Client {
 /// The HTTP upgrade protocol name used for console attach.
 pub const CONSOLE_PROTOCOL: &str = "novacron-console";
 
+/// The HTTP upgrade protocol of the graphical console: after it, the connection carries
+/// the VM's VNC server (RFB).
+pub const VNC_PROTOCOL: &str = "novacron-vnc";
+
 async fn upgrade(resp: reqwest::Response) -> Result<reqwest::Upgraded, ClientError> {
     let url = resp.url().to_string();
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -1474,7 +1495,7 @@ async fn upgrade(resp: reqwest::Response) -> Result<reqwest::Upgraded, ClientErr
     }
     resp.upgrade().await.map_err(|e| ClientError::Protocol {
         url,
-        why: format!("console upgrade failed: {}", error_chain(&e)),
+        why: format!("upgrade failed: {}", error_chain(&e)),
     })
 }
 

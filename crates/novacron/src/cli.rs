@@ -272,17 +272,29 @@ pub enum VmCommand {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
-    /// The serial console: attach interactively (Ctrl-] detaches), or print what the guest wrote.
-    #[command(after_help = "Example:\n  novacron vm console web1 --tail --bytes 4K")]
+    /// The serial console: attach interactively (Ctrl-] detaches), or print what the guest
+    /// wrote; or, with --vnc, serve the VM's screen to a VNC viewer on a local port.
+    #[command(
+        after_help = "Examples:\n  novacron vm console web1 --tail --bytes 4K\n  novacron vm console web1 --vnc --listen 127.0.0.1:5901   # then: vncviewer 127.0.0.1:5901"
+    )]
     Console {
         /// The VM's name.
         name: String,
         /// Print the console log and exit.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "vnc")]
         tail: bool,
         /// With --tail: how much of the end of the log to print.
         #[arg(long, default_value = "64K")]
         bytes: String,
+        /// The graphical console of a VM created with --vnc: listen on a local port and relay
+        /// each VNC viewer that connects to the VM's screen, through the API, until Ctrl-C.
+        #[arg(long)]
+        vnc: bool,
+        /// With --vnc: the address to listen on (default 127.0.0.1:5901, or the next free port
+        /// up to 5999; port 0 picks any free port). The relay asks viewers for no password:
+        /// keep it on loopback.
+        #[arg(long, value_name = "ADDR:PORT", requires = "vnc")]
+        listen: Option<std::net::SocketAddr>,
     },
 }
 
@@ -411,6 +423,10 @@ pub struct VmCreateArgs {
     /// cloud-init vendor-data: a `#cloud-config` YAML file of at most 64 KiB (cloud images).
     #[arg(long, value_name = "FILE")]
     pub vendor_data: Option<PathBuf>,
+    /// Give the VM a graphics card and a graphical console: `vm console NAME --vnc` (an
+    /// installer's screen, a desktop). Reached only through the API, never a port on the node.
+    #[arg(long)]
+    pub vnc: bool,
     /// Return at once with the operation instead of waiting for it.
     #[arg(long)]
     pub no_wait: bool,
@@ -772,6 +788,9 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
                     .join(", "),
             ));
         }
+        if vm.vnc {
+            p.push(("consoles", "serial, vnc".into()));
+        }
         if vm.user_data || vm.vendor_data {
             let given: Vec<&str> = [(vm.user_data, "user-data"), (vm.vendor_data, "vendor-data")]
                 .into_iter()
@@ -875,6 +894,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                     description: a.description.clone(),
                     user_data,
                     vendor_data,
+                    vnc: a.vnc,
                 })
                 .await?
                 .operation;
@@ -977,8 +997,16 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
             timeout,
             command,
         } => crate::exec::run(&c, out, &name, stdin, &timeout, command).await,
-        VmCommand::Console { name, tail, bytes } => {
-            if tail {
+        VmCommand::Console {
+            name,
+            tail,
+            bytes,
+            vnc,
+            listen,
+        } => {
+            if vnc {
+                crate::vnc::serve(c, out, &name, listen).await
+            } else if tail {
                 let n = parse_size(&bytes).context("--bytes")?;
                 let log = c.vm_console_log(&name, n).await?;
                 match out {

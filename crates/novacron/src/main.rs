@@ -24,8 +24,28 @@ mod systemd;
 mod tenancy;
 mod terminal_safe;
 mod vm_stats;
+mod vnc;
 
 use clap::{CommandFactory, Parser};
+
+/// clap's usage error as one line: its first line, with the indented items clap lists under
+/// a line ending in `:` (the missing arguments) joined onto it.
+fn one_line(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("error: invalid arguments");
+    let mut message = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    if message.ends_with(':') {
+        let items: Vec<&str> = lines
+            .take_while(|l| l.starts_with(' '))
+            .map(str::trim)
+            .collect();
+        if !items.is_empty() {
+            message.push(' ');
+            message.push_str(&items.join(", "));
+        }
+    }
+    message
+}
 
 fn main() -> std::process::ExitCode {
     // Before anything is created or any thread starts: every role and the CLI write owner-only.
@@ -40,10 +60,7 @@ fn main() -> std::process::ExitCode {
         Ok(a) => a,
         Err(e) if e.use_stderr() => {
             // Usage errors are one line too, like every other error.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("error: invalid arguments");
-            let message = first.strip_prefix("error: ").unwrap_or(first);
-            return usage_error(&format!("{message} (see --help)"));
+            return usage_error(&format!("{} (see --help)", one_line(&e.to_string())));
         }
         Err(e) => {
             let _ = e.print();
@@ -153,4 +170,32 @@ fn die_of_sigpipe() -> ! {
         libc::raise(libc::SIGPIPE);
     }
     std::process::exit(128 + libc::SIGPIPE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_keep_what_clap_lists_under_them() {
+        let e = cli::Cli::try_parse_from([
+            "novacron",
+            "vm",
+            "console",
+            "web1",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .unwrap_err();
+        assert_eq!(
+            one_line(&e.to_string()),
+            "the following required arguments were not provided: --vnc"
+        );
+        let e = cli::Cli::try_parse_from(["novacron", "vm", "nosuch"]).unwrap_err();
+        let line = one_line(&e.to_string());
+        assert!(
+            line.starts_with("unrecognized subcommand 'nosuch'"),
+            "{line}"
+        );
+    }
 }

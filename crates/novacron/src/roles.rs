@@ -448,6 +448,7 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
                         description: None,
                         user_data: None,
                         vendor_data: None,
+                        vnc: false,
                     })
                     .await?
                     .operation,

@@ -200,7 +200,7 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
     c.wait_nodes_ready(&["node-a", "node-b"]);
     let vm: Value = serde_json::from_str(&c.ok(&[
         "vm", "create", "mv1", "--image", "tiny", "--cpus", "1", "--memory", "96M", "--disk",
-        "32M", "--accel", "tcg", "--node", "node-a", "-o", "json",
+        "32M", "--accel", "tcg", "--node", "node-a", "--vnc", "-o", "json",
     ]))
     .unwrap();
     assert_eq!(vm["node"], "node-a");
@@ -370,6 +370,10 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
         c.ok(&["vm", "exec", "mv1", "--", "cat", "/tmp/moved"]),
         "before-the-move\n"
     );
+    // The graphics card moved with it: its screen is served from node-b.
+    let (mut relay, addr) = c.vnc_relay("mv1");
+    assert_eq!(common::rfb_viewer(&addr).name, "QEMU (mv1)");
+    assert!(common::stop_child(&mut relay, Duration::from_secs(5)));
     // Nothing of it is left on node-a.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !qemu_pids_under(&a_dir).is_empty() || a_dir.join("vms/default/mv1").exists() {

@@ -313,6 +313,57 @@ fn a_template_and_a_clone_start_from_a_stopped_vms_disk() {
     );
 }
 
+/// `vm console --vnc`: a VM created with `--vnc` shows its screen to a VNC viewer through the
+/// CLI's local relay and the API (the node opens no port), to one viewer after another; a
+/// VM without it, and `--tail` with `--vnc`, are refused with what to do instead.
+#[test]
+fn vnc_console_shows_the_screen_through_the_api() {
+    let c = Cluster::start();
+    c.ok(&["image", "build-tiny", "tiny"]);
+    c.ok(&[
+        "vm", "create", "web1", "--image", "tiny", "--memory", "128M", "--accel", "tcg", "--vnc",
+    ]);
+    c.ok(&[
+        "vm",
+        "create",
+        "plain",
+        "--image",
+        "tiny",
+        "--memory",
+        "128M",
+        "--accel",
+        "tcg",
+        "--no-start",
+    ]);
+    assert_eq!(c.vm("web1")["vnc"], true);
+    assert_eq!(c.vm("plain")["vnc"], false);
+    assert!(c.ok(&["vm", "show", "web1"]).contains("serial, vnc"));
+    c.wait_console("web1", MARKER, 1, BOOT);
+
+    let (mut relay, addr) = c.vnc_relay("web1");
+    for _ in 0..2 {
+        let screen = common::rfb_viewer(&addr);
+        assert_eq!(screen.name, "QEMU (web1)", "{screen:?}");
+        assert!(screen.width >= 640 && screen.height >= 400, "{screen:?}");
+    }
+    // The node listens on no TCP port for it: QEMU's server is a unix socket.
+    let qemu = c.vm("web1")["pid"].as_u64().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{qemu}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains("-vnc unix:"), "{cmdline}");
+    assert!(common::stop_child(&mut relay, Duration::from_secs(5)));
+
+    let err = c.fails(&["vm", "console", "plain", "--vnc"]);
+    assert!(
+        err.contains("created without --vnc") && err.contains("vm console plain"),
+        "{err}"
+    );
+    let err = c.fails(&["vm", "console", "web1", "--vnc", "--tail"]);
+    assert!(err.contains("--tail"), "{err}");
+    let err = c.fails(&["vm", "console", "web1", "--listen", "127.0.0.1:0"]);
+    assert!(err.contains("not provided: --vnc"), "{err}");
+}
+
 /// `vm exec` through the tiny image's qemu-guest-agent: the command runs in the guest (what it
 /// writes there, the console reads back), the CLI prints its streams apart and exits with its
 /// status, `--stdin` feeds it, `-o json` answers the record; a paused or stopped VM, a

@@ -40,6 +40,9 @@ fn path_opt(path: &Path) -> String {
 /// - A virtio RNG fed from /dev/urandom, so guests generating keys at first boot do not stall.
 /// - A virtio-serial port `org.qemu.guest_agent.0` on the unix socket `qga.sock`: what a guest's
 ///   qemu-guest-agent opens (`vm exec`, addresses); a guest without one never looks at it.
+/// - With [`VmSpec::vnc`], a standard VGA card (which every installer and BIOS can draw on) and
+///   QEMU's VNC server on the unix socket `vnc.sock`, never on a TCP port: the agent relays it to
+///   callers the control plane let in. `-display none` stays: it only means no local window.
 pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
@@ -200,6 +203,13 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
         ),
     ]);
 
+    // After the agent's port, for the same reason: a VM given a graphical console keeps the
+    // addresses its other devices had.
+    if spec.vnc {
+        push(&["-device", "VGA,id=video0"]);
+        push(&["-vnc", &format!("unix:{}", path_opt(&run_dir.vnc_socket()))]);
+    }
+
     if spec.start_paused {
         push(&["-S"]);
     }
@@ -271,6 +281,32 @@ mod tests {
         assert_eq!(values(&args, "-append"), ["console=ttyS0 quiet"]);
         assert!(!args.contains(&"-S".to_string()));
         assert!(values(&args, "-incoming").is_empty());
+    }
+
+    #[test]
+    fn vnc_adds_a_card_and_a_unix_socket_after_every_other_device() {
+        let rd = RunDir::new("/run/nc/v,m");
+        let plain = build_command_line(&base(), &rd, &[]);
+        assert!(values(&plain, "-vnc").is_empty());
+        assert!(!plain.iter().any(|a| a.starts_with("VGA")));
+
+        let args = build_command_line(
+            &VmSpec {
+                vnc: true,
+                ..base()
+            },
+            &rd,
+            &[],
+        );
+        assert_eq!(values(&args, "-vnc"), ["unix:/run/nc/v,,m/vnc.sock"]);
+        assert_eq!(values(&args, "-display"), ["none"], "no local window");
+        let devices = values(&args, "-device");
+        assert_eq!(devices.last(), Some(&"VGA,id=video0"));
+        assert_eq!(
+            devices[..devices.len() - 1],
+            values(&plain, "-device")[..],
+            "the other devices keep their order, so their PCI addresses"
+        );
     }
 
     #[test]

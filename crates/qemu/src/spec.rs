@@ -47,6 +47,9 @@ pub struct VmSpec {
     pub extra_args: Vec<String>,
     /// The unprivileged user QEMU runs as (see [`crate::user`]); `None` keeps the caller's user.
     pub run_as: Option<crate::user::RunAs>,
+    /// A graphics card and a VNC server on the unix socket `vnc.sock` in the run directory
+    /// (see [`RunDir::vnc_socket`]): the graphical console, reached only through the agent.
+    pub vnc: bool,
 }
 
 impl Default for VmSpec {
@@ -67,6 +70,7 @@ impl Default for VmSpec {
             start_paused: false,
             extra_args: Vec::new(),
             run_as: None,
+            vnc: false,
         }
     }
 }
@@ -285,6 +289,12 @@ impl RunDir {
     /// `org.qemu.guest_agent.0` in the guest, see [`crate::qga`]).
     pub fn guest_agent_socket(&self) -> PathBuf {
         self.dir.join("qga.sock")
+    }
+
+    /// The VNC server of a VM with a graphical console (QEMU listens; RFB, no password: only
+    /// the agent can open it).
+    pub fn vnc_socket(&self) -> PathBuf {
+        self.dir.join("vnc.sock")
     }
 
     /// QEMU's pid, written by QEMU (`-pidfile`).

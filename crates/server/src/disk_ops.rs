@@ -285,6 +285,7 @@ pub fn clone_request(src: &VmRecord, name: &str) -> VmCreateRequest {
         description: src.description.clone(),
         user_data: src.user_data.clone(),
         vendor_data: src.vendor_data.clone(),
+        vnc: src.vnc,
     }
 }
 
@@ -323,6 +324,7 @@ pub fn restore_request(
         // Part of the VM's definition; a new uuid makes cloud-init apply it to the copy.
         user_data: spec.user_data.clone(),
         vendor_data: spec.vendor_data.clone(),
+        vnc: spec.vnc,
     }
 }
 

@@ -179,6 +179,10 @@ pub struct VmRecord {
     /// or the source of one): on a local disk, it cannot be live-migrated.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disk_linked: bool,
+    /// A graphics card and a VNC console (`vm create --vnc`); fixed at create, so a live
+    /// migration's destination builds the same machine.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vnc: bool,
 }
 
 /// Observed state of a VM (written on behalf of its agent).
@@ -448,5 +452,6 @@ pub fn example_vm(power: PowerState) -> VmRecord {
         disk_resize: None,
         clone_of: None,
         disk_linked: false,
+        vnc: false,
     }
 }

@@ -205,6 +205,7 @@ fn vm_request(name: &str, node: Option<&str>, memory: u64, ha: bool) -> VmCreate
         description: None,
         user_data: None,
         vendor_data: None,
+        vnc: false,
     }
 }
 

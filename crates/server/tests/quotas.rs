@@ -165,6 +165,7 @@ fn vm(name: &str) -> VmCreateRequest {
         description: None,
         user_data: None,
         vendor_data: None,
+        vnc: false,
     }
 }
 

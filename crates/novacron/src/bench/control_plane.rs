@@ -585,6 +585,7 @@ async fn load(
                     description: None,
                     user_data: None,
                     vendor_data: None,
+                    vnc: false,
                 };
                 let start = Instant::now();
                 sent.lock()

@@ -455,3 +455,87 @@ fn scratch() -> PathBuf {
 pub fn log_filter() -> String {
     std::env::var("NOVACRON_TEST_LOG").unwrap_or_else(|_| "info".into())
 }
+
+impl Cluster {
+    /// `novacron vm console VM --vnc --listen 127.0.0.1:0` running, and the address it
+    /// printed; stop it with [`stop_child`].
+    pub fn vnc_relay(&self, vm: &str) -> (Child, String) {
+        let mut relay = self
+            .cli_command(&["vm", "console", vm, "--vnc", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(relay.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        match line.trim().strip_prefix("listening ") {
+            Some(addr) => (relay, addr.to_string()),
+            None => {
+                stop_child(&mut relay, Duration::from_secs(5));
+                panic!("no address from the VNC relay of {vm}: {line:?}")
+            }
+        }
+    }
+}
+
+/// What a VNC server said when a viewer connected: the screen's size and the desktop's name
+/// (QEMU names it `QEMU (<vm>)`).
+#[derive(Debug)]
+pub struct RfbScreen {
+    pub width: u16,
+    pub height: u16,
+    pub name: String,
+}
+
+/// A VNC viewer's first steps against `addr` (RFB 3.8, security type None, shared), then one
+/// full framebuffer update request, whose answer must be a FramebufferUpdate with at least
+/// one rectangle: pixels flow, not only a greeting.
+pub fn rfb_viewer(addr: &str) -> RfbScreen {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let read = |s: &mut std::net::TcpStream, n: usize| {
+        let mut buf = vec![0u8; n];
+        s.read_exact(&mut buf).unwrap();
+        buf
+    };
+    let version = read(&mut s, 12);
+    assert_eq!(
+        version,
+        b"RFB 003.008\n",
+        "{:?}",
+        String::from_utf8_lossy(&version)
+    );
+    s.write_all(b"RFB 003.008\n").unwrap();
+    let n = read(&mut s, 1)[0] as usize;
+    let types = read(&mut s, n);
+    assert!(types.contains(&1), "no security type None in {types:?}");
+    s.write_all(&[1]).unwrap();
+    assert_eq!(read(&mut s, 4), [0, 0, 0, 0], "security result");
+    s.write_all(&[1]).unwrap(); // ClientInit: shared
+    let init = read(&mut s, 24);
+    let width = u16::from_be_bytes([init[0], init[1]]);
+    let height = u16::from_be_bytes([init[2], init[3]]);
+    let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
+    let name = String::from_utf8_lossy(&read(&mut s, name_len)).into_owned();
+    let mut request = vec![3u8, 0];
+    for v in [0, 0, width, height] {
+        request.extend(v.to_be_bytes());
+    }
+    s.write_all(&request).unwrap();
+    let update = read(&mut s, 4);
+    assert_eq!(update[0], 0, "not a FramebufferUpdate: {update:?}");
+    assert!(
+        u16::from_be_bytes([update[2], update[3]]) >= 1,
+        "an update without rectangles"
+    );
+    RfbScreen {
+        width,
+        height,
+        name,
+    }
+}

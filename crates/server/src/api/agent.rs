@@ -358,6 +358,7 @@ pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
         user_data: v.user_data.clone(),
         vendor_data: v.vendor_data.clone(),
         clone_of: v.clone_of.clone(),
+        vnc: v.vnc,
     }
 }
 

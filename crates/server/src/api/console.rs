@@ -1,5 +1,6 @@
-//! Serial console access through the control plane: the log (what the guest wrote) and an
-//! interactive attach (an HTTP upgrade relayed to the agent that runs the VM).
+//! Console access through the control plane: the serial console's log (what the guest wrote)
+//! and interactive attach, and the graphical console (VNC) of VMs created with `--vnc`; each
+//! attach is an HTTP upgrade relayed to the agent that runs the VM.
 
 use std::sync::Arc;
 
@@ -10,11 +11,11 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
-use novacron_api_types::{ApiError, ConsoleLog};
+use novacron_api_types::{ApiError, ConsoleLog, ErrorCode, PowerState};
 use serde::Deserialize;
 
 use super::{ApiFailure, ApiResult};
-use crate::records::{self, NodeRecord};
+use crate::records::{self, NodeRecord, VmRecord};
 use crate::state::AppState;
 
 /// The HTTP upgrade protocol of console attach.
@@ -26,7 +27,9 @@ pub struct TailQuery {
     pub tail_bytes: Option<u64>,
 }
 
-fn locate(state: &AppState, name: &str) -> ApiResult<(Arc<NodeRecord>, String)> {
+/// The VM `name` of the caller's project, its node, and the agent's URL of the VM
+/// (`.../agent/v1/vms/{project}/{name}`).
+fn locate(state: &AppState, name: &str) -> ApiResult<(Arc<VmRecord>, Arc<NodeRecord>, String)> {
     novacron_api_types::validate_name("vm", name)?;
     let vm = state
         .vms
@@ -36,12 +39,12 @@ fn locate(state: &AppState, name: &str) -> ApiResult<(Arc<NodeRecord>, String)> 
         })?;
     let node = super::vms::node_of(state, &vm)?;
     let url = format!(
-        "{}/agent/v1/vms/{}/{}/console",
+        "{}/agent/v1/vms/{}/{}",
         node.agent_url.trim_end_matches('/'),
         vm.project,
         vm.name
     );
-    Ok((node, url))
+    Ok((vm, node, url))
 }
 
 fn unreachable(node: &str, e: &reqwest::Error) -> ApiFailure {
@@ -59,11 +62,11 @@ pub async fn log(
     Path(name): Path<String>,
     Query(q): Query<TailQuery>,
 ) -> ApiResult<AxumJson<ConsoleLog>> {
-    let (node, url) = locate(&state, &name)?;
+    let (_, node, url) = locate(&state, &name)?;
     let tail = q.tail_bytes.unwrap_or(64 << 10).min(16 << 20);
     let resp = state
         .agent_http
-        .get(format!("{url}?tail_bytes={tail}"))
+        .get(format!("{url}/console?tail_bytes={tail}"))
         .bearer_auth(state.server_token(&node))
         .send()
         .await
@@ -106,7 +109,72 @@ pub async fn attach(
         ))
         .into());
     }
-    let mut agent_io = connect(&state, &name).await?;
+    let (_, node, url) = locate(&state, &name)?;
+    let agent_io = connect(
+        &state,
+        &node,
+        &format!("{url}/console/attach"),
+        CONSOLE_PROTOCOL,
+    )
+    .await?;
+    Ok(relay_upgrade(req, agent_io, CONSOLE_PROTOCOL))
+}
+
+/// The HTTP upgrade protocol of the graphical console.
+pub const VNC_PROTOCOL: &str = "novacron-vnc";
+
+/// Open the graphical console of a VM created with `--vnc`: an HTTP upgrade to
+/// `novacron-vnc`, after which the connection speaks RFB (VNC) with the VM's display, for one
+/// viewer. `novacron vm console NAME --vnc` serves it on a local port for a VNC viewer.
+#[utoipa::path(get, path = "/api/v1/vms/{name}/vnc", params(("name" = String, Path)),
+    responses((status = 101, description = "switched to the VM's VNC server (RFB, no further authentication)"),
+        (status = 400, body = ApiError, description = "No `Upgrade: novacron-vnc`."),
+        (status = 404, body = ApiError, description = "No such VM."),
+        (status = 409, body = ApiError, description = "The VM was created without `--vnc`, or is not running."),
+        (status = 503, body = ApiError, description = "The VM's agent cannot be reached.")))]
+pub async fn vnc(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let wants = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(VNC_PROTOCOL));
+    if !wants {
+        return Err(
+            ApiError::invalid(format!("the VNC console needs `Upgrade: {VNC_PROTOCOL}`")).into(),
+        );
+    }
+    let (vm, node, url) = locate(&state, &name)?;
+    if !vm.vnc {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "VM {name} has no graphical console: it was created without --vnc (its serial console is `novacron vm console {name}`)"
+            ),
+        )
+        .into());
+    }
+    if vm.power == PowerState::Stopped {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("VM {name} is stopped: start it with `novacron vm start {name}`"),
+        )
+        .into());
+    }
+    let agent_io = connect(&state, &node, &format!("{url}/vnc"), VNC_PROTOCOL).await?;
+    Ok(relay_upgrade(req, agent_io, VNC_PROTOCOL))
+}
+
+/// Answers 101 to the client's upgrade to `protocol`, then copies bytes both ways between
+/// the client and the agent's upgraded connection until either side ends.
+fn relay_upgrade(
+    req: Request,
+    mut agent_io: reqwest::Upgraded,
+    protocol: &'static str,
+) -> Response {
     let client_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         match client_upgrade.await {
@@ -114,17 +182,14 @@ pub async fn attach(
                 let mut client_io = TokioIo::new(up);
                 let _ = tokio::io::copy_bidirectional(&mut client_io, &mut agent_io).await;
             }
-            Err(e) => tracing::debug!(error = %e, "console client upgrade failed"),
+            Err(e) => tracing::debug!(error = %e, protocol, "client upgrade failed"),
         }
     });
-    Ok((
+    (
         StatusCode::SWITCHING_PROTOCOLS,
-        [
-            (header::CONNECTION, "upgrade"),
-            (header::UPGRADE, CONSOLE_PROTOCOL),
-        ],
+        [(header::CONNECTION, "upgrade"), (header::UPGRADE, protocol)],
     )
-        .into_response())
+        .into_response()
 }
 
 /// The WebSocket subprotocol of the browser console: binary (or text) messages carry the
@@ -153,7 +218,14 @@ pub async fn websocket(
         ))
         .into());
     }
-    let agent_io = connect(&state, &name).await?;
+    let (_, node, url) = locate(&state, &name)?;
+    let agent_io = connect(
+        &state,
+        &node,
+        &format!("{url}/console/attach"),
+        CONSOLE_PROTOCOL,
+    )
+    .await?;
     Ok(upgrade
         .protocols([CONSOLE_WEBSOCKET_PROTOCOL])
         .on_upgrade(move |socket| relay(socket, agent_io)))
@@ -202,15 +274,20 @@ async fn relay(socket: axum::extract::ws::WebSocket, agent_io: reqwest::Upgraded
     }
 }
 
-/// Opens the VM's console on its agent (an upgraded connection carrying raw bytes).
-async fn connect(state: &AppState, name: &str) -> ApiResult<reqwest::Upgraded> {
-    let (node, url) = locate(state, name)?;
+/// Opens `url` on the VM's agent with an upgrade to `protocol` (an upgraded connection
+/// carrying raw bytes).
+async fn connect(
+    state: &AppState,
+    node: &NodeRecord,
+    url: &str,
+    protocol: &'static str,
+) -> ApiResult<reqwest::Upgraded> {
     let agent_resp = state
         .agent_http
-        .get(format!("{url}/attach"))
-        .bearer_auth(state.server_token(&node))
+        .get(url)
+        .bearer_auth(state.server_token(node))
         .header(header::CONNECTION, "upgrade")
-        .header(header::UPGRADE, CONSOLE_PROTOCOL)
+        .header(header::UPGRADE, protocol)
         .send()
         .await
         .map_err(|e| unreachable(&node.name, &e))?;
@@ -220,7 +297,7 @@ async fn connect(state: &AppState, name: &str) -> ApiResult<reqwest::Upgraded> {
         return Err(match serde_json::from_slice::<ApiError>(&bytes) {
             Ok(e) => ApiFailure(e),
             Err(_) => ApiFailure(ApiError::unavailable(format!(
-                "agent of {} refused the console: {status}",
+                "agent of {} refused the {protocol} upgrade: {status}",
                 node.name
             ))),
         });

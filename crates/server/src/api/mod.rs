@@ -195,6 +195,7 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .delete("/api/v1/vms/{name}/snapshots/{snapshot}", snapshots::delete)
         .get("/api/v1/vms/{name}/console/attach", console::attach)
         .get("/api/v1/vms/{name}/console/ws", console::websocket)
+        .get("/api/v1/vms/{name}/vnc", console::vnc)
         .post("/api/v1/vms/{name}/exec", exec::exec)
         .post("/api/v1/vms/{name}/backup", backups::create)
         .post("/api/v1/vms/{name}/migrate", migrations::start)

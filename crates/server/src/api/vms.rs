@@ -69,6 +69,7 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
         user_data: vm.user_data.is_some(),
         vendor_data: vm.vendor_data.is_some(),
         snapshots: vm.snapshots.clone(),
+        vnc: vm.vnc,
         guest_interfaces: status
             .as_ref()
             .filter(|s| s.state == VmState::Running)
@@ -302,6 +303,7 @@ pub async fn create_vm_from(
         disk_resize: None,
         disk_linked: clone_of.as_ref().is_some_and(|c| c.linked),
         clone_of,
+        vnc: req.vnc,
     };
     // Written with the project's usage, checked against its limits, in one transaction.
     let written = async {

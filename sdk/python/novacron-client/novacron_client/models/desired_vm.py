@@ -62,6 +62,7 @@ class DesiredVm:
             storage (None | StoragePool | Unset):
             user_data (None | str | Unset): cloud-init user-data for the NoCloud seed (replaces the generated one).
             vendor_data (None | str | Unset): cloud-init vendor-data for the NoCloud seed.
+            vnc (bool | Unset): A graphics card and QEMU's VNC server on a unix socket in the VM's run directory.
      """
 
     accel: AccelChoice
@@ -86,6 +87,7 @@ class DesiredVm:
     storage: None | StoragePool | Unset = UNSET
     user_data: None | str | Unset = UNSET
     vendor_data: None | str | Unset = UNSET
+    vnc: bool | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -214,6 +216,8 @@ class DesiredVm:
         else:
             vendor_data = self.vendor_data
 
+        vnc = self.vnc
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -254,6 +258,8 @@ class DesiredVm:
             field_dict["user_data"] = user_data
         if vendor_data is not UNSET:
             field_dict["vendor_data"] = vendor_data
+        if vnc is not UNSET:
+            field_dict["vnc"] = vnc
 
         return field_dict
 
@@ -505,6 +511,8 @@ class DesiredVm:
         vendor_data = _parse_vendor_data(d.pop("vendor_data", UNSET))
 
 
+        vnc = d.pop("vnc", UNSET)
+
         desired_vm = cls(
             accel=accel,
             cpus=cpus,
@@ -528,6 +536,7 @@ class DesiredVm:
             storage=storage,
             user_data=user_data,
             vendor_data=vendor_data,
+            vnc=vnc,
         )
 
 

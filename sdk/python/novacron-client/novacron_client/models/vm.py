@@ -72,6 +72,7 @@ class Vm:
             storage (None | str | Unset):
             user_data (bool | Unset): Whether cloud-init user-data / vendor-data were given at create.
             vendor_data (bool | Unset):
+            vnc (bool | Unset): The VM has a graphics card and a graphical console (`vm console NAME --vnc`).
      """
 
     accel: AccelChoice
@@ -104,6 +105,7 @@ class Vm:
     storage: None | str | Unset = UNSET
     user_data: bool | Unset = UNSET
     vendor_data: bool | Unset = UNSET
+    vnc: bool | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -247,6 +249,8 @@ class Vm:
 
         vendor_data = self.vendor_data
 
+        vnc = self.vnc
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -300,6 +304,8 @@ class Vm:
             field_dict["user_data"] = user_data
         if vendor_data is not UNSET:
             field_dict["vendor_data"] = vendor_data
+        if vnc is not UNSET:
+            field_dict["vnc"] = vnc
 
         return field_dict
 
@@ -532,6 +538,8 @@ class Vm:
 
         vendor_data = d.pop("vendor_data", UNSET)
 
+        vnc = d.pop("vnc", UNSET)
+
         vm = cls(
             accel=accel,
             cpus=cpus,
@@ -563,6 +571,7 @@ class Vm:
             storage=storage,
             user_data=user_data,
             vendor_data=vendor_data,
+            vnc=vnc,
         )
 
 

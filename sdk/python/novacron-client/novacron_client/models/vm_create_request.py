@@ -57,6 +57,8 @@ class VmCreateRequest:
                 the
                 NoCloud seed as it is; disk images only.
             vendor_data (None | str | Unset): cloud-init vendor-data, checked like `user_data`.
+            vnc (bool | Unset): Give the VM a graphics card and a graphical console (VNC), reached only through the API
+                (`vm console NAME --vnc`); never a port on the node.
      """
 
     cpus: int
@@ -77,6 +79,7 @@ class VmCreateRequest:
     storage: None | str | Unset = UNSET
     user_data: None | str | Unset = UNSET
     vendor_data: None | str | Unset = UNSET
+    vnc: bool | Unset = UNSET
 
 
 
@@ -176,6 +179,8 @@ class VmCreateRequest:
         else:
             vendor_data = self.vendor_data
 
+        vnc = self.vnc
+
 
         field_dict: dict[str, Any] = {}
 
@@ -213,6 +218,8 @@ class VmCreateRequest:
             field_dict["user_data"] = user_data
         if vendor_data is not UNSET:
             field_dict["vendor_data"] = vendor_data
+        if vnc is not UNSET:
+            field_dict["vnc"] = vnc
 
         return field_dict
 
@@ -377,6 +384,8 @@ class VmCreateRequest:
         vendor_data = _parse_vendor_data(d.pop("vendor_data", UNSET))
 
 
+        vnc = d.pop("vnc", UNSET)
+
         vm_create_request = cls(
             cpus=cpus,
             image=image,
@@ -396,6 +405,7 @@ class VmCreateRequest:
             storage=storage,
             user_data=user_data,
             vendor_data=vendor_data,
+            vnc=vnc,
         )
 
         return vm_create_request
