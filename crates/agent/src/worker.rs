@@ -881,10 +881,20 @@ pub(crate) async fn prepare_spec(
             }
         }
         ImageKind::Iso => {
-            return Err(format!(
-                "image {} is an ISO 9660 medium, not a bootable disk",
-                image.name
-            ));
+            // An installer: a blank disk to install onto, the ISO (below) booted after it.
+            if !disk_exists {
+                let size = d.disk_bytes.ok_or_else(|| {
+                    format!(
+                        "image {} is an ISO 9660 medium and the VM has no disk size to install onto",
+                        image.name
+                    )
+                })?;
+                create_then_rename(&disk, |tmp| async move {
+                    novacron_qemu::create_blank(&tmp, novacron_qemu::DiskFormat::Qcow2, size).await
+                })
+                .await?;
+            }
+            Boot::Disk
         }
         ImageKind::Disk { format } => {
             let mut base = share(shared.images.ensure(image, "disk").await?)?;
@@ -917,6 +927,10 @@ pub(crate) async fn prepare_spec(
             seed_iso = Some(seed);
             Boot::Disk
         }
+    };
+    let cdrom = match &d.iso {
+        Some(iso) => Some(share(shared.images.ensure(iso, "iso").await?)?),
+        None => None,
     };
     let has_disk = tokio::fs::try_exists(&disk).await.unwrap_or(false);
     let nics = match &d.network {
@@ -968,6 +982,7 @@ pub(crate) async fn prepare_spec(
         seed_iso,
         run_as,
         vnc: d.vnc,
+        cdrom,
         ..VmSpec::default()
     })
 }

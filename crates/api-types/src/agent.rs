@@ -111,6 +111,9 @@ pub struct DesiredVm {
     /// A graphics card and QEMU's VNC server on a unix socket in the VM's run directory.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vnc: bool,
+    /// The ISO image in the VM's CD-ROM drive (`None` also when that image record is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso: Option<Image>,
 }
 
 /// Answer of `GET /api/v1/agent/vms`: the VMs placed on the calling node — all of them

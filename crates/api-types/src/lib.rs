@@ -229,6 +229,11 @@ pub struct VmCreateRequest {
     /// (`vm console NAME --vnc`); never a port on the node.
     #[serde(default)]
     pub vnc: bool,
+    /// An ISO image (`image import NAME FILE.iso`) attached as a read-only CD-ROM, booted
+    /// after the disk. When `image` is itself an ISO image, the VM is an installer: a blank
+    /// disk of `disk_bytes` (required) and that ISO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso: Option<String>,
 }
 
 /// Body of `POST /api/v1/vms/{name}/set`: what to change; absent fields stay as they are.
@@ -427,6 +432,9 @@ pub struct Vm {
     /// The VM has a graphics card and a graphical console (`vm console NAME --vnc`).
     #[serde(default)]
     pub vnc: bool,
+    /// The ISO image in the VM's CD-ROM drive, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso: Option<String>,
 }
 
 /// What a node is allowed to do.

@@ -360,9 +360,13 @@ fn read_cloud_config(flag: &str, path: &std::path::Path) -> anyhow::Result<Strin
 pub struct VmCreateArgs {
     /// Name of the new VM.
     pub name: String,
-    /// Image to boot (see `novacron image list`).
-    #[arg(long)]
-    pub image: String,
+    /// Image to boot (see `novacron image list`); with --iso alone, the ISO (an installer VM).
+    #[arg(long, required_unless_present = "iso")]
+    pub image: Option<String>,
+    /// An ISO image (`image import NAME FILE.iso`) in a CD-ROM drive, booted after the disk.
+    /// Without --image: install from it onto a blank disk of --disk SIZE (add --vnc to see it).
+    #[arg(long, value_name = "IMAGE")]
+    pub iso: Option<String>,
     /// Virtual CPUs.
     #[arg(long, default_value_t = 1)]
     pub cpus: u32,
@@ -791,6 +795,9 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
         if vm.vnc {
             p.push(("consoles", "serial, vnc".into()));
         }
+        if let Some(iso) = &vm.iso {
+            p.push(("cd-rom", iso.clone()));
+        }
         if vm.user_data || vm.vendor_data {
             let given: Vec<&str> = [(vm.user_data, "user-data"), (vm.vendor_data, "vendor-data")]
                 .into_iter()
@@ -869,7 +876,11 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
             let op = c
                 .vm_create(&VmCreateRequest {
                     name: a.name.clone(),
-                    image: a.image.clone(),
+                    image: a
+                        .image
+                        .clone()
+                        .or_else(|| a.iso.clone())
+                        .unwrap_or_default(),
                     cpus: a.cpus,
                     memory_bytes,
                     disk_bytes,
@@ -895,6 +906,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                     user_data,
                     vendor_data,
                     vnc: a.vnc,
+                    iso: a.iso.clone(),
                 })
                 .await?
                 .operation;

@@ -449,6 +449,7 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
                         user_data: None,
                         vendor_data: None,
                         vnc: false,
+                        iso: None,
                     })
                     .await?
                     .operation,

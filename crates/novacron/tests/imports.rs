@@ -418,7 +418,8 @@ fn url_iso_and_ova_imports() {
     nothing_left(&c, &["badsum", "missing", "short"]);
 
     // An ISO 9660 file (a real one, as NovaCron writes cloud-init seeds) is stored as a
-    // medium; a VM cannot boot from it as a disk. A .iso that is not ISO 9660 is refused.
+    // medium; a VM made from it alone must say how large a disk to install onto. A .iso that
+    // is not ISO 9660 is refused.
     let iso = c.dir.path().join("install.iso");
     novacron_qemu::NoCloudSeed {
         instance_id: "i-1".into(),
@@ -446,9 +447,10 @@ fn url_iso_and_ova_imports() {
         "tcg",
     ]);
     assert!(
-        err.contains("ISO 9660") && err.contains("not supported yet"),
+        err.contains("ISO 9660") && err.contains("--disk SIZE"),
         "{err}"
     );
+    assert!(c.json(&["vm", "list"]).as_array().unwrap().is_empty());
     let fake = c.dir.path().join("fake.iso");
     std::fs::copy(&raw, &fake).unwrap();
     let err = c.fails(&["image", "import", "fake", fake.to_str().unwrap()]);

@@ -364,6 +364,68 @@ fn vnc_console_shows_the_screen_through_the_api() {
     assert!(err.contains("not provided: --vnc"), "{err}");
 }
 
+/// An installer VM: `vm create --iso` with a blank disk boots the ISO's El Torito program
+/// through the BIOS once the blank disk proves unbootable (as an OS installer CD would),
+/// shows the medium in `vm show`, keeps the image from deletion, and live-migrates to a
+/// node that builds the same drive from its own copy of the image. Bad requests change
+/// nothing.
+#[test]
+fn an_installer_vm_boots_its_iso_and_migrates_with_it() {
+    let mut c = Cluster::start();
+    c.ok(&["image", "build-tiny", "tiny"]);
+    let iso = c.dir.path().join("installer.iso");
+    common::write_boot_iso(&iso);
+    c.ok(&["image", "import", "installer", iso.to_str().unwrap()]);
+    let b_dir = c.start_agent("node-b");
+    c.wait_nodes_ready(&["node-a", "node-b"]);
+
+    let base = ["vm", "create", "inst1", "--memory", "96M", "--accel", "tcg"];
+    let with =
+        |more: &[&'static str]| -> Vec<&'static str> { base.iter().chain(more).copied().collect() };
+    let err = c.fails(&with(&["--iso", "installer"]));
+    assert!(err.contains("--disk SIZE"), "{err}");
+    let err = c.fails(&with(&["--image", "tiny", "--iso", "tiny"]));
+    assert!(err.contains("not an ISO 9660 medium"), "{err}");
+    let err = c.fails(&with(&["--image", "tiny", "--iso", "nosuch"]));
+    assert!(err.contains("image import nosuch"), "{err}");
+    let user_data = c.dir.path().join("user-data.yaml");
+    std::fs::write(&user_data, "#cloud-config\nhostname: inst1\n").unwrap();
+    let mut args = with(&["--iso", "installer", "--disk", "64M", "--user-data"]);
+    args.push(user_data.to_str().unwrap());
+    let err = c.fails(&args);
+    assert!(err.contains("installer ISO reads no cloud-init"), "{err}");
+    assert!(c.json(&["vm", "list"]).as_array().unwrap().is_empty());
+
+    c.ok(&with(&[
+        "--iso",
+        "installer",
+        "--disk",
+        "64M",
+        "--vnc",
+        "--node",
+        "node-a",
+    ]));
+    c.wait_console("inst1", common::ISO_BOOTED, 1, BOOT);
+    let v = c.vm("inst1");
+    assert_eq!(v["iso"], "installer", "{v}");
+    assert_eq!(v["disk_bytes"], 64u64 << 20, "{v}");
+    assert!(c.ok(&["vm", "show", "inst1"]).contains("installer"));
+    let err = c.fails(&["image", "delete", "installer"]);
+    assert!(err.contains("inst1"), "{err}");
+
+    let m = c.json(&["vm", "migrate", "inst1", "--to", "node-b"]);
+    assert_eq!(m["state"], "succeeded", "{m}");
+    let v = c.wait_state("inst1", "running", Duration::from_secs(30));
+    assert_eq!(v["node"], "node-b", "{v}");
+    let pids = common::qemu_pids_under(&b_dir);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pids[0])).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("ide-cd,bus=ide.0,drive=cdrom0"),
+        "node-b's QEMU has no CD-ROM"
+    );
+}
+
 /// `vm exec` through the tiny image's qemu-guest-agent: the command runs in the guest (what it
 /// writes there, the console reads back), the CLI prints its streams apart and exits with its
 /// status, `--stdin` feeds it, `-o json` answers the record; a paused or stopped VM, a

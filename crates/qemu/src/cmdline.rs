@@ -40,6 +40,9 @@ fn path_opt(path: &Path) -> String {
 /// - A virtio RNG fed from /dev/urandom, so guests generating keys at first boot do not stall.
 /// - A virtio-serial port `org.qemu.guest_agent.0` on the unix socket `qga.sock`: what a guest's
 ///   qemu-guest-agent opens (`vm exec`, addresses); a guest without one never looks at it.
+/// - With [`VmSpec::cdrom`], the ISO as an `ide-cd` on the machine's built-in controller (`ide.0`: AHCI on q35),
+///   which every installer and BIOS reads (virtio-scsi would need drivers Windows installers lack); it boots after
+///   the disks, so a blank disk falls through to it and an installed one boots itself.
 /// - With [`VmSpec::vnc`], a standard VGA card (which every installer and BIOS can draw on) and
 ///   QEMU's VNC server on the unix socket `vnc.sock`, never on a TCP port: the agent relays it to
 ///   callers the control plane let in. `-display none` stays: it only means no local window.
@@ -135,6 +138,30 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
         push(&[
             "-device",
             &format!("virtio-blk-pci,drive=disk{i},id=virtio-disk{i}{boot}"),
+        ]);
+    }
+
+    if let Some(iso) = &spec.cdrom {
+        push(&[
+            "-blockdev",
+            &format!(
+                "driver=file,node-name=cdrom0-file,filename={},read-only=on",
+                path_opt(iso)
+            ),
+        ]);
+        push(&[
+            "-blockdev",
+            "driver=raw,node-name=cdrom0,file=cdrom0-file,read-only=on",
+        ]);
+        let boot = if matches!(spec.boot, Boot::Disk) {
+            format!(",bootindex={}", spec.disks.len())
+        } else {
+            String::new()
+        };
+        // On the controller built into the machine: no PCI device, so no address moves.
+        push(&[
+            "-device",
+            &format!("ide-cd,bus=ide.0,drive=cdrom0,id=cdrom0{boot}"),
         ]);
     }
 
@@ -306,6 +333,50 @@ mod tests {
             devices[..devices.len() - 1],
             values(&plain, "-device")[..],
             "the other devices keep their order, so their PCI addresses"
+        );
+    }
+
+    #[test]
+    fn an_iso_is_a_cd_rom_booted_after_the_disks_on_the_built_in_controller() {
+        let rd = RunDir::new("/r");
+        let disk = DiskSpec {
+            path: PathBuf::from("/r/disk0.qcow2"),
+            format: DiskFormat::Qcow2,
+            read_only: false,
+        };
+        let plain = VmSpec {
+            boot: Boot::Disk,
+            disks: vec![disk],
+            ..base()
+        };
+        let args = build_command_line(
+            &VmSpec {
+                cdrom: Some("/images/in,st.iso".into()),
+                ..plain.clone()
+            },
+            &rd,
+            &[],
+        );
+        let blockdevs = values(&args, "-blockdev");
+        assert!(
+            blockdevs.contains(
+                &"driver=file,node-name=cdrom0-file,filename=/images/in,,st.iso,read-only=on"
+            ),
+            "{blockdevs:?}"
+        );
+        assert!(blockdevs.contains(&"driver=raw,node-name=cdrom0,file=cdrom0-file,read-only=on"));
+        let devices = values(&args, "-device");
+        assert!(devices.contains(&"virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=0"));
+        assert!(devices.contains(&"ide-cd,bus=ide.0,drive=cdrom0,id=cdrom0,bootindex=1"));
+        let pci = |a: &[&str]| -> Vec<String> {
+            a.iter()
+                .filter(|d| !d.starts_with("ide-cd"))
+                .map(|d| d.to_string())
+                .collect()
+        };
+        assert_eq!(
+            pci(&devices),
+            pci(&values(&build_command_line(&plain, &rd, &[]), "-device"))
         );
     }
 

@@ -50,6 +50,9 @@ pub struct VmSpec {
     /// A graphics card and a VNC server on the unix socket `vnc.sock` in the run directory
     /// (see [`RunDir::vnc_socket`]): the graphical console, reached only through the agent.
     pub vnc: bool,
+    /// An ISO 9660 medium as a read-only CD-ROM on the machine's own AHCI (q35) or IDE (pc)
+    /// controller, booted after the disks (an installer: the blank disk falls through to it).
+    pub cdrom: Option<PathBuf>,
 }
 
 impl Default for VmSpec {
@@ -71,6 +74,7 @@ impl Default for VmSpec {
             extra_args: Vec::new(),
             run_as: None,
             vnc: false,
+            cdrom: None,
         }
     }
 }

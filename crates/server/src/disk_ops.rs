@@ -286,6 +286,7 @@ pub fn clone_request(src: &VmRecord, name: &str) -> VmCreateRequest {
         user_data: src.user_data.clone(),
         vendor_data: src.vendor_data.clone(),
         vnc: src.vnc,
+        iso: src.iso.clone(),
     }
 }
 
@@ -325,6 +326,7 @@ pub fn restore_request(
         user_data: spec.user_data.clone(),
         vendor_data: spec.vendor_data.clone(),
         vnc: spec.vnc,
+        iso: spec.iso.as_ref().map(|i| i.name.clone()),
     }
 }
 

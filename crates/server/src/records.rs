@@ -183,6 +183,9 @@ pub struct VmRecord {
     /// migration's destination builds the same machine.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vnc: bool,
+    /// The ISO image (of this project) in the VM's CD-ROM drive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso: Option<String>,
 }
 
 /// Observed state of a VM (written on behalf of its agent).
@@ -453,5 +456,6 @@ pub fn example_vm(power: PowerState) -> VmRecord {
         clone_of: None,
         disk_linked: false,
         vnc: false,
+        iso: None,
     }
 }

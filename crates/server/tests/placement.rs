@@ -206,6 +206,7 @@ fn vm_request(name: &str, node: Option<&str>, memory: u64, ha: bool) -> VmCreate
         user_data: None,
         vendor_data: None,
         vnc: false,
+        iso: None,
     }
 }
 

@@ -166,6 +166,7 @@ fn vm(name: &str) -> VmCreateRequest {
         user_data: None,
         vendor_data: None,
         vnc: false,
+        iso: None,
     }
 }
 

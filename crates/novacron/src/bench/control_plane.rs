@@ -586,6 +586,7 @@ async fn load(
                     user_data: None,
                     vendor_data: None,
                     vnc: false,
+                    iso: None,
                 };
                 let start = Instant::now();
                 sent.lock()

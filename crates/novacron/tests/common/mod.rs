@@ -539,3 +539,61 @@ pub fn rfb_viewer(addr: &str) -> RfbScreen {
         name,
     }
 }
+
+/// What the boot program of [`write_boot_iso`] prints on the first serial port.
+pub const ISO_BOOTED: &str = "NOVACRON-ISO-BOOTED";
+
+/// Writes a bootable ISO 9660 medium at `path`, as an installer CD is: an El Torito
+/// no-emulation boot image that the BIOS loads from the CD and runs. The program (16-bit
+/// real mode, at 0:7C00) writes [`ISO_BOOTED`] to COM1 and halts.
+pub fn write_boot_iso(path: &Path) {
+    const SECTOR: usize = 2048;
+    const CATALOG: usize = 19;
+    const PROGRAM: usize = 20;
+    let mut iso = vec![0u8; SECTOR * 21];
+    let descriptor = |iso: &mut Vec<u8>, sector: usize, kind: u8| {
+        let d = &mut iso[sector * SECTOR..];
+        d[0] = kind;
+        d[1..6].copy_from_slice(b"CD001");
+        d[6] = 1;
+    };
+    descriptor(&mut iso, 16, 1); // primary volume descriptor
+    descriptor(&mut iso, 17, 0); // boot record
+    iso[17 * SECTOR + 7..17 * SECTOR + 30].copy_from_slice(b"EL TORITO SPECIFICATION");
+    iso[17 * SECTOR + 0x47..17 * SECTOR + 0x4b].copy_from_slice(&(CATALOG as u32).to_le_bytes());
+    descriptor(&mut iso, 18, 255); // terminator
+    // Boot catalog: a validation entry (its 16-bit words sum to 0), then the default entry.
+    let mut validation = [0u8; 32];
+    validation[0] = 1;
+    validation[30] = 0x55;
+    validation[31] = 0xaa;
+    let sum = validation.chunks(2).fold(0u16, |s, w| {
+        s.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
+    });
+    validation[28..30].copy_from_slice(&0u16.wrapping_sub(sum).to_le_bytes());
+    let mut entry = [0u8; 32];
+    entry[0] = 0x88; // bootable, no emulation, load segment 0 (07C0)
+    entry[6..8].copy_from_slice(&4u16.to_le_bytes()); // 4 x 512 bytes
+    entry[8..12].copy_from_slice(&(PROGRAM as u32).to_le_bytes());
+    iso[CATALOG * SECTOR..CATALOG * SECTOR + 32].copy_from_slice(&validation);
+    iso[CATALOG * SECTOR + 32..CATALOG * SECTOR + 64].copy_from_slice(&entry);
+    #[rustfmt::skip]
+    let mut program = vec![
+        0xfa,             // cli
+        0x31, 0xc0,       // xor ax, ax
+        0x8e, 0xd8,       // mov ds, ax
+        0xbe, 0x16, 0x7c, // mov si, 0x7c16 (the text, after these 22 bytes)
+        0xba, 0xf8, 0x03, // mov dx, 0x3f8 (COM1)
+        0xac,             // next: lodsb
+        0x84, 0xc0,       // test al, al
+        0x74, 0x03,       // jz done
+        0xee,             // out dx, al
+        0xeb, 0xf8,       // jmp next
+        0xf4,             // done: hlt
+        0xeb, 0xfd,       // jmp done
+    ];
+    assert_eq!(program.len(), 0x16);
+    program.extend(format!("{ISO_BOOTED}\r\n\0").bytes());
+    iso[PROGRAM * SECTOR..PROGRAM * SECTOR + program.len()].copy_from_slice(&program);
+    std::fs::write(path, iso).unwrap();
+}

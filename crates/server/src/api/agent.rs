@@ -359,6 +359,12 @@ pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
         vendor_data: v.vendor_data.clone(),
         clone_of: v.clone_of.clone(),
         vnc: v.vnc,
+        iso: v.iso.as_ref().and_then(|iso| {
+            state
+                .images
+                .get(&records::image_key(&v.project, iso))
+                .map(|i| (*i).clone())
+        }),
     }
 }
 

@@ -1022,7 +1022,10 @@ pub async fn delete(
     validate_name("image", &name)?;
     let users: Vec<String> = state.vms.with(|vms| {
         vms.values()
-            .filter(|v| v.image == name && v.project == crate::tenancy::current_project())
+            .filter(|v| {
+                (v.image == name || v.iso.as_deref() == Some(name.as_str()))
+                    && v.project == crate::tenancy::current_project()
+            })
             .map(|v| v.name.clone())
             .collect()
     });

@@ -70,6 +70,7 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
         vendor_data: vm.vendor_data.is_some(),
         snapshots: vm.snapshots.clone(),
         vnc: vm.vnc,
+        iso: vm.iso.clone(),
         guest_interfaces: status
             .as_ref()
             .filter(|s| s.state == VmState::Running)
@@ -147,6 +148,54 @@ pub async fn create_vm(
 
 /// [`create_vm`], for a clone too: with `clone_of`, the disk starts from that VM's disk
 /// (`vm clone`, see `api::disks`).
+/// The ISO image `req` puts in the CD-ROM drive: `--iso`, or the image itself when it is
+/// an ISO (an installer VM, which must say how large a disk to install onto). `--iso` must
+/// name an ISO image of the project.
+fn iso_to_attach(
+    state: &AppState,
+    project: &str,
+    req: &VmCreateRequest,
+    installer: bool,
+) -> ApiResult<Option<String>> {
+    if installer {
+        if req.disk_bytes.is_none() {
+            return Err(ApiError::invalid(format!(
+                "image {} is an ISO 9660 installation medium: give --disk SIZE for the blank disk to install onto (e.g. --disk 20G), and --vnc to see the installer",
+                req.image
+            ))
+            .into());
+        }
+        if !req.ssh_keys.is_empty() || req.user_data.is_some() || req.vendor_data.is_some() {
+            return Err(ApiError::invalid(
+                "--ssh-key, --user-data and --vendor-data need a cloud (disk) image; an installer ISO reads no cloud-init data",
+            )
+            .into());
+        }
+        if let Some(other) = req.iso.as_ref().filter(|i| **i != req.image) {
+            return Err(ApiError::invalid(format!(
+                "image {} is already the installation medium; --iso {other} would be a second one",
+                req.image
+            ))
+            .into());
+        }
+        return Ok(Some(req.image.clone()));
+    }
+    let Some(name) = &req.iso else {
+        return Ok(None);
+    };
+    match state.images.get(&records::image_key(project, name)) {
+        None => Err(ApiError::not_found(format!(
+            "no image named {name:?} for --iso: import the ISO first with `novacron image import {name} FILE.iso`"
+        ))
+        .into()),
+        Some(i) if i.kind != ImageKind::Iso => Err(ApiError::invalid(format!(
+            "--iso {name}: image {name} is not an ISO 9660 medium (import one with `novacron image import NAME FILE.iso`)"
+        ))
+        .into()),
+        Some(_) => Ok(Some(name.clone())),
+    }
+}
+
 pub async fn create_vm_from(
     state: &AppState,
     req: VmCreateRequest,
@@ -174,15 +223,8 @@ pub async fn create_vm_from(
             .into());
         }
     };
-    if let Some(i) = &image
-        && i.kind == ImageKind::Iso
-    {
-        return Err(ApiError::invalid(format!(
-            "image {} is an ISO 9660 installation medium, not a bootable disk: create the VM from a disk or kernel image (attaching an ISO to a VM, `vm create --iso`, is not supported yet)",
-            req.image
-        ))
-        .into());
-    }
+    let installer = image.as_ref().is_some_and(|i| i.kind == ImageKind::Iso);
+    let iso = iso_to_attach(state, project, &req, installer)?;
     // Disk images, and kernel images carrying a disk (`vm template`), set the least size.
     let image_disk = image
         .as_ref()
@@ -304,6 +346,7 @@ pub async fn create_vm_from(
         disk_linked: clone_of.as_ref().is_some_and(|c| c.linked),
         clone_of,
         vnc: req.vnc,
+        iso,
     };
     // Written with the project's usage, checked against its limits, in one transaction.
     let written = async {

@@ -56,6 +56,7 @@ class DesiredVm:
             force (bool | Unset): With `power: stopped`: kill instead of a graceful ACPI shutdown.
             ha (HaPolicy | Unset): What happens to a VM when its node is lost.
             image (ImageType0 | ImageType1 | ImageType2 | None | Unset):
+            iso (ImageType0 | ImageType1 | ImageType2 | None | Unset):
             nics (list[Nic] | Unset): NICs on overlay networks: each a tap on the network's bridge `ncbr<vni>`.
             restore (None | RestoreSource | Unset):
             ssh_keys (list[str] | Unset):
@@ -81,6 +82,7 @@ class DesiredVm:
     force: bool | Unset = UNSET
     ha: HaPolicy | Unset = UNSET
     image: ImageType0 | ImageType1 | ImageType2 | None | Unset = UNSET
+    iso: ImageType0 | ImageType1 | ImageType2 | None | Unset = UNSET
     nics: list[Nic] | Unset = UNSET
     restore: None | RestoreSource | Unset = UNSET
     ssh_keys: list[str] | Unset = UNSET
@@ -173,6 +175,18 @@ class DesiredVm:
         else:
             image = self.image
 
+        iso: dict[str, Any] | None | Unset
+        if isinstance(self.iso, Unset):
+            iso = UNSET
+        elif isinstance(self.iso, ImageType0):
+            iso = self.iso.to_dict()
+        elif isinstance(self.iso, ImageType1):
+            iso = self.iso.to_dict()
+        elif isinstance(self.iso, ImageType2):
+            iso = self.iso.to_dict()
+        else:
+            iso = self.iso
+
         nics: list[dict[str, Any]] | Unset = UNSET
         if not isinstance(self.nics, Unset):
             nics = []
@@ -246,6 +260,8 @@ class DesiredVm:
             field_dict["ha"] = ha
         if image is not UNSET:
             field_dict["image"] = image
+        if iso is not UNSET:
+            field_dict["iso"] = iso
         if nics is not UNSET:
             field_dict["nics"] = nics
         if restore is not UNSET:
@@ -436,6 +452,46 @@ class DesiredVm:
         image = _parse_image(d.pop("image", UNSET))
 
 
+        def _parse_iso(data: object) -> ImageType0 | ImageType1 | ImageType2 | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                componentsschemas_image_type_0 = ImageType0.from_dict(data)
+
+
+
+                return componentsschemas_image_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                componentsschemas_image_type_1 = ImageType1.from_dict(data)
+
+
+
+                return componentsschemas_image_type_1
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                componentsschemas_image_type_2 = ImageType2.from_dict(data)
+
+
+
+                return componentsschemas_image_type_2
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(ImageType0 | ImageType1 | ImageType2 | None | Unset, data)
+
+        iso = _parse_iso(d.pop("iso", UNSET))
+
+
         _nics = d.pop("nics", UNSET)
         nics: list[Nic] | Unset = UNSET
         if _nics is not UNSET:
@@ -530,6 +586,7 @@ class DesiredVm:
             force=force,
             ha=ha,
             image=image,
+            iso=iso,
             nics=nics,
             restore=restore,
             ssh_keys=ssh_keys,

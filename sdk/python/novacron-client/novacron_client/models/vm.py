@@ -59,6 +59,7 @@ class Vm:
                 them (empty when the guest runs no agent).
             ha (HaPolicy | Unset): What happens to a VM when its node is lost.
             ha_priority (int | Unset):
+            iso (None | str | Unset): The ISO image in the VM's CD-ROM drive, if any.
             labels (BTreeMap | Unset):
             nics (list[Nic] | Unset): NICs on overlay networks: network, MAC, addresses.
             node (None | str | Unset):
@@ -94,6 +95,7 @@ class Vm:
     guest_interfaces: list[GuestInterface] | Unset = UNSET
     ha: HaPolicy | Unset = UNSET
     ha_priority: int | Unset = UNSET
+    iso: None | str | Unset = UNSET
     labels: BTreeMap | Unset = UNSET
     nics: list[Nic] | Unset = UNSET
     node: None | str | Unset = UNSET
@@ -186,6 +188,12 @@ class Vm:
 
 
         ha_priority = self.ha_priority
+
+        iso: None | str | Unset
+        if isinstance(self.iso, Unset):
+            iso = UNSET
+        else:
+            iso = self.iso
 
         labels: dict[str, Any] | Unset = UNSET
         if not isinstance(self.labels, Unset):
@@ -282,6 +290,8 @@ class Vm:
             field_dict["ha"] = ha
         if ha_priority is not UNSET:
             field_dict["ha_priority"] = ha_priority
+        if iso is not UNSET:
+            field_dict["iso"] = iso
         if labels is not UNSET:
             field_dict["labels"] = labels
         if nics is not UNSET:
@@ -440,6 +450,16 @@ class Vm:
 
         ha_priority = d.pop("ha_priority", UNSET)
 
+        def _parse_iso(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        iso = _parse_iso(d.pop("iso", UNSET))
+
+
         _labels = d.pop("labels", UNSET)
         labels: BTreeMap | Unset
         if isinstance(_labels,  Unset):
@@ -560,6 +580,7 @@ class Vm:
             guest_interfaces=guest_interfaces,
             ha=ha,
             ha_priority=ha_priority,
+            iso=iso,
             labels=labels,
             nics=nics,
             node=node,

@@ -43,6 +43,9 @@ class VmCreateRequest:
                 kernel images.
             ha (HaPolicy | Unset): What happens to a VM when its node is lost.
             ha_priority (int | Unset): Higher restarts first when several VMs must move.
+            iso (None | str | Unset): An ISO image (`image import NAME FILE.iso`) attached as a read-only CD-ROM, booted
+                after the disk. When `image` is itself an ISO image, the VM is an installer: a blank
+                disk of `disk_bytes` (required) and that ISO.
             labels (BTreeMap | Unset):
             network (NetworkType0 | NetworkType1 | NetworkType2 | Unset): How a VM is connected to the network.
             nics (list[NicRequest] | Unset): NICs on overlay networks (`--network NET [--ip A] [--mac M]`), in addition to
@@ -70,6 +73,7 @@ class VmCreateRequest:
     disk_bytes: int | None | Unset = UNSET
     ha: HaPolicy | Unset = UNSET
     ha_priority: int | Unset = UNSET
+    iso: None | str | Unset = UNSET
     labels: BTreeMap | Unset = UNSET
     network: NetworkType0 | NetworkType1 | NetworkType2 | Unset = UNSET
     nics: list[NicRequest] | Unset = UNSET
@@ -122,6 +126,12 @@ class VmCreateRequest:
 
 
         ha_priority = self.ha_priority
+
+        iso: None | str | Unset
+        if isinstance(self.iso, Unset):
+            iso = UNSET
+        else:
+            iso = self.iso
 
         labels: dict[str, Any] | Unset = UNSET
         if not isinstance(self.labels, Unset):
@@ -200,6 +210,8 @@ class VmCreateRequest:
             field_dict["ha"] = ha
         if ha_priority is not UNSET:
             field_dict["ha_priority"] = ha_priority
+        if iso is not UNSET:
+            field_dict["iso"] = iso
         if labels is not UNSET:
             field_dict["labels"] = labels
         if network is not UNSET:
@@ -282,6 +294,16 @@ class VmCreateRequest:
 
 
         ha_priority = d.pop("ha_priority", UNSET)
+
+        def _parse_iso(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        iso = _parse_iso(d.pop("iso", UNSET))
+
 
         _labels = d.pop("labels", UNSET)
         labels: BTreeMap | Unset
@@ -396,6 +418,7 @@ class VmCreateRequest:
             disk_bytes=disk_bytes,
             ha=ha,
             ha_priority=ha_priority,
+            iso=iso,
             labels=labels,
             network=network,
             nics=nics,
