@@ -225,6 +225,7 @@ const TABLE: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/vms/{name}/console/ws", PROJECT_OPERATE),
     ("POST", "/api/v1/vms/{name}/exec", PROJECT_OPERATE),
     ("GET", "/api/v1/vms/{name}/vnc", PROJECT_OPERATE),
+    ("GET", "/api/v1/vms/{name}/vnc/ws", PROJECT_OPERATE),
     ("POST", "/api/v1/vms/{name}/backup", PROJECT_OPERATE),
     ("POST", "/api/v1/vms/{name}/migrate", PROJECT_OPERATE),
     ("GET", "/api/v1/operations", PROJECT_READ),

@@ -97,6 +97,7 @@ fn a_user_runs_a_vm_from_the_browser() {
     memory.send_keys("128");
     b.find("#create-node").select_option("node-a");
     b.find("#create-accel").select_option("tcg");
+    b.find("#create-vnc").click();
     b.screenshot("03-create");
     b.find("#create-submit").click();
 
@@ -112,6 +113,7 @@ fn a_user_runs_a_vm_from_the_browser() {
     );
     assert_eq!(vm["memory_bytes"], 128u64 << 20, "{vm}");
     assert_eq!(vm["accel"], "tcg", "{vm}");
+    assert_eq!(vm["vnc"], true, "{vm}");
     // Actions that do not apply to a running VM are disabled.
     assert!(!b.find("button[data-action='start']").is_enabled());
     assert!(b.find("button[data-action='stop']").is_enabled());
@@ -168,6 +170,25 @@ fn a_user_runs_a_vm_from_the_browser() {
         2,
         "{refusals:#?}"
     );
+
+    // The screen: noVNC, loaded on demand, speaks RFB with the VM's VGA display over the
+    // API's VNC WebSocket; QEMU names the desktop after the VM, and pixels reach the canvas.
+    b.find("#screen-open").click();
+    b.wait_until("the screen connected", T, |b| {
+        text_of(b, "#screen-status").as_deref() == Some("connected")
+    });
+    b.wait_until("the desktop's name", T, |b| {
+        b.find("#vm-screen").attr("data-name").as_deref() == Some("QEMU (web1)")
+    });
+    b.wait_until("a drawn screen", T, |b| {
+        let size = b.execute(
+            "const c = document.querySelector('#vm-screen canvas'); \
+             return c ? [c.width, c.height] : null;",
+            vec![],
+        );
+        size[0].as_u64().unwrap_or(0) >= 640 && size[1].as_u64().unwrap_or(0) >= 400
+    });
+    b.screenshot("04c-screen");
 
     // Live migration to the other node, followed to 100 % on the migrations page.
     b.find("#migrate-to").select_option("node-b");

@@ -147,7 +147,13 @@ pub async fn vnc(
             ApiError::invalid(format!("the VNC console needs `Upgrade: {VNC_PROTOCOL}`")).into(),
         );
     }
-    let (vm, node, url) = locate(&state, &name)?;
+    let agent_io = connect_vnc(&state, &name).await?;
+    Ok(relay_upgrade(req, agent_io, VNC_PROTOCOL))
+}
+
+/// The VM's VNC server on its agent, for a VM created with `--vnc` that is not stopped.
+async fn connect_vnc(state: &AppState, name: &str) -> ApiResult<reqwest::Upgraded> {
+    let (vm, node, url) = locate(state, name)?;
     if !vm.vnc {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -164,8 +170,39 @@ pub async fn vnc(
         )
         .into());
     }
-    let agent_io = connect(&state, &node, &format!("{url}/vnc"), VNC_PROTOCOL).await?;
-    Ok(relay_upgrade(req, agent_io, VNC_PROTOCOL))
+    connect(state, &node, &format!("{url}/vnc"), VNC_PROTOCOL).await
+}
+
+/// The WebSocket subprotocol of the graphical console: noVNC's, binary messages carrying RFB.
+pub const VNC_WEBSOCKET_PROTOCOL: &str = "binary";
+
+/// The graphical console over a WebSocket (for browsers: the web console's noVNC screen):
+/// offer the subprotocol `binary`, and `novacron.bearer.<token>` when the client cannot send
+/// `Authorization`. Binary messages carry RFB (VNC) both ways.
+#[utoipa::path(get, path = "/api/v1/vms/{name}/vnc/ws", params(("name" = String, Path)),
+    responses((status = 101, description = "switched to a WebSocket carrying the VM's VNC server (RFB)"),
+        (status = 400, body = ApiError, description = "Not a WebSocket upgrade offering `binary`."),
+        (status = 404, body = ApiError, description = "No such VM."),
+        (status = 409, body = ApiError, description = "The VM was created without `--vnc`, or is stopped."),
+        (status = 503, body = ApiError, description = "The VM's agent cannot be reached.")))]
+pub async fn vnc_websocket(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let upgrade =
+        upgrade.map_err(|e| ApiError::invalid(format!("VNC websocket: {}", e.body_text())))?;
+    if !crate::auth::websocket_protocols(&headers).any(|p| p == VNC_WEBSOCKET_PROTOCOL) {
+        return Err(ApiError::invalid(format!(
+            "the VNC websocket needs the subprotocol {VNC_WEBSOCKET_PROTOCOL}"
+        ))
+        .into());
+    }
+    let agent_io = connect_vnc(&state, &name).await?;
+    Ok(upgrade
+        .protocols([VNC_WEBSOCKET_PROTOCOL])
+        .on_upgrade(move |socket| relay(socket, agent_io)))
 }
 
 /// Answers 101 to the client's upgrade to `protocol`, then copies bytes both ways between
@@ -231,8 +268,8 @@ pub async fn websocket(
         .on_upgrade(move |socket| relay(socket, agent_io)))
 }
 
-/// Copies console bytes between the browser's WebSocket and the agent's stream until either
-/// side ends.
+/// Copies bytes (the serial console's, or RFB) between the browser's WebSocket and the
+/// agent's stream until either side ends.
 async fn relay(socket: axum::extract::ws::WebSocket, agent_io: reqwest::Upgraded) {
     use axum::extract::ws::Message;
     use futures_util::{SinkExt as _, StreamExt as _};

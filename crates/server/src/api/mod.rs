@@ -196,6 +196,7 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .get("/api/v1/vms/{name}/console/attach", console::attach)
         .get("/api/v1/vms/{name}/console/ws", console::websocket)
         .get("/api/v1/vms/{name}/vnc", console::vnc)
+        .get("/api/v1/vms/{name}/vnc/ws", console::vnc_websocket)
         .post("/api/v1/vms/{name}/exec", exec::exec)
         .post("/api/v1/vms/{name}/backup", backups::create)
         .post("/api/v1/vms/{name}/migrate", migrations::start)

@@ -22,7 +22,7 @@ use super::{
         vms::create, vms::list, vms::show, vms::start, vms::stop, vms::reboot, vms::pause, vms::resume, vms::delete, vms::set,
         snapshots::create, snapshots::list, snapshots::revert, snapshots::delete,
         disks::resize, disks::template, disks::clone,
-        console::log, console::attach, console::websocket, console::vnc, exec::exec,
+        console::log, console::attach, console::websocket, console::vnc, console::vnc_websocket, exec::exec,
         operations::show, operations::list, events::stream,
         nodes::list, nodes::show, nodes::action, nodes::delete,
         join_tokens::create, join_tokens::list, join_tokens::revoke,

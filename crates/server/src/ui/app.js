@@ -487,6 +487,21 @@ function vmRow(vm) {
 
 // VM detail ---------------------------------------------------------------------------------
 
+// Loads a script of the console's own once (a vendored library needed by one page only).
+const loadedScripts = new Map();
+function loadScript(src) {
+  if (!loadedScripts.has(src)) {
+    loadedScripts.set(src, new Promise((resolve, reject) => {
+      const el = document.createElement('script');
+      el.src = src;
+      el.onload = resolve;
+      el.onerror = () => { loadedScripts.delete(src); reject(new Error(`cannot load ${src}`)); };
+      document.head.appendChild(el);
+    }));
+  }
+  return loadedScripts.get(src);
+}
+
 async function viewVm(name, gen) {
   const [vm, nodes, repos, metrics] = await Promise.all([
     api('GET', vmPath(name)),
@@ -502,6 +517,8 @@ async function viewVm(name, gen) {
     ['Memory', vm.pending_memory_bytes ? `${bytes(vm.memory_bytes)} (next start: ${bytes(vm.pending_memory_bytes)})` : bytes(vm.memory_bytes)],
     ['Disk', vm.disk_bytes ? bytes(vm.disk_bytes) : null],
     ['Image', vm.image],
+    ['CD-ROM', vm.iso],
+    ['Consoles', vm.vnc ? 'serial, graphical (VNC)' : null],
     ['Accelerator', vm.accel_in_use || vm.accel],
     ['HA', vm.ha],
     ['Description', vm.description],
@@ -557,12 +574,23 @@ async function viewVm(name, gen) {
   const terminalBox = h('div', { id: 'vm-terminal', class: 'terminal', hidden: true });
   const graphs = h('div', { class: 'graphs', id: 'vm-graphs' });
   drawGraphs(graphs, metrics);
+  const screenStatus = h('span', { class: 'hint', id: 'screen-status', role: 'status' });
+  const screenBox = h('div', { id: 'vm-screen', class: 'screen', hidden: true });
+  const screen = vm.vnc ? [
+    h('h2', {}, 'Screen'),
+    h('p', { class: 'hint' }, 'The graphical console: what the guest shows on its display, with keyboard and mouse. Or `novacron vm console ', vm.name, ' --vnc` for a VNC viewer.'),
+    h('div', { class: 'toolbar' },
+      h('button', { type: 'button', id: 'screen-open', onclick: () => openScreen() }, 'Open screen'),
+      screenStatus),
+    screenBox,
+  ] : null;
 
   show(gen, `VM ${vm.name}`, h('div', { id: 'vm-detail', dataset: { vm: vm.name } },
     actions, dl,
     nics ? [h('h2', {}, 'Network interfaces'), nics] : null,
     h('h2', {}, 'Move and protect'), migrate, repos && repos.length ? backup : null,
     h('h2', {}, 'Usage'), graphs,
+    screen,
     h('h2', {}, 'Serial console'),
     h('p', { class: 'hint' }, 'What the guest writes on its serial console, as it writes it. Open the terminal to type into it (press Enter for a prompt), or use `novacron vm console ', vm.name, '`.'),
     h('div', { class: 'toolbar' },
@@ -595,6 +623,33 @@ async function viewVm(name, gen) {
     terminal.onData((d) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(encoder.encode(d)); });
   };
 
+  // The screen: noVNC (loaded on first use) over the API's VNC WebSocket.
+  let rfb = null;
+  const openScreen = async () => {
+    if (rfb) return;
+    $('#screen-open').disabled = true;
+    screenStatus.textContent = 'connecting';
+    try {
+      await loadScript('/ui/vendor/novnc.js');
+    } catch (_) {
+      screenStatus.textContent = 'the VNC viewer did not load';
+      $('#screen-open').disabled = false;
+      return;
+    }
+    screenBox.hidden = false;
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const url = `${scheme}//${location.host}${vmPath(vm.name)}/vnc/ws?project=${encodeURIComponent(session.project)}`;
+    rfb = new window.NovncRFB(screenBox, url, { wsProtocols: ['binary', `novacron.bearer.${session.token}`] });
+    rfb.scaleViewport = true;
+    rfb.addEventListener('connect', () => { screenStatus.textContent = 'connected'; rfb.focus(); });
+    rfb.addEventListener('desktopname', (e) => { screenBox.dataset.name = e.detail.name; });
+    rfb.addEventListener('disconnect', () => {
+      screenStatus.textContent = 'disconnected';
+      rfb = null;
+      $('#screen-open').disabled = false;
+    });
+  };
+
   let stopped = false;
   const pollConsole = async () => {
     if (stopped) return;
@@ -623,10 +678,11 @@ async function viewVm(name, gen) {
     clearInterval(pollMetrics);
     if (socket) socket.close();
     if (terminal) terminal.dispose();
+    if (rfb) rfb.disconnect();
   };
 
   // A reload would close an open terminal: while one is open, state changes show in place.
-  const reload = debounced(() => { if (!terminal) refresh((g) => viewVm(name, g)); }, 500);
+  const reload = debounced(() => { if (!terminal && !rfb) refresh((g) => viewVm(name, g)); }, 500);
   onEvent((ev) => {
     if (ev.kind === 'gap') { reload(); return; }
     if (ev.resource === `vm/${vm.name}` || (ev.related || []).includes(`vm/${vm.name}`)) {
@@ -770,6 +826,7 @@ async function viewCreate(gen) {
     h('option', { value: 'none' }, 'no network'),
     (networks || []).map((n) => h('option', { value: `net:${n.name}` }, `network ${n.name}`)));
   const start = h('input', { id: 'create-start', type: 'checkbox', checked: true });
+  const vnc = h('input', { id: 'create-vnc', type: 'checkbox' });
   const error = h('p', { id: 'create-error', class: 'error', role: 'alert' });
   const submit = h('button', { id: 'create-submit', class: 'primary', type: 'submit' }, 'Create');
   const form = h('form', { class: 'stack', id: 'create-form' },
@@ -780,6 +837,7 @@ async function viewCreate(gen) {
     h('label', {}, 'Node', node),
     h('label', {}, 'Accelerator', accel),
     h('label', {}, 'Network', network),
+    h('label', { class: 'check' }, vnc, ' Graphical console (a screen: installers, desktops)'),
     h('label', { class: 'check' }, start, ' Start it'),
     submit, error);
   if (!images.length) error.textContent = 'There is no image yet: import one with `novacron image import` or build the tiny one with `novacron image build-tiny tiny`.';
@@ -794,6 +852,7 @@ async function viewCreate(gen) {
       memory_bytes: Number(memory.value) * 1048576,
       accel: accel.value,
       start: start.checked,
+      vnc: vnc.checked,
     };
     if (node.value) body.node = node.value;
     if (network.value === 'none') body.network = { mode: 'none' };

@@ -49,6 +49,16 @@ static XTERM_STYLE: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
+/// noVNC 1.4.0 (MPL-2.0, with pako under MIT: `vendor/novnc-1.4.0/LICENSE.txt`), its RFB
+/// client bundled into one script (`vendor/novnc-1.4.0/README.md` says how): the web
+/// console's screen of VMs created with `--vnc`, loaded only when a screen is opened.
+static NOVNC_SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("vendor/novnc-1.4.0/novnc.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
+
 /// What the browser may load and run: only the console's own scripts, and connections to
 /// this origin (the API and its WebSockets); no inline script, no frames, no plugins.
 /// Inline styles are allowed because xterm.js sizes its terminal with `<style>` elements it
@@ -60,12 +70,13 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// The console's routes. They are not API routes (no token, no audit record, not in the
 /// OpenAPI document): what they serve is the same for everyone.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    let files: [(&str, &'static LazyLock<Asset>); 5] = [
+    let files: [(&str, &'static LazyLock<Asset>); 6] = [
         ("/ui/", &INDEX),
         ("/ui/app.js", &SCRIPT),
         ("/ui/app.css", &STYLE),
         ("/ui/vendor/xterm.js", &XTERM_SCRIPT),
         ("/ui/vendor/xterm.css", &XTERM_STYLE),
+        ("/ui/vendor/novnc.js", &NOVNC_SCRIPT),
     ];
     files
         .into_iter()
@@ -157,6 +168,7 @@ mod tests {
             ("/ui/app.css", "text/css", "prefers-color-scheme"),
             ("/ui/vendor/xterm.js", "text/javascript", "Terminal"),
             ("/ui/vendor/xterm.css", "text/css", ".xterm"),
+            ("/ui/vendor/novnc.js", "text/javascript", "NovncRFB"),
         ] {
             let resp = get(path, None).await;
             assert_eq!(resp.status(), StatusCode::OK, "{path}");
