@@ -366,9 +366,9 @@ fn vnc_console_shows_the_screen_through_the_api() {
 
 /// An installer VM: `vm create --iso` with a blank disk boots the ISO's El Torito program
 /// through the BIOS once the blank disk proves unbootable (as an OS installer CD would),
-/// shows the medium in `vm show`, keeps the image from deletion, and live-migrates to a
-/// node that builds the same drive from its own copy of the image. Bad requests change
-/// nothing.
+/// shows the medium in `vm show`, keeps the image from deletion, live-migrates to a node
+/// that builds the same drive from its own copy of the image, and a restore of its backup
+/// is the same shape (ISO, screen). Bad requests change nothing.
 #[test]
 fn an_installer_vm_boots_its_iso_and_migrates_with_it() {
     let mut c = Cluster::start();
@@ -424,6 +424,35 @@ fn an_installer_vm_boots_its_iso_and_migrates_with_it() {
         String::from_utf8_lossy(&cmdline).contains("ide-cd,bus=ide.0,drive=cdrom0"),
         "node-b's QEMU has no CD-ROM"
     );
+
+    // A backup restored as a new VM keeps the shape: the drive with its ISO, the screen.
+    let repo = c.dir.path().join("backups");
+    c.ok(&[
+        "backup",
+        "repo",
+        "add",
+        "r1",
+        "--path",
+        repo.to_str().unwrap(),
+    ]);
+    let op = c.json(&["backup", "create", "inst1", "--repo", "r1"]);
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let id = c.json(&["backup", "list", "inst1"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let op = c.json(&["backup", "restore", &id, "--as", "inst2"]);
+    assert_eq!(op["state"], "succeeded", "{op}");
+    c.wait_console("inst2", common::ISO_BOOTED, 1, BOOT);
+    let v = c.vm("inst2");
+    assert_eq!(
+        (v["iso"].as_str(), v["vnc"].as_bool()),
+        (Some("installer"), Some(true)),
+        "{v}"
+    );
+    let (mut relay, addr) = c.vnc_relay("inst2");
+    assert_eq!(common::rfb_viewer(&addr).name, "QEMU (inst2)");
+    assert!(common::stop_child(&mut relay, Duration::from_secs(5)));
 }
 
 /// `vm exec` through the tiny image's qemu-guest-agent: the command runs in the guest (what it

@@ -43,7 +43,8 @@ fn path_opt(path: &Path) -> String {
 /// - With [`VmSpec::cdrom`], the ISO as an `ide-cd` on the machine's built-in controller (`ide.0`: AHCI on q35),
 ///   which every installer and BIOS reads (virtio-scsi would need drivers Windows installers lack); it boots after
 ///   the disks, so a blank disk falls through to it and an installed one boots itself.
-/// - With [`VmSpec::vnc`], a standard VGA card (which every installer and BIOS can draw on) and
+/// - With [`VmSpec::vnc`], a standard VGA card (which every installer and BIOS can draw on), a USB tablet (an
+///   absolute pointer, so the guest's cursor follows the viewer's) and
 ///   QEMU's VNC server on the unix socket `vnc.sock`, never on a TCP port: the agent relays it to
 ///   callers the control plane let in. `-display none` stays: it only means no local window.
 pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Vec<String> {
@@ -234,6 +235,10 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
     // addresses its other devices had.
     if spec.vnc {
         push(&["-device", "VGA,id=video0"]);
+        // An absolute pointer: a viewer's mouse lands where it points (a PS/2 mouse is
+        // relative, and drifts from the viewer's cursor).
+        push(&["-device", "qemu-xhci,id=usb0"]);
+        push(&["-device", "usb-tablet,id=tablet0,bus=usb0.0"]);
         push(&["-vnc", &format!("unix:{}", path_opt(&run_dir.vnc_socket()))]);
     }
 
@@ -328,9 +333,16 @@ mod tests {
         assert_eq!(values(&args, "-vnc"), ["unix:/run/nc/v,,m/vnc.sock"]);
         assert_eq!(values(&args, "-display"), ["none"], "no local window");
         let devices = values(&args, "-device");
-        assert_eq!(devices.last(), Some(&"VGA,id=video0"));
         assert_eq!(
-            devices[..devices.len() - 1],
+            devices[devices.len() - 3..],
+            [
+                "VGA,id=video0",
+                "qemu-xhci,id=usb0",
+                "usb-tablet,id=tablet0,bus=usb0.0"
+            ]
+        );
+        assert_eq!(
+            devices[..devices.len() - 3],
             values(&plain, "-device")[..],
             "the other devices keep their order, so their PCI addresses"
         );
