@@ -250,6 +250,25 @@ pub struct TokenCreated {
     pub info: ApiToken,
 }
 
+/// Answer of `GET /api/v1/whoami`: who the caller's token is, and its roles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// For messages: `admin token`, `user alice`, `token tk-...`.
+    pub who: String,
+    /// The user the token belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Its cluster role (`cluster-admin`, `cluster-viewer`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_role: Option<Role>,
+    /// Its role in each project it is bound to (a cluster role adds the same rank everywhere).
+    #[serde(default)]
+    pub projects: std::collections::BTreeMap<String, Role>,
+    /// The project a project-scoped token acts in unless a request names another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_project: Option<String>,
+}
+
 /// Body of `POST /api/v1/login`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

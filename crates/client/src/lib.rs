@@ -974,6 +974,11 @@ impl Client {
         self.call(Method::POST, "/projects", Some(req)).await
     }
 
+    /// Who this client's token is, and its roles.
+    pub async fn whoami(&self) -> Result<novacron_api_types::tenancy::WhoAmI, ClientError> {
+        self.call(Method::GET, "/whoami", None::<&()>).await
+    }
+
     pub async fn project_list(
         &self,
     ) -> Result<Vec<novacron_api_types::tenancy::Project>, ClientError> {

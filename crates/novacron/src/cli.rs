@@ -78,6 +78,8 @@ pub enum Command {
     Token(crate::tenancy::TokenCommand),
     /// Exchange a user's password for a token kept in the CLI config.
     Login(crate::tenancy::LoginArgs),
+    /// Who the configured token is, and its roles (cluster, and per project).
+    Whoami,
     /// The audit log (a hash chain of every change and refusal): list, verify, export.
     #[command(subcommand)]
     Audit(crate::audit::AuditCommand),
@@ -562,6 +564,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RoleBinding(c) => crate::tenancy::role_binding(c, out).await,
         Command::Token(c) => crate::tenancy::token(c, out).await,
         Command::Login(a) => crate::tenancy::login(a, out).await,
+        Command::Whoami => crate::tenancy::whoami(out).await,
         Command::Audit(c) => crate::audit::run(c, out).await,
         Command::Network(c) => crate::networks::run(c, out).await,
         Command::Image(c) => image(c, out).await,

@@ -533,6 +533,24 @@ pub async fn token(cmd: TokenCommand, out: Format) -> anyhow::Result<()> {
 
 /// Exchanges the user's password for a token and keeps it in the CLI config (which must
 /// exist already: it says where the cluster is and which CA to trust).
+/// `novacron whoami`: the token's identity and roles, as the control plane sees them.
+pub async fn whoami(out: Format) -> anyhow::Result<()> {
+    let me = crate::cli::client()?.whoami().await?;
+    output::print_details(out, &me, || {
+        let mut p = vec![("who", me.who.clone())];
+        if let Some(r) = me.cluster_role {
+            p.push(("cluster role", r.as_str().to_string()));
+        }
+        for (project, role) in &me.projects {
+            p.push(("project", format!("{project}: {}", role.as_str())));
+        }
+        if let Some(home) = &me.home_project {
+            p.push(("home project", home.clone()));
+        }
+        p
+    })
+}
+
 pub async fn login(a: LoginArgs, out: Format) -> anyhow::Result<()> {
     let path = default_config_path();
     let mut config = Config::load_from(&path)?;

@@ -271,6 +271,7 @@ const TABLE: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/storage", CLUSTER_ADMIN),
     ("DELETE", "/api/v1/storage/{name}", CLUSTER_ADMIN),
     ("POST", "/api/v1/projects", CLUSTER_ADMIN),
+    ("GET", "/api/v1/whoami", AUTHENTICATED),
     ("GET", "/api/v1/projects", AUTHENTICATED),
     ("GET", "/api/v1/projects/{project}", PROJECT_READ),
     ("PUT", "/api/v1/projects/{project}", CLUSTER_ADMIN),

@@ -126,6 +126,32 @@ fn a_user_runs_a_vm_from_the_browser() {
     });
     b.screenshot("04-vm-running");
 
+    // The guest's own addresses (from its qemu-guest-agent) on the VM's page, as the API
+    // lists them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (ifname, ip) = loop {
+        let v = c.vm("web1");
+        let found = v["guest_interfaces"].as_array().and_then(|ifs| {
+            ifs.iter().find_map(|i| {
+                let ip = i["ips"].as_array()?.first()?.as_str()?.to_string();
+                (i["name"] != "lo").then(|| (i["name"].as_str().unwrap_or("").to_string(), ip))
+            })
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no guest address: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    b.refresh();
+    let row = format!("#vm-guest-nics tr[data-ifname='{ifname}']");
+    b.wait_until("the guest's address on the page", T, |b| {
+        text_of(b, &row).is_some_and(|t| t.contains(&ip))
+    });
+
     // The terminal: typed keys reach the guest's shell over the console WebSocket, and its
     // answer comes back onto the screen.
     b.find("#console-open").click();
@@ -727,6 +753,57 @@ fn networks_projects_audit_and_backups_pages() {
         }
         b.screenshot(&format!("27-phone-{}", &page[2..]));
     }
+
+    // A project operator's pages ask only for what they may read (they learn the caller's
+    // roles from GET /api/v1/whoami): browsing leaves no refusal of theirs in the audit log.
+    let me = c.json(&["whoami"]);
+    assert_eq!(
+        (me["who"].as_str(), me["cluster_role"].as_str()),
+        (Some("admin token"), Some("cluster-admin")),
+        "{me}"
+    );
+    c.ok_with_stdin(
+        &["user", "create", "bob", "--password-stdin"],
+        "bob's long passphrase\n",
+    );
+    c.ok(&[
+        "role-binding",
+        "add",
+        "bob",
+        "--project",
+        "default",
+        "--role",
+        "operator",
+    ]);
+    b.execute("sessionStorage.clear();", vec![]);
+    log_in(&b, &c, "bob", "bob's long passphrase");
+    for (page, css, text) in [
+        ("#/", "#ov-vms-by-state", ""),
+        ("#/vms", "#vm-table", ""),
+        ("#/vms/holder", "#vm-detail[data-vm='holder']", ""),
+        ("#/create", "#create-form", ""),
+        ("#/nodes", "#main", "Nodes need a cluster role"),
+        ("#/backups", "#main", "Repositories need a cluster role"),
+        ("#/audit", "#audit-table", ""),
+    ] {
+        b.goto(&format!("{}/ui/{page}", c.url));
+        b.wait_until(&format!("{page} shown to bob"), T, |b| {
+            text_of(b, css).is_some_and(|t| t.contains(text))
+        });
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let audit = c.json(&["audit", "list"]);
+    let refused: Vec<&serde_json::Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["user"] == "bob" && r["outcome"] == "refused")
+        .collect();
+    assert!(refused.is_empty(), "bob's pages were refused: {refused:#?}");
+    assert!(
+        audit.as_array().unwrap().iter().any(|r| r["user"] == "bob"),
+        "bob's requests are audited"
+    );
 
     let errors: Vec<String> = b
         .console_log()

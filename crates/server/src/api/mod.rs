@@ -271,6 +271,7 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
 
     // Any user or API token; the handler shows only what the caller may see.
     let authenticated = RoleRouter::new(Access::Authenticated)
+        .get("/api/v1/whoami", tenancy::whoami)
         .get("/api/v1/projects", tenancy::project_list)
         .get("/api/v1/audit", audit::list)
         .get("/api/v1/events", events::stream);

@@ -35,7 +35,7 @@ use super::{
         migrations::start, migrations::list, migrations::show, migrations::cancel, migrations::evacuation_plan,
         migrations::agent_report, migrations::agent_commit, migrations::agent_abort,
         networks::create, networks::list, networks::show, networks::delete,
-        tenancy::project_create, tenancy::project_list, tenancy::project_show, tenancy::project_set,
+        tenancy::project_create, tenancy::whoami, tenancy::project_list, tenancy::project_show, tenancy::project_set,
         tenancy::project_delete, tenancy::project_usage, tenancy::user_create, tenancy::user_list,
         tenancy::user_delete, tenancy::binding_add, tenancy::binding_list, tenancy::binding_remove,
         tenancy::token_create, tenancy::token_list, tenancy::token_revoke, tenancy::login,

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use novacron_api_types::ApiError;
 use novacron_api_types::tenancy::{
     ApiToken, LoginRequest, Project, ProjectCreateRequest, ProjectSetRequest, ProjectUsageReport,
-    RoleBinding, TokenCreateRequest, TokenCreated, User, UserCreateRequest,
+    RoleBinding, TokenCreateRequest, TokenCreated, User, UserCreateRequest, WhoAmI,
 };
 
 use super::roles::Scope;
@@ -27,6 +27,20 @@ pub async fn project_create(
 ) -> ApiResult<(StatusCode, AxumJson<Project>)> {
     let p = tenancy::create_project(&state, &req).await?;
     Ok((StatusCode::CREATED, AxumJson(p)))
+}
+
+/// Who the caller's token is and what roles it holds: what a client (the web console) asks
+/// before offering pages and actions, instead of trying routes it may not call.
+#[utoipa::path(get, path = "/api/v1/whoami", responses((status = 200, body = WhoAmI)))]
+pub async fn whoami(Extension(scope): Extension<Scope>) -> AxumJson<WhoAmI> {
+    let p = &scope.principal;
+    AxumJson(WhoAmI {
+        who: p.who.clone(),
+        user: p.user.clone(),
+        cluster_role: p.cluster,
+        projects: p.projects.clone(),
+        home_project: p.home.clone(),
+    })
 }
 
 /// The projects the caller may see.

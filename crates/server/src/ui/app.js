@@ -12,6 +12,9 @@ const session = {
   token: sessionStorage.getItem(TOKEN_KEY),
   user: sessionStorage.getItem(USER_KEY) || '',
   project: localStorage.getItem(PROJECT_KEY) || 'default',
+  // From GET /api/v1/whoami: whether the cluster's routes (nodes, repositories, the audit
+  // head) are worth asking; asking without the role would only add refusals to the audit log.
+  clusterReader: false,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -159,6 +162,11 @@ async function apiOptional(path) {
     if (e.status === 403 || e.status === 404) return null;
     throw e;
   }
+}
+
+// A cluster route: read only by a caller with a cluster role; null for the others, unasked.
+function clusterOptional(path) {
+  return session.clusterReader ? apiOptional(path) : Promise.resolve(null);
 }
 
 // What the API takes as a name (a DNS label), for the forms' inputs.
@@ -346,6 +354,8 @@ function logout(reason) {
 async function enter() {
   $('#top').hidden = false;
   $('#whoami').textContent = session.user;
+  const me = await apiOptional('/api/v1/whoami');
+  session.clusterReader = Boolean(me && me.cluster_role);
   fillProjects((await apiOptional('/api/v1/projects')) || []);
   startEvents();
   if (location.hash === '#/login' || !location.hash) location.hash = '#/';
@@ -366,7 +376,7 @@ function fillProjects(projects) {
 async function viewOverview(gen) {
   const [vms, nodes, ops] = await Promise.all([
     api('GET', '/api/v1/vms'),
-    apiOptional('/api/v1/nodes'),
+    clusterOptional('/api/v1/nodes'),
     api('GET', '/api/v1/operations'),
   ]);
   const byState = {};
@@ -505,8 +515,8 @@ function loadScript(src) {
 async function viewVm(name, gen) {
   const [vm, nodes, repos, metrics] = await Promise.all([
     api('GET', vmPath(name)),
-    apiOptional('/api/v1/nodes'),
-    apiOptional('/api/v1/backup/repos'),
+    clusterOptional('/api/v1/nodes'),
+    clusterOptional('/api/v1/backup/repos'),
     apiOptional(`${vmPath(name)}/metrics`),
   ]);
   const props = [
@@ -568,6 +578,12 @@ async function viewVm(name, gen) {
     h('thead', {}, h('tr', {}, ['Network', 'MAC', 'Addresses'].map((t) => h('th', {}, t)))),
     h('tbody', {}, vm.nics.map((n) => h('tr', {}, h('td', {}, n.network), h('td', {}, n.mac),
       h('td', {}, (n.ips || []).join(', '))))))) : null;
+  // What the guest itself reports through its qemu-guest-agent, loopback left out.
+  const guestIfs = (vm.guest_interfaces || []).filter((i) => i.name !== 'lo');
+  const guestNics = guestIfs.length ? h('div', { class: 'scroll' }, h('table', { id: 'vm-guest-nics' },
+    h('thead', {}, h('tr', {}, ['Interface', 'MAC', 'Addresses'].map((t) => h('th', {}, t)))),
+    h('tbody', {}, guestIfs.map((i) => h('tr', { dataset: { ifname: i.name } }, h('td', {}, i.name),
+      h('td', {}, i.mac || '—'), h('td', {}, (i.ips || []).join(', '))))))) : null;
 
   const consolePre = h('pre', { class: 'console', id: 'vm-console', tabindex: '0', 'aria-label': 'Serial console' }, '');
   const consoleStatus = h('span', { class: 'hint', id: 'console-status', role: 'status' });
@@ -588,6 +604,7 @@ async function viewVm(name, gen) {
   show(gen, `VM ${vm.name}`, h('div', { id: 'vm-detail', dataset: { vm: vm.name } },
     actions, dl,
     nics ? [h('h2', {}, 'Network interfaces'), nics] : null,
+    guestNics ? [h('h2', {}, 'In the guest'), h('p', { class: 'hint' }, 'As the guest\'s qemu-guest-agent reports them.'), guestNics] : null,
     h('h2', {}, 'Move and protect'), migrate, repos && repos.length ? backup : null,
     h('h2', {}, 'Usage'), graphs,
     screen,
@@ -810,7 +827,7 @@ function graph(label, points, id) {
 async function viewCreate(gen) {
   const [images, nodes, networks] = await Promise.all([
     api('GET', '/api/v1/images'),
-    apiOptional('/api/v1/nodes'),
+    clusterOptional('/api/v1/nodes'),
     apiOptional(`/api/v1/networks?${inProject()}`),
   ]);
   const name = h('input', { id: 'create-name', required: true, pattern: NAME_PATTERN, maxlength: '63', autocomplete: 'off' });
@@ -922,7 +939,7 @@ function progressOf(m) {
 // Nodes ---------------------------------------------------------------------------------------
 
 async function viewNodes(gen) {
-  const nodes = await apiOptional('/api/v1/nodes');
+  const nodes = await clusterOptional('/api/v1/nodes');
   if (nodes === null) {
     show(gen, 'Nodes', h('p', { class: 'hint' }, 'Nodes need a cluster role (cluster-viewer or cluster-admin).'));
     return;
@@ -1095,7 +1112,7 @@ const AUDIT_ROWS = 500;
 
 async function viewAudit(gen) {
   // The log is read oldest first in pages; a cluster role reads the head and starts near it.
-  const head = await apiOptional('/api/v1/audit/head');
+  const head = await clusterOptional('/api/v1/audit/head');
   let after = head ? Math.max(0, head.seq - AUDIT_ROWS) : 0;
   let records = [];
   for (;;) {
@@ -1151,7 +1168,7 @@ function auditRow(r) {
 
 async function viewBackups(gen) {
   const [repos, schedules] = await Promise.all([
-    apiOptional('/api/v1/backup/repos'),
+    clusterOptional('/api/v1/backup/repos'),
     apiOptional('/api/v1/backup/schedules'),
   ]);
   // Listing backups opens every repository: one that cannot be read is said, not fatal.

@@ -141,6 +141,8 @@ from .vm_state import VmState
 from .vm_status_report import VmStatusReport
 from .vm_usage import VmUsage
 from .vm_usage_point import VmUsagePoint
+from .who_am_i import WhoAmI
+from .who_am_i_projects import WhoAmIProjects
 
 __all__ = (
     "AccelChoice",
@@ -284,4 +286,6 @@ __all__ = (
     "VmStatusReport",
     "VmUsage",
     "VmUsagePoint",
+    "WhoAmI",
+    "WhoAmIProjects",
 )
