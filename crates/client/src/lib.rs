@@ -514,30 +514,33 @@ impl Client {
 
     /// Attaches to the serial console: a raw bidirectional byte stream.
     pub async fn vm_console_attach(&self, name: &str) -> Result<reqwest::Upgraded, ClientError> {
-        let resp = self
-            .send(
-                Method::GET,
-                &format!("/vms/{}/console/attach", seg(name)),
-                |r| {
-                    r.header(reqwest::header::CONNECTION, "upgrade")
-                        .header(reqwest::header::UPGRADE, CONSOLE_PROTOCOL)
-                },
-                Duration::from_secs(30),
-            )
-            .await?;
-        upgrade(resp).await
+        self.upgrade_to(
+            &format!("/vms/{}/console/attach", seg(name)),
+            CONSOLE_PROTOCOL,
+        )
+        .await
     }
 
     /// Opens the VM's graphical console: a bidirectional byte stream speaking RFB (VNC),
     /// for one viewer connection.
     pub async fn vm_vnc_attach(&self, name: &str) -> Result<reqwest::Upgraded, ClientError> {
+        self.upgrade_to(&format!("/vms/{}/vnc", seg(name)), VNC_PROTOCOL)
+            .await
+    }
+
+    /// `GET path` asking to upgrade the connection to `protocol`; the upgraded stream.
+    async fn upgrade_to(
+        &self,
+        path: &str,
+        protocol: &'static str,
+    ) -> Result<reqwest::Upgraded, ClientError> {
         let resp = self
             .send(
                 Method::GET,
-                &format!("/vms/{}/vnc", seg(name)),
+                path,
                 |r| {
                     r.header(reqwest::header::CONNECTION, "upgrade")
-                        .header(reqwest::header::UPGRADE, VNC_PROTOCOL)
+                        .header(reqwest::header::UPGRADE, protocol)
                 },
                 Duration::from_secs(30),
             )

@@ -98,17 +98,7 @@ pub async fn attach(
     Path(name): Path<String>,
     req: Request,
 ) -> ApiResult<Response> {
-    let wants = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case(CONSOLE_PROTOCOL));
-    if !wants {
-        return Err(ApiError::invalid(format!(
-            "console attach needs `Upgrade: {CONSOLE_PROTOCOL}`"
-        ))
-        .into());
-    }
+    wants_upgrade(&req, CONSOLE_PROTOCOL, "console attach")?;
     let (_, node, url) = locate(&state, &name)?;
     let agent_io = connect(
         &state,
@@ -137,16 +127,7 @@ pub async fn vnc(
     Path(name): Path<String>,
     req: Request,
 ) -> ApiResult<Response> {
-    let wants = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case(VNC_PROTOCOL));
-    if !wants {
-        return Err(
-            ApiError::invalid(format!("the VNC console needs `Upgrade: {VNC_PROTOCOL}`")).into(),
-        );
-    }
+    wants_upgrade(&req, VNC_PROTOCOL, "the VNC console")?;
     let agent_io = connect_vnc(&state, &name).await?;
     Ok(relay_upgrade(req, agent_io, VNC_PROTOCOL))
 }
@@ -191,18 +172,44 @@ pub async fn vnc_websocket(
     headers: axum::http::HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let upgrade =
-        upgrade.map_err(|e| ApiError::invalid(format!("VNC websocket: {}", e.body_text())))?;
-    if !crate::auth::websocket_protocols(&headers).any(|p| p == VNC_WEBSOCKET_PROTOCOL) {
-        return Err(ApiError::invalid(format!(
-            "the VNC websocket needs the subprotocol {VNC_WEBSOCKET_PROTOCOL}"
-        ))
-        .into());
-    }
+    let upgrade = offered(upgrade, &headers, VNC_WEBSOCKET_PROTOCOL, "VNC")?;
     let agent_io = connect_vnc(&state, &name).await?;
     Ok(upgrade
         .protocols([VNC_WEBSOCKET_PROTOCOL])
         .on_upgrade(move |socket| relay(socket, agent_io)))
+}
+
+/// Refuses a request that does not ask to upgrade to `protocol`.
+fn wants_upgrade(req: &Request, protocol: &str, what: &str) -> ApiResult<()> {
+    let wants = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(protocol));
+    if wants {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!("{what} needs `Upgrade: {protocol}`")).into())
+    }
+}
+
+/// The WebSocket upgrade of a request that offers the subprotocol `protocol`; `what` names
+/// the socket in the refusal.
+fn offered(
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    headers: &axum::http::HeaderMap,
+    protocol: &str,
+    what: &str,
+) -> ApiResult<WebSocketUpgrade> {
+    let upgrade =
+        upgrade.map_err(|e| ApiError::invalid(format!("{what} websocket: {}", e.body_text())))?;
+    if !crate::auth::websocket_protocols(headers).any(|p| p == protocol) {
+        return Err(ApiError::invalid(format!(
+            "the {what} websocket needs the subprotocol {protocol}"
+        ))
+        .into());
+    }
+    Ok(upgrade)
 }
 
 /// Answers 101 to the client's upgrade to `protocol`, then copies bytes both ways between
@@ -247,14 +254,7 @@ pub async fn websocket(
     headers: axum::http::HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let upgrade =
-        upgrade.map_err(|e| ApiError::invalid(format!("console websocket: {}", e.body_text())))?;
-    if !crate::auth::websocket_protocols(&headers).any(|p| p == CONSOLE_WEBSOCKET_PROTOCOL) {
-        return Err(ApiError::invalid(format!(
-            "console websocket needs the subprotocol {CONSOLE_WEBSOCKET_PROTOCOL}"
-        ))
-        .into());
-    }
+    let upgrade = offered(upgrade, &headers, CONSOLE_WEBSOCKET_PROTOCOL, "console")?;
     let (_, node, url) = locate(&state, &name)?;
     let agent_io = connect(
         &state,
