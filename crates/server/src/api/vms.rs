@@ -146,8 +146,6 @@ pub async fn create_vm(
     create_vm_from(state, req, restore, None).await
 }
 
-/// [`create_vm`], for a clone too: with `clone_of`, the disk starts from that VM's disk
-/// (`vm clone`, see `api::disks`).
 /// The ISO image `req` puts in the CD-ROM drive: `--iso`, or the image itself when it is
 /// an ISO (an installer VM, which must say how large a disk to install onto). `--iso` must
 /// name an ISO image of the project.
@@ -196,6 +194,8 @@ fn iso_to_attach(
     }
 }
 
+/// [`create_vm`], for a clone too: with `clone_of`, the disk starts from that VM's disk
+/// (`vm clone`, see `api::disks`).
 pub async fn create_vm_from(
     state: &AppState,
     req: VmCreateRequest,
