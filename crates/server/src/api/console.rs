@@ -120,7 +120,7 @@ pub const VNC_PROTOCOL: &str = "novacron-vnc";
     responses((status = 101, description = "switched to the VM's VNC server (RFB, no further authentication)"),
         (status = 400, body = ApiError, description = "No `Upgrade: novacron-vnc`."),
         (status = 404, body = ApiError, description = "No such VM."),
-        (status = 409, body = ApiError, description = "The VM was created without `--vnc`, or is not running."),
+        (status = 409, body = ApiError, description = "The VM was created without `--vnc`, or is stopped (a paused VM's screen can be watched)."),
         (status = 503, body = ApiError, description = "The VM's agent cannot be reached.")))]
 pub async fn vnc(
     State(state): State<Arc<AppState>>,
