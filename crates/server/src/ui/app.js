@@ -592,12 +592,12 @@ async function viewVm(name, gen) {
   drawGraphs(graphs, metrics);
   const screenStatus = h('span', { class: 'hint', id: 'screen-status', role: 'status' });
   const screenBox = h('div', { id: 'vm-screen', class: 'screen', hidden: true });
+  const screenOpen = h('button', { type: 'button', id: 'screen-open', onclick: () => openScreen() }, 'Open screen');
   const screen = vm.vnc ? [
     h('h2', {}, 'Screen'),
     h('p', { class: 'hint' }, 'The graphical console: what the guest shows on its display, with keyboard and mouse. Or `novacron vm console ', vm.name, ' --vnc` for a VNC viewer.'),
     h('div', { class: 'toolbar' },
-      h('button', { type: 'button', id: 'screen-open', onclick: () => openScreen() }, 'Open screen'),
-      screenStatus),
+      screenOpen, screenStatus),
     screenBox,
   ] : null;
 
@@ -644,13 +644,13 @@ async function viewVm(name, gen) {
   let rfb = null;
   const openScreen = async () => {
     if (rfb) return;
-    $('#screen-open').disabled = true;
+    screenOpen.disabled = true;
     screenStatus.textContent = 'connecting';
     try {
       await loadScript('/ui/vendor/novnc.js');
     } catch (_) {
       screenStatus.textContent = 'the VNC viewer did not load';
-      $('#screen-open').disabled = false;
+      screenOpen.disabled = false;
       return;
     }
     screenBox.hidden = false;
@@ -661,9 +661,10 @@ async function viewVm(name, gen) {
     rfb.addEventListener('connect', () => { screenStatus.textContent = 'connected'; rfb.focus(); });
     rfb.addEventListener('desktopname', (e) => { screenBox.dataset.name = e.detail.name; });
     rfb.addEventListener('disconnect', () => {
+      // Held elements, not looked up: this may come after the page was left.
       screenStatus.textContent = 'disconnected';
       rfb = null;
-      $('#screen-open').disabled = false;
+      screenOpen.disabled = false;
     });
   };
 
