@@ -516,24 +516,7 @@ fn vm_exec_runs_a_command_in_the_guest() {
 
     // The guest agent's view of the network reaches `vm show`: the address it lists is the
     // one the guest's own `ip` prints.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (name, ip) = loop {
-        let v = c.vm("web1");
-        let found = v["guest_interfaces"].as_array().and_then(|ifs| {
-            ifs.iter().find_map(|i| {
-                let ip = i["ips"].as_array()?.first()?.as_str()?.to_string();
-                Some((i["name"].as_str()?.to_string(), ip))
-            })
-        });
-        if let Some(found) = found {
-            break found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no guest address in vm show: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let (name, ip) = c.wait_guest_address("web1");
     let inside = c.ok(&[
         "vm", "exec", "web1", "--", "ip", "-o", "-4", "addr", "show", "dev", &name,
     ]);

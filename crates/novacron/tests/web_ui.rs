@@ -128,24 +128,7 @@ fn a_user_runs_a_vm_from_the_browser() {
 
     // The guest's own addresses (from its qemu-guest-agent) on the VM's page, as the API
     // lists them.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let (ifname, ip) = loop {
-        let v = c.vm("web1");
-        let found = v["guest_interfaces"].as_array().and_then(|ifs| {
-            ifs.iter().find_map(|i| {
-                let ip = i["ips"].as_array()?.first()?.as_str()?.to_string();
-                (i["name"] != "lo").then(|| (i["name"].as_str().unwrap_or("").to_string(), ip))
-            })
-        });
-        if let Some(found) = found {
-            break found;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no guest address: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let (ifname, ip) = c.wait_guest_address("web1");
     b.refresh();
     let row = format!("#vm-guest-nics tr[data-ifname='{ifname}']");
     b.wait_until("the guest's address on the page", T, |b| {

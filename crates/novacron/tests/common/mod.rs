@@ -457,6 +457,29 @@ pub fn log_filter() -> String {
 }
 
 impl Cluster {
+    /// The first interface with an address that `vm`'s guest agent reported to `vm show`
+    /// (its name, and its first address with the prefix length), waiting up to a minute.
+    pub fn wait_guest_address(&self, vm: &str) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.vm(vm);
+            let found = v["guest_interfaces"].as_array().and_then(|ifs| {
+                ifs.iter().find_map(|i| {
+                    let ip = i["ips"].as_array()?.first()?.as_str()?.to_string();
+                    Some((i["name"].as_str()?.to_string(), ip))
+                })
+            });
+            if let Some(found) = found {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no guest address in vm show: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// `novacron vm console VM --vnc --listen 127.0.0.1:0` running, and the address it
     /// printed; stop it with [`stop_child`].
     pub fn vnc_relay(&self, vm: &str) -> (Child, String) {

@@ -163,12 +163,6 @@ fn iso_to_attach(
             ))
             .into());
         }
-        if !req.ssh_keys.is_empty() || req.user_data.is_some() || req.vendor_data.is_some() {
-            return Err(ApiError::invalid(
-                "--ssh-key, --user-data and --vendor-data need a cloud (disk) image; an installer ISO reads no cloud-init data",
-            )
-            .into());
-        }
         if let Some(other) = req.iso.as_ref().filter(|i| **i != req.image) {
             return Err(ApiError::invalid(format!(
                 "image {} is already the installation medium; --iso {other} would be a second one",
@@ -259,21 +253,24 @@ pub async fn create_vm_from(
         ))
         .into());
     }
-    let kernel_image = matches!(
-        image.as_ref().map(|i| &i.kind),
-        Some(ImageKind::Kernel { .. })
-    );
-    if !req.ssh_keys.is_empty() && kernel_image {
-        return Err(ApiError::invalid(
-            "--ssh-key needs a cloud (disk) image; kernel images have no cloud-init",
-        )
-        .into());
-    }
-    if (req.user_data.is_some() || req.vendor_data.is_some()) && kernel_image {
-        return Err(ApiError::invalid(
-            "--user-data and --vendor-data need a cloud (disk) image; kernel images have no cloud-init",
-        )
-        .into());
+    // Only disk images get a cloud-init seed.
+    let no_cloud_init = match image.as_ref().map(|i| &i.kind) {
+        Some(ImageKind::Kernel { .. }) => Some("kernel images have no cloud-init"),
+        Some(ImageKind::Iso) => Some("an installer ISO reads no cloud-init data"),
+        _ => None,
+    };
+    if let Some(why) = no_cloud_init {
+        if !req.ssh_keys.is_empty() {
+            return Err(
+                ApiError::invalid(format!("--ssh-key needs a cloud (disk) image; {why}")).into(),
+            );
+        }
+        if req.user_data.is_some() || req.vendor_data.is_some() {
+            return Err(ApiError::invalid(format!(
+                "--user-data and --vendor-data need a cloud (disk) image; {why}"
+            ))
+            .into());
+        }
     }
     let demand = Demand {
         cpus: req.cpus,

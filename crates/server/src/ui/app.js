@@ -578,8 +578,8 @@ async function viewVm(name, gen) {
     h('thead', {}, h('tr', {}, ['Network', 'MAC', 'Addresses'].map((t) => h('th', {}, t)))),
     h('tbody', {}, vm.nics.map((n) => h('tr', {}, h('td', {}, n.network), h('td', {}, n.mac),
       h('td', {}, (n.ips || []).join(', '))))))) : null;
-  // What the guest itself reports through its qemu-guest-agent, loopback left out.
-  const guestIfs = (vm.guest_interfaces || []).filter((i) => i.name !== 'lo');
+  // What the guest itself reports through its qemu-guest-agent (its agent leaves loopback out).
+  const guestIfs = vm.guest_interfaces || [];
   const guestNics = guestIfs.length ? h('div', { class: 'scroll' }, h('table', { id: 'vm-guest-nics' },
     h('thead', {}, h('tr', {}, ['Interface', 'MAC', 'Addresses'].map((t) => h('th', {}, t)))),
     h('tbody', {}, guestIfs.map((i) => h('tr', { dataset: { ifname: i.name } }, h('td', {}, i.name),
