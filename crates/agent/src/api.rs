@@ -83,6 +83,8 @@ fn routes() -> Routes {
         .get("/agent/v1/vms/{project}/{name}/vnc", vnc_attach)
         .post("/agent/v1/vms/{project}/{name}/backup", backup)
         .post("/agent/v1/vms/{project}/{name}/snapshot", snapshot)
+        .post("/agent/v1/vms/{project}/{name}/disks/attach", disk_attach)
+        .post("/agent/v1/vms/{project}/{name}/disks/detach", disk_detach)
         .post("/agent/v1/vms/{project}/{name}/disks/resize", disk_resize)
         .post("/agent/v1/vms/{project}/{name}/disks/export", disk_export)
         .post("/agent/v1/vms/{project}/{name}/exec", exec)
@@ -341,6 +343,55 @@ async fn snapshot(
 ) -> Result<axum::Json<Vec<novacron_api_types::VmSnapshot>>, Failure> {
     let access = worker_access(&shared, &project, &name)?;
     crate::snapshot::run(access, job)
+        .await
+        .map(axum::Json)
+        .map_err(Failure)
+}
+
+/// Adds a blank disk to one of this node's VMs: its file, plugged into the guest if it runs.
+#[utoipa::path(post, path = "/agent/v1/vms/{project}/{name}/disks/attach", tag = "vms",
+    operation_id = "agent_vm_disk_attach",
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name.")), request_body = novacron_api_types::disks::DataDisk,
+    responses(
+        (status = 200, description = "The disk is the VM's (plugged in when `live`).", body = novacron_api_types::disks::DiskPlugged),
+        (status = 400, description = "The names are invalid.", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 404, description = "The VM is not (yet) on this node.", body = ApiError),
+        (status = 409, description = "The VM stayed busy (a backup, a snapshot, a start or a stop).", body = ApiError),
+        (status = 500, description = "QEMU or qemu-img failed; nothing of the disk is left.", body = ApiError),
+    ))]
+async fn disk_attach(
+    State(shared): State<Arc<Shared>>,
+    Path((project, name)): Path<(String, String)>,
+    axum::Json(disk): axum::Json<novacron_api_types::disks::DataDisk>,
+) -> Result<axum::Json<novacron_api_types::disks::DiskPlugged>, Failure> {
+    let access = worker_access(&shared, &project, &name)?;
+    crate::disk::attach(&shared, access, disk)
+        .await
+        .map(axum::Json)
+        .map_err(Failure)
+}
+
+/// Removes an added disk from one of this node's VMs: unplugged from the running guest,
+/// then deleted.
+#[utoipa::path(post, path = "/agent/v1/vms/{project}/{name}/disks/detach", tag = "vms",
+    operation_id = "agent_vm_disk_detach",
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name.")), request_body = novacron_api_types::disks::DiskDetachJob,
+    responses(
+        (status = 200, description = "The disk is gone (unplugged from the guest when `live`).", body = novacron_api_types::disks::DiskPlugged),
+        (status = 400, description = "The names are invalid, or the disk is the boot disk.", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 404, description = "The VM is not (yet) on this node.", body = ApiError),
+        (status = 409, description = "The VM stayed busy (a backup, a snapshot, a start or a stop).", body = ApiError),
+        (status = 500, description = "The guest did not release the disk, or QEMU failed; the disk stays.", body = ApiError),
+    ))]
+async fn disk_detach(
+    State(shared): State<Arc<Shared>>,
+    Path((project, name)): Path<(String, String)>,
+    axum::Json(job): axum::Json<novacron_api_types::disks::DiskDetachJob>,
+) -> Result<axum::Json<novacron_api_types::disks::DiskPlugged>, Failure> {
+    let access = worker_access(&shared, &project, &name)?;
+    crate::disk::detach(access, job)
         .await
         .map(axum::Json)
         .map_err(Failure)

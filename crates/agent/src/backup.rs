@@ -11,7 +11,7 @@ use std::time::Duration;
 use novacron_api_types::agent::DesiredVm;
 use novacron_api_types::backup::{BackupJob, BackupRepo, OperationUpdate, RepoLocation};
 use novacron_api_types::{ApiError, OperationState};
-use novacron_backup::live::{self, LiveBackupOptions, LiveDisk};
+use novacron_backup::live::{self, LiveBackupOptions, LiveDisk, StoppedDisk};
 use novacron_backup::location::{self, Location};
 use novacron_backup::repo::{BackupMeta, Progress, Repository};
 use novacron_backup::{BackupId, RetentionPolicy};
@@ -31,6 +31,28 @@ pub struct VmAccess {
     /// Held by a backup for its whole run, and by the worker while it changes the VM's power
     /// state: a VM is not started over a disk being read offline, nor stopped mid-backup.
     pub disk_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The worker's slot for its QEMU, to read again once `disk_lock` is held.
+    pub live: crate::worker::LiveVm,
+}
+
+impl VmAccess {
+    /// The VM's QEMU now (the worker may have started or stopped it since `running` was
+    /// read): read it while holding `disk_lock`, which the worker holds while it does.
+    pub fn current_vm(&self) -> Option<Arc<RunningVm>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The file of the VM's disk `disk` (`disk0` or an added one), beside the boot disk's.
+    pub fn disk_file(&self, disk: &str) -> PathBuf {
+        self.disk.with_file_name(format!("{disk}.qcow2"))
+    }
+
+    /// The names of the VM's disks: `disk0`, then the added ones.
+    pub fn disk_names(&self) -> Vec<String> {
+        std::iter::once(DISK_NAME.to_string())
+            .chain(self.desired.data_disks.iter().map(|d| d.name.clone()))
+            .collect()
+    }
 }
 
 pub async fn open_repo(repo: &BackupRepo) -> Result<Repository, String> {
@@ -162,25 +184,30 @@ async fn run(
         let _ = progress.send(Some(p));
     };
     let idx = match &vm.running {
+        // Every disk in one backup: the boot disk, then the added ones.
         Some(q) => {
-            let disks = [LiveDisk {
-                name: DISK_NAME.into(),
-                node: DISK_NAME.into(),
-                format: DiskFormat::Qcow2,
-            }];
+            let disks: Vec<LiveDisk> = vm
+                .disk_names()
+                .into_iter()
+                .map(|name| LiveDisk {
+                    node: name.clone(),
+                    name,
+                    format: DiskFormat::Qcow2,
+                })
+                .collect();
             live::backup_running_vm(q.qmp(), &disks, &repo, meta, &opts, &report).await
         }
         None => {
-            live::backup_stopped_disk(
-                &repo,
-                DISK_NAME,
-                &vm.disk,
-                DiskFormat::Qcow2,
-                meta,
-                &opts,
-                &report,
-            )
-            .await
+            let disks: Vec<StoppedDisk> = vm
+                .disk_names()
+                .into_iter()
+                .map(|name| StoppedDisk {
+                    path: vm.disk_file(&name),
+                    name,
+                    format: DiskFormat::Qcow2,
+                })
+                .collect();
+            live::backup_stopped_disks(&repo, &disks, meta, &opts, &report).await
         }
     }
     .map_err(|e| format!("backup of {}: {e}", vm.desired.name))?;
@@ -229,29 +256,42 @@ fn node_name(shared: &Shared) -> String {
     shared.node_name.clone()
 }
 
-/// Fills `disk` (qcow2) from the backup's disk `disk0`; the old file, if any, is replaced only
-/// once the restore has succeeded.
-pub async fn restore_disk(repo: &BackupRepo, backup: &str, disk: &Path) -> Result<(), String> {
+/// Fills the VM's disks in `dir` (`<name>.qcow2`) from the backup's: its boot disk (`disk0`,
+/// or the only disk of a backup from elsewhere) and each added disk. Every old file is
+/// replaced only once its restore has succeeded. A disk name in the backup that is not one
+/// NovaCron makes is refused before anything is written (it becomes a file name).
+pub async fn restore_disks(repo: &BackupRepo, backup: &str, dir: &Path) -> Result<(), String> {
     let r = open_repo(repo).await?;
     let id = BackupId(backup.to_string());
     let idx = r
         .load_index(&id)
         .await
         .map_err(|e| format!("backup {backup}: {e}"))?;
-    let d = idx
+    let boot = idx
         .disks
         .iter()
         .find(|d| d.name == DISK_NAME)
         .or_else(|| idx.disks.first())
         .ok_or_else(|| format!("backup {backup} holds no disk"))?;
-    if let Some(dir) = disk.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut wanted = vec![(boot, DISK_NAME.to_string())];
+    for d in idx.disks.iter().filter(|d| !std::ptr::eq(*d, boot)) {
+        if !novacron_qemu::spec::is_plugged_node(&d.name) {
+            return Err(format!(
+                "backup {backup} holds a disk named {:?}, which is not a disk NovaCron adds (disk1, disk2, ...)",
+                d.name
+            ));
+        }
+        wanted.push((d, d.name.clone()));
     }
-    let rep = live::restore_over_original(&r, &id, d, disk, DiskFormat::Qcow2)
+    tokio::fs::create_dir_all(dir)
         .await
-        .map_err(|e| format!("restore of backup {backup}: {e}"))?;
-    tracing::info!(backup, disk = %disk.display(), report = ?rep, "disk restored");
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (d, name) in wanted {
+        let file = dir.join(format!("{name}.qcow2"));
+        let rep = live::restore_over_original(&r, &id, d, &file, DiskFormat::Qcow2)
+            .await
+            .map_err(|e| format!("restore of {name} from backup {backup}: {e}"))?;
+        tracing::info!(backup, disk = %file.display(), report = ?rep, "disk restored");
+    }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! Disk operations on this node's VMs: growing `disk0` through QMP `block_resize` while QEMU
+//! Disk operations on this node's VMs: adding a blank disk (plugged into a running guest
+//! through QMP) and removing it again; growing a disk through QMP `block_resize` while QEMU
 //! runs, with `qemu-img resize` while it is stopped; standalone copies of a stopped VM's disk
 //! for `vm template`; the disk of a new VM that `vm clone` made. The control plane records
 //! a resize once this module answered with the size the disk has afterwards, read from the
@@ -6,34 +7,166 @@
 //! QEMU grew it (asking again for the same size then answers at once).
 
 use novacron_api_types::agent::DesiredVm;
+use std::time::Duration;
+
 use novacron_api_types::disks::{
-    CloneSource, DiskExportJob, DiskResizeJob, DiskResized, disk_name,
+    CloneSource, DISK0, DataDisk, DiskDetachJob, DiskExportJob, DiskPlugged, DiskResizeJob,
+    DiskResized, disk_name,
 };
 use novacron_api_types::{ApiError, format_size};
 use novacron_qemu::DiskFormat;
 
-use crate::backup::{DISK_NAME, VmAccess};
+use crate::backup::VmAccess;
 use crate::state::Shared;
 
 fn failed(vm: &str, what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(format!("{what} of VM {vm} failed: {e}"))
 }
 
-/// The guest-visible size of the VM's disk (readable while QEMU has it open).
-async fn size_of(vm: &VmAccess) -> Result<u64, ApiError> {
-    novacron_qemu::inspect_as(&vm.disk, DiskFormat::Qcow2)
+/// The guest-visible size of a disk of the VM (readable while QEMU has it open).
+async fn size_of(vm: &VmAccess, path: &std::path::Path) -> Result<u64, ApiError> {
+    novacron_qemu::inspect_as(path, DiskFormat::Qcow2)
         .await
         .map(|i| i.virtual_size_bytes)
         .map_err(|e| failed(&vm.desired.name, "reading the disk's size", e))
 }
 
-/// Grows the VM's disk to `job.size_bytes`; answers its size before and after.
+/// The disk a job names: `disk0` (or `disk`), or an added one (the control plane checked it
+/// is the VM's; this node's view of the VM may be a moment behind).
+fn job_disk(vm: &str, given: &str) -> Result<String, ApiError> {
+    if novacron_qemu::spec::is_plugged_node(given) {
+        return Ok(given.to_string());
+    }
+    disk_name(vm, given, &[])
+}
+
+/// How long a detach waits for the guest to release the disk.
+const UNPLUG_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long an add or detach waits for a start, stop, backup or snapshot of the VM to end.
+const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// Adds the blank disk `disk` to the VM: makes its file (under a temporary name, so a crash
+/// never leaves a half-made one), and plugs it into the running guest. When plugging fails,
+/// the file this call made is removed again. Asking again for a disk that is there answers
+/// at once.
+pub async fn attach(
+    shared: &Shared,
+    vm: VmAccess,
+    disk: DataDisk,
+) -> Result<DiskPlugged, ApiError> {
+    let name = vm.desired.name.clone();
+    if !novacron_qemu::spec::is_plugged_node(&disk.name) {
+        return Err(ApiError::invalid(format!(
+            "{:?} is not the name of an added disk (disk1, disk2, ...)",
+            disk.name
+        )));
+    }
+    let guard = tokio::time::timeout(LOCK_WAIT, vm.disk_lock.clone().lock_owned()).await;
+    let Ok(_guard) = guard else {
+        return Err(ApiError::conflict(format!(
+            "VM {name} stayed busy (a backup, a snapshot, or a start or stop) for {} s; try again when it is done",
+            LOCK_WAIT.as_secs()
+        )));
+    };
+    // Read again under the lock: the worker may have started or stopped QEMU meanwhile.
+    let running = vm.current_vm();
+    let path = vm.disk_file(&disk.name);
+    let made = !path.exists();
+    if made {
+        let tmp = path.with_extension("creating");
+        let _ = tokio::fs::remove_file(&tmp).await;
+        novacron_qemu::create_blank(&tmp, DiskFormat::Qcow2, disk.size_bytes)
+            .await
+            .map_err(|e| failed(&name, "creating the disk", e))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| failed(&name, "placing the disk", e))?;
+    }
+    let Some(qemu) = running else {
+        tracing::info!(vm = %name, disk = %disk.name, "disk added; the VM has it from its next start");
+        return Ok(DiskPlugged {
+            disk: disk.name,
+            live: false,
+        });
+    };
+    let plugged = async {
+        if let Some(who) = shared
+            .vm_users
+            .assign(&shared.vm_dir(&vm.desired.project, &name))
+            .map_err(|e| failed(&name, "finding the VM's user", e))?
+        {
+            novacron_qemu::user::hand_over(&path, who.uid, who.gid, 0o600)
+                .map_err(|e| failed(&name, "giving the disk to the VM's user", e))?;
+        }
+        let spec = novacron_qemu::PluggedDisk {
+            node: disk.name.clone(),
+            path: path.clone(),
+            format: DiskFormat::Qcow2,
+            port: disk.port,
+        };
+        novacron_qemu::hotplug::attach_disk(qemu.qmp(), &spec)
+            .await
+            .map_err(|e| failed(&name, "plugging the disk in", e))
+    }
+    .await;
+    if let Err(e) = plugged {
+        if made {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
+        return Err(e);
+    }
+    tracing::info!(vm = %name, disk = %disk.name, port = disk.port, "disk plugged into the running VM");
+    Ok(DiskPlugged {
+        disk: disk.name,
+        live: true,
+    })
+}
+
+/// Removes added disk `job.disk` from the VM: unplugged from the running guest first (which
+/// must release it), then its file deleted. A disk that is gone already answers at once.
+pub async fn detach(vm: VmAccess, job: DiskDetachJob) -> Result<DiskPlugged, ApiError> {
+    let name = vm.desired.name.clone();
+    let disk = job_disk(&name, &job.disk)?;
+    if disk == DISK0 {
+        return Err(ApiError::invalid(format!(
+            "{DISK0} is the boot disk of VM {name}: only added disks are detached"
+        )));
+    }
+    let guard = tokio::time::timeout(LOCK_WAIT, vm.disk_lock.clone().lock_owned()).await;
+    let Ok(_guard) = guard else {
+        return Err(ApiError::conflict(format!(
+            "VM {name} stayed busy (a backup, a snapshot, or a start or stop) for {} s; try again when it is done",
+            LOCK_WAIT.as_secs()
+        )));
+    };
+    let running = vm.current_vm();
+    if let Some(qemu) = &running {
+        novacron_qemu::hotplug::detach_disk(qemu.qmp(), &disk, UNPLUG_TIMEOUT)
+            .await
+            .map_err(|e| failed(&name, &format!("unplugging {disk}"), e))?;
+    }
+    let path = vm.disk_file(&disk);
+    match tokio::fs::remove_file(&path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failed(&name, &format!("deleting {}", path.display()), e)),
+    }
+    tracing::info!(vm = %name, disk = %disk, live = running.is_some(), "disk detached and deleted");
+    Ok(DiskPlugged {
+        disk,
+        live: running.is_some(),
+    })
+}
+
+/// Grows a disk of the VM to `job.size_bytes`; answers its size before and after.
 pub async fn resize(vm: VmAccess, job: DiskResizeJob) -> Result<DiskResized, ApiError> {
     let name = vm.desired.name.clone();
-    let disk = disk_name(&name, &job.disk)?;
-    if !vm.disk.exists() {
+    let disk = job_disk(&name, &job.disk)?;
+    let path = vm.disk_file(&disk);
+    if !path.exists() {
         return Err(ApiError::invalid(format!(
-            "VM {name} has no disk to resize (create it with --disk)"
+            "VM {name} has no disk {disk} to resize (create it with --disk, or add one with `novacron vm disk add`)"
         )));
     }
     // Start, stop, backups and snapshots take the same lock: no power change mid-resize.
@@ -42,7 +175,7 @@ pub async fn resize(vm: VmAccess, job: DiskResizeJob) -> Result<DiskResized, Api
             "VM {name} is busy (a backup, a snapshot, or a start or stop); try again when it is done"
         )));
     };
-    let previous = size_of(&vm).await?;
+    let previous = size_of(&vm, &path).await?;
     if job.size_bytes < previous {
         return Err(ApiError::invalid(format!(
             "{disk} of VM {name} is {}; it can only grow (asked for {})",
@@ -52,24 +185,16 @@ pub async fn resize(vm: VmAccess, job: DiskResizeJob) -> Result<DiskResized, Api
     }
     match &vm.running {
         Some(qemu) => {
-            novacron_qemu::resize::grow_live(
-                qemu.qmp(),
-                &vm.disk,
-                DISK_NAME,
-                previous,
-                job.size_bytes,
-            )
-            .await
+            novacron_qemu::resize::grow_live(qemu.qmp(), &path, &disk, previous, job.size_bytes)
+                .await
         }
-        None => {
-            novacron_qemu::resize::grow_offline(&vm.disk, DiskFormat::Qcow2, job.size_bytes).await
-        }
+        None => novacron_qemu::resize::grow_offline(&path, DiskFormat::Qcow2, job.size_bytes).await,
     }
     .map_err(|e| failed(&name, "growing the disk", e))?;
-    let size_bytes = size_of(&vm).await?;
+    let size_bytes = size_of(&vm, &path).await?;
     tracing::info!(vm = %name, disk, previous, size_bytes, live = vm.running.is_some(), "disk grown");
     Ok(DiskResized {
-        disk: disk.to_string(),
+        disk,
         previous_bytes: previous,
         size_bytes,
         live: vm.running.is_some(),
@@ -85,7 +210,11 @@ pub async fn export(
     work_dir: &std::path::Path,
 ) -> Result<(tokio::fs::File, u64), ApiError> {
     let name = vm.desired.name.clone();
-    disk_name(&name, &job.disk)?;
+    if disk_name(&name, &job.disk, &[])? != DISK0 {
+        return Err(ApiError::invalid(format!(
+            "only the boot disk {DISK0} of VM {name} is copied"
+        )));
+    }
     if !vm.disk.exists() {
         return Err(ApiError::invalid(format!(
             "VM {name} has no disk to copy (create it with --disk)"

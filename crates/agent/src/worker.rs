@@ -34,7 +34,7 @@ pub struct WorkerHandle {
 }
 
 /// The worker's running QEMU, readable by the agent endpoint (backups).
-type LiveVm = Arc<std::sync::Mutex<Option<Arc<RunningVm>>>>;
+pub(crate) type LiveVm = Arc<std::sync::Mutex<Option<Arc<RunningVm>>>>;
 
 impl WorkerHandle {
     pub fn is_running(&self) -> bool {
@@ -69,6 +69,7 @@ impl WorkerHandle {
             disk: disk_dir(shared, &desired).join("disk0.qcow2"),
             running: self.live.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             disk_lock: self.disk_lock.clone(),
+            live: self.live.clone(),
             desired,
         }
     }
@@ -685,9 +686,9 @@ impl Worker {
         if self.vm.is_some() {
             return Err("the VM is running; stop it before restoring over its disk".into());
         }
-        let disk = self.disk_dir(d).join("disk0.qcow2");
-        tracing::info!(vm = %self.name, backup = %r.backup, repo = %r.repo.name, "restoring the disk from a backup");
-        crate::backup::restore_disk(&r.repo, &r.backup, &disk).await?;
+        let dir = self.disk_dir(d);
+        tracing::info!(vm = %self.name, backup = %r.backup, repo = %r.repo.name, "restoring the disks from a backup");
+        crate::backup::restore_disks(&r.repo, &r.backup, &dir).await?;
         self.local.restored_generation = r.generation;
         self.save_local();
         Ok(())
@@ -958,6 +959,25 @@ pub(crate) async fn prepare_spec(
             mac: nic.mac.clone(),
         });
     }
+    let mut plugged_disks = Vec::new();
+    for added in &d.data_disks {
+        let path = disk_dir.join(format!("{}.qcow2", added.name));
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            // Added while the VM was stopped, or a migration's destination: a blank disk
+            // (the destination's is filled by the source's mirror).
+            let size = added.size_bytes;
+            create_then_rename(&path, |tmp| async move {
+                novacron_qemu::create_blank(&tmp, novacron_qemu::DiskFormat::Qcow2, size).await
+            })
+            .await?;
+        }
+        plugged_disks.push(novacron_qemu::PluggedDisk {
+            node: added.name.clone(),
+            path,
+            format: novacron_qemu::DiskFormat::Qcow2,
+            port: added.port,
+        });
+    }
     Ok(VmSpec {
         name: d.name.clone(),
         uuid: d.uuid.clone(),
@@ -983,6 +1003,8 @@ pub(crate) async fn prepare_spec(
         run_as,
         vnc: d.vnc,
         cdrom,
+        hotplug_ports: d.hotplug_ports,
+        plugged_disks,
         ..VmSpec::default()
     })
 }

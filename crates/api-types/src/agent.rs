@@ -114,6 +114,17 @@ pub struct DesiredVm {
     /// The ISO image in the VM's CD-ROM drive (`None` also when that image record is gone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iso: Option<Image>,
+    /// Spare PCIe root ports the machine has for hot-plugged disks (0: a VM from before
+    /// hot-plug, whose machine keeps the shape it was started with).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hotplug_ports: u32,
+    /// Disks added by `vm disk add`, each in its port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_disks: Vec<crate::disks::DataDisk>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Answer of `GET /api/v1/agent/vms`: the VMs placed on the calling node — all of them

@@ -1,23 +1,112 @@
 //! A VM's disks as the API names them, and the disk operations the control plane asks an
-//! agent to do (`vm disk resize`). A VM has one disk today, `disk0` (QEMU block node
-//! `disk0`, file `disk0.qcow2`; `vm show` lists it as `disk`).
+//! agent to do (`vm disk add | detach | resize`). A VM's boot disk is `disk0` (QEMU block
+//! node `disk0`, file `disk0.qcow2`; `vm show` also calls it `disk`); `vm disk add` attaches
+//! more, `disk1`, `disk2`, ..., each in one of the VM's spare PCIe root ports (docs/disks.md).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{ApiError, format_size};
 
-/// The one disk every VM with a disk has.
+/// The boot disk of every VM with a disk.
 pub const DISK0: &str = "disk0";
 
-/// The disk `given` names: `disk0`, or `disk` as `vm show` labels it.
-pub fn disk_name(vm: &str, given: &str) -> Result<&'static str, ApiError> {
-    match given {
-        DISK0 | "disk" => Ok(DISK0),
-        other => Err(ApiError::not_found(format!(
-            "VM {vm} has no disk {other:?}: its disk is {DISK0}"
-        ))),
+/// Spare PCIe root ports a VM gets at create (so at most this many added disks): a running
+/// machine cannot gain ports, and each one takes a slot of the root bus.
+pub const HOTPLUG_PORTS: u32 = 4;
+
+/// A disk `vm disk add` attached to a VM: block node and file name `name` (`disk1`, ...), in
+/// hot-plug port `port`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DataDisk {
+    pub name: String,
+    pub size_bytes: u64,
+    pub port: u32,
+}
+
+impl DataDisk {
+    /// Checks a disk described from outside the control plane (a backup's copy of its VM's
+    /// definition): a name `disk<N>` (N from 1, no leading zero), a port the machine has, a
+    /// size in whole sectors.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let named = self.name.strip_prefix("disk").is_some_and(|n| {
+            !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
+        });
+        if !named
+            || self.port >= HOTPLUG_PORTS
+            || self.size_bytes == 0
+            || !self.size_bytes.is_multiple_of(SECTOR_BYTES)
+        {
+            return Err(ApiError::invalid(format!(
+                "added disk {:?} (port {}, {} bytes) is not one NovaCron makes",
+                self.name, self.port, self.size_bytes
+            )));
+        }
+        Ok(())
     }
+}
+
+/// The disk `given` names on a VM whose added disks are `added`: `disk0` (or `disk`, as
+/// `vm show` labels the boot disk), or one of the added ones.
+pub fn disk_name(vm: &str, given: &str, added: &[DataDisk]) -> Result<String, ApiError> {
+    match given {
+        DISK0 | "disk" => Ok(DISK0.to_string()),
+        other if added.iter().any(|d| d.name == other) => Ok(other.to_string()),
+        other => {
+            let mut names = vec![DISK0.to_string()];
+            names.extend(added.iter().map(|d| d.name.clone()));
+            Err(ApiError::not_found(format!(
+                "VM {vm} has no disk {other:?}: its disks are {}",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// The bus `vm disk add --bus` may name: only virtio-blk is plugged into a running VM.
+pub const DISK_BUSES: &[&str] = &["virtio"];
+
+/// Body of `POST /api/v1/vms/{name}/disks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiskAddRequest {
+    /// The new, blank disk's size in bytes (a multiple of 512).
+    pub size_bytes: u64,
+    /// `virtio` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
+}
+
+impl DiskAddRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        DiskResizeRequest {
+            size_bytes: self.size_bytes,
+        }
+        .validate()?;
+        if let Some(bus) = &self.bus
+            && !DISK_BUSES.contains(&bus.as_str())
+        {
+            return Err(ApiError::invalid(format!(
+                "--bus {bus}: disks are plugged into a running VM as virtio (virtio-blk); {bus} cannot be hot-plugged here, so use --bus virtio"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Answer of the agent's attach and detach: the disk is in the VM (or gone), `live` when
+/// that happened under a running guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DiskPlugged {
+    pub disk: String,
+    pub live: bool,
+}
+
+/// What the control plane asks a VM's agent: remove added disk `disk` (unplugged first
+/// while the VM runs) and delete its file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DiskDetachJob {
+    pub disk: String,
 }
 
 /// Disks grow in whole sectors: QEMU's `block_resize` and `qemu-img resize` want a multiple of 512 bytes.
@@ -125,10 +214,41 @@ mod tests {
 
     #[test]
     fn the_disk_is_named_as_vm_show_names_it() {
-        assert_eq!(disk_name("web1", "disk0").unwrap(), "disk0");
-        assert_eq!(disk_name("web1", "disk").unwrap(), "disk0");
-        let e = disk_name("web1", "disk1").unwrap_err();
-        assert!(e.message.contains("its disk is disk0"), "{e}");
+        assert_eq!(disk_name("web1", "disk0", &[]).unwrap(), "disk0");
+        assert_eq!(disk_name("web1", "disk", &[]).unwrap(), "disk0");
+        let e = disk_name("web1", "disk1", &[]).unwrap_err();
+        assert!(e.message.contains("its disks are disk0"), "{e}");
+        let added = [DataDisk {
+            name: "disk2".into(),
+            size_bytes: 1 << 30,
+            port: 0,
+        }];
+        assert_eq!(disk_name("web1", "disk2", &added).unwrap(), "disk2");
+        let e = disk_name("web1", "disk1", &added).unwrap_err();
+        assert!(e.message.contains("its disks are disk0, disk2"), "{e}");
+    }
+
+    #[test]
+    fn only_virtio_disks_are_added() {
+        let req = |bus: Option<&str>| DiskAddRequest {
+            size_bytes: 1 << 30,
+            bus: bus.map(str::to_string),
+        };
+        assert!(req(None).validate().is_ok());
+        assert!(req(Some("virtio")).validate().is_ok());
+        let e = req(Some("scsi")).validate().unwrap_err();
+        assert!(
+            e.message.contains("--bus scsi") && e.message.contains("--bus virtio"),
+            "{e}"
+        );
+        assert!(
+            DiskAddRequest {
+                size_bytes: 7,
+                bus: None
+            }
+            .validate()
+            .is_err()
+        );
     }
 
     #[test]

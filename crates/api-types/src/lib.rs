@@ -435,6 +435,13 @@ pub struct Vm {
     /// The ISO image in the VM's CD-ROM drive, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iso: Option<String>,
+    /// Disks added by `vm disk add` (`disk1`, ...), besides the boot disk `disk0`.
+    #[serde(default)]
+    pub data_disks: Vec<disks::DataDisk>,
+    /// How many more disks can be added: free hot-plug ports (a VM created before hot-plug
+    /// gets ports when it is stopped).
+    #[serde(default)]
+    pub free_disk_slots: u32,
 }
 
 /// What a node is allowed to do.

@@ -13,6 +13,7 @@
 //! full read — still deduplicated against the repository — and the reason is recorded in the
 //! index and logged.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,6 +173,8 @@ fn choose_mode(
 
 struct Fleece {
     disk: LiveDisk,
+    /// Virtual size of the disk (and of its fleecing image).
+    size_bytes: u64,
     fleece_node: String,
     job_id: String,
     export_id: String,
@@ -195,8 +198,13 @@ pub async fn backup_running_vm(
     opts: &LiveBackupOptions,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<BackupIndex> {
-    if disks.is_empty() {
-        return Err(BackupError::InvalidArgument("no disks to back up".into()));
+    check_disk_names(disks.iter().map(|d| d.name.as_str()))?;
+    let mut nodes = HashSet::new();
+    if let Some(d) = disks.iter().find(|d| !nodes.insert(d.node.as_str())) {
+        return Err(BackupError::InvalidArgument(format!(
+            "block node {} is given twice (disk {})",
+            d.node, d.name
+        )));
     }
     std::fs::create_dir_all(&opts.work_dir).map_err(|e| BackupError::io(&opts.work_dir, e))?;
     let previous = repo.latest_backup(&meta.vm).await?;
@@ -212,15 +220,11 @@ pub async fn backup_running_vm(
         if let Some(r) = &full_reason {
             info!(vm = %meta.vm, disk = %d.name, reason = %r, "full read (deduplicated)");
         }
+        // Created by `run_live`, so that the teardown below removes it whatever fails.
         let image = opts.work_dir.join(format!("fleece-{tag}-{i}.qcow2"));
-        novacron_qemu::create_blank(&image, DiskFormat::Qcow2, size)
-            .await
-            .map_err(|e| qemu_err("fleecing image", e))?;
-        // QEMU may run as the VM's own user, who owns the work directory.
-        novacron_qemu::user::give_to_dir_owner(&image)
-            .map_err(|e| qemu_err("fleecing image", e))?;
         fleeces.push(Fleece {
             disk: d.clone(),
+            size_bytes: size,
             fleece_node: format!("nc-fleece-{tag}-{i}"),
             job_id: format!("nc-fleece-job-{tag}-{i}"),
             export_id: format!("nc-export-{tag}-{i}"),
@@ -323,6 +327,14 @@ async fn run_live(
     socket: &Path,
     server_started: &mut bool,
 ) -> Result<BackupIndex> {
+    for f in fleeces.iter() {
+        novacron_qemu::create_blank(&f.image, DiskFormat::Qcow2, f.size_bytes)
+            .await
+            .map_err(|e| qemu_err("fleecing image", e))?;
+        // QEMU may run as the VM's own user, who owns the work directory.
+        novacron_qemu::user::give_to_dir_owner(&f.image)
+            .map_err(|e| qemu_err("fleecing image", e))?;
+    }
     for f in fleeces.iter_mut() {
         qmp.execute(
             "blockdev-add",
@@ -377,63 +389,19 @@ async fn run_live(
     }
     let mut inputs = Vec::new();
     for f in fleeces.iter() {
-        let sock = socket.to_path_buf();
-        let name = f.disk.name.clone();
-        let ctx = f
-            .old
-            .as_ref()
-            .map(|(_, b)| format!("qemu:dirty-bitmap:{}", b.name));
-        let gran = f
-            .old
-            .as_ref()
-            .map(|(_, b)| b.granularity_bytes)
-            .unwrap_or(DEFAULT_GRANULARITY_BYTES);
-        let (source, map) =
-            tokio::task::spawn_blocking(move || -> Result<(NbdSource, Option<DirtyMap>)> {
-                let ctxs: Vec<String> = ctx.iter().cloned().collect();
-                let mut c = NbdClient::connect_unix(&sock, &name, &ctxs).map_err(|e| {
-                    BackupError::Source {
-                        disk: name.clone(),
-                        message: e.to_string(),
-                    }
-                })?;
-                let map = match &ctx {
-                    Some(ctx) => {
-                        let size = c.size_bytes();
-                        let ext =
-                            c.block_status(ctx, 0, size)
-                                .map_err(|e| BackupError::Source {
-                                    disk: name.clone(),
-                                    message: e.to_string(),
-                                })?;
-                        let mut m = DirtyMap::new(size, gran)?;
-                        for e in ext.iter().filter(|e| e.flags & 1 != 0) {
-                            m.mark(e.offset, e.length);
-                        }
-                        Some(m)
-                    }
-                    None => None,
-                };
-                Ok((NbdSource::new(c), map))
-            })
-            .await??;
-        let changes = match (map, &f.old) {
-            (Some(map), Some((parent, _))) => {
-                info!(vm = %meta.vm, disk = %f.disk.name, dirty_bytes = map.dirty_bytes(), "incremental read from dirty bitmap");
-                Changes::Dirty {
-                    parent: parent.clone(),
-                    map,
-                }
-            }
-            _ => Changes::Full {
-                reason: f.full_reason.clone().unwrap_or_default(),
-            },
-        };
+        let old = f.old.as_ref().map(|(_, b)| b);
+        let (source, map) = open_export(socket, &f.disk.name, old).await?;
         inputs.push(DiskInput {
             name: f.disk.name.clone(),
             format: f.disk.format.as_str().to_string(),
             source: Arc::new(source),
-            changes,
+            changes: changes(
+                &meta.vm,
+                &f.disk.name,
+                map,
+                f.old.clone(),
+                f.full_reason.clone(),
+            ),
             bitmap: (f.disk.format == DiskFormat::Qcow2).then(|| BitmapRef {
                 node: f.disk.node.clone(),
                 name: f.new_bitmap.clone(),
@@ -444,6 +412,95 @@ async fn run_live(
     let mut meta = meta.clone();
     meta.created_unix_ms = Some(meta.created_unix_ms.unwrap_or(point_in_time));
     repo.backup(meta, inputs, &opts.backup, progress).await
+}
+
+/// Refuses an empty disk list, an empty name and a name given twice, before anything starts.
+/// A name that, as a file name, stays in its directory: not empty, `.` or `..`, no `/` and no
+/// NUL.
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
+}
+
+fn check_disk_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let mut seen = HashSet::new();
+    for name in names {
+        if name.is_empty() {
+            return Err(BackupError::InvalidArgument(
+                "a disk to back up has an empty name".into(),
+            ));
+        }
+        if !seen.insert(name) {
+            return Err(BackupError::InvalidArgument(format!(
+                "disk {name} is given twice: every disk of a backup needs its own name"
+            )));
+        }
+    }
+    if seen.is_empty() {
+        return Err(BackupError::InvalidArgument("no disks to back up".into()));
+    }
+    Ok(())
+}
+
+/// Connects to the NBD export `export` on `socket`; with `old` (the previous backup's bitmap,
+/// exported alongside) also fetches its dirty extents as the map of what to read.
+async fn open_export(
+    socket: &Path,
+    export: &str,
+    old: Option<&BitmapState>,
+) -> Result<(NbdSource, Option<DirtyMap>)> {
+    let socket = socket.to_path_buf();
+    let name = export.to_string();
+    let ctx = old.map(|b| format!("qemu:dirty-bitmap:{}", b.name));
+    let gran = old
+        .map(|b| b.granularity_bytes)
+        .unwrap_or(DEFAULT_GRANULARITY_BYTES);
+    tokio::task::spawn_blocking(move || -> Result<(NbdSource, Option<DirtyMap>)> {
+        let source_err = |e: crate::nbd::NbdError| BackupError::Source {
+            disk: name.clone(),
+            message: e.to_string(),
+        };
+        let ctxs: Vec<String> = ctx.iter().cloned().collect();
+        let mut c = NbdClient::connect_unix(&socket, &name, &ctxs).map_err(source_err)?;
+        let map = match &ctx {
+            Some(ctx) => {
+                let size = c.size_bytes();
+                let ext = c.block_status(ctx, 0, size).map_err(source_err)?;
+                let mut m = DirtyMap::new(size, gran)?;
+                for e in ext.iter().filter(|e| e.flags & 1 != 0) {
+                    m.mark(e.offset, e.length);
+                }
+                Some(m)
+            }
+            None => None,
+        };
+        Ok((NbdSource::new(c), map))
+    })
+    .await?
+}
+
+/// The read plan of one disk: the dirty map when the previous bitmap was usable, else a full
+/// read with its reason.
+fn changes(
+    vm: &str,
+    disk: &str,
+    map: Option<DirtyMap>,
+    old: Option<(BackupId, BitmapState)>,
+    full_reason: Option<String>,
+) -> Changes {
+    match (map, old) {
+        (Some(map), Some((parent, _))) => {
+            info!(
+                vm,
+                disk,
+                dirty_bytes = map.dirty_bytes(),
+                "incremental read from dirty bitmap"
+            );
+            Changes::Dirty { parent, map }
+        }
+        _ => Changes::Full {
+            reason: full_reason.unwrap_or_default(),
+        },
+    }
 }
 
 async fn bitmap_cmd(qmp: &Qmp, cmd: &str, node: &str, name: &str) {
@@ -489,10 +546,16 @@ async fn delete_node(qmp: &Qmp, node: &str) {
     warn!(node, "could not delete the fleecing node");
 }
 
-/// Backs up a disk image of a stopped VM: raw images are read directly (always full); qcow2
-/// images are exported with `qemu-nbd` (read-only) so that the previous backup's persistent
-/// bitmap drives an incremental read, and a new bitmap is added with `qemu-img bitmap` for the
-/// next one.
+/// One disk of a stopped VM: its name in the backup (`disk0`, ...), file and format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoppedDisk {
+    pub name: String,
+    pub path: PathBuf,
+    pub format: DiskFormat,
+}
+
+/// Backs up one disk image of a stopped VM; see [`backup_stopped_disks`], of which this is the
+/// one-disk case.
 pub async fn backup_stopped_disk(
     repo: &Repository,
     disk_name: &str,
@@ -502,25 +565,185 @@ pub async fn backup_stopped_disk(
     opts: &LiveBackupOptions,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<BackupIndex> {
-    if format == DiskFormat::Raw {
-        let src = Arc::new(FileSource::open(path)?);
+    let disk = StoppedDisk {
+        name: disk_name.into(),
+        path: path.into(),
+        format,
+    };
+    backup_stopped_disks(repo, std::slice::from_ref(&disk), meta, opts, progress).await
+}
+
+/// Backs up every disk image of a stopped VM into one backup (one index, one entry per disk).
+/// Raw images are read directly (always full); qcow2 images are exported read-only with
+/// `qemu-nbd` so that the previous backup's persistent bitmap drives an incremental read, and a
+/// new bitmap is added with `qemu-img bitmap` for the next one. Each disk decides on its own,
+/// against the previous backup's disk of the same name; a disk that backup did not have is a
+/// full read. The VM must stay stopped until this returns.
+///
+/// Every `qemu-nbd` started here is stopped and its socket removed before this returns,
+/// whatever the outcome. Once the backup is published, a bitmap that cannot be added or
+/// removed is only logged: the backup is valid, and the next backup of that disk notices the
+/// missing bitmap and reads it in full.
+pub async fn backup_stopped_disks(
+    repo: &Repository,
+    disks: &[StoppedDisk],
+    meta: BackupMeta,
+    opts: &LiveBackupOptions,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<BackupIndex> {
+    check_disk_names(disks.iter().map(|d| d.name.as_str()))?;
+    let mut images = HashSet::new();
+    for d in disks {
+        let image = std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone());
+        if !images.insert(image) {
+            return Err(BackupError::InvalidArgument(format!(
+                "image {} is given twice (disk {})",
+                d.path.display(),
+                d.name
+            )));
+        }
+    }
+    if disks.iter().any(|d| d.format == DiskFormat::Qcow2) {
+        std::fs::create_dir_all(&opts.work_dir).map_err(|e| BackupError::io(&opts.work_dir, e))?;
+    }
+    let previous = repo.latest_backup(&meta.vm).await?;
+    let mut servers = QemuNbdServers::default();
+    let result: Result<(BackupIndex, Vec<BitmapRotation>)> = async {
+        let tag = random_hex8()?;
+        let mut inputs = Vec::new();
+        let mut rotations = Vec::new();
+        for (i, d) in disks.iter().enumerate() {
+            let (input, rotation) = stopped_input(
+                d,
+                previous.as_ref(),
+                opts,
+                &meta.vm,
+                &opts.work_dir.join(format!("qemu-nbd-{tag}-{i}.sock")),
+                &mut servers,
+            )
+            .await?;
+            inputs.push(input);
+            rotations.extend(rotation);
+        }
+        let idx = repo.backup(meta, inputs, &opts.backup, progress).await?;
+        Ok((idx, rotations))
+    }
+    .await;
+    // qemu-nbd holds the images open: stop it before touching their bitmaps.
+    servers.stop().await;
+    let (idx, rotations) = result?;
+    // The images are unchanged since the backup: start each disk's next bitmap now and drop
+    // the old ones.
+    for r in &rotations {
+        let added = qemu_img(
+            &["bitmap", "--add", "-g", &opts.granularity_bytes.to_string()],
+            &r.path,
+            Some(&r.new_bitmap),
+        )
+        .await;
+        if let Err(e) = added {
+            warn!(vm = %idx.vm, disk = %r.disk, backup = %idx.id, error = %e, "could not add the dirty bitmap; the next backup of this disk will be a full read");
+        }
+        for old in &r.old_bitmaps {
+            if let Err(e) = qemu_img(&["bitmap", "--remove"], &r.path, Some(old)).await {
+                warn!(vm = %idx.vm, disk = %r.disk, bitmap = %old, error = %e, "could not remove an old bitmap");
+            }
+        }
+    }
+    Ok(idx)
+}
+
+/// Bitmap work left for after a stopped disk's backup is published.
+struct BitmapRotation {
+    disk: String,
+    path: PathBuf,
+    new_bitmap: String,
+    /// NovaCron bitmaps the image had before this backup.
+    old_bitmaps: Vec<String>,
+}
+
+/// What to read of one stopped disk, and (qcow2) the bitmaps to rotate afterwards.
+async fn stopped_input(
+    disk: &StoppedDisk,
+    previous: Option<&BackupIndex>,
+    opts: &LiveBackupOptions,
+    vm: &str,
+    socket: &Path,
+    servers: &mut QemuNbdServers,
+) -> Result<(DiskInput, Option<BitmapRotation>)> {
+    if disk.format == DiskFormat::Raw {
+        let reason = "raw image: it cannot hold a persistent dirty bitmap".to_string();
+        info!(vm, disk = %disk.name, reason = %reason, "full read (deduplicated)");
         let input = DiskInput {
-            name: disk_name.into(),
-            format: "raw".into(),
-            source: src,
-            changes: Changes::Full {
-                reason: "raw image: it cannot hold a persistent dirty bitmap".into(),
-            },
+            name: disk.name.clone(),
+            format: DiskFormat::Raw.as_str().into(),
+            source: Arc::new(FileSource::open(&disk.path)?),
+            changes: Changes::Full { reason },
             bitmap: None,
         };
-        return repo.backup(meta, vec![input], &opts.backup, progress).await;
+        return Ok((input, None));
     }
-    std::fs::create_dir_all(&opts.work_dir).map_err(|e| BackupError::io(&opts.work_dir, e))?;
-    let info = qemu_img_info(path).await?;
-    let size = info["virtual-size"]
-        .as_u64()
-        .ok_or_else(|| BackupError::Qemu("qemu-img info: no virtual-size".into()))?;
-    let bitmaps: Vec<BitmapState> = info["format-specific"]["data"]["bitmaps"]
+    let info = qemu_img_info(&disk.path).await?;
+    let size = info["virtual-size"].as_u64().ok_or_else(|| {
+        BackupError::Qemu(format!(
+            "qemu-img info {}: no virtual-size",
+            disk.path.display()
+        ))
+    })?;
+    let bitmaps = qcow2_bitmaps(&info);
+    let live = LiveDisk {
+        name: disk.name.clone(),
+        node: STOPPED_NODE.into(),
+        format: disk.format,
+    };
+    let (old, full_reason) = match choose_mode(&live, size, &bitmaps, previous, opts.force_full) {
+        Ok(x) => (Some(x), None),
+        Err(reason) => (None, Some(reason)),
+    };
+    if let Some(r) = &full_reason {
+        info!(vm, disk = %disk.name, reason = %r, "full read (deduplicated)");
+    }
+    servers
+        .start(
+            &disk.path,
+            &disk.name,
+            socket,
+            old.as_ref().map(|(_, b)| b.name.as_str()),
+        )
+        .await?;
+    let (source, map) = open_export(socket, &disk.name, old.as_ref().map(|(_, b)| b)).await?;
+    let new_bitmap = format!("{BITMAP_PREFIX}{}", random_hex8()?);
+    let input = DiskInput {
+        name: disk.name.clone(),
+        format: DiskFormat::Qcow2.as_str().into(),
+        source: Arc::new(source),
+        changes: changes(vm, &disk.name, map, old, full_reason),
+        bitmap: Some(BitmapRef {
+            node: STOPPED_NODE.into(),
+            name: new_bitmap.clone(),
+            granularity_bytes: opts.granularity_bytes,
+        }),
+    };
+    let rotation = BitmapRotation {
+        disk: disk.name.clone(),
+        path: disk.path.clone(),
+        new_bitmap,
+        old_bitmaps: bitmaps
+            .into_iter()
+            .filter(|b| b.name.starts_with(BITMAP_PREFIX))
+            .map(|b| b.name)
+            .collect(),
+    };
+    Ok((input, Some(rotation)))
+}
+
+/// `node` recorded in the bitmaps of stopped-disk backups (there is no QEMU node).
+const STOPPED_NODE: &str = "stopped";
+
+/// The persistent bitmaps of a qcow2 image, from `qemu-img info` (`auto` = recording,
+/// `in-use` = not saved by the last writer, so inconsistent).
+fn qcow2_bitmaps(info: &Value) -> Vec<BitmapState> {
+    info["format-specific"]["data"]["bitmaps"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -539,139 +762,101 @@ pub async fn backup_stopped_disk(
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    let previous = repo.latest_backup(&meta.vm).await?;
-    let disk = LiveDisk {
-        name: disk_name.into(),
-        node: "stopped".into(),
-        format,
-    };
-    let (old, full_reason) =
-        match choose_mode(&disk, size, &bitmaps, previous.as_ref(), opts.force_full) {
-            Ok(x) => (Some(x), None),
-            Err(r) => (None, Some(r)),
+        .unwrap_or_default()
+}
+
+/// Read-only `qemu-nbd` exports of one stopped-VM backup. [`QemuNbdServers::stop`] kills them
+/// and removes their sockets; if it is never reached (the backup future is dropped), `Drop`
+/// does the same without waiting.
+#[derive(Default)]
+struct QemuNbdServers {
+    running: Vec<(tokio::process::Child, PathBuf)>,
+}
+
+impl QemuNbdServers {
+    /// Exports `image` as `export` on `socket` (with `bitmap`, if any) and waits until the
+    /// socket exists.
+    async fn start(
+        &mut self,
+        image: &Path,
+        export: &str,
+        socket: &Path,
+        bitmap: Option<&str>,
+    ) -> Result<()> {
+        let mut cmd = tokio::process::Command::new("qemu-nbd");
+        cmd.args([
+            "--read-only",
+            "--persistent",
+            "--shared=2",
+            "-f",
+            "qcow2",
+            "-x",
+        ])
+        .arg(export)
+        .arg(format!("--socket={}", socket.display()));
+        if let Some(b) = bitmap {
+            cmd.arg(format!("--bitmap={b}"));
+        }
+        novacron_qemu::process::inherit_only_stdio(cmd.as_std_mut(), &[]);
+        cmd.arg(image)
+            .kill_on_drop(true)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().map_err(|e| BackupError::Command {
+            command: "qemu-nbd".into(),
+            message: e.to_string(),
+        })?;
+        self.running.push((child, socket.to_path_buf()));
+        let Some((child, _)) = self.running.last_mut() else {
+            return Err(BackupError::Task("qemu-nbd process lost".into()));
         };
-    let socket = opts
-        .work_dir
-        .join(format!("qemu-nbd-{}.sock", random_hex8()?));
-    let mut cmd = tokio::process::Command::new("qemu-nbd");
-    cmd.args([
-        "--read-only",
-        "--persistent",
-        "--shared=2",
-        "-f",
-        "qcow2",
-        "-x",
-        disk_name,
-    ])
-    .arg(format!("--socket={}", socket.display()));
-    if let Some((_, b)) = &old {
-        cmd.arg(format!("--bitmap={}", b.name));
-    }
-    novacron_qemu::process::inherit_only_stdio(cmd.as_std_mut(), &[]);
-    cmd.arg(path)
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| BackupError::Command {
-        command: "qemu-nbd".into(),
-        message: e.to_string(),
-    })?;
-    let result = async {
-        for _ in 0..200 {
-            if socket.exists() {
-                break;
-            }
-            if let Ok(Some(st)) = child.try_wait() {
+        let deadline = tokio::time::Instant::now() + QEMU_NBD_START;
+        while !socket.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut s) = child.stderr.take() {
+                    let _ = tokio::io::AsyncReadExt::read_to_string(&mut s, &mut stderr).await;
+                }
                 return Err(BackupError::Command {
-                    command: "qemu-nbd".into(),
-                    message: format!("exited with {st}"),
+                    command: format!("qemu-nbd {}", image.display()),
+                    message: format!("exited with {status}: {}", stderr.trim()),
                 });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BackupError::Timeout(format!(
+                    "qemu-nbd to create its socket {} ({} s)",
+                    socket.display(),
+                    QEMU_NBD_START.as_secs()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        let sock = socket.clone();
-        let name = disk_name.to_string();
-        let ctx = old
-            .as_ref()
-            .map(|(_, b)| format!("qemu:dirty-bitmap:{}", b.name));
-        let gran = old
-            .as_ref()
-            .map(|(_, b)| b.granularity_bytes)
-            .unwrap_or(DEFAULT_GRANULARITY_BYTES);
-        let (source, map) =
-            tokio::task::spawn_blocking(move || -> Result<(NbdSource, Option<DirtyMap>)> {
-                let ctxs: Vec<String> = ctx.iter().cloned().collect();
-                let mut c = NbdClient::connect_unix(&sock, &name, &ctxs).map_err(|e| {
-                    BackupError::Source {
-                        disk: name.clone(),
-                        message: e.to_string(),
-                    }
-                })?;
-                let map = match &ctx {
-                    Some(ctx) => {
-                        let size = c.size_bytes();
-                        let ext =
-                            c.block_status(ctx, 0, size)
-                                .map_err(|e| BackupError::Source {
-                                    disk: name.clone(),
-                                    message: e.to_string(),
-                                })?;
-                        let mut m = DirtyMap::new(size, gran)?;
-                        for e in ext.iter().filter(|e| e.flags & 1 != 0) {
-                            m.mark(e.offset, e.length);
-                        }
-                        Some(m)
-                    }
-                    None => None,
-                };
-                Ok((NbdSource::new(c), map))
-            })
-            .await??;
-        let changes = match (map, &old) {
-            (Some(map), Some((parent, _))) => Changes::Dirty {
-                parent: parent.clone(),
-                map,
-            },
-            _ => Changes::Full {
-                reason: full_reason.clone().unwrap_or_default(),
-            },
-        };
-        let new_bitmap = format!("{BITMAP_PREFIX}{}", random_hex8()?);
-        let input = DiskInput {
-            name: disk_name.into(),
-            format: "qcow2".into(),
-            source: Arc::new(source),
-            changes,
-            bitmap: Some(BitmapRef {
-                node: "stopped".into(),
-                name: new_bitmap.clone(),
-                granularity_bytes: opts.granularity_bytes,
-            }),
-        };
-        let idx = repo
-            .backup(meta, vec![input], &opts.backup, progress)
-            .await?;
-        Ok((idx, new_bitmap))
+        Ok(())
     }
-    .await;
-    let _ = child.kill().await;
-    let _ = std::fs::remove_file(&socket);
-    let (idx, new_bitmap) = result?;
-    // The image is unchanged since the backup: start the next bitmap now, drop the old ones.
-    qemu_img(
-        &["bitmap", "--add", "-g", &opts.granularity_bytes.to_string()],
-        path,
-        Some(&new_bitmap),
-    )
-    .await?;
-    for b in bitmaps.iter().filter(|b| b.name.starts_with(BITMAP_PREFIX)) {
-        if let Err(e) = qemu_img(&["bitmap", "--remove"], path, Some(&b.name)).await {
-            warn!(bitmap = %b.name, error = %e, "could not remove an old bitmap");
+
+    /// Kills every export (and reaps it), and removes the sockets.
+    async fn stop(&mut self) {
+        for (mut child, socket) in self.running.drain(..) {
+            if let Err(e) = child.kill().await {
+                warn!(socket = %socket.display(), error = %e, "could not stop qemu-nbd");
+            }
+            let _ = std::fs::remove_file(&socket);
         }
     }
-    Ok(idx)
 }
+
+impl Drop for QemuNbdServers {
+    fn drop(&mut self) {
+        for (child, socket) in &mut self.running {
+            let _ = child.start_kill();
+            let _ = std::fs::remove_file(socket);
+        }
+    }
+}
+
+/// How long `qemu-nbd` may take to create its socket.
+const QEMU_NBD_START: Duration = Duration::from_secs(10);
 
 async fn qemu_img_info(path: &Path) -> Result<Value> {
     let mut cmd = tokio::process::Command::new("qemu-img");
@@ -730,6 +915,15 @@ pub async fn restore_vm_disks(
         RestoreFormat::Raw => "raw",
         RestoreFormat::Qcow2 => "qcow2",
     };
+    // Disk names come from the repository and become file names: nothing outside `dir`.
+    if let Some(bad) = idx.disks.iter().find(|d| !is_plain_file_name(&d.name)) {
+        return Err(BackupError::InvalidArgument(format!(
+            "backup {} holds a disk named {:?}, which cannot be a file name in {}",
+            backup.0,
+            bad.name,
+            dir.display()
+        )));
+    }
     let mut out = Vec::new();
     for d in &idx.disks {
         let target = dir.join(format!("{}.{ext}", d.name));
@@ -766,6 +960,16 @@ pub async fn restore_over_original(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disk_names_stay_file_names_in_their_directory() {
+        for ok in ["disk0", "disk12", "vda", "a.b"] {
+            assert!(is_plain_file_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", "/abs", "a\0b"] {
+            assert!(!is_plain_file_name(bad), "{bad:?}");
+        }
+    }
     use crate::index::{BackupStats, ReadMode};
 
     fn prev(bitmap: Option<&str>) -> BackupIndex {

@@ -392,7 +392,37 @@ impl Client {
         .await
     }
 
-    /// Starts growing disk `disk` of the VM (`disk0`) to `req.size_bytes`.
+    /// Starts adding a blank disk to the VM (plugged into the guest if it runs).
+    pub async fn vm_disk_add(
+        &self,
+        name: &str,
+        req: &novacron_api_types::disks::DiskAddRequest,
+    ) -> Result<OperationRef, ClientError> {
+        req.validate().map_err(ClientError::Api)?;
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/disks", seg(name)),
+            Some(req),
+        )
+        .await
+    }
+
+    /// Starts detaching added disk `disk` from the VM and deleting it (`force`: also while
+    /// the VM runs).
+    pub async fn vm_disk_detach(
+        &self,
+        name: &str,
+        disk: &str,
+        force: bool,
+    ) -> Result<OperationRef, ClientError> {
+        let mut path = format!("/vms/{}/disks/{}", seg(name), seg(disk));
+        if force {
+            path.push_str("?force=true");
+        }
+        self.call(Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// Starts growing disk `disk` of the VM (`disk0`, or an added one) to `req.size_bytes`.
     pub async fn vm_disk_resize(
         &self,
         name: &str,

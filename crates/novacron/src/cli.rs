@@ -795,6 +795,9 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
                     .join(", "),
             ));
         }
+        if !vm.data_disks.is_empty() {
+            p.push(("added disks", crate::disks::describe_added(&vm.data_disks)));
+        }
         if vm.vnc {
             p.push(("consoles", "serial, vnc".into()));
         }

@@ -1,9 +1,11 @@
-//! `novacron vm disk ...`: change a VM's disks. `resize` grows `disk0` (live while the VM
-//! runs; the guest sees the new size at once). Each change is an operation the CLI waits for.
+//! `novacron vm disk ...`: change a VM's disks. `add` gives it a blank disk and `detach`
+//! removes one again (both plugged into or out of a running guest); `resize` grows a disk
+//! (live while the VM runs; the guest sees the new size at once). Each change is an
+//! operation the CLI waits for.
 
 use anyhow::Context;
 use clap::Subcommand;
-use novacron_api_types::disks::DiskResizeRequest;
+use novacron_api_types::disks::{DISK0, DataDisk, DiskAddRequest, DiskResizeRequest};
 use novacron_api_types::{format_size, parse_size};
 use serde::Serialize;
 
@@ -12,12 +14,41 @@ use crate::output::{self, Format};
 
 #[derive(Subcommand, Debug)]
 pub enum DiskCommand {
+    /// Add a blank disk to a VM (disk1, disk2, ...): plugged into a running guest at once,
+    /// or there from a stopped VM's next start.
+    #[command(after_help = "Example:\n  novacron vm disk add web1 --size 20G")]
+    Add {
+        /// The VM's name.
+        name: String,
+        /// The new disk's size, e.g. 20G.
+        #[arg(long)]
+        size: String,
+        /// The disk's bus: virtio (virtio-blk, the only one plugged into a running VM).
+        #[arg(long, value_name = "BUS")]
+        bus: Option<String>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Detach a disk added with `vm disk add` and delete it with its data (from a running
+    /// VM only with --force: the guest must release it; unmount it first).
+    #[command(after_help = "Example:\n  novacron vm disk detach web1 disk1 --force")]
+    Detach {
+        /// The VM's name.
+        name: String,
+        /// The disk: disk1, disk2, ... (see `vm show`).
+        disk: String,
+        /// Detach from a running VM: unplugged from the guest, and its data deleted.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// Grow a VM's disk (running or stopped; a running guest sees the new size at once).
     #[command(after_help = "Example:\n  novacron vm disk resize web1 disk0 --size 40G")]
     Resize {
         /// The VM's name.
         name: String,
-        /// The disk: disk0 (`disk` in `vm show`).
+        /// The disk: disk0 (`disk` in `vm show`), or one added with `vm disk add`.
         disk: String,
         /// The new size, e.g. 40G: larger than the disk is now (disks only grow).
         #[arg(long)]
@@ -37,14 +68,123 @@ struct Resized {
     operation: novacron_api_types::Operation,
 }
 
+/// What `vm disk add` and `vm disk detach` print (`-o json`).
+#[derive(Serialize)]
+struct Plugged {
+    vm: String,
+    /// The disk added or detached (`disk1`, ...).
+    disk: String,
+    /// The added disk's size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size_bytes: Option<u64>,
+    /// The VM's added disks now.
+    data_disks: Vec<DataDisk>,
+    operation: novacron_api_types::Operation,
+}
+
+/// The VM's disk `disk`'s size as the control plane records it.
+fn recorded_size(vm: &novacron_api_types::Vm, disk: &str) -> Option<u64> {
+    if disk == DISK0 || disk == "disk" {
+        return vm.disk_bytes;
+    }
+    vm.data_disks
+        .iter()
+        .find(|d| d.name == disk)
+        .map(|d| d.size_bytes)
+}
+
+fn print_plugged(out: Format, shown: &Plugged) -> anyhow::Result<()> {
+    output::print_details(out, shown, || {
+        vec![
+            ("vm", shown.vm.clone()),
+            ("disk", shown.disk.clone()),
+            (
+                "size",
+                shown
+                    .size_bytes
+                    .map(format_size)
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            ("added disks", describe_added(&shown.data_disks)),
+            ("operation", shown.operation.id.clone()),
+            ("message", shown.operation.message.clone()),
+        ]
+    })
+}
+
+/// `disk1 20G, disk2 1G`, or `-`.
+pub fn describe_added(disks: &[DataDisk]) -> String {
+    if disks.is_empty() {
+        return "-".into();
+    }
+    disks
+        .iter()
+        .map(|d| format!("{} {}", d.name, format_size(d.size_bytes)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub async fn run(cmd: DiskCommand, out: Format) -> anyhow::Result<()> {
     let c = client()?;
-    let DiskCommand::Resize {
-        name,
-        disk,
-        size,
-        wait,
-    } = cmd;
+    let (name, disk, size, wait) = match cmd {
+        DiskCommand::Add {
+            name,
+            size,
+            bus,
+            wait,
+        } => {
+            let size_bytes = parse_size(&size).context("--size")?;
+            let before = c.vm_get(&name).await?.data_disks;
+            let op = c
+                .vm_disk_add(&name, &DiskAddRequest { size_bytes, bus })
+                .await?
+                .operation;
+            let Some(done) = wait.apply(&c, op, out).await? else {
+                return Ok(());
+            };
+            let vm = c.vm_get(&name).await?;
+            let added = vm
+                .data_disks
+                .iter()
+                .find(|d| !before.iter().any(|b| b.name == d.name))
+                .map(|d| d.name.clone())
+                .unwrap_or_default();
+            let shown = Plugged {
+                vm: name,
+                size_bytes: recorded_size(&vm, &added),
+                disk: added,
+                data_disks: vm.data_disks,
+                operation: done,
+            };
+            return print_plugged(out, &shown);
+        }
+        DiskCommand::Detach {
+            name,
+            disk,
+            force,
+            wait,
+        } => {
+            let op = c.vm_disk_detach(&name, &disk, force).await?.operation;
+            let Some(done) = wait.apply(&c, op, out).await? else {
+                return Ok(());
+            };
+            let vm = c.vm_get(&name).await?;
+            let shown = Plugged {
+                vm: name,
+                disk,
+                size_bytes: None,
+                data_disks: vm.data_disks,
+                operation: done,
+            };
+            return print_plugged(out, &shown);
+        }
+        DiskCommand::Resize {
+            name,
+            disk,
+            size,
+            wait,
+        } => (name, disk, size, wait),
+    };
     let size_bytes = parse_size(&size).context("--size")?;
     let op = c
         .vm_disk_resize(&name, &disk, &DiskResizeRequest { size_bytes })
@@ -54,10 +194,11 @@ pub async fn run(cmd: DiskCommand, out: Format) -> anyhow::Result<()> {
         return Ok(());
     };
     let vm = c.vm_get(&name).await?;
+    let disk = if disk == "disk" { DISK0.into() } else { disk };
     let shown = Resized {
         vm: name,
-        disk: novacron_api_types::disks::DISK0.into(),
-        size_bytes: vm.disk_bytes,
+        size_bytes: recorded_size(&vm, &disk),
+        disk,
         operation: done,
     };
     output::print_details(out, &shown, || {

@@ -200,6 +200,8 @@ const TABLE: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/vms/{name}/pause", PROJECT_OPERATE),
     ("POST", "/api/v1/vms/{name}/resume", PROJECT_OPERATE),
     ("POST", "/api/v1/vms/{name}/set", PROJECT_ADMIN),
+    ("POST", "/api/v1/vms/{name}/disks", PROJECT_ADMIN),
+    ("DELETE", "/api/v1/vms/{name}/disks/{disk}", PROJECT_ADMIN),
     (
         "POST",
         "/api/v1/vms/{name}/disks/{disk}/resize",

@@ -118,7 +118,7 @@ fn a_disk_grows_under_a_running_guest_and_never_shrinks() {
     let err = c.fails(&["vm", "disk", "resize", "web1", "disk0", "--size", "2G"]);
     assert!(err.contains("is 2G already"), "{err}");
     let err = c.fails(&["vm", "disk", "resize", "web1", "disk7", "--size", "3G"]);
-    assert!(err.contains("its disk is disk0"), "{err}");
+    assert!(err.contains("its disks are disk0"), "{err}");
     let err = c.fails(&["vm", "disk", "resize", "web1", "disk0", "--size", "1000"]);
     assert!(err.contains("512-byte sectors"), "{err}");
     assert_eq!(c.vm("web1")["disk_bytes"], 2 * GIB);
@@ -536,4 +536,200 @@ fn vm_exec_runs_a_command_in_the_guest() {
         c.vm("web1")["guest_interfaces"].is_null(),
         "a stopped VM has no guest addresses"
     );
+}
+
+/// What the guest's kernel says the size of /dev/`dev` is, in bytes (0: no such disk).
+fn guest_disk_bytes(c: &Cluster, vm: &str, dev: &str) -> u64 {
+    c.console_eval(
+        vm,
+        &format!("cat /sys/block/{dev}/size 2>/dev/null || echo 0"),
+    )
+    .trim()
+    .parse::<u64>()
+    .unwrap_or(0)
+        * 512
+}
+
+/// Waits until the guest sees /dev/`dev` as `bytes` large (0: gone).
+fn wait_guest_dev(c: &Cluster, vm: &str, dev: &str, bytes: u64) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let seen = guest_disk_bytes(c, vm, dev);
+        if seen == bytes {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the guest of {vm} sees /dev/{dev} as {seen} bytes, not {bytes}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `vm disk add` plugs a blank disk into a running guest (its kernel sees a new block
+/// device of that size at once), `vm show` lists it, it grows live, it live-migrates with
+/// what the guest wrote on it (the destination builds the same machine, the disk mirrored),
+/// and `vm disk detach --force` unplugs it from the guest and deletes it. A stopped VM gets
+/// its disk at its next start. Refused, changing nothing: a bus that cannot be hot-plugged,
+/// the boot disk, a running VM's detach without --force, more disks than ports, a size over
+/// the project's disk quota, snapshots (boot disk only), and a restore over the VM from a
+/// backup that holds other disks. A backup holds every disk; restored as a new VM, it has
+/// the added disk with what was written on it.
+#[test]
+fn a_disk_is_added_to_a_running_guest_migrates_with_it_and_is_detached() {
+    let mut c = Cluster::start();
+    c.ok(&["image", "build-tiny", "tiny"]);
+    let b_dir = c.start_agent("node-b");
+    c.wait_nodes_ready(&["node-a", "node-b"]);
+    c.ok(&[
+        "vm", "create", "web1", "--image", "tiny", "--memory", "128M", "--accel", "tcg", "--disk",
+        "64M", "--node", "node-a",
+    ]);
+    c.wait_console("web1", MARKER, 1, BOOT);
+    assert_eq!(guest_disk_bytes(&c, "web1", "vdb"), 0);
+
+    let err = c.fails(&[
+        "vm", "disk", "add", "web1", "--size", "32M", "--bus", "scsi",
+    ]);
+    assert!(err.contains("--bus virtio"), "{err}");
+    let out = c.json(&["vm", "disk", "add", "web1", "--size", "32M"]);
+    assert_eq!(out["disk"], "disk1", "{out}");
+    assert_eq!(out["size_bytes"], 32u64 << 20, "{out}");
+    assert_eq!(out["operation"]["state"], "succeeded", "{out}");
+    let message = out["operation"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the running guest sees it now"),
+        "{message}"
+    );
+    wait_guest_dev(&c, "web1", "vdb", 32 << 20);
+    let v = c.vm("web1");
+    assert_eq!(v["data_disks"][0]["name"], "disk1", "{v}");
+    assert_eq!(v["free_disk_slots"], 3, "{v}");
+    assert!(c.ok(&["vm", "show", "web1"]).contains("disk1 32M"));
+    let out = c.json(&["vm", "disk", "resize", "web1", "disk1", "--size", "48M"]);
+    assert_eq!(out["size_bytes"], 48u64 << 20, "{out}");
+    wait_guest_dev(&c, "web1", "vdb", 48 << 20);
+
+    // What the guest writes on the added disk, and the boot disk, moves with it.
+    let out = c.console_send(
+        "web1",
+        "printf 'added-disk-data' | dd of=/dev/vdb bs=512 seek=9 conv=notrunc 2>/dev/null; sync; echo wrote-$((3+3))\n",
+    );
+    assert!(out.contains("wrote-6"), "console: {out}");
+    let m = c.json(&["vm", "migrate", "web1", "--to", "node-b"]);
+    assert_eq!(m["state"], "succeeded", "{m}");
+    let v = c.wait_state("web1", "running", Duration::from_secs(30));
+    assert_eq!(v["node"], "node-b", "{v}");
+    assert!(
+        common::qemu_pids_under(&b_dir).len() == 1,
+        "node-b runs the VM"
+    );
+    assert_eq!(guest_disk_bytes(&c, "web1", "vdb"), 48 << 20);
+    let read = c.console_eval(
+        "web1",
+        "dd if=/dev/vdb bs=512 skip=9 count=1 2>/dev/null | head -c 15",
+    );
+    assert_eq!(read, "added-disk-data");
+
+    // Refusals, each changing nothing.
+    let repo = c.dir.path().join("backups");
+    c.ok(&[
+        "backup",
+        "repo",
+        "add",
+        "r1",
+        "--path",
+        repo.to_str().unwrap(),
+    ]);
+    // A backup holds both disks; restored as a new VM, it has the added disk with its data.
+    let op = c.json(&["backup", "create", "web1", "--repo", "r1"]);
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert!(
+        op["message"].as_str().unwrap().contains("disk1 full read"),
+        "{op}"
+    );
+    let backup = c.json(&["backup", "list", "web1"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let op = c.json(&["backup", "restore", &backup, "--as", "web2"]);
+    assert_eq!(op["state"], "succeeded", "{op}");
+    c.wait_console("web2", MARKER, 1, BOOT);
+    assert_eq!(c.vm("web2")["data_disks"][0]["name"], "disk1");
+    let read = c.console_eval(
+        "web2",
+        "dd if=/dev/vdb bs=512 skip=9 count=1 2>/dev/null | head -c 15",
+    );
+    assert_eq!(read, "added-disk-data");
+    c.ok(&["vm", "delete", "web2", "--force"]);
+    let err = c.fails(&["vm", "snapshot", "create", "web1"]);
+    assert!(err.contains("added disks (disk1): a snapshot"), "{err}");
+    let err = c.fails(&["vm", "disk", "detach", "web1", "disk1"]);
+    assert!(err.contains("--force"), "{err}");
+    let err = c.fails(&["vm", "disk", "detach", "web1", "disk0", "--force"]);
+    assert!(err.contains("boot disk"), "{err}");
+    let err = c.fails(&["vm", "disk", "detach", "web1", "disk7", "--force"]);
+    assert!(err.contains("disk0, disk1"), "{err}");
+    c.ok(&["project", "set", "default", "--max-disk", "200M"]);
+    let err = c.fails(&["vm", "disk", "add", "web1", "--size", "100M"]);
+    assert!(err.contains("max-disk"), "{err}");
+    assert_eq!(c.vm("web1")["data_disks"].as_array().unwrap().len(), 1);
+
+    // Detached from the running guest: gone from its kernel, from QEMU and from the node.
+    let out = c.json(&["vm", "disk", "detach", "web1", "disk1", "--force"]);
+    assert_eq!(out["operation"]["state"], "succeeded", "{out}");
+    assert!(out["data_disks"].as_array().unwrap().is_empty(), "{out}");
+    wait_guest_dev(&c, "web1", "vdb", 0);
+    let err = c.fails(&["backup", "restore", &backup, "--over"]);
+    assert!(
+        err.contains("holds disks disk0, disk1 and VM web1 has disk0"),
+        "{err}"
+    );
+    let files: Vec<_> = walk_files(&b_dir)
+        .into_iter()
+        .filter(|p| p.ends_with("web1/disk1.qcow2"))
+        .collect();
+    assert!(files.is_empty(), "{files:?}");
+
+    // A stopped VM gets its disks at its next start; four ports, so a fifth is refused.
+    c.ok(&["vm", "stop", "web1"]);
+    c.wait_state("web1", "stopped", Duration::from_secs(60));
+    c.ok(&["project", "set", "default", "--max-disk", "1T"]);
+    for _ in 0..4 {
+        let out = c.json(&["vm", "disk", "add", "web1", "--size", "8M"]);
+        assert!(
+            out["operation"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("next start"),
+            "{out}"
+        );
+    }
+    let err = c.fails(&["vm", "disk", "add", "web1", "--size", "8M"]);
+    assert!(err.contains("all its 4 hot-plug ports"), "{err}");
+    c.ok(&["vm", "disk", "detach", "web1", "disk2"]);
+    let from = c.console("web1").matches(MARKER).count();
+    c.ok(&["vm", "start", "web1"]);
+    c.wait_console("web1", MARKER, from + 1, BOOT);
+    for dev in ["vdb", "vdc", "vdd"] {
+        assert_eq!(guest_disk_bytes(&c, "web1", dev), 8 << 20, "{dev}");
+    }
+    assert_eq!(guest_disk_bytes(&c, "web1", "vde"), 0);
+}
+
+/// Every file under `dir`.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                found.push(p);
+            }
+        }
+    }
+    found
 }

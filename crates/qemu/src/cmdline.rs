@@ -242,6 +242,32 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
         push(&["-vnc", &format!("unix:{}", path_opt(&run_dir.vnc_socket()))]);
     }
 
+    // Last: spare root ports for hot-plug, then the disks hot-plug put into them. A port
+    // takes the next free slot of the root bus, and what sits behind it takes none.
+    if spec.is_q35() {
+        for port in 0..spec.hotplug_ports {
+            let id = crate::spec::hotplug_port_id(port);
+            push(&[
+                "-device",
+                &format!("pcie-root-port,id={id},chassis={},port={port}", port + 1),
+            ]);
+        }
+    }
+    for disk in &spec.plugged_disks {
+        let [file, format] = crate::hotplug::blockdev_options(disk);
+        push(&["-blockdev", &blockdev_arg(&file)]);
+        push(&["-blockdev", &blockdev_arg(&format)]);
+        push(&[
+            "-device",
+            &format!(
+                "virtio-blk-pci,drive={},id={},bus={}",
+                disk.node,
+                disk.device_id(),
+                disk.bus()
+            ),
+        ]);
+    }
+
     if spec.start_paused {
         push(&["-S"]);
     }
@@ -250,6 +276,22 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
     }
     args.extend(spec.extra_args.iter().cloned());
     args
+}
+
+/// A `blockdev-add` argument object as a `-blockdev` option string (flat keys; strings
+/// escaped, booleans as on/off).
+fn blockdev_arg(options: &serde_json::Value) -> String {
+    let Some(map) = options.as_object() else {
+        return String::new();
+    };
+    map.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={}", escape_opt(s)),
+            serde_json::Value::Bool(b) => format!("{k}={}", if *b { "on" } else { "off" }),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -313,6 +355,55 @@ mod tests {
         assert_eq!(values(&args, "-append"), ["console=ttyS0 quiet"]);
         assert!(!args.contains(&"-S".to_string()));
         assert!(values(&args, "-incoming").is_empty());
+    }
+
+    #[test]
+    fn hot_plug_ports_come_last_and_plugged_disks_sit_in_theirs() {
+        let rd = RunDir::new("/run/nc/vm1");
+        let plain = build_command_line(&base(), &rd, &[]);
+        assert!(!plain.iter().any(|a| a.starts_with("pcie-root-port")));
+
+        let spec = VmSpec {
+            hotplug_ports: 2,
+            plugged_disks: vec![crate::PluggedDisk {
+                node: "disk3".into(),
+                path: PathBuf::from("/v/d,3.qcow2"),
+                format: DiskFormat::Qcow2,
+                port: 1,
+            }],
+            vnc: true,
+            ..base()
+        };
+        let args = build_command_line(&spec, &rd, &[]);
+        let devices = values(&args, "-device");
+        let n = devices.len();
+        assert_eq!(
+            devices[n - 3..],
+            [
+                "pcie-root-port,id=hp0,chassis=1,port=0",
+                "pcie-root-port,id=hp1,chassis=2,port=1",
+                "virtio-blk-pci,drive=disk3,id=virtio-disk3,bus=hp1",
+            ],
+            "after every other device, the screen's included"
+        );
+        let blockdevs = values(&args, "-blockdev");
+        assert!(blockdevs.contains(
+            &"discard=unmap,driver=file,filename=/v/d,,3.qcow2,node-name=disk3-file,read-only=off"
+        ));
+        assert!(
+            blockdevs.contains(
+                &"discard=unmap,driver=qcow2,file=disk3-file,node-name=disk3,read-only=off"
+            )
+        );
+
+        // A pc machine has no PCIe root ports (and the spec refuses to ask for them).
+        let pc = VmSpec {
+            machine: Some("pc".into()),
+            hotplug_ports: 2,
+            ..base()
+        };
+        let args = build_command_line(&pc, &rd, &[]);
+        assert!(!args.iter().any(|a| a.starts_with("pcie-root-port")));
     }
 
     #[test]

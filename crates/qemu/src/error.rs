@@ -45,6 +45,10 @@ pub enum QemuError {
     #[error("QMP protocol error: {0}")]
     QmpProtocol(String),
 
+    /// A disk could not be plugged into or unplugged from a running VM.
+    #[error("{0}")]
+    Hotplug(String),
+
     /// QEMU answered a command with an error.
     #[error("QMP command {command} failed: {class}: {desc}")]
     Qmp {

@@ -53,6 +53,13 @@ pub struct VmSpec {
     /// An ISO 9660 medium as a read-only CD-ROM on the machine's own AHCI (q35) or IDE (pc)
     /// controller, booted after the disks (an installer: the blank disk falls through to it).
     pub cdrom: Option<PathBuf>,
+    /// Spare PCIe root ports `hp0`, `hp1`, ... (q35 only) that disks are hot-plugged into
+    /// while the VM runs: see [`crate::hotplug`]. Placed after every other device.
+    pub hotplug_ports: u32,
+    /// Disks on those ports, each in its own port (`bus=hp<port>`): the disks `vm disk add`
+    /// attached, rendered where hot-plug put them, so a restart or a live migration's
+    /// destination builds the same machine.
+    pub plugged_disks: Vec<PluggedDisk>,
 }
 
 impl Default for VmSpec {
@@ -75,6 +82,8 @@ impl Default for VmSpec {
             run_as: None,
             vnc: false,
             cdrom: None,
+            hotplug_ports: 0,
+            plugged_disks: Vec::new(),
         }
     }
 }
@@ -101,6 +110,36 @@ pub struct DiskSpec {
     pub read_only: bool,
 }
 
+/// A virtio block disk in a hot-plug port: block nodes `<node>` (format) over
+/// `<node>-file`, device `virtio-<node>` on bus `hp<port>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluggedDisk {
+    /// Block node name, e.g. "disk1": the same on every node the VM runs on (NBD export and
+    /// mirroring during migration use it).
+    pub node: String,
+    pub path: PathBuf,
+    pub format: DiskFormat,
+    /// Which of the spare root ports (`hp<port>`) holds it.
+    pub port: u32,
+}
+
+impl PluggedDisk {
+    /// The device's id (`virtio-disk1`).
+    pub fn device_id(&self) -> String {
+        format!("virtio-{}", self.node)
+    }
+
+    /// The root port's id (`hp0`).
+    pub fn bus(&self) -> String {
+        hotplug_port_id(self.port)
+    }
+}
+
+/// The id of spare root port `port`.
+pub fn hotplug_port_id(port: u32) -> String {
+    format!("hp{port}")
+}
+
 /// A host port forwarded to a guest port (TCP, user-mode networking). The host side binds 127.0.0.1 only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortForward {
@@ -122,6 +161,12 @@ impl VmSpec {
     /// The machine type actually used.
     pub fn machine_type(&self) -> &str {
         self.machine.as_deref().unwrap_or(DEFAULT_MACHINE)
+    }
+
+    /// A q35 machine ("q35", "pc-q35-7.2", ...): PCIe, so root ports for hot-plug.
+    pub fn is_q35(&self) -> bool {
+        let m = self.machine_type();
+        m == "q35" || m.starts_with("pc-q35-")
     }
 
     /// Checks what can be checked before starting QEMU, so mistakes come back as one clear sentence.
@@ -184,6 +229,28 @@ impl VmSpec {
         }
         if let Some(seed) = &self.seed_iso {
             must_exist(seed, "seed ISO")?;
+        }
+        if self.hotplug_ports > 0 && !self.is_q35() {
+            return bad(format!(
+                "hot-plug ports need a q35 machine, not {}",
+                self.machine_type()
+            ));
+        }
+        let mut ports = std::collections::BTreeSet::new();
+        for d in &self.plugged_disks {
+            if !is_plugged_node(&d.node) {
+                return bad(format!(
+                    "plugged disk node {:?} is not disk<N> with N >= 1",
+                    d.node
+                ));
+            }
+            if d.port >= self.hotplug_ports || !ports.insert(d.port) {
+                return bad(format!(
+                    "plugged disk {} is in port {}: not a free one of the {} hot-plug ports",
+                    d.node, d.port, self.hotplug_ports
+                ));
+            }
+            must_exist(&d.path, "disk")?;
         }
         for (i, nic) in self.nics.iter().enumerate() {
             match nic {
@@ -368,6 +435,13 @@ pub(crate) fn tail_lines(path: &Path, from: u64, max_lines: usize) -> String {
     lines[lines.len().saturating_sub(max_lines)..].join("\n")
 }
 
+/// `disk1`, `disk2`, ...: the node names plugged disks take (`disk0` is the boot disk).
+pub fn is_plugged_node(node: &str) -> bool {
+    node.strip_prefix("disk")
+        .filter(|n| !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
+        .is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +460,25 @@ mod tests {
                 cmdline: "console=ttyS0".into(),
             },
             ..Default::default()
+        }
+    }
+
+    fn plugged(node: &str, port: u32) -> PluggedDisk {
+        PluggedDisk {
+            node: node.into(),
+            path: "/dev/null".into(),
+            format: DiskFormat::Qcow2,
+            port,
+        }
+    }
+
+    #[test]
+    fn plugged_node_names() {
+        for ok in ["disk1", "disk12"] {
+            assert!(is_plugged_node(ok), "{ok}");
+        }
+        for bad in ["disk0", "disk", "disk01", "disk1a", "seed", "disk-1"] {
+            assert!(!is_plugged_node(bad), "{bad}");
         }
     }
 
@@ -452,6 +545,38 @@ mod tests {
                     ..ok.clone()
                 },
                 "at least one disk",
+            ),
+            (
+                VmSpec {
+                    machine: Some("pc".into()),
+                    hotplug_ports: 1,
+                    ..ok.clone()
+                },
+                "need a q35 machine",
+            ),
+            (
+                VmSpec {
+                    hotplug_ports: 1,
+                    plugged_disks: vec![plugged("disk1", 1)],
+                    ..ok.clone()
+                },
+                "in port 1: not a free one of the 1",
+            ),
+            (
+                VmSpec {
+                    hotplug_ports: 2,
+                    plugged_disks: vec![plugged("disk1", 0), plugged("disk2", 0)],
+                    ..ok.clone()
+                },
+                "disk2 is in port 0",
+            ),
+            (
+                VmSpec {
+                    hotplug_ports: 1,
+                    plugged_disks: vec![plugged("disk0", 0)],
+                    ..ok.clone()
+                },
+                "not disk<N> with N >= 1",
             ),
         ];
         for (s, needle) in cases {

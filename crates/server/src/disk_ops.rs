@@ -1,5 +1,6 @@
-//! Operations on a VM's disk as decisions over its record, without I/O: whether a resize may
-//! start, and the record while it runs and after it ended (docs/disks.md).
+//! Operations on a VM's disks as decisions over its record, without I/O: whether a resize,
+//! an added disk (`vm disk add`) or a detach may start, and the record while it runs and
+//! after it ended (docs/disks.md).
 //!
 //! The model: a resize is recorded on the VM ([`DiskResize`]) before its agent touches the
 //! disk, in the transaction that also counts the new size against the project's quota; the
@@ -9,6 +10,7 @@
 //! behind: after [`RESIZE_STALE_AFTER_SECS`] it no longer holds anything up (the agent's own
 //! resize ends in seconds).
 
+use novacron_api_types::disks::{DISK0, DataDisk, HOTPLUG_PORTS};
 use novacron_api_types::overlay::NicRequest;
 use novacron_api_types::{
     ApiError, Network, PowerState, UnixSeconds, VmCreateRequest, VmState, format_size,
@@ -30,6 +32,271 @@ pub struct DiskResize {
 
 /// After this long, a recorded resize is taken for one whose control plane died mid-way.
 pub const RESIZE_STALE_AFTER_SECS: u64 = 600;
+
+/// A disk its agent is adding to the VM (`attach`) or removing from it. An added disk is in
+/// the record's `data_disks` from the request on (it counts against the quota, and a start
+/// meanwhile builds it), and leaves it again if the agent could not add it; a detached disk
+/// leaves `data_disks` once the agent removed it. Like a resize, it holds up other disk
+/// operations and live migration until it ends or is [`RESIZE_STALE_AFTER_SECS`] old.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskPlug {
+    pub operation: String,
+    pub disk: String,
+    pub attach: bool,
+    pub started_at: UnixSeconds,
+}
+
+/// Why a disk may not be added or detached, as data; `Display` is the user's answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlugRefusal {
+    #[error(transparent)]
+    Lifecycle(#[from] Refusal),
+    #[error(
+        "VM {vm} is busy with a disk operation (operation {operation}): wait for it (`novacron operation show {operation}`)"
+    )]
+    InProgress { vm: String, operation: String },
+    #[error(
+        "VM {vm} runs on a machine started without hot-plug ports (it was created before `vm disk add` existed): stop it (`novacron vm stop {vm}`), add the disk, and start it again"
+    )]
+    NoPorts { vm: String },
+    #[error(
+        "VM {vm} has all its {ports} hot-plug ports in use ({disks}): detach a disk first (`novacron vm disk detach {vm} DISK`)"
+    )]
+    PortsFull {
+        vm: String,
+        ports: u32,
+        disks: String,
+    },
+    #[error("{disk} is the boot disk of VM {vm}: only disks added with `vm disk add` are detached")]
+    BootDisk { vm: String, disk: String },
+    #[error(
+        "VM {vm} is {observed}: detaching {disk} unplugs it from the running guest and deletes its data; add --force to do so, or stop the VM first"
+    )]
+    NeedsForce {
+        vm: String,
+        disk: String,
+        observed: VmState,
+    },
+}
+
+impl From<PlugRefusal> for ApiError {
+    fn from(r: PlugRefusal) -> ApiError {
+        match r {
+            PlugRefusal::Lifecycle(l) => l.into(),
+            PlugRefusal::BootDisk { .. } => ApiError::invalid(r.to_string()),
+            PlugRefusal::InProgress { .. }
+            | PlugRefusal::NoPorts { .. }
+            | PlugRefusal::PortsFull { .. }
+            | PlugRefusal::NeedsForce { .. } => ApiError::conflict(r.to_string()),
+        }
+    }
+}
+
+impl From<PlugRefusal> for crate::api::ApiFailure {
+    fn from(r: PlugRefusal) -> Self {
+        crate::api::ApiFailure(r.into())
+    }
+}
+
+/// The operation of a disk change (resize, add, detach) still under way on `rec` at `now`.
+pub fn disk_busy(rec: &VmRecord, now: UnixSeconds) -> Option<&str> {
+    let fresh = |started: UnixSeconds| now < started.saturating_add(RESIZE_STALE_AFTER_SECS);
+    resize_in_flight(rec, now).or(rec
+        .disk_plug
+        .as_ref()
+        .filter(|p| fresh(p.started_at))
+        .map(|p| p.operation.as_str()))
+}
+
+/// The VM's disks by name and size: the boot disk (if any), then the added ones.
+pub fn disk_sizes(rec: &VmRecord) -> Vec<(&str, u64)> {
+    let boot = rec.disk_bytes.map(|b| (DISK0, b));
+    boot.into_iter()
+        .chain(
+            rec.data_disks
+                .iter()
+                .map(|d| (d.name.as_str(), d.size_bytes)),
+        )
+        .collect()
+}
+
+/// Disk space the VM counts against its project's quota: every disk, each at the size a
+/// resize under way asks for if larger.
+pub fn counted_disk_bytes(rec: &VmRecord) -> u64 {
+    disk_sizes(rec)
+        .into_iter()
+        .map(|(name, size)| match &rec.disk_resize {
+            Some(r) if r.disk == name => size.max(r.size_bytes),
+            _ => size,
+        })
+        .sum()
+}
+
+/// Why `what` ("a backup", "a snapshot", "a template", "a clone") of `rec` is refused while
+/// it has added disks: each copies the boot disk only.
+pub fn only_boot_disk(rec: &VmRecord, what: &str) -> Option<String> {
+    if rec.data_disks.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = rec.data_disks.iter().map(|d| d.name.as_str()).collect();
+    Some(format!(
+        "VM {} has added disks ({}): {what} covers the boot disk only, so the added ones would be left out; detach them first (`novacron vm disk detach {} DISK`)",
+        rec.name,
+        names.join(", "),
+        rec.name
+    ))
+}
+
+/// How many more disks `vm disk add` can give the VM: its free hot-plug ports (a VM from
+/// before hot-plug gets [`HOTPLUG_PORTS`] when it is stopped).
+pub fn free_disk_slots(rec: &VmRecord) -> u32 {
+    let ports = if rec.hotplug_ports == 0 {
+        HOTPLUG_PORTS
+    } else {
+        rec.hotplug_ports
+    };
+    ports.saturating_sub(rec.data_disks.len() as u32)
+}
+
+/// Whether the VM is (or is asked to be) anything but stopped, from what its agent observed.
+fn is_running(rec: &VmRecord, observed: VmState) -> bool {
+    rec.power != PowerState::Stopped || !matches!(observed, VmState::Stopped | VmState::Crashed)
+}
+
+/// The record with a new blank disk of `size_bytes` added under `operation` (in the first
+/// free port, named after the lowest free `disk<N>`), and that disk; or why not. A stopped
+/// VM from before hot-plug gets its ports now (its machine is built anew at its next start).
+pub fn begin_add(
+    rec: &VmRecord,
+    observed: VmState,
+    size_bytes: u64,
+    operation: &str,
+    now: UnixSeconds,
+) -> Result<(VmRecord, DataDisk), PlugRefusal> {
+    check_changeable(rec)?;
+    let vm = || rec.name.clone();
+    if rec.creating {
+        return Err(Refusal::Creating { vm: vm() }.into());
+    }
+    if let Some(op) = disk_busy(rec, now) {
+        return Err(PlugRefusal::InProgress {
+            vm: vm(),
+            operation: op.to_string(),
+        });
+    }
+    let mut next = rec.clone();
+    if next.hotplug_ports == 0 {
+        if is_running(rec, observed) {
+            return Err(PlugRefusal::NoPorts { vm: vm() });
+        }
+        next.hotplug_ports = HOTPLUG_PORTS;
+    }
+    let Some(port) = (0..next.hotplug_ports).find(|p| !rec.data_disks.iter().any(|d| d.port == *p))
+    else {
+        let names: Vec<&str> = rec.data_disks.iter().map(|d| d.name.as_str()).collect();
+        return Err(PlugRefusal::PortsFull {
+            vm: vm(),
+            ports: next.hotplug_ports,
+            disks: names.join(", "),
+        });
+    };
+    let name = (1u32..)
+        .map(|n| format!("disk{n}"))
+        .find(|n| !rec.data_disks.iter().any(|d| &d.name == n))
+        .unwrap_or_else(|| format!("disk{}", rec.data_disks.len() + 1));
+    let disk = DataDisk {
+        name,
+        size_bytes,
+        port,
+    };
+    next.data_disks.push(disk.clone());
+    next.disk_plug = Some(DiskPlug {
+        operation: operation.into(),
+        disk: disk.name.clone(),
+        attach: true,
+        started_at: now,
+    });
+    Ok((next, disk))
+}
+
+/// The record with added disk `disk` being detached under `operation`, or why not (the boot
+/// disk never is; a running VM's only with `force`).
+pub fn begin_detach(
+    rec: &VmRecord,
+    observed: VmState,
+    disk: &str,
+    force: bool,
+    operation: &str,
+    now: UnixSeconds,
+) -> Result<VmRecord, PlugRefusal> {
+    check_changeable(rec)?;
+    let vm = || rec.name.clone();
+    if rec.creating {
+        return Err(Refusal::Creating { vm: vm() }.into());
+    }
+    if disk == DISK0 {
+        return Err(PlugRefusal::BootDisk {
+            vm: vm(),
+            disk: disk.into(),
+        });
+    }
+    if let Some(op) = disk_busy(rec, now) {
+        return Err(PlugRefusal::InProgress {
+            vm: vm(),
+            operation: op.to_string(),
+        });
+    }
+    if !force && is_running(rec, observed) {
+        let observed = if matches!(observed, VmState::Stopped | VmState::Crashed) {
+            VmState::Starting
+        } else {
+            observed
+        };
+        return Err(PlugRefusal::NeedsForce {
+            vm: vm(),
+            disk: disk.into(),
+            observed,
+        });
+    }
+    let mut next = rec.clone();
+    next.disk_plug = Some(DiskPlug {
+        operation: operation.into(),
+        disk: disk.into(),
+        attach: false,
+        started_at: now,
+    });
+    Ok(next)
+}
+
+/// The record once the agent did `operation`'s add or detach (`None`: nothing to change): a
+/// detached disk leaves `data_disks`.
+pub fn finish_plug(rec: &VmRecord, operation: &str) -> Option<VmRecord> {
+    let plug = rec
+        .disk_plug
+        .as_ref()
+        .filter(|p| p.operation == operation)?;
+    let mut next = rec.clone();
+    if !plug.attach {
+        next.data_disks.retain(|d| d.name != plug.disk);
+    }
+    next.disk_plug = None;
+    Some(next)
+}
+
+/// The record after `operation`'s add or detach failed (`None`: it no longer records it):
+/// a disk that was being added leaves `data_disks`, one being detached stays.
+pub fn abandon_plug(rec: &VmRecord, operation: &str) -> Option<VmRecord> {
+    let plug = rec
+        .disk_plug
+        .as_ref()
+        .filter(|p| p.operation == operation)?;
+    let mut next = rec.clone();
+    if plug.attach {
+        next.data_disks.retain(|d| d.name != plug.disk);
+    }
+    next.disk_plug = None;
+    Some(next)
+}
 
 /// Why a resize may not start, as data; `Display` is the user's one-line answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -93,9 +360,9 @@ pub fn resize_in_flight(rec: &VmRecord, now: UnixSeconds) -> Option<&str> {
 /// the disk, and the base is not on the destination).
 pub fn migration_refusal(rec: &VmRecord, now: UnixSeconds) -> Option<String> {
     let name = &rec.name;
-    if let Some(op) = resize_in_flight(rec, now) {
+    if let Some(op) = disk_busy(rec, now) {
         return Some(format!(
-            "VM {name} is resizing its disk (operation {op}): wait for it (`novacron operation show {op}`)"
+            "VM {name} is changing its disks (operation {op}): wait for it (`novacron operation show {op}`)"
         ));
     }
     if rec.disk_linked && rec.storage.is_none() {
@@ -120,10 +387,14 @@ pub fn begin_resize(
     if rec.creating {
         return Err(Refusal::Creating { vm: vm() }.into());
     }
-    let Some(current) = rec.disk_bytes else {
+    let Some(current) = disk_sizes(rec)
+        .into_iter()
+        .find(|(name, _)| *name == disk)
+        .map(|(_, size)| size)
+    else {
         return Err(ResizeRefusal::NoDisk { vm: vm() });
     };
-    if let Some(op) = resize_in_flight(rec, now) {
+    if let Some(op) = disk_busy(rec, now) {
         return Err(ResizeRefusal::InProgress {
             vm: vm(),
             operation: op.to_string(),
@@ -154,11 +425,20 @@ pub fn begin_resize(
     Ok(next)
 }
 
-/// The record once the agent reported the disk is `size_bytes` now (`None`: nothing to
+/// The record once the agent reported `disk` is `size_bytes` now (`None`: nothing to
 /// change). The size only grows; the resize is cleared if it is still `operation`'s.
-pub fn finish_resize(rec: &VmRecord, operation: &str, size_bytes: u64) -> Option<VmRecord> {
+pub fn finish_resize(
+    rec: &VmRecord,
+    operation: &str,
+    disk: &str,
+    size_bytes: u64,
+) -> Option<VmRecord> {
     let mut next = rec.clone();
-    next.disk_bytes = Some(rec.disk_bytes.unwrap_or(0).max(size_bytes));
+    if disk == DISK0 {
+        next.disk_bytes = Some(rec.disk_bytes.unwrap_or(0).max(size_bytes));
+    } else if let Some(d) = next.data_disks.iter_mut().find(|d| d.name == disk) {
+        d.size_bytes = d.size_bytes.max(size_bytes);
+    }
     if rec
         .disk_resize
         .as_ref()
@@ -198,6 +478,8 @@ pub enum CopyRefusal {
         "VM {vm} has {count} snapshot(s) inside its disk, which a linked clone would freeze out of reach: delete them first (`novacron vm snapshot list {vm}`), or make a full clone"
     )]
     Snapshots { vm: String, count: usize },
+    #[error("{0}")]
+    AddedDisks(String),
 }
 
 impl From<CopyRefusal> for ApiError {
@@ -205,9 +487,9 @@ impl From<CopyRefusal> for ApiError {
         match r {
             CopyRefusal::Lifecycle(l) => l.into(),
             CopyRefusal::NoDisk { .. } => ApiError::invalid(r.to_string()),
-            CopyRefusal::NotStopped { .. } | CopyRefusal::Snapshots { .. } => {
-                ApiError::conflict(r.to_string())
-            }
+            CopyRefusal::NotStopped { .. }
+            | CopyRefusal::Snapshots { .. }
+            | CopyRefusal::AddedDisks(_) => ApiError::conflict(r.to_string()),
         }
     }
 }
@@ -233,6 +515,9 @@ pub fn check_copyable(
     }
     if rec.disk_bytes.is_none() {
         return Err(CopyRefusal::NoDisk { vm: vm() });
+    }
+    if let Some(why) = only_boot_disk(rec, what) {
+        return Err(CopyRefusal::AddedDisks(why));
     }
     let stopped = matches!(observed, VmState::Stopped | VmState::Crashed);
     if !stopped || rec.power != PowerState::Stopped {
@@ -408,7 +693,7 @@ mod tests {
         );
         let err = begin_resize(&next, "disk0", 3 << 30, "op-2", 101).unwrap_err();
         assert!(matches!(err, ResizeRefusal::InProgress { .. }), "{err}");
-        let done = finish_resize(&next, "op-1", 2 << 30).unwrap();
+        let done = finish_resize(&next, "op-1", "disk0", 2 << 30).unwrap();
         assert_eq!(done.disk_bytes, Some(2 << 30));
         assert_eq!(done.disk_resize, None);
         let failed = abandon_resize(&next, "op-1").unwrap();
@@ -530,7 +815,7 @@ mod tests {
         assert_eq!(migration_refusal(&rec, 0), None);
         let resizing = begin_resize(&rec, "disk0", 2 << 30, "op-9", 10).unwrap();
         let why = migration_refusal(&resizing, 11).unwrap();
-        assert!(why.contains("resizing its disk (operation op-9)"), "{why}");
+        assert!(why.contains("changing its disks (operation op-9)"), "{why}");
         let linked = VmRecord {
             disk_linked: true,
             ..rec.clone()
@@ -549,5 +834,136 @@ mod tests {
             None,
             "the base is in the pool"
         );
+    }
+
+    fn with_ports(power: PowerState) -> VmRecord {
+        VmRecord {
+            hotplug_ports: HOTPLUG_PORTS,
+            ..vm_in(power)
+        }
+    }
+
+    #[test]
+    fn an_added_disk_takes_the_first_free_port_and_name_and_counts_at_once() {
+        let rec = with_ports(PowerState::Running);
+        let (next, disk) = begin_add(&rec, VmState::Running, 32 << 20, "op-1", 10).unwrap();
+        assert_eq!((disk.name.as_str(), disk.port), ("disk1", 0));
+        assert_eq!(next.data_disks, [disk]);
+        assert_eq!(counted_disk_bytes(&next), (1 << 30) + (32 << 20));
+        assert_eq!(disk_busy(&next, 11), Some("op-1"));
+        assert!(migration_refusal(&next, 11).is_some_and(|m| m.contains("op-1")));
+        // Another disk change waits for it; a stale one (a dead control plane) does not.
+        let err = begin_add(&next, VmState::Running, 8 << 20, "op-2", 11).unwrap_err();
+        assert!(matches!(err, PlugRefusal::InProgress { .. }), "{err}");
+        assert!(begin_resize(&next, "disk1", 64 << 20, "op-2", 11).is_err());
+        let done = finish_plug(&next, "op-1").unwrap();
+        assert!(done.disk_plug.is_none() && done.data_disks.len() == 1);
+        assert_eq!(finish_plug(&done, "op-1"), None, "finished once");
+
+        // The next one fills the gap a detached disk left, by port and by name.
+        let mut gap = done.clone();
+        gap.data_disks = vec![DataDisk {
+            name: "disk2".into(),
+            size_bytes: 1 << 20,
+            port: 1,
+        }];
+        let (_, d) = begin_add(&gap, VmState::Running, 1 << 20, "op-3", 20).unwrap();
+        assert_eq!((d.name.as_str(), d.port), ("disk1", 0));
+    }
+
+    #[test]
+    fn a_failed_add_leaves_nothing_and_a_failed_detach_keeps_the_disk() {
+        let rec = with_ports(PowerState::Running);
+        let (next, _) = begin_add(&rec, VmState::Running, 32 << 20, "op-1", 10).unwrap();
+        let undone = abandon_plug(&next, "op-1").unwrap();
+        assert!(undone.data_disks.is_empty() && undone.disk_plug.is_none());
+        assert_eq!(counted_disk_bytes(&undone), 1 << 30);
+
+        let added = finish_plug(&next, "op-1").unwrap();
+        let detaching = begin_detach(&added, VmState::Running, "disk1", true, "op-2", 30).unwrap();
+        assert_eq!(
+            detaching.data_disks.len(),
+            1,
+            "it stays until the agent removed it"
+        );
+        let kept = abandon_plug(&detaching, "op-2").unwrap();
+        assert_eq!(kept.data_disks.len(), 1);
+        let gone = finish_plug(&detaching, "op-2").unwrap();
+        assert!(gone.data_disks.is_empty());
+        assert_eq!(abandon_plug(&gone, "op-2"), None);
+    }
+
+    #[test]
+    fn detaching_needs_force_on_a_running_vm_and_never_takes_the_boot_disk() {
+        let rec = with_ports(PowerState::Running);
+        let (next, _) = begin_add(&rec, VmState::Running, 8 << 20, "op-1", 10).unwrap();
+        let added = finish_plug(&next, "op-1").unwrap();
+        let err = begin_detach(&added, VmState::Running, "disk1", false, "op-2", 20).unwrap_err();
+        assert!(err.to_string().contains("--force"), "{err}");
+        let err = begin_detach(&added, VmState::Running, "disk0", true, "op-2", 20).unwrap_err();
+        assert!(matches!(err, PlugRefusal::BootDisk { .. }), "{err}");
+        let mut stopped = added.clone();
+        stopped.power = PowerState::Stopped;
+        assert!(begin_detach(&stopped, VmState::Stopped, "disk1", false, "op-2", 20).is_ok());
+        // Asked to start, not yet started: still needs --force.
+        let mut starting = added;
+        starting.power = PowerState::Running;
+        let err =
+            begin_detach(&starting, VmState::Stopped, "disk1", false, "op-2", 20).unwrap_err();
+        assert!(err.to_string().contains("is starting"), "{err}");
+    }
+
+    #[test]
+    fn ports_run_out_and_a_vm_from_before_hot_plug_gets_them_only_while_stopped() {
+        let mut rec = with_ports(PowerState::Stopped);
+        for i in 0..HOTPLUG_PORTS {
+            let (next, _) = begin_add(&rec, VmState::Stopped, 1 << 20, "op", 10).unwrap();
+            rec = finish_plug(&next, "op").unwrap();
+            assert_eq!(free_disk_slots(&rec), HOTPLUG_PORTS - i - 1);
+        }
+        let err = begin_add(&rec, VmState::Stopped, 1 << 20, "op", 10).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("all its 4 hot-plug ports in use (disk1, disk2, disk3, disk4)"),
+            "{err}"
+        );
+
+        let old = vm_in(PowerState::Running);
+        assert_eq!(old.hotplug_ports, 0);
+        let err = begin_add(&old, VmState::Running, 1 << 20, "op", 10).unwrap_err();
+        assert!(matches!(err, PlugRefusal::NoPorts { .. }), "{err}");
+        let stopped = vm_in(PowerState::Stopped);
+        let (next, _) = begin_add(&stopped, VmState::Stopped, 1 << 20, "op", 10).unwrap();
+        assert_eq!(next.hotplug_ports, HOTPLUG_PORTS);
+    }
+
+    #[test]
+    fn copies_of_the_boot_disk_alone_are_refused_while_disks_are_added() {
+        let mut rec = vm_in(PowerState::Stopped);
+        assert_eq!(only_boot_disk(&rec, "a backup"), None);
+        rec.data_disks.push(DataDisk {
+            name: "disk1".into(),
+            size_bytes: 1 << 20,
+            port: 0,
+        });
+        let why = only_boot_disk(&rec, "a backup").unwrap();
+        assert!(why.contains("added disks (disk1): a backup"), "{why}");
+        let err = check_copyable(&rec, VmState::Stopped, "a template").unwrap_err();
+        assert!(matches!(err, CopyRefusal::AddedDisks(_)), "{err}");
+    }
+
+    #[test]
+    fn an_added_disk_grows_and_counts_at_the_size_asked_for() {
+        let mut rec = with_ports(PowerState::Running);
+        rec.data_disks.push(DataDisk {
+            name: "disk1".into(),
+            size_bytes: 1 << 30,
+            port: 0,
+        });
+        let next = begin_resize(&rec, "disk1", 3 << 30, "op", 10).unwrap();
+        assert_eq!(counted_disk_bytes(&next), (1 << 30) + (3 << 30));
+        let done = finish_resize(&next, "op", "disk1", 3 << 30).unwrap();
+        assert_eq!(done.data_disks[0].size_bytes, 3 << 30);
+        assert_eq!(done.disk_bytes, Some(1 << 30), "the boot disk is as it was");
     }
 }

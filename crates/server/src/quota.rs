@@ -128,10 +128,7 @@ pub fn vm_usage(vm: &VmRecord) -> ProjectUsage {
         vms: 1,
         cpus: u64::from(vm.cpus.max(pending.cpus.unwrap_or(0))),
         memory_bytes: vm.memory_bytes.max(pending.memory_bytes.unwrap_or(0)),
-        disk_bytes: vm
-            .disk_bytes
-            .unwrap_or(0)
-            .max(vm.disk_resize.as_ref().map_or(0, |r| r.size_bytes)),
+        disk_bytes: crate::disk_ops::counted_disk_bytes(vm),
         ..Default::default()
     }
 }

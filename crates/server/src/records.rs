@@ -186,6 +186,16 @@ pub struct VmRecord {
     /// The ISO image (of this project) in the VM's CD-ROM drive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iso: Option<String>,
+    /// Spare PCIe root ports of the machine, for `vm disk add` (set at create; 0 for a VM
+    /// from before hot-plug until it gets them while stopped).
+    #[serde(default)]
+    pub hotplug_ports: u32,
+    /// Disks added by `vm disk add`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_disks: Vec<novacron_api_types::disks::DataDisk>,
+    /// A disk its agent is adding or detaching.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_plug: Option<crate::disk_ops::DiskPlug>,
 }
 
 /// Observed state of a VM (written on behalf of its agent).
@@ -457,5 +467,8 @@ pub fn example_vm(power: PowerState) -> VmRecord {
         disk_linked: false,
         vnc: false,
         iso: None,
+        hotplug_ports: 0,
+        data_disks: vec![],
+        disk_plug: None,
     }
 }

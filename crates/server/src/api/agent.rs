@@ -359,6 +359,8 @@ pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
         vendor_data: v.vendor_data.clone(),
         clone_of: v.clone_of.clone(),
         vnc: v.vnc,
+        hotplug_ports: v.hotplug_ports,
+        data_disks: v.data_disks.clone(),
         iso: v.iso.as_ref().and_then(|iso| {
             state
                 .images

@@ -382,6 +382,21 @@ pub async fn restore(
             return Err(ApiError::invalid("give either --as NAME or --over, not both").into());
         }
         let vm = idx.vm.clone();
+        let rec = super::vms::find(&state, &vm)?;
+        let mut held: Vec<&str> = idx.disks.iter().map(|d| d.name.as_str()).collect();
+        let mut has: Vec<&str> = std::iter::once(novacron_api_types::disks::DISK0)
+            .chain(rec.data_disks.iter().map(|d| d.name.as_str()))
+            .collect();
+        held.sort_unstable();
+        has.sort_unstable();
+        if held != has {
+            return Err(ApiError::conflict(format!(
+                "backup {id} holds disks {} and VM {vm} has {}: restoring over it would mix two moments; restore it as a new VM (`novacron backup restore {id} --as NAME`)",
+                held.join(", "),
+                has.join(", ")
+            ))
+            .into());
+        }
         let repo = (*repo).clone();
         let id2 = id.clone();
         let op = super::vms::change(
@@ -409,13 +424,19 @@ pub async fn restore(
                 "backup {id} has no usable VM definition ({e}); it cannot be restored as a VM"
             ))
         })?;
+    for d in &spec.data_disks {
+        d.validate()?;
+    }
     let create = crate::disk_ops::restore_request(&spec, &name, req.node.clone());
     let source = RestoreSource {
         repo: (*repo).clone(),
         backup: id.clone(),
         generation: 1,
     };
-    let op = super::vms::create_vm(&state, create, Some(source)).await?;
+    // The added disks too: the agent fills each from the backup before the first start.
+    let op =
+        super::vms::create_vm_from(&state, create, Some(source), None, spec.data_disks.clone())
+            .await?;
     Ok((
         StatusCode::ACCEPTED,
         AxumJson(OperationRef { operation: op }),

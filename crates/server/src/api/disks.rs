@@ -1,5 +1,9 @@
-//! VM disk endpoints: grow a VM's disk (`vm disk resize`), make an image of a stopped VM's
-//! disk (`vm template`) or a new VM from it (`vm clone`); docs/disks.md. The resize handler
+//! VM disk endpoints: add a blank disk to a VM and detach it again (`vm disk add | detach`,
+//! plugged into and out of a running guest), grow a disk (`vm disk resize`), make an image
+//! of a stopped VM's disk (`vm template`) or a new VM from it (`vm clone`); docs/disks.md.
+//! An add or detach is recorded on the VM first (the added disk counts against the quota in
+//! that transaction), then a task asks the VM's agent to do it, and the outcome is recorded
+//! with the finished operation: a disk the agent could not add leaves the record again. The resize handler
 //! records the resize on the VM (refused while the VM migrates, is deleted or created, or
 //! when the size does not grow the disk; the new size counts against the project's quota in
 //! the same transaction), and a task asks the VM's agent to grow the disk: through QEMU
@@ -13,8 +17,8 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use futures_util::StreamExt;
 use novacron_api_types::disks::{
-    CloneRequest, CloneSource, DISK0, DiskExportJob, DiskResizeJob, DiskResizeRequest, DiskResized,
-    TemplateRequest, disk_name,
+    CloneRequest, CloneSource, DISK0, DataDisk, DiskAddRequest, DiskDetachJob, DiskExportJob,
+    DiskPlugged, DiskResizeJob, DiskResizeRequest, DiskResized, TemplateRequest, disk_name,
 };
 use novacron_api_types::{ApiError, ErrorCode, OperationState, format_size, validate_name};
 use tokio::io::AsyncWriteExt;
@@ -38,9 +42,9 @@ pub async fn resize(
     Json(req): Json<DiskResizeRequest>,
 ) -> OpResponse {
     validate_name("vm", &name)?;
-    let disk = disk_name(&name, &disk)?;
     req.validate()?;
     let rec = find(&state, &name)?;
+    let disk = disk_name(&name, &disk, &rec.data_disks)?;
     let node = node_of(&state, &rec)?;
     let op = new_operation(
         "vm.disk.resize",
@@ -48,12 +52,13 @@ pub async fn resize(
         &format!("vm/{name}"),
         &format!("growing {disk} to {}", format_size(req.size_bytes)),
     );
-    let (op_ref, state_ref, at, size_bytes) = (&op, &state, now(), req.size_bytes);
+    let (op_ref, state_ref, at, size_bytes, disk_ref) =
+        (&op, &state, now(), req.size_bytes, disk.as_str());
     let updated = typed_store::update(
         state.store.as_ref(),
         &records::vm_key(&rec.project, &name),
         |rec: VmRecord| async move {
-            let next = disk_ops::begin_resize(&rec, disk, size_bytes, &op_ref.id, at)?;
+            let next = disk_ops::begin_resize(&rec, disk_ref, size_bytes, &op_ref.id, at)?;
             Ok(crate::quota::counted_change(
                 state_ref,
                 &rec,
@@ -72,7 +77,7 @@ pub async fn resize(
     tracing::info!(vm = %name, disk, size_bytes = req.size_bytes, operation = %op.id, "disk resize recorded");
     let (project, id) = (rec.project.clone(), op.id.clone());
     let job = DiskResizeJob {
-        disk: disk.to_string(),
+        disk,
         size_bytes: req.size_bytes,
     };
     let state = state.clone();
@@ -122,8 +127,205 @@ async fn conclude(
         message,
         (project, name),
         |rec| match &answer {
-            Ok(r) => disk_ops::finish_resize(rec, op_id, r.size_bytes),
+            Ok(r) => disk_ops::finish_resize(rec, op_id, &r.disk, r.size_bytes),
             Err(_) => disk_ops::abandon_resize(rec, op_id),
+        },
+    )
+    .await
+}
+
+/// Add a blank disk to a VM (`disk1`, `disk2`, ...): plugged into the running guest at
+/// once, or there from its next start. Refused while the VM migrates or changes another
+/// disk, when its hot-plug ports are all in use, or beyond the project's disk quota.
+#[utoipa::path(post, path = "/api/v1/vms/{name}/disks",
+    params(("name" = String, Path)), request_body = DiskAddRequest,
+    responses((status = 202, body = novacron_api_types::OperationRef), (status = 400, body = ApiError), (status = 404, body = ApiError),
+              (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+pub async fn add(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Json(req): Json<DiskAddRequest>,
+) -> OpResponse {
+    validate_name("vm", &name)?;
+    req.validate()?;
+    let rec = find(&state, &name)?;
+    let node = node_of(&state, &rec)?;
+    let op = new_operation(
+        "vm.disk.add",
+        &rec.project,
+        &format!("vm/{name}"),
+        &format!("adding a {} disk", format_size(req.size_bytes)),
+    );
+    let observed = observed_state(&state, &rec);
+    let (op_ref, state_ref, at, size_bytes) = (&op, &state, now(), req.size_bytes);
+    let added = std::sync::Mutex::new(None::<DataDisk>);
+    let added_ref = &added;
+    let updated = typed_store::update(
+        state.store.as_ref(),
+        &records::vm_key(&rec.project, &name),
+        |rec: VmRecord| async move {
+            let (next, disk) = disk_ops::begin_add(&rec, observed, size_bytes, &op_ref.id, at)?;
+            *added_ref.lock().unwrap_or_else(|p| p.into_inner()) = Some(disk);
+            Ok(crate::quota::counted_change(
+                state_ref,
+                &rec,
+                next,
+                vec![put_op(op_ref)?, put_runner(state_ref, op_ref)?],
+            )
+            .await?)
+        },
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`")))?;
+    let disk = added
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .ok_or_else(|| ApiError::internal("the added disk was not recorded"))?;
+    state
+        .vms
+        .wait_for(updated.revision, AppState::CATCH_UP)
+        .await;
+    tracing::info!(vm = %name, disk = %disk.name, size_bytes, operation = %op.id, "disk add recorded");
+    let (project, id) = (rec.project.clone(), op.id.clone());
+    let state = state.clone();
+    tokio::spawn(async move {
+        let path = format!("/agent/v1/vms/{project}/{name}/disks/attach");
+        let answer = super::agent::call_agent::<_, DiskPlugged>(&state, &node, &path, &disk).await;
+        if let Err(e) = &answer {
+            tracing::warn!(vm = %name, operation = %id, error = %e.message, "disk add failed");
+            // The agent removes what it made when it fails; a call cut short (the agent
+            // died mid-way) may have left the disk plugged: ask it to take it out again.
+            let undo = DiskDetachJob {
+                disk: disk.name.clone(),
+            };
+            let path = format!("/agent/v1/vms/{project}/{name}/disks/detach");
+            if let Err(e) =
+                super::agent::call_agent::<_, DiskPlugged>(&state, &node, &path, &undo).await
+            {
+                tracing::warn!(vm = %name, disk = %disk.name, error = %e.message, "cannot undo the failed disk add");
+            }
+        }
+        let message = |p: &DiskPlugged| {
+            format!(
+                "{} added ({}){}",
+                p.disk,
+                format_size(disk.size_bytes),
+                if p.live {
+                    ": the running guest sees it now (make a filesystem on it)"
+                } else {
+                    "; the VM has it from its next start"
+                }
+            )
+        };
+        if let Err(e) = conclude_plug(&state, &project, &name, &id, answer, message).await {
+            tracing::warn!(vm = %name, operation = %id, error = %e.0.message, "cannot record the disk add's outcome");
+        }
+    });
+    Ok(accepted(op))
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DetachQuery {
+    /// Detach even while the VM runs (the disk is unplugged from the guest).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Detach an added disk from a VM and delete it with its data: unplugged from a running
+/// guest (only with `force=true`), which must release it. The boot disk is never detached.
+#[utoipa::path(delete, path = "/api/v1/vms/{name}/disks/{disk}",
+    params(("name" = String, Path), ("disk" = String, Path), DetachQuery),
+    responses((status = 202, body = novacron_api_types::OperationRef), (status = 400, body = ApiError), (status = 404, body = ApiError),
+              (status = 409, body = ApiError)))]
+pub async fn detach(
+    State(state): State<Arc<AppState>>,
+    Path((name, disk)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<DetachQuery>,
+) -> OpResponse {
+    validate_name("vm", &name)?;
+    let rec = find(&state, &name)?;
+    let disk = disk_name(&name, &disk, &rec.data_disks)?;
+    let node = node_of(&state, &rec)?;
+    let op = new_operation(
+        "vm.disk.detach",
+        &rec.project,
+        &format!("vm/{name}"),
+        &format!("detaching {disk}"),
+    );
+    let observed = observed_state(&state, &rec);
+    let (op_ref, state_ref, at, disk_ref) = (&op, &state, now(), disk.as_str());
+    let updated = typed_store::update(
+        state.store.as_ref(),
+        &records::vm_key(&rec.project, &name),
+        |rec: VmRecord| async move {
+            let next = disk_ops::begin_detach(&rec, observed, disk_ref, q.force, &op_ref.id, at)?;
+            Ok(crate::quota::counted_change(
+                state_ref,
+                &rec,
+                next,
+                vec![put_op(op_ref)?, put_runner(state_ref, op_ref)?],
+            )
+            .await?)
+        },
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`")))?;
+    state
+        .vms
+        .wait_for(updated.revision, AppState::CATCH_UP)
+        .await;
+    tracing::info!(vm = %name, disk = %disk, operation = %op.id, "disk detach recorded");
+    let (project, id) = (rec.project.clone(), op.id.clone());
+    let state = state.clone();
+    tokio::spawn(async move {
+        let path = format!("/agent/v1/vms/{project}/{name}/disks/detach");
+        let job = DiskDetachJob { disk };
+        let answer = super::agent::call_agent::<_, DiskPlugged>(&state, &node, &path, &job).await;
+        if let Err(e) = &answer {
+            tracing::warn!(vm = %name, operation = %id, error = %e.message, "disk detach failed");
+        }
+        let message = |p: &DiskPlugged| {
+            format!(
+                "{} detached{} and deleted",
+                p.disk,
+                if p.live {
+                    " from the running guest"
+                } else {
+                    ""
+                }
+            )
+        };
+        if let Err(e) = conclude_plug(&state, &project, &name, &id, answer, message).await {
+            tracing::warn!(vm = %name, operation = %id, error = %e.0.message, "cannot record the disk detach's outcome");
+        }
+    });
+    Ok(accepted(op))
+}
+
+/// Records what the agent answered to an add or detach, with the finished operation, in one
+/// transaction.
+async fn conclude_plug(
+    state: &AppState,
+    project: &str,
+    name: &str,
+    op_id: &str,
+    answer: Result<DiskPlugged, ApiError>,
+    message: impl Fn(&DiskPlugged) -> String,
+) -> ApiResult<()> {
+    let (outcome, text) = match &answer {
+        Ok(p) => (OperationState::Succeeded, message(p)),
+        Err(e) => (OperationState::Failed, e.message.clone()),
+    };
+    finish_with_vm(
+        state.store.as_ref(),
+        op_id,
+        outcome,
+        text,
+        (project, name),
+        |rec| match &answer {
+            Ok(_) => disk_ops::finish_plug(rec, op_id),
+            Err(_) => disk_ops::abandon_plug(rec, op_id),
         },
     )
     .await
@@ -306,7 +508,7 @@ pub async fn clone(
         name: src.name.clone(),
         linked: req.linked,
     };
-    let op = super::vms::create_vm_from(&state, create, None, Some(source)).await?;
+    let op = super::vms::create_vm_from(&state, create, None, Some(source), vec![]).await?;
     tracing::info!(vm = %name, clone = %req.name, operation = %op.id, "clone started");
     Ok(accepted(op))
 }

@@ -207,8 +207,12 @@ pub async fn begin(state: &AppState, name: &str, req: &MigrateRequest) -> ApiRes
         }
     };
 
-    let disks: Vec<String> = if rec.storage.is_none() && local_disk(state, &rec) {
-        vec!["disk0".to_string()]
+    // Local disks are mirrored to the destination: the boot disk, then the added ones.
+    let disks: Vec<String> = if rec.storage.is_none() {
+        let boot = local_disk(state, &rec).then(|| "disk0".to_string());
+        boot.into_iter()
+            .chain(rec.data_disks.iter().map(|d| d.name.clone()))
+            .collect()
     } else {
         vec![]
     };

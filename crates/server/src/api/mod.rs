@@ -206,6 +206,8 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .post("/api/v1/vms", vms::create)
         .delete("/api/v1/vms/{name}", vms::delete)
         .post("/api/v1/vms/{name}/set", vms::set)
+        .post("/api/v1/vms/{name}/disks", disks::add)
+        .delete("/api/v1/vms/{name}/disks/{disk}", disks::detach)
         .post("/api/v1/vms/{name}/disks/{disk}/resize", disks::resize)
         .post("/api/v1/vms/{name}/template", disks::template)
         .post("/api/v1/vms/{name}/clone", disks::clone)

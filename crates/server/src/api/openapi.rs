@@ -21,7 +21,7 @@ use super::{
         super::health, super::cluster_ca, document, super::metrics,
         vms::create, vms::list, vms::show, vms::start, vms::stop, vms::reboot, vms::pause, vms::resume, vms::delete, vms::set,
         snapshots::create, snapshots::list, snapshots::revert, snapshots::delete,
-        disks::resize, disks::template, disks::clone,
+        disks::add, disks::detach, disks::resize, disks::template, disks::clone,
         console::log, console::attach, console::websocket, console::vnc, console::vnc_websocket, exec::exec,
         operations::show, operations::list, events::stream,
         nodes::list, nodes::show, nodes::action, nodes::delete,

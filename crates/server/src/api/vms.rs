@@ -71,6 +71,8 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
         snapshots: vm.snapshots.clone(),
         vnc: vm.vnc,
         iso: vm.iso.clone(),
+        data_disks: vm.data_disks.clone(),
+        free_disk_slots: crate::disk_ops::free_disk_slots(vm),
         guest_interfaces: status
             .as_ref()
             .filter(|s| s.state == VmState::Running)
@@ -143,7 +145,7 @@ pub async fn create_vm(
     req: VmCreateRequest,
     restore: Option<novacron_api_types::backup::RestoreSource>,
 ) -> ApiResult<Operation> {
-    create_vm_from(state, req, restore, None).await
+    create_vm_from(state, req, restore, None, vec![]).await
 }
 
 /// The ISO image `req` puts in the CD-ROM drive: `--iso`, or the image itself when it is
@@ -195,6 +197,7 @@ pub async fn create_vm_from(
     req: VmCreateRequest,
     restore: Option<novacron_api_types::backup::RestoreSource>,
     clone_of: Option<novacron_api_types::disks::CloneSource>,
+    data_disks: Vec<novacron_api_types::disks::DataDisk>,
 ) -> ApiResult<Operation> {
     req.validate()?;
     let project = &crate::tenancy::current_project();
@@ -344,6 +347,9 @@ pub async fn create_vm_from(
         clone_of,
         vnc: req.vnc,
         iso,
+        hotplug_ports: novacron_api_types::disks::HOTPLUG_PORTS,
+        data_disks,
+        disk_plug: None,
     };
     // Written with the project's usage, checked against its limits, in one transaction.
     let written = async {

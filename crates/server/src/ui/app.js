@@ -526,6 +526,7 @@ async function viewVm(name, gen) {
     ['CPUs', vm.pending_cpus ? `${vm.cpus} (next start: ${vm.pending_cpus})` : String(vm.cpus)],
     ['Memory', vm.pending_memory_bytes ? `${bytes(vm.memory_bytes)} (next start: ${bytes(vm.pending_memory_bytes)})` : bytes(vm.memory_bytes)],
     ['Disk', vm.disk_bytes ? bytes(vm.disk_bytes) : null],
+    ['Added disks', (vm.data_disks || []).map((d) => `${d.name} ${bytes(d.size_bytes)}`).join(', ') || null],
     ['Image', vm.image],
     ['CD-ROM', vm.iso],
     ['Consoles', vm.vnc ? 'serial, graphical (VNC)' : null],

@@ -25,8 +25,10 @@ from .clone_source import CloneSource
 from .cluster_status import ClusterStatus
 from .cluster_status_controllers import ClusterStatusControllers
 from .console_log import ConsoleLog
+from .data_disk import DataDisk
 from .desired_vm import DesiredVm
 from .desired_vms import DesiredVms
+from .disk_add_request import DiskAddRequest
 from .disk_format import DiskFormat
 from .disk_resize_request import DiskResizeRequest
 from .error_code import ErrorCode
@@ -170,8 +172,10 @@ __all__ = (
     "ClusterStatus",
     "ClusterStatusControllers",
     "ConsoleLog",
+    "DataDisk",
     "DesiredVm",
     "DesiredVms",
+    "DiskAddRequest",
     "DiskFormat",
     "DiskResizeRequest",
     "ErrorCode",

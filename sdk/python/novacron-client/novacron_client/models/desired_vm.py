@@ -17,6 +17,7 @@ from typing import cast
 
 if TYPE_CHECKING:
   from ..models.clone_source import CloneSource
+  from ..models.data_disk import DataDisk
   from ..models.image_type_0 import ImageType0
   from ..models.image_type_1 import ImageType1
   from ..models.image_type_2 import ImageType2
@@ -51,10 +52,13 @@ class DesiredVm:
             uuid (str):
             action (None | Unset | VmAction):
             clone_of (CloneSource | None | Unset):
+            data_disks (list[DataDisk] | Unset): Disks added by `vm disk add`, each in its port.
             deleting (bool | Unset): The VM is being deleted: stop it and remove its files.
             disk_bytes (int | None | Unset):
             force (bool | Unset): With `power: stopped`: kill instead of a graceful ACPI shutdown.
             ha (HaPolicy | Unset): What happens to a VM when its node is lost.
+            hotplug_ports (int | Unset): Spare PCIe root ports the machine has for hot-plugged disks (0: a VM from before
+                hot-plug, whose machine keeps the shape it was started with).
             image (ImageType0 | ImageType1 | ImageType2 | None | Unset):
             iso (ImageType0 | ImageType1 | ImageType2 | None | Unset):
             nics (list[Nic] | Unset): NICs on overlay networks: each a tap on the network's bridge `ncbr<vni>`.
@@ -77,10 +81,12 @@ class DesiredVm:
     uuid: str
     action: None | Unset | VmAction = UNSET
     clone_of: CloneSource | None | Unset = UNSET
+    data_disks: list[DataDisk] | Unset = UNSET
     deleting: bool | Unset = UNSET
     disk_bytes: int | None | Unset = UNSET
     force: bool | Unset = UNSET
     ha: HaPolicy | Unset = UNSET
+    hotplug_ports: int | Unset = UNSET
     image: ImageType0 | ImageType1 | ImageType2 | None | Unset = UNSET
     iso: ImageType0 | ImageType1 | ImageType2 | None | Unset = UNSET
     nics: list[Nic] | Unset = UNSET
@@ -98,6 +104,7 @@ class DesiredVm:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.clone_source import CloneSource # noqa: PLC0415
+        from ..models.data_disk import DataDisk # noqa: PLC0415
         from ..models.image_type_0 import ImageType0 # noqa: PLC0415
         from ..models.image_type_1 import ImageType1 # noqa: PLC0415
         from ..models.image_type_2 import ImageType2 # noqa: PLC0415
@@ -148,6 +155,15 @@ class DesiredVm:
         else:
             clone_of = self.clone_of
 
+        data_disks: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.data_disks, Unset):
+            data_disks = []
+            for data_disks_item_data in self.data_disks:
+                data_disks_item = data_disks_item_data.to_dict()
+                data_disks.append(data_disks_item)
+
+
+
         deleting = self.deleting
 
         disk_bytes: int | None | Unset
@@ -162,6 +178,8 @@ class DesiredVm:
         if not isinstance(self.ha, Unset):
             ha = self.ha.value
 
+
+        hotplug_ports = self.hotplug_ports
 
         image: dict[str, Any] | None | Unset
         if isinstance(self.image, Unset):
@@ -250,6 +268,8 @@ class DesiredVm:
             field_dict["action"] = action
         if clone_of is not UNSET:
             field_dict["clone_of"] = clone_of
+        if data_disks is not UNSET:
+            field_dict["data_disks"] = data_disks
         if deleting is not UNSET:
             field_dict["deleting"] = deleting
         if disk_bytes is not UNSET:
@@ -258,6 +278,8 @@ class DesiredVm:
             field_dict["force"] = force
         if ha is not UNSET:
             field_dict["ha"] = ha
+        if hotplug_ports is not UNSET:
+            field_dict["hotplug_ports"] = hotplug_ports
         if image is not UNSET:
             field_dict["image"] = image
         if iso is not UNSET:
@@ -284,6 +306,7 @@ class DesiredVm:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.clone_source import CloneSource # noqa: PLC0415
+        from ..models.data_disk import DataDisk # noqa: PLC0415
         from ..models.image_type_0 import ImageType0 # noqa: PLC0415
         from ..models.image_type_1 import ImageType1 # noqa: PLC0415
         from ..models.image_type_2 import ImageType2 # noqa: PLC0415
@@ -388,6 +411,18 @@ class DesiredVm:
         clone_of = _parse_clone_of(d.pop("clone_of", UNSET))
 
 
+        _data_disks = d.pop("data_disks", UNSET)
+        data_disks: list[DataDisk] | Unset = UNSET
+        if _data_disks is not UNSET:
+            data_disks = []
+            for data_disks_item_data in _data_disks:
+                data_disks_item = DataDisk.from_dict(data_disks_item_data)
+
+
+
+                data_disks.append(data_disks_item)
+
+
         deleting = d.pop("deleting", UNSET)
 
         def _parse_disk_bytes(data: object) -> int | None | Unset:
@@ -411,6 +446,8 @@ class DesiredVm:
 
 
 
+
+        hotplug_ports = d.pop("hotplug_ports", UNSET)
 
         def _parse_image(data: object) -> ImageType0 | ImageType1 | ImageType2 | None | Unset:
             if data is None:
@@ -581,10 +618,12 @@ class DesiredVm:
             uuid=uuid,
             action=action,
             clone_of=clone_of,
+            data_disks=data_disks,
             deleting=deleting,
             disk_bytes=disk_bytes,
             force=force,
             ha=ha,
+            hotplug_ports=hotplug_ports,
             image=image,
             iso=iso,
             nics=nics,

@@ -17,6 +17,7 @@ from typing import cast
 
 if TYPE_CHECKING:
   from ..models.b_tree_map import BTreeMap
+  from ..models.data_disk import DataDisk
   from ..models.guest_interface import GuestInterface
   from ..models.network_type_0 import NetworkType0
   from ..models.network_type_1 import NetworkType1
@@ -50,10 +51,14 @@ class Vm:
             state (VmState): What a VM is doing, as last observed (or being changed to).
             uuid (str):
             accel_in_use (None | str | Unset): The accelerator the running QEMU actually uses.
+            data_disks (list[DataDisk] | Unset): Disks added by `vm disk add` (`disk1`, ...), besides the boot disk `disk0`.
             description (None | str | Unset):
             disk_bytes (int | None | Unset):
             firmware (str | Unset): What the guest boots through: `bios` (SeaBIOS, disk images) or `kernel` (direct
                 kernel boot, kernel images).
+            free_disk_slots (int | Unset): How many more disks can be added: free hot-plug ports (a VM created before hot-
+                plug
+                gets ports when it is stopped).
             guest_interfaces (list[GuestInterface] | Unset): The guest's interfaces and addresses while it runs, as its
                 qemu-guest-agent reports
                 them (empty when the guest runs no agent).
@@ -89,9 +94,11 @@ class Vm:
     state: VmState
     uuid: str
     accel_in_use: None | str | Unset = UNSET
+    data_disks: list[DataDisk] | Unset = UNSET
     description: None | str | Unset = UNSET
     disk_bytes: int | None | Unset = UNSET
     firmware: str | Unset = UNSET
+    free_disk_slots: int | Unset = UNSET
     guest_interfaces: list[GuestInterface] | Unset = UNSET
     ha: HaPolicy | Unset = UNSET
     ha_priority: int | Unset = UNSET
@@ -116,6 +123,7 @@ class Vm:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.b_tree_map import BTreeMap # noqa: PLC0415
+        from ..models.data_disk import DataDisk # noqa: PLC0415
         from ..models.guest_interface import GuestInterface # noqa: PLC0415
         from ..models.network_type_0 import NetworkType0 # noqa: PLC0415
         from ..models.network_type_1 import NetworkType1 # noqa: PLC0415
@@ -159,6 +167,15 @@ class Vm:
         else:
             accel_in_use = self.accel_in_use
 
+        data_disks: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.data_disks, Unset):
+            data_disks = []
+            for data_disks_item_data in self.data_disks:
+                data_disks_item = data_disks_item_data.to_dict()
+                data_disks.append(data_disks_item)
+
+
+
         description: None | str | Unset
         if isinstance(self.description, Unset):
             description = UNSET
@@ -172,6 +189,8 @@ class Vm:
             disk_bytes = self.disk_bytes
 
         firmware = self.firmware
+
+        free_disk_slots = self.free_disk_slots
 
         guest_interfaces: list[dict[str, Any]] | Unset = UNSET
         if not isinstance(self.guest_interfaces, Unset):
@@ -278,12 +297,16 @@ class Vm:
         })
         if accel_in_use is not UNSET:
             field_dict["accel_in_use"] = accel_in_use
+        if data_disks is not UNSET:
+            field_dict["data_disks"] = data_disks
         if description is not UNSET:
             field_dict["description"] = description
         if disk_bytes is not UNSET:
             field_dict["disk_bytes"] = disk_bytes
         if firmware is not UNSET:
             field_dict["firmware"] = firmware
+        if free_disk_slots is not UNSET:
+            field_dict["free_disk_slots"] = free_disk_slots
         if guest_interfaces is not UNSET:
             field_dict["guest_interfaces"] = guest_interfaces
         if ha is not UNSET:
@@ -324,6 +347,7 @@ class Vm:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.b_tree_map import BTreeMap # noqa: PLC0415
+        from ..models.data_disk import DataDisk # noqa: PLC0415
         from ..models.guest_interface import GuestInterface # noqa: PLC0415
         from ..models.network_type_0 import NetworkType0 # noqa: PLC0415
         from ..models.network_type_1 import NetworkType1 # noqa: PLC0415
@@ -404,6 +428,18 @@ class Vm:
         accel_in_use = _parse_accel_in_use(d.pop("accel_in_use", UNSET))
 
 
+        _data_disks = d.pop("data_disks", UNSET)
+        data_disks: list[DataDisk] | Unset = UNSET
+        if _data_disks is not UNSET:
+            data_disks = []
+            for data_disks_item_data in _data_disks:
+                data_disks_item = DataDisk.from_dict(data_disks_item_data)
+
+
+
+                data_disks.append(data_disks_item)
+
+
         def _parse_description(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -425,6 +461,8 @@ class Vm:
 
 
         firmware = d.pop("firmware", UNSET)
+
+        free_disk_slots = d.pop("free_disk_slots", UNSET)
 
         _guest_interfaces = d.pop("guest_interfaces", UNSET)
         guest_interfaces: list[GuestInterface] | Unset = UNSET
@@ -574,9 +612,11 @@ class Vm:
             state=state,
             uuid=uuid,
             accel_in_use=accel_in_use,
+            data_disks=data_disks,
             description=description,
             disk_bytes=disk_bytes,
             firmware=firmware,
+            free_disk_slots=free_disk_slots,
             guest_interfaces=guest_interfaces,
             ha=ha,
             ha_priority=ha_priority,
