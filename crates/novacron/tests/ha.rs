@@ -47,9 +47,19 @@ fn agent_killed_vm_restarts_elsewhere_once_and_control_plane_survives_losses() {
     assert_eq!(r["control_plane_loss_ok"], true, "{r}");
 }
 
+/// Also: a disk added to the running HA VM comes back with it on the other node.
 #[test]
 fn partitioned_node_fences_itself_and_never_runs_a_second_copy() {
-    let r = bench(&["failover", "--store", "etcd", "--loss", "partition"]);
+    let r = bench(&[
+        "failover",
+        "--store",
+        "etcd",
+        "--loss",
+        "partition",
+        "--added-disk",
+        "16M",
+    ]);
+    assert_eq!(r["added_disk_restarted"], true, "{r}");
     let recovery = r["recovery_seconds"].as_f64().unwrap();
     assert!(
         recovery > 0.0 && recovery <= 15.0,

@@ -34,6 +34,10 @@ pub struct FailoverArgs {
     /// off the network while everything on it keeps running).
     #[arg(long, default_value = "kill")]
     pub loss: String,
+    /// Also add a disk of SIZE (e.g. 16M) to the running VM before node-a is lost, and check
+    /// the VM restarted on node-b with it in the same hot-plug port.
+    #[arg(long, value_name = "SIZE")]
+    pub added_disk: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,6 +61,9 @@ pub struct FailoverReport {
     /// etcd member were killed, and no acknowledged change was lost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub control_plane_loss_ok: Option<bool>,
+    /// With --added-disk: the restarted QEMU has the disk added before the loss, in its port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_disk_restarted: Option<bool>,
     pub accel: &'static str,
 }
 
@@ -292,6 +299,12 @@ fn scenario(a: &FailoverArgs) -> anyhow::Result<FailoverReport> {
         bail!("the HA VM did not start: {vm}");
     }
     let uuid = vm["uuid"].as_str().unwrap_or_default().to_string();
+    if let Some(size) = &a.added_disk {
+        let op = cli.run(&["vm", "disk", "add", "db1", "--size", size])?;
+        if op["operation"]["state"] != "succeeded" {
+            bail!("adding a disk to the HA VM failed: {op}");
+        }
+    }
 
     // Lose node-a: its agent is SIGKILLed, or its network cut (its QEMU keeps running until
     // the watchdog fences it).
@@ -305,6 +318,7 @@ fn scenario(a: &FailoverArgs) -> anyhow::Result<FailoverReport> {
     let mut fenced_after = None;
     let mut recovered_after = None;
     let mut to_node = String::new();
+    let mut new_pid = None;
     let deadline = t0 + Duration::from_secs(120);
     let mut last_poll = Instant::now() - Duration::from_secs(1);
     while recovered_after.is_none() || fenced_after.is_none() {
@@ -329,6 +343,7 @@ fn scenario(a: &FailoverArgs) -> anyhow::Result<FailoverReport> {
             {
                 recovered_after = Some(t0.elapsed());
                 to_node = "node-b".into();
+                new_pid = v["pid"].as_u64();
             }
         }
         if Instant::now() > deadline {
@@ -339,6 +354,16 @@ fn scenario(a: &FailoverArgs) -> anyhow::Result<FailoverReport> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+
+    // The restarted machine has the added disk where hot-plug had put it.
+    let added_disk_restarted = a.added_disk.as_ref().map(|_| {
+        new_pid
+            .and_then(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+            .is_some_and(|c| {
+                String::from_utf8_lossy(&c)
+                    .contains("virtio-blk-pci,drive=disk1,id=virtio-disk1,bus=hp0")
+            })
+    });
 
     // The old node comes back: it must not start a second copy.
     if a.loss == "kill" {
@@ -381,6 +406,7 @@ fn scenario(a: &FailoverArgs) -> anyhow::Result<FailoverReport> {
         to_node,
         final_node,
         control_plane_loss_ok,
+        added_disk_restarted,
         accel: "tcg",
     })
 }
