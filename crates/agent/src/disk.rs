@@ -46,6 +46,20 @@ const UNPLUG_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an add or detach waits for a start, stop, backup or snapshot of the VM to end.
 const LOCK_WAIT: Duration = Duration::from_secs(120);
 
+/// The VM's disk lock, once a start, stop, backup or snapshot of it that holds it ended (at
+/// most [`LOCK_WAIT`]).
+async fn wait_disk_lock(vm: &VmAccess) -> Result<tokio::sync::OwnedMutexGuard<()>, ApiError> {
+    tokio::time::timeout(LOCK_WAIT, vm.disk_lock.clone().lock_owned())
+        .await
+        .map_err(|_| {
+            ApiError::conflict(format!(
+                "VM {} stayed busy (a backup, a snapshot, or a start or stop) for {} s; try again when it is done",
+                vm.desired.name,
+                LOCK_WAIT.as_secs()
+            ))
+        })
+}
+
 /// Adds the blank disk `disk` to the VM: makes its file (under a temporary name, so a crash
 /// never leaves a half-made one), and plugs it into the running guest. When plugging fails,
 /// the file this call made is removed again. Asking again for a disk that is there answers
@@ -62,13 +76,7 @@ pub async fn attach(
             disk.name
         )));
     }
-    let guard = tokio::time::timeout(LOCK_WAIT, vm.disk_lock.clone().lock_owned()).await;
-    let Ok(_guard) = guard else {
-        return Err(ApiError::conflict(format!(
-            "VM {name} stayed busy (a backup, a snapshot, or a start or stop) for {} s; try again when it is done",
-            LOCK_WAIT.as_secs()
-        )));
-    };
+    let _guard = wait_disk_lock(&vm).await?;
     // Read again under the lock: the worker may have started or stopped QEMU meanwhile.
     let running = vm.current_vm();
     let path = vm.disk_file(&disk.name);
@@ -133,13 +141,7 @@ pub async fn detach(vm: VmAccess, job: DiskDetachJob) -> Result<DiskPlugged, Api
             "{DISK0} is the boot disk of VM {name}: only added disks are detached"
         )));
     }
-    let guard = tokio::time::timeout(LOCK_WAIT, vm.disk_lock.clone().lock_owned()).await;
-    let Ok(_guard) = guard else {
-        return Err(ApiError::conflict(format!(
-            "VM {name} stayed busy (a backup, a snapshot, or a start or stop) for {} s; try again when it is done",
-            LOCK_WAIT.as_secs()
-        )));
-    };
+    let _guard = wait_disk_lock(&vm).await?;
     let running = vm.current_vm();
     if let Some(qemu) = &running {
         novacron_qemu::hotplug::detach_disk(qemu.qmp(), &disk, UNPLUG_TIMEOUT)

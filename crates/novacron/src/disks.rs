@@ -98,18 +98,17 @@ fn print_plugged(out: Format, shown: &Plugged) -> anyhow::Result<()> {
         vec![
             ("vm", shown.vm.clone()),
             ("disk", shown.disk.clone()),
-            (
-                "size",
-                shown
-                    .size_bytes
-                    .map(format_size)
-                    .unwrap_or_else(|| "-".into()),
-            ),
+            ("size", size_or_dash(shown.size_bytes)),
             ("added disks", describe_added(&shown.data_disks)),
             ("operation", shown.operation.id.clone()),
             ("message", shown.operation.message.clone()),
         ]
     })
+}
+
+/// A size as `vm show` prints it, `-` for none.
+fn size_or_dash(bytes: Option<u64>) -> String {
+    bytes.map(format_size).unwrap_or_else(|| "-".into())
 }
 
 /// `disk1 20G, disk2 1G`, or `-`.
@@ -205,13 +204,7 @@ pub async fn run(cmd: DiskCommand, out: Format) -> anyhow::Result<()> {
         vec![
             ("vm", shown.vm.clone()),
             ("disk", shown.disk.clone()),
-            (
-                "size",
-                shown
-                    .size_bytes
-                    .map(format_size)
-                    .unwrap_or_else(|| "-".into()),
-            ),
+            ("size", size_or_dash(shown.size_bytes)),
             ("operation", shown.operation.id.clone()),
             ("message", shown.operation.message.clone()),
         ]

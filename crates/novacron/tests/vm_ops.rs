@@ -426,23 +426,7 @@ fn an_installer_vm_boots_its_iso_and_migrates_with_it() {
     );
 
     // A backup restored as a new VM keeps the shape: the drive with its ISO, the screen.
-    let repo = c.dir.path().join("backups");
-    c.ok(&[
-        "backup",
-        "repo",
-        "add",
-        "r1",
-        "--path",
-        repo.to_str().unwrap(),
-    ]);
-    let op = c.json(&["backup", "create", "inst1", "--repo", "r1"]);
-    assert_eq!(op["state"], "succeeded", "{op}");
-    let id = c.json(&["backup", "list", "inst1"])[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let op = c.json(&["backup", "restore", &id, "--as", "inst2"]);
-    assert_eq!(op["state"], "succeeded", "{op}");
+    backup_and_restore(&c, "inst1", "inst2");
     c.wait_console("inst2", common::ISO_BOOTED, 1, BOOT);
     let v = c.vm("inst2");
     assert_eq!(
@@ -631,29 +615,12 @@ fn a_disk_is_added_to_a_running_guest_migrates_with_it_and_is_detached() {
     );
     assert_eq!(read, "added-disk-data");
 
-    // Refusals, each changing nothing.
-    let repo = c.dir.path().join("backups");
-    c.ok(&[
-        "backup",
-        "repo",
-        "add",
-        "r1",
-        "--path",
-        repo.to_str().unwrap(),
-    ]);
     // A backup holds both disks; restored as a new VM, it has the added disk with its data.
-    let op = c.json(&["backup", "create", "web1", "--repo", "r1"]);
-    assert_eq!(op["state"], "succeeded", "{op}");
+    let (backup, op) = backup_and_restore(&c, "web1", "web2");
     assert!(
         op["message"].as_str().unwrap().contains("disk1 full read"),
         "{op}"
     );
-    let backup = c.json(&["backup", "list", "web1"])[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let op = c.json(&["backup", "restore", &backup, "--as", "web2"]);
-    assert_eq!(op["state"], "succeeded", "{op}");
     c.wait_console("web2", MARKER, 1, BOOT);
     assert_eq!(c.vm("web2")["data_disks"][0]["name"], "disk1");
     let read = c.console_eval(
@@ -662,6 +629,8 @@ fn a_disk_is_added_to_a_running_guest_migrates_with_it_and_is_detached() {
     );
     assert_eq!(read, "added-disk-data");
     c.ok(&["vm", "delete", "web2", "--force"]);
+
+    // Refusals, each changing nothing.
     let err = c.fails(&["vm", "snapshot", "create", "web1"]);
     assert!(err.contains("added disks (disk1): a snapshot"), "{err}");
     let err = c.fails(&["vm", "disk", "detach", "web1", "disk1"]);
@@ -715,6 +684,29 @@ fn a_disk_is_added_to_a_running_guest_migrates_with_it_and_is_detached() {
         assert_eq!(guest_disk_bytes(&c, "web1", dev), 8 << 20, "{dev}");
     }
     assert_eq!(guest_disk_bytes(&c, "web1", "vde"), 0);
+}
+
+/// Backs `vm` up into a new repository `r1` and restores the backup as the new VM `copy`;
+/// answers the backup's id and the backup operation.
+fn backup_and_restore(c: &Cluster, vm: &str, copy: &str) -> (String, serde_json::Value) {
+    let repo = c.dir.path().join("backups");
+    c.ok(&[
+        "backup",
+        "repo",
+        "add",
+        "r1",
+        "--path",
+        repo.to_str().unwrap(),
+    ]);
+    let backup = c.json(&["backup", "create", vm, "--repo", "r1"]);
+    assert_eq!(backup["state"], "succeeded", "{backup}");
+    let id = c.json(&["backup", "list", vm])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let op = c.json(&["backup", "restore", &id, "--as", copy]);
+    assert_eq!(op["state"], "succeeded", "{op}");
+    (id, backup)
 }
 
 /// Every file under `dir`.

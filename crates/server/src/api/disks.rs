@@ -20,7 +20,9 @@ use novacron_api_types::disks::{
     CloneRequest, CloneSource, DISK0, DataDisk, DiskAddRequest, DiskDetachJob, DiskExportJob,
     DiskPlugged, DiskResizeJob, DiskResizeRequest, DiskResized, TemplateRequest, disk_name,
 };
-use novacron_api_types::{ApiError, ErrorCode, OperationState, format_size, validate_name};
+use novacron_api_types::{
+    ApiError, ErrorCode, Operation, OperationState, format_size, validate_name,
+};
 use tokio::io::AsyncWriteExt;
 
 use super::operations::{finish, finish_with_vm, new_operation, put_op, put_runner};
@@ -52,28 +54,11 @@ pub async fn resize(
         &format!("vm/{name}"),
         &format!("growing {disk} to {}", format_size(req.size_bytes)),
     );
-    let (op_ref, state_ref, at, size_bytes, disk_ref) =
-        (&op, &state, now(), req.size_bytes, disk.as_str());
-    let updated = typed_store::update(
-        state.store.as_ref(),
-        &records::vm_key(&rec.project, &name),
-        |rec: VmRecord| async move {
-            let next = disk_ops::begin_resize(&rec, disk_ref, size_bytes, &op_ref.id, at)?;
-            Ok(crate::quota::counted_change(
-                state_ref,
-                &rec,
-                next,
-                vec![put_op(op_ref)?, put_runner(state_ref, op_ref)?],
-            )
-            .await?)
-        },
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`")))?;
-    state
-        .vms
-        .wait_for(updated.revision, AppState::CATCH_UP)
-        .await;
+    let (at, size_bytes) = (now(), req.size_bytes);
+    record_change(&state, &rec, &op, |r| {
+        Ok(disk_ops::begin_resize(r, &disk, size_bytes, &op.id, at)?)
+    })
+    .await?;
     tracing::info!(vm = %name, disk, size_bytes = req.size_bytes, operation = %op.id, "disk resize recorded");
     let (project, id) = (rec.project.clone(), op.id.clone());
     let job = DiskResizeJob {
@@ -157,34 +142,18 @@ pub async fn add(
         &format!("adding a {} disk", format_size(req.size_bytes)),
     );
     let observed = observed_state(&state, &rec);
-    let (op_ref, state_ref, at, size_bytes) = (&op, &state, now(), req.size_bytes);
+    let (at, size_bytes) = (now(), req.size_bytes);
     let added = std::sync::Mutex::new(None::<DataDisk>);
-    let added_ref = &added;
-    let updated = typed_store::update(
-        state.store.as_ref(),
-        &records::vm_key(&rec.project, &name),
-        |rec: VmRecord| async move {
-            let (next, disk) = disk_ops::begin_add(&rec, observed, size_bytes, &op_ref.id, at)?;
-            *added_ref.lock().unwrap_or_else(|p| p.into_inner()) = Some(disk);
-            Ok(crate::quota::counted_change(
-                state_ref,
-                &rec,
-                next,
-                vec![put_op(op_ref)?, put_runner(state_ref, op_ref)?],
-            )
-            .await?)
-        },
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`")))?;
+    record_change(&state, &rec, &op, |r| {
+        let (next, disk) = disk_ops::begin_add(r, observed, size_bytes, &op.id, at)?;
+        *added.lock().unwrap_or_else(|p| p.into_inner()) = Some(disk);
+        Ok(next)
+    })
+    .await?;
     let disk = added
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .ok_or_else(|| ApiError::internal("the added disk was not recorded"))?;
-    state
-        .vms
-        .wait_for(updated.revision, AppState::CATCH_UP)
-        .await;
     tracing::info!(vm = %name, disk = %disk.name, size_bytes, operation = %op.id, "disk add recorded");
     let (project, id) = (rec.project.clone(), op.id.clone());
     let state = state.clone();
@@ -254,27 +223,13 @@ pub async fn detach(
         &format!("detaching {disk}"),
     );
     let observed = observed_state(&state, &rec);
-    let (op_ref, state_ref, at, disk_ref) = (&op, &state, now(), disk.as_str());
-    let updated = typed_store::update(
-        state.store.as_ref(),
-        &records::vm_key(&rec.project, &name),
-        |rec: VmRecord| async move {
-            let next = disk_ops::begin_detach(&rec, observed, disk_ref, q.force, &op_ref.id, at)?;
-            Ok(crate::quota::counted_change(
-                state_ref,
-                &rec,
-                next,
-                vec![put_op(op_ref)?, put_runner(state_ref, op_ref)?],
-            )
-            .await?)
-        },
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`")))?;
-    state
-        .vms
-        .wait_for(updated.revision, AppState::CATCH_UP)
-        .await;
+    let at = now();
+    record_change(&state, &rec, &op, |r| {
+        Ok(disk_ops::begin_detach(
+            r, observed, &disk, q.force, &op.id, at,
+        )?)
+    })
+    .await?;
     tracing::info!(vm = %name, disk = %disk, operation = %op.id, "disk detach recorded");
     let (project, id) = (rec.project.clone(), op.id.clone());
     let state = state.clone();
@@ -301,6 +256,44 @@ pub async fn detach(
         }
     });
     Ok(accepted(op))
+}
+
+/// Records a disk change on VM `rec`: `begin` makes the next record from the one in the
+/// store (or refuses), written with `op` and its runner in one transaction that also counts
+/// the change against the project's quota; answers once this replica's mirror has it.
+async fn record_change(
+    state: &Arc<AppState>,
+    rec: &VmRecord,
+    op: &Operation,
+    begin: impl Fn(&VmRecord) -> ApiResult<VmRecord>,
+) -> ApiResult<()> {
+    let (begin, state_ref) = (&begin, &**state);
+    let updated = typed_store::update(
+        state.store.as_ref(),
+        &records::vm_key(&rec.project, &rec.name),
+        |current: VmRecord| async move {
+            let next = begin(&current)?;
+            Ok(crate::quota::counted_change(
+                state_ref,
+                &current,
+                next,
+                vec![put_op(op)?, put_runner(state_ref, op)?],
+            )
+            .await?)
+        },
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no VM named {:?}: see `novacron vm list`",
+            rec.name
+        ))
+    })?;
+    state
+        .vms
+        .wait_for(updated.revision, AppState::CATCH_UP)
+        .await;
+    Ok(())
 }
 
 /// Records what the agent answered to an add or detach, with the finished operation, in one
