@@ -556,9 +556,10 @@ fn wait_guest_dev(c: &Cluster, vm: &str, dev: &str, bytes: u64) {
 /// and `vm disk detach --force` unplugs it from the guest and deletes it. A stopped VM gets
 /// its disk at its next start. Refused, changing nothing: a bus that cannot be hot-plugged,
 /// the boot disk, a running VM's detach without --force, more disks than ports, a size over
-/// the project's disk quota, snapshots (boot disk only), and a restore over the VM from a
-/// backup that holds other disks. A backup holds every disk; restored as a new VM, it has
-/// the added disk with what was written on it.
+/// the project's disk quota, a revert to a snapshot taken before a disk was added, and a
+/// restore over the VM from a backup that holds other disks. A backup holds every disk;
+/// restored as a new VM, it has the added disk with what was written on it. A snapshot with
+/// memory holds every disk: a revert undoes what the guest wrote on the added one.
 #[test]
 fn a_disk_is_added_to_a_running_guest_migrates_with_it_and_is_detached() {
     let mut c = Cluster::start();
@@ -631,8 +632,21 @@ fn a_disk_is_added_to_a_running_guest_migrates_with_it_and_is_detached() {
     c.ok(&["vm", "delete", "web2", "--force"]);
 
     // Refusals, each changing nothing.
-    let err = c.fails(&["vm", "snapshot", "create", "web1"]);
-    assert!(err.contains("added disks (disk1): a snapshot"), "{err}");
+    // A snapshot with memory holds both disks: after a revert, what the guest wrote on the
+    // added disk since is gone (read from the disk, not the guest's cache).
+    c.ok(&["vm", "snapshot", "create", "web1", "both", "--memory"]);
+    let out = c.console_send(
+        "web1",
+        "printf 'later-disk-data' | dd of=/dev/vdb bs=512 seek=9 conv=notrunc 2>/dev/null; sync; echo wrote-$((4+4))\n",
+    );
+    assert!(out.contains("wrote-8"), "console: {out}");
+    c.ok(&["vm", "snapshot", "revert", "web1", "both", "--force"]);
+    let read = c.console_eval(
+        "web1",
+        "sync; echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vdb bs=512 skip=9 count=1 2>/dev/null | head -c 15",
+    );
+    assert_eq!(read, "added-disk-data");
+    c.ok(&["vm", "snapshot", "delete", "web1", "both"]);
     let err = c.fails(&["vm", "disk", "detach", "web1", "disk1"]);
     assert!(err.contains("--force"), "{err}");
     let err = c.fails(&["vm", "disk", "detach", "web1", "disk0", "--force"]);
@@ -664,6 +678,8 @@ fn a_disk_is_added_to_a_running_guest_migrates_with_it_and_is_detached() {
     c.ok(&["vm", "stop", "web1"]);
     c.wait_state("web1", "stopped", Duration::from_secs(60));
     c.ok(&["project", "set", "default", "--max-disk", "1T"]);
+    // A snapshot taken before a disk was added is not reverted over it.
+    c.ok(&["vm", "snapshot", "create", "web1", "before"]);
     for _ in 0..4 {
         let out = c.json(&["vm", "disk", "add", "web1", "--size", "8M"]);
         assert!(
@@ -676,6 +692,12 @@ fn a_disk_is_added_to_a_running_guest_migrates_with_it_and_is_detached() {
     }
     let err = c.fails(&["vm", "disk", "add", "web1", "--size", "8M"]);
     assert!(err.contains("all its 4 hot-plug ports"), "{err}");
+    let err = c.fails(&["vm", "snapshot", "revert", "web1", "before"]);
+    assert!(
+        err.contains("taken before disk1 was added") && err.contains("vm disk detach web1 disk1"),
+        "{err}"
+    );
+    c.ok(&["vm", "snapshot", "delete", "web1", "before"]);
     c.ok(&["vm", "disk", "detach", "web1", "disk2"]);
     let from = c.console("web1").matches(MARKER).count();
     c.ok(&["vm", "start", "web1"]);

@@ -136,61 +136,88 @@ pub async fn delete_offline(disk: &Path, name: &str) -> Result<(), QemuError> {
     qemu_img_snapshot("-d", disk, name).await
 }
 
-/// Takes a disk-only snapshot of block node `node` of a running VM (atomic, no pause).
-pub async fn create_live_disk(qmp: &Qmp, node: &str, name: &str) -> Result<(), QemuError> {
-    qmp.execute(
-        "blockdev-snapshot-internal-sync",
-        Some(json!({"device": node, "name": name})),
-    )
-    .await
-    .map(|_| ())
+/// The dirty bitmaps of block node `node` of a running VM, as QEMU holds them (a persistent
+/// bitmap added while it runs reaches the file only when QEMU closes it, so the file's own
+/// list can lack it).
+pub async fn bitmaps_live(qmp: &Qmp, node: &str) -> Result<Vec<String>, QemuError> {
+    let nodes = qmp
+        .execute("query-named-block-nodes", Some(json!({"flat": true})))
+        .await?;
+    Ok(live_bitmaps_of(&nodes, node))
 }
 
-/// Saves memory, device state and block node `node` of a running VM as snapshot `name`
-/// (the guest pauses while its memory is written).
+/// The names of `node`'s dirty bitmaps in an answer of `query-named-block-nodes`.
+fn live_bitmaps_of(nodes: &Value, node: &str) -> Vec<String> {
+    nodes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["node-name"] == node)
+        .flat_map(|n| n["dirty-bitmaps"].as_array().cloned().unwrap_or_default())
+        .filter_map(|b| b["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Takes a disk-only snapshot of block nodes `nodes` of a running VM: one QMP transaction,
+/// so every disk holds the same moment (atomic, no pause).
+pub async fn create_live_disk(qmp: &Qmp, nodes: &[&str], name: &str) -> Result<(), QemuError> {
+    let actions: Vec<Value> = nodes
+        .iter()
+        .map(|node| {
+            json!({"type": "blockdev-snapshot-internal-sync",
+                   "data": {"device": node, "name": name}})
+        })
+        .collect();
+    qmp.execute("transaction", Some(json!({ "actions": actions })))
+        .await
+        .map(|_| ())
+}
+
+/// Saves memory and device state (into the first of `nodes`) and block nodes `nodes` of a
+/// running VM as snapshot `name` (the guest pauses while its memory is written).
 pub async fn create_live_memory(
     qmp: &Qmp,
-    node: &str,
+    nodes: &[&str],
     name: &str,
     timeout: Duration,
 ) -> Result<(), QemuError> {
     run_job(
         qmp,
         "snapshot-save",
-        json!({"tag": name, "vmstate": node, "devices": [node]}),
+        json!({"tag": name, "vmstate": nodes.first(), "devices": nodes}),
         timeout,
     )
     .await
 }
 
-/// Loads snapshot `name` (memory and disk) into a running VM: the guest continues from the
-/// moment the snapshot was taken.
+/// Loads snapshot `name` (memory from the first of `nodes`, and every node's disk) into a
+/// running VM: the guest continues from the moment the snapshot was taken.
 pub async fn load_live_memory(
     qmp: &Qmp,
-    node: &str,
+    nodes: &[&str],
     name: &str,
     timeout: Duration,
 ) -> Result<(), QemuError> {
     run_job(
         qmp,
         "snapshot-load",
-        json!({"tag": name, "vmstate": node, "devices": [node]}),
+        json!({"tag": name, "vmstate": nodes.first(), "devices": nodes}),
         timeout,
     )
     .await
 }
 
-/// Deletes snapshot `name` from block node `node` of a running VM.
+/// Deletes snapshot `name` from block nodes `nodes` of a running VM.
 pub async fn delete_live(
     qmp: &Qmp,
-    node: &str,
+    nodes: &[&str],
     name: &str,
     timeout: Duration,
 ) -> Result<(), QemuError> {
     run_job(
         qmp,
         "snapshot-delete",
-        json!({"tag": name, "devices": [node]}),
+        json!({"tag": name, "devices": nodes}),
         timeout,
     )
     .await
@@ -263,6 +290,18 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn reads_a_nodes_bitmaps_from_qemu() {
+        let nodes = json!([
+            {"node-name": "disk0", "dirty-bitmaps": [{"name": "novacron-1", "granularity": 65536}]},
+            {"node-name": "disk0-file"},
+            {"node-name": "disk1", "dirty-bitmaps": []}
+        ]);
+        assert_eq!(live_bitmaps_of(&nodes, "disk0"), ["novacron-1"]);
+        assert!(live_bitmaps_of(&nodes, "disk1").is_empty());
+        assert!(live_bitmaps_of(&nodes, "disk9").is_empty());
     }
 
     #[test]

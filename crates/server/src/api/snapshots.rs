@@ -23,14 +23,6 @@ use crate::lifecycle::{Refusal, check_changeable};
 use crate::records::{VmRecord, now};
 use crate::state::AppState;
 
-/// A snapshot is taken and reverted on the boot disk only: refused while disks are added.
-fn boot_disk_only(rec: &VmRecord) -> ApiResult<()> {
-    match crate::disk_ops::only_boot_disk(rec, "a snapshot") {
-        Some(why) => Err(ApiError::conflict(why).into()),
-        None => Ok(()),
-    }
-}
-
 /// What every snapshot change needs: a VM with a disk that no migration or deletion holds.
 fn changeable(state: &AppState, name: &str) -> ApiResult<Arc<VmRecord>> {
     let rec = find(state, name)?;
@@ -134,7 +126,6 @@ pub async fn create(
     Json(req): Json<SnapshotCreateRequest>,
 ) -> OpResponse {
     let rec = changeable(&state, &name)?;
-    boot_disk_only(&rec)?;
     let snap = req
         .name
         .clone()
@@ -224,7 +215,6 @@ pub async fn revert(
     Query(q): Query<RevertQuery>,
 ) -> OpResponse {
     let rec = changeable(&state, &name)?;
-    boot_disk_only(&rec)?;
     snapshot_name(&snap)?;
     let Some(s) = rec.snapshots.iter().find(|s| s.name == snap) else {
         return Err(ApiError::not_found(format!(
