@@ -348,10 +348,11 @@ async fn snapshot(
         .map_err(Failure)
 }
 
-/// Adds a blank disk to one of this node's VMs: its file, plugged into the guest if it runs.
+/// Adds a disk (blank, or a copy of an image) to one of this node's VMs: its file, plugged
+/// into the guest if it runs.
 #[utoipa::path(post, path = "/agent/v1/vms/{project}/{name}/disks/attach", tag = "vms",
     operation_id = "agent_vm_disk_attach",
-    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name.")), request_body = novacron_api_types::disks::DataDisk,
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name.")), request_body = novacron_api_types::disks::DiskAttachJob,
     responses(
         (status = 200, description = "The disk is the VM's (plugged in when `live`).", body = novacron_api_types::disks::DiskPlugged),
         (status = 400, description = "The names are invalid.", body = ApiError),
@@ -363,10 +364,10 @@ async fn snapshot(
 async fn disk_attach(
     State(shared): State<Arc<Shared>>,
     Path((project, name)): Path<(String, String)>,
-    axum::Json(disk): axum::Json<novacron_api_types::disks::DataDisk>,
+    axum::Json(job): axum::Json<novacron_api_types::disks::DiskAttachJob>,
 ) -> Result<axum::Json<novacron_api_types::disks::DiskPlugged>, Failure> {
     let access = worker_access(&shared, &project, &name)?;
-    crate::disk::attach(&shared, access, disk)
+    crate::disk::attach(&shared, access, job)
         .await
         .map(axum::Json)
         .map_err(Failure)

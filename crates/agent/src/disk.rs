@@ -6,11 +6,11 @@
 //! disk itself, so the record follows the disk even when an earlier call was cut short after
 //! QEMU grew it (asking again for the same size then answers at once).
 
-use novacron_api_types::agent::DesiredVm;
 use std::time::Duration;
 
+use novacron_api_types::agent::DesiredVm;
 use novacron_api_types::disks::{
-    CloneSource, DISK0, DataDisk, DiskDetachJob, DiskExportJob, DiskPlugged, DiskResizeJob,
+    CloneSource, DISK0, DiskAttachJob, DiskDetachJob, DiskExportJob, DiskPlugged, DiskResizeJob,
     DiskResized, disk_name,
 };
 use novacron_api_types::{ApiError, format_size};
@@ -60,15 +60,16 @@ async fn wait_disk_lock(vm: &VmAccess) -> Result<tokio::sync::OwnedMutexGuard<()
         })
 }
 
-/// Adds the blank disk `disk` to the VM: makes its file (under a temporary name, so a crash
-/// never leaves a half-made one), and plugs it into the running guest. When plugging fails,
-/// the file this call made is removed again. Asking again for a disk that is there answers
-/// at once.
+/// Adds `job.disk` to the VM: makes its file (blank, or a standalone copy of `job.image`
+/// grown to the disk's size; under a temporary name, so a crash never leaves a half-made
+/// one), and plugs it into the running guest. When plugging fails, the file this call made
+/// is removed again. Asking again for a disk that is there answers at once.
 pub async fn attach(
     shared: &Shared,
     vm: VmAccess,
-    disk: DataDisk,
+    job: DiskAttachJob,
 ) -> Result<DiskPlugged, ApiError> {
+    let disk = job.disk;
     let name = vm.desired.name.clone();
     if !novacron_qemu::spec::is_plugged_node(&disk.name) {
         return Err(ApiError::invalid(format!(
@@ -84,9 +85,11 @@ pub async fn attach(
     if made {
         let tmp = path.with_extension("creating");
         let _ = tokio::fs::remove_file(&tmp).await;
-        novacron_qemu::create_blank(&tmp, DiskFormat::Qcow2, disk.size_bytes)
-            .await
-            .map_err(|e| failed(&name, "creating the disk", e))?;
+        let created = make_disk(shared, &tmp, disk.size_bytes, job.image.as_ref()).await;
+        if let Err(e) = created {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(failed(&name, "creating the disk", e));
+        }
         tokio::fs::rename(&tmp, &path)
             .await
             .map_err(|e| failed(&name, "placing the disk", e))?;
@@ -129,6 +132,33 @@ pub async fn attach(
         disk: disk.name,
         live: true,
     })
+}
+
+/// Makes `file`: a blank qcow2 of `size_bytes`, or a standalone qcow2 copy of `image`'s disk
+/// (its backing chain flattened) grown to `size_bytes`.
+async fn make_disk(
+    shared: &Shared,
+    file: &std::path::Path,
+    size_bytes: u64,
+    image: Option<&novacron_api_types::Image>,
+) -> Result<(), String> {
+    let Some(image) = image else {
+        return novacron_qemu::create_blank(file, DiskFormat::Qcow2, size_bytes)
+            .await
+            .map_err(|e| e.to_string());
+    };
+    let format = match novacron_api_types::disks::image_disk_format(image) {
+        Some(novacron_api_types::DiskFormat::Qcow2) => DiskFormat::Qcow2,
+        Some(novacron_api_types::DiskFormat::Raw) => DiskFormat::Raw,
+        None => return Err(format!("image {} holds no disk", image.name)),
+    };
+    let base = shared.images.ensure(image, "disk").await?;
+    novacron_qemu::img::copy_standalone(&base, format, file)
+        .await
+        .map_err(|e| format!("copying image {}: {e}", image.name))?;
+    novacron_qemu::resize::grow_offline(file, DiskFormat::Qcow2, size_bytes)
+        .await
+        .map_err(|e| format!("growing the copy of image {}: {e}", image.name))
 }
 
 /// Removes added disk `job.disk` from the VM: unplugged from the running guest first (which
@@ -212,11 +242,8 @@ pub async fn export(
     work_dir: &std::path::Path,
 ) -> Result<(tokio::fs::File, u64), ApiError> {
     let name = vm.desired.name.clone();
-    if disk_name(&name, &job.disk, &[])? != DISK0 {
-        return Err(ApiError::invalid(format!(
-            "only the boot disk {DISK0} of VM {name} is copied"
-        )));
-    }
+    // Only the boot disk is copied: any other name is refused here.
+    disk_name(&name, &job.disk, &[])?;
     if !vm.disk.exists() {
         return Err(ApiError::invalid(format!(
             "VM {name} has no disk to copy (create it with --disk)"

@@ -22,6 +22,9 @@ pub struct DataDisk {
     pub name: String,
     pub size_bytes: u64,
     pub port: u32,
+    /// The image the disk was made from (a standalone copy of it), if not blank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 impl DataDisk {
@@ -32,6 +35,9 @@ impl DataDisk {
         let named = self.name.strip_prefix("disk").is_some_and(|n| {
             !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
         });
+        if let Some(image) = &self.image {
+            crate::validate_name("image", image).map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
         if !named
             || self.port >= HOTPLUG_PORTS
             || self.size_bytes == 0
@@ -66,12 +72,17 @@ pub fn disk_name(vm: &str, given: &str, added: &[DataDisk]) -> Result<String, Ap
 /// The bus `vm disk add --bus` may name: only virtio-blk is plugged into a running VM.
 pub const DISK_BUSES: &[&str] = &["virtio"];
 
-/// Body of `POST /api/v1/vms/{name}/disks`.
+/// Body of `POST /api/v1/vms/{name}/disks`: a blank disk of `size_bytes`, or a copy of
+/// disk image `image` (grown to `size_bytes` if that is given and larger).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiskAddRequest {
-    /// The new, blank disk's size in bytes (a multiple of 512).
-    pub size_bytes: u64,
+    /// The new disk's size in bytes (a multiple of 512); with `image`, at least its size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// A disk image of the project to copy onto the new disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// `virtio` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bus: Option<String>,
@@ -79,10 +90,18 @@ pub struct DiskAddRequest {
 
 impl DiskAddRequest {
     pub fn validate(&self) -> Result<(), ApiError> {
-        DiskResizeRequest {
-            size_bytes: self.size_bytes,
+        match (self.size_bytes, &self.image) {
+            (None, None) => {
+                return Err(ApiError::invalid(
+                    "say what the disk is: --size SIZE for a blank disk, or --image NAME for a copy of an image",
+                ));
+            }
+            (Some(size_bytes), _) => DiskResizeRequest { size_bytes }.validate()?,
+            (None, Some(_)) => {}
         }
-        .validate()?;
+        if let Some(image) = &self.image {
+            crate::validate_name("image", image).map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
         if let Some(bus) = &self.bus
             && !DISK_BUSES.contains(&bus.as_str())
         {
@@ -100,6 +119,15 @@ impl DiskAddRequest {
 pub struct DiskPlugged {
     pub disk: String,
     pub live: bool,
+}
+
+/// What the control plane asks a VM's agent: add `disk` to the VM, blank, or a standalone
+/// copy of `image` grown to the disk's size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DiskAttachJob {
+    pub disk: DataDisk,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::Image>,
 }
 
 /// What the control plane asks a VM's agent: remove added disk `disk` (unplugged first
@@ -222,6 +250,7 @@ mod tests {
             name: "disk2".into(),
             size_bytes: 1 << 30,
             port: 0,
+            image: None,
         }];
         assert_eq!(disk_name("web1", "disk2", &added).unwrap(), "disk2");
         let e = disk_name("web1", "disk1", &added).unwrap_err();
@@ -229,9 +258,10 @@ mod tests {
     }
 
     #[test]
-    fn only_virtio_disks_are_added() {
+    fn only_virtio_disks_are_added_blank_or_from_an_image() {
         let req = |bus: Option<&str>| DiskAddRequest {
-            size_bytes: 1 << 30,
+            size_bytes: Some(1 << 30),
+            image: None,
             bus: bus.map(str::to_string),
         };
         assert!(req(None).validate().is_ok());
@@ -241,14 +271,27 @@ mod tests {
             e.message.contains("--bus scsi") && e.message.contains("--bus virtio"),
             "{e}"
         );
-        assert!(
-            DiskAddRequest {
-                size_bytes: 7,
-                bus: None
-            }
-            .validate()
-            .is_err()
-        );
+        let odd = DiskAddRequest {
+            size_bytes: Some(7),
+            ..req(None)
+        };
+        assert!(odd.validate().is_err());
+        let nothing = DiskAddRequest {
+            size_bytes: None,
+            ..req(None)
+        };
+        let e = nothing.validate().unwrap_err();
+        assert!(e.message.contains("--image NAME"), "{e}");
+        let image = DiskAddRequest {
+            image: Some("data1".into()),
+            ..nothing.clone()
+        };
+        assert!(image.validate().is_ok());
+        let bad = DiskAddRequest {
+            image: Some("../x".into()),
+            ..nothing
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

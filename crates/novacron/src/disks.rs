@@ -14,15 +14,21 @@ use crate::output::{self, Format};
 
 #[derive(Subcommand, Debug)]
 pub enum DiskCommand {
-    /// Add a blank disk to a VM (disk1, disk2, ...): plugged into a running guest at once,
-    /// or there from a stopped VM's next start.
-    #[command(after_help = "Example:\n  novacron vm disk add web1 --size 20G")]
+    /// Add a disk to a VM (disk1, disk2, ...), blank or a copy of a disk image: plugged into
+    /// a running guest at once, or there from a stopped VM's next start.
+    #[command(
+        after_help = "Examples:\n  novacron vm disk add web1 --size 20G\n  novacron vm disk add web1 --image data-seed [--size 40G]"
+    )]
     Add {
         /// The VM's name.
         name: String,
-        /// The new disk's size, e.g. 20G.
-        #[arg(long)]
-        size: String,
+        /// The new disk's size, e.g. 20G (with --image: at least the image's; default the image's).
+        #[arg(long, required_unless_present = "image")]
+        size: Option<String>,
+        /// A disk image of the project to copy onto the new disk (a standalone copy: the
+        /// image can be deleted afterwards).
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
         /// The disk's bus: virtio (virtio-blk, the only one plugged into a running VM).
         #[arg(long, value_name = "BUS")]
         bus: Option<String>,
@@ -118,7 +124,10 @@ pub fn describe_added(disks: &[DataDisk]) -> String {
     }
     disks
         .iter()
-        .map(|d| format!("{} {}", d.name, format_size(d.size_bytes)))
+        .map(|d| match &d.image {
+            Some(i) => format!("{} {} (from image {i})", d.name, format_size(d.size_bytes)),
+            None => format!("{} {}", d.name, format_size(d.size_bytes)),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -129,15 +138,21 @@ pub async fn run(cmd: DiskCommand, out: Format) -> anyhow::Result<()> {
         DiskCommand::Add {
             name,
             size,
+            image,
             bus,
             wait,
         } => {
-            let size_bytes = parse_size(&size).context("--size")?;
+            let size_bytes = match &size {
+                Some(s) => Some(parse_size(s).context("--size")?),
+                None => None,
+            };
             let before = c.vm_get(&name).await?.data_disks;
-            let op = c
-                .vm_disk_add(&name, &DiskAddRequest { size_bytes, bus })
-                .await?
-                .operation;
+            let req = DiskAddRequest {
+                size_bytes,
+                image,
+                bus,
+            };
+            let op = c.vm_disk_add(&name, &req).await?.operation;
             let Some(done) = wait.apply(&c, op, out).await? else {
                 return Ok(());
             };

@@ -674,6 +674,42 @@ fn a_disk_is_added_to_a_running_guest_migrates_with_it_and_is_detached() {
         .collect();
     assert!(files.is_empty(), "{files:?}");
 
+    // A disk made from a disk image: a copy of it, grown to --size, in the running guest.
+    let raw = c.dir.path().join("seed.raw");
+    let mut bytes = vec![0u8; 4 << 20];
+    bytes[9 * 512..9 * 512 + 15].copy_from_slice(b"image-disk-data");
+    std::fs::write(&raw, &bytes).unwrap();
+    let seed = c.dir.path().join("seed.qcow2");
+    let made = Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(&seed)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    c.ok(&["image", "import", "seed", seed.to_str().unwrap()]);
+    let err = c.fails(&[
+        "vm", "disk", "add", "web1", "--image", "seed", "--size", "1M",
+    ]);
+    assert!(err.contains("smaller than image seed (4M)"), "{err}");
+    let err = c.fails(&["vm", "disk", "add", "web1", "--image", "tiny"]);
+    assert!(err.contains("holds no disk"), "{err}");
+    let err = c.fails(&["vm", "disk", "add", "web1"]);
+    assert!(err.contains("--size"), "{err}");
+    let out = c.json(&[
+        "vm", "disk", "add", "web1", "--image", "seed", "--size", "8M",
+    ]);
+    assert_eq!(out["data_disks"][0]["image"], "seed", "{out}");
+    wait_guest_dev(&c, "web1", "vdb", 8 << 20);
+    let read = c.console_eval(
+        "web1",
+        "dd if=/dev/vdb bs=512 skip=9 count=1 2>/dev/null | head -c 15",
+    );
+    assert_eq!(read, "image-disk-data");
+    c.ok(&["image", "delete", "seed"]);
+    c.ok(&["vm", "disk", "detach", "web1", "disk1", "--force"]);
+    wait_guest_dev(&c, "web1", "vdb", 0);
+
     // A stopped VM gets its disks at its next start; four ports, so a fifth is refused.
     c.ok(&["vm", "stop", "web1"]);
     c.wait_state("web1", "stopped", Duration::from_secs(60));

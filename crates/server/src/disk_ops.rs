@@ -163,13 +163,15 @@ fn is_running(rec: &VmRecord, observed: VmState) -> bool {
     rec.power != PowerState::Stopped || !matches!(observed, VmState::Stopped | VmState::Crashed)
 }
 
-/// The record with a new blank disk of `size_bytes` added under `operation` (in the first
-/// free port, named after the lowest free `disk<N>`), and that disk; or why not. A stopped
+/// The record with a new disk of `size_bytes` (blank, or a copy of `image`) added under
+/// `operation` (in the first free port, named after the lowest free `disk<N>`), and that
+/// disk; or why not. A stopped
 /// VM from before hot-plug gets its ports now (its machine is built anew at its next start).
 pub fn begin_add(
     rec: &VmRecord,
     observed: VmState,
     size_bytes: u64,
+    image: Option<&str>,
     operation: &str,
     now: UnixSeconds,
 ) -> Result<(VmRecord, DataDisk), PlugRefusal> {
@@ -208,6 +210,7 @@ pub fn begin_add(
         name,
         size_bytes,
         port,
+        image: image.map(str::to_string),
     };
     next.data_disks.push(disk.clone());
     next.disk_plug = Some(DiskPlug {
@@ -846,14 +849,14 @@ mod tests {
     #[test]
     fn an_added_disk_takes_the_first_free_port_and_name_and_counts_at_once() {
         let rec = with_ports(PowerState::Running);
-        let (next, disk) = begin_add(&rec, VmState::Running, 32 << 20, "op-1", 10).unwrap();
+        let (next, disk) = begin_add(&rec, VmState::Running, 32 << 20, None, "op-1", 10).unwrap();
         assert_eq!((disk.name.as_str(), disk.port), ("disk1", 0));
         assert_eq!(next.data_disks, [disk]);
         assert_eq!(counted_disk_bytes(&next), (1 << 30) + (32 << 20));
         assert_eq!(disk_busy(&next, 11), Some("op-1"));
         assert!(migration_refusal(&next, 11).is_some_and(|m| m.contains("op-1")));
         // Another disk change waits for it; a stale one (a dead control plane) does not.
-        let err = begin_add(&next, VmState::Running, 8 << 20, "op-2", 11).unwrap_err();
+        let err = begin_add(&next, VmState::Running, 8 << 20, None, "op-2", 11).unwrap_err();
         assert!(matches!(err, PlugRefusal::InProgress { .. }), "{err}");
         assert!(begin_resize(&next, "disk1", 64 << 20, "op-2", 11).is_err());
         let done = finish_plug(&next, "op-1").unwrap();
@@ -866,15 +869,16 @@ mod tests {
             name: "disk2".into(),
             size_bytes: 1 << 20,
             port: 1,
+            image: None,
         }];
-        let (_, d) = begin_add(&gap, VmState::Running, 1 << 20, "op-3", 20).unwrap();
+        let (_, d) = begin_add(&gap, VmState::Running, 1 << 20, None, "op-3", 20).unwrap();
         assert_eq!((d.name.as_str(), d.port), ("disk1", 0));
     }
 
     #[test]
     fn a_failed_add_leaves_nothing_and_a_failed_detach_keeps_the_disk() {
         let rec = with_ports(PowerState::Running);
-        let (next, _) = begin_add(&rec, VmState::Running, 32 << 20, "op-1", 10).unwrap();
+        let (next, _) = begin_add(&rec, VmState::Running, 32 << 20, None, "op-1", 10).unwrap();
         let undone = abandon_plug(&next, "op-1").unwrap();
         assert!(undone.data_disks.is_empty() && undone.disk_plug.is_none());
         assert_eq!(counted_disk_bytes(&undone), 1 << 30);
@@ -896,7 +900,7 @@ mod tests {
     #[test]
     fn detaching_needs_force_on_a_running_vm_and_never_takes_the_boot_disk() {
         let rec = with_ports(PowerState::Running);
-        let (next, _) = begin_add(&rec, VmState::Running, 8 << 20, "op-1", 10).unwrap();
+        let (next, _) = begin_add(&rec, VmState::Running, 8 << 20, None, "op-1", 10).unwrap();
         let added = finish_plug(&next, "op-1").unwrap();
         let err = begin_detach(&added, VmState::Running, "disk1", false, "op-2", 20).unwrap_err();
         assert!(err.to_string().contains("--force"), "{err}");
@@ -917,11 +921,11 @@ mod tests {
     fn ports_run_out_and_a_vm_from_before_hot_plug_gets_them_only_while_stopped() {
         let mut rec = with_ports(PowerState::Stopped);
         for i in 0..HOTPLUG_PORTS {
-            let (next, _) = begin_add(&rec, VmState::Stopped, 1 << 20, "op", 10).unwrap();
+            let (next, _) = begin_add(&rec, VmState::Stopped, 1 << 20, None, "op", 10).unwrap();
             rec = finish_plug(&next, "op").unwrap();
             assert_eq!(free_disk_slots(&rec), HOTPLUG_PORTS - i - 1);
         }
-        let err = begin_add(&rec, VmState::Stopped, 1 << 20, "op", 10).unwrap_err();
+        let err = begin_add(&rec, VmState::Stopped, 1 << 20, None, "op", 10).unwrap_err();
         assert!(
             err.to_string()
                 .contains("all its 4 hot-plug ports in use (disk1, disk2, disk3, disk4)"),
@@ -930,10 +934,10 @@ mod tests {
 
         let old = vm_in(PowerState::Running);
         assert_eq!(old.hotplug_ports, 0);
-        let err = begin_add(&old, VmState::Running, 1 << 20, "op", 10).unwrap_err();
+        let err = begin_add(&old, VmState::Running, 1 << 20, None, "op", 10).unwrap_err();
         assert!(matches!(err, PlugRefusal::NoPorts { .. }), "{err}");
         let stopped = vm_in(PowerState::Stopped);
-        let (next, _) = begin_add(&stopped, VmState::Stopped, 1 << 20, "op", 10).unwrap();
+        let (next, _) = begin_add(&stopped, VmState::Stopped, 1 << 20, None, "op", 10).unwrap();
         assert_eq!(next.hotplug_ports, HOTPLUG_PORTS);
     }
 
@@ -945,6 +949,7 @@ mod tests {
             name: "disk1".into(),
             size_bytes: 1 << 20,
             port: 0,
+            image: None,
         });
         let why = only_boot_disk(&rec, "a backup").unwrap();
         assert!(why.contains("added disks (disk1): a backup"), "{why}");
@@ -959,6 +964,7 @@ mod tests {
             name: "disk1".into(),
             size_bytes: 1 << 30,
             port: 0,
+            image: None,
         });
         let next = begin_resize(&rec, "disk1", 3 << 30, "op", 10).unwrap();
         assert_eq!(counted_disk_bytes(&next), (1 << 30) + (3 << 30));

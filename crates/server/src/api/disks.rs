@@ -3,13 +3,13 @@
 //! of a stopped VM's disk (`vm template`) or a new VM from it (`vm clone`); docs/disks.md.
 //! An add or detach is recorded on the VM first (the added disk counts against the quota in
 //! that transaction), then a task asks the VM's agent to do it, and the outcome is recorded
-//! with the finished operation: a disk the agent could not add leaves the record again. The resize handler
-//! records the resize on the VM (refused while the VM migrates, is deleted or created, or
-//! when the size does not grow the disk; the new size counts against the project's quota in
-//! the same transaction), and a task asks the VM's agent to grow the disk: through QEMU
-//! while the VM runs, so the guest sees the new size at once, with qemu-img while it is
-//! stopped. The record's size changes only once the agent reported the disk has it, in the
-//! transaction that finishes the operation.
+//! with the finished operation: a disk the agent could not add leaves the record again.
+//! The resize handler records the resize on the VM (refused while the VM migrates, is
+//! deleted or created, or when the size does not grow the disk; the new size counts against
+//! the project's quota in the same transaction), and a task asks the VM's agent to grow the
+//! disk: through QEMU while the VM runs, so the guest sees the new size at once, with
+//! qemu-img while it is stopped. The record's size changes only once the agent reported the
+//! disk has it, in the transaction that finishes the operation.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +17,9 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use futures_util::StreamExt;
 use novacron_api_types::disks::{
-    CloneRequest, CloneSource, DISK0, DataDisk, DiskAddRequest, DiskDetachJob, DiskExportJob,
-    DiskPlugged, DiskResizeJob, DiskResizeRequest, DiskResized, TemplateRequest, disk_name,
+    CloneRequest, CloneSource, DISK0, DataDisk, DiskAddRequest, DiskAttachJob, DiskDetachJob,
+    DiskExportJob, DiskPlugged, DiskResizeJob, DiskResizeRequest, DiskResized, TemplateRequest,
+    disk_name,
 };
 use novacron_api_types::{
     ApiError, ErrorCode, Operation, OperationState, format_size, validate_name,
@@ -119,8 +120,8 @@ async fn conclude(
     .await
 }
 
-/// Add a blank disk to a VM (`disk1`, `disk2`, ...): plugged into the running guest at
-/// once, or there from its next start. Refused while the VM migrates or changes another
+/// Add a disk to a VM (`disk1`, `disk2`, ...), blank or a copy of a disk image: plugged
+/// into the running guest at once, or there from its next start. Refused while the VM migrates or changes another
 /// disk, when its hot-plug ports are all in use, or beyond the project's disk quota.
 #[utoipa::path(post, path = "/api/v1/vms/{name}/disks",
     params(("name" = String, Path)), request_body = DiskAddRequest,
@@ -135,17 +136,30 @@ pub async fn add(
     req.validate()?;
     let rec = find(&state, &name)?;
     let node = node_of(&state, &rec)?;
+    let image = match &req.image {
+        Some(i) => Some(disk_image(&state, &rec.project, i)?),
+        None => None,
+    };
+    let size_bytes = added_disk_size(req.size_bytes, image.as_deref())?;
     let op = new_operation(
         "vm.disk.add",
         &rec.project,
         &format!("vm/{name}"),
-        &format!("adding a {} disk", format_size(req.size_bytes)),
+        &match &image {
+            Some(i) => format!(
+                "adding a {} disk from image {}",
+                format_size(size_bytes),
+                i.name
+            ),
+            None => format!("adding a {} disk", format_size(size_bytes)),
+        },
     );
     let observed = observed_state(&state, &rec);
-    let (at, size_bytes) = (now(), req.size_bytes);
+    let at = now();
     let added = std::sync::Mutex::new(None::<DataDisk>);
+    let from = req.image.as_deref();
     record_change(&state, &rec, &op, |r| {
-        let (next, disk) = disk_ops::begin_add(r, observed, size_bytes, &op.id, at)?;
+        let (next, disk) = disk_ops::begin_add(r, observed, size_bytes, from, &op.id, at)?;
         *added.lock().unwrap_or_else(|p| p.into_inner()) = Some(disk);
         Ok(next)
     })
@@ -159,7 +173,11 @@ pub async fn add(
     let state = state.clone();
     tokio::spawn(async move {
         let path = format!("/agent/v1/vms/{project}/{name}/disks/attach");
-        let answer = super::agent::call_agent::<_, DiskPlugged>(&state, &node, &path, &disk).await;
+        let job = DiskAttachJob {
+            disk: disk.clone(),
+            image: image.map(|i| (*i).clone()),
+        };
+        let answer = super::agent::call_agent::<_, DiskPlugged>(&state, &node, &path, &job).await;
         if let Err(e) = &answer {
             tracing::warn!(vm = %name, operation = %id, error = %e.message, "disk add failed");
             // The agent removes what it made when it fails; a call cut short (the agent
@@ -176,9 +194,13 @@ pub async fn add(
         }
         let message = |p: &DiskPlugged| {
             format!(
-                "{} added ({}){}",
+                "{} added ({}{}){}",
                 p.disk,
                 format_size(disk.size_bytes),
+                disk.image
+                    .as_ref()
+                    .map(|i| format!(", a copy of image {i}"))
+                    .unwrap_or_default(),
                 if p.live {
                     ": the running guest sees it now (make a filesystem on it)"
                 } else {
@@ -191,6 +213,52 @@ pub async fn add(
         }
     });
     Ok(accepted(op))
+}
+
+/// Image `name` of `project` to copy onto an added disk: one that holds a disk.
+fn disk_image(
+    state: &AppState,
+    project: &str,
+    name: &str,
+) -> ApiResult<Arc<novacron_api_types::Image>> {
+    let image = state
+        .images
+        .get(&records::image_key(project, name))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no image named {name:?}: see `novacron image list`, or `novacron image import {name} FILE`"
+            ))
+        })?;
+    if novacron_api_types::disks::image_disk_format(&image).is_none() {
+        return Err(ApiError::invalid(format!(
+            "image {name} holds no disk (an ISO goes into the CD-ROM drive with `vm create --iso`; a kernel image boots a VM): --image takes a disk image"
+        ))
+        .into());
+    }
+    Ok(image)
+}
+
+/// The size of an added disk: `asked`, or the image's; never smaller than the image.
+fn added_disk_size(
+    asked: Option<u64>,
+    image: Option<&novacron_api_types::Image>,
+) -> ApiResult<u64> {
+    let from_image = image.and_then(|i| i.virtual_size_bytes);
+    match (asked, from_image) {
+        (Some(a), Some(i)) if a < i => Err(ApiError::invalid(format!(
+            "--size {} is smaller than image {} ({}): leave --size out, or give at least that",
+            format_size(a),
+            image.map(|i| i.name.as_str()).unwrap_or_default(),
+            format_size(i)
+        ))
+        .into()),
+        (Some(a), _) => Ok(a),
+        (None, Some(i)) => Ok(i.div_ceil(512) * 512),
+        (None, None) => Err(ApiError::invalid(
+            "the image's size is not known: give --size for the new disk",
+        )
+        .into()),
+    }
 }
 
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]

@@ -306,17 +306,23 @@ impl<S: Send + Sync> FromRequestParts<S> for NodeCaller {
     }
 }
 
-/// A node may fetch the files of an image only while one of its VMs uses it: a VM placed on
-/// the node, or migrating to it (the destination prepares the same disk chain).
+/// A node may fetch the files of an image only while one of its VMs uses it (boots it, has
+/// it in its CD-ROM drive, or copies it onto an added disk): a VM placed on the node, or
+/// migrating to it (the destination prepares the same disk chain).
 pub async fn require_image_party(
     state: &Arc<AppState>,
     node: &str,
     project: &str,
     image: &str,
 ) -> ApiResult<()> {
+    // Its boot image, the ISO in its drive, or the image an added disk is copied from.
     let uses = |v: &VmRecord| {
         v.project == project
-            && v.image == image
+            && (v.image == image
+                || v.iso.as_deref() == Some(image)
+                || v.data_disks
+                    .iter()
+                    .any(|d| d.image.as_deref() == Some(image)))
             && (v.node == node || v.migrating_to.as_deref() == Some(node))
     };
     if state.vms.with(|vms| vms.values().any(|v| uses(v))) {

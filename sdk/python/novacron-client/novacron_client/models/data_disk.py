@@ -8,6 +8,8 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..types import UNSET, Unset
+from typing import cast
 
 
 
@@ -27,11 +29,13 @@ class DataDisk:
             name (str):
             port (int):
             size_bytes (int):
+            image (None | str | Unset): The image the disk was made from (a standalone copy of it), if not blank.
      """
 
     name: str
     port: int
     size_bytes: int
+    image: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -45,6 +49,12 @@ class DataDisk:
 
         size_bytes = self.size_bytes
 
+        image: None | str | Unset
+        if isinstance(self.image, Unset):
+            image = UNSET
+        else:
+            image = self.image
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -53,6 +63,8 @@ class DataDisk:
             "port": port,
             "size_bytes": size_bytes,
         })
+        if image is not UNSET:
+            field_dict["image"] = image
 
         return field_dict
 
@@ -67,10 +79,21 @@ class DataDisk:
 
         size_bytes = d.pop("size_bytes")
 
+        def _parse_image(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        image = _parse_image(d.pop("image", UNSET))
+
+
         data_disk = cls(
             name=name,
             port=port,
             size_bytes=size_bytes,
+            image=image,
         )
 
 

@@ -22,37 +22,54 @@ T = TypeVar("T", bound="DiskAddRequest")
 
 @_attrs_define
 class DiskAddRequest:
-    """ Body of `POST /api/v1/vms/{name}/disks`.
+    """ Body of `POST /api/v1/vms/{name}/disks`: a blank disk of `size_bytes`, or a copy of
+    disk image `image` (grown to `size_bytes` if that is given and larger).
 
         Attributes:
-            size_bytes (int): The new, blank disk's size in bytes (a multiple of 512).
             bus (None | str | Unset): `virtio` (the default).
+            image (None | str | Unset): A disk image of the project to copy onto the new disk.
+            size_bytes (int | None | Unset): The new disk's size in bytes (a multiple of 512); with `image`, at least its
+                size.
      """
 
-    size_bytes: int
     bus: None | str | Unset = UNSET
+    image: None | str | Unset = UNSET
+    size_bytes: int | None | Unset = UNSET
 
 
 
 
 
     def to_dict(self) -> dict[str, Any]:
-        size_bytes = self.size_bytes
-
         bus: None | str | Unset
         if isinstance(self.bus, Unset):
             bus = UNSET
         else:
             bus = self.bus
 
+        image: None | str | Unset
+        if isinstance(self.image, Unset):
+            image = UNSET
+        else:
+            image = self.image
+
+        size_bytes: int | None | Unset
+        if isinstance(self.size_bytes, Unset):
+            size_bytes = UNSET
+        else:
+            size_bytes = self.size_bytes
+
 
         field_dict: dict[str, Any] = {}
 
         field_dict.update({
-            "size_bytes": size_bytes,
         })
         if bus is not UNSET:
             field_dict["bus"] = bus
+        if image is not UNSET:
+            field_dict["image"] = image
+        if size_bytes is not UNSET:
+            field_dict["size_bytes"] = size_bytes
 
         return field_dict
 
@@ -61,8 +78,6 @@ class DiskAddRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        size_bytes = d.pop("size_bytes")
-
         def _parse_bus(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -73,9 +88,30 @@ class DiskAddRequest:
         bus = _parse_bus(d.pop("bus", UNSET))
 
 
+        def _parse_image(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        image = _parse_image(d.pop("image", UNSET))
+
+
+        def _parse_size_bytes(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        size_bytes = _parse_size_bytes(d.pop("size_bytes", UNSET))
+
+
         disk_add_request = cls(
-            size_bytes=size_bytes,
             bus=bus,
+            image=image,
+            size_bytes=size_bytes,
         )
 
         return disk_add_request

@@ -100,13 +100,16 @@ def sync_detailed(
     body: DiskAddRequest,
 
 ) -> Response[ApiError | OperationRef]:
-    """ Add a blank disk to a VM (`disk1`, `disk2`, ...): plugged into the running guest at
-    once, or there from its next start. Refused while the VM migrates or changes another
+    """ Add a disk to a VM (`disk1`, `disk2`, ...), blank or a copy of a disk image: plugged
+    into the running guest at once, or there from its next start. Refused while the VM migrates or
+    changes another
     disk, when its hot-plug ports are all in use, or beyond the project's disk quota.
 
     Args:
         name (str):
-        body (DiskAddRequest): Body of `POST /api/v1/vms/{name}/disks`.
+        body (DiskAddRequest): Body of `POST /api/v1/vms/{name}/disks`: a blank disk of
+            `size_bytes`, or a copy of
+            disk image `image` (grown to `size_bytes` if that is given and larger).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -136,13 +139,16 @@ def sync(
     body: DiskAddRequest,
 
 ) -> ApiError | OperationRef | None:
-    """ Add a blank disk to a VM (`disk1`, `disk2`, ...): plugged into the running guest at
-    once, or there from its next start. Refused while the VM migrates or changes another
+    """ Add a disk to a VM (`disk1`, `disk2`, ...), blank or a copy of a disk image: plugged
+    into the running guest at once, or there from its next start. Refused while the VM migrates or
+    changes another
     disk, when its hot-plug ports are all in use, or beyond the project's disk quota.
 
     Args:
         name (str):
-        body (DiskAddRequest): Body of `POST /api/v1/vms/{name}/disks`.
+        body (DiskAddRequest): Body of `POST /api/v1/vms/{name}/disks`: a blank disk of
+            `size_bytes`, or a copy of
+            disk image `image` (grown to `size_bytes` if that is given and larger).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -167,13 +173,16 @@ async def asyncio_detailed(
     body: DiskAddRequest,
 
 ) -> Response[ApiError | OperationRef]:
-    """ Add a blank disk to a VM (`disk1`, `disk2`, ...): plugged into the running guest at
-    once, or there from its next start. Refused while the VM migrates or changes another
+    """ Add a disk to a VM (`disk1`, `disk2`, ...), blank or a copy of a disk image: plugged
+    into the running guest at once, or there from its next start. Refused while the VM migrates or
+    changes another
     disk, when its hot-plug ports are all in use, or beyond the project's disk quota.
 
     Args:
         name (str):
-        body (DiskAddRequest): Body of `POST /api/v1/vms/{name}/disks`.
+        body (DiskAddRequest): Body of `POST /api/v1/vms/{name}/disks`: a blank disk of
+            `size_bytes`, or a copy of
+            disk image `image` (grown to `size_bytes` if that is given and larger).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -203,13 +212,16 @@ async def asyncio(
     body: DiskAddRequest,
 
 ) -> ApiError | OperationRef | None:
-    """ Add a blank disk to a VM (`disk1`, `disk2`, ...): plugged into the running guest at
-    once, or there from its next start. Refused while the VM migrates or changes another
+    """ Add a disk to a VM (`disk1`, `disk2`, ...), blank or a copy of a disk image: plugged
+    into the running guest at once, or there from its next start. Refused while the VM migrates or
+    changes another
     disk, when its hot-plug ports are all in use, or beyond the project's disk quota.
 
     Args:
         name (str):
-        body (DiskAddRequest): Body of `POST /api/v1/vms/{name}/disks`.
+        body (DiskAddRequest): Body of `POST /api/v1/vms/{name}/disks`: a blank disk of
+            `size_bytes`, or a copy of
+            disk image `image` (grown to `size_bytes` if that is given and larger).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
