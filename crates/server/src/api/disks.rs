@@ -121,8 +121,9 @@ async fn conclude(
 }
 
 /// Add a disk to a VM (`disk1`, `disk2`, ...), blank or a copy of a disk image: plugged
-/// into the running guest at once, or there from its next start. Refused while the VM migrates or changes another
-/// disk, when its hot-plug ports are all in use, or beyond the project's disk quota.
+/// into the running guest at once, or there from its next start. Refused while the VM
+/// migrates or changes another disk, when its hot-plug ports are all in use, or beyond the
+/// project's disk quota.
 #[utoipa::path(post, path = "/api/v1/vms/{name}/disks",
     params(("name" = String, Path)), request_body = DiskAddRequest,
     responses((status = 202, body = novacron_api_types::OperationRef), (status = 400, body = ApiError), (status = 404, body = ApiError),

@@ -101,9 +101,9 @@ def sync_detailed(
 
 ) -> Response[ApiError | OperationRef]:
     """ Add a disk to a VM (`disk1`, `disk2`, ...), blank or a copy of a disk image: plugged
-    into the running guest at once, or there from its next start. Refused while the VM migrates or
-    changes another
-    disk, when its hot-plug ports are all in use, or beyond the project's disk quota.
+    into the running guest at once, or there from its next start. Refused while the VM
+    migrates or changes another disk, when its hot-plug ports are all in use, or beyond the
+    project's disk quota.
 
     Args:
         name (str):
@@ -140,9 +140,9 @@ def sync(
 
 ) -> ApiError | OperationRef | None:
     """ Add a disk to a VM (`disk1`, `disk2`, ...), blank or a copy of a disk image: plugged
-    into the running guest at once, or there from its next start. Refused while the VM migrates or
-    changes another
-    disk, when its hot-plug ports are all in use, or beyond the project's disk quota.
+    into the running guest at once, or there from its next start. Refused while the VM
+    migrates or changes another disk, when its hot-plug ports are all in use, or beyond the
+    project's disk quota.
 
     Args:
         name (str):
@@ -174,9 +174,9 @@ async def asyncio_detailed(
 
 ) -> Response[ApiError | OperationRef]:
     """ Add a disk to a VM (`disk1`, `disk2`, ...), blank or a copy of a disk image: plugged
-    into the running guest at once, or there from its next start. Refused while the VM migrates or
-    changes another
-    disk, when its hot-plug ports are all in use, or beyond the project's disk quota.
+    into the running guest at once, or there from its next start. Refused while the VM
+    migrates or changes another disk, when its hot-plug ports are all in use, or beyond the
+    project's disk quota.
 
     Args:
         name (str):
@@ -213,9 +213,9 @@ async def asyncio(
 
 ) -> ApiError | OperationRef | None:
     """ Add a disk to a VM (`disk1`, `disk2`, ...), blank or a copy of a disk image: plugged
-    into the running guest at once, or there from its next start. Refused while the VM migrates or
-    changes another
-    disk, when its hot-plug ports are all in use, or beyond the project's disk quota.
+    into the running guest at once, or there from its next start. Refused while the VM
+    migrates or changes another disk, when its hot-plug ports are all in use, or beyond the
+    project's disk quota.
 
     Args:
         name (str):
