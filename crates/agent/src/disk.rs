@@ -61,7 +61,7 @@ async fn wait_disk_lock(vm: &VmAccess) -> Result<tokio::sync::OwnedMutexGuard<()
 }
 
 /// Adds `job.disk` to the VM: makes its file (blank, or a standalone copy of `job.image`
-/// grown to the disk's size; under a temporary name, so a crash never leaves a half-made
+/// grown to the disk's size; through a temporary name, so a crash never leaves a half-made
 /// one), and plugs it into the running guest. When plugging fails, the file this call made
 /// is removed again. Asking again for a disk that is there answers at once.
 pub async fn attach(
@@ -83,16 +83,12 @@ pub async fn attach(
     let path = vm.disk_file(&disk.name);
     let made = !path.exists();
     if made {
-        let tmp = path.with_extension("creating");
-        let _ = tokio::fs::remove_file(&tmp).await;
-        let created = make_disk(shared, &tmp, disk.size_bytes, job.image.as_ref()).await;
-        if let Err(e) = created {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(failed(&name, "creating the disk", e));
-        }
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .map_err(|e| failed(&name, "placing the disk", e))?;
+        let (size, image) = (disk.size_bytes, job.image.as_ref());
+        crate::worker::create_then_rename(&path, |tmp| async move {
+            make_disk(shared, &tmp, size, image).await
+        })
+        .await
+        .map_err(|e| failed(&name, "adding the disk", e))?;
     }
     let Some(qemu) = running else {
         tracing::info!(vm = %name, disk = %disk.name, "disk added; the VM has it from its next start");

@@ -1056,10 +1056,14 @@ async fn shared_base_copy(
 }
 
 /// Creates a file through a temporary name, so a crash never leaves a half-made disk in place.
-async fn create_then_rename<F, Fut>(dest: &std::path::Path, make: F) -> Result<(), String>
+pub(crate) async fn create_then_rename<F, Fut, E>(
+    dest: &std::path::Path,
+    make: F,
+) -> Result<(), String>
 where
     F: FnOnce(PathBuf) -> Fut,
-    Fut: std::future::Future<Output = Result<(), novacron_qemu::QemuError>>,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
     let tmp = dest.with_extension("creating");
     let _ = tokio::fs::remove_file(&tmp).await;

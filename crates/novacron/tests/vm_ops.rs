@@ -44,18 +44,10 @@ fn wait_guest_disk(c: &Cluster, vm: &str, bytes: u64) {
 
 /// The one file under the cluster's data directory whose path ends with `tail`.
 fn data_file(c: &Cluster, tail: &str) -> PathBuf {
-    fn walk(dir: &Path, tail: &str, found: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, tail, found);
-            } else if p.to_string_lossy().ends_with(tail) {
-                found.push(p);
-            }
-        }
-    }
-    let mut found = vec![];
-    walk(&c.data_dir, tail, &mut found);
+    let mut found: Vec<PathBuf> = walk_files(&c.data_dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(tail))
+        .collect();
     assert_eq!(found.len(), 1, "files ending with {tail}: {found:?}");
     found.remove(0)
 }

@@ -158,9 +158,16 @@ pub fn free_disk_slots(rec: &VmRecord) -> u32 {
     ports.saturating_sub(rec.data_disks.len() as u32)
 }
 
-/// Whether the VM is (or is asked to be) anything but stopped, from what its agent observed.
-fn is_running(rec: &VmRecord, observed: VmState) -> bool {
-    rec.power != PowerState::Stopped || !matches!(observed, VmState::Stopped | VmState::Crashed)
+/// The state to name when the VM is (or is asked to be) anything but stopped, from what its
+/// agent observed (`starting` when it is stopped but asked to run); `None` while it stays
+/// stopped.
+fn not_stopped(rec: &VmRecord, observed: VmState) -> Option<VmState> {
+    let stopped = matches!(observed, VmState::Stopped | VmState::Crashed);
+    match (stopped, rec.power) {
+        (true, PowerState::Stopped) => None,
+        (true, _) => Some(VmState::Starting),
+        (false, _) => Some(observed),
+    }
 }
 
 /// The record with a new disk of `size_bytes` (blank, or a copy of `image`) added under
@@ -188,7 +195,7 @@ pub fn begin_add(
     }
     let mut next = rec.clone();
     if next.hotplug_ports == 0 {
-        if is_running(rec, observed) {
+        if not_stopped(rec, observed).is_some() {
             return Err(PlugRefusal::NoPorts { vm: vm() });
         }
         next.hotplug_ports = HOTPLUG_PORTS;
@@ -249,12 +256,7 @@ pub fn begin_detach(
             operation: op.to_string(),
         });
     }
-    if !force && is_running(rec, observed) {
-        let observed = if matches!(observed, VmState::Stopped | VmState::Crashed) {
-            VmState::Starting
-        } else {
-            observed
-        };
+    if !force && let Some(observed) = not_stopped(rec, observed) {
         return Err(PlugRefusal::NeedsForce {
             vm: vm(),
             disk: disk.into(),
@@ -522,9 +524,7 @@ pub fn check_copyable(
     if let Some(why) = only_boot_disk(rec, what) {
         return Err(CopyRefusal::AddedDisks(why));
     }
-    let stopped = matches!(observed, VmState::Stopped | VmState::Crashed);
-    if !stopped || rec.power != PowerState::Stopped {
-        let observed = if stopped { VmState::Starting } else { observed };
+    if let Some(observed) = not_stopped(rec, observed) {
         return Err(CopyRefusal::NotStopped {
             vm: vm(),
             observed,

@@ -17,9 +17,8 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use futures_util::StreamExt;
 use novacron_api_types::disks::{
-    CloneRequest, CloneSource, DISK0, DataDisk, DiskAddRequest, DiskAttachJob, DiskDetachJob,
-    DiskExportJob, DiskPlugged, DiskResizeJob, DiskResizeRequest, DiskResized, TemplateRequest,
-    disk_name,
+    CloneRequest, CloneSource, DISK0, DiskAddRequest, DiskAttachJob, DiskDetachJob, DiskExportJob,
+    DiskPlugged, DiskResizeJob, DiskResizeRequest, DiskResized, TemplateRequest, disk_name,
 };
 use novacron_api_types::{
     ApiError, ErrorCode, Operation, OperationState, format_size, validate_name,
@@ -157,17 +156,18 @@ pub async fn add(
     );
     let observed = observed_state(&state, &rec);
     let at = now();
-    let added = std::sync::Mutex::new(None::<DataDisk>);
     let from = req.image.as_deref();
-    record_change(&state, &rec, &op, |r| {
-        let (next, disk) = disk_ops::begin_add(r, observed, size_bytes, from, &op.id, at)?;
-        *added.lock().unwrap_or_else(|p| p.into_inner()) = Some(disk);
-        Ok(next)
+    let written = record_change(&state, &rec, &op, |r| {
+        Ok(disk_ops::begin_add(r, observed, size_bytes, from, &op.id, at)?.0)
     })
     .await?;
-    let disk = added
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
+    // The disk this operation recorded (its name and port were chosen in the transaction).
+    let disk = written
+        .disk_plug
+        .as_ref()
+        .filter(|p| p.operation == op.id)
+        .and_then(|p| written.data_disks.iter().find(|d| d.name == p.disk))
+        .cloned()
         .ok_or_else(|| ApiError::internal("the added disk was not recorded"))?;
     tracing::info!(vm = %name, disk = %disk.name, size_bytes, operation = %op.id, "disk add recorded");
     let (project, id) = (rec.project.clone(), op.id.clone());
@@ -329,13 +329,14 @@ pub async fn detach(
 
 /// Records a disk change on VM `rec`: `begin` makes the next record from the one in the
 /// store (or refuses), written with `op` and its runner in one transaction that also counts
-/// the change against the project's quota; answers once this replica's mirror has it.
+/// the change against the project's quota; answers the record written, once this replica's
+/// mirror has it.
 async fn record_change(
     state: &Arc<AppState>,
     rec: &VmRecord,
     op: &Operation,
     begin: impl Fn(&VmRecord) -> ApiResult<VmRecord>,
-) -> ApiResult<()> {
+) -> ApiResult<VmRecord> {
     let (begin, state_ref) = (&begin, &**state);
     let updated = typed_store::update(
         state.store.as_ref(),
@@ -362,7 +363,7 @@ async fn record_change(
         .vms
         .wait_for(updated.revision, AppState::CATCH_UP)
         .await;
-    Ok(())
+    Ok(updated.record)
 }
 
 /// Records what the agent answered to an add or detach, with the finished operation, in one
