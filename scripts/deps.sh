@@ -17,6 +17,8 @@ run_deps() {
   installed qemu-guest-agent || want+=(qemu-guest-agent)
   # dnsmasq-base: the DHCP server an agent runs per overlay network (no system service).
   need_cmd dnsmasq dnsmasq-base
+  # ovmf: the UEFI firmware of `vm create --firmware uefi`.
+  [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || want+=(ovmf)
 }
 
 installed() {

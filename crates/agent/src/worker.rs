@@ -978,6 +978,10 @@ pub(crate) async fn prepare_spec(
             port: added.port,
         });
     }
+    let uefi = match d.firmware {
+        novacron_api_types::Firmware::Bios => None,
+        novacron_api_types::Firmware::Uefi => Some(uefi_firmware(&disk_dir, d.secure_boot).await?),
+    };
     Ok(VmSpec {
         name: d.name.clone(),
         uuid: d.uuid.clone(),
@@ -1005,7 +1009,33 @@ pub(crate) async fn prepare_spec(
         cdrom,
         hotplug_ports: d.hotplug_ports,
         plugged_disks,
+        uefi,
         ..VmSpec::default()
+    })
+}
+
+/// OVMF's code and the VM's variable store in `disk_dir` (beside its disks, so a pool keeps
+/// it for an HA restart), made from the package's template the first time. A migration's
+/// destination makes a fresh one too: QEMU writes the migrated store into it when the guest
+/// resumes there.
+async fn uefi_firmware(
+    disk_dir: &std::path::Path,
+    secure_boot: bool,
+) -> Result<novacron_qemu::firmware::Uefi, String> {
+    use novacron_qemu::firmware::{OVMF_DIR, OvmfFiles, Uefi, VARS_FILE, ensure_vars};
+    let vars = disk_dir.join(VARS_FILE);
+    let (files, vars) = tokio::task::spawn_blocking(move || {
+        let files = OvmfFiles::find(std::path::Path::new(OVMF_DIR), secure_boot)?;
+        ensure_vars(&files.vars_template, &vars)?;
+        Ok::<_, novacron_qemu::QemuError>((files, vars))
+    })
+    .await
+    .map_err(|e| format!("UEFI variable store: {e}"))?
+    .map_err(|e| e.to_string())?;
+    Ok(Uefi {
+        code: files.code,
+        vars,
+        secure_boot,
     })
 }
 

@@ -121,6 +121,11 @@ pub struct DesiredVm {
     /// Disks added by `vm disk add`, each in its port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_disks: Vec<crate::disks::DataDisk>,
+    /// BIOS or UEFI; a UEFI VM's variable store lives beside its disks.
+    #[serde(default, skip_serializing_if = "crate::Firmware::is_bios")]
+    pub firmware: crate::Firmware,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secure_boot: bool,
 }
 
 fn is_zero(n: &u32) -> bool {

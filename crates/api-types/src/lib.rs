@@ -234,6 +234,41 @@ pub struct VmCreateRequest {
     /// disk of `disk_bytes` (required) and that ISO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iso: Option<String>,
+    /// `bios` (SeaBIOS, the default) or `uefi` (OVMF, with the VM's own variable store).
+    #[serde(default)]
+    pub firmware: Firmware,
+    /// UEFI Secure Boot (with `firmware: uefi`): OVMF's Secure Boot build, Microsoft's keys
+    /// enrolled, so shim-signed installers and OSes boot and unsigned ones are refused.
+    #[serde(default)]
+    pub secure_boot: bool,
+}
+
+/// The firmware a VM boots through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    /// SeaBIOS, QEMU's default.
+    #[default]
+    Bios,
+    /// OVMF, with a variable store (NVRAM) of the VM's own that follows it.
+    Uefi,
+}
+
+impl Firmware {
+    pub fn is_bios(&self) -> bool {
+        *self == Firmware::Bios
+    }
+}
+
+impl std::str::FromStr for Firmware {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "bios" => Ok(Firmware::Bios),
+            "uefi" => Ok(Firmware::Uefi),
+            other => Err(format!("unknown firmware {other:?}: use bios or uefi")),
+        }
+    }
 }
 
 /// Body of `POST /api/v1/vms/{name}/set`: what to change; absent fields stay as they are.
@@ -407,10 +442,13 @@ pub struct Vm {
     pub labels: labels::Labels,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// What the guest boots through: `bios` (SeaBIOS, disk images) or `kernel` (direct
-    /// kernel boot, kernel images).
+    /// What the guest boots through: `uefi` (OVMF, any image), `bios` (SeaBIOS, disk images)
+    /// or `kernel` (SeaBIOS with direct kernel boot, kernel images).
     #[serde(default)]
     pub firmware: String,
+    /// UEFI Secure Boot is on.
+    #[serde(default)]
+    pub secure_boot: bool,
     /// CPUs the VM gets when it next starts, when that differs from `cpus`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_cpus: Option<u32>,

@@ -433,6 +433,14 @@ pub struct VmCreateArgs {
     /// installer's screen, a desktop). Reached only through the API, never a port on the node.
     #[arg(long)]
     pub vnc: bool,
+    /// What the guest boots through: bios (SeaBIOS) or uefi (OVMF, with a variable store of
+    /// the VM's own that migrations, backups and restores carry).
+    #[arg(long, default_value = "bios", value_name = "bios|uefi")]
+    pub firmware: novacron_api_types::Firmware,
+    /// UEFI Secure Boot (with --firmware uefi): Microsoft's keys enrolled, so shim-signed
+    /// OSes boot and unsigned ones are refused.
+    #[arg(long)]
+    pub secure_boot: bool,
     /// Return at once with the operation instead of waiting for it.
     #[arg(long)]
     pub no_wait: bool,
@@ -732,7 +740,14 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
             ),
             ("uuid", vm.uuid.clone()),
             ("project", vm.project.clone()),
-            ("firmware", vm.firmware.clone()),
+            (
+                "firmware",
+                if vm.secure_boot {
+                    format!("{} (secure boot)", vm.firmware)
+                } else {
+                    vm.firmware.clone()
+                },
+            ),
             (
                 "labels",
                 if vm.labels.is_empty() {
@@ -913,6 +928,8 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                     vendor_data,
                     vnc: a.vnc,
                     iso: a.iso.clone(),
+                    firmware: a.firmware,
+                    secure_boot: a.secure_boot,
                 })
                 .await?
                 .operation;

@@ -450,6 +450,8 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
                         vendor_data: None,
                         vnc: false,
                         iso: None,
+                        firmware: Default::default(),
+                        secure_boot: false,
                     })
                     .await?
                     .operation,

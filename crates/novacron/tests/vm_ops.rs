@@ -775,3 +775,107 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+/// An EFI variable the UEFI test writes from inside the guest (vendor GUID made up for it).
+const EFI_VAR: &str = "NovaCronTest-5e1f0c2a-7d4b-4c8e-9a61-3b2d0f8e6c14";
+
+/// Mounts efivarfs in the guest (idempotent) and prints `EFI_VAR`'s data (after its 4 bytes
+/// of attributes), or "none".
+fn guest_efi_var(c: &Cluster, vm: &str) -> String {
+    c.console_eval(
+        vm,
+        &format!(
+            "mountpoint -q /sys/firmware/efi/efivars || mount -t efivarfs efivarfs /sys/firmware/efi/efivars; tail -c +5 /sys/firmware/efi/efivars/{EFI_VAR} 2>/dev/null || echo none"
+        ),
+    )
+}
+
+/// Whether `bytes` holds `needle`.
+fn holds(bytes: &[u8], needle: &[u8]) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A UEFI VM: the tiny guest boots under OVMF (the kernel sees EFI), a variable the guest
+/// writes lands in the VM's own variable store on the node, and the store follows a live
+/// migration (the destination's file holds it, and it survives a stop and start there).
+#[test]
+fn a_uefi_guest_boots_under_ovmf_and_its_variables_follow_a_migration() {
+    let mut c = Cluster::start();
+    c.ok(&["image", "build-tiny", "tiny"]);
+    let b_dir = c.start_agent("node-b");
+    c.wait_nodes_ready(&["node-a", "node-b"]);
+    let base = [
+        "vm", "create", "efi1", "--image", "tiny", "--memory", "256M", "--accel", "tcg",
+    ];
+    let with =
+        |more: &[&'static str]| -> Vec<&'static str> { base.iter().chain(more).copied().collect() };
+    let err = c.fails(&with(&["--secure-boot"]));
+    assert!(err.contains("--firmware uefi"), "{err}");
+    let err = c.fails(&with(&["--firmware", "efi"]));
+    assert!(err.contains("bios or uefi"), "{err}");
+    let err = c.fails(&[
+        "vm",
+        "create",
+        "efi1",
+        "--image",
+        "tiny",
+        "--memory",
+        "128M",
+        "--firmware",
+        "uefi",
+    ]);
+    assert!(err.contains("--memory 256M or more"), "{err}");
+    assert!(c.json(&["vm", "list"]).as_array().unwrap().is_empty());
+
+    c.ok(&with(&["--firmware", "uefi", "--node", "node-a"]));
+    c.wait_console("efi1", MARKER, 1, BOOT);
+    let v = c.vm("efi1");
+    assert_eq!(
+        (v["firmware"].as_str(), v["secure_boot"].as_bool()),
+        (Some("uefi"), Some(false)),
+        "{v}"
+    );
+    assert_eq!(
+        c.console_eval("efi1", "test -d /sys/firmware/efi && echo efi || echo bios"),
+        "efi"
+    );
+    assert_eq!(guest_efi_var(&c, "efi1"), "none");
+    let err = c.fails(&["vm", "set", "efi1", "--memory", "192M"]);
+    assert!(err.contains("UEFI"), "{err}");
+    // Attributes 7: non-volatile, boot service and runtime access.
+    c.console_eval(
+        "efi1",
+        &format!(
+            "printf '\\007\\000\\000\\000moved-with-the-vm' > /sys/firmware/efi/efivars/{EFI_VAR}"
+        ),
+    );
+    assert_eq!(guest_efi_var(&c, "efi1"), "moved-with-the-vm");
+    let a_store = data_file(&c, "/efi1/efivars.fd");
+    assert!(
+        holds(&std::fs::read(&a_store).unwrap(), b"moved-with-the-vm"),
+        "the guest's variable is not in {}",
+        a_store.display()
+    );
+
+    let m = c.json(&["vm", "migrate", "efi1", "--to", "node-b"]);
+    assert_eq!(m["state"], "succeeded", "{m}");
+    let v = c.wait_state("efi1", "running", Duration::from_secs(30));
+    assert_eq!(v["node"], "node-b", "{v}");
+    assert_eq!(guest_efi_var(&c, "efi1"), "moved-with-the-vm");
+    let b_store: Vec<PathBuf> = walk_files(&b_dir)
+        .into_iter()
+        .filter(|p| p.ends_with("efi1/efivars.fd"))
+        .collect();
+    assert_eq!(b_store.len(), 1, "{b_store:?}");
+    assert!(
+        holds(&std::fs::read(&b_store[0]).unwrap(), b"moved-with-the-vm"),
+        "node-b's variable store lacks the guest's variable after the migration"
+    );
+
+    // A cold start on node-b reads the store from its file.
+    c.ok(&["vm", "stop", "efi1", "--force"]);
+    c.ok(&["vm", "start", "efi1"]);
+    c.wait_console("efi1", MARKER, 1, BOOT);
+    assert_eq!(c.vm("efi1")["node"], "node-b");
+    assert_eq!(guest_efi_var(&c, "efi1"), "moved-with-the-vm");
+}

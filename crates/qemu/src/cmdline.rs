@@ -40,6 +40,9 @@ fn path_opt(path: &Path) -> String {
 /// - A virtio RNG fed from /dev/urandom, so guests generating keys at first boot do not stall.
 /// - A virtio-serial port `org.qemu.guest_agent.0` on the unix socket `qga.sock`: what a guest's
 ///   qemu-guest-agent opens (`vm exec`, addresses); a guest without one never looks at it.
+/// - With [`VmSpec::uefi`], OVMF as two flash devices (`-machine pflash0=,pflash1=`) over
+///   block nodes: the shared code read-only, the VM's variable store writable (see
+///   [`crate::firmware`]).
 /// - With [`VmSpec::cdrom`], the ISO as an `ide-cd` on the machine's built-in controller (`ide.0`: AHCI on q35),
 ///   which every installer and BIOS reads (virtio-scsi would need drivers Windows installers lack); it boots after
 ///   the disks, so a blank disk falls through to it and an installed one boots itself.
@@ -56,7 +59,14 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
         &format!("guest={},debug-threads=on", escape_opt(&spec.name)),
     ]);
     push(&["-uuid", &spec.uuid]);
-    push(&["-machine", spec.machine_type()]);
+    let (firmware_machine, firmware_args) = match &spec.uefi {
+        Some(uefi) => crate::firmware::args(uefi),
+        None => (String::new(), Vec::new()),
+    };
+    push(&[
+        "-machine",
+        &format!("{}{firmware_machine}", spec.machine_type()),
+    ]);
     push(&["-accel", &spec.accel.to_string()]);
     match (&spec.cpu_model, spec.accel) {
         (Some(model), _) => push(&["-cpu", model]),
@@ -94,6 +104,7 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
     push(&["-serial", "chardev:console"]);
     push(&["-pidfile", &run_dir.pidfile().to_string_lossy()]);
 
+    push(&firmware_args.iter().map(String::as_str).collect::<Vec<_>>());
     push(&["-device", "pvpanic"]);
     push(&["-object", "rng-random,id=rng0,filename=/dev/urandom"]);
     push(&["-device", "virtio-rng-pci,rng=rng0"]);
@@ -355,6 +366,39 @@ mod tests {
         assert_eq!(values(&args, "-append"), ["console=ttyS0 quiet"]);
         assert!(!args.contains(&"-S".to_string()));
         assert!(values(&args, "-incoming").is_empty());
+    }
+
+    #[test]
+    fn uefi_puts_both_flash_images_on_the_machine() {
+        let rd = RunDir::new("/run/nc/vm1");
+        let bios = build_command_line(&base(), &rd, &[]);
+        assert_eq!(values(&bios, "-machine"), ["q35"]);
+        assert!(!bios.iter().any(|a| a.contains("fw-vars")));
+
+        let spec = VmSpec {
+            uefi: Some(crate::firmware::Uefi {
+                code: PathBuf::from("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"),
+                vars: PathBuf::from("/v/efivars.fd"),
+                secure_boot: true,
+            }),
+            ..base()
+        };
+        let args = build_command_line(&spec, &rd, &[]);
+        assert_eq!(
+            values(&args, "-machine"),
+            ["q35,pflash0=fw-code,pflash1=fw-vars,smm=on"]
+        );
+        let blockdevs = values(&args, "-blockdev");
+        assert!(
+            blockdevs
+                .contains(&"driver=file,node-name=fw-vars,filename=/v/efivars.fd,read-only=off")
+        );
+        assert_eq!(
+            values(&args, "-global"),
+            ["driver=cfi.pflash01,property=secure,value=on"]
+        );
+        // Direct kernel boot stays: OVMF loads the kernel itself.
+        assert_eq!(values(&args, "-kernel"), ["/k/vmlinuz"]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod cmdline;
 pub mod console;
 pub mod cpio;
 mod error;
+pub mod firmware;
 pub mod hotplug;
 pub mod img;
 pub mod import;

@@ -60,6 +60,9 @@ pub struct VmSpec {
     /// attached, rendered where hot-plug put them, so a restart or a live migration's
     /// destination builds the same machine.
     pub plugged_disks: Vec<PluggedDisk>,
+    /// UEFI through OVMF with the VM's own variable store; `None` is SeaBIOS (QEMU's default).
+    /// Direct kernel boot works under either: OVMF loads the kernel as an EFI program.
+    pub uefi: Option<crate::firmware::Uefi>,
 }
 
 impl Default for VmSpec {
@@ -84,6 +87,7 @@ impl Default for VmSpec {
             cdrom: None,
             hotplug_ports: 0,
             plugged_disks: Vec::new(),
+            uefi: None,
         }
     }
 }
@@ -229,6 +233,16 @@ impl VmSpec {
         }
         if let Some(seed) = &self.seed_iso {
             must_exist(seed, "seed ISO")?;
+        }
+        if let Some(uefi) = &self.uefi {
+            must_exist(&uefi.code, "UEFI firmware")?;
+            must_exist(&uefi.vars, "UEFI variable store")?;
+            if uefi.secure_boot && !self.is_q35() {
+                return bad(format!(
+                    "Secure Boot needs a q35 machine (SMM), not {}",
+                    self.machine_type()
+                ));
+            }
         }
         if self.hotplug_ports > 0 && !self.is_q35() {
             return bad(format!(

@@ -25,6 +25,8 @@ pub const TINY_MODULES: &[&str] = &[
     "button",
     "evdev",
     "pvpanic_mmio",
+    // UEFI variables from inside a guest booted under OVMF (`mount -t efivarfs`).
+    "efivarfs",
 ];
 
 /// A file to add to the guest, e.g. `/etc/novacron/init.d/50-heartbeat` (executables there run after the marker).

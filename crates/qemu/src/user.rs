@@ -63,6 +63,9 @@ pub fn prepare_files(spec: &VmSpec, run_dir: &RunDir, who: &RunAs) -> Result<(),
     for disk in &spec.plugged_disks {
         hand_over(&disk.path, who.uid, who.gid, 0o600)?;
     }
+    if let Some(uefi) = &spec.uefi {
+        hand_over(&uefi.vars, who.uid, who.gid, 0o600)?;
+    }
     if let Some(seed) = &spec.seed_iso {
         hand_over(seed, who.uid, who.gid, 0o400)?;
     }

@@ -196,6 +196,12 @@ pub struct VmRecord {
     /// A disk its agent is adding or detaching.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_plug: Option<crate::disk_ops::DiskPlug>,
+    /// BIOS or UEFI (fixed at create: a guest installed under one does not boot under the
+    /// other).
+    #[serde(default, skip_serializing_if = "novacron_api_types::Firmware::is_bios")]
+    pub firmware: novacron_api_types::Firmware,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secure_boot: bool,
 }
 
 /// Observed state of a VM (written on behalf of its agent).
@@ -470,5 +476,7 @@ pub fn example_vm(power: PowerState) -> VmRecord {
         hotplug_ports: 0,
         data_disks: vec![],
         disk_plug: None,
+        firmware: Default::default(),
+        secure_boot: false,
     }
 }

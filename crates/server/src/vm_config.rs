@@ -49,6 +49,12 @@ pub enum SetRefusal {
         asked: u64,
         free: u64,
     },
+    #[error(
+        "--memory {}: VM {vm} boots through UEFI, which needs at least {}",
+        format_size(*asked),
+        format_size(novacron_api_types::validate::MIN_UEFI_MEMORY_BYTES)
+    )]
+    UefiMemoryTooSmall { vm: String, asked: u64 },
     #[error("--cpus {asked} is more than node {node} has ({cpus})")]
     CpusTooMany {
         vm: String,
@@ -109,6 +115,15 @@ pub fn apply_set(
             node: room.node.clone(),
             asked: m,
             free: room.free_memory_bytes,
+        });
+    }
+    if let Some(m) = req.memory_bytes
+        && rec.firmware == novacron_api_types::Firmware::Uefi
+        && m < novacron_api_types::validate::MIN_UEFI_MEMORY_BYTES
+    {
+        return Err(SetRefusal::UefiMemoryTooSmall {
+            vm: rec.name.clone(),
+            asked: m,
         });
     }
     let mut next = rec.clone();

@@ -207,6 +207,8 @@ fn vm_request(name: &str, node: Option<&str>, memory: u64, ha: bool) -> VmCreate
         vendor_data: None,
         vnc: false,
         iso: None,
+        firmware: Default::default(),
+        secure_boot: false,
     }
 }
 

@@ -167,6 +167,8 @@ fn vm(name: &str) -> VmCreateRequest {
         vendor_data: None,
         vnc: false,
         iso: None,
+        firmware: Default::default(),
+        secure_boot: false,
     }
 }
 

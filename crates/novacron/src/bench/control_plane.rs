@@ -587,6 +587,8 @@ async fn load(
                     vendor_data: None,
                     vnc: false,
                     iso: None,
+                    firmware: Default::default(),
+                    secure_boot: false,
                 };
                 let start = Instant::now();
                 sent.lock()

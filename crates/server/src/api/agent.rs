@@ -361,6 +361,8 @@ pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
         vnc: v.vnc,
         hotplug_ports: v.hotplug_ports,
         data_disks: v.data_disks.clone(),
+        firmware: v.firmware,
+        secure_boot: v.secure_boot,
         iso: v.iso.as_ref().and_then(|iso| {
             state
                 .images

@@ -64,6 +64,7 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
         labels: vm.labels.clone(),
         description: vm.description.clone(),
         firmware: firmware(state, vm).into(),
+        secure_boot: vm.secure_boot,
         pending_cpus: vm.pending.and_then(|p| p.cpus),
         pending_memory_bytes: vm.pending.and_then(|p| p.memory_bytes),
         user_data: vm.user_data.is_some(),
@@ -81,9 +82,12 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
     }
 }
 
-/// What the guest boots through: SeaBIOS for disk images, QEMU's direct kernel boot for
-/// kernel images.
+/// What the guest boots through: OVMF for a UEFI VM, else SeaBIOS for disk images and QEMU's
+/// direct kernel boot for kernel images.
 fn firmware(state: &AppState, vm: &VmRecord) -> &'static str {
+    if vm.firmware == novacron_api_types::Firmware::Uefi {
+        return "uefi";
+    }
     match state
         .images
         .get(&records::image_key(&vm.project, &vm.image))
@@ -350,6 +354,8 @@ pub async fn create_vm_from(
         hotplug_ports: novacron_api_types::disks::HOTPLUG_PORTS,
         data_disks,
         disk_plug: None,
+        firmware: req.firmware,
+        secure_boot: req.secure_boot,
     };
     // Written with the project's usage, checked against its limits, in one transaction.
     let written = async {

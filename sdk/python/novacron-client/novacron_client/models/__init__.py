@@ -40,6 +40,7 @@ from .event_data import EventData
 from .event_kind import EventKind
 from .exec_request import ExecRequest
 from .exec_result import ExecResult
+from .firmware import Firmware
 from .guest_interface import GuestInterface
 from .ha_policy import HaPolicy
 from .health import Health
@@ -187,6 +188,7 @@ __all__ = (
     "EventKind",
     "ExecRequest",
     "ExecResult",
+    "Firmware",
     "GuestInterface",
     "HaPolicy",
     "Health",

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 from ..models.accel_choice import AccelChoice
+from ..models.firmware import Firmware
 from ..models.ha_policy import HaPolicy
 from ..models.power_state import PowerState
 from ..models.vm_action import VmAction
@@ -55,6 +56,7 @@ class DesiredVm:
             data_disks (list[DataDisk] | Unset): Disks added by `vm disk add`, each in its port.
             deleting (bool | Unset): The VM is being deleted: stop it and remove its files.
             disk_bytes (int | None | Unset):
+            firmware (Firmware | Unset): The firmware a VM boots through.
             force (bool | Unset): With `power: stopped`: kill instead of a graceful ACPI shutdown.
             ha (HaPolicy | Unset): What happens to a VM when its node is lost.
             hotplug_ports (int | Unset): Spare PCIe root ports the machine has for hot-plugged disks (0: a VM from before
@@ -63,6 +65,7 @@ class DesiredVm:
             iso (ImageType0 | ImageType1 | ImageType2 | None | Unset):
             nics (list[Nic] | Unset): NICs on overlay networks: each a tap on the network's bridge `ncbr<vni>`.
             restore (None | RestoreSource | Unset):
+            secure_boot (bool | Unset):
             ssh_keys (list[str] | Unset):
             storage (None | StoragePool | Unset):
             user_data (None | str | Unset): cloud-init user-data for the NoCloud seed (replaces the generated one).
@@ -84,6 +87,7 @@ class DesiredVm:
     data_disks: list[DataDisk] | Unset = UNSET
     deleting: bool | Unset = UNSET
     disk_bytes: int | None | Unset = UNSET
+    firmware: Firmware | Unset = UNSET
     force: bool | Unset = UNSET
     ha: HaPolicy | Unset = UNSET
     hotplug_ports: int | Unset = UNSET
@@ -91,6 +95,7 @@ class DesiredVm:
     iso: ImageType0 | ImageType1 | ImageType2 | None | Unset = UNSET
     nics: list[Nic] | Unset = UNSET
     restore: None | RestoreSource | Unset = UNSET
+    secure_boot: bool | Unset = UNSET
     ssh_keys: list[str] | Unset = UNSET
     storage: None | StoragePool | Unset = UNSET
     user_data: None | str | Unset = UNSET
@@ -172,6 +177,11 @@ class DesiredVm:
         else:
             disk_bytes = self.disk_bytes
 
+        firmware: str | Unset = UNSET
+        if not isinstance(self.firmware, Unset):
+            firmware = self.firmware.value
+
+
         force = self.force
 
         ha: str | Unset = UNSET
@@ -221,6 +231,8 @@ class DesiredVm:
             restore = self.restore.to_dict()
         else:
             restore = self.restore
+
+        secure_boot = self.secure_boot
 
         ssh_keys: list[str] | Unset = UNSET
         if not isinstance(self.ssh_keys, Unset):
@@ -274,6 +286,8 @@ class DesiredVm:
             field_dict["deleting"] = deleting
         if disk_bytes is not UNSET:
             field_dict["disk_bytes"] = disk_bytes
+        if firmware is not UNSET:
+            field_dict["firmware"] = firmware
         if force is not UNSET:
             field_dict["force"] = force
         if ha is not UNSET:
@@ -288,6 +302,8 @@ class DesiredVm:
             field_dict["nics"] = nics
         if restore is not UNSET:
             field_dict["restore"] = restore
+        if secure_boot is not UNSET:
+            field_dict["secure_boot"] = secure_boot
         if ssh_keys is not UNSET:
             field_dict["ssh_keys"] = ssh_keys
         if storage is not UNSET:
@@ -435,6 +451,16 @@ class DesiredVm:
         disk_bytes = _parse_disk_bytes(d.pop("disk_bytes", UNSET))
 
 
+        _firmware = d.pop("firmware", UNSET)
+        firmware: Firmware | Unset
+        if isinstance(_firmware,  Unset):
+            firmware = UNSET
+        else:
+            firmware = Firmware(_firmware)
+
+
+
+
         force = d.pop("force", UNSET)
 
         _ha = d.pop("ha", UNSET)
@@ -561,6 +587,8 @@ class DesiredVm:
         restore = _parse_restore(d.pop("restore", UNSET))
 
 
+        secure_boot = d.pop("secure_boot", UNSET)
+
         ssh_keys = cast(list[str], d.pop("ssh_keys", UNSET))
 
 
@@ -621,6 +649,7 @@ class DesiredVm:
             data_disks=data_disks,
             deleting=deleting,
             disk_bytes=disk_bytes,
+            firmware=firmware,
             force=force,
             ha=ha,
             hotplug_ports=hotplug_ports,
@@ -628,6 +657,7 @@ class DesiredVm:
             iso=iso,
             nics=nics,
             restore=restore,
+            secure_boot=secure_boot,
             ssh_keys=ssh_keys,
             storage=storage,
             user_data=user_data,

@@ -54,8 +54,8 @@ class Vm:
             data_disks (list[DataDisk] | Unset): Disks added by `vm disk add` (`disk1`, ...), besides the boot disk `disk0`.
             description (None | str | Unset):
             disk_bytes (int | None | Unset):
-            firmware (str | Unset): What the guest boots through: `bios` (SeaBIOS, disk images) or `kernel` (direct
-                kernel boot, kernel images).
+            firmware (str | Unset): What the guest boots through: `uefi` (OVMF, any image), `bios` (SeaBIOS, disk images)
+                or `kernel` (SeaBIOS with direct kernel boot, kernel images).
             free_disk_slots (int | Unset): How many more disks can be added: free hot-plug ports (a VM created before hot-
                 plug
                 gets ports when it is stopped).
@@ -72,6 +72,7 @@ class Vm:
             pending_memory_bytes (int | None | Unset): Memory the VM gets when it next starts, when that differs from
                 `memory_bytes`.
             pid (int | None | Unset):
+            secure_boot (bool | Unset): UEFI Secure Boot is on.
             snapshots (list[VmSnapshot] | Unset): Snapshots of the VM's disk, oldest first.
             state_reason (None | str | Unset): Why the VM is in this state when it is not the one asked for (e.g. a crash
                 reason).
@@ -109,6 +110,7 @@ class Vm:
     pending_cpus: int | None | Unset = UNSET
     pending_memory_bytes: int | None | Unset = UNSET
     pid: int | None | Unset = UNSET
+    secure_boot: bool | Unset = UNSET
     snapshots: list[VmSnapshot] | Unset = UNSET
     state_reason: None | str | Unset = UNSET
     storage: None | str | Unset = UNSET
@@ -251,6 +253,8 @@ class Vm:
         else:
             pid = self.pid
 
+        secure_boot = self.secure_boot
+
         snapshots: list[dict[str, Any]] | Unset = UNSET
         if not isinstance(self.snapshots, Unset):
             snapshots = []
@@ -327,6 +331,8 @@ class Vm:
             field_dict["pending_memory_bytes"] = pending_memory_bytes
         if pid is not UNSET:
             field_dict["pid"] = pid
+        if secure_boot is not UNSET:
+            field_dict["secure_boot"] = secure_boot
         if snapshots is not UNSET:
             field_dict["snapshots"] = snapshots
         if state_reason is not UNSET:
@@ -560,6 +566,8 @@ class Vm:
         pid = _parse_pid(d.pop("pid", UNSET))
 
 
+        secure_boot = d.pop("secure_boot", UNSET)
+
         _snapshots = d.pop("snapshots", UNSET)
         snapshots: list[VmSnapshot] | Unset = UNSET
         if _snapshots is not UNSET:
@@ -627,6 +635,7 @@ class Vm:
             pending_cpus=pending_cpus,
             pending_memory_bytes=pending_memory_bytes,
             pid=pid,
+            secure_boot=secure_boot,
             snapshots=snapshots,
             state_reason=state_reason,
             storage=storage,

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 from ..models.accel_choice import AccelChoice
+from ..models.firmware import Firmware
 from ..models.ha_policy import HaPolicy
 from ..types import UNSET, Unset
 from typing import cast
@@ -41,6 +42,7 @@ class VmCreateRequest:
             description (None | str | Unset): Free text shown by `vm show`.
             disk_bytes (int | None | Unset): Size of the VM's disk; defaults to the image's size for disk images, none for
                 kernel images.
+            firmware (Firmware | Unset): The firmware a VM boots through.
             ha (HaPolicy | Unset): What happens to a VM when its node is lost.
             ha_priority (int | Unset): Higher restarts first when several VMs must move.
             iso (None | str | Unset): An ISO image (`image import NAME FILE.iso`) attached as a read-only CD-ROM, booted
@@ -51,6 +53,8 @@ class VmCreateRequest:
             nics (list[NicRequest] | Unset): NICs on overlay networks (`--network NET [--ip A] [--mac M]`), in addition to
                 `network`.
             node (None | str | Unset): Place on this node; otherwise the scheduler chooses.
+            secure_boot (bool | Unset): UEFI Secure Boot (with `firmware: uefi`): OVMF's Secure Boot build, Microsoft's keys
+                enrolled, so shim-signed installers and OSes boot and unsigned ones are refused.
             ssh_keys (list[str] | Unset): SSH public keys put into the cloud-init seed (disk images only).
             start (bool | Unset): Start the VM after creating it (default true).
             storage (None | str | Unset): Keep the VM's disk in this storage pool (shared by every node) instead of the
@@ -71,6 +75,7 @@ class VmCreateRequest:
     accel: AccelChoice | Unset = UNSET
     description: None | str | Unset = UNSET
     disk_bytes: int | None | Unset = UNSET
+    firmware: Firmware | Unset = UNSET
     ha: HaPolicy | Unset = UNSET
     ha_priority: int | Unset = UNSET
     iso: None | str | Unset = UNSET
@@ -78,6 +83,7 @@ class VmCreateRequest:
     network: NetworkType0 | NetworkType1 | NetworkType2 | Unset = UNSET
     nics: list[NicRequest] | Unset = UNSET
     node: None | str | Unset = UNSET
+    secure_boot: bool | Unset = UNSET
     ssh_keys: list[str] | Unset = UNSET
     start: bool | Unset = UNSET
     storage: None | str | Unset = UNSET
@@ -119,6 +125,11 @@ class VmCreateRequest:
             disk_bytes = UNSET
         else:
             disk_bytes = self.disk_bytes
+
+        firmware: str | Unset = UNSET
+        if not isinstance(self.firmware, Unset):
+            firmware = self.firmware.value
+
 
         ha: str | Unset = UNSET
         if not isinstance(self.ha, Unset):
@@ -163,6 +174,8 @@ class VmCreateRequest:
         else:
             node = self.node
 
+        secure_boot = self.secure_boot
+
         ssh_keys: list[str] | Unset = UNSET
         if not isinstance(self.ssh_keys, Unset):
             ssh_keys = self.ssh_keys
@@ -206,6 +219,8 @@ class VmCreateRequest:
             field_dict["description"] = description
         if disk_bytes is not UNSET:
             field_dict["disk_bytes"] = disk_bytes
+        if firmware is not UNSET:
+            field_dict["firmware"] = firmware
         if ha is not UNSET:
             field_dict["ha"] = ha
         if ha_priority is not UNSET:
@@ -220,6 +235,8 @@ class VmCreateRequest:
             field_dict["nics"] = nics
         if node is not UNSET:
             field_dict["node"] = node
+        if secure_boot is not UNSET:
+            field_dict["secure_boot"] = secure_boot
         if ssh_keys is not UNSET:
             field_dict["ssh_keys"] = ssh_keys
         if start is not UNSET:
@@ -281,6 +298,16 @@ class VmCreateRequest:
             return cast(int | None | Unset, data)
 
         disk_bytes = _parse_disk_bytes(d.pop("disk_bytes", UNSET))
+
+
+        _firmware = d.pop("firmware", UNSET)
+        firmware: Firmware | Unset
+        if isinstance(_firmware,  Unset):
+            firmware = UNSET
+        else:
+            firmware = Firmware(_firmware)
+
+
 
 
         _ha = d.pop("ha", UNSET)
@@ -371,6 +398,8 @@ class VmCreateRequest:
         node = _parse_node(d.pop("node", UNSET))
 
 
+        secure_boot = d.pop("secure_boot", UNSET)
+
         ssh_keys = cast(list[str], d.pop("ssh_keys", UNSET))
 
 
@@ -416,6 +445,7 @@ class VmCreateRequest:
             accel=accel,
             description=description,
             disk_bytes=disk_bytes,
+            firmware=firmware,
             ha=ha,
             ha_priority=ha_priority,
             iso=iso,
@@ -423,6 +453,7 @@ class VmCreateRequest:
             network=network,
             nics=nics,
             node=node,
+            secure_boot=secure_boot,
             ssh_keys=ssh_keys,
             start=start,
             storage=storage,
