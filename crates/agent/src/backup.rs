@@ -179,7 +179,15 @@ async fn run(
             .join("run");
         crate::users::own_work_dir(&work, &run_dir)?;
     }
-    let opts = LiveBackupOptions::new(&work);
+    let mut opts = LiveBackupOptions::new(&work);
+    if vm.desired.firmware == novacron_api_types::Firmware::Uefi {
+        // QEMU writes the guest's variables through to the file: read it as it is.
+        opts.side_files.push(StoppedDisk {
+            name: novacron_api_types::disks::UEFI_VARS.to_string(),
+            path: vm.disk.with_file_name(novacron_qemu::firmware::VARS_FILE),
+            format: DiskFormat::Raw,
+        });
+    }
     let report = move |p: Progress| {
         let _ = progress.send(Some(p));
     };
@@ -257,7 +265,8 @@ fn node_name(shared: &Shared) -> String {
 }
 
 /// Fills the VM's disks in `dir` (`<name>.qcow2`) from the backup's: its boot disk (`disk0`,
-/// or the only disk of a backup from elsewhere) and each added disk. Every old file is
+/// or the only disk of a backup from elsewhere), each added disk, and a UEFI VM's variable
+/// store (`efivars.fd`). Every old file is
 /// replaced only once its restore has succeeded. A disk name in the backup that is not one
 /// NovaCron makes is refused before anything is written (it becomes a file name).
 pub async fn restore_disks(repo: &BackupRepo, backup: &str, dir: &Path) -> Result<(), String> {
@@ -274,7 +283,12 @@ pub async fn restore_disks(repo: &BackupRepo, backup: &str, dir: &Path) -> Resul
         .or_else(|| idx.disks.first())
         .ok_or_else(|| format!("backup {backup} holds no disk"))?;
     let mut wanted = vec![(boot, DISK_NAME.to_string())];
+    let mut uefi_vars = None;
     for d in idx.disks.iter().filter(|d| !std::ptr::eq(*d, boot)) {
+        if d.name == novacron_api_types::disks::UEFI_VARS {
+            uefi_vars = Some(d);
+            continue;
+        }
         if !novacron_qemu::spec::is_plugged_node(&d.name) {
             return Err(format!(
                 "backup {backup} holds a disk named {:?}, which is not a disk NovaCron adds (disk1, disk2, ...)",
@@ -292,6 +306,13 @@ pub async fn restore_disks(repo: &BackupRepo, backup: &str, dir: &Path) -> Resul
             .await
             .map_err(|e| format!("restore of {name} from backup {backup}: {e}"))?;
         tracing::info!(backup, disk = %file.display(), report = ?rep, "disk restored");
+    }
+    if let Some(d) = uefi_vars {
+        let file = dir.join(novacron_qemu::firmware::VARS_FILE);
+        live::restore_over_original(&r, &id, d, &file, DiskFormat::Raw)
+            .await
+            .map_err(|e| format!("restore of the UEFI variable store from backup {backup}: {e}"))?;
+        tracing::info!(backup, file = %file.display(), "UEFI variable store restored");
     }
     Ok(())
 }

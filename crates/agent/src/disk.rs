@@ -330,6 +330,17 @@ pub async fn clone_disk(
         .await
         .map_err(|e| format!("placing the cloned disk: {e}"))?;
     tracing::info!(source = %src.name, clone = %clone.name, linked = src.linked, disk = %disk.display(), "disk cloned");
+    // A UEFI clone starts with its source's boot entries, not the firmware's defaults.
+    let vars = source
+        .disk
+        .with_file_name(novacron_qemu::firmware::VARS_FILE);
+    if clone.firmware == novacron_api_types::Firmware::Uefi && vars.exists() {
+        let dest = disk.with_file_name(novacron_qemu::firmware::VARS_FILE);
+        tokio::task::spawn_blocking(move || novacron_qemu::firmware::ensure_vars(&vars, &dest))
+            .await
+            .map_err(|e| format!("copying the UEFI variable store: {e}"))?
+            .map_err(|e| format!("copying the UEFI variable store: {e}"))?;
+    }
     Ok(())
 }
 

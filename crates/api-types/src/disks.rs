@@ -11,6 +11,10 @@ use crate::{ApiError, format_size};
 /// The boot disk of every VM with a disk.
 pub const DISK0: &str = "disk0";
 
+/// What a UEFI VM's variable store is called in its backups, beside its disks (restored to
+/// `efivars.fd` beside them).
+pub const UEFI_VARS: &str = "efivars";
+
 /// Spare PCIe root ports a VM gets at create (so at most this many added disks): a running
 /// machine cannot gain ports, and each one takes a slot of the root bus.
 pub const HOTPLUG_PORTS: u32 = 4;

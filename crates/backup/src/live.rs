@@ -61,6 +61,10 @@ pub struct LiveBackupOptions {
     /// Read every chunk even if a usable bitmap exists.
     pub force_full: bool,
     pub backup: BackupOptions,
+    /// Small raw files read as they are, beside the disks, each recorded as a disk of its own
+    /// and always read in full (deduplicated): files QEMU writes through to, such as a UEFI
+    /// variable store.
+    pub side_files: Vec<StoppedDisk>,
 }
 
 impl LiveBackupOptions {
@@ -70,6 +74,7 @@ impl LiveBackupOptions {
             granularity_bytes: DEFAULT_GRANULARITY_BYTES,
             force_full: false,
             backup: BackupOptions::default(),
+            side_files: Vec::new(),
         }
     }
 }
@@ -198,7 +203,12 @@ pub async fn backup_running_vm(
     opts: &LiveBackupOptions,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<BackupIndex> {
-    check_disk_names(disks.iter().map(|d| d.name.as_str()))?;
+    check_disk_names(
+        disks
+            .iter()
+            .map(|d| d.name.as_str())
+            .chain(opts.side_files.iter().map(|f| f.name.as_str())),
+    )?;
     let mut nodes = HashSet::new();
     if let Some(d) = disks.iter().find(|d| !nodes.insert(d.node.as_str())) {
         return Err(BackupError::InvalidArgument(format!(
@@ -409,9 +419,33 @@ async fn run_live(
             }),
         });
     }
+    for f in &opts.side_files {
+        inputs.push(raw_input(f, &meta.vm)?);
+    }
     let mut meta = meta.clone();
     meta.created_unix_ms = Some(meta.created_unix_ms.unwrap_or(point_in_time));
     repo.backup(meta, inputs, &opts.backup, progress).await
+}
+
+/// A raw file as a backup input: read in full, since a raw file holds no dirty bitmap.
+fn raw_input(disk: &StoppedDisk, vm: &str) -> Result<DiskInput> {
+    if disk.format != DiskFormat::Raw {
+        return Err(BackupError::InvalidArgument(format!(
+            "{} ({}) is read as a raw file, but is given as {}",
+            disk.name,
+            disk.path.display(),
+            disk.format.as_str()
+        )));
+    }
+    let reason = "raw image: it cannot hold a persistent dirty bitmap".to_string();
+    info!(vm, disk = %disk.name, reason = %reason, "full read (deduplicated)");
+    Ok(DiskInput {
+        name: disk.name.clone(),
+        format: DiskFormat::Raw.as_str().into(),
+        source: Arc::new(FileSource::open(&disk.path)?),
+        changes: Changes::Full { reason },
+        bitmap: None,
+    })
 }
 
 /// Refuses an empty disk list, an empty name and a name given twice, before anything starts.
@@ -591,6 +625,17 @@ pub async fn backup_stopped_disks(
     opts: &LiveBackupOptions,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<BackupIndex> {
+    if let Some(f) = opts.side_files.iter().find(|f| f.format != DiskFormat::Raw) {
+        // Read as a raw file like the running path's side files, never through qemu-nbd.
+        raw_input(f, &meta.vm)?;
+    }
+    let with_side_files: Vec<StoppedDisk>;
+    let disks = if opts.side_files.is_empty() {
+        disks
+    } else {
+        with_side_files = disks.iter().chain(&opts.side_files).cloned().collect();
+        &with_side_files[..]
+    };
     check_disk_names(disks.iter().map(|d| d.name.as_str()))?;
     let mut images = HashSet::new();
     for d in disks {
@@ -672,16 +717,7 @@ async fn stopped_input(
     servers: &mut QemuNbdServers,
 ) -> Result<(DiskInput, Option<BitmapRotation>)> {
     if disk.format == DiskFormat::Raw {
-        let reason = "raw image: it cannot hold a persistent dirty bitmap".to_string();
-        info!(vm, disk = %disk.name, reason = %reason, "full read (deduplicated)");
-        let input = DiskInput {
-            name: disk.name.clone(),
-            format: DiskFormat::Raw.as_str().into(),
-            source: Arc::new(FileSource::open(&disk.path)?),
-            changes: Changes::Full { reason },
-            bitmap: None,
-        };
-        return Ok((input, None));
+        return Ok((raw_input(disk, vm)?, None));
     }
     let info = qemu_img_info(&disk.path).await?;
     let size = info["virtual-size"].as_u64().ok_or_else(|| {

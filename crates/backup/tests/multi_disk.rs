@@ -596,3 +596,43 @@ async fn running_vm_with_two_disks_backs_up_each_disk_on_its_own_bitmap() {
     assert!(info.clean, "{info:?}");
     assert!(leftovers(&work).is_empty(), "{:?}", leftovers(&work));
 }
+
+/// A side file (a UEFI variable store beside the disks) is read as it is into the same
+/// backup, restores byte for byte, and a side file given in another format than raw is
+/// refused before anything is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_side_file_is_backed_up_and_restored_with_the_disks() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repository(dir.path()).await;
+    let img0 = dir.path().join("disk0.qcow2");
+    random_qcow2(&img0, 2);
+    let vars = dir.path().join("efivars.fd");
+    let mut store = vec![0xffu8; 540_672];
+    store[4096..4096 + 17].copy_from_slice(b"moved-with-the-vm");
+    std::fs::write(&vars, &store).unwrap();
+    let mut opts = LiveBackupOptions::new(dir.path().join("work"));
+    opts.side_files.push(StoppedDisk {
+        name: "efivars".into(),
+        path: vars.clone(),
+        format: DiskFormat::Raw,
+    });
+    let disks = [stopped("disk0", &img0)];
+    let b = backup_stopped_disks(&repo, &disks, meta(), &opts, &|_| {})
+        .await
+        .unwrap();
+    let names: Vec<&str> = b.disks.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["disk0", "efivars"]);
+    assert_full(&b, "efivars", "raw image");
+    let restored = restore_all(&repo, &b.id, dir.path()).await;
+    assert_eq!(restored["efivars"], store);
+    assert_eq!(restored["disk0"], reference(&img0));
+
+    opts.side_files[0].format = DiskFormat::Qcow2;
+    let before = repo.backup_ids().await.unwrap().len();
+    let err = backup_stopped_disks(&repo, &disks, meta(), &opts, &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("raw file"), "{err}");
+    assert_eq!(repo.backup_ids().await.unwrap().len(), before);
+}

@@ -797,7 +797,8 @@ fn holds(bytes: &[u8], needle: &[u8]) -> bool {
 
 /// A UEFI VM: the tiny guest boots under OVMF (the kernel sees EFI), a variable the guest
 /// writes lands in the VM's own variable store on the node, and the store follows a live
-/// migration (the destination's file holds it, and it survives a stop and start there).
+/// migration (the destination's file holds it, and it survives a stop and start there), a
+/// backup restored as a new VM, and a clone.
 #[test]
 fn a_uefi_guest_boots_under_ovmf_and_its_variables_follow_a_migration() {
     let mut c = Cluster::start();
@@ -827,7 +828,15 @@ fn a_uefi_guest_boots_under_ovmf_and_its_variables_follow_a_migration() {
     assert!(err.contains("--memory 256M or more"), "{err}");
     assert!(c.json(&["vm", "list"]).as_array().unwrap().is_empty());
 
-    c.ok(&with(&["--firmware", "uefi", "--node", "node-a"]));
+    // A blank disk too: a backup needs one.
+    c.ok(&with(&[
+        "--firmware",
+        "uefi",
+        "--disk",
+        "64M",
+        "--node",
+        "node-a",
+    ]));
     c.wait_console("efi1", MARKER, 1, BOOT);
     let v = c.vm("efi1");
     assert_eq!(
@@ -878,4 +887,21 @@ fn a_uefi_guest_boots_under_ovmf_and_its_variables_follow_a_migration() {
     c.wait_console("efi1", MARKER, 1, BOOT);
     assert_eq!(c.vm("efi1")["node"], "node-b");
     assert_eq!(guest_efi_var(&c, "efi1"), "moved-with-the-vm");
+
+    // A backup of the running VM holds the store, and a VM restored from it boots with it.
+    let (_, backup) = backup_and_restore(&c, "efi1", "efi2");
+    assert!(
+        backup["message"].as_str().unwrap_or("").contains("efivars"),
+        "{backup}"
+    );
+    c.wait_console("efi2", MARKER, 1, BOOT);
+    assert_eq!(c.vm("efi2")["firmware"], "uefi");
+    assert_eq!(guest_efi_var(&c, "efi2"), "moved-with-the-vm");
+
+    // A clone starts from a copy of its source's store.
+    c.ok(&["vm", "stop", "efi1", "--force"]);
+    c.ok(&["vm", "clone", "efi1", "efi3"]);
+    c.ok(&["vm", "start", "efi3"]);
+    c.wait_console("efi3", MARKER, 1, BOOT);
+    assert_eq!(guest_efi_var(&c, "efi3"), "moved-with-the-vm");
 }
