@@ -317,6 +317,17 @@ pub async fn clone_disk(
             .await
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    // The added disks first, each a standalone copy: the boot disk, made last, marks the
+    // clone complete (a worker that restarts half-way copies again).
+    for added in &clone.data_disks {
+        let from = source.disk_file(&added.name);
+        let to = disk.with_file_name(format!("{}.qcow2", added.name));
+        crate::worker::create_then_rename(&to, |tmp| async move {
+            novacron_qemu::img::copy_standalone(&from, DiskFormat::Qcow2, &tmp).await
+        })
+        .await
+        .map_err(|e| format!("copying disk {} of VM {}: {e}", added.name, src.name))?;
+    }
     let tmp = disk.with_extension("creating");
     let _ = tokio::fs::remove_file(&tmp).await;
     let made = if src.linked {

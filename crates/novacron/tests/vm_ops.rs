@@ -734,6 +734,37 @@ fn a_disk_is_added_to_a_running_guest_migrates_with_it_and_is_detached() {
         assert_eq!(guest_disk_bytes(&c, "web1", dev), 8 << 20, "{dev}");
     }
     assert_eq!(guest_disk_bytes(&c, "web1", "vde"), 0);
+
+    // A clone copies every disk into the same ports; a template (one image) refuses them.
+    let out = c.console_send(
+        "web1",
+        // fsync: a flush, so QEMU writes its qcow2 metadata before the forced stop.
+        "printf 'cloned-disk-data' | dd of=/dev/vdc bs=512 seek=9 conv=notrunc,fsync 2>/dev/null; echo wrote-$((5+5))\n",
+    );
+    assert!(out.contains("wrote-10"), "console: {out}");
+    c.ok(&["vm", "stop", "web1", "--force"]);
+    c.wait_state("web1", "stopped", Duration::from_secs(60));
+    let err = c.fails(&["vm", "template", "web1"]);
+    assert!(err.contains("added disks (disk1, disk3, disk4)"), "{err}");
+    c.ok(&["vm", "clone", "web1", "web3"]);
+    let v = c.vm("web3");
+    let names: Vec<&str> = v["data_disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["disk1", "disk3", "disk4"], "{v}");
+    c.ok(&["vm", "start", "web3"]);
+    c.wait_console("web3", MARKER, 1, BOOT);
+    for dev in ["vdb", "vdc", "vdd"] {
+        assert_eq!(guest_disk_bytes(&c, "web3", dev), 8 << 20, "{dev}");
+    }
+    let read = c.console_eval(
+        "web3",
+        "dd if=/dev/vdc bs=512 skip=9 count=1 2>/dev/null | head -c 16",
+    );
+    assert_eq!(read, "cloned-disk-data");
 }
 
 /// Backs `vm` up into a new repository `r1` and restores the backup as the new VM `copy`;

@@ -132,8 +132,8 @@ pub fn counted_disk_bytes(rec: &VmRecord) -> u64 {
         .sum()
 }
 
-/// Why `what` ("a backup", "a snapshot", "a template", "a clone") of `rec` is refused while
-/// it has added disks: each copies the boot disk only.
+/// Why `what` (a template) of `rec` is refused while it has added disks: it copies the boot
+/// disk only.
 pub fn only_boot_disk(rec: &VmRecord, what: &str) -> Option<String> {
     if rec.data_disks.is_empty() {
         return None;
@@ -521,15 +521,22 @@ pub fn check_copyable(
     if rec.disk_bytes.is_none() {
         return Err(CopyRefusal::NoDisk { vm: vm() });
     }
-    if let Some(why) = only_boot_disk(rec, what) {
-        return Err(CopyRefusal::AddedDisks(why));
-    }
     if let Some(observed) = not_stopped(rec, observed) {
         return Err(CopyRefusal::NotStopped {
             vm: vm(),
             observed,
             what,
         });
+    }
+    Ok(())
+}
+
+/// Whether `rec`'s disk may become an image (`vm template`): as for any copy, and without
+/// added disks (an image is one disk).
+pub fn check_templatable(rec: &VmRecord, observed: VmState) -> Result<(), CopyRefusal> {
+    check_copyable(rec, observed, "a template")?;
+    if let Some(why) = only_boot_disk(rec, "a template") {
+        return Err(CopyRefusal::AddedDisks(why));
     }
     Ok(())
 }
@@ -946,7 +953,7 @@ mod tests {
     }
 
     #[test]
-    fn copies_of_the_boot_disk_alone_are_refused_while_disks_are_added() {
+    fn a_template_is_refused_while_disks_are_added_and_a_clone_is_not() {
         let mut rec = vm_in(PowerState::Stopped);
         assert_eq!(only_boot_disk(&rec, "a backup"), None);
         rec.data_disks.push(DataDisk {
@@ -957,8 +964,10 @@ mod tests {
         });
         let why = only_boot_disk(&rec, "a backup").unwrap();
         assert!(why.contains("added disks (disk1): a backup"), "{why}");
-        let err = check_copyable(&rec, VmState::Stopped, "a template").unwrap_err();
+        let err = check_templatable(&rec, VmState::Stopped).unwrap_err();
         assert!(matches!(err, CopyRefusal::AddedDisks(_)), "{err}");
+        // A clone copies every disk.
+        assert!(check_copyable(&rec, VmState::Stopped, "a clone").is_ok());
     }
 
     #[test]

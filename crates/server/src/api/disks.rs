@@ -17,8 +17,9 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use futures_util::StreamExt;
 use novacron_api_types::disks::{
-    CloneRequest, CloneSource, DISK0, DiskAddRequest, DiskAttachJob, DiskDetachJob, DiskExportJob,
-    DiskPlugged, DiskResizeJob, DiskResizeRequest, DiskResized, TemplateRequest, disk_name,
+    CloneRequest, CloneSource, DISK0, DataDisk, DiskAddRequest, DiskAttachJob, DiskDetachJob,
+    DiskExportJob, DiskPlugged, DiskResizeJob, DiskResizeRequest, DiskResized, TemplateRequest,
+    disk_name,
 };
 use novacron_api_types::{
     ApiError, ErrorCode, Operation, OperationState, format_size, validate_name,
@@ -419,7 +420,7 @@ pub async fn template(
         )
         .into());
     }
-    disk_ops::check_copyable(&rec, observed_state(&state, &rec), "a template")?;
+    disk_ops::check_templatable(&rec, observed_state(&state, &rec))?;
     let source = state
         .images
         .get(&records::image_key(&rec.project, &rec.image))
@@ -571,7 +572,17 @@ pub async fn clone(
         name: src.name.clone(),
         linked: req.linked,
     };
-    let op = super::vms::create_vm_from(&state, create, None, Some(source), vec![]).await?;
+    // Added disks are copied in full (a linked clone shares the boot disk only), in the
+    // same ports, so the clone's machine has the source's shape.
+    let added = src
+        .data_disks
+        .iter()
+        .map(|d| DataDisk {
+            image: None,
+            ..d.clone()
+        })
+        .collect();
+    let op = super::vms::create_vm_from(&state, create, None, Some(source), added).await?;
     tracing::info!(vm = %name, clone = %req.name, operation = %op.id, "clone started");
     Ok(accepted(op))
 }
