@@ -897,6 +897,22 @@ fn a_uefi_guest_boots_under_ovmf_and_its_variables_follow_a_migration() {
         a_store.display()
     );
 
+    // A memory snapshot takes the flash with the rest of the machine state.
+    c.ok(&["vm", "snapshot", "create", "efi1", "warm", "--memory"]);
+    // A variable written after the snapshot is gone after its revert.
+    let later = EFI_VAR.replace("NovaCronTest", "NovaCronLater");
+    c.console_eval(
+        "efi1",
+        &format!("printf '\\007\\000\\000\\000later' > /sys/firmware/efi/efivars/{later}; echo"),
+    );
+    let read_later =
+        format!("tail -c +5 /sys/firmware/efi/efivars/{later} 2>/dev/null || echo none");
+    assert_eq!(c.console_eval("efi1", &read_later), "later");
+    c.ok(&["vm", "snapshot", "revert", "efi1", "warm", "--force"]);
+    assert_eq!(guest_efi_var(&c, "efi1"), "moved-with-the-vm");
+    assert_eq!(c.console_eval("efi1", &read_later), "none");
+    c.ok(&["vm", "snapshot", "delete", "efi1", "warm"]);
+
     let m = c.json(&["vm", "migrate", "efi1", "--to", "node-b"]);
     assert_eq!(m["state"], "succeeded", "{m}");
     let v = c.wait_state("efi1", "running", Duration::from_secs(30));
