@@ -234,9 +234,10 @@ pub struct VmCreateRequest {
     /// disk of `disk_bytes` (required) and that ISO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iso: Option<String>,
-    /// `bios` (SeaBIOS, the default) or `uefi` (OVMF, with the VM's own variable store).
-    #[serde(default)]
-    pub firmware: Firmware,
+    /// `bios` (SeaBIOS) or `uefi` (OVMF, with the VM's own variable store); absent: the
+    /// image's (`vm template` of a UEFI VM makes a UEFI image), else `bios`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<Firmware>,
     /// UEFI Secure Boot (with `firmware: uefi`): OVMF's Secure Boot build, Microsoft's keys
     /// enrolled, so shim-signed installers and OSes boot and unsigned ones are refused.
     #[serde(default)]
@@ -576,6 +577,10 @@ pub struct Image {
     /// The control-plane replica that holds the files (others fetch them from it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The firmware VMs made from the image boot through when `vm create` names none
+    /// (`vm template` of a UEFI VM makes a UEFI image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<Firmware>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

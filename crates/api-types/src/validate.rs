@@ -151,6 +151,27 @@ pub fn network(net: &Network) -> Result<(), Invalid> {
     }
 }
 
+/// Whether a VM of `memory_bytes` can boot through `firmware`, with Secure Boot or not.
+pub fn check_firmware(
+    firmware: crate::Firmware,
+    secure_boot: bool,
+    memory_bytes: u64,
+) -> Result<(), Invalid> {
+    if secure_boot && firmware != crate::Firmware::Uefi {
+        return Err(Invalid::new(
+            "--secure-boot is a UEFI feature: add --firmware uefi",
+        ));
+    }
+    if firmware == crate::Firmware::Uefi && memory_bytes < MIN_UEFI_MEMORY_BYTES {
+        return Err(Invalid(format!(
+            "--firmware uefi needs --memory {} or more (the firmware itself runs out below that), got {}",
+            format_size(MIN_UEFI_MEMORY_BYTES),
+            format_size(memory_bytes)
+        )));
+    }
+    Ok(())
+}
+
 impl VmCreateRequest {
     /// Everything about the request that does not depend on the cluster.
     pub fn validate(&self) -> Result<(), Invalid> {
@@ -162,17 +183,8 @@ impl VmCreateRequest {
                 self.cpus
             )));
         }
-        if self.secure_boot && self.firmware != crate::Firmware::Uefi {
-            return Err(Invalid::new(
-                "--secure-boot is a UEFI feature: add --firmware uefi",
-            ));
-        }
-        if self.firmware == crate::Firmware::Uefi && self.memory_bytes < MIN_UEFI_MEMORY_BYTES {
-            return Err(Invalid(format!(
-                "--firmware uefi needs --memory {} or more (the firmware itself runs out below that), got {}",
-                format_size(MIN_UEFI_MEMORY_BYTES),
-                format_size(self.memory_bytes)
-            )));
+        if let Some(firmware) = self.firmware {
+            check_firmware(firmware, self.secure_boot, self.memory_bytes)?;
         }
         if self.memory_bytes < MIN_MEMORY_BYTES {
             return Err(Invalid(format!(
@@ -380,8 +392,15 @@ mod tests {
     fn uefi_requests() {
         let mut r = vm();
         r.secure_boot = true;
+        r.firmware = Some(crate::Firmware::Bios);
         assert!(r.validate().unwrap_err().0.contains("--firmware uefi"));
-        r.firmware = crate::Firmware::Uefi;
+        assert!(
+            check_firmware(crate::Firmware::Bios, true, 1 << 30)
+                .unwrap_err()
+                .0
+                .contains("--firmware uefi")
+        );
+        r.firmware = Some(crate::Firmware::Uefi);
         assert!(r.validate().is_ok());
         r.memory_bytes = MIN_UEFI_MEMORY_BYTES - (1 << 20);
         let e = r.validate().unwrap_err().0;
@@ -394,8 +413,12 @@ mod tests {
             "firmware": "uefi", "secure_boot": true
         }))
         .unwrap();
-        assert_eq!(parsed.firmware, crate::Firmware::Uefi);
-        assert_eq!(vm().firmware, crate::Firmware::Bios, "BIOS when not given");
+        assert_eq!(parsed.firmware, Some(crate::Firmware::Uefi));
+        assert_eq!(
+            vm().firmware,
+            None,
+            "the image's (else BIOS) when not given"
+        );
     }
 
     #[test]

@@ -435,8 +435,9 @@ pub struct VmCreateArgs {
     pub vnc: bool,
     /// What the guest boots through: bios (SeaBIOS) or uefi (OVMF, with a variable store of
     /// the VM's own that migrations, backups and restores carry).
-    #[arg(long, default_value = "bios", value_name = "bios|uefi")]
-    pub firmware: novacron_api_types::Firmware,
+    /// (Default: the image's, which is bios unless it was made by `vm template` of a UEFI VM.)
+    #[arg(long, value_name = "bios|uefi")]
+    pub firmware: Option<novacron_api_types::Firmware>,
     /// UEFI Secure Boot (with --firmware uefi): Microsoft's keys enrolled, so shim-signed
     /// OSes boot and unsigned ones are refused.
     #[arg(long)]
@@ -1131,9 +1132,13 @@ fn image_rows(images: &[Image]) -> Vec<Vec<String>> {
                 ImageKind::Disk { format } => ("disk", format.to_string()),
                 ImageKind::Iso => ("iso", "iso".to_string()),
             };
+            let kind = match i.firmware {
+                Some(novacron_api_types::Firmware::Uefi) => format!("{kind} (uefi)"),
+                _ => kind.to_string(),
+            };
             vec![
                 i.name.clone(),
-                kind.into(),
+                kind,
                 format,
                 format_size(i.size_bytes),
                 i.virtual_size_bytes

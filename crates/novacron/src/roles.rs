@@ -450,7 +450,7 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
                         vendor_data: None,
                         vnc: false,
                         iso: None,
-                        firmware: Default::default(),
+                        firmware: None,
                         secure_boot: false,
                     })
                     .await?

@@ -951,4 +951,46 @@ fn a_uefi_guest_boots_under_ovmf_and_its_variables_follow_a_migration() {
     c.ok(&["vm", "start", "efi3"]);
     c.wait_console("efi3", MARKER, 1, BOOT);
     assert_eq!(guest_efi_var(&c, "efi3"), "moved-with-the-vm");
+
+    // A template remembers the firmware: VMs made from it are UEFI unless told otherwise.
+    let made = c.json(&["vm", "template", "efi1", "--as", "efi-image"]);
+    assert_eq!(made["operation"]["state"], "succeeded", "{made}");
+    assert_eq!(made["image"]["firmware"], "uefi", "{made}");
+    assert!(c.ok(&["image", "list"]).contains("(uefi)"));
+    let made = [
+        "vm",
+        "create",
+        "efi4",
+        "--image",
+        "efi-image",
+        "--memory",
+        "256M",
+        "--no-start",
+    ];
+    c.ok(&made);
+    assert_eq!(c.vm("efi4")["firmware"], "uefi");
+    let err = c.fails(&[
+        "vm",
+        "create",
+        "efi5",
+        "--image",
+        "efi-image",
+        "--memory",
+        "128M",
+        "--no-start",
+    ]);
+    assert!(err.contains("--memory 256M or more"), "{err}");
+    c.ok(&[
+        "vm",
+        "create",
+        "efi5",
+        "--image",
+        "efi-image",
+        "--memory",
+        "128M",
+        "--no-start",
+        "--firmware",
+        "bios",
+    ]);
+    assert_eq!(c.vm("efi5")["firmware"], "kernel");
 }

@@ -582,7 +582,7 @@ pub fn clone_request(src: &VmRecord, name: &str) -> VmCreateRequest {
         vendor_data: src.vendor_data.clone(),
         vnc: src.vnc,
         iso: src.iso.clone(),
-        firmware: src.firmware,
+        firmware: Some(src.firmware),
         secure_boot: src.secure_boot,
     }
 }
@@ -624,7 +624,7 @@ pub fn restore_request(
         vendor_data: spec.vendor_data.clone(),
         vnc: spec.vnc,
         iso: spec.iso.as_ref().map(|i| i.name.clone()),
-        firmware: spec.firmware,
+        firmware: Some(spec.firmware),
         secure_boot: spec.secure_boot,
     }
 }

@@ -55,6 +55,7 @@ impl Cp {
             files: vec![],
             created_at: 0,
             origin: None,
+            firmware: None,
         };
         store
             .put(
@@ -207,7 +208,7 @@ fn vm_request(name: &str, node: Option<&str>, memory: u64, ha: bool) -> VmCreate
         vendor_data: None,
         vnc: false,
         iso: None,
-        firmware: Default::default(),
+        firmware: None,
         secure_boot: false,
     }
 }

@@ -167,7 +167,7 @@ fn vm(name: &str) -> VmCreateRequest {
         vendor_data: None,
         vnc: false,
         iso: None,
-        firmware: Default::default(),
+        firmware: None,
         secure_boot: false,
     }
 }
@@ -208,6 +208,7 @@ async fn project_with_image(
         files: vec![],
         created_at: 0,
         origin: None,
+        firmware: None,
     };
     store
         .put(

@@ -587,7 +587,7 @@ async fn load(
                     vendor_data: None,
                     vnc: false,
                     iso: None,
-                    firmware: Default::default(),
+                    firmware: None,
                     secure_boot: false,
                 };
                 let start = Instant::now();

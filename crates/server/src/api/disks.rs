@@ -454,6 +454,9 @@ pub async fn template(
             &project,
             &image,
             Some(&*source),
+            // VMs made from it boot the way the disk was installed.
+            (rec.firmware == novacron_api_types::Firmware::Uefi)
+                .then_some(novacron_api_types::Firmware::Uefi),
             |dest| async move { download(state_ref, node_ref, path_ref, job_ref, &dest).await },
         )
         .await;

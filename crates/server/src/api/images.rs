@@ -247,6 +247,7 @@ pub async fn build_tiny(
         files,
         created_at: now(),
         origin: Some(state.member_id.clone()),
+        firmware: None,
     };
     Ok(AxumJson(publish(&state, incoming, image).await?))
 }
@@ -559,6 +560,7 @@ async fn finish_image(
         files,
         created_at: now(),
         origin: Some(state.member_id.clone()),
+        firmware: None,
     };
     Ok((incoming, image))
 }
@@ -1177,6 +1179,7 @@ pub(crate) async fn publish_from_disk<F, Fut>(
     project: &str,
     name: &str,
     source: Option<&Image>,
+    firmware: Option<novacron_api_types::Firmware>,
     write_disk: F,
 ) -> ApiResult<Image>
 where
@@ -1237,6 +1240,7 @@ where
         files,
         created_at: now(),
         origin: Some(state.member_id.clone()),
+        firmware,
     };
     publish(state, incoming, image).await
 }

@@ -224,6 +224,11 @@ pub async fn create_vm_from(
             .into());
         }
     };
+    let firmware = req
+        .firmware
+        .or(image.as_ref().and_then(|i| i.firmware))
+        .unwrap_or_default();
+    novacron_api_types::validate::check_firmware(firmware, req.secure_boot, req.memory_bytes)?;
     let installer = image.as_ref().is_some_and(|i| i.kind == ImageKind::Iso);
     let iso = iso_to_attach(state, project, &req, installer)?;
     // Disk images, and kernel images carrying a disk (`vm template`), set the least size.
@@ -354,7 +359,7 @@ pub async fn create_vm_from(
         hotplug_ports: novacron_api_types::disks::HOTPLUG_PORTS,
         data_disks,
         disk_plug: None,
-        firmware: req.firmware,
+        firmware,
         secure_boot: req.secure_boot,
     };
     // Written with the project's usage, checked against its limits, in one transaction.

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 from ..models.disk_format import DiskFormat
+from ..models.firmware import Firmware
 from ..models.image_type_1_kind import ImageType1Kind
 from ..types import UNSET, Unset
 from typing import cast
@@ -36,6 +37,7 @@ class ImageType1:
             name (str):
             project (str):
             size_bytes (int): Bytes stored (all files of the image).
+            firmware (Firmware | None | Unset):
             origin (None | str | Unset): The control-plane replica that holds the files (others fetch them from it).
             virtual_size_bytes (int | None | Unset): For disk images: the guest-visible size.
      """
@@ -47,6 +49,7 @@ class ImageType1:
     name: str
     project: str
     size_bytes: int
+    firmware: Firmware | None | Unset = UNSET
     origin: None | str | Unset = UNSET
     virtual_size_bytes: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -76,6 +79,14 @@ class ImageType1:
 
         size_bytes = self.size_bytes
 
+        firmware: None | str | Unset
+        if isinstance(self.firmware, Unset):
+            firmware = UNSET
+        elif isinstance(self.firmware, Firmware):
+            firmware = self.firmware.value
+        else:
+            firmware = self.firmware
+
         origin: None | str | Unset
         if isinstance(self.origin, Unset):
             origin = UNSET
@@ -100,6 +111,8 @@ class ImageType1:
             "project": project,
             "size_bytes": size_bytes,
         })
+        if firmware is not UNSET:
+            field_dict["firmware"] = firmware
         if origin is not UNSET:
             field_dict["origin"] = origin
         if virtual_size_bytes is not UNSET:
@@ -141,6 +154,26 @@ class ImageType1:
 
         size_bytes = d.pop("size_bytes")
 
+        def _parse_firmware(data: object) -> Firmware | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                firmware_type_0 = Firmware(data)
+
+
+
+                return firmware_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(Firmware | None | Unset, data)
+
+        firmware = _parse_firmware(d.pop("firmware", UNSET))
+
+
         def _parse_origin(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -169,6 +202,7 @@ class ImageType1:
             name=name,
             project=project,
             size_bytes=size_bytes,
+            firmware=firmware,
             origin=origin,
             virtual_size_bytes=virtual_size_bytes,
         )

@@ -42,7 +42,7 @@ class VmCreateRequest:
             description (None | str | Unset): Free text shown by `vm show`.
             disk_bytes (int | None | Unset): Size of the VM's disk; defaults to the image's size for disk images, none for
                 kernel images.
-            firmware (Firmware | Unset): The firmware a VM boots through.
+            firmware (Firmware | None | Unset):
             ha (HaPolicy | Unset): What happens to a VM when its node is lost.
             ha_priority (int | Unset): Higher restarts first when several VMs must move.
             iso (None | str | Unset): An ISO image (`image import NAME FILE.iso`) attached as a read-only CD-ROM, booted
@@ -75,7 +75,7 @@ class VmCreateRequest:
     accel: AccelChoice | Unset = UNSET
     description: None | str | Unset = UNSET
     disk_bytes: int | None | Unset = UNSET
-    firmware: Firmware | Unset = UNSET
+    firmware: Firmware | None | Unset = UNSET
     ha: HaPolicy | Unset = UNSET
     ha_priority: int | Unset = UNSET
     iso: None | str | Unset = UNSET
@@ -126,10 +126,13 @@ class VmCreateRequest:
         else:
             disk_bytes = self.disk_bytes
 
-        firmware: str | Unset = UNSET
-        if not isinstance(self.firmware, Unset):
+        firmware: None | str | Unset
+        if isinstance(self.firmware, Unset):
+            firmware = UNSET
+        elif isinstance(self.firmware, Firmware):
             firmware = self.firmware.value
-
+        else:
+            firmware = self.firmware
 
         ha: str | Unset = UNSET
         if not isinstance(self.ha, Unset):
@@ -300,14 +303,24 @@ class VmCreateRequest:
         disk_bytes = _parse_disk_bytes(d.pop("disk_bytes", UNSET))
 
 
-        _firmware = d.pop("firmware", UNSET)
-        firmware: Firmware | Unset
-        if isinstance(_firmware,  Unset):
-            firmware = UNSET
-        else:
-            firmware = Firmware(_firmware)
+        def _parse_firmware(data: object) -> Firmware | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                firmware_type_0 = Firmware(data)
 
 
+
+                return firmware_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(Firmware | None | Unset, data)
+
+        firmware = _parse_firmware(d.pop("firmware", UNSET))
 
 
         _ha = d.pop("ha", UNSET)
