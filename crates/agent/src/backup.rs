@@ -266,9 +266,9 @@ fn node_name(shared: &Shared) -> String {
 
 /// Fills the VM's disks in `dir` (`<name>.qcow2`) from the backup's: its boot disk (`disk0`,
 /// or the only disk of a backup from elsewhere), each added disk, and a UEFI VM's variable
-/// store (`efivars.fd`). Every old file is
-/// replaced only once its restore has succeeded. A disk name in the backup that is not one
-/// NovaCron makes is refused before anything is written (it becomes a file name).
+/// store (`efivars.fd`). Every old file is replaced only once its restore has succeeded. A
+/// disk name in the backup that is not one NovaCron makes is refused before anything is
+/// written (it becomes a file name).
 pub async fn restore_disks(repo: &BackupRepo, backup: &str, dir: &Path) -> Result<(), String> {
     let r = open_repo(repo).await?;
     let id = BackupId(backup.to_string());

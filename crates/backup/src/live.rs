@@ -209,6 +209,7 @@ pub async fn backup_running_vm(
             .map(|d| d.name.as_str())
             .chain(opts.side_files.iter().map(|f| f.name.as_str())),
     )?;
+    check_side_files(&opts.side_files)?;
     let mut nodes = HashSet::new();
     if let Some(d) = disks.iter().find(|d| !nodes.insert(d.node.as_str())) {
         return Err(BackupError::InvalidArgument(format!(
@@ -427,16 +428,22 @@ async fn run_live(
     repo.backup(meta, inputs, &opts.backup, progress).await
 }
 
+/// Refuses a side file (see [`LiveBackupOptions::side_files`]) given in another format than
+/// raw: side files are read as they are, never through QEMU.
+fn check_side_files(files: &[StoppedDisk]) -> Result<()> {
+    match files.iter().find(|f| f.format != DiskFormat::Raw) {
+        Some(f) => Err(BackupError::InvalidArgument(format!(
+            "{} ({}) is read as a raw file, but is given as {}",
+            f.name,
+            f.path.display(),
+            f.format.as_str()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A raw file as a backup input: read in full, since a raw file holds no dirty bitmap.
 fn raw_input(disk: &StoppedDisk, vm: &str) -> Result<DiskInput> {
-    if disk.format != DiskFormat::Raw {
-        return Err(BackupError::InvalidArgument(format!(
-            "{} ({}) is read as a raw file, but is given as {}",
-            disk.name,
-            disk.path.display(),
-            disk.format.as_str()
-        )));
-    }
     let reason = "raw image: it cannot hold a persistent dirty bitmap".to_string();
     info!(vm, disk = %disk.name, reason = %reason, "full read (deduplicated)");
     Ok(DiskInput {
@@ -625,10 +632,7 @@ pub async fn backup_stopped_disks(
     opts: &LiveBackupOptions,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<BackupIndex> {
-    if let Some(f) = opts.side_files.iter().find(|f| f.format != DiskFormat::Raw) {
-        // Read as a raw file like the running path's side files, never through qemu-nbd.
-        raw_input(f, &meta.vm)?;
-    }
+    check_side_files(&opts.side_files)?;
     let with_side_files: Vec<StoppedDisk>;
     let disks = if opts.side_files.is_empty() {
         disks

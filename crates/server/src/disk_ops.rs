@@ -132,15 +132,14 @@ pub fn counted_disk_bytes(rec: &VmRecord) -> u64 {
         .sum()
 }
 
-/// Why `what` (a template) of `rec` is refused while it has added disks: it copies the boot
-/// disk only.
-pub fn only_boot_disk(rec: &VmRecord, what: &str) -> Option<String> {
+/// Why a template of `rec` is refused while it has added disks: an image is one disk.
+pub fn only_boot_disk(rec: &VmRecord) -> Option<String> {
     if rec.data_disks.is_empty() {
         return None;
     }
     let names: Vec<&str> = rec.data_disks.iter().map(|d| d.name.as_str()).collect();
     Some(format!(
-        "VM {} has added disks ({}): {what} covers the boot disk only, so the added ones would be left out; detach them first (`novacron vm disk detach {} DISK`)",
+        "VM {} has added disks ({}): a template covers the boot disk only, so the added ones would be left out; detach them first (`novacron vm disk detach {} DISK`)",
         rec.name,
         names.join(", "),
         rec.name
@@ -535,7 +534,7 @@ pub fn check_copyable(
 /// added disks (an image is one disk).
 pub fn check_templatable(rec: &VmRecord, observed: VmState) -> Result<(), CopyRefusal> {
     check_copyable(rec, observed, "a template")?;
-    if let Some(why) = only_boot_disk(rec, "a template") {
+    if let Some(why) = only_boot_disk(rec) {
         return Err(CopyRefusal::AddedDisks(why));
     }
     Ok(())
@@ -955,15 +954,15 @@ mod tests {
     #[test]
     fn a_template_is_refused_while_disks_are_added_and_a_clone_is_not() {
         let mut rec = vm_in(PowerState::Stopped);
-        assert_eq!(only_boot_disk(&rec, "a backup"), None);
+        assert_eq!(only_boot_disk(&rec), None);
         rec.data_disks.push(DataDisk {
             name: "disk1".into(),
             size_bytes: 1 << 20,
             port: 0,
             image: None,
         });
-        let why = only_boot_disk(&rec, "a backup").unwrap();
-        assert!(why.contains("added disks (disk1): a backup"), "{why}");
+        let why = only_boot_disk(&rec).unwrap();
+        assert!(why.contains("added disks (disk1): a template"), "{why}");
         let err = check_templatable(&rec, VmState::Stopped).unwrap_err();
         assert!(matches!(err, CopyRefusal::AddedDisks(_)), "{err}");
         // A clone copies every disk.

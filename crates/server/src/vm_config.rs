@@ -231,6 +231,23 @@ mod tests {
     }
 
     #[test]
+    fn a_uefi_vm_keeps_the_memory_its_firmware_needs() {
+        let mut rec = vm(PowerState::Stopped);
+        rec.memory_bytes = 512 << 20;
+        let small = set(None, Some(192 << 20));
+        assert!(apply_set(&rec, VmState::Stopped, &small, &room()).is_ok());
+        rec.firmware = novacron_api_types::Firmware::Uefi;
+        let err = apply_set(&rec, VmState::Stopped, &small, &room()).unwrap_err();
+        assert!(
+            matches!(err, SetRefusal::UefiMemoryTooSmall { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("at least 256M"), "{err}");
+        let enough = set(None, Some(256 << 20));
+        assert!(apply_set(&rec, VmState::Stopped, &enough, &room()).is_ok());
+    }
+
+    #[test]
     fn a_stopped_vm_changes_at_once_and_labels_always_do() {
         let rec = vm(PowerState::Stopped);
         let mut req = set(Some(2), None);
