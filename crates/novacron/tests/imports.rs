@@ -519,6 +519,26 @@ fn url_iso_and_ova_imports() {
         "{table}"
     );
 
+    // A UEFI appliance (VMware's firmware setting): its boot disk's image is UEFI, and the
+    // command asks for it with the memory OVMF needs.
+    std::fs::write(
+        ova_dir.join("app.ovf"),
+        OVF.replace("MISSING", "app-disk2.vmdk").replace(
+            "</VirtualHardwareSection>",
+            r#"<vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="efi"/></VirtualHardwareSection>"#,
+        ),
+    )
+    .unwrap();
+    let efi = tar("efi.ova", &["app.ovf", "app-disk1.vmdk", "app-disk2.vmdk"]);
+    let got = c.json(&["image", "import", "efiapp", efi.to_str().unwrap()]);
+    assert_eq!(
+        got["vm_create"],
+        "novacron vm create efiapp --image efiapp --cpus 2 --firmware uefi --memory 256M",
+        "{got}"
+    );
+    assert_eq!(got["images"][0]["firmware"], "uefi", "{got}");
+    assert!(got["images"][1]["firmware"].is_null(), "{got}");
+
     // An OVA without an OVF, and one whose OVF names a disk it does not hold.
     let no_ovf = tar("no-ovf.ova", &["app-disk1.vmdk"]);
     let err = c.fails(&["image", "import", "noovf", no_ovf.to_str().unwrap()]);

@@ -185,6 +185,9 @@ pub struct OvfAppliance {
     /// In boot order: the disks the hardware section attaches, then any others.
     pub disks: Vec<OvfDisk>,
     pub nics: Vec<OvfNic>,
+    /// The machine boots through UEFI: VMware's `<vmw:Config vmw:key="firmware"
+    /// vmw:value="efi"/>` in the hardware section.
+    pub uefi: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -286,6 +289,9 @@ pub fn parse_ovf(xml: &str) -> Result<OvfAppliance, String> {
                         out.name = attrs.get("id").cloned();
                     }
                     "Item" | "StorageItem" | "EthernetPortItem" => item = Some(Item::default()),
+                    "Config" if attrs.get("key").map(String::as_str) == Some("firmware") => {
+                        out.uefi = attrs.get("value").map(String::as_str) == Some("efi");
+                    }
                     _ => {}
                 }
                 text.clear();
@@ -441,6 +447,12 @@ mod tests {
                 model: Some("VmxNet3".into())
             }]
         );
+        assert!(!a.uefi, "BIOS unless the OVF says efi");
+        let efi = OVF.replace(
+            "</VirtualHardwareSection>",
+            r#"<vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="efi"/></VirtualHardwareSection>"#,
+        );
+        assert!(parse_ovf(&efi).unwrap().uefi);
         assert!(parse_ovf("<notovf/>").unwrap_err().contains("Envelope"));
         assert!(
             parse_ovf("<Envelope><a></b></Envelope>")

@@ -13,7 +13,7 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json as AxumJson};
 use futures_util::StreamExt;
 use novacron_api_types::{
-    ApiError, BuildTinyRequest, DEFAULT_PROJECT, DiskFormat, ErrorCode, Image, ImageFile,
+    ApiError, BuildTinyRequest, DEFAULT_PROJECT, DiskFormat, ErrorCode, Firmware, Image, ImageFile,
     ImageKind, ImageUrlImportRequest, Operation, OperationRef, OperationState, OvaImport, OvaNic,
     format_size, validate_name,
 };
@@ -643,7 +643,9 @@ pub async fn import_ova(
         if !matches!(image.kind, ImageKind::Disk { .. }) {
             return Err(not_ova(format!("{} is not a disk image", disk.file)));
         }
-        prepared.push((disk_incoming, image));
+        // The boot disk's image boots the way the appliance did.
+        let firmware = (prepared.is_empty() && appliance.uefi).then_some(Firmware::Uefi);
+        prepared.push((disk_incoming, Image { firmware, ..image }));
     }
     drop(incoming);
     let mut images = vec![];
@@ -662,7 +664,17 @@ pub async fn import_ova(
     if let Some(cpus) = appliance.cpus {
         vm_create.push_str(&format!(" --cpus {cpus}"));
     }
-    if let Some(m) = appliance.memory_bytes {
+    let memory = match appliance.memory_bytes {
+        // OVMF needs more than some appliances ask for.
+        Some(m) if appliance.uefi => {
+            Some(m.max(novacron_api_types::validate::MIN_UEFI_MEMORY_BYTES))
+        }
+        m => m,
+    };
+    if appliance.uefi {
+        vm_create.push_str(" --firmware uefi");
+    }
+    if let Some(m) = memory {
         if m % (1 << 30) == 0 {
             vm_create.push_str(&format!(" --memory {}G", m >> 30));
         } else {
