@@ -664,12 +664,12 @@ pub async fn import_ova(
     if let Some(cpus) = appliance.cpus {
         vm_create.push_str(&format!(" --cpus {cpus}"));
     }
-    let memory = match appliance.memory_bytes {
-        // OVMF needs more than some appliances ask for.
-        Some(m) if appliance.uefi => {
-            Some(m.max(novacron_api_types::validate::MIN_UEFI_MEMORY_BYTES))
-        }
-        m => m,
+    let memory = if appliance.uefi {
+        // OVMF needs more than some appliances ask for (or than `vm create`'s default).
+        let least = novacron_api_types::validate::MIN_UEFI_MEMORY_BYTES;
+        Some(appliance.memory_bytes.map_or(least, |m| m.max(least)))
+    } else {
+        appliance.memory_bytes
     };
     if appliance.uefi {
         vm_create.push_str(" --firmware uefi");
