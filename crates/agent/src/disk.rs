@@ -328,18 +328,18 @@ pub async fn clone_disk(
         .await
         .map_err(|e| format!("copying disk {} of VM {}: {e}", added.name, src.name))?;
     }
-    let tmp = disk.with_extension("creating");
-    let _ = tokio::fs::remove_file(&tmp).await;
-    let made = if src.linked {
-        let base = link(shared, &source, clone).await?;
-        novacron_qemu::create_overlay(&base, DiskFormat::Qcow2, &tmp, None).await
-    } else {
-        novacron_qemu::img::copy_standalone(&source.disk, DiskFormat::Qcow2, &tmp).await
-    };
-    made.map_err(|e| format!("making the clone's disk from VM {}: {e}", src.name))?;
-    tokio::fs::rename(&tmp, disk)
-        .await
-        .map_err(|e| format!("placing the cloned disk: {e}"))?;
+    let (linked, from) = (src.linked, &source);
+    crate::worker::create_then_rename(disk, |tmp| async move {
+        if linked {
+            let base = link(shared, from, clone).await?;
+            novacron_qemu::create_overlay(&base, DiskFormat::Qcow2, &tmp, None).await
+        } else {
+            novacron_qemu::img::copy_standalone(&from.disk, DiskFormat::Qcow2, &tmp).await
+        }
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("making the clone's disk from VM {}: {e}", src.name))?;
     tracing::info!(source = %src.name, clone = %clone.name, linked = src.linked, disk = %disk.display(), "disk cloned");
     // A UEFI clone starts with its source's boot entries, not the firmware's defaults.
     let vars = source
