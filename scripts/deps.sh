@@ -19,6 +19,8 @@ run_deps() {
   need_cmd dnsmasq dnsmasq-base
   # ovmf: the UEFI firmware of `vm create --firmware uefi`.
   [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || want+=(ovmf)
+  # swtpm: the TPM 2.0 of `vm create --tpm` (one swtpm process per VM with a TPM).
+  need_cmd swtpm swtpm
 }
 
 installed() {

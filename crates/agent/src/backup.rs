@@ -188,6 +188,17 @@ async fn run(
             format: DiskFormat::Raw,
         });
     }
+    if vm.desired.tpm {
+        // swtpm replaces its state file whole (written aside, renamed): read the newest.
+        let root = vm.disk.with_file_name(novacron_qemu::tpm::STATE_ROOT);
+        if let Some(state) = novacron_qemu::tpm::newest_state(&root, None) {
+            opts.side_files.push(StoppedDisk {
+                name: novacron_api_types::disks::TPM_STATE.to_string(),
+                path: state,
+                format: DiskFormat::Raw,
+            });
+        }
+    }
     let report = move |p: Progress| {
         let _ = progress.send(Some(p));
     };
@@ -269,7 +280,12 @@ fn node_name(shared: &Shared) -> String {
 /// store (`efivars.fd`). Every old file is replaced only once its restore has succeeded. A
 /// disk name in the backup that is not one NovaCron makes is refused before anything is
 /// written (it becomes a file name).
-pub async fn restore_disks(repo: &BackupRepo, backup: &str, dir: &Path) -> Result<(), String> {
+pub async fn restore_disks(
+    repo: &BackupRepo,
+    backup: &str,
+    dir: &Path,
+    node: &str,
+) -> Result<(), String> {
     let r = open_repo(repo).await?;
     let id = BackupId(backup.to_string());
     let idx = r
@@ -283,10 +299,14 @@ pub async fn restore_disks(repo: &BackupRepo, backup: &str, dir: &Path) -> Resul
         .or_else(|| idx.disks.first())
         .ok_or_else(|| format!("backup {backup} holds no disk"))?;
     let mut wanted = vec![(boot, DISK_NAME.to_string())];
-    let mut uefi_vars = None;
+    let (mut uefi_vars, mut tpm_state) = (None, None);
     for d in idx.disks.iter().filter(|d| !std::ptr::eq(*d, boot)) {
         if d.name == novacron_api_types::disks::UEFI_VARS {
             uefi_vars = Some(d);
+            continue;
+        }
+        if d.name == novacron_api_types::disks::TPM_STATE {
+            tpm_state = Some(d);
             continue;
         }
         if !novacron_qemu::spec::is_plugged_node(&d.name) {
@@ -313,6 +333,18 @@ pub async fn restore_disks(repo: &BackupRepo, backup: &str, dir: &Path) -> Resul
             .await
             .map_err(|e| format!("restore of the UEFI variable store from backup {backup}: {e}"))?;
         tracing::info!(backup, file = %file.display(), "UEFI variable store restored");
+    }
+    if let Some(d) = tpm_state {
+        // Into this node's state directory, restored last so it is the newest state there.
+        let tpm_dir = dir.join(novacron_qemu::tpm::STATE_ROOT).join(node);
+        tokio::fs::create_dir_all(&tpm_dir)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", tpm_dir.display()))?;
+        let file = tpm_dir.join(novacron_qemu::tpm::STATE_FILE);
+        live::restore_over_original(&r, &id, d, &file, DiskFormat::Raw)
+            .await
+            .map_err(|e| format!("restore of the TPM state from backup {backup}: {e}"))?;
+        tracing::info!(backup, file = %file.display(), "TPM state restored");
     }
     Ok(())
 }

@@ -328,6 +328,22 @@ pub async fn clone_disk(
         .await
         .map_err(|e| format!("copying disk {} of VM {}: {e}", added.name, src.name))?;
     }
+    // A TPM clone starts with its source's TPM state (what the guest sealed to it included).
+    let tpm_root = |disk: &std::path::Path| disk.with_file_name(novacron_qemu::tpm::STATE_ROOT);
+    if clone.tpm
+        && let Some(state) = novacron_qemu::tpm::newest_state(&tpm_root(&source.disk), None)
+    {
+        let to = tpm_root(disk).join(&shared.node_name);
+        tokio::fs::create_dir_all(&to)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+        let to = to.join(novacron_qemu::tpm::STATE_FILE);
+        crate::worker::create_then_rename(&to, |tmp| async move {
+            tokio::fs::copy(&state, &tmp).await.map(|_| ())
+        })
+        .await
+        .map_err(|e| format!("copying the TPM state of VM {}: {e}", src.name))?;
+    }
     let (linked, from) = (src.linked, &source);
     crate::worker::create_then_rename(disk, |tmp| async move {
         if linked {

@@ -230,7 +230,7 @@ pub async fn incoming(
     }
     let (registration, cancel) = Registration::new(&shared, &req.id)?;
     let prepared = async {
-        let mut spec = crate::worker::prepare_spec(&shared, &dir, d)
+        let mut spec = crate::worker::prepare_spec(&shared, &dir, d, true)
             .await
             .map_err(|e| ApiError::new(ErrorCode::Unavailable, e))?;
         // Post-copy needs userfaultfd in this QEMU, which runs as the VM's user (if any):

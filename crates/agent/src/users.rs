@@ -87,9 +87,12 @@ impl VmUsers {
 
     /// Gives `dir` (a VM's disk directory in a storage pool, `<pool>/vms/<project>/<name>`)
     /// to the VM's user, opening the directories above it up to the pool's for passing.
+    /// `dir` itself is passable too (0711, not listable): a live migration's destination
+    /// takes it while the source still runs as its own user, and the source's swtpm opens its
+    /// state (`tpm/<node>/`, that user's own, 0700) by name until the migration ends.
     pub fn give_pool_dir(&self, dir: &Path, who: &RunAs) -> Result<(), String> {
         let top = dir.ancestors().nth(3).unwrap_or(Path::new("/"));
-        give_dir(dir, who, top)
+        give_dir_mode(dir, who, top, 0o711)
     }
 
     /// Makes an image file readable by every VM user (root:[`IMAGE_GID`], 0640) and its
@@ -109,7 +112,12 @@ impl VmUsers {
 /// `dir` owned by `who`, mode 0700; the directories from `top` down to its parent opened for
 /// passing.
 fn give_dir(dir: &Path, who: &RunAs, top: &Path) -> Result<(), String> {
-    hand_over(dir, who.uid, who.gid, 0o700).map_err(|e| e.to_string())?;
+    give_dir_mode(dir, who, top, 0o700)
+}
+
+/// [`give_dir`] with `dir` at `mode`.
+fn give_dir_mode(dir: &Path, who: &RunAs, top: &Path, mode: u32) -> Result<(), String> {
+    hand_over(dir, who.uid, who.gid, mode).map_err(|e| e.to_string())?;
     let mut up = dir.parent();
     while let Some(d) = up {
         open_for_passing(d)?;

@@ -688,7 +688,7 @@ impl Worker {
         }
         let dir = self.disk_dir(d);
         tracing::info!(vm = %self.name, backup = %r.backup, repo = %r.repo.name, "restoring the disks from a backup");
-        crate::backup::restore_disks(&r.repo, &r.backup, &dir).await?;
+        crate::backup::restore_disks(&r.repo, &r.backup, &dir, &self.shared.node_name).await?;
         self.local.restored_generation = r.generation;
         self.save_local();
         Ok(())
@@ -745,7 +745,7 @@ impl Worker {
     }
 
     async fn prepare(&self, d: &DesiredVm) -> Result<VmSpec, String> {
-        prepare_spec(&self.shared, &self.dir, d).await
+        prepare_spec(&self.shared, &self.dir, d, false).await
     }
 
     /// Stops the VM if it runs here and removes its files on this node (not a disk in a
@@ -809,10 +809,13 @@ impl Worker {
 ///
 /// TCG guests get 8 KiB more RAM than asked: QEMU before 9.0 loses guest writes during live
 /// migration when a TCG guest's RAM is a multiple of 256 KiB (see `novacron_migrate::compat`).
+///
+/// `incoming`: for a live migration's destination, whose TPM starts empty (QEMU fills it).
 pub(crate) async fn prepare_spec(
     shared: &Shared,
     dir: &std::path::Path,
     d: &DesiredVm,
+    incoming: bool,
 ) -> Result<VmSpec, String> {
     tokio::fs::create_dir_all(dir)
         .await
@@ -982,6 +985,21 @@ pub(crate) async fn prepare_spec(
         novacron_api_types::Firmware::Bios => None,
         novacron_api_types::Firmware::Uefi => Some(uefi_firmware(&disk_dir, d.secure_boot).await?),
     };
+    let tpm = if d.tpm {
+        let (root, node) = (
+            disk_dir.join(novacron_qemu::tpm::STATE_ROOT),
+            shared.node_name.clone(),
+        );
+        let tpm = tokio::task::spawn_blocking(move || {
+            novacron_qemu::tpm::prepare_state(&root, &node, incoming)
+        })
+        .await
+        .map_err(|e| format!("TPM state: {e}"))?
+        .map_err(|e| e.to_string())?;
+        Some(tpm)
+    } else {
+        None
+    };
     Ok(VmSpec {
         name: d.name.clone(),
         uuid: d.uuid.clone(),
@@ -1010,6 +1028,7 @@ pub(crate) async fn prepare_spec(
         hotplug_ports: d.hotplug_ports,
         plugged_disks,
         uefi,
+        tpm,
         ..VmSpec::default()
     })
 }

@@ -126,6 +126,9 @@ pub struct DesiredVm {
     pub firmware: crate::Firmware,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secure_boot: bool,
+    /// A TPM 2.0 through swtpm; its state lives beside the disks (`tpm/<node>/`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tpm: bool,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -15,6 +15,16 @@ pub const DISK0: &str = "disk0";
 /// `efivars.fd` beside them).
 pub const UEFI_VARS: &str = "efivars";
 
+/// What a VM's TPM state is called in its backups, beside its disks (restored to
+/// `tpm/<node>/tpm2-00.permall` beside them).
+pub const TPM_STATE: &str = "tpm";
+
+/// A backup's file that travels with the disks but is not one (the UEFI variable store, the
+/// TPM state).
+pub fn is_side_file(name: &str) -> bool {
+    name == UEFI_VARS || name == TPM_STATE
+}
+
 /// Spare PCIe root ports a VM gets at create (so at most this many added disks): a running
 /// machine cannot gain ports, and each one takes a slot of the root bus.
 pub const HOTPLUG_PORTS: u32 = 4;

@@ -242,6 +242,10 @@ pub struct VmCreateRequest {
     /// enrolled, so shim-signed installers and OSes boot and unsigned ones are refused.
     #[serde(default)]
     pub secure_boot: bool,
+    /// A TPM 2.0 (swtpm, QEMU's `tpm-crb`) whose state is the VM's own and follows it through
+    /// migrations, backups, restores and clones.
+    #[serde(default)]
+    pub tpm: bool,
 }
 
 /// The firmware a VM boots through.
@@ -450,6 +454,9 @@ pub struct Vm {
     /// UEFI Secure Boot is on.
     #[serde(default)]
     pub secure_boot: bool,
+    /// The VM has a TPM 2.0.
+    #[serde(default)]
+    pub tpm: bool,
     /// CPUs the VM gets when it next starts, when that differs from `cpus`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_cpus: Option<u32>,

@@ -442,6 +442,10 @@ pub struct VmCreateArgs {
     /// OSes boot and unsigned ones are refused.
     #[arg(long)]
     pub secure_boot: bool,
+    /// A TPM 2.0 (swtpm) with state of the VM's own, carried by migrations, backups,
+    /// restores and clones.
+    #[arg(long)]
+    pub tpm: bool,
     /// Return at once with the operation instead of waiting for it.
     #[arg(long)]
     pub no_wait: bool,
@@ -749,6 +753,7 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
                     vm.firmware.clone()
                 },
             ),
+            ("tpm", if vm.tpm { "2.0 (swtpm)" } else { "-" }.to_string()),
             (
                 "labels",
                 if vm.labels.is_empty() {
@@ -931,6 +936,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                     iso: a.iso.clone(),
                     firmware: a.firmware,
                     secure_boot: a.secure_boot,
+                    tpm: a.tpm,
                 })
                 .await?
                 .operation;

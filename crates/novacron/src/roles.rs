@@ -452,6 +452,7 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
                         iso: None,
                         firmware: None,
                         secure_boot: false,
+                        tpm: false,
                     })
                     .await?
                     .operation,

@@ -23,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{BIN, free_port, qemu_pids_under, stop_child, tail};
+use common::{BIN, free_port, qemu_pids_under, stop_child, tail, tpm_cmd};
 use serde_json::Value;
 
 const BOOT: Duration = Duration::from_secs(120);
@@ -722,7 +722,7 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         );
     }
 
-    // HA restart keeps the network: n2 is lost (its agent killed for good, so its watchdog
+    // HA restart keeps the network and the TPM: n2 is lost (its agent killed for good, so its watchdog
     // fences h1), h1 restarts on n1 with the same MAC and address, and a1 reaches it there.
     let shared = lab.dir.path().join("shared");
     std::fs::create_dir(&shared).expect("shared dir");
@@ -746,11 +746,30 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
             "32M",
             "--ha",
             "restart",
+            "--tpm",
         ],
     );
     let h1 = wait_running(&lab, "h1");
     let ip_h = h1["nics"][0]["ips"][0].as_str().expect("ip").to_string();
     lab.wait_console("h1", "NOVACRON-GUEST-READY", BOOT);
+    // And its TPM's state: an NV index defined here is there after the restart.
+    let tpm_ok = |command: &[u8], answer: &str| {
+        format!(
+            "r=$({}); case \"$r\" in {answer}*) true;; *) false;; esac",
+            tpm_cmd::exchange(command)
+        )
+    };
+    assert_eq!(
+        lab.guest_rc(
+            "h1",
+            "nvdef",
+            &tpm_ok(&tpm_cmd::nv_define(), "80020000001300000000"),
+            BOOT
+        ),
+        0,
+        "{}",
+        lab.console("h1")
+    );
     lab.kill_agent(1);
     let start = Instant::now();
     let moved = loop {
@@ -779,6 +798,17 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         "{}{}",
         lab.console("h1"),
         lab.logs()
+    );
+    assert_eq!(
+        lab.guest_rc(
+            "h1",
+            "nvkept",
+            &tpm_ok(&tpm_cmd::nv_read_public(), "8001????????00000000"),
+            BOOT
+        ),
+        0,
+        "{}",
+        lab.console("h1")
     );
     // n2 comes back (its non-HA guest a2 kept running there) for the cleanup below.
     lab.spawn_agent(1, true);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, MARK_SECTOR};
+use common::{Cluster, MARK_SECTOR, tpm_cmd};
 
 const BOOT: Duration = Duration::from_secs(120);
 const MARKER: &str = "NOVACRON-GUEST-READY";
@@ -993,4 +993,203 @@ fn a_uefi_guest_boots_under_ovmf_and_its_variables_follow_a_migration() {
         "bios",
     ]);
     assert_eq!(c.vm("efi5")["firmware"], "kernel");
+}
+
+/// Sends `command` to the guest's TPM and answers the response code (8 hex digits).
+fn guest_tpm(c: &Cluster, vm: &str, command: &[u8]) -> String {
+    let hex = c.console_eval(vm, &tpm_cmd::exchange(command));
+    assert!(hex.len() >= 20, "TPM response {hex:?}");
+    hex[12..20].to_string()
+}
+
+/// PCR 16 (SHA-256) as the guest's kernel reads it.
+fn guest_pcr16(c: &Cluster, vm: &str) -> String {
+    c.console_eval(vm, "cat /sys/class/tpm/tpm0/pcr-sha256/16")
+}
+
+/// The swtpm processes serving VMs under `data_dir` (the test cluster's): (pid, uid).
+fn swtpm_processes(data_dir: &Path) -> Vec<(u32, u32)> {
+    let dir = data_dir.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if !cmdline.starts_with("swtpm ") || !cmdline.contains(&dir) {
+                return None;
+            }
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            let uid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some((pid, uid))
+        })
+        .collect()
+}
+
+/// A VM with a TPM 2.0: the guest sees a TPM 2.0 (swtpm, run as the VM's user); an NV index
+/// it defines and a PCR it extends move with a live migration; the NV index survives a cold
+/// start on the destination (the PCR is reset, as on real hardware), a backup restored as a
+/// new VM and a clone, and migrations to and from a node sharing the disks' pool; each swtpm
+/// ends with its VM.
+#[test]
+fn a_tpm_keeps_its_state_through_migration_restart_backup_and_clone() {
+    let mut c = Cluster::start();
+    c.ok(&["image", "build-tiny", "tiny"]);
+    let b_dir = c.start_agent("node-b");
+    c.wait_nodes_ready(&["node-a", "node-b"]);
+    c.ok(&[
+        "vm", "create", "tpm1", "--image", "tiny", "--accel", "tcg", "--tpm", "--disk", "64M",
+        "--node", "node-a",
+    ]);
+    c.wait_console("tpm1", MARKER, 1, BOOT);
+    assert_eq!(c.vm("tpm1")["tpm"], true);
+    assert!(c.ok(&["vm", "show", "tpm1"]).contains("2.0 (swtpm)"));
+    assert_eq!(
+        c.console_eval("tpm1", "cat /sys/class/tpm/tpm0/tpm_version_major"),
+        "2"
+    );
+    let swtpm = swtpm_processes(c.dir.path());
+    assert_eq!(swtpm.len(), 1, "{swtpm:?}");
+    assert_ne!(swtpm[0].1, 0, "swtpm runs as root");
+
+    let zeros = "0".repeat(64);
+    assert_ne!(
+        guest_tpm(&c, "tpm1", &tpm_cmd::nv_read_public()),
+        "00000000"
+    );
+    assert_eq!(guest_tpm(&c, "tpm1", &tpm_cmd::nv_define()), "00000000");
+    assert_eq!(
+        guest_tpm(&c, "tpm1", &tpm_cmd::nv_read_public()),
+        "00000000"
+    );
+    assert_eq!(guest_pcr16(&c, "tpm1"), zeros);
+    assert_eq!(guest_tpm(&c, "tpm1", &tpm_cmd::pcr16_extend()), "00000000");
+    let pcr = guest_pcr16(&c, "tpm1");
+    assert_ne!(pcr, zeros);
+    data_file(&c, "/tpm1/tpm/node-a/tpm2-00.permall");
+
+    // Live migration carries the whole TPM, volatile state (the PCR) included.
+    let m = c.json(&["vm", "migrate", "tpm1", "--to", "node-b"]);
+    assert_eq!(m["state"], "succeeded", "{m}");
+    let v = c.wait_state("tpm1", "running", Duration::from_secs(30));
+    assert_eq!(v["node"], "node-b", "{v}");
+    assert_eq!(guest_pcr16(&c, "tpm1"), pcr);
+    assert_eq!(
+        guest_tpm(&c, "tpm1", &tpm_cmd::nv_read_public()),
+        "00000000"
+    );
+    let on_b: Vec<PathBuf> = walk_files(&b_dir)
+        .into_iter()
+        .filter(|p| p.ends_with("tpm1/tpm/node-b/tpm2-00.permall"))
+        .collect();
+    assert_eq!(on_b.len(), 1, "{on_b:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while swtpm_processes(c.dir.path()).len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the source's swtpm outlived its QEMU"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A cold start on node-b: the NV index is kept, the PCR starts over.
+    c.ok(&["vm", "stop", "tpm1", "--force"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !swtpm_processes(c.dir.path()).is_empty() {
+        assert!(Instant::now() < deadline, "swtpm outlived its stopped VM");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.ok(&["vm", "start", "tpm1"]);
+    c.wait_console("tpm1", MARKER, 1, BOOT);
+    assert_eq!(c.vm("tpm1")["node"], "node-b");
+    assert_eq!(
+        guest_tpm(&c, "tpm1", &tpm_cmd::nv_read_public()),
+        "00000000"
+    );
+    assert_eq!(guest_pcr16(&c, "tpm1"), zeros);
+
+    // A backup of the running VM holds the TPM's state; a VM restored from it has the index.
+    let (_, backup) = backup_and_restore(&c, "tpm1", "tpm2");
+    assert!(
+        backup["message"].as_str().unwrap_or("").contains("tpm"),
+        "{backup}"
+    );
+    c.wait_console("tpm2", MARKER, 1, BOOT);
+    assert_eq!(c.vm("tpm2")["tpm"], true);
+    assert_eq!(
+        guest_tpm(&c, "tpm2", &tpm_cmd::nv_read_public()),
+        "00000000"
+    );
+    c.ok(&["vm", "delete", "tpm2", "--force"]);
+
+    // A clone starts from a copy of its source's TPM.
+    c.ok(&["vm", "stop", "tpm1", "--force"]);
+    c.ok(&["vm", "clone", "tpm1", "tpm3"]);
+    c.ok(&["vm", "start", "tpm3"]);
+    c.wait_console("tpm3", MARKER, 1, BOOT);
+    assert_eq!(
+        guest_tpm(&c, "tpm3", &tpm_cmd::nv_read_public()),
+        "00000000"
+    );
+    c.ok(&["vm", "delete", "tpm3", "--force"]);
+
+    // In a storage pool both nodes' swtpm work in the same disks' directory, each in a state
+    // directory of its own (swtpm locks the one it uses, and a migration runs both at once):
+    // the state goes there and back, and a cold start takes the newest.
+    let pool = c.dir.path().join("pool");
+    std::fs::create_dir(&pool).unwrap();
+    c.ok(&["storage", "add", "pool", "--path", pool.to_str().unwrap()]);
+    c.ok(&[
+        "vm",
+        "create",
+        "tpm4",
+        "--image",
+        "tiny",
+        "--accel",
+        "tcg",
+        "--tpm",
+        "--disk",
+        "64M",
+        "--storage",
+        "pool",
+        "--node",
+        "node-a",
+    ]);
+    c.wait_console("tpm4", MARKER, 1, BOOT);
+    assert_eq!(guest_tpm(&c, "tpm4", &tpm_cmd::nv_define()), "00000000");
+    for node in ["node-b", "node-a"] {
+        let m = c.json(&["vm", "migrate", "tpm4", "--to", node]);
+        assert_eq!(m["state"], "succeeded", "{m}");
+        let v = c.wait_state("tpm4", "running", Duration::from_secs(30));
+        assert_eq!(v["node"], node, "{v}");
+        assert_eq!(
+            guest_tpm(&c, "tpm4", &tpm_cmd::nv_read_public()),
+            "00000000"
+        );
+    }
+    let states: Vec<PathBuf> = walk_files(&pool)
+        .into_iter()
+        .filter(|p| p.ends_with("tpm2-00.permall"))
+        .collect();
+    assert_eq!(states.len(), 2, "one state directory per node: {states:?}");
+    c.ok(&["vm", "stop", "tpm4", "--force"]);
+    c.ok(&["vm", "start", "tpm4"]);
+    c.wait_console("tpm4", MARKER, 1, BOOT);
+    assert_eq!(
+        guest_tpm(&c, "tpm4", &tpm_cmd::nv_read_public()),
+        "00000000"
+    );
+    c.ok(&["vm", "delete", "tpm4", "--force"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !swtpm_processes(c.dir.path()).is_empty() {
+        assert!(Instant::now() < deadline, "swtpm outlived its deleted VM");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

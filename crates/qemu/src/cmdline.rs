@@ -43,6 +43,7 @@ fn path_opt(path: &Path) -> String {
 /// - With [`VmSpec::uefi`], OVMF as two flash devices (`-machine pflash0=,pflash1=`) over
 ///   block nodes: the shared code read-only, the VM's variable store writable (see
 ///   [`crate::firmware`]).
+/// - With [`VmSpec::tpm`], a `tpm-crb` device on the VM's swtpm socket (see [`crate::tpm`]).
 /// - With [`VmSpec::cdrom`], the ISO as an `ide-cd` on the machine's built-in controller (`ide.0`: AHCI on q35),
 ///   which every installer and BIOS reads (virtio-scsi would need drivers Windows installers lack); it boots after
 ///   the disks, so a blank disk falls through to it and an installed one boots itself.
@@ -105,6 +106,14 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
     push(&["-pidfile", &run_dir.pidfile().to_string_lossy()]);
 
     push(&firmware_args.iter().map(String::as_str).collect::<Vec<_>>());
+    if spec.tpm.is_some() {
+        push(
+            &crate::tpm::args(run_dir)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+    }
     push(&["-device", "pvpanic"]);
     push(&["-object", "rng-random,id=rng0,filename=/dev/urandom"]);
     push(&["-device", "virtio-rng-pci,rng=rng0"]);

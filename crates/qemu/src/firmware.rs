@@ -71,22 +71,25 @@ pub fn ensure_vars(template: &Path, vars: &Path) -> Result<bool, QemuError> {
     if vars.exists() {
         return Ok(false);
     }
-    let tmp = vars.with_extension("creating");
-    let copy = std::fs::copy(template, &tmp)
+    copy_whole(template, vars)?;
+    Ok(true)
+}
+
+/// Copies `from` to `to` under a temporary name, synced, then renamed: a crash leaves either
+/// the old `to` (or none) or a whole copy.
+pub(crate) fn copy_whole(from: &Path, to: &Path) -> Result<(), QemuError> {
+    let tmp = to.with_extension("creating");
+    let copy = std::fs::copy(from, &tmp)
         .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|_| std::fs::rename(&tmp, vars));
+        .and_then(|_| std::fs::rename(&tmp, to));
     if let Err(e) = copy {
         let _ = std::fs::remove_file(&tmp);
         return Err(QemuError::io(
-            format!(
-                "making the UEFI variable store {} from {}",
-                vars.display(),
-                template.display()
-            ),
+            format!("copying {} to {}", from.display(), to.display()),
             e,
         ));
     }
-    Ok(true)
+    Ok(())
 }
 
 /// The `-machine` properties and extra arguments for `uefi`: the two flash images as block

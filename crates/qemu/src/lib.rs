@@ -27,6 +27,7 @@ pub mod snapshot;
 pub mod spec;
 pub mod tap;
 pub mod tiny;
+pub mod tpm;
 pub mod user;
 
 pub use accel::{Accel, AccelChoice, resolve_accel};

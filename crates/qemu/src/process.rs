@@ -303,6 +303,11 @@ pub async fn launch(spec: &VmSpec, run_dir: &RunDir) -> Result<RunningVm, QemuEr
         }
         None => None,
     };
+    // The TPM's swtpm first: QEMU connects to it at start-up. It ends when QEMU does, or here if QEMU fails.
+    let swtpm = match &spec.tpm {
+        Some(tpm) => Some(crate::tpm::start(tpm, run_dir, run_as.as_ref()).await?),
+        None => None,
+    };
     // SAFETY: the closure runs in the forked child before exec and only calls setsid(2), write(2) (into the
     // cgroup.procs files opened above), setgroups(2), setresgid(2), setresuid(2) and setuid(2), which are
     // async-signal-safe; it reads `cgroup_fds` and `run_as`, allocated before the fork.
@@ -365,6 +370,9 @@ pub async fn launch(spec: &VmSpec, run_dir: &RunDir) -> Result<RunningVm, QemuEr
     match outcome {
         Ok((qmp, events)) => {
             tracing::info!(vm = %spec.name, pid, "QEMU is up");
+            if let Some(swtpm) = swtpm {
+                swtpm.detach();
+            }
             Ok(RunningVm {
                 inner: Arc::new(VmInner {
                     pid,
@@ -741,6 +749,7 @@ fn remove_runtime_files(run_dir: &RunDir) {
         run_dir.qmp_socket(),
         run_dir.console_socket(),
         run_dir.guest_agent_socket(),
+        run_dir.tpm_socket(),
         run_dir.pidfile(),
     ] {
         match std::fs::remove_file(&path) {

@@ -63,6 +63,9 @@ pub struct VmSpec {
     /// UEFI through OVMF with the VM's own variable store; `None` is SeaBIOS (QEMU's default).
     /// Direct kernel boot works under either: OVMF loads the kernel as an EFI program.
     pub uefi: Option<crate::firmware::Uefi>,
+    /// A TPM 2.0: a swtpm process started with QEMU, its state in the VM's own directory
+    /// (see [`crate::tpm`]).
+    pub tpm: Option<crate::tpm::Tpm>,
 }
 
 impl Default for VmSpec {
@@ -88,6 +91,7 @@ impl Default for VmSpec {
             hotplug_ports: 0,
             plugged_disks: Vec::new(),
             uefi: None,
+            tpm: None,
         }
     }
 }
@@ -244,6 +248,14 @@ impl VmSpec {
                 ));
             }
         }
+        if let Some(tpm) = &self.tpm
+            && !tpm.state_dir.is_dir()
+        {
+            return bad(format!(
+                "TPM state directory {} does not exist",
+                tpm.state_dir.display()
+            ));
+        }
         if self.hotplug_ports > 0 && !self.is_q35() {
             return bad(format!(
                 "hot-plug ports need a q35 machine, not {}",
@@ -380,6 +392,16 @@ impl RunDir {
     /// the agent can open it).
     pub fn vnc_socket(&self) -> PathBuf {
         self.dir.join("vnc.sock")
+    }
+
+    /// The socket the VM's swtpm listens on, which QEMU's TPM connects to (see [`crate::tpm`]).
+    pub fn tpm_socket(&self) -> PathBuf {
+        self.dir.join("swtpm.sock")
+    }
+
+    /// swtpm's output.
+    pub fn tpm_log(&self) -> PathBuf {
+        self.dir.join("swtpm.log")
     }
 
     /// QEMU's pid, written by QEMU (`-pidfile`).

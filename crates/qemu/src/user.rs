@@ -66,6 +66,14 @@ pub fn prepare_files(spec: &VmSpec, run_dir: &RunDir, who: &RunAs) -> Result<(),
     if let Some(uefi) = &spec.uefi {
         hand_over(&uefi.vars, who.uid, who.gid, 0o600)?;
     }
+    if let Some(tpm) = &spec.tpm {
+        hand_over(&tpm.state_dir, who.uid, who.gid, 0o700)?;
+        let entries = std::fs::read_dir(&tpm.state_dir)
+            .map_err(|e| QemuError::io(format!("reading {}", tpm.state_dir.display()), e))?;
+        for entry in entries.filter_map(Result::ok) {
+            hand_over(&entry.path(), who.uid, who.gid, 0o600)?;
+        }
+    }
     if let Some(seed) = &spec.seed_iso {
         hand_over(seed, who.uid, who.gid, 0o400)?;
     }

@@ -583,6 +583,7 @@ pub fn clone_request(src: &VmRecord, name: &str) -> VmCreateRequest {
         iso: src.iso.clone(),
         firmware: Some(src.firmware),
         secure_boot: src.secure_boot,
+        tpm: src.tpm,
     }
 }
 
@@ -625,6 +626,7 @@ pub fn restore_request(
         iso: spec.iso.as_ref().map(|i| i.name.clone()),
         firmware: Some(spec.firmware),
         secure_boot: spec.secure_boot,
+        tpm: spec.tpm,
     }
 }
 

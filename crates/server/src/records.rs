@@ -202,6 +202,9 @@ pub struct VmRecord {
     pub firmware: novacron_api_types::Firmware,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secure_boot: bool,
+    /// A TPM 2.0 (fixed at create: what the guest sealed to it stays there).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tpm: bool,
 }
 
 /// Observed state of a VM (written on behalf of its agent).
@@ -478,5 +481,6 @@ pub fn example_vm(power: PowerState) -> VmRecord {
         disk_plug: None,
         firmware: Default::default(),
         secure_boot: false,
+        tpm: false,
     }
 }

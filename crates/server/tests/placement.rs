@@ -210,6 +210,7 @@ fn vm_request(name: &str, node: Option<&str>, memory: u64, ha: bool) -> VmCreate
         iso: None,
         firmware: None,
         secure_boot: false,
+        tpm: false,
     }
 }
 

@@ -169,6 +169,7 @@ fn vm(name: &str) -> VmCreateRequest {
         iso: None,
         firmware: None,
         secure_boot: false,
+        tpm: false,
     }
 }
 

@@ -589,6 +589,7 @@ async fn load(
                     iso: None,
                     firmware: None,
                     secure_boot: false,
+                    tpm: false,
                 };
                 let start = Instant::now();
                 sent.lock()

@@ -620,3 +620,54 @@ pub fn write_boot_iso(path: &Path) {
     iso[PROGRAM * SECTOR..PROGRAM * SECTOR + program.len()].copy_from_slice(&program);
     std::fs::write(path, iso).unwrap();
 }
+
+/// TPM 2.0 commands the TPM tests send from inside a guest, raw on /dev/tpm0. Those with
+/// sessions carry one empty password authorization (TPM_RS_PW).
+pub mod tpm_cmd {
+    const PASSWORD_AUTH: [u8; 13] = [0, 0, 0, 9, 0x40, 0, 0, 9, 0, 0, 0, 0, 0];
+    /// The NV index the test defines (owner space).
+    const NV_INDEX: [u8; 4] = [0x01, 0x50, 0x00, 0x16];
+
+    fn command(tag: u16, code: u32, body: &[u8]) -> Vec<u8> {
+        let mut c = tag.to_be_bytes().to_vec();
+        c.extend_from_slice(&((10 + body.len()) as u32).to_be_bytes());
+        c.extend_from_slice(&code.to_be_bytes());
+        c.extend_from_slice(body);
+        c
+    }
+
+    /// TPM2_NV_DefineSpace of an 8-byte index readable and writable by owner and auth.
+    pub fn nv_define() -> Vec<u8> {
+        let mut body = vec![0x40, 0, 0, 1]; // TPM_RH_OWNER
+        body.extend_from_slice(&PASSWORD_AUTH);
+        body.extend_from_slice(&[0, 0]); // no auth value for the index
+        body.extend_from_slice(&[0, 14]); // TPM2B_NV_PUBLIC
+        body.extend_from_slice(&NV_INDEX);
+        body.extend_from_slice(&[0, 0x0b]); // SHA-256
+        body.extend_from_slice(&0x0006_0006u32.to_be_bytes()); // OWNER/AUTH WRITE and READ
+        body.extend_from_slice(&[0, 0, 0, 8]); // no policy, 8 bytes
+        command(0x8002, 0x12a, &body)
+    }
+
+    /// TPM2_NV_ReadPublic of that index: succeeds only if it exists.
+    pub fn nv_read_public() -> Vec<u8> {
+        command(0x8001, 0x169, &NV_INDEX)
+    }
+
+    /// TPM2_PCR_Extend of PCR 16 with a SHA-256 digest.
+    pub fn pcr16_extend() -> Vec<u8> {
+        let mut body = vec![0, 0, 0, 16];
+        body.extend_from_slice(&PASSWORD_AUTH);
+        body.extend_from_slice(&[0, 0, 0, 1, 0, 0x0b]);
+        body.extend_from_slice(&[0x5a; 32]);
+        command(0x8002, 0x182, &body)
+    }
+
+    /// Guest shell that sends `command` to /dev/tpm0 and prints the response in hex.
+    pub fn exchange(command: &[u8]) -> String {
+        let octal: String = command.iter().map(|b| format!("\\{b:03o}")).collect();
+        format!(
+            "exec 3<>/dev/tpm0; printf '{octal}' >&3; dd bs=4096 count=1 <&3 2>/dev/null | od -An -tx1 | tr -d ' \\n'; exec 3>&-"
+        )
+    }
+}

@@ -363,6 +363,7 @@ pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
         data_disks: v.data_disks.clone(),
         firmware: v.firmware,
         secure_boot: v.secure_boot,
+        tpm: v.tpm,
         iso: v.iso.as_ref().and_then(|iso| {
             state
                 .images

@@ -383,12 +383,13 @@ pub async fn restore(
         }
         let vm = idx.vm.clone();
         let rec = super::vms::find(&state, &vm)?;
-        // A UEFI VM's variable store is restored with the disks; it is not one of them.
+        // A UEFI VM's variable store and a TPM's state are restored with the disks; they are
+        // not disks.
         let mut held: Vec<&str> = idx
             .disks
             .iter()
             .map(|d| d.name.as_str())
-            .filter(|n| *n != novacron_api_types::disks::UEFI_VARS)
+            .filter(|n| !novacron_api_types::disks::is_side_file(n))
             .collect();
         let mut has: Vec<&str> = std::iter::once(novacron_api_types::disks::DISK0)
             .chain(rec.data_disks.iter().map(|d| d.name.as_str()))

@@ -65,6 +65,7 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
         description: vm.description.clone(),
         firmware: firmware(state, vm).into(),
         secure_boot: vm.secure_boot,
+        tpm: vm.tpm,
         pending_cpus: vm.pending.and_then(|p| p.cpus),
         pending_memory_bytes: vm.pending.and_then(|p| p.memory_bytes),
         user_data: vm.user_data.is_some(),
@@ -361,6 +362,7 @@ pub async fn create_vm_from(
         disk_plug: None,
         firmware,
         secure_boot: req.secure_boot,
+        tpm: req.tpm,
     };
     // Written with the project's usage, checked against its limits, in one transaction.
     let written = async {
