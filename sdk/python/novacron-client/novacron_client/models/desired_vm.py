@@ -68,6 +68,7 @@ class DesiredVm:
             secure_boot (bool | Unset):
             ssh_keys (list[str] | Unset):
             storage (None | StoragePool | Unset):
+            tpm (bool | Unset): A TPM 2.0 through swtpm; its state lives beside the disks (`tpm/<node>/`).
             user_data (None | str | Unset): cloud-init user-data for the NoCloud seed (replaces the generated one).
             vendor_data (None | str | Unset): cloud-init vendor-data for the NoCloud seed.
             vnc (bool | Unset): A graphics card and QEMU's VNC server on a unix socket in the VM's run directory.
@@ -98,6 +99,7 @@ class DesiredVm:
     secure_boot: bool | Unset = UNSET
     ssh_keys: list[str] | Unset = UNSET
     storage: None | StoragePool | Unset = UNSET
+    tpm: bool | Unset = UNSET
     user_data: None | str | Unset = UNSET
     vendor_data: None | str | Unset = UNSET
     vnc: bool | Unset = UNSET
@@ -248,6 +250,8 @@ class DesiredVm:
         else:
             storage = self.storage
 
+        tpm = self.tpm
+
         user_data: None | str | Unset
         if isinstance(self.user_data, Unset):
             user_data = UNSET
@@ -308,6 +312,8 @@ class DesiredVm:
             field_dict["ssh_keys"] = ssh_keys
         if storage is not UNSET:
             field_dict["storage"] = storage
+        if tpm is not UNSET:
+            field_dict["tpm"] = tpm
         if user_data is not UNSET:
             field_dict["user_data"] = user_data
         if vendor_data is not UNSET:
@@ -612,6 +618,8 @@ class DesiredVm:
         storage = _parse_storage(d.pop("storage", UNSET))
 
 
+        tpm = d.pop("tpm", UNSET)
+
         def _parse_user_data(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -660,6 +668,7 @@ class DesiredVm:
             secure_boot=secure_boot,
             ssh_keys=ssh_keys,
             storage=storage,
+            tpm=tpm,
             user_data=user_data,
             vendor_data=vendor_data,
             vnc=vnc,

@@ -77,6 +77,7 @@ class Vm:
             state_reason (None | str | Unset): Why the VM is in this state when it is not the one asked for (e.g. a crash
                 reason).
             storage (None | str | Unset):
+            tpm (bool | Unset): The VM has a TPM 2.0.
             user_data (bool | Unset): Whether cloud-init user-data / vendor-data were given at create.
             vendor_data (bool | Unset):
             vnc (bool | Unset): The VM has a graphics card and a graphical console (`vm console NAME --vnc`).
@@ -114,6 +115,7 @@ class Vm:
     snapshots: list[VmSnapshot] | Unset = UNSET
     state_reason: None | str | Unset = UNSET
     storage: None | str | Unset = UNSET
+    tpm: bool | Unset = UNSET
     user_data: bool | Unset = UNSET
     vendor_data: bool | Unset = UNSET
     vnc: bool | Unset = UNSET
@@ -276,6 +278,8 @@ class Vm:
         else:
             storage = self.storage
 
+        tpm = self.tpm
+
         user_data = self.user_data
 
         vendor_data = self.vendor_data
@@ -339,6 +343,8 @@ class Vm:
             field_dict["state_reason"] = state_reason
         if storage is not UNSET:
             field_dict["storage"] = storage
+        if tpm is not UNSET:
+            field_dict["tpm"] = tpm
         if user_data is not UNSET:
             field_dict["user_data"] = user_data
         if vendor_data is not UNSET:
@@ -600,6 +606,8 @@ class Vm:
         storage = _parse_storage(d.pop("storage", UNSET))
 
 
+        tpm = d.pop("tpm", UNSET)
+
         user_data = d.pop("user_data", UNSET)
 
         vendor_data = d.pop("vendor_data", UNSET)
@@ -639,6 +647,7 @@ class Vm:
             snapshots=snapshots,
             state_reason=state_reason,
             storage=storage,
+            tpm=tpm,
             user_data=user_data,
             vendor_data=vendor_data,
             vnc=vnc,

@@ -60,6 +60,8 @@ class VmCreateRequest:
             storage (None | str | Unset): Keep the VM's disk in this storage pool (shared by every node) instead of the
                 node's
                 local disk.
+            tpm (bool | Unset): A TPM 2.0 (swtpm, QEMU's `tpm-crb`) whose state is the VM's own and follows it through
+                migrations, backups, restores and clones.
             user_data (None | str | Unset): cloud-init user-data (a `#cloud-config` YAML document, at most 64 KiB) put into
                 the
                 NoCloud seed as it is; disk images only.
@@ -87,6 +89,7 @@ class VmCreateRequest:
     ssh_keys: list[str] | Unset = UNSET
     start: bool | Unset = UNSET
     storage: None | str | Unset = UNSET
+    tpm: bool | Unset = UNSET
     user_data: None | str | Unset = UNSET
     vendor_data: None | str | Unset = UNSET
     vnc: bool | Unset = UNSET
@@ -193,6 +196,8 @@ class VmCreateRequest:
         else:
             storage = self.storage
 
+        tpm = self.tpm
+
         user_data: None | str | Unset
         if isinstance(self.user_data, Unset):
             user_data = UNSET
@@ -246,6 +251,8 @@ class VmCreateRequest:
             field_dict["start"] = start
         if storage is not UNSET:
             field_dict["storage"] = storage
+        if tpm is not UNSET:
+            field_dict["tpm"] = tpm
         if user_data is not UNSET:
             field_dict["user_data"] = user_data
         if vendor_data is not UNSET:
@@ -428,6 +435,8 @@ class VmCreateRequest:
         storage = _parse_storage(d.pop("storage", UNSET))
 
 
+        tpm = d.pop("tpm", UNSET)
+
         def _parse_user_data(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -470,6 +479,7 @@ class VmCreateRequest:
             ssh_keys=ssh_keys,
             start=start,
             storage=storage,
+            tpm=tpm,
             user_data=user_data,
             vendor_data=vendor_data,
             vnc=vnc,
