@@ -41,6 +41,12 @@ test_deps() {
   # chromium and its WebDriver: the web UI is tested in a real browser.
   need_cmd chromium chromium
   need_cmd chromedriver chromium-driver
+  # shim, GRUB and a FAT image's tools: the e2e test boots a Secure Boot guest through the
+  # signed chain shim -> GRUB -> the Debian kernel.
+  [ -e /usr/lib/shim/shimx64.efi.signed ] || want+=(shim-signed)
+  [ -e /usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed ] || want+=(grub-efi-amd64-signed)
+  need_cmd mcopy mtools
+  need_cmd mkfs.vfat dosfstools
 }
 
 as_root() {

@@ -1193,3 +1193,99 @@ fn a_tpm_keeps_its_state_through_migration_restart_backup_and_clone() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Secure Boot, the way a signed OS boots: a disk whose EFI system partition holds Debian's
+/// Microsoft-signed shim, Debian's signed GRUB and the host's Debian-signed kernel with the
+/// tiny guest's initrd. OVMF checks shim against Microsoft's keys (the store `--secure-boot`
+/// enrolls), shim checks GRUB and GRUB the kernel; the guest comes up and its firmware says
+/// Secure Boot is on.
+#[test]
+fn a_secure_boot_guest_boots_through_the_signed_shim_grub_and_kernel() {
+    let c = Cluster::start();
+    let tiny = c.json(&["image", "build-tiny", "tiny"]);
+    let cmdline = tiny["cmdline"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no cmdline in {tiny}"))
+        .to_string();
+    let pick = |name: &str| -> PathBuf {
+        walk_files(&c.data_dir)
+            .into_iter()
+            .find(|p| p.ends_with(name))
+            .unwrap_or_else(|| panic!("the tiny image's {name}"))
+    };
+    let (kernel, initrd) = (pick("kernel"), pick("initrd"));
+    // The whole disk one FAT file system (OVMF reads unpartitioned media too).
+    let esp = c.dir.path().join("esp.raw");
+    let file = std::fs::File::create(&esp).unwrap();
+    file.set_len(96 << 20).unwrap();
+    drop(file);
+    let run = |program: &str, args: &[&str]| {
+        let out = Command::new(program)
+            .args(args)
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e} (scripts/deps.sh test installs it)"));
+        assert!(out.status.success(), "{program} {args:?}: {out:?}");
+    };
+    let esp_s = esp.to_str().unwrap();
+    run("mkfs.vfat", &["-n", "ESP", esp_s]);
+    run("mmd", &["-i", esp_s, "::/EFI", "::/EFI/BOOT"]);
+    let grub_cfg = c.dir.path().join("grub.cfg");
+    std::fs::write(
+        &grub_cfg,
+        format!(
+            "set timeout=0\nmenuentry tiny {{\n linux /vmlinuz {cmdline}\n initrd /initrd\n}}\n"
+        ),
+    )
+    .unwrap();
+    for (from, to) in [
+        (
+            "/usr/lib/shim/shimx64.efi.signed",
+            "::/EFI/BOOT/BOOTX64.EFI",
+        ),
+        ("/usr/lib/shim/mmx64.efi.signed", "::/EFI/BOOT/mmx64.efi"),
+        (
+            "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",
+            "::/EFI/BOOT/grubx64.efi",
+        ),
+        (grub_cfg.to_str().unwrap(), "::/EFI/BOOT/grub.cfg"),
+        (kernel.to_str().unwrap(), "::/vmlinuz"),
+        (initrd.to_str().unwrap(), "::/initrd"),
+    ] {
+        run("mcopy", &["-i", esp_s, from, to]);
+    }
+    c.ok(&["image", "import", "signed", esp_s]);
+    c.ok(&[
+        "vm",
+        "create",
+        "sb1",
+        "--image",
+        "signed",
+        "--memory",
+        "512M",
+        "--accel",
+        "tcg",
+        "--firmware",
+        "uefi",
+        "--secure-boot",
+    ]);
+    c.wait_console("sb1", MARKER, 1, BOOT);
+    let v = c.vm("sb1");
+    assert_eq!(
+        (v["firmware"].as_str(), v["secure_boot"].as_bool()),
+        (Some("uefi"), Some(true)),
+        "{v}"
+    );
+    // The SecureBoot variable: 4 bytes of attributes, then 1 when it is on.
+    assert_eq!(
+        c.console_eval(
+            "sb1",
+            "mountpoint -q /sys/firmware/efi/efivars || mount -t efivarfs efivarfs /sys/firmware/efi/efivars; od -An -tx1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c | tr -d ' '"
+        ),
+        "0600000001"
+    );
+    assert!(
+        c.console_eval("sb1", "dmesg | grep -c 'Secure boot enabled'") != "0",
+        "the guest's kernel does not see Secure Boot"
+    );
+}
