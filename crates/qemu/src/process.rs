@@ -789,7 +789,7 @@ fn is_our_qemu(args: &[String], run_dir: &RunDir) -> bool {
             .any(|w| w[0] == "-pidfile" && Path::new(&w[1]) == pidfile.as_path())
 }
 
-fn proc_cmdline(pid: u32) -> Option<Vec<String>> {
+pub(crate) fn proc_cmdline(pid: u32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     Some(
         raw.split(|&b| b == 0)

@@ -404,6 +404,11 @@ impl RunDir {
         self.dir.join("swtpm.log")
     }
 
+    /// swtpm's pid, written by swtpm (`--pid`).
+    pub fn tpm_pidfile(&self) -> PathBuf {
+        self.dir.join("swtpm.pid")
+    }
+
     /// QEMU's pid, written by QEMU (`-pidfile`).
     pub fn pidfile(&self) -> PathBuf {
         self.dir.join("qemu.pid")

@@ -108,9 +108,9 @@ pub(crate) fn args(run_dir: &RunDir) -> Vec<String> {
 /// swtpm's command line. Its option parser splits on commas, which no path may hold.
 fn swtpm_args(tpm: &Tpm, run_dir: &RunDir) -> Result<Vec<String>, QemuError> {
     let state = tpm.state_dir.to_string_lossy();
-    let socket = run_dir.tpm_socket();
-    let socket = socket.to_string_lossy();
-    for path in [&state, &socket] {
+    let (socket, pidfile) = (run_dir.tpm_socket(), run_dir.tpm_pidfile());
+    let (socket, pidfile) = (socket.to_string_lossy(), pidfile.to_string_lossy());
+    for path in [&state, &socket, &pidfile] {
         if path.contains(',') {
             return Err(QemuError::InvalidSpec(format!(
                 "swtpm cannot use a path with a comma: {path}"
@@ -124,6 +124,8 @@ fn swtpm_args(tpm: &Tpm, run_dir: &RunDir) -> Result<Vec<String>, QemuError> {
         format!("dir={state},mode=0600"),
         "--ctrl".into(),
         format!("type=unixio,path={socket},mode=0600"),
+        "--pid".into(),
+        format!("file={pidfile}"),
         "--terminate".into(),
     ])
 }
@@ -148,13 +150,15 @@ impl Drop for Swtpm {
     }
 }
 
-/// Starts swtpm for `tpm` (as `run_as` when given) and waits until its socket is there.
+/// Starts swtpm for `tpm` (as `run_as` when given) and waits until its socket and pid file
+/// are there.
 pub(crate) async fn start(
     tpm: &Tpm,
     run_dir: &RunDir,
     run_as: Option<&RunAs>,
 ) -> Result<Swtpm, QemuError> {
     let args = swtpm_args(tpm, run_dir)?;
+    end_stale(run_dir);
     let socket = run_dir.tpm_socket();
     match std::fs::remove_file(&socket) {
         Ok(()) => {}
@@ -207,7 +211,7 @@ pub(crate) async fn start(
     })?;
     let started = SystemTime::now();
     let ready = loop {
-        if socket.exists() {
+        if socket.exists() && run_dir.tpm_pidfile().exists() {
             break Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -245,6 +249,30 @@ pub(crate) async fn start(
     });
     tracing::info!(pid, state = %tpm.state_dir.display(), "swtpm is up");
     Ok(Swtpm { kill: Some(kill) })
+}
+
+/// Ends a swtpm of `run_dir` that no QEMU ever connected to: one an agent started just before
+/// it died (it would wait for a connection for ever). Only a process whose command line names
+/// this run directory's socket is touched.
+fn end_stale(run_dir: &RunDir) {
+    let pidfile = run_dir.tpm_pidfile();
+    let Some(pid) = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let socket = format!("path={}", run_dir.tpm_socket().to_string_lossy());
+    let ours = crate::process::proc_cmdline(pid).is_some_and(|args| {
+        args.first()
+            .is_some_and(|a| Path::new(a).file_name() == Some(std::ffi::OsStr::new(SWTPM)))
+            && args.iter().any(|a| a.contains(&socket))
+    });
+    if ours {
+        tracing::warn!(pid, run_dir = %run_dir.path().display(), "ending a swtpm no QEMU connected to");
+        crate::process::kill_and_reap(&[pid], Duration::from_secs(5));
+    }
+    let _ = std::fs::remove_file(&pidfile);
 }
 
 #[cfg(test)]
@@ -323,6 +351,40 @@ mod tests {
         };
         let err = swtpm_args(&tpm, &run_dir).unwrap_err().to_string();
         assert!(err.contains("comma"), "{err}");
+    }
+
+    /// A real swtpm: left behind by an "agent" that never let QEMU connect, it is ended by the
+    /// next start in the same run directory, whose swtpm then initialises the TPM.
+    #[tokio::test]
+    async fn a_swtpm_no_qemu_connected_to_is_ended_by_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::new(dir.path().join("run"));
+        run_dir.create().unwrap();
+        let tpm = prepare_state(&dir.path().join(STATE_ROOT), "node-a", false).unwrap();
+        let first = start(&tpm, &run_dir, None).await.unwrap();
+        let pid: u32 = std::fs::read_to_string(run_dir.tpm_pidfile())
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(crate::process::process_alive(pid));
+        // As if the agent died here: nothing ends it.
+        std::mem::forget(first);
+        let second = start(&tpm, &run_dir, None).await.unwrap();
+        assert!(
+            !crate::process::process_alive(pid),
+            "the stale swtpm lives on"
+        );
+        // CMD_INIT (2) with no flags over the control channel: 0 is success.
+        use std::io::{Read, Write};
+        let mut ctrl = std::os::unix::net::UnixStream::connect(run_dir.tpm_socket()).unwrap();
+        ctrl.write_all(&[0, 0, 0, 2, 0, 0, 0, 0]).unwrap();
+        let mut answer = [0xffu8; 4];
+        ctrl.read_exact(&mut answer).unwrap();
+        assert_eq!(answer, [0, 0, 0, 0]);
+        assert!(tpm.state_dir.join(STATE_FILE).exists());
+        drop(ctrl);
+        drop(second);
     }
 
     #[test]
