@@ -370,7 +370,8 @@ async fn base_images(shared: &Shared, d: &novacron_api_types::agent::DesiredVm) 
     }
 }
 
-/// Removes what an incoming migration made here (never a disk in a shared storage pool).
+/// Removes what an incoming migration made here: never a disk in a shared storage pool, but
+/// this node's TPM state directory there.
 async fn remove_vm_dir(shared: &Shared, d: &novacron_api_types::agent::DesiredVm, dir: &Path) {
     let placed_here = shared
         .workers
@@ -380,6 +381,20 @@ async fn remove_vm_dir(shared: &Shared, d: &novacron_api_types::agent::DesiredVm
         .is_some_and(|w| w.is_live());
     if placed_here {
         return; // the VM lives here after all; its worker owns the directory
+    }
+    if d.tpm && d.storage.is_some() {
+        // This node's TPM state directory in the pool: what QEMU wrote there is not the VM's
+        // state, and being the newest it would be taken by the VM's next start.
+        let tpm_dir = crate::worker::disk_dir(shared, d)
+            .join(novacron_qemu::tpm::STATE_ROOT)
+            .join(&shared.node_name);
+        match tokio::fs::remove_dir_all(&tpm_dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(dir = %tpm_dir.display(), error = %e, "cannot remove the destination's TPM state")
+            }
+        }
     }
     match tokio::fs::remove_dir_all(dir).await {
         Ok(()) => {}

@@ -76,7 +76,7 @@ impl WorkerHandle {
 }
 
 /// Where the VM's disk lives: its storage pool, or the node's own VM directory.
-fn disk_dir(shared: &Shared, d: &DesiredVm) -> PathBuf {
+pub(crate) fn disk_dir(shared: &Shared, d: &DesiredVm) -> PathBuf {
     match &d.storage {
         Some(pool) => PathBuf::from(&pool.path)
             .join("vms")
