@@ -29,7 +29,7 @@ pub const STATE_ROOT: &str = "tpm";
 pub const STATE_FILE: &str = "tpm2-00.permall";
 /// The swtpm program (Debian's package `swtpm`).
 pub const SWTPM: &str = "swtpm";
-/// How long swtpm may take to open its socket.
+/// How long swtpm may take to open its socket and write its pid file.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A TPM 2.0 through swtpm, with its state in `state_dir`.
@@ -383,8 +383,22 @@ mod tests {
         ctrl.read_exact(&mut answer).unwrap();
         assert_eq!(answer, [0, 0, 0, 0]);
         assert!(tpm.state_dir.join(STATE_FILE).exists());
-        drop(ctrl);
+        // No QEMU took it over: dropping the handle ends it.
+        let pid: u32 = std::fs::read_to_string(run_dir.tpm_pidfile())
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         drop(second);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while crate::process::process_alive(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "swtpm {pid} outlived its handle"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(ctrl);
     }
 
     #[test]
