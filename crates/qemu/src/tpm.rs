@@ -15,7 +15,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -209,7 +209,7 @@ pub(crate) async fn start(
             QemuError::io(format!("starting {SWTPM}"), e)
         }
     })?;
-    let started = SystemTime::now();
+    let started = std::time::Instant::now();
     let ready = loop {
         if socket.exists() && run_dir.tpm_pidfile().exists() {
             break Ok(());
@@ -217,7 +217,7 @@ pub(crate) async fn start(
         if let Ok(Some(status)) = child.try_wait() {
             break Err(format!("swtpm exited during start-up ({status})"));
         }
-        if started.elapsed().unwrap_or_default() > START_TIMEOUT {
+        if started.elapsed() > START_TIMEOUT {
             break Err(format!(
                 "swtpm did not open {} within {} s",
                 socket.display(),
@@ -284,7 +284,7 @@ mod tests {
         let file = dir.join(STATE_FILE);
         std::fs::write(&file, bytes).unwrap();
         let f = std::fs::File::options().write(true).open(&file).unwrap();
-        f.set_modified(SystemTime::now() - age).unwrap();
+        f.set_modified(std::time::SystemTime::now() - age).unwrap();
     }
 
     #[test]
