@@ -87,6 +87,8 @@ fn routes() -> Routes {
         .post("/agent/v1/vms/{project}/{name}/disks/detach", disk_detach)
         .post("/agent/v1/vms/{project}/{name}/disks/resize", disk_resize)
         .post("/agent/v1/vms/{project}/{name}/disks/export", disk_export)
+        .post("/agent/v1/vms/{project}/{name}/nics/attach", nic_attach)
+        .post("/agent/v1/vms/{project}/{name}/nics/detach", nic_detach)
         .post("/agent/v1/vms/{project}/{name}/exec", exec)
         .post("/agent/v1/migrations/incoming", migration_incoming)
         .post("/agent/v1/migrations/outgoing", migration_outgoing)
@@ -368,6 +370,53 @@ async fn disk_attach(
 ) -> Result<axum::Json<novacron_api_types::disks::DiskPlugged>, Failure> {
     let access = worker_access(&shared, &project, &name)?;
     crate::disk::attach(&shared, access, job)
+        .await
+        .map(axum::Json)
+        .map_err(Failure)
+}
+
+/// Plugs a NIC `vm nic add` gave one of this node's VMs into it, if it runs.
+#[utoipa::path(post, path = "/agent/v1/vms/{project}/{name}/nics/attach", tag = "vms",
+    operation_id = "agent_vm_nic_attach",
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name.")), request_body = novacron_api_types::nics::NicAttachJob,
+    responses(
+        (status = 200, description = "The NIC is the VM's (plugged in when `live`).", body = novacron_api_types::nics::NicPlugged),
+        (status = 400, description = "The names are invalid.", body = ApiError),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 404, description = "The VM is not (yet) on this node.", body = ApiError),
+        (status = 409, description = "The VM stayed busy (a backup, a snapshot, a start or a stop).", body = ApiError),
+        (status = 500, description = "The bridge is missing or QEMU failed; nothing of the NIC is left.", body = ApiError),
+    ))]
+async fn nic_attach(
+    State(shared): State<Arc<Shared>>,
+    Path((project, name)): Path<(String, String)>,
+    axum::Json(job): axum::Json<novacron_api_types::nics::NicAttachJob>,
+) -> Result<axum::Json<novacron_api_types::nics::NicPlugged>, Failure> {
+    let access = worker_access(&shared, &project, &name)?;
+    crate::nic::attach(access, job)
+        .await
+        .map(axum::Json)
+        .map_err(Failure)
+}
+
+/// Takes an added NIC out of one of this node's VMs, if it runs.
+#[utoipa::path(post, path = "/agent/v1/vms/{project}/{name}/nics/detach", tag = "vms",
+    operation_id = "agent_vm_nic_detach",
+    params(("project" = String, Path, description = "The VM's project."), ("name" = String, Path, description = "The VM's name.")), request_body = novacron_api_types::nics::NicDetachJob,
+    responses(
+        (status = 200, description = "The NIC is gone (unplugged from the guest when `live`).", body = novacron_api_types::nics::NicPlugged),
+        (status = 401, description = "No bearer token, or not this agent's.", body = ApiError),
+        (status = 404, description = "The VM is not (yet) on this node.", body = ApiError),
+        (status = 409, description = "The VM stayed busy (a backup, a snapshot, a start or a stop).", body = ApiError),
+        (status = 500, description = "The guest did not release the NIC, or QEMU failed; the NIC stays.", body = ApiError),
+    ))]
+async fn nic_detach(
+    State(shared): State<Arc<Shared>>,
+    Path((project, name)): Path<(String, String)>,
+    axum::Json(job): axum::Json<novacron_api_types::nics::NicDetachJob>,
+) -> Result<axum::Json<novacron_api_types::nics::NicPlugged>, Failure> {
+    let access = worker_access(&shared, &project, &name)?;
+    crate::nic::detach(access, job)
         .await
         .map(axum::Json)
         .map_err(Failure)

@@ -48,7 +48,9 @@ const LOCK_WAIT: Duration = Duration::from_secs(120);
 
 /// The VM's disk lock, once a start, stop, backup or snapshot of it that holds it ended (at
 /// most [`LOCK_WAIT`]).
-async fn wait_disk_lock(vm: &VmAccess) -> Result<tokio::sync::OwnedMutexGuard<()>, ApiError> {
+pub(crate) async fn wait_disk_lock(
+    vm: &VmAccess,
+) -> Result<tokio::sync::OwnedMutexGuard<()>, ApiError> {
     tokio::time::timeout(LOCK_WAIT, vm.disk_lock.clone().lock_owned())
         .await
         .map_err(|_| {

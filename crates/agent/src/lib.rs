@@ -15,6 +15,7 @@ pub mod heartbeat;
 mod host;
 mod images;
 pub mod migration;
+mod nic;
 pub mod overlay;
 mod snapshot;
 mod state;

@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, watch};
 use crate::state::Shared;
 
 /// How long a VM with an overlay NIC waits for its network's bridge before failing.
-const OVERLAY_BRIDGE_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const OVERLAY_BRIDGE_WAIT: Duration = Duration::from_secs(30);
 
 /// The reconcile loop's handle on one VM worker.
 pub struct WorkerHandle {
@@ -962,6 +962,13 @@ pub(crate) async fn prepare_spec(
             mac: nic.mac.clone(),
         });
     }
+    let mut plugged_nics = Vec::new();
+    for nic in &d.added_nics {
+        if let novacron_api_types::nics::NicLink::Network { vni, .. } = &nic.link {
+            crate::overlay::wait_for_bridge(*vni, OVERLAY_BRIDGE_WAIT).await?;
+        }
+        plugged_nics.push(crate::nic::plugged(nic));
+    }
     let mut plugged_disks = Vec::new();
     for added in &d.data_disks {
         let path = disk_dir.join(format!("{}.qcow2", added.name));
@@ -1027,6 +1034,7 @@ pub(crate) async fn prepare_spec(
         cdrom,
         hotplug_ports: d.hotplug_ports,
         plugged_disks,
+        plugged_nics,
         uefi,
         tpm,
         ..VmSpec::default()

@@ -121,6 +121,9 @@ pub struct DesiredVm {
     /// Disks added by `vm disk add`, each in its port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_disks: Vec<crate::disks::DataDisk>,
+    /// NICs added by `vm nic add`, each in its port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added_nics: Vec<crate::nics::AddedNic>,
     /// BIOS or UEFI; a UEFI VM's variable store lives beside its disks.
     #[serde(default, skip_serializing_if = "crate::Firmware::is_bios")]
     pub firmware: crate::Firmware,

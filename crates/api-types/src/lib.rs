@@ -17,6 +17,7 @@ pub mod join_token;
 pub mod labels;
 pub mod migration;
 pub mod names;
+pub mod nics;
 pub mod overlay;
 pub mod size;
 pub mod sse;
@@ -443,6 +444,9 @@ pub struct Vm {
     /// NICs on overlay networks: network, MAC, addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nics: Vec<overlay::Nic>,
+    /// NICs added with `vm nic add`, each in a hot-plug port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added_nics: Vec<nics::AddedNic>,
     #[serde(default)]
     pub labels: labels::Labels,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -422,6 +422,32 @@ impl Client {
         self.call(Method::DELETE, &path, None::<&()>).await
     }
 
+    /// Starts adding a NIC to the VM (plugged into the guest if it runs).
+    pub async fn vm_nic_add(
+        &self,
+        name: &str,
+        req: &novacron_api_types::nics::NicAddRequest,
+    ) -> Result<OperationRef, ClientError> {
+        req.validate().map_err(ClientError::Api)?;
+        self.call(Method::POST, &format!("/vms/{}/nics", seg(name)), Some(req))
+            .await
+    }
+
+    /// Starts removing added NIC `nic` (its name or MAC) from the VM (`force`: also while
+    /// the VM runs).
+    pub async fn vm_nic_remove(
+        &self,
+        name: &str,
+        nic: &str,
+        force: bool,
+    ) -> Result<OperationRef, ClientError> {
+        let mut path = format!("/vms/{}/nics/{}", seg(name), seg(nic));
+        if force {
+            path.push_str("?force=true");
+        }
+        self.call(Method::DELETE, &path, None::<&()>).await
+    }
+
     /// Starts growing disk `disk` of the VM (`disk0`, or an added one) to `req.size_bytes`.
     pub async fn vm_disk_resize(
         &self,

@@ -199,6 +199,15 @@ pub enum VmCommand {
         #[command(subcommand)]
         cmd: crate::disks::DiskCommand,
     },
+    /// A VM's NICs: add one (on an overlay network, a node bridge or user NAT) or remove an
+    /// added one, on a running or stopped VM.
+    #[command(
+        after_help = "Examples:\n  novacron vm nic add web1 --network app\n  novacron vm nic remove web1 nic1 --force"
+    )]
+    Nic {
+        #[command(subcommand)]
+        cmd: crate::nics::NicCommand,
+    },
     /// Make an image from a stopped VM's disk (flattened; the VM is kept as it was).
     #[command(after_help = "Example:\n  novacron vm template web1 --as web-golden")]
     Template(crate::disks::TemplateArgs),
@@ -782,6 +791,9 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
                 ),
             ));
         }
+        for nic in &vm.added_nics {
+            p.push(("nic", format!("{}: {}", nic.name, nic.describe())));
+        }
         for i in &vm.guest_interfaces {
             p.push((
                 "guest nic",
@@ -967,6 +979,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
         VmCommand::Show { name } => print_vm(out, &c.vm_get(&name).await?),
         VmCommand::Snapshot { cmd } => crate::snapshots::run(cmd, out).await,
         VmCommand::Disk { cmd } => crate::disks::run(cmd, out).await,
+        VmCommand::Nic { cmd } => crate::nics::run(cmd, out).await,
         VmCommand::Template(a) => crate::disks::template(a, out).await,
         VmCommand::Clone(a) => crate::disks::clone(a, out).await,
         VmCommand::Set(a) => {

@@ -16,6 +16,7 @@ mod exec;
 mod join_tokens;
 mod migrations;
 mod networks;
+mod nics;
 mod output;
 mod perms;
 mod roles;

@@ -202,6 +202,8 @@ const TABLE: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/vms/{name}/set", PROJECT_ADMIN),
     ("POST", "/api/v1/vms/{name}/disks", PROJECT_ADMIN),
     ("DELETE", "/api/v1/vms/{name}/disks/{disk}", PROJECT_ADMIN),
+    ("POST", "/api/v1/vms/{name}/nics", PROJECT_ADMIN),
+    ("DELETE", "/api/v1/vms/{name}/nics/{nic}", PROJECT_ADMIN),
     (
         "POST",
         "/api/v1/vms/{name}/disks/{disk}/resize",

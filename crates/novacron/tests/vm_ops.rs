@@ -1289,3 +1289,214 @@ fn a_secure_boot_guest_boots_through_the_signed_shim_grub_and_kernel() {
         "the guest's kernel does not see Secure Boot"
     );
 }
+
+/// A Linux bridge on the host for one test, with address `198.18.77.1/24` and a set MAC;
+/// removed on drop.
+struct HostBridge(String);
+
+impl HostBridge {
+    fn create() -> HostBridge {
+        let name = format!("ncnt{}", std::process::id() % 100_000);
+        let run = |args: &[&str]| {
+            let s = Command::new("ip").args(args).status().unwrap();
+            assert!(s.success(), "ip {args:?}");
+        };
+        let _ = Command::new("ip").args(["link", "del", &name]).status();
+        run(&["link", "add", &name, "type", "bridge"]);
+        // Set, as a configured bridge's is: one whose MAC was not set takes the lowest of
+        // its ports' (here the VM's taps, which come and go).
+        run(&["link", "set", &name, "address", "02:4e:43:77:00:01"]);
+        run(&["addr", "add", "198.18.77.1/24", "dev", &name]);
+        run(&["link", "set", &name, "up"]);
+        HostBridge(name)
+    }
+
+    /// The ports (taps) on the bridge now.
+    fn ports(&self) -> Vec<String> {
+        std::fs::read_dir(format!("/sys/class/net/{}/brif", self.0))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    }
+}
+
+impl Drop for HostBridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+/// The guest's interface with MAC `mac` (empty: none).
+fn guest_iface(c: &Cluster, vm: &str, mac: &str) -> String {
+    c.console_eval(
+        vm,
+        &format!(
+            "for i in /sys/class/net/*; do [ \"$(cat $i/address)\" = {mac} ] && basename $i; done"
+        ),
+    )
+}
+
+/// Waits until the guest has (`present`) or no longer has an interface with MAC `mac`;
+/// answers its name.
+fn wait_guest_iface(c: &Cluster, vm: &str, mac: &str, present: bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let iface = guest_iface(c, vm, mac);
+        if iface.is_empty() != present {
+            return iface;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the guest of {vm} {} an interface with MAC {mac}",
+            if present { "has no" } else { "still has" }
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits (30 s at most) until one ping from the guest to `ip` is answered.
+fn wait_guest_reaches(c: &Cluster, vm: &str, ip: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ping = format!("ping -c 1 -W 1 {ip} >/dev/null 2>&1 && echo reached");
+    while c.console_eval(vm, &ping) != "reached" {
+        if Instant::now() > deadline {
+            let guest = c.console_send(
+                vm,
+                &format!(
+                    "ping -c 2 -W 2 {ip}; grep Icmp /proc/net/snmp; ip -s link; cat /proc/net/arp\n"
+                ),
+            );
+            let host = Command::new("sh")
+                .args(["-c", "grep Icmp /proc/net/snmp; ip neigh; bridge fdb show | grep -v permanent; bridge link; ip -s link show type bridge; ip -s link show type tun"])
+                .output()
+                .unwrap();
+            panic!(
+                "the guest of {vm} does not reach {ip}\nguest: {guest}\nhost: {}",
+                String::from_utf8_lossy(&host.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `vm nic add` plugs a NIC into a running guest (its kernel sees a new interface with the
+/// recorded MAC, and frames go through it: the guest pings the host bridge's address), `vm
+/// show` lists it, it live-migrates (the destination builds the same machine, with its own
+/// tap on the bridge, and the guest still reaches the bridge), and `vm nic remove --force`
+/// unplugs it (the interface leaves the guest, the tap leaves the bridge). A stopped VM gets
+/// an added NIC at its next start. Refused, changing nothing: no or two attachments, a
+/// bridge the node lacks, a network that does not exist, removing a NIC the VM was created
+/// with or a running VM's NIC without --force.
+#[test]
+fn a_nic_is_added_to_a_running_guest_migrates_with_it_and_is_removed() {
+    // Before the agents start: they report the host's bridges when they register.
+    let bridge = HostBridge::create();
+    let mut c = Cluster::start();
+    c.ok(&["image", "build-tiny", "tiny"]);
+    let b_dir = c.start_agent("node-b");
+    c.wait_nodes_ready(&["node-a", "node-b"]);
+    c.ok(&[
+        "vm", "create", "web1", "--image", "tiny", "--memory", "128M", "--accel", "tcg", "--node",
+        "node-a",
+    ]);
+    c.wait_console("web1", MARKER, 1, BOOT);
+
+    // Refusals first: nothing is recorded.
+    let err = c.fails(&["vm", "nic", "add", "web1"]);
+    assert!(err.contains("--network NET"), "{err}");
+    let err = c.fails(&["vm", "nic", "add", "web1", "--bridge", "nosuchbr0"]);
+    assert!(err.contains("has no bridge nosuchbr0"), "{err}");
+    let err = c.fails(&["vm", "nic", "add", "web1", "--network", "nosuch"]);
+    assert!(err.contains("no network \"nosuch\""), "{err}");
+    assert!(c.vm("web1")["added_nics"].is_null(), "{}", c.vm("web1"));
+
+    // On the host bridge: the guest sees it at once and reaches the bridge through it.
+    let out = c.json(&["vm", "nic", "add", "web1", "--bridge", &bridge.0]);
+    assert_eq!(
+        out["nic"], "nic1",
+        "created with user NAT, which is nic0: {out}"
+    );
+    assert_eq!(out["operation"]["state"], "succeeded", "{out}");
+    assert!(
+        out["operation"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("plugged into the running guest"),
+        "{out}"
+    );
+    let mac = out["added"]["mac"].as_str().unwrap().to_string();
+    assert_eq!(bridge.ports().len(), 1, "one tap on the bridge");
+    let iface = wait_guest_iface(&c, "web1", &mac, true);
+    c.console_eval(
+        "web1",
+        &format!("ip addr add 198.18.77.2/24 dev {iface}; ip link set {iface} up"),
+    );
+    wait_guest_reaches(&c, "web1", "198.18.77.1");
+    let shown = c.ok(&["vm", "show", "web1"]);
+    assert!(
+        shown.contains(&format!("nic1: bridge {}, mac {mac}", bridge.0)),
+        "{shown}"
+    );
+    let out = c.json(&["vm", "nic", "add", "web1", "--nat"]);
+    assert_eq!(out["nic"], "nic2", "{out}");
+    let nat_mac = out["added"]["mac"].as_str().unwrap().to_string();
+    wait_guest_iface(&c, "web1", &nat_mac, true);
+    assert_eq!(
+        c.vm("web1")["free_disk_slots"],
+        2,
+        "NICs take hot-plug ports"
+    );
+
+    let err = c.fails(&["vm", "nic", "remove", "web1", "nic1"]);
+    assert!(err.contains("--force"), "{err}");
+    let err = c.fails(&["vm", "nic", "remove", "web1", "nic0", "--force"]);
+    assert!(err.contains("created with"), "{err}");
+    let err = c.fails(&["vm", "nic", "remove", "web1", "nic9", "--force"]);
+    assert!(err.contains("nic1, nic2"), "{err}");
+
+    // A live migration builds the same machine on node-b, with its own tap on the bridge.
+    let m = c.json(&["vm", "migrate", "web1", "--to", "node-b"]);
+    assert_eq!(m["state"], "succeeded", "{m}");
+    let v = c.wait_state("web1", "running", Duration::from_secs(30));
+    assert_eq!(v["node"], "node-b", "{v}");
+    assert_eq!(
+        common::qemu_pids_under(&b_dir).len(),
+        1,
+        "node-b runs the VM"
+    );
+    assert_eq!(guest_iface(&c, "web1", &mac), iface);
+    assert_eq!(
+        bridge.ports().len(),
+        1,
+        "the source's tap went with its QEMU"
+    );
+    wait_guest_reaches(&c, "web1", "198.18.77.1");
+
+    // Removed: gone from the guest, from the bridge and from the record.
+    let out = c.json(&["vm", "nic", "remove", "web1", &mac, "--force"]);
+    assert_eq!(out["operation"]["state"], "succeeded", "{out}");
+    assert_eq!(out["added_nics"][0]["name"], "nic2", "{out}");
+    wait_guest_iface(&c, "web1", &mac, false);
+    assert!(bridge.ports().is_empty(), "{:?}", bridge.ports());
+
+    // A stopped VM gets an added NIC at its next start, in the port the removed one freed.
+    c.ok(&["vm", "stop", "web1", "--force"]);
+    c.wait_state("web1", "stopped", Duration::from_secs(60));
+    let out = c.json(&["vm", "nic", "add", "web1", "--bridge", &bridge.0]);
+    assert!(
+        out["operation"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("next start"),
+        "{out}"
+    );
+    assert_eq!(out["nic"], "nic1", "{out}");
+    let mac = out["added"]["mac"].as_str().unwrap().to_string();
+    let from = c.console("web1").matches(MARKER).count();
+    c.ok(&["vm", "start", "web1"]);
+    c.wait_console("web1", MARKER, from + 1, BOOT);
+    wait_guest_iface(&c, "web1", &mac, true);
+    wait_guest_iface(&c, "web1", &nat_mac, true);
+    assert_eq!(bridge.ports().len(), 1);
+    c.ok(&["vm", "delete", "web1", "--force"]);
+}

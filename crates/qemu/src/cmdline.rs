@@ -287,6 +287,30 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
             ),
         ]);
     }
+    for nic in &spec.plugged_nics {
+        let netdev = match &nic.bridge {
+            None => format!("user,id={}", nic.netdev_id()),
+            Some(bridge) => {
+                let netdev = match taps.get(bridged) {
+                    Some(fd) => format!("tap,id={},fd={fd}", nic.netdev_id()),
+                    None => format!("bridge,id={},br={}", nic.netdev_id(), escape_opt(bridge)),
+                };
+                bridged += 1;
+                netdev
+            }
+        };
+        push(&["-netdev", &netdev]);
+        push(&[
+            "-device",
+            &format!(
+                "virtio-net-pci,netdev={},id={},mac={},bus={}",
+                nic.netdev_id(),
+                nic.device_id(),
+                nic.mac,
+                nic.bus()
+            ),
+        ]);
+    }
 
     if spec.start_paused {
         push(&["-S"]);
@@ -457,6 +481,47 @@ mod tests {
         };
         let args = build_command_line(&pc, &rd, &[]);
         assert!(!args.iter().any(|a| a.starts_with("pcie-root-port")));
+    }
+
+    #[test]
+    fn plugged_nics_sit_in_their_ports_with_taps_after_the_other_nics() {
+        let rd = RunDir::new("/run/nc/vm1");
+        let spec = VmSpec {
+            hotplug_ports: 4,
+            nics: vec![NicSpec::Bridge {
+                bridge: "br0".into(),
+                mac: "52:54:00:00:00:01".into(),
+            }],
+            plugged_nics: vec![
+                crate::PluggedNic {
+                    port: 2,
+                    mac: "02:00:00:00:00:02".into(),
+                    bridge: None,
+                },
+                crate::PluggedNic {
+                    port: 0,
+                    mac: "02:00:00:00:00:03".into(),
+                    bridge: Some("ncbr1000".into()),
+                },
+            ],
+            ..base()
+        };
+        // One tap for the created NIC, then one for the plugged bridged NIC, in that order.
+        let args = build_command_line(&spec, &rd, &[7, 9]);
+        let netdevs = values(&args, "-netdev");
+        assert_eq!(
+            netdevs,
+            ["tap,id=net0,fd=7", "user,id=hpnet2", "tap,id=hpnet0,fd=9"]
+        );
+        let devices = values(&args, "-device");
+        let n = devices.len();
+        assert_eq!(
+            devices[n - 2..],
+            [
+                "virtio-net-pci,netdev=hpnet2,id=hpnic2,mac=02:00:00:00:00:02,bus=hp2",
+                "virtio-net-pci,netdev=hpnet0,id=hpnic0,mac=02:00:00:00:00:03,bus=hp0",
+            ]
+        );
     }
 
     #[test]

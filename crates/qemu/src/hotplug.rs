@@ -2,14 +2,15 @@
 //! file and format nodes, then `device_add` of a virtio-blk device into one of the spare
 //! PCIe root ports ([`crate::VmSpec::hotplug_ports`]); the reverse is `device_del`, which
 //! the guest must acknowledge (QEMU then sends DEVICE_DELETED), then `blockdev-del` of both
-//! nodes. Both directions look first at what QEMU has and do only what is missing, so a
+//! nodes. NICs the same way: a netdev (a tap handed over the monitor, or user-mode NAT) and a
+//! virtio-net device in a port; `device_del`, then `netdev_del`. Both directions look first at what QEMU has and do only what is missing, so a
 //! call cut short (an agent that died mid-way) is finished by calling again.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::spec::PluggedDisk;
+use crate::spec::{PluggedDisk, PluggedNic};
 use crate::{QemuError, Qmp};
 
 /// The `blockdev-add` arguments of the disk's file node and format node, in that order
@@ -123,46 +124,58 @@ async fn remove_nodes(qmp: &Qmp, nodes: &[String]) {
     }
 }
 
+/// Asks the guest to release device `id` and waits up to `timeout` until QEMU removed it
+/// (DEVICE_DELETED, or the device gone from the list); `what` names it in the error.
+async fn unplug_device(
+    qmp: &Qmp,
+    id: &str,
+    what: &str,
+    timeout: Duration,
+) -> Result<(), QemuError> {
+    let mut events = qmp.subscribe();
+    if !device_ids(qmp).await?.iter().any(|d| d == id) {
+        return Ok(());
+    }
+    match qmp.execute("device_del", Some(json!({"id": id}))).await {
+        Ok(_) => {}
+        // Already being removed (an earlier call asked): wait for it the same way.
+        Err(QemuError::Qmp { ref desc, .. }) if desc.contains("in progress") => {}
+        Err(e) => return Err(e),
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let wait = tokio::time::sleep_until(deadline);
+        let poll = tokio::time::sleep(Duration::from_millis(500));
+        tokio::select! {
+            ev = events.recv() => {
+                if let Ok(ev) = ev
+                    && ev.event == "DEVICE_DELETED"
+                    && ev.data["device"].as_str() == Some(id)
+                {
+                    return Ok(());
+                }
+            }
+            _ = poll => {
+                if !device_ids(qmp).await?.iter().any(|d| d == id) {
+                    return Ok(());
+                }
+            }
+            _ = wait => {
+                return Err(QemuError::Hotplug(format!(
+                    "the guest did not release {what} within {} s (does its OS support PCI hot-unplug{}?)",
+                    timeout.as_secs(),
+                    if what.starts_with("disk") { ", and is the disk unmounted" } else { "" }
+                )));
+            }
+        }
+    }
+}
+
 /// Unplugs disk `node` from the running VM: asks the guest to release the device and waits
 /// up to `timeout` for it (a guest without PCI hot-plug support never does: the error says
 /// so and the disk stays), then removes its block nodes.
 pub async fn detach_disk(qmp: &Qmp, node: &str, timeout: Duration) -> Result<(), QemuError> {
-    let id = format!("virtio-{node}");
-    let mut events = qmp.subscribe();
-    if device_ids(qmp).await?.contains(&id) {
-        match qmp.execute("device_del", Some(json!({"id": id}))).await {
-            Ok(_) => {}
-            // Already being removed (an earlier call asked): wait for it the same way.
-            Err(QemuError::Qmp { ref desc, .. }) if desc.contains("in progress") => {}
-            Err(e) => return Err(e),
-        }
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let wait = tokio::time::sleep_until(deadline);
-            let poll = tokio::time::sleep(Duration::from_millis(500));
-            tokio::select! {
-                ev = events.recv() => {
-                    if let Ok(ev) = ev
-                        && ev.event == "DEVICE_DELETED"
-                        && ev.data["device"].as_str() == Some(id.as_str())
-                    {
-                        break;
-                    }
-                }
-                _ = poll => {
-                    if !device_ids(qmp).await?.contains(&id) {
-                        break;
-                    }
-                }
-                _ = wait => {
-                    return Err(QemuError::Hotplug(format!(
-                        "the guest did not release {node} within {} s (does its OS support PCI hot-unplug, and is the disk unmounted?)",
-                        timeout.as_secs()
-                    )));
-                }
-            }
-        }
-    }
+    unplug_device(qmp, &format!("virtio-{node}"), node, timeout).await?;
     remove_nodes(qmp, &[node.to_string(), format!("{node}-file")]).await;
     if node_names(qmp).await?.iter().any(|n| n == node) {
         return Err(QemuError::Hotplug(format!(
@@ -171,6 +184,105 @@ pub async fn detach_disk(qmp: &Qmp, node: &str, timeout: Duration) -> Result<(),
     }
     tracing::info!(node, "disk unplugged");
     Ok(())
+}
+
+/// Whether QEMU answered that an id it was given is in use already.
+fn duplicate_id(e: &QemuError) -> bool {
+    matches!(e, QemuError::Qmp { desc, .. } if desc.contains("Duplicate") || desc.contains("already"))
+}
+
+/// Plugs `nic` into its port of the running VM: for a bridged NIC a new tap on its bridge,
+/// handed to QEMU over the monitor (`getfd`; QEMU's sandbox may not open devices itself),
+/// then its netdev and a virtio-net device. Nothing plugged half: when the device cannot
+/// be added, the netdev goes again. A NIC that is there answers at once; a netdev left by
+/// a call cut short is used as it is.
+pub async fn attach_nic(qmp: &Qmp, nic: &PluggedNic) -> Result<(), QemuError> {
+    let id = nic.device_id();
+    if device_ids(qmp).await?.contains(&id) {
+        return Ok(());
+    }
+    let netdev = nic.netdev_id();
+    let added = match &nic.bridge {
+        None => {
+            qmp.execute("netdev_add", Some(json!({"type": "user", "id": netdev})))
+                .await
+        }
+        Some(bridge) => {
+            let tap = crate::tap::Tap::on_bridge(bridge)?;
+            qmp.execute_with_fd("getfd", Some(json!({"fdname": netdev})), tap.as_fd())
+                .await?;
+            let added = qmp
+                .execute(
+                    "netdev_add",
+                    Some(json!({"type": "tap", "id": netdev, "fd": netdev})),
+                )
+                .await;
+            if added.is_err() {
+                // QEMU keeps a named descriptor until something takes it.
+                let _ = qmp
+                    .execute("closefd", Some(json!({"fdname": netdev})))
+                    .await;
+            }
+            added
+        }
+    };
+    match added {
+        Ok(_) => {}
+        Err(e) if duplicate_id(&e) => {}
+        Err(e) => return Err(e),
+    }
+    let device = json!({
+        "driver": "virtio-net-pci",
+        "netdev": netdev,
+        "id": id,
+        "mac": nic.mac,
+        "bus": nic.bus(),
+    });
+    if let Err(e) = qmp.execute("device_add", Some(device)).await {
+        remove_netdev(qmp, &netdev).await;
+        return Err(e);
+    }
+    tracing::info!(mac = %nic.mac, bus = %nic.bus(), bridge = ?nic.bridge, "NIC plugged");
+    Ok(())
+}
+
+/// Removes a netdev (its tap closes with it); a missing one is fine, other failures are
+/// logged (cleanup).
+async fn remove_netdev(qmp: &Qmp, netdev: &str) {
+    match qmp.execute("netdev_del", Some(json!({"id": netdev}))).await {
+        Ok(_) => {}
+        Err(QemuError::Qmp { desc, .. }) if desc.contains("not found") => {}
+        Err(e) => tracing::warn!(netdev, error = %e, "cannot remove netdev"),
+    }
+}
+
+/// Unplugs the NIC in hot-plug port `port` from the running VM: the guest must release the
+/// device (within `timeout`), then its netdev (and tap) goes.
+pub async fn detach_nic(qmp: &Qmp, port: u32, timeout: Duration) -> Result<(), QemuError> {
+    let nic = PluggedNic {
+        port,
+        mac: String::new(),
+        bridge: None,
+    };
+    unplug_device(
+        qmp,
+        &nic.device_id(),
+        &format!("the NIC in port {port}"),
+        timeout,
+    )
+    .await?;
+    remove_netdev(qmp, &nic.netdev_id()).await;
+    tracing::info!(port, "NIC unplugged");
+    Ok(())
+}
+
+/// Ports whose NIC QEMU has now.
+pub async fn plugged_nic_ports(qmp: &Qmp) -> Result<Vec<u32>, QemuError> {
+    Ok(device_ids(qmp)
+        .await?
+        .iter()
+        .filter_map(|id| id.strip_prefix("hpnic")?.parse().ok())
+        .collect())
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub use process::{ExitInfo, RunningVm, adopt, launch};
 pub use qga::{ExecOutput, GuestAgent, GuestInterface};
 pub use qmp::{LatencyObserver, Qmp, QmpEvent, RunStatus, set_latency_observer};
 pub use seed::{NoCloudSeed, write_nocloud_seed};
-pub use spec::{Boot, DiskSpec, NicSpec, PluggedDisk, PortForward, RunDir, VmSpec};
+pub use spec::{Boot, DiskSpec, NicSpec, PluggedDisk, PluggedNic, PortForward, RunDir, VmSpec};
 pub use tiny::{
     GUEST_READY_MARKER, GuestFile, TinyImage, TinyOptions, build_tiny, host_guest_agent,
 };

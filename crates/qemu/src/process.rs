@@ -259,13 +259,16 @@ pub async fn launch(spec: &VmSpec, run_dir: &RunDir) -> Result<RunningVm, QemuEr
 
     // One tap per bridged NIC, made and attached here; QEMU gets the descriptors, and ours close when this function
     // returns, so each tap lives exactly as long as QEMU.
+    // In command-line order: the NICs of `nics`, then those in hot-plug ports.
     let taps = spec
         .nics
         .iter()
         .filter_map(|nic| match nic {
-            crate::NicSpec::Bridge { bridge, .. } => Some(crate::tap::Tap::on_bridge(bridge)),
+            crate::NicSpec::Bridge { bridge, .. } => Some(bridge),
             crate::NicSpec::User { .. } => None,
         })
+        .chain(spec.plugged_nics.iter().filter_map(|n| n.bridge.as_ref()))
+        .map(|bridge| crate::tap::Tap::on_bridge(bridge))
         .collect::<Result<Vec<_>, _>>()?;
     let tap_fds: Vec<RawFd> = taps.iter().map(crate::tap::Tap::raw_fd).collect();
     if !taps.is_empty() {

@@ -194,6 +194,28 @@ impl Qmp {
         arguments: Option<Value>,
         timeout: Duration,
     ) -> Result<Value, QemuError> {
+        self.run(command, arguments, timeout, None).await
+    }
+
+    /// Runs one QMP command that hands `fd` to QEMU with it (SCM_RIGHTS on the monitor's
+    /// socket), as `getfd` and `add-fd` take one. QEMU gets its own copy; ours stays open.
+    pub async fn execute_with_fd(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<Value, QemuError> {
+        let timeout = Duration::from_millis(self.inner.command_timeout_ms.load(Ordering::Relaxed));
+        self.run(command, arguments, timeout, Some(fd)).await
+    }
+
+    async fn run(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        timeout: Duration,
+        fd: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<Value, QemuError> {
         let shared = &self.inner.shared;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -213,7 +235,15 @@ impl Qmp {
         let started = Instant::now();
         {
             let mut writer = self.inner.writer.lock().await;
-            if let Err(e) = writer.write_all(&line).await {
+            let sent = match fd {
+                // The descriptor rides on the first bytes; the rest of the line follows.
+                Some(fd) => match send_with_fd(writer.as_ref(), &line, fd).await {
+                    Ok(n) => writer.write_all(&line[n..]).await,
+                    Err(e) => Err(e),
+                },
+                None => writer.write_all(&line).await,
+            };
+            if let Err(e) = sent {
                 lock(&shared.pending).remove(&id);
                 tracing::debug!(command, error = %e, "QMP write failed");
                 return Err(QemuError::QmpClosed);
@@ -333,6 +363,57 @@ impl Qmp {
         match self.execute("quit", None).await {
             Ok(_) | Err(QemuError::QmpClosed) => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// Writes a prefix of `bytes` (at least one byte) to `stream` with `fd` attached as
+/// SCM_RIGHTS ancillary data; answers how many bytes went.
+async fn send_with_fd(
+    stream: &UnixStream,
+    bytes: &[u8],
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let raw_fd = fd.as_raw_fd();
+    let socket = stream.as_raw_fd();
+    loop {
+        stream.writable().await?;
+        let sent = stream.try_io(tokio::io::Interest::WRITABLE, || {
+            // Room for one descriptor, aligned as cmsghdr needs.
+            let mut control = [0u64; 4];
+            let mut iov = libc::iovec {
+                iov_base: bytes.as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len(),
+            };
+            // SAFETY: msghdr is plain data; every pointer set below outlives the sendmsg call.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            // SAFETY: CMSG_SPACE only computes a size.
+            msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) } as _;
+            // SAFETY: msg_control points at `control`, large enough for one cmsghdr with an
+            // int (CMSG_SPACE(4) is 24 bytes, `control` 32), so CMSG_FIRSTHDR is non-null and
+            // CMSG_DATA lies inside it.
+            let sent = unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(&msg);
+                (*cmsg).cmsg_level = libc::SOL_SOCKET;
+                (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), raw_fd);
+                libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL)
+            };
+            if sent < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(sent as usize)
+            }
+        });
+        match sent {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct VmSpec {
     /// attached, rendered where hot-plug put them, so a restart or a live migration's
     /// destination builds the same machine.
     pub plugged_disks: Vec<PluggedDisk>,
+    /// NICs on those ports, each in its own port: the NICs `vm nic add` attached (see
+    /// [`crate::hotplug::attach_nic`]).
+    pub plugged_nics: Vec<PluggedNic>,
     /// UEFI through OVMF with the VM's own variable store; `None` is SeaBIOS (QEMU's default).
     /// Direct kernel boot works under either: OVMF loads the kernel as an EFI program.
     pub uefi: Option<crate::firmware::Uefi>,
@@ -90,6 +93,7 @@ impl Default for VmSpec {
             cdrom: None,
             hotplug_ports: 0,
             plugged_disks: Vec::new(),
+            plugged_nics: Vec::new(),
             uefi: None,
             tpm: None,
         }
@@ -138,6 +142,34 @@ impl PluggedDisk {
     }
 
     /// The root port's id (`hp0`).
+    pub fn bus(&self) -> String {
+        hotplug_port_id(self.port)
+    }
+}
+
+/// A virtio NIC in a hot-plug port: netdev `hpnet<port>`, device `hpnic<port>` on bus
+/// `hp<port>`, the same on every node the VM runs on (a migration's destination builds it
+/// on its command line, the source may have plugged it live).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluggedNic {
+    pub port: u32,
+    pub mac: String,
+    /// A tap on this host bridge; `None` is QEMU's user-mode NAT.
+    pub bridge: Option<String>,
+}
+
+impl PluggedNic {
+    /// The netdev's id (`hpnet1`).
+    pub fn netdev_id(&self) -> String {
+        format!("hpnet{}", self.port)
+    }
+
+    /// The device's id (`hpnic1`).
+    pub fn device_id(&self) -> String {
+        format!("hpnic{}", self.port)
+    }
+
+    /// The root port's id (`hp1`).
     pub fn bus(&self) -> String {
         hotplug_port_id(self.port)
     }
@@ -278,6 +310,25 @@ impl VmSpec {
             }
             must_exist(&d.path, "disk")?;
         }
+        for n in &self.plugged_nics {
+            if n.port >= self.hotplug_ports || !ports.insert(n.port) {
+                return bad(format!(
+                    "plugged NIC {} is in port {}: not a free one of the {} hot-plug ports",
+                    n.mac, n.port, self.hotplug_ports
+                ));
+            }
+            if !is_mac(&n.mac) {
+                return bad(format!("plugged NIC: mac {:?} is not a MAC address", n.mac));
+            }
+            if let Some(bridge) = &n.bridge
+                && !is_interface_name(bridge)
+            {
+                return bad(format!(
+                    "plugged NIC {}: {bridge:?} is not a Linux interface name",
+                    n.mac
+                ));
+            }
+        }
         for (i, nic) in self.nics.iter().enumerate() {
             match nic {
                 NicSpec::User { forwards } => {
@@ -288,12 +339,7 @@ impl VmSpec {
                     }
                 }
                 NicSpec::Bridge { bridge, mac } => {
-                    if bridge.is_empty()
-                        || bridge.len() > 15
-                        || !bridge
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                    {
+                    if !is_interface_name(bridge) {
                         return bad(format!("nic {i}: {bridge:?} is not a Linux interface name"));
                     }
                     if !is_mac(mac) {
@@ -341,6 +387,14 @@ fn is_uuid(s: &str) -> bool {
             .iter()
             .zip([8, 4, 4, 4, 12])
             .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn is_interface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 fn is_mac(s: &str) -> bool {

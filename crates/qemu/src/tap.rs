@@ -47,6 +47,12 @@ impl Tap {
         self.fd.as_raw_fd()
     }
 
+    /// The descriptor, borrowed (to hand it over QMP).
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
+    }
+
     fn create() -> Result<Tap, QemuError> {
         // SAFETY: a NUL-terminated constant path; the result is checked.
         let raw = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
@@ -74,8 +80,49 @@ impl Tap {
         Ok(Tap { fd, name })
     }
 
+    /// Gives the tap a MAC starting `fe:` (five random bytes after it). A Linux bridge whose
+    /// own MAC was not set takes the lowest MAC of its ports, so a tap with a random one
+    /// could take over the bridge's MAC when it joins, and hand it back when it leaves: every
+    /// host and guest that cached the old one loses the bridge until its ARP entry expires.
+    /// No real NIC's MAC starts `fe:`, so the bridge keeps its uplink's (or, with taps only,
+    /// changes only when a tap joins with a lower one). The guest never sees this MAC: its
+    /// NIC has its own.
+    fn set_high_mac(&self, sock: &OwnedFd) -> Result<(), QemuError> {
+        let mut tail = [0u8; 5];
+        // SAFETY: getrandom writes at most `tail.len()` bytes into `tail`.
+        let got = unsafe { libc::getrandom(tail.as_mut_ptr().cast(), tail.len(), 0) };
+        if got != tail.len() as isize {
+            // Unlikely (getrandom on a booted system does not fail); a fixed tail still
+            // keeps the tap above every real NIC.
+            tail = [0x4e, 0x43, 0x00, 0x00, 0x01];
+        }
+        let mut req = ifreq_named(self.name.as_bytes());
+        // SAFETY: writing the hwaddr member of the union of a zeroed ifreq.
+        unsafe {
+            req.ifr_ifru.ifru_hwaddr.sa_family = libc::ARPHRD_ETHER;
+            for (dst, src) in req
+                .ifr_ifru
+                .ifru_hwaddr
+                .sa_data
+                .iter_mut()
+                .zip(std::iter::once(0xfe_u8).chain(tail))
+            {
+                *dst = src as libc::c_char;
+            }
+        }
+        // SAFETY: SIOCSIFHWADDR reads a valid ifreq (tap name, Ethernet address).
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFHWADDR, &mut req) } < 0 {
+            return Err(tap_error(
+                &format!("setting the MAC of {}", self.name),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
     fn attach(&self, bridge: &str) -> Result<(), QemuError> {
         let sock = control_socket()?;
+        self.set_high_mac(&sock)?;
         let index = {
             let c = std::ffi::CString::new(self.name.as_bytes())
                 .map_err(|_| invalid(format!("tap name {:?}", self.name)))?;
@@ -203,6 +250,75 @@ mod tests {
             &req.ifr_name[..4],
             &[b'b' as libc::c_char, b'r' as _, b'0' as _, 0]
         );
+    }
+
+    /// A bridge with an uplink keeps the uplink's MAC while taps join and leave (a tap's MAC
+    /// starts `fe:`, above any real NIC's).
+    #[test]
+    fn a_bridge_keeps_its_uplinks_mac_when_taps_join_and_leave() {
+        if !std::path::Path::new("/dev/net/tun").exists() || unsafe { libc::geteuid() } != 0 {
+            println!("needs root and /dev/net/tun; skipped");
+            return;
+        }
+        let id = std::process::id() % 100_000;
+        let (bridge, uplink) = (format!("nctb{id}"), format!("nctu{id}"));
+        let ip = |args: &[&str]| {
+            let ok = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip {args:?}");
+        };
+        let mac_of = |dev: &str| {
+            std::fs::read_to_string(format!("/sys/class/net/{dev}/address"))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        ip(&["link", "add", &bridge, "type", "bridge"]);
+        // An uplink (a veth end) with a MAC as high as a real NIC's can be (locally
+        // administered).
+        let peer = format!("nctv{id}");
+        let made = std::process::Command::new("ip")
+            .args([
+                "link",
+                "add",
+                &uplink,
+                "address",
+                "fa:ff:ff:ff:ff:ff",
+                "type",
+                "veth",
+            ])
+            .args(["peer", "name", &peer])
+            .status()
+            .is_ok_and(|s| s.success());
+        let checked = std::panic::catch_unwind(|| {
+            assert!(made, "a veth pair");
+            ip(&["link", "set", &uplink, "master", &bridge]);
+            assert_eq!(mac_of(&bridge), "fa:ff:ff:ff:ff:ff");
+            let tap = Tap::on_bridge(&bridge).unwrap();
+            assert!(
+                mac_of(tap.name()).starts_with("fe:"),
+                "{}",
+                mac_of(tap.name())
+            );
+            assert_eq!(
+                mac_of(&bridge),
+                "fa:ff:ff:ff:ff:ff",
+                "the tap took the bridge's MAC"
+            );
+            drop(tap);
+            assert_eq!(mac_of(&bridge), "fa:ff:ff:ff:ff:ff");
+        });
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &uplink])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &bridge])
+            .status();
+        if let Err(e) = checked {
+            std::panic::resume_unwind(e);
+        }
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub struct DiskResize {
 /// After this long, a recorded resize is taken for one whose control plane died mid-way.
 pub const RESIZE_STALE_AFTER_SECS: u64 = 600;
 
-/// A disk its agent is adding to the VM (`attach`) or removing from it. An added disk is in
+/// A disk (or NIC: `disk` is then its name, `nic<N>`) its agent is adding to the VM
+/// (`attach`) or removing from it. An added disk is in
 /// the record's `data_disks` from the request on (it counts against the quota, and a start
 /// meanwhile builds it), and leaves it again if the agent could not add it; a detached disk
 /// leaves `data_disks` once the agent removed it. Like a resize, it holds up other disk
@@ -52,7 +53,7 @@ pub enum PlugRefusal {
     #[error(transparent)]
     Lifecycle(#[from] Refusal),
     #[error(
-        "VM {vm} is busy with a disk operation (operation {operation}): wait for it (`novacron operation show {operation}`)"
+        "VM {vm} is busy adding or removing a disk or NIC (operation {operation}): wait for it (`novacron operation show {operation}`)"
     )]
     InProgress { vm: String, operation: String },
     #[error(
@@ -60,7 +61,7 @@ pub enum PlugRefusal {
     )]
     NoPorts { vm: String },
     #[error(
-        "VM {vm} has all its {ports} hot-plug ports in use ({disks}): detach a disk first (`novacron vm disk detach {vm} DISK`)"
+        "VM {vm} has all its {ports} hot-plug ports in use ({disks}): detach a disk (`novacron vm disk detach {vm} DISK`) or remove a NIC (`novacron vm nic remove {vm} NIC`) first"
     )]
     PortsFull {
         vm: String,
@@ -146,21 +147,54 @@ pub fn only_boot_disk(rec: &VmRecord) -> Option<String> {
     ))
 }
 
-/// How many more disks `vm disk add` can give the VM: its free hot-plug ports (a VM from
-/// before hot-plug gets [`HOTPLUG_PORTS`] when it is stopped).
+/// How many more disks or NICs `vm disk add` and `vm nic add` can give the VM: its free
+/// hot-plug ports (a VM from before hot-plug gets [`HOTPLUG_PORTS`] when it is stopped).
 pub fn free_disk_slots(rec: &VmRecord) -> u32 {
     let ports = if rec.hotplug_ports == 0 {
         HOTPLUG_PORTS
     } else {
         rec.hotplug_ports
     };
-    ports.saturating_sub(rec.data_disks.len() as u32)
+    ports.saturating_sub((rec.data_disks.len() + rec.added_nics.len()) as u32)
+}
+
+/// What sits in the VM's hot-plug ports: added disks and NICs, by name.
+pub fn port_holders(rec: &VmRecord) -> Vec<(u32, &str)> {
+    rec.data_disks
+        .iter()
+        .map(|d| (d.port, d.name.as_str()))
+        .chain(rec.added_nics.iter().map(|n| (n.port, n.name.as_str())))
+        .collect()
+}
+
+/// The record ready to take one more device in a hot-plug port, and that port; or why not.
+/// A stopped VM from before hot-plug gets its ports now (its machine is built anew at its
+/// next start).
+pub fn claim_port(rec: &VmRecord, observed: VmState) -> Result<(VmRecord, u32), PlugRefusal> {
+    let vm = || rec.name.clone();
+    let mut next = rec.clone();
+    if next.hotplug_ports == 0 {
+        if not_stopped(rec, observed).is_some() {
+            return Err(PlugRefusal::NoPorts { vm: vm() });
+        }
+        next.hotplug_ports = HOTPLUG_PORTS;
+    }
+    let holders = port_holders(rec);
+    let Some(port) = (0..next.hotplug_ports).find(|p| !holders.iter().any(|(q, _)| q == p)) else {
+        let names: Vec<&str> = holders.iter().map(|(_, n)| *n).collect();
+        return Err(PlugRefusal::PortsFull {
+            vm: vm(),
+            ports: next.hotplug_ports,
+            disks: names.join(", "),
+        });
+    };
+    Ok((next, port))
 }
 
 /// The state to name when the VM is (or is asked to be) anything but stopped, from what its
 /// agent observed (`starting` when it is stopped but asked to run); `None` while it stays
 /// stopped.
-fn not_stopped(rec: &VmRecord, observed: VmState) -> Option<VmState> {
+pub(crate) fn not_stopped(rec: &VmRecord, observed: VmState) -> Option<VmState> {
     let stopped = matches!(observed, VmState::Stopped | VmState::Crashed);
     match (stopped, rec.power) {
         (true, PowerState::Stopped) => None,
@@ -192,22 +226,7 @@ pub fn begin_add(
             operation: op.to_string(),
         });
     }
-    let mut next = rec.clone();
-    if next.hotplug_ports == 0 {
-        if not_stopped(rec, observed).is_some() {
-            return Err(PlugRefusal::NoPorts { vm: vm() });
-        }
-        next.hotplug_ports = HOTPLUG_PORTS;
-    }
-    let Some(port) = (0..next.hotplug_ports).find(|p| !rec.data_disks.iter().any(|d| d.port == *p))
-    else {
-        let names: Vec<&str> = rec.data_disks.iter().map(|d| d.name.as_str()).collect();
-        return Err(PlugRefusal::PortsFull {
-            vm: vm(),
-            ports: next.hotplug_ports,
-            disks: names.join(", "),
-        });
-    };
+    let (mut next, port) = claim_port(rec, observed)?;
     let name = (1u32..)
         .map(|n| format!("disk{n}"))
         .find(|n| !rec.data_disks.iter().any(|d| &d.name == n))
@@ -282,6 +301,7 @@ pub fn finish_plug(rec: &VmRecord, operation: &str) -> Option<VmRecord> {
     let mut next = rec.clone();
     if !plug.attach {
         next.data_disks.retain(|d| d.name != plug.disk);
+        next.added_nics.retain(|n| n.name != plug.disk);
     }
     next.disk_plug = None;
     Some(next)
@@ -297,6 +317,7 @@ pub fn abandon_plug(rec: &VmRecord, operation: &str) -> Option<VmRecord> {
     let mut next = rec.clone();
     if plug.attach {
         next.data_disks.retain(|d| d.name != plug.disk);
+        next.added_nics.retain(|n| n.name != plug.disk);
     }
     next.disk_plug = None;
     Some(next)

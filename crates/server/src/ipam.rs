@@ -129,7 +129,7 @@ pub fn choose(
         })
 }
 
-fn random_mac() -> String {
+pub fn random_mac() -> String {
     let mut b = [0u8; 5];
     // The system generator does not fail on Linux; a zero MAC tail would still be valid.
     let _ = aws_lc_rs::rand::fill(&mut b);
@@ -171,6 +171,93 @@ async fn network(
     Ok((n, kv.mod_revision))
 }
 
+/// One NIC's address, chosen: the NIC, the compares that keep the choice valid (the
+/// address still free, the network unchanged) and the write that takes it.
+pub struct Planned {
+    pub nic: Nic,
+    pub key: String,
+    pub compares: Vec<Compare>,
+    pub op: Op,
+}
+
+/// Chooses the address and MAC of NIC request `req` on network `net` (at revision
+/// `net_rev`) with `taken` addresses in use, for `owner` (`project/vm`).
+fn plan(
+    project: &str,
+    owner: &str,
+    req: &NicRequest,
+    net: &OverlayNetwork,
+    net_rev: Revision,
+    taken: &BTreeSet<Ipv4Addr>,
+) -> Result<Planned, ApiError> {
+    let subnet: Ipv4Cidr = net
+        .subnet
+        .parse()
+        .map_err(|e| ApiError::internal(format!("network {}: {e}", net.name)))?;
+    let gateway: Ipv4Addr = net.gateway.parse().map_err(|_| {
+        ApiError::internal(format!("network {}: bad gateway {}", net.name, net.gateway))
+    })?;
+    let requested = req
+        .ip
+        .as_deref()
+        .map(|s| {
+            s.trim().parse::<Ipv4Addr>().map_err(|_| {
+                ApiError::invalid(format!("invalid --ip {s:?}: expected an IPv4 address"))
+            })
+        })
+        .transpose()?;
+    let ip = choose(&net.name, subnet, gateway, taken, requested)?;
+    let mac = match &req.mac {
+        Some(m) => novacron_api_types::overlay::parse_mac(m)
+            .map_err(|e| ApiError::invalid(e.to_string()))?,
+        None => random_mac(),
+    };
+    let key = address_key(project, &net.name, ip);
+    let compares = vec![
+        Compare::ModRevision {
+            key: key.clone(),
+            equals: 0,
+        },
+        Compare::ModRevision {
+            key: records::network_key(project, &net.name),
+            equals: net_rev,
+        },
+    ];
+    let op = Op::Put {
+        key: key.clone(),
+        value: serde_json::to_vec(&AddressRecord {
+            vm: owner.to_string(),
+            mac: mac.clone(),
+        })
+        .map_err(|e| ApiError::internal(format!("encoding: {e}")))?,
+    };
+    Ok(Planned {
+        nic: Nic {
+            network: net.name.clone(),
+            vni: net.vni,
+            mac,
+            ips: vec![ip.to_string()],
+        },
+        key,
+        compares,
+        op,
+    })
+}
+
+/// The address of one more NIC of `owner` (`project/vm`), read from the store now: a
+/// caller writes `op` with its own record under `compares`, and plans again when that
+/// transaction fails (`typed_store::update` does).
+pub async fn plan_one(
+    store: &dyn Store,
+    project: &str,
+    owner: &str,
+    req: &NicRequest,
+) -> Result<Planned, ApiError> {
+    let (net, rev) = network(store, project, &req.network).await?;
+    let taken = used(store, project, &net.name).await?;
+    plan(project, owner, req, &net, rev, &taken)
+}
+
 /// A created record and the NICs it was given.
 pub struct Committed {
     pub nics: Vec<Nic>,
@@ -201,53 +288,12 @@ pub async fn commit_with_nics(
         let mut address_ops = vec![];
         let mut address_keys = vec![];
         for (req, (net, net_rev)) in requests.iter().zip(&networks) {
-            let subnet: Ipv4Cidr = net
-                .subnet
-                .parse()
-                .map_err(|e| ApiError::internal(format!("network {}: {e}", net.name)))?;
-            let gateway: Ipv4Addr = net.gateway.parse().map_err(|_| {
-                ApiError::internal(format!("network {}: bad gateway {}", net.name, net.gateway))
-            })?;
-            let requested = req
-                .ip
-                .as_deref()
-                .map(|s| {
-                    s.trim().parse::<Ipv4Addr>().map_err(|_| {
-                        ApiError::invalid(format!("invalid --ip {s:?}: expected an IPv4 address"))
-                    })
-                })
-                .transpose()?;
             let taken = used(store, project, &net.name).await?;
-            let ip = choose(&net.name, subnet, gateway, &taken, requested)?;
-            let mac = match &req.mac {
-                Some(m) => novacron_api_types::overlay::parse_mac(m)
-                    .map_err(|e| ApiError::invalid(e.to_string()))?,
-                None => random_mac(),
-            };
-            let key = address_key(project, &net.name, ip);
-            all_compares.push(Compare::ModRevision {
-                key: key.clone(),
-                equals: 0,
-            });
-            all_compares.push(Compare::ModRevision {
-                key: records::network_key(project, &net.name),
-                equals: *net_rev,
-            });
-            address_ops.push(Op::Put {
-                key: key.clone(),
-                value: serde_json::to_vec(&AddressRecord {
-                    vm: owner.to_string(),
-                    mac: mac.clone(),
-                })
-                .map_err(|e| ApiError::internal(format!("encoding: {e}")))?,
-            });
-            address_keys.push(key);
-            nics.push(Nic {
-                network: net.name.clone(),
-                vni: net.vni,
-                mac,
-                ips: vec![ip.to_string()],
-            });
+            let planned = plan(project, owner, req, net, *net_rev, &taken)?;
+            all_compares.extend(planned.compares);
+            address_ops.push(planned.op);
+            address_keys.push(planned.key);
+            nics.push(planned.nic);
         }
         let mut all_ops = ops(&nics)?;
         all_ops.extend(address_ops);

@@ -18,6 +18,7 @@ pub mod join_tokens;
 pub mod lifecycle;
 pub mod metrics;
 pub mod networks;
+pub mod nic_ops;
 pub mod outcomes;
 pub mod placement;
 pub mod quota;

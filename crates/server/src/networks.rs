@@ -73,7 +73,7 @@ pub fn next_vni(used: &BTreeSet<u32>) -> Option<u32> {
 
 /// Whether `vm` has a NIC on network `project/name`.
 pub fn vm_uses_network(vm: &VmRecord, project: &str, name: &str) -> bool {
-    vm.project == project && vm.nics.iter().any(|n| n.network == name)
+    vm.project == project && vm.overlay_nics().iter().any(|n| n.network == name)
 }
 
 /// Refuses (409) an explicit `--mac` that a VM already has on the same network.
@@ -91,7 +91,7 @@ pub fn check_macs_free(
                 .find(|vm| {
                     vm_uses_network(vm, project, &req.network)
                         && vm
-                            .nics
+                            .overlay_nics()
                             .iter()
                             .any(|n| n.network == req.network && n.mac == mac)
                 })
@@ -390,7 +390,11 @@ pub fn node_overlay(
     let mut out = vec![];
     for net in networks {
         let on_net = |vm: &&std::sync::Arc<VmRecord>| vm_uses_network(vm, &net.project, &net.name);
-        let nic_of = |vm: &VmRecord| vm.nics.iter().find(|n| n.network == net.name).cloned();
+        let nic_of = |vm: &VmRecord| {
+            vm.overlay_nics()
+                .into_iter()
+                .find(|n| n.network == net.name)
+        };
         // A VM migrating here is local already: its tap must exist before the switch-over.
         // Until then its MAC has no entry here, so frames to it flood to every peer.
         let here = |vm: &VmRecord| vm.node == node || vm.migrating_to.as_deref() == Some(node);

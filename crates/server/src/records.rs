@@ -193,7 +193,10 @@ pub struct VmRecord {
     /// Disks added by `vm disk add`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_disks: Vec<novacron_api_types::disks::DataDisk>,
-    /// A disk its agent is adding or detaching.
+    /// NICs added by `vm nic add`, each in a hot-plug port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added_nics: Vec<novacron_api_types::nics::AddedNic>,
+    /// A disk or NIC its agent is adding or removing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_plug: Option<crate::disk_ops::DiskPlug>,
     /// BIOS or UEFI (fixed at create: a guest installed under one does not boot under the
@@ -205,6 +208,18 @@ pub struct VmRecord {
     /// A TPM 2.0 (fixed at create: what the guest sealed to it stays there).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tpm: bool,
+}
+
+impl VmRecord {
+    /// Every NIC of the VM on an overlay network: those it was created with, then those
+    /// `vm nic add` gave it.
+    pub fn overlay_nics(&self) -> Vec<novacron_api_types::overlay::Nic> {
+        self.nics
+            .iter()
+            .cloned()
+            .chain(self.added_nics.iter().filter_map(|n| n.overlay()))
+            .collect()
+    }
 }
 
 /// Observed state of a VM (written on behalf of its agent).
@@ -478,6 +493,7 @@ pub fn example_vm(power: PowerState) -> VmRecord {
         iso: None,
         hotplug_ports: 0,
         data_disks: vec![],
+        added_nics: vec![],
         disk_plug: None,
         firmware: Default::default(),
         secure_boot: false,

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
     info(title = "NovaCron agent API", description = "The HTTPS endpoint of a NovaCron node agent, which only the control plane calls: a VM's serial console (log and attach), the jobs on a VM of this node (backup, snapshots, disk resize and export, a command run in the guest), this node's side of migrations, and metrics. Every call needs `Authorization: Bearer <secret>`, the secret the control plane gave this node when it registered; any other answers 401. Errors are `{\"code\", \"message\"}` (`ApiError`), except for a body that is not JSON or does not fit the request's schema, which the HTTP layer refuses with a plain-text 400, 415 or 422."),
     paths(
         super::console_log, super::console_attach, super::vnc_attach,
-        super::backup, super::snapshot, super::disk_attach, super::disk_detach, super::disk_resize, super::disk_export, super::exec,
+        super::backup, super::snapshot, super::disk_attach, super::disk_detach, super::disk_resize, super::disk_export, super::nic_attach, super::nic_detach, super::exec,
         super::migration_incoming, super::migration_outgoing, super::migration_cancel,
         super::metrics,
     ),
@@ -100,7 +100,7 @@ mod tests {
             "served but not documented: {undocumented:?}\ndocumented but not served: {unrouted:?}"
         );
         assert_eq!(routed.len(), table.len(), "a route is added twice");
-        assert_eq!(table.len(), 14, "{table:?}");
+        assert_eq!(table.len(), 16, "{table:?}");
     }
 
     /// Every operation has a snake_case operationId, starting `agent_`, that no other one

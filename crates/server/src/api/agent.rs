@@ -361,6 +361,7 @@ pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
         vnc: v.vnc,
         hotplug_ports: v.hotplug_ports,
         data_disks: v.data_disks.clone(),
+        added_nics: v.added_nics.clone(),
         firmware: v.firmware,
         secure_boot: v.secure_boot,
         tpm: v.tpm,
@@ -477,7 +478,7 @@ pub async fn report_status(
                 key: status_key.clone(),
             });
             // The VM's addresses are free again with its record gone.
-            ops.extend(crate::ipam::release_ops(&rec.project, &rec.nics));
+            ops.extend(crate::ipam::release_ops(&rec.project, &rec.overlay_nics()));
             if let Some(id) = rec.operation.clone() {
                 finish = Some(if rec.creating {
                     (

@@ -332,7 +332,7 @@ pub async fn detach(
 /// store (or refuses), written with `op` and its runner in one transaction that also counts
 /// the change against the project's quota; answers the record written, once this replica's
 /// mirror has it.
-async fn record_change(
+pub(super) async fn record_change(
     state: &Arc<AppState>,
     rec: &VmRecord,
     op: &Operation,

@@ -14,6 +14,7 @@ pub mod images;
 pub mod join_tokens;
 pub mod migrations;
 pub mod networks;
+pub mod nics;
 pub mod nodes;
 pub mod openapi;
 pub mod operations;
@@ -208,6 +209,8 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .post("/api/v1/vms/{name}/set", vms::set)
         .post("/api/v1/vms/{name}/disks", disks::add)
         .delete("/api/v1/vms/{name}/disks/{disk}", disks::detach)
+        .post("/api/v1/vms/{name}/nics", nics::add)
+        .delete("/api/v1/vms/{name}/nics/{nic}", nics::remove)
         .post("/api/v1/vms/{name}/disks/{disk}/resize", disks::resize)
         .post("/api/v1/vms/{name}/template", disks::template)
         .post("/api/v1/vms/{name}/clone", disks::clone)

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
     Access, agent, audit, backups, cluster, console, disks, events, exec, images, join_tokens,
-    migrations, networks, nodes, operations, snapshots, tenancy, vms,
+    migrations, networks, nics, nodes, operations, snapshots, tenancy, vms,
 };
 
 #[derive(OpenApi)]
@@ -21,7 +21,7 @@ use super::{
         super::health, super::cluster_ca, document, super::metrics,
         vms::create, vms::list, vms::show, vms::start, vms::stop, vms::reboot, vms::pause, vms::resume, vms::delete, vms::set,
         snapshots::create, snapshots::list, snapshots::revert, snapshots::delete,
-        disks::add, disks::detach, disks::resize, disks::template, disks::clone,
+        disks::add, disks::detach, disks::resize, disks::template, disks::clone, nics::add, nics::remove,
         console::log, console::attach, console::websocket, console::vnc, console::vnc_websocket, exec::exec,
         operations::show, operations::list, events::stream,
         nodes::list, nodes::show, nodes::action, nodes::delete,

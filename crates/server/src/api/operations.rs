@@ -244,13 +244,19 @@ pub async fn finish_with_vm(
         store,
         &records::vm_key(project, name),
         |rec: records::VmRecord| async move {
-            let ops = vec![put_op(op_ref)?];
+            let mut ops = vec![put_op(op_ref)?];
             Ok(match change_ref(&rec) {
-                Some(record) => crate::typed_store::Change::WriteWith {
-                    record,
-                    compares: vec![],
-                    ops,
-                },
+                Some(record) => {
+                    // A NIC on an overlay network that leaves the record frees its address
+                    // in the same transaction.
+                    let dropped = crate::nic_ops::dropped_overlay_nics(&rec, &record);
+                    ops.extend(crate::ipam::release_ops(&rec.project, &dropped));
+                    crate::typed_store::Change::WriteWith {
+                        record,
+                        compares: vec![],
+                        ops,
+                    }
+                }
                 None => crate::typed_store::Change::KeepWith {
                     compares: vec![],
                     ops,

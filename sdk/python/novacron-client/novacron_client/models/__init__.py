@@ -1,6 +1,7 @@
 """ Contains all the data models used in inputs/outputs """
 
 from .accel_choice import AccelChoice
+from .added_nic import AddedNic
 from .api_error import ApiError
 from .api_token import ApiToken
 from .audit_head import AuditHead
@@ -80,7 +81,14 @@ from .network_type_1_mode import NetworkType1Mode
 from .network_type_2 import NetworkType2
 from .network_type_2_mode import NetworkType2Mode
 from .nic import Nic
+from .nic_add_request import NicAddRequest
 from .nic_counters import NicCounters
+from .nic_link_type_0 import NicLinkType0
+from .nic_link_type_0_kind import NicLinkType0Kind
+from .nic_link_type_1 import NicLinkType1
+from .nic_link_type_1_kind import NicLinkType1Kind
+from .nic_link_type_2 import NicLinkType2
+from .nic_link_type_2_kind import NicLinkType2Kind
 from .nic_request import NicRequest
 from .node import Node
 from .node_lease import NodeLease
@@ -149,6 +157,7 @@ from .who_am_i_projects import WhoAmIProjects
 
 __all__ = (
     "AccelChoice",
+    "AddedNic",
     "ApiError",
     "ApiToken",
     "AuditHead",
@@ -228,7 +237,14 @@ __all__ = (
     "NetworkType2",
     "NetworkType2Mode",
     "Nic",
+    "NicAddRequest",
     "NicCounters",
+    "NicLinkType0",
+    "NicLinkType0Kind",
+    "NicLinkType1",
+    "NicLinkType1Kind",
+    "NicLinkType2",
+    "NicLinkType2Kind",
     "NicRequest",
     "Node",
     "NodeLease",

@@ -17,6 +17,7 @@ from ..types import UNSET, Unset
 from typing import cast
 
 if TYPE_CHECKING:
+  from ..models.added_nic import AddedNic
   from ..models.clone_source import CloneSource
   from ..models.data_disk import DataDisk
   from ..models.image_type_0 import ImageType0
@@ -52,6 +53,7 @@ class DesiredVm:
             project (str):
             uuid (str):
             action (None | Unset | VmAction):
+            added_nics (list[AddedNic] | Unset): NICs added by `vm nic add`, each in its port.
             clone_of (CloneSource | None | Unset):
             data_disks (list[DataDisk] | Unset): Disks added by `vm disk add`, each in its port.
             deleting (bool | Unset): The VM is being deleted: stop it and remove its files.
@@ -84,6 +86,7 @@ class DesiredVm:
     project: str
     uuid: str
     action: None | Unset | VmAction = UNSET
+    added_nics: list[AddedNic] | Unset = UNSET
     clone_of: CloneSource | None | Unset = UNSET
     data_disks: list[DataDisk] | Unset = UNSET
     deleting: bool | Unset = UNSET
@@ -110,6 +113,7 @@ class DesiredVm:
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.added_nic import AddedNic # noqa: PLC0415
         from ..models.clone_source import CloneSource # noqa: PLC0415
         from ..models.data_disk import DataDisk # noqa: PLC0415
         from ..models.image_type_0 import ImageType0 # noqa: PLC0415
@@ -153,6 +157,15 @@ class DesiredVm:
             action = self.action.value
         else:
             action = self.action
+
+        added_nics: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.added_nics, Unset):
+            added_nics = []
+            for added_nics_item_data in self.added_nics:
+                added_nics_item = added_nics_item_data.to_dict()
+                added_nics.append(added_nics_item)
+
+
 
         clone_of: dict[str, Any] | None | Unset
         if isinstance(self.clone_of, Unset):
@@ -282,6 +295,8 @@ class DesiredVm:
         })
         if action is not UNSET:
             field_dict["action"] = action
+        if added_nics is not UNSET:
+            field_dict["added_nics"] = added_nics
         if clone_of is not UNSET:
             field_dict["clone_of"] = clone_of
         if data_disks is not UNSET:
@@ -327,6 +342,7 @@ class DesiredVm:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.added_nic import AddedNic # noqa: PLC0415
         from ..models.clone_source import CloneSource # noqa: PLC0415
         from ..models.data_disk import DataDisk # noqa: PLC0415
         from ..models.image_type_0 import ImageType0 # noqa: PLC0415
@@ -411,6 +427,18 @@ class DesiredVm:
             return cast(None | Unset | VmAction, data)
 
         action = _parse_action(d.pop("action", UNSET))
+
+
+        _added_nics = d.pop("added_nics", UNSET)
+        added_nics: list[AddedNic] | Unset = UNSET
+        if _added_nics is not UNSET:
+            added_nics = []
+            for added_nics_item_data in _added_nics:
+                added_nics_item = AddedNic.from_dict(added_nics_item_data)
+
+
+
+                added_nics.append(added_nics_item)
 
 
         def _parse_clone_of(data: object) -> CloneSource | None | Unset:
@@ -653,6 +681,7 @@ class DesiredVm:
             project=project,
             uuid=uuid,
             action=action,
+            added_nics=added_nics,
             clone_of=clone_of,
             data_disks=data_disks,
             deleting=deleting,

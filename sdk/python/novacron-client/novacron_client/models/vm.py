@@ -16,6 +16,7 @@ from ..types import UNSET, Unset
 from typing import cast
 
 if TYPE_CHECKING:
+  from ..models.added_nic import AddedNic
   from ..models.b_tree_map import BTreeMap
   from ..models.data_disk import DataDisk
   from ..models.guest_interface import GuestInterface
@@ -51,6 +52,7 @@ class Vm:
             state (VmState): What a VM is doing, as last observed (or being changed to).
             uuid (str):
             accel_in_use (None | str | Unset): The accelerator the running QEMU actually uses.
+            added_nics (list[AddedNic] | Unset): NICs added with `vm nic add`, each in a hot-plug port.
             data_disks (list[DataDisk] | Unset): Disks added by `vm disk add` (`disk1`, ...), besides the boot disk `disk0`.
             description (None | str | Unset):
             disk_bytes (int | None | Unset):
@@ -96,6 +98,7 @@ class Vm:
     state: VmState
     uuid: str
     accel_in_use: None | str | Unset = UNSET
+    added_nics: list[AddedNic] | Unset = UNSET
     data_disks: list[DataDisk] | Unset = UNSET
     description: None | str | Unset = UNSET
     disk_bytes: int | None | Unset = UNSET
@@ -126,6 +129,7 @@ class Vm:
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.added_nic import AddedNic # noqa: PLC0415
         from ..models.b_tree_map import BTreeMap # noqa: PLC0415
         from ..models.data_disk import DataDisk # noqa: PLC0415
         from ..models.guest_interface import GuestInterface # noqa: PLC0415
@@ -170,6 +174,15 @@ class Vm:
             accel_in_use = UNSET
         else:
             accel_in_use = self.accel_in_use
+
+        added_nics: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.added_nics, Unset):
+            added_nics = []
+            for added_nics_item_data in self.added_nics:
+                added_nics_item = added_nics_item_data.to_dict()
+                added_nics.append(added_nics_item)
+
+
 
         data_disks: list[dict[str, Any]] | Unset = UNSET
         if not isinstance(self.data_disks, Unset):
@@ -305,6 +318,8 @@ class Vm:
         })
         if accel_in_use is not UNSET:
             field_dict["accel_in_use"] = accel_in_use
+        if added_nics is not UNSET:
+            field_dict["added_nics"] = added_nics
         if data_disks is not UNSET:
             field_dict["data_disks"] = data_disks
         if description is not UNSET:
@@ -358,6 +373,7 @@ class Vm:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.added_nic import AddedNic # noqa: PLC0415
         from ..models.b_tree_map import BTreeMap # noqa: PLC0415
         from ..models.data_disk import DataDisk # noqa: PLC0415
         from ..models.guest_interface import GuestInterface # noqa: PLC0415
@@ -438,6 +454,18 @@ class Vm:
             return cast(None | str | Unset, data)
 
         accel_in_use = _parse_accel_in_use(d.pop("accel_in_use", UNSET))
+
+
+        _added_nics = d.pop("added_nics", UNSET)
+        added_nics: list[AddedNic] | Unset = UNSET
+        if _added_nics is not UNSET:
+            added_nics = []
+            for added_nics_item_data in _added_nics:
+                added_nics_item = AddedNic.from_dict(added_nics_item_data)
+
+
+
+                added_nics.append(added_nics_item)
 
 
         _data_disks = d.pop("data_disks", UNSET)
@@ -628,6 +656,7 @@ class Vm:
             state=state,
             uuid=uuid,
             accel_in_use=accel_in_use,
+            added_nics=added_nics,
             data_disks=data_disks,
             description=description,
             disk_bytes=disk_bytes,

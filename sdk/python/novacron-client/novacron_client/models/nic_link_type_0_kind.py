@@ -1,0 +1,7 @@
+from enum import StrEnum
+
+class NicLinkType0Kind(StrEnum):
+    NETWORK = "network"
+
+    def __str__(self) -> str:
+        return str(self.value)
