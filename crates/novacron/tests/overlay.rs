@@ -584,6 +584,52 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         lab.console("o1")
     );
 
+    // `vm nic add` gives o1 a second NIC, on app, while it runs: the address IPAM chose
+    // comes by DHCP from n2's dnsmasq, and a1 on the other node answers over VXLAN.
+    let out = lab.json(&[
+        "vm",
+        "nic",
+        "add",
+        "o1",
+        "--network",
+        "app",
+        "--ip",
+        "10.77.0.60",
+    ]);
+    assert_eq!(out["operation"]["state"], "succeeded", "{out}");
+    assert_eq!(out["nic"], "nic1", "{out}");
+    assert_eq!(out["added"]["link"]["ips"][0], "10.77.0.60", "{out}");
+    let added_mac = out["added"]["mac"].as_str().expect("mac").to_string();
+    let e = lab.fails(&["vm", "nic", "add", "o1", "--network", "app"]);
+    assert!(e.contains("already has a NIC on network app (nic1)"), "{e}");
+    let e = lab.fails(&["network", "delete", "app"]);
+    assert!(e.contains("o1"), "the added NIC uses app: {e}");
+    let dhcp = format!(
+        "ip addr del 10.77.0.99/24 dev eth0; i=$(for d in /sys/class/net/*; do [ \"$(cat $d/address)\" = {added_mac} ] && basename $d; done); udhcpc -i $i -s /etc/novacron/udhcpc.script -q -n -t 5 -T 2 && ip addr show $i | grep -q 'inet 10.77.0.60/24' && ping -c 3 -W 3 10.77.0.2"
+    );
+    assert_eq!(
+        lab.guest_rc("o1", "added", &dhcp, BOOT),
+        0,
+        "{}",
+        lab.console("o1")
+    );
+    // Removed, its address is free again: asking for it once more gets it.
+    let out = lab.json(&["vm", "nic", "remove", "o1", "nic1", "--force"]);
+    assert_eq!(out["operation"]["state"], "succeeded", "{out}");
+    assert!(lab.json(&["vm", "show", "o1"])["added_nics"].is_null());
+    let out = lab.json(&[
+        "vm",
+        "nic",
+        "add",
+        "o1",
+        "--network",
+        "app",
+        "--ip",
+        "10.77.0.60",
+    ]);
+    assert_eq!(out["operation"]["state"], "succeeded", "{out}");
+    lab.ok(&["vm", "nic", "remove", "o1", "nic1", "--force"]);
+
     // A backup of a1 restored as a new VM on the other node keeps a1's overlay NIC, with a
     // MAC and address of its own (a1 still holds its own), and the copy reaches a2.
     let repo_dir = lab.dir.path().join("backups");
