@@ -33,7 +33,8 @@ pub struct Demand {
     pub memory_bytes: u64,
     pub disk_bytes: u64,
     pub needs_kvm: bool,
-    pub bridge: Option<String>,
+    /// Linux bridges the VM's NICs are attached to.
+    pub bridges: Vec<String>,
 }
 
 /// The fleet as the scheduler sees it.
@@ -148,9 +149,7 @@ pub fn move_rules(vm: &VmRecord, accel_in_use: &str, source: &NodeRecord) -> Vec
     } else if accel_in_use == "tcg" && vm.accel == AccelChoice::Auto {
         rules.push(MoveRule::NoKvm);
     }
-    if let Network::Bridge { bridge } = &vm.network {
-        rules.push(MoveRule::Bridge(bridge.clone()));
-    }
+    rules.extend(bridges_of(vm).into_iter().map(MoveRule::Bridge));
     rules
 }
 
@@ -226,7 +225,7 @@ fn request(d: &Demand) -> Request {
     if d.needs_kvm {
         r.selectors.push(LabelSelector::eq("kvm", "true"));
     }
-    if let Some(b) = &d.bridge {
+    for b in &d.bridges {
         r.selectors.push(LabelSelector {
             key: format!("bridge.{b}"),
             op: SelectorOp::Exists,
@@ -246,11 +245,26 @@ pub fn demand_of(vm: &VmRecord) -> Demand {
             0
         },
         needs_kvm: vm.accel == novacron_api_types::AccelChoice::Kvm,
-        bridge: match &vm.network {
-            novacron_api_types::Network::Bridge { bridge } => Some(bridge.clone()),
-            _ => None,
-        },
+        bridges: bridges_of(vm),
     }
+}
+
+/// The Linux bridges `vm`'s NICs are attached to: its created NIC's and added ones'.
+pub fn bridges_of(vm: &VmRecord) -> Vec<String> {
+    let created = match &vm.network {
+        Network::Bridge { bridge } => Some(bridge.clone()),
+        _ => None,
+    };
+    let mut bridges: Vec<String> = created
+        .into_iter()
+        .chain(vm.added_nics.iter().filter_map(|n| match &n.link {
+            novacron_api_types::nics::NicLink::Bridge { bridge } => Some(bridge.clone()),
+            _ => None,
+        }))
+        .collect();
+    bridges.sort();
+    bridges.dedup();
+    bridges
 }
 
 fn refused(e: SchedError, node: Option<&str>) -> ApiError {
@@ -617,5 +631,55 @@ mod tests {
         );
         assert_eq!(major_minor("8.1.0-rc1"), Some((8, 1)));
         assert_eq!(major_minor("unknown"), None);
+    }
+
+    #[test]
+    fn added_bridge_nics_bind_a_vm_to_nodes_with_their_bridges() {
+        use novacron_api_types::nics::{AddedNic, NicLink};
+        let nic = |name: &str, port, link| AddedNic {
+            name: name.into(),
+            port,
+            mac: format!("02:00:00:00:00:0{port}"),
+            link,
+        };
+        let vm = VmRecord {
+            network: Network::Bridge {
+                bridge: "br0".into(),
+            },
+            added_nics: vec![
+                nic("nic1", 0, NicLink::Nat),
+                nic(
+                    "nic2",
+                    1,
+                    NicLink::Bridge {
+                        bridge: "br1".into(),
+                    },
+                ),
+                nic(
+                    "nic3",
+                    2,
+                    NicLink::Bridge {
+                        bridge: "br0".into(),
+                    },
+                ),
+            ],
+            ..records::example_vm(novacron_api_types::PowerState::Running)
+        };
+        assert_eq!(bridges_of(&vm), ["br0", "br1"]);
+        assert_eq!(demand_of(&vm).bridges, ["br0", "br1"]);
+        let source: NodeRecord = serde_json::from_value(serde_json::json!({
+            "name": "node-a",
+            "capacity": {"cpus": 2, "memory_bytes": 1u64 << 30, "disk_bytes": 1u64 << 30},
+            "agent_url": "https://node-a:9441",
+            "kvm_usable": false,
+            "qemu_version": "7.2.19",
+            "registered_at": 0,
+            "admin_state": "ready"
+        }))
+        .unwrap();
+        let rules = move_rules(&vm, "tcg", &source);
+        assert!(rules.contains(&MoveRule::Bridge("br1".into())), "{rules:?}");
+        let refusal = MoveRule::Bridge("br1".into()).refusal("web", &source);
+        assert!(refusal.contains("no bridge br1"), "{refusal}");
     }
 }

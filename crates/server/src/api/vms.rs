@@ -291,9 +291,9 @@ pub async fn create_vm_from(
         memory_bytes: req.memory_bytes,
         disk_bytes: disk_bytes.unwrap_or(0),
         needs_kvm: req.accel == AccelChoice::Kvm,
-        bridge: match &req.network {
-            Network::Bridge { bridge } => Some(bridge.clone()),
-            _ => None,
+        bridges: match &req.network {
+            Network::Bridge { bridge } => vec![bridge.clone()],
+            _ => vec![],
         },
     };
     // The decision reserves the capacity in the scheduler; it is released again if the
