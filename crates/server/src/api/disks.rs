@@ -266,7 +266,7 @@ fn added_disk_size(
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DetachQuery {
-    /// Detach even while the VM runs (the disk is unplugged from the guest).
+    /// Also while the VM runs (the disk or NIC is unplugged from the guest).
     #[serde(default)]
     pub force: bool,
 }
@@ -367,15 +367,16 @@ pub(super) async fn record_change(
     Ok(updated.record)
 }
 
-/// Records what the agent answered to an add or detach, with the finished operation, in one
-/// transaction.
-async fn conclude_plug(
+/// Records what the agent answered to an add or detach (of a disk or a NIC), with the
+/// finished operation, in one transaction (a NIC that leaves the record frees its address
+/// in it).
+pub(super) async fn conclude_plug<T>(
     state: &AppState,
     project: &str,
     name: &str,
     op_id: &str,
-    answer: Result<DiskPlugged, ApiError>,
-    message: impl Fn(&DiskPlugged) -> String,
+    answer: Result<T, ApiError>,
+    message: impl Fn(&T) -> String,
 ) -> ApiResult<()> {
     let (outcome, text) = match &answer {
         Ok(p) => (OperationState::Succeeded, message(p)),

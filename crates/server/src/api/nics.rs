@@ -12,9 +12,9 @@ use novacron_api_types::nics::{
     AddedNic, NicAddRequest, NicAttachJob, NicDetachJob, NicLink, NicPlugged,
 };
 use novacron_api_types::overlay::NicRequest;
-use novacron_api_types::{ApiError, OperationState, validate_name};
+use novacron_api_types::{ApiError, validate_name};
 
-use super::operations::{finish_with_vm, new_operation, put_op, put_runner};
+use super::operations::{new_operation, put_op, put_runner};
 use super::vms::{OpResponse, accepted, find, node_of, observed_state};
 use super::{ApiResult, Json};
 use crate::nic_ops;
@@ -127,7 +127,11 @@ pub async fn add(
                 }
             )
         };
-        conclude(&state, &project, &name, &id, answer, message).await;
+        if let Err(e) =
+            super::disks::conclude_plug(&state, &project, &name, &id, answer, message).await
+        {
+            tracing::warn!(vm = %name, operation = %id, error = %e.0.message, "cannot record the NIC operation's outcome");
+        }
     });
     Ok(accepted(op))
 }
@@ -179,25 +183,17 @@ async fn record_overlay_nic(
     Ok(updated.record)
 }
 
-#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct RemoveQuery {
-    /// Remove even while the VM runs (the NIC is unplugged from the guest).
-    #[serde(default)]
-    pub force: bool,
-}
-
 /// Remove a NIC `vm nic add` gave a VM (named `nic<N>` or by its MAC): unplugged from a
 /// running guest (only with `force=true`), its overlay address freed. The NICs a VM was
 /// created with stay.
 #[utoipa::path(delete, path = "/api/v1/vms/{name}/nics/{nic}",
-    params(("name" = String, Path), ("nic" = String, Path), RemoveQuery),
+    params(("name" = String, Path), ("nic" = String, Path), super::disks::DetachQuery),
     responses((status = 202, body = novacron_api_types::OperationRef), (status = 400, body = ApiError), (status = 404, body = ApiError),
               (status = 409, body = ApiError)))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     Path((name, nic)): Path<(String, String)>,
-    axum::extract::Query(q): axum::extract::Query<RemoveQuery>,
+    axum::extract::Query(q): axum::extract::Query<super::disks::DetachQuery>,
 ) -> OpResponse {
     validate_name("vm", &name)?;
     let rec = find(&state, &name)?;
@@ -234,7 +230,11 @@ pub async fn remove(
                 }
             )
         };
-        conclude(&state, &project, &name, &id, answer, message).await;
+        if let Err(e) =
+            super::disks::conclude_plug(&state, &project, &name, &id, answer, message).await
+        {
+            tracing::warn!(vm = %name, operation = %id, error = %e.0.message, "cannot record the NIC operation's outcome");
+        }
     });
     Ok(accepted(op))
 }
@@ -259,36 +259,5 @@ async fn plug(
             port: nic.port,
         };
         super::agent::call_agent::<_, NicPlugged>(state, node, &path, &job).await
-    }
-}
-
-/// Records what the agent answered, with the finished operation, in one transaction (a NIC
-/// that leaves the record frees its address in it).
-async fn conclude(
-    state: &AppState,
-    project: &str,
-    name: &str,
-    op_id: &str,
-    answer: Result<NicPlugged, ApiError>,
-    message: impl Fn(&NicPlugged) -> String,
-) {
-    let (outcome, text) = match &answer {
-        Ok(p) => (OperationState::Succeeded, message(p)),
-        Err(e) => (OperationState::Failed, e.message.clone()),
-    };
-    let done = finish_with_vm(
-        state.store.as_ref(),
-        op_id,
-        outcome,
-        text,
-        (project, name),
-        |rec| match &answer {
-            Ok(_) => crate::disk_ops::finish_plug(rec, op_id),
-            Err(_) => crate::disk_ops::abandon_plug(rec, op_id),
-        },
-    )
-    .await;
-    if let Err(e) = done {
-        tracing::warn!(vm = %name, operation = %op_id, error = %e.0.message, "cannot record the NIC operation's outcome");
     }
 }
