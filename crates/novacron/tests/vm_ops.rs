@@ -1386,7 +1386,8 @@ fn wait_guest_reaches(c: &Cluster, vm: &str, ip: &str) {
 /// unplugs it (the interface leaves the guest, the tap leaves the bridge). A stopped VM gets
 /// an added NIC at its next start. Refused, changing nothing: no or two attachments, a
 /// bridge the node lacks, a network that does not exist, removing a NIC the VM was created
-/// with or a running VM's NIC without --force.
+/// with or a running VM's NIC without --force, and reverting the running VM to a memory
+/// snapshot taken before the NIC was added.
 #[test]
 fn a_nic_is_added_to_a_running_guest_migrates_with_it_and_is_removed() {
     // Before the agents start: they report the host's bridges when they register.
@@ -1396,10 +1397,12 @@ fn a_nic_is_added_to_a_running_guest_migrates_with_it_and_is_removed() {
     let b_dir = c.start_agent("node-b");
     c.wait_nodes_ready(&["node-a", "node-b"]);
     c.ok(&[
-        "vm", "create", "web1", "--image", "tiny", "--memory", "128M", "--accel", "tcg", "--node",
-        "node-a",
+        "vm", "create", "web1", "--image", "tiny", "--memory", "128M", "--accel", "tcg", "--disk",
+        "32M", "--node", "node-a",
     ]);
     c.wait_console("web1", MARKER, 1, BOOT);
+    // A memory snapshot of the machine before it has the NIC (reverting to it is refused).
+    c.ok(&["vm", "snapshot", "create", "web1", "pre", "--memory"]);
 
     // Refusals first: nothing is recorded.
     let err = c.fails(&["vm", "nic", "add", "web1"]);
@@ -1453,6 +1456,9 @@ fn a_nic_is_added_to_a_running_guest_migrates_with_it_and_is_removed() {
     assert!(err.contains("created with"), "{err}");
     let err = c.fails(&["vm", "nic", "remove", "web1", "nic9", "--force"]);
     assert!(err.contains("nic1, nic2"), "{err}");
+    let err = c.fails(&["vm", "snapshot", "revert", "web1", "pre", "--force"]);
+    assert!(err.contains("before a NIC of VM web1 was added"), "{err}");
+    c.ok(&["vm", "snapshot", "delete", "web1", "pre"]);
 
     // A live migration builds the same machine on node-b, with its own tap on the bridge.
     let m = c.json(&["vm", "migrate", "web1", "--to", "node-b"]);

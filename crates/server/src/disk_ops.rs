@@ -291,14 +291,18 @@ pub fn begin_detach(
     Ok(next)
 }
 
-/// The record once the agent did `operation`'s add or detach (`None`: nothing to change): a
-/// detached disk leaves `data_disks`.
-pub fn finish_plug(rec: &VmRecord, operation: &str) -> Option<VmRecord> {
+/// The record once the agent did `operation`'s add or detach at `now` (`None`: nothing to
+/// change): a detached disk or NIC leaves the record; a NIC change is dated (the guest's
+/// devices differ from those a memory snapshot taken before holds).
+pub fn finish_plug(rec: &VmRecord, operation: &str, now: UnixSeconds) -> Option<VmRecord> {
     let plug = rec
         .disk_plug
         .as_ref()
         .filter(|p| p.operation == operation)?;
     let mut next = rec.clone();
+    if novacron_api_types::nics::is_nic_name(&plug.disk) {
+        next.nics_changed_at = Some(now);
+    }
     if !plug.attach {
         next.data_disks.retain(|d| d.name != plug.disk);
         next.added_nics.retain(|n| n.name != plug.disk);
@@ -892,9 +896,9 @@ mod tests {
         let err = begin_add(&next, VmState::Running, 8 << 20, None, "op-2", 11).unwrap_err();
         assert!(matches!(err, PlugRefusal::InProgress { .. }), "{err}");
         assert!(begin_resize(&next, "disk1", 64 << 20, "op-2", 11).is_err());
-        let done = finish_plug(&next, "op-1").unwrap();
+        let done = finish_plug(&next, "op-1", 200).unwrap();
         assert!(done.disk_plug.is_none() && done.data_disks.len() == 1);
-        assert_eq!(finish_plug(&done, "op-1"), None, "finished once");
+        assert_eq!(finish_plug(&done, "op-1", 200), None, "finished once");
 
         // The next one fills the gap a detached disk left, by port and by name.
         let mut gap = done.clone();
@@ -916,7 +920,7 @@ mod tests {
         assert!(undone.data_disks.is_empty() && undone.disk_plug.is_none());
         assert_eq!(counted_disk_bytes(&undone), 1 << 30);
 
-        let added = finish_plug(&next, "op-1").unwrap();
+        let added = finish_plug(&next, "op-1", 200).unwrap();
         let detaching = begin_detach(&added, VmState::Running, "disk1", true, "op-2", 30).unwrap();
         assert_eq!(
             detaching.data_disks.len(),
@@ -925,7 +929,7 @@ mod tests {
         );
         let kept = abandon_plug(&detaching, "op-2").unwrap();
         assert_eq!(kept.data_disks.len(), 1);
-        let gone = finish_plug(&detaching, "op-2").unwrap();
+        let gone = finish_plug(&detaching, "op-2", 200).unwrap();
         assert!(gone.data_disks.is_empty());
         assert_eq!(abandon_plug(&gone, "op-2"), None);
     }
@@ -934,7 +938,7 @@ mod tests {
     fn detaching_needs_force_on_a_running_vm_and_never_takes_the_boot_disk() {
         let rec = with_ports(PowerState::Running);
         let (next, _) = begin_add(&rec, VmState::Running, 8 << 20, None, "op-1", 10).unwrap();
-        let added = finish_plug(&next, "op-1").unwrap();
+        let added = finish_plug(&next, "op-1", 200).unwrap();
         let err = begin_detach(&added, VmState::Running, "disk1", false, "op-2", 20).unwrap_err();
         assert!(err.to_string().contains("--force"), "{err}");
         let err = begin_detach(&added, VmState::Running, "disk0", true, "op-2", 20).unwrap_err();
@@ -955,7 +959,7 @@ mod tests {
         let mut rec = with_ports(PowerState::Stopped);
         for i in 0..HOTPLUG_PORTS {
             let (next, _) = begin_add(&rec, VmState::Stopped, 1 << 20, None, "op", 10).unwrap();
-            rec = finish_plug(&next, "op").unwrap();
+            rec = finish_plug(&next, "op", 200).unwrap();
             assert_eq!(free_disk_slots(&rec), HOTPLUG_PORTS - i - 1);
         }
         let err = begin_add(&rec, VmState::Stopped, 1 << 20, None, "op", 10).unwrap_err();

@@ -275,8 +275,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("operation op1"), "{e}");
-        let done = finish_plug(&next, "op1").unwrap();
+        let done = finish_plug(&next, "op1", 200).unwrap();
         assert_eq!(done.added_nics.len(), 1);
+        assert_eq!(done.nics_changed_at, Some(200), "a NIC change is dated");
         assert!(done.disk_plug.is_none());
         // A failed add leaves nothing.
         let undone = abandon_plug(&next, "op1").unwrap();
@@ -297,7 +298,7 @@ mod tests {
                 100,
             )
             .unwrap();
-            rec = finish_plug(&next, &format!("op{i}")).unwrap();
+            rec = finish_plug(&next, &format!("op{i}"), 200).unwrap();
         }
         let names: Vec<&str> = rec.added_nics.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["nic1", "nic2", "nic3", "nic4"]);
@@ -332,7 +333,7 @@ mod tests {
             100,
         )
         .unwrap();
-        let rec = finish_plug(&next, "op1").unwrap();
+        let rec = finish_plug(&next, "op1", 200).unwrap();
         assert_eq!(rec.overlay_nics().len(), 1);
         let e = begin_add(
             &rec,
@@ -361,7 +362,7 @@ mod tests {
             100,
         )
         .unwrap();
-        let rec = finish_plug(&next, "op1").unwrap();
+        let rec = finish_plug(&next, "op1", 200).unwrap();
         let e = begin_remove(&rec, VmState::Running, "nic1", false, "op2", 100).unwrap_err();
         assert!(e.to_string().contains("--force"), "{e}");
         let e = begin_remove(&rec, VmState::Running, "nic0", true, "op2", 100).unwrap_err();
@@ -381,7 +382,7 @@ mod tests {
         assert_eq!(nic.name, "nic1");
         assert_eq!(removing.added_nics.len(), 1);
         assert!(abandon_plug(&removing, "op2").unwrap().added_nics.len() == 1);
-        let removed = finish_plug(&removing, "op2").unwrap();
+        let removed = finish_plug(&removing, "op2", 200).unwrap();
         assert!(removed.added_nics.is_empty());
         let stopped = VmRecord {
             power: novacron_api_types::PowerState::Stopped,
@@ -407,9 +408,9 @@ mod tests {
             100,
         )
         .unwrap();
-        let rec = finish_plug(&next, "op1").unwrap();
+        let rec = finish_plug(&next, "op1", 200).unwrap();
         let (removing, _) = begin_remove(&rec, VmState::Stopped, "nic1", true, "op2", 100).unwrap();
-        let removed = finish_plug(&removing, "op2").unwrap();
+        let removed = finish_plug(&removing, "op2", 200).unwrap();
         let dropped = dropped_overlay_nics(&removing, &removed);
         assert_eq!(dropped.len(), 1);
         assert_eq!(dropped[0].ips, ["10.10.0.2"]);

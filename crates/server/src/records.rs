@@ -196,6 +196,10 @@ pub struct VmRecord {
     /// NICs added by `vm nic add`, each in a hot-plug port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub added_nics: Vec<novacron_api_types::nics::AddedNic>,
+    /// When a NIC was last added or removed: a running VM is not reverted to a memory
+    /// snapshot taken before (its saved devices are not the machine's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nics_changed_at: Option<UnixSeconds>,
     /// A disk or NIC its agent is adding or removing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_plug: Option<crate::disk_ops::DiskPlug>,
@@ -494,6 +498,7 @@ pub fn example_vm(power: PowerState) -> VmRecord {
         hotplug_ports: 0,
         data_disks: vec![],
         added_nics: vec![],
+        nics_changed_at: None,
         disk_plug: None,
         firmware: Default::default(),
         secure_boot: false,

@@ -389,7 +389,7 @@ pub(super) async fn conclude_plug<T>(
         text,
         (project, name),
         |rec| match &answer {
-            Ok(_) => disk_ops::finish_plug(rec, op_id),
+            Ok(_) => disk_ops::finish_plug(rec, op_id, now()),
             Err(_) => disk_ops::abandon_plug(rec, op_id),
         },
     )

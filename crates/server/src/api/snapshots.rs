@@ -182,14 +182,21 @@ pub struct RevertQuery {
 /// present takes `--force`.
 fn revert_refusal(
     vm: &str,
-    snap: &str,
-    memory: bool,
+    snap: &VmSnapshot,
+    nics_changed_at: Option<novacron_api_types::UnixSeconds>,
     observed: VmState,
     force: bool,
 ) -> Option<String> {
     if matches!(observed, VmState::Stopped | VmState::Crashed) {
         return None;
     }
+    let (memory, snap_name) = (snap.memory, snap.name.as_str());
+    if memory && nics_changed_at.is_some_and(|at| snap.created_at <= at) {
+        return Some(format!(
+            "snapshot {snap_name:?} was taken before a NIC of VM {vm} was added or removed, so the devices it saved are not the running machine's: stop the VM (`novacron vm stop {vm}`) and revert its disks, or add or remove the NIC again first"
+        ));
+    }
+    let snap = snap_name;
     if !memory {
         return Some(format!(
             "snapshot {snap:?} holds no memory, so VM {vm} must be stopped to revert to it: `novacron vm stop {vm}`, then revert and start"
@@ -223,7 +230,7 @@ pub async fn revert(
         .into());
     };
     let observed = observed_state(&state, &rec);
-    if let Some(why) = revert_refusal(&name, &snap, s.memory, observed, q.force) {
+    if let Some(why) = revert_refusal(&name, s, rec.nics_changed_at, observed, q.force) {
         return Err(ApiError::conflict(why).into());
     }
     let job = SnapshotJob::Revert { name: snap.clone() };
@@ -266,28 +273,60 @@ pub async fn delete(
 mod tests {
     use super::*;
 
+    fn snap(name: &str, memory: bool, created_at: u64) -> VmSnapshot {
+        VmSnapshot {
+            name: name.into(),
+            memory,
+            vm_state_bytes: if memory { 1 << 20 } else { 0 },
+            created_at,
+        }
+    }
+
     #[test]
     fn a_stopped_vm_reverts_to_any_snapshot() {
         for observed in [VmState::Stopped, VmState::Crashed] {
             for memory in [false, true] {
-                assert_eq!(revert_refusal("web1", "s", memory, observed, false), None);
+                let s = snap("s", memory, 100);
+                assert_eq!(revert_refusal("web1", &s, Some(200), observed, false), None);
             }
         }
     }
 
     #[test]
     fn a_running_vm_reverts_only_to_memory_and_only_with_force() {
-        let why = revert_refusal("web1", "d", false, VmState::Running, true).unwrap();
+        let why =
+            revert_refusal("web1", &snap("d", false, 100), None, VmState::Running, true).unwrap();
         assert!(why.contains("novacron vm stop web1"), "{why}");
-        let why = revert_refusal("web1", "m", true, VmState::Running, false).unwrap();
+        let m = snap("m", true, 100);
+        let why = revert_refusal("web1", &m, None, VmState::Running, false).unwrap();
         assert!(
             why.contains("novacron vm snapshot revert web1 m --force"),
             "{why}"
         );
-        let why = revert_refusal("web1", "m", true, VmState::Paused, false).unwrap();
+        let why = revert_refusal("web1", &m, None, VmState::Paused, false).unwrap();
         assert!(why.contains("is paused"), "{why}");
         assert_eq!(
-            revert_refusal("web1", "m", true, VmState::Running, true),
+            revert_refusal("web1", &m, None, VmState::Running, true),
+            None
+        );
+        // Taken after the last NIC change: its devices are the machine's.
+        assert_eq!(
+            revert_refusal("web1", &m, Some(99), VmState::Running, true),
+            None
+        );
+    }
+
+    #[test]
+    fn a_memory_snapshot_from_before_a_nic_change_is_not_loaded_into_the_running_vm() {
+        let m = snap("m", true, 100);
+        let why = revert_refusal("web1", &m, Some(100), VmState::Running, true).unwrap();
+        assert!(
+            why.contains("before a NIC of VM web1 was added or removed"),
+            "{why}"
+        );
+        // Stopped, only the disks are reverted: nothing to match.
+        assert_eq!(
+            revert_refusal("web1", &m, Some(150), VmState::Stopped, true),
             None
         );
     }

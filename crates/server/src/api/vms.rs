@@ -361,6 +361,7 @@ pub async fn create_vm_from(
         hotplug_ports: novacron_api_types::disks::HOTPLUG_PORTS,
         data_disks,
         added_nics: vec![],
+        nics_changed_at: None,
         disk_plug: None,
         firmware,
         secure_boot: req.secure_boot,
