@@ -1,6 +1,6 @@
 //! NICs `vm nic add` gives a VM after create, and the NIC operations the control plane asks
 //! an agent to do (`vm nic add | remove`). An added NIC sits in one of the VM's spare PCIe
-//! root ports, which it shares with added disks (docs/networks.md); it is named `nic<N>`,
+//! root ports, which it shares with added disks (docs/nics.md); it is named `nic<N>`,
 //! after the NICs the VM was created with (`nic0` is the first of those).
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! `vm nic add | remove` as decisions over the VM's record, without I/O: whether a NIC may
 //! be added or removed, the name and port it takes, and the record while the agent plugs
-//! it (docs/networks.md). Added NICs share the VM's hot-plug ports with added disks and the
+//! it (docs/nics.md). Added NICs share the VM's hot-plug ports with added disks and the
 //! same in-flight marker ([`crate::disk_ops::DiskPlug`], named after the NIC), so one disk
 //! or NIC change runs at a time and a live migration waits for it.
 

@@ -3,7 +3,7 @@
 //! remove`. Like a disk add, the NIC is recorded on the VM first (an overlay NIC with its
 //! address, in the same transaction), then a task asks the VM's agent to plug it, and the
 //! outcome is recorded with the finished operation: a NIC the agent could not add leaves
-//! the record again and frees its address (docs/networks.md).
+//! the record again and frees its address (docs/nics.md).
 
 use std::sync::Arc;
 
