@@ -276,15 +276,6 @@ pub async fn detach_nic(qmp: &Qmp, port: u32, timeout: Duration) -> Result<(), Q
     Ok(())
 }
 
-/// Ports whose NIC QEMU has now.
-pub async fn plugged_nic_ports(qmp: &Qmp) -> Result<Vec<u32>, QemuError> {
-    Ok(device_ids(qmp)
-        .await?
-        .iter()
-        .filter_map(|id| id.strip_prefix("hpnic")?.parse().ok())
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
