@@ -353,12 +353,18 @@ pub(super) async fn record_change(
             .await?)
         },
     )
-    .await?
-    .ok_or_else(|| {
-        ApiError::not_found(format!(
-            "no VM named {:?}: see `novacron vm list`",
-            rec.name
-        ))
+    .await?;
+    written_vm(state, updated, &rec.name).await
+}
+
+/// The VM record an update wrote, once this replica's mirror has it (`None`: the VM is gone).
+pub(super) async fn written_vm(
+    state: &AppState,
+    updated: Option<typed_store::Updated<VmRecord>>,
+    name: &str,
+) -> ApiResult<VmRecord> {
+    let updated = updated.ok_or_else(|| {
+        ApiError::not_found(format!("no VM named {name:?}: see `novacron vm list`"))
     })?;
     state
         .vms

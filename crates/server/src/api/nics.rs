@@ -169,18 +169,8 @@ async fn record_overlay_nic(
             })
         },
     )
-    .await?
-    .ok_or_else(|| {
-        ApiError::not_found(format!(
-            "no VM named {:?}: see `novacron vm list`",
-            rec.name
-        ))
-    })?;
-    state
-        .vms
-        .wait_for(updated.revision, AppState::CATCH_UP)
-        .await;
-    Ok(updated.record)
+    .await?;
+    super::disks::written_vm(state, updated, &rec.name).await
 }
 
 /// Remove a NIC `vm nic add` gave a VM (named `nic<N>` or by its MAC): unplugged from a
