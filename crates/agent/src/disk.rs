@@ -19,7 +19,7 @@ use novacron_qemu::DiskFormat;
 use crate::backup::VmAccess;
 use crate::state::Shared;
 
-fn failed(vm: &str, what: &str, e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn failed(vm: &str, what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(format!("{what} of VM {vm} failed: {e}"))
 }
 
@@ -40,8 +40,8 @@ fn job_disk(vm: &str, given: &str) -> Result<String, ApiError> {
     disk_name(vm, given, &[])
 }
 
-/// How long a detach waits for the guest to release the disk.
-const UNPLUG_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a detach (of a disk or a NIC) waits for the guest to release the device.
+pub(crate) const UNPLUG_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long an add or detach waits for a start, stop, backup or snapshot of the VM to end.
 const LOCK_WAIT: Duration = Duration::from_secs(120);

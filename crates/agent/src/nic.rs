@@ -4,19 +4,11 @@
 //! (see `worker::prepare_spec`). Asking again for what is done answers at once, so the
 //! control plane can repeat a call an agent restart cut short.
 
-use std::time::Duration;
-
 use novacron_api_types::ApiError;
 use novacron_api_types::nics::{AddedNic, NicAttachJob, NicDetachJob, NicLink, NicPlugged};
 
 use crate::backup::VmAccess;
-
-/// How long a removal waits for the guest to release the NIC.
-const UNPLUG_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn failed(vm: &str, what: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(format!("{what} of VM {vm} failed: {e}"))
-}
+use crate::disk::{UNPLUG_TIMEOUT, failed};
 
 /// What QEMU is given for `nic`: its port and MAC, and the bridge its tap goes on (an
 /// overlay network's `ncbr<vni>`; none for user-mode NAT).

@@ -219,11 +219,7 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
                 ]);
             }
             NicSpec::Bridge { bridge, mac } => {
-                let netdev = match taps.get(bridged) {
-                    Some(fd) => format!("tap,id=net{i},fd={fd}"),
-                    None => format!("bridge,id=net{i},br={}", escape_opt(bridge)),
-                };
-                bridged += 1;
+                let netdev = bridged_netdev(&format!("net{i}"), bridge, taps, &mut bridged);
                 push(&["-netdev", &netdev]);
                 push(&[
                     "-device",
@@ -290,14 +286,7 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
     for nic in &spec.plugged_nics {
         let netdev = match &nic.bridge {
             None => format!("user,id={}", nic.netdev_id()),
-            Some(bridge) => {
-                let netdev = match taps.get(bridged) {
-                    Some(fd) => format!("tap,id={},fd={fd}", nic.netdev_id()),
-                    None => format!("bridge,id={},br={}", nic.netdev_id(), escape_opt(bridge)),
-                };
-                bridged += 1;
-                netdev
-            }
+            Some(bridge) => bridged_netdev(&nic.netdev_id(), bridge, taps, &mut bridged),
         };
         push(&["-netdev", &netdev]);
         push(&[
@@ -320,6 +309,17 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
     }
     args.extend(spec.extra_args.iter().cloned());
     args
+}
+
+/// The `-netdev` of the next bridged NIC (`bridged` counts those rendered so far): the tap
+/// the agent opened for it, or QEMU's own bridge helper when no descriptor was given.
+fn bridged_netdev(id: &str, bridge: &str, taps: &[RawFd], bridged: &mut usize) -> String {
+    let netdev = match taps.get(*bridged) {
+        Some(fd) => format!("tap,id={id},fd={fd}"),
+        None => format!("bridge,id={id},br={}", escape_opt(bridge)),
+    };
+    *bridged += 1;
+    netdev
 }
 
 /// A `blockdev-add` argument object as a `-blockdev` option string (flat keys; strings

@@ -203,6 +203,25 @@ pub(crate) fn not_stopped(rec: &VmRecord, observed: VmState) -> Option<VmState> 
     }
 }
 
+/// The checks every device add (and a NIC's removal) starts with: the VM may change, is not
+/// being created, and has no disk or NIC change under way.
+pub fn check_pluggable(rec: &VmRecord, now: UnixSeconds) -> Result<(), PlugRefusal> {
+    check_changeable(rec)?;
+    if rec.creating {
+        return Err(Refusal::Creating {
+            vm: rec.name.clone(),
+        }
+        .into());
+    }
+    if let Some(op) = disk_busy(rec, now) {
+        return Err(PlugRefusal::InProgress {
+            vm: rec.name.clone(),
+            operation: op.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// The record with a new disk of `size_bytes` (blank, or a copy of `image`) added under
 /// `operation` (in the first free port, named after the lowest free `disk<N>`), and that
 /// disk; or why not. A stopped
@@ -215,17 +234,7 @@ pub fn begin_add(
     operation: &str,
     now: UnixSeconds,
 ) -> Result<(VmRecord, DataDisk), PlugRefusal> {
-    check_changeable(rec)?;
-    let vm = || rec.name.clone();
-    if rec.creating {
-        return Err(Refusal::Creating { vm: vm() }.into());
-    }
-    if let Some(op) = disk_busy(rec, now) {
-        return Err(PlugRefusal::InProgress {
-            vm: vm(),
-            operation: op.to_string(),
-        });
-    }
+    check_pluggable(rec, now)?;
     let (mut next, port) = claim_port(rec, observed)?;
     let name = (1u32..)
         .map(|n| format!("disk{n}"))

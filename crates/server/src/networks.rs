@@ -73,7 +73,7 @@ pub fn next_vni(used: &BTreeSet<u32>) -> Option<u32> {
 
 /// Whether `vm` has a NIC on network `project/name`.
 pub fn vm_uses_network(vm: &VmRecord, project: &str, name: &str) -> bool {
-    vm.project == project && vm.overlay_nics().iter().any(|n| n.network == name)
+    vm.project == project && vm.overlay_networks().any(|n| n == name)
 }
 
 /// Refuses (409) an explicit `--mac` that a VM already has on the same network.

@@ -7,8 +7,7 @@
 use novacron_api_types::nics::{AddedNic, NicLink};
 use novacron_api_types::{ApiError, Network, UnixSeconds, VmState};
 
-use crate::disk_ops::{DiskPlug, PlugRefusal, claim_port, disk_busy, not_stopped};
-use crate::lifecycle::{Refusal, check_changeable};
+use crate::disk_ops::{DiskPlug, PlugRefusal, check_pluggable, claim_port, not_stopped};
 use crate::records::VmRecord;
 
 /// Why a NIC may not be added or removed, as data; `Display` is the user's answer.
@@ -71,35 +70,9 @@ impl From<NicRefusal> for crate::api::ApiFailure {
     }
 }
 
-impl From<Refusal> for NicRefusal {
-    fn from(r: Refusal) -> Self {
-        NicRefusal::Plug(r.into())
-    }
-}
-
 /// How many NICs the VM was created with: `nic0` ... are theirs, added ones come after.
 pub fn created_nics(rec: &VmRecord) -> usize {
     usize::from(!matches!(rec.network, Network::None)) + rec.nics.len()
-}
-
-/// The checks every add and remove share: the VM may change, is not being created, and
-/// has no disk or NIC change under way.
-fn check_pluggable(rec: &VmRecord, now: UnixSeconds) -> Result<(), NicRefusal> {
-    check_changeable(rec)?;
-    if rec.creating {
-        return Err(Refusal::Creating {
-            vm: rec.name.clone(),
-        }
-        .into());
-    }
-    if let Some(op) = disk_busy(rec, now) {
-        return Err(PlugRefusal::InProgress {
-            vm: rec.name.clone(),
-            operation: op.to_string(),
-        }
-        .into());
-    }
-    Ok(())
 }
 
 /// The record with a NIC on `link` with `mac` added under `operation` (in the first free
@@ -227,7 +200,7 @@ pub fn dropped_overlay_nics(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disk_ops::{abandon_plug, finish_plug};
+    use crate::disk_ops::{abandon_plug, disk_busy, finish_plug};
     use novacron_api_types::disks::DataDisk;
 
     fn vm() -> VmRecord {

@@ -215,6 +215,20 @@ pub struct VmRecord {
 }
 
 impl VmRecord {
+    /// The overlay networks the VM has a NIC on (created or added), without copying them:
+    /// the overlay data plane asks this of every VM for every network.
+    pub fn overlay_networks(&self) -> impl Iterator<Item = &str> {
+        self.nics
+            .iter()
+            .map(|n| n.network.as_str())
+            .chain(self.added_nics.iter().filter_map(|n| match &n.link {
+                novacron_api_types::nics::NicLink::Network { network, .. } => {
+                    Some(network.as_str())
+                }
+                _ => None,
+            }))
+    }
+
     /// Every NIC of the VM on an overlay network: those it was created with, then those
     /// `vm nic add` gave it.
     pub fn overlay_nics(&self) -> Vec<novacron_api_types::overlay::Nic> {
