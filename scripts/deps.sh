@@ -17,6 +17,8 @@ run_deps() {
   installed qemu-guest-agent || want+=(qemu-guest-agent)
   # dnsmasq-base: the DHCP server an agent runs per overlay network (no system service).
   need_cmd dnsmasq dnsmasq-base
+  # nftables: an agent enforces security groups with one nftables table (`nft -f`).
+  need_cmd nft nftables
   # ovmf: the UEFI firmware of `vm create --firmware uefi`.
   [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || want+=(ovmf)
   # swtpm: the TPM 2.0 of `vm create --tpm` (one swtpm process per VM with a TPM).
@@ -34,7 +36,6 @@ test_deps() {
   need_cmd borg borgbackup
   need_cmd iperf3 iperf3
   need_cmd ip iproute2
-  need_cmd nft nftables
   need_cmd curl curl
   need_cmd blkid util-linux
   need_cmd python3 python3

@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use novacron_api_types::overlay::{Ipv4Cidr, NodeOverlay, NodeOverlayNetwork};
+use novacron_api_types::security::{Direction, Protocol, SecurityRule};
 use novacron_client::Client;
 use novacron_net::{
-    DEFAULT_VXLAN_PORT, DesiredNode, MacAddr, NodeNetwork, RemotePeer, Underlay, Vni,
+    DEFAULT_VXLAN_PORT, DesiredNode, Firewall, FirewallApplier, FwPeer, FwProtocol, FwRule,
+    GuardedPort, MacAddr, NodeNetwork, RemotePeer, Underlay, Vni,
 };
 use tokio::sync::watch;
 
@@ -72,6 +74,103 @@ pub fn desired_node(vtep: Ipv4Addr, overlay: &NodeOverlay) -> DesiredNode {
             .collect(),
         adopt_port_prefix: Some(TAP_PREFIX.into()),
     }
+}
+
+/// The nftables set of a security group's members: `g` and 16 hex digits of a hash of
+/// `project/name` (names may be 63 bytes each; a set name must stay short and stable, so
+/// a membership change updates the set in place).
+pub fn group_set_name(project: &str, name: &str) -> String {
+    // FNV-1a, 64 bits: stable across runs and builds, unlike the std hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in project.bytes().chain([b'/']).chain(name.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("g{h:016x}")
+}
+
+fn fw_rule(
+    project: &str,
+    rule: &SecurityRule,
+    sets: &mut BTreeMap<String, Vec<Ipv4Addr>>,
+    overlay: &NodeOverlay,
+) -> Option<FwRule> {
+    let protocol = match rule.protocol {
+        Protocol::Any => FwProtocol::Any,
+        Protocol::Tcp => FwProtocol::Tcp,
+        Protocol::Udp => FwProtocol::Udp,
+        Protocol::Icmp => FwProtocol::Icmp,
+    };
+    let peer = match (&rule.group, &rule.cidr) {
+        (Some(g), _) => {
+            let set = group_set_name(project, g);
+            sets.entry(set.clone()).or_insert_with(|| {
+                overlay
+                    .security_groups
+                    .iter()
+                    .find(|sg| sg.project == project && &sg.name == g)
+                    .map(|sg| sg.members.iter().filter_map(|ip| ip.parse().ok()).collect())
+                    .unwrap_or_default()
+            });
+            FwPeer::Set(set)
+        }
+        (None, Some(c)) => {
+            let (addr, len) = c.split_once('/')?;
+            FwPeer::Cidr(addr.parse().ok()?, len.parse().ok()?)
+        }
+        (None, None) => FwPeer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
+    };
+    Some(FwRule {
+        protocol,
+        ports: rule.port_min.zip(rule.port_max),
+        peer,
+    })
+}
+
+/// The firewall `overlay` asks of this node: each local NIC of a VM with security groups
+/// is guarded (default deny in; out limited only once a group has an `out` rule); a NIC
+/// of a VM without groups is not filtered. A group the control plane no longer knows adds
+/// no rule, so the NIC takes in less, never more.
+pub fn firewall(overlay: &NodeOverlay) -> Firewall {
+    let mut fw = Firewall::default();
+    let mut seen = std::collections::BTreeSet::new();
+    for net in &overlay.networks {
+        for e in net.local.iter().filter(|e| !e.security_groups.is_empty()) {
+            let Ok(mac) = e.mac.parse::<MacAddr>() else {
+                continue;
+            };
+            if !seen.insert(mac) {
+                continue;
+            }
+            let mut ingress = vec![];
+            let mut egress = vec![];
+            for g in &e.security_groups {
+                let Some(group) = overlay
+                    .security_groups
+                    .iter()
+                    .find(|sg| sg.project == net.project && &sg.name == g)
+                else {
+                    continue;
+                };
+                for rule in &group.rules {
+                    let Some(r) = fw_rule(&net.project, rule, &mut fw.sets, overlay) else {
+                        continue;
+                    };
+                    match rule.direction {
+                        Direction::In => ingress.push(r),
+                        Direction::Out => egress.push(r),
+                    }
+                }
+            }
+            fw.ports.push(GuardedPort {
+                mac,
+                ips: e.ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+                ingress,
+                egress: (!egress.is_empty()).then_some(egress),
+            });
+        }
+    }
+    fw
 }
 
 /// dnsmasq's static leases for the network's local VMs: `MAC,IP,NAME` lines.
@@ -254,6 +353,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
 async fn apply(
     reconciler: &novacron_net::Reconciler,
     dhcp: &mut Dhcp,
+    rules: &mut FirewallApplier,
     vtep: Ipv4Addr,
     overlay: &NodeOverlay,
 ) -> Result<(), String> {
@@ -280,6 +380,11 @@ async fn apply(
         }
     }
     dhcp.sync(&overlay.networks);
+    // After the bridges: the rules name no device, only the NICs' MACs.
+    // Logged by the applier when it changes the kernel.
+    if let Err(e) = rules.apply(&firewall(overlay)) {
+        failures.push(e.to_string());
+    }
     if failures.is_empty() {
         Ok(())
     } else {
@@ -305,7 +410,8 @@ pub async fn run(
         root: data_dir.join("networks"),
         servers: BTreeMap::new(),
     };
-    let mut after: Option<i64> = None;
+    let mut rules = FirewallApplier::new();
+    let mut after: Option<(i64, i64)> = None;
     let mut last: Option<NodeOverlay> = None;
     let mut last_apply = tokio::time::Instant::now();
     loop {
@@ -315,10 +421,12 @@ pub async fn run(
         };
         match polled {
             Ok(overlay) => {
-                after = Some(overlay.revision);
-                let changed = last.as_ref().is_none_or(|l| l.networks != overlay.networks);
+                after = Some((overlay.revision, overlay.groups_revision));
+                let changed = last.as_ref().is_none_or(|l| {
+                    l.networks != overlay.networks || l.security_groups != overlay.security_groups
+                });
                 if changed || last_apply.elapsed() >= RESYNC {
-                    match apply(&reconciler, &mut dhcp, vtep, &overlay).await {
+                    match apply(&reconciler, &mut dhcp, &mut rules, vtep, &overlay).await {
                         Ok(()) => {
                             tracing::debug!(
                                 networks = overlay.networks.len(),
@@ -384,6 +492,7 @@ mod tests {
                 vm: "a".into(),
                 mac: "02:00:00:00:00:0a".into(),
                 ips: vec!["10.10.0.2".into()],
+                security_groups: vec![],
             }],
             peers: vec![
                 OverlayPeer {
@@ -393,6 +502,7 @@ mod tests {
                         vm: "b".into(),
                         mac: "02:00:00:00:00:0b".into(),
                         ips: vec!["10.10.0.3".into()],
+                        security_groups: vec![],
                     }],
                 },
                 // Misconfigured: our own VTEP. Never a flood target.
@@ -409,7 +519,9 @@ mod tests {
     fn the_control_planes_view_becomes_fdb_and_flood_entries() {
         let overlay = NodeOverlay {
             revision: 7,
+            groups_revision: 0,
             networks: vec![net()],
+            security_groups: vec![],
         };
         let d = desired_node(Ipv4Addr::new(198, 18, 0, 1), &overlay);
         assert_eq!(d.networks.len(), 1);
@@ -440,5 +552,84 @@ mod tests {
         assert!(args.contains(&"--dhcp-option=option:router".to_string()));
         assert!(args.contains(&"--port=0".to_string()));
         assert!(args.contains(&"--dhcp-ignore=tag:!known".to_string()));
+    }
+
+    #[test]
+    fn security_groups_become_guarded_ports_and_member_sets() {
+        use novacron_api_types::security::{NodeSecurityGroup, SecurityRuleRequest};
+        let rule = |direction, traffic: &str, cidr: Option<&str>, group: Option<&str>| {
+            SecurityRuleRequest {
+                direction,
+                traffic: traffic.into(),
+                cidr: cidr.map(Into::into),
+                group: group.map(Into::into),
+            }
+            .check(1)
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let mut n = net();
+        n.local[0].security_groups = vec!["web".into(), "gone".into()];
+        let overlay = NodeOverlay {
+            revision: 1,
+            groups_revision: 0,
+            networks: vec![n.clone()],
+            security_groups: vec![
+                NodeSecurityGroup {
+                    project: "default".into(),
+                    name: "web".into(),
+                    rules: vec![
+                        rule(Direction::In, "tcp/80", None, Some("lb")),
+                        rule(Direction::In, "icmp", Some("10.10.0.0/24"), None),
+                    ],
+                    members: vec![],
+                },
+                NodeSecurityGroup {
+                    project: "default".into(),
+                    name: "lb".into(),
+                    rules: vec![],
+                    members: vec!["10.10.0.3".into(), "10.10.0.4".into()],
+                },
+            ],
+        };
+        let fw = firewall(&overlay);
+        assert_eq!(fw.ports.len(), 1);
+        let port = &fw.ports[0];
+        assert_eq!(port.mac.to_string(), "02:00:00:00:00:0a");
+        assert_eq!(port.ips, [Ipv4Addr::new(10, 10, 0, 2)]);
+        // No out rule in any of its groups: everything may leave.
+        assert_eq!(port.egress, None);
+        let lb = group_set_name("default", "lb");
+        assert_eq!(
+            port.ingress,
+            [
+                FwRule {
+                    protocol: FwProtocol::Tcp,
+                    ports: Some((80, 80)),
+                    peer: FwPeer::Set(lb.clone()),
+                },
+                FwRule {
+                    protocol: FwProtocol::Icmp,
+                    ports: None,
+                    peer: FwPeer::Cidr(Ipv4Addr::new(10, 10, 0, 0), 24),
+                },
+            ]
+        );
+        assert_eq!(
+            fw.sets.get(&lb).map(Vec::as_slice),
+            Some(&[Ipv4Addr::new(10, 10, 0, 3), Ipv4Addr::new(10, 10, 0, 4)][..])
+        );
+        assert!(fw.validate().is_ok());
+        // Set names are stable, short, and differ per project.
+        assert_eq!(lb, group_set_name("default", "lb"));
+        assert_ne!(lb, group_set_name("other", "lb"));
+        assert_eq!(lb.len(), 17);
+        // A VM without groups is not filtered at all.
+        let mut plain = n;
+        plain.local[0].security_groups.clear();
+        let overlay = NodeOverlay {
+            networks: vec![plain],
+            ..overlay
+        };
+        assert_eq!(firewall(&overlay), Firewall::default());
     }
 }

@@ -19,6 +19,7 @@ pub mod migration;
 pub mod names;
 pub mod nics;
 pub mod overlay;
+pub mod security;
 pub mod size;
 pub mod sse;
 pub mod stats;
@@ -213,6 +214,10 @@ pub struct VmCreateRequest {
     /// NICs on overlay networks (`--network NET [--ip A] [--mac M]`), in addition to `network`.
     #[serde(default)]
     pub nics: Vec<overlay::NicRequest>,
+    /// Security groups (of the VM's project) that filter its overlay NICs
+    /// (`--security-group web`); none leaves them unfiltered.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
     /// `key=value` labels to find the VM by (`vm list --selector`).
     #[serde(default)]
     pub labels: labels::Labels,
@@ -447,6 +452,9 @@ pub struct Vm {
     /// NICs added with `vm nic add`, each in a hot-plug port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub added_nics: Vec<nics::AddedNic>,
+    /// Security groups that filter the VM's overlay NICs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
     #[serde(default)]
     pub labels: labels::Labels,
     #[serde(default, skip_serializing_if = "Option::is_none")]

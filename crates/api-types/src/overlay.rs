@@ -255,6 +255,13 @@ pub struct NodeOverlay {
     /// wait for a change.
     pub revision: i64,
     pub networks: Vec<NodeOverlayNetwork>,
+    /// Revision of the security groups it was computed from; pass it back as
+    /// `after_groups` to wait for a change of those too.
+    #[serde(default)]
+    pub groups_revision: i64,
+    /// The security groups of this node's endpoints and the groups their rules name.
+    #[serde(default)]
+    pub security_groups: Vec<crate::security::NodeSecurityGroup>,
 }
 
 /// One network on one node.
@@ -279,6 +286,9 @@ pub struct OverlayEndpoint {
     pub vm: String,
     pub mac: String,
     pub ips: Vec<String>,
+    /// The VM's security groups (local endpoints only): none leaves the NIC unfiltered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
 }
 
 /// A remote node of a network.

@@ -996,6 +996,96 @@ impl Client {
         self.call(Method::DELETE, &path, None::<&()>).await
     }
 
+    // ---- Security groups -------------------------------------------------------------------
+
+    /// Creates a security group (no rules yet).
+    pub async fn security_group_create(
+        &self,
+        req: &novacron_api_types::security::SecurityGroupCreateRequest,
+    ) -> Result<novacron_api_types::security::SecurityGroup, ClientError> {
+        req.check().map_err(invalid)?;
+        self.call(Method::POST, "/security-groups", Some(req)).await
+    }
+
+    /// Security groups of `project`, or of every project you may see.
+    pub async fn security_group_list(
+        &self,
+        project: Option<&str>,
+    ) -> Result<Vec<novacron_api_types::security::SecurityGroup>, ClientError> {
+        let path = match project {
+            Some(p) => format!("/security-groups?project={}", seg(p)),
+            None => "/security-groups".to_string(),
+        };
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    pub async fn security_group_show(
+        &self,
+        name: &str,
+        project: &str,
+    ) -> Result<novacron_api_types::security::SecurityGroup, ClientError> {
+        let path = format!("/security-groups/{}?project={}", seg(name), seg(project));
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// Deletes a group; the control plane refuses while a VM is in it or a rule names it.
+    pub async fn security_group_delete(
+        &self,
+        name: &str,
+        project: &str,
+    ) -> Result<novacron_api_types::security::SecurityGroup, ClientError> {
+        let path = format!("/security-groups/{}?project={}", seg(name), seg(project));
+        self.call(Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// Adds a rule; checked first as the control plane checks it.
+    pub async fn security_rule_add(
+        &self,
+        group: &str,
+        project: &str,
+        req: &novacron_api_types::security::SecurityRuleRequest,
+    ) -> Result<novacron_api_types::security::SecurityRuleAdded, ClientError> {
+        req.check(0).map_err(invalid)?;
+        let path = format!(
+            "/security-groups/{}/rules?project={}",
+            seg(group),
+            seg(project)
+        );
+        self.call(Method::POST, &path, Some(req)).await
+    }
+
+    pub async fn security_rule_delete(
+        &self,
+        group: &str,
+        project: &str,
+        id: u32,
+    ) -> Result<novacron_api_types::security::SecurityGroup, ClientError> {
+        let path = format!(
+            "/security-groups/{}/rules/{id}?project={}",
+            seg(group),
+            seg(project)
+        );
+        self.call(Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// Sets a VM's security groups (the whole list; empty: none).
+    pub async fn vm_set_security_groups(
+        &self,
+        name: &str,
+        groups: &[String],
+    ) -> Result<Vm, ClientError> {
+        novacron_api_types::security::check_group_list(groups).map_err(invalid)?;
+        let req = novacron_api_types::security::VmSecurityGroupsRequest {
+            security_groups: groups.to_vec(),
+        };
+        self.call(
+            Method::PUT,
+            &format!("/vms/{}/security-groups", seg(name)),
+            Some(&req),
+        )
+        .await
+    }
+
     // ---- join tokens ------------------------------------------------------------------------
 
     /// Mints a join token; the answer holds the token itself (shown this once).
@@ -1466,13 +1556,18 @@ impl Client {
 
     /// The overlay networks the calling node must build. With `after`, waits (up to `wait`)
     /// until a VM changed after that store revision.
+    /// The overlay this node must build; with `after` (the last answer's `revision` and
+    /// `groups_revision`), once a VM or a security group changed (long poll).
     pub async fn agent_overlay(
         &self,
-        after: Option<i64>,
+        after: Option<(i64, i64)>,
         wait: Duration,
     ) -> Result<novacron_api_types::overlay::NodeOverlay, ClientError> {
         let path = match after {
-            Some(rev) => format!("/agent/overlay?after={rev}&wait_seconds={}", wait.as_secs()),
+            Some((rev, groups)) => format!(
+                "/agent/overlay?after={rev}&after_groups={groups}&wait_seconds={}",
+                wait.as_secs()
+            ),
             None => "/agent/overlay".to_string(),
         };
         self.call_with_timeout(

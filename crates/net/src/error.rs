@@ -3,7 +3,9 @@
 //! that failed ([`KernelError`], the rest of the reconcile went on).
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
+use crate::firewall::{FwDirection, FwProtocol, MAX_SET_NAME_LEN};
 use crate::model::{MAX_MTU, MIN_MTU, MacAddr, Vni};
 
 /// A desired state rejected before touching the kernel.
@@ -48,6 +50,63 @@ pub enum InvalidState {
     },
     #[error("{mac:?} is not a MAC address: use six hex pairs separated by ':'")]
     BadMac { mac: String },
+    #[error(
+        "firewall set name {name:?} is not usable: use 1-{MAX_SET_NAME_LEN} of a-z, 0-9 and '_', starting with a letter"
+    )]
+    BadSetName { name: String },
+    #[error("firewall port {mac} is not a unicast MAC address: give the NIC's own MAC")]
+    GuardedMacNotUnicast { mac: MacAddr },
+    #[error("firewall port {mac} is listed twice: merge its rules into one entry")]
+    DuplicateGuardedMac { mac: MacAddr },
+    #[error(
+        "firewall port {mac} {direction}[{rule}]: set {set:?} is not in the firewall's sets: add it (it may be empty) or drop the rule"
+    )]
+    UnknownSet {
+        mac: MacAddr,
+        direction: FwDirection,
+        rule: usize,
+        set: String,
+    },
+    #[error(
+        "firewall port {mac} {direction}[{rule}]: protocol {protocol} has no ports: drop the port range or use tcp or udp"
+    )]
+    PortsWithoutTcpUdp {
+        mac: MacAddr,
+        direction: FwDirection,
+        rule: usize,
+        protocol: FwProtocol,
+    },
+    #[error(
+        "firewall port {mac} {direction}[{rule}]: port range {lo}-{hi} is not usable: use ports in 1..=65535, the low one first"
+    )]
+    BadPortRange {
+        mac: MacAddr,
+        direction: FwDirection,
+        rule: usize,
+        lo: u16,
+        hi: u16,
+    },
+    #[error(
+        "firewall port {mac} {direction}[{rule}]: {addr}/{prefix} is not a network: an IPv4 prefix is 0 to 32 bits"
+    )]
+    PrefixTooLong {
+        mac: MacAddr,
+        direction: FwDirection,
+        rule: usize,
+        addr: Ipv4Addr,
+        prefix: u8,
+    },
+    #[error(
+        "firewall port {mac} {direction}[{rule}]: {addr}/{prefix} has host bits set: use {network}/{prefix}"
+    )]
+    HostBitsSet {
+        mac: MacAddr,
+        direction: FwDirection,
+        rule: usize,
+        addr: Ipv4Addr,
+        prefix: u8,
+        network: Ipv4Addr,
+    },
 }
 
 /// One kernel operation that failed; the reconciler carries on with the others
@@ -93,6 +152,28 @@ pub enum NetError {
     },
     #[error("cannot read the kernel's links and FDB: {0}")]
     Observe(KernelError),
+    #[error(
+        "nft is not installed (not on PATH, /usr/sbin or /sbin): install the nftables package (Debian: apt-get install nftables)"
+    )]
+    NftMissing,
+    #[error("cannot run nft: {0}")]
+    NftRun(#[source] std::io::Error),
+    #[error("nft refused the firewall ruleset ({status}), so nothing changed: {stderr}")]
+    NftFailed { status: String, stderr: String },
+    #[error(
+        "nft did not finish within {timeout:?} and was killed: the next apply replaces the whole table"
+    )]
+    NftTimeout { timeout: Duration },
+    #[error(
+        "{path} does not exist: the kernel lacks br_netfilter, so bridged traffic would bypass the firewall: load it (modprobe br_netfilter) or build it in (CONFIG_BRIDGE_NETFILTER)"
+    )]
+    BrNetfilterMissing { path: String },
+    #[error("cannot set {path} to 1 (bridged traffic must pass the firewall): {source}")]
+    Sysctl {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl KernelError {

@@ -6,14 +6,20 @@
 //! bridge. Everything is reconciled from a [`DesiredNode`] over netlink.
 //!
 //! The pieces: [`model`] (the desired state and its validation), [`plan`] (a
-//! pure diff from observed to desired), [`Reconciler`] (netlink I/O).
+//! pure diff from observed to desired), [`Reconciler`] (netlink I/O), and
+//! [`firewall`] (security groups as one nftables table, [`FirewallApplier`]).
 
 pub mod error;
+pub mod firewall;
 mod kernel;
 pub mod model;
 pub mod plan;
 
 pub use error::{InvalidState, KernelError, NetError};
+pub use firewall::{
+    Firewall, FirewallApplier, FwDirection, FwPeer, FwProtocol, FwRule, GuardedPort, remove_table,
+    render, render_set_update,
+};
 pub use kernel::{ReconcileReport, Reconciler};
 pub use model::{
     DEFAULT_VXLAN_PORT, DesiredNode, MacAddr, NodeNetwork, RemotePeer, Underlay, VXLAN_OVERHEAD,

@@ -89,6 +89,9 @@ pub enum Command {
     /// Overlay networks spanning every node: create, list, show, delete.
     #[command(subcommand)]
     Network(crate::networks::NetworkCommand),
+    /// Security groups: stateful firewall rules for VM NICs on overlay networks.
+    #[command(subcommand)]
+    SecurityGroup(crate::security_groups::SecurityGroupCommand),
     /// Bootable images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -208,6 +211,12 @@ pub enum VmCommand {
         #[command(subcommand)]
         cmd: crate::nics::NicCommand,
     },
+    /// Put a VM in these security groups (all of them; none leaves its overlay NICs
+    /// unfiltered). Takes effect on a running VM.
+    #[command(after_help = "Examples:
+  novacron vm set-security-groups web1 web ssh
+  novacron vm set-security-groups web1")]
+    SetSecurityGroups(crate::security_groups::SetArgs),
     /// Make an image from a stopped VM's disk (flattened; the VM is kept as it was).
     #[command(after_help = "Example:\n  novacron vm template web1 --as web-golden")]
     Template(crate::disks::TemplateArgs),
@@ -411,6 +420,9 @@ pub struct VmCreateArgs {
     /// The NIC's MAC address (default: a generated locally administered one).
     #[arg(long, value_name = "M", requires = "network")]
     pub mac: Option<String>,
+    /// A security group (of the VM's project) that filters its overlay NICs. Repeatable.
+    #[arg(long = "security-group", value_name = "GROUP")]
+    pub security_groups: Vec<String>,
     /// An SSH public key file for cloud-init (cloud images). Repeatable.
     #[arg(long = "ssh-key", value_name = "FILE")]
     pub ssh_keys: Vec<PathBuf>,
@@ -589,6 +601,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami => crate::tenancy::whoami(out).await,
         Command::Audit(c) => crate::audit::run(c, out).await,
         Command::Network(c) => crate::networks::run(c, out).await,
+        Command::SecurityGroup(c) => crate::security_groups::run(c, out).await,
         Command::Image(c) => image(c, out).await,
         Command::Operation(c) => operation(c, out).await,
         Command::Bench(c) => crate::bench::run(c, out).await,
@@ -794,6 +807,9 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
         for nic in &vm.added_nics {
             p.push(("nic", format!("{}: {}", nic.name, nic.describe())));
         }
+        if !vm.security_groups.is_empty() {
+            p.push(("security groups", vm.security_groups.join(", ")));
+        }
         for i in &vm.guest_interfaces {
             p.push((
                 "guest nic",
@@ -940,6 +956,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                             mac: a.mac.clone(),
                         })
                         .collect(),
+                    security_groups: a.security_groups.clone(),
                     labels: a.labels.iter().cloned().collect(),
                     description: a.description.clone(),
                     user_data,
@@ -980,6 +997,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
         VmCommand::Snapshot { cmd } => crate::snapshots::run(cmd, out).await,
         VmCommand::Disk { cmd } => crate::disks::run(cmd, out).await,
         VmCommand::Nic { cmd } => crate::nics::run(cmd, out).await,
+        VmCommand::SetSecurityGroups(args) => crate::security_groups::set(args, out).await,
         VmCommand::Template(a) => crate::disks::template(a, out).await,
         VmCommand::Clone(a) => crate::disks::clone(a, out).await,
         VmCommand::Set(a) => {

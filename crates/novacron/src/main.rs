@@ -20,6 +20,7 @@ mod nics;
 mod output;
 mod perms;
 mod roles;
+mod security_groups;
 mod snapshots;
 mod systemd;
 mod tenancy;

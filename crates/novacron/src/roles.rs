@@ -444,6 +444,7 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
                         ha: Default::default(),
                         ha_priority: 0,
                         nics: vec![],
+                        security_groups: vec![],
                         labels: Default::default(),
                         description: None,
                         user_data: None,

@@ -571,6 +571,8 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         "{}",
         lab.console("a2")
     );
+    security_groups_filter_between_guests_and_follow_membership(&lab, &a2);
+
     // From another network, even with an address in app's subnet: nothing answers.
     assert_ne!(
         lab.guest_rc(
@@ -883,4 +885,107 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
     }
     lab.ok(&["network", "delete", "app"]);
     lab.ok(&["network", "delete", "other"]);
+}
+
+/// The nftables ruleset of node `i`'s namespace (empty when it has none).
+fn node_ruleset(lab: &Lab, i: usize) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab._ns[i].name, "nft", "list", "ruleset"])
+        .output()
+        .expect("nft");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until node `i`'s ruleset satisfies `ok`.
+fn wait_ruleset(lab: &Lab, i: usize, what: &str, ok: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rules = node_ruleset(lab, i);
+        if ok(&rules) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node n{}: {what} not applied within 20 s:\n{rules}{}",
+            i + 1,
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// a2 (on n2) in group `web`, which takes in ICMP only from group `lb`: a1 (n1) cannot
+/// ping it until a1 joins `lb`, while a2's own pings out get their answers (stateful);
+/// groups in use cannot be deleted, a rule naming an unknown group is refused; with no
+/// groups left, n2's table is gone.
+fn security_groups_filter_between_guests_and_follow_membership(lab: &Lab, a2: &Value) {
+    let a2_mac = a2["nics"][0]["mac"].as_str().expect("mac").to_string();
+    lab.ok(&["security-group", "create", "web"]);
+    lab.ok(&["security-group", "create", "lb"]);
+    let added = lab.json(&[
+        "security-group",
+        "rule",
+        "add",
+        "web",
+        "--in",
+        "icmp",
+        "--from-group",
+        "lb",
+    ]);
+    assert_eq!(added["rule"]["group"], "lb", "{added}");
+    let e = lab.fails(&[
+        "security-group",
+        "rule",
+        "add",
+        "web",
+        "--in",
+        "tcp/80",
+        "--from-group",
+        "nope",
+    ]);
+    assert!(e.contains("nope"), "{e}");
+    let e = lab.fails(&["vm", "set-security-groups", "a2", "web", "nope"]);
+    assert!(e.contains("no security group \"nope\""), "{e}");
+    assert!(lab.json(&["vm", "show", "a2"])["security_groups"].is_null());
+
+    let shown = lab.json(&["vm", "set-security-groups", "a2", "web"]);
+    assert_eq!(shown["security_groups"][0], "web", "{shown}");
+    wait_ruleset(lab, 1, "a2's port", |r| r.contains(&a2_mac));
+    assert_ne!(
+        lab.guest_rc("a1", "sgdeny", "ping -c 2 -W 2 10.77.0.50", BOOT),
+        0,
+        "a1 is not in lb: a2 must not answer\n{}",
+        node_ruleset(lab, 1)
+    );
+    assert_eq!(
+        lab.guest_rc("a2", "sgout", "ping -c 2 -W 3 10.77.0.2", BOOT),
+        0,
+        "a2 may send, and the answers come back\n{}",
+        lab.console("a2")
+    );
+
+    lab.ok(&["vm", "set-security-groups", "a1", "lb"]);
+    wait_ruleset(lab, 1, "lb's member 10.77.0.2", |r| r.contains("10.77.0.2"));
+    assert_eq!(
+        lab.guest_rc("a1", "sgallow", "ping -c 3 -W 3 10.77.0.50", BOOT),
+        0,
+        "a1 is in lb now\n{}",
+        node_ruleset(lab, 1)
+    );
+    for (group, user) in [("web", "a2"), ("lb", "a1")] {
+        let e = lab.fails(&["security-group", "delete", group]);
+        assert!(e.contains(user), "{group} is in use: {e}");
+    }
+
+    lab.ok(&["vm", "set-security-groups", "a2"]);
+    lab.ok(&["vm", "set-security-groups", "a1"]);
+    wait_ruleset(lab, 1, "no table", |r| !r.contains("table inet novacron"));
+    wait_ruleset(lab, 0, "no table", |r| !r.contains("table inet novacron"));
+    let e = lab.fails(&["security-group", "delete", "lb"]);
+    assert!(e.contains("web"), "web's rule names lb: {e}");
+    let id = added["rule"]["id"].as_u64().expect("rule id").to_string();
+    lab.ok(&["security-group", "rule", "delete", "web", &id]);
+    lab.ok(&["security-group", "delete", "lb"]);
+    lab.ok(&["security-group", "delete", "web"]);
+    assert_eq!(lab.json(&["security-group", "list"]), serde_json::json!([]));
 }

@@ -589,7 +589,7 @@ pub fn check_linkable(rec: &VmRecord, observed: VmState) -> Result<(), CopyRefus
 
 /// What creating a clone of `src` asks for: the source's CPUs and memory (those it gets at
 /// its next start), image, disk size, labels, description, cloud-init data, network kind,
-/// storage and HA policy, on the source's node (its disk is there), created stopped. The
+/// storage, HA policy and security groups, on the source's node (its disk is there), created stopped. The
 /// clone gets a new uuid (so a new MAC on a bridge) and new overlay NICs (addresses from
 /// IPAM); user-mode port forwards are not copied (two VMs cannot hold one host port).
 pub fn clone_request(src: &VmRecord, name: &str) -> VmCreateRequest {
@@ -609,6 +609,7 @@ pub fn clone_request(src: &VmRecord, name: &str) -> VmCreateRequest {
         ha: src.ha,
         ha_priority: src.ha_priority,
         nics: fresh_nics(&src.nics),
+        security_groups: src.security_groups.clone(),
         labels: src.labels.clone(),
         description: src.description.clone(),
         user_data: src.user_data.clone(),
@@ -651,6 +652,8 @@ pub fn restore_request(
         ha: Default::default(),
         ha_priority: 0,
         nics: fresh_nics(&spec.nics),
+        // Not part of the backup (like labels): the copy starts unfiltered.
+        security_groups: vec![],
         labels: Default::default(),
         description: None,
         // Part of the VM's definition; a new uuid makes cloud-init apply it to the copy.

@@ -23,6 +23,7 @@ pub mod outcomes;
 pub mod placement;
 pub mod quota;
 pub mod records;
+pub mod security_groups;
 pub mod state;
 pub mod tenancy;
 pub mod typed_store;
@@ -326,6 +327,7 @@ impl Server {
             nodes: Cache::start(store.clone(), records::node_prefix()).await?,
             node_leases: Cache::start(store.clone(), records::node_lease_prefix()).await?,
             images: Cache::<Image>::start(store.clone(), records::image_prefix()).await?,
+            security_groups: Cache::start(store.clone(), records::security_group_prefix()).await?,
             tokens: Cache::start(store.clone(), format!("{}tokens/", records::ROOT)).await?,
             projects: Cache::start(store.clone(), tenancy::project_prefix()).await?,
             users: Cache::start(store.clone(), tenancy::user_prefix()).await?,

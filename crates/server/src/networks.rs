@@ -386,6 +386,7 @@ pub fn node_overlay(
         vm: vm.name.clone(),
         mac: nic.mac.clone(),
         ips: nic.ips.clone(),
+        security_groups: vec![],
     };
     let mut out = vec![];
     for net in networks {
@@ -402,7 +403,12 @@ pub fn node_overlay(
             .iter()
             .filter(on_net)
             .filter(|vm| here(vm))
-            .filter_map(|vm| nic_of(vm).map(|n| endpoint(vm, &n)))
+            .filter_map(|vm| {
+                nic_of(vm).map(|n| OverlayEndpoint {
+                    security_groups: vm.security_groups.clone(),
+                    ..endpoint(vm, &n)
+                })
+            })
             .collect();
         if local.is_empty() {
             continue;
@@ -442,8 +448,11 @@ pub fn node_overlay(
 
 /// [`node_overlay`] over the control plane's current records.
 pub async fn node_overlay_now(state: &AppState, node: &str) -> Result<NodeOverlay, ApiError> {
+    // Each revision is read before what it covers: a change not in the answer is after it.
     let revision = state.vms.revision();
+    let groups_revision = state.security_groups.revision();
     let vms = state.vms.values();
+    let groups = state.security_groups.values();
     let networks = all(state).await?;
     let vteps: std::collections::BTreeMap<String, String> = state.nodes.with(|nodes| {
         nodes
@@ -451,9 +460,12 @@ pub async fn node_overlay_now(state: &AppState, node: &str) -> Result<NodeOverla
             .filter_map(|n| Some((n.name.clone(), n.vtep_address.clone()?)))
             .collect()
     });
+    let networks = node_overlay(node, &vms, &networks, &vteps);
     Ok(NodeOverlay {
         revision,
-        networks: node_overlay(node, &vms, &networks, &vteps),
+        groups_revision,
+        security_groups: crate::security_groups::node_security(&networks, &groups, &vms),
+        networks,
     })
 }
 

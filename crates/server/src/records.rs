@@ -200,6 +200,9 @@ pub struct VmRecord {
     /// snapshot taken before (its saved devices are not the machine's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nics_changed_at: Option<UnixSeconds>,
+    /// Security groups (of the VM's project) that filter its overlay NICs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
     /// A disk or NIC its agent is adding or removing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_plug: Option<crate::disk_ops::DiskPlug>,
@@ -442,6 +445,13 @@ pub fn network_prefix() -> String {
 pub fn network_key(project: &str, name: &str) -> String {
     format!("{ROOT}networks/{project}/{name}")
 }
+/// Security groups (the API type itself, written by the API only).
+pub fn security_group_prefix() -> String {
+    format!("{ROOT}securitygroups/")
+}
+pub fn security_group_key(project: &str, name: &str) -> String {
+    format!("{ROOT}securitygroups/{project}/{name}")
+}
 /// Who holds a VNI: one key per VNI makes the allocation unique in the cluster.
 pub fn vni_prefix() -> String {
     format!("{ROOT}vnis/")
@@ -513,6 +523,7 @@ pub fn example_vm(power: PowerState) -> VmRecord {
         data_disks: vec![],
         added_nics: vec![],
         nics_changed_at: None,
+        security_groups: vec![],
         disk_plug: None,
         firmware: Default::default(),
         secure_boot: false,

@@ -23,6 +23,7 @@ pub struct AppState {
     pub nodes: Cache<NodeRecord>,
     pub node_leases: Cache<NodeLeaseRecord>,
     pub images: Cache<Image>,
+    pub security_groups: Cache<novacron_api_types::security::SecurityGroup>,
     pub tokens: Cache<TokenRecord>,
     pub projects: Cache<novacron_api_types::tenancy::Project>,
     pub users: Cache<crate::tenancy::UserRecord>,

@@ -420,7 +420,7 @@ pub async fn set_project(
 }
 
 /// Deletes a project that holds nothing (no VMs, networks or images), with its role
-/// bindings, its usage record and the tokens scoped to it.
+/// bindings, its usage record, its security groups and the tokens scoped to it.
 ///
 /// Creates in a project without limits do not touch its usage record, so the delete first
 /// marks the project `deleting` (a write of the project record): every create still in
@@ -471,6 +471,15 @@ pub async fn delete_project(state: &AppState, name: &str) -> Result<Project, Api
                 }
             }
         });
+        // Its security groups go with it: with no VM left, nothing uses them.
+        for g in state
+            .security_groups
+            .values_under(&crate::records::security_group_key(name, ""))
+        {
+            ops.push(novacron_store::Op::Delete {
+                key: crate::records::security_group_key(name, &g.name),
+            });
+        }
         state.tokens.with(|t| {
             for (k, v) in t {
                 if let crate::records::TokenRecord::Api(tok) = v.as_ref()

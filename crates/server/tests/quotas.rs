@@ -161,6 +161,7 @@ fn vm(name: &str) -> VmCreateRequest {
         ha: HaPolicy::None,
         ha_priority: 0,
         nics: vec![],
+        security_groups: vec![],
         labels: Default::default(),
         description: None,
         user_data: None,

@@ -581,6 +581,7 @@ async fn load(
                     ha: Default::default(),
                     ha_priority: 0,
                     nics: vec![],
+                    security_groups: vec![],
                     labels: Default::default(),
                     description: None,
                     user_data: None,

@@ -327,6 +327,9 @@ pub struct DesiredQuery {
     pub after: Option<i64>,
     /// How long to wait for a change (max 60 s).
     pub wait_seconds: Option<u64>,
+    /// Overlay only: answer also once a security group changed after this revision
+    /// (`groups_revision` of the last answer).
+    pub after_groups: Option<i64>,
 }
 
 pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
@@ -436,8 +439,25 @@ pub async fn overlay(
 ) -> ApiResult<AxumJson<novacron_api_types::overlay::NodeOverlay>> {
     if let Some(after) = q.after {
         let wait = Duration::from_secs(q.wait_seconds.unwrap_or(30).min(60));
-        let mut changed = state.vms.subscribe_revision();
-        let _ = tokio::time::timeout(wait, changed.wait_for(|r| *r > after)).await;
+        // A VM or a security group changing changes what the node must build. Each mirror
+        // has its own revision: the two follow the store separately, so one can be ahead.
+        let mut vms = state.vms.subscribe_revision();
+        let mut groups = state.security_groups.subscribe_revision();
+        let after_groups = q.after_groups;
+        let _ = tokio::time::timeout(wait, async {
+            tokio::select! {
+                _ = vms.wait_for(|r| *r > after) => {}
+                _ = async {
+                    match after_groups {
+                        Some(g) => {
+                            let _ = groups.wait_for(|r| *r > g).await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {}
+            }
+        })
+        .await;
     }
     Ok(AxumJson(
         crate::networks::node_overlay_now(&state, &node).await?,

@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod openapi;
 pub mod operations;
 pub mod roles;
+pub mod security_groups;
 pub mod snapshots;
 pub mod tenancy;
 pub mod vm_metrics;
@@ -178,6 +179,8 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .get("/api/v1/migrations/{id}", migrations::show)
         .get("/api/v1/networks", networks::list)
         .get("/api/v1/networks/{name}", networks::show)
+        .get("/api/v1/security-groups", security_groups::list)
+        .get("/api/v1/security-groups/{name}", security_groups::show)
         .get("/api/v1/backup/schedules", backups::schedule_list)
         .get("/api/v1/projects/{project}", tenancy::project_show)
         .get("/api/v1/projects/{project}/usage", tenancy::project_usage);
@@ -231,6 +234,21 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .delete("/api/v1/backup/schedules/{vm}", backups::schedule_delete)
         .post("/api/v1/networks", networks::create)
         .delete("/api/v1/networks/{name}", networks::delete)
+        .post("/api/v1/security-groups", security_groups::create)
+        .delete("/api/v1/security-groups/{name}", security_groups::delete)
+        .post(
+            "/api/v1/security-groups/{name}/rules",
+            security_groups::rule_add,
+        )
+        .delete(
+            "/api/v1/security-groups/{name}/rules/{id}",
+            security_groups::rule_delete,
+        )
+        .on(
+            Method::PUT,
+            "/api/v1/vms/{name}/security-groups",
+            put(security_groups::vm_set),
+        )
         .post("/api/v1/tokens", tenancy::token_create)
         .get("/api/v1/tokens", tenancy::token_list)
         .delete("/api/v1/tokens/{id}", tenancy::token_revoke);

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
     Access, agent, audit, backups, cluster, console, disks, events, exec, images, join_tokens,
-    migrations, networks, nics, nodes, operations, snapshots, tenancy, vms,
+    migrations, networks, nics, nodes, operations, security_groups, snapshots, tenancy, vms,
 };
 
 #[derive(OpenApi)]
@@ -35,6 +35,8 @@ use super::{
         migrations::start, migrations::list, migrations::show, migrations::cancel, migrations::evacuation_plan,
         migrations::agent_report, migrations::agent_commit, migrations::agent_abort,
         networks::create, networks::list, networks::show, networks::delete,
+        security_groups::create, security_groups::list, security_groups::show, security_groups::delete,
+        security_groups::rule_add, security_groups::rule_delete, security_groups::vm_set,
         tenancy::project_create, tenancy::whoami, tenancy::project_list, tenancy::project_show, tenancy::project_set,
         tenancy::project_delete, tenancy::project_usage, tenancy::user_create, tenancy::user_list,
         tenancy::user_delete, tenancy::binding_add, tenancy::binding_list, tenancy::binding_remove,

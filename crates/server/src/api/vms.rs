@@ -62,6 +62,7 @@ pub fn view(state: &AppState, vm: &VmRecord) -> Vm {
         generation: vm.generation,
         nics: vm.nics.clone(),
         added_nics: vm.added_nics.clone(),
+        security_groups: vm.security_groups.clone(),
         labels: vm.labels.clone(),
         description: vm.description.clone(),
         firmware: firmware(state, vm).into(),
@@ -215,6 +216,7 @@ pub async fn create_vm_from(
         )
         .into());
     }
+    crate::security_groups::check_exist(state, project, &req.security_groups)?;
     let image = match state.images.get(&records::image_key(project, &req.image)) {
         Some(i) => Some(i),
         None if restore.is_some() => None,
@@ -362,6 +364,7 @@ pub async fn create_vm_from(
         data_disks,
         added_nics: vec![],
         nics_changed_at: None,
+        security_groups: req.security_groups.clone(),
         disk_plug: None,
         firmware,
         secure_boot: req.secure_boot,

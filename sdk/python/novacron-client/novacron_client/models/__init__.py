@@ -29,6 +29,7 @@ from .console_log import ConsoleLog
 from .data_disk import DataDisk
 from .desired_vm import DesiredVm
 from .desired_vms import DesiredVms
+from .direction import Direction
 from .disk_add_request import DiskAddRequest
 from .disk_format import DiskFormat
 from .disk_resize_request import DiskResizeRequest
@@ -95,6 +96,7 @@ from .node_lease import NodeLease
 from .node_overlay import NodeOverlay
 from .node_overlay_network import NodeOverlayNetwork
 from .node_sample import NodeSample
+from .node_security_group import NodeSecurityGroup
 from .node_state import NodeState
 from .node_usage import NodeUsage
 from .openapi_json_show_response_200 import OpenapiJsonShowResponse200
@@ -116,6 +118,7 @@ from .project_limits import ProjectLimits
 from .project_set_request import ProjectSetRequest
 from .project_usage import ProjectUsage
 from .project_usage_report import ProjectUsageReport
+from .protocol import Protocol
 from .prune_request import PruneRequest
 from .register_request import RegisterRequest
 from .register_response import RegisterResponse
@@ -129,6 +132,11 @@ from .restore_source import RestoreSource
 from .retention import Retention
 from .role import Role
 from .role_binding import RoleBinding
+from .security_group import SecurityGroup
+from .security_group_create_request import SecurityGroupCreateRequest
+from .security_rule import SecurityRule
+from .security_rule_added import SecurityRuleAdded
+from .security_rule_request import SecurityRuleRequest
 from .snapshot_create_request import SnapshotCreateRequest
 from .stop_request import StopRequest
 from .storage_kind import StorageKind
@@ -145,6 +153,7 @@ from .vm_create_request import VmCreateRequest
 from .vm_metrics import VmMetrics
 from .vm_rates import VmRates
 from .vm_sample import VmSample
+from .vm_security_groups_request import VmSecurityGroupsRequest
 from .vm_set_request import VmSetRequest
 from .vm_set_response import VmSetResponse
 from .vm_snapshot import VmSnapshot
@@ -185,6 +194,7 @@ __all__ = (
     "DataDisk",
     "DesiredVm",
     "DesiredVms",
+    "Direction",
     "DiskAddRequest",
     "DiskFormat",
     "DiskResizeRequest",
@@ -251,6 +261,7 @@ __all__ = (
     "NodeOverlay",
     "NodeOverlayNetwork",
     "NodeSample",
+    "NodeSecurityGroup",
     "NodeState",
     "NodeUsage",
     "OpenapiJsonShowResponse200",
@@ -272,6 +283,7 @@ __all__ = (
     "ProjectSetRequest",
     "ProjectUsage",
     "ProjectUsageReport",
+    "Protocol",
     "PruneRequest",
     "RegisterRequest",
     "RegisterResponse",
@@ -285,6 +297,11 @@ __all__ = (
     "Retention",
     "Role",
     "RoleBinding",
+    "SecurityGroup",
+    "SecurityGroupCreateRequest",
+    "SecurityRule",
+    "SecurityRuleAdded",
+    "SecurityRuleRequest",
     "SnapshotCreateRequest",
     "StopRequest",
     "StorageKind",
@@ -301,6 +318,7 @@ __all__ = (
     "VmMetrics",
     "VmRates",
     "VmSample",
+    "VmSecurityGroupsRequest",
     "VmSetRequest",
     "VmSetResponse",
     "VmSnapshot",

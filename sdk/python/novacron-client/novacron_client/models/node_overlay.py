@@ -8,10 +8,12 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..types import UNSET, Unset
 from typing import cast
 
 if TYPE_CHECKING:
   from ..models.node_overlay_network import NodeOverlayNetwork
+  from ..models.node_security_group import NodeSecurityGroup
 
 
 
@@ -30,10 +32,16 @@ class NodeOverlay:
             networks (list[NodeOverlayNetwork]):
             revision (int): Store revision of the VM records it was computed from; pass it back as `after` to
                 wait for a change.
+            groups_revision (int | Unset): Revision of the security groups it was computed from; pass it back as
+                `after_groups` to wait for a change of those too.
+            security_groups (list[NodeSecurityGroup] | Unset): The security groups of this node's endpoints and the groups
+                their rules name.
      """
 
     networks: list[NodeOverlayNetwork]
     revision: int
+    groups_revision: int | Unset = UNSET
+    security_groups: list[NodeSecurityGroup] | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -42,6 +50,7 @@ class NodeOverlay:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.node_overlay_network import NodeOverlayNetwork # noqa: PLC0415
+        from ..models.node_security_group import NodeSecurityGroup # noqa: PLC0415
         networks = []
         for networks_item_data in self.networks:
             networks_item = networks_item_data.to_dict()
@@ -51,6 +60,17 @@ class NodeOverlay:
 
         revision = self.revision
 
+        groups_revision = self.groups_revision
+
+        security_groups: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.security_groups, Unset):
+            security_groups = []
+            for security_groups_item_data in self.security_groups:
+                security_groups_item = security_groups_item_data.to_dict()
+                security_groups.append(security_groups_item)
+
+
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -58,6 +78,10 @@ class NodeOverlay:
             "networks": networks,
             "revision": revision,
         })
+        if groups_revision is not UNSET:
+            field_dict["groups_revision"] = groups_revision
+        if security_groups is not UNSET:
+            field_dict["security_groups"] = security_groups
 
         return field_dict
 
@@ -66,6 +90,7 @@ class NodeOverlay:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.node_overlay_network import NodeOverlayNetwork # noqa: PLC0415
+        from ..models.node_security_group import NodeSecurityGroup # noqa: PLC0415
         d = dict(src_dict)
         networks = []
         _networks = d.pop("networks")
@@ -79,9 +104,25 @@ class NodeOverlay:
 
         revision = d.pop("revision")
 
+        groups_revision = d.pop("groups_revision", UNSET)
+
+        _security_groups = d.pop("security_groups", UNSET)
+        security_groups: list[NodeSecurityGroup] | Unset = UNSET
+        if _security_groups is not UNSET:
+            security_groups = []
+            for security_groups_item_data in _security_groups:
+                security_groups_item = NodeSecurityGroup.from_dict(security_groups_item_data)
+
+
+
+                security_groups.append(security_groups_item)
+
+
         node_overlay = cls(
             networks=networks,
             revision=revision,
+            groups_revision=groups_revision,
+            security_groups=security_groups,
         )
 
 

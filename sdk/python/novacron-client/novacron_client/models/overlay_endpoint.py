@@ -8,6 +8,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..types import UNSET, Unset
 from typing import cast
 
 
@@ -27,11 +28,14 @@ class OverlayEndpoint:
             ips (list[str]):
             mac (str):
             vm (str):
+            security_groups (list[str] | Unset): The VM's security groups (local endpoints only): none leaves the NIC
+                unfiltered.
      """
 
     ips: list[str]
     mac: str
     vm: str
+    security_groups: list[str] | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -47,6 +51,12 @@ class OverlayEndpoint:
 
         vm = self.vm
 
+        security_groups: list[str] | Unset = UNSET
+        if not isinstance(self.security_groups, Unset):
+            security_groups = self.security_groups
+
+
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -55,6 +65,8 @@ class OverlayEndpoint:
             "mac": mac,
             "vm": vm,
         })
+        if security_groups is not UNSET:
+            field_dict["security_groups"] = security_groups
 
         return field_dict
 
@@ -70,10 +82,14 @@ class OverlayEndpoint:
 
         vm = d.pop("vm")
 
+        security_groups = cast(list[str], d.pop("security_groups", UNSET))
+
+
         overlay_endpoint = cls(
             ips=ips,
             mac=mac,
             vm=vm,
+            security_groups=security_groups,
         )
 
 

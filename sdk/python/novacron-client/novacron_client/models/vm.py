@@ -75,6 +75,7 @@ class Vm:
                 `memory_bytes`.
             pid (int | None | Unset):
             secure_boot (bool | Unset): UEFI Secure Boot is on.
+            security_groups (list[str] | Unset): Security groups that filter the VM's overlay NICs.
             snapshots (list[VmSnapshot] | Unset): Snapshots of the VM's disk, oldest first.
             state_reason (None | str | Unset): Why the VM is in this state when it is not the one asked for (e.g. a crash
                 reason).
@@ -115,6 +116,7 @@ class Vm:
     pending_memory_bytes: int | None | Unset = UNSET
     pid: int | None | Unset = UNSET
     secure_boot: bool | Unset = UNSET
+    security_groups: list[str] | Unset = UNSET
     snapshots: list[VmSnapshot] | Unset = UNSET
     state_reason: None | str | Unset = UNSET
     storage: None | str | Unset = UNSET
@@ -270,6 +272,12 @@ class Vm:
 
         secure_boot = self.secure_boot
 
+        security_groups: list[str] | Unset = UNSET
+        if not isinstance(self.security_groups, Unset):
+            security_groups = self.security_groups
+
+
+
         snapshots: list[dict[str, Any]] | Unset = UNSET
         if not isinstance(self.snapshots, Unset):
             snapshots = []
@@ -352,6 +360,8 @@ class Vm:
             field_dict["pid"] = pid
         if secure_boot is not UNSET:
             field_dict["secure_boot"] = secure_boot
+        if security_groups is not UNSET:
+            field_dict["security_groups"] = security_groups
         if snapshots is not UNSET:
             field_dict["snapshots"] = snapshots
         if state_reason is not UNSET:
@@ -602,6 +612,9 @@ class Vm:
 
         secure_boot = d.pop("secure_boot", UNSET)
 
+        security_groups = cast(list[str], d.pop("security_groups", UNSET))
+
+
         _snapshots = d.pop("snapshots", UNSET)
         snapshots: list[VmSnapshot] | Unset = UNSET
         if _snapshots is not UNSET:
@@ -673,6 +686,7 @@ class Vm:
             pending_memory_bytes=pending_memory_bytes,
             pid=pid,
             secure_boot=secure_boot,
+            security_groups=security_groups,
             snapshots=snapshots,
             state_reason=state_reason,
             storage=storage,

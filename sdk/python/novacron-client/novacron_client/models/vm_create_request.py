@@ -55,6 +55,8 @@ class VmCreateRequest:
             node (None | str | Unset): Place on this node; otherwise the scheduler chooses.
             secure_boot (bool | Unset): UEFI Secure Boot (with `firmware: uefi`): OVMF's Secure Boot build, Microsoft's keys
                 enrolled, so shim-signed installers and OSes boot and unsigned ones are refused.
+            security_groups (list[str] | Unset): Security groups (of the VM's project) that filter its overlay NICs
+                (`--security-group web`); none leaves them unfiltered.
             ssh_keys (list[str] | Unset): SSH public keys put into the cloud-init seed (disk images only).
             start (bool | Unset): Start the VM after creating it (default true).
             storage (None | str | Unset): Keep the VM's disk in this storage pool (shared by every node) instead of the
@@ -86,6 +88,7 @@ class VmCreateRequest:
     nics: list[NicRequest] | Unset = UNSET
     node: None | str | Unset = UNSET
     secure_boot: bool | Unset = UNSET
+    security_groups: list[str] | Unset = UNSET
     ssh_keys: list[str] | Unset = UNSET
     start: bool | Unset = UNSET
     storage: None | str | Unset = UNSET
@@ -182,6 +185,12 @@ class VmCreateRequest:
 
         secure_boot = self.secure_boot
 
+        security_groups: list[str] | Unset = UNSET
+        if not isinstance(self.security_groups, Unset):
+            security_groups = self.security_groups
+
+
+
         ssh_keys: list[str] | Unset = UNSET
         if not isinstance(self.ssh_keys, Unset):
             ssh_keys = self.ssh_keys
@@ -245,6 +254,8 @@ class VmCreateRequest:
             field_dict["node"] = node
         if secure_boot is not UNSET:
             field_dict["secure_boot"] = secure_boot
+        if security_groups is not UNSET:
+            field_dict["security_groups"] = security_groups
         if ssh_keys is not UNSET:
             field_dict["ssh_keys"] = ssh_keys
         if start is not UNSET:
@@ -420,6 +431,9 @@ class VmCreateRequest:
 
         secure_boot = d.pop("secure_boot", UNSET)
 
+        security_groups = cast(list[str], d.pop("security_groups", UNSET))
+
+
         ssh_keys = cast(list[str], d.pop("ssh_keys", UNSET))
 
 
@@ -476,6 +490,7 @@ class VmCreateRequest:
             nics=nics,
             node=node,
             secure_boot=secure_boot,
+            security_groups=security_groups,
             ssh_keys=ssh_keys,
             start=start,
             storage=storage,

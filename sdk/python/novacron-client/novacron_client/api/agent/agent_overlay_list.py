@@ -18,6 +18,7 @@ def _get_kwargs(
     *,
     after: int | None | Unset = UNSET,
     wait_seconds: int | None | Unset = UNSET,
+    after_groups: int | None | Unset = UNSET,
 
 ) -> dict[str, Any]:
     
@@ -39,6 +40,13 @@ def _get_kwargs(
     else:
         json_wait_seconds = wait_seconds
     params["wait_seconds"] = json_wait_seconds
+
+    json_after_groups: int | None | Unset
+    if isinstance(after_groups, Unset):
+        json_after_groups = UNSET
+    else:
+        json_after_groups = after_groups
+    params["after_groups"] = json_after_groups
 
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
@@ -83,6 +91,7 @@ def sync_detailed(
     client: AuthenticatedClient | Client,
     after: int | None | Unset = UNSET,
     wait_seconds: int | None | Unset = UNSET,
+    after_groups: int | None | Unset = UNSET,
 
 ) -> Response[NodeOverlay]:
     """ The overlay networks the calling node must build: each network its VMs use, with the
@@ -92,6 +101,7 @@ def sync_detailed(
     Args:
         after (int | None | Unset):
         wait_seconds (int | None | Unset):
+        after_groups (int | None | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -105,6 +115,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         after=after,
 wait_seconds=wait_seconds,
+after_groups=after_groups,
 
     )
 
@@ -119,6 +130,7 @@ def sync(
     client: AuthenticatedClient | Client,
     after: int | None | Unset = UNSET,
     wait_seconds: int | None | Unset = UNSET,
+    after_groups: int | None | Unset = UNSET,
 
 ) -> NodeOverlay | None:
     """ The overlay networks the calling node must build: each network its VMs use, with the
@@ -128,6 +140,7 @@ def sync(
     Args:
         after (int | None | Unset):
         wait_seconds (int | None | Unset):
+        after_groups (int | None | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -142,6 +155,7 @@ def sync(
         client=client,
 after=after,
 wait_seconds=wait_seconds,
+after_groups=after_groups,
 
     ).parsed
 
@@ -150,6 +164,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient | Client,
     after: int | None | Unset = UNSET,
     wait_seconds: int | None | Unset = UNSET,
+    after_groups: int | None | Unset = UNSET,
 
 ) -> Response[NodeOverlay]:
     """ The overlay networks the calling node must build: each network its VMs use, with the
@@ -159,6 +174,7 @@ async def asyncio_detailed(
     Args:
         after (int | None | Unset):
         wait_seconds (int | None | Unset):
+        after_groups (int | None | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -172,6 +188,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         after=after,
 wait_seconds=wait_seconds,
+after_groups=after_groups,
 
     )
 
@@ -186,6 +203,7 @@ async def asyncio(
     client: AuthenticatedClient | Client,
     after: int | None | Unset = UNSET,
     wait_seconds: int | None | Unset = UNSET,
+    after_groups: int | None | Unset = UNSET,
 
 ) -> NodeOverlay | None:
     """ The overlay networks the calling node must build: each network its VMs use, with the
@@ -195,6 +213,7 @@ async def asyncio(
     Args:
         after (int | None | Unset):
         wait_seconds (int | None | Unset):
+        after_groups (int | None | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -209,5 +228,6 @@ async def asyncio(
         client=client,
 after=after,
 wait_seconds=wait_seconds,
+after_groups=after_groups,
 
     )).parsed

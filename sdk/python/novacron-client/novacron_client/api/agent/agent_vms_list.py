@@ -18,6 +18,7 @@ def _get_kwargs(
     *,
     after: int | None | Unset = UNSET,
     wait_seconds: int | None | Unset = UNSET,
+    after_groups: int | None | Unset = UNSET,
 
 ) -> dict[str, Any]:
     
@@ -39,6 +40,13 @@ def _get_kwargs(
     else:
         json_wait_seconds = wait_seconds
     params["wait_seconds"] = json_wait_seconds
+
+    json_after_groups: int | None | Unset
+    if isinstance(after_groups, Unset):
+        json_after_groups = UNSET
+    else:
+        json_after_groups = after_groups
+    params["after_groups"] = json_after_groups
 
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
@@ -83,6 +91,7 @@ def sync_detailed(
     client: AuthenticatedClient | Client,
     after: int | None | Unset = UNSET,
     wait_seconds: int | None | Unset = UNSET,
+    after_groups: int | None | Unset = UNSET,
 
 ) -> Response[DesiredVms]:
     """ The VMs placed on the calling node.
@@ -90,6 +99,7 @@ def sync_detailed(
     Args:
         after (int | None | Unset):
         wait_seconds (int | None | Unset):
+        after_groups (int | None | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -103,6 +113,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         after=after,
 wait_seconds=wait_seconds,
+after_groups=after_groups,
 
     )
 
@@ -117,6 +128,7 @@ def sync(
     client: AuthenticatedClient | Client,
     after: int | None | Unset = UNSET,
     wait_seconds: int | None | Unset = UNSET,
+    after_groups: int | None | Unset = UNSET,
 
 ) -> DesiredVms | None:
     """ The VMs placed on the calling node.
@@ -124,6 +136,7 @@ def sync(
     Args:
         after (int | None | Unset):
         wait_seconds (int | None | Unset):
+        after_groups (int | None | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -138,6 +151,7 @@ def sync(
         client=client,
 after=after,
 wait_seconds=wait_seconds,
+after_groups=after_groups,
 
     ).parsed
 
@@ -146,6 +160,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient | Client,
     after: int | None | Unset = UNSET,
     wait_seconds: int | None | Unset = UNSET,
+    after_groups: int | None | Unset = UNSET,
 
 ) -> Response[DesiredVms]:
     """ The VMs placed on the calling node.
@@ -153,6 +168,7 @@ async def asyncio_detailed(
     Args:
         after (int | None | Unset):
         wait_seconds (int | None | Unset):
+        after_groups (int | None | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -166,6 +182,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         after=after,
 wait_seconds=wait_seconds,
+after_groups=after_groups,
 
     )
 
@@ -180,6 +197,7 @@ async def asyncio(
     client: AuthenticatedClient | Client,
     after: int | None | Unset = UNSET,
     wait_seconds: int | None | Unset = UNSET,
+    after_groups: int | None | Unset = UNSET,
 
 ) -> DesiredVms | None:
     """ The VMs placed on the calling node.
@@ -187,6 +205,7 @@ async def asyncio(
     Args:
         after (int | None | Unset):
         wait_seconds (int | None | Unset):
+        after_groups (int | None | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -201,5 +220,6 @@ async def asyncio(
         client=client,
 after=after,
 wait_seconds=wait_seconds,
+after_groups=after_groups,
 
     )).parsed
