@@ -9,11 +9,12 @@
 //! otherwise. Every namespace is deleted on drop, so a failing test leaves
 //! nothing behind.
 
+mod common;
+
+use common::{Netns, ip};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use novacron_net::{
@@ -52,84 +53,27 @@ fn nft() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run ip {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// `nft list tables` inside `ns`.
+fn nft_tables(ns: &Netns) -> String {
+    let nft = nft().unwrap_or_else(|| panic!("nft vanished"));
+    ns.run(move || {
+        let out = Command::new(nft)
+            .args(["list", "tables"])
+            .output()
+            .unwrap_or_else(|e| panic!("run nft: {e}"));
+        assert!(out.status.success(), "nft list tables: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
 }
 
-/// A named network namespace, deleted (with every device in it) on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "ncfw-{}-{}-{tag}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        ip(&["netns", "add", &name]);
-        let ns = Self { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    /// Runs `f` on a thread inside this namespace.
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let file = std::fs::File::open(self.path()).unwrap_or_else(|e| panic!("open netns: {e}"));
-        std::thread::spawn(move || {
-            // SAFETY: setns on an fd we own, affecting only this thread.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    }
-
-    /// `nft list tables` inside this namespace.
-    fn nft_tables(&self) -> String {
-        let nft = nft().unwrap_or_else(|| panic!("nft vanished"));
-        self.run(move || {
-            let out = Command::new(nft)
-                .args(["list", "tables"])
-                .output()
-                .unwrap_or_else(|e| panic!("run nft: {e}"));
-            assert!(out.status.success(), "nft list tables: {out:?}");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        })
-    }
-
-    fn sysctl(&self, path: &'static str) -> String {
-        self.run(move || {
-            std::fs::read_to_string(path)
-                .unwrap_or_else(|e| panic!("{path}: {e}"))
-                .trim()
-                .to_string()
-        })
-    }
-}
-
-impl Drop for Netns {
-    // Never panics and never waits long: it also runs while a test panics.
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
+/// A sysctl file's value inside `ns`.
+fn sysctl(ns: &Netns, path: &'static str) -> String {
+    ns.run(move || {
+        std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .trim()
+            .to_string()
+    })
 }
 
 /// The host with its bridge and the three endpoints, each with a TCP server on
@@ -228,16 +172,16 @@ fn security_group_filters_bridged_tcp_and_updates_members_in_place() {
     #[rustfmt::skip]
     let off = Command::new("ip").args(["netns", "exec", &host, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0"]).status();
     assert!(off.is_ok_and(|s| s.success()), "sysctl in {host}");
-    assert_eq!(lab.host.sysctl(BRIDGE_NF_IPTABLES), "0");
+    assert_eq!(sysctl(&lab.host, BRIDGE_NF_IPTABLES), "0");
 
     let mut applier = FirewallApplier::in_netns(&lab.host.path());
     let fw = guard_b(IP_A, None);
     assert!(applier.apply(&fw).unwrap_or_else(|e| panic!("{e}")));
     assert!(!applier.last_was_incremental());
-    assert_eq!(lab.host.sysctl(BRIDGE_NF_IPTABLES), "1");
-    assert!(has_our_table(&lab.host.nft_tables()));
+    assert_eq!(sysctl(&lab.host, BRIDGE_NF_IPTABLES), "1");
+    assert!(has_our_table(&nft_tables(&lab.host)));
     // Only the host namespace was touched.
-    assert!(!has_our_table(&lab.a.nft_tables()));
+    assert!(!has_our_table(&nft_tables(&lab.a)));
 
     assert!(Lab::connects(&lab.a, IP_B), "A is in lb: A -> B:8080");
     assert!(!Lab::connects(&lab.c, IP_B), "C is not in lb: C -> B:8080");
@@ -281,7 +225,7 @@ fn security_group_filters_bridged_tcp_and_updates_members_in_place() {
             .apply(&Firewall::default())
             .unwrap_or_else(|e| panic!("{e}"))
     );
-    assert!(!has_our_table(&lab.host.nft_tables()));
+    assert!(!has_our_table(&nft_tables(&lab.host)));
     assert!(Lab::connects(&lab.a, IP_B), "no firewall: A -> B:8080");
     assert!(Lab::connects(&lab.b, IP_C), "no firewall: B -> C:8080");
 }
@@ -340,7 +284,7 @@ fn every_rule_form_loads_and_a_failed_update_is_retried_in_full() {
     };
     let mut applier = FirewallApplier::in_netns(&ns.path());
     assert!(applier.apply(&fw).unwrap_or_else(|e| panic!("{e}")));
-    assert!(has_our_table(&ns.nft_tables()));
+    assert!(has_our_table(&nft_tables(&ns)));
 
     // Filling the empty set is incremental.
     fw.sets.insert("empty".into(), vec![IP_C]);
@@ -350,7 +294,7 @@ fn every_rule_form_loads_and_a_failed_update_is_retried_in_full() {
     // Someone removes the table behind the applier's back: the set update fails
     // with nft's own words, and the next apply rebuilds everything.
     ns.run(|| novacron_net::remove_table().unwrap_or_else(|e| panic!("{e}")));
-    assert!(!has_our_table(&ns.nft_tables()));
+    assert!(!has_our_table(&nft_tables(&ns)));
     fw.sets.insert("empty".into(), vec![]);
     match applier.apply(&fw) {
         Err(e @ NetError::NftFailed { .. }) => {
@@ -360,5 +304,5 @@ fn every_rule_form_loads_and_a_failed_update_is_retried_in_full() {
     }
     assert!(applier.apply(&fw).unwrap_or_else(|e| panic!("{e}")));
     assert!(!applier.last_was_incremental());
-    assert!(has_our_table(&ns.nft_tables()));
+    assert!(has_our_table(&nft_tables(&ns)));
 }

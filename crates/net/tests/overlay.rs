@@ -8,12 +8,11 @@
 //! Fixture set-up uses `ip` (the code under test speaks netlink only); every
 //! namespace is deleted on drop, so a failing test leaves nothing behind.
 
+mod common;
+
+use common::{Netns, ip};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use novacron_net::model::OwnedDevice;
@@ -33,63 +32,6 @@ const IP_A1: Ipv4Addr = Ipv4Addr::new(198, 19, 10, 1);
 const IP_A2: Ipv4Addr = Ipv4Addr::new(198, 19, 10, 2);
 const IP_B2: Ipv4Addr = Ipv4Addr::new(198, 19, 10, 3);
 const MTU: u32 = 1450;
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run ip {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A named network namespace, deleted (with every device in it) on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "ncnet-{}-{}-{tag}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        ip(&["netns", "add", &name]);
-        let ns = Self { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    /// Runs `f` on a thread inside this namespace.
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let file = std::fs::File::open(self.path()).unwrap_or_else(|e| panic!("open netns: {e}"));
-        std::thread::spawn(move || {
-            // SAFETY: setns on an fd we own, affecting only this thread.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
 
 /// An endpoint namespace whose `eth0` (with `mac`, `addr`/24) is a veth whose
 /// other end, `port`, sits in `node` like a VM's tap.

@@ -45,6 +45,31 @@ fn failure(e: ApiFailure) -> ApiError {
     e.0
 }
 
+/// Changes group `project/name` with `change` (the compare-and-swap loop of
+/// [`typed_store::update`]) and waits until the mirror has the result.
+async fn update_group<F, Fut>(
+    state: &AppState,
+    project: &str,
+    name: &str,
+    change: F,
+) -> Result<SecurityGroup, ApiError>
+where
+    F: FnMut(SecurityGroup) -> Fut,
+    Fut: Future<Output = crate::api::ApiResult<Change<SecurityGroup>>>,
+{
+    checked_names(project, name)?;
+    let key = records::security_group_key(project, name);
+    let updated = typed_store::update(state.store.as_ref(), &key, change)
+        .await
+        .map_err(failure)?
+        .ok_or_else(|| not_found(project, name))?;
+    state
+        .security_groups
+        .wait_for(updated.revision, AppState::CATCH_UP)
+        .await;
+    Ok(updated.record)
+}
+
 /// The VMs (names) of `project` in group `name`.
 pub fn users(vms: &[Arc<VmRecord>], project: &str, name: &str) -> Vec<String> {
     vms.iter()
@@ -151,9 +176,7 @@ pub async fn delete(
     project: &str,
     name: &str,
 ) -> Result<SecurityGroup, ApiError> {
-    checked_names(project, name)?;
-    let key = records::security_group_key(project, name);
-    let updated = typed_store::update(state.store.as_ref(), &key, |group: SecurityGroup| {
+    let deleted = update_group(state, project, name, |_| {
         async move {
             // Read from the store, not the mirror: a VM that joined the group before this
             // read of it rewrote the group in the same transaction, so it is listed here.
@@ -183,22 +206,15 @@ pub async fn delete(
                 ))
                 .into());
             }
-            let _ = group;
             Ok(Change::Delete {
                 compares: vec![],
                 ops: vec![],
             })
         }
     })
-    .await
-    .map_err(failure)?
-    .ok_or_else(|| not_found(project, name))?;
-    state
-        .security_groups
-        .wait_for(updated.revision, AppState::CATCH_UP)
-        .await;
+    .await?;
     tracing::info!(group = %name, project, "security group deleted");
-    Ok(updated.record)
+    Ok(deleted)
 }
 
 /// The group with `rule` added, or why not (pure).
@@ -247,10 +263,8 @@ pub async fn add_rule(
     name: &str,
     req: &SecurityRuleRequest,
 ) -> Result<(SecurityGroup, SecurityRule), ApiError> {
-    checked_names(project, name)?;
-    let key = records::security_group_key(project, name);
     let mut added = None;
-    let updated = typed_store::update(state.store.as_ref(), &key, |group: SecurityGroup| {
+    let group = update_group(state, project, name, |group| {
         let in_project: BTreeSet<String> = state
             .security_groups
             .values()
@@ -265,7 +279,7 @@ pub async fn add_rule(
         async move {
             let (group, _) = result?;
             // The named group must still exist when the rule is written.
-            let compares = match &req_group(req) {
+            let compares = match &req.group {
                 Some(g) if g != name => {
                     let other = records::security_group_key(project, g);
                     let rev = state
@@ -289,20 +303,10 @@ pub async fn add_rule(
             })
         }
     })
-    .await
-    .map_err(failure)?
-    .ok_or_else(|| not_found(project, name))?;
-    state
-        .security_groups
-        .wait_for(updated.revision, AppState::CATCH_UP)
-        .await;
+    .await?;
     let rule = added.ok_or_else(|| ApiError::internal("rule added without an id"))?;
     tracing::info!(group = %name, project, rule = rule.id, what = %rule.describe(), "security group rule added");
-    Ok((updated.record, rule))
-}
-
-fn req_group(req: &SecurityRuleRequest) -> Option<String> {
-    req.group.clone()
+    Ok((group, rule))
 }
 
 /// Deletes rule `id` of a group.
@@ -312,9 +316,7 @@ pub async fn delete_rule(
     name: &str,
     id: u32,
 ) -> Result<SecurityGroup, ApiError> {
-    checked_names(project, name)?;
-    let key = records::security_group_key(project, name);
-    let updated = typed_store::update(state.store.as_ref(), &key, |mut group: SecurityGroup| {
+    let group = update_group(state, project, name, |mut group| {
         let before = group.rules.len();
         group.rules.retain(|r| r.id != id);
         let gone = group.rules.len() < before;
@@ -328,15 +330,9 @@ pub async fn delete_rule(
             Ok(Change::Write(group))
         }
     })
-    .await
-    .map_err(failure)?
-    .ok_or_else(|| not_found(project, name))?;
-    state
-        .security_groups
-        .wait_for(updated.revision, AppState::CATCH_UP)
-        .await;
+    .await?;
     tracing::info!(group = %name, project, rule = id, "security group rule deleted");
-    Ok(updated.record)
+    Ok(group)
 }
 
 /// Replaces VM `project/vm`'s groups (empty: none). Takes effect on a running VM: its
