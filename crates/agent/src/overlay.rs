@@ -21,7 +21,8 @@ use novacron_api_types::security::{Direction, Protocol, SecurityRule};
 use novacron_client::Client;
 use novacron_net::{
     DEFAULT_VXLAN_PORT, DesiredNode, Firewall, FirewallApplier, FwPeer, FwProtocol, FwRule,
-    GuardedPort, MacAddr, NodeNetwork, RemotePeer, Underlay, Vni,
+    Gateway, GatewayApplier, GuardedPort, MacAddr, NodeNetwork, RemotePeer, Underlay, Vni,
+    gateway_mac,
 };
 use tokio::sync::watch;
 
@@ -173,6 +174,25 @@ pub fn firewall(overlay: &NodeOverlay) -> Firewall {
     fw
 }
 
+/// The gateways this node holds: every network whose bridge has an address here (DHCP
+/// or NAT on).
+pub fn gateways(overlay: &NodeOverlay) -> Vec<Gateway> {
+    overlay
+        .networks
+        .iter()
+        .filter(|n| n.dhcp || n.nat)
+        .filter_map(|n| {
+            let subnet = n.subnet.parse::<Ipv4Cidr>().ok()?;
+            Some(Gateway {
+                vni: Vni::new(n.vni).ok()?,
+                subnet: (subnet.network(), subnet.prefix_len()),
+                address: n.gateway.parse().ok()?,
+                nat: n.nat,
+            })
+        })
+        .collect()
+}
+
 /// dnsmasq's static leases for the network's local VMs: `MAC,IP,NAME` lines.
 pub fn dhcp_hosts(net: &NodeOverlayNetwork) -> String {
     let mut out = String::new();
@@ -185,7 +205,8 @@ pub fn dhcp_hosts(net: &NodeOverlayNetwork) -> String {
 }
 
 /// The dnsmasq arguments for a network: DHCP only (no DNS), on its bridge only, static
-/// leases only (a MAC the control plane does not know gets nothing), no default route.
+/// leases only (a MAC the control plane does not know gets nothing), a default route
+/// through the gateway only when the network NATs.
 pub fn dnsmasq_args(net: &NodeOverlayNetwork, subnet: Ipv4Cidr, dir: &Path) -> Vec<String> {
     let mask = Ipv4Addr::from(u32::MAX << (32 - u32::from(subnet.prefix_len())));
     let bridge = Vni::new(net.vni)
@@ -203,8 +224,13 @@ pub fn dnsmasq_args(net: &NodeOverlayNetwork, subnet: Ipv4Cidr, dir: &Path) -> V
         format!("--dhcp-hostsfile={}", dir.join("hosts").display()),
         format!("--dhcp-leasefile={}", dir.join("leases").display()),
         format!("--pid-file={}", dir.join("pid").display()),
-        // No router (the network has no NAT here) and the network's MTU.
-        "--dhcp-option=option:router".into(),
+        // The gateway is the default route only when the network NATs through the node;
+        // otherwise no router. And the network's MTU.
+        if net.nat {
+            format!("--dhcp-option=option:router,{}", net.gateway)
+        } else {
+            "--dhcp-option=option:router".into()
+        },
         format!("--dhcp-option=option:mtu,{}", net.mtu),
         "--dhcp-authoritative".into(),
         // Broadcasts cross the VXLAN to every node's server of this network, and all of
@@ -354,6 +380,7 @@ async fn apply(
     reconciler: &novacron_net::Reconciler,
     dhcp: &mut Dhcp,
     rules: &mut FirewallApplier,
+    gateway_rules: &mut GatewayApplier,
     vtep: Ipv4Addr,
     overlay: &NodeOverlay,
 ) -> Result<(), String> {
@@ -363,21 +390,24 @@ async fn apply(
         .await
         .map_err(|e| e.to_string())?;
     let mut failures: Vec<String> = report.failures.iter().map(|f| f.to_string()).collect();
-    for net in &overlay.networks {
-        let (Ok(vni), Ok(subnet), Ok(gw)) = (
-            Vni::new(net.vni),
-            net.subnet.parse::<Ipv4Cidr>(),
-            net.gateway.parse::<Ipv4Addr>(),
-        ) else {
-            continue;
-        };
-        if net.dhcp
-            && let Err(e) = reconciler
-                .ensure_bridge_address(vni, gw, subnet.prefix_len())
-                .await
+    let gateways = gateways(overlay);
+    for g in &gateways {
+        // The MAC first: a VM's ARP entry for the gateway stays valid on every node.
+        if let Err(e) = reconciler
+            .ensure_bridge_mac(g.vni, gateway_mac(g.vni))
+            .await
         {
             failures.push(e.to_string());
         }
+        if let Err(e) = reconciler
+            .ensure_bridge_address(g.vni, g.address, g.subnet.1)
+            .await
+        {
+            failures.push(e.to_string());
+        }
+    }
+    if let Err(e) = gateway_rules.apply(&gateways) {
+        failures.push(e.to_string());
     }
     dhcp.sync(&overlay.networks);
     // After the bridges: the rules name no device, only the NICs' MACs.
@@ -411,6 +441,7 @@ pub async fn run(
         servers: BTreeMap::new(),
     };
     let mut rules = FirewallApplier::new();
+    let mut gateway_rules = GatewayApplier::new();
     let mut after: Option<(i64, i64)> = None;
     let mut last: Option<NodeOverlay> = None;
     let mut last_apply = tokio::time::Instant::now();
@@ -426,7 +457,21 @@ pub async fn run(
                     l.networks != overlay.networks || l.security_groups != overlay.security_groups
                 });
                 if changed || last_apply.elapsed() >= RESYNC {
-                    match apply(&reconciler, &mut dhcp, &mut rules, vtep, &overlay).await {
+                    if !changed {
+                        // Rewrite the rules in full: repairs tables someone else changed.
+                        rules.forget();
+                        gateway_rules.forget();
+                    }
+                    match apply(
+                        &reconciler,
+                        &mut dhcp,
+                        &mut rules,
+                        &mut gateway_rules,
+                        vtep,
+                        &overlay,
+                    )
+                    .await
+                    {
                         Ok(()) => {
                             tracing::debug!(
                                 networks = overlay.networks.len(),
@@ -488,6 +533,7 @@ mod tests {
             subnet: "10.10.0.0/24".into(),
             gateway: "10.10.0.1".into(),
             dhcp: true,
+            nat: false,
             local: vec![OverlayEndpoint {
                 vm: "a".into(),
                 mac: "02:00:00:00:00:0a".into(),
@@ -550,6 +596,25 @@ mod tests {
         assert!(args.contains(&"--interface=ncbr1000".to_string()));
         assert!(args.contains(&"--dhcp-range=10.10.0.0,static,255.255.255.0,12h".to_string()));
         assert!(args.contains(&"--dhcp-option=option:router".to_string()));
+        // A NAT network's VMs route through the gateway, which every node holds.
+        let nat = NodeOverlayNetwork { nat: true, ..n };
+        let args = dnsmasq_args(
+            &nat,
+            "10.10.0.0/24".parse().unwrap_or_else(|e| panic!("{e}")),
+            Path::new("/d"),
+        );
+        assert!(args.contains(&"--dhcp-option=option:router,10.10.0.1".to_string()));
+        let overlay = NodeOverlay {
+            revision: 1,
+            groups_revision: 0,
+            networks: vec![nat],
+            security_groups: vec![],
+        };
+        let gws = gateways(&overlay);
+        assert_eq!(gws.len(), 1);
+        assert!(gws[0].nat);
+        assert_eq!(gws[0].subnet, (Ipv4Addr::new(10, 10, 0, 0), 24));
+        assert_eq!(gws[0].address, Ipv4Addr::new(10, 10, 0, 1));
         assert!(args.contains(&"--port=0".to_string()));
         assert!(args.contains(&"--dhcp-ignore=tag:!known".to_string()));
     }

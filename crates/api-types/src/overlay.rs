@@ -274,6 +274,9 @@ pub struct NodeOverlayNetwork {
     pub subnet: String,
     pub gateway: String,
     pub dhcp: bool,
+    /// Outbound access through this node (masquerade; the gateway is the default route).
+    #[serde(default)]
+    pub nat: bool,
     /// NICs of the VMs placed on this node.
     pub local: Vec<OverlayEndpoint>,
     /// Every other node with VMs on the network: its VTEP and their NICs.

@@ -528,6 +528,12 @@ impl FirewallApplier {
         }
     }
 
+    /// Forgets what was applied, so the next [`FirewallApplier::apply`] renders the whole
+    /// table again (repairs a table someone else changed or removed).
+    pub fn forget(&mut self) {
+        self.last = None;
+    }
+
     /// Runs `f` in this applier's namespace.
     fn in_namespace<T: Send>(
         &self,
@@ -607,7 +613,7 @@ fn nft_program() -> Option<PathBuf> {
 }
 
 /// `nft -f -` with `script` on stdin, killed after [`NFT_TIMEOUT`].
-fn run_nft(script: &str) -> Result<(), NetError> {
+pub(crate) fn run_nft(script: &str) -> Result<(), NetError> {
     let program = nft_program().ok_or(NetError::NftMissing)?;
     let mut child = Command::new(&program)
         .args(["-f", "-"])

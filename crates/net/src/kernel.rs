@@ -274,6 +274,28 @@ impl Reconciler {
             .map_err(|e| KernelError::from_netlink(what, &e))
     }
 
+    /// Gives network `vni`'s bridge the MAC `mac` (the gateway's, the same on every
+    /// node); a bridge with an address set this way keeps it as ports come and go.
+    pub async fn ensure_bridge_mac(
+        &self,
+        vni: crate::Vni,
+        mac: crate::MacAddr,
+    ) -> Result<(), KernelError> {
+        let bridge = vni.bridge_name();
+        let what = format!("MAC {mac} on {bridge}");
+        let index = self.index_of(&bridge, &what).await?;
+        self.handle
+            .link()
+            .change(
+                LinkUnspec::new_with_index(index)
+                    .address(mac.0.to_vec())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| KernelError::from_netlink(what, &e))
+    }
+
     async fn index_of(&self, name: &str, action: &str) -> Result<u32, KernelError> {
         let mut stream = self
             .handle

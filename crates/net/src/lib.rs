@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod firewall;
+pub mod gateway;
 mod kernel;
 pub mod model;
 pub mod plan;
@@ -20,6 +21,7 @@ pub use firewall::{
     Firewall, FirewallApplier, FwDirection, FwPeer, FwProtocol, FwRule, GuardedPort, remove_table,
     render, render_set_update,
 };
+pub use gateway::{Gateway, GatewayApplier, gateway_mac};
 pub use kernel::{ReconcileReport, Reconciler};
 pub use model::{
     DEFAULT_VXLAN_PORT, DesiredNode, MacAddr, NodeNetwork, RemotePeer, Underlay, VXLAN_OVERHEAD,

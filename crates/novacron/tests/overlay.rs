@@ -450,7 +450,14 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
     let n1 = lab.json(&["node", "show", "n1"]);
     assert_eq!(n1["vtep_address"], "198.18.0.1", "{n1}");
     lab.ok(&["image", "build-tiny", "tiny"]);
-    lab.ok(&["network", "create", "app", "--subnet", "10.77.0.0/24"]);
+    lab.ok(&[
+        "network",
+        "create",
+        "app",
+        "--subnet",
+        "10.77.0.0/24",
+        "--nat",
+    ]);
     lab.ok(&["network", "create", "other", "--subnet", "10.78.0.0/24"]);
 
     let create = |lab: &Lab, vm: &str, node: &str, extra: &[&str]| {
@@ -571,6 +578,17 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         "{}",
         lab.console("a2")
     );
+    // `app` NATs: each guest reaches the host side of its own node's link, through the
+    // gateway every node holds (the answer comes back only to the node's masqueraded
+    // address).
+    for (vm, tag, host) in [("a1", "nat1", "198.18.1.1"), ("a2", "nat2", "198.18.2.1")] {
+        assert_eq!(
+            lab.guest_rc(vm, tag, &format!("ping -c 2 -W 3 {host}"), BOOT),
+            0,
+            "{}",
+            lab.console(vm)
+        );
+    }
     security_groups_filter_between_guests_and_follow_membership(&lab, &a2);
 
     // From another network, even with an address in app's subnet: nothing answers.
@@ -694,6 +712,13 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
             &format!("ip addr show eth0 | grep -q 'inet {ip3}/24' && ping -c 3 -W 3 10.77.0.50"),
             BOOT
         ),
+        0,
+        "{}",
+        lab.console("a3")
+    );
+    // Its default route, the same gateway address and MAC, now leads out through n1.
+    assert_eq!(
+        lab.guest_rc("a3", "a3nat", "ping -c 2 -W 3 198.18.1.1", BOOT),
         0,
         "{}",
         lab.console("a3")

@@ -430,6 +430,7 @@ pub fn node_overlay(
             subnet: net.subnet.clone(),
             gateway: net.gateway.clone(),
             dhcp: net.dhcp,
+            nat: net.nat,
             local,
             peers: peers
                 .into_iter()

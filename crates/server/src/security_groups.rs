@@ -559,6 +559,7 @@ mod tests {
             subnet: "10.0.0.0/24".into(),
             gateway: "10.0.0.1".into(),
             dhcp: true,
+            nat: false,
             local: vec![OverlayEndpoint {
                 vm: "w1".into(),
                 mac: "02:00:00:00:00:01".into(),

@@ -8,6 +8,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..types import UNSET, Unset
 from typing import cast
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class NodeOverlayNetwork:
             project (str):
             subnet (str):
             vni (int):
+            nat (bool | Unset): Outbound access through this node (masquerade; the gateway is the default route).
      """
 
     dhcp: bool
@@ -47,6 +49,7 @@ class NodeOverlayNetwork:
     project: str
     subnet: str
     vni: int
+    nat: bool | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -84,6 +87,8 @@ class NodeOverlayNetwork:
 
         vni = self.vni
 
+        nat = self.nat
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -98,6 +103,8 @@ class NodeOverlayNetwork:
             "subnet": subnet,
             "vni": vni,
         })
+        if nat is not UNSET:
+            field_dict["nat"] = nat
 
         return field_dict
 
@@ -142,6 +149,8 @@ class NodeOverlayNetwork:
 
         vni = d.pop("vni")
 
+        nat = d.pop("nat", UNSET)
+
         node_overlay_network = cls(
             dhcp=dhcp,
             gateway=gateway,
@@ -152,6 +161,7 @@ class NodeOverlayNetwork:
             project=project,
             subnet=subnet,
             vni=vni,
+            nat=nat,
         )
 
 
