@@ -174,13 +174,13 @@ pub fn firewall(overlay: &NodeOverlay) -> Firewall {
     fw
 }
 
-/// The gateways this node holds: every network whose bridge has an address here (DHCP
-/// or NAT on).
+/// The gateways this node holds: every network whose bridge has an address here (DHCP,
+/// NAT or DNS on).
 pub fn gateways(overlay: &NodeOverlay) -> Vec<Gateway> {
     overlay
         .networks
         .iter()
-        .filter(|n| n.dhcp || n.nat)
+        .filter(|n| n.dhcp || n.nat || n.dns)
         .filter_map(|n| {
             let subnet = n.subnet.parse::<Ipv4Cidr>().ok()?;
             Some(Gateway {
@@ -212,18 +212,37 @@ pub fn dnsmasq_args(net: &NodeOverlayNetwork, subnet: Ipv4Cidr, dir: &Path) -> V
     let bridge = Vni::new(net.vni)
         .map(|v| v.bridge_name())
         .unwrap_or_default();
-    vec![
+    let mut args: Vec<String> = vec![
         "--keep-in-foreground".into(),
         "--conf-file=/dev/null".into(),
-        "--port=0".into(),
         format!("--interface={bridge}"),
         "--bind-interfaces".into(),
         "--except-interface=lo".into(),
         "--user=root".into(),
+        format!("--pid-file={}", dir.join("pid").display()),
+        "--log-facility=-".into(),
+    ];
+    if net.dns {
+        // Names `VM.NETWORK` of the network's VMs on every node, from the control plane; no
+        // upstream server (other names are not found) and no name of the node's own.
+        args.extend([
+            "--port=53".into(),
+            "--no-resolv".into(),
+            "--no-hosts".into(),
+            format!("--addn-hosts={}", dir.join("names").display()),
+            format!("--local=/{}/", net.name),
+            "--domain-needed".into(),
+        ]);
+    } else {
+        args.push("--port=0".into());
+    }
+    if !net.dhcp {
+        return args;
+    }
+    args.extend([
         format!("--dhcp-range={},static,{mask},12h", subnet.network()),
         format!("--dhcp-hostsfile={}", dir.join("hosts").display()),
         format!("--dhcp-leasefile={}", dir.join("leases").display()),
-        format!("--pid-file={}", dir.join("pid").display()),
         // The gateway is the default route only when the network NATs through the node;
         // otherwise no router. And the network's MTU.
         if net.nat {
@@ -237,8 +256,27 @@ pub fn dnsmasq_args(net: &NodeOverlayNetwork, subnet: Ipv4Cidr, dir: &Path) -> V
         // them use the gateway as their identity: a server that does not know the MAC (a
         // VM on another node) must stay silent, not NAK the lease its owner just offered.
         "--dhcp-ignore=tag:!known".into(),
-        "--log-facility=-".into(),
-    ]
+    ]);
+    if net.dns {
+        args.push(format!("--dhcp-option=option:dns-server,{}", net.gateway));
+    }
+    args
+}
+
+/// dnsmasq's names for a network with DNS: `IP VM.NETWORK` for every NIC of every VM on
+/// it, on this node or another.
+pub fn dns_names(net: &NodeOverlayNetwork) -> String {
+    let mut out = String::new();
+    let endpoints = net
+        .local
+        .iter()
+        .chain(net.peers.iter().flat_map(|p| p.endpoints.iter()));
+    for e in endpoints {
+        for ip in &e.ips {
+            let _ = writeln!(out, "{ip} {}.{}", e.vm, net.name);
+        }
+    }
+    out
 }
 
 /// One dnsmasq per network on this node.
@@ -264,11 +302,12 @@ impl Dhcp {
         self.root.join(vni.to_string())
     }
 
-    /// Makes the set of servers and their leases match `networks` (those with DHCP on).
+    /// Makes the set of servers and their leases and names match `networks` (those with
+    /// DHCP or DNS on).
     fn sync(&mut self, networks: &[NodeOverlayNetwork]) {
         let wanted: BTreeMap<u32, &NodeOverlayNetwork> = networks
             .iter()
-            .filter(|n| n.dhcp)
+            .filter(|n| n.dhcp || n.dns)
             .map(|n| (n.vni, n))
             .collect();
         // Servers of an earlier agent run are adopted through their pid files.
@@ -323,18 +362,22 @@ impl Dhcp {
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         let hosts = dhcp_hosts(net);
+        let names = dns_names(net);
+        let both = format!("{hosts}\0{names}");
         if let Some((pid, written)) = self.servers.get_mut(&net.vni)
             && alive_dnsmasq(*pid)
         {
-            if *written != hosts {
+            if *written != both {
                 write_private(&dir.join("hosts"), &hosts)?;
-                // dnsmasq reads its hosts file again on SIGHUP.
+                write_private(&dir.join("names"), &names)?;
+                // dnsmasq reads its hosts and names files again on SIGHUP.
                 signal(*pid, libc::SIGHUP);
-                *written = hosts;
+                *written = both;
             }
             return Ok(());
         }
         write_private(&dir.join("hosts"), &hosts)?;
+        write_private(&dir.join("names"), &names)?;
         let mut command = std::process::Command::new("dnsmasq");
         command
             .args(dnsmasq_args(net, subnet, &dir))
@@ -354,7 +397,7 @@ impl Dhcp {
             let _ = child.wait();
         });
         tracing::info!(vni = net.vni, network = %net.name, pid, "DHCP server of the network started");
-        self.servers.insert(net.vni, (pid, hosts));
+        self.servers.insert(net.vni, (pid, both));
         Ok(())
     }
 }
@@ -534,6 +577,7 @@ mod tests {
             gateway: "10.10.0.1".into(),
             dhcp: true,
             nat: false,
+            dns: false,
             local: vec![OverlayEndpoint {
                 vm: "a".into(),
                 mac: "02:00:00:00:00:0a".into(),
@@ -615,7 +659,29 @@ mod tests {
         assert!(gws[0].nat);
         assert_eq!(gws[0].subnet, (Ipv4Addr::new(10, 10, 0, 0), 24));
         assert_eq!(gws[0].address, Ipv4Addr::new(10, 10, 0, 1));
-        assert!(args.contains(&"--port=0".to_string()));
+        assert!(args.contains(&"--port=0".to_string()), "no DNS: {args:?}");
+        // DNS: names of the VMs on every node, served on port 53, named in the leases.
+        let dns = NodeOverlayNetwork { dns: true, ..net() };
+        assert_eq!(
+            dns_names(&dns),
+            "10.10.0.2 a.app\n10.10.0.3 b.app\n",
+            "local and remote VMs"
+        );
+        let args = dnsmasq_args(
+            &dns,
+            "10.10.0.0/24".parse().unwrap_or_else(|e| panic!("{e}")),
+            Path::new("/d"),
+        );
+        for a in [
+            "--port=53",
+            "--no-resolv",
+            "--addn-hosts=/d/names",
+            "--local=/app/",
+            "--dhcp-option=option:dns-server,10.10.0.1",
+        ] {
+            assert!(args.contains(&a.to_string()), "{a}: {args:?}");
+        }
+        assert!(!args.contains(&"--port=0".to_string()));
         assert!(args.contains(&"--dhcp-ignore=tag:!known".to_string()));
     }
 

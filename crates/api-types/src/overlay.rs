@@ -277,6 +277,9 @@ pub struct NodeOverlayNetwork {
     /// Outbound access through this node (masquerade; the gateway is the default route).
     #[serde(default)]
     pub nat: bool,
+    /// Names `VM.NETWORK` served by the gateway.
+    #[serde(default)]
+    pub dns: bool,
     /// NICs of the VMs placed on this node.
     pub local: Vec<OverlayEndpoint>,
     /// Every other node with VMs on the network: its VTEP and their NICs.

@@ -457,6 +457,7 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         "--subnet",
         "10.77.0.0/24",
         "--nat",
+        "--dns",
     ]);
     lab.ok(&["network", "create", "other", "--subnet", "10.78.0.0/24"]);
 
@@ -589,6 +590,18 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
             lab.console(vm)
         );
     }
+    // `app` has DNS: a1 (n1) finds a2 (n2) by name at its own node's gateway.
+    assert_eq!(
+        lab.guest_rc(
+            "a1",
+            "dns12",
+            "nslookup a2.app 10.77.0.1 | grep -q 10.77.0.50",
+            BOOT
+        ),
+        0,
+        "{}",
+        lab.console("a1")
+    );
     security_groups_filter_between_guests_and_follow_membership(&lab, &a2);
 
     // From another network, even with an address in app's subnet: nothing answers.
@@ -715,6 +728,18 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         0,
         "{}",
         lab.console("a3")
+    );
+    // Its name follows it: a2 (n2) resolves it at n2's gateway.
+    assert_eq!(
+        lab.guest_rc(
+            "a2",
+            "dns23",
+            &format!("nslookup a3.app 10.77.0.1 | grep -q {ip3}"),
+            BOOT
+        ),
+        0,
+        "{}",
+        lab.console("a2")
     );
     // Its default route, the same gateway address and MAC, now leads out through n1.
     assert_eq!(

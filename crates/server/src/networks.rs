@@ -431,6 +431,7 @@ pub fn node_overlay(
             gateway: net.gateway.clone(),
             dhcp: net.dhcp,
             nat: net.nat,
+            dns: net.dns,
             local,
             peers: peers
                 .into_iter()

@@ -560,6 +560,7 @@ mod tests {
             gateway: "10.0.0.1".into(),
             dhcp: true,
             nat: false,
+            dns: false,
             local: vec![OverlayEndpoint {
                 vm: "w1".into(),
                 mac: "02:00:00:00:00:01".into(),

@@ -37,6 +37,7 @@ class NodeOverlayNetwork:
             project (str):
             subnet (str):
             vni (int):
+            dns (bool | Unset): Names `VM.NETWORK` served by the gateway.
             nat (bool | Unset): Outbound access through this node (masquerade; the gateway is the default route).
      """
 
@@ -49,6 +50,7 @@ class NodeOverlayNetwork:
     project: str
     subnet: str
     vni: int
+    dns: bool | Unset = UNSET
     nat: bool | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -87,6 +89,8 @@ class NodeOverlayNetwork:
 
         vni = self.vni
 
+        dns = self.dns
+
         nat = self.nat
 
 
@@ -103,6 +107,8 @@ class NodeOverlayNetwork:
             "subnet": subnet,
             "vni": vni,
         })
+        if dns is not UNSET:
+            field_dict["dns"] = dns
         if nat is not UNSET:
             field_dict["nat"] = nat
 
@@ -149,6 +155,8 @@ class NodeOverlayNetwork:
 
         vni = d.pop("vni")
 
+        dns = d.pop("dns", UNSET)
+
         nat = d.pop("nat", UNSET)
 
         node_overlay_network = cls(
@@ -161,6 +169,7 @@ class NodeOverlayNetwork:
             project=project,
             subnet=subnet,
             vni=vni,
+            dns=dns,
             nat=nat,
         )
 
