@@ -2,8 +2,12 @@
 //! this node's VMs use (`GET /api/v1/agent/overlay`, long-polled) and make the kernel
 //! match it with [`novacron_net::Reconciler`] (bridge + VXLAN per VNI, unicast FDB entries
 //! for remote VM MACs, flood entries per remote VTEP), give each bridge the network's
-//! gateway address, and run one dnsmasq per network that answers DHCP for this node's VMs
-//! only (static leases from the control plane's IPAM, no router unless the network NATs).
+//! gateway address and MAC (the same on every node), and run one dnsmasq per network that
+//! answers DHCP for this node's VMs only (static leases from the control plane's IPAM, no
+//! router unless the network NATs) and, with `--dns`, the names of the network's VMs. The
+//! node's nftables tables follow the same view: security groups ([`firewall`]) and the
+//! gateways' isolation and NAT ([`gateways`]); see docs/networks.md and
+//! docs/security-groups.md.
 //!
 //! VM taps are made by the VM's launch (`nctapN`, on the bridge) and adopted here, so an
 //! agent restart changes nothing on a running VM: the first reconcile finds the taps and
@@ -204,9 +208,9 @@ pub fn dhcp_hosts(net: &NodeOverlayNetwork) -> String {
     out
 }
 
-/// The dnsmasq arguments for a network: DHCP only (no DNS), on its bridge only, static
-/// leases only (a MAC the control plane does not know gets nothing), a default route
-/// through the gateway only when the network NATs.
+/// The dnsmasq arguments for a network, on its bridge only: DHCP with static leases only (a
+/// MAC the control plane does not know gets nothing) and a default route through the
+/// gateway only when the network NATs; DNS (names only, no upstream) only with `--dns`.
 pub fn dnsmasq_args(net: &NodeOverlayNetwork, subnet: Ipv4Cidr, dir: &Path) -> Vec<String> {
     let mask = Ipv4Addr::from(u32::MAX << (32 - u32::from(subnet.prefix_len())));
     let bridge = Vni::new(net.vni)
