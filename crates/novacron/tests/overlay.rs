@@ -23,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{BIN, free_port, qemu_pids_under, stop_child, tail, tpm_cmd};
+use common::{BIN, dnsmasq_pids_under, free_port, qemu_pids_under, stop_child, tail, tpm_cmd};
 use serde_json::Value;
 
 const BOOT: Duration = Duration::from_secs(120);
@@ -395,23 +395,6 @@ impl Drop for Lab {
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         }
     }
-}
-
-fn dnsmasq_pids_under(dir: &Path) -> Vec<u32> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmd =
-            String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default())
-                .replace('\0', " ");
-        if cmd.starts_with("dnsmasq") && cmd.contains(&needle) {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 fn wait_running(lab: &Lab, vm: &str) -> Value {

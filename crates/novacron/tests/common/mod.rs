@@ -398,7 +398,9 @@ impl Drop for Cluster {
         if let Some(mut up) = self.up.take() {
             stop_child(&mut up, REAP_TIMEOUT);
         }
-        for pid in self.qemu_pids() {
+        let mut pids = self.qemu_pids();
+        pids.extend(dnsmasq_pids_under(self.dir.path()));
+        for pid in pids {
             // SAFETY: plain kill(2) of a process this test started.
             unsafe {
                 libc::kill(pid as i32, libc::SIGKILL);
@@ -411,10 +413,15 @@ impl Drop for Cluster {
     }
 }
 
-pub fn qemu_pids_under(dir: &Path) -> Vec<u32> {
+/// Processes whose command line starts with `program` and names `dir`: those a test's
+/// agents started there (QEMU and dnsmasq outlive their agent on purpose).
+pub fn pids_under(dir: &Path, program: &str) -> Vec<u32> {
     let needle = dir.to_string_lossy().into_owned();
     let mut out = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
@@ -422,11 +429,19 @@ pub fn qemu_pids_under(dir: &Path) -> Vec<u32> {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.starts_with("qemu-system") && cmd.contains(&needle) {
+        if cmd.starts_with(program) && cmd.contains(&needle) {
             out.push(pid);
         }
     }
     out
+}
+
+pub fn qemu_pids_under(dir: &Path) -> Vec<u32> {
+    pids_under(dir, "qemu-system")
+}
+
+pub fn dnsmasq_pids_under(dir: &Path) -> Vec<u32> {
+    pids_under(dir, "dnsmasq")
 }
 
 pub fn pid_alive(pid: u64) -> bool {
