@@ -575,32 +575,37 @@ pub fn remove_table() -> Result<(), NetError> {
 /// Turns on the br_netfilter sysctls of the current namespace when off.
 fn ensure_bridge_netfilter() -> Result<(), NetError> {
     for path in BRIDGE_NF_SYSCTLS {
-        let current = match std::fs::read_to_string(path) {
-            Ok(v) => v,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        match sysctl_on(path) {
+            Err(NetError::Sysctl { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Err(NetError::BrNetfilterMissing { path: path.into() });
             }
-            Err(source) => {
-                return Err(NetError::Sysctl {
-                    path: path.into(),
-                    source,
-                });
-            }
-        };
-        if current.trim() == "1" {
-            continue;
+            Err(e) => return Err(e),
+            Ok(Some(was)) => tracing::info!(
+                sysctl = path,
+                was,
+                "set to 1 so bridged traffic passes the firewall"
+            ),
+            Ok(None) => {}
         }
-        std::fs::write(path, "1").map_err(|source| NetError::Sysctl {
-            path: path.into(),
-            source,
-        })?;
-        tracing::info!(
-            sysctl = path,
-            was = current.trim(),
-            "set to 1 so bridged traffic passes the firewall"
-        );
     }
     Ok(())
+}
+
+/// Writes 1 to the sysctl file `path` of the current namespace unless it holds 1 already;
+/// the value it had when it changed it.
+pub(crate) fn sysctl_on(path: &str) -> Result<Option<String>, NetError> {
+    let err = |source| NetError::Sysctl {
+        path: path.into(),
+        source,
+    };
+    let current = std::fs::read_to_string(path).map_err(err)?;
+    if current.trim() == "1" {
+        return Ok(None);
+    }
+    std::fs::write(path, "1").map_err(err)?;
+    Ok(Some(current.trim().to_string()))
 }
 
 /// Where `nft` is: on PATH, else in the sbin directories a service's PATH may lack.

@@ -102,8 +102,14 @@ impl GatewayApplier {
         if self.last.as_deref() == Some(gateways) {
             return Ok(false);
         }
-        if gateways.iter().any(|g| g.nat) {
-            ensure_forwarding()?;
+        if gateways.iter().any(|g| g.nat)
+            && let Some(was) = crate::firewall::sysctl_on(IP_FORWARD)?
+        {
+            tracing::info!(
+                sysctl = IP_FORWARD,
+                was,
+                "set to 1: a network NATs through this node"
+            );
         }
         match crate::firewall::run_nft(&render(gateways)) {
             Ok(()) => {
@@ -124,24 +130,6 @@ impl GatewayApplier {
 }
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
-
-fn ensure_forwarding() -> Result<(), NetError> {
-    let current = std::fs::read_to_string(IP_FORWARD).map_err(|source| NetError::Sysctl {
-        path: IP_FORWARD.into(),
-        source,
-    })?;
-    if current.trim() != "1" {
-        std::fs::write(IP_FORWARD, "1").map_err(|source| NetError::Sysctl {
-            path: IP_FORWARD.into(),
-            source,
-        })?;
-        tracing::info!(
-            sysctl = IP_FORWARD,
-            "set to 1: a network NATs through this node"
-        );
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,6 @@ use novacron_api_types::security::{
 use novacron_api_types::{ApiError, ErrorCode, validate_name};
 use novacron_store::{Compare, Op};
 
-use crate::api::ApiFailure;
 use crate::records::{self, VmRecord, store_err};
 use crate::state::AppState;
 use crate::typed_store::{self, Change};
@@ -41,10 +40,6 @@ fn checked_names(project: &str, name: &str) -> Result<(), ApiError> {
     validate_name("security group", name).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
-fn failure(e: ApiFailure) -> ApiError {
-    e.0
-}
-
 /// Changes group `project/name` with `change` (the compare-and-swap loop of
 /// [`typed_store::update`]) and waits until the mirror has the result.
 async fn update_group<F, Fut>(
@@ -61,7 +56,7 @@ where
     let key = records::security_group_key(project, name);
     let updated = typed_store::update(state.store.as_ref(), &key, change)
         .await
-        .map_err(failure)?
+        .map_err(|e| e.0)?
         .ok_or_else(|| not_found(project, name))?;
     state
         .security_groups
@@ -70,9 +65,20 @@ where
     Ok(updated.record)
 }
 
+/// The groups of `project`, from the mirror.
+fn groups_of(state: &AppState, project: &str) -> Vec<Arc<SecurityGroup>> {
+    state
+        .security_groups
+        .values_under(&records::security_group_key(project, ""))
+}
+
 /// The VMs (names) of `project` in group `name`.
-pub fn users(vms: &[Arc<VmRecord>], project: &str, name: &str) -> Vec<String> {
-    vms.iter()
+pub fn users<'a>(
+    vms: impl IntoIterator<Item = &'a VmRecord>,
+    project: &str,
+    name: &str,
+) -> Vec<String> {
+    vms.into_iter()
         .filter(|vm| vm.project == project && vm.security_groups.iter().any(|g| g == name))
         .map(|vm| vm.name.clone())
         .collect()
@@ -127,7 +133,7 @@ pub async fn create(
     let key = records::security_group_key(project, &req.name);
     let revision = typed_store::create(state.store.as_ref(), &key, &group, vec![])
         .await
-        .map_err(failure)?
+        .map_err(|e| e.0)?
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::AlreadyExists,
@@ -150,13 +156,11 @@ pub fn list(state: &AppState, project: Option<&str>) -> Result<Vec<SecurityGroup
     if let Some(p) = project {
         validate_name("project", p).map_err(|e| ApiError::invalid(e.to_string()))?;
     }
-    let mut out: Vec<SecurityGroup> = state
-        .security_groups
-        .values()
-        .iter()
-        .filter(|g| project.is_none_or(|p| g.project == p))
-        .map(|g| g.as_ref().clone())
-        .collect();
+    let groups = match project {
+        Some(p) => groups_of(state, p),
+        None => state.security_groups.values(),
+    };
+    let mut out: Vec<SecurityGroup> = groups.iter().map(|g| g.as_ref().clone()).collect();
     out.sort_by(|a, b| (&a.project, &a.name).cmp(&(&b.project, &b.name)));
     Ok(out)
 }
@@ -182,13 +186,12 @@ pub async fn delete(
             // read of it rewrote the group in the same transaction, so it is listed here.
             let (kvs, _) = state
                 .store
-                .list(&records::vm_prefix())
+                .list(&records::vm_key(project, ""))
                 .await
                 .map_err(store_err)?;
-            let vms: Vec<Arc<VmRecord>> = kvs
+            let vms: Vec<VmRecord> = kvs
                 .iter()
                 .filter_map(|kv| serde_json::from_slice::<VmRecord>(&kv.value).ok())
-                .map(Arc::new)
                 .collect();
             let users = users(&vms, project, name);
             if !users.is_empty() {
@@ -198,7 +201,7 @@ pub async fn delete(
                 ))
                 .into());
             }
-            let referrers = referrers(&state.security_groups.values(), project, name);
+            let referrers = referrers(&groups_of(state, project), project, name);
             if !referrers.is_empty() {
                 return Err(ApiError::conflict(format!(
                     "security group {name} is named by rules of group(s) {}: delete those rules first",
@@ -265,11 +268,8 @@ pub async fn add_rule(
 ) -> Result<(SecurityGroup, SecurityRule), ApiError> {
     let mut added = None;
     let group = update_group(state, project, name, |group| {
-        let in_project: BTreeSet<String> = state
-            .security_groups
-            .values()
+        let in_project: BTreeSet<String> = groups_of(state, project)
             .iter()
-            .filter(|g| g.project == project)
             .map(|g| g.name.clone())
             .collect();
         let result = with_rule(group, req, &in_project);
@@ -386,7 +386,7 @@ pub async fn set_vm_groups(
         }
     })
     .await
-    .map_err(failure)?
+    .map_err(|e| e.0)?
     .ok_or_else(|| {
         ApiError::not_found(format!(
             "no VM {vm:?} in project {project}: see `novacron vm list`"
@@ -531,9 +531,10 @@ mod tests {
         assert_eq!(referrers(&groups, "default", "lb"), vec!["web".to_string()]);
         assert!(referrers(&groups, "default", "web").is_empty());
         assert!(referrers(&groups, "other", "lb").is_empty());
-        let vms = vec![vm("a", &["web"], "10.0.0.2")];
-        assert_eq!(users(&vms, "default", "web"), vec!["a".to_string()]);
-        assert!(users(&vms, "default", "lb").is_empty());
+        let vms = [vm("a", &["web"], "10.0.0.2")];
+        let records = || vms.iter().map(|v| v.as_ref());
+        assert_eq!(users(records(), "default", "web"), vec!["a".to_string()]);
+        assert!(users(records(), "default", "lb").is_empty());
     }
 
     #[test]

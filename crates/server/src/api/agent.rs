@@ -443,18 +443,12 @@ pub async fn overlay(
         // has its own revision: the two follow the store separately, so one can be ahead.
         let mut vms = state.vms.subscribe_revision();
         let mut groups = state.security_groups.subscribe_revision();
-        let after_groups = q.after_groups;
+        // Without `after_groups` (an older agent) only VMs wake it.
+        let groups_after = |r: &i64| q.after_groups.is_some_and(|g| *r > g);
         let _ = tokio::time::timeout(wait, async {
             tokio::select! {
                 _ = vms.wait_for(|r| *r > after) => {}
-                _ = async {
-                    match after_groups {
-                        Some(g) => {
-                            let _ = groups.wait_for(|r| *r > g).await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                } => {}
+                _ = groups.wait_for(groups_after) => {}
             }
         })
         .await;
