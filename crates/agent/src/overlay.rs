@@ -7,7 +7,9 @@
 //! router unless the network NATs) and, with `--dns`, the names of the network's VMs. The
 //! node's nftables tables follow the same view: security groups ([`firewall`]) and the
 //! gateways' isolation and NAT ([`gateways`]); see docs/networks.md and
-//! docs/security-groups.md.
+//! docs/security-groups.md. NIC bandwidth limits ([`shaped_nics`]) are kept by a task of
+//! their own ([`shape`]), which also looks for new taps every few seconds: a VM that
+//! restarts or arrives by migration gets a new tap while the network view stays the same.
 //!
 //! VM taps are made by the VM's launch (`nctapN`, on the bridge) and adopted here, so an
 //! agent restart changes nothing on a running VM: the first reconcile finds the taps and
@@ -25,8 +27,8 @@ use novacron_api_types::security::{Direction, Protocol, SecurityRule};
 use novacron_client::Client;
 use novacron_net::{
     DEFAULT_VXLAN_PORT, DesiredNode, Firewall, FirewallApplier, FwPeer, FwProtocol, FwRule,
-    Gateway, GatewayApplier, GuardedPort, MacAddr, NodeNetwork, RemotePeer, Underlay, Vni,
-    gateway_mac,
+    Gateway, GatewayApplier, GuardedPort, MacAddr, NodeNetwork, QosApplier, RemotePeer, ShapedNic,
+    Underlay, Vni, gateway_mac,
 };
 use tokio::sync::watch;
 
@@ -39,6 +41,8 @@ const RETRY: Duration = Duration::from_secs(2);
 /// Whatever happens, the data plane is checked again this often (something outside may
 /// have changed the kernel).
 const RESYNC: Duration = Duration::from_secs(60);
+/// How often the bandwidth task looks for taps that appeared (one netlink dump).
+const TAP_CHECK: Duration = Duration::from_secs(2);
 
 /// The data plane `overlay` asks of this node with VTEP `vtep`.
 pub fn desired_node(vtep: Ipv4Addr, overlay: &NodeOverlay) -> DesiredNode {
@@ -176,6 +180,62 @@ pub fn firewall(overlay: &NodeOverlay) -> Firewall {
         }
     }
     fw
+}
+
+/// The NICs of this node's VMs with a bandwidth limit (a NIC on two networks of one VM is
+/// one tap: the first wins, as in [`firewall`]).
+pub fn shaped_nics(overlay: &NodeOverlay) -> Vec<ShapedNic> {
+    let mut out: Vec<ShapedNic> = vec![];
+    for e in overlay.networks.iter().flat_map(|n| &n.local) {
+        let (Some(rate_bps), Ok(mac)) = (e.bandwidth_bps, e.mac.parse::<MacAddr>()) else {
+            continue;
+        };
+        if !out.iter().any(|s| s.mac == mac) {
+            out.push(ShapedNic { mac, rate_bps });
+        }
+    }
+    out
+}
+
+/// Keeps the taps' bandwidth limits at what `wanted` holds until `stop`: at once when it
+/// changes, and every [`TAP_CHECK`] for taps that came since (a limit finds its tap by the
+/// tap's alias, see `novacron_qemu::tap`).
+async fn shape(mut wanted: watch::Receiver<Vec<ShapedNic>>, mut stop: watch::Receiver<bool>) {
+    let mut qos = QosApplier::new();
+    let mut last_error = String::new();
+    loop {
+        let nics = wanted.borrow_and_update().clone();
+        // tc and nft are processes (bounded, but seconds at worst): off the runtime's threads.
+        let (back, result) = match tokio::task::spawn_blocking(move || {
+            let r = qos.apply(&nics).map_err(|e| e.to_string());
+            (qos, r)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(e) => (
+                QosApplier::new(),
+                Err(format!("the bandwidth task failed: {e}")),
+            ),
+        };
+        qos = back;
+        match result {
+            Ok(_) => last_error.clear(),
+            Err(e) => {
+                // Once per distinct failure, not every few seconds.
+                if e != last_error {
+                    tracing::warn!(error = %e, "NIC bandwidth limits not applied; retrying");
+                    last_error = e;
+                }
+                qos.forget();
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(TAP_CHECK) => {}
+            r = wanted.changed() => if r.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// The gateways this node holds: every network whose bridge has an address here (DHCP,
@@ -489,6 +549,8 @@ pub async fn run(
     };
     let mut rules = FirewallApplier::new();
     let mut gateway_rules = GatewayApplier::new();
+    let (shaped, wanted) = watch::channel(vec![]);
+    tokio::spawn(shape(wanted, stop.clone()));
     let mut after: Option<(i64, i64)> = None;
     let mut last: Option<NodeOverlay> = None;
     let mut last_apply = tokio::time::Instant::now();
@@ -500,6 +562,14 @@ pub async fn run(
         match polled {
             Ok(overlay) => {
                 after = Some((overlay.revision, overlay.groups_revision));
+                let nics = shaped_nics(&overlay);
+                shaped.send_if_modified(|old| {
+                    let changed = *old != nics;
+                    if changed {
+                        *old = nics;
+                    }
+                    changed
+                });
                 let changed = last.as_ref().is_none_or(|l| {
                     l.networks != overlay.networks || l.security_groups != overlay.security_groups
                 });
@@ -587,6 +657,7 @@ mod tests {
                 mac: "02:00:00:00:00:0a".into(),
                 ips: vec!["10.10.0.2".into()],
                 security_groups: vec![],
+                bandwidth_bps: None,
             }],
             peers: vec![
                 OverlayPeer {
@@ -597,6 +668,7 @@ mod tests {
                         mac: "02:00:00:00:00:0b".into(),
                         ips: vec!["10.10.0.3".into()],
                         security_groups: vec![],
+                        bandwidth_bps: None,
                     }],
                 },
                 // Misconfigured: our own VTEP. Never a flood target.
@@ -607,6 +679,36 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn limited_nics_are_shaped_and_their_taps_found_by_alias() {
+        let mut n = net();
+        n.local[0].bandwidth_bps = Some(200_000_000);
+        n.local.push(OverlayEndpoint {
+            vm: "c".into(),
+            mac: "02:00:00:00:00:0c".into(),
+            ips: vec!["10.10.0.4".into()],
+            security_groups: vec![],
+            bandwidth_bps: None,
+        });
+        // A peer's limit is its own node's business.
+        n.peers[0].endpoints[0].bandwidth_bps = Some(1_000_000);
+        let overlay = NodeOverlay {
+            revision: 1,
+            groups_revision: 0,
+            networks: vec![n],
+            security_groups: vec![],
+        };
+        let shaped = shaped_nics(&overlay);
+        assert_eq!(shaped.len(), 1);
+        assert_eq!(shaped[0].mac.to_string(), "02:00:00:00:00:0a");
+        assert_eq!(shaped[0].rate_bps, 200_000_000);
+        // The tap QEMU's launch makes names the NIC the way the limit looks for it.
+        assert_eq!(
+            novacron_qemu::tap::GUEST_ALIAS_PREFIX,
+            novacron_net::TAP_ALIAS_PREFIX
+        );
     }
 
     #[test]

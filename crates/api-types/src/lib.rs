@@ -31,7 +31,7 @@ use utoipa::ToSchema;
 
 pub use error::{ApiError, ErrorCode};
 pub use names::{NameError, validate_name};
-pub use size::{SizeError, format_size, parse_size};
+pub use size::{SizeError, format_bandwidth, format_size, parse_bandwidth, parse_size};
 pub use validate::Invalid;
 
 /// Every resource belongs to a project; this one always exists.
@@ -218,6 +218,10 @@ pub struct VmCreateRequest {
     /// (`--security-group web`); none leaves them unfiltered.
     #[serde(default)]
     pub security_groups: Vec<String>,
+    /// Limit each overlay NIC to this many bits per second in each direction
+    /// (`--bandwidth 200mbit`); absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_bps: Option<u64>,
     /// `key=value` labels to find the VM by (`vm list --selector`).
     #[serde(default)]
     pub labels: labels::Labels,
@@ -301,6 +305,10 @@ pub struct VmSetRequest {
     /// The new description (an empty string clears it).
     #[serde(default)]
     pub description: Option<String>,
+    /// The new limit of each overlay NIC, bits per second in each direction; 0 removes it.
+    /// Applies at once to a running VM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_bps: Option<u64>,
 }
 
 /// Answer of `POST /api/v1/vms/{name}/set`.
@@ -455,6 +463,9 @@ pub struct Vm {
     /// Security groups that filter the VM's overlay NICs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_groups: Vec<String>,
+    /// Each overlay NIC's limit in bits per second, in each direction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_bps: Option<u64>,
     #[serde(default)]
     pub labels: labels::Labels,
     #[serde(default, skip_serializing_if = "Option::is_none")]

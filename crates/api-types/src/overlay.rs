@@ -295,6 +295,10 @@ pub struct OverlayEndpoint {
     /// The VM's security groups (local endpoints only): none leaves the NIC unfiltered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_groups: Vec<String>,
+    /// The VM's limit in bits per second, each direction (local endpoints only): none is
+    /// no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_bps: Option<u64>,
 }
 
 /// A remote node of a network.

@@ -213,6 +213,14 @@ impl VmCreateRequest {
         }
         network(&self.network)?;
         overlay_nics(&self.nics)?;
+        if let Some(bps) = self.bandwidth_bps {
+            bandwidth(bps)?;
+            if self.nics.is_empty() {
+                return Err(Invalid::new(
+                    "--bandwidth limits the VM's NICs on NovaCron networks: add --network NET",
+                ));
+            }
+        }
         for key in &self.ssh_keys {
             ssh_key(key)?;
         }
@@ -233,6 +241,19 @@ impl VmCreateRequest {
         }
         Ok(())
     }
+}
+
+/// A NIC limit in bits per second within the range `--bandwidth` accepts.
+fn bandwidth(bps: u64) -> Result<(), Invalid> {
+    use crate::size::{MAX_BANDWIDTH_BPS, MIN_BANDWIDTH_BPS, format_bandwidth};
+    if (MIN_BANDWIDTH_BPS..=MAX_BANDWIDTH_BPS).contains(&bps) {
+        return Ok(());
+    }
+    Err(Invalid(format!(
+        "--bandwidth must be between {} and {}, got {bps} bit/s",
+        format_bandwidth(MIN_BANDWIDTH_BPS),
+        format_bandwidth(MAX_BANDWIDTH_BPS)
+    )))
 }
 
 /// Most overlay NICs one VM may have.
@@ -305,14 +326,18 @@ impl crate::VmSetRequest {
         if let Some(d) = &self.description {
             crate::labels::description(d)?;
         }
+        if let Some(bps) = self.bandwidth_bps.filter(|b| *b != 0) {
+            bandwidth(bps)?;
+        }
         if self.cpus.is_none()
             && self.memory_bytes.is_none()
             && self.labels.is_empty()
             && self.remove_labels.is_empty()
             && self.description.is_none()
+            && self.bandwidth_bps.is_none()
         {
             return Err(Invalid::new(
-                "nothing to change: give --cpus, --memory, --label, --remove-label or --description",
+                "nothing to change: give --cpus, --memory, --label, --remove-label, --description or --bandwidth",
             ));
         }
         Ok(())

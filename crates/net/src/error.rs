@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::firewall::{FwDirection, FwProtocol, MAX_SET_NAME_LEN};
 use crate::model::{MAX_MTU, MIN_MTU, MacAddr, Vni};
+use crate::qos::{MAX_RATE_BPS, MIN_RATE_BPS};
 
 /// A desired state rejected before touching the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,6 +108,14 @@ pub enum InvalidState {
         prefix: u8,
         network: Ipv4Addr,
     },
+    #[error("bandwidth limit for {mac}: not a unicast MAC address: give the NIC's own MAC")]
+    ShapedMacNotUnicast { mac: MacAddr },
+    #[error(
+        "bandwidth limit for {mac}: {rate_bps} bit/s is out of range: use {MIN_RATE_BPS}..={MAX_RATE_BPS} bit/s (64 kbit/s to 100 Gbit/s)"
+    )]
+    RateOutOfRange { mac: MacAddr, rate_bps: u64 },
+    #[error("bandwidth limit for {mac} is listed twice: give each NIC one rate")]
+    DuplicateShapedMac { mac: MacAddr },
 }
 
 /// One kernel operation that failed; the reconciler carries on with the others
@@ -168,6 +177,26 @@ pub enum NetError {
         "{path} does not exist: the kernel lacks br_netfilter, so bridged traffic would bypass the firewall: load it (modprobe br_netfilter) or build it in (CONFIG_BRIDGE_NETFILTER)"
     )]
     BrNetfilterMissing { path: String },
+    #[error("cannot read the VM taps and their qdiscs: {0}")]
+    ObserveTaps(KernelError),
+    #[error(
+        "tc is not installed (not on PATH, /usr/sbin or /sbin): install the iproute2 package (Debian: apt-get install iproute2)"
+    )]
+    TcMissing,
+    #[error("cannot run tc: {0}")]
+    TcRun(#[source] std::io::Error),
+    #[error(
+        "tc refused {failed} of {total} tap bandwidth changes (the next apply retries them): {detail}"
+    )]
+    TcFailed {
+        failed: usize,
+        total: usize,
+        detail: String,
+    },
+    #[error(
+        "tc did not finish within {timeout:?} and was killed: the next apply shapes those taps again"
+    )]
+    TcTimeout { timeout: Duration },
     #[error("cannot set {path} to 1 (bridged traffic must pass the firewall): {source}")]
     Sysctl {
         path: String,

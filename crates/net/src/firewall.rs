@@ -539,30 +539,49 @@ impl FirewallApplier {
         &self,
         f: impl FnOnce() -> Result<T, NetError> + Send,
     ) -> Result<T, NetError> {
-        let Some(path) = &self.netns else {
-            return f();
-        };
-        let ns_err = |source| NetError::Namespace {
-            path: path.display().to_string(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(ns_err)?;
-        std::thread::scope(|scope| {
-            scope
-                .spawn(move || {
+        match &self.netns {
+            None => f(),
+            Some(path) => on_thread_in(Some(path), f),
+        }
+    }
+}
+
+/// Runs `f` on a short-lived thread that entered the network namespace at `netns`
+/// (stays in the caller's when None): processes it spawns and netlink sockets it
+/// opens belong to that namespace, and the caller's thread is untouched.
+pub(crate) fn on_thread_in<T: Send>(
+    netns: Option<&Path>,
+    f: impl FnOnce() -> Result<T, NetError> + Send,
+) -> Result<T, NetError> {
+    let file = match netns {
+        None => None,
+        Some(path) => Some(
+            std::fs::File::open(path).map_err(|source| NetError::Namespace {
+                path: path.display().to_string(),
+                source,
+            })?,
+        ),
+    };
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                if let (Some(file), Some(path)) = (file, netns) {
                     // SAFETY: setns on a descriptor we own, for this thread only
                     // (CLONE_NEWNET affects the calling thread); processes it
                     // spawns start in the namespace, and the thread ends with f.
                     let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
                     if rc != 0 {
-                        return Err(ns_err(std::io::Error::last_os_error()));
+                        return Err(NetError::Namespace {
+                            path: path.display().to_string(),
+                            source: std::io::Error::last_os_error(),
+                        });
                     }
-                    f()
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-    }
+                }
+                f()
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Deletes our table from the caller's network namespace, if it is there.
@@ -608,36 +627,73 @@ pub(crate) fn sysctl_on(path: &str) -> Result<Option<String>, NetError> {
     Ok(Some(current.trim().to_string()))
 }
 
-/// Where `nft` is: on PATH, else in the sbin directories a service's PATH may lack.
-fn nft_program() -> Option<PathBuf> {
+/// Where the program `name` (`nft`, `tc`) is: on PATH, else in the sbin directories a
+/// service's PATH may lack.
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("nft"))
+        .map(|dir| dir.join(name))
         .find(|p| p.is_file())
 }
 
 /// `nft -f -` with `script` on stdin, killed after [`NFT_TIMEOUT`].
 pub(crate) fn run_nft(script: &str) -> Result<(), NetError> {
-    let program = nft_program().ok_or(NetError::NftMissing)?;
-    let mut child = Command::new(&program)
-        .args(["-f", "-"])
+    let program = find_program("nft").ok_or(NetError::NftMissing)?;
+    match run_bounded(&program, &["-f", "-"], script, NFT_TIMEOUT) {
+        Ok(exited) if exited.status.success() => Ok(()),
+        Ok(exited) => Err(NetError::NftFailed {
+            status: exited.status.to_string(),
+            stderr: exited.stderr,
+        }),
+        Err(RunFailure::Spawn(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(NetError::NftMissing)
+        }
+        Err(RunFailure::Spawn(e) | RunFailure::Wait(e)) => Err(NetError::NftRun(e)),
+        Err(RunFailure::TimedOut) => Err(NetError::NftTimeout {
+            timeout: NFT_TIMEOUT,
+        }),
+    }
+}
+
+/// A helper program (`nft`, `tc`) that exited.
+pub(crate) struct Exited {
+    pub(crate) status: std::process::ExitStatus,
+    /// Trimmed, at most [`MAX_STDERR`] bytes.
+    pub(crate) stderr: String,
+}
+
+/// Why a helper program has no exit status.
+pub(crate) enum RunFailure {
+    Spawn(std::io::Error),
+    Wait(std::io::Error),
+    /// Killed after the timeout.
+    TimedOut,
+}
+
+/// Runs `program ARGS` with `input` on stdin and stdout discarded, killed after
+/// `timeout`.
+pub(crate) fn run_bounded(
+    program: &Path,
+    args: &[&str],
+    input: &str,
+    timeout: Duration,
+) -> Result<Exited, RunFailure> {
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => NetError::NftMissing,
-            _ => NetError::NftRun(e),
-        })?;
+        .map_err(RunFailure::Spawn)?;
     let stdin = child.stdin.take();
     let stderr = child.stderr.take();
     std::thread::scope(|scope| {
-        // Separate threads so neither pipe can fill up and stall nft.
+        // Separate threads so neither pipe can fill up and stall the program.
         scope.spawn(move || {
             if let Some(mut stdin) = stdin {
-                // A write error means nft exited early: its status says why.
-                let _ = stdin.write_all(script.as_bytes());
+                // A write error means the program exited early: its status says why.
+                let _ = stdin.write_all(input.as_bytes());
             }
         });
         let reader = scope.spawn(move || {
@@ -647,12 +703,11 @@ pub(crate) fn run_nft(script: &str) -> Result<(), NetError> {
             }
             buf
         });
-        let status = wait_bounded(&mut child, NFT_TIMEOUT);
+        let status = wait_bounded(&mut child, timeout);
         let stderr = reader.join().unwrap_or_default();
-        let status = status?;
-        if status.success() {
-            return Ok(());
-        }
+        let status = status
+            .map_err(RunFailure::Wait)?
+            .ok_or(RunFailure::TimedOut)?;
         let mut stderr = String::from_utf8_lossy(&stderr).trim().to_string();
         if stderr.len() > MAX_STDERR {
             let mut end = MAX_STDERR;
@@ -662,37 +717,34 @@ pub(crate) fn run_nft(script: &str) -> Result<(), NetError> {
             stderr.truncate(end);
             stderr.push_str(" ...");
         }
-        Err(NetError::NftFailed {
-            status: status.to_string(),
-            stderr,
-        })
+        Ok(Exited { status, stderr })
     })
 }
 
-/// Waits for `child` at most `timeout`, then kills it.
+/// Waits for `child` at most `timeout`, then kills it: None when it was killed.
 fn wait_bounded(
     child: &mut std::process::Child,
     timeout: Duration,
-) -> Result<std::process::ExitStatus, NetError> {
+) -> std::io::Result<Option<std::process::ExitStatus>> {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
+            Ok(Some(status)) => return Ok(Some(status)),
             Ok(None) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Ok(None) => {
                 let _ = child.kill();
-                // Reaped if it dies promptly; a SIGKILLed nft does.
+                // Reaped if it dies promptly; a SIGKILLed program does.
                 let reap_deadline = Instant::now() + Duration::from_secs(1);
                 while matches!(child.try_wait(), Ok(None)) && Instant::now() < reap_deadline {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                return Err(NetError::NftTimeout { timeout });
+                return Ok(None);
             }
             Err(e) => {
                 let _ = child.kill();
-                return Err(NetError::NftRun(e));
+                return Err(e);
             }
         }
     }

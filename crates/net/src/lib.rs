@@ -6,8 +6,10 @@
 //! bridge. Everything is reconciled from a [`DesiredNode`] over netlink.
 //!
 //! The pieces: [`model`] (the desired state and its validation), [`plan`] (a
-//! pure diff from observed to desired), [`Reconciler`] (netlink I/O), and
-//! [`firewall`] (security groups as one nftables table, [`FirewallApplier`]).
+//! pure diff from observed to desired), [`Reconciler`] (netlink I/O),
+//! [`firewall`] (security groups as one nftables table, [`FirewallApplier`]), [`gateway`]
+//! (a network's gateway and NAT, [`GatewayApplier`]) and [`qos`] (per-NIC bandwidth
+//! limits: a tbf on the VM's tap and an nftables policer, [`QosApplier`]).
 
 pub mod error;
 pub mod firewall;
@@ -15,6 +17,7 @@ pub mod gateway;
 mod kernel;
 pub mod model;
 pub mod plan;
+pub mod qos;
 
 pub use error::{InvalidState, KernelError, NetError};
 pub use firewall::{
@@ -28,3 +31,4 @@ pub use model::{
     Vni,
 };
 pub use plan::{Action, FdbEntry, LinkKind, Observed, ObservedLink};
+pub use qos::{QosApplier, ShapedNic, TAP_ALIAS_PREFIX, tap_alias};

@@ -226,9 +226,10 @@ pub enum VmCommand {
         after_help = "Examples:\n  novacron vm clone web1 web2\n  novacron vm clone web1 web3 --linked"
     )]
     Clone(crate::disks::CloneArgs),
-    /// Change a VM: labels and description at once; CPUs and memory when it next starts.
+    /// Change a VM: labels, description and bandwidth at once; CPUs and memory when it next
+    /// starts.
     #[command(
-        after_help = "Example:\n  novacron vm set web1 --cpus 2 --memory 1G --label role=web --remove-label old"
+        after_help = "Examples:\n  novacron vm set web1 --cpus 2 --memory 1G --label role=web --remove-label old\n  novacron vm set web1 --bandwidth 100mbit\n  novacron vm set web1 --bandwidth none"
     )]
     Set(VmSetArgs),
     /// Show one VM.
@@ -349,6 +350,18 @@ pub struct VmSetArgs {
     /// A new description ("" clears it).
     #[arg(long)]
     pub description: Option<String>,
+    /// Limit each of the VM's NICs on networks to this rate in each direction, e.g.
+    /// 100mbit or 1gbit (at once, running or not); `none` removes the limit.
+    #[arg(long, value_name = "RATE|none", value_parser = parse_bandwidth_or_none)]
+    pub bandwidth: Option<u64>,
+}
+
+/// A `--bandwidth` rate in bits per second; `none` is 0 (no limit).
+fn parse_bandwidth_or_none(s: &str) -> Result<u64, String> {
+    if s.trim() == "none" {
+        return Ok(0);
+    }
+    novacron_api_types::parse_bandwidth(s)
 }
 
 fn parse_label_arg(s: &str) -> Result<(String, String), String> {
@@ -423,6 +436,10 @@ pub struct VmCreateArgs {
     /// A security group (of the VM's project) that filters its overlay NICs. Repeatable.
     #[arg(long = "security-group", value_name = "GROUP")]
     pub security_groups: Vec<String>,
+    /// Limit each NIC on a network to this rate in each direction, e.g. 200mbit or 1gbit
+    /// (`vm set --bandwidth` changes it).
+    #[arg(long, value_name = "RATE", requires = "network", value_parser = novacron_api_types::parse_bandwidth)]
+    pub bandwidth: Option<u64>,
     /// An SSH public key file for cloud-init (cloud images). Repeatable.
     #[arg(long = "ssh-key", value_name = "FILE")]
     pub ssh_keys: Vec<PathBuf>,
@@ -810,6 +827,15 @@ fn print_vm(out: Format, vm: &Vm) -> anyhow::Result<()> {
         if !vm.security_groups.is_empty() {
             p.push(("security groups", vm.security_groups.join(", ")));
         }
+        if let Some(bps) = vm.bandwidth_bps {
+            p.push((
+                "bandwidth",
+                format!(
+                    "{} each way, per NIC on a network",
+                    novacron_api_types::format_bandwidth(bps)
+                ),
+            ));
+        }
         for i in &vm.guest_interfaces {
             p.push((
                 "guest nic",
@@ -957,6 +983,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                         })
                         .collect(),
                     security_groups: a.security_groups.clone(),
+                    bandwidth_bps: a.bandwidth,
                     labels: a.labels.iter().cloned().collect(),
                     description: a.description.clone(),
                     user_data,
@@ -1016,6 +1043,7 @@ async fn vm(cmd: VmCommand, out: Format) -> anyhow::Result<()> {
                         labels: a.labels.iter().cloned().collect(),
                         remove_labels: a.remove_labels.clone(),
                         description: a.description.clone(),
+                        bandwidth_bps: a.bandwidth,
                     },
                 )
                 .await?;

@@ -445,6 +445,7 @@ async fn demo(client: &Client, accel: AccelChoice, out: Format) -> anyhow::Resul
                         ha_priority: 0,
                         nics: vec![],
                         security_groups: vec![],
+                        bandwidth_bps: None,
                         labels: Default::default(),
                         description: None,
                         user_data: None,

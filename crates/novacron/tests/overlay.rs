@@ -685,6 +685,19 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         lab.console("a3")
     );
 
+    // A bandwidth limit on the running a3 shapes its tap on n2 (node index 1) at once.
+    let e = lab.fails(&["vm", "set", "a3", "--bandwidth", "20M"]);
+    assert!(e.contains("e.g. 200mbit"), "{e}");
+    let set = lab.json(&["vm", "set", "a3", "--bandwidth", "20mbit"]);
+    assert_eq!(set["vm"]["bandwidth_bps"], 20_000_000, "{set}");
+    assert!(lab.ok(&["vm", "show", "a3"]).contains("20mbit each way"));
+    wait_qdisc(&lab, 1, &mac3, "tbf at 20Mbit", |q| {
+        q.contains("tbf") && q.contains("rate 20Mbit")
+    });
+    wait_ruleset(&lab, 1, "a3's upload policer", |r| {
+        r.contains("table bridge novacron_qos") && r.contains(&mac3)
+    });
+
     // Live migration keeps the network: a3 moves to n1 with its MAC and address, and the
     // guests on both nodes reach it there over the overlay.
     lab.ok(&["vm", "migrate", "a3", "--to", "n1"]);
@@ -724,6 +737,14 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         "{}",
         lab.console("a2")
     );
+    // Its limit moved with it: n1 shapes the new tap, n2 holds no policer for it.
+    wait_qdisc(&lab, 0, &mac3, "tbf at 20Mbit", |q| {
+        q.contains("tbf") && q.contains("rate 20Mbit")
+    });
+    wait_ruleset(&lab, 1, "no policer for a3", |r| !r.contains(&mac3));
+    lab.ok(&["vm", "set", "a3", "--bandwidth", "none"]);
+    wait_qdisc(&lab, 0, &mac3, "no tbf", |q| !q.contains("tbf"));
+    wait_ruleset(&lab, 0, "no policer table", |r| !r.contains("novacron_qos"));
     // Its default route, the same gateway address and MAC, now leads out through n1.
     assert_eq!(
         lab.guest_rc("a3", "a3nat", "ping -c 2 -W 3 198.18.1.1", BOOT),
@@ -927,6 +948,47 @@ fn node_ruleset(lab: &Lab, i: usize) -> String {
         .output()
         .expect("nft");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `tc qdisc show` of the tap that carries the guest NIC with MAC `mac` on node `i` (found
+/// by its alias); None while there is no such tap.
+fn tap_qdisc(lab: &Lab, i: usize, mac: &str) -> Option<String> {
+    let ns = &lab._ns[i].name;
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ip", "-j", "link", "show"])
+        .output()
+        .expect("ip link");
+    let links: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let alias = format!("nc-guest={mac}");
+    let tap = links
+        .as_array()?
+        .iter()
+        .find(|l| l["ifalias"] == alias.as_str())?["ifname"]
+        .as_str()?
+        .to_string();
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "tc", "qdisc", "show", "dev", &tap])
+        .output()
+        .expect("tc");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Waits until the qdisc of `mac`'s tap on node `i` satisfies `ok`.
+fn wait_qdisc(lab: &Lab, i: usize, mac: &str, what: &str, ok: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let q = tap_qdisc(lab, i, mac);
+        if q.as_deref().is_some_and(&ok) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node n{}: {what} not on the tap of {mac} within 20 s: {q:?}{}",
+            i + 1,
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Waits until node `i`'s ruleset satisfies `ok`.

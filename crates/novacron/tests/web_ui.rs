@@ -795,6 +795,19 @@ fn networks_projects_audit_and_backups_pages() {
         .filter(|l| l.starts_with("SEVERE") && !l.contains("Failed to load resource"))
         .collect();
     assert!(errors.is_empty(), "script errors in the page: {errors:#?}");
+
+    // The test leaves nothing in the host's namespace: without holder, the agent takes
+    // used-net's bridge, VXLAN device, dnsmasq and gateway table down.
+    c.ok(&["vm", "delete", "holder", "--force"]);
+    let vxlan = PathBuf::from(format!("/sys/class/net/ncvx{vni}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (bridge.exists() || vxlan.exists()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !bridge.exists() && !vxlan.exists(),
+        "used-net's devices outlived its last VM"
+    );
 }
 
 /// Sets the browser window's size.

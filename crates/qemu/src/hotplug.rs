@@ -208,7 +208,7 @@ pub async fn attach_nic(qmp: &Qmp, nic: &PluggedNic) -> Result<(), QemuError> {
                 .await
         }
         Some(bridge) => {
-            let tap = crate::tap::Tap::on_bridge(bridge)?;
+            let tap = crate::tap::Tap::on_bridge(bridge, &nic.mac)?;
             qmp.execute_with_fd("getfd", Some(json!({"fdname": netdev})), tap.as_fd())
                 .await?;
             let added = qmp

@@ -264,11 +264,15 @@ pub async fn launch(spec: &VmSpec, run_dir: &RunDir) -> Result<RunningVm, QemuEr
         .nics
         .iter()
         .filter_map(|nic| match nic {
-            crate::NicSpec::Bridge { bridge, .. } => Some(bridge),
+            crate::NicSpec::Bridge { bridge, mac } => Some((bridge, mac)),
             crate::NicSpec::User { .. } => None,
         })
-        .chain(spec.plugged_nics.iter().filter_map(|n| n.bridge.as_ref()))
-        .map(|bridge| crate::tap::Tap::on_bridge(bridge))
+        .chain(
+            spec.plugged_nics
+                .iter()
+                .filter_map(|n| n.bridge.as_ref().map(|b| (b, &n.mac))),
+        )
+        .map(|(bridge, mac)| crate::tap::Tap::on_bridge(bridge, mac))
         .collect::<Result<Vec<_>, _>>()?;
     let tap_fds: Vec<RawFd> = taps.iter().map(crate::tap::Tap::raw_fd).collect();
     if !taps.is_empty() {

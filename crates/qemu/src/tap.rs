@@ -7,12 +7,19 @@
 //! up and passes the descriptor (`-netdev tap,fd=N`). The tap is not persistent: it goes away
 //! with the last descriptor, that is when QEMU ends, so nothing is left to clean up.
 //!
-//! Only ioctls on `/dev/net/tun` and a local datagram socket; no `ip` command, no netlink.
+//! Only ioctls on `/dev/net/tun` and a local datagram socket, and one sysfs write: the tap's
+//! alias names the guest NIC's MAC ([`GUEST_ALIAS_PREFIX`]), so the node's network side
+//! can tell which tap carries which NIC (a NIC's bandwidth limit is a qdisc on its tap);
+//! no `ip` command, no netlink.
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::QemuError;
+
+/// A tap's alias (`ip link` shows it): this and the guest NIC's MAC, lowercase, e.g.
+/// `nc-guest=02:aa:bb:cc:dd:ee`. `novacron_net::TAP_ALIAS_PREFIX` reads the same.
+pub const GUEST_ALIAS_PREFIX: &str = "nc-guest=";
 
 /// Name template: the kernel replaces `%d` with the first free number.
 const NAME_TEMPLATE: &[u8] = b"nctap%d";
@@ -30,11 +37,23 @@ pub struct Tap {
 }
 
 impl Tap {
-    /// Creates a tap, attaches it to `bridge` and sets it up.
-    pub fn on_bridge(bridge: &str) -> Result<Tap, QemuError> {
+    /// Creates a tap for the guest NIC with MAC `guest_mac`, attaches it to `bridge` and
+    /// sets it up.
+    pub fn on_bridge(bridge: &str, guest_mac: &str) -> Result<Tap, QemuError> {
         let tap = Tap::create()?;
         tap.attach(bridge)?;
+        tap.set_alias(guest_mac);
         Ok(tap)
+    }
+
+    /// Writes [`GUEST_ALIAS_PREFIX`] and `guest_mac` into the tap's alias. Without it the NIC
+    /// still works, only unshaped, so a failure is logged, not returned.
+    fn set_alias(&self, guest_mac: &str) {
+        let path = format!("/sys/class/net/{}/ifalias", self.name);
+        let alias = format!("{GUEST_ALIAS_PREFIX}{}", guest_mac.to_ascii_lowercase());
+        if let Err(e) = std::fs::write(&path, &alias) {
+            tracing::warn!(tap = %self.name, %alias, error = %e, "cannot set the tap's alias: a bandwidth limit will not find it");
+        }
     }
 
     /// The kernel's name for the device (`nctapN`).
@@ -296,12 +315,15 @@ mod tests {
             assert!(made, "a veth pair");
             ip(&["link", "set", &uplink, "master", &bridge]);
             assert_eq!(mac_of(&bridge), "fa:ff:ff:ff:ff:ff");
-            let tap = Tap::on_bridge(&bridge).unwrap();
+            let tap = Tap::on_bridge(&bridge, "02:AA:00:00:00:01").unwrap();
             assert!(
                 mac_of(tap.name()).starts_with("fe:"),
                 "{}",
                 mac_of(tap.name())
             );
+            let alias = std::fs::read_to_string(format!("/sys/class/net/{}/ifalias", tap.name()))
+                .unwrap_or_default();
+            assert_eq!(alias.trim(), "nc-guest=02:aa:00:00:00:01");
             assert_eq!(
                 mac_of(&bridge),
                 "fa:ff:ff:ff:ff:ff",
@@ -327,7 +349,9 @@ mod tests {
             println!("needs root and /dev/net/tun; skipped");
             return;
         }
-        let err = Tap::on_bridge("ncnobridge0").unwrap_err().to_string();
+        let err = Tap::on_bridge("ncnobridge0", "02:00:00:00:00:01")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no bridge named ncnobridge0"), "{err}");
     }
 }

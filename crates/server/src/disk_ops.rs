@@ -610,6 +610,8 @@ pub fn clone_request(src: &VmRecord, name: &str) -> VmCreateRequest {
         ha_priority: src.ha_priority,
         nics: fresh_nics(&src.nics),
         security_groups: src.security_groups.clone(),
+        // Only NICs it is created with (added NICs are not cloned).
+        bandwidth_bps: src.bandwidth_bps.filter(|_| !src.nics.is_empty()),
         labels: src.labels.clone(),
         description: src.description.clone(),
         user_data: src.user_data.clone(),
@@ -654,6 +656,7 @@ pub fn restore_request(
         nics: fresh_nics(&spec.nics),
         // Not part of the backup (like labels): the copy starts unfiltered.
         security_groups: vec![],
+        bandwidth_bps: None,
         labels: Default::default(),
         description: None,
         // Part of the VM's definition; a new uuid makes cloud-init apply it to the copy.

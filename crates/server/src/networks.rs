@@ -387,6 +387,7 @@ pub fn node_overlay(
         mac: nic.mac.clone(),
         ips: nic.ips.clone(),
         security_groups: vec![],
+        bandwidth_bps: None,
     };
     let mut out = vec![];
     for net in networks {
@@ -406,6 +407,7 @@ pub fn node_overlay(
             .filter_map(|vm| {
                 nic_of(vm).map(|n| OverlayEndpoint {
                     security_groups: vm.security_groups.clone(),
+                    bandwidth_bps: vm.bandwidth_bps,
                     ..endpoint(vm, &n)
                 })
             })
@@ -552,9 +554,13 @@ mod tests {
             vni: FIRST_VNI + 1,
             ..stored("db", "default", "10.20.0.0/24")
         };
+        let limited = |mut vm: std::sync::Arc<VmRecord>| {
+            std::sync::Arc::make_mut(&mut vm).bandwidth_bps = Some(50_000_000);
+            vm
+        };
         let vms = vec![
             vm_on("a1", "n1", "app", "02:00:00:00:00:01", "10.10.0.2"),
-            vm_on("a2", "n2", "app", "02:00:00:00:00:02", "10.10.0.3"),
+            limited(vm_on("a2", "n2", "app", "02:00:00:00:00:02", "10.10.0.3")),
             vm_on("a3", "n3", "app", "02:00:00:00:00:03", "10.10.0.4"),
             vm_on("d1", "n2", "db", "02:00:00:00:00:04", "10.20.0.2"),
         ];
@@ -573,9 +579,13 @@ mod tests {
         assert_eq!(view[0].peers.len(), 1);
         assert_eq!(view[0].peers[0].vtep, "198.18.0.2");
         assert_eq!(view[0].peers[0].endpoints[0].mac, "02:00:00:00:00:02");
+        // A limit is the local node's business only.
+        assert_eq!(view[0].peers[0].endpoints[0].bandwidth_bps, None);
+        assert_eq!(view[0].local[0].bandwidth_bps, None);
         // n2 has both networks; on db it has no peer.
         let view = node_overlay("n2", &vms, &[app, db], &vteps);
         assert_eq!(view.len(), 2);
+        assert_eq!(view[0].local[0].bandwidth_bps, Some(50_000_000));
         assert!(view[1].peers.is_empty());
         // A node with no VM has nothing.
         assert!(node_overlay("n9", &vms, &[], &vteps).is_empty());

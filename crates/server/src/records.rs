@@ -203,6 +203,9 @@ pub struct VmRecord {
     /// Security groups (of the VM's project) that filter its overlay NICs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_groups: Vec<String>,
+    /// Each overlay NIC's limit, bits per second in each direction (`--bandwidth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_bps: Option<u64>,
     /// A disk or NIC its agent is adding or removing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_plug: Option<crate::disk_ops::DiskPlug>,
@@ -524,6 +527,7 @@ pub fn example_vm(power: PowerState) -> VmRecord {
         added_nics: vec![],
         nics_changed_at: None,
         security_groups: vec![],
+        bandwidth_bps: None,
         disk_plug: None,
         firmware: Default::default(),
         secure_boot: false,

@@ -567,6 +567,7 @@ mod tests {
                 mac: "02:00:00:00:00:01".into(),
                 ips: vec!["10.0.0.2".into()],
                 security_groups: groups.iter().map(|g| g.to_string()).collect(),
+                bandwidth_bps: None,
             }],
             peers: vec![],
         };

@@ -7,7 +7,8 @@
 //! `pending` and applied by the lifecycle when the VM next starts from stopped or crashed
 //! (or is restarted by HA), so the running process, and the destination a live migration
 //! prepares from the record, keep matching what runs. On a stopped VM they apply at once.
-//! Neither is a new generation: the agent reads CPUs and memory when it starts QEMU.
+//! Neither is a new generation: the agent reads CPUs and memory when it starts QEMU. A NIC
+//! bandwidth limit is control-plane data too: the VM's agent follows it on the running taps.
 
 use novacron_api_types::{ApiError, PowerState, VmSetRequest, VmState, format_size};
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,10 @@ pub enum SetRefusal {
         format_size(novacron_api_types::validate::MIN_UEFI_MEMORY_BYTES)
     )]
     UefiMemoryTooSmall { vm: String, asked: u64 },
+    #[error(
+        "--bandwidth limits NICs on NovaCron networks and VM {vm} has none: add one with `novacron vm nic add {vm} --network NET`"
+    )]
+    NoOverlayNic { vm: String },
     #[error("--cpus {asked} is more than node {node} has ({cpus})")]
     CpusTooMany {
         vm: String,
@@ -126,7 +131,16 @@ pub fn apply_set(
             asked: m,
         });
     }
+    if req.bandwidth_bps.is_some_and(|b| b != 0) && rec.overlay_nics().is_empty() {
+        return Err(SetRefusal::NoOverlayNic {
+            vm: rec.name.clone(),
+        });
+    }
     let mut next = rec.clone();
+    // The NICs' agents shape them as soon as the record changes, running or not.
+    if let Some(b) = req.bandwidth_bps {
+        next.bandwidth_bps = (b != 0).then_some(b);
+    }
     for k in &req.remove_labels {
         next.labels.remove(k);
     }
@@ -286,5 +300,31 @@ mod tests {
         req.labels.insert("a".into(), "b".into());
         let e = apply_set(&moving, VmState::Running, &req, &room()).unwrap_err();
         assert!(e.to_string().contains("migrating (mig-7)"), "{e}");
+    }
+
+    #[test]
+    fn a_bandwidth_limit_changes_at_once_and_needs_an_overlay_nic() {
+        let limit = |bps| VmSetRequest {
+            bandwidth_bps: Some(bps),
+            ..VmSetRequest::default()
+        };
+        let rec = vm(PowerState::Running);
+        let e = apply_set(&rec, VmState::Running, &limit(100_000_000), &room()).unwrap_err();
+        assert!(e.to_string().contains("vm nic add"), "{e}");
+        let mut on_net = rec.clone();
+        on_net.nics.push(novacron_api_types::overlay::Nic {
+            network: "app".into(),
+            vni: 1000,
+            mac: "02:00:00:00:00:07".into(),
+            ips: vec!["10.0.0.7".into()],
+        });
+        let (next, later) =
+            apply_set(&on_net, VmState::Running, &limit(100_000_000), &room()).unwrap();
+        assert_eq!(next.bandwidth_bps, Some(100_000_000));
+        assert!(later.is_empty(), "{later:?}");
+        let (cleared, _) = apply_set(&next, VmState::Running, &limit(0), &room()).unwrap();
+        assert_eq!(cleared.bandwidth_bps, None);
+        // Removing a limit needs no NIC (nothing to shape).
+        assert!(apply_set(&rec, VmState::Running, &limit(0), &room()).is_ok());
     }
 }

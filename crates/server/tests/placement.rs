@@ -203,6 +203,7 @@ fn vm_request(name: &str, node: Option<&str>, memory: u64, ha: bool) -> VmCreate
         ha_priority: 0,
         nics: vec![],
         security_groups: vec![],
+        bandwidth_bps: None,
         labels: Default::default(),
         description: None,
         user_data: None,

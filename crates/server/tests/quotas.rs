@@ -162,6 +162,7 @@ fn vm(name: &str) -> VmCreateRequest {
         ha_priority: 0,
         nics: vec![],
         security_groups: vec![],
+        bandwidth_bps: None,
         labels: Default::default(),
         description: None,
         user_data: None,

@@ -582,6 +582,7 @@ async fn load(
                     ha_priority: 0,
                     nics: vec![],
                     security_groups: vec![],
+                    bandwidth_bps: None,
                     labels: Default::default(),
                     description: None,
                     user_data: None,

@@ -28,6 +28,9 @@ class OverlayEndpoint:
             ips (list[str]):
             mac (str):
             vm (str):
+            bandwidth_bps (int | None | Unset): The VM's limit in bits per second, each direction (local endpoints only):
+                none is
+                no limit.
             security_groups (list[str] | Unset): The VM's security groups (local endpoints only): none leaves the NIC
                 unfiltered.
      """
@@ -35,6 +38,7 @@ class OverlayEndpoint:
     ips: list[str]
     mac: str
     vm: str
+    bandwidth_bps: int | None | Unset = UNSET
     security_groups: list[str] | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -51,6 +55,12 @@ class OverlayEndpoint:
 
         vm = self.vm
 
+        bandwidth_bps: int | None | Unset
+        if isinstance(self.bandwidth_bps, Unset):
+            bandwidth_bps = UNSET
+        else:
+            bandwidth_bps = self.bandwidth_bps
+
         security_groups: list[str] | Unset = UNSET
         if not isinstance(self.security_groups, Unset):
             security_groups = self.security_groups
@@ -65,6 +75,8 @@ class OverlayEndpoint:
             "mac": mac,
             "vm": vm,
         })
+        if bandwidth_bps is not UNSET:
+            field_dict["bandwidth_bps"] = bandwidth_bps
         if security_groups is not UNSET:
             field_dict["security_groups"] = security_groups
 
@@ -82,6 +94,16 @@ class OverlayEndpoint:
 
         vm = d.pop("vm")
 
+        def _parse_bandwidth_bps(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        bandwidth_bps = _parse_bandwidth_bps(d.pop("bandwidth_bps", UNSET))
+
+
         security_groups = cast(list[str], d.pop("security_groups", UNSET))
 
 
@@ -89,6 +111,7 @@ class OverlayEndpoint:
             ips=ips,
             mac=mac,
             vm=vm,
+            bandwidth_bps=bandwidth_bps,
             security_groups=security_groups,
         )
 

@@ -53,6 +53,7 @@ class Vm:
             uuid (str):
             accel_in_use (None | str | Unset): The accelerator the running QEMU actually uses.
             added_nics (list[AddedNic] | Unset): NICs added with `vm nic add`, each in a hot-plug port.
+            bandwidth_bps (int | None | Unset): Each overlay NIC's limit in bits per second, in each direction.
             data_disks (list[DataDisk] | Unset): Disks added by `vm disk add` (`disk1`, ...), besides the boot disk `disk0`.
             description (None | str | Unset):
             disk_bytes (int | None | Unset):
@@ -100,6 +101,7 @@ class Vm:
     uuid: str
     accel_in_use: None | str | Unset = UNSET
     added_nics: list[AddedNic] | Unset = UNSET
+    bandwidth_bps: int | None | Unset = UNSET
     data_disks: list[DataDisk] | Unset = UNSET
     description: None | str | Unset = UNSET
     disk_bytes: int | None | Unset = UNSET
@@ -185,6 +187,12 @@ class Vm:
                 added_nics.append(added_nics_item)
 
 
+
+        bandwidth_bps: int | None | Unset
+        if isinstance(self.bandwidth_bps, Unset):
+            bandwidth_bps = UNSET
+        else:
+            bandwidth_bps = self.bandwidth_bps
 
         data_disks: list[dict[str, Any]] | Unset = UNSET
         if not isinstance(self.data_disks, Unset):
@@ -328,6 +336,8 @@ class Vm:
             field_dict["accel_in_use"] = accel_in_use
         if added_nics is not UNSET:
             field_dict["added_nics"] = added_nics
+        if bandwidth_bps is not UNSET:
+            field_dict["bandwidth_bps"] = bandwidth_bps
         if data_disks is not UNSET:
             field_dict["data_disks"] = data_disks
         if description is not UNSET:
@@ -476,6 +486,16 @@ class Vm:
 
 
                 added_nics.append(added_nics_item)
+
+
+        def _parse_bandwidth_bps(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        bandwidth_bps = _parse_bandwidth_bps(d.pop("bandwidth_bps", UNSET))
 
 
         _data_disks = d.pop("data_disks", UNSET)
@@ -670,6 +690,7 @@ class Vm:
             uuid=uuid,
             accel_in_use=accel_in_use,
             added_nics=added_nics,
+            bandwidth_bps=bandwidth_bps,
             data_disks=data_disks,
             description=description,
             disk_bytes=disk_bytes,

@@ -39,6 +39,8 @@ class VmCreateRequest:
             memory_bytes (int):
             name (str):
             accel (AccelChoice | Unset): Which accelerator to use; `auto` picks KVM only where it really works.
+            bandwidth_bps (int | None | Unset): Limit each overlay NIC to this many bits per second in each direction
+                (`--bandwidth 200mbit`); absent: no limit.
             description (None | str | Unset): Free text shown by `vm show`.
             disk_bytes (int | None | Unset): Size of the VM's disk; defaults to the image's size for disk images, none for
                 kernel images.
@@ -77,6 +79,7 @@ class VmCreateRequest:
     memory_bytes: int
     name: str
     accel: AccelChoice | Unset = UNSET
+    bandwidth_bps: int | None | Unset = UNSET
     description: None | str | Unset = UNSET
     disk_bytes: int | None | Unset = UNSET
     firmware: Firmware | None | Unset = UNSET
@@ -119,6 +122,12 @@ class VmCreateRequest:
         if not isinstance(self.accel, Unset):
             accel = self.accel.value
 
+
+        bandwidth_bps: int | None | Unset
+        if isinstance(self.bandwidth_bps, Unset):
+            bandwidth_bps = UNSET
+        else:
+            bandwidth_bps = self.bandwidth_bps
 
         description: None | str | Unset
         if isinstance(self.description, Unset):
@@ -232,6 +241,8 @@ class VmCreateRequest:
         })
         if accel is not UNSET:
             field_dict["accel"] = accel
+        if bandwidth_bps is not UNSET:
+            field_dict["bandwidth_bps"] = bandwidth_bps
         if description is not UNSET:
             field_dict["description"] = description
         if disk_bytes is not UNSET:
@@ -299,6 +310,16 @@ class VmCreateRequest:
             accel = AccelChoice(_accel)
 
 
+
+
+        def _parse_bandwidth_bps(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        bandwidth_bps = _parse_bandwidth_bps(d.pop("bandwidth_bps", UNSET))
 
 
         def _parse_description(data: object) -> None | str | Unset:
@@ -479,6 +500,7 @@ class VmCreateRequest:
             memory_bytes=memory_bytes,
             name=name,
             accel=accel,
+            bandwidth_bps=bandwidth_bps,
             description=description,
             disk_bytes=disk_bytes,
             firmware=firmware,

@@ -29,6 +29,9 @@ class VmSetRequest:
     when it is stopped).
 
         Attributes:
+            bandwidth_bps (int | None | Unset): The new limit of each overlay NIC, bits per second in each direction; 0
+                removes it.
+                Applies at once to a running VM.
             cpus (int | None | Unset):
             description (None | str | Unset): The new description (an empty string clears it).
             labels (BTreeMap | Unset):
@@ -36,6 +39,7 @@ class VmSetRequest:
             remove_labels (list[str] | Unset): Label keys to remove.
      """
 
+    bandwidth_bps: int | None | Unset = UNSET
     cpus: int | None | Unset = UNSET
     description: None | str | Unset = UNSET
     labels: BTreeMap | Unset = UNSET
@@ -48,6 +52,12 @@ class VmSetRequest:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.b_tree_map import BTreeMap # noqa: PLC0415
+        bandwidth_bps: int | None | Unset
+        if isinstance(self.bandwidth_bps, Unset):
+            bandwidth_bps = UNSET
+        else:
+            bandwidth_bps = self.bandwidth_bps
+
         cpus: int | None | Unset
         if isinstance(self.cpus, Unset):
             cpus = UNSET
@@ -81,6 +91,8 @@ class VmSetRequest:
 
         field_dict.update({
         })
+        if bandwidth_bps is not UNSET:
+            field_dict["bandwidth_bps"] = bandwidth_bps
         if cpus is not UNSET:
             field_dict["cpus"] = cpus
         if description is not UNSET:
@@ -100,6 +112,16 @@ class VmSetRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.b_tree_map import BTreeMap # noqa: PLC0415
         d = dict(src_dict)
+        def _parse_bandwidth_bps(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        bandwidth_bps = _parse_bandwidth_bps(d.pop("bandwidth_bps", UNSET))
+
+
         def _parse_cpus(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -144,6 +166,7 @@ class VmSetRequest:
 
 
         vm_set_request = cls(
+            bandwidth_bps=bandwidth_bps,
             cpus=cpus,
             description=description,
             labels=labels,
