@@ -7,9 +7,10 @@
 //! router unless the network NATs) and, with `--dns`, the names of the network's VMs. The
 //! node's nftables tables follow the same view: security groups ([`firewall`]) and the
 //! gateways' isolation and NAT ([`gateways`]); see docs/networks.md and
-//! docs/security-groups.md. NIC bandwidth limits ([`shaped_nics`]) are kept by a task of
-//! their own ([`shape`]), which also looks for new taps every few seconds: a VM that
-//! restarts or arrives by migration gets a new tap while the network view stays the same.
+//! docs/security-groups.md. Each VM tap's source MAC pin and bandwidth limit
+//! ([`node_ports`]) are kept by a task of their own ([`keep_ports`]), which also looks for
+//! new taps every few seconds: a VM that restarts or arrives by migration gets a new tap
+//! while the network view stays the same.
 //!
 //! VM taps are made by the VM's launch (`nctapN`, on the bridge) and adopted here, so an
 //! agent restart changes nothing on a running VM: the first reconcile finds the taps and
@@ -27,8 +28,8 @@ use novacron_api_types::security::{Direction, Protocol, SecurityRule};
 use novacron_client::Client;
 use novacron_net::{
     DEFAULT_VXLAN_PORT, DesiredNode, Firewall, FirewallApplier, FwPeer, FwProtocol, FwRule,
-    Gateway, GatewayApplier, GuardedPort, MacAddr, NodeNetwork, QosApplier, RemotePeer, ShapedNic,
-    Underlay, Vni, gateway_mac,
+    Gateway, GatewayApplier, GuardedPort, MacAddr, NodeNetwork, NodePorts, PortApplier, RemotePeer,
+    ShapedNic, Underlay, Vni, gateway_mac,
 };
 use tokio::sync::watch;
 
@@ -182,40 +183,45 @@ pub fn firewall(overlay: &NodeOverlay) -> Firewall {
     fw
 }
 
-/// The NICs of this node's VMs with a bandwidth limit (a NIC on two networks of one VM is
-/// one tap: the first wins, as in [`firewall`]).
-pub fn shaped_nics(overlay: &NodeOverlay) -> Vec<ShapedNic> {
-    let mut out: Vec<ShapedNic> = vec![];
+/// What this node's VM taps must hold: every local NIC on a network pinned to its MAC,
+/// and those of VMs with a bandwidth limit shaped (a MAC on two networks of one VM is one
+/// tap: the first wins, as in [`firewall`]).
+pub fn node_ports(overlay: &NodeOverlay) -> NodePorts {
+    let mut out = NodePorts::default();
     for e in overlay.networks.iter().flat_map(|n| &n.local) {
-        let (Some(rate_bps), Ok(mac)) = (e.bandwidth_bps, e.mac.parse::<MacAddr>()) else {
+        let Ok(mac) = e.mac.parse::<MacAddr>() else {
             continue;
         };
-        if !out.iter().any(|s| s.mac == mac) {
-            out.push(ShapedNic { mac, rate_bps });
+        if out.guests.contains(&mac) {
+            continue;
+        }
+        out.guests.push(mac);
+        if let Some(rate_bps) = e.bandwidth_bps {
+            out.shaped.push(ShapedNic { mac, rate_bps });
         }
     }
     out
 }
 
-/// Keeps the taps' bandwidth limits at what `wanted` holds until `stop`: at once when it
-/// changes, and every [`TAP_CHECK`] for taps that came since (a limit finds its tap by the
-/// tap's alias, see `novacron_qemu::tap`).
-async fn shape(mut wanted: watch::Receiver<Vec<ShapedNic>>, mut stop: watch::Receiver<bool>) {
-    let mut qos = QosApplier::new();
+/// Keeps the taps at what `wanted` holds until `stop` (sources pinned, bandwidth limits):
+/// at once when it changes, and every [`TAP_CHECK`] for taps that came since (found by
+/// their alias, see `novacron_qemu::tap`).
+async fn keep_ports(mut wanted: watch::Receiver<NodePorts>, mut stop: watch::Receiver<bool>) {
+    let mut qos = PortApplier::new();
     let mut last_error = String::new();
     loop {
         let nics = wanted.borrow_and_update().clone();
         // tc and nft are processes (bounded, but seconds at worst): off the runtime's threads.
         let (back, result) = match tokio::task::spawn_blocking(move || {
-            let r = qos.apply(&nics).map_err(|e| e.to_string());
+            let r = qos.apply_ports(&nics).map_err(|e| e.to_string());
             (qos, r)
         })
         .await
         {
             Ok(done) => done,
             Err(e) => (
-                QosApplier::new(),
-                Err(format!("the bandwidth task failed: {e}")),
+                PortApplier::new(),
+                Err(format!("the VM port task failed: {e}")),
             ),
         };
         qos = back;
@@ -224,7 +230,7 @@ async fn shape(mut wanted: watch::Receiver<Vec<ShapedNic>>, mut stop: watch::Rec
             Err(e) => {
                 // Once per distinct failure, not every few seconds.
                 if e != last_error {
-                    tracing::warn!(error = %e, "NIC bandwidth limits not applied; retrying");
+                    tracing::warn!(error = %e, "VM port pins and limits not applied; retrying");
                     last_error = e;
                 }
                 qos.forget();
@@ -549,8 +555,8 @@ pub async fn run(
     };
     let mut rules = FirewallApplier::new();
     let mut gateway_rules = GatewayApplier::new();
-    let (shaped, wanted) = watch::channel(vec![]);
-    tokio::spawn(shape(wanted, stop.clone()));
+    let (shaped, wanted) = watch::channel(NodePorts::default());
+    tokio::spawn(keep_ports(wanted, stop.clone()));
     let mut after: Option<(i64, i64)> = None;
     let mut last: Option<NodeOverlay> = None;
     let mut last_apply = tokio::time::Instant::now();
@@ -562,7 +568,7 @@ pub async fn run(
         match polled {
             Ok(overlay) => {
                 after = Some((overlay.revision, overlay.groups_revision));
-                let nics = shaped_nics(&overlay);
+                let nics = node_ports(&overlay);
                 shaped.send_if_modified(|old| {
                     let changed = *old != nics;
                     if changed {
@@ -700,10 +706,13 @@ mod tests {
             networks: vec![n],
             security_groups: vec![],
         };
-        let shaped = shaped_nics(&overlay);
-        assert_eq!(shaped.len(), 1);
-        assert_eq!(shaped[0].mac.to_string(), "02:00:00:00:00:0a");
-        assert_eq!(shaped[0].rate_bps, 200_000_000);
+        let ports = node_ports(&overlay);
+        // Every local NIC is pinned; only the limited one is shaped.
+        let guests: Vec<String> = ports.guests.iter().map(|m| m.to_string()).collect();
+        assert_eq!(guests, ["02:00:00:00:00:0a", "02:00:00:00:00:0c"]);
+        assert_eq!(ports.shaped.len(), 1);
+        assert_eq!(ports.shaped[0].mac.to_string(), "02:00:00:00:00:0a");
+        assert_eq!(ports.shaped[0].rate_bps, 200_000_000);
         // The tap QEMU's launch makes names the NIC the way the limit looks for it.
         assert_eq!(
             novacron_qemu::tap::GUEST_ALIAS_PREFIX,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::firewall::{FwDirection, FwProtocol, MAX_SET_NAME_LEN};
 use crate::model::{MAX_MTU, MIN_MTU, MacAddr, Vni};
-use crate::qos::{MAX_RATE_BPS, MIN_RATE_BPS};
+use crate::ports::{MAX_RATE_BPS, MIN_RATE_BPS};
 
 /// A desired state rejected before touching the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +110,8 @@ pub enum InvalidState {
     },
     #[error("bandwidth limit for {mac}: not a unicast MAC address: give the NIC's own MAC")]
     ShapedMacNotUnicast { mac: MacAddr },
+    #[error("source pin for {mac}: not a unicast MAC address: give the NIC's own MAC")]
+    PinnedMacNotUnicast { mac: MacAddr },
     #[error(
         "bandwidth limit for {mac}: {rate_bps} bit/s is out of range: use {MIN_RATE_BPS}..={MAX_RATE_BPS} bit/s (64 kbit/s to 100 Gbit/s)"
     )]

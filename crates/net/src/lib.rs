@@ -8,8 +8,9 @@
 //! The pieces: [`model`] (the desired state and its validation), [`plan`] (a
 //! pure diff from observed to desired), [`Reconciler`] (netlink I/O),
 //! [`firewall`] (security groups as one nftables table, [`FirewallApplier`]), [`gateway`]
-//! (a network's gateway and NAT, [`GatewayApplier`]) and [`qos`] (per-NIC bandwidth
-//! limits: a tbf on the VM's tap and an nftables policer, [`QosApplier`]).
+//! (a network's gateway and NAT, [`GatewayApplier`]) and [`ports`] (what each VM tap may
+//! send as: its NIC's MAC only; and per-NIC bandwidth limits, a tbf on the tap and an
+//! nftables policer; [`PortApplier`]).
 
 pub mod error;
 pub mod firewall;
@@ -17,7 +18,7 @@ pub mod gateway;
 mod kernel;
 pub mod model;
 pub mod plan;
-pub mod qos;
+pub mod ports;
 
 pub use error::{InvalidState, KernelError, NetError};
 pub use firewall::{
@@ -31,4 +32,4 @@ pub use model::{
     Vni,
 };
 pub use plan::{Action, FdbEntry, LinkKind, Observed, ObservedLink};
-pub use qos::{QosApplier, ShapedNic, TAP_ALIAS_PREFIX, tap_alias};
+pub use ports::{NodePorts, PortApplier, ShapedNic, TAP_ALIAS_PREFIX, tap_alias};

@@ -694,8 +694,12 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
     wait_qdisc(&lab, 1, &mac3, "tbf at 20Mbit", |q| {
         q.contains("tbf") && q.contains("rate 20Mbit")
     });
-    wait_ruleset(&lab, 1, "a3's upload policer", |r| {
-        r.contains("table bridge novacron_qos") && r.contains(&mac3)
+    wait_ruleset(&lab, 1, "a3's upload policer and source pin", |r| {
+        r.contains("table bridge novacron_ports")
+            && r.contains(&format!(
+                "ether saddr {mac3} limit rate over 2500000 bytes/second"
+            ))
+            && r.contains(&format!("ether saddr != {mac3} drop"))
     });
 
     // Live migration keeps the network: a3 moves to n1 with its MAC and address, and the
@@ -741,10 +745,12 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
     wait_qdisc(&lab, 0, &mac3, "tbf at 20Mbit", |q| {
         q.contains("tbf") && q.contains("rate 20Mbit")
     });
-    wait_ruleset(&lab, 1, "no policer for a3", |r| !r.contains(&mac3));
+    wait_ruleset(&lab, 1, "no policer or pin for a3", |r| !r.contains(&mac3));
     lab.ok(&["vm", "set", "a3", "--bandwidth", "none"]);
     wait_qdisc(&lab, 0, &mac3, "no tbf", |q| !q.contains("tbf"));
-    wait_ruleset(&lab, 0, "no policer table", |r| !r.contains("novacron_qos"));
+    wait_ruleset(&lab, 0, "no policer, a3 still pinned", |r| {
+        !r.contains("limit rate over") && r.contains(&format!("ether saddr != {mac3} drop"))
+    });
     // Its default route, the same gateway address and MAC, now leads out through n1.
     assert_eq!(
         lab.guest_rc("a3", "a3nat", "ping -c 2 -W 3 198.18.1.1", BOOT),

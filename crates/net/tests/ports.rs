@@ -1,7 +1,7 @@
 //! Bandwidth limits against the real kernel: a "host" network namespace with a bridge and
 //! two endpoint namespaces A and B on it by veth pairs whose host ends stand for VM taps
 //! (`nctapa`, `nctapb`, each with the alias naming its endpoint's MAC), limited by a
-//! [`QosApplier`] working inside the host namespace. Every check is an iperf3 TCP transfer
+//! [`PortApplier`] working inside the host namespace. Every check is an iperf3 TCP transfer
 //! between A and B, bounded in time: A's upload meets the policer, its download the tbf.
 //!
 //! Needs root, nft (Debian package nftables), tc (iproute2) and iperf3; skipped with a
@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use novacron_net::{InvalidState, MacAddr, NetError, QosApplier, ShapedNic, tap_alias};
+use novacron_net::{InvalidState, MacAddr, NetError, NodePorts, PortApplier, ShapedNic, tap_alias};
 
 const IP_A: Ipv4Addr = Ipv4Addr::new(198, 18, 202, 1);
 const IP_B: Ipv4Addr = Ipv4Addr::new(198, 18, 202, 2);
@@ -80,7 +80,7 @@ fn output_in(ns: &Netns, name: &str, args: &[&str]) -> String {
 fn has_qos_table(ns: &Netns) -> bool {
     output_in(ns, "nft", &["list", "tables"])
         .lines()
-        .any(|l| l.trim() == "table bridge novacron_qos")
+        .any(|l| l.trim() == "table bridge novacron_ports")
 }
 
 /// The root qdisc line of `tap` in the host namespace, as `tc` prints it.
@@ -244,7 +244,7 @@ fn a_nic_limit_shapes_its_download_and_polices_its_upload_until_lifted() {
         return;
     }
     let lab = Lab::new();
-    let mut qos = QosApplier::in_netns(&lab.host.path());
+    let mut qos = PortApplier::in_netns(&lab.host.path());
 
     // A bad list changes nothing.
     assert!(matches!(
@@ -331,5 +331,53 @@ fn a_nic_limit_shapes_its_download_and_polices_its_upload_until_lifted() {
         download > 3.0 * limit,
         "download {} without a limit",
         mbit(download)
+    );
+}
+
+/// Whether a TCP connection from A reaches a listener on B within 2 s.
+fn a_reaches_b(lab: &Lab, port: u16) -> bool {
+    let listener = lab.b.run(move || std::net::TcpListener::bind((IP_B, port)));
+    let _listener = listener.unwrap_or_else(|e| panic!("listen in B: {e}"));
+    lab.a.run(move || {
+        std::net::TcpStream::connect_timeout(&(IP_B, port).into(), Duration::from_secs(2)).is_ok()
+    })
+}
+
+#[test]
+fn a_guest_tap_sends_only_as_its_nic() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let lab = Lab::new();
+    let mut ports = PortApplier::in_netns(&lab.host.path());
+    let pinned = NodePorts {
+        guests: vec![MAC_A, MAC_B],
+        shaped: vec![],
+    };
+    assert!(ports.apply_ports(&pinned).unwrap_or_else(|e| panic!("{e}")));
+    assert!(has_qos_table(&lab.host));
+    assert!(a_reaches_b(&lab, 7001), "A as itself is let through");
+
+    // A's guest takes another MAC: nothing it sends passes its tap any more (B forgets
+    // A's old address first, so it must ask again).
+    let spoofed = "02:fe:00:ca:00:99";
+    ip(&["-n", &lab.a.name, "link", "set", "eth0", "address", spoofed]);
+    ip(&["-n", &lab.b.name, "neigh", "flush", "all"]);
+    assert!(!a_reaches_b(&lab, 7002), "a spoofed source MAC got through");
+    // What stopped it is the pin: without the table the same frames pass.
+    let unpinned = NodePorts::default();
+    assert!(
+        ports
+            .apply_ports(&unpinned)
+            .unwrap_or_else(|e| panic!("{e}"))
+    );
+    assert!(!has_qos_table(&lab.host));
+    assert!(a_reaches_b(&lab, 7003), "A with another MAC and no pin");
+    // A steady state runs nothing.
+    assert!(
+        !ports
+            .apply_ports(&unpinned)
+            .unwrap_or_else(|e| panic!("{e}"))
     );
 }

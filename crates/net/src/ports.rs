@@ -1,7 +1,13 @@
-//! Per-NIC bandwidth limits for VM NICs on overlay networks (`vm create --bandwidth`): a
-//! [`ShapedNic`] (the guest NIC's MAC and a rate in bits per second, the same both ways)
-//! becomes a shaper on the NIC's tap for the guest's download and a policer in nftables for
-//! its upload, both kept by [`QosApplier`].
+//! What the taps of a node's VM NICs on overlay networks may do, kept by [`PortApplier`]
+//! from a [`NodePorts`]:
+//! - **Source pinning:** a tap whose NIC is on an overlay network sends only frames with
+//!   its NIC's MAC as source (`iifname TAP ether saddr != MAC drop`, before anything else
+//!   and before the bridge learns the address): a guest cannot pass itself off as another
+//!   VM, poison the bridge's forwarding table, or slip past the firewall's and the
+//!   policer's per-MAC rules with a made-up MAC.
+//! - **Bandwidth limits** (`vm create --bandwidth`): a [`ShapedNic`] (the guest NIC's MAC
+//!   and a rate in bits per second, the same both ways) becomes a shaper on the NIC's tap
+//!   for the guest's download and a policer in nftables for its upload.
 //!
 //! A VM tap (`nctapN` on `ncbr<vni>`) names its NIC in its alias, [`tap_alias`]
 //! (`nc-guest=02:aa:bb:cc:dd:ee`): the tap's own name changes whenever the VM restarts or
@@ -17,7 +23,7 @@
 //!   NovaCron's, and only that one is ever removed (also one an earlier agent left behind);
 //!   any other root qdisc on a tap whose NIC has no limit is left alone.
 //! - Upload (guest to host, the tap's ingress): one rule per NIC in the table
-//!   `bridge novacron_qos`, chain `prerouting` (priority -200, before any filtering):
+//!   `bridge novacron_ports`, chain `prerouting` (priority -200, before any filtering):
 //!   `iifname "nctap*" ether saddr MAC limit rate over N bytes/second burst B bytes drop`.
 //!   Keyed by MAC, it needs no tap name, so it holds before the tap exists and across
 //!   restarts. A policer drops what exceeds the rate; the guest's TCP backs off.
@@ -32,8 +38,9 @@
 //!   two seconds of traffic and the limit stops shaping; above, nft's byte limit overflows
 //!   (`nft_limit_init` multiplies a nanosecond by the rate plus the burst, in 64 bits).
 //!
-//! Known gap: the policer knows a NIC by its source MAC, so frames a guest sends with
-//! another MAC are not limited (the firewall has the same gap, see [`crate::firewall`]).
+//! - Both rule kinds live in one table, `bridge novacron_ports`, rewritten in one
+//!   transaction when what it should hold changes (a tap came or went, a limit changed);
+//!   the pins name taps, which change with every VM start, the policers MACs.
 //!
 //! [`render`], [`tbf_burst_bytes`], the plan of tc changes and the validation are pure and
 //! unit-tested; the applier reads the taps over netlink and runs `nft -f -` (the whole table
@@ -57,8 +64,9 @@ use crate::model::MacAddr;
 pub const TAP_ALIAS_PREFIX: &str = "nc-guest=";
 /// Name prefix of the VM taps the limits apply to.
 pub const TAP_PREFIX: &str = "nctap";
-/// The nftables table of the upload policers (family `bridge`); nothing else is touched.
-pub const TABLE: &str = "novacron_qos";
+/// The nftables table of the source pins and upload policers (family `bridge`); nothing
+/// else is touched.
+pub const TABLE: &str = "novacron_ports";
 /// Least rate accepted, in bits per second (64 kbit/s).
 pub const MIN_RATE_BPS: u64 = 64_000;
 /// Most rate accepted, in bits per second (100 Gbit/s).
@@ -77,7 +85,7 @@ const MIN_TBF_BURST_BYTES: u64 = 16 * 1024;
 /// second holds at the lowest rates.
 const POLICER_BURST_BYTES: u64 = 64 * 1024;
 /// Creates our table if missing, then deletes it: works whether or not it exists.
-const REMOVE_SCRIPT: &str = "table bridge novacron_qos {}\ndelete table bridge novacron_qos\n";
+const REMOVE_SCRIPT: &str = "table bridge novacron_ports {}\ndelete table bridge novacron_ports\n";
 
 /// A VM NIC with a bandwidth limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +94,16 @@ pub struct ShapedNic {
     pub mac: MacAddr,
     /// Bits per second, each way (download and upload are limited separately).
     pub rate_bps: u64,
+}
+
+/// What one node's VM taps must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodePorts {
+    /// The guest MACs of the node's NICs on overlay networks: each tap whose alias names
+    /// one of them sends with that source MAC only.
+    pub guests: Vec<MacAddr>,
+    /// The NICs with a bandwidth limit.
+    pub shaped: Vec<ShapedNic>,
 }
 
 /// The alias of the tap that carries the guest NIC `mac`: `nc-guest=02:aa:bb:cc:dd:ee`.
@@ -126,21 +144,34 @@ fn validate(nics: &[ShapedNic]) -> Result<BTreeMap<MacAddr, u64>, InvalidState> 
     Ok(by_mac)
 }
 
-/// The nft script that replaces the policers' table in one transaction: create it if
-/// missing, delete it, build it again with one rule per NIC (sorted by MAC, so the same
-/// NICs always give the same text). No NICs: only the deletion. Expects a valid list.
+/// The nft script that replaces the table in one transaction with the policers of `nics`
+/// and no pins (see [`render_table`]). Expects a valid list.
 pub fn render(nics: &[ShapedNic]) -> String {
     let by_mac: BTreeMap<MacAddr, u64> = nics.iter().map(|n| (n.mac, n.rate_bps)).collect();
-    render_policers(&by_mac)
+    render_table(&by_mac, &BTreeMap::new())
 }
 
-fn render_policers(by_mac: &BTreeMap<MacAddr, u64>) -> String {
+/// The taps to pin, each to its guest's MAC: those whose alias names one of `guests`.
+fn pins(taps: &[Tap], guests: &BTreeSet<MacAddr>) -> BTreeMap<String, MacAddr> {
+    taps.iter()
+        .filter_map(|t| Some((t.name.clone(), t.guest.filter(|g| guests.contains(g))?)))
+        .collect()
+}
+
+/// The nft script that replaces the table in one transaction: create it if missing,
+/// delete it, build it again with the pins (by tap name) and then the policers (by MAC),
+/// each sorted, so the same state always gives the same text. Nothing to hold: only the
+/// deletion.
+fn render_table(by_mac: &BTreeMap<MacAddr, u64>, pins: &BTreeMap<String, MacAddr>) -> String {
     let mut out = String::from(REMOVE_SCRIPT);
-    if by_mac.is_empty() {
+    if by_mac.is_empty() && pins.is_empty() {
         return out;
     }
-    out.push_str("table bridge novacron_qos {\n\tchain prerouting {\n");
+    out.push_str("table bridge novacron_ports {\n\tchain prerouting {\n");
     out.push_str("\t\ttype filter hook prerouting priority -200; policy accept;\n");
+    for (tap, mac) in pins {
+        let _ = writeln!(out, "\t\tiifname \"{tap}\" ether saddr != {mac} drop");
+    }
     for (mac, rate_bps) in by_mac {
         // One rule a line: nft 1.0.6 refuses `}` after a rule on the same line.
         let _ = writeln!(
@@ -389,8 +420,8 @@ fn observe_taps() -> Result<Vec<Tap>, NetError> {
 ///
 /// ```no_run
 /// # fn demo(mac: novacron_net::MacAddr) -> Result<(), novacron_net::NetError> {
-/// use novacron_net::{QosApplier, ShapedNic};
-/// let mut qos = QosApplier::new();
+/// use novacron_net::{PortApplier, ShapedNic};
+/// let mut qos = PortApplier::new();
 /// // 200 Mbit/s each way; called again whenever the NICs change, and every few seconds
 /// // for taps that appeared (a VM restarted or migrated here).
 /// if qos.apply(&[ShapedNic { mac, rate_bps: 200_000_000 }])? {
@@ -399,16 +430,17 @@ fn observe_taps() -> Result<Vec<Tap>, NetError> {
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Default)]
-pub struct QosApplier {
+pub struct PortApplier {
     /// Namespace file (`/run/netns/NAME`) to work in; None is the caller's.
     netns: Option<PathBuf>,
-    /// The policers the kernel has, as far as we know; None: unknown, rewrite.
-    policed: Option<BTreeMap<MacAddr, u64>>,
+    /// The table the kernel has, as far as we know (the last script applied); None:
+    /// unknown, rewrite.
+    table: Option<String>,
     /// The rate each tap was shaped to, by tap name.
     shaped: BTreeMap<String, u64>,
 }
 
-impl QosApplier {
+impl PortApplier {
     /// An applier for the caller's network namespace. Its first apply rewrites the
     /// policers' table and shapes every tap with a limit again.
     pub fn new() -> Self {
@@ -425,10 +457,10 @@ impl QosApplier {
         }
     }
 
-    /// Forgets what was applied, so the next [`QosApplier::apply`] rewrites the table and
+    /// Forgets what was applied, so the next [`PortApplier::apply`] rewrites the table and
     /// every tap's tbf (repairs what someone else changed).
     pub fn forget(&mut self) {
-        self.policed = None;
+        self.table = None;
         self.shaped.clear();
     }
 
@@ -437,14 +469,32 @@ impl QosApplier {
     /// shapes the tap once it is there. Ok(true) when it changed the kernel. A failure
     /// leaves what did succeed in place; the next apply retries the rest.
     pub fn apply(&mut self, nics: &[ShapedNic]) -> Result<bool, NetError> {
-        let wanted = validate(nics)?;
-        let script = (self.policed.as_ref() != Some(&wanted)).then(|| render_policers(&wanted));
+        self.apply_ports(&NodePorts {
+            guests: vec![],
+            shaped: nics.to_vec(),
+        })
+    }
+
+    /// Makes the taps match `ports`: [`PortApplier::apply`] for its limits, and every tap
+    /// of one of its guests pinned to that guest's MAC (the table is rewritten when a tap
+    /// comes or goes).
+    pub fn apply_ports(&mut self, ports: &NodePorts) -> Result<bool, NetError> {
+        let wanted = validate(&ports.shaped)?;
+        let mut guests = BTreeSet::new();
+        for &mac in &ports.guests {
+            if !mac.is_unicast() {
+                return Err(InvalidState::PinnedMacNotUnicast { mac }.into());
+            }
+            guests.insert(mac);
+        }
         let shaped = &self.shaped;
+        let last = self.table.as_deref();
         let (taps, changes, tc, nft) = on_thread_in(self.netns.as_deref(), || {
             let taps = observe_taps()?;
             let changes = plan(&taps, &wanted, shaped);
             let tc = (!changes.is_empty()).then(|| run_tc(&changes));
-            let nft = script.as_deref().map(run_nft);
+            let script = render_table(&wanted, &pins(&taps, &guests));
+            let nft = (last != Some(script.as_str())).then(|| run_nft(&script).map(|()| script));
             Ok((taps, changes, tc, nft))
         })?;
 
@@ -458,14 +508,18 @@ impl QosApplier {
         };
         let policed = match nft {
             None => Ok(false),
-            Some(Ok(())) => {
-                tracing::info!(nics = wanted.len(), "NIC upload limits applied");
-                self.policed = Some(wanted);
+            Some(Ok(script)) => {
+                tracing::info!(
+                    limited = wanted.len(),
+                    pinned = pins(&taps, &guests).len(),
+                    "NIC source pins and upload limits applied"
+                );
+                self.table = Some(script);
                 Ok(true)
             }
             Some(Err(e)) => {
-                // The kernel may not hold what `policed` says: rewrite next time.
-                self.policed = None;
+                // The kernel may not hold what `table` says: rewrite next time.
+                self.table = None;
                 Err(e)
             }
         };
@@ -583,6 +637,36 @@ mod tests {
     }
 
     #[test]
+    fn taps_of_overlay_guests_are_pinned_before_any_policer() {
+        let taps = [
+            tap("nctap0", Some(MAC_A), false),
+            tap("nctap1", Some(MAC_B), false),
+            // A tap on a host bridge (not an overlay NIC) and one without an alias.
+            tap("nctap2", Some(MacAddr([0x02, 0, 0, 0, 0, 9])), false),
+            tap("nctap3", None, false),
+        ];
+        let guests: BTreeSet<MacAddr> = [MAC_A, MAC_B].into();
+        let pins = pins(&taps, &guests);
+        assert_eq!(
+            pins.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["nctap0", "nctap1"]
+        );
+        let s = render_table(&wanted(&[nic(MAC_B, 8_000_000)]), &pins);
+        let pin = s
+            .find("iifname \"nctap0\" ether saddr != 02:aa:bb:cc:dd:0a drop")
+            .unwrap_or_else(|| panic!("{s}"));
+        let policer = s.find("limit rate over").unwrap_or_else(|| panic!("{s}"));
+        assert!(pin < policer, "{s}");
+        assert!(s.contains("iifname \"nctap1\" ether saddr != 02:aa:bb:cc:dd:0b drop"));
+        // Pins alone still make a table; nothing at all removes it.
+        assert!(render_table(&BTreeMap::new(), &pins).contains("chain prerouting"));
+        assert_eq!(
+            render_table(&BTreeMap::new(), &BTreeMap::new()),
+            REMOVE_SCRIPT
+        );
+    }
+
+    #[test]
     fn the_burst_is_ten_milliseconds_at_the_rate_with_a_floor() {
         // 20 Mbit/s = 2.5 MB/s: 25 kB in 10 ms.
         assert_eq!(tbf_burst_bytes(20_000_000), 25_000);
@@ -597,9 +681,9 @@ mod tests {
         let script = render(&[nic(MAC_B, 40_000_000), nic(MAC_A, 20_000_000)]);
         assert_eq!(
             script,
-            "table bridge novacron_qos {}\n\
-             delete table bridge novacron_qos\n\
-             table bridge novacron_qos {\n\
+            "table bridge novacron_ports {}\n\
+             delete table bridge novacron_ports\n\
+             table bridge novacron_ports {\n\
              \tchain prerouting {\n\
              \t\ttype filter hook prerouting priority -200; policy accept;\n\
              \t\tiifname \"nctap*\" ether saddr 02:aa:bb:cc:dd:0a limit rate over 2500000 bytes/second burst 65536 bytes drop\n\
