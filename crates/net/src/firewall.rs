@@ -10,11 +10,13 @@
 //! MAC address. ARP never reaches an `inet` hook and needs no rule.
 //!
 //! Rules of the ruleset:
-//! - `forward` (filter, priority 0, policy accept): replies and related
-//!   traffic of tracked connections are accepted first (so a NIC's own
-//!   connections always get their answers, whatever its `in` rules); then the
-//!   sender's chain `out_<i>` (by source MAC), then the receiver's `in_<i>` (by
-//!   destination MAC). `out_<i>` never accepts, it only drops or returns, so a
+//! - `forward` (filter, priority 0, policy accept): the replies of tracked
+//!   connections (conntrack's reply direction) and related traffic are accepted
+//!   first (so a NIC's own connections always get their answers, whatever its
+//!   `in` rules); then the sender's chain `out_<i>` (by source MAC), then the
+//!   receiver's `in_<i>` (by destination MAC). What a connection's opener sends
+//!   goes through the chains on every packet, not only the first: a rule or a
+//!   group member removed stops the connections it let in at their next packet. `out_<i>` never accepts, it only drops or returns, so a
 //!   packet between two guarded NICs passes both. Unguarded MACs (the VXLAN
 //!   device's remote VMs, NICs of VMs without groups) are not filtered.
 //! - `in_<i>`: IPv6 only for neighbour discovery (solicit, advert, router
@@ -32,11 +34,10 @@
 //! - Set `NAME` is the kernel set `sg_NAME` (`ipv4_addr`, interval): the prefix
 //!   keeps a name like `tcp` or `counter` from being read as an nft keyword.
 //!
-//! Known gaps: broadcast and multicast frames carry no NIC's MAC as destination
-//! and skip every `in_<i>`; a guest that sends with a MAC other than its own
-//! skips its `out_<i>` (binding a MAC to its bridge port needs the tap's name,
-//! which [`GuardedPort`] does not carry). Tracked connections survive a rule
-//! change: removing a rule stops new connections only.
+//! Known gap: broadcast and multicast frames carry no NIC's MAC as destination
+//! and skip every `in_<i>`. (A guest sending with a MAC other than its own would
+//! skip its `out_<i>`; the agent pins each tap to its NIC's MAC, see
+//! [`crate::ports`].)
 //!
 //! [`render`] and [`render_set_update`] are pure and unit-tested; the applier
 //! runs `nft -f -`, which applies a whole script as one transaction, so a
@@ -401,7 +402,10 @@ pub fn render(fw: &Firewall) -> String {
         };
         s.line(1, "chain forward {");
         s.line(2, "type filter hook forward priority 0; policy accept;");
-        s.line(2, "ct state established,related accept");
+        // Replies only: what a connection's opener sends meets the rules on every packet,
+        // so a rule removed or a member gone stops connections already open too.
+        s.line(2, "ct direction reply ct state established accept");
+        s.line(2, "ct state related accept");
         s.line(2, &format!("ether saddr vmap {{ {} }}", vmap("out")));
         s.line(2, &format!("ether daddr vmap {{ {} }}", vmap("in")));
         s.line(1, "}");
@@ -869,7 +873,8 @@ mod tests {
             chain(&script, "forward"),
             [
                 "type filter hook forward priority 0; policy accept;",
-                "ct state established,related accept",
+                "ct direction reply ct state established accept",
+                "ct state related accept",
                 "ether saddr vmap { 02:00:00:00:00:0a : jump out_0 }",
                 "ether daddr vmap { 02:00:00:00:00:0a : jump in_0 }",
             ]

@@ -12,6 +12,7 @@
 mod common;
 
 use common::{Netns, ip};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
@@ -151,6 +152,18 @@ fn guard_b(lb: Ipv4Addr, egress: Option<Vec<FwRule>>) -> Firewall {
     }
 }
 
+/// The connection `listener` accepted from `client` (earlier ones wait in its backlog
+/// too).
+fn accept_from(listener: &TcpListener, client: &TcpStream) -> TcpStream {
+    let want = client.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    loop {
+        let (stream, peer) = listener.accept().unwrap_or_else(|e| panic!("accept: {e}"));
+        if peer == want {
+            return stream;
+        }
+    }
+}
+
 fn has_our_table(tables: &str) -> bool {
     tables.lines().any(|l| l.trim() == "table inet novacron")
 }
@@ -202,12 +215,32 @@ fn security_group_filters_bridged_tcp_and_updates_members_in_place() {
     ));
     assert!(!Lab::connects(&lab.c, IP_B), "rules kept after a bad state");
 
+    // A connection A opens while in lb carries data...
+    let mut open = lab
+        .a
+        .run(|| TcpStream::connect_timeout(&SocketAddr::from((IP_B, PORT)), CONNECT_TIMEOUT))
+        .unwrap_or_else(|e| panic!("A -> B:8080: {e}"));
+    let mut accepted = accept_from(&lab._servers[1], &open);
+    open.write_all(b"one").unwrap_or_else(|e| panic!("{e}"));
+    let mut got = [0u8; 3];
+    accepted
+        .read_exact(&mut got)
+        .unwrap_or_else(|e| panic!("B reads: {e}"));
+    assert_eq!(&got, b"one");
+
     // Membership moves from A to C: only the set is refilled.
     let fw = guard_b(IP_C, None);
     assert!(applier.apply(&fw).unwrap_or_else(|e| panic!("{e}")));
     assert!(applier.last_was_incremental());
     assert!(Lab::connects(&lab.c, IP_B), "C is now in lb: C -> B:8080");
     assert!(!Lab::connects(&lab.a, IP_B), "A left lb: A -> B:8080");
+    // ...and none once A has left lb: the open connection is cut too.
+    open.write_all(b"two").unwrap_or_else(|e| panic!("{e}"));
+    accepted
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let late = accepted.read(&mut got);
+    assert!(late.is_err(), "B still got {late:?} from A after A left lb");
 
     // Nothing allowed out of B: B cannot open connections, but still answers C.
     let fw = guard_b(IP_C, Some(vec![]));
