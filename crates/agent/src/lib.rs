@@ -243,7 +243,14 @@ impl Agent {
             tokio::spawn(worker::reconcile_loop(shared.clone(), stop_rx.clone())),
             tokio::spawn(overlay_loop(
                 client.clone(),
-                if config.hollow { None } else { vtep },
+                // A hollow node builds overlays only when given its own VTEP (scale
+                // benchmarks run each in a namespace of its own); in-process hollow nodes
+                // would all reconcile the host's namespace.
+                if config.hollow {
+                    config.vtep_address
+                } else {
+                    vtep
+                },
                 config.data_dir.clone(),
                 stop_rx.clone(),
             )),

@@ -442,7 +442,7 @@ pub struct PortApplier {
 
 impl PortApplier {
     /// An applier for the caller's network namespace. Its first apply rewrites the
-    /// policers' table and shapes every tap with a limit again.
+    /// table and shapes every tap with a limit again.
     pub fn new() -> Self {
         Self::default()
     }

@@ -109,7 +109,9 @@ pub struct AgentArgs {
     /// Seconds a guest gets to power off before it is killed.
     #[arg(long, default_value_t = 30)]
     pub stop_timeout_secs: u64,
-    /// Scale tests only: register, heartbeat and report VMs without running QEMU.
+    /// For scale benchmarks only (`novacron bench network` starts its nodes with it), hidden
+    /// from `--help`: a hollow node registers and heartbeats like any other, and reports its
+    /// VMs running without starting QEMU (no disks, no taps, no fence watchdog).
     #[arg(long, hide = true)]
     pub hollow: bool,
 }

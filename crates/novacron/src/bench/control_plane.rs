@@ -17,7 +17,7 @@ use novacron_api_types::{AccelChoice, Network, VmCreateRequest};
 use novacron_client::{Client, Config};
 use serde::Serialize;
 
-use super::infra::{Etcd, Scratch, rss_bytes};
+use super::infra::{Etcd, Scratch, percentile, rss_bytes};
 use crate::output::Format;
 
 #[derive(Args, Debug)]
@@ -108,14 +108,6 @@ pub struct ControlPlaneReport {
     pub list_p50_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub list_p99_ms: Option<f64>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 pub async fn run(a: ControlPlaneArgs, out: Format) -> anyhow::Result<()> {

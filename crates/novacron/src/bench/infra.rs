@@ -311,7 +311,8 @@ pub fn which(prog: &str) -> Option<PathBuf> {
     })
 }
 
-fn ip(args: &[&str]) -> anyhow::Result<()> {
+/// Runs `ip ARGS` (iproute2); its stderr is the error.
+pub fn ip(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -393,6 +394,15 @@ impl Drop for Lan {
         }
         let _ = ip(&["link", "del", &self.bridge]);
     }
+}
+
+/// The value at fraction `p` (0..=1) of `sorted` (nearest rank); NaN when empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Peak and current resident memory of a process, from /proc.

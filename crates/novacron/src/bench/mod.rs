@@ -15,6 +15,7 @@ mod control_plane;
 mod failover;
 mod infra;
 mod interrupt;
+mod network;
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
@@ -30,6 +31,9 @@ pub enum BenchCommand {
     Backup(BackupArgs),
     /// Live migration of a TCG guest against QEMU's migration baselines on an emulated WAN.
     Migration(MigrationArgs),
+    /// Overlay networks: TCP across VXLAN against the same path without it (iperf3), and how
+    /// fast a security-group change reaches the nftables of hollow nodes.
+    Network(network::NetworkArgs),
 }
 
 #[derive(Args, Debug)]
@@ -140,6 +144,7 @@ pub async fn run(cmd: BenchCommand, out: Format) -> anyhow::Result<()> {
             BenchCommand::Transport(a) => transport(a, out).await,
             BenchCommand::Backup(a) => backup(a, out).await,
             BenchCommand::Migration(a) => migration(a, out, stop.clone()).await,
+            BenchCommand::Network(a) => network::run(a, out).await,
         }
     };
     tokio::pin!(bench);
