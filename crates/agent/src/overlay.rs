@@ -42,7 +42,7 @@ const RETRY: Duration = Duration::from_secs(2);
 /// Whatever happens, the data plane is checked again this often (something outside may
 /// have changed the kernel).
 const RESYNC: Duration = Duration::from_secs(60);
-/// How often the bandwidth task looks for taps that appeared (one netlink dump).
+/// How often the port task looks for taps that appeared (one netlink dump).
 const TAP_CHECK: Duration = Duration::from_secs(2);
 
 /// The data plane `overlay` asks of this node with VTEP `vtep`.
@@ -207,14 +207,20 @@ pub fn node_ports(overlay: &NodeOverlay) -> NodePorts {
 /// at once when it changes, and every [`TAP_CHECK`] for taps that came since (found by
 /// their alias, see `novacron_qemu::tap`).
 async fn keep_ports(mut wanted: watch::Receiver<NodePorts>, mut stop: watch::Receiver<bool>) {
-    let mut qos = PortApplier::new();
+    let mut applier = PortApplier::new();
     let mut last_error = String::new();
+    let mut last_full = tokio::time::Instant::now();
     loop {
-        let nics = wanted.borrow_and_update().clone();
+        let ports = wanted.borrow_and_update().clone();
+        if last_full.elapsed() >= RESYNC {
+            // Rewrite the table in full: repairs one someone else changed or removed.
+            applier.forget();
+            last_full = tokio::time::Instant::now();
+        }
         // tc and nft are processes (bounded, but seconds at worst): off the runtime's threads.
         let (back, result) = match tokio::task::spawn_blocking(move || {
-            let r = qos.apply_ports(&nics).map_err(|e| e.to_string());
-            (qos, r)
+            let r = applier.apply_ports(&ports).map_err(|e| e.to_string());
+            (applier, r)
         })
         .await
         {
@@ -224,7 +230,7 @@ async fn keep_ports(mut wanted: watch::Receiver<NodePorts>, mut stop: watch::Rec
                 Err(format!("the VM port task failed: {e}")),
             ),
         };
-        qos = back;
+        applier = back;
         match result {
             Ok(_) => last_error.clear(),
             Err(e) => {
@@ -233,7 +239,7 @@ async fn keep_ports(mut wanted: watch::Receiver<NodePorts>, mut stop: watch::Rec
                     tracing::warn!(error = %e, "VM port pins and limits not applied; retrying");
                     last_error = e;
                 }
-                qos.forget();
+                applier.forget();
             }
         }
         tokio::select! {
@@ -555,8 +561,8 @@ pub async fn run(
     };
     let mut rules = FirewallApplier::new();
     let mut gateway_rules = GatewayApplier::new();
-    let (shaped, wanted) = watch::channel(NodePorts::default());
-    tokio::spawn(keep_ports(wanted, stop.clone()));
+    let (ports_tx, ports_rx) = watch::channel(NodePorts::default());
+    tokio::spawn(keep_ports(ports_rx, stop.clone()));
     let mut after: Option<(i64, i64)> = None;
     let mut last: Option<NodeOverlay> = None;
     let mut last_apply = tokio::time::Instant::now();
@@ -568,11 +574,11 @@ pub async fn run(
         match polled {
             Ok(overlay) => {
                 after = Some((overlay.revision, overlay.groups_revision));
-                let nics = node_ports(&overlay);
-                shaped.send_if_modified(|old| {
-                    let changed = *old != nics;
+                let ports = node_ports(&overlay);
+                ports_tx.send_if_modified(|old| {
+                    let changed = *old != ports;
                     if changed {
-                        *old = nics;
+                        *old = ports;
                     }
                     changed
                 });
