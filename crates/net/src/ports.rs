@@ -489,13 +489,14 @@ impl PortApplier {
         }
         let shaped = &self.shaped;
         let last = self.table.as_deref();
-        let (taps, changes, tc, nft) = on_thread_in(self.netns.as_deref(), || {
+        let (taps, changes, tc, nft, pinned) = on_thread_in(self.netns.as_deref(), || {
             let taps = observe_taps()?;
             let changes = plan(&taps, &wanted, shaped);
             let tc = (!changes.is_empty()).then(|| run_tc(&changes));
-            let script = render_table(&wanted, &pins(&taps, &guests));
+            let pinned = pins(&taps, &guests);
+            let script = render_table(&wanted, &pinned);
             let nft = (last != Some(script.as_str())).then(|| run_nft(&script).map(|()| script));
-            Ok((taps, changes, tc, nft))
+            Ok((taps, changes, tc, nft, pinned.len()))
         })?;
 
         // A tap that vanished needs nothing; one that comes back under its name starts over.
@@ -511,7 +512,7 @@ impl PortApplier {
             Some(Ok(script)) => {
                 tracing::info!(
                     limited = wanted.len(),
-                    pinned = pins(&taps, &guests).len(),
+                    pinned,
                     "NIC source pins and upload limits applied"
                 );
                 self.table = Some(script);
