@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use novacron_api_types::agent::RegisterRequest;
+use novacron_api_types::overlay::TunnelEndpoint;
 use novacron_client::{Client, ClientError, Config as ClientConfig, JoinToken};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -84,7 +85,15 @@ pub struct AgentConfig {
     /// This node's VTEP for overlay networks (default: the advertised host when it is an
     /// IPv4 address, else the listen address when it is a specific IPv4 one).
     pub vtep_address: Option<std::net::Ipv4Addr>,
+    /// The node's site (none: the default site). Overlay traffic to nodes of other sites is
+    /// encrypted ([`novacron_net::SiteTunnel`]).
+    pub site: Option<String>,
+    /// UDP port of the tunnel between sites.
+    pub tunnel_port: u16,
 }
+
+/// File in the agent's data dir holding its tunnel key (mode 0600).
+pub const TUNNEL_KEY_FILE: &str = "tunnel.key";
 
 /// A running agent.
 pub struct Agent {
@@ -146,8 +155,24 @@ impl Agent {
         };
         let agent_url = format!("https://{host_in_url}:{}", local.port());
         let vtep = vtep_address(config.vtep_address, &host, local.ip());
+        if let Some(site) = &config.site {
+            novacron_api_types::validate_name("site", site)
+                .map_err(|e| AgentError::Config(e.to_string()))?;
+        }
+        // A node with a VTEP publishes its tunnel key, so nodes of other sites can reach it.
+        let tunnel_key = match vtep {
+            Some(_) => Some(Arc::new(
+                novacron_net::TunnelKey::load_or_create(&config.data_dir.join(TUNNEL_KEY_FILE))
+                    .map_err(|e| AgentError::Config(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let tunnel = tunnel_key.as_ref().map(|k| TunnelEndpoint {
+            public_key: k.public().to_string(),
+            port: config.tunnel_port,
+        });
 
-        let creds = register(&config, &facts, &agent_url, vtep).await?;
+        let creds = register(&config, &facts, &agent_url, vtep, tunnel.clone()).await?;
         let client = Client::new(ClientConfig {
             servers: config.servers.clone(),
             token: creds.node_token.clone(),
@@ -252,13 +277,14 @@ impl Agent {
                     vtep
                 },
                 config.data_dir.clone(),
+                tunnel_key.map(|k| (k, config.tunnel_port)),
                 stop_rx.clone(),
             )),
             tokio::spawn(renew_loop(
                 shared.clone(),
                 cert,
                 creds,
-                register_request(&config, &facts, &agent_url, vtep),
+                register_request(&config, &facts, &agent_url, vtep, tunnel),
                 stop_rx.clone(),
             )),
         ];
@@ -327,10 +353,11 @@ async fn overlay_loop(
     client: Client,
     vtep: Option<std::net::Ipv4Addr>,
     data_dir: PathBuf,
+    tunnel: Option<(Arc<novacron_net::TunnelKey>, u16)>,
     stop: watch::Receiver<bool>,
 ) {
     match vtep {
-        Some(vtep) => overlay::run(client, vtep, data_dir, stop).await,
+        Some(vtep) => overlay::run(client, vtep, data_dir, tunnel, stop).await,
         None => tracing::info!("no VTEP address: this node takes no part in overlay networks"),
     }
 }
@@ -361,9 +388,12 @@ fn register_request(
     facts: &HostFacts,
     agent_url: &str,
     vtep: Option<std::net::Ipv4Addr>,
+    tunnel: Option<TunnelEndpoint>,
 ) -> RegisterRequest {
     RegisterRequest {
         vtep_address: vtep.map(|ip| ip.to_string()),
+        site: config.site.clone(),
+        tunnel,
         name: config.name.clone(),
         capacity: facts.capacity,
         agent_url: agent_url.to_string(),
@@ -378,8 +408,9 @@ async fn register(
     facts: &HostFacts,
     agent_url: &str,
     vtep: Option<std::net::Ipv4Addr>,
+    tunnel: Option<TunnelEndpoint>,
 ) -> Result<Credentials, AgentError> {
-    let req = register_request(config, facts, agent_url, vtep);
+    let req = register_request(config, facts, agent_url, vtep, tunnel);
     let saved = Credentials::load(&config.data_dir)?;
     if let Some(saved) = saved.filter(|c| c.name == config.name) {
         let client = Client::new(ClientConfig {

@@ -19,17 +19,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use novacron_api_types::overlay::{Ipv4Cidr, NodeOverlay, NodeOverlayNetwork};
+use novacron_api_types::overlay::{Ipv4Cidr, NodeOverlay, NodeOverlayNetwork, OverlayPeer};
 use novacron_api_types::security::{Direction, Protocol, SecurityRule};
 use novacron_client::Client;
 use novacron_net::{
     DEFAULT_VXLAN_PORT, DesiredNode, Firewall, FirewallApplier, FwPeer, FwProtocol, FwRule,
     Gateway, GatewayApplier, GuardedPort, MacAddr, NodeNetwork, NodePorts, PortApplier, RemotePeer,
-    ShapedNic, Underlay, Vni, gateway_mac,
+    ShapedNic, SiteTunnel, TunnelKey, TunnelPeer, TunnelPublicKey, Underlay, Vni, gateway_mac,
 };
 use tokio::sync::watch;
 
@@ -45,8 +46,54 @@ const RESYNC: Duration = Duration::from_secs(60);
 /// How often the port task looks for taps that appeared (one netlink dump).
 const TAP_CHECK: Duration = Duration::from_secs(2);
 
-/// The data plane `overlay` asks of this node with VTEP `vtep`.
-pub fn desired_node(vtep: Ipv4Addr, overlay: &NodeOverlay) -> DesiredNode {
+/// How this node may send overlay traffic to a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerPath {
+    /// Same site: VXLAN straight over the underlay.
+    Direct,
+    /// Another site: through the tunnel, sealed.
+    Tunnel(TunnelPeer),
+    /// Another site, but the peer has no usable tunnel end (an agent from before tunnels,
+    /// or a bad key): not reached at all rather than in the clear.
+    Unreachable,
+}
+
+pub fn peer_path(own_site: Option<&str>, peer: &OverlayPeer) -> PeerPath {
+    if peer.site.as_deref() == own_site {
+        return PeerPath::Direct;
+    }
+    let Some(t) = &peer.tunnel else {
+        return PeerPath::Unreachable;
+    };
+    match (
+        peer.vtep.parse::<Ipv4Addr>(),
+        t.public_key.parse::<TunnelPublicKey>(),
+    ) {
+        (Ok(vtep), Ok(key)) if t.port != 0 => PeerPath::Tunnel(TunnelPeer {
+            vtep,
+            endpoint: SocketAddrV4::new(vtep, t.port),
+            key,
+        }),
+        _ => PeerPath::Unreachable,
+    }
+}
+
+/// The peers of every network that are reached through the tunnel, one per VTEP.
+pub fn tunnel_peers(vtep: Ipv4Addr, overlay: &NodeOverlay) -> Vec<TunnelPeer> {
+    let mut out: BTreeMap<Ipv4Addr, TunnelPeer> = BTreeMap::new();
+    for p in overlay.networks.iter().flat_map(|n| &n.peers) {
+        if let PeerPath::Tunnel(t) = peer_path(overlay.site.as_deref(), p)
+            && t.vtep != vtep
+        {
+            out.entry(t.vtep).or_insert(t);
+        }
+    }
+    out.into_values().collect()
+}
+
+/// The data plane `overlay` asks of this node with VTEP `vtep`. Peers of other sites are
+/// in it only when `tunnel_ready` (their traffic would otherwise leave in the clear).
+pub fn desired_node(vtep: Ipv4Addr, overlay: &NodeOverlay, tunnel_ready: bool) -> DesiredNode {
     DesiredNode {
         underlay: Underlay {
             local_vtep: vtep,
@@ -68,6 +115,11 @@ pub fn desired_node(vtep: Ipv4Addr, overlay: &NodeOverlay) -> DesiredNode {
                             // A peer advertising our own VTEP would loop our floods back.
                             if peer_vtep == vtep {
                                 return None;
+                            }
+                            match peer_path(overlay.site.as_deref(), p) {
+                                PeerPath::Direct => {}
+                                PeerPath::Tunnel(_) if tunnel_ready => {}
+                                PeerPath::Tunnel(_) | PeerPath::Unreachable => return None,
                             }
                             Some(RemotePeer {
                                 vtep: peer_vtep,
@@ -495,20 +547,90 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
 }
 
 /// Makes the node's data plane match `overlay` once.
+/// This node's end of the tunnel between sites: its key and port, and the tunnel once a
+/// peer of another site needed it (it then runs until the agent stops).
+pub struct Tunnel {
+    key: Arc<TunnelKey>,
+    port: u16,
+    running: Option<Arc<SiteTunnel>>,
+}
+
+impl Tunnel {
+    pub fn new(key: Arc<TunnelKey>, port: u16) -> Self {
+        Self {
+            key,
+            port,
+            running: None,
+        }
+    }
+
+    /// Makes `peers` the tunnel's peers, starting it when a first one comes. Ok(true) when
+    /// peers of other sites may be programmed (their routes into the tunnel are in place).
+    async fn sync(&mut self, peers: Vec<TunnelPeer>) -> Result<bool, String> {
+        if self.running.is_none() {
+            if peers.is_empty() {
+                return Ok(true);
+            }
+            let (key, port) = (self.key.clone(), self.port);
+            let started = tokio::task::spawn_blocking(move || {
+                SiteTunnel::start(&key, port, DEFAULT_VXLAN_PORT)
+            })
+            .await
+            .map_err(|e| format!("the tunnel start task failed: {e}"))?
+            .map_err(|e| e.to_string())?;
+            tracing::info!(port, peers = peers.len(), "tunnel between sites started");
+            self.running = Some(Arc::new(started));
+        }
+        let Some(tunnel) = self.running.clone() else {
+            return Ok(false);
+        };
+        tokio::task::spawn_blocking(move || tunnel.set_peers(&peers))
+            .await
+            .map_err(|e| format!("the tunnel peer task failed: {e}"))?
+            .map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    /// Stops the threads off the runtime (the kernel objects stay: it fails closed).
+    async fn stop(&mut self) {
+        if let Some(t) = self.running.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(t)).await;
+        }
+    }
+}
+
 async fn apply(
     reconciler: &novacron_net::Reconciler,
     dhcp: &mut Dhcp,
     rules: &mut FirewallApplier,
     gateway_rules: &mut GatewayApplier,
+    tunnel: Option<&mut Tunnel>,
     vtep: Ipv4Addr,
     overlay: &NodeOverlay,
 ) -> Result<(), String> {
-    let desired = desired_node(vtep, overlay);
+    let mut failures = vec![];
+    // The tunnel before the FDB: a peer of another site is programmed only once what we
+    // send it is routed into the tunnel.
+    let peers = tunnel_peers(vtep, overlay);
+    let tunnel_ready = match tunnel {
+        Some(t) => t.sync(peers).await.unwrap_or_else(|e| {
+            failures.push(format!("tunnel between sites: {e}"));
+            false
+        }),
+        None if peers.is_empty() => true,
+        None => {
+            failures.push(
+                "peers of other sites need the tunnel, and this node has no tunnel key".into(),
+            );
+            false
+        }
+    };
+    let desired = desired_node(vtep, overlay, tunnel_ready);
     let report = reconciler
         .reconcile(&desired)
         .await
         .map_err(|e| e.to_string())?;
-    let mut failures: Vec<String> = report.failures.iter().map(|f| f.to_string()).collect();
+    failures.extend(report.failures.iter().map(|f| f.to_string()));
     let gateways = gateways(overlay);
     for g in &gateways {
         // The MAC first: a VM's ARP entry for the gateway stays valid on every node.
@@ -546,6 +668,21 @@ pub async fn run(
     client: Client,
     vtep: Ipv4Addr,
     data_dir: PathBuf,
+    tunnel: Option<(Arc<TunnelKey>, u16)>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut tunnel = tunnel.map(|(key, port)| Tunnel::new(key, port));
+    follow(client, vtep, data_dir, tunnel.as_mut(), stop).await;
+    if let Some(t) = tunnel.as_mut() {
+        t.stop().await;
+    }
+}
+
+async fn follow(
+    client: Client,
+    vtep: Ipv4Addr,
+    data_dir: PathBuf,
+    mut tunnel: Option<&mut Tunnel>,
     mut stop: watch::Receiver<bool>,
 ) {
     let reconciler = match novacron_net::Reconciler::connect() {
@@ -583,7 +720,9 @@ pub async fn run(
                     changed
                 });
                 let changed = last.as_ref().is_none_or(|l| {
-                    l.networks != overlay.networks || l.security_groups != overlay.security_groups
+                    l.networks != overlay.networks
+                        || l.security_groups != overlay.security_groups
+                        || l.site != overlay.site
                 });
                 if changed || last_apply.elapsed() >= RESYNC {
                     if !changed {
@@ -596,6 +735,7 @@ pub async fn run(
                         &mut dhcp,
                         &mut rules,
                         &mut gateway_rules,
+                        tunnel.as_deref_mut(),
                         vtep,
                         &overlay,
                     )
@@ -682,12 +822,16 @@ mod tests {
                         security_groups: vec![],
                         bandwidth_bps: None,
                     }],
+                    site: None,
+                    tunnel: None,
                 },
                 // Misconfigured: our own VTEP. Never a flood target.
                 OverlayPeer {
                     node: "n3".into(),
                     vtep: "198.18.0.1".into(),
                     endpoints: vec![],
+                    site: None,
+                    tunnel: None,
                 },
             ],
         }
@@ -711,6 +855,7 @@ mod tests {
             groups_revision: 0,
             networks: vec![n],
             security_groups: vec![],
+            site: None,
         };
         let ports = node_ports(&overlay);
         // Every local NIC is pinned; only the limited one is shaped.
@@ -733,8 +878,9 @@ mod tests {
             groups_revision: 0,
             networks: vec![net()],
             security_groups: vec![],
+            site: None,
         };
-        let d = desired_node(Ipv4Addr::new(198, 18, 0, 1), &overlay);
+        let d = desired_node(Ipv4Addr::new(198, 18, 0, 1), &overlay, false);
         assert_eq!(d.networks.len(), 1);
         let n = &d.networks[0];
         assert_eq!((n.vni.get(), n.mtu), (1000, 1450));
@@ -747,6 +893,65 @@ mod tests {
                 .unwrap_or(MacAddr::ZERO)]
         );
         assert_eq!(d.adopt_port_prefix.as_deref(), Some(TAP_PREFIX));
+        assert!(tunnel_peers(Ipv4Addr::new(198, 18, 0, 1), &overlay).is_empty());
+    }
+
+    #[test]
+    fn peers_of_other_sites_go_through_the_tunnel_or_not_at_all() {
+        let key = TunnelKey::generate()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .public()
+            .to_string();
+        let mut n = net();
+        n.peers[0].site = Some("east".into());
+        n.peers[0].tunnel = Some(novacron_api_types::overlay::TunnelEndpoint {
+            public_key: key.clone(),
+            port: 51999,
+        });
+        // Another site without a tunnel end (an old agent): never reached.
+        n.peers[1] = OverlayPeer {
+            node: "n4".into(),
+            vtep: "198.18.0.4".into(),
+            endpoints: vec![],
+            site: Some("west".into()),
+            tunnel: None,
+        };
+        let overlay = NodeOverlay {
+            revision: 1,
+            groups_revision: 0,
+            networks: vec![n],
+            security_groups: vec![],
+            site: None,
+        };
+        let local = Ipv4Addr::new(198, 18, 0, 1);
+        let peers = tunnel_peers(local, &overlay);
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].vtep, Ipv4Addr::new(198, 18, 0, 2));
+        assert_eq!(peers[0].endpoint.to_string(), "198.18.0.2:51999");
+        assert_eq!(peers[0].key.to_string(), key);
+        // Until the tunnel is up, no FDB entry sends there in the clear; n4 never.
+        let vteps = |ready| -> Vec<Ipv4Addr> {
+            desired_node(local, &overlay, ready).networks[0]
+                .peers
+                .iter()
+                .map(|p| p.vtep)
+                .collect()
+        };
+        assert!(vteps(false).is_empty());
+        assert_eq!(vteps(true), [Ipv4Addr::new(198, 18, 0, 2)]);
+        // Seen from a node of site east, the same peer is direct.
+        let east = NodeOverlay {
+            site: Some("east".into()),
+            ..overlay.clone()
+        };
+        assert!(tunnel_peers(local, &east).is_empty());
+        assert_eq!(desired_node(local, &east, false).networks[0].peers.len(), 1);
+        // A garbled key makes the peer unreachable, not plain.
+        let mut bad = overlay.networks[0].peers[0].clone();
+        if let Some(t) = bad.tunnel.as_mut() {
+            t.public_key = "garbage".into();
+        }
+        assert_eq!(peer_path(None, &bad), PeerPath::Unreachable);
     }
 
     #[test]
@@ -774,6 +979,7 @@ mod tests {
             groups_revision: 0,
             networks: vec![nat],
             security_groups: vec![],
+            site: None,
         };
         let gws = gateways(&overlay);
         assert_eq!(gws.len(), 1);
@@ -824,6 +1030,7 @@ mod tests {
         let overlay = NodeOverlay {
             revision: 1,
             groups_revision: 0,
+            site: None,
             networks: vec![n.clone()],
             security_groups: vec![
                 NodeSecurityGroup {

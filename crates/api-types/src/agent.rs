@@ -23,6 +23,13 @@ pub struct RegisterRequest {
     /// None: the node takes part in no overlay network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vtep_address: Option<String>,
+    /// The site the node is in (`agent --site`); none: the default site. Overlay traffic
+    /// between nodes of different sites goes through the tunnel, encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// The node's end of the tunnel between sites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<crate::overlay::TunnelEndpoint>,
 }
 
 /// Answer of a registration: the node's credentials. The token authenticates the agent to

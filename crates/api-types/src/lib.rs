@@ -559,6 +559,12 @@ pub struct Node {
     /// The IPv4 address other nodes send this node's overlay (VXLAN) traffic to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vtep_address: Option<String>,
+    /// The node's site (none: the default site).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// The node's end of the tunnel between sites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<overlay::TunnelEndpoint>,
 }
 
 /// What an image boots from.

@@ -18,6 +18,12 @@ use crate::{Invalid, UnixSeconds, validate_name};
 pub const VXLAN_OVERHEAD_BYTES: u32 = 50;
 /// A 1500-byte underlay less the VXLAN overhead.
 pub const DEFAULT_NETWORK_MTU: u32 = 1500 - VXLAN_OVERHEAD_BYTES;
+/// What the tunnel between sites adds to each VXLAN packet: outer IPv4 (20) + UDP (8) +
+/// WireGuard's data header (16) and tag (16).
+pub const TUNNEL_OVERHEAD_BYTES: u32 = 60;
+/// The default MTU of a network created while the cluster has nodes in more than one site:
+/// its packets between sites cross a 1500-byte underlay through the tunnel unfragmented.
+pub const DEFAULT_SITES_NETWORK_MTU: u32 = DEFAULT_NETWORK_MTU - TUNNEL_OVERHEAD_BYTES;
 /// IPv4's minimum datagram size every host must accept.
 pub const MIN_NETWORK_MTU: u32 = 576;
 /// A 9000-byte jumbo underlay less the VXLAN overhead.
@@ -262,6 +268,10 @@ pub struct NodeOverlay {
     /// The security groups of this node's endpoints and the groups their rules name.
     #[serde(default)]
     pub security_groups: Vec<crate::security::NodeSecurityGroup>,
+    /// This node's site as the control plane knows it (none: the default site). Peers of
+    /// another site are reached through the tunnel only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
 }
 
 /// One network on one node.
@@ -307,6 +317,45 @@ pub struct OverlayPeer {
     pub node: String,
     pub vtep: String,
     pub endpoints: Vec<OverlayEndpoint>,
+    /// The peer's site (none: the default site).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// The peer's end of the tunnel between sites, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelEndpoint>,
+}
+
+/// A node's end of the tunnel between sites: WireGuard's protocol, over UDP to the node's
+/// VTEP address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TunnelEndpoint {
+    /// The node's public X25519 key, base64 (44 characters).
+    pub public_key: String,
+    /// The UDP port its tunnel listens on.
+    pub port: u16,
+}
+
+impl TunnelEndpoint {
+    /// Refuses a key that is not 32 bytes of base64 or port 0.
+    pub fn check(&self) -> Result<(), Invalid> {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(self.public_key.trim())
+            .ok()
+            .filter(|k| k.len() == 32);
+        if key.is_none() {
+            return Err(Invalid(format!(
+                "tunnel public key {:?} is not 32 bytes of base64 (44 characters)",
+                self.public_key
+            )));
+        }
+        if self.port == 0 {
+            return Err(Invalid(
+                "tunnel port 0 is not usable: give the port the agent's tunnel listens on".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A create request after its checks: parsed subnet and gateway, defaults filled in.

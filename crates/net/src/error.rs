@@ -199,6 +199,14 @@ pub enum NetError {
         "tc did not finish within {timeout:?} and was killed: the next apply shapes those taps again"
     )]
     TcTimeout { timeout: Duration },
+    #[error("tunnel between sites: {what}: {source}")]
+    Tunnel {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("tunnel key {path}: {problem}")]
+    TunnelKey { path: String, problem: String },
     #[error("cannot set {path} to 1 (bridged traffic must pass the firewall): {source}")]
     Sysctl {
         path: String,

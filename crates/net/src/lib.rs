@@ -10,7 +10,8 @@
 //! [`firewall`] (security groups as one nftables table, [`FirewallApplier`]), [`gateway`]
 //! (a network's gateway and NAT, [`GatewayApplier`]) and [`ports`] (what each VM tap may
 //! send as: its NIC's MAC only; and per-NIC bandwidth limits, a tbf on the tap and an
-//! nftables policer; [`PortApplier`]).
+//! nftables policer; [`PortApplier`]), and [`tunnel`]: overlay traffic between sites sealed
+//! with WireGuard's protocol in user space ([`SiteTunnel`]).
 
 pub mod error;
 pub mod firewall;
@@ -19,6 +20,7 @@ mod kernel;
 pub mod model;
 pub mod plan;
 pub mod ports;
+pub mod tunnel;
 
 pub use error::{InvalidState, KernelError, NetError};
 pub use firewall::{
@@ -33,3 +35,7 @@ pub use model::{
 };
 pub use plan::{Action, FdbEntry, LinkKind, Observed, ObservedLink};
 pub use ports::{NodePorts, PortApplier, ShapedNic, TAP_ALIAS_PREFIX, tap_alias};
+pub use tunnel::{
+    DEFAULT_TUNNEL_PORT, SiteTunnel, TUNNEL_DEVICE, TUNNEL_OVERHEAD, TunnelKey, TunnelPeer,
+    TunnelPublicKey, TunnelStats,
+};

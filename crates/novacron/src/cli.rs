@@ -1149,12 +1149,13 @@ fn node_rows(nodes: &[Node]) -> Vec<Vec<String>> {
                     "tcg".into()
                 },
                 ago(n.last_heartbeat),
+                n.site.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect()
 }
 
-const NODE_HEADERS: [&str; 7] = [
+const NODE_HEADERS: [&str; 8] = [
     "NAME",
     "STATE",
     "VMS",
@@ -1162,6 +1163,7 @@ const NODE_HEADERS: [&str; 7] = [
     "MEMORY",
     "ACCEL",
     "HEARTBEAT",
+    "SITE",
 ];
 
 async fn node(cmd: NodeCommand, out: Format) -> anyhow::Result<()> {

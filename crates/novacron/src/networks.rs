@@ -3,7 +3,7 @@
 
 use clap::{Subcommand, ValueEnum};
 use novacron_api_types::DEFAULT_PROJECT;
-use novacron_api_types::overlay::{DEFAULT_NETWORK_MTU, NetworkCreateRequest, OverlayNetwork};
+use novacron_api_types::overlay::{NetworkCreateRequest, OverlayNetwork};
 
 use crate::output::{self, Format};
 
@@ -35,9 +35,10 @@ pub enum NetworkCommand {
         /// DNS names VM.NETWORK for the network's VMs.
         #[arg(long)]
         dns: bool,
-        /// MTU inside the network (the underlay carries 50 bytes more per packet).
-        #[arg(long, default_value_t = DEFAULT_NETWORK_MTU)]
-        mtu: u32,
+        /// MTU inside the network (the underlay carries 50 bytes more per packet, 110 between
+        /// sites). Default: 1450, or 1390 while the cluster has nodes in more than one site.
+        #[arg(long)]
+        mtu: Option<u32>,
     },
     /// Overlay networks (of the selected --project, or of every project you may see).
     List,
@@ -130,7 +131,7 @@ pub async fn run(cmd: NetworkCommand, out: Format) -> anyhow::Result<()> {
                     nat,
                     dhcp: dhcp == OnOff::On,
                     dns,
-                    mtu: Some(mtu),
+                    mtu,
                 })
                 .await?;
             output::print_details(out, &n, || details(&n))

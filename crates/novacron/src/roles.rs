@@ -106,6 +106,14 @@ pub struct AgentArgs {
     /// traffic to (default: the advertised address when it is IPv4).
     #[arg(long, value_name = "IP")]
     pub vtep_address: Option<std::net::Ipv4Addr>,
+    /// The site this node is in (a name like `east`); default: the default site. Overlay
+    /// traffic between nodes of different sites is encrypted (WireGuard's protocol, in the
+    /// agent) and sent to the other node's VTEP address on `--tunnel-port`.
+    #[arg(long, value_name = "NAME")]
+    pub site: Option<String>,
+    /// UDP port of this node's end of the tunnel between sites (open it between sites).
+    #[arg(long, value_name = "PORT", default_value_t = novacron_net::DEFAULT_TUNNEL_PORT)]
+    pub tunnel_port: u16,
     /// Seconds a guest gets to power off before it is killed.
     #[arg(long, default_value_t = 30)]
     pub stop_timeout_secs: u64,
@@ -314,6 +322,8 @@ pub async fn up(args: UpArgs, out: Format) -> anyhow::Result<()> {
         watchdog_command: watchdog_command(),
         hollow: false,
         vtep_address: None,
+        site: None,
+        tunnel_port: novacron_net::DEFAULT_TUNNEL_PORT,
     })
     .await?;
 
@@ -560,6 +570,8 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         },
         hollow: args.hollow,
         vtep_address: args.vtep_address,
+        site: args.site,
+        tunnel_port: args.tunnel_port,
     })
     .await?;
     eprintln!(

@@ -151,7 +151,12 @@ pub async fn create(
     state: &AppState,
     req: &NetworkCreateRequest,
 ) -> Result<OverlayNetwork, ApiError> {
-    let checked = req.check()?;
+    let mut checked = req.check()?;
+    if req.mtu.is_none() {
+        checked.mtu = state
+            .nodes
+            .with(|nodes| default_mtu(nodes.values().map(|n| n.site.as_deref())));
+    }
     for _ in 0..ATTEMPTS {
         // The guard first: any create or delete in the project after this read fails our
         // transaction, so the list below is what the overlap check must hold against.
@@ -380,7 +385,7 @@ pub fn node_overlay(
     node: &str,
     vms: &[std::sync::Arc<VmRecord>],
     networks: &[OverlayNetwork],
-    vteps: &std::collections::BTreeMap<String, String>,
+    nodes: &std::collections::BTreeMap<String, OverlayNode>,
 ) -> Vec<NodeOverlayNetwork> {
     let endpoint = |vm: &VmRecord, nic: &novacron_api_types::overlay::Nic| OverlayEndpoint {
         vm: vm.name.clone(),
@@ -438,16 +443,39 @@ pub fn node_overlay(
             peers: peers
                 .into_iter()
                 .filter_map(|(node, endpoints)| {
+                    let peer = nodes.get(node)?;
                     Some(OverlayPeer {
                         node: node.to_string(),
-                        vtep: vteps.get(node)?.clone(),
+                        vtep: peer.vtep.clone(),
                         endpoints,
+                        site: peer.site.clone(),
+                        tunnel: peer.tunnel.clone(),
                     })
                 })
                 .collect(),
         });
     }
     out
+}
+
+/// How the overlay reaches a node: its VTEP, its site, its end of the tunnel between sites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayNode {
+    pub vtep: String,
+    pub site: Option<String>,
+    pub tunnel: Option<novacron_api_types::overlay::TunnelEndpoint>,
+}
+
+/// The MTU of a network created without `--mtu`: small enough to cross the tunnel between
+/// sites unfragmented once the cluster has nodes in more than one site (a node without a
+/// site is in the default one).
+pub fn default_mtu<'a>(sites: impl IntoIterator<Item = Option<&'a str>>) -> u32 {
+    let distinct: BTreeSet<Option<&str>> = sites.into_iter().collect();
+    if distinct.len() > 1 {
+        novacron_api_types::overlay::DEFAULT_SITES_NETWORK_MTU
+    } else {
+        novacron_api_types::overlay::DEFAULT_NETWORK_MTU
+    }
 }
 
 /// [`node_overlay`] over the control plane's current records.
@@ -458,14 +486,24 @@ pub async fn node_overlay_now(state: &AppState, node: &str) -> Result<NodeOverla
     let vms = state.vms.values();
     let groups = state.security_groups.values();
     let networks = all(state).await?;
-    let vteps: std::collections::BTreeMap<String, String> = state.nodes.with(|nodes| {
-        nodes
+    let (site, nodes) = state.nodes.with(|nodes| {
+        let site = nodes.get(node).and_then(|n| n.site.clone());
+        let reachable = nodes
             .values()
-            .filter_map(|n| Some((n.name.clone(), n.vtep_address.clone()?)))
-            .collect()
+            .filter_map(|n| {
+                let peer = OverlayNode {
+                    vtep: n.vtep_address.clone()?,
+                    site: n.site.clone(),
+                    tunnel: n.tunnel.clone(),
+                };
+                Some((n.name.clone(), peer))
+            })
+            .collect();
+        (site, reachable)
     });
-    let networks = node_overlay(node, &vms, &networks, &vteps);
+    let networks = node_overlay(node, &vms, &networks, &nodes);
     Ok(NodeOverlay {
+        site,
         revision,
         groups_revision,
         security_groups: crate::security_groups::node_security(&networks, &groups, &vms),
@@ -564,9 +602,17 @@ mod tests {
             vm_on("a3", "n3", "app", "02:00:00:00:00:03", "10.10.0.4"),
             vm_on("d1", "n2", "db", "02:00:00:00:00:04", "10.20.0.2"),
         ];
-        let vteps: std::collections::BTreeMap<String, String> = [
-            ("n1".to_string(), "198.18.0.1".to_string()),
-            ("n2".to_string(), "198.18.0.2".to_string()),
+        let node = |vtep: &str, site: Option<&str>| OverlayNode {
+            vtep: vtep.into(),
+            site: site.map(str::to_string),
+            tunnel: site.map(|_| novacron_api_types::overlay::TunnelEndpoint {
+                public_key: "k".repeat(43) + "=",
+                port: 51820,
+            }),
+        };
+        let vteps: std::collections::BTreeMap<String, OverlayNode> = [
+            ("n1".to_string(), node("198.18.0.1", None)),
+            ("n2".to_string(), node("198.18.0.2", Some("east"))),
         ]
         .into();
         let view = node_overlay("n1", &vms, &[app.clone(), db.clone()], &vteps);
@@ -579,6 +625,12 @@ mod tests {
         assert_eq!(view[0].peers.len(), 1);
         assert_eq!(view[0].peers[0].vtep, "198.18.0.2");
         assert_eq!(view[0].peers[0].endpoints[0].mac, "02:00:00:00:00:02");
+        // Its site and tunnel travel with it, for n1 to seal what it sends there.
+        assert_eq!(view[0].peers[0].site.as_deref(), Some("east"));
+        assert_eq!(
+            view[0].peers[0].tunnel.as_ref().map(|t| t.port),
+            Some(51820)
+        );
         // A limit is the local node's business only.
         assert_eq!(view[0].peers[0].endpoints[0].bandwidth_bps, None);
         assert_eq!(view[0].local[0].bandwidth_bps, None);
@@ -589,6 +641,20 @@ mod tests {
         assert!(view[1].peers.is_empty());
         // A node with no VM has nothing.
         assert!(node_overlay("n9", &vms, &[], &vteps).is_empty());
+    }
+
+    #[test]
+    fn networks_made_while_sites_differ_leave_room_for_the_tunnel() {
+        use novacron_api_types::overlay::{DEFAULT_NETWORK_MTU, DEFAULT_SITES_NETWORK_MTU};
+        assert_eq!(default_mtu([]), DEFAULT_NETWORK_MTU);
+        assert_eq!(default_mtu([None, None]), DEFAULT_NETWORK_MTU);
+        assert_eq!(default_mtu([Some("a"), Some("a")]), DEFAULT_NETWORK_MTU);
+        assert_eq!(default_mtu([Some("a"), None]), DEFAULT_SITES_NETWORK_MTU);
+        assert_eq!(
+            default_mtu([Some("a"), Some("b")]),
+            DEFAULT_SITES_NETWORK_MTU
+        );
+        assert_eq!(DEFAULT_SITES_NETWORK_MTU, 1390);
     }
 
     #[test]

@@ -294,6 +294,12 @@ pub struct NodeRecord {
     /// The node's VTEP (IPv4) for overlay networks, as its agent advertised it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vtep_address: Option<String>,
+    /// The node's site (`agent --site`); none: the default site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// The node's end of the tunnel between sites, as its agent advertised it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<novacron_api_types::overlay::TunnelEndpoint>,
 }
 
 /// A certificate the control plane issued, and until when it is valid.

@@ -145,6 +145,8 @@ impl AppState {
             agent_url: rec.agent_url.clone(),
             registered_at: rec.registered_at,
             vtep_address: rec.vtep_address.clone(),
+            site: rec.site.clone(),
+            tunnel: rec.tunnel.clone(),
             last_heartbeat: self
                 .last_seen
                 .lock()

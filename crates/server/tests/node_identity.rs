@@ -53,6 +53,8 @@ fn request(name: &str, agent_url: &str) -> RegisterRequest {
         qemu_version: "9.0".into(),
         bridges: vec![],
         vtep_address: None,
+        site: None,
+        tunnel: None,
     }
 }
 

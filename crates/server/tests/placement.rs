@@ -102,6 +102,8 @@ impl Cp {
                 qemu_version: "9.0.2".into(),
                 bridges: vec![],
                 vtep_address: None,
+                site: None,
+                tunnel: None,
             })
             .await
             .unwrap();

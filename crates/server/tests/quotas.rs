@@ -121,6 +121,8 @@ async fn control_plane(
             qemu_version: "9.0.2".into(),
             bridges: vec![],
             vtep_address: None,
+            site: None,
+            tunnel: None,
         })
         .await
         .unwrap();

@@ -241,6 +241,8 @@ async fn scenario(a: &ControlPlaneArgs) -> anyhow::Result<ControlPlaneReport> {
                     watchdog_command: None,
                     hollow: true,
                     vtep_address: None,
+                    site: None,
+                    tunnel_port: novacron_net::DEFAULT_TUNNEL_PORT,
                 }))
             })
             .collect();

@@ -97,6 +97,12 @@ pub async fn register(
         .transpose()
         .map_err(|e| ApiError::invalid(e.to_string()))?
         .map(|ip| ip.to_string());
+    if let Some(site) = &req.site {
+        validate_name("site", site)?;
+    }
+    if let Some(t) = &req.tunnel {
+        t.check().map_err(|e| ApiError::invalid(e.to_string()))?;
+    }
     let (cert_dns, cert_ips) = node_cert_names(&req.name, &req.agent_url, peer.ip()).await?;
     let key = records::node_key(&req.name);
     let existing = state.store.get(&key).await?;
@@ -168,6 +174,8 @@ pub async fn register(
         qemu_version: req.qemu_version.clone(),
         bridges: req.bridges.clone(),
         vtep_address,
+        site: req.site.clone(),
+        tunnel: req.tunnel.clone(),
         registered_at: old.as_ref().map(|o| o.registered_at).unwrap_or_else(now),
         admin_state: old
             .as_ref()

@@ -145,6 +145,7 @@ from .store_health import StoreHealth
 from .template_request import TemplateRequest
 from .token_create_request import TokenCreateRequest
 from .token_created import TokenCreated
+from .tunnel_endpoint import TunnelEndpoint
 from .user import User
 from .user_create_request import UserCreateRequest
 from .vm import Vm
@@ -310,6 +311,7 @@ __all__ = (
     "TemplateRequest",
     "TokenCreated",
     "TokenCreateRequest",
+    "TunnelEndpoint",
     "User",
     "UserCreateRequest",
     "Vm",

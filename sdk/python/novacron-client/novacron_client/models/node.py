@@ -14,6 +14,7 @@ from typing import cast
 
 if TYPE_CHECKING:
   from ..models.resources import Resources
+  from ..models.tunnel_endpoint import TunnelEndpoint
 
 
 
@@ -38,6 +39,8 @@ class Node:
             registered_at (int):
             state (NodeState): What a node is allowed to do.
             vms (int):
+            site (None | str | Unset): The node's site (none: the default site).
+            tunnel (None | TunnelEndpoint | Unset):
             vtep_address (None | str | Unset): The IPv4 address other nodes send this node's overlay (VXLAN) traffic to.
      """
 
@@ -51,6 +54,8 @@ class Node:
     registered_at: int
     state: NodeState
     vms: int
+    site: None | str | Unset = UNSET
+    tunnel: None | TunnelEndpoint | Unset = UNSET
     vtep_address: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -60,6 +65,7 @@ class Node:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.resources import Resources # noqa: PLC0415
+        from ..models.tunnel_endpoint import TunnelEndpoint # noqa: PLC0415
         agent_url = self.agent_url
 
         allocated = self.allocated.to_dict()
@@ -79,6 +85,20 @@ class Node:
         state = self.state.value
 
         vms = self.vms
+
+        site: None | str | Unset
+        if isinstance(self.site, Unset):
+            site = UNSET
+        else:
+            site = self.site
+
+        tunnel: dict[str, Any] | None | Unset
+        if isinstance(self.tunnel, Unset):
+            tunnel = UNSET
+        elif isinstance(self.tunnel, TunnelEndpoint):
+            tunnel = self.tunnel.to_dict()
+        else:
+            tunnel = self.tunnel
 
         vtep_address: None | str | Unset
         if isinstance(self.vtep_address, Unset):
@@ -101,6 +121,10 @@ class Node:
             "state": state,
             "vms": vms,
         })
+        if site is not UNSET:
+            field_dict["site"] = site
+        if tunnel is not UNSET:
+            field_dict["tunnel"] = tunnel
         if vtep_address is not UNSET:
             field_dict["vtep_address"] = vtep_address
 
@@ -111,6 +135,7 @@ class Node:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.resources import Resources # noqa: PLC0415
+        from ..models.tunnel_endpoint import TunnelEndpoint # noqa: PLC0415
         d = dict(src_dict)
         agent_url = d.pop("agent_url")
 
@@ -141,6 +166,36 @@ class Node:
 
         vms = d.pop("vms")
 
+        def _parse_site(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        site = _parse_site(d.pop("site", UNSET))
+
+
+        def _parse_tunnel(data: object) -> None | TunnelEndpoint | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                tunnel_type_0 = TunnelEndpoint.from_dict(data)
+
+
+
+                return tunnel_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | TunnelEndpoint | Unset, data)
+
+        tunnel = _parse_tunnel(d.pop("tunnel", UNSET))
+
+
         def _parse_vtep_address(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -162,6 +217,8 @@ class Node:
             registered_at=registered_at,
             state=state,
             vms=vms,
+            site=site,
+            tunnel=tunnel,
             vtep_address=vtep_address,
         )
 

@@ -36,12 +36,15 @@ class NodeOverlay:
                 `after_groups` to wait for a change of those too.
             security_groups (list[NodeSecurityGroup] | Unset): The security groups of this node's endpoints and the groups
                 their rules name.
+            site (None | str | Unset): This node's site as the control plane knows it (none: the default site). Peers of
+                another site are reached through the tunnel only.
      """
 
     networks: list[NodeOverlayNetwork]
     revision: int
     groups_revision: int | Unset = UNSET
     security_groups: list[NodeSecurityGroup] | Unset = UNSET
+    site: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -71,6 +74,12 @@ class NodeOverlay:
 
 
 
+        site: None | str | Unset
+        if isinstance(self.site, Unset):
+            site = UNSET
+        else:
+            site = self.site
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -82,6 +91,8 @@ class NodeOverlay:
             field_dict["groups_revision"] = groups_revision
         if security_groups is not UNSET:
             field_dict["security_groups"] = security_groups
+        if site is not UNSET:
+            field_dict["site"] = site
 
         return field_dict
 
@@ -118,11 +129,22 @@ class NodeOverlay:
                 security_groups.append(security_groups_item)
 
 
+        def _parse_site(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        site = _parse_site(d.pop("site", UNSET))
+
+
         node_overlay = cls(
             networks=networks,
             revision=revision,
             groups_revision=groups_revision,
             security_groups=security_groups,
+            site=site,
         )
 
 

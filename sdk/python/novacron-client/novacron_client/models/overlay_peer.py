@@ -8,10 +8,12 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..types import UNSET, Unset
 from typing import cast
 
 if TYPE_CHECKING:
   from ..models.overlay_endpoint import OverlayEndpoint
+  from ..models.tunnel_endpoint import TunnelEndpoint
 
 
 
@@ -29,11 +31,15 @@ class OverlayPeer:
             endpoints (list[OverlayEndpoint]):
             node (str):
             vtep (str):
+            site (None | str | Unset): The peer's site (none: the default site).
+            tunnel (None | TunnelEndpoint | Unset):
      """
 
     endpoints: list[OverlayEndpoint]
     node: str
     vtep: str
+    site: None | str | Unset = UNSET
+    tunnel: None | TunnelEndpoint | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -42,6 +48,7 @@ class OverlayPeer:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.overlay_endpoint import OverlayEndpoint # noqa: PLC0415
+        from ..models.tunnel_endpoint import TunnelEndpoint # noqa: PLC0415
         endpoints = []
         for endpoints_item_data in self.endpoints:
             endpoints_item = endpoints_item_data.to_dict()
@@ -53,6 +60,20 @@ class OverlayPeer:
 
         vtep = self.vtep
 
+        site: None | str | Unset
+        if isinstance(self.site, Unset):
+            site = UNSET
+        else:
+            site = self.site
+
+        tunnel: dict[str, Any] | None | Unset
+        if isinstance(self.tunnel, Unset):
+            tunnel = UNSET
+        elif isinstance(self.tunnel, TunnelEndpoint):
+            tunnel = self.tunnel.to_dict()
+        else:
+            tunnel = self.tunnel
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -61,6 +82,10 @@ class OverlayPeer:
             "node": node,
             "vtep": vtep,
         })
+        if site is not UNSET:
+            field_dict["site"] = site
+        if tunnel is not UNSET:
+            field_dict["tunnel"] = tunnel
 
         return field_dict
 
@@ -69,6 +94,7 @@ class OverlayPeer:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.overlay_endpoint import OverlayEndpoint # noqa: PLC0415
+        from ..models.tunnel_endpoint import TunnelEndpoint # noqa: PLC0415
         d = dict(src_dict)
         endpoints = []
         _endpoints = d.pop("endpoints")
@@ -84,10 +110,42 @@ class OverlayPeer:
 
         vtep = d.pop("vtep")
 
+        def _parse_site(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        site = _parse_site(d.pop("site", UNSET))
+
+
+        def _parse_tunnel(data: object) -> None | TunnelEndpoint | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                tunnel_type_0 = TunnelEndpoint.from_dict(data)
+
+
+
+                return tunnel_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | TunnelEndpoint | Unset, data)
+
+        tunnel = _parse_tunnel(d.pop("tunnel", UNSET))
+
+
         overlay_peer = cls(
             endpoints=endpoints,
             node=node,
             vtep=vtep,
+            site=site,
+            tunnel=tunnel,
         )
 
 

@@ -13,6 +13,7 @@ from typing import cast
 
 if TYPE_CHECKING:
   from ..models.resources import Resources
+  from ..models.tunnel_endpoint import TunnelEndpoint
 
 
 
@@ -34,6 +35,9 @@ class RegisterRequest:
             name (str):
             qemu_version (str):
             bridges (list[str] | Unset): Linux bridges present on the node, so `--bridge` can be checked before placement.
+            site (None | str | Unset): The site the node is in (`agent --site`); none: the default site. Overlay traffic
+                between nodes of different sites goes through the tunnel, encrypted.
+            tunnel (None | TunnelEndpoint | Unset):
             vtep_address (None | str | Unset): This node's VTEP: the IPv4 address other nodes send its overlay (VXLAN)
                 traffic to.
                 None: the node takes part in no overlay network.
@@ -45,6 +49,8 @@ class RegisterRequest:
     name: str
     qemu_version: str
     bridges: list[str] | Unset = UNSET
+    site: None | str | Unset = UNSET
+    tunnel: None | TunnelEndpoint | Unset = UNSET
     vtep_address: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -54,6 +60,7 @@ class RegisterRequest:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.resources import Resources # noqa: PLC0415
+        from ..models.tunnel_endpoint import TunnelEndpoint # noqa: PLC0415
         agent_url = self.agent_url
 
         capacity = self.capacity.to_dict()
@@ -69,6 +76,20 @@ class RegisterRequest:
             bridges = self.bridges
 
 
+
+        site: None | str | Unset
+        if isinstance(self.site, Unset):
+            site = UNSET
+        else:
+            site = self.site
+
+        tunnel: dict[str, Any] | None | Unset
+        if isinstance(self.tunnel, Unset):
+            tunnel = UNSET
+        elif isinstance(self.tunnel, TunnelEndpoint):
+            tunnel = self.tunnel.to_dict()
+        else:
+            tunnel = self.tunnel
 
         vtep_address: None | str | Unset
         if isinstance(self.vtep_address, Unset):
@@ -88,6 +109,10 @@ class RegisterRequest:
         })
         if bridges is not UNSET:
             field_dict["bridges"] = bridges
+        if site is not UNSET:
+            field_dict["site"] = site
+        if tunnel is not UNSET:
+            field_dict["tunnel"] = tunnel
         if vtep_address is not UNSET:
             field_dict["vtep_address"] = vtep_address
 
@@ -98,6 +123,7 @@ class RegisterRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.resources import Resources # noqa: PLC0415
+        from ..models.tunnel_endpoint import TunnelEndpoint # noqa: PLC0415
         d = dict(src_dict)
         agent_url = d.pop("agent_url")
 
@@ -113,6 +139,36 @@ class RegisterRequest:
         qemu_version = d.pop("qemu_version")
 
         bridges = cast(list[str], d.pop("bridges", UNSET))
+
+
+        def _parse_site(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        site = _parse_site(d.pop("site", UNSET))
+
+
+        def _parse_tunnel(data: object) -> None | TunnelEndpoint | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                tunnel_type_0 = TunnelEndpoint.from_dict(data)
+
+
+
+                return tunnel_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | TunnelEndpoint | Unset, data)
+
+        tunnel = _parse_tunnel(d.pop("tunnel", UNSET))
 
 
         def _parse_vtep_address(data: object) -> None | str | Unset:
@@ -132,6 +188,8 @@ class RegisterRequest:
             name=name,
             qemu_version=qemu_version,
             bridges=bridges,
+            site=site,
+            tunnel=tunnel,
             vtep_address=vtep_address,
         )
 
