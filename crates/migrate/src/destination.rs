@@ -32,6 +32,8 @@ const SIDE: &str = "destination";
 const PIPELINE_STOP_CHECK: Duration = Duration::from_millis(200);
 /// Longest wait for QEMU's RESUME event after `cont`, and for the report of it to leave.
 const RESUME_EVENT_WAIT: Duration = Duration::from_secs(2);
+/// Rounds of gratuitous announcements after a resume (QEMU's own default is 5).
+const ANNOUNCE_ROUNDS: u32 = 5;
 
 /// What the destination agent prepared.
 #[derive(Clone, Debug)]
@@ -161,6 +163,12 @@ impl DestinationReady {
         .await
         .ok()
         .flatten();
+        // QEMU announced the NICs when the incoming stream ended, while the VM was still
+        // paused here and the source may still have been the one answering; announce again
+        // now that it runs here, so the network forgets the old place from this moment.
+        if let Err(e) = self.qmp.announce_self(ANNOUNCE_ROUNDS).await {
+            tracing::debug!(error = %e, "announce-self after the resume");
+        }
         let go = self.go_received.load(Ordering::Relaxed);
         if go > 0 {
             let msg = Control::Resumed {

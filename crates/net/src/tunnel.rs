@@ -1047,16 +1047,25 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("test setup");
         let path = dir.join("tunnel.key");
         let first = TunnelKey::load_or_create(&path).expect("test setup");
-        let mode = std::fs::metadata(&path).expect("test setup").permissions().mode();
+        let mode = std::fs::metadata(&path)
+            .expect("test setup")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let again = TunnelKey::load_or_create(&path).expect("test setup");
         assert_eq!(first.public(), again.public());
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("test setup");
-        let e = TunnelKey::load_or_create(&path).expect_err("refused").to_string();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .expect("test setup");
+        let e = TunnelKey::load_or_create(&path)
+            .expect_err("refused")
+            .to_string();
         assert!(e.contains("chmod 600"), "{e}");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("test setup");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("test setup");
         std::fs::write(&path, "not a key\n").expect("test setup");
-        let e = TunnelKey::load_or_create(&path).expect_err("refused").to_string();
+        let e = TunnelKey::load_or_create(&path)
+            .expect_err("refused")
+            .to_string();
         assert!(e.contains("delete it"), "{e}");
         std::fs::remove_dir_all(&dir).expect("test setup");
     }

@@ -1,6 +1,7 @@
 //! `novacron bench network` end to end with small parameters: the overlay built by the data
 //! plane's reconciler carries TCP between two endpoint namespaces (iperf3), and a control
-//! plane with two hollow nodes gets security-group changes into their nftables. Checks the
+//! plane with two hollow nodes gets security-group changes into their nftables, and two sites
+//! joined by an emulated WAN carry TCP through the overlay sealed by their tunnels. Checks the
 //! JSON a user would read, not the figures (this machine is shared).
 //!
 //! Needs root (network namespaces), iperf3 and nft; skipped with a message without them.
@@ -95,6 +96,12 @@ fn overlay_throughput_and_rule_propagation_are_reported() {
         "3",
         "--timeout-secs",
         "40",
+        "--wan-seconds",
+        "3",
+        "--wan-rate",
+        "20mbit",
+        "--wan-rtt",
+        "20ms",
     ];
     let (ok, out, err, pid) = bench(&small);
     assert!(ok, "bench network failed: {err}");
@@ -129,6 +136,23 @@ fn overlay_throughput_and_rule_propagation_are_reported() {
     positive(&r, "rule_api_p50_ms");
     positive(&r, "ports_ready_seconds");
     assert!(r["rule_propagation_met"].is_boolean(), "{r}");
+
+    // Between sites: TCP crossed the overlay sealed by the tunnel over the emulated WAN,
+    // and not one VXLAN packet crossed it in the clear.
+    for f in [
+        "sites_encrypted_bps",
+        "sites_wan_tcp_bps",
+        "sites_encrypted_ratio",
+    ] {
+        positive(&r, f);
+    }
+    assert_eq!(r["sites_link_bps"], 20_000_000.0, "{r}");
+    assert_eq!(r["sites_overlay_mtu"], 1390, "{r}");
+    assert_eq!(r["sites_plain_vxlan_packets"], 0, "{r}");
+    assert!(r["sites_sealed_packets"].as_u64().unwrap() > 100, "{r}");
+    assert!(r["sites_opened_packets"].as_u64().unwrap() > 100, "{r}");
+    // Through a 20 Mbit/s link: the emulator's rate, not the host, bounds both paths.
+    assert!(r["sites_encrypted_bps"].as_f64().unwrap() < 21e6, "{r}");
 
     // Nothing left behind: the throughput lab's namespaces are named after the bench's pid.
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();

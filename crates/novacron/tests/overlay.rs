@@ -1,6 +1,8 @@
 //! Overlay networks end to end: one control plane (`novacron server`, in the host's network
 //! namespace), two agents each in its own network namespace joined
-//! by a veth underlay (198.18.0.1 <-> 198.18.0.2, their VTEPs), a TCG tiny guest on each
+//! by a veth underlay (198.18.0.1 <-> 198.18.0.2, their VTEPs), in two sites (`--site east`,
+//! `--site west`: everything between them crosses the encrypted tunnel, and the underlay
+//! never carries a VXLAN packet), a TCG tiny guest on each
 //! agent on network `app`: the guests get their addresses by DHCP from the control plane's
 //! IPAM and ping each other across the VXLAN overlay; a guest on network `other` cannot
 //! reach them, even with an address in `app`'s subnet. A backup restored as a new VM keeps
@@ -163,6 +165,25 @@ impl Lab {
         ]);
         ip(&["-n", &n1.name, "link", "set", "under", "up"]);
         ip(&["-n", &n2.name, "link", "set", "under", "up"]);
+        // What crosses the underlay into n2: VXLAN (must be none, the sites differ) and the
+        // tunnel's datagrams.
+        let wire = "table inet wire {\n chain c {\n type filter hook prerouting priority -400;\n \
+            iifname \"under\" udp dport 4789 counter\n \
+            iifname \"under\" udp dport 51820 counter\n }\n}\n";
+        let mut nft = Command::new("ip")
+            .args(["netns", "exec", &n2.name, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("nft");
+        {
+            use std::io::Write;
+            nft.stdin
+                .take()
+                .expect("stdin")
+                .write_all(wire.as_bytes())
+                .expect("nft script");
+        }
+        assert!(nft.wait().expect("nft").success());
         // Each agent reaches the other's advertised address (live migration connects agent
         // to agent) over the underlay; the host forwards nothing.
         for (ns, other, via) in [
@@ -224,7 +245,10 @@ impl Lab {
 
     /// Starts agent `n{i+1}` in its namespace (appending to its log when `again`).
     fn spawn_agent(&mut self, i: usize, again: bool) {
-        let (addr, vtep) = [("198.18.1.2", "198.18.0.1"), ("198.18.2.2", "198.18.0.2")][i];
+        let (addr, vtep, site) = [
+            ("198.18.1.2", "198.18.0.1", "east"),
+            ("198.18.2.2", "198.18.0.2", "west"),
+        ][i];
         let name = format!("n{}", i + 1);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -238,7 +262,7 @@ impl Lab {
             .arg(&self.url)
             .args(["--join-token", &self.token, "--name", &name])
             .args(["--listen", &format!("{addr}:0"), "--advertise", addr])
-            .args(["--vtep-address", vtep, "--data-dir"])
+            .args(["--vtep-address", vtep, "--site", site, "--data-dir"])
             .arg(self.dir.path().join(&name))
             .env("NOVACRON_LOG", "info")
             .stdout(Stdio::null())
@@ -432,6 +456,19 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
     }
     let n1 = lab.json(&["node", "show", "n1"]);
     assert_eq!(n1["vtep_address"], "198.18.0.1", "{n1}");
+    assert_eq!(n1["site"], "east", "{n1}");
+    assert_eq!(n1["tunnel"]["port"], 51820, "{n1}");
+    assert_eq!(
+        n1["tunnel"]["public_key"].as_str().map(str::len),
+        Some(44),
+        "{n1}"
+    );
+    let key = lab.dir.path().join("n1/tunnel.key");
+    let mode = std::fs::metadata(&key).expect("tunnel key").permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
     lab.ok(&["image", "build-tiny", "tiny"]);
     lab.ok(&[
         "network",
@@ -443,6 +480,8 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         "--dns",
     ]);
     lab.ok(&["network", "create", "other", "--subnet", "10.78.0.0/24"]);
+    // Two sites: the default MTU leaves room for the tunnel.
+    assert_eq!(lab.json(&["network", "show", "app"])["mtu"], 1390);
 
     let create = |lab: &Lab, vm: &str, node: &str, extra: &[&str]| {
         let mut a = vec![
@@ -562,6 +601,10 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         "{}",
         lab.console("a2")
     );
+    // ... sealed: the underlay carried the tunnel's datagrams and no VXLAN at all.
+    let wire = wire_counts(&lab);
+    assert_eq!(wire.0, 0, "VXLAN crossed between sites in the clear");
+    assert!(wire.1 > 0, "nothing crossed the tunnel");
     // `app` NATs: each guest reaches the host side of its own node's link, through the
     // gateway every node holds (the answer comes back only to the node's masqueraded
     // address).
@@ -947,6 +990,33 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
     lab.ok(&["network", "delete", "other"]);
 }
 
+/// Packets into n2 from the underlay so far: (VXLAN, tunnel datagrams).
+fn wire_counts(lab: &Lab) -> (u64, u64) {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab._ns[1].name,
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "wire",
+        ])
+        .output()
+        .expect("nft");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let count = |port: &str| -> u64 {
+        text.lines()
+            .find(|l| l.contains(&format!("udp dport {port} ")))
+            .and_then(|l| l.split("counter packets ").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no counter for port {port}: {text}"))
+    };
+    (count("4789"), count("51820"))
+}
+
 /// The nftables ruleset of node `i`'s namespace (empty when it has none).
 fn node_ruleset(lab: &Lab, i: usize) -> String {
     let out = Command::new("ip")
@@ -1080,8 +1150,8 @@ fn security_groups_filter_between_guests_and_follow_membership(lab: &Lab, a2: &V
 
     lab.ok(&["vm", "set-security-groups", "a2"]);
     lab.ok(&["vm", "set-security-groups", "a1"]);
-    wait_ruleset(lab, 1, "no table", |r| !r.contains("table inet novacron"));
-    wait_ruleset(lab, 0, "no table", |r| !r.contains("table inet novacron"));
+    wait_ruleset(lab, 1, "no table", |r| !r.contains("table inet novacron {"));
+    wait_ruleset(lab, 0, "no table", |r| !r.contains("table inet novacron {"));
     let e = lab.fails(&["security-group", "delete", "lb"]);
     assert!(e.contains("web"), "web's rule names lb: {e}");
     let id = added["rule"]["id"].as_u64().expect("rule id").to_string();

@@ -348,6 +348,15 @@ impl Qmp {
         self.execute("cont", None).await.map(drop)
     }
 
+    /// `announce-self`: gratuitous RARPs from every NIC (and, for a virtio-net guest that
+    /// supports it, the guest's own ARP/ND announcements), `rounds` times, the first after
+    /// 50 ms and then 100 ms further apart each time (at most 550 ms): switches and the
+    /// overlay learn where the VM is now.
+    pub async fn announce_self(&self, rounds: u32) -> Result<(), QemuError> {
+        let args = serde_json::json!({ "initial": 50, "max": 550, "rounds": rounds, "step": 100 });
+        self.execute("announce-self", Some(args)).await.map(drop)
+    }
+
     /// `system_powerdown`: press the ACPI power button (POWERDOWN event); the guest decides what to do.
     pub async fn system_powerdown(&self) -> Result<(), QemuError> {
         self.execute("system_powerdown", None).await.map(drop)

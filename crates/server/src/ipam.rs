@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::{self, ROOT};
 
-/// How often a create chooses again after losing an address to a concurrent one.
-const ATTEMPTS: usize = 16;
+/// How often a create chooses again after losing an address to a concurrent one (each
+/// time after a short random pause, so a crowd of creates spreads out instead of colliding
+/// again in lockstep).
+const ATTEMPTS: usize = 64;
 
 /// Every address key of a network ends under this prefix.
 pub fn address_prefix(project: &str, network: &str) -> String {
@@ -282,7 +284,7 @@ pub async fn commit_with_nics(
     for r in requests {
         networks.push(network(store, project, &r.network).await?);
     }
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
         let mut nics = Vec::with_capacity(requests.len());
         let mut all_compares = compares.clone();
         let mut address_ops = vec![];
@@ -320,6 +322,7 @@ pub async fn commit_with_nics(
         if !address_lost && !network_changed {
             return Ok(None);
         }
+        crate::quota::back_off(attempt).await;
     }
     Err(ApiError::unavailable(
         "addresses on the network kept being taken while creating the VM: try again",
@@ -451,6 +454,45 @@ mod tests {
             ip: ip.map(Into::into),
             mac: None,
         }
+    }
+
+    /// A crowd of creates at once on a roomy network: every one gets an address of its own,
+    /// none gives up (they all start choosing from the same lowest free address).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crowd_of_creates_all_get_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_network(dir.path(), "10.9.0.0/24").await;
+        let mut tasks = vec![];
+        for i in 0..32 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let key = format!("/test/vms/vm{i}");
+                commit_with_nics(
+                    store.as_ref(),
+                    "default",
+                    &format!("default/vm{i}"),
+                    &[request(None)],
+                    vec![Compare::ModRevision {
+                        key: key.clone(),
+                        equals: 0,
+                    }],
+                    |nics| {
+                        Ok(vec![Op::Put {
+                            key: key.clone(),
+                            value: serde_json::to_vec(nics).unwrap(),
+                        }])
+                    },
+                )
+                .await
+            }));
+        }
+        let mut given = BTreeSet::new();
+        for t in tasks {
+            let c = t.await.unwrap().unwrap_or_else(|e| panic!("{}", e.message));
+            let c = c.expect("no compare of the caller failed");
+            assert!(given.insert(c.nics[0].ips[0].clone()));
+        }
+        assert_eq!(given.len(), 32);
     }
 
     /// Many creates at once on a /29 (five free addresses): five win distinct addresses,

@@ -357,7 +357,7 @@ pub async fn counted_change(
 const ATTEMPTS: usize = 200;
 
 /// Another counted create won this round: back off a little, at random, before recounting.
-async fn back_off(attempt: usize) {
+pub(crate) async fn back_off(attempt: usize) {
     let jitter = u64::from(crate::auth::new_token().as_bytes()[0] % 16);
     tokio::time::sleep(std::time::Duration::from_millis(
         jitter + (attempt as u64).min(20),

@@ -73,6 +73,21 @@ pub struct NetworkArgs {
     /// Skip the rule propagation part (control plane, hollow nodes, nftables).
     #[arg(long)]
     pub skip_propagation: bool,
+    /// Skip the part between sites (the overlay sealed by the tunnel over an emulated WAN).
+    #[arg(long)]
+    pub skip_sites: bool,
+    /// The emulated WAN between the two sites: rate (bits/s, e.g. 100mbit).
+    #[arg(long, default_value = "100mbit")]
+    pub wan_rate: String,
+    /// The emulated WAN's round-trip time.
+    #[arg(long, default_value = "50ms")]
+    pub wan_rtt: String,
+    /// The emulated WAN's random loss (e.g. 0.1%).
+    #[arg(long, default_value = "0")]
+    pub wan_loss: String,
+    /// Seconds of each iperf3 run between sites (a WAN's slow start takes a while).
+    #[arg(long, default_value_t = 10)]
+    pub wan_seconds: u64,
     /// The rule propagation part fails if it has not finished after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
@@ -86,6 +101,8 @@ pub struct NetworkReport {
     pub throughput: Option<ThroughputReport>,
     #[serde(flatten)]
     pub propagation: Option<PropagationReport>,
+    #[serde(flatten)]
+    pub sites: Option<SitesReport>,
     /// The machine's cores, and its 1-minute load average when the bench started and ended:
     /// every path here is CPU-bound and shares those cores with whatever else runs.
     pub cores: usize,
@@ -130,6 +147,38 @@ pub struct ThroughputReport {
     pub overlay_ratio_met: bool,
 }
 
+/// The overlay between two sites: endpoint → endpoint with every VXLAN packet sealed by the
+/// nodes' tunnels (`novacron_net::SiteTunnel`), over an emulated WAN (`novacron-wanem`).
+#[derive(Debug, Serialize)]
+pub struct SitesReport {
+    /// TCP endpoint → endpoint across the overlay and the tunnel, bits/s (median).
+    pub sites_encrypted_bps: f64,
+    /// TCP site → site on the same link without overlay or tunnel, bits/s (median, same run).
+    pub sites_wan_tcp_bps: f64,
+    /// The link's configured rate, bits/s, its round-trip time and loss.
+    pub sites_link_bps: f64,
+    pub sites_link_rtt_ms: f64,
+    pub sites_link_loss: f64,
+    /// `sites_encrypted_bps ÷ sites_link_bps` (target ≥ 0.9).
+    pub sites_encrypted_ratio: f64,
+    /// `sites_encrypted_bps ÷ sites_wan_tcp_bps`: what the overlay and the tunnel cost.
+    pub sites_encrypted_to_wan_tcp_ratio: f64,
+    pub sites_encrypted_bps_runs: Vec<f64>,
+    pub sites_wan_tcp_bps_runs: Vec<f64>,
+    /// VXLAN packets the two tunnels sealed and opened, and dropped (replays, unknown
+    /// peers, failed authentication).
+    pub sites_sealed_packets: u64,
+    pub sites_opened_packets: u64,
+    pub sites_tunnel_dropped: u64,
+    /// Plain VXLAN packets that crossed the link into site b: must be 0.
+    pub sites_plain_vxlan_packets: u64,
+    /// The overlay network's MTU between sites (1500 less VXLAN's 50 and the tunnel's 60).
+    pub sites_overlay_mtu: u32,
+    pub sites_seconds_per_run: u64,
+    pub sites_encrypted_ratio_target: f64,
+    pub sites_encrypted_ratio_met: bool,
+}
+
 #[derive(Debug, Serialize)]
 pub struct PropagationReport {
     /// API call returned → the node's kernel has the change, over every node × change, ms.
@@ -156,12 +205,15 @@ pub struct PropagationReport {
 }
 
 pub async fn run(a: NetworkArgs, out: Format) -> anyhow::Result<()> {
-    if a.skip_throughput && a.skip_propagation {
-        bail!("--skip-throughput and --skip-propagation together leave nothing to measure");
+    if a.skip_throughput && a.skip_propagation && a.skip_sites {
+        bail!(
+            "--skip-throughput, --skip-propagation and --skip-sites together leave nothing to measure"
+        );
     }
-    if a.seconds == 0 || a.runs == 0 || a.streams == 0 {
-        bail!("--seconds, --runs and --streams must be at least 1");
+    if a.seconds == 0 || a.runs == 0 || a.streams == 0 || a.wan_seconds == 0 {
+        bail!("--seconds, --wan-seconds, --runs and --streams must be at least 1");
     }
+    let wan = WanLink::parse(&a)?;
     if a.nodes == 0 || a.ports == 0 || !(1..=50_000).contains(&a.changes) {
         bail!("--nodes and --ports must be at least 1, --changes 1 to 50000");
     }
@@ -190,9 +242,17 @@ pub async fn run(a: NetworkArgs, out: Format) -> anyhow::Result<()> {
                 .map_err(|_| anyhow!("rule propagation did not finish within {limit:?}"))??,
         )
     };
+    let sites = if a.skip_sites {
+        None
+    } else {
+        let args = a.clone();
+        let rt = tokio::runtime::Handle::current();
+        Some(tokio::task::spawn_blocking(move || sites(&args, wan, &rt)).await??)
+    };
     let r = NetworkReport {
         throughput,
         propagation,
+        sites,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         load_average_start,
         load_average_end: load_average(),
@@ -285,6 +345,33 @@ fn render_table(r: &NetworkReport) -> String {
             "  ports ready       {:.1} s from the first VM create to all {} ports guarded",
             p.ports_ready_seconds,
             p.nodes * p.ports_per_node
+        );
+    }
+    if let Some(w) = &r.sites {
+        let _ = writeln!(
+            s,
+            "  between sites     {:6.1} Mbit/s  endpoint → endpoint, overlay sealed by the tunnel (MTU {}), over {:.0} Mbit/s, {:.0} ms RTT, {}% loss",
+            w.sites_encrypted_bps / 1e6,
+            w.sites_overlay_mtu,
+            w.sites_link_bps / 1e6,
+            w.sites_link_rtt_ms,
+            w.sites_link_loss * 100.0
+        );
+        let _ = writeln!(
+            s,
+            "  plain TCP on WAN  {:6.1} Mbit/s  site → site, no overlay, no tunnel",
+            w.sites_wan_tcp_bps / 1e6
+        );
+        let _ = writeln!(
+            s,
+            "  sealed ÷ link     {:6.3} ×       target ≥ {:.2}: {}  (÷ plain TCP {:.3}; {} VXLAN packets sealed, {} opened, {} in the clear)",
+            w.sites_encrypted_ratio,
+            w.sites_encrypted_ratio_target,
+            met(w.sites_encrypted_ratio_met),
+            w.sites_encrypted_to_wan_tcp_ratio,
+            w.sites_sealed_packets,
+            w.sites_opened_packets,
+            w.sites_plain_vxlan_packets
         );
     }
     s
@@ -702,6 +789,252 @@ fn iperf(
         server.finish(Duration::from_secs(5));
         return Ok(IperfRun { bps, cpu });
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Between sites
+// ---------------------------------------------------------------------------------------
+
+/// Issue 13: TCP through the overlay between sites at least this fraction of the link rate.
+const SITES_RATIO_TARGET: f64 = 0.9;
+/// The network between sites: its VNI and its default MTU when the cluster spans sites.
+const SITES_VNI: u32 = 4202;
+const SITES_MTU: u32 = UNDERLAY_MTU - VXLAN_OVERHEAD - novacron_net::TUNNEL_OVERHEAD;
+
+/// The emulated WAN, checked before anything is built.
+#[derive(Debug, Clone, Copy)]
+pub struct WanLink {
+    rate_bps: u64,
+    rtt: Duration,
+    loss: f64,
+}
+
+impl WanLink {
+    fn parse(a: &NetworkArgs) -> anyhow::Result<Self> {
+        use novacron_wanem::parse;
+        Ok(Self {
+            rate_bps: parse::rate_bps(&a.wan_rate).context("--wan-rate")?,
+            rtt: parse::duration(&a.wan_rtt).context("--wan-rtt")?,
+            loss: parse::loss(&a.wan_loss).context("--wan-loss")?,
+        })
+    }
+}
+
+/// Which path a run between sites measures.
+#[derive(Clone, Copy, PartialEq)]
+enum SitePath {
+    /// Site → site TCP on the link itself.
+    Wan,
+    /// Endpoint → endpoint across the overlay, sealed by the tunnel.
+    Sealed,
+}
+
+/// Two sites joined by `novacron-wanem` (namespaces `ncnb<pid>-site-a`/`-site-b`), each a
+/// node with the network built by the reconciler, an endpoint attached like a VM tap and a
+/// tunnel that has the other node as its peer; iperf3 alternates between the sealed overlay
+/// and plain TCP on the link.
+fn sites(
+    a: &NetworkArgs,
+    link: WanLink,
+    rt: &tokio::runtime::Handle,
+) -> anyhow::Result<SitesReport> {
+    use novacron_net::{DEFAULT_TUNNEL_PORT, SiteTunnel, TunnelKey, TunnelPeer};
+    use novacron_wanem::{LinkParams, Wanem, WanemConfig};
+    which("iperf3").context("iperf3 is not installed: apt-get install iperf3")?;
+    let scratch = Scratch::new("netbench-sites")?;
+    let tag = std::process::id() % 100_000;
+    let prefix = format!("ncnb{tag}-");
+    super::interrupt::wanem(&prefix);
+    let wan = Wanem::up(WanemConfig::new(
+        &prefix,
+        LinkParams::symmetric(link.rate_bps, link.rtt, link.loss),
+    ))
+    .context("starting novacron-wanem")?;
+    let nodes = [wan.site_a().clone(), wan.site_b().clone()];
+    let mut namespaces = Namespaces::default();
+    let endpoints = [format!("ncnb{tag}-sep-a"), format!("ncnb{tag}-sep-b")];
+    let endpoint_ips = [
+        Ipv4Addr::new(198, 19, 250, 1),
+        Ipv4Addr::new(198, 19, 250, 2),
+    ];
+    let macs = [
+        MacAddr([0x02, 0x4e, 0x42, 0, 1, 0x0a]),
+        MacAddr([0x02, 0x4e, 0x42, 0, 1, 0x0b]),
+    ];
+    let tap = format!("{}0", novacron_agent::overlay::TAP_PREFIX);
+    for i in 0..2 {
+        let (node, ep) = (&nodes[i].netns, &endpoints[i]);
+        namespaces.add(ep)?;
+        let mac = macs[i].to_string();
+        #[rustfmt::skip]
+        ip(&["-n", node, "link", "add", &tap, "type", "veth", "peer", "name", "eth0", "address", &mac, "netns", ep])?;
+        #[rustfmt::skip]
+        ip(&["-n", ep, "link", "set", "eth0", "mtu", &SITES_MTU.to_string(), "up"])?;
+        #[rustfmt::skip]
+        ip(&["-n", ep, "addr", "add", &format!("{}/24", endpoint_ips[i]), "dev", "eth0"])?;
+    }
+    // What crosses the link into site b in the clear (the tunnel's output is excluded).
+    let wire = format!(
+        "table inet ncnb_wire {{\n chain c {{\n type filter hook prerouting priority -400;\n \
+         iifname != \"{}\" udp dport {DEFAULT_VXLAN_PORT} counter\n }}\n}}\n",
+        novacron_net::TUNNEL_DEVICE
+    );
+    nft_in(&nodes[1].netns, &wire)?;
+
+    // The tunnels first, as an agent does: no FDB entry sends to the other site before
+    // its traffic is routed into the tunnel.
+    let keys = [TunnelKey::generate()?, TunnelKey::generate()?];
+    let publics = [keys[0].public(), keys[1].public()];
+    let mut tunnels = vec![];
+    for (i, key) in keys.into_iter().enumerate() {
+        let path = netns_path(&nodes[i].netns);
+        let started = std::thread::spawn(move || -> anyhow::Result<SiteTunnel> {
+            enter_netns(&path).context("entering a site")?;
+            Ok(SiteTunnel::start(
+                &key,
+                DEFAULT_TUNNEL_PORT,
+                DEFAULT_VXLAN_PORT,
+            )?)
+        })
+        .join()
+        .map_err(|_| anyhow!("the tunnel start thread panicked"))??;
+        tunnels.push(started);
+    }
+    for (i, t) in tunnels.iter().enumerate() {
+        let other = nodes[1 - i].addr;
+        t.set_peers(&[TunnelPeer {
+            vtep: other,
+            endpoint: std::net::SocketAddrV4::new(other, DEFAULT_TUNNEL_PORT),
+            key: publics[1 - i],
+        }])?;
+    }
+    let vni = Vni::new(SITES_VNI)?;
+    let mut reconcilers = vec![];
+    for i in 0..2 {
+        let node = &nodes[i].netns;
+        let r = rt
+            .block_on(async { Reconciler::connect_in_netns(&netns_path(node)) })
+            .with_context(|| format!("netlink in {node}"))?;
+        let desired = DesiredNode {
+            underlay: Underlay {
+                local_vtep: nodes[i].addr,
+                vxlan_port: DEFAULT_VXLAN_PORT,
+            },
+            networks: vec![NodeNetwork {
+                vni,
+                mtu: SITES_MTU,
+                ports: vec![],
+                peers: vec![RemotePeer {
+                    vtep: nodes[1 - i].addr,
+                    macs: vec![macs[1 - i]],
+                }],
+            }],
+            adopt_port_prefix: Some(novacron_agent::overlay::TAP_PREFIX.into()),
+        };
+        converge(rt, &r, &desired, node)?;
+        let alias = format!("{}{}", novacron_net::TAP_ALIAS_PREFIX, macs[i]);
+        #[rustfmt::skip]
+        ip(&["-n", node, "link", "set", &tap, "master", &vni.bridge_name(), "alias", &alias, "up"])?;
+        converge(rt, &r, &desired, node)?;
+        reconcilers.push(r);
+    }
+
+    let per_run = NetworkArgs {
+        seconds: a.wan_seconds,
+        ..a.clone()
+    };
+    let (mut sealed, mut plain) = (vec![], vec![]);
+    let paths = [SitePath::Sealed, SitePath::Wan];
+    for run in 0..a.runs {
+        for k in 0..paths.len() {
+            let path = paths[(run + k) % paths.len()];
+            let r = match path {
+                SitePath::Wan => iperf(
+                    &scratch,
+                    &nodes[1].netns,
+                    &nodes[0].netns,
+                    nodes[1].addr,
+                    &per_run,
+                    &format!("wan-{run}"),
+                )?,
+                SitePath::Sealed => iperf(
+                    &scratch,
+                    &endpoints[1],
+                    &endpoints[0],
+                    endpoint_ips[1],
+                    &per_run,
+                    &format!("sealed-{run}"),
+                )?,
+            };
+            match path {
+                SitePath::Wan => plain.push(r.bps),
+                SitePath::Sealed => sealed.push(r.bps),
+            }
+        }
+    }
+    let stats: Vec<_> = tunnels.iter().map(|t| t.stats()).collect();
+    let in_clear = nft_counter(&nodes[1].netns, "ncnb_wire")?;
+    drop(reconcilers);
+    for t in tunnels {
+        t.remove();
+    }
+    drop(namespaces);
+    wan.down().context("stopping novacron-wanem")?;
+
+    let (sealed_bps, plain_bps) = (median(&sealed), median(&plain));
+    let ratio = sealed_bps / link.rate_bps as f64;
+    Ok(SitesReport {
+        sites_encrypted_bps: sealed_bps,
+        sites_wan_tcp_bps: plain_bps,
+        sites_link_bps: link.rate_bps as f64,
+        sites_link_rtt_ms: ms(link.rtt),
+        sites_link_loss: link.loss,
+        sites_encrypted_ratio: ratio,
+        sites_encrypted_to_wan_tcp_ratio: sealed_bps / plain_bps,
+        sites_encrypted_bps_runs: sealed,
+        sites_wan_tcp_bps_runs: plain,
+        sites_sealed_packets: stats.iter().map(|s| s.sealed_packets).sum(),
+        sites_opened_packets: stats.iter().map(|s| s.opened_packets).sum(),
+        sites_tunnel_dropped: stats.iter().map(|s| s.dropped).sum(),
+        sites_plain_vxlan_packets: in_clear,
+        sites_overlay_mtu: SITES_MTU,
+        sites_seconds_per_run: a.wan_seconds,
+        sites_encrypted_ratio_target: SITES_RATIO_TARGET,
+        sites_encrypted_ratio_met: ratio >= SITES_RATIO_TARGET,
+    })
+}
+
+/// Loads an nftables script into namespace `ns`.
+fn nft_in(ns: &str, script: &str) -> anyhow::Result<()> {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running nft")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write as _;
+        stdin.write_all(script.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("nft in {ns}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// The packet count of the first counter in table `inet NAME` of namespace `ns`.
+fn nft_counter(ns: &str, table: &str) -> anyhow::Result<u64> {
+    let out = run_bounded(
+        Command::new("ip").args(["netns", "exec", ns, "nft", "list", "table", "inet", table]),
+        Duration::from_secs(10),
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("counter packets ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no counter in table inet {table}: {text}"))
 }
 
 // ---------------------------------------------------------------------------------------
