@@ -3,7 +3,8 @@
 # DWCP frames and session control, HDE, the QEMU migration stream parser, the post-copy return
 # path, the migration wire format and control messages, the NBD proxy messages and the backup
 # NBD client, QMP lines, backup index and blob formats, agent API bodies, the events stream's
-# frames, OVA archives and OVF descriptors) for a bounded time each.
+# frames, OVA archives and OVF descriptors, the tunnel's datagrams between sites) for a bounded
+# time each.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 45; NOVACRON_FUZZ_TARGETS="a b" picks targets,
 #                                            NOVACRON_FUZZ_JOBS=N runs N at once (default: one per core)

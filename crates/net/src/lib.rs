@@ -22,6 +22,8 @@ pub mod plan;
 pub mod ports;
 pub mod tunnel;
 
+/// The WireGuard protocol library the tunnel uses (for the fuzz target's sessions).
+pub use boringtun;
 pub use error::{InvalidState, KernelError, NetError};
 pub use firewall::{
     Firewall, FirewallApplier, FwDirection, FwPeer, FwProtocol, FwRule, GuardedPort, remove_table,

@@ -23,7 +23,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use boringtun::noise::errors::WireGuardError;
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Packet, Tunn, TunnResult};
@@ -875,47 +874,89 @@ fn receive(shared: &Shared, datagram: &[u8], from: SocketAddr, out: &mut [u8]) {
         return dropped();
     };
     let mut tunn = peer.tunn.lock().unwrap_or_else(PoisonError::into_inner);
-    // A handshake completes when we answer an initiation or accept a response.
+    let opened = open_datagram(
+        &mut tunn,
+        peer.spec.vtep,
+        from.ip(),
+        datagram,
+        out,
+        &mut |r| send(shared, r, peer.spec.endpoint),
+    );
+    match opened {
+        Ok(Opened::Packet { start, len }) => {
+            if shared.tun.write(&out[start..start + len]).is_err() {
+                return dropped();
+            }
+            bump(&shared.counters.opened_packets, 1);
+            bump(&shared.counters.opened_bytes, len as u64);
+        }
+        Ok(Opened::Handshake) => bump(&shared.counters.handshakes, 1),
+        Ok(Opened::Nothing) => {}
+        Err(why) => {
+            tracing::trace!(peer = %peer.spec.vtep, %why, "tunnel datagram dropped");
+            dropped();
+        }
+    }
+}
+
+/// What one datagram from a peer held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// A VXLAN packet from the peer's VTEP, at `out[start..start + len]`.
+    Packet { start: usize, len: usize },
+    /// A handshake message, answered or completing ours.
+    Handshake,
+    /// A keepalive, or a message that needed only replies.
+    Nothing,
+}
+
+/// Runs one datagram from the network through `tunn`, the session of the peer whose VTEP is
+/// `vtep`: each datagram to send back (handshake answers, cookies, packets that waited for
+/// the handshake) goes to `reply`. A data packet is accepted only when it authenticates and
+/// its inner packet is IPv4 from `vtep` itself; anything else is refused with the reason.
+pub fn open_datagram(
+    tunn: &mut Tunn,
+    vtep: Ipv4Addr,
+    from: IpAddr,
+    datagram: &[u8],
+    out: &mut [u8],
+    reply: &mut dyn FnMut(&[u8]),
+) -> Result<Opened, String> {
     let handshake = matches!(
         datagram.first(),
         Some(&(HANDSHAKE_INIT | HANDSHAKE_RESPONSE))
     );
     let mut input = datagram;
+    let mut answered = false;
+    let base = out.as_ptr() as usize;
     loop {
-        match tunn.decapsulate(Some(from.ip()), input, out) {
-            TunnResult::WriteToNetwork(reply) => {
-                if handshake && !input.is_empty() {
-                    bump(&shared.counters.handshakes, 1);
-                }
-                send(shared, reply, peer.spec.endpoint);
+        match tunn.decapsulate(Some(from), input, out) {
+            TunnResult::WriteToNetwork(r) => {
+                answered |= !input.is_empty();
+                reply(r);
                 // Packets queued while the handshake ran go out now, one per call.
                 input = &[];
             }
             TunnResult::WriteToTunnelV4(inner, src) => {
                 // Only the sender's own VTEP may speak through its tunnel.
-                if src != peer.spec.vtep {
-                    return dropped();
+                if src != vtep {
+                    return Err(format!("inner source {src} is not the peer's VTEP {vtep}"));
                 }
-                let len = inner.len() as u64;
-                if shared.tun.write(inner).is_err() {
-                    return dropped();
-                }
-                bump(&shared.counters.opened_packets, 1);
-                bump(&shared.counters.opened_bytes, len);
-                return;
+                let start = inner.as_ptr() as usize - base;
+                return Ok(Opened::Packet {
+                    start,
+                    len: inner.len(),
+                });
             }
-            TunnResult::WriteToTunnelV6(..) => return dropped(),
+            TunnResult::WriteToTunnelV6(..) => return Err("an IPv6 inner packet".into()),
             TunnResult::Done => {
-                if handshake && !input.is_empty() {
-                    bump(&shared.counters.handshakes, 1);
-                }
-                return;
+                return Ok(if handshake && (answered || !input.is_empty()) {
+                    Opened::Handshake
+                } else {
+                    Opened::Nothing
+                });
             }
-            TunnResult::Err(WireGuardError::DuplicateCounter) => return dropped(),
-            TunnResult::Err(e) => {
-                tracing::debug!(peer = %peer.spec.vtep, error = ?e, "tunnel packet refused");
-                return dropped();
-            }
+            TunnResult::Err(e) => return Err(format!("{e:?}")),
         }
     }
 }
@@ -1068,6 +1109,105 @@ mod tests {
             .to_string();
         assert!(e.contains("delete it"), "{e}");
         std::fs::remove_dir_all(&dir).expect("test setup");
+    }
+
+    /// A minimal IPv4 packet from `src`.
+    fn ipv4_from(src: Ipv4Addr) -> Vec<u8> {
+        let mut p = vec![0u8; 48];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&48u16.to_be_bytes());
+        p[8] = 64;
+        p[9] = 17;
+        p[12..16].copy_from_slice(&src.octets());
+        p[16..20].copy_from_slice(&[198, 18, 0, 2]);
+        p
+    }
+
+    #[test]
+    fn only_the_peers_own_authentic_packets_open() {
+        let (peer_key, our_key) = (
+            TunnelKey::generate().expect("key"),
+            TunnelKey::generate().expect("key"),
+        );
+        let vtep = Ipv4Addr::new(198, 18, 0, 1);
+        let mut them = Tunn::new(
+            peer_key.secret.clone(),
+            PublicKey::from(our_key.public().0),
+            None,
+            None,
+            1,
+            None,
+        );
+        let mut us = Tunn::new(
+            our_key.secret.clone(),
+            PublicKey::from(peer_key.public().0),
+            None,
+            None,
+            2,
+            None,
+        );
+        let from = IpAddr::V4(vtep);
+        let mut out = vec![0u8; BUF];
+        let mut sealed = vec![0u8; BUF];
+        // The first packet waits for the handshake, which runs through open_datagram.
+        let TunnResult::WriteToNetwork(init) = them.encapsulate(&ipv4_from(vtep), &mut sealed)
+        else {
+            panic!("no handshake initiation");
+        };
+        let mut replies = vec![];
+        let r = open_datagram(&mut us, vtep, from, init, &mut out, &mut |r| {
+            replies.push(r.to_vec())
+        });
+        assert_eq!(r, Ok(Opened::Handshake));
+        assert_eq!(replies.len(), 1);
+        // The response completes theirs; the queued packet then goes out sealed.
+        let mut theirs = vec![0u8; BUF];
+        let mut queued = vec![];
+        let mut input = replies[0].clone();
+        while let TunnResult::WriteToNetwork(p) = them.decapsulate(None, &input, &mut theirs) {
+            queued.push(p.to_vec());
+            input.clear();
+        }
+        let mut opened = 0;
+        for q in &queued {
+            if let Ok(Opened::Packet { start, len }) =
+                open_datagram(&mut us, vtep, from, q, &mut out, &mut |_| {})
+            {
+                assert_eq!(&out[start..start + len], &ipv4_from(vtep)[..]);
+                opened += 1;
+            }
+        }
+        assert_eq!(opened, 1, "the queued packet arrives once");
+        // Another inner source, a flipped bit, a replay: refused.
+        let TunnResult::WriteToNetwork(other) =
+            them.encapsulate(&ipv4_from(Ipv4Addr::new(10, 0, 0, 9)), &mut sealed)
+        else {
+            panic!("not sealed");
+        };
+        let other = other.to_vec();
+        let e = open_datagram(&mut us, vtep, from, &other, &mut out, &mut |_| {});
+        assert!(e.expect_err("refused").contains("not the peer's VTEP"));
+        let TunnResult::WriteToNetwork(good) = them.encapsulate(&ipv4_from(vtep), &mut sealed)
+        else {
+            panic!("not sealed");
+        };
+        let good = good.to_vec();
+        let mut bad = good.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(open_datagram(&mut us, vtep, from, &bad, &mut out, &mut |_| {}).is_err());
+        assert!(matches!(
+            open_datagram(&mut us, vtep, from, &good, &mut out, &mut |_| {}),
+            Ok(Opened::Packet { .. })
+        ));
+        assert!(open_datagram(&mut us, vtep, from, &good, &mut out, &mut |_| {}).is_err());
+        // Garbage.
+        for junk in [&b""[..], b"\x04\0\0\0", &[0xff; 200]] {
+            assert!(!matches!(
+                open_datagram(&mut us, vtep, from, junk, &mut out, &mut |_| {}),
+                Ok(Opened::Packet { .. })
+            ));
+        }
     }
 
     #[test]
