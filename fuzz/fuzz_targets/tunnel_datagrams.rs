@@ -25,8 +25,7 @@ fn sessions() -> (Tunn, Tunn) {
     let mut them = Tunn::new(peer, our_public, None, None, 1, None);
     let mut us = Tunn::new(ours, peer_public, None, None, 2, None);
     let mut buf = vec![0u8; 2048];
-    let TunnResult::WriteToNetwork(init) = them.format_handshake_initiation(&mut buf, false)
-    else {
+    let TunnResult::WriteToNetwork(init) = them.format_handshake_initiation(&mut buf, false) else {
         panic!("no handshake initiation");
     };
     let init = init.to_vec();
