@@ -456,36 +456,45 @@ mod tests {
         }
     }
 
+    /// `n` VM creates with one NIC each (VM `vm<i>` at `/test/vms/vm<i>`), all started at once.
+    fn creates_at_once(
+        store: &Arc<dyn Store>,
+        n: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<Option<Committed>, ApiError>>> {
+        (0..n)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let key = format!("/test/vms/vm{i}");
+                    commit_with_nics(
+                        store.as_ref(),
+                        "default",
+                        &format!("default/vm{i}"),
+                        &[request(None)],
+                        vec![Compare::ModRevision {
+                            key: key.clone(),
+                            equals: 0,
+                        }],
+                        |nics| {
+                            Ok(vec![Op::Put {
+                                key: key.clone(),
+                                value: serde_json::to_vec(nics).unwrap(),
+                            }])
+                        },
+                    )
+                    .await
+                })
+            })
+            .collect()
+    }
+
     /// A crowd of creates at once on a roomy network: every one gets an address of its own,
     /// none gives up (they all start choosing from the same lowest free address).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_crowd_of_creates_all_get_addresses() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_network(dir.path(), "10.9.0.0/24").await;
-        let mut tasks = vec![];
-        for i in 0..32 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                let key = format!("/test/vms/vm{i}");
-                commit_with_nics(
-                    store.as_ref(),
-                    "default",
-                    &format!("default/vm{i}"),
-                    &[request(None)],
-                    vec![Compare::ModRevision {
-                        key: key.clone(),
-                        equals: 0,
-                    }],
-                    |nics| {
-                        Ok(vec![Op::Put {
-                            key: key.clone(),
-                            value: serde_json::to_vec(nics).unwrap(),
-                        }])
-                    },
-                )
-                .await
-            }));
-        }
+        let tasks = creates_at_once(&store, 32);
         let mut given = BTreeSet::new();
         for t in tasks {
             let c = t.await.unwrap().unwrap_or_else(|e| panic!("{}", e.message));
@@ -501,30 +510,7 @@ mod tests {
     async fn concurrent_creates_never_share_an_address() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_network(dir.path(), "10.9.0.0/29").await;
-        let mut tasks = vec![];
-        for i in 0..9 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                let key = format!("/test/vms/vm{i}");
-                commit_with_nics(
-                    store.as_ref(),
-                    "default",
-                    &format!("default/vm{i}"),
-                    &[request(None)],
-                    vec![Compare::ModRevision {
-                        key: key.clone(),
-                        equals: 0,
-                    }],
-                    |nics| {
-                        Ok(vec![Op::Put {
-                            key: key.clone(),
-                            value: serde_json::to_vec(nics).unwrap(),
-                        }])
-                    },
-                )
-                .await
-            }));
-        }
+        let tasks = creates_at_once(&store, 9);
         let mut given = BTreeSet::new();
         let mut full = 0;
         let mut winners = vec![];
