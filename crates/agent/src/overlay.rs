@@ -625,6 +625,20 @@ async fn apply(
             false
         }
     };
+    let unreachable: std::collections::BTreeSet<&str> = overlay
+        .networks
+        .iter()
+        .flat_map(|n| &n.peers)
+        .filter(|p| peer_path(overlay.site.as_deref(), p) == PeerPath::Unreachable)
+        .map(|p| p.node.as_str())
+        .collect();
+    if !unreachable.is_empty() {
+        // Once per change of the view (and per resync), not per packet.
+        tracing::warn!(
+            nodes = ?unreachable,
+            "nodes of another site without a usable tunnel key are not reached: upgrade or restart their agents"
+        );
+    }
     let desired = desired_node(vtep, overlay, tunnel_ready);
     let report = reconciler
         .reconcile(&desired)
