@@ -236,6 +236,8 @@ fn bump(c: &AtomicU64, n: u64) {
 
 struct Peer {
     spec: TunnelPeer,
+    /// Its session's index: the top 24 bits of the receiver index in what it sends us.
+    index: u32,
     tunn: Mutex<Tunn>,
 }
 
@@ -279,7 +281,6 @@ pub struct SiteTunnel {
     shared: Arc<Shared>,
     control: mpsc::Sender<Control>,
     threads: Vec<JoinHandle<()>>,
-    port: u16,
 }
 
 impl SiteTunnel {
@@ -292,10 +293,6 @@ impl SiteTunnel {
         let sock = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).map_err(
             tunnel_io(&format!("binding UDP port {port} for the tunnel")),
         )?;
-        let port = sock
-            .local_addr()
-            .map_err(tunnel_io("reading the tunnel's port"))?
-            .port();
         sock.set_nonblocking(true)
             .map_err(tunnel_io("configuring the tunnel socket"))?;
         let secret = key.secret.clone();
@@ -327,7 +324,6 @@ impl SiteTunnel {
             shared: shared.clone(),
             control,
             threads,
-            port,
         };
         ready?;
         for (name, f) in [
@@ -339,11 +335,6 @@ impl SiteTunnel {
             tunnel.threads.push(spawn(name, move || f(&shared))?);
         }
         Ok(tunnel)
-    }
-
-    /// The UDP port the tunnel listens on.
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     /// Makes `peers` the nodes reached through the tunnel: their routes into the TUN device
@@ -361,14 +352,10 @@ impl SiteTunnel {
                 ..PeerTable::default()
             };
             for spec in peers {
-                let kept = table
-                    .by_vtep
-                    .get(&spec.vtep)
-                    .filter(|p| p.spec == *spec)
-                    .map(|p| (p.clone(), index_of(&table, p)));
-                let (peer, index) = match kept {
-                    Some((peer, Some(index))) => (peer, index),
-                    _ => {
+                let kept = table.by_vtep.get(&spec.vtep).filter(|p| p.spec == *spec);
+                let peer = match kept {
+                    Some(peer) => peer.clone(),
+                    None => {
                         next.next_index = (next.next_index + 1) & 0x00ff_ffff;
                         let index = next.next_index;
                         let tunn = Tunn::new(
@@ -379,16 +366,16 @@ impl SiteTunnel {
                             index,
                             Some(self.shared.limiter.clone()),
                         );
-                        let peer = Arc::new(Peer {
+                        Arc::new(Peer {
                             spec: spec.clone(),
+                            index,
                             tunn: Mutex::new(tunn),
-                        });
-                        (peer, index)
+                        })
                     }
                 };
                 next.by_vtep.insert(spec.vtep, peer.clone());
                 next.by_key.insert(spec.key.0, peer.clone());
-                next.by_index.insert(index, peer);
+                next.by_index.insert(peer.index, peer);
             }
             *table = next;
         }
@@ -442,14 +429,6 @@ impl Drop for SiteTunnel {
     fn drop(&mut self) {
         self.stop(false);
     }
-}
-
-fn index_of(table: &PeerTable, peer: &Arc<Peer>) -> Option<u32> {
-    table
-        .by_index
-        .iter()
-        .find(|(_, p)| Arc::ptr_eq(p, peer))
-        .map(|(i, _)| *i)
 }
 
 fn control_gone() -> NetError {
@@ -775,7 +754,7 @@ fn tun_to_network(shared: &Shared) {
                 }
             };
             let packet = &packet[..n];
-            let Some(dst) = ipv4_dst(packet) else {
+            let Some(IpAddr::V4(dst)) = Tunn::dst_address(packet) else {
                 bump(&shared.counters.dropped, 1);
                 continue;
             };
@@ -805,15 +784,6 @@ fn tun_to_network(shared: &Shared) {
             }
         }
     }
-}
-
-fn ipv4_dst(packet: &[u8]) -> Option<Ipv4Addr> {
-    if packet.len() < 20 || packet[0] >> 4 != 4 {
-        return None;
-    }
-    Some(Ipv4Addr::new(
-        packet[16], packet[17], packet[18], packet[19],
-    ))
 }
 
 /// Datagrams from peers: handshakes answered, data opened and written into the TUN device.
