@@ -567,22 +567,20 @@ impl Tunnel {
     /// Makes `peers` the tunnel's peers, starting it when a first one comes. Ok(true) when
     /// peers of other sites may be programmed (their routes into the tunnel are in place).
     async fn sync(&mut self, peers: Vec<TunnelPeer>) -> Result<bool, String> {
-        if self.running.is_none() {
-            if peers.is_empty() {
-                return Ok(true);
+        let tunnel = match &self.running {
+            Some(t) => t.clone(),
+            None if peers.is_empty() => return Ok(true),
+            None => {
+                let (key, port) = (self.key.clone(), self.port);
+                let started = tokio::task::spawn_blocking(move || {
+                    SiteTunnel::start(&key, port, DEFAULT_VXLAN_PORT)
+                })
+                .await
+                .map_err(|e| format!("the tunnel start task failed: {e}"))?
+                .map_err(|e| e.to_string())?;
+                tracing::info!(port, peers = peers.len(), "tunnel between sites started");
+                self.running.insert(Arc::new(started)).clone()
             }
-            let (key, port) = (self.key.clone(), self.port);
-            let started = tokio::task::spawn_blocking(move || {
-                SiteTunnel::start(&key, port, DEFAULT_VXLAN_PORT)
-            })
-            .await
-            .map_err(|e| format!("the tunnel start task failed: {e}"))?
-            .map_err(|e| e.to_string())?;
-            tracing::info!(port, peers = peers.len(), "tunnel between sites started");
-            self.running = Some(Arc::new(started));
-        }
-        let Some(tunnel) = self.running.clone() else {
-            return Ok(false);
         };
         tokio::task::spawn_blocking(move || tunnel.set_peers(&peers))
             .await
@@ -807,6 +805,17 @@ mod tests {
     use super::*;
     use novacron_api_types::overlay::{OverlayEndpoint, OverlayPeer};
 
+    /// The control plane's view with `networks` and nothing else.
+    fn view(networks: Vec<NodeOverlayNetwork>) -> NodeOverlay {
+        NodeOverlay {
+            revision: 1,
+            groups_revision: 0,
+            networks,
+            security_groups: vec![],
+            site: None,
+        }
+    }
+
     fn net() -> NodeOverlayNetwork {
         NodeOverlayNetwork {
             project: "default".into(),
@@ -864,13 +873,7 @@ mod tests {
         });
         // A peer's limit is its own node's business.
         n.peers[0].endpoints[0].bandwidth_bps = Some(1_000_000);
-        let overlay = NodeOverlay {
-            revision: 1,
-            groups_revision: 0,
-            networks: vec![n],
-            security_groups: vec![],
-            site: None,
-        };
+        let overlay = view(vec![n]);
         let ports = node_ports(&overlay);
         // Every local NIC is pinned; only the limited one is shaped.
         let guests: Vec<String> = ports.guests.iter().map(|m| m.to_string()).collect();
@@ -887,13 +890,7 @@ mod tests {
 
     #[test]
     fn the_control_planes_view_becomes_fdb_and_flood_entries() {
-        let overlay = NodeOverlay {
-            revision: 7,
-            groups_revision: 0,
-            networks: vec![net()],
-            security_groups: vec![],
-            site: None,
-        };
+        let overlay = view(vec![net()]);
         let d = desired_node(Ipv4Addr::new(198, 18, 0, 1), &overlay, false);
         assert_eq!(d.networks.len(), 1);
         let n = &d.networks[0];
@@ -930,13 +927,7 @@ mod tests {
             site: Some("west".into()),
             tunnel: None,
         };
-        let overlay = NodeOverlay {
-            revision: 1,
-            groups_revision: 0,
-            networks: vec![n],
-            security_groups: vec![],
-            site: None,
-        };
+        let overlay = view(vec![n]);
         let local = Ipv4Addr::new(198, 18, 0, 1);
         let peers = tunnel_peers(local, &overlay);
         assert_eq!(peers.len(), 1);
@@ -988,13 +979,7 @@ mod tests {
             Path::new("/d"),
         );
         assert!(args.contains(&"--dhcp-option=option:router,10.10.0.1".to_string()));
-        let overlay = NodeOverlay {
-            revision: 1,
-            groups_revision: 0,
-            networks: vec![nat],
-            security_groups: vec![],
-            site: None,
-        };
+        let overlay = view(vec![nat]);
         let gws = gateways(&overlay);
         assert_eq!(gws.len(), 1);
         assert!(gws[0].nat);
@@ -1042,10 +1027,6 @@ mod tests {
         let mut n = net();
         n.local[0].security_groups = vec!["web".into(), "gone".into()];
         let overlay = NodeOverlay {
-            revision: 1,
-            groups_revision: 0,
-            site: None,
-            networks: vec![n.clone()],
             security_groups: vec![
                 NodeSecurityGroup {
                     project: "default".into(),
@@ -1063,6 +1044,7 @@ mod tests {
                     members: vec!["10.10.0.3".into(), "10.10.0.4".into()],
                 },
             ],
+            ..view(vec![n.clone()])
         };
         let fw = firewall(&overlay);
         assert_eq!(fw.ports.len(), 1);
