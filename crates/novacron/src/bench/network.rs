@@ -465,6 +465,19 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> anyhow::Result<Output> {
     })
 }
 
+/// [`run_bounded`] for a short command (10 s) that must succeed; its output.
+fn run_ok(cmd: &mut Command) -> anyhow::Result<Output> {
+    let out = run_bounded(cmd, Duration::from_secs(10))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out)
+}
+
 /// Network namespaces made by the bench, deleted on drop (their links and nftables tables go
 /// with them) and on Ctrl-C (see `interrupt`).
 #[derive(Default)]
@@ -581,52 +594,22 @@ fn throughput(a: &NetworkArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<Th
         ])?;
         ip(&["-n", &s.node, "link", "set", "ul0", "up"])?;
     }
-    // The endpoints: `eth0` in the endpoint namespace, its peer `nctap0` in the node, the
-    // overlay's MTU inside (what the network's DHCP tells a guest).
-    let tap = format!("{}0", novacron_agent::overlay::TAP_PREFIX);
     for s in &sides {
-        let mac = s.endpoint_mac.to_string();
-        #[rustfmt::skip]
-        ip(&["-n", &s.node, "link", "add", &tap, "type", "veth", "peer", "name", "eth0", "address", &mac, "netns", &s.endpoint])?;
-        #[rustfmt::skip]
-        ip(&["-n", &s.endpoint, "link", "set", "eth0", "mtu", &OVERLAY_MTU.to_string(), "up"])?;
-        #[rustfmt::skip]
-        ip(&["-n", &s.endpoint, "addr", "add", &format!("{}/24", s.endpoint_ip), "dev", "eth0"])?;
+        attach_endpoint(
+            &s.node,
+            &s.endpoint,
+            s.endpoint_mac,
+            s.endpoint_ip,
+            OVERLAY_MTU,
+        )?;
     }
-    // The network on each node, by the data plane's reconciler: first the bridge and the
-    // VXLAN device with the peer's flood and MAC entries; then, as a VM's launch does with
-    // its tap, the endpoint's veth goes on the bridge (named after the guest's MAC) and the
-    // next reconcile adopts it with the network's MTU.
     let vni = Vni::new(VNI)?;
     let mut reconcilers = vec![];
     for (i, s) in sides.iter().enumerate() {
         let other = &sides[1 - i];
-        let path = netns_path(&s.node);
-        let r = rt
-            .block_on(async { Reconciler::connect_in_netns(&path) })
-            .with_context(|| format!("netlink in {}", s.node))?;
-        let desired = DesiredNode {
-            underlay: Underlay {
-                local_vtep: s.vtep,
-                vxlan_port: DEFAULT_VXLAN_PORT,
-            },
-            networks: vec![NodeNetwork {
-                vni,
-                mtu: OVERLAY_MTU,
-                ports: vec![],
-                peers: vec![RemotePeer {
-                    vtep: other.vtep,
-                    macs: vec![other.endpoint_mac],
-                }],
-            }],
-            adopt_port_prefix: Some(novacron_agent::overlay::TAP_PREFIX.into()),
-        };
-        converge(rt, &r, &desired, &s.node)?;
-        let alias = format!("{}{}", novacron_net::TAP_ALIAS_PREFIX, s.endpoint_mac);
-        #[rustfmt::skip]
-        ip(&["-n", &s.node, "link", "set", &tap, "master", &vni.bridge_name(), "alias", &alias, "up"])?;
-        converge(rt, &r, &desired, &s.node)?;
-        reconcilers.push(r);
+        let local = (s.vtep, s.endpoint_mac);
+        let peer = (other.vtep, other.endpoint_mac);
+        reconcilers.push(build_network(rt, &s.node, vni, OVERLAY_MTU, local, peer)?);
     }
 
     // The bridged path: a second veth pair between the nodes on a plain bridge `ncbl0` in
@@ -713,6 +696,71 @@ fn throughput(a: &NetworkArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<Th
         overlay_ratio_target: OVERLAY_RATIO_TARGET,
         overlay_ratio_met: overlay_ratio >= OVERLAY_RATIO_TARGET,
     })
+}
+
+/// The endpoint's tap: `nctap0` in the node, named as a VM's is.
+fn endpoint_tap() -> String {
+    format!("{}0", novacron_agent::overlay::TAP_PREFIX)
+}
+
+/// Attaches endpoint namespace `endpoint` to `node` as a VM NIC is: its `eth0` (with `mac`,
+/// `addr`/24 and the network's `mtu`, what the network's DHCP tells a guest) is a veth whose
+/// peer is [`endpoint_tap`] in the node.
+fn attach_endpoint(
+    node: &str,
+    endpoint: &str,
+    mac: MacAddr,
+    addr: Ipv4Addr,
+    mtu: u32,
+) -> anyhow::Result<()> {
+    let (tap, mac) = (endpoint_tap(), mac.to_string());
+    #[rustfmt::skip]
+    ip(&["-n", node, "link", "add", &tap, "type", "veth", "peer", "name", "eth0", "address", &mac, "netns", endpoint])?;
+    #[rustfmt::skip]
+    ip(&["-n", endpoint, "link", "set", "eth0", "mtu", &mtu.to_string(), "up"])?;
+    #[rustfmt::skip]
+    ip(&["-n", endpoint, "addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
+    Ok(())
+}
+
+/// Network `vni` on `node`, by the data plane's reconciler, as an agent builds it: first
+/// the bridge and the VXLAN device (local VTEP `local.0`) with the flood and MAC entries of
+/// the one peer (`peer`: its VTEP and its endpoint's MAC); then, as a VM's launch does with
+/// its tap, the endpoint's tap goes on the bridge (named after `local.1`, the endpoint's
+/// MAC) and the next reconcile adopts it with the network's MTU.
+fn build_network(
+    rt: &tokio::runtime::Handle,
+    node: &str,
+    vni: Vni,
+    mtu: u32,
+    local: (Ipv4Addr, MacAddr),
+    peer: (Ipv4Addr, MacAddr),
+) -> anyhow::Result<Reconciler> {
+    let r = rt
+        .block_on(async { Reconciler::connect_in_netns(&netns_path(node)) })
+        .with_context(|| format!("netlink in {node}"))?;
+    let desired = DesiredNode {
+        underlay: Underlay {
+            local_vtep: local.0,
+            vxlan_port: DEFAULT_VXLAN_PORT,
+        },
+        networks: vec![NodeNetwork {
+            vni,
+            mtu,
+            ports: vec![],
+            peers: vec![RemotePeer {
+                vtep: peer.0,
+                macs: vec![peer.1],
+            }],
+        }],
+        adopt_port_prefix: Some(novacron_agent::overlay::TAP_PREFIX.into()),
+    };
+    converge(rt, &r, &desired, node)?;
+    let alias = format!("{}{}", novacron_net::TAP_ALIAS_PREFIX, local.1);
+    #[rustfmt::skip]
+    ip(&["-n", node, "link", "set", &endpoint_tap(), "master", &vni.bridge_name(), "alias", &alias, "up"])?;
+    converge(rt, &r, &desired, node)?;
+    Ok(r)
 }
 
 /// One reconcile that must leave the node as desired.
@@ -861,17 +909,15 @@ fn sites(
         MacAddr([0x02, 0x4e, 0x42, 0, 1, 0x0a]),
         MacAddr([0x02, 0x4e, 0x42, 0, 1, 0x0b]),
     ];
-    let tap = format!("{}0", novacron_agent::overlay::TAP_PREFIX);
     for i in 0..2 {
-        let (node, ep) = (&nodes[i].netns, &endpoints[i]);
-        namespaces.add(ep)?;
-        let mac = macs[i].to_string();
-        #[rustfmt::skip]
-        ip(&["-n", node, "link", "add", &tap, "type", "veth", "peer", "name", "eth0", "address", &mac, "netns", ep])?;
-        #[rustfmt::skip]
-        ip(&["-n", ep, "link", "set", "eth0", "mtu", &SITES_MTU.to_string(), "up"])?;
-        #[rustfmt::skip]
-        ip(&["-n", ep, "addr", "add", &format!("{}/24", endpoint_ips[i]), "dev", "eth0"])?;
+        namespaces.add(&endpoints[i])?;
+        attach_endpoint(
+            &nodes[i].netns,
+            &endpoints[i],
+            macs[i],
+            endpoint_ips[i],
+            SITES_MTU,
+        )?;
     }
     // What crosses the link into site b in the clear (the tunnel's output is excluded).
     let wire = format!(
@@ -879,7 +925,13 @@ fn sites(
          iifname != \"{}\" udp dport {DEFAULT_VXLAN_PORT} counter\n }}\n}}\n",
         novacron_net::TUNNEL_DEVICE
     );
-    nft_in(&nodes[1].netns, &wire)?;
+    let wire_file = scratch.path("wire.nft");
+    std::fs::write(&wire_file, wire)?;
+    run_ok(
+        Command::new("ip")
+            .args(["netns", "exec", &nodes[1].netns, "nft", "-f"])
+            .arg(&wire_file),
+    )?;
 
     // The tunnels first, as an agent does: no FDB entry sends to the other site before
     // its traffic is routed into the tunnel.
@@ -911,32 +963,16 @@ fn sites(
     let vni = Vni::new(SITES_VNI)?;
     let mut reconcilers = vec![];
     for i in 0..2 {
-        let node = &nodes[i].netns;
-        let r = rt
-            .block_on(async { Reconciler::connect_in_netns(&netns_path(node)) })
-            .with_context(|| format!("netlink in {node}"))?;
-        let desired = DesiredNode {
-            underlay: Underlay {
-                local_vtep: nodes[i].addr,
-                vxlan_port: DEFAULT_VXLAN_PORT,
-            },
-            networks: vec![NodeNetwork {
-                vni,
-                mtu: SITES_MTU,
-                ports: vec![],
-                peers: vec![RemotePeer {
-                    vtep: nodes[1 - i].addr,
-                    macs: vec![macs[1 - i]],
-                }],
-            }],
-            adopt_port_prefix: Some(novacron_agent::overlay::TAP_PREFIX.into()),
-        };
-        converge(rt, &r, &desired, node)?;
-        let alias = format!("{}{}", novacron_net::TAP_ALIAS_PREFIX, macs[i]);
-        #[rustfmt::skip]
-        ip(&["-n", node, "link", "set", &tap, "master", &vni.bridge_name(), "alias", &alias, "up"])?;
-        converge(rt, &r, &desired, node)?;
-        reconcilers.push(r);
+        let local = (nodes[i].addr, macs[i]);
+        let peer = (nodes[1 - i].addr, macs[1 - i]);
+        reconcilers.push(build_network(
+            rt,
+            &nodes[i].netns,
+            vni,
+            SITES_MTU,
+            local,
+            peer,
+        )?);
     }
 
     let per_run = NetworkArgs {
@@ -1004,30 +1040,10 @@ fn sites(
     })
 }
 
-/// Loads an nftables script into namespace `ns`.
-fn nft_in(ns: &str, script: &str) -> anyhow::Result<()> {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running nft")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write as _;
-        stdin.write_all(script.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("nft in {ns}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
 /// The packet count of the first counter in table `inet NAME` of namespace `ns`.
 fn nft_counter(ns: &str, table: &str) -> anyhow::Result<u64> {
-    let out = run_bounded(
+    let out = run_ok(
         Command::new("ip").args(["netns", "exec", ns, "nft", "list", "table", "inet", table]),
-        Duration::from_secs(10),
     )?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split("counter packets ")
