@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use boringtun::noise::errors::WireGuardError;
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Packet, Tunn, TunnResult};
@@ -75,6 +76,8 @@ const SEAL_ROOM: usize = 256;
 /// defence).
 const HANDSHAKE_LIMIT: u64 = 100;
 /// WireGuard's message types (the first byte, little-endian u32).
+/// The least time between two handshakes started unasked with one peer ([`greet`]).
+const GREETING_INTERVAL: Duration = Duration::from_secs(5);
 const HANDSHAKE_INIT: u8 = 1;
 const HANDSHAKE_RESPONSE: u8 = 2;
 const DATA_MESSAGE: u8 = 4;
@@ -94,21 +97,7 @@ impl TunnelKey {
     /// A new random key.
     pub fn generate() -> Result<Self, NetError> {
         let mut bytes = [0u8; 32];
-        let mut filled = 0;
-        while filled < bytes.len() {
-            // SAFETY: getrandom(2) writes at most `len` bytes into the buffer it is given.
-            let n = unsafe {
-                libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(tunnel_io("reading random bytes for the tunnel key")(e));
-            }
-            filled += n as usize;
-        }
+        random_bytes(&mut bytes).map_err(tunnel_io("reading random bytes for the tunnel key"))?;
         Ok(Self {
             secret: StaticSecret::from(bytes),
         })
@@ -239,6 +228,8 @@ struct Peer {
     /// Its session's index: the top 24 bits of the receiver index in what it sends us.
     index: u32,
     tunn: Mutex<Tunn>,
+    /// When we last started a handshake unasked (see [`greet`]).
+    greeted: Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
@@ -297,6 +288,10 @@ impl SiteTunnel {
             .map_err(tunnel_io("configuring the tunnel socket"))?;
         let secret = key.secret.clone();
         let public = PublicKey::from(&secret);
+        // Session indices start at a random point, so a restarted tunnel does not hand out
+        // the indices its peers' stale sessions still point at.
+        let mut first_index = [0u8; 4];
+        random_bytes(&mut first_index).map_err(tunnel_io("reading random bytes for the tunnel"))?;
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             tun,
@@ -304,7 +299,10 @@ impl SiteTunnel {
             limiter: Arc::new(RateLimiter::new(&public, HANDSHAKE_LIMIT)),
             secret,
             public,
-            peers: RwLock::new(PeerTable::default()),
+            peers: RwLock::new(PeerTable {
+                next_index: u32::from_le_bytes(first_index),
+                ..PeerTable::default()
+            }),
             counters: Counters::default(),
         });
 
@@ -339,8 +337,10 @@ impl SiteTunnel {
 
     /// Makes `peers` the nodes reached through the tunnel: their routes into the TUN device
     /// and their VTEPs in the drop set are in place when this returns. A peer whose VTEP,
-    /// endpoint and key are unchanged keeps its session.
+    /// endpoint and key are unchanged keeps its session; a new one is greeted with a
+    /// handshake at once.
     pub fn set_peers(&self, peers: &[TunnelPeer]) -> Result<(), NetError> {
+        let mut new = vec![];
         {
             let mut table = self
                 .shared
@@ -366,11 +366,14 @@ impl SiteTunnel {
                             index,
                             Some(self.shared.limiter.clone()),
                         );
-                        Arc::new(Peer {
+                        let peer = Arc::new(Peer {
                             spec: spec.clone(),
                             index,
                             tunn: Mutex::new(tunn),
-                        })
+                            greeted: Mutex::new(None),
+                        });
+                        new.push(peer.clone());
+                        peer
                     }
                 };
                 next.by_vtep.insert(spec.vtep, peer.clone());
@@ -378,6 +381,9 @@ impl SiteTunnel {
                 next.by_index.insert(peer.index, peer);
             }
             *table = next;
+        }
+        for peer in new {
+            greet(&self.shared, &peer);
         }
         let vteps = peers.iter().map(|p| p.vtep).collect();
         let (reply, answer) = mpsc::channel();
@@ -429,6 +435,25 @@ impl Drop for SiteTunnel {
     fn drop(&mut self) {
         self.stop(false);
     }
+}
+
+/// Fills `buf` from the kernel's random source (getrandom(2)).
+fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: getrandom(2) writes at most `len` bytes into the buffer it is given.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+            continue;
+        }
+        filled += n as usize;
+    }
+    Ok(())
 }
 
 fn control_gone() -> NetError {
@@ -836,7 +861,16 @@ fn receive(shared: &Shared, datagram: &[u8], from: SocketAddr, out: &mut [u8]) {
             }
             Ok(Packet::HandshakeResponse(p)) => table.by_index.get(&(p.receiver_idx >> 8)).cloned(),
             Ok(Packet::PacketCookieReply(p)) => table.by_index.get(&(p.receiver_idx >> 8)).cloned(),
-            Ok(Packet::PacketData(p)) => table.by_index.get(&(p.receiver_idx >> 8)).cloned(),
+            Ok(Packet::PacketData(p)) => match table.by_index.get(&(p.receiver_idx >> 8)) {
+                Some(peer) => Some(peer.clone()),
+                None => {
+                    // A session index we never gave out, or gave out before a restart.
+                    if let Some(peer) = peer_at(&table, from) {
+                        greet(shared, &peer);
+                    }
+                    None
+                }
+            },
             Err(_) => None,
         }
     };
@@ -862,6 +896,17 @@ fn receive(shared: &Shared, datagram: &[u8], from: SocketAddr, out: &mut [u8]) {
         }
         Ok(Opened::Handshake) => bump(&shared.counters.handshakes, 1),
         Ok(Opened::Nothing) => {}
+        Ok(Opened::NoSession) => {
+            drop(tunn);
+            dropped();
+            let at = peer_at(
+                &shared.peers.read().unwrap_or_else(PoisonError::into_inner),
+                from,
+            );
+            if let Some(peer) = at {
+                greet(shared, &peer);
+            }
+        }
         Err(why) => {
             tracing::trace!(peer = %peer.spec.vtep, %why, "tunnel datagram dropped");
             dropped();
@@ -878,6 +923,9 @@ pub enum Opened {
     Handshake,
     /// A keepalive, or a message that needed only replies.
     Nothing,
+    /// A data packet for a session this side does not hold (it restarted, or the session
+    /// expired here): dropped, and the sender is owed a new handshake.
+    NoSession,
 }
 
 /// Runs one datagram from the network through `tunn`, the session of the peer whose VTEP is
@@ -926,8 +974,41 @@ pub fn open_datagram(
                     Opened::Nothing
                 });
             }
+            TunnResult::Err(WireGuardError::NoCurrentSession) => return Ok(Opened::NoSession),
             TunnResult::Err(e) => return Err(format!("{e:?}")),
         }
+    }
+}
+
+/// The peer whose tunnel endpoint is `from`.
+fn peer_at(table: &PeerTable, from: SocketAddr) -> Option<Arc<Peer>> {
+    let SocketAddr::V4(from) = from else {
+        return None;
+    };
+    table
+        .by_vtep
+        .values()
+        .find(|p| p.spec.endpoint == from)
+        .cloned()
+}
+
+/// Starts a handshake with `peer` now, at most once per [`GREETING_INTERVAL`] and never
+/// over one under way. A side that restarted lost its sessions while its peers kept theirs:
+/// their packets would be dropped until their own timers gave up on the session (15 s and
+/// more), so the side that knows greets first. The interval bounds what packets with a
+/// forged source address can make us do.
+fn greet(shared: &Shared, peer: &Peer) {
+    {
+        let mut greeted = peer.greeted.lock().unwrap_or_else(PoisonError::into_inner);
+        if greeted.is_some_and(|at| at.elapsed() < GREETING_INTERVAL) {
+            return;
+        }
+        *greeted = Some(Instant::now());
+    }
+    let mut out = [0u8; SEAL_ROOM];
+    let mut tunn = peer.tunn.lock().unwrap_or_else(PoisonError::into_inner);
+    if let TunnResult::WriteToNetwork(p) = tunn.format_handshake_initiation(&mut out, false) {
+        send(shared, p, peer.spec.endpoint);
     }
 }
 
@@ -1094,7 +1175,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_peers_own_authentic_packets_open() {
+    fn only_the_peers_own_authentic_packets_open_and_a_restart_is_greeted() {
         let (peer_key, our_key) = (
             TunnelKey::generate().expect("key"),
             TunnelKey::generate().expect("key"),
@@ -1178,6 +1259,56 @@ mod tests {
                 Ok(Opened::Packet { .. })
             ));
         }
+
+        // We restart: their packets on the old session are owed a handshake, and ours (a
+        // greeting) gives both sides a new session at once.
+        let mut us = Tunn::new(
+            our_key.secret.clone(),
+            PublicKey::from(peer_key.public().0),
+            None,
+            None,
+            3,
+            None,
+        );
+        let TunnResult::WriteToNetwork(stale) = them.encapsulate(&ipv4_from(vtep), &mut sealed)
+        else {
+            panic!("not sealed");
+        };
+        let stale = stale.to_vec();
+        assert_eq!(
+            open_datagram(&mut us, vtep, from, &stale, &mut out, &mut |_| {}),
+            Ok(Opened::NoSession)
+        );
+        let TunnResult::WriteToNetwork(greeting) = us.format_handshake_initiation(&mut out, false)
+        else {
+            panic!("no greeting");
+        };
+        let greeting = greeting.to_vec();
+        let TunnResult::WriteToNetwork(response) = them.decapsulate(None, &greeting, &mut theirs)
+        else {
+            panic!("no response");
+        };
+        let response = response.to_vec();
+        let mut confirm = vec![];
+        let r = open_datagram(&mut us, vtep, from, &response, &mut out, &mut |r| {
+            confirm.push(r.to_vec())
+        });
+        assert_eq!(r, Ok(Opened::Handshake));
+        for c in &confirm {
+            assert!(matches!(
+                them.decapsulate(None, c, &mut theirs),
+                TunnResult::Done
+            ));
+        }
+        let TunnResult::WriteToNetwork(fresh) = them.encapsulate(&ipv4_from(vtep), &mut sealed)
+        else {
+            panic!("not sealed");
+        };
+        let fresh = fresh.to_vec();
+        assert!(matches!(
+            open_datagram(&mut us, vtep, from, &fresh, &mut out, &mut |_| {}),
+            Ok(Opened::Packet { .. })
+        ));
     }
 
     #[test]

@@ -262,7 +262,10 @@ async fn sites_talk_only_through_the_tunnel_and_leave_nothing_behind() {
         // An agent that stops fails closed: with node 2's tunnel stopped, what node 2's
         // endpoint sends is lost in the device nobody reads, never sent in the clear.
         t1.set_peers(&[peer(VTEP2, p2)]).expect("peers of 1 again");
-        let k2_again = TunnelKey::generate().expect("key");
+        let key_dir = std::env::temp_dir().join(format!("nc-tunnel-key-{}", std::process::id()));
+        std::fs::create_dir_all(&key_dir).expect("key dir");
+        let key_file = key_dir.join("tunnel.key");
+        let k2_again = TunnelKey::load_or_create(&key_file).expect("key");
         drop(t2);
         let out = "oifname \"ul0\" udp dport 4789";
         let before = counter(&nft(&n2, &["list", "table", "inet", "wire"]), out);
@@ -276,6 +279,34 @@ async fn sites_talk_only_through_the_tunnel_and_leave_nothing_behind() {
         t2.set_peers(&[peer(VTEP1, p1)]).expect("peers of 2");
         t1.set_peers(&[peer(VTEP2, p2)]).expect("peers of 1, new key");
         echo(&ep2, IP2, &ep1, 100_000, Duration::from_secs(20)).expect("echo after a restart");
+
+        // A restart with the same key (an agent killed and started again): node 1 keeps a
+        // session node 2 no longer holds, and node 2 greets it at once, so node 1's packets
+        // get through well before node 1's own timers would give up on the session (15 s).
+        // Node 2's endpoint falls quiet first (the last echo's connection closes), so it
+        // has nothing left to send that would start a handshake by itself.
+        let mut last = t2.stats();
+        let mut quiet_since = Instant::now();
+        while quiet_since.elapsed() < Duration::from_millis(1500) {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = t2.stats();
+            if now != last {
+                (last, quiet_since) = (now, Instant::now());
+            }
+        }
+        drop(t2);
+        let k2_same = TunnelKey::load_or_create(&key_file).expect("the same key");
+        std::fs::remove_dir_all(&key_dir).expect("key dir removed");
+        let t2 = n2.run(move || SiteTunnel::start(&k2_same, DEFAULT_TUNNEL_PORT, DEFAULT_VXLAN_PORT));
+        let t2 = t2.unwrap_or_else(|e| panic!("{e}"));
+        t2.set_peers(&[peer(VTEP1, p1)]).expect("peers of 2 after a restart");
+        let started = Instant::now();
+        while t2.stats().handshakes == 0 {
+            assert!(started.elapsed() < Duration::from_secs(2), "no greeting: {:?}", t2.stats());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        echo(&ep2, IP2, &ep1, 1000, Duration::from_secs(5))
+            .expect("node 1's old session renewed after node 2 restarted with the same key");
 
         // Removing leaves nothing: no device, no rule, no table.
         t1.remove();
