@@ -1,10 +1,12 @@
 //! `novacron bench network` end to end with small parameters: the overlay built by the data
 //! plane's reconciler carries TCP between two endpoint namespaces (iperf3), and a control
 //! plane with two hollow nodes gets security-group changes into their nftables, and two sites
-//! joined by an emulated WAN carry TCP through the overlay sealed by their tunnels. Checks the
+//! joined by an emulated WAN carry TCP through the overlay sealed by their tunnels, and a TCP
+//! stream to a TCG guest lives through the guest's migration to the other site. Checks the
 //! JSON a user would read, not the figures (this machine is shared).
 //!
-//! Needs root (network namespaces), iperf3 and nft; skipped with a message without them.
+//! Needs root (network namespaces), iperf3 and nft, and for the migration part QEMU and
+//! dnsmasq; skipped (or that part skipped) with a message without them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// Hard limit of one bench run; it ends well before on its own.
-const LIMIT: Duration = Duration::from_secs(150);
+const LIMIT: Duration = Duration::from_secs(300);
 
 fn have(prog: &str) -> bool {
     std::env::var_os("PATH")
@@ -83,7 +85,7 @@ fn overlay_throughput_and_rule_propagation_are_reported() {
             return;
         }
     }
-    let small = [
+    let mut small = vec![
         "--seconds",
         "2",
         "--runs",
@@ -103,6 +105,11 @@ fn overlay_throughput_and_rule_propagation_are_reported() {
         "--wan-rtt",
         "20ms",
     ];
+    let migration = have("qemu-system-x86_64") && have("dnsmasq");
+    if !migration {
+        eprintln!("migration part skipped: QEMU or dnsmasq is not installed (scripts/deps.sh)");
+        small.push("--skip-migration");
+    }
     let (ok, out, err, pid) = bench(&small);
     assert!(ok, "bench network failed: {err}");
     let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -154,12 +161,40 @@ fn overlay_throughput_and_rule_propagation_are_reported() {
     // Through a 20 Mbit/s link: the emulator's rate, not the host, bounds both paths.
     assert!(r["sites_encrypted_bps"].as_f64().unwrap() < 21e6, "{r}");
 
-    // Nothing left behind: the throughput lab's namespaces are named after the bench's pid.
+    // Through a cross-site migration: the stream's one connection carried every line, data
+    // flowed on it after the switch-over, and its stall and the pause were measured.
+    if migration {
+        assert_eq!(r["migration_tcp_survived"], true, "{r}");
+        positive(&r, "migration_stall_ms");
+        positive(&r, "migration_downtime_ms");
+        positive(&r, "migration_seconds");
+        assert!(
+            r["migration_stream_segments"].as_u64().unwrap() > 100,
+            "{r}"
+        );
+        assert!(r["migration_segments_after"].as_u64().unwrap() > 10, "{r}");
+        assert_eq!(r["migration_to_site"], "west", "{r}");
+        assert!(r["migration_stall_met"].is_boolean(), "{r}");
+    }
+
+    // Nothing left behind: the labs' namespaces are named after the bench's pid, the guests'
+    // QEMU ran from the migration lab's scratch directory.
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let left = String::from_utf8_lossy(&left.stdout);
-    let ours = format!("ncnb{}-", pid % 100_000);
-    assert!(
-        !left.lines().any(|l| l.starts_with(&ours)),
-        "namespaces left behind:\n{left}"
-    );
+    for ours in [
+        format!("ncnb{}-", pid % 100_000),
+        format!("ncnm{}-", pid % 100_000),
+    ] {
+        assert!(
+            !left.lines().any(|l| l.starts_with(&ours)),
+            "namespaces left behind:\n{left}"
+        );
+    }
+    let scratch = format!("nc-netbench-mig-{pid}-");
+    let procs = Command::new("pgrep")
+        .args(["-af", &scratch])
+        .output()
+        .unwrap();
+    let procs = String::from_utf8_lossy(&procs.stdout);
+    assert!(procs.trim().is_empty(), "processes left behind:\n{procs}");
 }

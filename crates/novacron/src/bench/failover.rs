@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 
-use super::infra::{Etcd, Lan, Scratch, kill9, pids_with};
+use super::infra::{Cli, Etcd, Lan, Scratch, kill9, pids_with};
 use crate::output::Format;
 
 #[derive(Args, Debug)]
@@ -65,35 +65,6 @@ pub struct FailoverReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub added_disk_restarted: Option<bool>,
     pub accel: &'static str,
-}
-
-struct Cli {
-    exe: PathBuf,
-    config: PathBuf,
-}
-
-impl Cli {
-    fn run(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
-        let out = Command::new(&self.exe)
-            .args(args)
-            .args(["-o", "json"])
-            .env("NOVACRON_CONFIG", &self.config)
-            .env_remove("NOVACRON_URL")
-            .env_remove("NOVACRON_TOKEN")
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "`novacron {}` failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
-    }
-
-    fn vm(&self, name: &str) -> anyhow::Result<serde_json::Value> {
-        self.run(&["vm", "show", name])
-    }
 }
 
 /// QEMU processes running the VM with this UUID, anywhere on the machine.
@@ -216,6 +187,7 @@ fn scenario(a: &FailoverArgs) -> anyhow::Result<FailoverReport> {
     let cli = Cli {
         exe: exe.clone(),
         config: cli_cfg,
+        netns: None,
     };
     let server_list = servers
         .iter()

@@ -97,6 +97,135 @@ impl Scratch {
     }
 }
 
+/// The CLI of a benchmark's cluster: `novacron ARGS` with the cluster's config, run inside
+/// network namespace `netns` when the control plane is reachable only there.
+pub struct Cli {
+    pub exe: PathBuf,
+    pub config: PathBuf,
+    pub netns: Option<String>,
+}
+
+impl Cli {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.exe);
+                c
+            }
+            None => Command::new(&self.exe),
+        };
+        cmd.args(args)
+            .env("NOVACRON_CONFIG", &self.config)
+            .env_remove("NOVACRON_URL")
+            .env_remove("NOVACRON_TOKEN");
+        cmd
+    }
+
+    /// `novacron ARGS`; its standard output, or an error with its standard error.
+    pub fn text(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.command(args).stdin(Stdio::null()).output()?;
+        if !out.status.success() {
+            bail!(
+                "`novacron {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `novacron ARGS -o json`.
+    pub fn run(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let out = self.text(&all)?;
+        Ok(serde_json::from_str(&out).unwrap_or(serde_json::Value::Null))
+    }
+
+    pub fn vm(&self, name: &str) -> anyhow::Result<serde_json::Value> {
+        self.run(&["vm", "show", name])
+    }
+
+    /// The last megabyte of `vm`'s serial console.
+    pub fn console(&self, vm: &str) -> anyhow::Result<String> {
+        self.text(&["vm", "console", vm, "--tail", "--bytes", "1M"])
+    }
+
+    /// Types `line` into `vm`'s serial console, as a user would.
+    pub fn type_in(&self, vm: &str, line: &str) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let mut child = self
+            .command(&["vm", "console", vm])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("the console's stdin")?
+            .write_all(format!("{line}\n").as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "typing into {vm}'s console failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits until `vm`'s console shows `needle`.
+    pub fn wait_console(
+        &self,
+        vm: &str,
+        needle: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let start = Instant::now();
+        loop {
+            let log = self.console(vm)?;
+            if log.contains(needle) {
+                return Ok(log);
+            }
+            if start.elapsed() > timeout {
+                let last: Vec<&str> = log.lines().rev().take(15).collect();
+                bail!(
+                    "{needle:?} not on {vm}'s console after {timeout:?}; it ends with:\n{}",
+                    last.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Runs shell command `cmd` in `vm` through its console and returns its exit status.
+    /// `tag` names this run's answer on the console (unique per VM).
+    pub fn guest_rc(
+        &self,
+        vm: &str,
+        tag: &str,
+        cmd: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<i32> {
+        // `$((0))` keeps the echoed command line from matching the answer.
+        self.type_in(
+            vm,
+            &format!("{cmd} >/dev/null 2>&1; echo {tag}-rc$((0))-$?"),
+        )?;
+        let answer = format!("{tag}-rc0-");
+        let log = self.wait_console(vm, &answer, timeout)?;
+        let at = log.rfind(&answer).map_or(0, |i| i + answer.len());
+        log[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .with_context(|| format!("no exit status after {answer} on {vm}'s console"))
+    }
+}
+
 pub fn tail(path: &Path, lines: usize) -> String {
     let s = std::fs::read_to_string(path).unwrap_or_default();
     let v: Vec<&str> = s.lines().collect();

@@ -15,6 +15,7 @@ mod control_plane;
 mod failover;
 mod infra;
 mod interrupt;
+mod net_migration;
 mod network;
 
 #[derive(Subcommand, Debug)]

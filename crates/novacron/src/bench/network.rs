@@ -76,6 +76,10 @@ pub struct NetworkArgs {
     /// Skip the part between sites (the overlay sealed by the tunnel over an emulated WAN).
     #[arg(long)]
     pub skip_sites: bool,
+    /// Skip the migration part (a TCP stream to a TCG guest live-migrated to the other site
+    /// over the emulated WAN, with a control plane and two agents).
+    #[arg(long)]
+    pub skip_migration: bool,
     /// The emulated WAN between the two sites: rate (bits/s, e.g. 100mbit).
     #[arg(long, default_value = "100mbit")]
     pub wan_rate: String,
@@ -103,6 +107,8 @@ pub struct NetworkReport {
     pub propagation: Option<PropagationReport>,
     #[serde(flatten)]
     pub sites: Option<SitesReport>,
+    #[serde(flatten)]
+    pub migration: Option<super::net_migration::MigrationReport>,
     /// The machine's cores, and its 1-minute load average when the bench started and ended:
     /// every path here is CPU-bound and shares those cores with whatever else runs.
     pub cores: usize,
@@ -205,9 +211,9 @@ pub struct PropagationReport {
 }
 
 pub async fn run(a: NetworkArgs, out: Format) -> anyhow::Result<()> {
-    if a.skip_throughput && a.skip_propagation && a.skip_sites {
+    if a.skip_throughput && a.skip_propagation && a.skip_sites && a.skip_migration {
         bail!(
-            "--skip-throughput, --skip-propagation and --skip-sites together leave nothing to measure"
+            "--skip-throughput, --skip-propagation, --skip-sites and --skip-migration together leave nothing to measure"
         );
     }
     if a.seconds == 0 || a.runs == 0 || a.streams == 0 || a.wan_seconds == 0 {
@@ -249,10 +255,17 @@ pub async fn run(a: NetworkArgs, out: Format) -> anyhow::Result<()> {
         let rt = tokio::runtime::Handle::current();
         Some(tokio::task::spawn_blocking(move || sites(&args, wan, &rt)).await??)
     };
+    let migration = if a.skip_migration {
+        None
+    } else {
+        let exe = std::env::current_exe()?;
+        Some(tokio::task::spawn_blocking(move || super::net_migration::run(&exe, wan)).await??)
+    };
     let r = NetworkReport {
         throughput,
         propagation,
         sites,
+        migration,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         load_average_start,
         load_average_end: load_average(),
@@ -372,6 +385,28 @@ fn render_table(r: &NetworkReport) -> String {
             w.sites_sealed_packets,
             w.sites_opened_packets,
             w.sites_plain_vxlan_packets
+        );
+    }
+    if let Some(m) = &r.migration {
+        let _ = writeln!(
+            s,
+            "  migration stream  {}  a TCP stream to a TCG guest moved {} → {} by `vm migrate` ({:.1} s)",
+            if m.migration_tcp_survived {
+                "survived"
+            } else {
+                "BROKEN  "
+            },
+            m.migration_from_site,
+            m.migration_to_site,
+            m.migration_seconds
+        );
+        let _ = writeln!(
+            s,
+            "  stream stall      {:6.0} ms      target ≤ pause {:.0} ms + 1 s: {}  (longest gap before the migration {:.0} ms)",
+            m.migration_stall_ms,
+            m.migration_downtime_ms,
+            met(m.migration_stall_met),
+            m.migration_gap_before_ms
         );
     }
     s
@@ -852,9 +887,9 @@ const SITES_MTU: u32 = UNDERLAY_MTU - VXLAN_OVERHEAD - novacron_net::TUNNEL_OVER
 /// The emulated WAN, checked before anything is built.
 #[derive(Debug, Clone, Copy)]
 pub struct WanLink {
-    rate_bps: u64,
-    rtt: Duration,
-    loss: f64,
+    pub rate_bps: u64,
+    pub rtt: Duration,
+    pub loss: f64,
 }
 
 impl WanLink {
