@@ -1504,5 +1504,59 @@ fn a_nic_is_added_to_a_running_guest_migrates_with_it_and_is_removed() {
     wait_guest_iface(&c, "web1", &mac, true);
     wait_guest_iface(&c, "web1", &nat_mac, true);
     assert_eq!(bridge.ports().len(), 1);
+
+    // A clone has the added NICs too, in the same ports, with MACs of its own: its guest
+    // sees both and reaches the bridge through its own tap.
+    c.ok(&["vm", "stop", "web1", "--force"]);
+    c.wait_state("web1", "stopped", Duration::from_secs(60));
+    c.ok(&["vm", "clone", "web1", "web2"]);
+    let (src, copy) = (c.vm("web1"), c.vm("web2"));
+    let shape = |v: &serde_json::Value| -> Vec<(String, u64, String)> {
+        v["added_nics"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no added NICs: {v}"))
+            .iter()
+            .map(|n| {
+                (
+                    n["name"].as_str().unwrap().to_string(),
+                    n["port"].as_u64().unwrap(),
+                    n["link"].to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shape(&copy), shape(&src), "{copy}");
+    let copy_macs: Vec<String> = copy["added_nics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["mac"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(copy_macs.len(), 2, "{copy}");
+    assert!(
+        !copy_macs.contains(&mac) && !copy_macs.contains(&nat_mac),
+        "{copy}"
+    );
+    c.ok(&["vm", "start", "web2"]);
+    c.wait_console("web2", MARKER, 1, BOOT);
+    let on_bridge = copy["added_nics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["link"]["bridge"].is_string())
+        .and_then(|n| n["mac"].as_str())
+        .unwrap_or_else(|| panic!("no NIC on the bridge: {copy}"))
+        .to_string();
+    for m in &copy_macs {
+        wait_guest_iface(&c, "web2", m, true);
+    }
+    let copy_iface = wait_guest_iface(&c, "web2", &on_bridge, true);
+    assert_eq!(bridge.ports().len(), 1, "web2's tap alone: web1 is stopped");
+    c.console_eval(
+        "web2",
+        &format!("ip addr add 198.18.77.3/24 dev {copy_iface}; ip link set {copy_iface} up"),
+    );
+    wait_guest_reaches(&c, "web2", "198.18.77.1");
+    c.ok(&["vm", "delete", "web2", "--force"]);
     c.ok(&["vm", "delete", "web1", "--force"]);
 }

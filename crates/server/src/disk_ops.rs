@@ -610,7 +610,7 @@ pub fn clone_request(src: &VmRecord, name: &str) -> VmCreateRequest {
         ha_priority: src.ha_priority,
         nics: fresh_nics(&src.nics),
         security_groups: src.security_groups.clone(),
-        // Only NICs it is created with (added NICs are not cloned).
+        // A create asks for a bandwidth only with NICs of its own; added NICs come after.
         bandwidth_bps: src.bandwidth_bps.filter(|_| !src.nics.is_empty()),
         labels: src.labels.clone(),
         description: src.description.clone(),

@@ -5,6 +5,7 @@
 //! or NIC change runs at a time and a live migration waits for it.
 
 use novacron_api_types::nics::{AddedNic, NicLink};
+use novacron_api_types::overlay::{Nic, NicRequest};
 use novacron_api_types::{ApiError, Network, UnixSeconds, VmState};
 
 use crate::disk_ops::{DiskPlug, PlugRefusal, check_pluggable, claim_port, not_stopped};
@@ -197,9 +198,119 @@ pub fn dropped_overlay_nics(
         .collect()
 }
 
+/// The address requests for the overlay NICs among `shapes` (the added NICs of a VM being
+/// cloned or restored), in order: new addresses, new MACs.
+pub fn carried_requests(shapes: &[AddedNic]) -> Vec<NicRequest> {
+    shapes
+        .iter()
+        .filter_map(|n| match &n.link {
+            NicLink::Network { network, .. } => Some(NicRequest {
+                network: network.clone(),
+                ip: None,
+                mac: None,
+            }),
+            NicLink::Bridge { .. } | NicLink::Nat => None,
+        })
+        .collect()
+}
+
+/// The added NICs `shapes` carried over to a new VM (a clone, a restore), so its machine has
+/// the source's shape: the same names, ports and links; on overlay networks the NICs IPAM
+/// gave for [`carried_requests`] (`overlay`, in order), elsewhere the new MACs `macs` (one
+/// per shape, in order).
+pub fn carried_nics(shapes: &[AddedNic], macs: &[String], overlay: &[Nic]) -> Vec<AddedNic> {
+    let mut overlay = overlay.iter();
+    shapes
+        .iter()
+        .zip(macs)
+        .filter_map(|(n, mac)| {
+            let (mac, link) = match &n.link {
+                NicLink::Network { .. } => {
+                    let o = overlay.next()?;
+                    (
+                        o.mac.clone(),
+                        NicLink::Network {
+                            network: o.network.clone(),
+                            vni: o.vni,
+                            ips: o.ips.clone(),
+                        },
+                    )
+                }
+                other => (mac.clone(), other.clone()),
+            };
+            Some(AddedNic {
+                name: n.name.clone(),
+                port: n.port,
+                mac,
+                link,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn carried_nics_keep_names_ports_and_links_with_new_macs_and_addresses() {
+        let shape = |name: &str, port, link| AddedNic {
+            name: name.into(),
+            port,
+            mac: "02:00:00:00:00:01".into(),
+            link,
+        };
+        let shapes = [
+            shape("nic1", 3, NicLink::Nat),
+            shape(
+                "nic2",
+                4,
+                NicLink::Network {
+                    network: "app".into(),
+                    vni: 4100,
+                    ips: vec!["10.0.0.5".into()],
+                },
+            ),
+            shape(
+                "nic3",
+                5,
+                NicLink::Bridge {
+                    bridge: "br0".into(),
+                },
+            ),
+        ];
+        let requests = carried_requests(&shapes);
+        assert_eq!(
+            requests,
+            vec![NicRequest {
+                network: "app".into(),
+                ip: None,
+                mac: None
+            }]
+        );
+        let macs: Vec<String> = (1..=3).map(|i| format!("02:aa:00:00:00:0{i}")).collect();
+        let given = Nic {
+            network: "app".into(),
+            vni: 4100,
+            mac: "02:bb:00:00:00:01".into(),
+            ips: vec!["10.0.0.9".into()],
+        };
+        let carried = carried_nics(&shapes, &macs, std::slice::from_ref(&given));
+        let names: Vec<(&str, u32, &str)> = carried
+            .iter()
+            .map(|n| (n.name.as_str(), n.port, n.mac.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("nic1", 3, "02:aa:00:00:00:01"),
+                ("nic2", 4, "02:bb:00:00:00:01"),
+                ("nic3", 5, "02:aa:00:00:00:03"),
+            ]
+        );
+        assert_eq!(carried[1].overlay(), Some(given));
+        assert_eq!(carried[0].link, NicLink::Nat);
+    }
     use crate::disk_ops::{abandon_plug, disk_busy, finish_plug};
     use novacron_api_types::disks::DataDisk;
 

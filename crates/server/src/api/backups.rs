@@ -440,10 +440,17 @@ pub async fn restore(
         backup: id.clone(),
         generation: 1,
     };
-    // The added disks too: the agent fills each from the backup before the first start.
-    let op =
-        super::vms::create_vm_from(&state, create, Some(source), None, spec.data_disks.clone())
-            .await?;
+    // The added disks too (the agent fills each from the backup before the first start),
+    // and the added NICs in their ports, with new MACs and addresses.
+    let op = super::vms::create_vm_from(
+        &state,
+        create,
+        Some(source),
+        None,
+        spec.data_disks.clone(),
+        spec.added_nics.clone(),
+    )
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         AxumJson(OperationRef { operation: op }),

@@ -536,8 +536,8 @@ async fn download(
     Ok(())
 }
 
-/// Make a new VM from a stopped VM: the same CPUs, memory, image, disk size, labels and
-/// network, a new uuid and MACs, created stopped on the source's node, its disk a standalone
+/// Make a new VM from a stopped VM: the same CPUs, memory, image, disk size, labels,
+/// networks, added disks and added NICs, a new uuid, MACs and addresses, created stopped on the source's node, its disk a standalone
 /// copy of the source's, or (`linked`) a copy-on-write overlay over the source's disk frozen
 /// as a base that both then share. The clone's creation is the operation (`vm.clone`); if
 /// the disk cannot be made, the clone is rolled back like any failed create.
@@ -592,7 +592,16 @@ pub async fn clone(
             ..d.clone()
         })
         .collect();
-    let op = super::vms::create_vm_from(&state, create, None, Some(source), added).await?;
+    // And the added NICs, in their ports, with new MACs and addresses.
+    let op = super::vms::create_vm_from(
+        &state,
+        create,
+        None,
+        Some(source),
+        added,
+        src.added_nics.clone(),
+    )
+    .await?;
     tracing::info!(vm = %name, clone = %req.name, operation = %op.id, "clone started");
     Ok(accepted(op))
 }

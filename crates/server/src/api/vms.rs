@@ -153,7 +153,7 @@ pub async fn create_vm(
     req: VmCreateRequest,
     restore: Option<novacron_api_types::backup::RestoreSource>,
 ) -> ApiResult<Operation> {
-    create_vm_from(state, req, restore, None, vec![]).await
+    create_vm_from(state, req, restore, None, vec![], vec![]).await
 }
 
 /// The ISO image `req` puts in the CD-ROM drive: `--iso`, or the image itself when it is
@@ -199,13 +199,16 @@ fn iso_to_attach(
 }
 
 /// [`create_vm`], for a clone too: with `clone_of`, the disk starts from that VM's disk
-/// (`vm clone`, see `api::disks`).
+/// (`vm clone`, see `api::disks`). `data_disks` and `added_nics` are what a clone or a
+/// restore carries over from the source's hot-plug ports; the NICs get new MACs and, on
+/// overlay networks, new addresses (see [`crate::nic_ops::carried_nics`]).
 pub async fn create_vm_from(
     state: &AppState,
     req: VmCreateRequest,
     restore: Option<novacron_api_types::backup::RestoreSource>,
     clone_of: Option<novacron_api_types::disks::CloneSource>,
     data_disks: Vec<novacron_api_types::disks::DataDisk>,
+    added_nics: Vec<novacron_api_types::nics::AddedNic>,
 ) -> ApiResult<Operation> {
     req.validate()?;
     let project = &crate::tenancy::current_project();
@@ -372,6 +375,18 @@ pub async fn create_vm_from(
         secure_boot: req.secure_boot,
         tpm: req.tpm,
     };
+    // The NICs created with and those carried over, one address request list: the first
+    // `req.nics.len()` are the VM's own.
+    let macs: Vec<String> = added_nics
+        .iter()
+        .map(|_| crate::ipam::random_mac())
+        .collect();
+    let mut requests = req.nics.clone();
+    requests.extend(crate::nic_ops::carried_requests(&added_nics));
+    let rec = VmRecord {
+        added_nics: crate::nic_ops::carried_nics(&added_nics, &macs, &[]),
+        ..rec
+    };
     // Written with the project's usage, checked against its limits, in one transaction.
     let written = async {
         let value = super::json_bytes(&rec)?;
@@ -382,7 +397,7 @@ pub async fn create_vm_from(
                 format!("a VM named {:?} already exists", req.name),
             )
         };
-        if req.nics.is_empty() {
+        if requests.is_empty() {
             return crate::quota::create_counted(
                 state,
                 project,
@@ -397,13 +412,16 @@ pub async fn create_vm_from(
         }
         // The VM record, its operation, its NICs' addresses and the project's usage in one
         // transaction.
-        crate::networks::check_macs_free(state, project, &req.nics)?;
-        let (owner, key, rec, op, nics) = (
+        crate::networks::check_macs_free(state, project, &requests)?;
+        let (owner, key, rec, op, nics, own, added_nics, macs) = (
             format!("{project}/{}", req.name),
             &key,
             &rec,
             &op,
-            &req.nics,
+            &requests,
+            req.nics.len(),
+            &added_nics,
+            &macs,
         );
         crate::quota::create_counted_with(
             state,
@@ -421,8 +439,10 @@ pub async fn create_vm_from(
                         nics,
                         compares,
                         |nics| {
+                            let (own_nics, carried) = nics.split_at(own.min(nics.len()));
                             let rec = VmRecord {
-                                nics: nics.to_vec(),
+                                nics: own_nics.to_vec(),
+                                added_nics: crate::nic_ops::carried_nics(added_nics, macs, carried),
                                 ..rec.clone()
                             };
                             Ok(vec![
