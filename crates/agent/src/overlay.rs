@@ -334,7 +334,8 @@ pub fn dhcp_hosts(net: &NodeOverlayNetwork) -> String {
 
 /// The dnsmasq arguments for a network, on its bridge only: DHCP with static leases only (a
 /// MAC the control plane does not know gets nothing) and a default route through the
-/// gateway only when the network NATs; DNS (names only, no upstream) only with `--dns`.
+/// gateway only when the network NATs; DNS only with `--dns` (other names go upstream only
+/// when the network NATs).
 pub fn dnsmasq_args(net: &NodeOverlayNetwork, subnet: Ipv4Cidr, dir: &Path) -> Vec<String> {
     let mask = Ipv4Addr::from(u32::MAX << (32 - u32::from(subnet.prefix_len())));
     let bridge = Vni::new(net.vni)
@@ -351,16 +352,23 @@ pub fn dnsmasq_args(net: &NodeOverlayNetwork, subnet: Ipv4Cidr, dir: &Path) -> V
         "--log-facility=-".into(),
     ];
     if net.dns {
-        // Names `VM.NETWORK` of the network's VMs on every node, from the control plane; no
-        // upstream server (other names are not found) and no name of the node's own.
+        // Names `VM.NETWORK` of the network's VMs on every node, from the control plane, and
+        // no name of the node's own. Names of the network's domain, names without a dot and
+        // reverse lookups of private addresses never leave the node.
         args.extend([
             "--port=53".into(),
-            "--no-resolv".into(),
             "--no-hosts".into(),
             format!("--addn-hosts={}", dir.join("names").display()),
             format!("--local=/{}/", net.name),
             "--domain-needed".into(),
+            "--bogus-priv".into(),
         ]);
+        // A NAT network's VMs reach the outside through the node: other names go to the
+        // node's own resolvers (its /etc/resolv.conf, read again when it changes). Without
+        // NAT there is no upstream, and other names are not found.
+        if !net.nat {
+            args.push("--no-resolv".into());
+        }
     } else {
         args.push("--port=0".into());
     }
@@ -1009,6 +1017,26 @@ mod tests {
         }
         assert!(!args.contains(&"--port=0".to_string()));
         assert!(args.contains(&"--dhcp-ignore=tag:!known".to_string()));
+        // With NAT as well, other names go to the node's resolvers.
+        let both = NodeOverlayNetwork {
+            dns: true,
+            nat: true,
+            ..net()
+        };
+        let args = dnsmasq_args(
+            &both,
+            "10.10.0.0/24".parse().unwrap_or_else(|e| panic!("{e}")),
+            Path::new("/d"),
+        );
+        assert!(!args.contains(&"--no-resolv".to_string()), "{args:?}");
+        for a in [
+            "--port=53",
+            "--local=/app/",
+            "--domain-needed",
+            "--bogus-priv",
+        ] {
+            assert!(args.contains(&a.to_string()), "{a}: {args:?}");
+        }
     }
 
     #[test]

@@ -29,6 +29,14 @@ use common::{BIN, dnsmasq_pids_under, free_port, qemu_pids_under, stop_child, ta
 use serde_json::Value;
 
 const BOOT: Duration = Duration::from_secs(120);
+/// A name only the lab's upstream DNS server (on the host) knows, and its answer.
+const UPSTREAM_NAME: &str = "upstream.novacron.test";
+const UPSTREAM_ADDR: &str = "198.18.9.9";
+
+/// The lab's upstream DNS server's pid file, outside the lab's directory.
+fn upstream_pid_file() -> PathBuf {
+    std::env::temp_dir().join(format!("nc-upstream-dns-{}.pid", std::process::id()))
+}
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");
@@ -84,11 +92,26 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Makes `nameserver` the resolver of processes started by `ip netns exec` here (it
+    /// mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf for them).
+    fn set_resolver(&self, nameserver: &str) {
+        let dir = Path::new("/etc/netns").join(&self.name);
+        std::fs::create_dir_all(&dir).expect("/etc/netns dir");
+        std::fs::write(
+            dir.join("resolv.conf"),
+            format!("nameserver {nameserver}\n"),
+        )
+        .expect("resolv.conf");
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.name));
     }
 }
 
@@ -100,6 +123,7 @@ struct Lab {
     agents: Vec<Child>,
     url: String,
     token: String,
+    upstream_dns: Child,
     // Dropped after the processes: declared last.
     _ns: Vec<Netns>,
 }
@@ -195,6 +219,32 @@ impl Lab {
             ]);
         }
 
+        // The nodes' upstream DNS server: a dnsmasq on the host's end of n1's control link
+        // that knows one name. The agents (and their dnsmasq) resolve through it.
+        let upstream = Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+            ])
+            .args([
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=198.18.1.1",
+            ])
+            .args(["--port=53", "--user=root", "--log-facility=-"])
+            .arg(format!("--address=/{UPSTREAM_NAME}/{UPSTREAM_ADDR}"))
+            // Not under the lab's directory: the nodes' own dnsmasq are counted there. (Never
+            // /dev/null: dnsmasq replaces its pid file with a new one.)
+            .arg(format!("--pid-file={}", upstream_pid_file().display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the upstream dnsmasq");
+        n1.set_resolver("198.18.1.1");
+        n2.set_resolver("198.18.1.1");
+
         let config = dir.path().join("cli.json");
         let port = free_port();
         let mut server = Command::new(BIN)
@@ -227,6 +277,7 @@ impl Lab {
             agents: vec![],
             url: String::new(),
             token: String::new(),
+            upstream_dns: upstream,
             _ns: vec![n1, n2],
         };
         let line = rx
@@ -411,6 +462,8 @@ impl Drop for Lab {
         if let Some(s) = &mut self.server {
             stop_child(s, Duration::from_secs(5));
         }
+        stop_child(&mut self.upstream_dns, Duration::from_secs(5));
+        let _ = std::fs::remove_file(upstream_pid_file());
         // QEMU and dnsmasq outlive their agent on purpose: end the ones this test started.
         let mut pids = qemu_pids_under(self.dir.path());
         pids.extend(dnsmasq_pids_under(self.dir.path()));
@@ -509,7 +562,8 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         "n2",
         &["--network", "app", "--ip", "10.77.0.50"],
     );
-    create(&lab, "o1", "n2", &["--network", "other"]);
+    // o1 has a disk: it is cloned below.
+    create(&lab, "o1", "n2", &["--network", "other", "--disk", "32M"]);
 
     // An address outside the subnet or taken: refused, nothing created.
     let e = lab.fails(&[
@@ -628,6 +682,20 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         "{}",
         lab.console("a1")
     );
+    // And, as `app` NATs, other names through its node's resolvers (the lab's upstream
+    // server on the host).
+    assert_eq!(
+        lab.guest_rc(
+            "a2",
+            "upstream2",
+            &format!("nslookup {UPSTREAM_NAME} 10.77.0.1 | grep -q {UPSTREAM_ADDR}"),
+            BOOT
+        ),
+        0,
+        "{}{}",
+        lab.console("a2"),
+        lab.logs()
+    );
     security_groups_filter_between_guests_and_follow_membership(&lab, &a2);
 
     // From another network, even with an address in app's subnet: nothing answers.
@@ -687,6 +755,31 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         "10.77.0.60",
     ]);
     assert_eq!(out["operation"]["state"], "succeeded", "{out}");
+    // A clone of o1 has the added NIC too, in the same port and on the same network, with
+    // a MAC and an address of its own from IPAM (o1 still holds 10.77.0.60).
+    lab.ok(&["vm", "stop", "o1", "--force"]);
+    let start = Instant::now();
+    while lab.json(&["vm", "show", "o1"])["state"] != "stopped" {
+        assert!(start.elapsed() < BOOT, "o1 does not stop{}", lab.logs());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    lab.ok(&["vm", "clone", "o1", "o2"]);
+    let (o1, o2) = (
+        lab.json(&["vm", "show", "o1"]),
+        lab.json(&["vm", "show", "o2"]),
+    );
+    let (nic, copy) = (&o1["added_nics"][0], &o2["added_nics"][0]);
+    assert_eq!(copy["name"], "nic1", "{o2}");
+    assert_eq!(copy["port"], nic["port"], "{o2}");
+    assert_eq!(copy["link"]["network"], "app", "{o2}");
+    assert_ne!(copy["mac"], nic["mac"], "{o2}");
+    let ip = copy["link"]["ips"][0]
+        .as_str()
+        .expect("an address")
+        .to_string();
+    assert!(ip.starts_with("10.77.0.") && ip != "10.77.0.60", "{o2}");
+    assert_ne!(o2["nics"][0]["ips"][0], o1["nics"][0]["ips"][0], "{o2}");
+    lab.ok(&["vm", "delete", "o2", "--force"]);
     lab.ok(&["vm", "nic", "remove", "o1", "nic1", "--force"]);
 
     // A backup of a1 restored as a new VM on the other node keeps a1's overlay NIC, with a
