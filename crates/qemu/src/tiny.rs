@@ -562,7 +562,10 @@ for dev in /sys/class/net/eth*; do
   [ -e "$dev" ] || continue
   nic="${{dev##*/}}"
   ip link set "$nic" up
-  udhcpc -i "$nic" -s /etc/novacron/udhcpc.script -q -n -t 3 -T 1 >/dev/null 2>&1 || echo "novacron: no DHCP lease on $nic"
+  # Three quick tries, then on in the background every 2 s (a DHCP server may learn this
+  # NIC's MAC a moment after the machine starts).
+  udhcpc -i "$nic" -s /etc/novacron/udhcpc.script -q -b -t 3 -T 1 -A 2 >/dev/null 2>&1
+  ip -4 addr show "$nic" | grep -q inet || echo "novacron: no DHCP lease on $nic yet; still asking in the background"
 done
 echo {marker}
 (

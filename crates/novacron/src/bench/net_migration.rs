@@ -62,6 +62,8 @@ pub struct MigrationReport {
     /// migration ended.
     pub migration_stream_segments: usize,
     pub migration_segments_after: usize,
+    /// Data segments the sender sent again (TCP retransmissions) from the migration's start.
+    pub migration_resent_segments: usize,
     pub migration_from_site: String,
     pub migration_to_site: String,
     /// `migration_downtime_ms` + 1000: the stall's bound.
@@ -213,7 +215,7 @@ fn scenario(
          [ -n \"$e\" ] && [ \"$n\" = \"$e\" ] && [ \"$(sed -n \"${n}p\" /tmp/got)\" = \"tick$((n-1))\" ]",
         BOOT,
     )? == 0;
-    let arrivals = sniffer.stop()?;
+    let Seen { arrivals, resent } = sniffer.stop()?;
     let moved = cli.vm("mover")?;
     let kept_ip = moved["node"] == names[1]
         && moved["nics"][0]["ips"][0].as_str() == Some(&MOVER_IP.to_string());
@@ -237,6 +239,7 @@ fn scenario(
         migration_gap_before_ms: longest_gap_ms(&before),
         migration_seconds: (ended - started).as_secs_f64(),
         migration_stream_segments: arrivals.len(),
+        migration_resent_segments: resent.iter().filter(|t| **t >= started).count(),
         migration_segments_after: after,
         migration_from_site: names[0].into(),
         migration_to_site: names[1].into(),
@@ -329,18 +332,26 @@ fn longest_gap_ms(times: &[Instant]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// What the sniffer saw: when each data segment crossed, and when those that were sent a
+/// second time did.
+#[derive(Default, Clone)]
+struct Seen {
+    arrivals: Vec<Instant>,
+    resent: Vec<Instant>,
+}
+
 /// Times the data segments from `from` to TCP port `port` crossing one interface, from a
 /// packet socket on its own thread inside the interface's namespace.
 struct Sniffer {
     stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<Instant>>>,
+    seen: Arc<Mutex<Seen>>,
     thread: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Sniffer {
     fn start(site: Site, ifname: String, from: Ipv4Addr, port: u16) -> anyhow::Result<Sniffer> {
         let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(vec![]));
+        let seen = Arc::new(Mutex::new(Seen::default()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop2, seen2) = (stop.clone(), seen.clone());
         let thread = std::thread::Builder::new()
@@ -361,6 +372,7 @@ impl Sniffer {
                     }
                 };
                 let mut frame = vec![0u8; 65_536];
+                let mut highest = None;
                 while !stop2.load(Ordering::Relaxed) {
                     // SAFETY: recv(2) into a buffer we own, of its length.
                     let n = unsafe {
@@ -369,11 +381,16 @@ impl Sniffer {
                     if n <= 0 {
                         continue; // the receive timeout: look at the stop flag
                     }
-                    if is_stream_data(&frame[..n as usize], from, port) {
-                        seen2
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(Instant::now());
+                    if let Some(seg) = stream_segment(&frame[..n as usize], from, port) {
+                        let now = Instant::now();
+                        let end = seg.seq.wrapping_add(seg.len);
+                        let mut seen = seen2.lock().unwrap_or_else(PoisonError::into_inner);
+                        seen.arrivals.push(now);
+                        if resent(end, highest) {
+                            seen.resent.push(now);
+                        } else {
+                            highest = Some(end);
+                        }
                     }
                 }
                 Ok(())
@@ -388,10 +405,11 @@ impl Sniffer {
         self.seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .arrivals
             .len()
     }
 
-    fn stop(self) -> anyhow::Result<Vec<Instant>> {
+    fn stop(self) -> anyhow::Result<Seen> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread
             .join()
@@ -462,28 +480,42 @@ fn packet_socket(ifname: &str) -> anyhow::Result<OwnedFd> {
     Ok(sock)
 }
 
-/// An Ethernet frame carrying IPv4 TCP from `from` to port `port` with a payload.
-fn is_stream_data(frame: &[u8], from: Ipv4Addr, port: u16) -> bool {
+/// A data segment of the stream: its sequence number and payload length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Segment {
+    seq: u32,
+    len: u32,
+}
+
+/// The data segment in an Ethernet frame carrying IPv4 TCP from `from` to port `port` with
+/// a payload.
+fn stream_segment(frame: &[u8], from: Ipv4Addr, port: u16) -> Option<Segment> {
     const ETH: usize = 14;
-    let Some(ip) = frame.get(ETH..) else {
-        return false;
-    };
+    let ip = frame.get(ETH..)?;
     if frame.get(12..14) != Some(&[0x08, 0x00]) || ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != 6 {
-        return false;
+        return None;
     }
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
     if ip[12..16] != from.octets() || ihl < 20 || total > ip.len() {
-        return false;
+        return None;
     }
-    let Some(tcp) = ip.get(ihl..total) else {
-        return false;
-    };
+    let tcp = ip.get(ihl..total)?;
     if tcp.len() < 20 || u16::from_be_bytes([tcp[2], tcp[3]]) != port {
-        return false;
+        return None;
     }
     let offset = usize::from(tcp[12] >> 4) * 4;
-    tcp.len() > offset
+    let len = tcp.len().checked_sub(offset).filter(|l| *l > 0)?;
+    Some(Segment {
+        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        len: len as u32,
+    })
+}
+
+/// Whether a segment ending at `end` was sent before: `highest` is the furthest end seen so
+/// far (sequence numbers wrap).
+fn resent(end: u32, highest: Option<u32>) -> bool {
+    highest.is_some_and(|h| h.wrapping_sub(end) as i32 >= 0)
 }
 
 #[cfg(test)]
@@ -507,9 +539,25 @@ mod tests {
         f
     }
 
+    fn is_stream_data(frame: &[u8], from: Ipv4Addr, port: u16) -> bool {
+        stream_segment(frame, from, port).is_some()
+    }
+
     #[test]
     fn only_the_streams_data_segments_count() {
-        assert!(is_stream_data(&frame(MOVER_IP, 5000, 7), MOVER_IP, 5000));
+        let mut f = frame(MOVER_IP, 5000, 7);
+        f[14 + 20 + 4..14 + 20 + 8].copy_from_slice(&1000u32.to_be_bytes());
+        assert_eq!(
+            stream_segment(&f, MOVER_IP, 5000),
+            Some(Segment { seq: 1000, len: 7 })
+        );
+        // Sent again: a segment that ends where one seen before did, across the wrap too.
+        assert!(!resent(1007, None));
+        assert!(resent(1007, Some(1007)));
+        assert!(resent(1000, Some(1007)));
+        assert!(!resent(1014, Some(1007)));
+        assert!(!resent(5, Some(u32::MAX - 10)));
+        assert!(resent(u32::MAX - 20, Some(5)));
         assert!(
             !is_stream_data(&frame(MOVER_IP, 5000, 0), MOVER_IP, 5000),
             "a bare ACK"

@@ -402,11 +402,12 @@ fn render_table(r: &NetworkReport) -> String {
         );
         let _ = writeln!(
             s,
-            "  stream stall      {:6.0} ms      target ≤ pause {:.0} ms + 1 s: {}  (longest gap before the migration {:.0} ms)",
+            "  stream stall      {:6.0} ms      target ≤ pause {:.0} ms + 1 s: {}  (longest gap before the migration {:.0} ms; {} segments sent again)",
             m.migration_stall_ms,
             m.migration_downtime_ms,
             met(m.migration_stall_met),
-            m.migration_gap_before_ms
+            m.migration_gap_before_ms,
+            m.migration_resent_segments
         );
     }
     s
