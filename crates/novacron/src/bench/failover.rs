@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 
-use super::infra::{Cli, Etcd, Lan, Scratch, kill9, pids_with};
+use super::infra::{Cli, Etcd, Lan, Scratch, kill9, pids_with, wait_for};
 use crate::output::Format;
 
 #[derive(Args, Debug)]
@@ -434,25 +434,4 @@ fn control_plane_loss(
         && names.contains(&"before-loss")
         && names.contains(&"after-loss")
         && vms.as_array().is_some_and(|v| v.len() == 1))
-}
-
-fn wait_for(
-    timeout: Duration,
-    what: &str,
-    mut f: impl FnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let mut last_err = None;
-    while Instant::now() < deadline {
-        match f() {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last_err = Some(e),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    bail!(
-        "timed out waiting for {what}{}",
-        last_err.map(|e| format!(": {e}")).unwrap_or_default()
-    )
 }

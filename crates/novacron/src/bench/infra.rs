@@ -226,6 +226,29 @@ impl Cli {
     }
 }
 
+/// Calls `f` every 200 ms until it says done; an error from it counts as not yet (the last
+/// one is in the timeout's message).
+pub fn wait_for(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    while Instant::now() < deadline {
+        match f() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last_err = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!(
+        "timed out waiting for {what}{}",
+        last_err.map(|e| format!(": {e}")).unwrap_or_default()
+    )
+}
+
 pub fn tail(path: &Path, lines: usize) -> String {
     let s = std::fs::read_to_string(path).unwrap_or_default();
     let v: Vec<&str> = s.lines().collect();

@@ -27,7 +27,7 @@ use novacron_wanem::{LinkParams, Site, Wanem, WanemConfig};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::infra::{Cli, Scratch, free_port};
+use super::infra::{Cli, Scratch, free_port, wait_for};
 use super::network::WanLink;
 
 /// Issue 13: the stall in the stream at most the migration's pause plus this.
@@ -288,23 +288,6 @@ fn agent_logs(scratch: &Scratch) -> String {
         .iter()
         .map(|n| format!("--- {n} ---\n{}\n", scratch.log_tail(n, 15)))
         .collect()
-}
-
-fn wait_for(
-    limit: Duration,
-    what: &str,
-    mut done: impl FnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    let start = Instant::now();
-    loop {
-        if done()? {
-            return Ok(());
-        }
-        if start.elapsed() > limit {
-            bail!("no {what} within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The tap in `site` whose alias names the guest NIC with `mac`.
