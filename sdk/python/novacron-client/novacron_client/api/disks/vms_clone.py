@@ -100,8 +100,9 @@ def sync_detailed(
     body: CloneRequest,
 
 ) -> Response[ApiError | OperationRef]:
-    """ Make a new VM from a stopped VM: the same CPUs, memory, image, disk size, labels and
-    network, a new uuid and MACs, created stopped on the source's node, its disk a standalone
+    """ Make a new VM from a stopped VM: the same CPUs, memory, image, disk size, labels,
+    networks, added disks and added NICs, a new uuid, MACs and addresses, created stopped on the
+    source's node, its disk a standalone
     copy of the source's, or (`linked`) a copy-on-write overlay over the source's disk frozen
     as a base that both then share. The clone's creation is the operation (`vm.clone`); if
     the disk cannot be made, the clone is rolled back like any failed create.
@@ -138,8 +139,9 @@ def sync(
     body: CloneRequest,
 
 ) -> ApiError | OperationRef | None:
-    """ Make a new VM from a stopped VM: the same CPUs, memory, image, disk size, labels and
-    network, a new uuid and MACs, created stopped on the source's node, its disk a standalone
+    """ Make a new VM from a stopped VM: the same CPUs, memory, image, disk size, labels,
+    networks, added disks and added NICs, a new uuid, MACs and addresses, created stopped on the
+    source's node, its disk a standalone
     copy of the source's, or (`linked`) a copy-on-write overlay over the source's disk frozen
     as a base that both then share. The clone's creation is the operation (`vm.clone`); if
     the disk cannot be made, the clone is rolled back like any failed create.
@@ -171,8 +173,9 @@ async def asyncio_detailed(
     body: CloneRequest,
 
 ) -> Response[ApiError | OperationRef]:
-    """ Make a new VM from a stopped VM: the same CPUs, memory, image, disk size, labels and
-    network, a new uuid and MACs, created stopped on the source's node, its disk a standalone
+    """ Make a new VM from a stopped VM: the same CPUs, memory, image, disk size, labels,
+    networks, added disks and added NICs, a new uuid, MACs and addresses, created stopped on the
+    source's node, its disk a standalone
     copy of the source's, or (`linked`) a copy-on-write overlay over the source's disk frozen
     as a base that both then share. The clone's creation is the operation (`vm.clone`); if
     the disk cannot be made, the clone is rolled back like any failed create.
@@ -209,8 +212,9 @@ async def asyncio(
     body: CloneRequest,
 
 ) -> ApiError | OperationRef | None:
-    """ Make a new VM from a stopped VM: the same CPUs, memory, image, disk size, labels and
-    network, a new uuid and MACs, created stopped on the source's node, its disk a standalone
+    """ Make a new VM from a stopped VM: the same CPUs, memory, image, disk size, labels,
+    networks, added disks and added NICs, a new uuid, MACs and addresses, created stopped on the
+    source's node, its disk a standalone
     copy of the source's, or (`linked`) a copy-on-write overlay over the source's disk frozen
     as a base that both then share. The clone's creation is the operation (`vm.clone`); if
     the disk cannot be made, the clone is rolled back like any failed create.
