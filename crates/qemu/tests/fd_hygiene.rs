@@ -122,13 +122,15 @@ fn helper_processes_keep_only_stdio_and_what_is_passed() {
             assert!(std::time::Instant::now() < deadline, "sleep did not start");
             std::thread::sleep(Duration::from_millis(5));
         }
-        // The dynamic loader holds each shared library open while it maps it, after the exec:
-        // read the table once it has let go of them, or a library shows up as a stray fd.
+        // The dynamic loader holds each shared library open while it maps it, after the exec,
+        // and the program's setlocale then each locale file: read the table once they have
+        // let go of them, or a library or a locale file shows up as a stray fd.
         let files = loop {
             let files = open_files(child.id());
-            let loading = files
-                .iter()
-                .any(|(_, t)| t.to_string_lossy().contains(".so"));
+            let loading = files.iter().any(|(_, t)| {
+                let t = t.to_string_lossy();
+                t.contains(".so") || t.starts_with("/usr/lib/locale/")
+            });
             if !loading {
                 break files;
             }
