@@ -1174,6 +1174,27 @@ mod tests {
         p
     }
 
+    /// A session from `ours` to `theirs` with session index `index`.
+    fn session(ours: &TunnelKey, theirs: &TunnelKey, index: u32) -> Tunn {
+        Tunn::new(
+            ours.secret.clone(),
+            PublicKey::from(theirs.public().0),
+            None,
+            None,
+            index,
+            None,
+        )
+    }
+
+    /// `packet` sealed by `tunn` (or, before a session, the handshake it waits for).
+    fn seal(tunn: &mut Tunn, packet: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; BUF];
+        match tunn.encapsulate(packet, &mut out) {
+            TunnResult::WriteToNetwork(p) => p.to_vec(),
+            _ => panic!("not sealed"),
+        }
+    }
+
     #[test]
     fn only_the_peers_own_authentic_packets_open_and_a_restart_is_greeted() {
         let (peer_key, our_key) = (
@@ -1181,32 +1202,19 @@ mod tests {
             TunnelKey::generate().expect("key"),
         );
         let vtep = Ipv4Addr::new(198, 18, 0, 1);
-        let mut them = Tunn::new(
-            peer_key.secret.clone(),
-            PublicKey::from(our_key.public().0),
-            None,
-            None,
-            1,
-            None,
-        );
-        let mut us = Tunn::new(
-            our_key.secret.clone(),
-            PublicKey::from(peer_key.public().0),
-            None,
-            None,
-            2,
-            None,
-        );
+        let mut them = session(&peer_key, &our_key, 1);
+        let mut us = session(&our_key, &peer_key, 2);
         let from = IpAddr::V4(vtep);
         let mut out = vec![0u8; BUF];
-        let mut sealed = vec![0u8; BUF];
         // The first packet waits for the handshake, which runs through open_datagram.
-        let TunnResult::WriteToNetwork(init) = them.encapsulate(&ipv4_from(vtep), &mut sealed)
-        else {
-            panic!("no handshake initiation");
-        };
+        let init = seal(&mut them, &ipv4_from(vtep));
+        assert_eq!(
+            init.first(),
+            Some(&HANDSHAKE_INIT),
+            "a handshake initiation first"
+        );
         let mut replies = vec![];
-        let r = open_datagram(&mut us, vtep, from, init, &mut out, &mut |r| {
+        let r = open_datagram(&mut us, vtep, from, &init, &mut out, &mut |r| {
             replies.push(r.to_vec())
         });
         assert_eq!(r, Ok(Opened::Handshake));
@@ -1230,19 +1238,10 @@ mod tests {
         }
         assert_eq!(opened, 1, "the queued packet arrives once");
         // Another inner source, a flipped bit, a replay: refused.
-        let TunnResult::WriteToNetwork(other) =
-            them.encapsulate(&ipv4_from(Ipv4Addr::new(10, 0, 0, 9)), &mut sealed)
-        else {
-            panic!("not sealed");
-        };
-        let other = other.to_vec();
+        let other = seal(&mut them, &ipv4_from(Ipv4Addr::new(10, 0, 0, 9)));
         let e = open_datagram(&mut us, vtep, from, &other, &mut out, &mut |_| {});
         assert!(e.expect_err("refused").contains("not the peer's VTEP"));
-        let TunnResult::WriteToNetwork(good) = them.encapsulate(&ipv4_from(vtep), &mut sealed)
-        else {
-            panic!("not sealed");
-        };
-        let good = good.to_vec();
+        let good = seal(&mut them, &ipv4_from(vtep));
         let mut bad = good.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
@@ -1262,19 +1261,8 @@ mod tests {
 
         // We restart: their packets on the old session are owed a handshake, and ours (a
         // greeting) gives both sides a new session at once.
-        let mut us = Tunn::new(
-            our_key.secret.clone(),
-            PublicKey::from(peer_key.public().0),
-            None,
-            None,
-            3,
-            None,
-        );
-        let TunnResult::WriteToNetwork(stale) = them.encapsulate(&ipv4_from(vtep), &mut sealed)
-        else {
-            panic!("not sealed");
-        };
-        let stale = stale.to_vec();
+        let mut us = session(&our_key, &peer_key, 3);
+        let stale = seal(&mut them, &ipv4_from(vtep));
         assert_eq!(
             open_datagram(&mut us, vtep, from, &stale, &mut out, &mut |_| {}),
             Ok(Opened::NoSession)
@@ -1300,11 +1288,7 @@ mod tests {
                 TunnResult::Done
             ));
         }
-        let TunnResult::WriteToNetwork(fresh) = them.encapsulate(&ipv4_from(vtep), &mut sealed)
-        else {
-            panic!("not sealed");
-        };
-        let fresh = fresh.to_vec();
+        let fresh = seal(&mut them, &ipv4_from(vtep));
         assert!(matches!(
             open_datagram(&mut us, vtep, from, &fresh, &mut out, &mut |_| {}),
             Ok(Opened::Packet { .. })
