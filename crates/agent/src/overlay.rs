@@ -350,6 +350,7 @@ pub fn dnsmasq_args(net: &NodeOverlayNetwork, subnet: Ipv4Cidr, dir: &Path) -> V
         "--user=root".into(),
         format!("--pid-file={}", dir.join("pid").display()),
         "--log-facility=-".into(),
+        "--quiet-dhcp".into(),
     ];
     if net.dns {
         // Names `VM.NETWORK` of the network's VMs on every node, from the control plane, and
@@ -420,10 +421,51 @@ struct Dhcp {
     root: PathBuf,
     /// VNI -> the running server's pid and the hosts it was last given.
     servers: BTreeMap<u32, (u32, String)>,
+    /// Where the servers this agent started report their end.
+    exits: tokio::sync::mpsc::UnboundedSender<DhcpExit>,
+    /// VNI -> how its server last ended, so a server that keeps failing the same way is
+    /// reported once.
+    last_exit: BTreeMap<u32, String>,
 }
+
+/// A dnsmasq this agent started has ended.
+struct DhcpExit {
+    vni: u32,
+    pid: u32,
+    status: String,
+}
+
+/// How long a just-started dnsmasq may take to be ready for SIGHUP.
+const DNSMASQ_READY: Duration = Duration::from_secs(5);
 
 fn alive_dnsmasq(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "dnsmasq")
+}
+
+/// Whether the process catches `sig` (its `SigCgt` mask in /proc): until dnsmasq has set
+/// its handlers, a SIGHUP ends it instead of making it read its files again.
+fn catches(pid: u32, sig: libc::c_int) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|mask| sig >= 1 && mask & (1u64 << (sig - 1)) != 0)
+}
+
+/// The last line of what a network's dnsmasq printed (its errors; routine DHCP is quiet).
+fn last_words(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("log"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
 }
 
 fn signal(pid: u32, sig: libc::c_int) {
@@ -438,9 +480,25 @@ impl Dhcp {
         self.root.join(vni.to_string())
     }
 
+    /// A server this agent started has ended: true when it is one the network still
+    /// wants (not one stopped or replaced here), which the next [`Dhcp::sync`] starts again.
+    fn ended(&mut self, exit: DhcpExit) -> bool {
+        if self.servers.get(&exit.vni).map(|s| s.0) != Some(exit.pid) {
+            return false;
+        }
+        self.servers.remove(&exit.vni);
+        let said = last_words(&self.dir(exit.vni));
+        let how = format!("{}: {said}", exit.status);
+        if self.last_exit.get(&exit.vni) != Some(&how) {
+            tracing::warn!(vni = exit.vni, pid = exit.pid, status = %exit.status, said = %said, "DHCP server of the network ended; starting it again");
+            self.last_exit.insert(exit.vni, how);
+        }
+        true
+    }
+
     /// Makes the set of servers and their leases and names match `networks` (those with
-    /// DHCP or DNS on).
-    fn sync(&mut self, networks: &[NodeOverlayNetwork]) {
+    /// DHCP or DNS on); a server that ended is started again.
+    async fn sync(&mut self, networks: &[NodeOverlayNetwork]) {
         let wanted: BTreeMap<u32, &NodeOverlayNetwork> = networks
             .iter()
             .filter(|n| n.dhcp || n.dns)
@@ -477,16 +535,17 @@ impl Dhcp {
                 signal(pid, libc::SIGTERM);
             }
             let _ = std::fs::remove_dir_all(self.dir(vni));
+            self.last_exit.remove(&vni);
             tracing::info!(vni, "DHCP server of the network stopped");
         }
         for (vni, net) in wanted {
-            if let Err(e) = self.ensure(net) {
+            if let Err(e) = self.ensure(net).await {
                 tracing::warn!(vni, network = %net.name, error = %e, "DHCP server of the network");
             }
         }
     }
 
-    fn ensure(&mut self, net: &NodeOverlayNetwork) -> Result<(), String> {
+    async fn ensure(&mut self, net: &NodeOverlayNetwork) -> Result<(), String> {
         let subnet: Ipv4Cidr = net.subnet.parse().map_err(|e| format!("{e}"))?;
         let dir = self.dir(net.vni);
         {
@@ -503,23 +562,52 @@ impl Dhcp {
         if let Some((pid, written)) = self.servers.get_mut(&net.vni)
             && alive_dnsmasq(*pid)
         {
-            if *written != both {
-                write_private(&dir.join("hosts"), &hosts)?;
-                write_private(&dir.join("names"), &names)?;
-                // dnsmasq reads its hosts and names files again on SIGHUP.
-                signal(*pid, libc::SIGHUP);
-                *written = both;
+            if *written == both {
+                return Ok(());
             }
-            return Ok(());
+            write_private(&dir.join("hosts"), &hosts)?;
+            write_private(&dir.join("names"), &names)?;
+            // dnsmasq reads its hosts and names files again on SIGHUP, once it has set its
+            // handlers (a few milliseconds after it starts; two VMs created together change
+            // the view within them). One that is not ready by then is started afresh.
+            let pid = *pid;
+            let deadline = tokio::time::Instant::now() + DNSMASQ_READY;
+            while !catches(pid, libc::SIGHUP) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if catches(pid, libc::SIGHUP) {
+                signal(pid, libc::SIGHUP);
+                *written = both;
+                return Ok(());
+            }
+            tracing::warn!(vni = net.vni, network = %net.name, pid, "DHCP server of the network not ready for new leases; starting it again");
+            self.servers.remove(&net.vni);
+            signal(pid, libc::SIGKILL);
+            let deadline = tokio::time::Instant::now() + DNSMASQ_READY;
+            while alive_dnsmasq(pid) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
         write_private(&dir.join("hosts"), &hosts)?;
         write_private(&dir.join("names"), &names)?;
+        // What it prints is its errors (routine DHCP is quiet): kept for the operator and
+        // quoted when it ends.
+        let log = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(dir.join("log"))
+                .map_err(|e| format!("{}: {e}", dir.join("log").display()))?
+        };
         let mut command = std::process::Command::new("dnsmasq");
         command
             .args(dnsmasq_args(net, subnet, &dir))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(log);
         // It outlives the agent: none of the agent's descriptors may go with it.
         novacron_qemu::process::inherit_only_stdio(&mut command, &[]);
         let child = command
@@ -527,10 +615,17 @@ impl Dhcp {
             .map_err(|e| format!("cannot start dnsmasq (install dnsmasq-base): {e}"))?;
         let pid = child.id();
         // It outlives the agent on purpose (a restarted agent adopts it through its pid
-        // file), like QEMU; reap it when it ends so it leaves no zombie while we run.
+        // file), like QEMU; reap it when it ends so it leaves no zombie while we run, and
+        // tell the overlay loop, which starts it again if the network still wants it.
+        let exits = self.exits.clone();
+        let vni = net.vni;
         std::thread::spawn(move || {
             let mut child = child;
-            let _ = child.wait();
+            let status = match child.wait() {
+                Ok(s) => s.to_string(),
+                Err(e) => e.to_string(),
+            };
+            let _ = exits.send(DhcpExit { vni, pid, status });
         });
         tracing::info!(vni = net.vni, network = %net.name, pid, "DHCP server of the network started");
         self.servers.insert(net.vni, (pid, both));
@@ -670,7 +765,7 @@ async fn apply(
     if let Err(e) = gateway_rules.apply(&gateways) {
         failures.push(e.to_string());
     }
-    dhcp.sync(&overlay.networks);
+    dhcp.sync(&overlay.networks).await;
     // After the bridges: the rules name no device, only the NICs' MACs.
     // Logged by the applier when it changes the kernel.
     if let Err(e) = rules.apply(&firewall(overlay)) {
@@ -712,9 +807,12 @@ async fn follow(
             return;
         }
     };
+    let (exits, mut exited) = tokio::sync::mpsc::unbounded_channel();
     let mut dhcp = Dhcp {
         root: data_dir.join("networks"),
         servers: BTreeMap::new(),
+        exits,
+        last_exit: BTreeMap::new(),
     };
     let mut rules = FirewallApplier::new();
     let mut gateway_rules = GatewayApplier::new();
@@ -726,6 +824,19 @@ async fn follow(
     loop {
         let polled = tokio::select! {
             r = client.agent_overlay(after, POLL_WAIT) => r,
+            Some(exit) = exited.recv() => {
+                if dhcp.ended(exit) {
+                    // Started again after a pause, so one that cannot start does not spin.
+                    tokio::select! {
+                        _ = tokio::time::sleep(RETRY) => {}
+                        _ = stop.changed() => return,
+                    }
+                    if let Some(l) = &last {
+                        dhcp.sync(&l.networks).await;
+                    }
+                }
+                continue;
+            }
             _ = stop.changed() => return,
         };
         match polled {
@@ -776,6 +887,10 @@ async fn follow(
                             tokio::time::sleep(RETRY).await;
                         }
                     }
+                } else {
+                    // Only whether the servers still run (one adopted from an earlier agent
+                    // run tells no one when it ends).
+                    dhcp.sync(&overlay.networks).await;
                 }
             }
             Err(e) => {
@@ -965,6 +1080,33 @@ mod tests {
             t.public_key = "garbage".into();
         }
         assert_eq!(peer_path(None, &bad), PeerPath::Unreachable);
+    }
+
+    #[test]
+    fn a_signal_is_caught_only_once_the_process_set_its_handler() {
+        let mut plain = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep");
+        let mut trapping = std::process::Command::new("sh")
+            .args(["-c", "trap 'exit 7' HUP; while :; do sleep 0.05; done"])
+            .spawn()
+            .expect("sh");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !catches(trapping.id(), libc::SIGHUP) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(catches(trapping.id(), libc::SIGHUP));
+        assert!(!catches(trapping.id(), libc::SIGUSR2));
+        assert!(!catches(plain.id(), libc::SIGHUP));
+        // What the mask says is what the signal does: the handler runs, the plain process
+        // dies of it.
+        signal(trapping.id(), libc::SIGHUP);
+        signal(plain.id(), libc::SIGHUP);
+        assert_eq!(trapping.wait().expect("wait").code(), Some(7));
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(plain.wait().expect("wait").signal(), Some(libc::SIGHUP));
+        assert!(!catches(u32::MAX, libc::SIGHUP));
     }
 
     #[test]

@@ -154,7 +154,11 @@ fn scenario(
             BOOT,
         )?;
         if rc != 0 {
-            bail!("{vm} did not get {ip} by DHCP:\n{}", cli.console(vm)?);
+            bail!(
+                "{vm} did not get {ip} by DHCP:\n{}\n{}",
+                cli.console(vm)?,
+                agent_logs(scratch)
+            );
         }
     }
 
