@@ -175,6 +175,13 @@ pub fn check_firmware(
 impl VmCreateRequest {
     /// Everything about the request that does not depend on the cluster.
     pub fn validate(&self) -> Result<(), Invalid> {
+        self.validate_carrying(false)
+    }
+
+    /// [`VmCreateRequest::validate`] for a clone or a restore, which may also carry NICs on
+    /// NovaCron networks added to its source after create (`carries_overlay_nics`):
+    /// `bandwidth_bps` then limits those too, even with no NIC of the request's own.
+    pub fn validate_carrying(&self, carries_overlay_nics: bool) -> Result<(), Invalid> {
         validate_name("vm", &self.name)?;
         validate_name("image", &self.image)?;
         if self.cpus == 0 || self.cpus > MAX_CPUS {
@@ -215,7 +222,7 @@ impl VmCreateRequest {
         overlay_nics(&self.nics)?;
         if let Some(bps) = self.bandwidth_bps {
             bandwidth(bps)?;
-            if self.nics.is_empty() {
+            if self.nics.is_empty() && !carries_overlay_nics {
                 return Err(Invalid::new(
                     "--bandwidth limits the VM's NICs on NovaCron networks: add --network NET",
                 ));

@@ -610,8 +610,9 @@ pub fn clone_request(src: &VmRecord, name: &str) -> VmCreateRequest {
         ha_priority: src.ha_priority,
         nics: fresh_nics(&src.nics),
         security_groups: src.security_groups.clone(),
-        // A create asks for a bandwidth only with NICs of its own; added NICs come after.
-        bandwidth_bps: src.bandwidth_bps.filter(|_| !src.nics.is_empty()),
+        // It limits the added NICs the clone carries too, even when they are its only ones
+        // on NovaCron networks.
+        bandwidth_bps: src.bandwidth_bps,
         labels: src.labels.clone(),
         description: src.description.clone(),
         user_data: src.user_data.clone(),
@@ -862,6 +863,28 @@ mod tests {
         assert!(!req.start);
         assert_eq!(req.network, Network::User { forwards: vec![] });
         assert!(req.validate().is_ok());
+    }
+
+    #[test]
+    fn a_clone_keeps_the_limit_of_nics_that_were_all_added() {
+        let mut src = vm_in(PowerState::Stopped);
+        src.bandwidth_bps = Some(50_000_000);
+        src.added_nics = vec![novacron_api_types::nics::AddedNic {
+            name: "nic1".into(),
+            port: 1,
+            mac: "fe:00:00:00:00:01".into(),
+            link: novacron_api_types::nics::NicLink::Network {
+                network: "app".into(),
+                vni: 100,
+                ips: vec!["10.10.0.5".into()],
+            },
+        }];
+        let req = clone_request(&src, "web2");
+        assert!(req.nics.is_empty());
+        assert_eq!(req.bandwidth_bps, Some(50_000_000));
+        // A plain create could not ask for it; one that carries the added NIC can.
+        assert!(req.validate().is_err());
+        assert!(req.validate_carrying(true).is_ok());
     }
 
     #[test]

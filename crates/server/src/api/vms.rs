@@ -8,14 +8,14 @@ use axum::Json as AxumJson;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use novacron_api_types::{
-    AccelChoice, ApiError, ErrorCode, ImageKind, Network, Operation, OperationRef, PowerState,
-    StopRequest, Vm, VmCreateRequest, VmState, format_size, validate_name,
+    ApiError, ErrorCode, ImageKind, Operation, OperationRef, PowerState, StopRequest, Vm,
+    VmCreateRequest, VmState, format_size, validate_name,
 };
 
 use super::operations::{new_operation, put_op};
 use super::{ApiFailure, ApiResult, Json};
 use crate::lifecycle::{self, Event};
-use crate::placement::{self, Demand};
+use crate::placement;
 use crate::records::{self, VmRecord, VmStatusRecord, now};
 use crate::state::AppState;
 use crate::typed_store::{self, Change};
@@ -210,7 +210,7 @@ pub async fn create_vm_from(
     data_disks: Vec<novacron_api_types::disks::DataDisk>,
     added_nics: Vec<novacron_api_types::nics::AddedNic>,
 ) -> ApiResult<Operation> {
-    req.validate()?;
+    req.validate_carrying(added_nics.iter().any(|n| n.overlay().is_some()))?;
     let project = &crate::tenancy::current_project();
     let key = records::vm_key(project, &req.name);
     if state.vms.get(&key).is_some() {
@@ -292,22 +292,6 @@ pub async fn create_vm_from(
             .into());
         }
     }
-    let demand = Demand {
-        cpus: req.cpus,
-        memory_bytes: req.memory_bytes,
-        disk_bytes: disk_bytes.unwrap_or(0),
-        needs_kvm: req.accel == AccelChoice::Kvm,
-        bridges: match &req.network {
-            Network::Bridge { bridge } => vec![bridge.clone()],
-            _ => vec![],
-        },
-    };
-    // The decision reserves the capacity in the scheduler; it is released again if the
-    // record cannot be written.
-    let vm_id = placement::vm_id(project, &req.name);
-    let node = state
-        .placement
-        .reserve(&vm_id, &demand, req.node.as_deref())?;
     let power = if req.start {
         PowerState::Running
     } else {
@@ -320,13 +304,15 @@ pub async fn create_vm_from(
     } else {
         "vm.create"
     };
-    let op = new_operation(
-        kind,
-        project,
-        &format!("vm/{}", req.name),
-        &format!("placing on {node}"),
-    );
-    let rec = VmRecord {
+    // The NICs created with and those carried over, one address request list: the first
+    // `req.nics.len()` are the VM's own.
+    let macs: Vec<String> = added_nics
+        .iter()
+        .map(|_| crate::ipam::random_mac())
+        .collect();
+    let mut requests = req.nics.clone();
+    requests.extend(crate::nic_ops::carried_requests(&added_nics));
+    let mut rec = VmRecord {
         name: req.name.clone(),
         project: project.into(),
         uuid: new_uuid(),
@@ -337,14 +323,15 @@ pub async fn create_vm_from(
         accel: req.accel,
         network: req.network.clone(),
         ssh_keys: req.ssh_keys.clone(),
-        node: node.clone(),
+        // Set once placed, below.
+        node: String::new(),
         power,
         force: false,
         action: None,
         deleting: false,
         generation: 1,
         created_at: now(),
-        operation: Some(op.id.clone()),
+        operation: None,
         creating: true,
         storage: req.storage.clone(),
         ha: req.ha,
@@ -366,7 +353,7 @@ pub async fn create_vm_from(
         iso,
         hotplug_ports: novacron_api_types::disks::HOTPLUG_PORTS,
         data_disks,
-        added_nics: vec![],
+        added_nics: crate::nic_ops::carried_nics(&added_nics, &macs, &[]),
         nics_changed_at: None,
         security_groups: req.security_groups.clone(),
         bandwidth_bps: req.bandwidth_bps,
@@ -375,18 +362,23 @@ pub async fn create_vm_from(
         secure_boot: req.secure_boot,
         tpm: req.tpm,
     };
-    // The NICs created with and those carried over, one address request list: the first
-    // `req.nics.len()` are the VM's own.
-    let macs: Vec<String> = added_nics
-        .iter()
-        .map(|_| crate::ipam::random_mac())
-        .collect();
-    let mut requests = req.nics.clone();
-    requests.extend(crate::nic_ops::carried_requests(&added_nics));
-    let rec = VmRecord {
-        added_nics: crate::nic_ops::carried_nics(&added_nics, &macs, &[]),
-        ..rec
-    };
+    // What the VM needs of its node, as for a move later: the bridges of carried NICs too,
+    // and no node disk for a disk in a storage pool.
+    let demand = placement::demand_of(&rec);
+    // The decision reserves the capacity in the scheduler; it is released again if the
+    // record cannot be written.
+    let vm_id = placement::vm_id(project, &req.name);
+    let node = state
+        .placement
+        .reserve(&vm_id, &demand, req.node.as_deref())?;
+    let op = new_operation(
+        kind,
+        project,
+        &format!("vm/{}", req.name),
+        &format!("placing on {node}"),
+    );
+    rec.node = node.clone();
+    rec.operation = Some(op.id.clone());
     // Written with the project's usage, checked against its limits, in one transaction.
     let written = async {
         let value = super::json_bytes(&rec)?;
