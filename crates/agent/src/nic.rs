@@ -47,6 +47,7 @@ pub async fn attach(vm: VmAccess, job: NicAttachJob) -> Result<NicPlugged, ApiEr
         crate::overlay::wait_for_bridge(*vni, crate::worker::OVERLAY_BRIDGE_WAIT)
             .await
             .map_err(|e| failed(&name, "plugging the NIC in", e))?;
+        crate::overlay::wait_for_lease(*vni, &nic.mac, crate::worker::LEASE_WAIT).await;
     }
     novacron_qemu::hotplug::attach_nic(qemu.qmp(), &plugged(&nic))
         .await

@@ -103,34 +103,54 @@ pub fn desired_node(vtep: Ipv4Addr, overlay: &NodeOverlay, tunnel_ready: bool) -
             .networks
             .iter()
             .filter_map(|n| {
+                let mut peers: Vec<RemotePeer> = n
+                    .peers
+                    .iter()
+                    .filter_map(|p| {
+                        let peer_vtep: Ipv4Addr = p.vtep.parse().ok()?;
+                        // A peer advertising our own VTEP would loop our floods back.
+                        if peer_vtep == vtep {
+                            return None;
+                        }
+                        match peer_path(overlay.site.as_deref(), p) {
+                            PeerPath::Direct => {}
+                            PeerPath::Tunnel(_) if tunnel_ready => {}
+                            PeerPath::Tunnel(_) | PeerPath::Unreachable => return None,
+                        }
+                        let endpoints: Vec<(MacAddr, &Vec<String>)> = p
+                            .endpoints
+                            .iter()
+                            .filter_map(|e| Some((e.mac.parse::<MacAddr>().ok()?, &e.ips)))
+                            .collect();
+                        Some(RemotePeer {
+                            vtep: peer_vtep,
+                            macs: endpoints.iter().map(|(mac, _)| *mac).collect(),
+                            addresses: endpoints
+                                .iter()
+                                .flat_map(|(mac, ips)| {
+                                    ips.iter()
+                                        .filter_map(|ip| ip.parse::<Ipv4Addr>().ok())
+                                        .map(|ip| (ip, *mac))
+                                })
+                                .collect(),
+                        })
+                    })
+                    .collect();
+                // One MAC per address, unicast only: an odd view answers fewer ARP
+                // requests locally (the rest are flooded as before) rather than stopping
+                // the whole reconcile.
+                let mut claimed = std::collections::BTreeSet::new();
+                for p in &mut peers {
+                    p.addresses.retain(|(ip, _)| {
+                        !(ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast())
+                            && claimed.insert(*ip)
+                    });
+                }
                 Some(NodeNetwork {
                     vni: Vni::new(n.vni).ok()?,
                     mtu: n.mtu,
                     ports: vec![],
-                    peers: n
-                        .peers
-                        .iter()
-                        .filter_map(|p| {
-                            let peer_vtep: Ipv4Addr = p.vtep.parse().ok()?;
-                            // A peer advertising our own VTEP would loop our floods back.
-                            if peer_vtep == vtep {
-                                return None;
-                            }
-                            match peer_path(overlay.site.as_deref(), p) {
-                                PeerPath::Direct => {}
-                                PeerPath::Tunnel(_) if tunnel_ready => {}
-                                PeerPath::Tunnel(_) | PeerPath::Unreachable => return None,
-                            }
-                            Some(RemotePeer {
-                                vtep: peer_vtep,
-                                macs: p
-                                    .endpoints
-                                    .iter()
-                                    .filter_map(|e| e.mac.parse::<MacAddr>().ok())
-                                    .collect(),
-                            })
-                        })
-                        .collect(),
+                    peers,
                 })
             })
             .collect(),
@@ -416,6 +436,32 @@ pub fn dns_names(net: &NodeOverlayNetwork) -> String {
     out
 }
 
+/// What this node's DHCP servers answer, for each network of the view last applied: VNI ->
+/// the MACs its server has been given (lower case), or `None` for a network without DHCP.
+type KnownLeases = BTreeMap<u32, Option<std::collections::BTreeSet<String>>>;
+
+/// [`KnownLeases`], as the overlay loop last published it, for VM starts to wait on.
+static KNOWN_LEASES: std::sync::LazyLock<watch::Sender<KnownLeases>> =
+    std::sync::LazyLock::new(|| watch::channel(KnownLeases::new()).0);
+
+/// Waits (at most `timeout`) until this node's DHCP server of network `vni` answers `mac`,
+/// so that the guest's first request gets its lease rather than silence and a retry
+/// seconds later (the VM's start and the view that names its NIC come from the control
+/// plane separately). True at once for a network without DHCP; false after `timeout`,
+/// after which the guest's DHCP client asks again anyway.
+pub async fn wait_for_lease(vni: u32, mac: &str, timeout: Duration) -> bool {
+    let mac = mac.to_ascii_lowercase();
+    let mut known = KNOWN_LEASES.subscribe();
+    let answered = |k: &KnownLeases| match k.get(&vni) {
+        Some(None) => true,
+        Some(Some(macs)) => macs.contains(&mac),
+        None => false,
+    };
+    tokio::time::timeout(timeout, known.wait_for(answered))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
 /// One dnsmasq per network on this node.
 struct Dhcp {
     root: PathBuf,
@@ -538,11 +584,23 @@ impl Dhcp {
             self.last_exit.remove(&vni);
             tracing::info!(vni, "DHCP server of the network stopped");
         }
+        let mut known = KnownLeases::new();
+        for n in networks.iter().filter(|n| !n.dhcp) {
+            known.insert(n.vni, None);
+        }
         for (vni, net) in wanted {
-            if let Err(e) = self.ensure(net).await {
-                tracing::warn!(vni, network = %net.name, error = %e, "DHCP server of the network");
+            match self.ensure(net).await {
+                Ok(()) if net.dhcp => {
+                    let macs = net.local.iter().map(|e| e.mac.to_ascii_lowercase());
+                    known.insert(vni, Some(macs.collect()));
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(vni, network = %net.name, error = %e, "DHCP server of the network");
+                }
             }
         }
+        KNOWN_LEASES.send_replace(known);
     }
 
     async fn ensure(&mut self, net: &NodeOverlayNetwork) -> Result<(), String> {
@@ -1026,8 +1084,37 @@ mod tests {
                 .parse::<MacAddr>()
                 .unwrap_or(MacAddr::ZERO)]
         );
+        let b: MacAddr = "02:00:00:00:00:0b".parse().unwrap_or(MacAddr::ZERO);
+        assert_eq!(n.peers[0].addresses, [(Ipv4Addr::new(10, 10, 0, 3), b)]);
         assert_eq!(d.adopt_port_prefix.as_deref(), Some(TAP_PREFIX));
         assert!(tunnel_peers(Ipv4Addr::new(198, 18, 0, 1), &overlay).is_empty());
+
+        // An address claimed twice (a view caught mid-change) is answered for its first
+        // MAC only, and one that is not unicast not at all: the state stays valid.
+        let mut odd = net();
+        odd.peers[1] = OverlayPeer {
+            node: "n4".into(),
+            vtep: "198.18.0.4".into(),
+            endpoints: vec![OverlayEndpoint {
+                vm: "c".into(),
+                mac: "02:00:00:00:00:0c".into(),
+                ips: vec![
+                    "10.10.0.3".into(),
+                    "255.255.255.255".into(),
+                    "10.10.0.4".into(),
+                ],
+                security_groups: vec![],
+                bandwidth_bps: None,
+            }],
+            site: None,
+            tunnel: None,
+        };
+        let d = desired_node(Ipv4Addr::new(198, 18, 0, 1), &view(vec![odd]), false);
+        let c: MacAddr = "02:00:00:00:00:0c".parse().unwrap_or(MacAddr::ZERO);
+        assert_eq!(
+            d.networks[0].peers[1].addresses,
+            [(Ipv4Addr::new(10, 10, 0, 4), c)]
+        );
     }
 
     #[test]
@@ -1080,6 +1167,29 @@ mod tests {
             t.public_key = "garbage".into();
         }
         assert_eq!(peer_path(None, &bad), PeerPath::Unreachable);
+    }
+
+    #[tokio::test]
+    async fn a_start_waits_until_the_networks_dhcp_server_knows_the_mac() {
+        // VNIs no other test publishes.
+        let (vni, plain) = (4_000_001, 4_000_002);
+        let mac = "02:00:00:00:00:AA";
+        assert!(!wait_for_lease(vni, mac, Duration::from_millis(50)).await);
+        let waiter = tokio::spawn(wait_for_lease(vni, mac, Duration::from_secs(10)));
+        KNOWN_LEASES.send_modify(|k| {
+            k.insert(vni, Some(["02:00:00:00:00:bb".to_string()].into()));
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "another MAC does not count");
+        KNOWN_LEASES.send_modify(|k| {
+            k.insert(vni, Some(["02:00:00:00:00:aa".to_string()].into()));
+        });
+        assert!(waiter.await.expect("the waiter"));
+        // A network without DHCP has nothing to wait for.
+        KNOWN_LEASES.send_modify(|k| {
+            k.insert(plain, None);
+        });
+        assert!(wait_for_lease(plain, mac, Duration::from_millis(50)).await);
     }
 
     #[test]

@@ -21,6 +21,9 @@ use crate::state::Shared;
 
 /// How long a VM with an overlay NIC waits for its network's bridge before failing.
 pub(crate) const OVERLAY_BRIDGE_WAIT: Duration = Duration::from_secs(30);
+/// How long a start waits for the network's DHCP server to know a NIC's MAC (it goes on
+/// without: the guest asks again).
+pub(crate) const LEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// The reconcile loop's handle on one VM worker.
 pub struct WorkerHandle {
@@ -957,6 +960,7 @@ pub(crate) async fn prepare_spec(
     for nic in &d.nics {
         // The overlay loop makes the bridge once the control plane shows the VM here.
         crate::overlay::wait_for_bridge(nic.vni, OVERLAY_BRIDGE_WAIT).await?;
+        crate::overlay::wait_for_lease(nic.vni, &nic.mac, LEASE_WAIT).await;
         nics.push(NicSpec::Bridge {
             bridge: format!("ncbr{}", nic.vni),
             mac: nic.mac.clone(),
@@ -966,6 +970,7 @@ pub(crate) async fn prepare_spec(
     for nic in &d.added_nics {
         if let novacron_api_types::nics::NicLink::Network { vni, .. } = &nic.link {
             crate::overlay::wait_for_bridge(*vni, OVERLAY_BRIDGE_WAIT).await?;
+            crate::overlay::wait_for_lease(*vni, &nic.mac, LEASE_WAIT).await;
         }
         plugged_nics.push(crate::nic::plugged(nic));
     }

@@ -49,6 +49,30 @@ pub enum InvalidState {
         first: Ipv4Addr,
         second: Ipv4Addr,
     },
+    #[error(
+        "network VNI {vni}: address {ip} is given for MAC {mac}, which peer {vtep} does not list: list the MAC with its addresses"
+    )]
+    AddressOfUnknownMac {
+        vni: Vni,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        vtep: Ipv4Addr,
+    },
+    #[error(
+        "network VNI {vni}: address {ip} is given for both {first} and {second}: an address belongs to one NIC"
+    )]
+    AddressOnTwoMacs {
+        vni: Vni,
+        ip: Ipv4Addr,
+        first: MacAddr,
+        second: MacAddr,
+    },
+    #[error("network VNI {vni}: {ip} is not a unicast address for MAC {mac}")]
+    BadNeighbourAddress {
+        vni: Vni,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+    },
     #[error("{mac:?} is not a MAC address: use six hex pairs separated by ':'")]
     BadMac { mac: String },
     #[error(

@@ -13,17 +13,21 @@ use rtnetlink::packet_core::{
     NetlinkPayload,
 };
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVxlan, LinkAttribute, LinkFlags,
+    LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVxlan};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVxlan};
 
 use crate::error::{KernelError, NetError};
 use crate::model::{DesiredNode, MacAddr, OwnedDevice};
-use crate::plan::{Action, FdbEntry, LinkKind, Observed, ObservedLink, VxlanParams, plan};
+use crate::plan::{
+    Action, FdbEntry, LinkKind, NeighbourEntry, Observed, ObservedLink, StaticFdbEntry,
+    VxlanParams, plan,
+};
 
 /// What one reconcile did.
 #[derive(Debug, Default)]
@@ -124,8 +128,8 @@ impl Reconciler {
         Ok(report)
     }
 
-    /// Reads every link and the remote-destination FDB entries of NovaCron's
-    /// VXLAN devices.
+    /// Reads every link, the remote-destination and static bridge FDB entries of
+    /// NovaCron's VXLAN devices, and the permanent neighbours of its bridges.
     pub async fn observe(&self) -> Result<Observed, KernelError> {
         let mut links = Vec::new();
         let mut stream = self.handle.link().get().execute();
@@ -142,6 +146,7 @@ impl Reconciler {
             .map(|l| l.index)
             .collect();
         let mut fdb = Vec::new();
+        let mut static_fdb = Vec::new();
         let mut stream = self
             .handle
             .neighbours()
@@ -159,8 +164,45 @@ impl Reconciler {
             if let Some(entry) = fdb_entry(&msg) {
                 fdb.push(entry);
             }
+            if let Some(entry) = static_fdb_entry(&msg) {
+                static_fdb.push(entry);
+            }
         }
-        Ok(Observed { links, fdb })
+        let bridges: Vec<u32> = links
+            .iter()
+            .filter(|l| {
+                matches!(
+                    OwnedDevice::from_name(&l.name),
+                    Some(OwnedDevice::Bridge(_))
+                )
+            })
+            .map(|l| l.index)
+            .collect();
+        let mut neighbours = Vec::new();
+        let mut stream = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(AddressFamily::Inet)
+            .execute();
+        while let Some(msg) = stream
+            .try_next()
+            .await
+            .map_err(|e| KernelError::from_netlink("list neighbours".into(), &e))?
+        {
+            if !bridges.contains(&msg.header.ifindex) {
+                continue;
+            }
+            if let Some(entry) = neighbour_entry(&msg) {
+                neighbours.push(entry);
+            }
+        }
+        Ok(Observed {
+            links,
+            fdb,
+            static_fdb,
+            neighbours,
+        })
     }
 
     async fn apply(&self, action: &Action) -> Result<(), KernelError> {
@@ -228,18 +270,8 @@ impl Reconciler {
                     NLM_F_REPLACE
                 };
                 let msg = fdb_message(index, *mac, *dst);
-                let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewNeighbour(msg));
-                req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | mode;
-                let mut handle = self.handle.clone();
-                let mut response = handle.request(req).map_err(nl)?;
-                while let Some(reply) = response.next().await {
-                    if let NetlinkPayload::Error(err) = reply.payload
-                        && err.code.is_some()
-                    {
-                        return Err(nl(rtnetlink::Error::NetlinkError(err)));
-                    }
-                }
-                Ok(())
+                self.create(RouteNetlinkMessage::NewNeighbour(msg), mode, &nl)
+                    .await
             }
             Action::DelFdb { vxlan, mac, dst } => {
                 let index = self.index_of(vxlan, &what).await?;
@@ -250,7 +282,70 @@ impl Reconciler {
                     .await
                     .map_err(nl)
             }
+            Action::SuppressArp { port } => {
+                let index = self.index_of(port, &what).await?;
+                let msg = LinkBridgePort::new(index).neigh_suppress(true).build();
+                self.handle.link().set_port(msg).execute().await.map_err(nl)
+            }
+            Action::AddStaticFdb { vxlan, mac } => {
+                let index = self.index_of(vxlan, &what).await?;
+                self.create(
+                    RouteNetlinkMessage::NewNeighbour(static_fdb_message(index, *mac)),
+                    NLM_F_REPLACE,
+                    &nl,
+                )
+                .await
+            }
+            Action::DelStaticFdb { vxlan, mac } => {
+                let index = self.index_of(vxlan, &what).await?;
+                self.handle
+                    .neighbours()
+                    .del(static_fdb_message(index, *mac))
+                    .execute()
+                    .await
+                    .map_err(nl)
+            }
+            Action::AddNeighbour { bridge, ip, mac } => {
+                let index = self.index_of(bridge, &what).await?;
+                self.create(
+                    RouteNetlinkMessage::NewNeighbour(neighbour_message(index, *ip, *mac)),
+                    NLM_F_REPLACE,
+                    &nl,
+                )
+                .await
+            }
+            Action::DelNeighbour { bridge, ip, mac } => {
+                let index = self.index_of(bridge, &what).await?;
+                self.handle
+                    .neighbours()
+                    .del(neighbour_message(index, *ip, *mac))
+                    .execute()
+                    .await
+                    .map_err(nl)
+            }
         }
+    }
+
+    /// Sends `msg` as a create request with `mode` (`NLM_F_REPLACE` or `NLM_F_APPEND`)
+    /// and waits for its acknowledgement.
+    async fn create(
+        &self,
+        msg: RouteNetlinkMessage,
+        mode: u16,
+        nl: &impl Fn(rtnetlink::Error) -> KernelError,
+    ) -> Result<(), KernelError> {
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | mode;
+        let mut handle = self.handle.clone();
+        let mut response = handle.request(req).map_err(nl)?;
+        while let Some(reply) = response.next().await {
+            if let NetlinkPayload::Error(err) = reply.payload
+                && err.code.is_some()
+            {
+                return Err(nl(rtnetlink::Error::NetlinkError(err)));
+            }
+        }
+        Ok(())
     }
 
     /// Gives the bridge of network `vni` the address `ip/prefix_len` (idempotent: an
@@ -332,6 +427,7 @@ fn observed_link(msg: &LinkMessage) -> ObservedLink {
         learning: true,
     };
     let mut is_vxlan = false;
+    let mut neigh_suppress = false;
     for attr in &msg.attributes {
         match attr {
             LinkAttribute::IfName(n) => name.clone_from(n),
@@ -342,6 +438,11 @@ fn observed_link(msg: &LinkMessage) -> ObservedLink {
                     match info {
                         LinkInfo::Kind(InfoKind::Bridge) => kind = LinkKind::Bridge,
                         LinkInfo::Kind(InfoKind::Vxlan) => is_vxlan = true,
+                        LinkInfo::PortData(InfoPortData::BridgePort(port)) => {
+                            neigh_suppress = port
+                                .iter()
+                                .any(|p| matches!(p, InfoBridgePort::NeighSupress(true)));
+                        }
                         LinkInfo::Data(InfoData::Vxlan(data)) => {
                             for d in data {
                                 match d {
@@ -370,6 +471,7 @@ fn observed_link(msg: &LinkMessage) -> ObservedLink {
         mtu,
         up: msg.header.flags.contains(LinkFlags::Up),
         controller,
+        neigh_suppress,
     }
 }
 
@@ -413,5 +515,75 @@ fn fdb_message(ifindex: u32, mac: MacAddr, dst: Ipv4Addr) -> NeighbourMessage {
         .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
     msg.attributes
         .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(dst)));
+    msg
+}
+
+/// A static entry of the bridge's own FDB (`master static`: state NOARP, the bridge named
+/// as master), as against the VXLAN device's `self` entries and the bridge's learned and
+/// local ones.
+fn static_fdb_entry(msg: &NeighbourMessage) -> Option<StaticFdbEntry> {
+    if msg.header.flags.contains(NeighbourFlags::Own) || msg.header.state != NeighbourState::Noarp {
+        return None;
+    }
+    let mut mac = None;
+    let mut bridged = false;
+    for attr in &msg.attributes {
+        match attr {
+            NeighbourAttribute::LinkLayerAddress(bytes) => {
+                mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
+            }
+            NeighbourAttribute::Controller(_) => bridged = true,
+            _ => {}
+        }
+    }
+    bridged.then_some(StaticFdbEntry {
+        ifindex: msg.header.ifindex,
+        mac: mac?,
+    })
+}
+
+fn static_fdb_message(ifindex: u32, mac: MacAddr) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Bridge;
+    msg.header.ifindex = ifindex;
+    msg.header.state = NeighbourState::Noarp;
+    msg.header.flags = NeighbourFlags::Controller;
+    msg.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
+    msg
+}
+
+/// A permanent IPv4 neighbour with a MAC (others are the kernel's own).
+fn neighbour_entry(msg: &NeighbourMessage) -> Option<NeighbourEntry> {
+    if msg.header.state != NeighbourState::Permanent {
+        return None;
+    }
+    let mut mac = None;
+    let mut ip = None;
+    for attr in &msg.attributes {
+        match attr {
+            NeighbourAttribute::LinkLayerAddress(bytes) => {
+                mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
+            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(*a),
+            _ => {}
+        }
+    }
+    Some(NeighbourEntry {
+        ifindex: msg.header.ifindex,
+        ip: ip?,
+        mac: mac?,
+    })
+}
+
+fn neighbour_message(ifindex: u32, ip: Ipv4Addr, mac: MacAddr) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.ifindex = ifindex;
+    msg.header.state = NeighbourState::Permanent;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+    msg.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
     msg
 }

@@ -185,6 +185,11 @@ pub struct RemotePeer {
     /// VM (or endpoint) MACs on this network that live behind `vtep`.
     #[serde(default)]
     pub macs: Vec<MacAddr>,
+    /// The IPv4 addresses of those MACs. The bridge answers local ports' ARP requests
+    /// for them itself (a permanent neighbour entry, a static FDB entry on the VXLAN port
+    /// and `neigh_suppress` on it), so those requests are not flooded to every node.
+    #[serde(default)]
+    pub addresses: Vec<(Ipv4Addr, MacAddr)>,
 }
 
 /// One overlay network as it must exist on this node.
@@ -234,6 +239,8 @@ pub(crate) struct ValidNetwork {
     pub vteps: BTreeSet<Ipv4Addr>,
     /// Remote MAC -> the VTEP it sits behind.
     pub macs: BTreeMap<MacAddr, Ipv4Addr>,
+    /// Remote address -> its MAC (one of `macs`).
+    pub neighbours: BTreeMap<Ipv4Addr, MacAddr>,
 }
 
 impl DesiredNode {
@@ -311,11 +318,42 @@ impl DesiredNode {
                     }
                 }
             }
+            let mut neighbours = BTreeMap::new();
+            for peer in &net.peers {
+                for &(ip, mac) in &peer.addresses {
+                    if !peer.macs.contains(&mac) {
+                        return Err(InvalidState::AddressOfUnknownMac {
+                            vni: net.vni,
+                            ip,
+                            mac,
+                            vtep: peer.vtep,
+                        });
+                    }
+                    if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+                        return Err(InvalidState::BadNeighbourAddress {
+                            vni: net.vni,
+                            ip,
+                            mac,
+                        });
+                    }
+                    if let Some(first) = neighbours.insert(ip, mac)
+                        && first != mac
+                    {
+                        return Err(InvalidState::AddressOnTwoMacs {
+                            vni: net.vni,
+                            ip,
+                            first,
+                            second: mac,
+                        });
+                    }
+                }
+            }
             let valid = ValidNetwork {
                 mtu: net.mtu,
                 ports,
                 vteps,
                 macs,
+                neighbours,
             };
             if networks.insert(net.vni, valid).is_some() {
                 return Err(InvalidState::DuplicateVni { vni: net.vni });
@@ -437,10 +475,12 @@ mod tests {
             RemotePeer {
                 vtep: Ipv4Addr::new(198, 18, 0, 2),
                 macs: vec![mac],
+                addresses: vec![],
             },
             RemotePeer {
                 vtep: Ipv4Addr::new(198, 18, 0, 3),
                 macs: vec![mac],
+                addresses: vec![],
             },
         ];
         assert!(matches!(
@@ -452,10 +492,51 @@ mod tests {
         a.peers = vec![RemotePeer {
             vtep: Ipv4Addr::new(198, 18, 0, 1),
             macs: vec![],
+            addresses: vec![],
         }];
         assert!(matches!(
             node(vec![a]).validate(),
             Err(InvalidState::PeerIsLocal { .. })
+        ));
+
+        let other = MacAddr([2, 0, 0, 0, 0, 8]);
+        let ip = Ipv4Addr::new(10, 0, 0, 5);
+        let mut a = net(1);
+        a.peers = vec![RemotePeer {
+            vtep: Ipv4Addr::new(198, 18, 0, 2),
+            macs: vec![mac],
+            addresses: vec![(ip, other)],
+        }];
+        assert!(matches!(
+            node(vec![a]).validate(),
+            Err(InvalidState::AddressOfUnknownMac { .. })
+        ));
+        let mut a = net(1);
+        a.peers = vec![
+            RemotePeer {
+                vtep: Ipv4Addr::new(198, 18, 0, 2),
+                macs: vec![mac],
+                addresses: vec![(ip, mac)],
+            },
+            RemotePeer {
+                vtep: Ipv4Addr::new(198, 18, 0, 3),
+                macs: vec![other],
+                addresses: vec![(ip, other)],
+            },
+        ];
+        assert!(matches!(
+            node(vec![a]).validate(),
+            Err(InvalidState::AddressOnTwoMacs { .. })
+        ));
+        let mut a = net(1);
+        a.peers = vec![RemotePeer {
+            vtep: Ipv4Addr::new(198, 18, 0, 2),
+            macs: vec![mac],
+            addresses: vec![(Ipv4Addr::BROADCAST, mac)],
+        }];
+        assert!(matches!(
+            node(vec![a]).validate(),
+            Err(InvalidState::BadNeighbourAddress { .. })
         ));
     }
 }

@@ -12,6 +12,10 @@
 //! - Ports are not ours: an unwanted port is detached from our bridge, never deleted.
 //! - Only FDB entries with a remote destination on our VXLAN devices are
 //!   managed; the bridge's learned entries are left to the bridge.
+//! - The bridge answers ARP for remote VMs: our VXLAN ports have `neigh_suppress`,
+//!   each remote MAC has a static bridge FDB entry on the VXLAN port and each remote
+//!   address a permanent neighbour entry on the bridge. Static entries on our VXLAN
+//!   ports and permanent neighbours on our bridges are ours: others are removed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -46,6 +50,8 @@ pub struct ObservedLink {
     pub up: bool,
     /// Index of the bridge it is a port of.
     pub controller: Option<u32>,
+    /// A bridge port with `neigh_suppress` on.
+    pub neigh_suppress: bool,
 }
 
 /// A VXLAN FDB entry with a remote destination.
@@ -56,11 +62,31 @@ pub struct FdbEntry {
     pub dst: Ipv4Addr,
 }
 
+/// A static entry of a bridge's FDB (added by hand or by us, never learned) whose port
+/// is `ifindex`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StaticFdbEntry {
+    pub ifindex: u32,
+    pub mac: MacAddr,
+}
+
+/// A permanent IPv4 neighbour entry of the device `ifindex`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NeighbourEntry {
+    pub ifindex: u32,
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+}
+
 /// What the kernel has, as read by one dump of links and bridge FDB.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
     pub links: Vec<ObservedLink>,
     pub fdb: Vec<FdbEntry>,
+    /// Static bridge FDB entries whose port is one of our VXLAN devices.
+    pub static_fdb: Vec<StaticFdbEntry>,
+    /// Permanent neighbour entries of our bridges.
+    pub neighbours: Vec<NeighbourEntry>,
 }
 
 /// One change to the kernel. Devices are named, not indexed, because a link
@@ -109,6 +135,34 @@ pub enum Action {
         mac: MacAddr,
         dst: Ipv4Addr,
     },
+    /// Turns `neigh_suppress` on for a network's VXLAN port: an ARP request the bridge
+    /// answered itself is not flooded to it.
+    SuppressArp {
+        port: String,
+    },
+    /// A remote MAC in the bridge's FDB, static, behind the VXLAN port (replaced in place
+    /// when it was elsewhere): the bridge answers ARP for an address only when it knows
+    /// the port of its MAC.
+    AddStaticFdb {
+        vxlan: String,
+        mac: MacAddr,
+    },
+    DelStaticFdb {
+        vxlan: String,
+        mac: MacAddr,
+    },
+    /// A remote address's permanent neighbour entry on the bridge, which the bridge's
+    /// ARP answers come from (replaced in place when its MAC changed).
+    AddNeighbour {
+        bridge: String,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+    },
+    DelNeighbour {
+        bridge: String,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+    },
 }
 
 impl fmt::Display for Action {
@@ -135,12 +189,27 @@ impl fmt::Display for Action {
             Self::DetachPort { name } => write!(f, "detach port {name}"),
             Self::AddFdb { vxlan, mac, dst } => write!(f, "fdb add {mac} dev {vxlan} dst {dst}"),
             Self::DelFdb { vxlan, mac, dst } => write!(f, "fdb del {mac} dev {vxlan} dst {dst}"),
+            Self::SuppressArp { port } => write!(f, "set {port} neigh_suppress on"),
+            Self::AddStaticFdb { vxlan, mac } => {
+                write!(f, "fdb replace {mac} dev {vxlan} master static")
+            }
+            Self::DelStaticFdb { vxlan, mac } => write!(f, "fdb del {mac} dev {vxlan} master"),
+            Self::AddNeighbour { bridge, ip, mac } => {
+                write!(
+                    f,
+                    "neigh replace {ip} lladdr {mac} dev {bridge} nud permanent"
+                )
+            }
+            Self::DelNeighbour { bridge, ip, mac } => {
+                write!(f, "neigh del {ip} lladdr {mac} dev {bridge}")
+            }
         }
     }
 }
 
 /// The actions, in an order that works: deletions first, then bridges, VXLAN
-/// devices, ports, and FDB entries last (they need their VXLAN device).
+/// devices, ports, FDB entries (they need their VXLAN device), and last what answers
+/// ARP (it needs the VXLAN device on its bridge).
 pub(crate) fn plan(desired: &ValidNode, observed: &Observed) -> Vec<Action> {
     let by_name: BTreeMap<&str, &ObservedLink> = observed
         .links
@@ -153,6 +222,7 @@ pub(crate) fn plan(desired: &ValidNode, observed: &Observed) -> Vec<Action> {
     let mut sets = Vec::new();
     let mut ports = Vec::new();
     let mut fdb = Vec::new();
+    let mut arp = Vec::new();
 
     // Ours but not wanted.
     for link in &observed.links {
@@ -313,6 +383,57 @@ pub(crate) fn plan(desired: &ValidNode, observed: &Observed) -> Vec<Action> {
                 dst,
             });
         }
+
+        // ARP for remote addresses answered by the bridge: the VXLAN port suppressed, each
+        // remote MAC static behind it, each remote address a permanent neighbour.
+        let suppressed =
+            vx_index.is_some() && by_name.get(vx.as_str()).is_some_and(|l| l.neigh_suppress);
+        if !suppressed {
+            arp.push(Action::SuppressArp { port: vx.clone() });
+        }
+        let have: BTreeSet<MacAddr> = observed
+            .static_fdb
+            .iter()
+            .filter(|e| Some(e.ifindex) == vx_index)
+            .map(|e| e.mac)
+            .collect();
+        let want: BTreeSet<MacAddr> = net.macs.keys().copied().collect();
+        for &mac in have.difference(&want) {
+            arp.push(Action::DelStaticFdb {
+                vxlan: vx.clone(),
+                mac,
+            });
+        }
+        for &mac in want.difference(&have) {
+            arp.push(Action::AddStaticFdb {
+                vxlan: vx.clone(),
+                mac,
+            });
+        }
+        let have: BTreeMap<Ipv4Addr, MacAddr> = observed
+            .neighbours
+            .iter()
+            .filter(|n| bridge_index.is_some() && Some(n.ifindex) == bridge_index)
+            .map(|n| (n.ip, n.mac))
+            .collect();
+        for (&ip, &mac) in &have {
+            if !net.neighbours.contains_key(&ip) {
+                arp.push(Action::DelNeighbour {
+                    bridge: br.clone(),
+                    ip,
+                    mac,
+                });
+            }
+        }
+        for (&ip, &mac) in &net.neighbours {
+            if have.get(&ip) != Some(&mac) {
+                arp.push(Action::AddNeighbour {
+                    bridge: br.clone(),
+                    ip,
+                    mac,
+                });
+            }
+        }
     }
 
     let mut out = deletes;
@@ -320,6 +441,7 @@ pub(crate) fn plan(desired: &ValidNode, observed: &Observed) -> Vec<Action> {
     out.extend(sets);
     out.extend(ports);
     out.extend(fdb);
+    out.extend(arp);
     out
 }
 
@@ -363,6 +485,7 @@ mod tests {
             mtu: 1450,
             up: true,
             controller,
+            neigh_suppress: false,
         }
     }
 
@@ -381,7 +504,10 @@ mod tests {
             links: vec![
                 link(1, "lo", LinkKind::Other, None),
                 link(10, "ncbr100", LinkKind::Bridge, None),
-                link(11, "ncvx100", good_vxlan(), Some(10)),
+                ObservedLink {
+                    neigh_suppress: true,
+                    ..link(11, "ncvx100", good_vxlan(), Some(10))
+                },
                 link(12, "tap0", LinkKind::Other, Some(10)),
             ],
             fdb: vec![
@@ -396,18 +522,27 @@ mod tests {
                     dst: PEER,
                 },
             ],
+            static_fdb: vec![StaticFdbEntry {
+                ifindex: 11,
+                mac: MAC,
+            }],
+            neighbours: vec![],
         }
     }
 
     fn peer(vtep: Ipv4Addr, macs: Vec<MacAddr>) -> RemotePeer {
-        RemotePeer { vtep, macs }
+        RemotePeer {
+            vtep,
+            macs,
+            addresses: vec![],
+        }
     }
 
     #[test]
     fn empty_kernel_gets_everything_in_order() {
         let observed = Observed {
             links: vec![link(12, "tap0", LinkKind::Other, None)],
-            fdb: vec![],
+            ..Default::default()
         };
         let actions = plan(&desired(&["tap0"], vec![peer(PEER, vec![MAC])]), &observed);
         let text: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
@@ -419,8 +554,88 @@ mod tests {
                 "set tap0 mtu 1450 master ncbr100 up",
                 "fdb add 00:00:00:00:00:00 dev ncvx100 dst 198.18.0.2",
                 "fdb add 02:00:00:00:00:01 dev ncvx100 dst 198.18.0.2",
+                "set ncvx100 neigh_suppress on",
+                "fdb replace 02:00:00:00:00:01 dev ncvx100 master static",
             ]
         );
+    }
+
+    #[test]
+    fn remote_addresses_become_neighbours_and_static_entries_and_nothing_else_stays() {
+        const MAC2: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+        const GONE: MacAddr = MacAddr([2, 0, 0, 0, 0, 3]);
+        let ip = Ipv4Addr::new(10, 0, 0, 5);
+        let old_ip = Ipv4Addr::new(10, 0, 0, 9);
+        let d = desired(
+            &["tap0"],
+            vec![RemotePeer {
+                vtep: PEER,
+                macs: vec![MAC, MAC2],
+                addresses: vec![(ip, MAC)],
+            }],
+        );
+        let mut observed = converged();
+        observed.fdb.push(FdbEntry {
+            ifindex: 11,
+            mac: MAC2,
+            dst: PEER,
+        });
+        // A MAC no longer remote (its VM is gone or moved here), and a static entry on a
+        // tap, which is not ours to manage.
+        observed.static_fdb.push(StaticFdbEntry {
+            ifindex: 11,
+            mac: GONE,
+        });
+        observed.static_fdb.push(StaticFdbEntry {
+            ifindex: 12,
+            mac: MAC2,
+        });
+        // An address no longer wanted, and the wanted one with another MAC; one on a
+        // foreign device.
+        observed.neighbours = vec![
+            NeighbourEntry {
+                ifindex: 10,
+                ip: old_ip,
+                mac: MAC2,
+            },
+            NeighbourEntry {
+                ifindex: 10,
+                ip,
+                mac: MAC2,
+            },
+            NeighbourEntry {
+                ifindex: 1,
+                ip: old_ip,
+                mac: MAC2,
+            },
+        ];
+        let text: Vec<String> = plan(&d, &observed).iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "fdb del 02:00:00:00:00:03 dev ncvx100 master",
+                "fdb replace 02:00:00:00:00:02 dev ncvx100 master static",
+                "neigh del 10.0.0.9 lladdr 02:00:00:00:00:02 dev ncbr100",
+                "neigh replace 10.0.0.5 lladdr 02:00:00:00:00:01 dev ncbr100 nud permanent",
+            ]
+        );
+        // Once there, nothing more.
+        observed.static_fdb = vec![
+            StaticFdbEntry {
+                ifindex: 11,
+                mac: MAC,
+            },
+            StaticFdbEntry {
+                ifindex: 11,
+                mac: MAC2,
+            },
+        ];
+        observed.neighbours = vec![NeighbourEntry {
+            ifindex: 10,
+            ip,
+            mac: MAC,
+        }];
+        assert_eq!(plan(&d, &observed), vec![]);
     }
 
     #[test]
@@ -527,6 +742,7 @@ mod tests {
             mtu: 1450,
             up: true,
             controller: None,
+            neigh_suppress: false,
         };
         let tap = |name: &str, mtu| ObservedLink {
             index: 20,
@@ -535,10 +751,11 @@ mod tests {
             mtu,
             up: true,
             controller: Some(10),
+            neigh_suppress: false,
         };
         let observed = Observed {
             links: vec![bridge, tap("nctap3", 1500), tap("eth9", 1450)],
-            fdb: vec![],
+            ..Default::default()
         };
         let actions = plan(&d, &observed);
         assert!(actions.contains(&Action::SetLink {

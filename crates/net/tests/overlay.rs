@@ -32,6 +32,10 @@ const IP_A1: Ipv4Addr = Ipv4Addr::new(198, 19, 10, 1);
 const IP_A2: Ipv4Addr = Ipv4Addr::new(198, 19, 10, 2);
 const IP_B2: Ipv4Addr = Ipv4Addr::new(198, 19, 10, 3);
 const MTU: u32 = 1450;
+/// An address behind node 2 whose MAC no endpoint there has: only node 1's bridge can
+/// answer an ARP request for it.
+const MAC_GHOST: MacAddr = MacAddr([0x02, 0xac, 0, 0, 0x0a, 0x09]);
+const IP_GHOST: Ipv4Addr = Ipv4Addr::new(198, 19, 10, 9);
 
 /// An endpoint namespace whose `eth0` (with `mac`, `addr`/24) is a veth whose
 /// other end, `port`, sits in `node` like a VM's tap.
@@ -74,6 +78,7 @@ fn network(v: u32, ports: &[&str], peer: Ipv4Addr, macs: &[MacAddr]) -> NodeNetw
         peers: vec![RemotePeer {
             vtep: peer,
             macs: macs.to_vec(),
+            addresses: vec![],
         }],
     }
 }
@@ -331,6 +336,133 @@ async fn reconcile_converges_after_a_partial_failure() {
                 .map(|l| l.mtu),
             Some(MTU)
         );
+    })
+    .await
+    .unwrap_or_else(|_| panic!("test took longer than {TEST_TIMEOUT:?}"));
+}
+
+/// A packet socket for every frame, both directions (a socket for ARP alone would not see
+/// outgoing ones), in the calling thread's namespace.
+fn arp_socket() -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let proto = i32::from((libc::ETH_P_ALL as u16).to_be());
+    // SAFETY: socket(2) with constant arguments; the descriptor is owned from here.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            proto,
+        )
+    };
+    assert!(
+        fd >= 0,
+        "packet socket: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: a descriptor we just opened and nothing else owns.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// The target addresses of the ARP requests the socket has seen so far.
+fn arp_requests(sock: &std::os::fd::OwnedFd) -> Vec<Ipv4Addr> {
+    use std::os::fd::AsRawFd;
+    let mut out = vec![];
+    let mut buf = [0u8; 2048];
+    loop {
+        // SAFETY: recv into a buffer we own, of its length.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let Ok(n) = usize::try_from(n) else {
+            return out;
+        };
+        // Ethernet (14) + ARP for IPv4 (28): operation 1 is a request; target at 38.
+        let frame = &buf[..n];
+        if n >= 42 && frame[12..14] == [0x08, 0x06] && frame[20..22] == [0, 1] {
+            out.push(Ipv4Addr::new(frame[38], frame[39], frame[40], frame[41]));
+        }
+    }
+}
+
+/// The MAC `ns` has for `addr` in its neighbour table, if any.
+fn neighbour_mac(ns: &Netns, addr: Ipv4Addr) -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-n", &ns.name, "neigh", "show", "to", &addr.to_string()])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == "lladdr")?;
+    words.next().map(str::to_string)
+}
+
+#[tokio::test]
+async fn arp_for_remote_addresses_is_answered_by_the_local_bridge() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let (n1, n2) = two_nodes();
+        let ep_a1 = endpoint(&n1, "epa1", "ncpa1", MAC_A1, IP_A1);
+        let ep_a2 = endpoint(&n2, "epa2", "ncpa2", MAC_A2, IP_A2);
+        let mut net1 = network(100, &["ncpa1"], VTEP2, &[MAC_A2, MAC_GHOST]);
+        net1.peers[0].addresses = vec![(IP_A2, MAC_A2), (IP_GHOST, MAC_GHOST)];
+        let mut net2 = network(100, &["ncpa2"], VTEP1, &[MAC_A1]);
+        net2.peers[0].addresses = vec![(IP_A1, MAC_A1)];
+        let desired1 = node_state(VTEP1, vec![net1]);
+        let desired2 = node_state(VTEP2, vec![net2]);
+        let r1 = Reconciler::connect_in_netns(&n1.path()).unwrap_or_else(|e| panic!("{e}"));
+        let r2 = Reconciler::connect_in_netns(&n2.path()).unwrap_or_else(|e| panic!("{e}"));
+        for (r, d) in [(&r1, &desired1), (&r2, &desired2)] {
+            let report = r.reconcile(d).await.unwrap_or_else(|e| panic!("{e}"));
+            assert!(report.converged(), "{:?}", report.failures);
+            let again = r.reconcile(d).await.unwrap_or_else(|e| panic!("{e}"));
+            assert!(again.applied.is_empty(), "{:?}", again.applied);
+        }
+        let seen = r1.observe().await.unwrap_or_else(|e| panic!("{e}"));
+        let vx = seen.links.iter().find(|l| l.name == "ncvx100");
+        assert!(vx.is_some_and(|l| l.neigh_suppress), "{vx:?}");
+        let mut statics: Vec<MacAddr> = seen.static_fdb.iter().map(|e| e.mac).collect();
+        statics.sort();
+        assert_eq!(statics, [MAC_A2, MAC_GHOST]);
+        assert_eq!(seen.neighbours.len(), 2, "{:?}", seen.neighbours);
+
+        // What reaches node 2's endpoint, from here on.
+        let sock = ep_a2.run(arp_socket);
+        arp_requests(&sock);
+
+        // A datagram to the ghost needs its MAC first: node 1's bridge gives it, as no
+        // one on node 2 could.
+        ep_a1.run(|| {
+            let s = std::net::UdpSocket::bind((IP_A1, 0)).unwrap_or_else(|e| panic!("{e}"));
+            s.send_to(b"x", (IP_GHOST, 9))
+                .unwrap_or_else(|e| panic!("{e}"));
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while neighbour_mac(&ep_a1, IP_GHOST).is_none() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(neighbour_mac(&ep_a1, IP_GHOST), Some(MAC_GHOST.to_string()));
+
+        // Real traffic still crosses, both ways resolved on each side's own node.
+        let back = tcp_echo(&ep_a2, IP_A2, &ep_a1, vec![7; 4096], Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("A1 -> A2 over VXLAN: {e}"));
+        assert_eq!(back, vec![7; 4096]);
+        assert_eq!(neighbour_mac(&ep_a1, IP_A2), Some(MAC_A2.to_string()));
+
+        // Node 2's endpoint asked for A1 itself (its node answered), and never saw a
+        // request for the ghost or for itself: those were answered on node 1.
+        let seen_at_a2 = arp_requests(&sock);
+        assert!(seen_at_a2.contains(&IP_A1), "{seen_at_a2:?}");
+        assert!(!seen_at_a2.contains(&IP_GHOST), "{seen_at_a2:?}");
+        assert!(!seen_at_a2.contains(&IP_A2), "{seen_at_a2:?}");
+
+        // The ghost leaves the view: its entries go, the others stay.
+        let mut fewer = desired1.clone();
+        fewer.networks[0].peers[0].macs = vec![MAC_A2];
+        fewer.networks[0].peers[0].addresses = vec![(IP_A2, MAC_A2)];
+        let report = r1.reconcile(&fewer).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.converged(), "{:?}", report.failures);
+        let seen = r1.observe().await.unwrap_or_else(|e| panic!("{e}"));
+        let statics: Vec<MacAddr> = seen.static_fdb.iter().map(|e| e.mac).collect();
+        assert_eq!(statics, [MAC_A2]);
+        let ips: Vec<Ipv4Addr> = seen.neighbours.iter().map(|n| n.ip).collect();
+        assert_eq!(ips, [IP_A2]);
     })
     .await
     .unwrap_or_else(|_| panic!("test took longer than {TEST_TIMEOUT:?}"));

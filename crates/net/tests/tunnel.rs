@@ -80,6 +80,7 @@ fn desired(local: Ipv4Addr, port: &str, peer: Ipv4Addr, peer_mac: MacAddr) -> De
             peers: vec![RemotePeer {
                 vtep: peer,
                 macs: vec![peer_mac],
+                addresses: vec![],
             }],
         }],
         adopt_port_prefix: None,

@@ -787,6 +787,7 @@ fn build_network(
             peers: vec![RemotePeer {
                 vtep: peer.0,
                 macs: vec![peer.1],
+                addresses: vec![],
             }],
         }],
         adopt_port_prefix: Some(novacron_agent::overlay::TAP_PREFIX.into()),
