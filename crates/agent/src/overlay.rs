@@ -879,23 +879,30 @@ async fn follow(
     let mut after: Option<(i64, i64)> = None;
     let mut last: Option<NodeOverlay> = None;
     let mut last_apply = tokio::time::Instant::now();
+    // When a DHCP server that ended is started again: after a pause, so one that cannot
+    // start does not spin, and without cancelling the poll under way.
+    let mut restart_at: Option<tokio::time::Instant> = None;
     loop {
-        let polled = tokio::select! {
-            r = client.agent_overlay(after, POLL_WAIT) => r,
-            Some(exit) = exited.recv() => {
-                if dhcp.ended(exit) {
-                    // Started again after a pause, so one that cannot start does not spin.
-                    tokio::select! {
-                        _ = tokio::time::sleep(RETRY) => {}
-                        _ = stop.changed() => return,
+        let poll = client.agent_overlay(after, POLL_WAIT);
+        tokio::pin!(poll);
+        let polled = loop {
+            tokio::select! {
+                r = &mut poll => break r,
+                Some(exit) = exited.recv() => {
+                    if dhcp.ended(exit) && restart_at.is_none() {
+                        restart_at = Some(tokio::time::Instant::now() + RETRY);
                     }
+                }
+                _ = tokio::time::sleep_until(restart_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if restart_at.is_some() =>
+                {
+                    restart_at = None;
                     if let Some(l) = &last {
                         dhcp.sync(&l.networks).await;
                     }
                 }
-                continue;
+                _ = stop.changed() => return,
             }
-            _ = stop.changed() => return,
         };
         match polled {
             Ok(overlay) => {

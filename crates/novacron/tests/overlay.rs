@@ -711,6 +711,27 @@ fn guests_on_two_nodes_reach_each_other_over_the_overlay_and_no_one_else() {
         lab.console("o1")
     );
 
+    // A node's dnsmasq that dies is started again by its agent (within its 2 s pause),
+    // in time for the DHCP below.
+    let before = dnsmasq_pids_under(lab.dir.path());
+    assert!(!before.is_empty());
+    for pid in &before {
+        // SAFETY: kill(2) on a dnsmasq of this test's own nodes (found under its directory).
+        unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = dnsmasq_pids_under(lab.dir.path());
+        if now.len() == before.len() && now.iter().all(|p| !before.contains(p)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "killed dnsmasq {before:?} not all replaced: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // `vm nic add` gives o1 a second NIC, on app, while it runs: the address IPAM chose
     // comes by DHCP from n2's dnsmasq, and a1 on the other node answers over VXLAN.
     let out = lab.json(&[
