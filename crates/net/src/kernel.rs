@@ -140,69 +140,60 @@ impl Reconciler {
         {
             links.push(observed_link(&msg));
         }
-        let ours: Vec<u32> = links
+        // The indices of our devices of one kind.
+        let ours = |kind: fn(&OwnedDevice) -> bool| -> Vec<u32> {
+            links
+                .iter()
+                .filter(|l| OwnedDevice::from_name(&l.name).is_some_and(|d| kind(&d)))
+                .map(|l| l.index)
+                .collect()
+        };
+        let vxlans = ours(|d| matches!(d, OwnedDevice::Vxlan(_)));
+        let bridges = ours(|d| matches!(d, OwnedDevice::Bridge(_)));
+        let entries = self
+            .neighbours_of(AddressFamily::Bridge, &vxlans, "list bridge FDB")
+            .await?;
+        let fdb = entries.iter().filter_map(fdb_entry).collect();
+        let static_fdb = entries.iter().filter_map(static_fdb_entry).collect();
+        let neighbours = self
+            .neighbours_of(AddressFamily::Inet, &bridges, "list neighbours")
+            .await?
             .iter()
-            .filter(|l| matches!(OwnedDevice::from_name(&l.name), Some(OwnedDevice::Vxlan(_))))
-            .map(|l| l.index)
+            .filter_map(neighbour_entry)
             .collect();
-        let mut fdb = Vec::new();
-        let mut static_fdb = Vec::new();
-        let mut stream = self
-            .handle
-            .neighbours()
-            .get()
-            .set_address_family(AddressFamily::Bridge)
-            .execute();
-        while let Some(msg) = stream
-            .try_next()
-            .await
-            .map_err(|e| KernelError::from_netlink("list bridge FDB".into(), &e))?
-        {
-            if !ours.contains(&msg.header.ifindex) {
-                continue;
-            }
-            if let Some(entry) = fdb_entry(&msg) {
-                fdb.push(entry);
-            }
-            if let Some(entry) = static_fdb_entry(&msg) {
-                static_fdb.push(entry);
-            }
-        }
-        let bridges: Vec<u32> = links
-            .iter()
-            .filter(|l| {
-                matches!(
-                    OwnedDevice::from_name(&l.name),
-                    Some(OwnedDevice::Bridge(_))
-                )
-            })
-            .map(|l| l.index)
-            .collect();
-        let mut neighbours = Vec::new();
-        let mut stream = self
-            .handle
-            .neighbours()
-            .get()
-            .set_address_family(AddressFamily::Inet)
-            .execute();
-        while let Some(msg) = stream
-            .try_next()
-            .await
-            .map_err(|e| KernelError::from_netlink("list neighbours".into(), &e))?
-        {
-            if !bridges.contains(&msg.header.ifindex) {
-                continue;
-            }
-            if let Some(entry) = neighbour_entry(&msg) {
-                neighbours.push(entry);
-            }
-        }
         Ok(Observed {
             links,
             fdb,
             static_fdb,
             neighbours,
         })
+    }
+
+    /// One dump of the `family` neighbour table (the FDB for `AddressFamily::Bridge`): the
+    /// entries of the devices `devices`.
+    async fn neighbours_of(
+        &self,
+        family: AddressFamily,
+        devices: &[u32],
+        what: &str,
+    ) -> Result<Vec<NeighbourMessage>, KernelError> {
+        let mut out = Vec::new();
+        let mut stream = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(family)
+            .execute();
+        while let Some(msg) = stream
+            .try_next()
+            .await
+            .map_err(|e| KernelError::from_netlink(what.into(), &e))?
+        {
+            if devices.contains(&msg.header.ifindex) {
+                out.push(msg);
+            }
+        }
+        Ok(out)
     }
 
     async fn apply(&self, action: &Action) -> Result<(), KernelError> {
