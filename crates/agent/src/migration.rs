@@ -142,6 +142,8 @@ fn progress_view(p: &novacron_migrate::MigrationProgress) -> MigrationProgress {
         predicted_downtime_ms: p.predicted_downtime_ms,
         eta_seconds: p.eta_seconds,
         throttle_percent: p.throttle_percent,
+        pause_floor_ms: p.pause_floor_ms,
+        raised_max_downtime_ms: p.raised_max_downtime_ms,
         downtime_ms: p.downtime_ms,
         downtime_bound_ms: None,
         source_downtime_ms: p.source_downtime_ms,
@@ -559,6 +561,7 @@ async fn send(
     let params = SourceParams {
         work_dir: work,
         max_downtime: Duration::from_millis(req.max_downtime_ms),
+        max_downtime_raisable: req.max_downtime_default,
         bandwidth_limit_bps: req.bandwidth_bps,
         deadline: req.deadline_seconds.map(Duration::from_secs),
         offline: req.offline,

@@ -157,6 +157,14 @@ pub struct MigrationProgress {
     pub eta_seconds: Option<f64>,
     /// Guest CPU throttle applied by auto-converge, percent (0: none).
     pub throttle_percent: u64,
+    /// The shortest pause the link allows (round trips, the pipe's drain, the device state),
+    /// once measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_floor_ms: Option<u64>,
+    /// The pause limit in force when `max_downtime_ms` was the default and the link cannot
+    /// pause the guest for that little.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raised_max_downtime_ms: Option<u64>,
     /// The guest's real pause, once known: the source QEMU's STOP to the destination QEMU's
     /// RESUME (event timestamps, the two hosts' clocks compared by the agents).
     #[serde(default)]
@@ -196,6 +204,10 @@ pub struct Migration {
     /// What is happening, or why it failed.
     pub message: String,
     pub max_downtime_ms: u64,
+    /// `max_downtime_ms` was not given: the default, raised to what the link allows when it
+    /// cannot pause the guest for that little (a given limit is refused instead).
+    #[serde(default)]
+    pub max_downtime_default: bool,
     #[serde(default)]
     pub bandwidth_bps: Option<u64>,
     pub offline: bool,
@@ -304,6 +316,10 @@ pub struct OutgoingMigration {
     #[serde(default)]
     pub full_disk: bool,
     pub max_downtime_ms: u64,
+    /// `max_downtime_ms` is the default, not the caller's (omitted by an older control plane:
+    /// a given limit).
+    #[serde(default)]
+    pub max_downtime_default: bool,
     #[serde(default)]
     pub bandwidth_bps: Option<u64>,
     #[serde(default)]

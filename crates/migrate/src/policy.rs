@@ -80,6 +80,10 @@ pub struct Decision {
     pub bulk_window_bytes: u64,
     /// Stream bytes allowed in flight near the end (what must drain after the stop).
     pub tail_window_bytes: u64,
+    /// The shortest pause this link allows: the downtime with nothing left dirty (round trips,
+    /// the tail window's drain, the device state), ms. Above `max_downtime_ms`, no dirty set
+    /// fits and pre-copy can never switch over within the limit.
+    pub floor_ms: f64,
     /// Expected seconds to completion.
     pub eta_seconds: Option<f64>,
     /// Pre-copy cannot converge at this dirty rate: throttle the guest so.
@@ -102,8 +106,10 @@ pub struct Throttle {
     pub trigger_threshold_percent: u64,
 }
 
-/// Device state and other non-RAM bytes of the final section, a typical upper bound.
-pub const DEVICE_STATE_BYTES: f64 = 256.0 * 1024.0;
+/// Device state and other non-RAM bytes of the final section, a typical upper bound (a tiny
+/// TCG guest's whole final section, remainder included, crossed a 4 Mbit/s link as under
+/// 80 KB).
+pub const DEVICE_STATE_BYTES: f64 = 128.0 * 1024.0;
 /// Fixed cost of stopping the source and starting the destination, ms (QMP, `cont`).
 pub const FIXED_SWITCH_MS: f64 = 15.0;
 /// The destination QEMU's load of the last section (device state, RAM it still holds in its
@@ -116,6 +122,11 @@ pub const TARGET_SHRINK: f64 = 0.5;
 /// QEMU's ceiling for the throttle (`max-cpu-throttle` default).
 pub const MAX_THROTTLE_PERCENT: u64 = 99;
 const MIN_WINDOW: f64 = 1024.0 * 1024.0;
+/// Bytes the tail window holds beyond the path's BDP at least, and its smallest size: on a
+/// slow link every byte of it is pause. (A message larger than the window is still sent,
+/// alone, once nothing else is in flight.)
+const TAIL_SLACK: f64 = 64.0 * 1024.0;
+const MIN_TAIL_WINDOW: f64 = 64.0 * 1024.0;
 
 /// `downtime-limit` while holding QEMU in pre-copy: small enough that it never stops on its own
 /// with a real dirty set, large enough that each pass still ends with a sync.
@@ -124,19 +135,55 @@ pub fn hold_limit_ms(max_downtime_ms: f64) -> u64 {
 }
 const MAX_WINDOW: f64 = 64.0 * 1024.0 * 1024.0;
 
+/// The fixed part of the pause, whatever the link's rate: Loaded → commit → Go is one RTT and
+/// a half, the mirror's last writes and flush another two, plus the switch, the destination's
+/// load and the caller's commit.
+pub fn overhead_ms(rtt_ms: f64, disks: bool, commit_ms: f64) -> f64 {
+    1.5 * rtt_ms
+        + FIXED_SWITCH_MS
+        + DESTINATION_LOAD_MS
+        + commit_ms
+        + if disks { 2.0 * rtt_ms } else { 0.0 }
+}
+
+/// The limit a migration without one given takes when the link cannot pause the guest for the
+/// default: half again the floor (room for a dirty remainder beside it), in 10 ms steps.
+pub fn raised_limit_ms(floor_ms: f64) -> u64 {
+    ((floor_ms * 1.5 / 10.0).ceil() as u64).max(1) * 10
+}
+
+/// The pause limit set against the link's floor (the shortest pause it allows, or a lower
+/// bound of it): `Ok(None)` when it fits, `Ok(Some(limit))` for a raised default, and the
+/// reason when a limit the caller gave cannot be met.
+pub fn limit_against_floor(
+    floor_ms: f64,
+    limit_ms: f64,
+    raisable: bool,
+) -> Result<Option<u64>, String> {
+    if floor_ms < limit_ms {
+        return Ok(None);
+    }
+    let raised = raised_limit_ms(floor_ms);
+    if raisable {
+        return Ok(Some(raised));
+    }
+    Err(format!(
+        "on this link the guest cannot pause for less than about {floor_ms:.0} ms, so a \
+         {limit_ms:.0} ms limit cannot be met: give --max-downtime {raised}ms or more \
+         (or leave it out and the default is raised to what the link allows)"
+    ))
+}
+
 /// Applies the policy.
 pub fn decide(i: &PolicyInput) -> Decision {
     let rtt_ms = if i.rtt_ms > 0.0 { i.rtt_ms } else { 1.0 };
     let bytes_per_ms = i.bandwidth_bps / 8.0 / 1000.0;
     let bdp = bytes_per_ms * rtt_ms;
     let bulk_window = (3.0 * bdp + 512.0 * 1024.0).clamp(MIN_WINDOW, MAX_WINDOW);
-    let tail_window = (1.25 * bdp + 256.0 * 1024.0).clamp(MIN_WINDOW, MAX_WINDOW);
-    // Loaded → commit → Go is one RTT and a half; the mirror's last writes and flush another two.
-    let overhead_ms = 1.5 * rtt_ms
-        + FIXED_SWITCH_MS
-        + DESTINATION_LOAD_MS
-        + i.commit_ms
-        + if i.disks { 2.0 * rtt_ms } else { 0.0 };
+    // Near the end the link needs a BDP in flight to stay full, and little more: what is in
+    // flight at the stop drains during the pause.
+    let tail_window = (bdp + (0.25 * bdp).max(TAIL_SLACK)).clamp(MIN_TAIL_WINDOW, MAX_WINDOW);
+    let overhead_ms = overhead_ms(rtt_ms, i.disks, i.commit_ms);
     let ratio = i
         .resend_ratio
         .or(i.overall_ratio)
@@ -152,6 +199,7 @@ pub fn decide(i: &PolicyInput) -> Decision {
             overhead_ms,
             bulk_window_bytes: 4 << 20,
             tail_window_bytes: 4 << 20,
+            floor_ms: overhead_ms,
             eta_seconds: None,
             throttle: None,
             dirty_to_goodput: None,
@@ -159,7 +207,8 @@ pub fn decide(i: &PolicyInput) -> Decision {
     }
     let drain_ms = tail_window / bytes_per_ms;
     let device_ms = DEVICE_STATE_BYTES * dev_ratio / bytes_per_ms;
-    let budget_ms = i.max_downtime_ms - overhead_ms - drain_ms - device_ms;
+    let floor_ms = overhead_ms + drain_ms + device_ms;
+    let budget_ms = i.max_downtime_ms - floor_ms;
     let budget_raw = (budget_ms.max(0.0) * bytes_per_ms / ratio).floor();
     // QEMU's threshold is its raw rate (bytes/ms = mbps × 125) times the limit.
     let qemu_bytes_per_ms = i.qemu_mbps * 125.0;
@@ -171,7 +220,7 @@ pub fn decide(i: &PolicyInput) -> Decision {
     };
     let predicted = i
         .dirty_set_bytes
-        .map(|d| overhead_ms + drain_ms + device_ms + d as f64 * ratio / bytes_per_ms);
+        .map(|d| floor_ms + d as f64 * ratio / bytes_per_ms);
     let first_ratio = i.overall_ratio.unwrap_or(1.0).clamp(0.001, 1.5);
     let eta = Some(
         i.remaining_bytes as f64 * first_ratio / bytes_per_ms / 1000.0
@@ -198,6 +247,7 @@ pub fn decide(i: &PolicyInput) -> Decision {
         overhead_ms,
         bulk_window_bytes: bulk_window as u64,
         tail_window_bytes: tail_window as u64,
+        floor_ms,
         eta_seconds: eta,
         throttle,
         dirty_to_goodput,
@@ -327,7 +377,8 @@ mod tests {
         i.bandwidth_bps = 10e6;
         let d = decide(&i);
         assert!(d.predicted_downtime_ms.unwrap() > 10_000.0);
-        assert_eq!(d.budget_raw_bytes, 0);
+        // Room for a few dozen raw pages at most, against a 16 MiB dirty set.
+        assert!(d.budget_raw_bytes < 64 << 10, "{d:?}");
         assert!(!d.converge, "keeps iterating");
     }
 
@@ -501,5 +552,71 @@ mod tests {
             }),
             None
         );
+    }
+
+    #[test]
+    fn a_long_thin_link_has_a_floor_above_the_default_limit() {
+        // 20 Mbit/s, 150 ms: the round trips alone take 225 ms; no dirty set fits 300 ms.
+        let i = PolicyInput {
+            rtt_ms: 150.0,
+            bandwidth_bps: 20e6,
+            dirty_set_bytes: Some(0),
+            ..wan()
+        };
+        let d = decide(&i);
+        assert!(d.floor_ms > 300.0, "{d:?}");
+        assert!(!d.converge && d.budget_raw_bytes == 0, "{d:?}");
+        // The floor is the pause of an empty dirty set, and the raised limit leaves room
+        // beside it: an empty set converges under it.
+        assert_eq!(d.predicted_downtime_ms, Some(d.floor_ms));
+        let raised = raised_limit_ms(d.floor_ms);
+        assert!(
+            raised as f64 >= 1.5 * d.floor_ms && raised.is_multiple_of(10),
+            "{raised}"
+        );
+        let d = decide(&PolicyInput {
+            max_downtime_ms: raised as f64,
+            ..i
+        });
+        assert!(d.converge && d.budget_raw_bytes > 0, "{d:?}");
+    }
+
+    #[test]
+    fn a_given_limit_under_the_floor_is_refused_a_default_one_raised() {
+        assert_eq!(limit_against_floor(200.0, 300.0, false), Ok(None));
+        assert_eq!(limit_against_floor(200.0, 300.0, true), Ok(None));
+        assert_eq!(limit_against_floor(400.0, 300.0, true), Ok(Some(600)));
+        let why = limit_against_floor(400.0, 300.0, false).unwrap_err();
+        assert!(
+            why.contains("400 ms") && why.contains("--max-downtime 600ms"),
+            "{why}"
+        );
+        // A floor equal to the limit leaves nothing for the dirty remainder.
+        assert!(limit_against_floor(300.0, 300.0, false).is_err());
+    }
+
+    #[test]
+    fn the_tail_window_keeps_the_pipe_full_and_little_more() {
+        for (bps, rtt) in [(20e6, 150.0), (100e6, 50.0), (1e9, 10.0), (1e9, 0.5)] {
+            let d = decide(&PolicyInput {
+                rtt_ms: rtt,
+                bandwidth_bps: bps,
+                ..wan()
+            });
+            let bdp = bps / 8.0 * rtt / 1000.0;
+            let tail = d.tail_window_bytes as f64;
+            assert!(tail >= bdp, "{bps} {rtt}: {d:?}");
+            assert!(
+                tail <= (1.25 * bdp + TAIL_SLACK).max(MIN_TAIL_WINDOW),
+                "{d:?}"
+            );
+        }
+        // On the slow link it is under half of the 1 MiB it used to be at least.
+        let d = decide(&PolicyInput {
+            rtt_ms: 150.0,
+            bandwidth_bps: 20e6,
+            ..wan()
+        });
+        assert!(d.tail_window_bytes < 512 * 1024, "{d:?}");
     }
 }

@@ -69,6 +69,14 @@ pub struct MigrationProgress {
     pub eta_seconds: Option<f64>,
     /// Guest CPU throttle set by auto-converge, percent.
     pub throttle_percent: u64,
+    /// The shortest pause the link allows (round trips, the pipe's drain, the device state),
+    /// once measured.
+    #[serde(default)]
+    pub pause_floor_ms: Option<u64>,
+    /// The pause limit in force when the default limit was raised because the link cannot
+    /// pause the guest for that little.
+    #[serde(default)]
+    pub raised_max_downtime_ms: Option<u64>,
     /// The guest's real pause, the source's STOP to the destination's RESUME, once known.
     pub downtime_ms: Option<u64>,
     /// QEMU's own downtime figure on the source (stop to its last byte written).

@@ -71,6 +71,10 @@ pub struct SourceParams {
     pub work_dir: PathBuf,
     /// Longest acceptable downtime.
     pub max_downtime: Duration,
+    /// `max_downtime` is a default, not the caller's: when the link cannot pause the guest
+    /// for that little, the limit is raised to [`policy::raised_limit_ms`] of the link's floor
+    /// (and said in the progress) instead of refusing the migration.
+    pub max_downtime_raisable: bool,
     /// Cap on the wire rate of this migration (stream and disks), bits/s.
     pub bandwidth_limit_bps: Option<u64>,
     /// Fail (VM stays on the source) when not completed within this time.
@@ -103,6 +107,7 @@ impl Default for SourceParams {
         SourceParams {
             work_dir: std::env::temp_dir(),
             max_downtime: Duration::from_millis(300),
+            max_downtime_raisable: false,
             bandwidth_limit_bps: None,
             deadline: None,
             offline: false,
@@ -556,6 +561,33 @@ async fn run(
             .map_err(|_| MigrateError::Protocol("base image announcement incomplete".into()))??,
     };
 
+    // The switch-over's own steps and round trips may exceed the limit: known from the
+    // handshake (the RTT, when measured already), before any byte of the VM moves.
+    let mut max_downtime = p.max_downtime;
+    let rtt_ms = session.path_estimate().min_rtt_ms.max(0.0);
+    if !p.offline {
+        let overhead = policy::overhead_ms(rtt_ms, !disks.is_empty(), commit_ms(p));
+        let limit = max_downtime.as_secs_f64() * 1000.0;
+        match policy::limit_against_floor(overhead, limit, p.max_downtime_raisable) {
+            Ok(None) => {}
+            Ok(Some(raised)) => {
+                max_downtime = Duration::from_millis(raised);
+                tracing::info!(
+                    rtt_ms,
+                    overhead,
+                    raised,
+                    "the switch-over's round trips exceed the default pause limit: raising it"
+                );
+                progress.send_modify(|x| x.raised_max_downtime_ms = Some(raised));
+            }
+            Err(why) => {
+                return Err(MigrateError::Refused(format!(
+                    "{why} (the switch-over's own steps and round trips, at {rtt_ms:.0} ms RTT)"
+                )));
+            }
+        }
+    }
+
     // Control messages from the destination from now on.
     let window = Arc::new(Window::new(4 << 20));
     undo.pipeline_stop = Some(window.clone());
@@ -665,7 +697,7 @@ async fn run(
         ("auto-converge", p.auto_converge && !p.offline),
     ];
     qapi::set_capabilities(qmp, SIDE, &caps).await?;
-    let max_downtime_ms = p.max_downtime.as_millis() as u64;
+    let max_downtime_ms = max_downtime.as_millis() as u64;
     qapi::set_parameters(
         qmp,
         SIDE,
@@ -779,7 +811,7 @@ async fn run(
     let mut end_message: Option<(Vec<u8>, Channel)> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut mon = Monitor::new(p, started, disks.is_empty());
+    let mut mon = Monitor::new(p, max_downtime, started, disks.is_empty());
     let mut stopped_at: Option<Instant> = None;
     let mut completed = false;
     // Set once `migrate-continue` went to QEMU: it is sent exactly once per migration.
@@ -1386,14 +1418,24 @@ struct Monitor {
     /// The last tick's decision: converging, and dirty rate ÷ re-send goodput.
     last_converge: bool,
     last_dirty_to_goodput: Option<f64>,
+    max_downtime_raisable: bool,
+    /// The link's floor was set against the limit (once, when the bandwidth is known).
+    floor_checked: bool,
+}
+
+/// How long the bandwidth must have been measured before the link's floor is trusted.
+const FLOOR_SETTLE: Duration = Duration::from_secs(4);
+
+fn commit_ms(p: &SourceParams) -> f64 {
+    p.commit_allowance.as_secs_f64() * 1000.0
 }
 
 impl Monitor {
-    fn new(p: &SourceParams, started: Instant, no_disks: bool) -> Monitor {
+    fn new(p: &SourceParams, max_downtime: Duration, started: Instant, no_disks: bool) -> Monitor {
         Monitor {
-            max_downtime_ms: p.max_downtime.as_secs_f64() * 1000.0,
+            max_downtime_ms: max_downtime.as_secs_f64() * 1000.0,
             bandwidth_cap_bps: p.bandwidth_limit_bps.map(|b| b as f64),
-            commit_ms: p.commit_allowance.as_secs_f64() * 1000.0,
+            commit_ms: commit_ms(p),
             no_disks,
             offline: p.offline,
             started,
@@ -1409,6 +1451,50 @@ impl Monitor {
             applied_throttle: None,
             last_converge: false,
             last_dirty_to_goodput: None,
+            max_downtime_raisable: p.max_downtime_raisable,
+            floor_checked: p.offline,
+        }
+    }
+
+    /// Once the bandwidth has been measured for a while (or the policy would converge): the
+    /// limit against the link's floor. A given limit the link cannot meet ends the migration
+    /// in its first seconds, with the reason; a default one is raised.
+    fn check_floor(
+        &mut self,
+        d: &policy::Decision,
+        input: &PolicyInput,
+        now: Instant,
+        progress: &watch::Sender<MigrationProgress>,
+    ) -> Result<(), MigrateError> {
+        let measured_for = self
+            .bw_samples
+            .front()
+            .map_or(Duration::ZERO, |(t, _)| now.duration_since(*t));
+        if self.floor_checked || (measured_for < FLOOR_SETTLE && !d.converge) {
+            return Ok(());
+        }
+        self.floor_checked = true;
+        let floor = d.floor_ms;
+        progress.send_modify(|x| x.pause_floor_ms = Some(floor as u64));
+        match policy::limit_against_floor(floor, self.max_downtime_ms, self.max_downtime_raisable) {
+            Ok(None) => Ok(()),
+            Ok(Some(raised)) => {
+                tracing::info!(
+                    floor_ms = floor,
+                    raised_ms = raised,
+                    rtt_ms = input.rtt_ms,
+                    bw_mbps = input.bandwidth_bps / 1e6,
+                    "the link cannot pause the guest for the default limit: raising it"
+                );
+                self.max_downtime_ms = raised as f64;
+                progress.send_modify(|x| x.raised_max_downtime_ms = Some(raised));
+                Ok(())
+            }
+            Err(why) => Err(MigrateError::Refused(format!(
+                "{why} (measured: {:.0} ms RTT, {:.1} Mbit/s)",
+                input.rtt_ms,
+                input.bandwidth_bps / 1e6
+            ))),
         }
     }
 
@@ -1483,7 +1569,17 @@ impl Monitor {
             throttle_percent: info.cpu_throttle_percentage.unwrap_or(0),
             may_throttle: self.may_throttle,
         };
-        let d = policy::decide(&input);
+        let mut d = policy::decide(&input);
+        if !self.floor_checked {
+            self.check_floor(&d, &input, now, progress)?;
+            let limit = self.max_downtime_ms;
+            if input.max_downtime_ms != limit {
+                d = policy::decide(&PolicyInput {
+                    max_downtime_ms: limit,
+                    ..input.clone()
+                });
+            }
+        }
         self.last_converge = d.converge;
         self.last_dirty_to_goodput = d.dirty_to_goodput;
         if let Some(t) = d.throttle

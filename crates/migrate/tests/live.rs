@@ -214,3 +214,98 @@ async fn disk_mirror_with_concurrent_writes_is_consistent_at_switch_over() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// On a 4 Mbit/s link the pause cannot be short: the tail window and the device state alone
+/// take about a second to cross. A limit the caller gave under that floor is refused in the
+/// migration's first seconds, with the reason, and the VM keeps running on the source; the
+/// default limit is raised to what the link allows instead, and the VM moves within it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_under_the_links_floor_is_refused_and_a_default_one_raised() {
+    init_tracing();
+    let reaper = Reaper::default();
+    let root = short_dir("floor");
+    let tiny = novacron_qemu::build_tiny(&root.join("img"), &Default::default())
+        .await
+        .unwrap();
+    let src_spec = spec("mig-floor", &tiny, 128, vec![]);
+    let src = reaper.launch(&src_spec, &root.join("a")).await;
+    wait_ready(&src).await;
+    const LINK_BPS: u64 = 4_000_000;
+    let attempt = |dir: &str, raisable: bool| {
+        let (root, src_spec, reaper, src) = (&root, &src_spec, &reaper, &src);
+        let dir = dir.to_string();
+        async move {
+            let dst = reaper
+                .launch(&incoming(src_spec, vec![]), &root.join(format!("{dir}-b")))
+                .await;
+            let (s_src, s_dst) = session_pair().await;
+            let cancel = CancellationToken::new();
+            let (ptx, prx) = tokio::sync::watch::channel(MigrationProgress::default());
+            let dparams = DestinationParams {
+                work_dir: root.join(format!("{dir}-wd-b")),
+                ..Default::default()
+            };
+            let dqmp = dst.qmp().clone();
+            let dcancel = cancel.clone();
+            let dtask = tokio::spawn(async move {
+                novacron_migrate::destination(&dqmp, &s_dst, &dparams, &dcancel).await
+            });
+            let sparams = SourceParams {
+                work_dir: root.join(format!("{dir}-wd-a")),
+                max_downtime: Duration::from_millis(300),
+                max_downtime_raisable: raisable,
+                bandwidth_limit_bps: Some(LINK_BPS),
+                deadline: Some(Duration::from_secs(120)),
+                ..Default::default()
+            };
+            let started = std::time::Instant::now();
+            let r = novacron_migrate::source(src.qmp(), &s_src, &sparams, &ptx, &cancel).await;
+            let p = prx.borrow().clone();
+            (r, p, started.elapsed(), dst, dtask)
+        }
+    };
+
+    // Given: refused once the bandwidth is known, long before the copy could end.
+    let (r, p, took, dst, dtask) = attempt("given", false).await;
+    let e = match r {
+        Ok(_) => panic!("a 300 ms limit on a 4 Mbit/s link was accepted: {p:?}"),
+        Err(e) => e,
+    };
+    eprintln!("refused after {took:?}: {e}; progress {p:?}");
+    assert!(
+        matches!(e, novacron_migrate::MigrateError::Refused(_)),
+        "{e}"
+    );
+    let why = e.to_string();
+    assert!(
+        why.contains("--max-downtime") && why.contains("Mbit/s"),
+        "{why}"
+    );
+    let floor = p.pause_floor_ms.unwrap();
+    assert!(floor > 300, "{p:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert!(src.qmp().query_status().await.unwrap().running);
+    let _ = tokio::time::timeout(Duration::from_secs(30), dtask).await;
+    dst.shutdown(Duration::from_secs(1)).await.unwrap();
+
+    // Default: raised above the floor, and the VM moves.
+    let (r, p, took, dst, dtask) = attempt("default", true).await;
+    let handover = r.unwrap_or_else(|e| panic!("{e}: {p:?}"));
+    let raised = p.raised_max_downtime_ms.unwrap();
+    assert!(raised > p.pause_floor_ms.unwrap() && raised > 300, "{p:?}");
+    let ready = dtask.await.unwrap().unwrap();
+    let released = handover.release_destination().await.unwrap();
+    assert_eq!(
+        ready.wait_decision(Duration::from_secs(10)).await,
+        Decision::Go
+    );
+    ready.resume().await.unwrap();
+    let summary = released.wait_resumed(Duration::from_secs(10)).await;
+    let pause = summary.downtime_ms.unwrap();
+    eprintln!("moved in {took:?}: pause {pause} ms against a raised limit of {raised} ms");
+    assert!(pause <= raised + 200, "{summary:?}");
+    assert!(dst.qmp().query_status().await.unwrap().running);
+    src.shutdown(Duration::from_secs(1)).await.unwrap();
+    dst.shutdown(Duration::from_secs(1)).await.unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -21,9 +21,10 @@ pub struct MigrateArgs {
     /// Destination node (default: the node with the most free memory that can take the VM).
     #[arg(long)]
     pub to: Option<String>,
-    /// Longest acceptable pause of the guest, e.g. 300ms.
-    #[arg(long, default_value = "300ms")]
-    pub max_downtime: String,
+    /// Longest acceptable pause of the guest, e.g. 300ms; refused when the link cannot pause
+    /// it for that little (default: 300ms, raised to what the link allows).
+    #[arg(long)]
+    pub max_downtime: Option<String>,
     /// Cap on the link rate this migration uses, e.g. 50mbit.
     #[arg(long)]
     pub bandwidth: Option<String>,
@@ -69,9 +70,10 @@ pub struct EvacuateArgs {
     /// Migrations at once (default: planned, 2).
     #[arg(long)]
     pub parallel: Option<u32>,
-    /// Longest acceptable pause of each guest, e.g. 300ms.
-    #[arg(long, default_value = "300ms")]
-    pub max_downtime: String,
+    /// Longest acceptable pause of each guest, e.g. 300ms; refused when the link cannot pause
+    /// it for that little (default: 300ms, raised to what the link allows).
+    #[arg(long)]
+    pub max_downtime: Option<String>,
     /// Cap on the link rate of each migration, e.g. 50mbit.
     #[arg(long)]
     pub bandwidth: Option<String>,
@@ -127,8 +129,16 @@ fn details(out: Format, m: &Migration) -> anyhow::Result<()> {
             ("sent", format_size(p.bytes_sent)),
             ("payload", format_size(p.payload_bytes)),
             ("disk payload", format_size(p.disk_payload_bytes)),
-            ("max downtime", format!("{} ms", m.max_downtime_ms)),
+            ("max downtime", max_downtime_line(m)),
         ];
+        if let Some(f) = p.pause_floor_ms {
+            v.push((
+                "pause floor",
+                format!(
+                    "{f} ms (the shortest pause this link allows: round trips, drain, device state)"
+                ),
+            ));
+        }
         if let Some(d) = p.downtime_ms {
             v.push((
                 "downtime",
@@ -175,6 +185,17 @@ fn details(out: Format, m: &Migration) -> anyhow::Result<()> {
     })
 }
 
+fn max_downtime_line(m: &Migration) -> String {
+    match m.progress.raised_max_downtime_ms {
+        Some(r) => format!(
+            "{r} ms (the default {} ms, raised: the link cannot pause the guest for that little)",
+            m.max_downtime_ms
+        ),
+        None if m.max_downtime_default => format!("{} ms (default)", m.max_downtime_ms),
+        None => format!("{} ms", m.max_downtime_ms),
+    }
+}
+
 /// One status line of a running migration.
 fn progress_line(m: &Migration) -> String {
     let p = &m.progress;
@@ -200,6 +221,9 @@ fn progress_line(m: &Migration) -> String {
         (Some(d), _) => s += &format!("  downtime {d} ms"),
         (None, Some(d)) => s += &format!("  downtime ~{d} ms"),
         (None, None) => {}
+    }
+    if let Some(r) = p.raised_max_downtime_ms {
+        s += &format!("  limit raised to {r} ms");
     }
     if let Some(eta) = p.eta_seconds {
         s += &format!("  ETA {eta:.0} s");
@@ -261,11 +285,19 @@ fn result(out: Format, m: &Migration) -> anyhow::Result<()> {
     }
 }
 
+/// `--max-downtime`, when given (omitted, the control plane's default applies and may be
+/// raised to what the link allows).
+fn max_downtime(v: &Option<String>) -> anyhow::Result<Option<u64>> {
+    v.as_deref()
+        .map(|s| millis(s, "--max-downtime"))
+        .transpose()
+}
+
 pub async fn vm_migrate(a: MigrateArgs, out: Format) -> anyhow::Result<()> {
     let c = client()?;
     let req = MigrateRequest {
         to: a.to.clone(),
-        max_downtime_ms: Some(millis(&a.max_downtime, "--max-downtime")?),
+        max_downtime_ms: max_downtime(&a.max_downtime)?,
         bandwidth_bps: rate(&a.bandwidth)?,
         offline: a.offline,
         deadline_seconds: a
@@ -316,7 +348,7 @@ pub async fn evacuate(a: EvacuateArgs, out: Format) -> anyhow::Result<()> {
             node: a.node.clone(),
             to: a.to.clone(),
             parallel: a.parallel,
-            max_downtime_ms: Some(millis(&a.max_downtime, "--max-downtime")?),
+            max_downtime_ms: max_downtime(&a.max_downtime)?,
             bandwidth_bps: rate(&a.bandwidth)?,
         })
         .await?;
@@ -357,7 +389,7 @@ pub async fn evacuate(a: EvacuateArgs, out: Format) -> anyhow::Result<()> {
             let Some(step) = pending.next() else { break };
             let req = MigrateRequest {
                 to: Some(step.destination.clone()),
-                max_downtime_ms: Some(millis(&a.max_downtime, "--max-downtime")?),
+                max_downtime_ms: max_downtime(&a.max_downtime)?,
                 bandwidth_bps: rate(&a.bandwidth)?,
                 offline: false,
                 deadline_seconds: None,

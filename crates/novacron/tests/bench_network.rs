@@ -168,6 +168,10 @@ fn overlay_throughput_and_rule_propagation_are_reported() {
         positive(&r, "migration_stall_ms");
         positive(&r, "migration_downtime_ms");
         positive(&r, "migration_seconds");
+        // The limit in force is the default or above it, and above the link's measured floor.
+        let limit = r["migration_max_downtime_ms"].as_u64().unwrap();
+        let floor = r["migration_pause_floor_ms"].as_u64().unwrap();
+        assert!(limit >= 300 && floor < limit, "{r}");
         assert!(
             r["migration_stream_segments"].as_u64().unwrap() > 100,
             "{r}"

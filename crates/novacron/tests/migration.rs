@@ -246,6 +246,30 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
         );
     }
 
+    // A pause limit the link cannot meet (the switch-over's own steps take longer) is refused
+    // in the migration's first seconds, with what to give instead; the VM stays. (Its phase
+    // lines come first on stderr: the error is the last line.)
+    let out = c.cli(&[
+        "vm",
+        "migrate",
+        "mv1",
+        "--to",
+        "node-b",
+        "--max-downtime",
+        "20ms",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        !out.status.success()
+            && last.starts_with("error: ")
+            && last.contains("cannot pause for less than")
+            && last.contains("--max-downtime")
+            && last.contains("stays on node-a"),
+        "{err}"
+    );
+    still_on(&c, "mv1", "node-a", &b_dir);
+
     // 1. Cancel mid-way.
     let id = start_slow(&c, "mv1", "node-b");
     let err = c.fails(&["vm", "stop", "mv1"]);
@@ -342,6 +366,15 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
         "{m}"
     );
     assert!(m["progress"]["payload_bytes"].as_u64().unwrap() > 0, "{m}");
+    // No limit given: the default, which this fast link can meet (the floor was measured).
+    assert_eq!(m["max_downtime_default"], true, "{m}");
+    assert!(m["progress"].get("raised_max_downtime_ms").is_none(), "{m}");
+    assert!(
+        m["progress"]["pause_floor_ms"]
+            .as_u64()
+            .is_some_and(|f| f < 300),
+        "{m}"
+    );
     if m["state"] == "succeeded" {
         // The pause is the real one (source STOP to destination RESUME); QEMU's source-side
         // figure, a part of it, is kept beside it.
@@ -383,7 +416,7 @@ fn vm_moves_between_nodes_faults_roll_back_and_evacuate_returns_it() {
     let list = c.json(&["migration", "list"]);
     assert_eq!(
         list.as_array().unwrap().len(),
-        5 + usize::from(postcopy_refused),
+        6 + usize::from(postcopy_refused),
         "{list}"
     );
 

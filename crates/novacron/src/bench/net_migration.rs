@@ -53,6 +53,11 @@ pub struct MigrationReport {
     pub migration_stall_ms: f64,
     /// The migration's pause as NovaCron measured it (source STOP to destination RESUME), ms.
     pub migration_downtime_ms: f64,
+    /// The pause limit in force: `vm migrate`'s default, or what it was raised to because the
+    /// link cannot pause the guest for that little, ms.
+    pub migration_max_downtime_ms: u64,
+    /// The shortest pause the link allows, as the source measured it, ms.
+    pub migration_pause_floor_ms: Option<u64>,
     /// The longest gap in the stream before the migration started, ms: the sender's own
     /// unevenness (a shell loop in a TCG guest).
     pub migration_gap_before_ms: f64,
@@ -209,6 +214,12 @@ fn scenario(
     let downtime_ms = migration["progress"]["downtime_ms"]
         .as_f64()
         .with_context(|| format!("no measured pause in {migration}"))?;
+    let progress = &migration["progress"];
+    let max_downtime_ms = progress["raised_max_downtime_ms"]
+        .as_u64()
+        .or(migration["max_downtime_ms"].as_u64())
+        .with_context(|| format!("no pause limit in {migration}"))?;
+    let pause_floor_ms = progress["pause_floor_ms"].as_u64();
     std::thread::sleep(AFTER);
     cli.type_in("mover", "touch /tmp/stop")?;
     let complete = cli.guest_rc(
@@ -240,6 +251,8 @@ fn scenario(
         migration_tcp_survived: complete && kept_ip && after > 0,
         migration_stall_ms: stall_ms,
         migration_downtime_ms: downtime_ms,
+        migration_max_downtime_ms: max_downtime_ms,
+        migration_pause_floor_ms: pause_floor_ms,
         migration_gap_before_ms: longest_gap_ms(&before),
         migration_seconds: (ended - started).as_secs_f64(),
         migration_stream_segments: arrivals.len(),

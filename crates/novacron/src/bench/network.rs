@@ -409,6 +409,15 @@ fn render_table(r: &NetworkReport) -> String {
             m.migration_gap_before_ms,
             m.migration_resent_segments
         );
+        let _ = writeln!(
+            s,
+            "  pause             {:6.0} ms      limit {} ms{}",
+            m.migration_downtime_ms,
+            m.migration_max_downtime_ms,
+            m.migration_pause_floor_ms
+                .map(|f| format!(" (the link's floor {f} ms)"))
+                .unwrap_or_default()
+        );
     }
     s
 }

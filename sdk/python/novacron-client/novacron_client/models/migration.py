@@ -43,6 +43,9 @@ class Migration:
             vm (str):
             bandwidth_bps (int | None | Unset):
             deadline_seconds (int | None | Unset):
+            max_downtime_default (bool | Unset): `max_downtime_ms` was not given: the default, raised to what the link
+                allows when it
+                cannot pause the guest for that little (a given limit is refused instead).
      """
 
     created_at: int
@@ -60,6 +63,7 @@ class Migration:
     vm: str
     bandwidth_bps: int | None | Unset = UNSET
     deadline_seconds: int | None | Unset = UNSET
+    max_downtime_default: bool | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -106,6 +110,8 @@ class Migration:
         else:
             deadline_seconds = self.deadline_seconds
 
+        max_downtime_default = self.max_downtime_default
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -128,6 +134,8 @@ class Migration:
             field_dict["bandwidth_bps"] = bandwidth_bps
         if deadline_seconds is not UNSET:
             field_dict["deadline_seconds"] = deadline_seconds
+        if max_downtime_default is not UNSET:
+            field_dict["max_downtime_default"] = max_downtime_default
 
         return field_dict
 
@@ -189,6 +197,8 @@ class Migration:
         deadline_seconds = _parse_deadline_seconds(d.pop("deadline_seconds", UNSET))
 
 
+        max_downtime_default = d.pop("max_downtime_default", UNSET)
+
         migration = cls(
             created_at=created_at,
             destination=destination,
@@ -205,6 +215,7 @@ class Migration:
             vm=vm,
             bandwidth_bps=bandwidth_bps,
             deadline_seconds=deadline_seconds,
+            max_downtime_default=max_downtime_default,
         )
 
 

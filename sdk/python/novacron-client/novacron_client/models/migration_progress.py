@@ -47,10 +47,16 @@ class MigrationProgress:
             fault_latency_p99_ms (float | None | Unset):
             faults_served (int | Unset): Post-copy: page faults the destination served (its page requests on the return
                 path).
+            pause_floor_ms (int | None | Unset): The shortest pause the link allows (round trips, the pipe's drain, the
+                device state),
+                once measured.
             postcopy_reason (None | str | Unset):
             postcopy_switch_ms (int | None | Unset): Post-copy: when the source switched, ms since the start, and the
                 policy's reason.
             predicted_downtime_ms (int | None | Unset): Pause expected if the VM stopped now.
+            raised_max_downtime_ms (int | None | Unset): The pause limit in force when `max_downtime_ms` was the default and
+                the link cannot
+                pause the guest for that little.
             source_downtime_ms (int | None | Unset): QEMU's own downtime figure on the source (its stop to its last byte
                 written; leaves out
                 the WAN, the load at the destination, the commit and the resume).
@@ -72,9 +78,11 @@ class MigrationProgress:
     fault_latency_p50_ms: float | None | Unset = UNSET
     fault_latency_p99_ms: float | None | Unset = UNSET
     faults_served: int | Unset = UNSET
+    pause_floor_ms: int | None | Unset = UNSET
     postcopy_reason: None | str | Unset = UNSET
     postcopy_switch_ms: int | None | Unset = UNSET
     predicted_downtime_ms: int | None | Unset = UNSET
+    raised_max_downtime_ms: int | None | Unset = UNSET
     source_downtime_ms: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -135,6 +143,12 @@ class MigrationProgress:
 
         faults_served = self.faults_served
 
+        pause_floor_ms: int | None | Unset
+        if isinstance(self.pause_floor_ms, Unset):
+            pause_floor_ms = UNSET
+        else:
+            pause_floor_ms = self.pause_floor_ms
+
         postcopy_reason: None | str | Unset
         if isinstance(self.postcopy_reason, Unset):
             postcopy_reason = UNSET
@@ -152,6 +166,12 @@ class MigrationProgress:
             predicted_downtime_ms = UNSET
         else:
             predicted_downtime_ms = self.predicted_downtime_ms
+
+        raised_max_downtime_ms: int | None | Unset
+        if isinstance(self.raised_max_downtime_ms, Unset):
+            raised_max_downtime_ms = UNSET
+        else:
+            raised_max_downtime_ms = self.raised_max_downtime_ms
 
         source_downtime_ms: int | None | Unset
         if isinstance(self.source_downtime_ms, Unset):
@@ -186,12 +206,16 @@ class MigrationProgress:
             field_dict["fault_latency_p99_ms"] = fault_latency_p99_ms
         if faults_served is not UNSET:
             field_dict["faults_served"] = faults_served
+        if pause_floor_ms is not UNSET:
+            field_dict["pause_floor_ms"] = pause_floor_ms
         if postcopy_reason is not UNSET:
             field_dict["postcopy_reason"] = postcopy_reason
         if postcopy_switch_ms is not UNSET:
             field_dict["postcopy_switch_ms"] = postcopy_switch_ms
         if predicted_downtime_ms is not UNSET:
             field_dict["predicted_downtime_ms"] = predicted_downtime_ms
+        if raised_max_downtime_ms is not UNSET:
+            field_dict["raised_max_downtime_ms"] = raised_max_downtime_ms
         if source_downtime_ms is not UNSET:
             field_dict["source_downtime_ms"] = source_downtime_ms
 
@@ -274,6 +298,16 @@ class MigrationProgress:
 
         faults_served = d.pop("faults_served", UNSET)
 
+        def _parse_pause_floor_ms(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        pause_floor_ms = _parse_pause_floor_ms(d.pop("pause_floor_ms", UNSET))
+
+
         def _parse_postcopy_reason(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -304,6 +338,16 @@ class MigrationProgress:
         predicted_downtime_ms = _parse_predicted_downtime_ms(d.pop("predicted_downtime_ms", UNSET))
 
 
+        def _parse_raised_max_downtime_ms(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        raised_max_downtime_ms = _parse_raised_max_downtime_ms(d.pop("raised_max_downtime_ms", UNSET))
+
+
         def _parse_source_downtime_ms(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -331,9 +375,11 @@ class MigrationProgress:
             fault_latency_p50_ms=fault_latency_p50_ms,
             fault_latency_p99_ms=fault_latency_p99_ms,
             faults_served=faults_served,
+            pause_floor_ms=pause_floor_ms,
             postcopy_reason=postcopy_reason,
             postcopy_switch_ms=postcopy_switch_ms,
             predicted_downtime_ms=predicted_downtime_ms,
+            raised_max_downtime_ms=raised_max_downtime_ms,
             source_downtime_ms=source_downtime_ms,
         )
 
