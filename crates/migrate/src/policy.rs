@@ -70,6 +70,11 @@ pub struct Decision {
     pub converge: bool,
     /// Value for QEMU's `downtime-limit` once converging, ms.
     pub downtime_limit_ms: u64,
+    /// Value for QEMU's `downtime-limit` while holding it in pre-copy, ms: at most
+    /// [`hold_limit_ms`], and low enough that QEMU's own threshold (its measured rate times
+    /// the limit) stays under the budget, so it cannot stop the guest with more left than the
+    /// pause carries.
+    pub hold_ms: u64,
     /// Raw RAM bytes that may be left for stop-and-copy.
     pub budget_raw_bytes: u64,
     /// Downtime if the guest stopped with the last dirty set; None when unknown.
@@ -80,6 +85,9 @@ pub struct Decision {
     pub bulk_window_bytes: u64,
     /// Stream bytes allowed in flight near the end (what must drain after the stop).
     pub tail_window_bytes: u64,
+    /// The window to use now: the tail window once converging or near the end of a pass (where
+    /// QEMU syncs and may stop the guest), the bulk window otherwise.
+    pub window_bytes: u64,
     /// The shortest pause this link allows: the downtime with nothing left dirty (round trips,
     /// the tail window's drain, the device state), ms. Above `max_downtime_ms`, no dirty set
     /// fits and pre-copy can never switch over within the limit.
@@ -194,11 +202,13 @@ pub fn decide(i: &PolicyInput) -> Decision {
         return Decision {
             converge: false,
             downtime_limit_ms: i.max_downtime_ms.max(1.0) as u64,
+            hold_ms: hold_limit_ms(i.max_downtime_ms),
             budget_raw_bytes: 0,
             predicted_downtime_ms: None,
             overhead_ms,
             bulk_window_bytes: 4 << 20,
             tail_window_bytes: 4 << 20,
+            window_bytes: 4 << 20,
             floor_ms: overhead_ms,
             eta_seconds: None,
             throttle: None,
@@ -213,10 +223,14 @@ pub fn decide(i: &PolicyInput) -> Decision {
     // QEMU's threshold is its raw rate (bytes/ms = mbps × 125) times the limit.
     let qemu_bytes_per_ms = i.qemu_mbps * 125.0;
     let hold = hold_limit_ms(i.max_downtime_ms);
-    let downtime_limit_ms = if qemu_bytes_per_ms > 0.0 {
-        (budget_raw / qemu_bytes_per_ms).clamp(hold as f64, 2_000_000.0) as u64
+    let (downtime_limit_ms, hold_ms) = if qemu_bytes_per_ms > 0.0 {
+        let fits = budget_raw / qemu_bytes_per_ms;
+        (
+            fits.clamp(hold as f64, 2_000_000.0) as u64,
+            fits.clamp(1.0, hold as f64) as u64,
+        )
     } else {
-        hold
+        (hold, hold)
     };
     let predicted = i
         .dirty_set_bytes
@@ -229,6 +243,15 @@ pub fn decide(i: &PolicyInput) -> Decision {
     let converge = i
         .dirty_set_bytes
         .is_some_and(|d| budget_raw > 0.0 && (d as f64) <= budget_raw);
+    // QEMU syncs (and may stop) once what is left of a pass falls under its threshold; a
+    // compressible stretch empties the bulk window's worth of raw bytes faster than the
+    // window itself drains, so the tail window takes over while two bulk windows are left.
+    let near_pass_end = i.remaining_bytes as f64 * first_ratio <= 2.0 * bulk_window;
+    let window = if converge || near_pass_end {
+        tail_window
+    } else {
+        bulk_window
+    };
     // Re-send goodput, raw bytes/s.
     let goodput = bytes_per_ms * 1000.0 / ratio;
     let dirty_to_goodput = (i.dirty_set_bytes.is_some() && i.dirty_rate_bytes_per_sec > 0.0)
@@ -242,11 +265,13 @@ pub fn decide(i: &PolicyInput) -> Decision {
     Decision {
         converge,
         downtime_limit_ms,
+        hold_ms,
         budget_raw_bytes: budget_raw as u64,
         predicted_downtime_ms: predicted,
         overhead_ms,
         bulk_window_bytes: bulk_window as u64,
         tail_window_bytes: tail_window as u64,
+        window_bytes: window as u64,
         floor_ms,
         eta_seconds: eta,
         throttle,
@@ -593,6 +618,61 @@ mod tests {
         );
         // A floor equal to the limit leaves nothing for the dirty remainder.
         assert!(limit_against_floor(300.0, 300.0, false).is_err());
+    }
+
+    #[test]
+    fn held_qemu_cannot_stop_with_more_than_the_budget() {
+        // QEMU measured 4 Gbit/s into the agent's socket (the window's burst): with the 5 ms
+        // hold it would stop with up to 2.5 MB dirty, above a budget of about 1.2 MB.
+        let i = PolicyInput {
+            rtt_ms: 50.0,
+            bandwidth_bps: 100e6,
+            qemu_mbps: 4000.0,
+            resend_ratio: Some(1.0),
+            overall_ratio: Some(1.0),
+            dirty_set_bytes: Some(8 << 20),
+            ..wan()
+        };
+        let d = decide(&i);
+        assert!(!d.converge && d.budget_raw_bytes > 0, "{d:?}");
+        let threshold = |limit_ms: u64| 4000.0 * 125.0 * limit_ms as f64;
+        assert!(threshold(hold_limit_ms(300.0)) > d.budget_raw_bytes as f64);
+        assert!(
+            d.hold_ms >= 1 && threshold(d.hold_ms) <= d.budget_raw_bytes as f64,
+            "{d:?}"
+        );
+        // A slow QEMU keeps the plain hold.
+        let d = decide(&PolicyInput {
+            qemu_mbps: 1.0,
+            ..i
+        });
+        assert_eq!(d.hold_ms, hold_limit_ms(300.0));
+    }
+
+    #[test]
+    fn the_tail_window_takes_over_near_the_end_of_each_pass() {
+        let i = PolicyInput {
+            dirty_set_bytes: Some(512 << 20),
+            overall_ratio: Some(0.5),
+            ..wan()
+        };
+        let bulk = decide(&PolicyInput {
+            remaining_bytes: 256 << 20,
+            ..i.clone()
+        });
+        assert!(
+            !bulk.converge && bulk.window_bytes == bulk.bulk_window_bytes,
+            "{bulk:?}"
+        );
+        let end = decide(&PolicyInput {
+            remaining_bytes: bulk.bulk_window_bytes,
+            ..i
+        });
+        assert!(
+            !end.converge && end.window_bytes == end.tail_window_bytes,
+            "{end:?}"
+        );
+        assert!(end.tail_window_bytes < end.bulk_window_bytes);
     }
 
     #[test]

@@ -1419,6 +1419,10 @@ struct Monitor {
     last_converge: bool,
     last_dirty_to_goodput: Option<f64>,
     max_downtime_raisable: bool,
+    /// QEMU's `downtime-limit` while held.
+    hold_ms: u64,
+    /// Wire bits/s that crossed over each of the last seconds.
+    delivered: std::collections::VecDeque<(Instant, f64)>,
     /// The link's floor was set against the limit (once, when the bandwidth is known).
     floor_checked: bool,
 }
@@ -1452,6 +1456,8 @@ impl Monitor {
             last_converge: false,
             last_dirty_to_goodput: None,
             max_downtime_raisable: p.max_downtime_raisable,
+            hold_ms: policy::hold_limit_ms(max_downtime.as_secs_f64() * 1000.0),
+            delivered: Default::default(),
             floor_checked: p.offline,
         }
     }
@@ -1535,7 +1541,52 @@ impl Monitor {
         {
             self.bw_samples.pop_front();
         }
+        let (disk_payload, disk_wire) = proxies.iter().fold((0, 0), |(a, b), x| {
+            let c = x.counters();
+            (
+                a + c.payload_out.load(Ordering::Relaxed),
+                b + c.wire_out.load(Ordering::Relaxed),
+            )
+        });
+        let on_wire = window.sent() + disk_wire;
+        // The rate counts what the destination consumed: bytes merely let into the window
+        // would count a burst the link has not carried yet.
+        let crossed = on_wire.saturating_sub(window.in_flight());
+        self.rate_samples.push_back((now, crossed));
+        while self
+            .rate_samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(1))
+        {
+            self.rate_samples.pop_front();
+        }
+        let rate = match (self.rate_samples.front(), self.rate_samples.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                b.1.saturating_sub(a.1) as f64 * 8.0 / b.0.duration_since(a.0).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        // What actually crossed, over each of the last seconds: PBA's forecast can run above
+        // it (a burst into the path's queues), and the policy takes the lower.
+        if self
+            .rate_samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_millis(900))
+        {
+            self.delivered.push_back((now, rate));
+        }
+        while self
+            .delivered
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > BANDWIDTH_MEMORY)
+        {
+            self.delivered.pop_front();
+        }
         let mut bw = self.bw_samples.iter().map(|x| x.1).fold(sample, f64::max);
+        let delivered = self.delivered.iter().map(|x| x.1).fold(0.0, f64::max);
+        if delivered > 0.0 {
+            bw = bw.min(delivered);
+        }
         if let Some(cap) = self.bandwidth_cap_bps {
             bw = bw.min(cap);
         }
@@ -1609,11 +1660,16 @@ impl Monitor {
             );
             self.applied_throttle = Some((t, ram.dirty_sync_count));
         }
-        window.set_limit(if d.converge || self.released {
+        window.set_limit(if self.released {
             d.tail_window_bytes
         } else {
-            d.bulk_window_bytes
+            d.window_bytes
         });
+        // Held: QEMU's own threshold stays under the budget.
+        if !self.released && !self.offline && d.hold_ms != self.hold_ms {
+            qapi::set_parameters(qmp, SIDE, json!({"downtime-limit": d.hold_ms})).await?;
+            self.hold_ms = d.hold_ms;
+        }
         // Release once the pipe drained to the tail window: what is in flight at the stop must
         // still cross the link during the downtime.
         if d.converge
@@ -1636,28 +1692,6 @@ impl Monitor {
         let throttle = info.cpu_throttle_percentage.unwrap_or(0);
         self.max_throttle = self.max_throttle.max(throttle);
         self.last_predicted_ms = d.predicted_downtime_ms.map(|v| v as u64);
-        let (disk_payload, disk_wire) = proxies.iter().fold((0, 0), |(a, b), x| {
-            let c = x.counters();
-            (
-                a + c.payload_out.load(Ordering::Relaxed),
-                b + c.wire_out.load(Ordering::Relaxed),
-            )
-        });
-        let on_wire = window.sent() + disk_wire;
-        self.rate_samples.push_back((now, on_wire));
-        while self
-            .rate_samples
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(1))
-        {
-            self.rate_samples.pop_front();
-        }
-        let rate = match (self.rate_samples.front(), self.rate_samples.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => {
-                (b.1 - a.1) as f64 * 8.0 / b.0.duration_since(a.0).as_secs_f64()
-            }
-            _ => 0.0,
-        };
         let pass = ram.dirty_sync_count.max(1);
         let message = if let (Some((t, _)), Some(r)) = (self.applied_throttle, d.dirty_to_goodput)
             && !d.converge
