@@ -14,7 +14,8 @@ pub struct MigrateRequest {
     /// Destination node (omitted: the node with the most free memory that can take the VM).
     #[serde(default)]
     pub to: Option<String>,
-    /// Longest acceptable pause of the guest, ms (default 300).
+    /// Longest acceptable pause of the guest, ms; refused when the link cannot pause the guest
+    /// for that little (omitted: 300, raised to 1.5 × the link's floor where the link cannot).
     #[serde(default)]
     pub max_downtime_ms: Option<u64>,
     /// Cap on the wire rate of this migration, bits/s.

@@ -29,7 +29,9 @@ class MigrateRequest:
             bandwidth_bps (int | None | Unset): Cap on the wire rate of this migration, bits/s.
             deadline_seconds (int | None | Unset): Give up (VM stays on the source) when not switched over within this many
                 seconds.
-            max_downtime_ms (int | None | Unset): Longest acceptable pause of the guest, ms (default 300).
+            max_downtime_ms (int | None | Unset): Longest acceptable pause of the guest, ms; refused when the link cannot
+                pause the guest
+                for that little (omitted: 300, raised to 1.5 × the link's floor where the link cannot).
             mode (MigrationMode | None | Unset):
             offline (bool | Unset): Stop the VM first and copy it stopped.
             to (None | str | Unset): Destination node (omitted: the node with the most free memory that can take the VM).
