@@ -1427,6 +1427,20 @@ struct Monitor {
     floor_checked: bool,
 }
 
+/// Drops the samples older than `span`.
+fn forget_older<T>(
+    samples: &mut std::collections::VecDeque<(Instant, T)>,
+    now: Instant,
+    span: Duration,
+) {
+    while samples
+        .front()
+        .is_some_and(|(t, _)| now.duration_since(*t) > span)
+    {
+        samples.pop_front();
+    }
+}
+
 /// How long the bandwidth must have been measured before the link's floor is trusted.
 const FLOOR_SETTLE: Duration = Duration::from_secs(4);
 
@@ -1534,13 +1548,7 @@ impl Monitor {
         if sample > 0.0 {
             self.bw_samples.push_back((now, sample));
         }
-        while self
-            .bw_samples
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > BANDWIDTH_MEMORY)
-        {
-            self.bw_samples.pop_front();
-        }
+        forget_older(&mut self.bw_samples, now, BANDWIDTH_MEMORY);
         let (disk_payload, disk_wire) = proxies.iter().fold((0, 0), |(a, b), x| {
             let c = x.counters();
             (
@@ -1553,13 +1561,7 @@ impl Monitor {
         // would count a burst the link has not carried yet.
         let crossed = on_wire.saturating_sub(window.in_flight());
         self.rate_samples.push_back((now, crossed));
-        while self
-            .rate_samples
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(1))
-        {
-            self.rate_samples.pop_front();
-        }
+        forget_older(&mut self.rate_samples, now, Duration::from_secs(1));
         let rate = match (self.rate_samples.front(), self.rate_samples.back()) {
             (Some(a), Some(b)) if b.0 > a.0 => {
                 b.1.saturating_sub(a.1) as f64 * 8.0 / b.0.duration_since(a.0).as_secs_f64()
@@ -1575,13 +1577,7 @@ impl Monitor {
         {
             self.delivered.push_back((now, rate));
         }
-        while self
-            .delivered
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > BANDWIDTH_MEMORY)
-        {
-            self.delivered.pop_front();
-        }
+        forget_older(&mut self.delivered, now, BANDWIDTH_MEMORY);
         let mut bw = self.bw_samples.iter().map(|x| x.1).fold(sample, f64::max);
         let delivered = self.delivered.iter().map(|x| x.1).fold(0.0, f64::max);
         if delivered > 0.0 {
@@ -1593,13 +1589,7 @@ impl Monitor {
         if ram.mbps > 0.0 {
             self.qemu_rates.push_back((now, ram.mbps));
         }
-        while self
-            .qemu_rates
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(5))
-        {
-            self.qemu_rates.pop_front();
-        }
+        forget_older(&mut self.qemu_rates, now, Duration::from_secs(5));
         let max_qemu_mbps = self.qemu_rates.iter().map(|r| r.1).fold(0.0, f64::max);
         let input = PolicyInput {
             max_downtime_ms: self.max_downtime_ms,
