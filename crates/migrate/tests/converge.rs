@@ -147,11 +147,7 @@ async fn attempt(
         work_dir: root.join(format!("wd{n}b")),
         ..Default::default()
     };
-    let dqmp = dst.qmp().clone();
-    let dcancel = cancel.clone();
-    let dtask = tokio::spawn(async move {
-        novacron_migrate::destination(&dqmp, &s_dst, &dparams, &dcancel).await
-    });
+    let dtask = spawn_destination(dst, s_dst, dparams, &cancel);
     let sparams = SourceParams {
         work_dir: root.join(format!("wd{n}a")),
         max_downtime: MAX_DOWNTIME,

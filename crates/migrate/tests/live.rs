@@ -33,11 +33,7 @@ async fn memory_only_guest_moves_and_keeps_running() {
         work_dir: root.join("wd-b"),
         ..Default::default()
     };
-    let dqmp = dst.qmp().clone();
-    let dcancel = cancel.clone();
-    let dtask = tokio::spawn(async move {
-        novacron_migrate::destination(&dqmp, &s_dst, &dparams, &dcancel).await
-    });
+    let dtask = spawn_destination(&dst, s_dst, dparams, &cancel);
     let sparams = SourceParams {
         work_dir: root.join("wd-a"),
         max_downtime: Duration::from_millis(300),
@@ -156,11 +152,7 @@ async fn disk_mirror_with_concurrent_writes_is_consistent_at_switch_over() {
         base_images: vec![base.clone()],
         ..Default::default()
     };
-    let dqmp = dst.qmp().clone();
-    let dcancel = cancel.clone();
-    let dtask = tokio::spawn(async move {
-        novacron_migrate::destination(&dqmp, &s_dst, &dparams, &dcancel).await
-    });
+    let dtask = spawn_destination(&dst, s_dst, dparams, &cancel);
     let sparams = SourceParams {
         work_dir: root.join("wd-a"),
         disks: vec![DiskMirror {
@@ -245,11 +237,7 @@ async fn a_limit_under_the_links_floor_is_refused_and_a_default_one_raised() {
                 work_dir: root.join(format!("{dir}-wd-b")),
                 ..Default::default()
             };
-            let dqmp = dst.qmp().clone();
-            let dcancel = cancel.clone();
-            let dtask = tokio::spawn(async move {
-                novacron_migrate::destination(&dqmp, &s_dst, &dparams, &dcancel).await
-            });
+            let dtask = spawn_destination(&dst, s_dst, dparams, &cancel);
             let sparams = SourceParams {
                 work_dir: root.join(format!("{dir}-wd-a")),
                 max_downtime: Duration::from_millis(300),

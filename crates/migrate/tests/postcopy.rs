@@ -168,11 +168,7 @@ async fn attempt(
         })),
         ..Default::default()
     };
-    let dqmp = dst.qmp().clone();
-    let dcancel = cancel.clone();
-    let dtask = tokio::spawn(async move {
-        novacron_migrate::destination(&dqmp, &s_dst, &dparams, &dcancel).await
-    });
+    let dtask = spawn_destination(dst, s_dst, dparams, &cancel);
     let commits = Arc::new(AtomicUsize::new(0));
     let c3 = commits.clone();
     let sparams = SourceParams {
@@ -348,11 +344,7 @@ async fn a_destination_killed_in_postcopy_leaves_one_stopped_copy() {
         work_dir: g.root.join("wd1b"),
         ..Default::default()
     };
-    let dqmp = dst.qmp().clone();
-    let dcancel = cancel.clone();
-    let dtask = tokio::spawn(async move {
-        novacron_migrate::destination(&dqmp, &s_dst, &dparams, &dcancel).await
-    });
+    let dtask = spawn_destination(&dst, s_dst, dparams, &cancel);
     let sparams = SourceParams {
         work_dir: g.root.join("wd1a"),
         max_downtime: MAX_DOWNTIME,

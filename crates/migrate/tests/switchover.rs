@@ -96,11 +96,7 @@ async fn switch_over_with_disk_mirror_and_guest_writes_succeeds_every_time() {
             base_images: vec![base.clone()],
             ..Default::default()
         };
-        let dqmp = dst.qmp().clone();
-        let dcancel = cancel.clone();
-        let dtask = tokio::spawn(async move {
-            novacron_migrate::destination(&dqmp, &s_dst, &dparams, &dcancel).await
-        });
+        let dtask = spawn_destination(&dst, s_dst, dparams, &cancel);
         let sparams = SourceParams {
             work_dir: root.join(format!("wd{hop}a")),
             disks: vec![DiskMirror {

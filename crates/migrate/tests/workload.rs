@@ -94,11 +94,7 @@ async fn hotset_guest_with_disk_migrates_intact_and_keeps_beating() {
         base_images: vec![base.clone()],
         ..Default::default()
     };
-    let dqmp = dst.qmp().clone();
-    let dcancel = cancel.clone();
-    let dtask = tokio::spawn(async move {
-        novacron_migrate::destination(&dqmp, &s_dst, &dparams, &dcancel).await
-    });
+    let dtask = spawn_destination(&dst, s_dst, dparams, &cancel);
     let sparams = SourceParams {
         work_dir: root.join("wd-a"),
         disks: vec![DiskMirror {

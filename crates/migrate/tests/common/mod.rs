@@ -96,6 +96,21 @@ pub async fn wait_ready(vm: &RunningVm) {
 }
 
 /// A DWCP session pair over loopback: (source side = client, destination side = server).
+/// Runs the destination side of a migration into `dst` on its own task.
+pub fn spawn_destination(
+    dst: &RunningVm,
+    session: Session,
+    params: novacron_migrate::DestinationParams,
+    cancel: &novacron_migrate::CancellationToken,
+) -> tokio::task::JoinHandle<
+    Result<novacron_migrate::DestinationReady, novacron_migrate::MigrateError>,
+> {
+    let (qmp, cancel) = (dst.qmp().clone(), cancel.clone());
+    tokio::spawn(
+        async move { novacron_migrate::destination(&qmp, &session, &params, &cancel).await },
+    )
+}
+
 pub async fn session_pair() -> (Session, Session) {
     let ca = TestCa::new("migrate test").unwrap();
     let (a, b) = (ca.issue("node-a").unwrap(), ca.issue("node-b").unwrap());
