@@ -4,5 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod corpus;
+pub mod floor;
+pub mod matrix;
 pub mod migration;
 pub mod transport;

@@ -33,6 +33,7 @@ use novacron_wanem::{LinkParams, Site, Wanem, WanemConfig};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::floor::{self, Floor};
 use crate::transport::site_runtime;
 
 /// Systems this benchmark knows, in the order they run by default.
@@ -76,6 +77,8 @@ pub struct MigrationBenchConfig {
     pub netns_prefix: String,
     /// Set to stop the run early (Ctrl-C): it ends with an error after cleaning up.
     pub stop: Arc<AtomicBool>,
+    /// Compute the information floor (see [`crate::floor`]) from the first system's run.
+    pub floor: bool,
 }
 
 impl Default for MigrationBenchConfig {
@@ -96,6 +99,7 @@ impl Default for MigrationBenchConfig {
             build_dir: PathBuf::from("/var/tmp/novacron-bench/guest-workload"),
             netns_prefix: "nbm-".into(),
             stop: Arc::new(AtomicBool::new(false)),
+            floor: true,
         }
     }
 }
@@ -177,6 +181,15 @@ pub struct MigrationResult {
 pub struct MigrationReport {
     pub link: LinkReport,
     pub guest: GuestReport,
+    /// The guest's information floor (see [`crate::floor`]): what any encoder must send.
+    /// `null` when it was not computed (`--no-floor`, or the RAM images could not be taken).
+    pub floor_bytes: Option<u64>,
+    /// The floor's parts, from the first system's run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<Floor>,
+    /// Why the floor is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor_note: Option<String>,
     pub results: Vec<MigrationResult>,
 }
 
@@ -410,16 +423,8 @@ pub fn run(cfg: &MigrationBenchConfig) -> Result<MigrationReport> {
             cfg.cc
         )));
     }
-    let kind = cfg.workload.split(':').next().unwrap_or_default();
-    if !["idle", "hotset", "dirty"].contains(&kind)
-        || (kind == "dirty"
-            && testing::parse_rate(cfg.workload.split_once(':').map_or("", |x| x.1)) == 0)
-    {
-        return Err(MigrationBenchError::Config(format!(
-            "--workload {:?}: use idle, hotset or dirty:RATE (pages/s, or e.g. 20MiB)",
-            cfg.workload
-        )));
-    }
+    testing::check_workload(&cfg.workload)
+        .map_err(|e| MigrationBenchError::Config(format!("--{e}")))?;
     if cfg.memory_mib < 64 {
         return Err(MigrationBenchError::Config(
             "--memory: at least 64 MiB".into(),
@@ -444,7 +449,11 @@ pub fn run(cfg: &MigrationBenchConfig) -> Result<MigrationReport> {
 
     // The guest: same image, contents and workload for every system.
     let disk_mib = (cfg.memory_mib / 2).max(64);
-    let contents = WorkloadConfig::scaled(cfg.memory_mib, disk_mib, &cfg.workload);
+    let contents = WorkloadConfig::scaled(
+        cfg.memory_mib,
+        disk_mib,
+        &guest_workload(&cfg.workload, cfg.rate_bps),
+    );
     let build_dir = cfg.build_dir.clone();
     let bin = testing::build_workload_binary(&build_dir)?;
     let tiny = ctl.block_on(testing::build_guest(
@@ -461,6 +470,7 @@ pub fn run(cfg: &MigrationBenchConfig) -> Result<MigrationReport> {
     let wan = Wanem::up(WanemConfig::new(&cfg.netns_prefix, link))?;
     let mut qemu_version = String::new();
     let mut results = Vec::new();
+    let mut floor_outcome = None;
     for (i, system) in systems.iter().enumerate() {
         if cfg.stop.load(Ordering::Relaxed) {
             return Err(MigrationBenchError::Interrupted);
@@ -475,8 +485,12 @@ pub fn run(cfg: &MigrationBenchConfig) -> Result<MigrationReport> {
             base: &base,
             dir: cfg.work_dir.join(format!("s{i}")),
             port: 4400 + i as u16,
+            floor: cfg.floor && i == 0,
         };
-        let (r, version) = run.run()?;
+        let (r, version, f) = run.run()?;
+        if f.is_some() {
+            floor_outcome = f;
+        }
         tracing::info!(
             system = %r.system,
             total_seconds = r.total_seconds,
@@ -491,7 +505,15 @@ pub fn run(cfg: &MigrationBenchConfig) -> Result<MigrationReport> {
     }
     wan.down()?;
     drop(ctl);
+    let (floor_bytes, floor, floor_note) = match floor_outcome {
+        Some(Ok(f)) => (Some(f.bytes), Some(f), None),
+        Some(Err(e)) => (None, None, Some(e)),
+        None => (None, None, Some("not computed (--no-floor)".into())),
+    };
     Ok(MigrationReport {
+        floor_bytes,
+        floor,
+        floor_note,
         link: LinkReport {
             rate_bps: cfg.rate_bps,
             rtt_ms: cfg.rtt.as_secs_f64() * 1000.0,
@@ -532,6 +554,45 @@ struct SystemRun<'a> {
     base: &'a Path,
     dir: PathBuf,
     port: u16,
+    /// Take the RAM images of the floor (before the migration and at its end) and compute it.
+    floor: bool,
+}
+
+/// The floor of one run, or why it could not be computed.
+type FloorOutcome = std::result::Result<Floor, String>;
+
+/// The workload the guest runs: `bursty` without a rate swings around the link rate (twice
+/// it for 2 s, a fifth of it for 2 s).
+pub fn guest_workload(workload: &str, rate_bps: u64) -> String {
+    if workload == "bursty" {
+        format!("bursty:{}", (rate_bps / 8 * 2 / 4096).max(1))
+    } else {
+        workload.to_string()
+    }
+}
+
+/// Guest-physical bytes of RAM that `pmemsave` from address 0 covers: all of it on a q35
+/// machine with less than 2.75 GiB (above that, QEMU puts part of it above 4 GiB).
+fn contiguous_ram_bytes(ram_bytes: u64) -> Option<u64> {
+    (ram_bytes < 0xb000_0000).then_some(ram_bytes)
+}
+
+/// Saves the guest's RAM into `path` (QMP `pmemsave`, from guest-physical address 0).
+fn save_ram(
+    ctl: &tokio::runtime::Runtime,
+    vm: &RunningVm,
+    ram_bytes: u64,
+    path: &Path,
+) -> std::result::Result<(), String> {
+    let size = contiguous_ram_bytes(ram_bytes)
+        .ok_or_else(|| format!("a guest with {ram_bytes} bytes of RAM is not one range"))?;
+    ctl.block_on(vm.qmp().execute_with_timeout(
+        "pmemsave",
+        Some(json!({"val": 0, "size": size, "filename": path})),
+        Duration::from_secs(300),
+    ))
+    .map(|_| ())
+    .map_err(|e| format!("pmemsave to {}: {e}", path.display()))
 }
 
 /// What a migration itself measured (before verification).
@@ -593,7 +654,7 @@ impl SystemRun<'_> {
         Ok(vm)
     }
 
-    fn run(&self) -> Result<(MigrationResult, String)> {
+    fn run(&self) -> Result<(MigrationResult, String, Option<FloorOutcome>)> {
         let (cfg, system) = (self.cfg, self.system);
         std::fs::create_dir_all(&self.dir)?;
         let overlay = self.dir.join("disk.qcow2");
@@ -624,6 +685,14 @@ impl SystemRun<'_> {
         let dst = self.launch_in(self.wan.site_b(), &self.spec(&overlay, &b_hb, true), &b_dir)?;
         hb.attach("b", &b_hb)?;
         std::thread::sleep(cfg.warm_up);
+        let ram_bytes = tcg_safe_ram_bytes(cfg.memory_mib);
+        let (ram_start, ram_end) = (self.dir.join("ram-start"), self.dir.join("ram-end"));
+        let mut floor_err = None;
+        if self.floor
+            && let Err(e) = save_ram(self.ctl, &src, ram_bytes, &ram_start)
+        {
+            floor_err = Some(e);
+        }
 
         let pids = [src.pid(), dst.pid()];
         let cpu_before: Vec<(f64, f64)> = pids.iter().map(|p| process_cpu(*p)).collect();
@@ -692,8 +761,19 @@ impl SystemRun<'_> {
             downtime_ms,
             "heartbeat"
         );
+        // The RAM at the end, for the floor, from where the guest runs now.
+        let (here, side) = if moved.completed {
+            (&dst, "b")
+        } else {
+            (&src, "a")
+        };
+        if self.floor
+            && floor_err.is_none()
+            && let Err(e) = save_ram(self.ctl, here, ram_bytes, &ram_end)
+        {
+            floor_err = Some(e);
+        }
         // The guest verifies itself where it runs now.
-        let side = if moved.completed { "b" } else { "a" };
         let t1 = Instant::now();
         hb.send(side, b"V")?;
         let verify_limit = Duration::from_secs(120 + cfg.memory_mib / 2);
@@ -726,6 +806,14 @@ impl SystemRun<'_> {
             let _ = self.ctl.block_on(vm.kill());
         }
         self.cleanup.kill_all();
+        // The floor, with both QEMUs gone (it keeps both cores busy).
+        let floor = self.floor.then(|| match floor_err {
+            Some(e) => Err(e),
+            None => floor::compute(&ram_start, &ram_end).map_err(|e| format!("floor: {e}")),
+        });
+        if let Some(f) = &floor {
+            tracing::info!(system, floor = ?f, "information floor");
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
         Ok((
             MigrationResult {
@@ -747,6 +835,7 @@ impl SystemRun<'_> {
                 note,
             },
             version,
+            floor,
         ))
     }
 
@@ -1089,6 +1178,22 @@ pub fn render_table(r: &MigrationReport) -> String {
         r.guest.ram_bytes,
         r.guest.workload,
     );
+    match (&r.floor, &r.floor_note) {
+        (Some(f), _) => s.push_str(&format!(
+            "floor {:.1} MB: {:.1} MB of RAM ({} distinct of {} pages) and {:.1} MB rewritten \
+             ({} pages), zstd -{} --long={}\n",
+            f.bytes as f64 / 1e6,
+            f.ram_compressed_bytes as f64 / 1e6,
+            f.distinct_pages,
+            f.ram_pages,
+            f.rewritten_compressed_bytes as f64 / 1e6,
+            f.rewritten_pages,
+            floor::LEVEL,
+            floor::WINDOW_LOG,
+        )),
+        (None, Some(n)) => s.push_str(&format!("floor: {n}\n")),
+        (None, None) => {}
+    }
     s.push_str(&format!(
         "{:<18} {:>9} {:>11} {:>10} {:>11} {:>12} {:>14} {:>8} {:>9}  {}\n",
         "system",
@@ -1222,6 +1327,9 @@ mod tests {
                 max_downtime_ms: 300,
                 contents: WorkloadConfig::scaled(256, 128, "hotset"),
             },
+            floor_bytes: None,
+            floor: None,
+            floor_note: Some("not computed (--no-floor)".into()),
             results: vec![MigrationResult {
                 system: "qemu-xbzrle".into(),
                 total_seconds: 0.0,

@@ -80,11 +80,15 @@ pub struct WorkloadConfig {
     pub page_cache_mib: u64,
     pub compressible_mib: u64,
     pub incompressible_mib: u64,
+    /// Page-aligned copies of the incompressible data.
+    pub incompressible_copies: u64,
     pub duplicate_mib: u64,
     pub duplicate_distinct_pages: u64,
+    /// Text and binary-like code repeated at offsets that never line up with a page.
+    pub unaligned_mib: u64,
     pub disk_write_mib: u64,
     pub disk_write_offset_mib: u64,
-    /// `idle`, `hotset` or `dirty`.
+    /// What the guest program runs: `idle`, `hotset` or `dirty`.
     pub workload: String,
     pub hotset_mib: u64,
     pub hotset_spread: u64,
@@ -92,34 +96,118 @@ pub struct WorkloadConfig {
     pub hotset_pause_us: u64,
     pub dirty_mib: u64,
     pub dirty_pages_per_sec: u64,
+    /// `dirty` in bursts: the set rate for half of each period, `burst_low_percent` of it for
+    /// the other half (0: steady).
+    pub burst_period_ms: u64,
+    pub burst_low_percent: u64,
     pub seed: u64,
+}
+
+/// Workloads [`WorkloadConfig::scaled`] knows (`dirty` and `bursty` take `:RATE`).
+pub const WORKLOADS: &[&str] = &[
+    "idle",
+    "hotset",
+    "dirty",
+    "mixed",
+    "pagecache",
+    "random",
+    "bursty",
+];
+
+/// Checks a workload name as [`WorkloadConfig::scaled`] reads it: `dirty` needs a rate,
+/// `bursty` may have one (the benchmark derives it from the link otherwise).
+pub fn check_workload(workload: &str) -> Result<(), String> {
+    let (kind, rate) = match workload.split_once(':') {
+        Some((k, r)) => (k, Some(parse_rate(r))),
+        None => (workload, None),
+    };
+    let ok = WORKLOADS.contains(&kind)
+        && match kind {
+            "dirty" => rate.is_some_and(|r| r > 0),
+            "bursty" => rate.is_none_or(|r| r > 0),
+            _ => rate.is_none(),
+        };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "workload {workload:?}: use idle, hotset, dirty:RATE, mixed, pagecache, random or \
+             bursty[:RATE] (RATE in pages/s, or e.g. 20MiB)"
+        ))
+    }
 }
 
 impl WorkloadConfig {
     /// Contents for a guest of `memory_mib`, scaled like a busy server: a quarter page cache of
     /// its disk (at most `disk_mib`), 15 % text, 5 % incompressible, 10 % duplicated pages.
+    /// The other workloads change that mix:
+    /// - `mixed`: text and binary-like code repeated at unaligned offsets (15 %), incompressible
+    ///   data and a page-aligned copy of it (6 % each), with 2 MiB/s of page rewrites;
+    /// - `pagecache`: as much of its own disk in the page cache as the disk allows, little else;
+    /// - `random`: half of it incompressible;
+    /// - `bursty:RATE`: the usual contents, and page rewrites that alternate every 2 s between
+    ///   RATE and a tenth of it.
     pub fn scaled(memory_mib: u64, disk_mib: u64, workload: &str) -> WorkloadConfig {
         let (kind, rate) = match workload.split_once(':') {
-            Some(("dirty", r)) => ("dirty", parse_rate(r)),
+            Some((k, r)) => (k, parse_rate(r)),
             _ => (workload, 0),
         };
-        WorkloadConfig {
-            page_cache_mib: (memory_mib / 4).min(disk_mib.saturating_sub(disk_mib / 4)),
-            compressible_mib: memory_mib * 15 / 100,
-            incompressible_mib: memory_mib * 5 / 100,
-            duplicate_mib: memory_mib / 10,
+        let m = memory_mib;
+        let disk_cache = disk_mib.saturating_sub(disk_mib / 4);
+        let mut c = WorkloadConfig {
+            page_cache_mib: (m / 4).min(disk_cache),
+            compressible_mib: m * 15 / 100,
+            incompressible_mib: m * 5 / 100,
+            incompressible_copies: 0,
+            duplicate_mib: m / 10,
             duplicate_distinct_pages: 64,
+            unaligned_mib: 0,
             disk_write_mib: (disk_mib / 16).max(1),
             disk_write_offset_mib: disk_mib - disk_mib / 8,
             workload: kind.into(),
-            hotset_mib: (memory_mib / 64).max(1),
+            hotset_mib: (m / 64).max(1),
             hotset_spread: 8,
             hotset_bytes_per_page: 64,
             hotset_pause_us: 2000,
-            dirty_mib: (memory_mib / 8).max(4),
+            dirty_mib: (m / 8).max(4),
             dirty_pages_per_sec: rate,
+            burst_period_ms: 0,
+            burst_low_percent: 10,
             seed: 20261123,
+        };
+        match kind {
+            "mixed" => {
+                c.page_cache_mib = (m / 8).min(disk_cache);
+                c.compressible_mib = m * 8 / 100;
+                c.unaligned_mib = m * 15 / 100;
+                c.incompressible_mib = m * 6 / 100;
+                c.incompressible_copies = 1;
+                c.duplicate_mib = m * 4 / 100;
+                c.workload = "dirty".into();
+                c.dirty_mib = (m / 16).max(4);
+                c.dirty_pages_per_sec = 512;
+            }
+            "pagecache" => {
+                c.page_cache_mib = disk_cache.min(m * 6 / 10);
+                c.compressible_mib = m / 20;
+                c.incompressible_mib = m / 50;
+                c.duplicate_mib = m / 20;
+                c.workload = "idle".into();
+            }
+            "random" => {
+                c.page_cache_mib = (m / 16).min(disk_cache);
+                c.compressible_mib = m * 3 / 100;
+                c.incompressible_mib = m / 2;
+                c.duplicate_mib = m * 3 / 100;
+                c.workload = "idle".into();
+            }
+            "bursty" => {
+                c.workload = "dirty".into();
+                c.burst_period_ms = 4000;
+            }
+            _ => {}
         }
+        c
     }
 
     /// The guest's config file.
@@ -415,6 +503,36 @@ mod tests {
         let conf = c.to_conf();
         assert!(conf.contains("workload=dirty\n"), "{conf}");
         assert!(conf.contains("page_cache_mib=192\n"), "{conf}");
+    }
+
+    #[test]
+    fn workloads_map_to_guest_programs_and_bad_names_are_refused() {
+        let m = WorkloadConfig::scaled(1024, 512, "mixed");
+        assert_eq!((m.workload.as_str(), m.incompressible_copies), ("dirty", 1));
+        assert!(m.unaligned_mib > 0 && m.dirty_pages_per_sec > 0);
+        let b = WorkloadConfig::scaled(1024, 512, "bursty:8MiB");
+        assert_eq!((b.dirty_pages_per_sec, b.burst_period_ms), (2048, 4000));
+        assert_eq!(
+            WorkloadConfig::scaled(1024, 512, "random").incompressible_mib,
+            512
+        );
+        assert_eq!(
+            WorkloadConfig::scaled(1024, 512, "pagecache").page_cache_mib,
+            384
+        );
+        for ok in [
+            "idle",
+            "hotset",
+            "dirty:20MiB",
+            "mixed",
+            "bursty",
+            "bursty:5000",
+        ] {
+            assert!(check_workload(ok).is_ok(), "{ok}");
+        }
+        for bad in ["dirty", "dirty:0", "idle:5", "bursty:x", "nope", ""] {
+            assert!(check_workload(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

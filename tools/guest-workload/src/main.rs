@@ -4,8 +4,12 @@
 //!   time the longest gap the guest suffers during a migration;
 //! - memory contents like a real server's: page cache of its disk, compressible data (text),
 //!   incompressible data, duplicated pages, and new data written to its disk;
+//! - text and binary-like code repeated at unaligned offsets (only long-range matching finds
+//!   the repeats: no two copies share a page alignment), and page-aligned copies of the
+//!   incompressible data;
 //! - a workload: `idle`, `hotset` (a sparse working set whose pages get a small record rewritten
-//!   continuously) or `dirty` (random full-page writes at a set rate);
+//!   continuously) or `dirty` (random full-page writes at a set rate, steady or in bursts that
+//!   alternate between that rate and a fraction of it);
 //! - integrity: checksums of the static memory, of the page cache and of the disk (read with
 //!   O_DIRECT) before the migration and after it, plus self-checks of the hot set and the
 //!   dirtied region. `V` on the heartbeat port stops the workload and prints the result.
@@ -35,6 +39,8 @@ struct Config {
     incompressible_mib: usize,
     duplicate_mib: usize,
     duplicate_distinct_pages: usize,
+    unaligned_mib: usize,
+    incompressible_copies: usize,
     disk_write_mib: usize,
     disk_write_offset_mib: usize,
     workload: String,
@@ -44,6 +50,8 @@ struct Config {
     hotset_pause_us: u64,
     dirty_mib: usize,
     dirty_pages_per_sec: u64,
+    burst_period_ms: u64,
+    burst_low_percent: u64,
     seed: u64,
 }
 
@@ -58,6 +66,8 @@ impl Default for Config {
             incompressible_mib: 0,
             duplicate_mib: 0,
             duplicate_distinct_pages: 64,
+            unaligned_mib: 0,
+            incompressible_copies: 0,
             disk_write_mib: 0,
             disk_write_offset_mib: 0,
             workload: "idle".into(),
@@ -67,6 +77,8 @@ impl Default for Config {
             hotset_pause_us: 2000,
             dirty_mib: 64,
             dirty_pages_per_sec: 0,
+            burst_period_ms: 0,
+            burst_low_percent: 10,
             seed: 1,
         }
     }
@@ -92,6 +104,8 @@ fn parse_config(text: &str) -> Result<Config, String> {
             "incompressible_mib" => c.incompressible_mib = num()? as usize,
             "duplicate_mib" => c.duplicate_mib = num()? as usize,
             "duplicate_distinct_pages" => c.duplicate_distinct_pages = num()?.max(1) as usize,
+            "unaligned_mib" => c.unaligned_mib = num()? as usize,
+            "incompressible_copies" => c.incompressible_copies = (num()? as usize).min(8),
             "disk_write_mib" => c.disk_write_mib = num()? as usize,
             "disk_write_offset_mib" => c.disk_write_offset_mib = num()? as usize,
             "workload" => c.workload = v.trim().into(),
@@ -101,6 +115,8 @@ fn parse_config(text: &str) -> Result<Config, String> {
             "hotset_pause_us" => c.hotset_pause_us = num()?,
             "dirty_mib" => c.dirty_mib = num()? as usize,
             "dirty_pages_per_sec" => c.dirty_pages_per_sec = num()?,
+            "burst_period_ms" => c.burst_period_ms = num()?,
+            "burst_low_percent" => c.burst_low_percent = num()?.min(100),
             "seed" => c.seed = num()?,
             other => return Err(format!("unknown key {other:?}")),
         }
@@ -154,8 +170,12 @@ fn checksum(h: &mut (u64, u64), data: &[u8]) {
     for c in chunks {
         let a = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
         let b = u64::from_le_bytes([c[8], c[9], c[10], c[11], c[12], c[13], c[14], c[15]]);
-        h.0 = (h.0 ^ a).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
-        h.1 = (h.1 ^ b).wrapping_mul(0xC2B2_AE3D_27D4_EB4F).rotate_left(31);
+        h.0 = (h.0 ^ a)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
+        h.1 = (h.1 ^ b)
+            .wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+            .rotate_left(31);
     }
     for &b in tail {
         h.0 = (h.0 ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -167,16 +187,108 @@ fn finish(h: (u64, u64)) -> u64 {
 }
 
 const WORDS: &[&str] = &[
-    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by",
-    "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an",
-    "had", "they", "you", "were", "their", "one", "all", "we", "can", "her", "has", "there",
-    "been", "if", "more", "when", "will", "would", "who", "so", "no", "server", "request",
-    "response", "timeout", "connection", "database", "index", "query", "cache", "memory",
-    "thread", "worker", "error", "warning", "info", "debug", "user", "session", "token",
-    "migration", "virtual", "machine", "network", "packet", "latency", "bandwidth", "disk",
-    "block", "page", "kernel", "process", "signal", "event", "handler", "config", "value",
-    "string", "number", "object", "array", "function", "return", "struct", "impl", "static",
-    "GET", "POST", "/api/v1/items", "200", "404", "500", "2026-11-23T10:00:00Z", "{", "}",
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "was",
+    "with",
+    "be",
+    "by",
+    "on",
+    "not",
+    "he",
+    "this",
+    "are",
+    "or",
+    "his",
+    "from",
+    "at",
+    "which",
+    "but",
+    "have",
+    "an",
+    "had",
+    "they",
+    "you",
+    "were",
+    "their",
+    "one",
+    "all",
+    "we",
+    "can",
+    "her",
+    "has",
+    "there",
+    "been",
+    "if",
+    "more",
+    "when",
+    "will",
+    "would",
+    "who",
+    "so",
+    "no",
+    "server",
+    "request",
+    "response",
+    "timeout",
+    "connection",
+    "database",
+    "index",
+    "query",
+    "cache",
+    "memory",
+    "thread",
+    "worker",
+    "error",
+    "warning",
+    "info",
+    "debug",
+    "user",
+    "session",
+    "token",
+    "migration",
+    "virtual",
+    "machine",
+    "network",
+    "packet",
+    "latency",
+    "bandwidth",
+    "disk",
+    "block",
+    "page",
+    "kernel",
+    "process",
+    "signal",
+    "event",
+    "handler",
+    "config",
+    "value",
+    "string",
+    "number",
+    "object",
+    "array",
+    "function",
+    "return",
+    "struct",
+    "impl",
+    "static",
+    "GET",
+    "POST",
+    "/api/v1/items",
+    "200",
+    "404",
+    "500",
+    "2026-11-23T10:00:00Z",
+    "{",
+    "}",
 ];
 
 /// Text-like data: words and punctuation from a small vocabulary (zstd ratio about 3-4).
@@ -199,6 +311,44 @@ fn fill_text(buf: &mut [u8], rng: &mut Rng) {
             buf[i] = b;
             i += 1;
         }
+    }
+}
+
+/// A corpus like a server's files: half text, half binary-like code (a skewed byte
+/// distribution: a few opcode-like values are common, the rest random), `bytes` long.
+fn corpus(bytes: usize, rng: &mut Rng) -> Vec<u8> {
+    const COMMON: &[u8] = &[
+        0x00, 0x48, 0x89, 0x8b, 0xe8, 0xff, 0x0f, 0x85, 0x84, 0x24, 0xc3, 0x45, 0x31, 0xc0,
+    ];
+    let mut c = vec![0u8; bytes];
+    let half = bytes / 2;
+    fill_text(&mut c[..half], rng);
+    for b in &mut c[half..] {
+        let r = rng.next();
+        *b = if r.is_multiple_of(3) {
+            (r >> 8) as u8
+        } else {
+            COMMON[((r >> 8) % COMMON.len() as u64) as usize]
+        };
+    }
+    c
+}
+
+/// Fills `buf` with pieces of `src` (1-32 KiB each, from any byte offset) separated by a few
+/// random bytes, so the same content recurs at offsets that never line up with a page.
+fn fill_unaligned_repeats(buf: &mut [u8], src: &[u8], rng: &mut Rng) {
+    let mut i = 0;
+    while i < buf.len() {
+        let r = rng.next();
+        let len = (1024 + (r % (31 * 1024)) as usize).min(src.len());
+        let from = ((r >> 20) % (src.len() - len + 1) as u64) as usize;
+        let n = len.min(buf.len() - i);
+        buf[i..i + n].copy_from_slice(&src[from..from + n]);
+        i += n;
+        let gap = ((r >> 50) % 61 + 3) as usize;
+        let end = (i + gap).min(buf.len());
+        rng.fill(&mut buf[i..end]);
+        i = end;
     }
 }
 
@@ -286,6 +436,20 @@ fn dirty_page_fill(page: &mut [u8], idx: u64, version: u64, seed: u64) {
     r.fill(&mut page[16..]);
     page[..8].copy_from_slice(&idx.to_le_bytes());
     page[8..16].copy_from_slice(&version.to_le_bytes());
+}
+
+/// Pages the `dirty` workload writes in one 10 ms tick, `elapsed` after it started: the set
+/// rate, or in bursts, the set rate for the first half of each period and `burst_low_percent`
+/// of it for the second.
+fn tick_pages(cfg: &Config, elapsed: Duration) -> f64 {
+    let rate = cfg.dirty_pages_per_sec as f64;
+    let low = cfg.burst_period_ms > 0
+        && (elapsed.as_millis() as u64 % cfg.burst_period_ms) >= cfg.burst_period_ms / 2;
+    if low {
+        rate * cfg.burst_low_percent as f64 / 100.0 / 100.0
+    } else {
+        rate / 100.0
+    }
 }
 
 fn main() {
@@ -384,7 +548,8 @@ fn run(cfg: &Config, port: &Port, verify: &AtomicBool, started: Instant) -> Resu
             f.write_all_at(buf.0, ((cfg.disk_write_offset_mib + i) * MIB) as u64)
                 .map_err(|e| format!("write {}: {e}", cfg.disk))?;
         }
-        f.sync_all().map_err(|e| format!("sync {}: {e}", cfg.disk))?;
+        f.sync_all()
+            .map_err(|e| format!("sync {}: {e}", cfg.disk))?;
     }
     let mut mem = Memory {
         statics: Vec::new(),
@@ -396,7 +561,18 @@ fn run(cfg: &Config, port: &Port, verify: &AtomicBool, started: Instant) -> Resu
     mem.statics.push(text);
     let random = region(cfg.incompressible_mib * MIB);
     rng.fill(random);
+    for _ in 0..cfg.incompressible_copies {
+        let copy = region(random.len());
+        copy.copy_from_slice(random);
+        mem.statics.push(copy);
+    }
     mem.statics.push(random);
+    if cfg.unaligned_mib > 0 {
+        let src = corpus(MIB, &mut rng);
+        let repeats = region(cfg.unaligned_mib * MIB);
+        fill_unaligned_repeats(repeats, &src, &mut rng);
+        mem.statics.push(repeats);
+    }
     let dup = region(cfg.duplicate_mib * MIB);
     let distinct: Vec<Vec<u8>> = (0..cfg.duplicate_distinct_pages)
         .map(|_| {
@@ -462,10 +638,14 @@ fn run(cfg: &Config, port: &Port, verify: &AtomicBool, started: Instant) -> Resu
             let pages = (mem.dirty.len() / PAGE) as u64;
             let mut versions = vec![0u64; pages as usize];
             let tick = Duration::from_millis(10);
-            let per_tick = (cfg.dirty_pages_per_sec / 100).max(1);
-            let mut next = Instant::now();
+            let start = Instant::now();
+            let mut next = start;
+            let mut owed = 0.0f64;
             while !verify.load(Ordering::SeqCst) {
-                for _ in 0..per_tick {
+                owed += tick_pages(cfg, start.elapsed());
+                let due = owed.floor();
+                owed -= due;
+                for _ in 0..due as u64 {
                     let idx = rng.next() % pages;
                     versions[idx as usize] += 1;
                     let page = &mut mem.dirty[idx as usize * PAGE..][..PAGE];
@@ -559,6 +739,40 @@ mod tests {
                 assert!(at >= 64 && at + per <= PAGE, "{p} {per}");
             }
         }
+    }
+
+    #[test]
+    fn bursts_alternate_between_the_rate_and_its_low_share() {
+        let mut c = parse_config("dirty_pages_per_sec=10000\nburst_period_ms=4000\n").unwrap();
+        c.burst_low_percent = 10;
+        let ms = Duration::from_millis;
+        assert_eq!(tick_pages(&c, ms(100)), 100.0);
+        assert_eq!(tick_pages(&c, ms(2500)), 10.0);
+        assert_eq!(tick_pages(&c, ms(4100)), 100.0);
+        c.burst_period_ms = 0;
+        assert_eq!(tick_pages(&c, ms(2500)), 100.0);
+    }
+
+    #[test]
+    fn unaligned_repeats_recur_off_the_page_grid() {
+        let mut rng = Rng::new(3);
+        let src = corpus(256 * 1024, &mut rng);
+        let mut buf = vec![0u8; 2 * MIB];
+        fill_unaligned_repeats(&mut buf, &src, &mut rng);
+        // Nearly every byte is a copy from the corpus (the random gaps are short), yet no page
+        // of the buffer equals another.
+        let found = (0..16)
+            .filter(|k| {
+                let w = &buf[k * 131_071 + 17..][..64];
+                src.windows(64).any(|s| s == w)
+            })
+            .count();
+        assert!(
+            found >= 12,
+            "only {found} of 16 windows came from the corpus"
+        );
+        let pages: std::collections::HashSet<&[u8]> = buf.chunks(PAGE).collect();
+        assert_eq!(pages.len(), buf.len() / PAGE, "no two pages are the same");
     }
 
     #[test]

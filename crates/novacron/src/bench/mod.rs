@@ -48,12 +48,32 @@ pub struct MigrationArgs {
     /// Random loss per direction, e.g. 0.1%.
     #[arg(long, default_value = "0.1%")]
     pub loss: String,
-    /// Guest RAM, e.g. 1G (QEMU gets 8 KiB more: TCG dirty tracking of QEMU 7.2).
-    #[arg(long, default_value = "1G")]
-    pub memory: String,
-    /// idle, hotset or dirty:RATE (pages/s, or e.g. dirty:20MiB).
+    /// Guest RAM, e.g. 1G (QEMU gets 8 KiB more: TCG dirty tracking of QEMU 7.2). Default
+    /// 1G, or 256M with --quick.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// idle, hotset, dirty:RATE (pages/s, or e.g. dirty:20MiB), mixed, pagecache, random or
+    /// bursty[:RATE] (without a rate: twice the link rate, then a fifth of it, 2 s each).
     #[arg(long, default_value = "hotset")]
     pub workload: String,
+    /// Run a grid of links × workloads instead of one scenario (--links, --workloads). JSON:
+    /// {"cells": [{"link", "workload", "floor_bytes", "results", "targets"}]}.
+    #[arg(long)]
+    pub matrix: bool,
+    /// With --matrix: 256 MiB guests and a 300 s limit per migration.
+    #[arg(long, requires = "matrix")]
+    pub quick: bool,
+    /// With --matrix: comma-separated RATE/RTT/LOSS links [default:
+    /// 1gbit/10ms/0%,100mbit/50ms/0.1%,20mbit/120ms/0.5%].
+    #[arg(long, requires = "matrix")]
+    pub links: Option<String>,
+    /// With --matrix: comma-separated workloads [default:
+    /// idle,hotset,dirty:8MiB,mixed,pagecache,random,bursty].
+    #[arg(long, requires = "matrix")]
+    pub workloads: Option<String>,
+    /// Skip the information floor (two RAM images and a zstd -19 pass over them per scenario).
+    #[arg(long)]
+    pub no_floor: bool,
     /// Comma-separated: novacron, qemu-default, qemu-multifd-zstd, qemu-xbzrle.
     #[arg(
         long,
@@ -64,8 +84,9 @@ pub struct MigrationArgs {
     #[arg(long, default_value = "cubic")]
     pub cc: String,
     /// A migration not finished after this long is cancelled and reported as not completed.
-    #[arg(long, default_value = "600s")]
-    pub limit: String,
+    /// Default 600s, or 300s with --quick.
+    #[arg(long)]
+    pub limit: Option<String>,
     /// Scratch directory (removed afterwards, also on error and Ctrl-C).
     #[arg(long, default_value = "/var/tmp/novacron-bench-mig")]
     pub work_dir: PathBuf,
@@ -276,9 +297,18 @@ async fn transport(a: TransportArgs, out: Format) -> anyhow::Result<()> {
 }
 
 async fn migration(a: MigrationArgs, out: Format, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    use novacron_bench::matrix;
     use novacron_bench::migration::{self, MigrationBenchConfig};
     use novacron_wanem::parse;
-    let memory = novacron_api_types::parse_size(&a.memory).context("--memory")?;
+    let memory_arg = a
+        .memory
+        .clone()
+        .unwrap_or_else(|| if a.quick { "256M" } else { "1G" }.into());
+    let memory = novacron_api_types::parse_size(&memory_arg).context("--memory")?;
+    let limit = a
+        .limit
+        .clone()
+        .unwrap_or_else(|| if a.quick { "300s" } else { "600s" }.into());
     let cfg = MigrationBenchConfig {
         rate_bps: parse::rate_bps(&a.rate)?,
         rtt: parse::duration(&a.rtt)?,
@@ -287,18 +317,63 @@ async fn migration(a: MigrationArgs, out: Format, stop: Arc<AtomicBool>) -> anyh
         workload: a.workload,
         systems: a.systems.split(',').map(|x| x.trim().to_string()).collect(),
         cc: a.cc,
-        limit: parse::duration(&a.limit).context("--limit")?,
+        limit: parse::duration(&limit).context("--limit")?,
         work_dir: a.work_dir,
         stop,
+        floor: !a.no_floor,
         ..MigrationBenchConfig::default()
     };
-    interrupt::dir(cfg.work_dir.clone());
-    interrupt::wanem(&cfg.netns_prefix);
     if memory % (1 << 20) != 0 {
         anyhow::bail!("--memory must be a whole number of MiB");
     }
+    let links = match &a.links {
+        Some(l) => l
+            .split(',')
+            .map(matrix::parse_link)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("--links: {e}"))?,
+        None => matrix::default_links(),
+    };
+    let workloads: Vec<String> = match &a.workloads {
+        Some(w) => w.split(',').map(|x| x.trim().to_string()).collect(),
+        None => matrix::DEFAULT_WORKLOADS
+            .iter()
+            .map(|w| w.to_string())
+            .collect(),
+    };
+    interrupt::dir(cfg.work_dir.clone());
+    interrupt::wanem(&cfg.netns_prefix);
     // The bench builds its own runtimes inside the emulated sites: run it on a plain thread.
     // SIGINT/SIGTERM set `stop` (see `run`); it kills its QEMUs and removes its files.
+    if a.matrix {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            // Each cell as it ends, on stderr: a grid runs for hours.
+            let mut progress = |i: usize, n: usize, c: &matrix::Cell| {
+                eprint!("cell {i}/{n}: {}", matrix::render_cell(c));
+            };
+            let _ = tx.send(matrix::run(&cfg, &links, &workloads, &mut progress));
+        });
+        let report = rx.await.context("migration bench thread")??;
+        match out {
+            Format::Json => println!("{}", serde_json::to_string(&report)?),
+            Format::Table => print!("{}", matrix::render_table(&report)),
+        }
+        let bad = report
+            .cells
+            .iter()
+            .flat_map(|c| c.results.iter().map(move |r| (c, r)))
+            .find(|(_, r)| r.integrity != "ok");
+        if let Some((c, r)) = bad {
+            anyhow::bail!(
+                "{} in the {} cell: the guest's integrity check failed: {}",
+                r.system,
+                c.workload,
+                r.note.as_deref().unwrap_or("")
+            );
+        }
+        return Ok(());
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let _ = tx.send(migration::run(&cfg));
