@@ -15,7 +15,8 @@
 //! auto-converge (`qemu-multifd-zstd`), XBZRLE plus auto-converge (`qemu-xbzrle`). Their QEMUs
 //! run inside the site namespaces, whose default TCP congestion control (a per-namespace sysctl)
 //! is set to `cc`. `novacron` is crates/migrate over a DWCP session between the sites, with the
-//! guest's base image held by the destination.
+//! guest's base image held by the destination, in `vm migrate`'s default mode (`auto`: pre-copy,
+//! throttle, then post-copy when the pause limit cannot be met before the deadline).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use novacron_dwcp::{Listener, SessionOptions};
 use novacron_migrate::compat::tcg_safe_ram_bytes;
+use novacron_migrate::postcopy::{Hook, PostcopyUse};
 use novacron_migrate::testing::{self, Heartbeat, WorkloadConfig};
 use novacron_migrate::{
     CancellationToken, Decision, DestinationParams, MigrationProgress, SourceParams,
@@ -1051,6 +1053,11 @@ impl SystemRun<'_> {
             max_downtime_raisable: true,
             deadline: Some(cfg.limit),
             auto_converge: true,
+            // As `vm migrate` with its default `--mode auto`: pre-copy, throttle, then
+            // post-copy when the model finds the pause limit cannot be met before the
+            // deadline. There is no control plane here to record the commit before the switch.
+            postcopy: PostcopyUse::WhenStuck,
+            commit_before_postcopy: Some(Hook::accept()),
             ..Default::default()
         };
         let started = Instant::now();
@@ -1133,7 +1140,22 @@ impl SystemRun<'_> {
                     ended: resumed,
                     endpoint_cpu: 0.0,
                     congestion: "bbr (DWCP's own choice)".into(),
-                    note: None,
+                    // Which mode landed it: a switch to post-copy is named with its reason.
+                    note: summary.postcopy_switch_ms.map(|ms| {
+                        format!(
+                            "post-copy after {:.1} s ({}){}",
+                            ms as f64 / 1000.0,
+                            summary
+                                .postcopy_reason
+                                .as_deref()
+                                .unwrap_or("no reason recorded"),
+                            summary
+                                .faults
+                                .as_ref()
+                                .map(|f| format!(", {} page faults served", f.faults_served))
+                                .unwrap_or_default()
+                        )
+                    }),
                 })
             }
             Ok((None, session, Some(e))) => {
