@@ -1612,6 +1612,11 @@ impl Monitor {
         };
         let mut d = policy::decide(&input);
         if !self.floor_checked {
+            // Until the check, the progress shows the current estimate: a migration that ends
+            // before it (a small guest on a fast link) still reports the floor it ran against.
+            if bw > 0.0 {
+                progress.send_modify(|x| x.pause_floor_ms = Some(d.floor_ms as u64));
+            }
             self.check_floor(&d, &input, now, progress)?;
             let limit = self.max_downtime_ms;
             if input.max_downtime_ms != limit {
