@@ -283,17 +283,25 @@ async fn transport(a: TransportArgs, out: Format) -> anyhow::Result<()> {
         cfg.queue = std::time::Duration::from_millis(q);
     }
     interrupt::wanem(&cfg.netns_prefix);
-    // The bench builds its own runtimes inside the emulated sites: run it on a plain thread.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(transport::run(&cfg));
-    });
-    let report = rx.await.context("transport bench thread")??;
+    let report = on_plain_thread("transport", move || transport::run(&cfg)).await??;
     match out {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Table => print!("{}", transport::render_table(&report)),
     }
     Ok(())
+}
+
+/// Runs `f` on a plain thread and waits for it: the transport and migration benches build
+/// their own runtimes inside the emulated sites, which a runtime thread cannot do.
+async fn on_plain_thread<T: Send + 'static>(
+    bench: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await.with_context(|| format!("{bench} bench thread"))
 }
 
 async fn migration(a: MigrationArgs, out: Format, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
@@ -346,15 +354,14 @@ async fn migration(a: MigrationArgs, out: Format, stop: Arc<AtomicBool>) -> anyh
     // The bench builds its own runtimes inside the emulated sites: run it on a plain thread.
     // SIGINT/SIGTERM set `stop` (see `run`); it kills its QEMUs and removes its files.
     if a.matrix {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
+        let report = on_plain_thread("migration", move || {
             // Each cell as it ends, on stderr: a grid runs for hours.
             let mut progress = |i: usize, n: usize, c: &matrix::Cell| {
                 eprint!("cell {i}/{n}: {}", matrix::render_cell(c));
             };
-            let _ = tx.send(matrix::run(&cfg, &links, &workloads, &mut progress));
-        });
-        let report = rx.await.context("migration bench thread")??;
+            matrix::run(&cfg, &links, &workloads, &mut progress)
+        })
+        .await??;
         match out {
             Format::Json => println!("{}", serde_json::to_string(&report)?),
             Format::Table => print!("{}", matrix::render_table(&report)),
@@ -374,11 +381,7 @@ async fn migration(a: MigrationArgs, out: Format, stop: Arc<AtomicBool>) -> anyh
         }
         return Ok(());
     }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(migration::run(&cfg));
-    });
-    let report = rx.await.context("migration bench thread")??;
+    let report = on_plain_thread("migration", move || migration::run(&cfg)).await??;
     match out {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Table => print!("{}", migration::render_table(&report)),
