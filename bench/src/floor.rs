@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -76,8 +77,9 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Computes the floor from the RAM image before the migration (`start`) and at its end
-/// (`end`). The images must be the same size.
-pub fn compute(start: &Path, end: &Path) -> io::Result<Floor> {
+/// (`end`). The images must be the same size. Setting `stop` ends it within a MiB of input,
+/// with an error of kind [`io::ErrorKind::Interrupted`].
+pub fn compute(start: &Path, end: &Path, stop: &AtomicBool) -> io::Result<Floor> {
     let t = Instant::now();
     let (mut s, mut e) = (File::open(start)?, File::open(end)?);
     let (s_len, e_len) = (s.metadata()?.len(), e.metadata()?.len());
@@ -96,6 +98,12 @@ pub fn compute(start: &Path, end: &Path) -> io::Result<Floor> {
     let (mut pages, mut rewritten_pages) = (0u64, 0u64);
     let (mut sb, mut eb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "stopped before the floor was computed",
+            ));
+        }
         let n = read_full(&mut e, &mut eb)?;
         let m = read_full(&mut s, &mut sb[..n])?;
         if n == 0 {
@@ -165,7 +173,7 @@ mod tests {
         let (s, e) = (dir.join("start"), dir.join("end"));
         std::fs::write(&s, &start).unwrap();
         std::fs::write(&e, &end).unwrap();
-        let f = compute(&s, &e).unwrap();
+        let f = compute(&s, &e, &AtomicBool::new(false)).unwrap();
         assert_eq!(f.ram_pages, 256);
         assert_eq!(f.distinct_pages, 1 + 1 + 128);
         assert_eq!(f.rewritten_pages, 16);
@@ -189,7 +197,10 @@ mod tests {
         );
         // Images of different sizes are refused.
         std::fs::write(&s, &start[..PAGE]).unwrap();
-        assert!(compute(&s, &e).is_err());
+        assert!(compute(&s, &e, &AtomicBool::new(false)).is_err());
+        // Ctrl-C ends it at once.
+        let stopped = compute(&e, &e, &AtomicBool::new(true)).unwrap_err();
+        assert_eq!(stopped.kind(), io::ErrorKind::Interrupted);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -206,7 +217,7 @@ mod tests {
         img.resize(8 << 20, 7);
         let p = dir.join("img");
         std::fs::write(&p, &img).unwrap();
-        let f = compute(&p, &p).unwrap();
+        let f = compute(&p, &p, &AtomicBool::new(false)).unwrap();
         assert_eq!(f.distinct_pages, f.ram_pages);
         assert_eq!(f.rewritten_pages, 0);
         assert!(f.ram_compressed_bytes < (4 << 20) * 105 / 100, "{f:?}");

@@ -811,8 +811,14 @@ impl SystemRun<'_> {
         // The floor, with both QEMUs gone (it keeps both cores busy).
         let floor = self.floor.then(|| match floor_err {
             Some(e) => Err(e),
-            None => floor::compute(&ram_start, &ram_end).map_err(|e| format!("floor: {e}")),
+            None => {
+                floor::compute(&ram_start, &ram_end, &cfg.stop).map_err(|e| format!("floor: {e}"))
+            }
         });
+        if cfg.stop.load(Ordering::Relaxed) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            return Err(MigrationBenchError::Interrupted);
+        }
         if let Some(f) = &floor {
             tracing::info!(system, floor = ?f, "information floor");
         }

@@ -56,6 +56,11 @@ impl Window {
         self.lock().0
     }
 
+    /// Bytes the destination consumed so far.
+    pub fn consumed(&self) -> u64 {
+        self.lock().1
+    }
+
     /// Records the destination's count of consumed bytes.
     pub fn acked(&self, consumed: u64) {
         let mut s = self.lock();
@@ -147,6 +152,10 @@ mod tests {
         let waited = t.join().unwrap();
         assert!(waited >= Duration::from_millis(90), "{waited:?}");
         assert_eq!(w.in_flight(), 70);
+        assert_eq!((w.sent(), w.consumed()), (130, 60));
+        // An older count arriving late changes nothing.
+        w.acked(40);
+        assert_eq!(w.consumed(), 60);
         // A message larger than the window still goes when nothing is in flight.
         w.acked(130);
         assert!(w.acquire_blocking(1000));

@@ -304,6 +304,92 @@ fn throttle_for(r: f64, now_percent: u64) -> Throttle {
     }
 }
 
+/// Passes after which pre-copy may count as stalled.
+pub const STALL_PASSES: usize = 3;
+/// And the time they must span: a guest whose dirty rate swings (bursts, a periodic job) gets
+/// at least this long to show a quiet phase in which the dirty set fits.
+pub const STALL_SPAN: std::time::Duration = std::time::Duration::from_secs(10);
+/// A recent pass counts as progress when its dirty set is below this share of the best one
+/// before it.
+pub const STALL_PROGRESS: f64 = 0.9;
+/// How many of the last passes must all fail to make progress.
+const STALL_RECENT: usize = 2;
+
+/// The dirty set found at each sync after the first pass. Pre-copy works while each pass
+/// leaves less than the ones before (a rising throttle is how it gets there); a dirty set that
+/// stopped shrinking will not shrink, whatever the average rates say (bursts, or pages
+/// rewritten even when throttled, never let a pass fit). Pre-copy then only burns the link and
+/// the deadline.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PassHistory {
+    passes: Vec<(std::time::Instant, u64)>,
+    /// The throttle the last recorded pass ran under.
+    last_throttle_percent: u64,
+}
+
+/// Pre-copy stopped making progress: the best dirty set of the last passes and of the ones
+/// before, bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stall {
+    pub passes: usize,
+    pub span: std::time::Duration,
+    pub best_earlier: u64,
+    pub best_recent: u64,
+    /// The throttle the last pass ran under, percent.
+    pub throttle_percent: u64,
+}
+
+impl PassHistory {
+    /// One sync's dirty set, and the throttle the guest ran under while it was dirtied.
+    pub fn record(&mut self, at: std::time::Instant, dirty_set: u64, throttle_percent: u64) {
+        self.passes.push((at, dirty_set));
+        self.last_throttle_percent = throttle_percent;
+    }
+
+    /// Some when at least [`STALL_PASSES`] passes spanning [`STALL_SPAN`] were recorded and
+    /// none of the last two beat the best before them by a tenth.
+    pub fn stalled(&self) -> Option<Stall> {
+        let n = self.passes.len();
+        let (first, last) = (self.passes.first()?, self.passes.last()?);
+        let span = last.0.saturating_duration_since(first.0);
+        if n < STALL_PASSES || span < STALL_SPAN {
+            return None;
+        }
+        let (earlier, recent) = self.passes.split_at(n - STALL_RECENT);
+        let best_earlier = earlier.iter().map(|x| x.1).min()?;
+        let best_recent = recent.iter().map(|x| x.1).min()?;
+        ((best_recent as f64) >= STALL_PROGRESS * best_earlier as f64).then_some(Stall {
+            passes: n,
+            span,
+            best_earlier,
+            best_recent,
+            throttle_percent: self.last_throttle_percent,
+        })
+    }
+}
+
+/// The throttle for a stalled pre-copy ([`PassHistory::stalled`]), the first escalation in
+/// every mode: the rate model said the guest was slow enough, the passes say the dirty set does
+/// not shrink, so the guest is treated as re-dirtying all that each pass sends (`D / G` = 1).
+/// That halves the CPU it keeps, and QEMU's further steps (at each sync that still dirtied half
+/// of what it sent) reach the ceiling in two or three passes. With post-copy to follow
+/// (`to_ceiling`), it goes to the ceiling at once: on a slow link each pass takes many seconds,
+/// and one pass at the ceiling shows whether pre-copy can land. None at the ceiling.
+pub fn stall_throttle(now_percent: u64, to_ceiling: bool) -> Option<Throttle> {
+    if now_percent >= MAX_THROTTLE_PERCENT {
+        return None;
+    }
+    Some(if to_ceiling {
+        Throttle {
+            target_percent: MAX_THROTTLE_PERCENT,
+            increment_percent: MAX_THROTTLE_PERCENT - now_percent,
+            trigger_threshold_percent: (TARGET_SHRINK * 100.0) as u64,
+        }
+    } else {
+        throttle_for(1.0, now_percent)
+    })
+}
+
 /// What the post-copy decision of `--mode auto` looks at, each tick of pre-copy.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PostcopyCheck {
@@ -321,15 +407,21 @@ pub struct PostcopyCheck {
     pub deadline: Option<std::time::Duration>,
     /// The destination answers, its acks keep coming and no page request waits too long.
     pub healthy: bool,
+    /// [`PassHistory::stalled`] of this tick.
+    pub stall: Option<Stall>,
 }
 
 /// `--mode auto`: whether to leave pre-copy for post-copy now, and why. Post-copy splits the
 /// VM across two hosts, so it is chosen only when pre-copy cannot land the VM within the
 /// limit on its pause: the throttle is at its ceiling and the guest still dirties at least what
 /// the link re-sends (each pass is no smaller than the one before), or throttling is not
-/// allowed and two passes showed the same, or half of the deadline went by without
-/// converging (the throttle's steps would not finish in the rest). Never while the peer or the
-/// link is unhealthy: a split VM needs both.
+/// allowed and two passes showed the same, or the dirty set stopped shrinking
+/// ([`PassHistory::stalled`]: the guest's average rate may be below the link's while its
+/// bursts, or a floor of pages it rewrites even when throttled, never let a pass fit) with the
+/// throttle at its ceiling or not allowed (before that a stall raises the throttle:
+/// [`stall_throttle`]), or
+/// half of the deadline went by without converging (the throttle's steps would not finish in
+/// the rest). Never while the peer or the link is unhealthy: a split VM needs both.
 pub fn postcopy_reason(c: &PostcopyCheck) -> Option<String> {
     if !c.healthy || c.converging || c.pass < 2 {
         return None;
@@ -346,6 +438,21 @@ pub fn postcopy_reason(c: &PostcopyCheck) -> Option<String> {
         return Some(format!(
             "the guest dirties {:.1}x what the link re-sends and may not be throttled",
             c.dirty_to_goodput.unwrap_or(0.0)
+        ));
+    }
+    if let Some(s) = c.stall
+        && (!c.may_throttle || s.throttle_percent >= MAX_THROTTLE_PERCENT)
+    {
+        let at = match s.throttle_percent {
+            0 => "unthrottled".to_string(),
+            p => format!("throttled to {p}%"),
+        };
+        return Some(format!(
+            "pre-copy stalled: {at}, the dirty set stayed at {} MiB or more over the last {STALL_RECENT} of {} passes in {} s (best before: {} MiB)",
+            s.best_recent >> 20,
+            s.passes,
+            s.span.as_secs(),
+            s.best_earlier >> 20
         ));
     }
     if let Some(d) = c.deadline
@@ -535,6 +642,7 @@ mod tests {
             elapsed: Duration::from_secs(30),
             deadline: Some(Duration::from_secs(600)),
             healthy: true,
+            stall: None,
         };
         assert!(postcopy_reason(&stuck).unwrap().contains("99%"));
         for not_yet in [
@@ -577,6 +685,121 @@ mod tests {
             }),
             None
         );
+    }
+
+    fn history(sets_mib: &[u64], every: std::time::Duration) -> PassHistory {
+        let t0 = std::time::Instant::now();
+        let mut h = PassHistory::default();
+        for (i, m) in sets_mib.iter().enumerate() {
+            h.record(t0 + every * i as u32, m << 20, MAX_THROTTLE_PERCENT);
+        }
+        h
+    }
+
+    #[test]
+    fn a_dirty_set_that_stops_shrinking_is_a_stall() {
+        use std::time::Duration;
+        let s = Duration::from_secs(3);
+        // Bursts: the quiet phase's passes come back to ~12 MiB and never below.
+        let bursty = history(&[40, 12, 38, 13, 40, 14], s);
+        let stall = bursty.stalled().unwrap();
+        assert_eq!(
+            (stall.passes, stall.best_earlier, stall.best_recent),
+            (6, 12 << 20, 14 << 20)
+        );
+        assert_eq!(stall.span, Duration::from_secs(15));
+        // Still shrinking by more than a tenth a pass (a rising throttle does that): pre-copy
+        // is getting there.
+        assert_eq!(history(&[40, 30, 22, 16, 12], s).stalled(), None);
+        // One recent pass that beats the best is progress.
+        assert_eq!(history(&[40, 12, 38, 9, 40], s).stalled(), None);
+        // Too few passes, or too short a time for a quiet phase to show.
+        assert_eq!(history(&[20, 20], Duration::from_secs(10)).stalled(), None);
+        assert!(
+            history(&[20, 20, 20], Duration::from_secs(10))
+                .stalled()
+                .is_some()
+        );
+        assert_eq!(history(&[20; 8], Duration::from_secs(1)).stalled(), None);
+        // A flat set after a shrinking start.
+        let mut h = history(&[64, 40, 24, 20, 19], s);
+        assert_eq!(h.stalled(), None, "19 beat 24 by more than a tenth");
+        h.record(std::time::Instant::now() + s * 5, 19 << 20, 0);
+        assert!(h.stalled().is_some(), "19 and 19 against 20 before them");
+    }
+
+    #[test]
+    fn a_stall_halves_the_cpu_the_guest_keeps() {
+        let t = stall_throttle(0, false).unwrap();
+        assert_eq!((t.target_percent, t.trigger_threshold_percent), (50, 50));
+        assert!(t.increment_percent >= 20, "{t:?}");
+        assert_eq!(stall_throttle(50, false).unwrap().target_percent, 75);
+        assert_eq!(
+            stall_throttle(98, false).unwrap().target_percent,
+            MAX_THROTTLE_PERCENT
+        );
+        assert_eq!(stall_throttle(MAX_THROTTLE_PERCENT, false), None);
+        // Post-copy next: one step to the ceiling.
+        let t = stall_throttle(24, true).unwrap();
+        assert_eq!(t.target_percent, MAX_THROTTLE_PERCENT);
+        assert_eq!(t.target_percent, 24 + t.increment_percent);
+        assert_eq!(stall_throttle(MAX_THROTTLE_PERCENT, true), None);
+    }
+
+    #[test]
+    fn a_stall_switches_to_postcopy_before_the_half_deadline() {
+        use std::time::Duration;
+        let stall = history(&[40, 12, 38, 13, 40, 14], Duration::from_secs(3)).stalled();
+        let c = PostcopyCheck {
+            pass: 8,
+            converging: false,
+            // The average rate is below the link's: the outrun rule does not fire.
+            dirty_to_goodput: Some(0.6),
+            throttle_percent: MAX_THROTTLE_PERCENT,
+            may_throttle: true,
+            elapsed: Duration::from_secs(40),
+            deadline: Some(Duration::from_secs(300)),
+            healthy: true,
+            stall,
+        };
+        let why = postcopy_reason(&c).unwrap();
+        assert!(why.contains("stalled") && why.contains("12 MiB"), "{why}");
+        let unthrottled = PostcopyCheck {
+            may_throttle: false,
+            throttle_percent: 0,
+            stall: stall.map(|s| Stall {
+                throttle_percent: 0,
+                ..s
+            }),
+            ..c
+        };
+        assert!(
+            postcopy_reason(&unthrottled)
+                .unwrap()
+                .contains("unthrottled")
+        );
+        for not_now in [
+            PostcopyCheck {
+                healthy: false,
+                ..c
+            },
+            PostcopyCheck {
+                converging: true,
+                ..c
+            },
+            PostcopyCheck { stall: None, ..c },
+            // The last pass ran below the ceiling: the throttle goes up first, and a pass at
+            // the ceiling must show the same.
+            PostcopyCheck {
+                stall: stall.map(|s| Stall {
+                    throttle_percent: 50,
+                    ..s
+                }),
+                ..c
+            },
+        ] {
+            assert_eq!(postcopy_reason(&not_now), None, "{not_now:?}");
+        }
     }
 
     #[test]

@@ -38,8 +38,13 @@ const BATCH_BYTES: usize = 256 << 10;
 /// A read that waits this long flushes what is pending (QEMU paused between writes).
 const IDLE_FLUSH: Duration = Duration::from_millis(2);
 const TICK: Duration = Duration::from_millis(100);
-/// In-flight stream bytes in post-copy: a requested page waits behind at most this much.
-const POSTCOPY_WINDOW_BYTES: u64 = 512 << 10;
+/// In-flight stream bytes in post-copy before any decision gave a tail window.
+const MIN_POSTCOPY_WINDOW: u64 = 256 << 10;
+/// Stream bytes in flight from the decision to switch to post-copy until QEMU stopped the
+/// guest: the device state it sends then queues behind them, and each of them is pause.
+const SWITCH_WINDOW: u64 = 64 << 10;
+/// Longest wait for the pipe to drain to [`SWITCH_WINDOW`] before a switch to post-copy.
+const POSTCOPY_DRAIN_LIMIT: Duration = Duration::from_secs(3);
 /// How long a bandwidth estimate counts (see [`Monitor::apply`]).
 const BANDWIDTH_MEMORY: Duration = Duration::from_secs(10);
 /// Largest raw-rate cap QEMU accepts comfortably; the link, not QEMU, must be the limit.
@@ -812,6 +817,7 @@ async fn run(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut mon = Monitor::new(p, max_downtime, started, disks.is_empty());
+    mon.postcopy_allowed = postcopy_use != PostcopyUse::Never;
     let mut stopped_at: Option<Instant> = None;
     let mut completed = false;
     // Set once `migrate-continue` went to QEMU: it is sent exactly once per migration.
@@ -819,6 +825,8 @@ async fn run(
     let mut info = MigrateInfo::default();
     // Post-copy: when the switch was asked of QEMU, and why.
     let mut switched: Option<(Instant, String)> = None;
+    // Post-copy decided (when, why, stream bytes sent by then), waiting for the pipe to drain.
+    let mut postcopy_pending: Option<(Instant, String, u64)> = None;
     progress.send_modify(|x| {
         x.phase = MigrationPhase::MemoryPrecopy { pass: 1 };
         x.message = "copying memory".into();
@@ -918,6 +926,9 @@ async fn run(
             }
             "postcopy-active" => {
                 stopped_at.get_or_insert_with(Instant::now);
+                // The tail window keeps the pipe full and the bytes queued ahead of a requested
+                // page at about one round trip's worth.
+                window.set_limit(mon.tail_window.max(MIN_POSTCOPY_WINDOW));
                 let sent = shared.lock().unwrap_or_else(|p| p.into_inner()).raw_bytes;
                 progress.send_modify(|x| {
                     x.phase = MigrationPhase::Postcopy;
@@ -992,8 +1003,46 @@ async fn run(
                         elapsed: started.elapsed(),
                         deadline: p.deadline,
                         healthy: acked_recently && session.stream_count() > 0,
+                        stall: mon.passes.stalled(),
                     })
                 }
+            };
+            // Decided once: the pipe first drains (what was in flight at the decision crosses,
+            // and SWITCH_WINDOW, or one larger message, is let in until QEMU stopped the
+            // guest), since the switch's device state queues behind every byte in flight and
+            // each of them is pause: at 20 Mbit/s, 120 ms, ~550 ms behind the bulk window,
+            // ~190 ms behind the tail window, ~25 ms behind this one.
+            let reason = match postcopy_pending.take() {
+                _ if mon.released => None,
+                Some(pending) => Some(pending),
+                None => reason.map(|r| (Instant::now(), r, window.sent())),
+            };
+            let reason = match reason {
+                Some((since, r, sent))
+                    if window.consumed() < sent
+                        && window.in_flight() > SWITCH_WINDOW
+                        && since.elapsed() < POSTCOPY_DRAIN_LIMIT =>
+                {
+                    if !mon.draining {
+                        tracing::info!(
+                            reason = %r,
+                            in_flight = window.in_flight(),
+                            "post-copy decided: draining the pipe first"
+                        );
+                        mon.draining = true;
+                        window.set_limit(SWITCH_WINDOW);
+                    }
+                    postcopy_pending = Some((since, r, sent));
+                    None
+                }
+                other => other.map(|(since, r, _)| {
+                    tracing::debug!(
+                        drained_ms = since.elapsed().as_millis() as u64,
+                        in_flight = window.in_flight(),
+                        "pipe drained for the switch"
+                    );
+                    r
+                }),
             };
             if let Some(reason) = reason {
                 let hook = p.commit_before_postcopy.as_ref().ok_or_else(|| {
@@ -1008,8 +1057,9 @@ async fn run(
                 // From here on the VM belongs to the destination.
                 undo.postcopy_committed = true;
                 control::send(&control, &Control::Postcopy).await?;
-                // The tail window keeps the bytes queued ahead of a requested page small.
-                window.set_limit(POSTCOPY_WINDOW_BYTES);
+                // Still drained: the window opens once QEMU stopped the guest (postcopy-active).
+                mon.draining = true;
+                window.set_limit(SWITCH_WINDOW);
                 qapi::exec(qmp, SIDE, "migrate-start-postcopy", json!({})).await?;
                 stopped_at.get_or_insert_with(Instant::now);
                 progress.send_modify(|x| {
@@ -1425,6 +1475,16 @@ struct Monitor {
     delivered: std::collections::VecDeque<(Instant, f64)>,
     /// The link's floor was set against the limit (once, when the bandwidth is known).
     floor_checked: bool,
+    /// The dirty sets found at the syncs after the first pass.
+    passes: policy::PassHistory,
+    /// The last decision's tail window.
+    tail_window: u64,
+    /// A switch to post-copy was decided: the pipe drains to [`SWITCH_WINDOW`].
+    draining: bool,
+    /// Post-copy may follow a stall at the throttle's ceiling.
+    postcopy_allowed: bool,
+    /// The throttle of the last tick: the one the guest ran under until the next sync.
+    throttle_seen: u64,
 }
 
 /// Drops the samples older than `span`.
@@ -1473,6 +1533,11 @@ impl Monitor {
             hold_ms: policy::hold_limit_ms(max_downtime.as_secs_f64() * 1000.0),
             delivered: Default::default(),
             floor_checked: p.offline,
+            passes: Default::default(),
+            tail_window: 0,
+            draining: false,
+            postcopy_allowed: false,
+            throttle_seen: 0,
         }
     }
 
@@ -1533,6 +1598,8 @@ impl Monitor {
         if ram.dirty_sync_count > self.last_pass {
             if self.last_pass >= 1 {
                 self.dirty_set = Some(ram.remaining);
+                self.passes
+                    .record(Instant::now(), ram.remaining, self.throttle_seen);
             }
             self.last_pass = ram.dirty_sync_count;
         }
@@ -1626,6 +1693,23 @@ impl Monitor {
                 });
             }
         }
+        // A stall raises the throttle even where the rate model is content (or asks for less).
+        if self.may_throttle
+            && !d.converge
+            && let Some(stall) = self.passes.stalled()
+            && let Some(t) = policy::stall_throttle(input.throttle_percent, self.postcopy_allowed)
+            && d.throttle
+                .is_none_or(|m| m.target_percent < t.target_percent)
+        {
+            tracing::debug!(
+                passes = stall.passes,
+                best_earlier = stall.best_earlier,
+                best_recent = stall.best_recent,
+                target_percent = t.target_percent,
+                "the dirty set stopped shrinking: throttling the guest further"
+            );
+            d.throttle = Some(t);
+        }
         self.last_converge = d.converge;
         self.last_dirty_to_goodput = d.dirty_to_goodput;
         if let Some(t) = d.throttle
@@ -1655,7 +1739,10 @@ impl Monitor {
             );
             self.applied_throttle = Some((t, ram.dirty_sync_count));
         }
-        window.set_limit(if self.released {
+        self.tail_window = d.tail_window_bytes;
+        window.set_limit(if self.draining {
+            SWITCH_WINDOW
+        } else if self.released {
             d.tail_window_bytes
         } else {
             d.window_bytes
@@ -1686,9 +1773,24 @@ impl Monitor {
         }
         let throttle = info.cpu_throttle_percentage.unwrap_or(0);
         self.max_throttle = self.max_throttle.max(throttle);
+        self.throttle_seen = throttle;
         self.last_predicted_ms = d.predicted_downtime_ms.map(|v| v as u64);
         let pass = ram.dirty_sync_count.max(1);
-        let message = if let (Some((t, _)), Some(r)) = (self.applied_throttle, d.dirty_to_goodput)
+        let stall = self.passes.stalled().filter(|_| !d.converge);
+        let message = if let Some(st) = stall {
+            format!(
+                "pass {pass}: the dirty set stopped shrinking ({} MiB or more over the last passes); {}",
+                st.best_recent >> 20,
+                match (self.may_throttle, throttle >= policy::MAX_THROTTLE_PERCENT) {
+                    (true, false) =>
+                        format!("throttling the guest's CPU further (now {throttle}%)"),
+                    _ if self.postcopy_allowed => "post-copy moves the rest".to_string(),
+                    (true, true) =>
+                        format!("the guest's CPU is throttled by {throttle}%, the most there is"),
+                    (false, _) => "the guest may not be throttled".to_string(),
+                }
+            )
+        } else if let (Some((t, _)), Some(r)) = (self.applied_throttle, d.dirty_to_goodput)
             && !d.converge
             && (throttle > 0 || d.throttle.is_some())
         {
