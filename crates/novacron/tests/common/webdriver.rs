@@ -32,6 +32,12 @@ const DRIVER_READY: Duration = Duration::from_secs(20);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Interval between two checks of [`Browser::wait_until`] and friends.
 const POLL: Duration = Duration::from_millis(200);
+/// The title, a flash message and the start of the visible text of the page's `main` part
+/// (else of its body), for a timeout's panic.
+const SHOWN_SCRIPT: &str = "const m = document.querySelector('main') || document.body; \
+    const f = document.getElementById('flash'); \
+    return document.title + ' | ' + (f && !f.hidden ? 'flash: ' + f.innerText + ' | ' : '') \
+    + (m ? m.innerText : '').slice(0, 800);";
 
 /// An error reported by WebDriver (`value.error`, `value.message`), or a transport failure
 /// (`error` is then `"transport"`, `status` 0).
@@ -469,15 +475,34 @@ impl Browser {
             Err(e) => format!("<no page source: {e}>"),
         };
         let console = self.artifacts.join(format!("{name}.console.txt"));
+        let mut errors = Vec::new();
         let console = match self.try_console_log() {
-            Ok(lines) => match std::fs::write(&console, lines.join("\n")) {
-                Ok(()) => console.display().to_string(),
-                Err(e) => format!("<writing {}: {e}>", console.display()),
-            },
+            Ok(lines) => {
+                errors = lines
+                    .iter()
+                    .filter(|l| l.starts_with("SEVERE") || l.starts_with("WARNING"))
+                    .cloned()
+                    .collect();
+                match std::fs::write(&console, lines.join("\n")) {
+                    Ok(()) => console.display().to_string(),
+                    Err(e) => format!("<writing {}: {e}>", console.display()),
+                }
+            }
             Err(e) => format!("<no console log: {e}>"),
         };
+        // What the page showed, in the panic itself: a CI log keeps it, the artifacts stay on
+        // the CI machine.
+        let shown = self
+            .wd
+            .call(
+                "POST",
+                "/execute/sync",
+                Some(json!({"script": SHOWN_SCRIPT, "args": []})),
+            )
+            .map(as_string)
+            .unwrap_or_else(|e| format!("<page text unavailable: {e}>"));
         panic!(
-            "timed out after {timeout:?} waiting for {what} (at {}); screenshot {shot}, page source {source}, console {console}",
+            "timed out after {timeout:?} waiting for {what} (at {}); the page showed: {shown:?}; console errors: {errors:?}; screenshot {shot}, page source {source}, console {console}",
             self.wd.current_url()
         );
     }
