@@ -375,19 +375,53 @@ impl PassHistory {
 /// of what it sent) reach the ceiling in two or three passes. With post-copy to follow
 /// (`to_ceiling`), it goes to the ceiling at once: on a slow link each pass takes many seconds,
 /// and one pass at the ceiling shows whether pre-copy can land. None at the ceiling.
+///
+/// Either way QEMU's trigger drops to [`STALL_TRIGGER_PERCENT`]: the stall showed that the
+/// dirtied-to-sent ratio does not tell (a `bursty` guest at 20 Mbit/s dirtied 40-55 % of what
+/// each sync sent, around the default trigger of 50 %, and QEMU applied no step for minutes).
 pub fn stall_throttle(now_percent: u64, to_ceiling: bool) -> Option<Throttle> {
     if now_percent >= MAX_THROTTLE_PERCENT {
         return None;
     }
-    Some(if to_ceiling {
+    let t = if to_ceiling {
         Throttle {
             target_percent: MAX_THROTTLE_PERCENT,
             increment_percent: MAX_THROTTLE_PERCENT - now_percent,
-            trigger_threshold_percent: (TARGET_SHRINK * 100.0) as u64,
+            trigger_threshold_percent: STALL_TRIGGER_PERCENT,
         }
     } else {
         throttle_for(1.0, now_percent)
+    };
+    Some(Throttle {
+        trigger_threshold_percent: STALL_TRIGGER_PERCENT,
+        ..t
     })
+}
+
+/// QEMU's `throttle-trigger-threshold` once pre-copy stalled: it steps the throttle up at
+/// every other sync in which the guest dirtied anything, its lowest setting.
+pub const STALL_TRIGGER_PERCENT: u64 = 1;
+
+impl Throttle {
+    /// What to ask of QEMU when `self` was asked before and `next` is wanted now: the throttle
+    /// only goes up within a migration (as QEMU's own does), so the higher target with its
+    /// step, and the lower trigger. A model that asks for less after a stall (its ratio fell
+    /// for a pass) must not undo the stall's escalation: lowering `cpu-throttle-initial`
+    /// before QEMU applied it once would leave the guest at the model's few per cent.
+    pub fn ratchet(self, next: Throttle) -> Throttle {
+        let (target_percent, increment_percent) = if next.target_percent >= self.target_percent {
+            (next.target_percent, next.increment_percent)
+        } else {
+            (self.target_percent, self.increment_percent)
+        };
+        Throttle {
+            target_percent,
+            increment_percent,
+            trigger_threshold_percent: self
+                .trigger_threshold_percent
+                .min(next.trigger_threshold_percent),
+        }
+    }
 }
 
 /// What the post-copy decision of `--mode auto` looks at, each tick of pre-copy.
@@ -731,7 +765,10 @@ mod tests {
     #[test]
     fn a_stall_halves_the_cpu_the_guest_keeps() {
         let t = stall_throttle(0, false).unwrap();
-        assert_eq!((t.target_percent, t.trigger_threshold_percent), (50, 50));
+        assert_eq!(
+            (t.target_percent, t.trigger_threshold_percent),
+            (50, STALL_TRIGGER_PERCENT)
+        );
         assert!(t.increment_percent >= 20, "{t:?}");
         assert_eq!(stall_throttle(50, false).unwrap().target_percent, 75);
         assert_eq!(
@@ -744,6 +781,33 @@ mod tests {
         assert_eq!(t.target_percent, MAX_THROTTLE_PERCENT);
         assert_eq!(t.target_percent, 24 + t.increment_percent);
         assert_eq!(stall_throttle(MAX_THROTTLE_PERCENT, true), None);
+    }
+
+    #[test]
+    fn the_throttle_asked_of_qemu_only_goes_up() {
+        let stall = stall_throttle(0, true).unwrap();
+        // The model, a pass later, asks for 8 % with the default trigger: the stall's stays.
+        let model = throttle_for(0.54, 0);
+        assert!(model.target_percent < 20, "{model:?}");
+        assert_eq!(stall.ratchet(model), stall);
+        // A model that asks for more than before gets its target and step, and keeps the
+        // stall's trigger.
+        let low = stall_throttle(0, false).unwrap();
+        let high = throttle_for(3.0, 50);
+        assert!(high.target_percent > low.target_percent, "{high:?}");
+        let r = low.ratchet(high);
+        assert_eq!(
+            (
+                r.target_percent,
+                r.increment_percent,
+                r.trigger_threshold_percent
+            ),
+            (
+                high.target_percent,
+                high.increment_percent,
+                STALL_TRIGGER_PERCENT
+            )
+        );
     }
 
     #[test]

@@ -40,8 +40,8 @@ const IDLE_FLUSH: Duration = Duration::from_millis(2);
 const TICK: Duration = Duration::from_millis(100);
 /// In-flight stream bytes in post-copy before any decision gave a tail window.
 const MIN_POSTCOPY_WINDOW: u64 = 256 << 10;
-/// Stream bytes in flight from the decision to switch to post-copy until QEMU stopped the
-/// guest: the device state it sends then queues behind them, and each of them is pause.
+/// Stream bytes in flight from the decision to switch to post-copy until the pipe drained:
+/// the device state QEMU sends at the switch queues behind them, and each of them is pause.
 const SWITCH_WINDOW: u64 = 64 << 10;
 /// Longest wait for the pipe to drain to [`SWITCH_WINDOW`] before a switch to post-copy.
 const POSTCOPY_DRAIN_LIMIT: Duration = Duration::from_secs(3);
@@ -1008,10 +1008,10 @@ async fn run(
                 }
             };
             // Decided once: the pipe first drains (what was in flight at the decision crosses,
-            // and SWITCH_WINDOW, or one larger message, is let in until QEMU stopped the
-            // guest), since the switch's device state queues behind every byte in flight and
-            // each of them is pause: at 20 Mbit/s, 120 ms, ~550 ms behind the bulk window,
-            // ~190 ms behind the tail window, ~25 ms behind this one.
+            // and SWITCH_WINDOW, or one larger message, is let in meanwhile), since the
+            // switch's device state queues behind every byte in flight and each of them is
+            // pause: at 20 Mbit/s, 120 ms, ~550 ms behind the bulk window, ~190 ms behind the
+            // tail window, ~25 ms behind this one.
             let reason = match postcopy_pending.take() {
                 _ if mon.released => None,
                 Some(pending) => Some(pending),
@@ -1057,9 +1057,14 @@ async fn run(
                 // From here on the VM belongs to the destination.
                 undo.postcopy_committed = true;
                 control::send(&control, &Control::Postcopy).await?;
-                // Still drained: the window opens once QEMU stopped the guest (postcopy-active).
-                mon.draining = true;
-                window.set_limit(SWITCH_WINDOW);
+                // The pipe drained; now the switch's own bytes (the rest of QEMU's iteration,
+                // the device state, the discard bitmap) cross at the link's rate. The window
+                // cannot wait for `postcopy-active`: QEMU holds its big lock from the stop
+                // until the device state is written, so `query-migrate` answers only then, and
+                // the switch window would have let the device state through 64 KiB per round
+                // trip (QEMU counted 723 ms of its own downtime at 20 Mbit/s, 120 ms).
+                mon.draining = false;
+                window.set_limit(mon.tail_window.max(SWITCH_WINDOW));
                 qapi::exec(qmp, SIDE, "migrate-start-postcopy", json!({})).await?;
                 stopped_at.get_or_insert_with(Instant::now);
                 progress.send_modify(|x| {
@@ -1712,7 +1717,13 @@ impl Monitor {
         }
         self.last_converge = d.converge;
         self.last_dirty_to_goodput = d.dirty_to_goodput;
-        if let Some(t) = d.throttle
+        // The throttle only goes up: a model that asks for less a pass after a stall's
+        // escalation leaves it in place.
+        let asked = match (d.throttle, self.applied_throttle) {
+            (Some(t), Some((old, _))) => Some(old.ratchet(t)),
+            (t, _) => t,
+        };
+        if let Some(t) = asked
             && !self.released
             && self
                 .applied_throttle
