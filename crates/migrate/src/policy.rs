@@ -383,18 +383,16 @@ pub fn stall_throttle(now_percent: u64, to_ceiling: bool) -> Option<Throttle> {
     if now_percent >= MAX_THROTTLE_PERCENT {
         return None;
     }
-    let t = if to_ceiling {
-        Throttle {
-            target_percent: MAX_THROTTLE_PERCENT,
-            increment_percent: MAX_THROTTLE_PERCENT - now_percent,
-            trigger_threshold_percent: STALL_TRIGGER_PERCENT,
-        }
+    let (target_percent, increment_percent) = if to_ceiling {
+        (MAX_THROTTLE_PERCENT, MAX_THROTTLE_PERCENT - now_percent)
     } else {
-        throttle_for(1.0, now_percent)
+        let t = throttle_for(1.0, now_percent);
+        (t.target_percent, t.increment_percent)
     };
     Some(Throttle {
+        target_percent,
+        increment_percent,
         trigger_threshold_percent: STALL_TRIGGER_PERCENT,
-        ..t
     })
 }
 

@@ -1699,9 +1699,9 @@ impl Monitor {
             }
         }
         // A stall raises the throttle even where the rate model is content (or asks for less).
+        let stall = self.passes.stalled().filter(|_| !d.converge);
         if self.may_throttle
-            && !d.converge
-            && let Some(stall) = self.passes.stalled()
+            && let Some(stall) = stall
             && let Some(t) = policy::stall_throttle(input.throttle_percent, self.postcopy_allowed)
             && d.throttle
                 .is_none_or(|m| m.target_percent < t.target_percent)
@@ -1787,7 +1787,6 @@ impl Monitor {
         self.throttle_seen = throttle;
         self.last_predicted_ms = d.predicted_downtime_ms.map(|v| v as u64);
         let pass = ram.dirty_sync_count.max(1);
-        let stall = self.passes.stalled().filter(|_| !d.converge);
         let message = if let Some(st) = stall {
             format!(
                 "pass {pass}: the dirty set stopped shrinking ({} MiB or more over the last passes); {}",
