@@ -37,6 +37,12 @@ pub use validate::Invalid;
 /// Every resource belongs to a project; this one always exists.
 pub const DEFAULT_PROJECT: &str = "default";
 
+/// Where public images live: images a cluster admin made for every project to use. An image
+/// of this pseudo-project shows it as its `project`; no project can be named so. A project
+/// finds a public image by its name, and no project image may take the name of a public one
+/// (nor the other way round), so a name always means the same image.
+pub const PUBLIC_IMAGES: &str = "public";
+
 /// Seconds since the Unix epoch.
 pub type UnixSeconds = u64;
 
@@ -631,6 +637,9 @@ pub struct ImageFile {
 #[serde(deny_unknown_fields)]
 pub struct BuildTinyRequest {
     pub name: String,
+    /// Make it a public image, which every project can use (cluster admins only).
+    #[serde(default)]
+    pub public: bool,
 }
 
 /// Body of `POST /api/v1/images/{name}/import-url`: the control plane downloads `url` and imports the file as
@@ -643,6 +652,9 @@ pub struct ImageUrlImportRequest {
     /// The file's expected SHA-256 (64 hex digits): checked before the image is published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Make it a public image, which every project can use (cluster admins only).
+    #[serde(default)]
+    pub public: bool,
 }
 
 /// Answer of `PUT /api/v1/images/{name}/import-ova`: the appliance's disks as images (`NAME`,

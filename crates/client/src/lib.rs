@@ -758,12 +758,20 @@ impl Client {
     }
 
     pub async fn image_build_tiny(&self, name: &str) -> Result<Image, ClientError> {
-        let req = BuildTinyRequest { name: name.into() };
+        self.image_build(&BuildTinyRequest {
+            name: name.into(),
+            public: false,
+        })
+        .await
+    }
+
+    /// Builds the tiny image as `req` says (with `public`, one every project can use).
+    pub async fn image_build(&self, req: &BuildTinyRequest) -> Result<Image, ClientError> {
         req.validate().map_err(invalid)?;
         self.call_with_timeout(
             Method::POST,
             "/images/build-tiny",
-            Some(&req),
+            Some(req),
             Duration::from_secs(300),
         )
         .await
@@ -778,22 +786,34 @@ impl Client {
         .await
     }
 
+    /// Deletes the public image `name` (cluster admins only).
+    pub async fn image_delete_public(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/images/{}?public=true", seg(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
     /// Uploads a disk image or ISO; the server detects and checks the format.
     /// A refusal the server answers before reading the upload (bad name, name taken, no
     /// permission) comes back as that answer, not as a broken connection.
     pub async fn image_import(&self, name: &str, file: &Path) -> Result<Image, ClientError> {
-        self.image_import_file(name, file, None, None).await
+        self.image_import_file(name, file, None, false, None).await
     }
 
     /// Uploads a disk image (qcow2, raw, VMDK, VHDX, VHD) or an ISO 9660 file; the server
     /// detects the kind from the content, converts foreign disks to qcow2 and vets the result.
-    /// `sha256` is checked by the server before anything is published; `progress` sees the
-    /// bytes sent so far as the upload goes.
+    /// `sha256` is checked by the server before anything is published; with `public` the
+    /// image is one every project can use (cluster admins only); `progress` sees the bytes
+    /// sent so far as the upload goes.
     pub async fn image_import_file(
         &self,
         name: &str,
         file: &Path,
         sha256: Option<&str>,
+        public: bool,
         progress: Option<UploadProgress>,
     ) -> Result<Image, ClientError> {
         novacron_api_types::validate_name("image", name)
@@ -804,6 +824,9 @@ impl Client {
         }
         if let Some(sum) = sha256 {
             query.push(format!("sha256={}", seg(sum)));
+        }
+        if public {
+            query.push("public=true".to_string());
         }
         let path = format!("/images/{}/import?{}", seg(name), query.join("&"));
         let resp = self.upload(&path, file, progress).await?;

@@ -531,6 +531,9 @@ pub enum ImageCommand {
     BuildTiny {
         /// Name of the new image.
         name: String,
+        /// Make it a public image, which every project can use (cluster admins only).
+        #[arg(long)]
+        public: bool,
     },
     /// Import a disk image (qcow2, raw, VMDK, VHDX, VHD; kind detected from the content) or an ISO, from a file or a URL.
     #[command(
@@ -544,10 +547,14 @@ pub enum ImageCommand {
         /// The file's expected SHA-256 (64 hex digits): a mismatch imports nothing.
         #[arg(long)]
         sha256: Option<String>,
+        /// Make it a public image, which every project can use by its name (cluster admins
+        /// only; no project may have an image of the same name).
+        #[arg(long)]
+        public: bool,
     },
-    /// List images.
+    /// List the project's images, then the public ones (project `public`).
     List,
-    /// Show one image.
+    /// Show one image (the project's, else the public one of that name).
     Show {
         /// The image's name.
         name: String,
@@ -556,6 +563,9 @@ pub enum ImageCommand {
     Delete {
         /// The image's name.
         name: String,
+        /// Delete the public image of that name; no VM of any project may use it (cluster admins only).
+        #[arg(long)]
+        public: bool,
     },
 }
 
@@ -1199,10 +1209,13 @@ fn image_rows(images: &[Image]) -> Vec<Vec<String>> {
                 ImageKind::Disk { format } => ("disk", format.to_string()),
                 ImageKind::Iso => ("iso", "iso".to_string()),
             };
-            let kind = match i.firmware {
+            let mut kind = match i.firmware {
                 Some(novacron_api_types::Firmware::Uefi) => format!("{kind} (uefi)"),
                 _ => kind.to_string(),
             };
+            if i.project == novacron_api_types::PUBLIC_IMAGES {
+                kind.push_str(", public");
+            }
             vec![
                 i.name.clone(),
                 kind,
@@ -1227,19 +1240,26 @@ async fn image(cmd: ImageCommand, out: Format) -> anyhow::Result<()> {
         })
     };
     match cmd {
-        ImageCommand::BuildTiny { name } => one(c.image_build_tiny(&name).await?),
+        ImageCommand::BuildTiny { name, public } => one(c
+            .image_build(&novacron_api_types::BuildTinyRequest { name, public })
+            .await?),
         ImageCommand::Import {
             name,
             source,
             sha256,
-        } => image_import(&c, &name, &source, sha256, out).await,
+            public,
+        } => image_import(&c, &name, &source, sha256, public, out).await,
         ImageCommand::List => {
             let images = c.image_list().await?;
             output::print(out, &images, &IMAGE_HEADERS, || image_rows(&images))
         }
         ImageCommand::Show { name } => one(c.image_get(&name).await?),
-        ImageCommand::Delete { name } => {
-            let v = c.image_delete(&name).await?;
+        ImageCommand::Delete { name, public } => {
+            let v = if public {
+                c.image_delete_public(&name).await?
+            } else {
+                c.image_delete(&name).await?
+            };
             output::print_details(out, &v, || vec![("deleted", name.clone())])
         }
     }
@@ -1252,6 +1272,7 @@ async fn image_import(
     name: &str,
     source: &str,
     sha256: Option<String>,
+    public: bool,
     out: Format,
 ) -> anyhow::Result<()> {
     let print = |i: Image| {
@@ -1263,6 +1284,7 @@ async fn image_import(
         let req = novacron_api_types::ImageUrlImportRequest {
             url: source.to_string(),
             sha256,
+            public,
         };
         let op = c.image_import_url(name, &req).await?;
         wait_op(c, op, Duration::from_secs(6 * 3600)).await?;
@@ -1278,6 +1300,11 @@ async fn image_import(
         .is_ok()
         && &head[257..262] == b"ustar";
     let named_ova = source.to_ascii_lowercase().ends_with(".ova");
+    if (is_tar || named_ova) && public {
+        bail!(
+            "--public is not supported for OVA appliances yet: import it into a project, or import its disks one by one with --public"
+        );
+    }
     if (is_tar || named_ova) && sha256.is_some() {
         bail!(
             "--sha256 is not supported for OVA appliances yet: check the file with sha256sum first"
@@ -1355,7 +1382,7 @@ async fn image_import(
         return Ok(());
     }
     let result = c
-        .image_import_file(name, &file, sha256.as_deref(), progress)
+        .image_import_file(name, &file, sha256.as_deref(), public, progress)
         .await;
     if shown {
         eprint!("\r\x1b[2K");

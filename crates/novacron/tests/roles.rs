@@ -568,6 +568,112 @@ fn nodes_fetch_only_the_images_their_vms_use() {
     }
 }
 
+/// Public images: a cluster admin makes one, every project lists it and boots a VM from it
+/// (the VM's node fetches its files from the public images), no project may take its name nor
+/// it a project's, and only a cluster admin deletes it, once no VM of any project uses it.
+#[test]
+fn public_images_serve_every_project_and_only_cluster_admins_manage_them() {
+    let c = Cluster::start();
+    c.ok(&["project", "create", "team-b"]);
+    let team_b = mint(&c, &["--project", "team-b", "--role", "admin"]);
+    let names = |token: &str| -> Vec<(String, String)> {
+        let v: Value =
+            serde_json::from_slice(&ok_as(&c, token, &["image", "list", "-o", "json"])).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["name"].as_str().unwrap().to_string(),
+                    i["project"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+
+    // A project admin makes no public image, and nothing is left of the attempt.
+    let out = cli_as(&c, &team_b, &["image", "build-tiny", "base", "--public"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cluster admins"),
+        "{err}"
+    );
+    assert!(names(&team_b).is_empty(), "{:?}", names(&team_b));
+
+    c.ok(&["image", "build-tiny", "base", "--public"]);
+    let public = vec![("base".to_string(), "public".to_string())];
+    assert_eq!(names(&team_b), public, "team-b sees the public image");
+    let cli_token = {
+        let cli: Value = serde_json::from_slice(&std::fs::read(&c.config).unwrap()).unwrap();
+        cli["token"].as_str().unwrap().to_string()
+    };
+    assert_eq!(names(&cli_token), public, "so does project default");
+
+    // A name means one image: no project image takes a public name, no public image a
+    // project's, and no project is called `public`.
+    let out = cli_as(&c, &team_b, &["image", "build-tiny", "base"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("public image"),
+        "{err}"
+    );
+    ok_as(&c, &team_b, &["image", "build-tiny", "own"]);
+    let err = c.fails(&["image", "build-tiny", "own", "--public"]);
+    assert!(err.contains("project team-b has an image named"), "{err}");
+    let err = c.fails(&["project", "create", "public"]);
+    assert!(err.contains("reserved"), "{err}");
+
+    // team-b boots a VM from it: node-a's agent fetched the public image's kernel and initrd.
+    ok_as(
+        &c,
+        &team_b,
+        &[
+            "vm", "create", "web", "--image", "base", "--cpus", "1", "--memory", "128M", "--accel",
+            "tcg",
+        ],
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let log = String::from_utf8_lossy(&ok_as(
+            &c,
+            &team_b,
+            &["vm", "console", "web", "--tail", "--bytes", "1M"],
+        ))
+        .into_owned();
+        if log.contains("NOVACRON-GUEST-READY") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "the VM from the public image did not boot; console:\n{}",
+            common::tail(&log, 30)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
+    // Deleting: only a cluster admin, only with --public, only once no VM uses it.
+    let out = cli_as(&c, &team_b, &["image", "delete", "base"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--public"), "{err}");
+    let out = cli_as(&c, &team_b, &["image", "delete", "base", "--public"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cluster admins"),
+        "{err}"
+    );
+    let err = c.fails(&["image", "delete", "base", "--public"]);
+    assert!(err.contains("team-b/web"), "{err}");
+    assert_eq!(names(&cli_token), public, "nothing deleted");
+
+    ok_as(&c, &team_b, &["vm", "delete", "web", "--force"]);
+    c.ok(&["image", "delete", "base", "--public"]);
+    assert_eq!(
+        names(&team_b),
+        vec![("own".to_string(), "team-b".to_string())]
+    );
+    assert!(names(&cli_token).is_empty());
+}
+
 /// A token's answer to one call in an explicit project (`None`: no project header).
 fn call_in(
     callers: &Callers,

@@ -70,6 +70,19 @@ impl AppState {
     /// How long handlers wait for the mirrors to show their own writes.
     pub const CATCH_UP: Duration = Duration::from_secs(10);
 
+    /// Image `name` as `project` sees it: its own, else the public image of that name (a name
+    /// never means both, see [`novacron_api_types::PUBLIC_IMAGES`]).
+    pub fn image(&self, project: &str, name: &str) -> Option<Arc<Image>> {
+        self.images
+            .get(&crate::records::image_key(project, name))
+            .or_else(|| {
+                self.images.get(&crate::records::image_key(
+                    novacron_api_types::PUBLIC_IMAGES,
+                    name,
+                ))
+            })
+    }
+
     /// The token the control plane presents when it calls `node`'s agent.
     pub fn server_token(&self, node: &NodeRecord) -> String {
         match &node.server_token_nonce {

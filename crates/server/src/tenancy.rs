@@ -329,6 +329,12 @@ pub async fn create_project(
     req: &novacron_api_types::tenancy::ProjectCreateRequest,
 ) -> Result<Project, ApiError> {
     name_ok("project", &req.name)?;
+    if req.name == novacron_api_types::PUBLIC_IMAGES {
+        return Err(ApiError::invalid(format!(
+            "{:?} is reserved: public images live there; pick another project name",
+            req.name
+        )));
+    }
     let rec = Project {
         name: req.name.clone(),
         description: req.description.clone(),

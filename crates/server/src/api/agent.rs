@@ -341,7 +341,7 @@ pub struct DesiredQuery {
 }
 
 pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
-    let image = state.images.get(&records::image_key(&v.project, &v.image));
+    let image = state.image(&v.project, &v.image);
     DesiredVm {
         project: v.project.clone(),
         name: v.name.clone(),
@@ -376,12 +376,10 @@ pub fn desired_vm(state: &AppState, v: &VmRecord) -> DesiredVm {
         firmware: v.firmware,
         secure_boot: v.secure_boot,
         tpm: v.tpm,
-        iso: v.iso.as_ref().and_then(|iso| {
-            state
-                .images
-                .get(&records::image_key(&v.project, iso))
-                .map(|i| (*i).clone())
-        }),
+        iso: v
+            .iso
+            .as_ref()
+            .and_then(|iso| state.image(&v.project, iso).map(|i| (*i).clone())),
     }
 }
 

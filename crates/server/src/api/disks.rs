@@ -224,8 +224,7 @@ fn disk_image(
     name: &str,
 ) -> ApiResult<Arc<novacron_api_types::Image>> {
     let image = state
-        .images
-        .get(&records::image_key(project, name))
+        .image(project, name)
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "no image named {name:?}: see `novacron image list`, or `novacron image import {name} FILE`"
@@ -416,11 +415,8 @@ pub async fn template(
     let rec = find(&state, &name)?;
     let image = req.image.clone().unwrap_or_else(|| name.clone());
     validate_name("image", &image)?;
-    if state
-        .images
-        .get(&records::image_key(&rec.project, &image))
-        .is_some()
-    {
+    // Its own images and the public ones: a name means one image in a project.
+    if state.image(&rec.project, &image).is_some() {
         return Err(ApiError::new(
             ErrorCode::AlreadyExists,
             format!("an image named {image:?} already exists; pick another name with --as"),
@@ -429,8 +425,7 @@ pub async fn template(
     }
     disk_ops::check_templatable(&rec, observed_state(&state, &rec))?;
     let source = state
-        .images
-        .get(&records::image_key(&rec.project, &rec.image))
+        .image(&rec.project, &rec.image)
         .ok_or_else(|| {
             ApiError::conflict(format!(
                 "image {} of VM {name} no longer exists, and a template needs it to know how the disk boots",

@@ -15,13 +15,14 @@ use futures_util::StreamExt;
 use novacron_api_types::{
     ApiError, BuildTinyRequest, DEFAULT_PROJECT, DiskFormat, ErrorCode, Firmware, Image, ImageFile,
     ImageKind, ImageUrlImportRequest, Operation, OperationRef, OperationState, OvaImport, OvaNic,
-    format_size, validate_name,
+    PUBLIC_IMAGES, format_size, validate_name,
 };
 use novacron_store::{Compare, Op};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use super::operations::{finish, new_operation, put_op, put_runner};
+use super::roles::Scope;
 use super::{ApiFailure, ApiResult, Json, json_bytes};
 use crate::auth::Caller;
 use crate::records::{self, now};
@@ -109,13 +110,34 @@ async fn publish(state: &AppState, mut incoming: Incoming, image: Image) -> ApiR
     tokio::fs::rename(&incoming.dir, &dest)
         .await
         .map_err(|e| io_err("moving the image into place", e))?;
+    // A name means one image in every project: a new project image needs the public name
+    // free, a new public image every project's (another replica may be publishing either).
+    let others: Vec<String> = if image.project == PUBLIC_IMAGES {
+        let mut projects: Vec<String> = state
+            .projects
+            .values()
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        projects.push(DEFAULT_PROJECT.to_string());
+        projects.sort();
+        projects.dedup();
+        projects
+    } else {
+        vec![PUBLIC_IMAGES.to_string()]
+    };
+    let mut compares = vec![Compare::ModRevision {
+        key: key.clone(),
+        equals: 0,
+    }];
+    compares.extend(others.iter().map(|p| Compare::ModRevision {
+        key: records::image_key(p, &image.name),
+        equals: 0,
+    }));
     let out = state
         .store
         .txn(
-            vec![Compare::ModRevision {
-                key: key.clone(),
-                equals: 0,
-            }],
+            compares,
             vec![Op::Put {
                 key,
                 value: json_bytes(&image)?,
@@ -147,31 +169,77 @@ fn exists(name: &str) -> ApiFailure {
     ))
 }
 
-fn check_new_name(state: &AppState, name: &str) -> ApiResult<()> {
+/// Refuses a name `project` cannot give a new image: one it has, or one that would then mean
+/// two images (a public image and a project's, see [`PUBLIC_IMAGES`]).
+fn check_new_name(state: &AppState, project: &str, name: &str) -> ApiResult<()> {
     validate_name("image", name)?;
     if state
         .images
-        .get(&records::image_key(
-            &crate::tenancy::current_project(),
-            name,
-        ))
+        .get(&records::image_key(project, name))
         .is_some()
     {
         return Err(exists(name));
     }
+    if project == PUBLIC_IMAGES {
+        let holders: Vec<String> = state.images.with(|all| {
+            all.values()
+                .filter(|i| i.name == name)
+                .map(|i| i.project.clone())
+                .collect()
+        });
+        if !holders.is_empty() {
+            return Err(ApiFailure(ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!(
+                    "project {} has an image named {name:?}; a public image needs a name no project uses (every project sees it by that name)",
+                    holders.join(", ")
+                ),
+            )));
+        }
+    } else if state
+        .images
+        .get(&records::image_key(PUBLIC_IMAGES, name))
+        .is_some()
+    {
+        return Err(ApiFailure(ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!(
+                "{name:?} is the name of a public image, which every project sees by that name; pick another name"
+            ),
+        )));
+    }
     Ok(())
 }
 
-/// Every image.
+/// The project a new image goes to: the request's, or with `public` the public images,
+/// which only a cluster admin makes.
+fn target_project(scope: &Scope, public: bool) -> ApiResult<String> {
+    if !public {
+        return Ok(scope.project.clone());
+    }
+    if !scope.principal.is_cluster_admin() {
+        return Err(ApiFailure(ApiError::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "public images are made and deleted by cluster admins ({} is not one); leave out --public to make an image of project {}",
+                scope.principal.who, scope.project
+            ),
+        )));
+    }
+    Ok(PUBLIC_IMAGES.to_string())
+}
+
+/// The project's images, then the public images (project `public`) every project can use.
 #[utoipa::path(get, path = "/api/v1/images", responses((status = 200, body = Vec<Image>)))]
 pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<AxumJson<Vec<Image>>> {
+    let own = state
+        .images
+        .values_under(&records::image_key(&crate::tenancy::current_project(), ""));
+    let public = state
+        .images
+        .values_under(&records::image_key(PUBLIC_IMAGES, ""));
     Ok(AxumJson(
-        state
-            .images
-            .values_under(&records::image_key(&crate::tenancy::current_project(), ""))
-            .iter()
-            .map(|i| (**i).clone())
-            .collect(),
+        own.iter().chain(&public).map(|i| (**i).clone()).collect(),
     ))
 }
 
@@ -182,11 +250,7 @@ pub async fn show(
     Path(name): Path<String>,
 ) -> ApiResult<AxumJson<Image>> {
     let img = state
-        .images
-        .get(&records::image_key(
-            &crate::tenancy::current_project(),
-            &name,
-        ))
+        .image(&crate::tenancy::current_project(), &name)
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "no image named {name:?}: see `novacron image list`"
@@ -201,9 +265,11 @@ pub async fn show(
     responses((status = 200, body = Image), (status = 409, body = ApiError), (status = 500, body = ApiError)))]
 pub async fn build_tiny(
     State(state): State<Arc<AppState>>,
+    Extension(scope): Extension<Scope>,
     Json(req): Json<BuildTinyRequest>,
 ) -> ApiResult<AxumJson<Image>> {
-    check_new_name(&state, &req.name)?;
+    let project = target_project(&scope, req.public)?;
+    check_new_name(&state, &project, &req.name)?;
     let incoming = Incoming::new(&state.images_dir).await?;
     let built_dir = incoming.dir.join("build");
     let guest_agent = novacron_qemu::host_guest_agent();
@@ -238,7 +304,7 @@ pub async fn build_tiny(
     ];
     let image = Image {
         name: req.name.clone(),
-        project: crate::tenancy::current_project(),
+        project,
         kind: ImageKind::Kernel {
             cmdline: tiny.cmdline,
         },
@@ -258,6 +324,8 @@ pub struct ImportQuery {
     pub filename: Option<String>,
     /// The file's expected SHA-256 (64 hex digits), checked before anything is published.
     pub sha256: Option<String>,
+    /// Make it a public image, which every project can use (cluster admins only).
+    pub public: Option<bool>,
 }
 
 /// Import a disk image or installation medium (the request body is the file): qcow2 and raw
@@ -269,11 +337,13 @@ pub struct ImportQuery {
     responses((status = 200, body = Image), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn import(
     State(state): State<Arc<AppState>>,
+    Extension(scope): Extension<Scope>,
     Path(name): Path<String>,
     Query(q): Query<ImportQuery>,
     req: Request,
 ) -> ApiResult<AxumJson<Image>> {
-    check_new_name(&state, &name)?;
+    let project = target_project(&scope, q.public.unwrap_or(false))?;
+    check_new_name(&state, &project, &name)?;
     let expected = expected_sha256(q.sha256.as_deref())?;
     let incoming = Incoming::new(&state.images_dir).await?;
     let upload = incoming.dir.join("upload");
@@ -302,7 +372,6 @@ pub async fn import(
     check_sha256(expected.as_deref(), &received?)?;
     let imported = imported.map_err(|e| refused_image(&name, e))?;
     let converted = started.elapsed();
-    let project = crate::tenancy::current_project();
     let (incoming, image) = finish_image(&state, incoming, &name, &project, imported).await?;
     let finished = started.elapsed();
     let image = publish(&state, incoming, image).await?;
@@ -585,8 +654,8 @@ pub async fn import_ova(
     Path(name): Path<String>,
     req: Request,
 ) -> ApiResult<AxumJson<OvaImport>> {
-    check_new_name(&state, &name)?;
     let project = crate::tenancy::current_project();
+    check_new_name(&state, &project, &name)?;
     let incoming = Incoming::new(&state.images_dir).await?;
     let upload = incoming.dir.join("upload");
     let body = req.into_body().into_data_stream().map(|chunk| {
@@ -614,7 +683,7 @@ pub async fn import_ova(
         })
         .collect();
     for n in &names {
-        check_new_name(&state, n)?;
+        check_new_name(&state, &project, n)?;
     }
     let mut prepared = vec![];
     for (disk, image_name) in appliance.disks.iter().zip(&names) {
@@ -779,11 +848,14 @@ async fn unpublish(state: &AppState, image: &Image) {
     responses((status = 202, body = OperationRef), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn import_url(
     State(state): State<Arc<AppState>>,
+    Extension(scope): Extension<Scope>,
     Path(name): Path<String>,
     Json(req): Json<ImageUrlImportRequest>,
 ) -> ApiResult<(StatusCode, AxumJson<OperationRef>)> {
     req.validate()?;
-    check_new_name(&state, &name)?;
+    // The operation is the request's project's; the image may be a public one.
+    let image_project = target_project(&scope, req.public)?;
+    check_new_name(&state, &image_project, &name)?;
     let expected = expected_sha256(req.sha256.as_deref())?;
     let project = crate::tenancy::current_project();
     let incoming = Incoming::new(&state.images_dir).await?;
@@ -802,7 +874,7 @@ pub async fn import_url(
             &id,
             incoming,
             &name,
-            &project,
+            &image_project,
             &req.url,
             expected.as_deref(),
         )
@@ -1027,20 +1099,57 @@ pub async fn download(
     ))
 }
 
-/// Delete an image no VM uses.
-#[utoipa::path(delete, path = "/api/v1/images/{name}", params(("name" = String, Path)), responses((status = 200), (status = 409, body = ApiError)))]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DeleteQuery {
+    /// Delete the public image of that name (cluster admins only).
+    pub public: Option<bool>,
+}
+
+/// Delete an image no VM uses (with `public=true`, a public image no VM of any project uses).
+#[utoipa::path(delete, path = "/api/v1/images/{name}", params(("name" = String, Path), DeleteQuery), responses((status = 200), (status = 403, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
+    Extension(scope): Extension<Scope>,
     Path(name): Path<String>,
+    Query(q): Query<DeleteQuery>,
 ) -> ApiResult<AxumJson<serde_json::Value>> {
     validate_name("image", &name)?;
+    let project = target_project(&scope, q.public.unwrap_or(false))?;
+    let key = records::image_key(&project, &name);
+    let kv = state.store.get(&key).await?.ok_or_else(|| {
+        if project != PUBLIC_IMAGES
+            && state
+                .images
+                .get(&records::image_key(PUBLIC_IMAGES, &name))
+                .is_some()
+        {
+            ApiError::not_found(format!(
+                "{name:?} is a public image; a cluster admin deletes it with --public"
+            ))
+        } else {
+            ApiError::not_found(format!("no image named {name:?}"))
+        }
+    })?;
+    // The VMs whose image of that name is this one: the project's, or for a public image
+    // those of every project (none has its own image of the name).
     let users: Vec<String> = state.vms.with(|vms| {
         vms.values()
             .filter(|v| {
                 (v.image == name || v.iso.as_deref() == Some(name.as_str()))
-                    && v.project == crate::tenancy::current_project()
+                    && (v.project == project
+                        || (project == PUBLIC_IMAGES
+                            && state
+                                .images
+                                .get(&records::image_key(&v.project, &name))
+                                .is_none()))
             })
-            .map(|v| v.name.clone())
+            .map(|v| {
+                if project == PUBLIC_IMAGES {
+                    format!("{}/{}", v.project, v.name)
+                } else {
+                    v.name.clone()
+                }
+            })
             .collect()
     });
     if !users.is_empty() {
@@ -1050,12 +1159,6 @@ pub async fn delete(
         ))
         .into());
     }
-    let key = records::image_key(&crate::tenancy::current_project(), &name);
-    let kv = state
-        .store
-        .get(&key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no image named {name:?}")))?;
     let out = state
         .store
         .txn(
@@ -1073,12 +1176,7 @@ pub async fn delete(
         .images
         .wait_for(out.revision, AppState::CATCH_UP)
         .await;
-    let _ = tokio::fs::remove_dir_all(image_dir(
-        &state.images_dir,
-        &crate::tenancy::current_project(),
-        &name,
-    ))
-    .await;
+    let _ = tokio::fs::remove_dir_all(image_dir(&state.images_dir, &project, &name)).await;
     Ok(AxumJson(serde_json::json!({"deleted": name})))
 }
 
@@ -1198,14 +1296,7 @@ where
     F: FnOnce(PathBuf) -> Fut,
     Fut: std::future::Future<Output = ApiResult<()>>,
 {
-    validate_name("image", name)?;
-    if state
-        .images
-        .get(&records::image_key(project, name))
-        .is_some()
-    {
-        return Err(exists(name));
-    }
+    check_new_name(state, project, name)?;
     let incoming = Incoming::new(&state.images_dir).await?;
     let disk = incoming.dir.join("disk");
     write_disk(disk.clone()).await?;

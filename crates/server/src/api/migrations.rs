@@ -371,8 +371,7 @@ fn local_disk(state: &AppState, rec: &VmRecord) -> bool {
         return true;
     }
     state
-        .images
-        .get(&records::image_key(&rec.project, &rec.image))
+        .image(&rec.project, &rec.image)
         .is_some_and(|i| matches!(i.kind, novacron_api_types::ImageKind::Disk { .. }))
 }
 

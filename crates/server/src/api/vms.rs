@@ -93,8 +93,7 @@ fn firmware(state: &AppState, vm: &VmRecord) -> &'static str {
         return "uefi";
     }
     match state
-        .images
-        .get(&records::image_key(&vm.project, &vm.image))
+        .image(&vm.project, &vm.image)
         .map(|i| matches!(i.kind, ImageKind::Kernel { .. }))
     {
         Some(true) => "kernel",
@@ -185,7 +184,7 @@ fn iso_to_attach(
     let Some(name) = &req.iso else {
         return Ok(None);
     };
-    match state.images.get(&records::image_key(project, name)) {
+    match state.image(project, name) {
         None => Err(ApiError::not_found(format!(
             "no image named {name:?} for --iso: import the ISO first with `novacron image import {name} FILE.iso`"
         ))
@@ -221,7 +220,7 @@ pub async fn create_vm_from(
         .into());
     }
     crate::security_groups::check_exist(state, project, &req.security_groups)?;
-    let image = match state.images.get(&records::image_key(project, &req.image)) {
+    let image = match state.image(project, &req.image) {
         Some(i) => Some(i),
         None if restore.is_some() => None,
         None => {

@@ -8,6 +8,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..types import UNSET, Unset
 
 
 
@@ -24,9 +25,11 @@ class BuildTinyRequest:
 
         Attributes:
             name (str):
+            public (bool | Unset): Make it a public image, which every project can use (cluster admins only).
      """
 
     name: str
+    public: bool | Unset = UNSET
 
 
 
@@ -35,12 +38,16 @@ class BuildTinyRequest:
     def to_dict(self) -> dict[str, Any]:
         name = self.name
 
+        public = self.public
+
 
         field_dict: dict[str, Any] = {}
 
         field_dict.update({
             "name": name,
         })
+        if public is not UNSET:
+            field_dict["public"] = public
 
         return field_dict
 
@@ -51,8 +58,11 @@ class BuildTinyRequest:
         d = dict(src_dict)
         name = d.pop("name")
 
+        public = d.pop("public", UNSET)
+
         build_tiny_request = cls(
             name=name,
+            public=public,
         )
 
         return build_tiny_request

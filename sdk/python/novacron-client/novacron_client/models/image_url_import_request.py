@@ -27,10 +27,12 @@ class ImageUrlImportRequest:
 
         Attributes:
             url (str): An `http://` or `https://` URL.
+            public (bool | Unset): Make it a public image, which every project can use (cluster admins only).
             sha256 (None | str | Unset): The file's expected SHA-256 (64 hex digits): checked before the image is published.
      """
 
     url: str
+    public: bool | Unset = UNSET
     sha256: None | str | Unset = UNSET
 
 
@@ -39,6 +41,8 @@ class ImageUrlImportRequest:
 
     def to_dict(self) -> dict[str, Any]:
         url = self.url
+
+        public = self.public
 
         sha256: None | str | Unset
         if isinstance(self.sha256, Unset):
@@ -52,6 +56,8 @@ class ImageUrlImportRequest:
         field_dict.update({
             "url": url,
         })
+        if public is not UNSET:
+            field_dict["public"] = public
         if sha256 is not UNSET:
             field_dict["sha256"] = sha256
 
@@ -63,6 +69,8 @@ class ImageUrlImportRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
         url = d.pop("url")
+
+        public = d.pop("public", UNSET)
 
         def _parse_sha256(data: object) -> None | str | Unset:
             if data is None:
@@ -76,6 +84,7 @@ class ImageUrlImportRequest:
 
         image_url_import_request = cls(
             url=url,
+            public=public,
             sha256=sha256,
         )
 

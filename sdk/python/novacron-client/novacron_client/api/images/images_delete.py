@@ -9,23 +9,38 @@ from ...types import Response, UNSET
 from ... import errors
 
 from ...models.api_error import ApiError
+from ...types import UNSET, Unset
 from typing import cast
 
 
 
 def _get_kwargs(
     name: str,
+    *,
+    public: bool | None | Unset = UNSET,
 
 ) -> dict[str, Any]:
     
 
     
 
-    
+    params: dict[str, Any] = {}
+
+    json_public: bool | None | Unset
+    if isinstance(public, Unset):
+        json_public = UNSET
+    else:
+        json_public = public
+    params["public"] = json_public
+
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
 
     _kwargs: dict[str, Any] = {
         "method": "delete",
         "url": "/api/v1/images/{name}".format(name=quote(str(name), safe=""),),
+        "params": params,
     }
 
 
@@ -37,6 +52,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
     if response.status_code == 200:
         response_200 = cast(Any, None)
         return response_200
+
+    if response.status_code == 403:
+        response_403 = ApiError.from_dict(response.json())
+
+
+
+        return response_403
 
     if response.status_code == 409:
         response_409 = ApiError.from_dict(response.json())
@@ -64,12 +86,14 @@ def sync_detailed(
     name: str,
     *,
     client: AuthenticatedClient | Client,
+    public: bool | None | Unset = UNSET,
 
 ) -> Response[Any | ApiError]:
-    """ Delete an image no VM uses.
+    """ Delete an image no VM uses (with `public=true`, a public image no VM of any project uses).
 
     Args:
         name (str):
+        public (bool | None | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -82,6 +106,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         name=name,
+public=public,
 
     )
 
@@ -95,12 +120,14 @@ def sync(
     name: str,
     *,
     client: AuthenticatedClient | Client,
+    public: bool | None | Unset = UNSET,
 
 ) -> Any | ApiError | None:
-    """ Delete an image no VM uses.
+    """ Delete an image no VM uses (with `public=true`, a public image no VM of any project uses).
 
     Args:
         name (str):
+        public (bool | None | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -114,6 +141,7 @@ def sync(
     return sync_detailed(
         name=name,
 client=client,
+public=public,
 
     ).parsed
 
@@ -121,12 +149,14 @@ async def asyncio_detailed(
     name: str,
     *,
     client: AuthenticatedClient | Client,
+    public: bool | None | Unset = UNSET,
 
 ) -> Response[Any | ApiError]:
-    """ Delete an image no VM uses.
+    """ Delete an image no VM uses (with `public=true`, a public image no VM of any project uses).
 
     Args:
         name (str):
+        public (bool | None | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -139,6 +169,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         name=name,
+public=public,
 
     )
 
@@ -152,12 +183,14 @@ async def asyncio(
     name: str,
     *,
     client: AuthenticatedClient | Client,
+    public: bool | None | Unset = UNSET,
 
 ) -> Any | ApiError | None:
-    """ Delete an image no VM uses.
+    """ Delete an image no VM uses (with `public=true`, a public image no VM of any project uses).
 
     Args:
         name (str):
+        public (bool | None | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -171,5 +204,6 @@ async def asyncio(
     return (await asyncio_detailed(
         name=name,
 client=client,
+public=public,
 
     )).parsed

@@ -23,6 +23,7 @@ def _get_kwargs(
     body: list[int],
     filename: None | str | Unset = UNSET,
     sha256: None | str | Unset = UNSET,
+    public: bool | None | Unset = UNSET,
 
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -45,6 +46,13 @@ def _get_kwargs(
     else:
         json_sha256 = sha256
     params["sha256"] = json_sha256
+
+    json_public: bool | None | Unset
+    if isinstance(public, Unset):
+        json_public = UNSET
+    else:
+        json_public = public
+    params["public"] = json_public
 
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
@@ -135,6 +143,7 @@ def sync_detailed(
     body: list[int],
     filename: None | str | Unset = UNSET,
     sha256: None | str | Unset = UNSET,
+    public: bool | None | Unset = UNSET,
 
 ) -> Response[ApiError | ImageType0 | ImageType1 | ImageType2]:
     """ Import a disk image or installation medium (the request body is the file): qcow2 and raw
@@ -146,6 +155,7 @@ def sync_detailed(
         name (str):
         filename (None | str | Unset):
         sha256 (None | str | Unset):
+        public (bool | None | Unset):
         body (list[int]):
 
     Raises:
@@ -162,6 +172,7 @@ def sync_detailed(
 body=body,
 filename=filename,
 sha256=sha256,
+public=public,
 
     )
 
@@ -178,6 +189,7 @@ def sync(
     body: list[int],
     filename: None | str | Unset = UNSET,
     sha256: None | str | Unset = UNSET,
+    public: bool | None | Unset = UNSET,
 
 ) -> ApiError | ImageType0 | ImageType1 | ImageType2 | None:
     """ Import a disk image or installation medium (the request body is the file): qcow2 and raw
@@ -189,6 +201,7 @@ def sync(
         name (str):
         filename (None | str | Unset):
         sha256 (None | str | Unset):
+        public (bool | None | Unset):
         body (list[int]):
 
     Raises:
@@ -206,6 +219,7 @@ client=client,
 body=body,
 filename=filename,
 sha256=sha256,
+public=public,
 
     ).parsed
 
@@ -216,6 +230,7 @@ async def asyncio_detailed(
     body: list[int],
     filename: None | str | Unset = UNSET,
     sha256: None | str | Unset = UNSET,
+    public: bool | None | Unset = UNSET,
 
 ) -> Response[ApiError | ImageType0 | ImageType1 | ImageType2]:
     """ Import a disk image or installation medium (the request body is the file): qcow2 and raw
@@ -227,6 +242,7 @@ async def asyncio_detailed(
         name (str):
         filename (None | str | Unset):
         sha256 (None | str | Unset):
+        public (bool | None | Unset):
         body (list[int]):
 
     Raises:
@@ -243,6 +259,7 @@ async def asyncio_detailed(
 body=body,
 filename=filename,
 sha256=sha256,
+public=public,
 
     )
 
@@ -259,6 +276,7 @@ async def asyncio(
     body: list[int],
     filename: None | str | Unset = UNSET,
     sha256: None | str | Unset = UNSET,
+    public: bool | None | Unset = UNSET,
 
 ) -> ApiError | ImageType0 | ImageType1 | ImageType2 | None:
     """ Import a disk image or installation medium (the request body is the file): qcow2 and raw
@@ -270,6 +288,7 @@ async def asyncio(
         name (str):
         filename (None | str | Unset):
         sha256 (None | str | Unset):
+        public (bool | None | Unset):
         body (list[int]):
 
     Raises:
@@ -287,5 +306,6 @@ client=client,
 body=body,
 filename=filename,
 sha256=sha256,
+public=public,
 
     )).parsed

@@ -94,7 +94,7 @@ def sync_detailed(
     client: AuthenticatedClient | Client,
 
 ) -> Response[list[ImageType0 | ImageType1 | ImageType2]]:
-    """ Every image.
+    """ The project's images, then the public images (project `public`) every project can use.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -120,7 +120,7 @@ def sync(
     client: AuthenticatedClient | Client,
 
 ) -> list[ImageType0 | ImageType1 | ImageType2] | None:
-    """ Every image.
+    """ The project's images, then the public images (project `public`) every project can use.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -141,7 +141,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient | Client,
 
 ) -> Response[list[ImageType0 | ImageType1 | ImageType2]]:
-    """ Every image.
+    """ The project's images, then the public images (project `public`) every project can use.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -167,7 +167,7 @@ async def asyncio(
     client: AuthenticatedClient | Client,
 
 ) -> list[ImageType0 | ImageType1 | ImageType2] | None:
-    """ Every image.
+    """ The project's images, then the public images (project `public`) every project can use.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
