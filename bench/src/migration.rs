@@ -390,7 +390,11 @@ fn write_base_image(path: &Path, mib: u64) -> Result<()> {
         data[i..i + n].copy_from_slice(&w[..n]);
         i += n;
     }
-    std::fs::write(path, &data)?;
+    // Written back now, as the agent's image cache does: QEMU drops a backing file's pages
+    // when the destination resumes, and dirty ones would be written inside the pause.
+    let mut f = std::fs::File::create(path)?;
+    std::io::Write::write_all(&mut f, &data)?;
+    f.sync_data()?;
     Ok(())
 }
 

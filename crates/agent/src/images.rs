@@ -58,11 +58,17 @@ impl ImageCache {
                 .await
                 .map_err(|e| format!("downloading image {} ({role}): {e}", image.name))?;
             let tmp2 = tmp.clone();
+            // Hashed and written back before it takes its name: a host crash cannot leave a
+            // cached file that is present but short, and its pages are clean when a QEMU
+            // using it as a backing file drops them at the end of an incoming migration
+            // (file-posix `drop-cache` on `cont`), which would otherwise write the whole
+            // image back inside the guest's pause.
             let hash = tokio::task::spawn_blocking(move || {
                 let mut h = blake3::Hasher::new();
-                std::fs::File::open(&tmp2)
-                    .and_then(|mut f| std::io::copy(&mut f, &mut h))
-                    .map(|_| h.finalize().to_hex().to_string())
+                let mut f = std::fs::File::open(&tmp2)?;
+                std::io::copy(&mut f, &mut h)?;
+                f.sync_data()?;
+                Ok::<_, std::io::Error>(h.finalize().to_hex().to_string())
             })
             .await
             .map_err(|e| e.to_string())?
@@ -77,6 +83,11 @@ impl ImageCache {
             tokio::fs::rename(&tmp, &path)
                 .await
                 .map_err(|e| format!("placing the image: {e}"))?;
+            let dir = self.dir.clone();
+            tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("syncing the image cache directory: {e}"))?;
             Ok(path.clone())
         }
         .await;

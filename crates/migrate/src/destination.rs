@@ -147,10 +147,16 @@ impl DestinationReady {
             return Ok(resumed);
         }
         let mut events = self.qmp.subscribe();
+        let cont_sent = pause::now_unix_micros();
         self.qmp
             .cont()
             .await
             .map_err(|e| MigrateError::qemu(SIDE, "cont", e))?;
+        tracing::debug!(
+            go_to_cont_ms = (cont_sent - self.go_received.load(Ordering::Relaxed)) as f64 / 1000.0,
+            cont_ms = (pause::now_unix_micros() - cont_sent) as f64 / 1000.0,
+            "cont answered"
+        );
         let resumed = tokio::time::timeout(RESUME_EVENT_WAIT, async {
             loop {
                 match events.recv().await {

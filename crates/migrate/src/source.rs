@@ -290,11 +290,15 @@ impl ReleasedSource {
             let p = pause::Pause::measure(stop, resume, clock);
             summary.downtime_ms = Some(p.downtime_ms.max(0.0).round() as u64);
             summary.downtime_bound_ms = Some(p.bound_ms());
+            // Where the pause went: until Go left the source (the transfer, Loaded, the
+            // commit), and from Go's arrival to the RESUME (`cont`), each on its own clock.
             tracing::info!(
                 downtime_ms = p.downtime_ms,
                 bound_ms = p.bound_ms(),
                 clock_offset_us = clock.offset_us,
                 qemu_downtime_ms = summary.qemu_downtime_ms,
+                stop_to_go_ms = (self.go_sent_unix_micros - stop) as f64 / 1000.0,
+                go_to_resume_ms = (resume - go_received) as f64 / 1000.0,
                 "pause measured: source STOP to destination RESUME"
             );
         }
