@@ -83,6 +83,18 @@ impl AppState {
             })
     }
 
+    /// Whether image `name`, as a VM of `vm_project` names it, is the image of `project`: the
+    /// VM's own project's, or the public one when the VM's project has none of that name.
+    /// Needs no record of the image itself (this replica's mirror may trail).
+    pub fn names_image_of(&self, vm_project: &str, name: &str, project: &str) -> bool {
+        vm_project == project
+            || (project == novacron_api_types::PUBLIC_IMAGES
+                && self
+                    .images
+                    .get(&crate::records::image_key(vm_project, name))
+                    .is_none())
+    }
+
     /// The token the control plane presents when it calls `node`'s agent.
     pub fn server_token(&self, node: &NodeRecord) -> String {
         match &node.server_token_nonce {

@@ -1136,12 +1136,7 @@ pub async fn delete(
         vms.values()
             .filter(|v| {
                 (v.image == name || v.iso.as_deref() == Some(name.as_str()))
-                    && (v.project == project
-                        || (project == PUBLIC_IMAGES
-                            && state
-                                .images
-                                .get(&records::image_key(&v.project, &name))
-                                .is_none()))
+                    && state.names_image_of(&v.project, &name, &project)
             })
             .map(|v| {
                 if project == PUBLIC_IMAGES {

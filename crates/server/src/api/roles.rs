@@ -318,16 +318,8 @@ pub async fn require_image_party(
     // Its boot image, the ISO in its drive, or the image an added disk is copied from.
     // A public image serves the VMs of every project that has no image of its own by that
     // name (none may have one, see `PUBLIC_IMAGES`).
-    let in_project = |v: &VmRecord| {
-        v.project == project
-            || (project == novacron_api_types::PUBLIC_IMAGES
-                && state
-                    .images
-                    .get(&records::image_key(&v.project, image))
-                    .is_none())
-    };
     let uses = |v: &VmRecord| {
-        in_project(v)
+        state.names_image_of(&v.project, image, project)
             && (v.image == image
                 || v.iso.as_deref() == Some(image)
                 || v.data_disks
