@@ -173,6 +173,11 @@ pub struct MigrationResult {
     pub wire_bytes_b_to_a: u64,
     /// Congestion control the system's sockets used.
     pub congestion: String,
+    /// The pause limit the system held itself to: QEMU's `downtime-limit` is
+    /// `--max-downtime`; NovaCron raises that limit (as `vm migrate` without
+    /// `--max-downtime` does) when the link's own round trips and drain cannot fit in it.
+    /// `null` when not completed.
+    pub pause_limit_ms: Option<u64>,
     /// Failure, or what the guest reported when integrity is a mismatch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -615,6 +620,8 @@ struct Moved {
     endpoint_cpu: f64,
     congestion: String,
     note: Option<String>,
+    /// The pause limit the system held itself to, ms.
+    pause_limit_ms: Option<u64>,
 }
 
 impl SystemRun<'_> {
@@ -636,6 +643,11 @@ impl SystemRun<'_> {
                 path: overlay.to_path_buf(),
                 format: DiskFormat::Qcow2,
                 read_only: false,
+                // As the agent names a host-local disk's backing files.
+                backing: vec![novacron_qemu::BackingFile {
+                    path: self.base.to_path_buf(),
+                    format: DiskFormat::Raw,
+                }],
             }],
             incoming: incoming.then(|| "defer".into()),
             // NovaCron resumes the destination itself; QEMU's baselines start it on completion.
@@ -720,6 +732,7 @@ impl SystemRun<'_> {
                 ended: Instant::now(),
                 endpoint_cpu: 0.0,
                 congestion: String::new(),
+                pause_limit_ms: None,
                 note: Some(e.to_string()),
             },
         };
@@ -844,6 +857,7 @@ impl SystemRun<'_> {
                 wire_bytes_a_to_b: link.a_to_b.bytes,
                 wire_bytes_b_to_a: link.b_to_a.bytes,
                 congestion: moved.congestion,
+                pause_limit_ms: moved.pause_limit_ms.filter(|_| moved.completed),
                 note,
             },
             version,
@@ -995,6 +1009,7 @@ impl SystemRun<'_> {
                     ended: Instant::now(),
                     endpoint_cpu: 0.0,
                     congestion: cfg.cc.clone(),
+                    pause_limit_ms: None,
                     note: Some(f),
                 });
             }
@@ -1022,6 +1037,7 @@ impl SystemRun<'_> {
                 ended: resumed,
                 endpoint_cpu: 0.0,
                 congestion: cfg.cc.clone(),
+                pause_limit_ms: Some(self.cfg.max_downtime.as_millis() as u64),
                 note: None,
             })
         })
@@ -1150,6 +1166,7 @@ impl SystemRun<'_> {
                     ended: resumed,
                     endpoint_cpu: 0.0,
                     congestion: "bbr (DWCP's own choice)".into(),
+                    pause_limit_ms: Some(summary.max_downtime_ms),
                     // Which mode landed it: a switch to post-copy is named with its reason.
                     note: summary.postcopy_switch_ms.map(|ms| {
                         format!(
@@ -1182,6 +1199,7 @@ impl SystemRun<'_> {
                         ended,
                         endpoint_cpu: 0.0,
                         congestion: "bbr (DWCP's own choice)".into(),
+                        pause_limit_ms: None,
                         note: Some(e),
                     })
                 }
@@ -1378,6 +1396,7 @@ mod tests {
                 wire_bytes_a_to_b: 0,
                 wire_bytes_b_to_a: 0,
                 congestion: "cubic".into(),
+                pause_limit_ms: Some(300),
                 note: None,
             }],
         };

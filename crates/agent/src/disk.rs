@@ -114,7 +114,7 @@ pub async fn attach(
             format: DiskFormat::Qcow2,
             port: disk.port,
         };
-        novacron_qemu::hotplug::attach_disk(qemu.qmp(), &spec)
+        novacron_qemu::hotplug::attach_disk(qemu.qmp(), &spec, vm.desired.storage.is_some())
             .await
             .map_err(|e| failed(&name, "plugging the disk in", e))
     }

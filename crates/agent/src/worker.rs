@@ -1012,6 +1012,15 @@ pub(crate) async fn prepare_spec(
     } else {
         None
     };
+    // A host-local disk's backing files are named to QEMU, so that it keeps their page cache
+    // at a migration's takeover too (see VmSpec::shared_storage).
+    let backing = if has_disk && d.storage.is_none() {
+        novacron_qemu::backing_chain(&disk, novacron_qemu::DiskFormat::Qcow2)
+            .await
+            .map_err(|e| format!("reading the backing files of {}: {e}", disk.display()))?
+    } else {
+        Vec::new()
+    };
     Ok(VmSpec {
         name: d.name.clone(),
         uuid: d.uuid.clone(),
@@ -1028,6 +1037,7 @@ pub(crate) async fn prepare_spec(
                 path: disk,
                 format: novacron_qemu::DiskFormat::Qcow2,
                 read_only: false,
+                backing,
             }]
         } else {
             vec![]
@@ -1042,6 +1052,7 @@ pub(crate) async fn prepare_spec(
         plugged_nics,
         uefi,
         tpm,
+        shared_storage: d.storage.is_some(),
         ..VmSpec::default()
     })
 }

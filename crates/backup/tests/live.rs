@@ -41,6 +41,7 @@ async fn spec(dir: &Path, disk: &Path) -> VmSpec {
             path: disk.to_path_buf(),
             format: DiskFormat::Qcow2,
             read_only: false,
+            backing: Vec::new(),
         }],
         ..Default::default()
     }

@@ -458,6 +458,7 @@ async fn boot_two_disks(dir: &Path, images: [&Path; 2]) -> RunningVm {
                 path: p.to_path_buf(),
                 format: DiskFormat::Qcow2,
                 read_only: false,
+                backing: Vec::new(),
             })
             .collect(),
         ..Default::default()

@@ -167,6 +167,9 @@ pub struct MigrationSummary {
     pub postcopy_reason: Option<String>,
     /// Post-copy: the page faults the destination served.
     pub faults: Option<FaultSummary>,
+    /// The pause limit in force at the switch-over: the one given, or the one it was raised
+    /// to because the link cannot pause the guest for that little, ms.
+    pub max_downtime_ms: u64,
 }
 
 /// The source after a successful transfer: the destination holds the whole state (paused), the
@@ -1153,6 +1156,7 @@ async fn run(
             .map(|(t, _)| t.duration_since(started).as_millis() as u64),
         postcopy_reason: switched.map(|(_, r)| r),
         faults,
+        max_downtime_ms: mon.max_downtime_ms.round() as u64,
         wire,
     };
     progress.send_modify(|x| {

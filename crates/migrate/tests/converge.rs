@@ -58,6 +58,7 @@ async fn a_guest_outrunning_the_link_lands_only_thanks_to_the_throttle() {
         path: overlay.clone(),
         format: DiskFormat::Qcow2,
         read_only: false,
+        backing: Vec::new(),
     };
     let mut src_spec = spec("mig-conv", &tiny, 256, vec![disk.clone()]);
     src_spec.memory_bytes = novacron_migrate::compat::tcg_safe_ram_bytes(256);

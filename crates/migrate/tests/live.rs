@@ -123,6 +123,7 @@ async fn disk_mirror_with_concurrent_writes_is_consistent_at_switch_over() {
         path: p.to_path_buf(),
         format: DiskFormat::Qcow2,
         read_only: false,
+        backing: Vec::new(),
     };
     let src_spec = spec("mig-disk", &tiny, 128, vec![disk(&a_disk)]);
     let src = reaper.launch(&src_spec, &root.join("a")).await;

@@ -71,6 +71,7 @@ async fn guest(name: &str) -> Guest {
         path: overlay.clone(),
         format: DiskFormat::Qcow2,
         read_only: false,
+        backing: Vec::new(),
     };
     let mut src_spec = spec(name, &tiny, 256, vec![disk.clone()]);
     src_spec.memory_bytes = novacron_migrate::compat::tcg_safe_ram_bytes(256);

@@ -59,6 +59,7 @@ async fn switch_over_with_disk_mirror_and_guest_writes_succeeds_every_time() {
         path: p,
         format: DiskFormat::Qcow2,
         read_only: false,
+        backing: Vec::new(),
     };
     novacron_qemu::create_overlay(&base, DiskFormat::Raw, &overlay(0), None)
         .await

@@ -57,6 +57,7 @@ async fn hotset_guest_with_disk_migrates_intact_and_keeps_beating() {
         path: p.to_path_buf(),
         format: DiskFormat::Qcow2,
         read_only: false,
+        backing: Vec::new(),
     };
     let mut src_spec = spec("mig-wl", &tiny, 256, vec![disk(&a_disk)]);
     // Not a multiple of 256 KiB: see novacron_migrate::compat.

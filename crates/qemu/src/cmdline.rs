@@ -134,10 +134,15 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
     for (i, disk) in spec.disks.iter().enumerate() {
         let read_only = if disk.read_only { "on" } else { "off" };
         let discard = if disk.read_only { "" } else { ",discard=unmap" };
+        let drop_cache = if spec.shared_storage {
+            ""
+        } else {
+            ",drop-cache=off"
+        };
         push(&[
             "-blockdev",
             &format!(
-                "driver=file,node-name=disk{i}-file,filename={},read-only={read_only}{discard}",
+                "driver=file,node-name=disk{i}-file,filename={},read-only={read_only}{discard}{drop_cache}",
                 path_opt(&disk.path)
             ),
         ]);
@@ -145,10 +150,11 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
             DiskFormat::Qcow2 => "qcow2",
             DiskFormat::Raw => "raw",
         };
+        let backing = backing_options(&disk.backing, drop_cache);
         push(&[
             "-blockdev",
             &format!(
-                "driver={driver},node-name=disk{i},file=disk{i}-file,read-only={read_only}{discard}"
+                "driver={driver},node-name=disk{i},file=disk{i}-file,read-only={read_only}{discard}{backing}"
             ),
         ]);
         let boot = if matches!(spec.boot, Boot::Disk) {
@@ -270,7 +276,7 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
         }
     }
     for disk in &spec.plugged_disks {
-        let [file, format] = crate::hotplug::blockdev_options(disk);
+        let [file, format] = crate::hotplug::blockdev_options(disk, spec.shared_storage);
         push(&["-blockdev", &blockdev_arg(&file)]);
         push(&["-blockdev", &blockdev_arg(&format)]);
         push(&[
@@ -320,6 +326,25 @@ fn bridged_netdev(id: &str, bridge: &str, taps: &[RawFd], bridged: &mut usize) -
     };
     *bridged += 1;
     netdev
+}
+
+/// A disk's backing chain as options of its format node, each file under the one before
+/// (`backing.`, `backing.backing.`, ...), read-only, each file node with `drop_cache` (an
+/// option string that starts with its comma, or nothing). The last file's own backing, if its
+/// header names one, QEMU opens as before.
+fn backing_options(chain: &[crate::spec::BackingFile], drop_cache: &str) -> String {
+    let mut options = String::new();
+    let mut at = String::new();
+    for b in chain {
+        at.push_str("backing.");
+        let drop_cache = drop_cache.replace(',', &format!(",{at}file."));
+        options.push_str(&format!(
+            ",{at}driver={},{at}read-only=on,{at}file.driver=file,{at}file.filename={},{at}file.read-only=on{drop_cache}",
+            b.format.as_str(),
+            path_opt(&b.path),
+        ));
+    }
+    options
 }
 
 /// A `blockdev-add` argument object as a `-blockdev` option string (flat keys; strings
@@ -465,7 +490,7 @@ mod tests {
         );
         let blockdevs = values(&args, "-blockdev");
         assert!(blockdevs.contains(
-            &"discard=unmap,driver=file,filename=/v/d,,3.qcow2,node-name=disk3-file,read-only=off"
+            &"discard=unmap,driver=file,drop-cache=off,filename=/v/d,,3.qcow2,node-name=disk3-file,read-only=off"
         ));
         assert!(
             blockdevs.contains(
@@ -564,6 +589,7 @@ mod tests {
             path: PathBuf::from("/r/disk0.qcow2"),
             format: DiskFormat::Qcow2,
             read_only: false,
+            backing: Vec::new(),
         };
         let plain = VmSpec {
             boot: Boot::Disk,
@@ -628,11 +654,22 @@ mod tests {
                     path: PathBuf::from("/img/a,b.qcow2"),
                     format: DiskFormat::Qcow2,
                     read_only: false,
+                    backing: vec![
+                        crate::BackingFile {
+                            path: PathBuf::from("/img/mid,1.qcow2"),
+                            format: DiskFormat::Qcow2,
+                        },
+                        crate::BackingFile {
+                            path: PathBuf::from("/img/base.raw"),
+                            format: DiskFormat::Raw,
+                        },
+                    ],
                 },
                 DiskSpec {
                     path: PathBuf::from("/img/data.raw"),
                     format: DiskFormat::Raw,
                     read_only: true,
+                    backing: Vec::new(),
                 },
             ],
             seed_iso: Some("/r/seed.iso".into()),
@@ -664,13 +701,34 @@ mod tests {
         assert_eq!(
             values(&args, "-blockdev"),
             [
-                "driver=file,node-name=disk0-file,filename=/img/a,,b.qcow2,read-only=off,discard=unmap",
-                "driver=qcow2,node-name=disk0,file=disk0-file,read-only=off,discard=unmap",
-                "driver=file,node-name=disk1-file,filename=/img/data.raw,read-only=on",
+                "driver=file,node-name=disk0-file,filename=/img/a,,b.qcow2,read-only=off,discard=unmap,drop-cache=off",
+                "driver=qcow2,node-name=disk0,file=disk0-file,read-only=off,discard=unmap,\
+                 backing.driver=qcow2,backing.read-only=on,backing.file.driver=file,\
+                 backing.file.filename=/img/mid,,1.qcow2,backing.file.read-only=on,\
+                 backing.file.drop-cache=off,\
+                 backing.backing.driver=raw,backing.backing.read-only=on,\
+                 backing.backing.file.driver=file,backing.backing.file.filename=/img/base.raw,\
+                 backing.backing.file.read-only=on,backing.backing.file.drop-cache=off",
+                "driver=file,node-name=disk1-file,filename=/img/data.raw,read-only=on,drop-cache=off",
                 "driver=raw,node-name=disk1,file=disk1-file,read-only=on",
                 "driver=file,node-name=seed-file,filename=/r/seed.iso,read-only=on",
                 "driver=raw,node-name=seed,file=seed-file,read-only=on",
             ]
+        );
+        // A shared pool's files keep QEMU's default: their page cache is dropped at takeover.
+        let shared = build_command_line(
+            &VmSpec {
+                shared_storage: true,
+                ..s.clone()
+            },
+            &rd,
+            &[],
+        );
+        assert!(
+            values(&shared, "-blockdev")
+                .iter()
+                .all(|b| !b.contains("drop-cache")),
+            "{shared:?}"
         );
         let devices = values(&args, "-device");
         assert!(devices.contains(&"virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=0"));

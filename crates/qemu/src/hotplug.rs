@@ -15,7 +15,7 @@ use crate::{QemuError, Qmp};
 
 /// The `blockdev-add` arguments of the disk's file node and format node, in that order
 /// (the command line renders the same objects as `-blockdev`).
-pub fn blockdev_options(disk: &PluggedDisk) -> [Value; 2] {
+pub fn blockdev_options(disk: &PluggedDisk, shared_storage: bool) -> [Value; 2] {
     let file = format!("{}-file", disk.node);
     [
         json!({
@@ -24,6 +24,8 @@ pub fn blockdev_options(disk: &PluggedDisk) -> [Value; 2] {
             "filename": disk.path.to_string_lossy(),
             "read-only": false,
             "discard": "unmap",
+            // See VmSpec::shared_storage.
+            "drop-cache": shared_storage,
         }),
         json!({
             "driver": disk.format.as_str(),
@@ -74,13 +76,18 @@ pub async fn plugged(qmp: &Qmp) -> Result<Vec<String>, QemuError> {
 
 /// Plugs `disk` (its file exists) into its port of the running VM. Nothing plugged half:
 /// when the device cannot be added, the nodes this call added are removed again.
-pub async fn attach_disk(qmp: &Qmp, disk: &PluggedDisk) -> Result<(), QemuError> {
+/// `shared_storage` as in [`crate::VmSpec::shared_storage`].
+pub async fn attach_disk(
+    qmp: &Qmp,
+    disk: &PluggedDisk,
+    shared_storage: bool,
+) -> Result<(), QemuError> {
     let id = disk.device_id();
     if device_ids(qmp).await?.contains(&id) {
         return Ok(());
     }
     let nodes = node_names(qmp).await?;
-    let [file, format] = blockdev_options(disk);
+    let [file, format] = blockdev_options(disk, shared_storage);
     let file_node = format!("{}-file", disk.node);
     let mut added = Vec::new();
     for (name, options) in [(&file_node, file), (&disk.node, format)] {
@@ -289,8 +296,10 @@ mod tests {
             format: DiskFormat::Qcow2,
             port: 1,
         };
-        let [file, format] = blockdev_options(&disk);
+        let [file, format] = blockdev_options(&disk, false);
         assert_eq!(file["node-name"], "disk2-file");
+        assert_eq!(file["drop-cache"], false);
+        assert_eq!(blockdev_options(&disk, true)[0]["drop-cache"], true);
         assert_eq!(file["filename"], "/v/disk2.qcow2");
         assert_eq!(format["driver"], "qcow2");
         assert_eq!(format["file"], "disk2-file");

@@ -59,6 +59,8 @@ pub struct ImageInfo {
 /// The fields of `qemu-img info --output=json` we use.
 #[derive(Debug, Deserialize)]
 struct InfoJson {
+    #[serde(default)]
+    filename: String,
     format: String,
     #[serde(rename = "virtual-size")]
     virtual_size: u64,
@@ -177,6 +179,72 @@ pub async fn inspect_as(path: &Path, format: DiskFormat) -> Result<ImageInfo, Qe
         });
     }
     parse_info_json(&stdout)
+}
+
+/// The files under the image at `path` (of `format`), nearest first, as their headers name
+/// them: `qemu-img info --backing-chain`. Empty for a standalone image.
+pub async fn backing_chain(
+    path: &Path,
+    format: DiskFormat,
+) -> Result<Vec<crate::spec::BackingFile>, QemuError> {
+    // Absolute, so that qemu-img names every file under it absolutely.
+    let path = std::path::absolute(path)
+        .map_err(|e| QemuError::io(format!("resolving {}", path.display()), e))?;
+    let p = path_str(&path, "image")?;
+    let (code, stdout, stderr) = run_qemu_img(
+        "info",
+        &[
+            "info",
+            "--force-share",
+            "--backing-chain",
+            "--output=json",
+            "-f",
+            format.as_str(),
+            p,
+        ],
+    )
+    .await?;
+    if code != 0 {
+        return Err(QemuError::QemuImg {
+            operation: "info".into(),
+            stderr,
+        });
+    }
+    parse_backing_chain(&stdout)
+}
+
+/// Parses `qemu-img info --backing-chain --output=json` (the image itself first, which is
+/// left out).
+pub fn parse_backing_chain(json: &str) -> Result<Vec<crate::spec::BackingFile>, QemuError> {
+    let bad = |why: String| QemuError::QemuImg {
+        operation: "info".into(),
+        stderr: why,
+    };
+    let chain: Vec<InfoJson> =
+        serde_json::from_str(json).map_err(|e| bad(format!("unexpected JSON ({e})")))?;
+    chain
+        .into_iter()
+        .skip(1)
+        .map(|i| {
+            // qemu-img names each file as the chain reached it: absolute under an absolute
+            // top. Anything else (a relative name, a `json:` pseudo-name) is not opened.
+            if !Path::new(&i.filename).is_absolute() {
+                return Err(bad(format!(
+                    "backing file {:?} is not an absolute path",
+                    i.filename
+                )));
+            }
+            Ok(crate::spec::BackingFile {
+                format: i.format.parse::<DiskFormat>().map_err(|_| {
+                    bad(format!(
+                        "backing file {} has format {}: only qcow2 and raw are opened",
+                        i.filename, i.format
+                    ))
+                })?,
+                path: PathBuf::from(i.filename),
+            })
+        })
+        .collect()
 }
 
 pub(crate) async fn read_head(path: &Path, len: usize) -> Result<Vec<u8>, QemuError> {

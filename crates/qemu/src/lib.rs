@@ -34,15 +34,17 @@ pub use accel::{Accel, AccelChoice, resolve_accel};
 pub use cmdline::build_command_line;
 pub use error::QemuError;
 pub use img::{
-    DiskFormat, ImageInfo, check_self_contained, create_blank, create_overlay, inspect_as,
-    inspect_for_import,
+    DiskFormat, ImageInfo, backing_chain, check_self_contained, create_blank, create_overlay,
+    inspect_as, inspect_for_import,
 };
 pub use import::{ForeignFormat, Imported, import_file};
 pub use process::{ExitInfo, RunningVm, adopt, launch};
 pub use qga::{ExecOutput, GuestAgent, GuestInterface};
 pub use qmp::{LatencyObserver, Qmp, QmpEvent, RunStatus, set_latency_observer};
 pub use seed::{NoCloudSeed, write_nocloud_seed};
-pub use spec::{Boot, DiskSpec, NicSpec, PluggedDisk, PluggedNic, PortForward, RunDir, VmSpec};
+pub use spec::{
+    BackingFile, Boot, DiskSpec, NicSpec, PluggedDisk, PluggedNic, PortForward, RunDir, VmSpec,
+};
 pub use tiny::{
     GUEST_READY_MARKER, GuestFile, TinyImage, TinyOptions, build_tiny, host_guest_agent,
 };

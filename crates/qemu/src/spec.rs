@@ -69,6 +69,13 @@ pub struct VmSpec {
     /// A TPM 2.0: a swtpm process started with QEMU, its state in the VM's own directory
     /// (see [`crate::tpm`]).
     pub tpm: Option<crate::tpm::Tpm>,
+    /// The disks' files live on storage other hosts write too (a shared pool). Only then
+    /// does QEMU drop a disk file's page cache when it takes the disk over (the `cont` of an
+    /// incoming migration), so that it reads what the other host wrote. A host-local file
+    /// has no such writer: the incoming VM's own NBD server wrote its data through this
+    /// host's page cache, and dropping it cost the pause its write-back and the guest its
+    /// cached reads (see docs/migration.md).
+    pub shared_storage: bool,
 }
 
 impl Default for VmSpec {
@@ -96,6 +103,7 @@ impl Default for VmSpec {
             plugged_nics: Vec::new(),
             uefi: None,
             tpm: None,
+            shared_storage: false,
         }
     }
 }
@@ -120,6 +128,20 @@ pub struct DiskSpec {
     pub path: PathBuf,
     pub format: DiskFormat,
     pub read_only: bool,
+    /// The files under it, nearest first, as its header names them (read with
+    /// [`crate::img::backing_chain`] just before the launch): given, they are opened
+    /// read-only with the page cache kept at takeover, as the disk's own file is (see
+    /// [`VmSpec::shared_storage`]). Empty: QEMU opens what the header names with its
+    /// defaults.
+    #[serde(default)]
+    pub backing: Vec<BackingFile>,
+}
+
+/// One file of a disk's backing chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackingFile {
+    pub path: PathBuf,
+    pub format: DiskFormat,
 }
 
 /// A virtio block disk in a hot-plug port: block nodes `<node>` (format) over
@@ -619,6 +641,7 @@ mod tests {
                         path: dir.path().join("missing.qcow2"),
                         format: DiskFormat::Qcow2,
                         read_only: false,
+                        backing: Vec::new(),
                     }],
                     ..ok.clone()
                 },

@@ -74,6 +74,7 @@ async fn qemu_does_not_inherit_the_agents_descriptors() {
             path: disk.clone(),
             format: novacron_qemu::DiskFormat::Raw,
             read_only: false,
+            backing: Vec::new(),
         }],
         start_paused: true,
         ..Default::default()

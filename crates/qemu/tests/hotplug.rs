@@ -86,9 +86,9 @@ async fn a_disk_is_plugged_into_a_running_guest_and_unplugged_again() {
         format: DiskFormat::Qcow2,
         port: 1,
     };
-    attach_disk(vm.qmp(), &plug).await.unwrap();
+    attach_disk(vm.qmp(), &plug, false).await.unwrap();
     // Asking again (a call cut short, retried) changes nothing.
-    attach_disk(vm.qmp(), &plug).await.unwrap();
+    attach_disk(vm.qmp(), &plug, false).await.unwrap();
     assert_eq!(plugged(vm.qmp()).await.unwrap(), ["disk1"]);
     // 64 MiB in 512-byte sectors.
     guest_until(&vm, "cat /sys/block/vda/size", "131072").await;

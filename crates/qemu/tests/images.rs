@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::Command;
 
 use novacron_qemu::{
-    DiskFormat, NoCloudSeed, QemuError, check_self_contained, create_blank, create_overlay,
-    inspect_as, inspect_for_import, write_nocloud_seed,
+    BackingFile, DiskFormat, NoCloudSeed, QemuError, backing_chain, check_self_contained,
+    create_blank, create_overlay, inspect_as, inspect_for_import, write_nocloud_seed,
 };
 
 fn qemu_img(args: &[&str]) {
@@ -220,6 +220,49 @@ fn refuses_images_that_refer_to_host_files() {
     std::fs::write(&fake_raw, &fake).unwrap();
     let info = futures_lite_block(check_self_contained(&fake_raw, DiskFormat::Raw)).unwrap();
     assert_eq!(info.format, DiskFormat::Raw);
+}
+
+/// The chain a VM's disk is launched with: each file under the disk, nearest first, by the
+/// absolute name its header resolves to (a relative backing name included).
+#[tokio::test]
+async fn backing_chain_lists_the_files_under_a_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = d.join("base.raw");
+    create_blank(&base, DiskFormat::Raw, 1 << 20).await.unwrap();
+    let mid = d.join("mid.qcow2");
+    create_overlay(&base, DiskFormat::Raw, &mid, None)
+        .await
+        .unwrap();
+    // A relative backing name, as `qemu-img create -b` takes it.
+    let top = d.join("top.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        "mid.qcow2",
+        "-F",
+        "qcow2",
+        top.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        backing_chain(&top, DiskFormat::Qcow2).await.unwrap(),
+        [
+            BackingFile {
+                path: mid.clone(),
+                format: DiskFormat::Qcow2
+            },
+            BackingFile {
+                path: base.clone(),
+                format: DiskFormat::Raw
+            },
+        ]
+    );
+    assert_eq!(backing_chain(&base, DiskFormat::Raw).await.unwrap(), []);
+    std::fs::remove_file(&base).unwrap();
+    assert!(backing_chain(&top, DiskFormat::Qcow2).await.is_err());
 }
 
 #[tokio::test]

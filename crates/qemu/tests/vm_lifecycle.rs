@@ -655,6 +655,7 @@ async fn each_qemu_runs_as_its_own_user_and_cannot_open_anothers_files() {
                 path: disk.clone(),
                 format: novacron_qemu::DiskFormat::Qcow2,
                 read_only: false,
+                backing: Vec::new(),
             }],
             run_as: Some(novacron_qemu::RunAs {
                 uid: *uid,

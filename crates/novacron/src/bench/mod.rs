@@ -354,10 +354,11 @@ async fn migration(a: MigrationArgs, out: Format, stop: Arc<AtomicBool>) -> anyh
     // The bench builds its own runtimes inside the emulated sites: run it on a plain thread.
     // SIGINT/SIGTERM set `stop` (see `run`); it kills its QEMUs and removes its files.
     if a.matrix {
+        let max_ms = cfg.max_downtime.as_millis() as u64;
         let report = on_plain_thread("migration", move || {
             // Each cell as it ends, on stderr: a grid runs for hours.
             let mut progress = |i: usize, n: usize, c: &matrix::Cell| {
-                eprint!("cell {i}/{n}: {}", matrix::render_cell(c));
+                eprint!("cell {i}/{n}: {}", matrix::render_cell(c, max_ms));
             };
             matrix::run(&cfg, &links, &workloads, &mut progress)
         })
