@@ -159,26 +159,7 @@ fn sniff_format(head: &[u8]) -> DiskFormat {
 
 /// Inspects an image of a known format.
 pub async fn inspect_as(path: &Path, format: DiskFormat) -> Result<ImageInfo, QemuError> {
-    let p = path_str(path, "image")?;
-    let (code, stdout, stderr) = run_qemu_img(
-        "info",
-        &[
-            "info",
-            "--force-share",
-            "--output=json",
-            "-f",
-            format.as_str(),
-            p,
-        ],
-    )
-    .await?;
-    if code != 0 {
-        return Err(QemuError::QemuImg {
-            operation: "info".into(),
-            stderr,
-        });
-    }
-    parse_info_json(&stdout)
+    parse_info_json(&info_json(path, format, &[]).await?)
 }
 
 /// The files under the image at `path` (of `format`), nearest first, as their headers name
@@ -190,27 +171,24 @@ pub async fn backing_chain(
     // Absolute, so that qemu-img names every file under it absolutely.
     let path = std::path::absolute(path)
         .map_err(|e| QemuError::io(format!("resolving {}", path.display()), e))?;
-    let p = path_str(&path, "image")?;
-    let (code, stdout, stderr) = run_qemu_img(
-        "info",
-        &[
-            "info",
-            "--force-share",
-            "--backing-chain",
-            "--output=json",
-            "-f",
-            format.as_str(),
-            p,
-        ],
-    )
-    .await?;
+    parse_backing_chain(&info_json(&path, format, &["--backing-chain"]).await?)
+}
+
+/// `qemu-img info --output=json` of an image of a known format (never probed), with `extra`
+/// options; its JSON.
+async fn info_json(path: &Path, format: DiskFormat, extra: &[&str]) -> Result<String, QemuError> {
+    let p = path_str(path, "image")?;
+    let mut args = vec!["info", "--force-share", "--output=json"];
+    args.extend_from_slice(extra);
+    args.extend(["-f", format.as_str(), p]);
+    let (code, stdout, stderr) = run_qemu_img("info", &args).await?;
     if code != 0 {
         return Err(QemuError::QemuImg {
             operation: "info".into(),
             stderr,
         });
     }
-    parse_backing_chain(&stdout)
+    Ok(stdout)
 }
 
 /// Parses `qemu-img info --backing-chain --output=json` (the image itself first, which is
