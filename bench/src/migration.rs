@@ -620,7 +620,7 @@ struct Moved {
     endpoint_cpu: f64,
     congestion: String,
     note: Option<String>,
-    /// The pause limit the system held itself to, ms.
+    /// The pause limit the system held itself to, ms; `None` when it did not complete.
     pause_limit_ms: Option<u64>,
 }
 
@@ -857,7 +857,7 @@ impl SystemRun<'_> {
                 wire_bytes_a_to_b: link.a_to_b.bytes,
                 wire_bytes_b_to_a: link.b_to_a.bytes,
                 congestion: moved.congestion,
-                pause_limit_ms: moved.pause_limit_ms.filter(|_| moved.completed),
+                pause_limit_ms: moved.pause_limit_ms,
                 note,
             },
             version,
@@ -1037,7 +1037,7 @@ impl SystemRun<'_> {
                 ended: resumed,
                 endpoint_cpu: 0.0,
                 congestion: cfg.cc.clone(),
-                pause_limit_ms: Some(self.cfg.max_downtime.as_millis() as u64),
+                pause_limit_ms: Some(cfg.max_downtime.as_millis() as u64),
                 note: None,
             })
         })

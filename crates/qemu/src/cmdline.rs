@@ -150,7 +150,7 @@ pub fn build_command_line(spec: &VmSpec, run_dir: &RunDir, taps: &[RawFd]) -> Ve
             DiskFormat::Qcow2 => "qcow2",
             DiskFormat::Raw => "raw",
         };
-        let backing = backing_options(&disk.backing, drop_cache);
+        let backing = backing_options(&disk.backing, spec.shared_storage);
         push(&[
             "-blockdev",
             &format!(
@@ -329,20 +329,22 @@ fn bridged_netdev(id: &str, bridge: &str, taps: &[RawFd], bridged: &mut usize) -
 }
 
 /// A disk's backing chain as options of its format node, each file under the one before
-/// (`backing.`, `backing.backing.`, ...), read-only, each file node with `drop_cache` (an
-/// option string that starts with its comma, or nothing). The last file's own backing, if its
-/// header names one, QEMU opens as before.
-fn backing_options(chain: &[crate::spec::BackingFile], drop_cache: &str) -> String {
+/// (`backing.`, `backing.backing.`, ...), read-only, each file node with `drop-cache=off`
+/// unless the storage is shared (see [`VmSpec::shared_storage`]). The last file's own
+/// backing, if its header names one, QEMU opens as before.
+fn backing_options(chain: &[crate::spec::BackingFile], shared_storage: bool) -> String {
     let mut options = String::new();
     let mut at = String::new();
     for b in chain {
         at.push_str("backing.");
-        let drop_cache = drop_cache.replace(',', &format!(",{at}file."));
         options.push_str(&format!(
-            ",{at}driver={},{at}read-only=on,{at}file.driver=file,{at}file.filename={},{at}file.read-only=on{drop_cache}",
+            ",{at}driver={},{at}read-only=on,{at}file.driver=file,{at}file.filename={},{at}file.read-only=on",
             b.format.as_str(),
             path_opt(&b.path),
         ));
+        if !shared_storage {
+            options.push_str(&format!(",{at}file.drop-cache=off"));
+        }
     }
     options
 }
