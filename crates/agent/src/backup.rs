@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use novacron_api_types::agent::DesiredVm;
-use novacron_api_types::backup::{BackupJob, BackupRepo, OperationUpdate, RepoLocation};
+use novacron_api_types::backup::{
+    BackupJob, BackupRepo, BackupStorageLimit, OperationUpdate, RepoLocation,
+};
 use novacron_api_types::{ApiError, OperationState};
 use novacron_backup::live::{self, LiveBackupOptions, LiveDisk, StoppedDisk};
 use novacron_backup::location::{self, Location};
 use novacron_backup::repo::{BackupMeta, Progress, Repository};
-use novacron_backup::{BackupId, RetentionPolicy};
+use novacron_backup::{BackupError, BackupId, RetentionPolicy};
 use novacron_qemu::{DiskFormat, RunningVm};
 use tokio::sync::watch;
 
@@ -165,6 +167,10 @@ async fn run(
     spec.restore = None;
     let meta = BackupMeta {
         vm: vm.desired.name.clone(),
+        project: Some(vm.desired.project.clone()),
+        storage_limit: job
+            .storage_limit
+            .map(|l| l.max_bytes.saturating_sub(l.elsewhere_bytes)),
         vm_spec: serde_json::to_value(&spec).map_err(|e| e.to_string())?,
         labels: BTreeMap::from([("node".to_string(), node_name(shared))]),
         created_unix_ms: None,
@@ -229,7 +235,12 @@ async fn run(
             live::backup_stopped_disks(&repo, &disks, meta, &opts, &report).await
         }
     }
-    .map_err(|e| format!("backup of {}: {e}", vm.desired.name))?;
+    .map_err(|e| match (e, job.storage_limit) {
+        (BackupError::StorageLimit { before, after, .. }, Some(limit)) => {
+            over_storage_limit(&vm.desired.project, limit, before, after)
+        }
+        (e, _) => format!("backup of {}: {e}", vm.desired.name),
+    })?;
     let _ = std::fs::remove_dir_all(&work);
     let read: Vec<String> = idx
         .disks
@@ -253,12 +264,29 @@ async fn run(
             keep_monthly: r.keep_monthly,
             keep_yearly: r.keep_yearly,
         };
-        match repo.prune(&policy, Some(&vm.desired.name), false).await {
+        let project = Some(vm.desired.project.as_str());
+        match repo
+            .prune(&policy, project, Some(&vm.desired.name), false)
+            .await
+        {
             Ok(p) => msg.push_str(&format!("; pruned {} old backup(s)", p.removed.len())),
             Err(e) => msg.push_str(&format!("; prune failed: {e}")),
         }
     }
     Ok(msg)
+}
+
+/// The answer when a finished backup would bring its project over `--max-backup-storage`:
+/// `before` and `after` are what the project's backups hold in the backup's repository
+/// without and with it.
+fn over_storage_limit(project: &str, limit: BackupStorageLimit, before: u64, after: u64) -> String {
+    use novacron_api_types::format_size;
+    format!(
+        "project {project} is at its limit max-backup-storage = {}: its backups hold {}, this backup would add {} more, so it was not kept (an admin prunes old backups with `novacron backup prune REPO --vm VM --keep-last N`, or raises the limit with `novacron project set {project} --max-backup-storage ...`)",
+        format_size(limit.max_bytes),
+        format_size(limit.elsewhere_bytes.saturating_add(before)),
+        format_size(after.saturating_sub(before)),
+    )
 }
 
 fn read_mode(m: &novacron_backup::ReadMode) -> String {

@@ -48,6 +48,10 @@ pub struct Backup {
     pub id: String,
     pub repo: String,
     pub vm: Option<String>,
+    /// The VM's project (backups written before backups recorded one are the default
+    /// project's); `None` when the backup cannot be read.
+    #[serde(default)]
+    pub project: Option<String>,
     pub created_unix_ms: Option<u64>,
     pub size_bytes: Option<u64>,
     pub disks: Vec<String>,
@@ -207,6 +211,19 @@ pub struct BackupJob {
     /// Prune this VM's backups with these rules after a successful backup.
     #[serde(default)]
     pub retention: Option<Retention>,
+    /// The project's `--max-backup-storage`, when it has one: the backup is kept only if the
+    /// project's backups stay within it.
+    #[serde(default)]
+    pub storage_limit: Option<BackupStorageLimit>,
+}
+
+/// What a project's `--max-backup-storage` leaves a backup in its repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BackupStorageLimit {
+    /// The project's limit.
+    pub max_bytes: u64,
+    /// What the project's backups hold in its other repositories.
+    pub elsewhere_bytes: u64,
 }
 
 /// An agent's progress report on an operation it runs.

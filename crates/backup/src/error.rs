@@ -52,6 +52,15 @@ pub enum BackupError {
         target: PathBuf,
         reason: String,
     },
+    #[error(
+        "the backups of project {project} in this repository would hold {after} bytes with this one, over the {limit} bytes its storage limit leaves them ({before} bytes without it); it was not kept"
+    )]
+    StorageLimit {
+        project: String,
+        before: u64,
+        after: u64,
+        limit: u64,
+    },
     #[error("garbage collection sweep deferred: {0}")]
     SweepDeferred(String),
     #[error("timed out waiting for {0}")]

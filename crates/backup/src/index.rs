@@ -115,8 +115,12 @@ pub struct BackupStats {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BackupIndex {
     pub id: BackupId,
-    /// The VM (backup group) this backup belongs to.
+    /// The VM this backup belongs to (with `project`, its backup group).
     pub vm: String,
+    /// The project of the VM; `None` in backups written before backups recorded one, which
+    /// belong to [`UNRECORDED_PROJECT`] (see [`BackupIndex::project`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// Point in time of the backup (start).
     pub created_unix_ms: u64,
     pub finished_unix_ms: u64,
@@ -208,6 +212,39 @@ impl BackupIndex {
     pub fn size_bytes(&self) -> u64 {
         self.disks.iter().map(|d| d.size_bytes).sum()
     }
+
+    /// The project this backup belongs to.
+    pub fn project(&self) -> &str {
+        self.project.as_deref().unwrap_or(UNRECORDED_PROJECT)
+    }
+
+    /// Whether this backup belongs to `project` (any, when `None`) and `vm` (any, when `None`).
+    pub fn is_of(&self, project: Option<&str>, vm: Option<&str>) -> bool {
+        project.is_none_or(|p| p == self.project()) && vm.is_none_or(|v| v == self.vm)
+    }
+}
+
+/// The project of backups written before backups recorded one: the control plane's default
+/// project, where every VM lived then.
+pub const UNRECORDED_PROJECT: &str = "default";
+
+/// The data `indexes` hold together: each distinct chunk once, at its length before
+/// compression. For one project's backups this is what they take in a repository on their
+/// own: a chunk another project's backups share counts in full for each project, so no
+/// project's figure depends on what another keeps or deletes.
+pub fn distinct_data_bytes<'a>(indexes: impl IntoIterator<Item = &'a BackupIndex>) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut bytes = 0u64;
+    for disk in indexes.into_iter().flat_map(|i| &i.disks) {
+        for (i, c) in disk.chunks.iter().enumerate() {
+            if let ChunkRef::Data(id) = c
+                && seen.insert(*id)
+            {
+                bytes = bytes.saturating_add(disk.chunk_len(i as u64) as u64);
+            }
+        }
+    }
+    bytes
 }
 
 #[cfg(test)]
@@ -218,6 +255,7 @@ mod tests {
         BackupIndex {
             id: BackupId("20261123T000000Z-0011223344556677".into()),
             vm: "web1".into(),
+            project: None,
             created_unix_ms: 1,
             finished_unix_ms: 2,
             vm_spec: serde_json::json!({"memory_mib": 512}),
@@ -258,5 +296,29 @@ mod tests {
         assert_eq!(i.disks[0].chunk_len(3), 10);
         assert!(BackupId::parse("../x").is_none());
         assert!(BackupId::parse("20261123T000000Z-ab").is_some());
+    }
+
+    #[test]
+    fn a_chunk_counts_once_across_backups_and_a_short_last_chunk_at_its_length() {
+        let first = sample();
+        // One chunk in common, one new in the short last slot.
+        let mut second = sample();
+        second.project = Some("team-b".into());
+        second.disks[0].chunks[2] = ChunkRef::Zero;
+        second.disks[0].chunks[3] = ChunkRef::Data(ChunkId([3; 32]));
+        assert_eq!(distinct_data_bytes([&first]), 2 * 65536);
+        assert_eq!(distinct_data_bytes([&second]), 65536 + 10);
+        assert_eq!(distinct_data_bytes([&first, &second]), 2 * 65536 + 10);
+        assert_eq!(distinct_data_bytes([&first, &first]), 2 * 65536);
+        assert_eq!(distinct_data_bytes(std::iter::empty()), 0);
+
+        assert_eq!(first.project(), UNRECORDED_PROJECT);
+        assert!(first.is_of(Some("default"), Some("web1")));
+        assert!(!first.is_of(Some("team-b"), None));
+        assert!(second.is_of(Some("team-b"), None) && second.is_of(None, Some("web1")));
+        assert!(!second.is_of(None, Some("web2")));
+        // The project survives encoding; an index without one decodes as before.
+        let enc = second.encode().unwrap();
+        assert_eq!(BackupIndex::decode(&enc).unwrap().project(), "team-b");
     }
 }

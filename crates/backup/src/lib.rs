@@ -29,7 +29,10 @@ pub use backend::local::{LocalBackend, SyncLevel};
 pub use backend::{Backend, ObjectInfo};
 pub use crypto::{ChunkId, KeyFile};
 pub use error::{BackupError, Result};
-pub use index::{BackupId, BackupIndex, BackupStats, BitmapRef, ChunkRef, DiskIndex, ReadMode};
+pub use index::{
+    BackupId, BackupIndex, BackupStats, BitmapRef, ChunkRef, DiskIndex, ReadMode,
+    UNRECORDED_PROJECT, distinct_data_bytes,
+};
 pub use repo::{
     BackupListing, BackupMeta, BackupOptions, Changes, CreateOptions, DiskInput, GcOptions,
     GcReport, Progress, PruneReport, Repository, RestoreFormat, RestoreOptions, RestoreReport,

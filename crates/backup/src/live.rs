@@ -218,7 +218,7 @@ pub async fn backup_running_vm(
         )));
     }
     std::fs::create_dir_all(&opts.work_dir).map_err(|e| BackupError::io(&opts.work_dir, e))?;
-    let previous = repo.latest_backup(&meta.vm).await?;
+    let previous = repo.latest_backup(meta.project(), &meta.vm).await?;
     let tag = random_hex8()?;
     let mut fleeces = Vec::new();
     for (i, d) in disks.iter().enumerate() {
@@ -655,7 +655,7 @@ pub async fn backup_stopped_disks(
     if disks.iter().any(|d| d.format == DiskFormat::Qcow2) {
         std::fs::create_dir_all(&opts.work_dir).map_err(|e| BackupError::io(&opts.work_dir, e))?;
     }
-    let previous = repo.latest_backup(&meta.vm).await?;
+    let previous = repo.latest_backup(meta.project(), &meta.vm).await?;
     let mut servers = QemuNbdServers::default();
     let result: Result<(BackupIndex, Vec<BitmapRotation>)> = async {
         let tag = random_hex8()?;
@@ -1016,6 +1016,7 @@ mod tests {
         BackupIndex {
             id: BackupId("20261123T000000Z-0000000000000001".into()),
             vm: "vm".into(),
+            project: None,
             created_unix_ms: 0,
             finished_unix_ms: 0,
             vm_spec: Value::Null,

@@ -20,6 +20,7 @@ use crate::crypto::{ChunkId, DataKeys, KeyFile};
 use crate::error::{BackupError, Result};
 use crate::index::{
     BackupId, BackupIndex, BackupStats, BitmapRef, ChunkRef, DiskIndex, INDEX_PREFIX, ReadMode,
+    distinct_data_bytes,
 };
 use crate::locks::{Lease, LockKind, list_locks};
 use crate::retention::{RetentionPolicy, select};
@@ -66,11 +67,26 @@ impl Default for CreateOptions {
 #[derive(Clone, Debug, Default)]
 pub struct BackupMeta {
     pub vm: String,
+    /// The VM's project (`None`: [`crate::index::UNRECORDED_PROJECT`]).
+    pub project: Option<String>,
+    /// At most this much data (as [`crate::index::distinct_data_bytes`] counts it) may the
+    /// project's backups hold in this repository once this one is published; a backup that
+    /// would bring them over it is not published ([`BackupError::StorageLimit`]).
+    pub storage_limit: Option<u64>,
     /// VM definition (opaque JSON) for restoring onto a fresh install.
     pub vm_spec: serde_json::Value,
     pub labels: BTreeMap<String, String>,
     /// Overrides the backup's point in time (imports and tests); `None` = now.
     pub created_unix_ms: Option<u64>,
+}
+
+impl BackupMeta {
+    /// The project the backup will belong to.
+    pub fn project(&self) -> &str {
+        self.project
+            .as_deref()
+            .unwrap_or(crate::index::UNRECORDED_PROJECT)
+    }
 }
 
 /// How to read one disk.
@@ -132,6 +148,8 @@ pub struct BackupListing {
     pub id: BackupId,
     /// `None` when the index cannot be read (see `error`).
     pub vm: Option<String>,
+    /// `None` when the index cannot be read (see `error`).
+    pub project: Option<String>,
     pub created_unix_ms: Option<u64>,
     pub size_bytes: Option<u64>,
     pub disks: Vec<String>,
@@ -228,10 +246,12 @@ pub struct VerifyReport {
 }
 
 /// One backup's fate in `prune`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PruneItem {
     pub id: BackupId,
     pub vm: String,
+    #[serde(default)]
+    pub project: String,
     pub created_unix_ms: u64,
     /// Rule(s) that keep it (`daily`, `weekly,monthly`, …); empty when removed.
     pub reason: String,
@@ -445,19 +465,24 @@ impl Repository {
         tokio::task::spawn_blocking(move || decode_index(keys.as_deref(), &id2, raw)).await?
     }
 
-    /// All backups (optionally of one VM), oldest first; unreadable indexes are listed with
-    /// their error rather than hidden.
-    pub async fn list_backups(&self, vm: Option<&str>) -> Result<Vec<BackupListing>> {
+    /// All backups (optionally of one project, of one VM), oldest first; unreadable indexes
+    /// are listed with their error rather than hidden.
+    pub async fn list_backups(
+        &self,
+        project: Option<&str>,
+        vm: Option<&str>,
+    ) -> Result<Vec<BackupListing>> {
         let mut out = Vec::new();
         for id in self.backup_ids().await? {
             match self.load_index(&id).await {
                 Ok(idx) => {
-                    if vm.is_some_and(|v| v != idx.vm) {
+                    if !idx.is_of(project, vm) {
                         continue;
                     }
                     out.push(BackupListing {
                         id,
                         vm: Some(idx.vm.clone()),
+                        project: Some(idx.project().to_string()),
                         created_unix_ms: Some(idx.created_unix_ms),
                         size_bytes: Some(idx.size_bytes()),
                         disks: idx.disks.iter().map(|d| d.name.clone()).collect(),
@@ -468,6 +493,7 @@ impl Repository {
                 Err(e) => out.push(BackupListing {
                     id,
                     vm: None,
+                    project: None,
                     created_unix_ms: None,
                     size_bytes: None,
                     disks: Vec::new(),
@@ -478,8 +504,28 @@ impl Repository {
         Ok(out)
     }
 
-    /// The newest readable backup of `vm` by point in time (ids sort by second only), if any.
-    pub async fn latest_backup(&self, vm: &str) -> Result<Option<BackupIndex>> {
+    /// The readable backups of `project`, oldest first.
+    pub async fn project_backups(&self, project: &str) -> Result<Vec<BackupIndex>> {
+        let mut out = Vec::new();
+        for id in self.backup_ids().await? {
+            match self.load_index(&id).await {
+                Ok(idx) if idx.project() == project => out.push(idx),
+                Ok(_) | Err(BackupError::UnknownBackup(_)) => {}
+                Err(e) => warn!(backup = %id, error = %e, "skipping unreadable index"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The data `project`'s backups hold in this repository (see
+    /// [`crate::index::distinct_data_bytes`]).
+    pub async fn project_data_bytes(&self, project: &str) -> Result<u64> {
+        Ok(distinct_data_bytes(&self.project_backups(project).await?))
+    }
+
+    /// The newest readable backup of `vm` in `project` by point in time (ids sort by second
+    /// only), if any.
+    pub async fn latest_backup(&self, project: &str, vm: &str) -> Result<Option<BackupIndex>> {
         let mut best: Option<BackupIndex> = None;
         for id in self.backup_ids().await?.into_iter().rev() {
             if let Some(b) = &best
@@ -488,7 +534,7 @@ impl Repository {
                 break; // older second than the best found: nothing newer can follow
             }
             match self.load_index(&id).await {
-                Ok(idx) if idx.vm == vm => {
+                Ok(idx) if idx.is_of(Some(project), Some(vm)) => {
                     let newer = best.as_ref().is_none_or(|b| {
                         (idx.created_unix_ms, idx.finished_unix_ms)
                             > (b.created_unix_ms, b.finished_unix_ms)
@@ -650,6 +696,7 @@ impl Repository {
         let index = BackupIndex {
             id: id.clone(),
             vm: meta.vm.clone(),
+            project: meta.project.clone(),
             created_unix_ms: created,
             finished_unix_ms: now_unix_ms(),
             vm_spec: meta.vm_spec.clone(),
@@ -657,6 +704,9 @@ impl Repository {
             disks: disk_indexes,
             stats,
         };
+        if let Some(limit) = meta.storage_limit {
+            self.check_storage_limit(&index, limit).await?;
+        }
         let payload = index.encode().map_err(BackupError::Task)?;
         let blob = blob::encode(
             BlobKind::Index,
@@ -671,6 +721,25 @@ impl Repository {
         self.backend.flush().await?;
         info!(backup = %id, vm = %meta.vm, bytes_read = index.stats.bytes_read, chunks_new = index.stats.chunks_new, bytes_stored = index.stats.bytes_stored, duration_ms = index.stats.duration_ms, "backup published");
         Ok(index)
+    }
+
+    /// Refuses `index` (not yet published) when its project's backups in this repository
+    /// would hold more than `limit` with it. Its chunks stay until the next `gc`, like those
+    /// of a failed backup.
+    async fn check_storage_limit(&self, index: &BackupIndex, limit: u64) -> Result<()> {
+        let others = self.project_backups(index.project()).await?;
+        let before = distinct_data_bytes(&others);
+        let after = distinct_data_bytes(others.iter().chain([index]));
+        if after > limit {
+            info!(backup = %index.id, project = index.project(), before, after, limit, "backup over its project's storage limit: not published");
+            return Err(BackupError::StorageLimit {
+                project: index.project().to_string(),
+                before,
+                after,
+                limit,
+            });
+        }
+        Ok(())
     }
 
     async fn wait_for_sweeps(&self, wait: Duration) -> Result<()> {
@@ -1250,6 +1319,7 @@ impl Repository {
     pub async fn prune(
         &self,
         policy: &RetentionPolicy,
+        project: Option<&str>,
         vm: Option<&str>,
         dry_run: bool,
     ) -> Result<PruneReport> {
@@ -1258,16 +1328,20 @@ impl Repository {
                 "retention policy keeps nothing; give at least one --keep-* option".into(),
             ));
         }
-        let mut groups: BTreeMap<String, Vec<PruneItem>> = BTreeMap::new();
+        // A group is one VM of one project: a VM of the same name in another project keeps
+        // its own backups.
+        let mut groups: BTreeMap<(String, String), Vec<PruneItem>> = BTreeMap::new();
         let mut unreadable = Vec::new();
         for id in self.backup_ids().await? {
             match self.load_index(&id).await {
                 Ok(idx) => {
-                    if vm.is_some_and(|v| v != idx.vm) {
+                    if !idx.is_of(project, vm) {
                         continue;
                     }
-                    groups.entry(idx.vm.clone()).or_default().push(PruneItem {
+                    let group = (idx.project().to_string(), idx.vm.clone());
+                    groups.entry(group).or_default().push(PruneItem {
                         id,
+                        project: idx.project().to_string(),
                         vm: idx.vm,
                         created_unix_ms: idx.created_unix_ms,
                         reason: String::new(),

@@ -111,6 +111,7 @@ async fn crash_child_entry() {
                             ..Default::default()
                         },
                         None,
+                        None,
                         false,
                     )
                     .await;
@@ -134,7 +135,7 @@ async fn check(repo: &Repository, dir: &Path, round: usize) {
         v.affected_backups.is_empty() && v.bad_chunks.is_empty(),
         "round {round}: {v:?}"
     );
-    for b in repo.list_backups(None).await.unwrap() {
+    for b in repo.list_backups(None, None).await.unwrap() {
         assert!(b.error.is_none(), "round {round}: {b:?}");
         let idx = repo.load_index(&b.id).await.unwrap();
         let seed: u64 = idx.labels["seed"].parse().unwrap();
@@ -192,6 +193,7 @@ async fn kill_9_during_backup_prune_and_gc_keeps_the_repository_consistent() {
                     keep_last: 2,
                     ..Default::default()
                 },
+                None,
                 None,
                 false,
             )

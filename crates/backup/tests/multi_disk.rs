@@ -383,7 +383,14 @@ async fn stopped_vm_backup_failing_on_one_disk_leaves_nothing_behind() {
         "{:?}",
         processes_using(&work)
     );
-    assert_eq!(repo.latest_backup("db1").await.unwrap().unwrap().id, b1.id);
+    assert_eq!(
+        repo.latest_backup("default", "db1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        b1.id
+    );
     assert_eq!(image_bitmaps(&img0), bitmaps0, "bitmaps untouched");
 
     // The next good backup is still incremental on both disks.

@@ -193,7 +193,7 @@ async fn backup_incremental_restore_roundtrip() {
         let reopened = Repository::open(backend, Some(&KeyFile::from_bytes([42; 32])))
             .await
             .unwrap();
-        let list = reopened.list_backups(Some("web1")).await.unwrap();
+        let list = reopened.list_backups(None, Some("web1")).await.unwrap();
         assert_eq!(list.len(), 3);
         assert_eq!(restore_bytes(&reopened, &b2.id, dir.path()).await, data);
         let shown = reopened.load_index(&b2.id).await.unwrap();
@@ -358,7 +358,7 @@ async fn prune_and_gc() {
         keep_daily: 3,
         ..Default::default()
     };
-    let dry = repo.prune(&policy, None, true).await.unwrap();
+    let dry = repo.prune(&policy, None, None, true).await.unwrap();
     assert_eq!(dry.kept.len(), 3);
     assert_eq!(dry.removed.len(), 7);
     assert_eq!(
@@ -367,11 +367,11 @@ async fn prune_and_gc() {
         "dry run changes nothing"
     );
     assert!(
-        repo.prune(&RetentionPolicy::default(), None, false)
+        repo.prune(&RetentionPolicy::default(), None, None, false)
             .await
             .is_err()
     );
-    let real = repo.prune(&policy, None, false).await.unwrap();
+    let real = repo.prune(&policy, None, None, false).await.unwrap();
     assert_eq!(real.removed.len(), 7);
     let left = repo.backup_ids().await.unwrap();
     assert_eq!(
@@ -527,4 +527,123 @@ async fn sync_to_a_second_site_and_restore_there() {
             .await
             .is_err()
     );
+}
+
+fn meta_in(project: &str, vm: &str) -> BackupMeta {
+    BackupMeta {
+        project: Some(project.into()),
+        ..meta(vm)
+    }
+}
+
+/// Two projects each have a VM named web1 in one repository: each project's backups are its
+/// own group for listing, the parent of the next backup and retention, and each project's
+/// data is counted on its own against a limit, which refuses a backup before publishing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_keep_their_own_backups_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("disk.raw");
+    let size = 10 * CS as usize;
+    let repo = new_repo(dir.path(), false).await;
+    let opts = BackupOptions::default();
+    let mut a = Vec::new();
+    for seed in [1, 2, 3] {
+        make_disk(&img, size, seed);
+        let b = repo
+            .backup(
+                meta_in("team-a", "web1"),
+                vec![disk(&img, full())],
+                &opts,
+                &|_| {},
+            )
+            .await
+            .unwrap();
+        a.push(b);
+    }
+    // team-b's web1 holds the same bytes as team-a's last backup: deduplicated in the
+    // repository, counted in full for each project.
+    let b1 = repo
+        .backup(
+            meta_in("team-b", "web1"),
+            vec![disk(&img, full())],
+            &opts,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(b1.stats.chunks_new, 0, "{:?}", b1.stats);
+    let listed = repo.list_backups(Some("team-b"), None).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].project.as_deref(), Some("team-b"));
+    assert_eq!(
+        repo.list_backups(None, Some("web1")).await.unwrap().len(),
+        4
+    );
+    let latest_a = repo.latest_backup("team-a", "web1").await.unwrap().unwrap();
+    assert_eq!(latest_a.id, a[2].id);
+    let latest_b = repo.latest_backup("team-b", "web1").await.unwrap().unwrap();
+    assert_eq!(latest_b.id, b1.id);
+    let held_b = repo.project_data_bytes("team-b").await.unwrap();
+    assert_eq!(held_b, distinct_data_bytes([&b1]));
+    assert!(held_b > 0 && held_b <= size as u64);
+    let held_a = repo.project_data_bytes("team-a").await.unwrap();
+    assert_eq!(held_a, distinct_data_bytes(&a));
+    assert!(held_a > held_b, "three different disks hold more than one");
+
+    // A limit below what a new backup would bring: refused, nothing published.
+    make_disk(&img, size, 4);
+    let mut over = meta_in("team-b", "web1");
+    over.storage_limit = Some(held_b + 1);
+    let err = repo
+        .backup(over, vec![disk(&img, full())], &opts, &|_| {})
+        .await
+        .unwrap_err();
+    match &err {
+        BackupError::StorageLimit {
+            project,
+            before,
+            after,
+            limit,
+        } => {
+            assert_eq!(
+                (project.as_str(), *before, *limit),
+                ("team-b", held_b, held_b + 1)
+            );
+            assert!(after > limit, "{err}");
+        }
+        other => panic!("expected a storage limit refusal, got {other}"),
+    }
+    assert_eq!(
+        repo.list_backups(Some("team-b"), None).await.unwrap().len(),
+        1
+    );
+    // team-a's data does not count against team-b: a limit that fits team-b's own data passes.
+    let mut fits = meta_in("team-b", "web1");
+    fits.storage_limit = Some(held_b + size as u64);
+    repo.backup(fits, vec![disk(&img, full())], &opts, &|_| {})
+        .await
+        .unwrap();
+
+    // Keeping the last backup of web1 keeps one per project.
+    let keep_last = RetentionPolicy {
+        keep_last: 1,
+        ..Default::default()
+    };
+    let pruned = repo
+        .prune(&keep_last, Some("team-a"), Some("web1"), false)
+        .await
+        .unwrap();
+    assert_eq!(pruned.removed.len(), 2);
+    assert!(pruned.removed.iter().all(|i| i.project == "team-a"));
+    assert_eq!(
+        repo.list_backups(Some("team-b"), None).await.unwrap().len(),
+        2
+    );
+    let everywhere = repo
+        .prune(&keep_last, None, Some("web1"), false)
+        .await
+        .unwrap();
+    assert_eq!(everywhere.kept.len(), 2, "one per project: {everywhere:?}");
+    assert_eq!(everywhere.removed.len(), 1);
+    assert_eq!(everywhere.removed[0].project, "team-b");
 }

@@ -184,7 +184,7 @@ async fn repository_on_s3() {
     let reopened = Repository::open(backend(moto.port, "novacron", "site-a/repo1"), Some(&key))
         .await
         .unwrap();
-    assert_eq!(reopened.list_backups(None).await.unwrap().len(), 2);
+    assert_eq!(reopened.list_backups(None, None).await.unwrap().len(), 2);
     let out = dir.path().join("restored.raw");
     reopened
         .restore_disk(&b2.id, "vda", &out, &RestoreOptions::default())

@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::Cluster;
+use serde_json::Value;
 
 const BOOT: Duration = Duration::from_secs(90);
 const MARKER: &str = "NOVACRON-GUEST-READY";
@@ -20,7 +21,7 @@ fn read_version(c: &Cluster, vm: &str) -> String {
     c.read_disk_mark(vm, 14)
 }
 
-fn backup(c: &Cluster, vm: &str) -> serde_json::Value {
+fn backup(c: &Cluster, vm: &str) -> Value {
     let op = c.json(&["backup", "create", vm, "--repo", "r1"]);
     assert_eq!(op["state"], "succeeded", "{op}");
     op
@@ -223,4 +224,107 @@ fn find_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Backups belong to their VM's project: two projects with a VM named web1 back up into one
+/// repository, each lists and shows only its own, pruning keeps each project's own, and
+/// `--max-backup-storage` counts a project's backups: a backup that would go over it is not
+/// kept, and none starts once the project is at it.
+#[test]
+fn backups_belong_to_their_project_and_count_against_its_limit() {
+    let c = Cluster::start();
+    c.ok(&["image", "build-tiny", "tiny", "--public"]);
+    c.ok(&["project", "create", "team-b"]);
+    let repo_dir = c.dir.path().join("backups");
+    c.ok(&[
+        "backup",
+        "repo",
+        "add",
+        "r1",
+        "--path",
+        repo_dir.to_str().unwrap(),
+    ]);
+    let create = [
+        "vm", "create", "web1", "--image", "tiny", "--cpus", "1", "--memory", "128M", "--accel",
+        "tcg", "--disk", "32M",
+    ];
+    c.ok(&create);
+    fn in_b<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [&["--project", "team-b"], args].concat()
+    }
+    c.ok(&in_b(&create));
+    c.wait_console("web1", MARKER, 1, BOOT);
+
+    write_version(&c, "web1", "first-version!");
+    backup(&c, "web1");
+    let op = c.json(&in_b(&["backup", "create", "web1", "--repo", "r1"]));
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let listed = |project: &str| -> Vec<Value> {
+        c.json(&["--project", project, "backup", "list"])
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let (a, b) = (listed("default"), listed("team-b"));
+    assert_eq!((a.len(), b.len()), (1, 1), "{a:?} {b:?}");
+    assert_eq!(a[0]["project"], "default");
+    assert_eq!(b[0]["project"], "team-b");
+    let id_a = a[0]["id"].as_str().unwrap().to_string();
+    let err = c.fails(&in_b(&["backup", "show", &id_a]));
+    assert!(
+        err.contains("no backup"),
+        "team-b reads no backup of default: {err}"
+    );
+    let err = c.fails(&in_b(&["backup", "restore", &id_a, "--as", "stolen"]));
+    assert!(err.contains("no backup"), "nor restores one: {err}");
+
+    // What each project's backups hold, counted on its own.
+    let held = |project: &str| -> u64 {
+        c.json(&["project", "usage", project])["usage"]["backup_storage_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    // team-b's disk was never written: its backup holds only zero chunks, and default's
+    // data does not count against it.
+    let held_a = held("default");
+    assert!(held_a > 0);
+    assert_eq!(held("team-b"), 0);
+    assert!(held_a <= 32 << 20, "{held_a}");
+
+    // A limit one byte above what default holds: the next backup carries new data, so it is
+    // not kept, and the project's backups are unchanged.
+    let limit = (held_a + 1).to_string();
+    c.ok(&["project", "set", "default", "--max-backup-storage", &limit]);
+    write_version(&c, "web1", "second-version");
+    let err = c.fails(&["backup", "create", "web1", "--repo", "r1"]);
+    assert!(
+        err.contains("max-backup-storage") && err.contains("not kept"),
+        "{err}"
+    );
+    assert_eq!(listed("default").len(), 1);
+    assert_eq!(held("default"), held_a);
+    // At the limit, no backup starts (and no operation is left behind).
+    c.ok(&[
+        "project",
+        "set",
+        "default",
+        "--max-backup-storage",
+        &held_a.to_string(),
+    ]);
+    let running_before = c.json(&["operation", "list"]).as_array().unwrap().len();
+    let err = c.fails(&["backup", "create", "web1", "--repo", "r1"]);
+    assert!(err.contains("no new backup starts"), "{err}");
+    assert_eq!(
+        c.json(&["operation", "list"]).as_array().unwrap().len(),
+        running_before
+    );
+    // Room again: it is kept, and pruning web1 to one backup keeps one in each project.
+    c.ok(&["project", "set", "default", "--max-backup-storage", "1G"]);
+    backup(&c, "web1");
+    assert_eq!(listed("default").len(), 2);
+    assert!(held("default") > held_a);
+    let pruned = c.json(&["backup", "prune", "r1", "--vm", "web1", "--keep-last", "1"]);
+    assert_eq!(pruned["removed"].as_array().unwrap().len(), 1, "{pruned}");
+    assert_eq!(pruned["removed"][0]["project"], "default", "{pruned}");
+    assert_eq!((listed("default").len(), listed("team-b").len()), (1, 1));
 }

@@ -10,10 +10,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use novacron_api_types::backup::{
     Backup, BackupCreateRequest, BackupJob, BackupRepo, BackupRepoAddRequest, BackupRestoreRequest,
-    BackupSchedule, PruneRequest, RepoLocation, RestoreSource, Retention,
+    BackupSchedule, BackupStorageLimit, PruneRequest, RepoLocation, RestoreSource, Retention,
 };
 use novacron_api_types::{
-    ApiError, DEFAULT_PROJECT, ErrorCode, Operation, OperationRef, validate_name,
+    ApiError, DEFAULT_PROJECT, ErrorCode, Operation, OperationRef, format_size, validate_name,
 };
 use novacron_backup::location::{self, Location};
 use novacron_store::{Compare, Op};
@@ -239,18 +239,75 @@ pub struct ListQuery {
     pub repo: Option<String>,
 }
 
-/// Backups in every repository (or one), oldest first.
+/// What `project`'s backups hold in each repository, as its `--max-backup-storage` counts
+/// them (each distinct chunk once, before compression: see
+/// [`novacron_backup::index::distinct_data_bytes`]). Fails when a repository cannot be
+/// read, naming it: a limit is never checked against a partial count.
+pub async fn held_by_project(state: &AppState, project: &str) -> ApiResult<Vec<(String, u64)>> {
+    let mut out = vec![];
+    for r in repos_named(state, None)? {
+        let held = async {
+            open(&r)
+                .await?
+                .project_data_bytes(project)
+                .await
+                .map_err(backup_err)
+        };
+        let bytes = held.await.map_err(|ApiFailure(e)| {
+            ApiFailure(ApiError::unavailable(format!(
+                "backup repository {} cannot be read to count project {project}'s backups: {}",
+                r.name, e.message
+            )))
+        })?;
+        out.push((r.name.clone(), bytes));
+    }
+    Ok(out)
+}
+
+/// The share of `project`'s `--max-backup-storage` a new backup into `repo` may use, or a
+/// refusal when its backups already hold all of it; `None` when the project has no limit.
+async fn storage_limit(
+    state: &AppState,
+    project: &str,
+    repo: &str,
+) -> ApiResult<Option<BackupStorageLimit>> {
+    let (p, _) = crate::quota::project(state, project).await?;
+    let Some(max_bytes) = p.limits.max_backup_storage_bytes else {
+        return Ok(None);
+    };
+    let held = held_by_project(state, project).await?;
+    let total: u64 = held.iter().map(|(_, b)| b).sum();
+    if total >= max_bytes {
+        return Err(ApiError::new(
+            ErrorCode::NoCapacity,
+            format!(
+                "project {project} is at its limit max-backup-storage = {}: its backups hold {}, so no new backup starts (an admin prunes old backups with `novacron backup prune REPO --vm VM --keep-last N`, or raises the limit with `novacron project set {project} --max-backup-storage ...`)",
+                format_size(max_bytes),
+                format_size(total)
+            ),
+        )
+        .into());
+    }
+    let here: u64 = held.iter().filter(|(r, _)| r == repo).map(|(_, b)| b).sum();
+    Ok(Some(BackupStorageLimit {
+        max_bytes,
+        elsewhere_bytes: total - here,
+    }))
+}
+
+/// The current project's backups in every repository (or one), oldest first.
 #[utoipa::path(get, path = "/api/v1/backups", params(ListQuery), responses((status = 200, body = Vec<Backup>)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<AxumJson<Vec<Backup>>> {
     let repos = repos_named(&state, q.repo.as_deref())?;
+    let project = crate::tenancy::current_project();
     let mut out = vec![];
     for r in repos {
         let repo = open(&r).await?;
         for b in repo
-            .list_backups(q.vm.as_deref())
+            .list_backups(Some(&project), q.vm.as_deref())
             .await
             .map_err(backup_err)?
         {
@@ -258,6 +315,7 @@ pub async fn list(
                 id: b.id.0.clone(),
                 repo: r.name.clone(),
                 vm: b.vm,
+                project: b.project,
                 created_unix_ms: b.created_unix_ms,
                 size_bytes: b.size_bytes,
                 disks: b.disks,
@@ -274,14 +332,16 @@ async fn locate(
     id: &str,
     repo: Option<&str>,
 ) -> ApiResult<(Arc<BackupRepo>, novacron_backup::BackupIndex)> {
+    // Another project's backup is answered like one that does not exist.
+    let project = crate::tenancy::current_project();
     for r in repos_named(state, repo)? {
         let repo = open(&r).await?;
         match repo
             .load_index(&novacron_backup::BackupId(id.to_string()))
             .await
         {
-            Ok(idx) => return Ok((r, idx)),
-            Err(novacron_backup::BackupError::UnknownBackup(_)) => continue,
+            Ok(idx) if idx.project() == project => return Ok((r, idx)),
+            Ok(_) | Err(novacron_backup::BackupError::UnknownBackup(_)) => continue,
             Err(e) => return Err(backup_err(e)),
         }
     }
@@ -324,6 +384,7 @@ pub async fn start_backup(
         .into());
     }
     let node = super::vms::node_of(state, &rec)?;
+    let storage_limit = storage_limit(state, &rec.project, &repo.name).await?;
     let op = new_operation(
         "vm.backup",
         &rec.project,
@@ -335,6 +396,7 @@ pub async fn start_backup(
         operation: op.id.clone(),
         repo: repo.clone(),
         retention,
+        storage_limit,
     };
     let path = format!("/agent/v1/vms/{}/{}/backup", rec.project, rec.name);
     match super::agent::call_agent::<_, serde_json::Value>(state, &node, &path, &job).await {
@@ -511,7 +573,12 @@ pub async fn prune(
     let r = find_repo(&state, &name)?;
     let repo = open(&r).await?;
     let report = repo
-        .prune(&policy(&req.retention), req.vm.as_deref(), req.dry_run)
+        .prune(
+            &policy(&req.retention),
+            None,
+            req.vm.as_deref(),
+            req.dry_run,
+        )
         .await
         .map_err(backup_err)?;
     Ok(AxumJson(

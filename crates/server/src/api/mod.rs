@@ -182,6 +182,8 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .get("/api/v1/security-groups", security_groups::list)
         .get("/api/v1/security-groups/{name}", security_groups::show)
         .get("/api/v1/backup/schedules", backups::schedule_list)
+        .get("/api/v1/backups", backups::list)
+        .get("/api/v1/backups/{id}", backups::show)
         .get("/api/v1/projects/{project}", tenancy::project_show)
         .get("/api/v1/projects/{project}/usage", tenancy::project_usage);
 
@@ -203,6 +205,7 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .get("/api/v1/vms/{name}/vnc/ws", console::vnc_websocket)
         .post("/api/v1/vms/{name}/exec", exec::exec)
         .post("/api/v1/vms/{name}/backup", backups::create)
+        .post("/api/v1/backups/{id}/restore", backups::restore)
         .post("/api/v1/vms/{name}/migrate", migrations::start)
         .post("/api/v1/migrations/{id}/cancel", migrations::cancel);
 
@@ -253,14 +256,12 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .get("/api/v1/tokens", tenancy::token_list)
         .delete("/api/v1/tokens/{id}", tenancy::token_revoke);
 
-    // The cluster's resources. Backups carry no project yet (repositories are the
-    // cluster's), so reading and restoring them are cluster routes too.
+    // The cluster's resources. Repositories are the cluster's; the backups in them are
+    // their VMs' projects'.
     let cluster_read = RoleRouter::new(Access::Cluster(Action::Read))
         .get("/api/v1/nodes", nodes::list)
         .get("/api/v1/nodes/{name}", nodes::show)
         .get("/api/v1/backup/repos", backups::repo_list)
-        .get("/api/v1/backups", backups::list)
-        .get("/api/v1/backups/{id}", backups::show)
         .get("/api/v1/cluster/status", cluster::status)
         .get("/api/v1/storage", cluster::storage_list)
         .get("/api/v1/users", tenancy::user_list)
@@ -277,7 +278,6 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .post("/api/v1/backup/repos/{name}/prune", backups::prune)
         .post("/api/v1/backup/repos/{name}/gc", backups::gc)
         .post("/api/v1/backup/repos/{name}/sync", backups::sync)
-        .post("/api/v1/backups/{id}/restore", backups::restore)
         .post("/api/v1/evacuations/plan", migrations::evacuation_plan)
         .post("/api/v1/join-tokens", join_tokens::create)
         .get("/api/v1/join-tokens", join_tokens::list)

@@ -93,7 +93,12 @@ pub async fn project_usage(
     Path(project): Path<String>,
 ) -> ApiResult<AxumJson<ProjectUsageReport>> {
     let (p, _) = crate::quota::project(&state, &project).await?;
-    let usage = crate::quota::usage(&state, &project).await?;
+    let mut usage = crate::quota::usage(&state, &project).await?;
+    usage.backup_storage_bytes = super::backups::held_by_project(&state, &project)
+        .await?
+        .iter()
+        .map(|(_, bytes)| bytes)
+        .sum();
     Ok(AxumJson(ProjectUsageReport {
         project,
         usage,

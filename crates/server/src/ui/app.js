@@ -1174,9 +1174,11 @@ async function viewBackups(gen) {
     apiOptional('/api/v1/backup/schedules'),
   ]);
   // Listing backups opens every repository: one that cannot be read is said, not fatal.
+  // The project's backups are its own to read, even by a caller who may not list the
+  // cluster's repositories (repos is then null).
   let backups = null;
   let backupsError = null;
-  if (repos && repos.length) {
+  if (!repos || repos.length) {
     try { backups = await api('GET', '/api/v1/backups'); } catch (err) { backupsError = err.message; }
   }
   const where = (r) => (r.location.kind === 'dir' ? r.location.path : r.location.url);

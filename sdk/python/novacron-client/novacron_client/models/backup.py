@@ -30,6 +30,8 @@ class Backup:
             repo (str):
             created_unix_ms (int | None | Unset):
             error (None | str | Unset): Why the backup cannot be read, when it cannot.
+            project (None | str | Unset): The VM's project (backups written before backups recorded one are the default
+                project's); `None` when the backup cannot be read.
             size_bytes (int | None | Unset):
             vm (None | str | Unset):
      """
@@ -39,6 +41,7 @@ class Backup:
     repo: str
     created_unix_ms: int | None | Unset = UNSET
     error: None | str | Unset = UNSET
+    project: None | str | Unset = UNSET
     size_bytes: int | None | Unset = UNSET
     vm: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -68,6 +71,12 @@ class Backup:
         else:
             error = self.error
 
+        project: None | str | Unset
+        if isinstance(self.project, Unset):
+            project = UNSET
+        else:
+            project = self.project
+
         size_bytes: int | None | Unset
         if isinstance(self.size_bytes, Unset):
             size_bytes = UNSET
@@ -92,6 +101,8 @@ class Backup:
             field_dict["created_unix_ms"] = created_unix_ms
         if error is not UNSET:
             field_dict["error"] = error
+        if project is not UNSET:
+            field_dict["project"] = project
         if size_bytes is not UNSET:
             field_dict["size_bytes"] = size_bytes
         if vm is not UNSET:
@@ -131,6 +142,16 @@ class Backup:
         error = _parse_error(d.pop("error", UNSET))
 
 
+        def _parse_project(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        project = _parse_project(d.pop("project", UNSET))
+
+
         def _parse_size_bytes(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -157,6 +178,7 @@ class Backup:
             repo=repo,
             created_unix_ms=created_unix_ms,
             error=error,
+            project=project,
             size_bytes=size_bytes,
             vm=vm,
         )

@@ -90,7 +90,7 @@ def sync_detailed(
     repo: None | str | Unset = UNSET,
 
 ) -> Response[list[Backup]]:
-    """ Backups in every repository (or one), oldest first.
+    """ The current project's backups in every repository (or one), oldest first.
 
     Args:
         vm (None | str | Unset):
@@ -124,7 +124,7 @@ def sync(
     repo: None | str | Unset = UNSET,
 
 ) -> list[Backup] | None:
-    """ Backups in every repository (or one), oldest first.
+    """ The current project's backups in every repository (or one), oldest first.
 
     Args:
         vm (None | str | Unset):
@@ -153,7 +153,7 @@ async def asyncio_detailed(
     repo: None | str | Unset = UNSET,
 
 ) -> Response[list[Backup]]:
-    """ Backups in every repository (or one), oldest first.
+    """ The current project's backups in every repository (or one), oldest first.
 
     Args:
         vm (None | str | Unset):
@@ -187,7 +187,7 @@ async def asyncio(
     repo: None | str | Unset = UNSET,
 
 ) -> list[Backup] | None:
-    """ Backups in every repository (or one), oldest first.
+    """ The current project's backups in every repository (or one), oldest first.
 
     Args:
         vm (None | str | Unset):
