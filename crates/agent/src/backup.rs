@@ -282,7 +282,7 @@ async fn run(
 fn over_storage_limit(project: &str, limit: BackupStorageLimit, before: u64, after: u64) -> String {
     use novacron_api_types::format_size;
     format!(
-        "project {project} is at its limit max-backup-storage = {}: its backups hold {}, this backup would add {} more, so it was not kept (an admin prunes old backups with `novacron backup prune REPO --vm VM --keep-last N`, or raises the limit with `novacron project set {project} --max-backup-storage ...`)",
+        "project {project} is at its limit max-backup-storage = {}: its backups hold {}, this backup would add {} more, so it was not kept (make room with `novacron backup list` and `novacron backup delete ID`, or a cluster admin raises the limit with `novacron project set {project} --max-backup-storage ...`)",
         format_size(limit.max_bytes),
         format_size(limit.elsewhere_bytes.saturating_add(before)),
         format_size(after.saturating_sub(before)),

@@ -1423,6 +1423,20 @@ impl Client {
         .await
     }
 
+    /// Deletes one backup of the current project (in `repo`, or wherever it is).
+    pub async fn backup_delete(
+        &self,
+        id: &str,
+        repo: Option<&str>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut path = format!("/backups/{}", seg(id));
+        if let Some(r) = repo {
+            path.push_str(&format!("?repo={}", seg(r)));
+        }
+        self.call_with_timeout(Method::DELETE, &path, None::<&()>, LONG)
+            .await
+    }
+
     /// Starts a backup of a VM; the answer carries the operation to follow.
     pub async fn backup_create(
         &self,

@@ -60,6 +60,15 @@ pub enum BackupCommand {
         #[arg(long)]
         repo: Option<String>,
     },
+    /// Delete one backup (a project admin's way under `--max-backup-storage`; its chunks go
+    /// at the repository's next gc unless other backups use them).
+    Delete {
+        /// The backup's id.
+        id: String,
+        /// Repository holding the backup (default: searched in every repository).
+        #[arg(long)]
+        repo: Option<String>,
+    },
     /// Re-read and re-hash a repository; names the backups any damage affects.
     Verify {
         /// The repository's name.
@@ -386,6 +395,16 @@ pub async fn run(cmd: BackupCommand, out: Format) -> anyhow::Result<()> {
                     format_size(s["bytes_stored"].as_u64().unwrap_or(0)),
                 ));
                 pairs
+            })
+        }
+        BackupCommand::Delete { id, repo } => {
+            let v = c.backup_delete(&id, repo.as_deref()).await?;
+            output::print_details(out, &v, || {
+                vec![
+                    ("deleted", id.clone()),
+                    ("repo", v["repo"].as_str().unwrap_or("").to_string()),
+                    ("vm", v["vm"].as_str().unwrap_or("").to_string()),
+                ]
             })
         }
         BackupCommand::Restore {

@@ -318,8 +318,18 @@ fn backups_belong_to_their_project_and_count_against_its_limit() {
         c.json(&["operation", "list"]).as_array().unwrap().len(),
         running_before
     );
+    // Deleting its only backup makes room (and team-b may not delete it).
+    let err = c.fails(&in_b(&["backup", "delete", &id_a]));
+    assert!(err.contains("no backup"), "{err}");
+    let deleted = c.json(&["backup", "delete", &id_a]);
+    assert_eq!(deleted["repo"], "r1", "{deleted}");
+    assert!(listed("default").is_empty());
+    assert_eq!(held("default"), 0);
+    backup(&c, "web1");
+    assert_eq!(listed("default").len(), 1);
     // Room again: it is kept, and pruning web1 to one backup keeps one in each project.
     c.ok(&["project", "set", "default", "--max-backup-storage", "1G"]);
+    write_version(&c, "web1", "third-version!");
     backup(&c, "web1");
     assert_eq!(listed("default").len(), 2);
     assert!(held("default") > held_a);

@@ -255,6 +255,7 @@ const TABLE: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/backups", PROJECT_READ),
     ("GET", "/api/v1/backups/{id}", PROJECT_READ),
     ("POST", "/api/v1/backups/{id}/restore", PROJECT_OPERATE),
+    ("DELETE", "/api/v1/backups/{id}", PROJECT_ADMIN),
     ("GET", "/api/v1/backup/schedules", PROJECT_READ),
     ("POST", "/api/v1/backup/schedules", PROJECT_ADMIN),
     ("DELETE", "/api/v1/backup/schedules/{vm}", PROJECT_ADMIN),

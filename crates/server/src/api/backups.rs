@@ -281,7 +281,7 @@ async fn storage_limit(
         return Err(ApiError::new(
             ErrorCode::NoCapacity,
             format!(
-                "project {project} is at its limit max-backup-storage = {}: its backups hold {}, so no new backup starts (an admin prunes old backups with `novacron backup prune REPO --vm VM --keep-last N`, or raises the limit with `novacron project set {project} --max-backup-storage ...`)",
+                "project {project} is at its limit max-backup-storage = {}: its backups hold {}, so no new backup starts (make room with `novacron backup list` and `novacron backup delete ID`, or a cluster admin raises the limit with `novacron project set {project} --max-backup-storage ...`)",
                 format_size(max_bytes),
                 format_size(total)
             ),
@@ -412,6 +412,31 @@ pub async fn start_backup(
             Err(err.into())
         }
     }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DeleteQuery {
+    /// The repository holding the backup (default: searched in every repository).
+    pub repo: Option<String>,
+}
+
+/// Delete one of the project's backups: its index goes at once (the backup is no longer
+/// listed, restored or counted against `--max-backup-storage`); chunks no other backup uses
+/// go at the repository's next `gc`. Later backups of the VM stay whole (each lists all its
+/// chunks).
+#[utoipa::path(delete, path = "/api/v1/backups/{id}", params(("id" = String, Path), DeleteQuery),
+    responses((status = 200, body = Object), (status = 404, body = ApiError)))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult<AxumJson<serde_json::Value>> {
+    let (r, idx) = locate(&state, &id, q.repo.as_deref()).await?;
+    open(&r).await?.forget(&idx.id).await.map_err(backup_err)?;
+    tracing::info!(backup = %id, repo = %r.name, vm = %idx.vm, project = idx.project(), "backup deleted");
+    Ok(AxumJson(
+        serde_json::json!({"deleted": id, "repo": r.name, "vm": idx.vm}),
+    ))
 }
 
 /// Back up a VM (live when it runs; incremental after the first).

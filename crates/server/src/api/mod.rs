@@ -233,6 +233,7 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
             "/api/v1/images/{name}/import-ova",
             put(images::import_ova).layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .delete("/api/v1/backups/{id}", backups::delete)
         .post("/api/v1/backup/schedules", backups::schedule_set)
         .delete("/api/v1/backup/schedules/{vm}", backups::schedule_delete)
         .post("/api/v1/networks", networks::create)

@@ -29,7 +29,7 @@ use super::{
         images::list, images::show, images::build_tiny, images::import, images::import_url, images::import_ova, images::download, images::delete,
         agent::register, agent::heartbeat, agent::desired_vms, agent::report_status, agent::overlay,
         cluster::status, cluster::storage_list, cluster::storage_add, cluster::storage_delete,
-        backups::repo_add, backups::repo_list, backups::list, backups::show, backups::create, backups::restore,
+        backups::repo_add, backups::repo_list, backups::list, backups::show, backups::delete, backups::create, backups::restore,
         backups::verify, backups::prune, backups::gc, backups::sync, backups::schedule_set, backups::schedule_list,
         backups::schedule_delete, backups::agent_update_operation,
         migrations::start, migrations::list, migrations::show, migrations::cancel, migrations::evacuation_plan,

@@ -19,6 +19,7 @@ from .backup_repos_sync_response_200 import BackupReposSyncResponse200
 from .backup_repos_verify_response_200 import BackupReposVerifyResponse200
 from .backup_restore_request import BackupRestoreRequest
 from .backup_schedule import BackupSchedule
+from .backups_delete_response_200 import BackupsDeleteResponse200
 from .backups_show_response_200 import BackupsShowResponse200
 from .build_tiny_request import BuildTinyRequest
 from .clone_request import CloneRequest
@@ -184,6 +185,7 @@ __all__ = (
     "BackupReposVerifyResponse200",
     "BackupRestoreRequest",
     "BackupSchedule",
+    "BackupsDeleteResponse200",
     "BackupsShowResponse200",
     "BTreeMap",
     "BuildTinyRequest",
