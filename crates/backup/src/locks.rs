@@ -34,6 +34,9 @@ pub enum LockKind {
     Writer,
     /// A garbage-collection sweep in progress.
     Sweep,
+    /// One project's storage limit being checked and a backup published under it: one at a
+    /// time per project (the lock's id is the project), see [`Lease::acquire_exclusive`].
+    Count,
 }
 
 impl LockKind {
@@ -41,6 +44,7 @@ impl LockKind {
         match self {
             LockKind::Writer => "locks/writer-",
             LockKind::Sweep => "locks/sweep-",
+            LockKind::Count => "locks/count-",
         }
     }
 }
@@ -100,6 +104,64 @@ impl Lease {
         };
         put_info(backend.as_ref(), &info).await?;
         backend.flush().await?;
+        debug!(lock = %info.id, kind = ?kind, "lock acquired");
+        Ok(Lease::refreshed(backend, info))
+    }
+
+    /// The lock `kind` with the fixed `id`, which one holder has at a time: written only where
+    /// none exists (a conditional create, on a directory or S3). A lock whose holder is gone
+    /// ([`LockInfo::is_active`]) is taken over; a live one is waited for, at most `wait`.
+    pub async fn acquire_exclusive(
+        backend: Arc<dyn Backend>,
+        kind: LockKind,
+        id: &str,
+        what: &str,
+        wait: Duration,
+    ) -> Result<Lease> {
+        let pid = std::process::id();
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let now = now_unix_ms();
+            let info = LockInfo {
+                kind,
+                id: id.to_string(),
+                host: host_id(),
+                pid,
+                pid_start_ticks: process_start_ticks(pid).unwrap_or(0),
+                started_unix_ms: now,
+                refreshed_unix_ms: now,
+                what: what.to_string(),
+            };
+            let data =
+                serde_json::to_vec_pretty(&info).map_err(|e| BackupError::Task(e.to_string()))?;
+            if backend.put_new(&info.key(), data).await? {
+                backend.flush().await?;
+                debug!(lock = %info.id, kind = ?kind, "exclusive lock acquired");
+                return Ok(Lease::refreshed(backend, info));
+            }
+            let holder = match backend.get(&info.key()).await {
+                Ok(bytes) => serde_json::from_slice::<LockInfo>(&bytes).ok(),
+                Err(BackupError::NotFound { .. }) => continue, // released meanwhile
+                Err(e) => return Err(e),
+            };
+            match holder {
+                Some(h) if !h.is_active(now) => {
+                    warn!(lock = %info.key(), holder = %h.host, pid = h.pid, "taking over a lock its holder left behind");
+                    backend.delete(&info.key()).await?;
+                    continue;
+                }
+                Some(h) if std::time::Instant::now() >= deadline => {
+                    return Err(BackupError::Timeout(format!("{} ({})", h.what, h.host)));
+                }
+                None if std::time::Instant::now() >= deadline => {
+                    return Err(BackupError::Timeout(format!("lock {}", info.key())));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    fn refreshed(backend: Arc<dyn Backend>, info: LockInfo) -> Lease {
         let refresher = {
             let backend = backend.clone();
             let mut info = info.clone();
@@ -113,13 +175,12 @@ impl Lease {
                 }
             })
         };
-        debug!(lock = %info.id, kind = ?kind, "lock acquired");
-        Ok(Lease {
+        Lease {
             backend,
             info,
             refresher: Some(refresher),
             released: false,
-        })
+        }
     }
 
     /// The lock's contents.

@@ -564,6 +564,13 @@ impl Repository {
                 "a backup needs a VM name and at least one disk".into(),
             ));
         }
+        // The project names a lock object: a name, not a path.
+        if meta.project.is_some() && BackupId::parse(meta.project()).is_none() {
+            return Err(BackupError::InvalidArgument(format!(
+                "project {:?} is not a name (letters, digits, - and _)",
+                meta.project()
+            )));
+        }
         let mut names = HashSet::new();
         for d in &disks {
             if !names.insert(d.name.clone()) {
@@ -704,9 +711,28 @@ impl Repository {
             disks: disk_indexes,
             stats,
         };
-        if let Some(limit) = meta.storage_limit {
-            self.check_storage_limit(&index, limit).await?;
-        }
+        // Under a limit, one backup of the project at a time counts and publishes, so two
+        // finishing together cannot each pass without the other.
+        let counting = match meta.storage_limit {
+            Some(limit) => {
+                let lease = Lease::acquire_exclusive(
+                    self.backend.clone(),
+                    LockKind::Count,
+                    index.project(),
+                    &format!("counting project {}'s backups", index.project()),
+                    opts.sweep_wait,
+                )
+                .await?;
+                if let Err(e) = self.check_storage_limit(&index, limit).await {
+                    if let Err(r) = lease.release().await {
+                        warn!(backup = %id, error = %r, "could not remove the count lock");
+                    }
+                    return Err(e);
+                }
+                Some(lease)
+            }
+            None => None,
+        };
         let payload = index.encode().map_err(BackupError::Task)?;
         let blob = blob::encode(
             BlobKind::Index,
@@ -719,6 +745,12 @@ impl Repository {
             return Err(BackupError::Task(format!("backup id {id} already exists")));
         }
         self.backend.flush().await?;
+        if let Some(lease) = counting
+            && let Err(e) = lease.release().await
+        {
+            // Published already; a lock left behind is taken over once its holder is gone.
+            warn!(backup = %id, error = %e, "could not remove the count lock");
+        }
         info!(backup = %id, vm = %meta.vm, bytes_read = index.stats.bytes_read, chunks_new = index.stats.chunks_new, bytes_stored = index.stats.bytes_stored, duration_ms = index.stats.duration_ms, "backup published");
         Ok(index)
     }

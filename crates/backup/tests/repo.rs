@@ -647,3 +647,63 @@ async fn projects_keep_their_own_backups_and_limits() {
     assert_eq!(everywhere.removed.len(), 1);
     assert_eq!(everywhere.removed[0].project, "team-b");
 }
+
+/// Two backups of one project finishing together under a limit that holds one of them: one
+/// is kept, the other refused; without the count lock each would pass without the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_finishing_together_never_pass_the_limit_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = 10 * CS as usize;
+    let repo = new_repo(dir.path(), false).await;
+    let opts = BackupOptions::default();
+    let imgs: Vec<PathBuf> = (0..2)
+        .map(|i| dir.path().join(format!("d{i}.raw")))
+        .collect();
+    for (i, img) in imgs.iter().enumerate() {
+        make_disk(img, size, 10 + i as u64);
+    }
+    // What one disk alone holds, measured in a repository of its own.
+    let alone = {
+        let other = tempfile::tempdir().unwrap();
+        let r = new_repo(other.path(), false).await;
+        let b = r
+            .backup(
+                meta_in("p", "vm0"),
+                vec![disk(&imgs[0], full())],
+                &opts,
+                &|_| {},
+            )
+            .await
+            .unwrap();
+        distinct_data_bytes([&b])
+    };
+    for round in 0..3 {
+        let limited = |vm: &str| BackupMeta {
+            storage_limit: Some(alone + alone / 2),
+            ..meta_in(&format!("team-{round}"), vm)
+        };
+        let (a, b) = tokio::join!(
+            repo.backup(limited("vm0"), vec![disk(&imgs[0], full())], &opts, &|_| {}),
+            repo.backup(limited("vm1"), vec![disk(&imgs[1], full())], &opts, &|_| {}),
+        );
+        let refused = [&a, &b]
+            .iter()
+            .filter(|r| matches!(r, Err(BackupError::StorageLimit { .. })))
+            .count();
+        assert_eq!(
+            (a.is_ok() as usize + b.is_ok() as usize, refused),
+            (1, 1),
+            "round {round}: {:?} / {:?}",
+            a.as_ref().map(|i| &i.id),
+            b.as_ref().map(|i| &i.id)
+        );
+        let project = format!("team-{round}");
+        assert_eq!(
+            repo.list_backups(Some(&project), None).await.unwrap().len(),
+            1
+        );
+        assert!(repo.project_data_bytes(&project).await.unwrap() <= alone + alone / 2);
+    }
+    // No lock is left behind.
+    assert!(repo.backend().list("locks/").await.unwrap().is_empty());
+}
