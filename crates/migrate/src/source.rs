@@ -832,8 +832,6 @@ async fn run(
     let mut info = MigrateInfo::default();
     // Post-copy: when the switch was asked of QEMU, and why.
     let mut switched: Option<(Instant, String)> = None;
-    // Post-copy decided (when, why, stream bytes sent by then), waiting for the pipe to drain.
-    let mut postcopy_pending: Option<(Instant, String, u64)> = None;
     progress.send_modify(|x| {
         x.phase = MigrationPhase::MemoryPrecopy { pass: 1 };
         x.message = "copying memory".into();
@@ -1019,7 +1017,9 @@ async fn run(
             // switch's device state queues behind every byte in flight and each of them is
             // pause: at 20 Mbit/s, 120 ms, ~550 ms behind the bulk window, ~190 ms behind the
             // tail window, ~25 ms behind this one.
-            let reason = match postcopy_pending.take() {
+            let pending = mon.switch_pending.take();
+            let fresh = pending.is_none();
+            let reason = match pending {
                 _ if mon.released => None,
                 Some(pending) => Some(pending),
                 None => reason.map(|r| (Instant::now(), r, window.sent())),
@@ -1030,16 +1030,15 @@ async fn run(
                         && window.in_flight() > SWITCH_WINDOW
                         && since.elapsed() < POSTCOPY_DRAIN_LIMIT =>
                 {
-                    if !mon.draining {
+                    if fresh {
                         tracing::info!(
                             reason = %r,
                             in_flight = window.in_flight(),
                             "post-copy decided: draining the pipe first"
                         );
-                        mon.draining = true;
                         window.set_limit(SWITCH_WINDOW);
                     }
-                    postcopy_pending = Some((since, r, sent));
+                    mon.switch_pending = Some((since, r, sent));
                     None
                 }
                 other => other.map(|(since, r, _)| {
@@ -1070,7 +1069,6 @@ async fn run(
                 // until the device state is written, so `query-migrate` answers only then, and
                 // the switch window would have let the device state through 64 KiB per round
                 // trip (QEMU counted 723 ms of its own downtime at 20 Mbit/s, 120 ms).
-                mon.draining = false;
                 window.set_limit(mon.tail_window.max(SWITCH_WINDOW));
                 qapi::exec(qmp, SIDE, "migrate-start-postcopy", json!({})).await?;
                 stopped_at.get_or_insert_with(Instant::now);
@@ -1492,8 +1490,10 @@ struct Monitor {
     passes: policy::PassHistory,
     /// The last decision's tail window.
     tail_window: u64,
-    /// A switch to post-copy was decided: the pipe drains to [`SWITCH_WINDOW`].
-    draining: bool,
+    /// A switch to post-copy was decided (when, why, stream bytes sent by then) and waits
+    /// for the pipe to drain to [`SWITCH_WINDOW`]. Dropped when QEMU is released into
+    /// stop-and-copy instead: its tail then needs the tail window, not the switch's.
+    switch_pending: Option<(Instant, String, u64)>,
     /// Post-copy may follow a stall at the throttle's ceiling.
     postcopy_allowed: bool,
     /// The throttle of the last tick: the one the guest ran under until the next sync.
@@ -1548,7 +1548,7 @@ impl Monitor {
             floor_checked: p.offline,
             passes: Default::default(),
             tail_window: 0,
-            draining: false,
+            switch_pending: None,
             postcopy_allowed: false,
             throttle_seen: 0,
         }
@@ -1759,7 +1759,7 @@ impl Monitor {
             self.applied_throttle = Some((t, ram.dirty_sync_count));
         }
         self.tail_window = d.tail_window_bytes;
-        window.set_limit(if self.draining {
+        window.set_limit(if self.switch_pending.is_some() {
             SWITCH_WINDOW
         } else if self.released {
             d.tail_window_bytes
@@ -1789,6 +1789,15 @@ impl Monitor {
                 "dirty set fits the downtime budget: releasing QEMU into stop-and-copy"
             );
             self.released = true;
+            // A switch to post-copy that was waiting for the pipe is not needed any more, and
+            // the stop-and-copy's bytes must not queue behind its small window: they get the
+            // tail window every released tick sets.
+            if self.switch_pending.take().is_some() {
+                tracing::info!(
+                    "released into stop-and-copy while draining for post-copy: the switch is dropped"
+                );
+                window.set_limit(d.tail_window_bytes);
+            }
         }
         let throttle = info.cpu_throttle_percentage.unwrap_or(0);
         self.max_throttle = self.max_throttle.max(throttle);
