@@ -65,6 +65,22 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
+    /// A lock held by this process from now on.
+    fn ours(kind: LockKind, id: String, what: &str) -> LockInfo {
+        let pid = std::process::id();
+        let now = now_unix_ms();
+        LockInfo {
+            kind,
+            id,
+            host: host_id(),
+            pid,
+            pid_start_ticks: process_start_ticks(pid).unwrap_or(0),
+            started_unix_ms: now,
+            refreshed_unix_ms: now,
+            what: what.to_string(),
+        }
+    }
+
     /// Whether the holder may still be running: same host → its process still exists;
     /// other host → refreshed within `STALE_AFTER_MS`.
     pub fn is_active(&self, now_ms: u64) -> bool {
@@ -90,18 +106,7 @@ pub struct Lease {
 impl Lease {
     /// Writes the lock object (durably) and starts refreshing it.
     pub async fn acquire(backend: Arc<dyn Backend>, kind: LockKind, what: &str) -> Result<Lease> {
-        let pid = std::process::id();
-        let now = now_unix_ms();
-        let info = LockInfo {
-            kind,
-            id: random_hex8()?,
-            host: host_id(),
-            pid,
-            pid_start_ticks: process_start_ticks(pid).unwrap_or(0),
-            started_unix_ms: now,
-            refreshed_unix_ms: now,
-            what: what.to_string(),
-        };
+        let info = LockInfo::ours(kind, random_hex8()?, what);
         put_info(backend.as_ref(), &info).await?;
         backend.flush().await?;
         debug!(lock = %info.id, kind = ?kind, "lock acquired");
@@ -118,20 +123,10 @@ impl Lease {
         what: &str,
         wait: Duration,
     ) -> Result<Lease> {
-        let pid = std::process::id();
         let deadline = std::time::Instant::now() + wait;
         loop {
-            let now = now_unix_ms();
-            let info = LockInfo {
-                kind,
-                id: id.to_string(),
-                host: host_id(),
-                pid,
-                pid_start_ticks: process_start_ticks(pid).unwrap_or(0),
-                started_unix_ms: now,
-                refreshed_unix_ms: now,
-                what: what.to_string(),
-            };
+            let info = LockInfo::ours(kind, id.to_string(), what);
+            let now = info.started_unix_ms;
             let data =
                 serde_json::to_vec_pretty(&info).map_err(|e| BackupError::Task(e.to_string()))?;
             if backend.put_new(&info.key(), data).await? {
