@@ -72,6 +72,7 @@ fn shaped(inp: &mut Input<'_>) -> BackupIndex {
     BackupIndex {
         id: BackupId("20261123T000000Z-0011223344556677".into()),
         vm: String::from_utf8_lossy(inp.bytes(8)).into_owned(),
+        project: (inp.u8() & 1 == 1).then(|| String::from_utf8_lossy(inp.bytes(6)).into_owned()),
         created_unix_ms: inp.u64(),
         finished_unix_ms: inp.u64(),
         vm_spec: serde_json::json!({"memory_mib": inp.u16(), "name": "x"}),
