@@ -48,8 +48,9 @@ pub struct Backup {
     pub id: String,
     pub repo: String,
     pub vm: Option<String>,
-    /// The VM's project (backups written before backups recorded one are the default
-    /// project's); `None` when the backup cannot be read.
+    /// The VM's project (a backup written before backups recorded one belongs to the
+    /// project its stored VM definition names, else `default`); `None` when the backup
+    /// cannot be read.
     #[serde(default)]
     pub project: Option<String>,
     pub created_unix_ms: Option<u64>,

@@ -117,8 +117,8 @@ pub struct BackupIndex {
     pub id: BackupId,
     /// The VM this backup belongs to (with `project`, its backup group).
     pub vm: String,
-    /// The project of the VM; `None` in backups written before backups recorded one, which
-    /// belong to [`UNRECORDED_PROJECT`] (see [`BackupIndex::project`]).
+    /// The project of the VM; `None` in backups written before backups recorded one (see
+    /// [`BackupIndex::project`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
     /// Point in time of the backup (start).
@@ -213,9 +213,14 @@ impl BackupIndex {
         self.disks.iter().map(|d| d.size_bytes).sum()
     }
 
-    /// The project this backup belongs to.
+    /// The project this backup belongs to. An index written before indexes recorded it
+    /// belongs to the project its VM definition names (the control plane's definitions
+    /// carry `project`), else to [`UNRECORDED_PROJECT`].
     pub fn project(&self) -> &str {
-        self.project.as_deref().unwrap_or(UNRECORDED_PROJECT)
+        self.project
+            .as_deref()
+            .or_else(|| self.vm_spec.get("project").and_then(|p| p.as_str()))
+            .unwrap_or(UNRECORDED_PROJECT)
     }
 
     /// Whether this backup belongs to `project` (any, when `None`) and `vm` (any, when `None`).
@@ -224,8 +229,8 @@ impl BackupIndex {
     }
 }
 
-/// The project of backups written before backups recorded one: the control plane's default
-/// project, where every VM lived then.
+/// The project of a backup that records none, in its index or its VM definition: the control
+/// plane's default project.
 pub const UNRECORDED_PROJECT: &str = "default";
 
 /// The data `indexes` hold together: each distinct chunk once, at its length before
@@ -313,6 +318,12 @@ mod tests {
         assert_eq!(distinct_data_bytes(std::iter::empty()), 0);
 
         assert_eq!(first.project(), UNRECORDED_PROJECT);
+        // An older index of a VM in another project: its definition names the project.
+        let mut older = sample();
+        older.vm_spec = serde_json::json!({"name": "web1", "project": "team-c"});
+        assert_eq!(older.project(), "team-c");
+        older.project = Some("team-d".into());
+        assert_eq!(older.project(), "team-d", "the recorded project wins");
         assert!(first.is_of(Some("default"), Some("web1")));
         assert!(!first.is_of(Some("team-b"), None));
         assert!(second.is_of(Some("team-b"), None) && second.is_of(None, Some("web1")));

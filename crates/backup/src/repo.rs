@@ -67,7 +67,7 @@ impl Default for CreateOptions {
 #[derive(Clone, Debug, Default)]
 pub struct BackupMeta {
     pub vm: String,
-    /// The VM's project (`None`: [`crate::index::UNRECORDED_PROJECT`]).
+    /// The VM's project (`None`: as [`BackupIndex::project`] reads an index without one).
     pub project: Option<String>,
     /// At most this much data (as [`crate::index::distinct_data_bytes`] counts it) may the
     /// project's backups hold in this repository once this one is published; a backup that
@@ -81,10 +81,11 @@ pub struct BackupMeta {
 }
 
 impl BackupMeta {
-    /// The project the backup will belong to.
+    /// The project the backup will belong to (what [`BackupIndex::project`] will read).
     pub fn project(&self) -> &str {
         self.project
             .as_deref()
+            .or_else(|| self.vm_spec.get("project").and_then(|p| p.as_str()))
             .unwrap_or(crate::index::UNRECORDED_PROJECT)
     }
 }

@@ -30,8 +30,9 @@ class Backup:
             repo (str):
             created_unix_ms (int | None | Unset):
             error (None | str | Unset): Why the backup cannot be read, when it cannot.
-            project (None | str | Unset): The VM's project (backups written before backups recorded one are the default
-                project's); `None` when the backup cannot be read.
+            project (None | str | Unset): The VM's project (a backup written before backups recorded one belongs to the
+                project its stored VM definition names, else `default`); `None` when the backup
+                cannot be read.
             size_bytes (int | None | Unset):
             vm (None | str | Unset):
      """
