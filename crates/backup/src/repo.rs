@@ -566,7 +566,7 @@ impl Repository {
             ));
         }
         // The project names a lock object: a name, not a path.
-        if meta.project.is_some() && BackupId::parse(meta.project()).is_none() {
+        if BackupId::parse(meta.project()).is_none() {
             return Err(BackupError::InvalidArgument(format!(
                 "project {:?} is not a name (letters, digits, - and _)",
                 meta.project()
