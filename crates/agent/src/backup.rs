@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use novacron_api_types::agent::DesiredVm;
-use novacron_api_types::backup::{
-    BackupJob, BackupRepo, BackupStorageLimit, OperationUpdate, RepoLocation,
-};
+use novacron_api_types::backup::{BackupJob, BackupRepo, OperationUpdate, RepoLocation};
 use novacron_api_types::{ApiError, OperationState};
 use novacron_backup::live::{self, LiveBackupOptions, LiveDisk, StoppedDisk};
 use novacron_backup::location::{self, Location};
@@ -236,9 +234,13 @@ async fn run(
         }
     }
     .map_err(|e| match (e, job.storage_limit) {
-        (BackupError::StorageLimit { before, after, .. }, Some(limit)) => {
-            over_storage_limit(&vm.desired.project, limit, before, after)
-        }
+        // `before` and `after`: what the project's backups hold in this repository without
+        // and with this one.
+        (BackupError::StorageLimit { before, after, .. }, Some(limit)) => limit.refusal(
+            &vm.desired.project,
+            limit.elsewhere_bytes.saturating_add(before),
+            Some(after.saturating_sub(before)),
+        ),
         (e, _) => format!("backup of {}: {e}", vm.desired.name),
     })?;
     let _ = std::fs::remove_dir_all(&work);
@@ -274,19 +276,6 @@ async fn run(
         }
     }
     Ok(msg)
-}
-
-/// The answer when a finished backup would bring its project over `--max-backup-storage`:
-/// `before` and `after` are what the project's backups hold in the backup's repository
-/// without and with it.
-fn over_storage_limit(project: &str, limit: BackupStorageLimit, before: u64, after: u64) -> String {
-    use novacron_api_types::format_size;
-    format!(
-        "project {project} is at its limit max-backup-storage = {}: its backups hold {}, this backup would add {} more, so it was not kept (make room with `novacron backup list` and `novacron backup delete ID`, or a cluster admin raises the limit with `novacron project set {project} --max-backup-storage ...`)",
-        format_size(limit.max_bytes),
-        format_size(limit.elsewhere_bytes.saturating_add(before)),
-        format_size(after.saturating_sub(before)),
-    )
 }
 
 fn read_mode(m: &novacron_backup::ReadMode) -> String {

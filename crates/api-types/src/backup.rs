@@ -227,6 +227,25 @@ pub struct BackupStorageLimit {
     pub elsewhere_bytes: u64,
 }
 
+impl BackupStorageLimit {
+    /// The refusal when `project`'s backups, holding `held` bytes, are at this limit (`added`:
+    /// none) or a finished backup would add `added` bytes over it.
+    pub fn refusal(&self, project: &str, held: u64, added: Option<u64>) -> String {
+        let what = match added {
+            None => "so no new backup starts".to_string(),
+            Some(a) => format!(
+                "this backup would add {} more, so it was not kept",
+                crate::format_size(a)
+            ),
+        };
+        format!(
+            "project {project} is at its limit max-backup-storage = {}: its backups hold {}, {what} (make room with `novacron backup list` and `novacron backup delete ID`, or a cluster admin raises the limit with `novacron project set {project} --max-backup-storage ...`)",
+            crate::format_size(self.max_bytes),
+            crate::format_size(held),
+        )
+    }
+}
+
 /// An agent's progress report on an operation it runs.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OperationUpdate {

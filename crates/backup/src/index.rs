@@ -217,10 +217,7 @@ impl BackupIndex {
     /// belongs to the project its VM definition names (the control plane's definitions
     /// carry `project`), else to [`UNRECORDED_PROJECT`].
     pub fn project(&self) -> &str {
-        self.project
-            .as_deref()
-            .or_else(|| self.vm_spec.get("project").and_then(|p| p.as_str()))
-            .unwrap_or(UNRECORDED_PROJECT)
+        project_of(self.project.as_deref(), &self.vm_spec)
     }
 
     /// Whether this backup belongs to `project` (any, when `None`) and `vm` (any, when `None`).
@@ -232,6 +229,14 @@ impl BackupIndex {
 /// The project of a backup that records none, in its index or its VM definition: the control
 /// plane's default project.
 pub const UNRECORDED_PROJECT: &str = "default";
+
+/// A backup's project: the one `recorded`, else the one its VM definition names, else
+/// [`UNRECORDED_PROJECT`].
+pub fn project_of<'a>(recorded: Option<&'a str>, vm_spec: &'a serde_json::Value) -> &'a str {
+    recorded
+        .or_else(|| vm_spec.get("project").and_then(|p| p.as_str()))
+        .unwrap_or(UNRECORDED_PROJECT)
+}
 
 /// The data `indexes` hold together: each distinct chunk once, at its length before
 /// compression. For one project's backups this is what they take in a repository on their

@@ -127,9 +127,7 @@ impl Lease {
         loop {
             let info = LockInfo::ours(kind, id.to_string(), what);
             let now = info.started_unix_ms;
-            let data =
-                serde_json::to_vec_pretty(&info).map_err(|e| BackupError::Task(e.to_string()))?;
-            if backend.put_new(&info.key(), data).await? {
+            if backend.put_new(&info.key(), encode(&info)?).await? {
                 backend.flush().await?;
                 debug!(lock = %info.id, kind = ?kind, "exclusive lock acquired");
                 return Ok(Lease::refreshed(backend, info));
@@ -213,8 +211,12 @@ impl Drop for Lease {
 }
 
 async fn put_info(backend: &dyn Backend, info: &LockInfo) -> Result<()> {
-    let data = serde_json::to_vec_pretty(info).map_err(|e| BackupError::Task(e.to_string()))?;
-    backend.put(&info.key(), data).await
+    backend.put(&info.key(), encode(info)?).await
+}
+
+/// A lock object's contents.
+fn encode(info: &LockInfo) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(info).map_err(|e| BackupError::Task(e.to_string()))
 }
 
 /// Lists locks of `kind`, split into (active, stale). Unreadable lock objects count as active

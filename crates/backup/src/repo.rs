@@ -83,10 +83,7 @@ pub struct BackupMeta {
 impl BackupMeta {
     /// The project the backup will belong to (what [`BackupIndex::project`] will read).
     pub fn project(&self) -> &str {
-        self.project
-            .as_deref()
-            .or_else(|| self.vm_spec.get("project").and_then(|p| p.as_str()))
-            .unwrap_or(crate::index::UNRECORDED_PROJECT)
+        crate::index::project_of(self.project.as_deref(), &self.vm_spec)
     }
 }
 

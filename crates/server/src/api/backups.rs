@@ -13,7 +13,7 @@ use novacron_api_types::backup::{
     BackupSchedule, BackupStorageLimit, PruneRequest, RepoLocation, RestoreSource, Retention,
 };
 use novacron_api_types::{
-    ApiError, DEFAULT_PROJECT, ErrorCode, Operation, OperationRef, format_size, validate_name,
+    ApiError, DEFAULT_PROJECT, ErrorCode, Operation, OperationRef, validate_name,
 };
 use novacron_backup::location::{self, Location};
 use novacron_store::{Compare, Op};
@@ -242,7 +242,8 @@ pub struct ListQuery {
 /// What `project`'s backups hold in each repository, as its `--max-backup-storage` counts
 /// them (each distinct chunk once, before compression: see
 /// [`novacron_backup::index::distinct_data_bytes`]). Fails when a repository cannot be
-/// read, naming it: a limit is never checked against a partial count.
+/// read, naming it, rather than checking a limit against what the others hold. An index
+/// that cannot be decoded names no project, so it counts for none (it is logged).
 pub async fn held_by_project(state: &AppState, project: &str) -> ApiResult<Vec<(String, u64)>> {
     let mut out = vec![];
     for r in repos_named(state, None)? {
@@ -277,22 +278,16 @@ async fn storage_limit(
     };
     let held = held_by_project(state, project).await?;
     let total: u64 = held.iter().map(|(_, b)| b).sum();
-    if total >= max_bytes {
-        return Err(ApiError::new(
-            ErrorCode::NoCapacity,
-            format!(
-                "project {project} is at its limit max-backup-storage = {}: its backups hold {}, so no new backup starts (make room with `novacron backup list` and `novacron backup delete ID`, or a cluster admin raises the limit with `novacron project set {project} --max-backup-storage ...`)",
-                format_size(max_bytes),
-                format_size(total)
-            ),
-        )
-        .into());
-    }
     let here: u64 = held.iter().filter(|(r, _)| r == repo).map(|(_, b)| b).sum();
-    Ok(Some(BackupStorageLimit {
+    let limit = BackupStorageLimit {
         max_bytes,
         elsewhere_bytes: total - here,
-    }))
+    };
+    if total >= max_bytes {
+        let refusal = limit.refusal(project, total, None);
+        return Err(ApiError::new(ErrorCode::NoCapacity, refusal).into());
+    }
+    Ok(Some(limit))
 }
 
 /// The current project's backups in every repository (or one), oldest first.
