@@ -657,6 +657,36 @@ pub struct ImageUrlImportRequest {
     pub public: bool,
 }
 
+/// Answer of `GET /api/v1/local-files`: where a client on this control plane's own host hands
+/// it an open file (a unix socket taking one descriptor, SCM_RIGHTS), so that `image import` of
+/// a local file is read from the disk instead of sent over TLS. See docs/images.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LocalFiles {
+    /// The socket's path on the control plane's host.
+    pub socket: String,
+    /// The replica that listens on it (its member id): the socket answers the same id, so a
+    /// client never hands a file to another server that happens to use the same path.
+    pub server: String,
+}
+
+/// Body of `POST /api/v1/images/{name}/import-local`: imports the file handed to the replica's
+/// local-files socket under `ticket`, as an operation, as `PUT .../import` would its upload.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageLocalImportRequest {
+    /// What the local-files socket answered for the descriptor (one use, valid for a minute).
+    pub ticket: String,
+    /// The file's name: one ending in `.iso` must be an ISO 9660 image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// The file's expected SHA-256 (64 hex digits): checked before the image is published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Make it a public image, which every project can use (cluster admins only).
+    #[serde(default)]
+    pub public: bool,
+}
+
 /// Answer of `PUT /api/v1/images/{name}/import-ova`: the appliance's disks as images (`NAME`,
 /// `NAME-disk2`, ...) and what its OVF descriptor says about the machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

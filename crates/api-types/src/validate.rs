@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 
 use crate::{
-    ApiError, BuildTinyRequest, ImageUrlImportRequest, NameError, Network, PortForward,
-    StorageKind, StoragePool, VmCreateRequest, format_size, validate_name,
+    ApiError, BuildTinyRequest, ImageLocalImportRequest, ImageUrlImportRequest, NameError, Network,
+    PortForward, StorageKind, StoragePool, VmCreateRequest, format_size, validate_name,
 };
 
 /// A request the control plane would refuse, with the user's one-line answer.
@@ -373,14 +373,33 @@ impl ImageUrlImportRequest {
         if rest.is_empty() || rest.starts_with('/') || self.url.chars().any(char::is_whitespace) {
             return Err(Invalid::new(format!("{:?} is not a valid URL", self.url)));
         }
-        if let Some(sum) = &self.sha256
-            && (sum.len() != 64 || !sum.chars().all(|c| c.is_ascii_hexdigit()))
-        {
+        check_sha256(self.sha256.as_deref())
+    }
+}
+
+impl ImageLocalImportRequest {
+    /// A ticket as the local-files socket gives them (32 hex digits), a SHA-256 of 64 hex
+    /// digits when given.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.ticket.len() != 32 || !self.ticket.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(Invalid::new(format!(
-                "--sha256 {sum:?} is not a SHA-256 digest (64 hex digits)"
+                "{:?} is not a local-file ticket (32 hex digits, as the local-files socket answers)",
+                self.ticket
             )));
         }
-        Ok(())
+        check_sha256(self.sha256.as_deref())
+    }
+}
+
+/// `--sha256` is a SHA-256 digest (64 hex digits) when given.
+fn check_sha256(sum: Option<&str>) -> Result<(), Invalid> {
+    match sum {
+        Some(sum) if sum.len() != 64 || !sum.chars().all(|c| c.is_ascii_hexdigit()) => {
+            Err(Invalid::new(format!(
+                "--sha256 {sum:?} is not a SHA-256 digest (64 hex digits)"
+            )))
+        }
+        _ => Ok(()),
     }
 }
 

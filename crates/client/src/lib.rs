@@ -55,6 +55,7 @@
 mod bootstrap;
 mod config;
 mod events;
+mod local_files;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -831,6 +832,59 @@ impl Client {
         let path = format!("/images/{}/import?{}", seg(name), query.join("&"));
         let resp = self.upload(&path, file, progress).await?;
         Self::decode(resp).await
+    }
+
+    /// Hands `file` to the control plane when it runs on this host and takes local files
+    /// (`GET /api/v1/local-files`): the file is opened here and its descriptor passed over the
+    /// replica's unix socket, then imported as an operation (`POST .../import-local`), read
+    /// from the disk instead of sent over TLS. Answers the operation to wait on, or `None` when
+    /// the file cannot be handed in (another host, no access to the socket, an older server):
+    /// the caller uploads it instead.
+    pub async fn image_import_local(
+        &self,
+        name: &str,
+        file: &Path,
+        sha256: Option<&str>,
+        public: bool,
+    ) -> Result<Option<Operation>, ClientError> {
+        novacron_api_types::validate_name("image", name)
+            .map_err(|e| invalid(novacron_api_types::Invalid::from(e)))?;
+        let info: novacron_api_types::LocalFiles =
+            match self.call(Method::GET, "/local-files", None::<&()>).await {
+                Ok(info) => info,
+                Err(e) if e.code() == Some(ErrorCode::NotFound) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+        let path = file.to_path_buf();
+        let handed = tokio::task::spawn_blocking(move || {
+            local_files::hand_in(std::path::Path::new(&info.socket), &path, &info.server)
+        })
+        .await
+        .map_err(|e| ClientError::Config(format!("handing the file in: {e}")))?;
+        let ticket = match handed {
+            Ok(ticket) => ticket,
+            Err(why) => {
+                tracing::debug!(%why, "the file cannot be handed to the control plane: uploading it");
+                return Ok(None);
+            }
+        };
+        let req = novacron_api_types::ImageLocalImportRequest {
+            ticket,
+            filename: file
+                .file_name()
+                .and_then(|f| f.to_str())
+                .map(str::to_string),
+            sha256: sha256.map(str::to_string),
+            public,
+        };
+        let r: novacron_api_types::OperationRef = self
+            .call(
+                Method::POST,
+                &format!("/images/{}/import-local", seg(name)),
+                Some(&req),
+            )
+            .await?;
+        Ok(Some(r.operation))
     }
 
     /// Uploads an OVA appliance: the server imports every disk its OVF names as a qcow2 image

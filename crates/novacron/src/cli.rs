@@ -542,7 +542,9 @@ pub enum ImageCommand {
     Import {
         /// Name of the new image.
         name: String,
-        /// A local file (uploaded), or an http:// or https:// URL the control plane downloads.
+        /// A local file, or an http:// or https:// URL the control plane downloads. A local
+        /// file is handed to a control plane on this host (it reads it from the disk) and
+        /// uploaded to one elsewhere.
         source: String,
         /// The file's expected SHA-256 (64 hex digits): a mismatch imports nothing.
         #[arg(long)]
@@ -551,6 +553,9 @@ pub enum ImageCommand {
         /// only; no project may have an image of the same name).
         #[arg(long)]
         public: bool,
+        /// Upload a local file over the API even when the control plane runs on this host.
+        #[arg(long)]
+        upload: bool,
     },
     /// List the project's images, then the public ones (project `public`).
     List,
@@ -1248,7 +1253,8 @@ async fn image(cmd: ImageCommand, out: Format) -> anyhow::Result<()> {
             source,
             sha256,
             public,
-        } => image_import(&c, &name, &source, sha256, public, out).await,
+            upload,
+        } => image_import(&c, &name, &source, sha256, public, upload, out).await,
         ImageCommand::List => {
             let images = c.image_list().await?;
             output::print(out, &images, &IMAGE_HEADERS, || image_rows(&images))
@@ -1266,13 +1272,15 @@ async fn image(cmd: ImageCommand, out: Format) -> anyhow::Result<()> {
 }
 
 /// `image import`: a URL is downloaded by the control plane as an operation (its progress
-/// shown from the operation's message); a file is uploaded with a progress line on a TTY.
+/// shown from the operation's message); a file is handed to a control plane on this host (an
+/// operation too, unless `upload`) or else uploaded with a progress line on a TTY.
 async fn image_import(
     c: &Client,
     name: &str,
     source: &str,
     sha256: Option<String>,
     public: bool,
+    upload: bool,
     out: Format,
 ) -> anyhow::Result<()> {
     let print = |i: Image| {
@@ -1380,6 +1388,14 @@ async fn image_import(
             }
         }
         return Ok(());
+    }
+    if !upload
+        && let Some(op) = c
+            .image_import_local(name, &file, sha256.as_deref(), public)
+            .await?
+    {
+        wait_op(c, op, Duration::from_secs(6 * 3600)).await?;
+        return print(c.image_get(name).await?);
     }
     let result = c
         .image_import_file(name, &file, sha256.as_deref(), public, progress)

@@ -16,6 +16,7 @@ pub mod history;
 pub mod ipam;
 pub mod join_tokens;
 pub mod lifecycle;
+pub mod local_files;
 pub mod metrics;
 pub mod networks;
 pub mod nic_ops;
@@ -309,6 +310,17 @@ impl Server {
         // Scratch left by a crash mid-import is never referenced: drop it.
         let _ = std::fs::remove_dir_all(images_dir.join(".incoming"));
 
+        let local_files = match local_files::LocalFiles::bind(
+            &config.data_dir.join(local_files::SOCKET_NAME),
+            &member_id,
+        ) {
+            Ok(bound) => Some(bound),
+            Err(e) => {
+                tracing::warn!(error = %e, "no local-files socket: local imports are uploaded");
+                None
+            }
+        };
+
         // Agents must present node certificates: a control-plane certificate is not an agent.
         let agent_tls = novacron_tls::node_client_config(&ca.identity.cert_pem)?;
         let agent_http = http_client(agent_tls)?;
@@ -354,6 +366,7 @@ impl Server {
             store: store.clone(),
             ca: ca.clone(),
             images_dir,
+            local_files: local_files.as_ref().map(|(files, _)| files.clone()),
             metrics: ServerMetrics::register(config.registry.clone()),
             placement: crate::placement::Placement::new(),
             agent_http,
@@ -416,12 +429,15 @@ impl Server {
             records::token_key(&auth::token_hash(&credential)),
             serde_json::to_vec(&TokenRecord::Replica { member: member_id }).unwrap_or_default(),
         );
-        let background = vec![
+        let mut background = vec![
             tokio::spawn(placement::follow(state.clone())),
             tokio::spawn(ha::announce(state.clone(), member, credential_record)),
             tokio::spawn(ha::elect_and_run(state.clone())),
             tokio::spawn(outcomes::follow(state.clone())),
         ];
+        if let Some((files, listener)) = local_files {
+            background.push(tokio::spawn(local_files::serve(files, listener)));
+        }
         tracing::info!(%url, "API serving");
         Ok(Server {
             url,

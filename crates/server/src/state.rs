@@ -56,6 +56,9 @@ pub struct AppState {
     pub store_backend: String,
     pub ca: Ca,
     pub images_dir: PathBuf,
+    /// Files handed in by clients on this host (see [`crate::local_files`]); `None` when the
+    /// socket could not be made (imports then take uploads only).
+    pub local_files: Option<std::sync::Arc<crate::local_files::LocalFiles>>,
     pub metrics: ServerMetrics,
     /// The scheduler's fleet; a decision reserves capacity at once.
     pub placement: crate::placement::Placement,

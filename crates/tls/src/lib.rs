@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod der;
+pub mod fd_pass;
 pub mod limits;
 mod pki;
 mod serve;

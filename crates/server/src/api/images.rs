@@ -14,8 +14,8 @@ use axum::{Extension, Json as AxumJson};
 use futures_util::StreamExt;
 use novacron_api_types::{
     ApiError, BuildTinyRequest, DEFAULT_PROJECT, DiskFormat, ErrorCode, Firmware, Image, ImageFile,
-    ImageKind, ImageUrlImportRequest, Operation, OperationRef, OperationState, OvaImport, OvaNic,
-    PUBLIC_IMAGES, format_size, validate_name,
+    ImageKind, ImageLocalImportRequest, ImageUrlImportRequest, Operation, OperationRef,
+    OperationState, OvaImport, OvaNic, PUBLIC_IMAGES, format_size, validate_name,
 };
 use novacron_store::{Compare, Op};
 use serde::Deserialize;
@@ -361,7 +361,7 @@ pub async fn import(
         .is_some_and(|f| f.to_ascii_lowercase().ends_with(".iso"));
     let started = std::time::Instant::now();
     let (received, imported) = receive_and_import(
-        body,
+        Source::Body(body),
         &upload,
         size,
         expected.is_some(),
@@ -390,7 +390,7 @@ pub async fn import(
 /// [`novacron_qemu::import::import_streaming`]); otherwise the import starts once the file is
 /// complete. The import's result counts only when the receive succeeded.
 async fn receive_and_import<S, F, Fut>(
-    body: S,
+    source: Source<S>,
     upload: &FsPath,
     size: Option<u64>,
     hash: bool,
@@ -406,8 +406,18 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     use novacron_qemu::nbd::Arrived;
-    let Some(size) = size.filter(|s| *s > 0) else {
-        let received = receive(body, upload, hash, on_bytes).await;
+    // A handed-in file is copied faster than a conversion reads it: copy first, convert from
+    // the copy.
+    let streams = matches!(source, Source::Body(_));
+    let Some(size) = size.filter(|s| *s > 0 && streams) else {
+        let started = std::time::Instant::now();
+        let received = source.receive(upload, hash, on_bytes).await;
+        tracing::debug!(
+            bytes = received.as_ref().map_or(0, |r| r.bytes),
+            chunks = received.as_ref().map_or(0, |r| r.chunks),
+            ms = started.elapsed().as_millis() as u64,
+            "upload received"
+        );
         if received.is_err() {
             return (
                 received,
@@ -417,17 +427,23 @@ where
                 }),
             );
         }
+        let started = std::time::Instant::now();
         let imported = novacron_qemu::import_file(upload, named_iso).await;
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "imported from the complete file"
+        );
         return (received, imported);
     };
     let (tx, rx) = tokio::sync::watch::channel(Arrived::Partial(0));
     let receiving = async {
         let started = std::time::Instant::now();
-        let received = receive(body, upload, hash, |n| {
-            tx.send_replace(Arrived::Partial(n));
-            on_bytes(n)
-        })
-        .await;
+        let received = source
+            .receive(upload, hash, |n| {
+                tx.send_replace(Arrived::Partial(n));
+                on_bytes(n)
+            })
+            .await;
         tracing::debug!(
             bytes = size,
             chunks = received.as_ref().map_or(0, |r| r.chunks),
@@ -441,6 +457,87 @@ where
     };
     let importing = novacron_qemu::import::import_streaming(upload, size, rx, named_iso);
     tokio::join!(receiving, importing)
+}
+
+/// Where an import's bytes come from: a request or download body, or a file handed in by a
+/// client on this host.
+enum Source<S> {
+    Body(S),
+    File { file: std::fs::File, size: u64 },
+}
+
+/// A [`Source`] that is never a body.
+type FileOnly = futures_util::stream::Empty<ApiResult<axum::body::Bytes>>;
+
+impl<S> Source<S>
+where
+    S: futures_util::Stream<Item = ApiResult<axum::body::Bytes>>,
+{
+    /// Writes the source into `dest` (see [`receive`]). A handed-in file is copied by the
+    /// kernel (`copy_file_range`) unless it must be hashed, which reads it.
+    async fn receive<F, Fut>(self, dest: &FsPath, hash: bool, on_bytes: F) -> ApiResult<Received>
+    where
+        F: FnMut(u64) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        match self {
+            Source::Body(body) => receive(body, dest, hash, on_bytes).await,
+            Source::File { file, size } if hash => {
+                receive(file_chunks(file, size), dest, hash, on_bytes).await
+            }
+            Source::File { file, size } => copy_file(file, size, dest, on_bytes).await,
+        }
+    }
+}
+
+/// Copies the first `size` bytes of `file` into a new file `dest` in the kernel, 8 MiB at a
+/// time on the blocking pool; `on_bytes` sees the running total after each step. Ends short if
+/// the file does.
+async fn copy_file<F, Fut>(
+    file: std::fs::File,
+    size: u64,
+    dest: &FsPath,
+    mut on_bytes: F,
+) -> ApiResult<Received>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    const STEP: u64 = 8 << 20;
+    let failed = |e: String| io_err("copying the handed file", e);
+    let out = std::fs::File::create(dest).map_err(|e| io_err("creating the image file", e))?;
+    let mut pair = Some((file, out));
+    let mut copied = 0u64;
+    let mut steps = 0u64;
+    while copied < size {
+        let (mut file, mut out) = pair.take().ok_or_else(|| failed("lost the files".into()))?;
+        let want = (size - copied).min(STEP);
+        let (file, out, n) = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek};
+            file.seek(std::io::SeekFrom::Start(copied))?;
+            // std copies File to File with copy_file_range (no bytes through user space).
+            let n = std::io::copy(&mut (&mut file).take(want), &mut out)?;
+            Ok::<_, std::io::Error>((file, out, n))
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        copied += n;
+        steps += 1;
+        on_bytes(copied).await;
+        pair = Some((file, out));
+    }
+    if copied == 0 {
+        return Err(ApiError::invalid("the image is empty (0 bytes)").into());
+    }
+    Ok(Received {
+        bytes: copied,
+        chunks: steps,
+        sha256: None,
+    })
 }
 
 /// What [`receive`] wrote.
@@ -857,17 +954,11 @@ pub async fn import_url(
     let image_project = target_project(&scope, req.public)?;
     check_new_name(&state, &image_project, &name)?;
     let expected = expected_sha256(req.sha256.as_deref())?;
-    let project = crate::tenancy::current_project();
     let incoming = Incoming::new(&state.images_dir).await?;
-    let op = new_operation(
-        "image.import",
-        &project,
-        &format!("image/{name}"),
-        &format!("downloading {}", req.url),
-    );
-    let runner = put_runner(&state, &op)?;
-    state.store.txn(vec![], vec![put_op(&op)?, runner]).await?;
+    let message = format!("downloading {}", req.url);
+    let op = start_import_op(&state, &name, &message).await?;
     let id = op.id.clone();
+    let url = req.url;
     tokio::spawn(async move {
         let result = download_and_import(
             &state,
@@ -875,38 +966,175 @@ pub async fn import_url(
             incoming,
             &name,
             &image_project,
-            &req.url,
+            &url,
             expected.as_deref(),
         )
         .await;
-        let (outcome, message) = match result {
-            Ok(image) => {
-                let how = match &image.kind {
-                    ImageKind::Iso => "ISO 9660 medium".to_string(),
-                    ImageKind::Disk { format } => format!("{format} disk"),
-                    ImageKind::Kernel { .. } => "kernel".to_string(),
-                };
-                (
-                    OperationState::Succeeded,
-                    format!(
-                        "image {name} imported ({how}, {})",
-                        format_size(image.size_bytes)
-                    ),
-                )
-            }
-            Err(e) => {
-                tracing::warn!(image = %name, url = %req.url, error = %e.0.message, "URL import failed");
-                (OperationState::Failed, e.0.message)
-            }
-        };
-        if let Err(e) = finish(state.store.as_ref(), &id, outcome, message).await {
-            tracing::warn!(operation = %id, error = %e.0.message, "recording the import's outcome");
+        if let Err(e) = &result {
+            tracing::warn!(image = %name, %url, error = %e.0.message, "URL import failed");
         }
+        finish_import_op(&state, &id, &name, result).await;
     });
     Ok((
         StatusCode::ACCEPTED,
         AxumJson(OperationRef { operation: op }),
     ))
+}
+
+/// Where a client on this host hands the control plane a file to import (see
+/// [`crate::local_files`]): the socket and this replica's id. Answers 404 when this replica has
+/// no such socket; the client then uploads.
+#[utoipa::path(get, path = "/api/v1/local-files",
+    responses((status = 200, body = novacron_api_types::LocalFiles), (status = 404, body = ApiError)))]
+pub async fn local_files(
+    State(state): State<Arc<AppState>>,
+) -> ApiResult<AxumJson<novacron_api_types::LocalFiles>> {
+    let files = state.local_files.as_ref().ok_or_else(|| {
+        ApiError::not_found("this control plane replica takes no local files: upload the file")
+    })?;
+    Ok(AxumJson(novacron_api_types::LocalFiles {
+        socket: files.socket().display().to_string(),
+        server: files.server().to_string(),
+    }))
+}
+
+/// Import a file handed to this replica's local-files socket (`GET /api/v1/local-files`) as an
+/// operation with progress: its bytes are copied from the descriptor into the import's scratch
+/// and imported as `PUT .../import` does an upload.
+#[utoipa::path(post, path = "/api/v1/images/{name}/import-local", params(("name" = String, Path)),
+    request_body = ImageLocalImportRequest,
+    responses((status = 202, body = OperationRef), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+pub async fn import_local(
+    State(state): State<Arc<AppState>>,
+    Extension(scope): Extension<Scope>,
+    Path(name): Path<String>,
+    Json(req): Json<ImageLocalImportRequest>,
+) -> ApiResult<(StatusCode, AxumJson<OperationRef>)> {
+    req.validate()?;
+    let image_project = target_project(&scope, req.public)?;
+    check_new_name(&state, &image_project, &name)?;
+    let expected = expected_sha256(req.sha256.as_deref())?;
+    let handed = state
+        .local_files
+        .as_ref()
+        .and_then(|files| files.take(&req.ticket))
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "no file was handed to control plane replica {} under ticket {} (a ticket is spent by one import and expires after {}s): hand the file in again, or upload it",
+                state.member_id,
+                req.ticket,
+                crate::local_files::TICKET_TTL.as_secs()
+            ))
+        })?;
+    let incoming = Incoming::new(&state.images_dir).await?;
+    let shown = req.filename.as_deref().unwrap_or("a local file");
+    let op = start_import_op(&state, &name, &format!("copying {shown}")).await?;
+    let id = op.id.clone();
+    let named_iso = req
+        .filename
+        .as_deref()
+        .is_some_and(|f| f.to_ascii_lowercase().ends_with(".iso"));
+    tokio::spawn(async move {
+        let size = handed.size;
+        let source = Source::<FileOnly>::File {
+            file: handed.file,
+            size,
+        };
+        let result = import_with_progress(
+            &state,
+            &id,
+            incoming,
+            (&name, &image_project),
+            (source, Some(size), named_iso),
+            expected.as_deref(),
+            "copying",
+        )
+        .await;
+        if let Err(e) = &result {
+            tracing::warn!(image = %name, uid = handed.uid, error = %e.0.message, "local import failed");
+        }
+        finish_import_op(&state, &id, &name, result).await;
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        AxumJson(OperationRef { operation: op }),
+    ))
+}
+
+/// The first `size` bytes of `file`, 4 MiB at a time, each read on the blocking pool at its own
+/// offset (the sender's file position is left alone). Ends short if the file does.
+fn file_chunks(
+    file: std::fs::File,
+    size: u64,
+) -> impl futures_util::Stream<Item = ApiResult<axum::body::Bytes>> {
+    const CHUNK: u64 = 4 << 20;
+    let file = Arc::new(file);
+    futures_util::stream::unfold(0u64, move |offset| {
+        let file = file.clone();
+        async move {
+            if offset >= size {
+                return None;
+            }
+            let want = (size - offset).min(CHUNK) as usize;
+            let read = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; want];
+                let mut filled = 0;
+                while filled < want {
+                    match file.read_at(&mut buf[filled..], offset + filled as u64)? {
+                        0 => break,
+                        n => filled += n,
+                    }
+                }
+                buf.truncate(filled);
+                Ok::<_, std::io::Error>(buf)
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+            match read {
+                Ok(buf) if buf.is_empty() => None,
+                Ok(buf) => {
+                    let next = offset + buf.len() as u64;
+                    Some((Ok(axum::body::Bytes::from(buf)), next))
+                }
+                Err(e) => Some((Err(io_err("reading the handed file", e)), size)),
+            }
+        }
+    })
+}
+
+/// Records a running `image.import` operation (and its runner) for image `name`.
+async fn start_import_op(state: &AppState, name: &str, message: &str) -> ApiResult<Operation> {
+    let project = crate::tenancy::current_project();
+    let op = new_operation("image.import", &project, &format!("image/{name}"), message);
+    let runner = put_runner(state, &op)?;
+    state.store.txn(vec![], vec![put_op(&op)?, runner]).await?;
+    Ok(op)
+}
+
+/// Records how an `image.import` operation ended.
+async fn finish_import_op(state: &AppState, id: &str, name: &str, result: ApiResult<Image>) {
+    let (outcome, message) = match result {
+        Ok(image) => {
+            let how = match &image.kind {
+                ImageKind::Iso => "ISO 9660 medium".to_string(),
+                ImageKind::Disk { format } => format!("{format} disk"),
+                ImageKind::Kernel { .. } => "kernel".to_string(),
+            };
+            (
+                OperationState::Succeeded,
+                format!(
+                    "image {name} imported ({how}, {})",
+                    format_size(image.size_bytes)
+                ),
+            )
+        }
+        Err(e) => (OperationState::Failed, e.0.message),
+    };
+    if let Err(e) = finish(state.store.as_ref(), id, outcome, message).await {
+        tracing::warn!(operation = %id, error = %e.0.message, "recording the import's outcome");
+    }
 }
 
 async fn download_and_import(
@@ -934,16 +1162,43 @@ async fn download_and_import(
         return Err(ApiError::invalid(format!("{url} answered {}", resp.status())).into());
     }
     let total = resp.content_length();
-    let started = std::time::Instant::now();
-    let mut last_report = started;
     let body = resp.bytes_stream().map(|c| c.map_err(unreachable));
-    let upload = incoming.dir.join("upload");
     let named_iso = url
         .split(['?', '#'])
         .next()
         .is_some_and(|p| p.to_ascii_lowercase().ends_with(".iso"));
+    import_with_progress(
+        state,
+        op,
+        incoming,
+        (name, project),
+        (Source::Body(body), total, named_iso),
+        expected,
+        "downloading",
+    )
+    .await
+}
+
+/// Receives `body` (`total` bytes when known; `named_iso` when its name ends in `.iso`) and
+/// imports it as image `name` of `project`, reporting progress on operation `op` once a
+/// second as "`verb`: bytes of total".
+async fn import_with_progress<S>(
+    state: &AppState,
+    op: &str,
+    incoming: Incoming,
+    (name, project): (&str, &str),
+    (source, total, named_iso): (Source<S>, Option<u64>, bool),
+    expected: Option<&str>,
+    verb: &str,
+) -> ApiResult<Image>
+where
+    S: futures_util::Stream<Item = ApiResult<axum::body::Bytes>>,
+{
+    let started = std::time::Instant::now();
+    let mut last_report = started;
+    let upload = incoming.dir.join("upload");
     let (received, imported) = receive_and_import(
-        body,
+        source,
         &upload,
         total,
         expected.is_some(),
@@ -955,7 +1210,7 @@ async fn download_and_import(
             }
             async move {
                 if report {
-                    let (message, fraction) = download_progress(bytes, total, started.elapsed());
+                    let (message, fraction) = progress(verb, bytes, total, started.elapsed());
                     if let Err(e) = set_progress(state.store.as_ref(), op, &message, fraction).await
                     {
                         tracing::debug!(operation = %op, error = %e.0.message, "progress not recorded");
@@ -975,19 +1230,34 @@ async fn download_and_import(
     )
     .await;
     let imported = imported.map_err(|e| refused_image(name, e))?;
+    let converted = started.elapsed();
     let (incoming, image) = finish_image(state, incoming, name, project, imported).await?;
-    publish(state, incoming, image).await
+    let finished = started.elapsed();
+    let image = publish(state, incoming, image).await?;
+    tracing::info!(
+        image = %name,
+        received_and_converted_ms = converted.as_millis() as u64,
+        synced_and_hashed_ms = (finished - converted).as_millis() as u64,
+        published_ms = (started.elapsed() - finished).as_millis() as u64,
+        "image imported"
+    );
+    Ok(image)
 }
 
-/// The operation's message (bytes, rate, ETA) and fraction while downloading.
-fn download_progress(bytes: u64, total: Option<u64>, elapsed: Duration) -> (String, Option<f64>) {
+/// The operation's message ("`verb`: bytes, rate, ETA") and fraction while receiving.
+fn progress(
+    verb: &str,
+    bytes: u64,
+    total: Option<u64>,
+    elapsed: Duration,
+) -> (String, Option<f64>) {
     let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
     match total.filter(|t| *t > 0) {
         Some(total) => {
             let eta = (total.saturating_sub(bytes)) as f64 / rate.max(1.0);
             (
                 format!(
-                    "downloading: {} of {} ({}/s, ETA {}s)",
+                    "{verb}: {} of {} ({}/s, ETA {}s)",
                     format_size(bytes),
                     format_size(total),
                     format_size(rate as u64),
@@ -998,7 +1268,7 @@ fn download_progress(bytes: u64, total: Option<u64>, elapsed: Duration) -> (Stri
         }
         None => (
             format!(
-                "downloading: {} ({}/s)",
+                "{verb}: {} ({}/s)",
                 format_size(bytes),
                 format_size(rate as u64)
             ),

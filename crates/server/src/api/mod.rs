@@ -228,6 +228,8 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
             put(images::import).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .post("/api/v1/images/{name}/import-url", images::import_url)
+        .get("/api/v1/local-files", images::local_files)
+        .post("/api/v1/images/{name}/import-local", images::import_local)
         .on(
             Method::PUT,
             "/api/v1/images/{name}/import-ova",

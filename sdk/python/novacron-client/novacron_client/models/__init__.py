@@ -55,6 +55,7 @@ from .image_kind_type_1 import ImageKindType1
 from .image_kind_type_1_kind import ImageKindType1Kind
 from .image_kind_type_2 import ImageKindType2
 from .image_kind_type_2_kind import ImageKindType2Kind
+from .image_local_import_request import ImageLocalImportRequest
 from .image_type_0 import ImageType0
 from .image_type_0_kind import ImageType0Kind
 from .image_type_1 import ImageType1
@@ -65,6 +66,7 @@ from .image_url_import_request import ImageUrlImportRequest
 from .join_token_create_request import JoinTokenCreateRequest
 from .join_token_created import JoinTokenCreated
 from .join_token_info import JoinTokenInfo
+from .local_files import LocalFiles
 from .login_request import LoginRequest
 from .member import Member
 from .migrate_request import MigrateRequest
@@ -222,6 +224,7 @@ __all__ = (
     "ImageKindType1Kind",
     "ImageKindType2",
     "ImageKindType2Kind",
+    "ImageLocalImportRequest",
     "ImageType0",
     "ImageType0Kind",
     "ImageType1",
@@ -232,6 +235,7 @@ __all__ = (
     "JoinTokenCreated",
     "JoinTokenCreateRequest",
     "JoinTokenInfo",
+    "LocalFiles",
     "LoginRequest",
     "Member",
     "MigrateRequest",
