@@ -346,7 +346,6 @@ pub async fn import(
     check_new_name(&state, &project, &name)?;
     let expected = expected_sha256(q.sha256.as_deref())?;
     let incoming = Incoming::new(&state.images_dir).await?;
-    let upload = incoming.dir.join("upload");
     let size = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -359,36 +358,23 @@ pub async fn import(
         .filename
         .as_deref()
         .is_some_and(|f| f.to_ascii_lowercase().ends_with(".iso"));
-    let started = std::time::Instant::now();
-    let (received, imported) = receive_and_import(
-        Source::Body(body),
-        &upload,
-        size,
-        expected.is_some(),
-        named_iso,
-        |_| async {},
+    let image = import_from(
+        &state,
+        incoming,
+        (&name, &project),
+        (Source::Body(body), size, named_iso),
+        expected.as_deref(),
+        None,
     )
-    .await;
-    check_sha256(expected.as_deref(), &received?)?;
-    let imported = imported.map_err(|e| refused_image(&name, e))?;
-    let converted = started.elapsed();
-    let (incoming, image) = finish_image(&state, incoming, &name, &project, imported).await?;
-    let finished = started.elapsed();
-    let image = publish(&state, incoming, image).await?;
-    tracing::info!(
-        image = %name,
-        received_and_converted_ms = converted.as_millis() as u64,
-        synced_and_hashed_ms = (finished - converted).as_millis() as u64,
-        published_ms = (started.elapsed() - finished).as_millis() as u64,
-        "image imported"
-    );
+    .await?;
     Ok(AxumJson(image))
 }
 
-/// Receives `body` into `upload` and imports it. With the size known, both run side by side
-/// (a foreign disk is vetted and converted while it streams in, see
-/// [`novacron_qemu::import::import_streaming`]); otherwise the import starts once the file is
-/// complete. The import's result counts only when the receive succeeded.
+/// Receives `source` into `upload` and imports it. For a body of known size both run side by
+/// side (a foreign disk is vetted and converted while it streams in, see
+/// [`novacron_qemu::import::import_streaming`]); otherwise (a handed-in file included) the
+/// import starts once the file is complete. The import's result counts only when the receive
+/// succeeded.
 async fn receive_and_import<S, F, Fut>(
     source: Source<S>,
     upload: &FsPath,
@@ -410,14 +396,7 @@ where
     // the copy.
     let streams = matches!(source, Source::Body(_));
     let Some(size) = size.filter(|s| *s > 0 && streams) else {
-        let started = std::time::Instant::now();
         let received = source.receive(upload, hash, on_bytes).await;
-        tracing::debug!(
-            bytes = received.as_ref().map_or(0, |r| r.bytes),
-            chunks = received.as_ref().map_or(0, |r| r.chunks),
-            ms = started.elapsed().as_millis() as u64,
-            "upload received"
-        );
         if received.is_err() {
             return (
                 received,
@@ -437,19 +416,12 @@ where
     };
     let (tx, rx) = tokio::sync::watch::channel(Arrived::Partial(0));
     let receiving = async {
-        let started = std::time::Instant::now();
         let received = source
             .receive(upload, hash, |n| {
                 tx.send_replace(Arrived::Partial(n));
                 on_bytes(n)
             })
             .await;
-        tracing::debug!(
-            bytes = size,
-            chunks = received.as_ref().map_or(0, |r| r.chunks),
-            ms = started.elapsed().as_millis() as u64,
-            "upload received"
-        );
         tx.send_replace(Arrived::Done(
             received.as_ref().map(|r| r.bytes).map_err(|_| ()),
         ));
@@ -480,13 +452,21 @@ where
         F: FnMut(u64) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
-        match self {
+        let started = std::time::Instant::now();
+        let received = match self {
             Source::Body(body) => receive(body, dest, hash, on_bytes).await,
             Source::File { file, size } if hash => {
                 receive(file_chunks(file, size), dest, hash, on_bytes).await
             }
             Source::File { file, size } => copy_file(file, size, dest, on_bytes).await,
-        }
+        };
+        tracing::debug!(
+            bytes = received.as_ref().map_or(0, |r| r.bytes),
+            chunks = received.as_ref().map_or(0, |r| r.chunks),
+            ms = started.elapsed().as_millis() as u64,
+            "upload received"
+        );
+        received
     }
 }
 
@@ -1040,14 +1020,13 @@ pub async fn import_local(
             file: handed.file,
             size,
         };
-        let result = import_with_progress(
+        let result = import_from(
             &state,
-            &id,
             incoming,
             (&name, &image_project),
             (source, Some(size), named_iso),
             expected.as_deref(),
-            "copying",
+            Some((&id, "copying")),
         )
         .await;
         if let Err(e) = &result {
@@ -1167,29 +1146,27 @@ async fn download_and_import(
         .split(['?', '#'])
         .next()
         .is_some_and(|p| p.to_ascii_lowercase().ends_with(".iso"));
-    import_with_progress(
+    import_from(
         state,
-        op,
         incoming,
         (name, project),
         (Source::Body(body), total, named_iso),
         expected,
-        "downloading",
+        Some((op, "downloading")),
     )
     .await
 }
 
-/// Receives `body` (`total` bytes when known; `named_iso` when its name ends in `.iso`) and
-/// imports it as image `name` of `project`, reporting progress on operation `op` once a
-/// second as "`verb`: bytes of total".
-async fn import_with_progress<S>(
+/// Receives `source` (`total` bytes when known; `named_iso` when its name ends in `.iso`) and
+/// imports it as image `name` of `project`. With `progress` = (operation, verb), the operation's
+/// message says "`verb`: bytes of total" once a second, then "checking".
+async fn import_from<S>(
     state: &AppState,
-    op: &str,
     incoming: Incoming,
     (name, project): (&str, &str),
     (source, total, named_iso): (Source<S>, Option<u64>, bool),
     expected: Option<&str>,
-    verb: &str,
+    progress: Option<(&str, &str)>,
 ) -> ApiResult<Image>
 where
     S: futures_util::Stream<Item = ApiResult<axum::body::Bytes>>,
@@ -1204,13 +1181,14 @@ where
         expected.is_some(),
         named_iso,
         |bytes| {
-            let report = last_report.elapsed() >= Duration::from_secs(1);
-            if report {
+            let report = progress.filter(|_| last_report.elapsed() >= Duration::from_secs(1));
+            if report.is_some() {
                 last_report = std::time::Instant::now();
             }
             async move {
-                if report {
-                    let (message, fraction) = progress(verb, bytes, total, started.elapsed());
+                if let Some((op, verb)) = report {
+                    let (message, fraction) =
+                        progress_message(verb, bytes, total, started.elapsed());
                     if let Err(e) = set_progress(state.store.as_ref(), op, &message, fraction).await
                     {
                         tracing::debug!(operation = %op, error = %e.0.message, "progress not recorded");
@@ -1222,13 +1200,10 @@ where
     .await;
     let received = received?;
     check_sha256(expected, &received)?;
-    let _ = set_progress(
-        state.store.as_ref(),
-        op,
-        &format!("checking {}", format_size(received.bytes)),
-        None,
-    )
-    .await;
+    if let Some((op, _)) = progress {
+        let checking = format!("checking {}", format_size(received.bytes));
+        let _ = set_progress(state.store.as_ref(), op, &checking, None).await;
+    }
     let imported = imported.map_err(|e| refused_image(name, e))?;
     let converted = started.elapsed();
     let (incoming, image) = finish_image(state, incoming, name, project, imported).await?;
@@ -1245,7 +1220,7 @@ where
 }
 
 /// The operation's message ("`verb`: bytes, rate, ETA") and fraction while receiving.
-fn progress(
+fn progress_message(
     verb: &str,
     bytes: u64,
     total: Option<u64>,
