@@ -975,19 +975,58 @@ fn ok_as(c: &Cluster, token: &str, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// Applies `f` to the stopped control plane's store.
+/// Applies `f` to the stopped control plane's store. The open is retried for a few seconds
+/// (a CI run once could not open it right after the control plane was killed and reaped;
+/// the message was not kept), and a failure names the processes that hold the database.
 fn with_store<T>(c: &Cluster, f: impl AsyncFnOnce(&dyn novacron_store::Store) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let db = c.data_dir.join("state.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let store = loop {
+        match rt.block_on(async { novacron_store::SqliteStore::open(&db) }) {
+            Ok(store) => break store,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("with_store: opening {}: {e}; retrying", db.display());
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => panic!(
+                "opening {}: {e}; processes holding it: {:?}",
+                db.display(),
+                processes_holding(&c.data_dir)
+            ),
+        }
+    };
     rt.block_on(async {
-        let store = novacron_store::SqliteStore::open(&c.data_dir.join("state.db")).unwrap();
         let out = f(&store).await;
         // Released before the control plane starts again (it takes the database's lock).
         store.close().await.unwrap();
         out
     })
+}
+
+/// `pid: command line` of each process with a file under `dir` open.
+fn processes_holding(dir: &std::path::Path) -> Vec<String> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.starts_with(dir)))
+        {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            out.push(format!(
+                "{}: {}",
+                entry.file_name().to_string_lossy(),
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            ));
+        }
+    }
+    out
 }
 
 const AUDIT_RECORDS: &str = "/novacron/audit/records/";

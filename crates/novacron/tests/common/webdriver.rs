@@ -2,6 +2,10 @@
 //! Debian's `chromedriver` driving a headless `chromium`, spoken to over plain HTTP/1.1 on a
 //! `std::net::TcpStream` (one connection per command, `Connection: close`).
 //!
+//! chromedriver and its chromium run in a network namespace of their own, which only the
+//! browser's loopback is in; [`Browser::goto`] relays a URL's port of the host's loopback
+//! into it (see `browser_net.rs` for why).
+//!
 //! Everything is blocking, and a failed command panics with the command and WebDriver's
 //! error, as test code wants. [`Browser`] owns the chromedriver process: dropping it deletes
 //! the session, kills and reaps chromedriver (bounded waits only) and kills any browser
@@ -13,12 +17,14 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use super::browser_net::{self, Netns, Relay};
 
 /// The key under which W3C WebDriver names an element reference (the spec's "web element
 /// identifier").
@@ -81,6 +87,8 @@ impl fmt::Display for WebDriverError {
 /// The session's address: what a [`Browser`] and each of its [`Element`]s talk to.
 #[derive(Debug, Clone)]
 struct Wd {
+    /// The namespace chromedriver listens in.
+    net: Netns,
     port: u16,
     session: String,
 }
@@ -90,7 +98,7 @@ impl Wd {
     /// session itself). Returns the answer's `value`.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, WebDriverError> {
         let full = format!("/session/{}{}", self.session, path);
-        request(self.port, method, &full, body, COMMAND_TIMEOUT)
+        request(&self.net, self.port, method, &full, body, COMMAND_TIMEOUT)
     }
 
     /// Like [`Wd::call`], panicking with `what` and WebDriver's error on failure.
@@ -185,11 +193,13 @@ pub struct Browser {
     scratch: PathBuf,
     user_data_dir: PathBuf,
     log: PathBuf,
+    /// One per port of the host's loopback that a URL of [`Browser::goto`] named.
+    relays: Mutex<Vec<Relay>>,
 }
 
 impl Browser {
-    /// Starts chromedriver on a free port of 127.0.0.1 (its output into a log file in
-    /// `artifacts_dir`) and a headless chromium session that accepts the self-signed
+    /// Starts chromedriver in a new network namespace (on a free port of its 127.0.0.1, its
+    /// output into a log file in `artifacts_dir`) and a headless chromium session that accepts the self-signed
     /// certificates of the servers under test.
     pub fn start(artifacts_dir: &Path) -> Browser {
         std::fs::create_dir_all(artifacts_dir)
@@ -210,7 +220,7 @@ impl Browser {
         let port = super::free_port();
         // Same process group as the test: a Ctrl-C or nextest's timeout reaches the driver
         // and the browser too.
-        let child = Command::new(CHROMEDRIVER)
+        let mut child = browser_net::command_in_new_netns(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             // Each command and its answer, for a test that failed.
             .arg("--log-level=INFO")
@@ -222,9 +232,22 @@ impl Browser {
             .stderr(log_err)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {CHROMEDRIVER}: {e}"));
+        let net = match Netns::of_process(child.id()) {
+            Ok(n) => n,
+            Err(e) => {
+                super::stop_child(&mut child, Duration::from_secs(5));
+                let _ = std::fs::remove_dir_all(&scratch);
+                panic!(
+                    "chromedriver's network namespace: {e}; {}:\n{}",
+                    log.display(),
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
         // From here on, Drop cleans up whatever a panic leaves behind.
         let mut browser = Browser {
             wd: Wd {
+                net,
                 port,
                 session: String::new(),
             },
@@ -233,6 +256,7 @@ impl Browser {
             scratch,
             user_data_dir,
             log,
+            relays: Mutex::new(vec![]),
         };
         browser.wait_driver_ready();
         browser.new_session();
@@ -251,7 +275,14 @@ impl Browser {
                     self.log_tail()
                 );
             }
-            let last = match request(self.wd.port, "GET", "/status", None, Duration::from_secs(2)) {
+            let last = match request(
+                &self.wd.net,
+                self.wd.port,
+                "GET",
+                "/status",
+                None,
+                Duration::from_secs(2),
+            ) {
                 Ok(v) if v.get("ready") == Some(&Value::Bool(true)) => return,
                 Ok(v) => v.to_string(),
                 Err(e) => e.to_string(),
@@ -295,6 +326,7 @@ impl Browser {
         let v = loop {
             attempt += 1;
             match request(
+                &self.wd.net,
                 self.wd.port,
                 "POST",
                 "/session",
@@ -356,14 +388,32 @@ impl Browser {
         self.wd.call(method, path, body)
     }
 
-    /// Navigates and waits for the page load (bounded by the session's 30 s).
+    /// Navigates and waits for the page load (bounded by the session's 30 s). A URL on the
+    /// host's loopback is reached through a relay of its port into the browser's namespace,
+    /// started on the first URL naming that port; the browser reaches no other host.
     pub fn goto(&self, url: &str) {
+        self.relay_port_of(url);
         self.wd.cmd(
             &format!("navigate to {url}"),
             "POST",
             "/url",
             Some(json!({ "url": url })),
         );
+    }
+
+    fn relay_port_of(&self, url: &str) {
+        let Some(port) = browser_net::loopback_port(url) else {
+            if url.starts_with("http") || url.starts_with("ws") {
+                panic!("{url}: the browser reaches only the host's loopback (127.0.0.1)");
+            }
+            return;
+        };
+        let mut relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
+        if relays.iter().all(|r| r.port() != port) {
+            let relay = Relay::start(&self.wd.net, port)
+                .unwrap_or_else(|e| panic!("relaying port {port} into the browser: {e}"));
+            relays.push(relay);
+        }
     }
 
     pub fn refresh(&self) {
@@ -580,7 +630,14 @@ impl Browser {
     fn shutdown(&mut self) {
         if !self.wd.session.is_empty() {
             let path = format!("/session/{}", self.wd.session);
-            if let Err(e) = request(self.wd.port, "DELETE", &path, None, Duration::from_secs(10)) {
+            if let Err(e) = request(
+                &self.wd.net,
+                self.wd.port,
+                "DELETE",
+                &path,
+                None,
+                Duration::from_secs(10),
+            ) {
                 eprintln!("webdriver: deleting the session: {e}");
             }
             self.wd.session.clear();
@@ -908,6 +965,7 @@ fn processes_naming(dir: &Path) -> Vec<u32> {
 /// One HTTP/1.1 exchange with chromedriver on 127.0.0.1:`port`, returning the answer's
 /// `value` (or its WebDriver error).
 fn request(
+    net: &Netns,
     port: u16,
     method: &str,
     path: &str,
@@ -915,8 +973,9 @@ fn request(
     timeout: Duration,
 ) -> Result<Value, WebDriverError> {
     let t = |e: std::io::Error| WebDriverError::transport(format!("{method} {path}: {e}"));
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(t)?;
+    let mut stream = net
+        .connect_loopback(port, Duration::from_secs(5))
+        .map_err(t)?;
     stream.set_read_timeout(Some(timeout)).map_err(t)?;
     stream.set_write_timeout(Some(timeout)).map_err(t)?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
