@@ -687,7 +687,16 @@ pub struct ImageLocalImportRequest {
     pub public: bool,
 }
 
-/// Answer of `PUT /api/v1/images/{name}/import-ova`: the appliance's disks as images (`NAME`,
+/// Body of `POST /api/v1/images/{name}/import-ova-local`: imports the OVA appliance handed to
+/// the replica's local-files socket (see [`LocalFiles`]) as `PUT .../import-ova` does an upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OvaLocalImportRequest {
+    /// What the local-files socket answered for the descriptor (one use, valid for a minute).
+    pub ticket: String,
+}
+
+/// Answer of `PUT /api/v1/images/{name}/import-ova` (and `POST .../import-ova-local`): the appliance's disks as images (`NAME`,
 /// `NAME-disk2`, ...) and what its OVF descriptor says about the machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OvaImport {

@@ -7,7 +7,8 @@ use std::collections::HashSet;
 
 use crate::{
     ApiError, BuildTinyRequest, ImageLocalImportRequest, ImageUrlImportRequest, NameError, Network,
-    PortForward, StorageKind, StoragePool, VmCreateRequest, format_size, validate_name,
+    OvaLocalImportRequest, PortForward, StorageKind, StoragePool, VmCreateRequest, format_size,
+    validate_name,
 };
 
 /// A request the control plane would refuse, with the user's one-line answer.
@@ -381,14 +382,26 @@ impl ImageLocalImportRequest {
     /// A ticket as the local-files socket gives them (32 hex digits), a SHA-256 of 64 hex
     /// digits when given.
     pub fn validate(&self) -> Result<(), Invalid> {
-        if self.ticket.len() != 32 || !self.ticket.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(Invalid::new(format!(
-                "{:?} is not a local-file ticket (32 hex digits, as the local-files socket answers)",
-                self.ticket
-            )));
-        }
+        check_ticket(&self.ticket)?;
         check_sha256(self.sha256.as_deref())
     }
+}
+
+impl OvaLocalImportRequest {
+    /// A ticket as the local-files socket gives them (32 hex digits).
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_ticket(&self.ticket)
+    }
+}
+
+/// A local-file ticket is 32 hex digits, as the local-files socket answers.
+fn check_ticket(ticket: &str) -> Result<(), Invalid> {
+    if ticket.len() != 32 || !ticket.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Invalid::new(format!(
+            "{ticket:?} is not a local-file ticket (32 hex digits, as the local-files socket answers)"
+        )));
+    }
+    Ok(())
 }
 
 /// `--sha256` is a SHA-256 digest (64 hex digits) when given.

@@ -849,24 +849,8 @@ impl Client {
     ) -> Result<Option<Operation>, ClientError> {
         novacron_api_types::validate_name("image", name)
             .map_err(|e| invalid(novacron_api_types::Invalid::from(e)))?;
-        let info: novacron_api_types::LocalFiles =
-            match self.call(Method::GET, "/local-files", None::<&()>).await {
-                Ok(info) => info,
-                Err(e) if e.code() == Some(ErrorCode::NotFound) => return Ok(None),
-                Err(e) => return Err(e),
-            };
-        let path = file.to_path_buf();
-        let handed = tokio::task::spawn_blocking(move || {
-            local_files::hand_in(std::path::Path::new(&info.socket), &path, &info.server)
-        })
-        .await
-        .map_err(|e| ClientError::Config(format!("handing the file in: {e}")))?;
-        let ticket = match handed {
-            Ok(ticket) => ticket,
-            Err(why) => {
-                tracing::debug!(%why, "the file cannot be handed to the control plane: uploading it");
-                return Ok(None);
-            }
+        let Some(ticket) = self.hand_in(file).await? else {
+            return Ok(None);
         };
         let req = novacron_api_types::ImageLocalImportRequest {
             ticket,
@@ -885,6 +869,53 @@ impl Client {
             )
             .await?;
         Ok(Some(r.operation))
+    }
+
+    /// Hands `file` to the control plane's local-files socket when this client runs on its
+    /// host and may use the socket: the ticket it answered, or `None` when the file must be
+    /// uploaded instead (another host, no access, an older server, another replica).
+    async fn hand_in(&self, file: &Path) -> Result<Option<String>, ClientError> {
+        let info: novacron_api_types::LocalFiles =
+            match self.call(Method::GET, "/local-files", None::<&()>).await {
+                Ok(info) => info,
+                Err(e) if e.code() == Some(ErrorCode::NotFound) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+        let path = file.to_path_buf();
+        let handed = tokio::task::spawn_blocking(move || {
+            local_files::hand_in(std::path::Path::new(&info.socket), &path, &info.server)
+        })
+        .await
+        .map_err(|e| ClientError::Config(format!("handing the file in: {e}")))?;
+        match handed {
+            Ok(ticket) => Ok(Some(ticket)),
+            Err(why) => {
+                tracing::debug!(%why, "the file cannot be handed to the control plane: uploading it");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Imports an OVA appliance on the control plane's host by handing the file to it, as
+    /// [`Client::image_import_ova`] does by upload; `None` when it must be uploaded instead.
+    pub async fn image_import_ova_local(
+        &self,
+        name: &str,
+        file: &Path,
+    ) -> Result<Option<novacron_api_types::OvaImport>, ClientError> {
+        novacron_api_types::validate_name("image", name)
+            .map_err(|e| invalid(novacron_api_types::Invalid::from(e)))?;
+        let Some(ticket) = self.hand_in(file).await? else {
+            return Ok(None);
+        };
+        let req = novacron_api_types::OvaLocalImportRequest { ticket };
+        self.call(
+            Method::POST,
+            &format!("/images/{}/import-ova-local", seg(name)),
+            Some(&req),
+        )
+        .await
+        .map(Some)
     }
 
     /// Uploads an OVA appliance: the server imports every disk its OVF names as a qcow2 image

@@ -1273,7 +1273,8 @@ async fn image(cmd: ImageCommand, out: Format) -> anyhow::Result<()> {
 
 /// `image import`: a URL is downloaded by the control plane as an operation (its progress
 /// shown from the operation's message); a file is handed to a control plane on this host (an
-/// operation too, unless `upload`) or else uploaded with a progress line on a TTY.
+/// operation too, unless `upload`; an OVA is answered when imported) or else uploaded with a
+/// progress line on a TTY.
 async fn image_import(
     c: &Client,
     name: &str,
@@ -1349,11 +1350,29 @@ async fn image_import(
     });
     let shown = progress.is_some();
     if is_tar || named_ova {
-        let result = c.image_import_ova(name, &file, progress).await;
-        if shown {
-            eprint!("\r\x1b[2K");
-        }
-        let ova = result?;
+        let handed = if upload {
+            None
+        } else {
+            if shown {
+                eprint!("importing {source}: its disks are checked and converted ...");
+                let _ = std::io::stderr().flush();
+            }
+            let handed = c.image_import_ova_local(name, &file).await;
+            if shown {
+                eprint!("\r\x1b[2K");
+            }
+            handed?
+        };
+        let ova = match handed {
+            Some(ova) => ova,
+            None => {
+                let result = c.image_import_ova(name, &file, progress).await;
+                if shown {
+                    eprint!("\r\x1b[2K");
+                }
+                result?
+            }
+        };
         output::print(out, &ova, &IMAGE_HEADERS, || image_rows(&ova.images))?;
         if out == Format::Table {
             let nics: Vec<String> = ova

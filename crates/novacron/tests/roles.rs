@@ -246,6 +246,11 @@ const TABLE: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/images/{name}/import-url", PROJECT_ADMIN),
     ("GET", "/api/v1/local-files", PROJECT_ADMIN),
     ("POST", "/api/v1/images/{name}/import-local", PROJECT_ADMIN),
+    (
+        "POST",
+        "/api/v1/images/{name}/import-ova-local",
+        PROJECT_ADMIN,
+    ),
     ("PUT", "/api/v1/images/{name}/import-ova", PROJECT_ADMIN),
     ("GET", "/api/v1/images/{name}/files/{role}", IMAGE_FILES),
     ("GET", "/api/v1/backup/repos", CLUSTER_READ),

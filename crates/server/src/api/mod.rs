@@ -230,6 +230,10 @@ fn role_routers() -> (Router<Arc<AppState>>, Router<Arc<AppState>>, Vec<RouteInf
         .post("/api/v1/images/{name}/import-url", images::import_url)
         .get("/api/v1/local-files", images::local_files)
         .post("/api/v1/images/{name}/import-local", images::import_local)
+        .post(
+            "/api/v1/images/{name}/import-ova-local",
+            images::import_ova_local,
+        )
         .on(
             Method::PUT,
             "/api/v1/images/{name}/import-ova",

@@ -26,7 +26,7 @@ use super::{
         operations::show, operations::list, events::stream,
         nodes::list, nodes::show, nodes::action, nodes::delete,
         join_tokens::create, join_tokens::list, join_tokens::revoke,
-        images::list, images::show, images::build_tiny, images::import, images::import_url, images::local_files, images::import_local, images::import_ova, images::download, images::delete,
+        images::list, images::show, images::build_tiny, images::import, images::import_url, images::local_files, images::import_local, images::import_ova, images::import_ova_local, images::download, images::delete,
         agent::register, agent::heartbeat, agent::desired_vms, agent::report_status, agent::overlay,
         cluster::status, cluster::storage_list, cluster::storage_add, cluster::storage_delete,
         backups::repo_add, backups::repo_list, backups::list, backups::show, backups::delete, backups::create, backups::restore,

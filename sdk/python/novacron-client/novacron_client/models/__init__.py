@@ -109,6 +109,7 @@ from .operation_state import OperationState
 from .operation_update import OperationUpdate
 from .output_encoding import OutputEncoding
 from .ova_import import OvaImport
+from .ova_local_import_request import OvaLocalImportRequest
 from .ova_nic import OvaNic
 from .overlay_endpoint import OverlayEndpoint
 from .overlay_network import OverlayNetwork
@@ -278,6 +279,7 @@ __all__ = (
     "OperationUpdate",
     "OutputEncoding",
     "OvaImport",
+    "OvaLocalImportRequest",
     "OvaNic",
     "OverlayEndpoint",
     "OverlayNetwork",

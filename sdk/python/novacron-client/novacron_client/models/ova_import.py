@@ -27,7 +27,8 @@ T = TypeVar("T", bound="OvaImport")
 
 @_attrs_define
 class OvaImport:
-    """ Answer of `PUT /api/v1/images/{name}/import-ova`: the appliance's disks as images (`NAME`,
+    """ Answer of `PUT /api/v1/images/{name}/import-ova` (and `POST .../import-ova-local`): the appliance's disks as images
+    (`NAME`,
     `NAME-disk2`, ...) and what its OVF descriptor says about the machine.
 
         Attributes:
