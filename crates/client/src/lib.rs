@@ -75,7 +75,8 @@ use novacron_api_types::{
 };
 use reqwest::{Method, StatusCode};
 
-/// Timeout of calls that read a whole repository (verify, gc, listings of many backups).
+/// Timeout of calls that read a whole repository (verify, gc, listings of many backups) or
+/// answer when an import is done (a handed-in OVA).
 const LONG: Duration = Duration::from_secs(6 * 3600);
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -909,10 +910,12 @@ impl Client {
             return Ok(None);
         };
         let req = novacron_api_types::OvaLocalImportRequest { ticket };
-        self.call(
+        // Answered when every disk is imported, as an upload is: no 60 s limit.
+        self.call_with_timeout(
             Method::POST,
             &format!("/images/{}/import-ova-local", seg(name)),
             Some(&req),
+            LONG,
         )
         .await
         .map(Some)
