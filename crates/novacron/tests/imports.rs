@@ -761,16 +761,17 @@ fn bench_vmdk_import_against_bare_qemu_img_convert() {
         std::fs::remove_file(out).unwrap();
         t
     };
-    // `image import` of the VMDK as image `name`, with `extra` arguments.
-    let import_vmdk = |name: &str, extra: &[&str]| {
+    // `image import` of `file` as image `name`, with `extra` arguments.
+    let import_file = |name: &str, file: &Path, extra: &[&str]| {
         timed(
             Command::new(common::BIN)
-                .args(["image", "import", name, vmdk.to_str().unwrap()])
+                .args(["image", "import", name, file.to_str().unwrap()])
                 .args(extra)
                 .env("NOVACRON_CONFIG", &c.config)
                 .stdin(Stdio::null()),
         )
     };
+    let import_vmdk = |name: &str, extra: &[&str]| import_file(name, &vmdk, extra);
     let bare_before = convert_vmdk(&out, false);
     // The CLI on the control plane's host hands the file in (read from the disk).
     let import = import_vmdk("bench", &[]);
@@ -815,17 +816,8 @@ fn bench_vmdk_import_against_bare_qemu_img_convert() {
         .status()
         .unwrap();
     assert!(st.success());
-    let import_ova = |name: &str, extra: &[&str]| {
-        timed(
-            Command::new(common::BIN)
-                .args(["image", "import", name, ova.to_str().unwrap()])
-                .args(extra)
-                .env("NOVACRON_CONFIG", &c.config)
-                .stdin(Stdio::null()),
-        )
-    };
-    let ova_handed = import_ova("bench-ova", &[]);
-    let ova_uploaded = import_ova("bench-ova-up", &["--upload"]);
+    let ova_handed = import_file("bench-ova", &ova, &[]);
+    let ova_uploaded = import_file("bench-ova-up", &ova, &["--upload"]);
     std::fs::remove_file(&ova).unwrap();
     println!(
         "BENCH the same VMDK as an OVA's one disk: handed in {:.2} s, ratio {:.2}; uploaded (--upload) {:.2} s, ratio {:.2}",
