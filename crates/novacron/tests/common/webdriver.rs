@@ -195,6 +195,8 @@ pub struct Browser {
     log: PathBuf,
     /// One per port of the host's loopback that a URL of [`Browser::goto`] named.
     relays: Mutex<Vec<Relay>>,
+    /// Keeps chromedriver's port taken on the host (see [`Browser::start`]).
+    _reserved: std::net::TcpListener,
 }
 
 impl Browser {
@@ -217,7 +219,15 @@ impl Browser {
         let log_err = log_file
             .try_clone()
             .unwrap_or_else(|e| panic!("duplicating {}: {e}", log.display()));
-        let port = super::free_port();
+        // chromedriver listens in its namespace; the same port stays bound on the host for as
+        // long as the browser lives, so no server under test gets it and clashes with the
+        // driver when its port is relayed in.
+        let reserved = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("reserving a port for chromedriver: {e}"));
+        let port = reserved
+            .local_addr()
+            .unwrap_or_else(|e| panic!("reserving a port for chromedriver: {e}"))
+            .port();
         // Same process group as the test: a Ctrl-C or nextest's timeout reaches the driver
         // and the browser too.
         let mut child = browser_net::command_in_new_netns(CHROMEDRIVER)
@@ -257,6 +267,7 @@ impl Browser {
             user_data_dir,
             log,
             relays: Mutex::new(vec![]),
+            _reserved: reserved,
         };
         browser.wait_driver_ready();
         browser.new_session();
