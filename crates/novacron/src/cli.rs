@@ -1351,28 +1351,24 @@ async fn image_import(
     let shown = progress.is_some();
     if is_tar || named_ova {
         let handed = if upload {
-            None
+            Ok(None)
         } else {
             if shown {
                 eprint!("importing {source}: its disks are checked and converted ...");
                 let _ = std::io::stderr().flush();
             }
-            let handed = c.image_import_ova_local(name, &file).await;
-            if shown {
-                eprint!("\r\x1b[2K");
-            }
-            handed?
+            c.image_import_ova_local(name, &file).await
         };
-        let ova = match handed {
-            Some(ova) => ova,
-            None => {
-                let result = c.image_import_ova(name, &file, progress).await;
-                if shown {
-                    eprint!("\r\x1b[2K");
-                }
-                result?
-            }
+        // An upload's progress line replaces the line above.
+        let result = match handed {
+            Ok(Some(ova)) => Ok(ova),
+            Ok(None) => c.image_import_ova(name, &file, progress).await,
+            Err(e) => Err(e),
         };
+        if shown {
+            eprint!("\r\x1b[2K");
+        }
+        let ova = result?;
         output::print(out, &ova, &IMAGE_HEADERS, || image_rows(&ova.images))?;
         if out == Format::Table {
             let nics: Vec<String> = ova

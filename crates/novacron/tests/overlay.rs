@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{BIN, dnsmasq_pids_under, free_port, qemu_pids_under, stop_child, tail, tpm_cmd};
+use common::{BIN, dnsmasq_pids_under, free_port, ip, qemu_pids_under, stop_child, tail, tpm_cmd};
 use serde_json::Value;
 
 const BOOT: Duration = Duration::from_secs(120);
@@ -36,15 +36,6 @@ const UPSTREAM_ADDR: &str = "198.18.9.9";
 /// The lab's upstream DNS server's pid file, outside the lab's directory.
 fn upstream_pid_file() -> PathBuf {
     std::env::temp_dir().join(format!("nc-upstream-dns-{}.pid", std::process::id()))
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A named network namespace, deleted on drop (its veth ends go with it).

@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::ip;
+
 /// How long the namespace of a process just spawned may take to differ from ours.
 const UNSHARE_WAIT: Duration = Duration::from_secs(10);
 /// Interval between two looks for a connection to relay.
@@ -202,23 +204,23 @@ impl AddressFlapper {
     pub fn start() -> AddressFlapper {
         let link = format!("ncwd{}", std::process::id());
         let peer = format!("{link}p");
-        ip_ok(&["link", "add", &link, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "add", &link, "type", "veth", "peer", "name", &peer]);
         let stop = Arc::new(AtomicBool::new(false));
         let mut flapper = AddressFlapper {
             link: link.clone(),
             stop: stop.clone(),
             thread: None,
         };
-        ip_ok(&["link", "set", &peer, "up"]);
-        ip_ok(&["link", "set", &link, "up"]);
+        ip(&["link", "set", &peer, "up"]);
+        ip(&["link", "set", &link, "up"]);
         flapper.thread = Some(std::thread::spawn(move || {
             let mut flips = 0;
             // Bounded whatever happens to the test.
             let deadline = Instant::now() + Duration::from_secs(300);
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                ip_ok(&["addr", "add", "198.18.251.1/32", "dev", &link]);
+                ip(&["addr", "add", "198.18.251.1/32", "dev", &link]);
                 std::thread::sleep(Duration::from_millis(20));
-                ip_ok(&["addr", "del", "198.18.251.1/32", "dev", &link]);
+                ip(&["addr", "del", "198.18.251.1/32", "dev", &link]);
                 std::thread::sleep(Duration::from_millis(20));
                 flips += 2;
             }
@@ -243,14 +245,4 @@ impl Drop for AddressFlapper {
             .args(["link", "del", &self.link])
             .status();
     }
-}
-
-fn ip_ok(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

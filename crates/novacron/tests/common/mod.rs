@@ -20,6 +20,16 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_novacron");
 #[allow(dead_code)]
 pub const MARK_SECTOR: u64 = 2048;
 
+/// Runs `ip ARGS`, panicking with its stderr when it fails.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -732,6 +732,7 @@ pub async fn import_ova(
     Path(name): Path<String>,
     req: Request,
 ) -> ApiResult<AxumJson<OvaImport>> {
+    check_new_name(&state, &crate::tenancy::current_project(), &name)?;
     let body = req.into_body().into_data_stream().map(|chunk| {
         chunk.map_err(|e| ApiFailure(ApiError::invalid(format!("upload interrupted: {e}"))))
     });
@@ -753,8 +754,8 @@ pub async fn import_ova_local(
     Json(req): Json<OvaLocalImportRequest>,
 ) -> ApiResult<AxumJson<OvaImport>> {
     req.validate()?;
-    let project = crate::tenancy::current_project();
-    check_new_name(&state, &project, &name)?;
+    // Before the ticket is spent.
+    check_new_name(&state, &crate::tenancy::current_project(), &name)?;
     let handed = take_handed(&state, &req.ticket)?;
     let (uid, size) = (handed.uid, handed.size);
     let source = Source::<FileOnly>::File {
@@ -769,7 +770,8 @@ pub async fn import_ova_local(
 }
 
 /// The OVA appliance `source` holds, imported as `name` (and `name-disk2`, ...) into the
-/// current project.
+/// current project. The callers check `name` is free before they take the source in; every
+/// name the OVF asks for is checked again once it is read.
 async fn import_ova_from<S>(state: &AppState, name: &str, source: Source<S>) -> ApiResult<OvaImport>
 where
     S: futures_util::Stream<Item = ApiResult<axum::body::Bytes>>,
@@ -777,7 +779,6 @@ where
     use std::os::fd::AsRawFd;
     let name = name.to_string();
     let project = crate::tenancy::current_project();
-    check_new_name(state, &project, &name)?;
     let incoming = Incoming::new(&state.images_dir).await?;
     // An upload is received into the scratch. A handed-in archive is read where it is
     // (through this process's descriptor): only the tar index and the OVF come from it, and
@@ -1086,18 +1087,17 @@ pub async fn import_local(
 
 /// The file handed to this replica's local-files socket under `ticket`, which is spent.
 fn take_handed(state: &AppState, ticket: &str) -> ApiResult<crate::local_files::HandedFile> {
-    let handed = state
+    state
         .local_files
         .as_ref()
         .and_then(|files| files.take(ticket))
         .ok_or_else(|| {
-            ApiError::invalid(format!(
+            ApiFailure(ApiError::invalid(format!(
                 "no file was handed to control plane replica {} under ticket {ticket} (a ticket is spent by one import and expires after {}s): hand the file in again, or upload it",
                 state.member_id,
                 crate::local_files::TICKET_TTL.as_secs()
-            ))
-        })?;
-    Ok(handed)
+            )))
+        })
 }
 
 /// The first `size` bytes of `file`, 4 MiB at a time, each read on the blocking pool at its own
