@@ -64,11 +64,10 @@ impl ImageCache {
             // (file-posix `drop-cache` on `cont`), which would otherwise write the whole
             // image back inside the guest's pause.
             let hash = tokio::task::spawn_blocking(move || {
-                let mut h = blake3::Hasher::new();
-                let mut f = std::fs::File::open(&tmp2)?;
-                std::io::copy(&mut f, &mut h)?;
+                let f = std::fs::File::open(&tmp2)?;
+                let hash = novacron_api_types::file_hash::blake3_file(&f)?;
                 f.sync_data()?;
-                Ok::<_, std::io::Error>(h.finalize().to_hex().to_string())
+                Ok::<_, std::io::Error>(hash)
             })
             .await
             .map_err(|e| e.to_string())?

@@ -13,6 +13,7 @@ pub mod disks;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod file_hash;
 pub mod join_token;
 pub mod labels;
 pub mod migration;

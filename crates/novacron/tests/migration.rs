@@ -96,26 +96,9 @@ fn start_slow(c: &Cluster, vm: &str, to: &str) -> String {
     }
 }
 
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for d in chars.by_ref() {
-                if d == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// The DWCP port the destination agent opened for its latest incoming migration.
 fn incoming_port(c: &Cluster, node: &str) -> u16 {
-    let log = strip_ansi(&c.agent_log(node));
+    let log = common::strip_ansi(&c.agent_log(node));
     let line = log
         .lines()
         .rev()

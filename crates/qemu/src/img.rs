@@ -121,10 +121,19 @@ pub(crate) async fn run_qemu_img(
     operation: &str,
     args: &[&str],
 ) -> Result<(i32, String, String), QemuError> {
+    run_qemu_img_keeping(operation, args, &[]).await
+}
+
+/// [`run_qemu_img`] with the descriptors `keep` left open in qemu-img (under the same numbers).
+pub(crate) async fn run_qemu_img_keeping(
+    operation: &str,
+    args: &[&str],
+    keep: &[std::os::fd::RawFd],
+) -> Result<(i32, String, String), QemuError> {
     let binary = qemu_img_binary();
     let mut command = tokio::process::Command::new(&binary);
     command.args(args).stdin(std::process::Stdio::null());
-    crate::process::inherit_only_stdio(command.as_std_mut(), &[]);
+    crate::process::inherit_only_stdio(command.as_std_mut(), keep);
     let output = command.output().await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             QemuError::QemuImgNotFound {

@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::QemuError;
+use crate::held::Held;
 use crate::img::{
     DiskFormat, ImageInfo, SIGNATURE_SPAN, check_self_contained, info_json_external_reference,
-    inspect_for_import, path_str, read_head, run_qemu_img,
+    inspect_for_import, path_str, read_head, run_qemu_img_keeping,
 };
 
 /// Disk formats NovaCron converts to qcow2 on import.
@@ -252,22 +253,29 @@ async fn convert_foreign(
     dest: &Path,
 ) -> Result<ImageInfo, QemuError> {
     let s = path_str(src, "image")?;
-    vet_foreign(src, s, format).await?;
-    check_foreign(src, format).await?;
-    convert_to(src, s, format, dest).await
+    vet_foreign(src, s, format, None).await?;
+    check_foreign(src, format, None).await?;
+    convert_to(src, s, format, dest, None).await
 }
 
 /// `qemu-img info` of `source` (the file `src`, or an export of it) read as `format`: readable, the format it
-/// claims, and no reference to any other file. Nothing reads the image's data before this passed.
-async fn vet_foreign(src: &Path, source: &str, format: ForeignFormat) -> Result<(), QemuError> {
+/// claims, and no reference to any other file. Nothing reads the image's data before this passed. A `held` file
+/// (see [`import_held`]) stays open in qemu-img under its number.
+async fn vet_foreign(
+    src: &Path,
+    source: &str,
+    format: ForeignFormat,
+    held: Option<&Held>,
+) -> Result<(), QemuError> {
     let label = format.label();
     let fmt = format.as_str();
     let invalid = |reason: String| QemuError::InvalidImage {
         path: src.to_path_buf(),
         reason,
     };
+    let keep: Vec<_> = held.map(Held::fd).into_iter().collect();
     let (code, stdout, stderr) =
-        run_qemu_img("info", &["info", "--output=json", "-f", fmt, source]).await?;
+        run_qemu_img_keeping("info", &["info", "--output=json", "-f", fmt, source], &keep).await?;
     if code != 0 {
         return Err(invalid(format!(
             "{label} header is unreadable (truncated or corrupt?): {}",
@@ -294,14 +302,19 @@ async fn vet_foreign(src: &Path, source: &str, format: ForeignFormat) -> Result<
 
 /// `qemu-img check` of the complete file `src` (VHD has none): for VMDK this finds grains past the end of a
 /// truncated file, which a read would silently turn into zeros.
-async fn check_foreign(src: &Path, format: ForeignFormat) -> Result<(), QemuError> {
+async fn check_foreign(
+    src: &Path,
+    format: ForeignFormat,
+    held: Option<&Held>,
+) -> Result<(), QemuError> {
     if format == ForeignFormat::Vpc {
         return Ok(());
     }
     let label = format.label();
     let s = path_str(src, "image")?;
+    let keep: Vec<_> = held.map(Held::fd).into_iter().collect();
     let (code, stdout, stderr) =
-        run_qemu_img("check", &["check", "-f", format.as_str(), s]).await?;
+        run_qemu_img_keeping("check", &["check", "-f", format.as_str(), s], &keep).await?;
     // 0 clean, 3 leaks only (harmless), 63 check not supported for this format.
     if code != 0 && code != 3 && code != 63 {
         let first_error = stdout
@@ -331,13 +344,17 @@ async fn convert_to(
     source: &str,
     format: ForeignFormat,
     dest: &Path,
+    held: Option<&Held>,
 ) -> Result<ImageInfo, QemuError> {
     let label = format.label();
     let d = path_str(dest, "image")?;
     let fmt = format.as_str();
-    let (code, stderr) =
-        convert_with_early_writeback(&["convert", "-f", fmt, "-O", "qcow2", source, d], dest)
-            .await?;
+    let (code, stderr) = convert_with_early_writeback(
+        &["convert", "-f", fmt, "-O", "qcow2", source, d],
+        dest,
+        held,
+    )
+    .await?;
     if code != 0 {
         return Err(QemuError::InvalidImage {
             path: src.to_path_buf(),
@@ -349,6 +366,65 @@ async fn convert_to(
     }
     tracing::info!(src = %src.display(), format = fmt, "converted to qcow2");
     check_self_contained(dest, DiskFormat::Qcow2).await
+}
+
+/// [`import_file`] of a handed-in `file` without copying it first, when that is safe and pays: a VMDK, VHDX
+/// or VHD that can be [`Held`] still (a read lease: on a local filesystem, open for writing nowhere) is
+/// vetted and converted to qcow2 at `dest` straight from the file. `Ok(None)` means it was not read in place
+/// (why is logged): a native disk or ISO becomes the image file itself and must be copied anyway, and a file
+/// that cannot be held must be copied before it is vetted. A file opened for writing while it is read fails
+/// the import, and nothing is left at `dest`.
+pub async fn import_held(
+    file: &std::fs::File,
+    dest: &Path,
+    named_iso: bool,
+) -> Result<Option<Imported>, QemuError> {
+    let held = match Held::take(file) {
+        Ok(held) => held,
+        Err(why) => {
+            tracing::debug!(why, "the handed-in file is copied before it is read");
+            return Ok(None);
+        }
+    };
+    let src = held.path();
+    let head = read_head(&src, SIGNATURE_SPAN).await?;
+    let tail = read_tail(&src, 512).await?;
+    let format = match detect(&head, &tail) {
+        Ok(Detected::Foreign(format)) if !named_iso => format,
+        _ => return Ok(None),
+    };
+    let result = async {
+        let s = path_str(&src, "image")?;
+        vet_foreign(&src, s, format, Some(&held)).await?;
+        check_foreign(&src, format, Some(&held)).await?;
+        let info = convert_to(&src, s, format, dest, Some(&held)).await?;
+        if !held.still_held() {
+            return Err(changed_under_way(&held));
+        }
+        Ok(info)
+    }
+    .await;
+    match result {
+        Ok(info) => Ok(Some(Imported::Disk {
+            path: dest.to_path_buf(),
+            info,
+            converted_from: Some(format),
+        })),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(dest).await;
+            Err(e)
+        }
+    }
+}
+
+/// The refusal of a held file whose lease broke while it was read.
+fn changed_under_way(held: &Held) -> QemuError {
+    QemuError::InvalidImage {
+        path: held.path(),
+        reason: "it was opened for writing while it was being imported, so what was vetted may not be \
+                 what would be read; nothing was imported: import it again once nothing writes to it"
+            .into(),
+    }
 }
 
 /// [`import_file`] of an upload that is still arriving at `upload` (`size` bytes in all; `arrived` says how many
@@ -407,15 +483,15 @@ pub async fn import_streaming(
     let result = async {
         let started = std::time::Instant::now();
         let source = export.uri();
-        vet_foreign(upload, &source, format).await?;
+        vet_foreign(upload, &source, format, None).await?;
         let vetted = started.elapsed();
-        let info = convert_to(upload, &source, format, &dest).await?;
+        let info = convert_to(upload, &source, format, &dest, None).await?;
         let converted = started.elapsed();
         drop(export);
         if !crate::nbd::wait_for(&mut arrived, size).await {
             return Err(interrupted());
         }
-        check_foreign(upload, format).await?;
+        check_foreign(upload, format, None).await?;
         tracing::debug!(
             vet_ms = vetted.as_millis() as u64,
             convert_ms = (converted - vetted).as_millis() as u64,
@@ -451,10 +527,13 @@ const WRITEBACK_EVERY: std::time::Duration = std::time::Duration::from_millis(50
 /// `dest`'s dirty pages to disk (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait). qemu-img itself
 /// never syncs its output; the image must be durable before it is published, and a single `fsync` after the
 /// conversion would wait for the whole file's write-back. This way the disk writes while qemu-img computes, and the
-/// final `fsync` finds little left. Returns (exit code, stderr).
+/// final `fsync` finds little left. A `held` source stays open in qemu-img, and the conversion stops as soon as its
+/// lease breaks ([`Held::still_held`]): the file is being written, so what was vetted may no longer be what is
+/// read. Returns (exit code, stderr).
 async fn convert_with_early_writeback(
     args: &[&str],
     dest: &Path,
+    held: Option<&Held>,
 ) -> Result<(i32, String), QemuError> {
     use std::os::fd::AsRawFd;
     use tokio::io::AsyncReadExt;
@@ -466,7 +545,8 @@ async fn convert_with_early_writeback(
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    crate::process::inherit_only_stdio(command.as_std_mut(), &[]);
+    let keep: Vec<_> = held.map(Held::fd).into_iter().collect();
+    crate::process::inherit_only_stdio(command.as_std_mut(), &keep);
     let mut child = command.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             QemuError::QemuImgNotFound {
@@ -490,6 +570,10 @@ async fn convert_with_early_writeback(
         tokio::select! {
             status = child.wait() => break status.map_err(|e| QemuError::io(format!("waiting for {binary} convert"), e))?,
             _ = tick.tick() => {
+                if let Some(held) = held.filter(|h| !h.still_held()) {
+                    let _ = child.kill().await;
+                    return Err(changed_under_way(held));
+                }
                 if output.is_none() {
                     output = std::fs::File::open(dest).ok();
                 }
@@ -511,6 +595,59 @@ async fn convert_with_early_writeback(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 16 MiB VMDK at `dir/src.vmdk` whose first MiB holds a pattern.
+    fn small_vmdk(dir: &Path) -> PathBuf {
+        let raw = dir.join("src.raw");
+        let mut bytes = vec![0u8; 16 << 20];
+        for (i, b) in bytes.iter_mut().take(1 << 20).enumerate() {
+            *b = (i % 251) as u8;
+        }
+        std::fs::write(&raw, &bytes).unwrap();
+        let vmdk = dir.join("src.vmdk");
+        let out = std::process::Command::new("qemu-img")
+            .args(["convert", "-q", "-f", "raw", "-O", "vmdk"])
+            .args([&raw, &vmdk])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        vmdk
+    }
+
+    #[tokio::test]
+    async fn a_held_file_opened_for_writing_stops_its_conversion() {
+        let dir = tempfile::tempdir().unwrap();
+        let vmdk = small_vmdk(dir.path());
+        let handed = std::fs::File::open(&vmdk).unwrap();
+        let held = Held::take(&handed).unwrap();
+        let writer = {
+            let vmdk = vmdk.clone();
+            std::thread::spawn(move || std::fs::OpenOptions::new().write(true).open(vmdk))
+        };
+        while held.still_held() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let src = held.path();
+        let dest = dir.path().join("out.qcow2");
+        let err = convert_to(
+            &src,
+            path_str(&src, "image").unwrap(),
+            ForeignFormat::Vmdk,
+            &dest,
+            Some(&held),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("opened for writing while it was being imported"),
+            "{err}"
+        );
+        // The writer waited for the lease the whole time.
+        assert!(!writer.is_finished());
+        drop(held);
+        writer.join().unwrap().unwrap();
+    }
 
     fn iso_head(blocks: u32) -> Vec<u8> {
         let mut h = vec![0u8; 0x8800];

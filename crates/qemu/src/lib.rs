@@ -13,6 +13,7 @@ pub mod console;
 pub mod cpio;
 mod error;
 pub mod firmware;
+pub mod held;
 pub mod hotplug;
 pub mod img;
 pub mod import;
@@ -37,7 +38,7 @@ pub use img::{
     DiskFormat, ImageInfo, backing_chain, check_self_contained, create_blank, create_overlay,
     inspect_as, inspect_for_import,
 };
-pub use import::{ForeignFormat, Imported, import_file};
+pub use import::{ForeignFormat, Imported, import_file, import_held};
 pub use process::{ExitInfo, RunningVm, adopt, launch};
 pub use qga::{ExecOutput, GuestAgent, GuestInterface};
 pub use qmp::{LatencyObserver, Qmp, QmpEvent, RunStatus, set_latency_observer};

@@ -536,3 +536,109 @@ async fn a_streamed_vmdk_cut_mid_sector_is_refused_promptly() {
         assert_eq!(converted.exists(), should_import, "{name}");
     }
 }
+
+/// A handed-in VMDK is converted straight from the file (no copy), to the same bytes; a file
+/// that is not a foreign disk, or is open for writing, is left to the caller to copy.
+#[tokio::test]
+async fn a_held_vmdk_is_converted_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let raw = d.join("src.raw");
+    let mut bytes = vec![0u8; 8 << 20];
+    for (i, b) in bytes.iter_mut().enumerate().skip(3 << 20).take(1 << 20) {
+        *b = (i % 241) as u8;
+    }
+    std::fs::write(&raw, &bytes).unwrap();
+    let vmdk = d.join("src.vmdk");
+    convert_raw(&raw, "vmdk", &vmdk);
+
+    let dest = d.join("upload.qcow2");
+    let handed = std::fs::File::open(&vmdk).unwrap();
+    match novacron_qemu::import_held(&handed, &dest, false)
+        .await
+        .unwrap()
+    {
+        Some(novacron_qemu::Imported::Disk {
+            path,
+            info,
+            converted_from,
+        }) => {
+            assert_eq!(path, dest);
+            assert_eq!(info.format, DiskFormat::Qcow2);
+            assert_eq!(converted_from, Some(novacron_qemu::ForeignFormat::Vmdk));
+        }
+        other => panic!("expected a converted disk, got {other:?}"),
+    }
+    qemu_img(&[
+        "compare",
+        "-q",
+        "-f",
+        "raw",
+        "-F",
+        "qcow2",
+        raw.to_str().unwrap(),
+        dest.to_str().unwrap(),
+    ]);
+    // The source is left as it was, and nothing holds it any more: it opens for writing at once.
+    drop(std::fs::OpenOptions::new().write(true).open(&vmdk).unwrap());
+
+    // A native disk becomes the image file itself: the caller copies it.
+    let native = d.join("native.qcow2");
+    convert_raw(&raw, "qcow2", &native);
+    let handed = std::fs::File::open(&native).unwrap();
+    let other = d.join("other.qcow2");
+    assert!(
+        novacron_qemu::import_held(&handed, &other, false)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // So is a foreign disk that something has open for writing.
+    let handed = std::fs::File::open(&vmdk).unwrap();
+    let _writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&vmdk)
+        .unwrap();
+    assert!(
+        novacron_qemu::import_held(&handed, &other, false)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!other.exists());
+}
+
+/// Read in place through /proc/self/fd, a descriptor VMDK's extents would resolve next to that
+/// path: one naming a host file, or another descriptor of qemu-img's, is never read in place. It is
+/// left to the copy, whose vetting refuses it.
+#[tokio::test]
+async fn a_held_vmdk_descriptor_is_not_read_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = d.join("host-secret");
+    std::fs::write(&secret, vec![7u8; 1 << 20]).unwrap();
+    for extent in [secret.to_str().unwrap(), "1", "../../1/root/etc/hostname"] {
+        let descriptor = d.join("desc.vmdk");
+        std::fs::write(
+            &descriptor,
+            format!(
+                "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\n\
+                 RW 2048 FLAT \"{extent}\" 0\n\nddb.virtualHWVersion = \"4\"\nddb.adapterType = \"ide\"\n"
+            ),
+        )
+        .unwrap();
+        let dest = d.join("out.qcow2");
+        let handed = std::fs::File::open(&descriptor).unwrap();
+        let in_place = novacron_qemu::import_held(&handed, &dest, false).await;
+        assert!(
+            matches!(in_place, Ok(None)),
+            "extent {extent}: {in_place:?}"
+        );
+        assert!(!dest.exists(), "extent {extent}");
+        let copied = novacron_qemu::import_file(&descriptor, false).await;
+        assert!(
+            matches!(&copied, Err(QemuError::InvalidImage { reason, .. }) if reason.contains("separate extent files")),
+            "extent {extent}: {copied:?}"
+        );
+    }
+}

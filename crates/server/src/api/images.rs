@@ -67,18 +67,15 @@ async fn file_entry(path: &FsPath, role: &str) -> ApiResult<ImageFile> {
     let path = path.to_path_buf();
     let role = role.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        let mut file = std::fs::File::open(&path)
+        let file = std::fs::File::open(&path)
             .map_err(|e| io_err(&format!("opening {}", path.display()), e))?;
-        std::io::copy(&mut file, &mut hasher)
+        let blake3 = novacron_api_types::file_hash::blake3_file(&file)
             .map_err(|e| io_err(&format!("hashing {}", path.display()), e))?;
-        let size_bytes = std::fs::metadata(&path)
-            .map_err(|e| io_err("image size", e))?
-            .len();
+        let size_bytes = file.metadata().map_err(|e| io_err("image size", e))?.len();
         Ok(ImageFile {
             role,
             size_bytes,
-            blake3: hasher.finalize().to_hex().to_string(),
+            blake3,
         })
     })
     .await
@@ -393,8 +390,29 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     use novacron_qemu::nbd::Arrived;
-    // A handed-in file is copied faster than a conversion reads it: copy first, convert from
-    // the copy.
+    // A handed-in foreign disk is converted straight from the file when it can be held still
+    // (novacron_qemu::held); otherwise it is copied first (faster than a conversion reads it) and
+    // converted from the copy.
+    if let (Source::File { file, size }, false) = (&source, hash) {
+        let started = std::time::Instant::now();
+        let dest = upload.with_extension("qcow2");
+        if let Some(imported) = novacron_qemu::import_held(file, &dest, named_iso)
+            .await
+            .transpose()
+        {
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "imported in place from the handed-in file"
+            );
+            let received = Received {
+                bytes: *size,
+                chunks: 0,
+                sha256: None,
+                read: "in place",
+            };
+            return (Ok(received), imported);
+        }
+    }
     let streams = matches!(source, Source::Body(_));
     let Some(size) = size.filter(|s| *s > 0 && streams) else {
         let received = source.receive(upload, hash, on_bytes).await;
@@ -454,13 +472,15 @@ where
         Fut: std::future::Future<Output = ()>,
     {
         let started = std::time::Instant::now();
-        let received = match self {
-            Source::Body(body) => receive(body, dest, hash, on_bytes).await,
-            Source::File { file, size } if hash => {
-                receive(file_chunks(file, size), dest, hash, on_bytes).await
-            }
-            Source::File { file, size } => copy_file(file, size, dest, on_bytes).await,
+        let (received, read) = match self {
+            Source::Body(body) => (receive(body, dest, hash, on_bytes).await, "uploaded"),
+            Source::File { file, size } if hash => (
+                receive(file_chunks(file, size), dest, hash, on_bytes).await,
+                "copied",
+            ),
+            Source::File { file, size } => (copy_file(file, size, dest, on_bytes).await, "copied"),
         };
+        let received = received.map(|r| Received { read, ..r });
         tracing::debug!(
             bytes = received.as_ref().map_or(0, |r| r.bytes),
             chunks = received.as_ref().map_or(0, |r| r.chunks),
@@ -518,6 +538,7 @@ where
         bytes: copied,
         chunks: steps,
         sha256: None,
+        read: "copied",
     })
 }
 
@@ -527,6 +548,9 @@ struct Received {
     /// How many chunks the body came in (the upload's debug line shows it).
     chunks: u64,
     sha256: Option<String>,
+    /// How the bytes came ("uploaded", "copied" from a handed-in file, or read "in place"),
+    /// for the "image imported" line.
+    read: &'static str,
 }
 
 /// Writes a stream of chunks to `dest` (scratch: not synced, the image made from it is),
@@ -613,6 +637,7 @@ where
         bytes: received,
         chunks,
         sha256: sha.map(|s| hex(s.finish().as_ref())),
+        read: "uploaded",
     })
 }
 
@@ -696,7 +721,15 @@ async fn finish_image(
         .await
         .map_err(|e| io_err("placing the image file", e))?;
     // Both read the whole file (write-back and hashing): side by side, not one after the other.
-    let ((), entry) = tokio::try_join!(sync_file(&dest), file_entry(&dest, role))?;
+    let started = std::time::Instant::now();
+    let ms = || started.elapsed().as_millis() as u64;
+    let ((synced, sync_ms), (entry, hash_ms)) =
+        tokio::join!(async { (sync_file(&dest).await, ms()) }, async {
+            (file_entry(&dest, role).await, ms())
+        },);
+    tracing::debug!(sync_ms, hash_ms, "image file synced and hashed");
+    synced?;
+    let entry = entry?;
     let files = vec![entry];
     let image = Image {
         name: name.to_string(),
@@ -832,8 +865,10 @@ where
             })?;
         let disk_incoming = Incoming::new(&state.images_dir).await?;
         let disk_upload = disk_incoming.dir.join("upload");
+        let started = std::time::Instant::now();
         extract(&archive, member.offset, member.size, &disk_upload).await?;
-        let (disk_incoming, image) = prepare_image(
+        let extracted = started.elapsed();
+        let prepared_image = prepare_image(
             state,
             disk_incoming,
             image_name,
@@ -841,8 +876,15 @@ where
             &disk_upload,
             false,
         )
-        .await
-        .map_err(|e| not_ova(format!("disk {}: {}", disk.file, e.0.message)))?;
+        .await;
+        tracing::debug!(
+            disk = %disk.file,
+            extract_ms = extracted.as_millis() as u64,
+            import_ms = (started.elapsed() - extracted).as_millis() as u64,
+            "OVA disk imported"
+        );
+        let (disk_incoming, image) =
+            prepared_image.map_err(|e| not_ova(format!("disk {}: {}", disk.file, e.0.message)))?;
         if !matches!(image.kind, ImageKind::Disk { .. }) {
             return Err(not_ova(format!("{} is not a disk image", disk.file)));
         }
@@ -1053,7 +1095,7 @@ pub async fn import_local(
     let handed = take_handed(&state, &req.ticket)?;
     let incoming = Incoming::new(&state.images_dir).await?;
     let shown = req.filename.as_deref().unwrap_or("a local file");
-    let op = start_import_op(&state, &name, &format!("copying {shown}")).await?;
+    let op = start_import_op(&state, &name, &format!("reading {shown}")).await?;
     let id = op.id.clone();
     let named_iso = req
         .filename
@@ -1071,7 +1113,7 @@ pub async fn import_local(
             (&name, &image_project),
             (source, Some(size), named_iso),
             expected.as_deref(),
-            Some((&id, "copying")),
+            Some((&id, "reading")),
         )
         .await;
         if let Err(e) = &result {
@@ -1260,6 +1302,7 @@ where
     .await;
     let received = received?;
     check_sha256(expected, &received)?;
+    let read = received.read;
     if let Some((op, _)) = progress {
         let checking = format!("checking {}", format_size(received.bytes));
         let _ = set_progress(state.store.as_ref(), op, &checking, None).await;
@@ -1271,6 +1314,7 @@ where
     let image = publish(state, incoming, image).await?;
     tracing::info!(
         image = %name,
+        read,
         received_and_converted_ms = converted.as_millis() as u64,
         synced_and_hashed_ms = (finished - converted).as_millis() as u64,
         published_ms = (started.elapsed() - finished).as_millis() as u64,
