@@ -148,20 +148,13 @@ pub async fn import_file(upload: &Path, named_iso: bool) -> Result<Imported, Qem
         }
         Detected::Foreign(format) => {
             let dest = upload.with_extension("qcow2");
-            match convert_foreign(upload, format, &dest).await {
-                Ok(info) => {
-                    let _ = tokio::fs::remove_file(upload).await;
-                    Ok(Imported::Disk {
-                        path: dest,
-                        info,
-                        converted_from: Some(format),
-                    })
-                }
-                Err(e) => {
-                    let _ = tokio::fs::remove_file(&dest).await;
-                    Err(e)
-                }
-            }
+            let info = convert_foreign(upload, format, &dest, None).await?;
+            let _ = tokio::fs::remove_file(upload).await;
+            Ok(Imported::Disk {
+                path: dest,
+                info,
+                converted_from: Some(format),
+            })
         }
         Detected::Tar => Err(invalid(
             "it is a tar archive: OVA appliances are imported from a local file \
@@ -246,16 +239,30 @@ pub fn vmdk_foreign_extent(info: &serde_json::Value) -> Option<String> {
     None
 }
 
-/// Vets `src` as `format` and converts it to a self-contained qcow2 at `dest`.
+/// Vets `src` as `format` and converts it to a self-contained qcow2 at `dest`; nothing is left at `dest` after a
+/// failure. A `held` file (read through `src` = [`Held::path`]) fails the import if its lease broke before the
+/// conversion ended.
 async fn convert_foreign(
     src: &Path,
     format: ForeignFormat,
     dest: &Path,
+    held: Option<&Held>,
 ) -> Result<ImageInfo, QemuError> {
-    let s = path_str(src, "image")?;
-    vet_foreign(src, s, format, None).await?;
-    check_foreign(src, format, None).await?;
-    convert_to(src, s, format, dest, None).await
+    let converted = async {
+        let s = path_str(src, "image")?;
+        vet_foreign(src, s, format, held).await?;
+        check_foreign(src, format, held).await?;
+        let info = convert_to(src, s, format, dest, held).await?;
+        match held {
+            Some(held) if !held.still_held() => Err(changed_under_way(held)),
+            _ => Ok(info),
+        }
+    }
+    .await;
+    if converted.is_err() {
+        let _ = tokio::fs::remove_file(dest).await;
+    }
+    converted
 }
 
 /// `qemu-img info` of `source` (the file `src`, or an export of it) read as `format`: readable, the format it
@@ -273,9 +280,12 @@ async fn vet_foreign(
         path: src.to_path_buf(),
         reason,
     };
-    let keep: Vec<_> = held.map(Held::fd).into_iter().collect();
-    let (code, stdout, stderr) =
-        run_qemu_img_keeping("info", &["info", "--output=json", "-f", fmt, source], &keep).await?;
+    let (code, stdout, stderr) = run_qemu_img_keeping(
+        "info",
+        &["info", "--output=json", "-f", fmt, source],
+        held.map(Held::fd).as_slice(),
+    )
+    .await?;
     if code != 0 {
         return Err(invalid(format!(
             "{label} header is unreadable (truncated or corrupt?): {}",
@@ -312,9 +322,12 @@ async fn check_foreign(
     }
     let label = format.label();
     let s = path_str(src, "image")?;
-    let keep: Vec<_> = held.map(Held::fd).into_iter().collect();
-    let (code, stdout, stderr) =
-        run_qemu_img_keeping("check", &["check", "-f", format.as_str(), s], &keep).await?;
+    let (code, stdout, stderr) = run_qemu_img_keeping(
+        "check",
+        &["check", "-f", format.as_str(), s],
+        held.map(Held::fd).as_slice(),
+    )
+    .await?;
     // 0 clean, 3 leaks only (harmless), 63 check not supported for this format.
     if code != 0 && code != 3 && code != 63 {
         let first_error = stdout
@@ -393,28 +406,12 @@ pub async fn import_held(
         Ok(Detected::Foreign(format)) if !named_iso => format,
         _ => return Ok(None),
     };
-    let result = async {
-        let s = path_str(&src, "image")?;
-        vet_foreign(&src, s, format, Some(&held)).await?;
-        check_foreign(&src, format, Some(&held)).await?;
-        let info = convert_to(&src, s, format, dest, Some(&held)).await?;
-        if !held.still_held() {
-            return Err(changed_under_way(&held));
-        }
-        Ok(info)
-    }
-    .await;
-    match result {
-        Ok(info) => Ok(Some(Imported::Disk {
-            path: dest.to_path_buf(),
-            info,
-            converted_from: Some(format),
-        })),
-        Err(e) => {
-            let _ = tokio::fs::remove_file(dest).await;
-            Err(e)
-        }
-    }
+    let info = convert_foreign(&src, format, dest, Some(&held)).await?;
+    Ok(Some(Imported::Disk {
+        path: dest.to_path_buf(),
+        info,
+        converted_from: Some(format),
+    }))
 }
 
 /// The refusal of a held file whose lease broke while it was read.
@@ -545,8 +542,7 @@ async fn convert_with_early_writeback(
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let keep: Vec<_> = held.map(Held::fd).into_iter().collect();
-    crate::process::inherit_only_stdio(command.as_std_mut(), &keep);
+    crate::process::inherit_only_stdio(command.as_std_mut(), held.map(Held::fd).as_slice());
     let mut child = command.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             QemuError::QemuImgNotFound {

@@ -472,15 +472,19 @@ where
         Fut: std::future::Future<Output = ()>,
     {
         let started = std::time::Instant::now();
-        let (received, read) = match self {
-            Source::Body(body) => (receive(body, dest, hash, on_bytes).await, "uploaded"),
-            Source::File { file, size } if hash => (
-                receive(file_chunks(file, size), dest, hash, on_bytes).await,
-                "copied",
-            ),
-            Source::File { file, size } => (copy_file(file, size, dest, on_bytes).await, "copied"),
+        let received = match self {
+            Source::Body(body) => receive(body, dest, hash, on_bytes).await,
+            // Read and hashed on the way, like a body: copied, all the same.
+            Source::File { file, size } if hash => {
+                receive(file_chunks(file, size), dest, hash, on_bytes)
+                    .await
+                    .map(|r| Received {
+                        read: "copied",
+                        ..r
+                    })
+            }
+            Source::File { file, size } => copy_file(file, size, dest, on_bytes).await,
         };
-        let received = received.map(|r| Received { read, ..r });
         tracing::debug!(
             bytes = received.as_ref().map_or(0, |r| r.bytes),
             chunks = received.as_ref().map_or(0, |r| r.chunks),
