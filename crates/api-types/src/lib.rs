@@ -711,6 +711,13 @@ pub struct OvaImport {
     pub nics: Vec<OvaNic>,
     /// The `novacron vm create` command that matches the appliance.
     pub vm_create: String,
+    /// The `novacron vm disk add` commands that give that VM the appliance's other disks, in
+    /// the OVF's order.
+    #[serde(default)]
+    pub disk_adds: Vec<String>,
+    /// The `image.import` operation that did the import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
 }
 
 /// A network card of an OVA appliance.

@@ -722,6 +722,34 @@ impl WaitArgs {
     }
 }
 
+/// Runs `import` (of image `name` from `source`) while showing, on stderr's line, the message of
+/// the running `image.import` operation of that image: which disk the control plane is reading.
+async fn showing_import_op<T>(
+    c: &Client,
+    name: &str,
+    source: &str,
+    import: impl std::future::Future<Output = T>,
+) -> T {
+    let target = format!("image/{name}");
+    let mut import = std::pin::pin!(import);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            done = &mut import => return done,
+            _ = tick.tick() => {
+                let Ok(ops) = c.operation_list().await else { continue };
+                let running = ops.iter().find(|op| {
+                    op.kind == "image.import" && op.target == target && !op.is_done()
+                });
+                if let Some(op) = running {
+                    eprint!("\r\x1b[2Kimporting {source}: {}", op.message);
+                    let _ = std::io::stderr().flush();
+                }
+            }
+        }
+    }
+}
+
 pub fn is_tty(fd: i32) -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(fd) == 1 }
@@ -1353,11 +1381,14 @@ async fn image_import(
         let handed = if upload {
             Ok(None)
         } else {
+            let import = c.image_import_ova_local(name, &file);
             if shown {
                 eprint!("importing {source}: its disks are checked and converted ...");
                 let _ = std::io::stderr().flush();
+                showing_import_op(c, name, source, import).await
+            } else {
+                import.await
             }
-            c.image_import_ova_local(name, &file).await
         };
         // An upload's progress line replaces the line above.
         let result = match handed {
@@ -1394,12 +1425,11 @@ async fn image_import(
                 }
             );
             println!("create the VM with:\n  {}", ova.vm_create);
-            if ova.images.len() > 1 {
-                let more: Vec<&str> = ova.images[1..].iter().map(|i| i.name.as_str()).collect();
-                println!(
-                    "its other disks are the images {} (attaching more disks to a VM is not in this version)",
-                    more.join(", ")
-                );
+            if !ova.disk_adds.is_empty() {
+                println!("then give it the appliance's other disks:");
+                for add in &ova.disk_adds {
+                    println!("  {add}");
+                }
             }
         }
         return Ok(());

@@ -645,8 +645,29 @@ fn url_iso_and_ova_imports() {
         .map(|i| i["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["app", "app-disk2"], "{got}");
+    assert_eq!(
+        got["disk_adds"],
+        serde_json::json!(["novacron vm disk add app --image app-disk2"]),
+        "{got}"
+    );
     assert!(stored_equals(&c, "app", &raw));
     assert!(stored_equals(&c, "app-disk2", &data_raw));
+    // The import was an operation, which the answer names and which says how it ended.
+    let op = import_op(&c, "image/app").expect("an image.import operation for app");
+    assert_eq!(got["operation"], op["id"], "{op}");
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert!(
+        op["message"].as_str().unwrap().contains("app, app-disk2"),
+        "{op}"
+    );
+    // Both VMDKs were read straight from the archive, which was held still.
+    let in_place = || {
+        common::strip_ansi(&c.log())
+            .lines()
+            .filter(|l| l.contains("OVA disk imported") && l.contains(r#"read="in place""#))
+            .count()
+    };
+    assert_eq!(in_place(), 2, "{}", c.log());
     // On the control plane's host the OVA was handed in; `--upload` sends it over the API.
     let imported = |via: &str| {
         c.log()
@@ -663,10 +684,13 @@ fn url_iso_and_ova_imports() {
         "--upload",
     ]);
     assert!(
-        table.contains("novacron vm create app-again --image app-again --cpus 2 --memory 128M"),
+        table.contains("novacron vm create app-again --image app-again --cpus 2 --memory 128M")
+            && table.contains("novacron vm disk add app-again --image app-again-disk2"),
         "{table}"
     );
     assert_eq!(imported("upload"), 1, "{}", c.log());
+    // An upload's scratch is the control plane's own: read in place too.
+    assert_eq!(in_place(), 4, "{}", c.log());
     assert!(stored_equals(&c, "app-again", &raw));
 
     // A UEFI appliance (VMware's firmware setting): its boot disk's image is UEFI, and the
@@ -697,6 +721,9 @@ fn url_iso_and_ova_imports() {
     let missing = tar("missing.ova", &["app.ovf", "app-disk1.vmdk"]);
     let err = c.fails(&["image", "import", "partial", missing.to_str().unwrap()]);
     assert!(err.contains("MISSING"), "{err}");
+    let op = import_op(&c, "image/partial").expect("an image.import operation for partial");
+    assert_eq!(op["state"], "failed", "{op}");
+    assert!(op["message"].as_str().unwrap().contains("MISSING"), "{op}");
     nothing_left(&c, &["noovf", "partial", "partial-disk2"]);
 }
 
@@ -872,6 +899,7 @@ fn bench_vmdk_import_against_bare_qemu_img_convert() {
         "imported in place",
         "synced and hashed",
         "OVA disk imported",
+        "foreign disk converted",
     ];
     for line in c
         .log()

@@ -148,7 +148,9 @@ pub async fn import_file(upload: &Path, named_iso: bool) -> Result<Imported, Qem
         }
         Detected::Foreign(format) => {
             let dest = upload.with_extension("qcow2");
-            let info = convert_foreign(upload, format, &dest, None).await?;
+            let source = path_str(upload, "image")?;
+            let info =
+                convert_foreign(&Reading::whole(upload, source, format, None), &dest).await?;
             let _ = tokio::fs::remove_file(upload).await;
             Ok(Imported::Disk {
                 path: dest,
@@ -226,11 +228,24 @@ fn scrub(stderr: &str, source: &str, label: &str) -> String {
 
 /// Why `qemu-img info --output=json` of a VMDK names an extent outside the file itself, or `None`.
 pub fn vmdk_foreign_extent(info: &serde_json::Value) -> Option<String> {
-    let own = info["filename"].as_str()?;
+    vmdk_extent_not(info, &info["filename"])
+}
+
+/// Why a VMDK's `info` names an extent other than `own`, or `None`. `own` is a file name, or (for a disk read
+/// from a byte range) the options of the node it is read through, which qemu-img names `json:{...}`: compared
+/// as JSON, not as text.
+fn vmdk_extent_not(info: &serde_json::Value, own: &serde_json::Value) -> Option<String> {
     let extents = info["format-specific"]["data"]["extents"].as_array()?;
     for extent in extents {
         let file = extent["filename"].as_str().unwrap_or("?");
-        if file != own {
+        let same = match own {
+            serde_json::Value::String(name) => file == name,
+            node => file
+                .strip_prefix("json:")
+                .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+                .is_some_and(|j| &j == node),
+        };
+        if !same {
             return Some(format!(
                 "the VMDK names another file as an extent ({file}); only single-file VMDKs are imported"
             ));
@@ -239,21 +254,26 @@ pub fn vmdk_foreign_extent(info: &serde_json::Value) -> Option<String> {
     None
 }
 
-/// Vets `src` as `format` and converts it to a self-contained qcow2 at `dest`; nothing is left at `dest` after a
-/// failure. A `held` file (read through `src` = [`Held::path`]) fails the import if its lease broke before the
+/// Vets what `reading` names and converts it to a self-contained qcow2 at `dest`; nothing is left at `dest`
+/// after a failure. A held file (read through [`Held::path`]) fails the import if its lease broke before the
 /// conversion ended.
-async fn convert_foreign(
-    src: &Path,
-    format: ForeignFormat,
-    dest: &Path,
-    held: Option<&Held>,
-) -> Result<ImageInfo, QemuError> {
+async fn convert_foreign(reading: &Reading<'_>, dest: &Path) -> Result<ImageInfo, QemuError> {
     let converted = async {
-        let s = path_str(src, "image")?;
-        vet_foreign(src, s, format, held).await?;
-        check_foreign(src, format, held).await?;
-        let info = convert_to(src, s, format, dest, held).await?;
-        match held {
+        let started = std::time::Instant::now();
+        vet_foreign(reading).await?;
+        let vetted = started.elapsed();
+        check_foreign(reading).await?;
+        let checked = started.elapsed();
+        let info = convert_to(reading, dest).await?;
+        tracing::debug!(
+            src = %reading.src.display(),
+            range = ?reading.range,
+            vet_ms = vetted.as_millis() as u64,
+            check_ms = (checked - vetted).as_millis() as u64,
+            convert_ms = (started.elapsed() - checked).as_millis() as u64,
+            "foreign disk converted"
+        );
+        match reading.held {
             Some(held) if !held.still_held() => Err(changed_under_way(held)),
             _ => Ok(info),
         }
@@ -265,31 +285,91 @@ async fn convert_foreign(
     converted
 }
 
-/// `qemu-img info` of `source` (the file `src`, or an export of it) read as `format`: readable, the format it
-/// claims, and no reference to any other file. Nothing reads the image's data before this passed. A `held` file
-/// (see [`import_held`]) stays open in qemu-img under its number.
-async fn vet_foreign(
-    src: &Path,
-    source: &str,
+/// What qemu-img reads a foreign disk from: `source` (the file `src`, an export of it, or a held file's path)
+/// read as `format`, whole or only the byte `range` (offset, length) of it, as a disk inside an OVA archive. A
+/// `held` file (see [`import_held`]) stays open in qemu-img under its number.
+struct Reading<'a> {
+    src: &'a Path,
+    source: &'a str,
     format: ForeignFormat,
-    held: Option<&Held>,
-) -> Result<(), QemuError> {
-    let label = format.label();
-    let fmt = format.as_str();
+    range: Option<(u64, u64)>,
+    held: Option<&'a Held>,
+}
+
+impl<'a> Reading<'a> {
+    fn whole(
+        src: &'a Path,
+        source: &'a str,
+        format: ForeignFormat,
+        held: Option<&'a Held>,
+    ) -> Self {
+        Reading {
+            src,
+            source,
+            format,
+            range: None,
+            held,
+        }
+    }
+
+    /// qemu-img's arguments naming the image: `-f FORMAT SOURCE`, or for a range the format's driver over a
+    /// `raw` node confined to it (`--image-opts`; the source path holds no comma to escape).
+    fn image_args(&self) -> Vec<String> {
+        let fmt = self.format.as_str();
+        match self.range {
+            None => vec!["-f".into(), fmt.into(), self.source.into()],
+            Some((offset, size)) => vec![
+                "--image-opts".into(),
+                format!(
+                    "driver={fmt},file.driver=raw,file.offset={offset},file.size={size},\
+                     file.file.driver=file,file.file.filename={}",
+                    self.source
+                ),
+            ],
+        }
+    }
+
+    /// The name `qemu-img info` gives the file node the disk is read from: a VMDK extent with this name is
+    /// the disk's own bytes.
+    fn own_file(&self, info: &serde_json::Value) -> Option<serde_json::Value> {
+        match self.range {
+            None => info.get("filename").cloned(),
+            Some((offset, size)) => Some(serde_json::json!({
+                "driver": "raw",
+                "offset": offset.to_string(),
+                "size": size.to_string(),
+                "file": {"driver": "file", "filename": self.source},
+            })),
+        }
+    }
+
+    fn keep(&self) -> Option<std::os::fd::RawFd> {
+        self.held.map(Held::fd)
+    }
+
+    fn scrub(&self, stderr: &str) -> String {
+        scrub(stderr, self.source, self.format.label())
+    }
+}
+
+/// `qemu-img info` of what `reading` names: readable, the format it claims, and no reference to any other file.
+/// Nothing reads the image's data before this passed.
+async fn vet_foreign(reading: &Reading<'_>) -> Result<(), QemuError> {
+    let label = reading.format.label();
+    let fmt = reading.format.as_str();
     let invalid = |reason: String| QemuError::InvalidImage {
-        path: src.to_path_buf(),
+        path: reading.src.to_path_buf(),
         reason,
     };
-    let (code, stdout, stderr) = run_qemu_img_keeping(
-        "info",
-        &["info", "--output=json", "-f", fmt, source],
-        held.map(Held::fd).as_slice(),
-    )
-    .await?;
+    let mut args = vec!["info".to_string(), "--output=json".into()];
+    args.extend(reading.image_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) =
+        run_qemu_img_keeping("info", &args, reading.keep().as_slice()).await?;
     if code != 0 {
         return Err(invalid(format!(
             "{label} header is unreadable (truncated or corrupt?): {}",
-            scrub(&stderr, source, label)
+            reading.scrub(&stderr)
         )));
     }
     let json: serde_json::Value =
@@ -297,8 +377,12 @@ async fn vet_foreign(
             operation: "info".into(),
             stderr: format!("unexpected JSON ({e})"),
         })?;
-    if let Some(reason) = info_json_external_reference(&json).or_else(|| vmdk_foreign_extent(&json))
-    {
+    let foreign_extent = || {
+        reading
+            .own_file(&json)
+            .and_then(|own| vmdk_extent_not(&json, &own))
+    };
+    if let Some(reason) = info_json_external_reference(&json).or_else(foreign_extent) {
         return Err(invalid(reason));
     }
     if json["format"].as_str() != Some(fmt) {
@@ -310,24 +394,18 @@ async fn vet_foreign(
     Ok(())
 }
 
-/// `qemu-img check` of the complete file `src` (VHD has none): for VMDK this finds grains past the end of a
-/// truncated file, which a read would silently turn into zeros.
-async fn check_foreign(
-    src: &Path,
-    format: ForeignFormat,
-    held: Option<&Held>,
-) -> Result<(), QemuError> {
-    if format == ForeignFormat::Vpc {
+/// `qemu-img check` of the complete image `reading` names (VHD has none): for VMDK this finds grains past the
+/// end of a truncated file, which a read would silently turn into zeros.
+async fn check_foreign(reading: &Reading<'_>) -> Result<(), QemuError> {
+    if reading.format == ForeignFormat::Vpc {
         return Ok(());
     }
-    let label = format.label();
-    let s = path_str(src, "image")?;
-    let (code, stdout, stderr) = run_qemu_img_keeping(
-        "check",
-        &["check", "-f", format.as_str(), s],
-        held.map(Held::fd).as_slice(),
-    )
-    .await?;
+    let label = reading.format.label();
+    let mut args = vec!["check".to_string()];
+    args.extend(reading.image_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) =
+        run_qemu_img_keeping("check", &args, reading.keep().as_slice()).await?;
     // 0 clean, 3 leaks only (harmless), 63 check not supported for this format.
     if code != 0 && code != 3 && code != 63 {
         let first_error = stdout
@@ -337,11 +415,11 @@ async fn check_foreign(
         let detail: Vec<String> = first_error
             .map(str::to_string)
             .into_iter()
-            .chain(Some(scrub(&stderr, s, label)))
+            .chain(Some(reading.scrub(&stderr)))
             .filter(|d| !d.is_empty())
             .collect();
         return Err(QemuError::InvalidImage {
-            path: src.to_path_buf(),
+            path: reading.src.to_path_buf(),
             reason: format!(
                 "{label} fails `qemu-img check` (corrupt or truncated): {}",
                 detail.join("; ")
@@ -351,33 +429,26 @@ async fn check_foreign(
     Ok(())
 }
 
-/// `qemu-img convert` of `source` (vetted by [`vet_foreign`]) to qcow2 at `dest`, checked self-contained.
-async fn convert_to(
-    src: &Path,
-    source: &str,
-    format: ForeignFormat,
-    dest: &Path,
-    held: Option<&Held>,
-) -> Result<ImageInfo, QemuError> {
-    let label = format.label();
+/// `qemu-img convert` of what `reading` names (vetted by [`vet_foreign`]) to qcow2 at `dest`, checked
+/// self-contained.
+async fn convert_to(reading: &Reading<'_>, dest: &Path) -> Result<ImageInfo, QemuError> {
+    let label = reading.format.label();
     let d = path_str(dest, "image")?;
-    let fmt = format.as_str();
-    let (code, stderr) = convert_with_early_writeback(
-        &["convert", "-f", fmt, "-O", "qcow2", source, d],
-        dest,
-        held,
-    )
-    .await?;
+    let mut args = vec!["convert".to_string()];
+    args.extend(reading.image_args());
+    args.extend(["-O".into(), "qcow2".into(), d.into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stderr) = convert_with_early_writeback(&args, dest, reading.held).await?;
     if code != 0 {
         return Err(QemuError::InvalidImage {
-            path: src.to_path_buf(),
+            path: reading.src.to_path_buf(),
             reason: format!(
                 "converting the {label} to qcow2 failed (truncated or corrupt?): {}",
-                scrub(&stderr, source, label)
+                reading.scrub(&stderr)
             ),
         });
     }
-    tracing::info!(src = %src.display(), format = fmt, "converted to qcow2");
+    tracing::info!(src = %reading.src.display(), format = reading.format.as_str(), "converted to qcow2");
     check_self_contained(dest, DiskFormat::Qcow2).await
 }
 
@@ -406,12 +477,74 @@ pub async fn import_held(
         Ok(Detected::Foreign(format)) if !named_iso => format,
         _ => return Ok(None),
     };
-    let info = convert_foreign(&src, format, dest, Some(&held)).await?;
+    let s = path_str(&src, "image")?;
+    let info = convert_foreign(&Reading::whole(&src, s, format, Some(&held)), dest).await?;
     Ok(Some(Imported::Disk {
         path: dest.to_path_buf(),
         info,
         converted_from: Some(format),
     }))
+}
+
+/// The disk of `size` bytes at `offset` inside the archive at `archive` (an OVA member), vetted and converted
+/// to qcow2 at `dest` straight from the archive when it is a VMDK, VHDX or VHD: qemu-img reads it through a
+/// `raw` node confined to that range, so nothing is copied out first. The archive is a private file of ours
+/// (an upload's scratch), or a handed-in one read through `held` ([`Held::path`]), whose breaking lease fails
+/// the import. `Ok(None)`: another kind of file, to be copied out and imported whole. Nothing is left at
+/// `dest` after a failure.
+pub async fn import_range(
+    archive: &Path,
+    held: Option<&Held>,
+    (offset, size): (u64, u64),
+    dest: &Path,
+) -> Result<Option<Imported>, QemuError> {
+    let src = archive.to_path_buf();
+    let (head, tail) = {
+        let src = src.clone();
+        tokio::task::spawn_blocking(move || read_range_ends(&src, offset, size))
+            .await
+            .map_err(|e| QemuError::io("image reader task", std::io::Error::other(e.to_string())))?
+            .map_err(|e| QemuError::io("reading a disk in the archive", e))?
+    };
+    let Ok(Detected::Foreign(format)) = detect(&head, &tail) else {
+        return Ok(None);
+    };
+    let reading = Reading {
+        src: &src,
+        source: path_str(&src, "image")?,
+        format,
+        range: Some((offset, size)),
+        held,
+    };
+    let info = convert_foreign(&reading, dest).await?;
+    Ok(Some(Imported::Disk {
+        path: dest.to_path_buf(),
+        info,
+        converted_from: Some(format),
+    }))
+}
+
+/// The first [`SIGNATURE_SPAN`] and last 512 bytes of the `size` bytes at `offset` in the file at `path`.
+fn read_range_ends(path: &Path, offset: u64, size: u64) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let read = |at: u64, len: u64| -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        let mut got = 0;
+        while got < buf.len() {
+            let n = file.read_at(&mut buf[got..], at + got as u64)?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        buf.truncate(got);
+        Ok(buf)
+    };
+    let head = read(offset, size.min(SIGNATURE_SPAN as u64))?;
+    let tail_len = size.min(512);
+    let tail = read(offset + size - tail_len, tail_len)?;
+    Ok((head, tail))
 }
 
 /// The refusal of a held file whose lease broke while it was read.
@@ -480,15 +613,16 @@ pub async fn import_streaming(
     let result = async {
         let started = std::time::Instant::now();
         let source = export.uri();
-        vet_foreign(upload, &source, format, None).await?;
+        vet_foreign(&Reading::whole(upload, &source, format, None)).await?;
         let vetted = started.elapsed();
-        let info = convert_to(upload, &source, format, &dest, None).await?;
+        let info = convert_to(&Reading::whole(upload, &source, format, None), &dest).await?;
         let converted = started.elapsed();
         drop(export);
         if !crate::nbd::wait_for(&mut arrived, size).await {
             return Err(interrupted());
         }
-        check_foreign(upload, format, None).await?;
+        let whole = path_str(upload, "image")?;
+        check_foreign(&Reading::whole(upload, whole, format, None)).await?;
         tracing::debug!(
             vet_ms = vetted.as_millis() as u64,
             convert_ms = (converted - vetted).as_millis() as u64,
@@ -625,15 +759,13 @@ mod tests {
         }
         let src = held.path();
         let dest = dir.path().join("out.qcow2");
-        let err = convert_to(
+        let reading = Reading::whole(
             &src,
             path_str(&src, "image").unwrap(),
             ForeignFormat::Vmdk,
-            &dest,
             Some(&held),
-        )
-        .await
-        .unwrap_err();
+        );
+        let err = convert_to(&reading, &dest).await.unwrap_err();
         assert!(
             err.to_string()
                 .contains("opened for writing while it was being imported"),
@@ -706,6 +838,33 @@ mod tests {
         )
         .unwrap();
         assert!(vmdk_foreign_extent(&other).unwrap().contains("/etc/shadow"));
+    }
+
+    /// A disk read from a byte range: its one extent must be that very range of that very file.
+    #[test]
+    fn a_ranged_vmdk_extent_must_be_its_own_range() {
+        let reading = Reading {
+            src: Path::new("/proc/self/fd/9"),
+            source: "/proc/self/fd/9",
+            format: ForeignFormat::Vmdk,
+            range: Some((1536, 4096)),
+            held: None,
+        };
+        let info = |extent: &str| -> serde_json::Value {
+            serde_json::json!({"filename": "json:{...}", "format-specific": {"data": {"extents": [{"filename": extent}]}}})
+        };
+        let own = reading.own_file(&info("")).unwrap();
+        let same = r#"json:{"offset": "1536", "driver": "raw", "size": "4096", "file": {"driver": "file", "filename": "/proc/self/fd/9"}}"#;
+        assert_eq!(vmdk_extent_not(&info(same), &own), None);
+        for other in [
+            r#"json:{"offset": "0", "driver": "raw", "size": "4096", "file": {"driver": "file", "filename": "/proc/self/fd/9"}}"#,
+            r#"json:{"offset": "1536", "driver": "raw", "size": "4096", "file": {"driver": "file", "filename": "/etc/shadow"}}"#,
+            r#"json:{"driver": "file", "filename": "/proc/self/fd/9"}"#,
+            "/proc/self/fd/9",
+            "json:not json",
+        ] {
+            assert!(vmdk_extent_not(&info(other), &own).is_some(), "{other}");
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub use img::{
     DiskFormat, ImageInfo, backing_chain, check_self_contained, create_blank, create_overlay,
     inspect_as, inspect_for_import,
 };
-pub use import::{ForeignFormat, Imported, import_file, import_held};
+pub use import::{ForeignFormat, Imported, import_file, import_held, import_range};
 pub use process::{ExitInfo, RunningVm, adopt, launch};
 pub use qga::{ExecOutput, GuestAgent, GuestInterface};
 pub use qmp::{LatencyObserver, Qmp, QmpEvent, RunStatus, set_latency_observer};

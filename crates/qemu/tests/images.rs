@@ -642,3 +642,84 @@ async fn a_held_vmdk_descriptor_is_not_read_in_place() {
         );
     }
 }
+
+/// A VMDK inside a held archive (an OVA member) is converted straight from its byte range, to the
+/// same bytes; the members around it are never read as part of it.
+#[tokio::test]
+async fn a_vmdk_inside_a_held_archive_is_converted_from_its_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let raw = d.join("disk.raw");
+    let mut bytes = vec![0u8; 8 << 20];
+    for (i, b) in bytes.iter_mut().enumerate().skip(1 << 20).take(2 << 20) {
+        *b = (i % 239) as u8;
+    }
+    std::fs::write(&raw, &bytes).unwrap();
+    convert_raw(&raw, "vmdk", &d.join("disk.vmdk"));
+    std::fs::write(d.join("a.ovf"), "<Envelope/>").unwrap();
+    std::fs::write(d.join("z.bin"), vec![0xeeu8; 70_000]).unwrap();
+    let ova = d.join("app.ova");
+    let st = Command::new("tar")
+        .arg("-cf")
+        .arg(&ova)
+        .arg("-C")
+        .arg(d)
+        .args(["a.ovf", "disk.vmdk", "z.bin"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let members = novacron_qemu::ova::tar_members(&ova).unwrap();
+    let at = |name: &str| members.iter().find(|m| m.name == name).unwrap().clone();
+
+    let handed = std::fs::File::open(&ova).unwrap();
+    let held = novacron_qemu::held::Held::take(&handed).unwrap();
+    let disk = at("disk.vmdk");
+    let dest = d.join("out.qcow2");
+    let imported =
+        novacron_qemu::import_range(&held.path(), Some(&held), (disk.offset, disk.size), &dest)
+            .await
+            .unwrap();
+    assert!(
+        matches!(
+            imported,
+            Some(novacron_qemu::Imported::Disk {
+                converted_from: Some(novacron_qemu::ForeignFormat::Vmdk),
+                ..
+            })
+        ),
+        "{imported:?}"
+    );
+    qemu_img(&[
+        "compare",
+        "-q",
+        "-f",
+        "raw",
+        "-F",
+        "qcow2",
+        raw.to_str().unwrap(),
+        dest.to_str().unwrap(),
+    ]);
+    // Another member is no disk: left to the copy.
+    let other = d.join("other.qcow2");
+    let z = at("z.bin");
+    assert!(
+        novacron_qemu::import_range(&held.path(), Some(&held), (z.offset, z.size), &other)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The VMDK cut short inside the archive (its range ends early) is refused, not padded with
+    // the next member's bytes or zeros.
+    let cut = novacron_qemu::import_range(
+        &held.path(),
+        Some(&held),
+        (disk.offset, disk.size / 2),
+        &other,
+    )
+    .await;
+    assert!(
+        matches!(&cut, Err(QemuError::InvalidImage { .. })),
+        "{cut:?}"
+    );
+    assert!(!other.exists());
+}

@@ -773,15 +773,16 @@ pub async fn import_ova(
     let body = req.into_body().into_data_stream().map(|chunk| {
         chunk.map_err(|e| ApiFailure(ApiError::invalid(format!("upload interrupted: {e}"))))
     });
-    import_ova_from(&state, &name, Source::Body(body))
+    import_ova_op(state, &name, Source::Body(body))
         .await
         .map(AxumJson)
 }
 
 /// Import an OVA appliance handed to this replica's local-files socket (`GET
 /// /api/v1/local-files`) as `PUT .../import-ova` does an upload. The archive is read through
-/// the descriptor and each disk copied out of it before it is vetted; the answer comes when every
-/// disk is imported.
+/// the descriptor; each disk is read from its range of it while a read lease holds it still, or
+/// else copied out of it before it is vetted. It runs as an `image.import` operation; the answer
+/// comes when every disk is imported.
 #[utoipa::path(post, path = "/api/v1/images/{name}/import-ova-local", params(("name" = String, Path)),
     request_body = OvaLocalImportRequest,
     responses((status = 200, body = OvaImport), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
@@ -799,40 +800,94 @@ pub async fn import_ova_local(
         file: handed.file,
         size,
     };
-    let result = import_ova_from(&state, &name, source).await;
+    let result = import_ova_op(state, &name, source).await;
     if let Err(e) = &result {
         tracing::warn!(image = %name, uid, error = %e.0.message, "local OVA import failed");
     }
     result.map(AxumJson)
 }
 
-/// The OVA appliance `source` holds, imported as `name` (and `name-disk2`, ...) into the
-/// current project. The callers check `name` is free before they take the source in; every
-/// name the OVF asks for is checked again once it is read.
-async fn import_ova_from<S>(state: &AppState, name: &str, source: Source<S>) -> ApiResult<OvaImport>
+/// [`import_ova_from`] as an `image.import` operation of image `name`, whose message says which
+/// disk is being read; the answer names it. The import runs in a task of its own: a caller that
+/// goes away does not stop it half-way, and the operation says how it ended.
+async fn import_ova_op<S>(
+    state: Arc<AppState>,
+    name: &str,
+    source: Source<S>,
+) -> ApiResult<OvaImport>
+where
+    S: futures_util::Stream<Item = ApiResult<axum::body::Bytes>> + Send + 'static,
+{
+    let reading = match &source {
+        Source::File { .. } => "reading the OVA",
+        Source::Body(_) => "receiving the OVA",
+    };
+    let op = start_import_op(&state, name, reading).await?;
+    let (project, name) = (crate::tenancy::current_project(), name.to_string());
+    let task = tokio::spawn(async move {
+        let result = import_ova_from(&state, (&name, &project), source, &op.id).await;
+        let (outcome, message) = match &result {
+            Ok(ova) => {
+                let names: Vec<&str> = ova.images.iter().map(|i| i.name.as_str()).collect();
+                (
+                    OperationState::Succeeded,
+                    format!("OVA imported as image(s) {}", names.join(", ")),
+                )
+            }
+            Err(e) => (OperationState::Failed, e.0.message.clone()),
+        };
+        if let Err(e) = finish(state.store.as_ref(), &op.id, outcome, message).await {
+            tracing::warn!(operation = %op.id, error = %e.0.message, "recording the import's outcome");
+        }
+        result.map(|ova| OvaImport {
+            operation: Some(op.id),
+            ..ova
+        })
+    });
+    task.await
+        .map_err(|e| io_err("OVA import task", std::io::Error::other(e.to_string())))?
+}
+
+/// The OVA appliance `source` holds, imported as `name` (and `name-disk2`, ...) into `project`,
+/// saying in operation `op` which disk it reads. The callers check `name` is free before they
+/// take the source in; every name the OVF asks for is checked again once it is read.
+async fn import_ova_from<S>(
+    state: &AppState,
+    (name, project): (&str, &str),
+    source: Source<S>,
+    op: &str,
+) -> ApiResult<OvaImport>
 where
     S: futures_util::Stream<Item = ApiResult<axum::body::Bytes>>,
 {
     use std::os::fd::AsRawFd;
     let name = name.to_string();
-    let project = crate::tenancy::current_project();
+    let project = project.to_string();
     let incoming = Incoming::new(&state.images_dir).await?;
     // An upload is received into the scratch. A handed-in archive is read where it is
-    // (through this process's descriptor): only the tar index and the OVF come from it, and
-    // every disk is copied out of it into a scratch of its own before it is vetted, so a
-    // change to the file under way cannot slip past the vetting.
-    let (archive, via, _held) = match source {
-        Source::File { file, .. } => (
-            PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
-            "handed-in file",
-            Some(file),
-        ),
+    // (through this process's descriptor). Each foreign disk is then vetted and converted
+    // straight from its range of the archive: an upload's scratch is ours alone, and a
+    // handed-in archive is read so only while it is held still (novacron_qemu::held). Any
+    // other disk is copied out of the archive into a scratch of its own before it is vetted,
+    // so a change to the file under way cannot slip past the vetting.
+    let (archive, via, _handed, lease, ours) = match source {
+        Source::File { file, .. } => {
+            let lease = novacron_qemu::held::Held::take(&file)
+                .inspect_err(|why| tracing::debug!(why, "the OVA's disks are copied out"))
+                .ok();
+            let archive = lease.as_ref().map_or_else(
+                || PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
+                novacron_qemu::held::Held::path,
+            );
+            (archive, "handed-in file", Some(file), lease, false)
+        }
         upload => {
             let path = incoming.dir.join("upload");
             upload.receive(&path, false, |_| async {}).await?;
-            (path, "upload", None)
+            (path, "upload", None, None, true)
         }
     };
+    let in_place = lease.is_some() || ours;
     let not_ova = |e: String| {
         tracing::warn!(image = %name, reason = %e, "OVA refused");
         ApiFailure(ApiError::invalid(format!(
@@ -857,7 +912,8 @@ where
         check_new_name(state, &project, n)?;
     }
     let mut prepared = vec![];
-    for (disk, image_name) in appliance.disks.iter().zip(&names) {
+    let count = appliance.disks.len();
+    for (i, (disk, image_name)) in appliance.disks.iter().zip(&names).enumerate() {
         let member = members
             .iter()
             .find(|m| m.name == disk.file || m.name.ends_with(&format!("/{}", disk.file)))
@@ -870,21 +926,49 @@ where
         let disk_incoming = Incoming::new(&state.images_dir).await?;
         let disk_upload = disk_incoming.dir.join("upload");
         let started = std::time::Instant::now();
-        extract(&archive, member.offset, member.size, &disk_upload).await?;
-        let extracted = started.elapsed();
-        let prepared_image = prepare_image(
-            state,
-            disk_incoming,
-            image_name,
-            &project,
-            &disk_upload,
-            false,
-        )
-        .await;
-        tracing::debug!(
+        let range = (member.offset, member.size);
+        let step = format!(
+            "disk {} of {count} ({}, {}): checking and converting",
+            i + 1,
+            disk.file,
+            format_size(member.size)
+        );
+        let fraction = Some(i as f64 / count as f64);
+        if let Err(e) = set_progress(state.store.as_ref(), op, &step, fraction).await {
+            tracing::debug!(operation = %op, error = %e.0.message, "progress not recorded");
+        }
+        let converted = if in_place {
+            let dest = disk_upload.with_extension("qcow2");
+            novacron_qemu::import_range(&archive, lease.as_ref(), range, &dest)
+                .await
+                .map_err(|e| refused_image(image_name, e))
+        } else {
+            Ok(None)
+        };
+        let (prepared_image, read) = match converted {
+            Err(e) => (Err(e), "in place"),
+            Ok(Some(imported)) => (
+                finish_image(state, disk_incoming, image_name, &project, imported).await,
+                "in place",
+            ),
+            Ok(None) => {
+                extract(&archive, member.offset, member.size, &disk_upload).await?;
+                let prepared = prepare_image(
+                    state,
+                    disk_incoming,
+                    image_name,
+                    &project,
+                    &disk_upload,
+                    false,
+                )
+                .await;
+                (prepared, "copied out")
+            }
+        };
+        tracing::info!(
             disk = %disk.file,
-            extract_ms = extracted.as_millis() as u64,
-            import_ms = (started.elapsed() - extracted).as_millis() as u64,
+            read,
+            ms = started.elapsed().as_millis() as u64,
             "OVA disk imported"
         );
         let (disk_incoming, image) =
@@ -930,6 +1014,11 @@ where
             vm_create.push_str(&format!(" --memory {}M", m.div_ceil(1 << 20)));
         }
     }
+    let disk_adds = images
+        .iter()
+        .skip(1)
+        .map(|image| format!("novacron vm disk add {name} --image {}", image.name))
+        .collect();
     tracing::info!(image = %name, disks = images.len(), via, "OVA imported");
     Ok(OvaImport {
         images,
@@ -945,6 +1034,8 @@ where
             })
             .collect(),
         vm_create,
+        disk_adds,
+        operation: None,
     })
 }
 

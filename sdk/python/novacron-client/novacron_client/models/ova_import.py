@@ -37,7 +37,11 @@ class OvaImport:
             vm_create (str): The `novacron vm create` command that matches the appliance.
             appliance (None | str | Unset): The OVF's virtual system id, when it has one.
             cpus (int | None | Unset):
+            disk_adds (list[str] | Unset): The `novacron vm disk add` commands that give that VM the appliance's other
+                disks, in
+                the OVF's order.
             memory_bytes (int | None | Unset):
+            operation (None | str | Unset): The `image.import` operation that did the import.
      """
 
     images: list[ImageType0 | ImageType1 | ImageType2]
@@ -45,7 +49,9 @@ class OvaImport:
     vm_create: str
     appliance: None | str | Unset = UNSET
     cpus: int | None | Unset = UNSET
+    disk_adds: list[str] | Unset = UNSET
     memory_bytes: int | None | Unset = UNSET
+    operation: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -92,11 +98,23 @@ class OvaImport:
         else:
             cpus = self.cpus
 
+        disk_adds: list[str] | Unset = UNSET
+        if not isinstance(self.disk_adds, Unset):
+            disk_adds = self.disk_adds
+
+
+
         memory_bytes: int | None | Unset
         if isinstance(self.memory_bytes, Unset):
             memory_bytes = UNSET
         else:
             memory_bytes = self.memory_bytes
+
+        operation: None | str | Unset
+        if isinstance(self.operation, Unset):
+            operation = UNSET
+        else:
+            operation = self.operation
 
 
         field_dict: dict[str, Any] = {}
@@ -110,8 +128,12 @@ class OvaImport:
             field_dict["appliance"] = appliance
         if cpus is not UNSET:
             field_dict["cpus"] = cpus
+        if disk_adds is not UNSET:
+            field_dict["disk_adds"] = disk_adds
         if memory_bytes is not UNSET:
             field_dict["memory_bytes"] = memory_bytes
+        if operation is not UNSET:
+            field_dict["operation"] = operation
 
         return field_dict
 
@@ -193,6 +215,9 @@ class OvaImport:
         cpus = _parse_cpus(d.pop("cpus", UNSET))
 
 
+        disk_adds = cast(list[str], d.pop("disk_adds", UNSET))
+
+
         def _parse_memory_bytes(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -203,13 +228,25 @@ class OvaImport:
         memory_bytes = _parse_memory_bytes(d.pop("memory_bytes", UNSET))
 
 
+        def _parse_operation(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        operation = _parse_operation(d.pop("operation", UNSET))
+
+
         ova_import = cls(
             images=images,
             nics=nics,
             vm_create=vm_create,
             appliance=appliance,
             cpus=cpus,
+            disk_adds=disk_adds,
             memory_bytes=memory_bytes,
+            operation=operation,
         )
 
 

@@ -88,8 +88,9 @@ def sync_detailed(
 ) -> Response[ApiError | OvaImport]:
     """ Import an OVA appliance handed to this replica's local-files socket (`GET
     /api/v1/local-files`) as `PUT .../import-ova` does an upload. The archive is read through
-    the descriptor and each disk copied out of it before it is vetted; the answer comes when every
-    disk is imported.
+    the descriptor; each disk is read from its range of it while a read lease holds it still, or
+    else copied out of it before it is vetted. It runs as an `image.import` operation; the answer
+    comes when every disk is imported.
 
     Args:
         name (str):
@@ -128,8 +129,9 @@ def sync(
 ) -> ApiError | OvaImport | None:
     """ Import an OVA appliance handed to this replica's local-files socket (`GET
     /api/v1/local-files`) as `PUT .../import-ova` does an upload. The archive is read through
-    the descriptor and each disk copied out of it before it is vetted; the answer comes when every
-    disk is imported.
+    the descriptor; each disk is read from its range of it while a read lease holds it still, or
+    else copied out of it before it is vetted. It runs as an `image.import` operation; the answer
+    comes when every disk is imported.
 
     Args:
         name (str):
@@ -163,8 +165,9 @@ async def asyncio_detailed(
 ) -> Response[ApiError | OvaImport]:
     """ Import an OVA appliance handed to this replica's local-files socket (`GET
     /api/v1/local-files`) as `PUT .../import-ova` does an upload. The archive is read through
-    the descriptor and each disk copied out of it before it is vetted; the answer comes when every
-    disk is imported.
+    the descriptor; each disk is read from its range of it while a read lease holds it still, or
+    else copied out of it before it is vetted. It runs as an `image.import` operation; the answer
+    comes when every disk is imported.
 
     Args:
         name (str):
@@ -203,8 +206,9 @@ async def asyncio(
 ) -> ApiError | OvaImport | None:
     """ Import an OVA appliance handed to this replica's local-files socket (`GET
     /api/v1/local-files`) as `PUT .../import-ova` does an upload. The archive is read through
-    the descriptor and each disk copied out of it before it is vetted; the answer comes when every
-    disk is imported.
+    the descriptor; each disk is read from its range of it while a read lease holds it still, or
+    else copied out of it before it is vetted. It runs as an `image.import` operation; the answer
+    comes when every disk is imported.
 
     Args:
         name (str):
