@@ -47,7 +47,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -557,35 +556,23 @@ pub(crate) fn on_thread_in<T: Send>(
     netns: Option<&Path>,
     f: impl FnOnce() -> Result<T, NetError> + Send,
 ) -> Result<T, NetError> {
-    let file = match netns {
-        None => None,
-        Some(path) => Some(
-            std::fs::File::open(path).map_err(|source| NetError::Namespace {
-                path: path.display().to_string(),
-                source,
-            })?,
-        ),
+    let Some(path) = netns else {
+        // A thread all the same: f may run a runtime of its own, which a runtime's thread
+        // (the caller's, often) would refuse to.
+        return std::thread::scope(|scope| {
+            scope
+                .spawn(f)
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
     };
-    std::thread::scope(|scope| {
-        scope
-            .spawn(move || {
-                if let (Some(file), Some(path)) = (file, netns) {
-                    // SAFETY: setns on a descriptor we own, for this thread only
-                    // (CLONE_NEWNET affects the calling thread); processes it
-                    // spawns start in the namespace, and the thread ends with f.
-                    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                    if rc != 0 {
-                        return Err(NetError::Namespace {
-                            path: path.display().to_string(),
-                            source: std::io::Error::last_os_error(),
-                        });
-                    }
-                }
-                f()
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+    let ns_err = |source| NetError::Namespace {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(ns_err)?;
+    // Processes f spawns start in the namespace.
+    crate::netns::run_in(&file, f).map_err(ns_err)?
 }
 
 /// Deletes our table from the caller's network namespace, if it is there.

@@ -4,7 +4,6 @@
 //! can; the next one starts again from what the kernel then has.
 
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use futures_util::{StreamExt, TryStreamExt};
@@ -83,24 +82,12 @@ impl Reconciler {
             source,
         };
         let file = std::fs::File::open(path).map_err(ns_err)?;
-        let opened = std::thread::spawn(move || {
-            // SAFETY: setns on a descriptor we own, for this thread only
-            // (CLONE_NEWNET affects the calling thread); the thread ends right
-            // after creating the socket.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            if rc != 0 {
-                return Err(Err(std::io::Error::last_os_error()));
-            }
+        let (conn, handle, _) = crate::netns::run_in(&file, || {
             let _enter = runtime.enter();
-            rtnetlink::new_connection().map_err(Ok)
+            rtnetlink::new_connection()
         })
-        .join()
-        .map_err(|_| NetError::Socket(std::io::Error::other("netns thread panicked")))?;
-        let (conn, handle, _) = match opened {
-            Ok(c) => c,
-            Err(Err(e)) => return Err(ns_err(e)),
-            Err(Ok(e)) => return Err(NetError::Socket(e)),
-        };
+        .map_err(ns_err)?
+        .map_err(NetError::Socket)?;
         tokio::spawn(conn);
         Ok(Self { handle })
     }

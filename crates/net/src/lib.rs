@@ -18,6 +18,7 @@ pub mod firewall;
 pub mod gateway;
 mod kernel;
 pub mod model;
+pub mod netns;
 pub mod plan;
 pub mod ports;
 pub mod tunnel;

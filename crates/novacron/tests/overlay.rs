@@ -19,7 +19,6 @@
 
 mod common;
 
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -60,10 +59,7 @@ impl Netns {
     fn links(&self) -> Vec<String> {
         let path = PathBuf::from("/run/netns").join(&self.name);
         let file = std::fs::File::open(path).expect("open netns");
-        std::thread::spawn(move || {
-            // SAFETY: setns on a descriptor we own, for this thread only.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0);
+        novacron_net::netns::run_in(&file, || {
             // /sys shows the namespace it was mounted in; list through netlink's view
             // via `ip` run from this thread's namespace instead.
             let out = Command::new("ip")
@@ -78,8 +74,7 @@ impl Netns {
                 })
                 .collect()
         })
-        .join()
-        .expect("netns thread")
+        .expect("enter the namespace")
     }
 }
 

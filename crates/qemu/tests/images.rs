@@ -19,6 +19,21 @@ fn qemu_img(args: &[&str]) {
 }
 
 /// `qemu-img convert` of the raw file `src` to `format` at `dst`.
+/// An 8 MiB raw disk at `path`: zeros but for `mib` MiB from MiB `from`, which hold a pattern that
+/// neither zeros nor a misplaced range would match.
+fn patterned_raw(path: &Path, (from, mib): (usize, usize)) {
+    let mut bytes = vec![0u8; 8 << 20];
+    for (i, b) in bytes
+        .iter_mut()
+        .enumerate()
+        .skip(from << 20)
+        .take(mib << 20)
+    {
+        *b = (i * 13 % 251) as u8;
+    }
+    std::fs::write(path, &bytes).unwrap();
+}
+
 fn convert_raw(src: &Path, format: &str, dst: &Path) {
     qemu_img(&[
         "convert",
@@ -507,11 +522,7 @@ async fn a_streamed_vmdk_cut_mid_sector_is_refused_promptly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let raw = d.join("src.raw");
-    let mut data = vec![0u8; 8 << 20];
-    for (i, b) in data.iter_mut().enumerate().skip(1 << 20).take(1 << 20) {
-        *b = (i * 13 % 251) as u8;
-    }
-    std::fs::write(&raw, &data).unwrap();
+    patterned_raw(&raw, (1, 1));
     let vmdk = d.join("src.vmdk");
     convert_raw(&raw, "vmdk", &vmdk);
     let whole = std::fs::read(&vmdk).unwrap();
@@ -544,11 +555,7 @@ async fn a_held_vmdk_is_converted_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let raw = d.join("src.raw");
-    let mut bytes = vec![0u8; 8 << 20];
-    for (i, b) in bytes.iter_mut().enumerate().skip(3 << 20).take(1 << 20) {
-        *b = (i % 241) as u8;
-    }
-    std::fs::write(&raw, &bytes).unwrap();
+    patterned_raw(&raw, (3, 1));
     let vmdk = d.join("src.vmdk");
     convert_raw(&raw, "vmdk", &vmdk);
 
@@ -650,11 +657,7 @@ async fn a_vmdk_inside_a_held_archive_is_converted_from_its_range() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let raw = d.join("disk.raw");
-    let mut bytes = vec![0u8; 8 << 20];
-    for (i, b) in bytes.iter_mut().enumerate().skip(1 << 20).take(2 << 20) {
-        *b = (i % 239) as u8;
-    }
-    std::fs::write(&raw, &bytes).unwrap();
+    patterned_raw(&raw, (1, 2));
     convert_raw(&raw, "vmdk", &d.join("disk.vmdk"));
     std::fs::write(d.join("a.ovf"), "<Envelope/>").unwrap();
     std::fs::write(d.join("z.bin"), vec![0xeeu8; 70_000]).unwrap();

@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -47,14 +46,7 @@ impl Netns {
     /// Runs `f` on a thread inside this namespace.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let file = std::fs::File::open(self.path()).unwrap_or_else(|e| panic!("open netns: {e}"));
-        std::thread::spawn(move || {
-            // SAFETY: setns on an fd we own, affecting only this thread.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        novacron_net::netns::run_in(&file, f).unwrap_or_else(|e| panic!("setns: {e}"))
     }
 }
 

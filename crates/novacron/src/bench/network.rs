@@ -1598,13 +1598,8 @@ fn watch(
 
 /// Moves the calling thread into the network namespace at `path`.
 fn enter_netns(path: &Path) -> std::io::Result<()> {
-    let file = std::fs::File::open(path)?;
-    // SAFETY: setns(2) on a descriptor we own; it affects only the calling thread, which is
-    // the watcher's own and stays in the namespace until it ends.
-    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    // The watcher's own thread, which stays in the namespace until it ends.
+    novacron_net::netns::enter(&std::fs::File::open(path)?)
 }
 
 /// True when the node's kernel (the calling thread's namespace) shows `want`. `nft` runs as a

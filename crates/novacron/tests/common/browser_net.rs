@@ -12,7 +12,6 @@
 use std::fs::File;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,18 +72,7 @@ impl Netns {
     /// Runs `f` on a thread of its own that has entered this namespace: a socket made
     /// there stays in the namespace, whatever thread uses it later.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                // SAFETY: setns(2) on a descriptor this handle owns; it changes the network
-                // namespace of this short-lived thread only.
-                if unsafe { libc::setns(self.0.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                f()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("namespace thread panicked")))
-        })
+        novacron_net::netns::run_in(&self.0, f)?
     }
 
     /// A TCP connection to `127.0.0.1:port` of this namespace.
