@@ -965,14 +965,14 @@ where
                 (prepared, "copied out")
             }
         };
+        let (disk_incoming, image) =
+            prepared_image.map_err(|e| not_ova(format!("disk {}: {}", disk.file, e.0.message)))?;
         tracing::info!(
             disk = %disk.file,
             read,
             ms = started.elapsed().as_millis() as u64,
             "OVA disk imported"
         );
-        let (disk_incoming, image) =
-            prepared_image.map_err(|e| not_ova(format!("disk {}: {}", disk.file, e.0.message)))?;
         if !matches!(image.kind, ImageKind::Disk { .. }) {
             return Err(not_ova(format!("{} is not a disk image", disk.file)));
         }
