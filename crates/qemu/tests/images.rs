@@ -34,6 +34,20 @@ fn patterned_raw(path: &Path, (from, mib): (usize, usize)) {
     std::fs::write(path, &bytes).unwrap();
 }
 
+/// Asserts the qcow2 at `qcow2` holds the same disk as the raw file at `raw`.
+fn same_as_raw(raw: &Path, qcow2: &Path) {
+    qemu_img(&[
+        "compare",
+        "-q",
+        "-f",
+        "raw",
+        "-F",
+        "qcow2",
+        raw.to_str().unwrap(),
+        qcow2.to_str().unwrap(),
+    ]);
+}
+
 fn convert_raw(src: &Path, format: &str, dst: &Path) {
     qemu_img(&[
         "convert",
@@ -576,16 +590,7 @@ async fn a_held_vmdk_is_converted_in_place() {
         }
         other => panic!("expected a converted disk, got {other:?}"),
     }
-    qemu_img(&[
-        "compare",
-        "-q",
-        "-f",
-        "raw",
-        "-F",
-        "qcow2",
-        raw.to_str().unwrap(),
-        dest.to_str().unwrap(),
-    ]);
+    same_as_raw(&raw, &dest);
     // The source is left as it was, and nothing holds it any more: it opens for writing at once.
     drop(std::fs::OpenOptions::new().write(true).open(&vmdk).unwrap());
 
@@ -692,16 +697,7 @@ async fn a_vmdk_inside_a_held_archive_is_converted_from_its_range() {
         ),
         "{imported:?}"
     );
-    qemu_img(&[
-        "compare",
-        "-q",
-        "-f",
-        "raw",
-        "-F",
-        "qcow2",
-        raw.to_str().unwrap(),
-        dest.to_str().unwrap(),
-    ]);
+    same_as_raw(&raw, &dest);
     // Another member is no disk: left to the copy.
     let other = d.join("other.qcow2");
     let z = at("z.bin");
