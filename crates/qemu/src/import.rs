@@ -149,14 +149,10 @@ pub async fn import_file(upload: &Path, named_iso: bool) -> Result<Imported, Qem
         Detected::Foreign(format) => {
             let dest = upload.with_extension("qcow2");
             let source = path_str(upload, "image")?;
-            let info =
+            let imported =
                 convert_foreign(&Reading::whole(upload, source, format, None), &dest).await?;
             let _ = tokio::fs::remove_file(upload).await;
-            Ok(Imported::Disk {
-                path: dest,
-                info,
-                converted_from: Some(format),
-            })
+            Ok(imported)
         }
         Detected::Tar => Err(invalid(
             "it is a tar archive: OVA appliances are imported from a local file \
@@ -254,10 +250,10 @@ fn vmdk_extent_not(info: &serde_json::Value, own: &serde_json::Value) -> Option<
     None
 }
 
-/// Vets what `reading` names and converts it to a self-contained qcow2 at `dest`; nothing is left at `dest`
-/// after a failure. A held file (read through [`Held::path`]) fails the import if its lease broke before the
-/// conversion ended.
-async fn convert_foreign(reading: &Reading<'_>, dest: &Path) -> Result<ImageInfo, QemuError> {
+/// Vets what `reading` names and converts it to a self-contained qcow2 at `dest`, the disk imported; nothing
+/// is left at `dest` after a failure. A held file (read through [`Held::path`]) fails the import if its lease
+/// broke before the conversion ended.
+async fn convert_foreign(reading: &Reading<'_>, dest: &Path) -> Result<Imported, QemuError> {
     let converted = async {
         let started = std::time::Instant::now();
         vet_foreign(reading).await?;
@@ -275,7 +271,11 @@ async fn convert_foreign(reading: &Reading<'_>, dest: &Path) -> Result<ImageInfo
         );
         match reading.held {
             Some(held) if !held.still_held() => Err(changed_under_way(held)),
-            _ => Ok(info),
+            _ => Ok(Imported::Disk {
+                path: dest.to_path_buf(),
+                info,
+                converted_from: Some(reading.format),
+            }),
         }
     }
     .await;
@@ -312,11 +312,12 @@ impl<'a> Reading<'a> {
         }
     }
 
-    /// qemu-img's arguments naming the image: `-f FORMAT SOURCE`, or for a range the format's driver over a
-    /// `raw` node confined to it (`--image-opts`; the source path holds no comma to escape).
-    fn image_args(&self) -> Vec<String> {
+    /// qemu-img's arguments: `before`, then the image, named as `-f FORMAT SOURCE` or, for a range, as the
+    /// format's driver over a `raw` node confined to it (`--image-opts`; the source path holds no comma to
+    /// escape), then `after`.
+    fn args(&self, before: &[&str], after: &[&str]) -> Vec<String> {
         let fmt = self.format.as_str();
-        match self.range {
+        let image = match self.range {
             None => vec!["-f".into(), fmt.into(), self.source.into()],
             Some((offset, size)) => vec![
                 "--image-opts".into(),
@@ -326,7 +327,9 @@ impl<'a> Reading<'a> {
                     self.source
                 ),
             ],
-        }
+        };
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        [words(before), image, words(after)].concat()
     }
 
     /// The name `qemu-img info` gives the file node the disk is read from: a VMDK extent with this name is
@@ -361,8 +364,7 @@ async fn vet_foreign(reading: &Reading<'_>) -> Result<(), QemuError> {
         path: reading.src.to_path_buf(),
         reason,
     };
-    let mut args = vec!["info".to_string(), "--output=json".into()];
-    args.extend(reading.image_args());
+    let args = reading.args(&["info", "--output=json"], &[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, stdout, stderr) =
         run_qemu_img_keeping("info", &args, reading.keep().as_slice()).await?;
@@ -401,8 +403,7 @@ async fn check_foreign(reading: &Reading<'_>) -> Result<(), QemuError> {
         return Ok(());
     }
     let label = reading.format.label();
-    let mut args = vec!["check".to_string()];
-    args.extend(reading.image_args());
+    let args = reading.args(&["check"], &[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, stdout, stderr) =
         run_qemu_img_keeping("check", &args, reading.keep().as_slice()).await?;
@@ -434,9 +435,7 @@ async fn check_foreign(reading: &Reading<'_>) -> Result<(), QemuError> {
 async fn convert_to(reading: &Reading<'_>, dest: &Path) -> Result<ImageInfo, QemuError> {
     let label = reading.format.label();
     let d = path_str(dest, "image")?;
-    let mut args = vec!["convert".to_string()];
-    args.extend(reading.image_args());
-    args.extend(["-O".into(), "qcow2".into(), d.into()]);
+    let args = reading.args(&["convert"], &["-O", "qcow2", d]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, stderr) = convert_with_early_writeback(&args, dest, reading.held).await?;
     if code != 0 {
@@ -478,12 +477,9 @@ pub async fn import_held(
         _ => return Ok(None),
     };
     let s = path_str(&src, "image")?;
-    let info = convert_foreign(&Reading::whole(&src, s, format, Some(&held)), dest).await?;
-    Ok(Some(Imported::Disk {
-        path: dest.to_path_buf(),
-        info,
-        converted_from: Some(format),
-    }))
+    convert_foreign(&Reading::whole(&src, s, format, Some(&held)), dest)
+        .await
+        .map(Some)
 }
 
 /// The disk of `size` bytes at `offset` inside the archive at `archive` (an OVA member), vetted and converted
@@ -516,12 +512,7 @@ pub async fn import_range(
         range: Some((offset, size)),
         held,
     };
-    let info = convert_foreign(&reading, dest).await?;
-    Ok(Some(Imported::Disk {
-        path: dest.to_path_buf(),
-        info,
-        converted_from: Some(format),
-    }))
+    convert_foreign(&reading, dest).await.map(Some)
 }
 
 /// The first [`SIGNATURE_SPAN`] and last 512 bytes of the `size` bytes at `offset` in the file at `path`.

@@ -826,19 +826,14 @@ where
     let (project, name) = (crate::tenancy::current_project(), name.to_string());
     let task = tokio::spawn(async move {
         let result = import_ova_from(&state, (&name, &project), source, &op.id).await;
-        let (outcome, message) = match &result {
+        let outcome = match &result {
             Ok(ova) => {
                 let names: Vec<&str> = ova.images.iter().map(|i| i.name.as_str()).collect();
-                (
-                    OperationState::Succeeded,
-                    format!("OVA imported as image(s) {}", names.join(", ")),
-                )
+                Ok(format!("OVA imported as image(s) {}", names.join(", ")))
             }
-            Err(e) => (OperationState::Failed, e.0.message.clone()),
+            Err(e) => Err(ApiFailure(e.0.clone())),
         };
-        if let Err(e) = finish(state.store.as_ref(), &op.id, outcome, message).await {
-            tracing::warn!(operation = %op.id, error = %e.0.message, "recording the import's outcome");
-        }
+        finish_import_op(&state, &op.id, outcome).await;
         result.map(|ova| OvaImport {
             operation: Some(op.id),
             ..ova
@@ -870,7 +865,7 @@ where
     // handed-in archive is read so only while it is held still (novacron_qemu::held). Any
     // other disk is copied out of the archive into a scratch of its own before it is vetted,
     // so a change to the file under way cannot slip past the vetting.
-    let (archive, via, _handed, lease, ours) = match source {
+    let (archive, via, _handed, lease, in_place) = match source {
         Source::File { file, .. } => {
             let lease = novacron_qemu::held::Held::take(&file)
                 .inspect_err(|why| tracing::debug!(why, "the OVA's disks are copied out"))
@@ -879,7 +874,8 @@ where
                 || PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
                 novacron_qemu::held::Held::path,
             );
-            (archive, "handed-in file", Some(file), lease, false)
+            let in_place = lease.is_some();
+            (archive, "handed-in file", Some(file), lease, in_place)
         }
         upload => {
             let path = incoming.dir.join("upload");
@@ -887,7 +883,6 @@ where
             (path, "upload", None, None, true)
         }
     };
-    let in_place = lease.is_some() || ours;
     let not_ova = |e: String| {
         tracing::warn!(image = %name, reason = %e, "OVA refused");
         ApiFailure(ApiError::invalid(format!(
@@ -1146,7 +1141,8 @@ pub async fn import_url(
         if let Err(e) = &result {
             tracing::warn!(image = %name, %url, error = %e.0.message, "URL import failed");
         }
-        finish_import_op(&state, &id, &name, result).await;
+        let outcome = result.map(|image| imported_message(&name, &image));
+        finish_import_op(&state, &id, outcome).await;
     });
     Ok((
         StatusCode::ACCEPTED,
@@ -1214,7 +1210,8 @@ pub async fn import_local(
         if let Err(e) = &result {
             tracing::warn!(image = %name, uid = handed.uid, error = %e.0.message, "local import failed");
         }
-        finish_import_op(&state, &id, &name, result).await;
+        let outcome = result.map(|image| imported_message(&name, &image));
+        finish_import_op(&state, &id, outcome).await;
     });
     Ok((
         StatusCode::ACCEPTED,
@@ -1289,23 +1286,24 @@ async fn start_import_op(state: &AppState, name: &str, message: &str) -> ApiResu
     Ok(op)
 }
 
-/// Records how an `image.import` operation ended.
-async fn finish_import_op(state: &AppState, id: &str, name: &str, result: ApiResult<Image>) {
-    let (outcome, message) = match result {
-        Ok(image) => {
-            let how = match &image.kind {
-                ImageKind::Iso => "ISO 9660 medium".to_string(),
-                ImageKind::Disk { format } => format!("{format} disk"),
-                ImageKind::Kernel { .. } => "kernel".to_string(),
-            };
-            (
-                OperationState::Succeeded,
-                format!(
-                    "image {name} imported ({how}, {})",
-                    format_size(image.size_bytes)
-                ),
-            )
-        }
+/// What an `image.import` operation says when `image` was imported as `name`.
+fn imported_message(name: &str, image: &Image) -> String {
+    let how = match &image.kind {
+        ImageKind::Iso => "ISO 9660 medium".to_string(),
+        ImageKind::Disk { format } => format!("{format} disk"),
+        ImageKind::Kernel { .. } => "kernel".to_string(),
+    };
+    format!(
+        "image {name} imported ({how}, {})",
+        format_size(image.size_bytes)
+    )
+}
+
+/// Records how an `image.import` operation ended: succeeded saying `outcome`'s message, or
+/// failed with its error's.
+async fn finish_import_op(state: &AppState, id: &str, outcome: ApiResult<String>) {
+    let (outcome, message) = match outcome {
+        Ok(message) => (OperationState::Succeeded, message),
         Err(e) => (OperationState::Failed, e.0.message),
     };
     if let Err(e) = finish(state.store.as_ref(), id, outcome, message).await {
